@@ -1,0 +1,210 @@
+import { createHash, randomBytes } from 'node:crypto';
+import forge from 'node-forge';
+import { PkiError } from './errors.js';
+import { checkCertificateRequest, checkCommonName, createCertificateRequest, MAX_COMMON_NAME } from './csr.js';
+import { DEFAULT_KEY_BITS, forgePrivateKey, forgeRsaKeyPair, generateKeyPair, keyMatchesCertificate, privateKeyToPem } from './keys.js';
+import { normaliseDnsName } from './names.js';
+import { inspectCertificate } from './inspect.js';
+
+/** PEM-encoded certificate and its private key (PKCS#8 PEM for keys meshfed generates). */
+export interface CertificateAndKey {
+  certificatePem: string;
+  privateKeyPem: string;
+}
+
+/** When a certificate is issued and for how long. */
+export interface ValidityOptions {
+  /** Issuance time; default: the current time. */
+  now?: Date;
+  /** Validity in days; the default depends on the kind of certificate (CA 3650, server and client 365). */
+  validityDays?: number;
+}
+
+/** Default lifetime of a federation CA, in days. */
+export const DEFAULT_CA_VALIDITY_DAYS = 3650;
+/** Default lifetime of gateway server and client certificates, in days. */
+export const DEFAULT_LEAF_VALIDITY_DAYS = 365;
+/**
+ * notBefore is set this far before `now`: the certificate is used in another cluster whose clock may be
+ * slightly behind, and a certificate "not yet valid" there fails the handshake for no good reason.
+ */
+export const CLOCK_SKEW_MS = 5 * 60 * 1000;
+/** Subject organisation of every certificate meshfed issues. */
+export const ORGANISATION = 'kubectl-meshfed';
+
+const DAY_MS = 86_400_000;
+
+function serialNumber(): string {
+  // 128 random bits, first byte in 0x40-0x7f: positive and minimally encoded as a DER INTEGER.
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0x3f) | 0x40;
+  return bytes.toString('hex');
+}
+
+function validityWindow(options: ValidityOptions, defaultDays: number): { notBefore: Date; notAfter: Date } {
+  const now = options.now ?? new Date();
+  const days = options.validityDays ?? defaultDays;
+  if (Number.isNaN(now.getTime())) throw new PkiError('the issuance time is not a valid date');
+  if (!Number.isFinite(days) || days <= 0) throw new PkiError(`validity must be a positive number of days, got ${days}`);
+  return { notBefore: new Date(now.getTime() - CLOCK_SKEW_MS), notAfter: new Date(now.getTime() + days * DAY_MS) };
+}
+
+/** Stays within 64 characters; a long provider name is cut and suffixed with a hash so CAs stay distinct. */
+function caCommonName(provider: string): string {
+  const prefix = 'meshfed federation CA ';
+  const full = `${prefix}${provider}`;
+  if (full.length <= MAX_COMMON_NAME) return full;
+  const hash = createHash('sha256').update(provider).digest('hex').slice(0, 8);
+  return `${prefix}${provider.slice(0, MAX_COMMON_NAME - prefix.length - hash.length - 1)}~${hash}`;
+}
+
+/**
+ * Creates the federation CA of one provider cluster: self-signed RSA, SHA-256,
+ * basicConstraints CA:TRUE pathlen:0 (critical), keyUsage keyCertSign+cRLSign (critical),
+ * subject `CN=meshfed federation CA <provider>,O=kubectl-meshfed` (a long provider name is shortened
+ * with a hash to fit 64 characters).
+ * @param options.provider the provider's name (e.g. its kube context or cluster name)
+ * @param options.keyBits RSA modulus size, default 2048
+ * @param options.validityDays default 3650
+ * @param options.now default: the current time; notBefore is 5 minutes earlier to absorb clock skew
+ */
+export function createFederationCA(options: { provider: string; keyBits?: number } & ValidityOptions): CertificateAndKey {
+  if (options.provider.trim() === '') throw new PkiError('the provider name of a federation CA must not be empty');
+  const { notBefore, notAfter } = validityWindow(options, DEFAULT_CA_VALIDITY_DAYS);
+  const keys = forgeRsaKeyPair(options.keyBits ?? DEFAULT_KEY_BITS);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = serialNumber();
+  cert.validity.notBefore = notBefore;
+  cert.validity.notAfter = notAfter;
+  const name = [{ name: 'organizationName', value: ORGANISATION }, { name: 'commonName', value: caCommonName(options.provider) }];
+  cert.setSubject(name);
+  cert.setIssuer(name);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+    { name: 'authorityKeyIdentifier', keyIdentifier: true },
+  ]);
+  cert.sign(keys.privateKey, forge.md.sha256.create());
+  return { certificatePem: forge.pki.certificateToPem(cert), privateKeyPem: privateKeyToPem(keys.privateKey) };
+}
+
+interface SigningCA {
+  certificate: forge.pki.Certificate;
+  privateKey: forge.pki.rsa.PrivateKey;
+  notAfter: Date;
+}
+
+function loadCA(ca: CertificateAndKey, now: Date): SigningCA {
+  const info = inspectCertificate(ca.certificatePem, now);
+  if (!info.isCA || !info.keyUsage.includes('keyCertSign')) {
+    throw new PkiError(`${info.subject} is not a CA that may sign certificates (needs CA:TRUE and keyCertSign)`);
+  }
+  if (now < info.notBefore || now > info.notAfter) {
+    throw new PkiError(`the federation CA ${info.subject} is not valid at ${now.toISOString()} (valid ${info.notBefore.toISOString()} to ${info.notAfter.toISOString()}); renew it first`);
+  }
+  if (!keyMatchesCertificate(ca.privateKeyPem, ca.certificatePem)) {
+    throw new PkiError(`the private key given for ${info.subject} does not belong to that certificate`);
+  }
+  let certificate: forge.pki.Certificate;
+  try {
+    certificate = forge.pki.certificateFromPem(ca.certificatePem);
+  } catch {
+    throw new PkiError(`the federation CA ${info.subject} does not have an RSA key; meshfed signs with RSA only`);
+  }
+  return { certificate, privateKey: forgePrivateKey(ca.privateKeyPem, 'the federation CA key'), notAfter: info.notAfter };
+}
+
+function signLeaf(
+  ca: SigningCA,
+  publicKey: forge.pki.PublicKey,
+  subject: forge.pki.CertificateField[],
+  usage: { extKeyUsage: 'serverAuth' | 'clientAuth'; altNames: { type: number; value: string }[] },
+  options: ValidityOptions,
+): string {
+  const window = validityWindow(options, DEFAULT_LEAF_VALIDITY_DAYS);
+  // A leaf outliving its CA would look valid but fail every handshake after the CA expires.
+  const notAfter = window.notAfter > ca.notAfter ? ca.notAfter : window.notAfter;
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = publicKey;
+  cert.serialNumber = serialNumber();
+  cert.validity.notBefore = window.notBefore;
+  cert.validity.notAfter = notAfter;
+  cert.setSubject(subject);
+  cert.setIssuer(ca.certificate.subject.attributes);
+  const caKeyId = (ca.certificate.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | undefined)?.subjectKeyIdentifier;
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', [usage.extKeyUsage]: true },
+    { name: 'subjectAltName', altNames: usage.altNames },
+    { name: 'subjectKeyIdentifier' },
+    {
+      name: 'authorityKeyIdentifier',
+      keyIdentifier: caKeyId ? forge.util.hexToBytes(caKeyId) : ca.certificate.generateSubjectKeyIdentifier().getBytes(),
+    },
+  ]);
+  cert.sign(ca.privateKey, forge.md.sha256.create());
+  return forge.pki.certificateToPem(cert);
+}
+
+/**
+ * Issues the server certificate of a provider's federation gateway, signed by its federation CA:
+ * DNS subjectAltNames = every export's SNI host, extKeyUsage serverAuth, keyUsage
+ * digitalSignature+keyEncipherment, CA:FALSE, a fresh RSA 2048 key.
+ * @param options.ca the provider's federation CA (certificate and key)
+ * @param options.hosts SNI hosts, at least one; lower-cased, de-duplicated, wildcards refused
+ * @param options.commonName default: the first host when it fits in 64 characters, else "meshfed federation gateway"
+ * @param options.validityDays default 365, never beyond the CA's notAfter
+ * @param options.now default: the current time
+ */
+export function issueServerCertificate(options: { ca: CertificateAndKey; hosts: string[]; commonName?: string } & ValidityOptions): CertificateAndKey {
+  const hosts = [...new Set(options.hosts.map(normaliseDnsName))];
+  if (hosts.length === 0) throw new PkiError('a federation gateway server certificate needs at least one host');
+  const ca = loadCA(options.ca, options.now ?? new Date());
+  const commonName = options.commonName ?? (hosts[0]!.length <= MAX_COMMON_NAME ? hosts[0]! : 'meshfed federation gateway');
+  const keys = forgeRsaKeyPair(DEFAULT_KEY_BITS);
+  const certificatePem = signLeaf(
+    ca, keys.publicKey,
+    [{ name: 'organizationName', value: ORGANISATION }, { name: 'commonName', value: checkCommonName(commonName) }],
+    { extKeyUsage: 'serverAuth', altNames: hosts.map((value) => ({ type: 2, value })) },
+    options,
+  );
+  return { certificatePem, privateKeyPem: privateKeyToPem(keys.privateKey) };
+}
+
+/**
+ * Signs a consumer gateway's client certificate from its CSR (see inspectCertificateRequest for what is
+ * checked): the subject CN and the SPIFFE URI subjectAltName come from the request, extKeyUsage
+ * clientAuth, keyUsage digitalSignature+keyEncipherment, CA:FALSE.
+ * @param options.expectSpiffeId when given, the request's SPIFFE ID must equal it (the consumer admitted by the export)
+ * @param options.validityDays default 365, never beyond the CA's notAfter
+ * @param options.now default: the current time
+ * @returns the certificate PEM
+ * @throws PkiError for a forged or malformed request, an unexpected identity, or an unusable CA
+ */
+export function signClientCertificate(options: { ca: CertificateAndKey; csrPem: string; expectSpiffeId?: string } & ValidityOptions): string {
+  const request = checkCertificateRequest(options.csrPem);
+  if (options.expectSpiffeId !== undefined && request.spiffeId !== options.expectSpiffeId) {
+    throw new PkiError(`the certificate signing request is for ${request.spiffeId}, but ${options.expectSpiffeId} was expected`);
+  }
+  const ca = loadCA(options.ca, options.now ?? new Date());
+  return signLeaf(
+    ca, request.request.publicKey!,
+    [{ name: 'organizationName', value: ORGANISATION }, { name: 'commonName', value: request.commonName }],
+    { extKeyUsage: 'clientAuth', altNames: [{ type: 6, value: request.spiffeId }] },
+    options,
+  );
+}
+
+/**
+ * Key, CSR and signature in one step, for when one process may hold the consumer's key (tests,
+ * single-cluster flows). Same certificate as {@link signClientCertificate}.
+ */
+export function issueClientCertificate(options: { ca: CertificateAndKey; commonName: string; spiffeId: string } & ValidityOptions): CertificateAndKey {
+  const { privateKeyPem } = generateKeyPair();
+  const csrPem = createCertificateRequest({ privateKeyPem, commonName: options.commonName, spiffeId: options.spiffeId });
+  const { commonName: _commonName, spiffeId: _spiffeId, ...signing } = options;
+  return { certificatePem: signClientCertificate({ ...signing, csrPem }), privateKeyPem };
+}
