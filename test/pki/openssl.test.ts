@@ -2,7 +2,6 @@
 // our CSRs and certificates, and complete (or refuse) the same mutual-TLS handshakes as Node does.
 import test from 'ava';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
