@@ -1,0 +1,151 @@
+import yargs, { type Argv } from 'yargs';
+import { commands } from './commands/index.js';
+import { SESSION } from './commands/run.js';
+import { Session, type GlobalArgs } from './commands/session.js';
+import { ExitCode, InterruptedError, MeshfedError, UsageError, exitCodeFor } from './errors.js';
+import { Ui, type TerminalIO } from './ui/terminal.js';
+
+declare const __MESHFED_VERSION__: string;
+/** Set by the bundler from package.json; "dev" when run from source. */
+export const VERSION = typeof __MESHFED_VERSION__ === 'string' ? __MESHFED_VERSION__ : 'dev';
+
+function globalOptions(parser: Argv) {
+  return parser
+    .option('kubeconfig', { type: 'string', global: true, describe: 'Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)' })
+    .option('context', { type: 'string', global: true, describe: 'The kubeconfig context to act on (default: the current context)' })
+    .option('namespace', { alias: 'n', type: 'string', global: true, describe: 'Namespace (default: the context\'s namespace, else "default")' })
+    .option('request-timeout', { type: 'string', global: true, default: '0', describe: 'How long to wait for each API request (e.g. 5s, 1m; 0 = no limit)' })
+    .option('output', { alias: 'o', type: 'string', global: true, describe: 'Output format: json|yaml (and others where a command says so)' })
+    .option('yes', { alias: 'y', type: 'boolean', global: true, default: false, describe: 'Never ask: fail on missing values, skip confirmations' })
+    .option('color', { type: 'boolean', global: true, default: true, describe: 'Colour output on a terminal (--no-color to disable; NO_COLOR is honoured)' })
+    .option('verbose', { alias: 'v', type: 'boolean', global: true, default: false, describe: 'Print details, request counts and stack traces' });
+}
+
+/** Candidates for shell completion: context names after --context/--from/--to, else yargs' own. */
+function completeWords(io: TerminalIO, rawArgs: string[]) {
+  type Done = (completions: string[]) => void;
+  type Default = (cb: (err: Error | null, completions: string[] | undefined) => void) => void;
+  // Not async: yargs would take a returned promise for the list of completions.
+  return (current: string, argv: Record<string, unknown>, defaultCompletion: Default, done: Done): void => {
+    // The shell's words follow --get-yargs-completions; the flag before the current word decides what to offer.
+    const words = rawArgs.slice(rawArgs.indexOf('--get-yargs-completions') + 1);
+    const previous = words[words.length - 2] ?? '';
+    if (['--context', '--from', '--to'].includes(previous)) {
+      import('./kube/kubeconfig.js')
+        .then(({ loadKubeconfig }) => loadKubeconfig({ explicitPath: argv.kubeconfig as string | undefined, env: io.env }))
+        .then((kubeconfig) => done(kubeconfig.contextNames().filter((name) => name.startsWith(current))), () => done([]));
+      return;
+    }
+    defaultCompletion((_err, completions) => done(completions ?? []));
+  };
+}
+
+/** kubectl's wording for a mistyped command, with a suggestion when one is close. */
+function unknownCommand(argv: string[]): UsageError | undefined {
+  const word = argv.find((arg) => !arg.startsWith('-'));
+  const names = commands.map((command) => String(command.command).split(' ')[0]!);
+  if (!word || names.includes(word) || word === '__complete') return undefined;
+  const close = names.filter((name) => editDistance(name, word) <= 2 || name.startsWith(word));
+  return new UsageError(`unknown command "${word}" for "kubectl meshfed"`, {
+    hint: close.length ? `did you mean ${close.map((name) => `"${name}"`).join(' or ')}?` : `commands: ${names.join(', ')}`,
+  });
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const saved = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = saved;
+    }
+  }
+  return row[b.length]!;
+}
+
+/**
+ * Runs the plugin with `argv` (without node and script) and returns the exit code. This is the only place that
+ * turns errors into messages and exit codes.
+ */
+export async function main(argv: string[], io: TerminalIO): Promise<number> {
+  // A UI for errors that happen before the session exists (flag parsing), honouring --no-color and -v already.
+  const fallbackUi = new Ui(io, { noColor: argv.includes('--no-color'), yes: true, verbose: argv.includes('-v') || argv.includes('--verbose') });
+  let session: Session | undefined;
+  let helpShown = false;
+  const parser = globalOptions(yargs(argv))
+    .scriptName('kubectl meshfed')
+    .usage('Federate independent Istio meshes one service at a time, with mutual TLS and least privilege.\n\nUsage: $0 <command> [flags]')
+    .middleware((args) => {
+      // yargs (with exitProcess off) still dispatches to the command after printing completions: run nothing.
+      if (argv.includes('--get-yargs-completions')) return;
+      session = new Session(args as unknown as GlobalArgs, io);
+      (args as Record<symbol, unknown>)[SESSION] = session;
+    })
+    .command(commands)
+    .demandCommand(1, 'a command is required')
+    // Completion requests carry the shell's partial words, which strict parsing would reject.
+    .strict(!argv.includes('--get-yargs-completions'))
+    .completion('__complete', false, completeWords(io, argv) as never)
+    .help('help')
+    .alias('help', 'h')
+    .version('version', 'Show the plugin version', VERSION)
+    .example('kubectl meshfed contexts --probe', 'See which clusters are reachable and run Istio')
+    .epilogue("Exit codes: 0 success, 1 error, 2 usage, 3 checks failed (verify), 130 interrupted.\nRun 'kubectl meshfed <command> --help' for a command's flags and examples.")
+    .wrap(Math.min(110, (io.stdout as { columns?: number }).columns ?? 100))
+    .exitProcess(false)
+    .fail((message, error) => {
+      if (error) throw error;
+      const unknown = /^Unknown arguments?: (.*)$/.exec(message ?? '');
+      if (unknown) {
+        const flags = unknown[1]!.split(', ').map((name) => (name.length === 1 ? `-${name}` : `--${name}`));
+        throw unknownCommand(argv) ?? new UsageError(`unknown flag${flags.length > 1 ? 's' : ''}: ${flags.join(', ')}`);
+      }
+      throw unknownCommand(argv) ?? new UsageError(message);
+    });
+  parser.showHelpOnFail(false);
+
+  try {
+    await parser.parseAsync(argv, {}, (error, _parsed, output) => {
+      // yargs hands --help/--version text here instead of printing it (because of the callback): data to stdout.
+      if (!error && output) {
+        helpShown = true;
+        io.stdout.write(output.endsWith('\n') ? output : output + '\n');
+      }
+    });
+    void helpShown;
+    return ExitCode.ok;
+  } catch (error) {
+    const ui = session?.ui ?? fallbackUi;
+    const code = exitCodeFor(error);
+    if (error instanceof UsageError) {
+      ui.error(error.message, error.hint);
+      io.stderr.write(`See 'kubectl meshfed --help' for usage.\n`);
+    } else if (error instanceof MeshfedError || (error && typeof error === 'object' && 'exitCode' in error)) {
+      if (!(error instanceof InterruptedError)) ui.error((error as Error).message, (error as MeshfedError).hint);
+      else ui.info('interrupted');
+    } else if (code === ExitCode.interrupted) {
+      ui.info('interrupted');
+    } else {
+      ui.error(`unexpected error: ${(error as Error)?.message ?? String(error)}`, ui.verbose ? undefined : 'run again with -v for details');
+    }
+    if (ui.verbose && error instanceof Error && error.stack) io.stderr.write(error.stack + '\n');
+    return code;
+  } finally {
+    if (session) {
+      session.ui.debug(`${session.requestCount()} API request(s)`);
+      session.close();
+    }
+  }
+}
+
+/** Entry point of bin/kubectl-meshfed. */
+export async function run(): Promise<void> {
+  const io: TerminalIO = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env };
+  process.once('SIGINT', () => {
+    io.stderr.write('\ninterrupted\n');
+    process.exit(ExitCode.interrupted);
+  });
+  process.exitCode = await main(process.argv.slice(2), io);
+}

@@ -1,0 +1,100 @@
+import type { CommandModule } from 'yargs';
+import { probeCluster, type ClusterProbe } from '../kube/probe.js';
+import { formatData } from '../ui/format.js';
+import { renderTable } from '../ui/table.js';
+import type { GlobalArgs, Session } from './session.js';
+import { withSession } from './run.js';
+
+interface ContextsArgs extends GlobalArgs {
+  probe: boolean;
+  'istio-namespace': string;
+}
+
+/** One row of `contexts`, also its JSON/YAML shape (stable for scripts). */
+export interface ContextRow {
+  name: string;
+  current: boolean;
+  cluster: string;
+  user: string;
+  server: string;
+  namespace: string;
+  probe?: ClusterProbe;
+}
+
+/** Probe timeout when --request-timeout is 0 (unbounded): a probe must never hang on a dead cluster. */
+const DEFAULT_PROBE_TIMEOUT_MS = 5000;
+
+async function listContexts(session: Session, args: ContextsArgs): Promise<void> {
+  const format = session.outputFormat(['json', 'yaml', 'wide'] as const);
+  const kubeconfig = session.kubeconfig();
+  // With --context, show just that one (and fail clearly if it does not exist).
+  const names = args.context ? [session.context(args.context).name] : kubeconfig.contextNames();
+  const rows: ContextRow[] = names.map((name) => {
+    const context = kubeconfig.contexts.get(name)!;
+    return {
+      name,
+      current: name === kubeconfig.currentContext,
+      cluster: context.clusterName,
+      user: context.userName,
+      server: context.cluster?.server ?? '',
+      namespace: context.namespace ?? 'default',
+    };
+  });
+
+  if (args.probe) {
+    const timeout = session.requestTimeoutMs || DEFAULT_PROBE_TIMEOUT_MS;
+    await Promise.all(rows.map(async (row) => {
+      if (!row.server) {
+        row.probe = { reachable: false, reason: `cluster "${row.cluster}" is not in the kubeconfig` };
+        return;
+      }
+      row.probe = await probeCluster(session.client(row.name, '--context', timeout), args['istio-namespace']);
+    }));
+  }
+
+  if (format === 'json' || format === 'yaml') {
+    session.ui.data(formatData({ currentContext: kubeconfig.currentContext ?? null, contexts: rows }, format));
+    return;
+  }
+  if (rows.length === 0) {
+    session.ui.info(`No contexts in kubeconfig (${kubeconfig.describeFiles()}).`);
+    return;
+  }
+  const c = session.ui.out;
+  const headers = ['current', 'name', 'cluster', 'server', 'namespace'];
+  if (format === 'wide') headers.splice(4, 0, 'authinfo');
+  if (args.probe) headers.push('status', 'kubernetes', 'istio', 'trust domain', 'root ca');
+  const table = rows.map((row) => {
+    const cells = [row.current ? '*' : '', row.name, row.cluster, row.server, row.namespace];
+    if (format === 'wide') cells.splice(4, 0, row.user);
+    if (row.probe) {
+      const p = row.probe;
+      cells.push(
+        p.reachable ? c.green('Reachable') : c.red('Unreachable'),
+        p.kubernetesVersion ?? '-',
+        p.istioVersion ?? '-',
+        p.trustDomain ?? '-',
+        p.rootCaFingerprint ? format === 'wide' ? p.rootCaFingerprint : p.rootCaFingerprint.slice(0, 23) + '…' : '-',
+      );
+    }
+    return cells;
+  });
+  session.ui.data(renderTable(headers, table));
+  for (const row of rows) {
+    if (row.probe?.reason) session.ui.warn(`context "${row.name}": ${row.probe.reason}`);
+  }
+}
+
+export const contextsCommand: CommandModule<GlobalArgs, ContextsArgs> = {
+  command: 'contexts',
+  describe: 'List kubeconfig contexts; with --probe, check which clusters run Istio and can federate',
+  builder: (yargs) =>
+    yargs
+      .option('probe', { type: 'boolean', default: false, describe: 'Contact each cluster in parallel: reachability, Kubernetes and Istio versions, trust domain, root CA' })
+      .option('istio-namespace', { type: 'string', default: 'istio-system', describe: 'Namespace of istiod and the mesh config' })
+      .example('kubectl meshfed contexts', 'List contexts, the current one marked with *')
+      .example('kubectl meshfed contexts --probe --request-timeout 3s', 'Which clusters are reachable, with which Istio')
+      .example('kubectl meshfed contexts --probe -o json', 'The same, for scripts')
+      .example('kubectl meshfed contexts --probe --context production', 'Probe one context'),
+  handler: withSession(listContexts),
+};

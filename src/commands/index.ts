@@ -1,0 +1,11 @@
+import type { CommandModule } from 'yargs';
+import { completionCommand } from './completion.js';
+import { contextsCommand } from './contexts.js';
+import type { GlobalArgs } from './session.js';
+
+/**
+ * Every command of the plugin, in the order `--help` lists them. (yargs' commandDir does not work with ES modules,
+ * so the list is explicit; a test checks that each is documented in the README.)
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const commands: Array<CommandModule<GlobalArgs, any>> = [contextsCommand, completionCommand];

@@ -1,0 +1,231 @@
+import { request as httpsRequest, Agent, type AgentOptions, type RequestOptions } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { ClusterError, InputError } from '../errors.js';
+import type { ResolvedContext } from './kubeconfig.js';
+import { describeRequest } from './request.js';
+
+/** One request to the API server. */
+export interface KubeRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Absolute API path, e.g. `/api/v1/namespaces/default/services`. */
+  path: string;
+  query?: Record<string, string | undefined>;
+  body?: unknown;
+  /** Defaults to application/json when there is a body. */
+  contentType?: string;
+  /** Overrides the client's timeout for this request (ms; 0 = none). */
+  timeoutMs?: number;
+}
+
+/** A successful answer. */
+export interface KubeResponse<T> {
+  status: number;
+  body: T;
+  /** `Warning` headers (e.g. unknown fields pruned). */
+  warnings: string[];
+}
+
+/** Options of a {@link KubeClient}. */
+export interface KubeClientOptions {
+  /** Per-request timeout in ms (`--request-timeout`); 0 means none. Default 0, as kubectl. */
+  timeoutMs?: number;
+  /** User agent sent with every request. */
+  userAgent?: string;
+}
+
+interface Transport {
+  agentOptions: AgentOptions;
+  headers: Record<string, string>;
+}
+
+/**
+ * A client for one kubeconfig context (one per context: credentials are never shared or switched). It speaks the
+ * REST API directly with Node's https, so the plugin starts fast; `@kubernetes/client-node` is loaded only for users
+ * whose credentials come from an `exec` plugin or an `auth-provider`, which it knows how to run.
+ */
+export class KubeClient {
+  readonly server: string;
+  private transport: Promise<Transport> | undefined;
+  private agent: Agent | undefined;
+  /** Requests sent by this client, for `--verbose` and tests. */
+  requestCount = 0;
+
+  constructor(readonly context: ResolvedContext, private readonly options: KubeClientOptions = {}) {
+    this.server = (context.cluster?.server ?? '').replace(/\/+$/, '');
+    if (!this.server) throw new InputError(`context "${context.name}" has no cluster server address`);
+  }
+
+  get timeoutMs(): number {
+    return this.options.timeoutMs ?? 0;
+  }
+
+  private async loadTransport(): Promise<Transport> {
+    const cluster = this.context.cluster!;
+    const user = this.context.user ?? {};
+    const headers: Record<string, string> = {};
+    const agentOptions: AgentOptions = {};
+    const read = (path: string, what: string) => {
+      try {
+        return readFileSync(path);
+      } catch (error) {
+        throw new InputError(`cannot read ${what} ${path} of context "${this.context.name}": ${(error as Error).message}`);
+      }
+    };
+    if (cluster['certificate-authority-data']) agentOptions.ca = Buffer.from(cluster['certificate-authority-data'], 'base64');
+    else if (cluster['certificate-authority']) agentOptions.ca = read(cluster['certificate-authority'], 'certificate authority');
+    if (cluster['insecure-skip-tls-verify']) agentOptions.rejectUnauthorized = false;
+    if (cluster['tls-server-name']) agentOptions.servername = cluster['tls-server-name'];
+
+    if (user.exec || user['auth-provider']) {
+      const { KubeConfig } = await import('@kubernetes/client-node');
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: this.context.clusterName, server: this.server, skipTLSVerify: Boolean(cluster['insecure-skip-tls-verify']) }],
+        users: [{ name: this.context.userName, exec: user.exec, authProvider: user['auth-provider'] }],
+        contexts: [{ name: this.context.name, cluster: this.context.clusterName, user: this.context.userName }],
+        currentContext: this.context.name,
+      });
+      const options: RequestOptions = { headers: {} };
+      await kc.applyToHTTPSOptions(options);
+      Object.assign(headers, options.headers as Record<string, string>);
+      if (options.cert) agentOptions.cert = options.cert;
+      if (options.key) agentOptions.key = options.key;
+    }
+    if (user['client-certificate-data']) agentOptions.cert = Buffer.from(user['client-certificate-data'], 'base64');
+    else if (user['client-certificate']) agentOptions.cert = read(user['client-certificate'], 'client certificate');
+    if (user['client-key-data']) agentOptions.key = Buffer.from(user['client-key-data'], 'base64');
+    else if (user['client-key']) agentOptions.key = read(user['client-key'], 'client key');
+    if (user.token) headers.authorization = `Bearer ${user.token}`;
+    else if (user.tokenFile) headers.authorization = `Bearer ${read(user.tokenFile, 'token file').toString('utf8').trim()}`;
+    else if (user.username !== undefined && user.password !== undefined) {
+      headers.authorization = `Basic ${Buffer.from(`${user.username}:${user.password}`).toString('base64')}`;
+    }
+    return { agentOptions, headers };
+  }
+
+  /** Sends one request and returns the parsed JSON body; errors become {@link ClusterError}s that say what failed. */
+  async request<T = unknown>(req: KubeRequest): Promise<KubeResponse<T>> {
+    this.transport ??= this.loadTransport();
+    const transport = await this.transport;
+    const url = new URL(this.server + req.path);
+    for (const [key, value] of Object.entries(req.query ?? {})) if (value !== undefined) url.searchParams.set(key, value);
+    const payload = req.body === undefined ? undefined : typeof req.body === 'string' ? req.body : JSON.stringify(req.body);
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      'user-agent': this.options.userAgent ?? 'kubectl-meshfed',
+      ...transport.headers,
+    };
+    if (payload !== undefined) {
+      headers['content-type'] = req.contentType ?? 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(payload));
+    }
+    const timeoutMs = req.timeoutMs ?? this.timeoutMs;
+    const isHttps = url.protocol === 'https:';
+    if (isHttps) this.agent ??= new Agent({ keepAlive: true, ...transport.agentOptions });
+    this.requestCount += 1;
+
+    const { status, text, warnings } = await new Promise<{ status: number; text: string; warnings: string[] }>((resolvePromise, reject) => {
+      const send = isHttps ? httpsRequest : httpRequest;
+      const request = send(url, { method: req.method, headers, ...(isHttps ? { agent: this.agent } : {}) }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => {
+          clearTimeout(timer);
+          const warningHeader = response.headers.warning;
+          const list = warningHeader === undefined ? [] : Array.isArray(warningHeader) ? warningHeader : [warningHeader];
+          resolvePromise({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), warnings: list.map(parseWarning) });
+        });
+        response.on('error', (error) => { clearTimeout(timer); reject(error); });
+      });
+      const timer = timeoutMs > 0
+        ? setTimeout(() => request.destroy(Object.assign(new Error('timeout'), { code: 'MESHFED_TIMEOUT' })), timeoutMs)
+        : undefined;
+      request.on('error', (error) => { clearTimeout(timer); reject(error); });
+      request.end(payload);
+    }).catch((error: NodeJS.ErrnoException) => {
+      throw this.connectionError(error, timeoutMs);
+    });
+
+    let body: unknown = text;
+    if (text && /^\s*[[{]/.test(text)) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = text;
+      }
+    }
+    if (status >= 400) throw this.statusError(req, status, body);
+    return { status, body: body as T, warnings };
+  }
+
+  /** Closes idle keep-alive connections so the process can exit promptly. */
+  close(): void {
+    this.agent?.destroy();
+  }
+
+  private connectionError(error: NodeJS.ErrnoException, timeoutMs: number): ClusterError {
+    const where = `${this.server} (context "${this.context.name}")`;
+    const hint = 'check that the cluster is running and that the server address in the kubeconfig is right';
+    switch (error.code) {
+      case 'MESHFED_TIMEOUT':
+        return new ClusterError(`cannot reach ${where}: no answer within ${formatMs(timeoutMs)} (--request-timeout)`, { hint, cause: error });
+      case 'ECONNREFUSED':
+        return new ClusterError(`cannot reach ${where}: connection refused`, { hint, cause: error });
+      case 'ENOTFOUND':
+      case 'EAI_AGAIN':
+        return new ClusterError(`cannot reach ${where}: host name not found`, { hint, cause: error });
+      case 'ECONNRESET':
+        return new ClusterError(`cannot reach ${where}: the connection was reset`, { hint, cause: error });
+      case 'EHOSTUNREACH':
+      case 'ENETUNREACH':
+        return new ClusterError(`cannot reach ${where}: no route to host`, { hint, cause: error });
+      case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+      case 'SELF_SIGNED_CERT_IN_CHAIN':
+      case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+      case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+        return new ClusterError(`cannot trust ${where}: its TLS certificate is signed by an unknown authority`, {
+          hint: 'check certificate-authority(-data) of the cluster in the kubeconfig', cause: error,
+        });
+      case 'ERR_TLS_CERT_ALTNAME_INVALID':
+        return new ClusterError(`cannot trust ${where}: its TLS certificate is not valid for this address`, { hint: 'check the server address or tls-server-name in the kubeconfig', cause: error });
+      case 'CERT_HAS_EXPIRED':
+        return new ClusterError(`cannot trust ${where}: its TLS certificate has expired`, { cause: error });
+      default:
+        return new ClusterError(`cannot reach ${where}: ${error.message}`, { hint, cause: error });
+    }
+  }
+
+  private statusError(req: KubeRequest, status: number, body: unknown): ClusterError {
+    const statusObject = body && typeof body === 'object' ? (body as { message?: string; reason?: string }) : {};
+    const serverMessage = statusObject.message ?? (typeof body === 'string' && body ? body.trim() : `HTTP ${status}`);
+    const what = describeRequest(req.method, req.path, Object.fromEntries(Object.entries(req.query ?? {}).filter((e): e is [string, string] => e[1] !== undefined)));
+    const ns = what.namespace ? ` in namespace "${what.namespace}"` : '';
+    const target = what.name ? `${what.resource} "${what.name}"` : what.resource;
+    const options = { status, reason: statusObject.reason };
+    if (status === 401) {
+      return new ClusterError(`the server ${this.server} rejected the credentials of user "${this.context.userName}" (context "${this.context.name}"): 401 Unauthorized`, {
+        ...options, hint: 'your token or certificate may have expired: log in to the cluster again',
+      });
+    }
+    if (status === 403) {
+      return new ClusterError(`user "${this.context.userName}" (context "${this.context.name}") is forbidden to ${what.verb} ${target}${ns}`, {
+        ...options, hint: `ask a cluster admin for RBAC permission to ${what.verb} ${what.resource}${ns}`,
+      });
+    }
+    if (status === 404 && what.name) {
+      return new ClusterError(`${target} not found${ns} (context "${this.context.name}")`, options);
+    }
+    return new ClusterError(`${what.verb} ${target}${ns} failed (context "${this.context.name}"): ${serverMessage}`, options);
+  }
+}
+
+/** `299 - "unknown field \"spec.foo\""` → `unknown field "spec.foo"`. */
+function parseWarning(header: string): string {
+  const match = /^\d{3} \S+ "(.*)"/.exec(header);
+  return match ? match[1]!.replace(/\\"/g, '"') : header;
+}
+
+export function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}

@@ -1,0 +1,114 @@
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { hasAnsi, repoRoot, runMeshfed, writeKubeconfig } from '../support/cli.js';
+
+const version = JSON.parse(readFileSync(`${repoRoot}/package.json`, 'utf8')).version as string;
+
+test('--help shows usage as a kubectl plugin, the commands, global flags, examples and exit codes', async (t) => {
+  const result = await runMeshfed(['--help']);
+  t.is(result.code, 0);
+  t.is(result.stderr, '');
+  t.regex(result.stdout, /Usage: kubectl meshfed <command> \[flags\]/);
+  t.regex(result.stdout, /kubectl meshfed contexts/);
+  t.regex(result.stdout, /kubectl meshfed completion/);
+  for (const flag of ['--kubeconfig', '--context', '--namespace', '--request-timeout', '--output', '--yes', '--color', '--verbose']) {
+    t.true(result.stdout.includes(flag), `help lists ${flag}`);
+  }
+  t.regex(result.stdout, /Examples:/);
+  t.regex(result.stdout, /130 interrupted/);
+});
+
+test('--version prints the package version', async (t) => {
+  const result = await runMeshfed(['--version']);
+  t.is(result.code, 0);
+  t.is(result.stdout.trim(), version);
+});
+
+test('the launcher works through a symlink, as krew installs it', async (t) => {
+  const { mkdtempSync, symlinkSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { spawnSync } = await import('node:child_process');
+  const dir = mkdtempSync(join(tmpdir(), 'meshfed-krew-'));
+  symlinkSync(join(repoRoot, 'bin', 'kubectl-meshfed'), join(dir, 'kubectl-meshfed'));
+  const result = spawnSync('kubectl', ['meshfed', '--version'], { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` }, encoding: 'utf8' });
+  t.is(result.status, 0, result.stderr);
+  t.is(result.stdout.trim(), version);
+  const list = spawnSync('kubectl', ['plugin', 'list'], { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` }, encoding: 'utf8' });
+  t.true(list.stdout.includes(join(dir, 'kubectl-meshfed')), list.stdout + list.stderr);
+});
+
+test('an unknown command is a usage error (exit 2) with a suggestion', async (t) => {
+  const typo = await runMeshfed(['contxts']);
+  t.is(typo.code, 2);
+  t.is(typo.stdout, '');
+  t.regex(typo.stderr, /error: unknown command "contxts" for "kubectl meshfed"/);
+  t.regex(typo.stderr, /did you mean "contexts"\?/);
+  const other = await runMeshfed(['frobnicate']);
+  t.is(other.code, 2);
+  t.regex(other.stderr, /commands: contexts, completion/);
+});
+
+test('an unknown flag and a missing command are usage errors (exit 2)', async (t) => {
+  const flag = await runMeshfed(['contexts', '--bogus']);
+  t.is(flag.code, 2);
+  t.regex(flag.stderr, /unknown flag: --bogus/);
+  const none = await runMeshfed([]);
+  t.is(none.code, 2);
+  t.regex(none.stderr, /a command is required/);
+});
+
+test('a malformed --request-timeout is a usage error naming the flag', async (t) => {
+  const result = await runMeshfed(['contexts', '--request-timeout', 'soon']);
+  t.is(result.code, 2);
+  t.regex(result.stderr, /invalid --request-timeout "soon"/);
+});
+
+test('an unknown context exits 1 and names the known contexts', async (t) => {
+  const kubeconfig = writeKubeconfig([
+    { name: 'operations', server: 'https://127.0.0.1:1' },
+    { name: 'production', server: 'https://127.0.0.1:2' },
+  ], 'operations');
+  const result = await runMeshfed(['contexts', '--context', 'staging'], { env: { KUBECONFIG: kubeconfig } });
+  t.is(result.code, 1);
+  t.is(result.stdout, '');
+  t.regex(result.stderr, /error: context "staging" not found in kubeconfig/);
+  t.regex(result.stderr, /known contexts: operations, production/);
+});
+
+test('a missing --kubeconfig file exits 1 with the path', async (t) => {
+  const result = await runMeshfed(['contexts', '--kubeconfig', '/nonexistent/kubeconfig']);
+  t.is(result.code, 1);
+  t.regex(result.stderr, /kubeconfig file \/nonexistent\/kubeconfig \(--kubeconfig\) does not exist/);
+});
+
+test('completion prints bash and zsh scripts, and yargs completions list commands and contexts', async (t) => {
+  const bash = await runMeshfed(['completion', 'bash']);
+  t.is(bash.code, 0);
+  t.regex(bash.stdout, /complete -o bashdefault -o default -F _kubectl_meshfed_completions kubectl-meshfed/);
+  const zsh = await runMeshfed(['completion', 'zsh']);
+  t.regex(zsh.stdout, /#compdef kubectl-meshfed/);
+  const fish = await runMeshfed(['completion', 'fish']);
+  t.is(fish.code, 2);
+  t.regex(fish.stderr, /unsupported shell "fish"/);
+  const words = await runMeshfed(['--get-yargs-completions', 'kubectl-meshfed', ''], { direct: true });
+  t.regex(words.stdout, /^contexts$/m);
+  const kubeconfig = writeKubeconfig([{ name: 'operations', server: 'https://127.0.0.1:1' }, { name: 'production', server: 'https://127.0.0.1:2' }]);
+  const contexts = await runMeshfed(['--get-yargs-completions', 'kubectl-meshfed', 'contexts', '--context', 'pro'], { direct: true, env: { KUBECONFIG: kubeconfig } });
+  t.is(contexts.stdout.trim(), 'production');
+});
+
+test('no colour when piped, with NO_COLOR, FORCE_COLOR=0, TERM=dumb or --no-color; FORCE_COLOR forces it', async (t) => {
+  const kubeconfig = writeKubeconfig([{ name: 'x', server: 'https://127.0.0.1:1' }], 'x');
+  const args = ['contexts', '--probe', '--request-timeout', '1s'];
+  const piped = await runMeshfed(args, { env: { KUBECONFIG: kubeconfig } });
+  t.false(hasAnsi(piped.stdout + piped.stderr));
+  const forced = await runMeshfed(args, { env: { KUBECONFIG: kubeconfig, FORCE_COLOR: '1' } });
+  t.true(hasAnsi(forced.stdout), 'FORCE_COLOR=1 colours the status column');
+  for (const env of [{ NO_COLOR: '1' }, { FORCE_COLOR: '0' }, { TERM: 'dumb' }]) {
+    const result = await runMeshfed(args, { env: { KUBECONFIG: kubeconfig, FORCE_COLOR: env.FORCE_COLOR ?? '1', ...env } });
+    t.false(hasAnsi(result.stdout + result.stderr), JSON.stringify(env));
+  }
+  const flag = await runMeshfed([...args, '--no-color'], { env: { KUBECONFIG: kubeconfig, FORCE_COLOR: '1' } });
+  t.false(hasAnsi(flag.stdout + flag.stderr));
+});
