@@ -167,7 +167,9 @@ function validityProblem(parsed: ParsedCertificate, name: string, now: Date): st
 /** Why `issuer` may not sign `child` at depth `intermediates`, or undefined when it may. */
 function issuerProblem(issuer: ParsedCertificate, child: ParsedCertificate, intermediates: number, now: Date): string | undefined {
   const name = formatName(issuer.subject);
-  if (!child.x509.verify(issuer.x509.publicKey)) return `the signature of ${formatName(child.subject)} does not verify with the key of ${name}`;
+  if (!child.x509.verify(issuer.x509.publicKey)) {
+    return `the signature of ${formatName(child.subject)} does not verify with the key of the trusted ${name} (a CA of that name with another key signed it: recreated, or another provider's)`;
+  }
   const info = describe(issuer, now);
   if (!info.isCA) return `${name} signed ${formatName(child.subject)} but is not a CA (basicConstraints CA:FALSE or missing)`;
   if (extension(issuer, 'keyUsage') && !info.keyUsage.includes('keyCertSign')) return `${name} is not allowed to sign certificates (no keyCertSign key usage)`;
@@ -179,8 +181,9 @@ function issuerProblem(issuer: ParsedCertificate, child: ParsedCertificate, inte
  * Does `certPem` chain to one of `trustedPems`? Checks each signature, every certificate's validity at
  * `now`, that issuers are CAs allowed to sign (basicConstraints, keyCertSign, path length), and ends at
  * a trusted certificate. Extra certificates after the first in `certPem` are used as untrusted
- * intermediates; each entry of `trustedPems` may itself be a bundle. Host names and purposes are not
- * checked here (a TLS handshake does that).
+ * intermediates; each entry of `trustedPems` may itself be a bundle. A certificate that is itself in
+ * `trustedPems` is accepted once its validity is checked. Host names and purposes are not checked here
+ * (a TLS handshake does that).
  * @param now reference time (default: the current time)
  * @returns `{ ok: true }` or `{ ok: false, reason }` with a sentence naming the failing certificate
  */
@@ -204,8 +207,11 @@ export function verifyCertificateChain(certPem: string, trustedPems: string[], n
   for (let depth = 0; depth < 8; depth++) {
     if (trusted.some((t) => t.x509.fingerprint256 === current.x509.fingerprint256)) return { ok: true };
     const problems: string[] = [];
+    const issuerName = formatName(current.issuer);
     for (const candidate of trusted) {
-      if (!current.x509.checkIssued(candidate.x509)) continue;
+      // Name matches are examined too, so that a same-named CA with another key (recreated, or another
+      // provider's) or a non-CA issuer gets a precise reason rather than "unknown issuer".
+      if (formatName(candidate.subject) !== issuerName && !current.x509.checkIssued(candidate.x509)) continue;
       const problem = issuerProblem(candidate, current, depth, now);
       if (!problem) return { ok: true };
       problems.push(problem);
