@@ -1,5 +1,5 @@
 import { request as httpsRequest, Agent, type AgentOptions, type RequestOptions } from 'node:https';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { ClusterError, InputError } from '../errors.js';
 import type { ResolvedContext } from './kubeconfig.js';
@@ -104,8 +104,7 @@ export class KubeClient {
     return { agentOptions, headers };
   }
 
-  /** Sends one request and returns the parsed JSON body; errors become {@link ClusterError}s that say what failed. */
-  async request<T = unknown>(req: KubeRequest): Promise<KubeResponse<T>> {
+  private async prepare(req: KubeRequest): Promise<{ url: URL; headers: Record<string, string>; payload: string | undefined; isHttps: boolean }> {
     this.transport ??= this.loadTransport();
     const transport = await this.transport;
     const url = new URL(this.server + req.path);
@@ -120,21 +119,29 @@ export class KubeClient {
       headers['content-type'] = req.contentType ?? 'application/json';
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
-    const timeoutMs = req.timeoutMs ?? this.timeoutMs;
     const isHttps = url.protocol === 'https:';
     if (isHttps) this.agent ??= new Agent({ keepAlive: true, ...transport.agentOptions });
     this.requestCount += 1;
+    return { url, headers, payload, isHttps };
+  }
 
+  private send(url: URL, method: string, headers: Record<string, string>, isHttps: boolean, onResponse: (response: IncomingMessage) => void): ClientRequest {
+    return isHttps
+      ? httpsRequest(url, { method, headers, agent: this.agent }, onResponse)
+      : httpRequest(url, { method, headers }, onResponse);
+  }
+
+  /** Sends one request and returns the parsed JSON body; errors become {@link ClusterError}s that say what failed. */
+  async request<T = unknown>(req: KubeRequest): Promise<KubeResponse<T>> {
+    const { url, headers, payload, isHttps } = await this.prepare(req);
+    const timeoutMs = req.timeoutMs ?? this.timeoutMs;
     const { status, text, warnings } = await new Promise<{ status: number; text: string; warnings: string[] }>((resolvePromise, reject) => {
-      const send = isHttps ? httpsRequest : httpRequest;
-      const request = send(url, { method: req.method, headers, ...(isHttps ? { agent: this.agent } : {}) }, (response) => {
+      const request = this.send(url, req.method, headers, isHttps, (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
         response.on('end', () => {
           clearTimeout(timer);
-          const warningHeader = response.headers.warning;
-          const list = warningHeader === undefined ? [] : Array.isArray(warningHeader) ? warningHeader : [warningHeader];
-          resolvePromise({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), warnings: list.map(parseWarning) });
+          resolvePromise({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), warnings: warningsOf(response) });
         });
         response.on('error', (error) => { clearTimeout(timer); reject(error); });
       });
@@ -146,17 +153,68 @@ export class KubeClient {
     }).catch((error: NodeJS.ErrnoException) => {
       throw this.connectionError(error, timeoutMs);
     });
-
-    let body: unknown = text;
-    if (text && /^\s*[[{]/.test(text)) {
-      try {
-        body = JSON.parse(text);
-      } catch {
-        body = text;
-      }
-    }
+    const body = parseBody(text);
     if (status >= 400) throw this.statusError(req, status, body);
     return { status, body: body as T, warnings };
+  }
+
+  /**
+   * Opens a streaming GET (a watch or a followed log) and calls `onLine` for every line received, until the server
+   * ends the response or `signal` aborts (then it resolves quietly). `--request-timeout` applies to the connection
+   * and the response headers only, not to the stream.
+   */
+  async stream(req: Omit<KubeRequest, 'method' | 'body'>, onLine: (line: string) => void, signal?: AbortSignal): Promise<void> {
+    const { url, headers, isHttps } = await this.prepare({ ...req, method: 'GET' });
+    const timeoutMs = req.timeoutMs ?? this.timeoutMs;
+    await new Promise<void>((resolvePromise, reject) => {
+      if (signal?.aborted) return resolvePromise();
+      let settled = false;
+      const finish = (error?: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (error) reject(error);
+        else resolvePromise();
+      };
+      const request = this.send(url, 'GET', headers, isHttps, (response) => {
+        clearTimeout(timer);
+        const status = response.statusCode ?? 0;
+        if (status >= 400) {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () => finish(this.statusError({ ...req, method: 'GET' }, status, parseBody(Buffer.concat(chunks).toString('utf8')))));
+          return;
+        }
+        let buffered = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => {
+          buffered += chunk;
+          let newline: number;
+          while ((newline = buffered.indexOf('\n')) >= 0) {
+            const line = buffered.slice(0, newline);
+            buffered = buffered.slice(newline + 1);
+            if (line.trim()) onLine(line);
+          }
+        });
+        response.on('end', () => {
+          if (buffered.trim()) onLine(buffered);
+          finish();
+        });
+        response.on('error', (error) => finish(signal?.aborted ? undefined : error));
+        response.on('aborted', () => finish());
+      });
+      const onAbort = () => {
+        request.destroy();
+        finish();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const timer = timeoutMs > 0
+        ? setTimeout(() => request.destroy(Object.assign(new Error('timeout'), { code: 'MESHFED_TIMEOUT' })), timeoutMs)
+        : undefined;
+      request.on('error', (error: NodeJS.ErrnoException) => finish(signal?.aborted ? undefined : this.connectionError(error, timeoutMs)));
+      request.end();
+    });
   }
 
   /** Closes idle keep-alive connections so the process can exit promptly. */
@@ -218,6 +276,23 @@ export class KubeClient {
     }
     return new ClusterError(`${what.verb} ${target}${ns} failed (context "${this.context.name}"): ${serverMessage}`, options);
   }
+}
+
+function warningsOf(response: IncomingMessage): string[] {
+  const header = response.headers.warning;
+  const list = header === undefined ? [] : Array.isArray(header) ? header : [header];
+  return list.map(parseWarning);
+}
+
+function parseBody(text: string): unknown {
+  if (text && /^\s*[[{]/.test(text)) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+  return text;
 }
 
 /** `299 - "unknown field \"spec.foo\""` → `unknown field "spec.foo"`. */

@@ -1,0 +1,255 @@
+import { ClusterError, InputError } from '../errors.js';
+import type { KubeClient } from './client.js';
+import { describeObject, groupOf, objectKey, ResourceMapper, type KubeObject } from './resources.js';
+
+/** Field manager of every server-side apply meshfed makes. */
+export const FIELD_MANAGER = 'kubectl-meshfed';
+/** The label that marks an object as meshfed's: only such objects are ever changed or deleted. */
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY_VALUE = 'kubectl-meshfed';
+
+/** What applying one desired object does to the cluster. */
+export type ChangeAction = 'create' | 'update' | 'unchanged';
+
+export interface Change {
+  action: ChangeAction;
+  /** The desired object (Secrets normalised to base64 `data`). */
+  object: KubeObject;
+  /** The live object, when it exists. */
+  live?: KubeObject;
+}
+
+export function isManagedByMeshfed(object: { metadata: { labels?: Record<string, string> } }): boolean {
+  return object.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
+}
+
+/** Secrets may be written with `stringData`; the server stores `data` (base64). Compare and apply in that form. */
+export function normaliseObject(object: KubeObject): KubeObject {
+  if (object.kind !== 'Secret' || !object.stringData) return object;
+  const { stringData, ...rest } = object as KubeObject & { stringData: Record<string, string>; data?: Record<string, string> };
+  const data = { ...(rest.data ?? {}) };
+  for (const [key, value] of Object.entries(stringData)) data[key] = Buffer.from(value, 'utf8').toString('base64');
+  return { ...rest, data } as KubeObject;
+}
+
+/**
+ * Is every field given in `desired` equal in `live`? Fields the server adds (defaults, status, metadata) do not
+ * count; lists must have the same length and match element by element. This is how a re-run with the same inputs
+ * knows that it has nothing to write.
+ */
+export function isSubset(desired: unknown, live: unknown): boolean {
+  if (desired === null || typeof desired !== 'object') return desired === live || (desired === undefined && live === undefined);
+  if (Array.isArray(desired)) {
+    return Array.isArray(live) && live.length === desired.length && desired.every((item, index) => isSubset(item, live[index]));
+  }
+  if (live === null || typeof live !== 'object' || Array.isArray(live)) return false;
+  return Object.entries(desired as Record<string, unknown>).every(([key, value]) => isSubset(value, (live as Record<string, unknown>)[key]));
+}
+
+/** Dependency tiers: a tier is applied after the one before it; objects of one tier go in parallel. */
+function tierOf(object: KubeObject): number {
+  switch (object.kind) {
+    case 'Namespace': return 0;
+    case 'ServiceAccount': case 'Secret': case 'ConfigMap': case 'Role': return 1;
+    case 'RoleBinding': case 'Deployment': case 'Service': return 2;
+    default: return groupOf(object.apiVersion).endsWith('istio.io') ? 3 : 2;
+  }
+}
+
+/** Groups objects into dependency tiers, keeping the given order inside a tier. */
+export function inDependencyOrder<T extends KubeObject>(objects: readonly T[]): T[][] {
+  const tiers: T[][] = [];
+  for (const object of objects) (tiers[tierOf(object)] ??= []).push(object);
+  return tiers.filter(Boolean);
+}
+
+export interface ApplyOutcome {
+  object: KubeObject;
+  action: ChangeAction;
+  /** Server warnings (e.g. deprecations). */
+  warnings: string[];
+}
+
+/**
+ * Reads and writes one cluster's objects on behalf of a command: diffs desired objects against live ones, applies
+ * them with server-side apply (field manager `kubectl-meshfed`, `fieldValidation=Strict`) in dependency order,
+ * prunes meshfed objects that are no longer wanted, and deletes by label. It never changes an object that meshfed
+ * does not manage.
+ */
+export class ClusterWriter {
+  readonly mapper: ResourceMapper;
+
+  constructor(readonly client: KubeClient) {
+    this.mapper = new ResourceMapper(client);
+  }
+
+  get contextName(): string {
+    return this.client.context.name;
+  }
+
+  /** One object, or undefined when it does not exist. */
+  async get(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<KubeObject | undefined> {
+    const path = await this.mapper.objectPath(apiVersion, kind, namespace, name);
+    try {
+      return (await this.client.request<KubeObject>({ method: 'GET', path })).body;
+    } catch (error) {
+      if (error instanceof ClusterError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** Objects of a kind in a namespace (or all namespaces), optionally filtered by a label selector. */
+  async list(apiVersion: string, kind: string, namespace: string | undefined, labelSelector?: string): Promise<KubeObject[]> {
+    const path = await this.mapper.collectionPath(apiVersion, kind, namespace);
+    const { body } = await this.client.request<{ items?: KubeObject[] }>({ method: 'GET', path, query: { labelSelector } });
+    return (body.items ?? []).map((item) => ({ ...item, apiVersion, kind }));
+  }
+
+  /**
+   * What applying `desired` would do. Refuses — before anything is written — when an object of the same name exists
+   * and meshfed does not manage it (except namespaces, which are used as they are).
+   */
+  async diff(desired: readonly KubeObject[]): Promise<Change[]> {
+    const changes = await Promise.all(desired.map(async (raw): Promise<Change> => {
+      const object = normaliseObject(raw);
+      const live = await this.get(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);
+      if (!live) return { action: 'create', object };
+      if (object.kind === 'Namespace' && !isManagedByMeshfed(live)) return { action: 'unchanged', object, live };
+      return { action: isSubset(object, live) ? 'unchanged' : 'update', object, live };
+    }));
+    const foreign = changes.filter((change) => change.live && change.object.kind !== 'Namespace' && !isManagedByMeshfed(change.live));
+    if (foreign.length) {
+      const names = foreign.map((change) => describeObject(change.object)).join(', ');
+      throw new InputError(`${names} already exist${foreign.length === 1 ? 's' : ''} in context "${this.contextName}" and ${foreign.length === 1 ? 'is' : 'are'} not managed by kubectl-meshfed; nothing was changed`, {
+        hint: `meshfed never overwrites objects it did not create: rename or delete ${foreign.length === 1 ? 'it' : 'them'}, or choose another export/local name`,
+      });
+    }
+    return changes;
+  }
+
+  /**
+   * Applies the changes that are not `unchanged`, tier by tier. With `dryRun` the server validates and defaults
+   * everything (dryRun=All) and stores nothing.
+   */
+  async apply(changes: readonly Change[], options: { dryRun?: boolean } = {}): Promise<ApplyOutcome[]> {
+    const outcomes: ApplyOutcome[] = [];
+    for (const tier of inDependencyOrder(changes.map((change) => change.object))) {
+      const results = await Promise.all(tier.map(async (object): Promise<ApplyOutcome> => {
+        const change = changes.find((c) => c.object === object)!;
+        if (change.action === 'unchanged') return { object: change.live ?? object, action: 'unchanged', warnings: [] };
+        const applied = await this.serverSideApply(object, options.dryRun ?? false);
+        return { object: applied.object, action: change.action, warnings: applied.warnings };
+      }));
+      outcomes.push(...results);
+    }
+    return outcomes;
+  }
+
+  private async serverSideApply(object: KubeObject, dryRun: boolean): Promise<{ object: KubeObject; warnings: string[] }> {
+    const path = await this.mapper.objectPath(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);
+    try {
+      const response = await this.client.request<KubeObject>({
+        method: 'PATCH',
+        path,
+        // Force: the object is meshfed's (checked in diff), so meshfed takes back fields someone edited by hand.
+        query: { fieldManager: FIELD_MANAGER, fieldValidation: 'Strict', force: 'true', dryRun: dryRun ? 'All' : undefined },
+        contentType: 'application/apply-patch+yaml',
+        body: object,
+      });
+      return { object: response.body, warnings: response.warnings };
+    } catch (error) {
+      if (error instanceof ClusterError && (error.status === 400 || error.status === 422)) {
+        throw new ClusterError(`context "${this.contextName}" rejected ${describeObject(object)}: ${error.message.replace(/^.*?failed \(context "[^"]*"\): /, '')}`, {
+          status: error.status, reason: error.reason,
+          hint: 'the cluster\'s Istio may not know a field meshfed uses; check `kubectl meshfed contexts --probe` for its version',
+        });
+      }
+      throw error;
+    }
+  }
+
+  /** Deletes objects (only meshfed's; others are skipped and reported). Already-gone objects are fine. */
+  async delete(objects: readonly KubeObject[], options: { dryRun?: boolean } = {}): Promise<KubeObject[]> {
+    const deleted: KubeObject[] = [];
+    // Reverse dependency order: routes and policies first, then workloads, then secrets and accounts.
+    for (const tier of inDependencyOrder(objects).reverse()) {
+      await Promise.all(tier.map(async (object) => {
+        if (!isManagedByMeshfed(object)) return;
+        const path = await this.mapper.objectPath(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);
+        try {
+          await this.client.request({ method: 'DELETE', path, query: { dryRun: options.dryRun ? 'All' : undefined, propagationPolicy: 'Background' } });
+          deleted.push(object);
+        } catch (error) {
+          if (!(error instanceof ClusterError && error.status === 404)) throw error;
+        }
+      }));
+    }
+    return deleted;
+  }
+
+  /**
+   * Lists meshfed's objects of the given kinds that match `labelSelector` (always restricted to objects managed by
+   * meshfed) and are not in `keep`: what a prune would delete.
+   */
+  async findStale(kinds: ReadonlyArray<{ apiVersion: string; kind: string }>, labelSelector: string, keep: readonly KubeObject[]): Promise<KubeObject[]> {
+    const keepKeys = new Set(keep.map(objectKey));
+    const selector = [`${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`, labelSelector].filter(Boolean).join(',');
+    const lists = await Promise.all(kinds.map(async ({ apiVersion, kind }) => {
+      try {
+        return await this.list(apiVersion, kind, undefined, selector);
+      } catch (error) {
+        // A cluster without Istio has no Istio kinds, hence nothing of ours to prune there.
+        if (error instanceof ClusterError && error.status === 404) return [];
+        throw error;
+      }
+    }));
+    return lists.flat().filter((object) => !keepKeys.has(objectKey(object)));
+  }
+
+  /**
+   * Watches one object until `ready(object)` returns true, and returns it. Uses a watch (not polling) and gives up
+   * after `timeoutMs` with an error that says what was awaited.
+   */
+  async waitFor(
+    ref: { apiVersion: string; kind: string; namespace?: string; name: string },
+    ready: (object: KubeObject) => boolean,
+    options: { timeoutMs: number; what: string; signal?: AbortSignal },
+  ): Promise<KubeObject> {
+    const collection = await this.mapper.collectionPath(ref.apiVersion, ref.kind, ref.namespace);
+    const controller = new AbortController();
+    const onOuterAbort = () => controller.abort();
+    options.signal?.addEventListener('abort', onOuterAbort, { once: true });
+    const timer = setTimeout(() => controller.abort(), options.timeoutMs);
+    let last: KubeObject | undefined;
+    try {
+      const fieldSelector = `metadata.name=${ref.name}`;
+      const list = await this.client.request<{ items: KubeObject[]; metadata: { resourceVersion: string } }>({ method: 'GET', path: collection, query: { fieldSelector } });
+      last = list.body.items[0];
+      if (last && ready(last)) return last;
+      let resourceVersion = list.body.metadata.resourceVersion;
+      while (!controller.signal.aborted) {
+        let found: KubeObject | undefined;
+        await this.client.stream({ path: collection, query: { watch: '1', fieldSelector, resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: String(Math.ceil(options.timeoutMs / 1000)) }, timeoutMs: 0 }, (line) => {
+          let event: { type: string; object: KubeObject };
+          try { event = JSON.parse(line); } catch { return; }
+          if (event.object?.metadata?.resourceVersion) resourceVersion = event.object.metadata.resourceVersion;
+          if (event.type === 'ADDED' || event.type === 'MODIFIED') {
+            last = event.object;
+            if (ready(event.object)) {
+              found = event.object;
+              controller.abort();
+            }
+          } else if (event.type === 'DELETED') last = undefined;
+        }, controller.signal);
+        if (found) return found;
+      }
+      if (options.signal?.aborted) throw new ClusterError(`stopped waiting for ${options.what}`);
+      throw new ClusterError(`timed out after ${Math.round(options.timeoutMs / 1000)}s waiting for ${options.what} (context "${this.contextName}")`, {
+        hint: last ? undefined : `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name} does not exist`,
+      });
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onOuterAbort);
+    }
+  }
+}
