@@ -1,0 +1,266 @@
+/**
+ * Building blocks shared by the planners: object metadata and labels, Secrets, the Istio version rule,
+ * gateway placement and deployment objects, and the plan container.
+ */
+import { FederationInputError } from './errors.js';
+import type { ClusterPlan, ClusterSnapshot, GatewayPlacement, KubeObject } from './model.js';
+import {
+  DEFAULT_GATEWAY_NAMESPACE, FEDERATION_PORT, GATEWAY_NAMES, LABELS, MANAGED_BY, MANAGED_BY_LABEL,
+  type GatewayRole, type Role,
+} from './naming.js';
+
+/** API versions meshfed emits for Istio kinds: the only ones every Istio release from 1.9 on serves. */
+export const API = {
+  networking: 'networking.istio.io/v1beta1',
+  security: 'security.istio.io/v1beta1',
+  operator: 'install.istio.io/v1alpha1',
+} as const;
+
+/** Every kind meshfed may create, with its apiVersion, in dependency (apply) order. */
+export const MANAGED_KINDS: ReadonlyArray<{ apiVersion: string; kind: string }> = [
+  { apiVersion: 'v1', kind: 'Namespace' },
+  { apiVersion: 'v1', kind: 'ServiceAccount' },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role' },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding' },
+  { apiVersion: 'v1', kind: 'Secret' },
+  { apiVersion: 'v1', kind: 'ConfigMap' },
+  { apiVersion: 'apps/v1', kind: 'Deployment' },
+  { apiVersion: 'v1', kind: 'Service' },
+  { apiVersion: API.networking, kind: 'ServiceEntry' },
+  { apiVersion: API.networking, kind: 'DestinationRule' },
+  { apiVersion: API.networking, kind: 'Gateway' },
+  { apiVersion: API.networking, kind: 'VirtualService' },
+  { apiVersion: API.security, kind: 'AuthorizationPolicy' },
+];
+
+const ORDER = new Map(MANAGED_KINDS.map((k, i) => [k.kind, i]));
+
+/** Sorts objects into dependency order (stable within a kind). */
+export function inApplyOrder(objects: KubeObject[]): KubeObject[] {
+  return objects
+    .map((o, i) => ({ o, i }))
+    .sort((a, b) => (ORDER.get(a.o.kind) ?? 99) - (ORDER.get(b.o.kind) ?? 99) || a.i - b.i)
+    .map(({ o }) => o);
+}
+
+/** `Kind/namespace/name`, how plans refer to objects. */
+export function objectKey(o: { kind: string; metadata?: { namespace?: string; name: string }; namespace?: string; name?: string }): string {
+  const namespace = o.metadata?.namespace ?? o.namespace ?? '';
+  return `${o.kind}/${namespace}/${o.metadata?.name ?? o.name}`;
+}
+
+/** Labels of a meshfed object: managed-by, role, plus the given ones. */
+export function meshfedLabels(role: Role, extra: Record<string, string> = {}): Record<string, string> {
+  return { [MANAGED_BY_LABEL]: MANAGED_BY, [LABELS.role]: role, ...extra };
+}
+
+/** A fully specified object. */
+export function kubeObject(
+  apiVersion: string, kind: string, name: string, namespace: string | undefined,
+  labels: Record<string, string>, body: Record<string, unknown>,
+): KubeObject {
+  const metadata: KubeObject['metadata'] = { name, ...(namespace ? { namespace } : {}), labels };
+  return { apiVersion, kind, metadata, ...body };
+}
+
+/** Secret `data` from text values (base64, as the API stores it; `stringData` does not mix with server-side apply). */
+export function secretData(values: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v, 'utf8').toString('base64')]));
+}
+
+/** Text values of a Secret's `data` (or `stringData`). */
+export function readSecret(secret: KubeObject | undefined): Record<string, string> | undefined {
+  if (!secret) return undefined;
+  const data = (secret.data ?? {}) as Record<string, string>;
+  const out: Record<string, string> = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+  Object.assign(out, (secret.stringData ?? {}) as Record<string, string>);
+  return out;
+}
+
+/** Whether an object carries meshfed's managed-by label. */
+export function isManaged(o: KubeObject): boolean {
+  return o.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;
+}
+
+/** Finds an object of a snapshot by kind, namespace and name. */
+export function findObject(snapshot: ClusterSnapshot, kind: string, namespace: string | undefined, name: string): KubeObject | undefined {
+  return snapshot.existing.find((o) => o.kind === kind && o.metadata.name === name && (o.metadata.namespace ?? undefined) === namespace);
+}
+
+/**
+ * Refuses to plan an object whose name is taken by an object meshfed does not manage: it would be
+ * overwritten by the apply.
+ */
+export function checkNotForeign(snapshot: ClusterSnapshot, objects: KubeObject[]): void {
+  for (const o of objects) {
+    if (o.kind === 'Namespace') continue;
+    const existing = findObject(snapshot, o.kind, o.metadata.namespace, o.metadata.name);
+    if (existing && !isManaged(existing)) {
+      throw new FederationInputError(
+        `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name} already exists and is not managed by kubectl-meshfed; ` +
+        'meshfed will not overwrite it: rename or delete it, or choose another name',
+      );
+    }
+  }
+}
+
+/** An empty plan for a cluster. */
+export function emptyPlan(clusterId: string): ClusterPlan {
+  return { clusterId, objects: [], remove: [], prune: [], warnings: [], secretsWithPrivateKeys: [] };
+}
+
+/** Puts objects in apply order and de-duplicates warnings. */
+export function finishPlan(plan: ClusterPlan): ClusterPlan {
+  plan.objects = inApplyOrder(plan.objects);
+  plan.warnings = [...new Set(plan.warnings)];
+  plan.secretsWithPrivateKeys = [...new Set(plan.secretsWithPrivateKeys)].sort();
+  return plan;
+}
+
+/**
+ * Major and minor of an Istio version string (`1.18.2`, `v1.9.1`, `1.20.0-beta.1`).
+ * @throws FederationInputError when it is not a version
+ */
+export function istioMinor(version: string): [number, number] {
+  const m = /^v?(\d+)\.(\d+)/.exec(version.trim());
+  if (!m) throw new FederationInputError(`Istio version "${version}" is not a version number such as 1.18.2; check the Istio installation of the cluster`);
+  return [Number(m[1]), Number(m[2])];
+}
+
+/** Istio >= 1.12 deploys gateways by injection (`inject.istio.io/templates: gateway`, image `auto`). */
+export function supportsGatewayInjection(version: string): boolean {
+  const [major, minor] = istioMinor(version);
+  return major > 1 || minor >= 12;
+}
+
+/** Istio 1.8 to 1.11 need `ISTIO_META_ROUTER_MODE=sni-dnat` for AUTO_PASSTHROUGH gateways. */
+export function needsSniDnatRouterMode(version: string): boolean {
+  const [major, minor] = istioMinor(version);
+  return major === 1 && minor >= 8 && minor <= 11;
+}
+
+/** The gateway namespace of a snapshot. */
+export function gatewayNamespaceOf(snapshot: ClusterSnapshot): string {
+  return snapshot.gatewayNamespace ?? DEFAULT_GATEWAY_NAMESPACE;
+}
+
+/**
+ * Where meshfed keeps its own objects in a cluster (federation CA, certificates, records, gateway config):
+ * the namespace of the existing gateway when one is used (credential Secrets must be next to the gateway
+ * workload), otherwise the gateway namespace.
+ */
+export function homeNamespaceOf(snapshot: ClusterSnapshot): string {
+  return snapshot.existingGateway?.namespace ?? gatewayNamespaceOf(snapshot);
+}
+
+/** What a gateway role resolves to in one cluster. */
+export interface GatewaySetup {
+  placement: GatewayPlacement;
+  /** Namespace (when meshfed owns the gateway namespace), ServiceAccount, Role, RoleBinding, Deployment, Service. */
+  objects: KubeObject[];
+  overlay?: KubeObject;
+  warnings: string[];
+}
+
+/**
+ * Where the gateway of a role runs, and the objects that deploy it: an existing gateway when the snapshot names
+ * one; a Deployment with the injection template on Istio >= 1.12; otherwise an IstioOperator overlay for the
+ * operator to install (the gateway then appears under the same names).
+ */
+export function gatewaySetup(snapshot: ClusterSnapshot, role: GatewayRole): GatewaySetup {
+  const name = GATEWAY_NAMES[role];
+  if (snapshot.existingGateway) {
+    const g = snapshot.existingGateway;
+    if (Object.keys(g.selector).length === 0) {
+      throw new FederationInputError('the existing gateway selector is empty: give the gateway pod labels, e.g. istio=eastwestgateway (--gateway-selector)', '--gateway-selector');
+    }
+    return {
+      placement: { namespace: g.namespace, selector: { ...g.selector }, serviceName: g.serviceName, port: g.port ?? FEDERATION_PORT, deployed: false },
+      // The namespace of an existing gateway belongs to whoever installed it.
+      objects: [],
+      warnings: [],
+    };
+  }
+  const namespace = gatewayNamespaceOf(snapshot);
+  const selector = { istio: name };
+  const placement: GatewayPlacement = { namespace, selector, serviceName: name, port: FEDERATION_PORT, deployed: true };
+  const serviceType = role === 'egress' ? 'ClusterIP' : 'LoadBalancer';
+  if (!supportsGatewayInjection(snapshot.istioVersion)) {
+    return {
+      placement: { ...placement, deployed: false },
+      objects: [namespaceObject(namespace)],
+      overlay: istioOperatorOverlay(role, namespace, serviceType, needsSniDnatRouterMode(snapshot.istioVersion) && role === 'eastwest'),
+      warnings: [
+        `Istio ${snapshot.istioVersion} cannot deploy gateways by injection (needs 1.12 or later): install the ${name} gateway with the ` +
+        `printed IstioOperator overlay (istioctl install -f <file>), or use an existing gateway (--gateway-selector)`,
+      ],
+    };
+  }
+  const labels = meshfedLabels('gateway');
+  const objects: KubeObject[] = [namespaceObject(namespace), kubeObject('v1', 'ServiceAccount', name, namespace, labels, {})];
+  if (role !== 'eastwest') {
+    // Istio reads credentialName Secrets on behalf of a gateway only if the gateway's service account may.
+    objects.push(
+      kubeObject('rbac.authorization.k8s.io/v1', 'Role', name, namespace, labels, {
+        rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'watch', 'list'] }],
+      }),
+      kubeObject('rbac.authorization.k8s.io/v1', 'RoleBinding', name, namespace, labels, {
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+        subjects: [{ kind: 'ServiceAccount', name, namespace }],
+      }),
+    );
+  }
+  objects.push(
+    kubeObject('apps/v1', 'Deployment', name, namespace, labels, {
+      spec: {
+        selector: { matchLabels: selector },
+        template: {
+          metadata: {
+            annotations: { 'inject.istio.io/templates': 'gateway' },
+            labels: { ...selector, app: name, 'sidecar.istio.io/inject': 'true', [MANAGED_BY_LABEL]: MANAGED_BY },
+          },
+          spec: {
+            serviceAccountName: name,
+            containers: [{ name: 'istio-proxy', image: 'auto', ports: [{ name: 'tls', containerPort: FEDERATION_PORT }] }],
+          },
+        },
+      },
+    }),
+    kubeObject('v1', 'Service', name, namespace, labels, {
+      spec: {
+        type: serviceType,
+        selector,
+        ports: [{ name: 'tls', port: FEDERATION_PORT, targetPort: FEDERATION_PORT, protocol: 'TCP' }],
+      },
+    }),
+  );
+  return { placement, objects, warnings: [] };
+}
+
+function namespaceObject(namespace: string): KubeObject {
+  return kubeObject('v1', 'Namespace', namespace, undefined, { [MANAGED_BY_LABEL]: MANAGED_BY }, {});
+}
+
+/**
+ * An IstioOperator that installs one meshfed gateway next to an existing Istio (`profile: empty`, its own
+ * name, so `istioctl install -f` leaves the rest of the installation alone).
+ */
+function istioOperatorOverlay(role: GatewayRole, namespace: string, serviceType: string, sniDnat: boolean): KubeObject {
+  const name = GATEWAY_NAMES[role];
+  const component = {
+    name,
+    namespace,
+    enabled: true,
+    label: { istio: name, app: name },
+    k8s: {
+      ...(sniDnat ? { env: [{ name: 'ISTIO_META_ROUTER_MODE', value: 'sni-dnat' }] } : {}),
+      service: { type: serviceType, ports: [{ name: 'tls', port: FEDERATION_PORT, targetPort: FEDERATION_PORT }] },
+    },
+  };
+  return kubeObject(API.operator, 'IstioOperator', name, 'istio-system', meshfedLabels('gateway'), {
+    spec: {
+      profile: 'empty',
+      components: role === 'egress' ? { egressGateways: [component] } : { ingressGateways: [component] },
+    },
+  });
+}

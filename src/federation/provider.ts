@@ -1,0 +1,533 @@
+/**
+ * Provider-side planners: export, admission of a consumer, revocation, unexport. Each returns the complete
+ * desired state of what it touches, recomputing objects shared between exports from the export records.
+ */
+import {
+  createFederationCA, inspectCertificate, issueServerCertificate, keyMatchesCertificate, verifyCertificateChain,
+  type CertificateAndKey,
+} from '../pki/index.js';
+import { FederationInputError } from './errors.js';
+import {
+  detectProtocol, type ClusterPlan, type ConsumerIdentity, type ExportEndpoint, type ExportSpec, type KubeObject,
+  type ProviderSnapshot, type ServicePort, type ServiceSnapshot,
+} from './model.js';
+import {
+  checkDnsLabel, consumerGatewaySpiffeId, exportHost, exportLabel, FEDERATION_CA_SECRET, GATEWAY_NAMES, isLabelValue,
+  LABELS, MANAGED_BY, MANAGED_BY_LABEL, names, passthroughSni, principalOf, serviceFqdn, serviceLabel, subsetName,
+  workloadPrincipal,
+} from './naming.js';
+import {
+  API, checkNotForeign, emptyPlan, findObject, finishPlan, gatewaySetup, homeNamespaceOf, kubeObject, MANAGED_KINDS,
+  meshfedLabels, objectKey, readSecret, secretData,
+} from './objects.js';
+import { exportRecordObject, readExportRecords, type ExportRecord } from './records.js';
+
+/** Options shared by the planners that issue certificates. */
+export interface PlanOptions {
+  /** Clock for certificate issuance and reuse decisions; default: the current time. */
+  now?: Date;
+  /** Lifetime of newly issued gateway certificates in days; default 365. */
+  certificateValidityDays?: number;
+  /** An existing server certificate with fewer days left than this is reissued; default 30. */
+  renewBeforeDays?: number;
+}
+
+/** A provider plan for one export. */
+export interface ExportPlan extends ClusterPlan {
+  /** The export as recorded in the cluster. */
+  record: ExportRecord;
+  /** What a consumer needs to reach it; undefined until the provider gateway has an external address. */
+  endpoint?: ExportEndpoint;
+  /** The provider's federation CA (reused, or created by this plan). Its key is in the CA Secret only. */
+  federationCa: CertificateAndKey;
+}
+
+const DEFAULT_TRUST_DOMAIN = 'cluster.local';
+
+function findService(snapshot: ProviderSnapshot, namespace: string, name: string): ServiceSnapshot {
+  const service = snapshot.services.find((s) => s.namespace === namespace && s.name === name);
+  if (!service) {
+    throw new FederationInputError(`Service ${namespace}/${name} was not found in cluster ${snapshot.clusterId}: check --namespace and --service`, '--service');
+  }
+  return service;
+}
+
+function findPort(service: ServiceSnapshot, port: { number: number; name?: string }): ServicePort {
+  const found = service.ports.find((p) => p.port === port.number);
+  const list = service.ports.map((p) => `${p.port}${p.name ? ` (${p.name})` : ''}`).join(', ');
+  if (!found) throw new FederationInputError(`Service ${service.namespace}/${service.name} has no port ${port.number}; its ports are ${list} (--port)`, '--port');
+  if (port.name !== undefined && found.name !== port.name) {
+    throw new FederationInputError(`port ${port.number} of Service ${service.namespace}/${service.name} is named "${found.name ?? ''}", not "${port.name}" (--port)`, '--port');
+  }
+  return found;
+}
+
+function checkConsumer(c: ConsumerIdentity): ConsumerIdentity {
+  checkDnsLabel(c.clusterId, 'consumer cluster id', '--consumer');
+  if (c.namespace !== undefined) checkDnsLabel(c.namespace, 'consumer namespace', '--consumer-namespace');
+  for (const sa of c.serviceAccounts ?? []) checkDnsLabel(sa, 'consumer service account', '--consumer-service-account');
+  return c;
+}
+
+/** Stable identity of a consumer entry: one per cluster in boundary mode, per cluster and namespace in shared-root. */
+function consumerKey(c: ConsumerIdentity): string {
+  return `${c.clusterId}/${c.namespace ?? ''}`;
+}
+
+function mergeConsumers(existing: ConsumerIdentity[], added: ConsumerIdentity[]): ConsumerIdentity[] {
+  const byKey = new Map(existing.map((c) => [consumerKey(c), c]));
+  for (const c of added) byKey.set(consumerKey(c), c);
+  return [...byKey.values()].sort((a, b) => consumerKey(a).localeCompare(consumerKey(b)));
+}
+
+/** The AuthorizationPolicy principals that admit one consumer of an export. */
+export function consumerPrincipals(record: Pick<ExportRecord, 'mode'>, consumer: ConsumerIdentity): string[] {
+  if (record.mode === 'boundary') return [principalOf(consumer.gatewaySpiffeId ?? consumerGatewaySpiffeId(consumer.clusterId))];
+  if (!consumer.namespace) {
+    throw new FederationInputError(`consumer ${consumer.clusterId} has no namespace: shared-root mode admits workloads by namespace and service account (--consumer-namespace)`, '--consumer-namespace');
+  }
+  const accounts = consumer.serviceAccounts?.length ? consumer.serviceAccounts : ['default'];
+  return accounts.map((sa) => workloadPrincipal(consumer.trustDomain ?? DEFAULT_TRUST_DOMAIN, consumer.namespace!, sa));
+}
+
+/**
+ * Validates an export request against the provider snapshot and fills in the defaults.
+ * @throws FederationInputError for a missing Service or port, invalid names or subset labels
+ */
+export function resolveExport(snapshot: ProviderSnapshot, spec: ExportSpec): ExportRecord {
+  checkDnsLabel(spec.providerClusterId, 'provider cluster id', '--from');
+  checkDnsLabel(spec.namespace, 'namespace', '--namespace');
+  checkDnsLabel(spec.service, 'Service name', '--service');
+  const exportName = checkDnsLabel(spec.exportName ?? spec.service, 'export name', '--name');
+  const service = findService(snapshot, spec.namespace, spec.service);
+  if (!service.selector || Object.keys(service.selector).length === 0) {
+    throw new FederationInputError(`Service ${spec.namespace}/${spec.service} has no pod selector, so there are no workloads to export; export a Service that selects pods`, '--service');
+  }
+  const port = findPort(service, spec.port);
+  if (!port.name) {
+    throw new FederationInputError(
+      `port ${port.port} of Service ${spec.namespace}/${spec.service} has no name; Istio needs port names (e.g. http-web, tcp-db) to select the protocol: name the port`,
+      '--port',
+    );
+  }
+  const protocol = spec.protocol ?? detectProtocol(port).protocol;
+  const mode = spec.mode ?? 'boundary';
+  for (const [k, v] of Object.entries(spec.subset ?? {})) {
+    if (!/^([a-z0-9.-]+\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(k) || !isLabelValue(v)) {
+      throw new FederationInputError(`subset label ${k}=${v} is not a valid Kubernetes label (--subset)`, '--subset');
+    }
+  }
+  const subset = spec.subset && Object.keys(spec.subset).length > 0 ? { ...spec.subset } : undefined;
+  const existing = readExportRecords(snapshot).find((r) => r.namespace === spec.namespace && r.exportName === exportName);
+  if (existing && existing.service !== spec.service) {
+    throw new FederationInputError(
+      `export ${spec.namespace}/${exportName} already exports Service ${existing.service}; choose another export name (--name) or unexport it first`,
+      '--name',
+    );
+  }
+  return {
+    providerClusterId: spec.providerClusterId,
+    ...(spec.providerContext ? { providerContext: spec.providerContext } : {}),
+    exportName,
+    namespace: spec.namespace,
+    service: spec.service,
+    port: {
+      number: port.port, name: port.name,
+      ...(port.appProtocol ? { appProtocol: port.appProtocol } : {}),
+      ...(port.targetPort !== undefined ? { targetPort: port.targetPort } : {}),
+    },
+    protocol,
+    mode,
+    ...(subset ? { subset, subsetName: subsetName(subset) } : {}),
+    host: mode === 'boundary' ? exportHost(spec.providerClusterId, spec.namespace, exportName) : serviceFqdn(spec.service, spec.namespace),
+    consumers: mergeConsumers(existing?.consumers ?? [], (spec.consumers ?? []).map(checkConsumer)),
+  };
+}
+
+/**
+ * Plans an export: the provider gateway (deployed, or an overlay, or an existing one), the federation CA,
+ * the export's routing and authorization, and its record.
+ *
+ * ```ts
+ * const plan = planExport(snapshot, { providerClusterId: 'cluster2', namespace: 'bookinfo', service: 'myreviews',
+ *   port: { number: 9080 }, subset: { version: 'v2' }, consumers: [{ clusterId: 'cluster1' }] });
+ * // plan.objects: apply in order; plan.endpoint: what consumers need (once the gateway has an address)
+ * ```
+ */
+export function planExport(snapshot: ProviderSnapshot, spec: ExportSpec, options: PlanOptions = {}): ExportPlan {
+  const record = resolveExport(snapshot, spec);
+  return planProvider(snapshot, record, options, workloadWarnings(snapshot, record));
+}
+
+/**
+ * Adds (or updates) a consumer of an existing export and returns the export's new plan.
+ * @throws FederationInputError when the export does not exist
+ */
+export function planAdmission(
+  snapshot: ProviderSnapshot,
+  input: { namespace: string; exportName: string; consumer: ConsumerIdentity },
+  options: PlanOptions = {},
+): ExportPlan {
+  const record = existingRecord(snapshot, input.namespace, input.exportName);
+  const consumer = checkConsumer(input.consumer);
+  consumerPrincipals(record, consumer);
+  return planProvider(snapshot, { ...record, consumers: mergeConsumers(record.consumers, [consumer]) }, options);
+}
+
+/**
+ * Removes a consumer from an export (all its namespaces when `consumerNamespace` is omitted). Its client
+ * certificate stays valid until it expires, but the provider no longer admits its identity.
+ */
+export function planRevoke(
+  snapshot: ProviderSnapshot,
+  input: { namespace: string; exportName: string; consumerClusterId: string; consumerNamespace?: string },
+  options: PlanOptions = {},
+): ExportPlan {
+  const record = existingRecord(snapshot, input.namespace, input.exportName);
+  const consumers = record.consumers.filter((c) =>
+    !(c.clusterId === input.consumerClusterId && (input.consumerNamespace === undefined || c.namespace === input.consumerNamespace)));
+  const plan = planProvider(snapshot, { ...record, consumers }, options);
+  if (consumers.length === record.consumers.length) {
+    plan.warnings.push(`consumer ${input.consumerClusterId} was not admitted to export ${input.namespace}/${input.exportName}; nothing to revoke`);
+  }
+  return plan;
+}
+
+/**
+ * Removes an export: its own objects (explicitly and by label), and its part of the shared objects (host list,
+ * subsets, workload guard), which are recomputed from the remaining exports. Gateways and the federation CA stay.
+ */
+export function planUnexport(snapshot: ProviderSnapshot, input: { namespace: string; exportName: string }): ClusterPlan {
+  const record = existingRecord(snapshot, input.namespace, input.exportName);
+  const remaining = readExportRecords(snapshot).filter((r) => !(r.namespace === record.namespace && r.exportName === record.exportName));
+  const home = homeNamespaceOf(snapshot);
+  const plan = emptyPlan(snapshot.clusterId);
+  const own = exportOwnObjects(snapshot, record, home, { placement: undefined });
+  plan.remove.push(...own.map((o) => ({ apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name })).reverse());
+  const shared = sharedObjects(snapshot, record, remaining, home);
+  plan.objects.push(...shared.objects);
+  plan.remove.push(...shared.remove);
+  plan.prune.push(pruneSpec({ [LABELS.export]: exportLabel(record.namespace, record.exportName) }, []));
+  return finishPlan(plan);
+}
+
+function existingRecord(snapshot: ProviderSnapshot, namespace: string, exportName: string): ExportRecord {
+  const record = readExportRecords(snapshot).find((r) => r.namespace === namespace && r.exportName === exportName);
+  if (!record) {
+    const known = readExportRecords(snapshot).map((r) => `${r.namespace}/${r.exportName}`).join(', ') || 'none';
+    throw new FederationInputError(`export ${namespace}/${exportName} does not exist in cluster ${snapshot.clusterId} (exports: ${known}); run kubectl meshfed export first`, '--name');
+  }
+  return record;
+}
+
+function pruneSpec(selector: Record<string, string>, keep: KubeObject[]): ClusterPlan['prune'][number] {
+  return { selector: { [MANAGED_BY_LABEL]: MANAGED_BY, ...selector }, kinds: [...MANAGED_KINDS], keep: keep.map(objectKey) };
+}
+
+function workloadWarnings(snapshot: ProviderSnapshot, record: ExportRecord): string[] {
+  // Warnings only: pods come and go, an export may be created before its workloads.
+  const warnings: string[] = [];
+  if (!snapshot.pods) return warnings;
+  const service = findService(snapshot, record.namespace, record.service);
+  const matches = (labels: Record<string, string>, selector: Record<string, string>): boolean =>
+    Object.entries(selector).every(([k, v]) => labels[k] === v);
+  const selected = snapshot.pods.filter((p) => p.namespace === record.namespace && matches(p.labels, service.selector!));
+  const target = record.subset ? selected.filter((p) => matches(p.labels, record.subset!)) : selected;
+  const what = record.subset ? `subset ${Object.entries(record.subset).map(([k, v]) => `${k}=${v}`).join(',')} of Service ${record.namespace}/${record.service}` : `Service ${record.namespace}/${record.service}`;
+  if (target.filter((p) => p.ready).length === 0) warnings.push(`no ready pod backs ${what}: consumers will get 503 errors until one is ready`);
+  if (target.some((p) => p.sidecar === false)) warnings.push(`some pods of ${what} run without an Istio sidecar: the federation gateway reaches them in plain text`);
+  return warnings;
+}
+
+function planProvider(snapshot: ProviderSnapshot, record: ExportRecord, options: PlanOptions, warnings: string[] = []): ExportPlan {
+  const home = homeNamespaceOf(snapshot);
+  const others = readExportRecords(snapshot).filter((r) => !(r.namespace === record.namespace && r.exportName === record.exportName));
+  const all = [...others, record];
+  const setup = gatewaySetup(snapshot, record.mode === 'boundary' ? 'ingress' : 'eastwest');
+  const plan = emptyPlan(snapshot.clusterId);
+  plan.warnings.push(...warnings, ...setup.warnings);
+  if (setup.overlay) plan.overlay = setup.overlay;
+  plan.objects.push(...setup.objects);
+
+  const ca = federationCa(snapshot, home, options);
+  plan.objects.push(kubeObject('v1', 'Secret', FEDERATION_CA_SECRET, home, meshfedLabels('federation-ca'), {
+    type: 'Opaque',
+    data: secretData({ 'ca.crt': ca.certificatePem, 'ca.key': ca.privateKeyPem }),
+  }));
+  plan.secretsWithPrivateKeys.push(`${home}/${FEDERATION_CA_SECRET}`);
+
+  const own = exportOwnObjects(snapshot, record, home, { placement: setup.placement, ca, options });
+  plan.objects.push(...own);
+  if (record.mode === 'boundary') plan.secretsWithPrivateKeys.push(`${home}/${names.export(record.namespace, record.exportName)}`);
+  const shared = sharedObjects(snapshot, record, all, home, setup.placement);
+  plan.objects.push(...shared.objects);
+  plan.remove.push(...shared.remove);
+  plan.warnings.push(...shared.warnings);
+  if (record.consumers.length === 0) {
+    plan.warnings.push(`export ${record.namespace}/${record.exportName} admits no consumer yet: admit one with an import request (kubectl meshfed admit) before importing`);
+  }
+
+  checkNotForeign(snapshot, plan.objects);
+  const label = { [LABELS.export]: exportLabel(record.namespace, record.exportName) };
+  plan.prune.push(pruneSpec(label, plan.objects.filter((o) => o.metadata.labels?.[LABELS.export] === label[LABELS.export])));
+
+  let endpoint: ExportEndpoint | undefined;
+  if (snapshot.gatewayAddress) {
+    endpoint = endpointOf(record, { address: snapshot.gatewayAddress, port: setup.placement.port }, snapshot);
+  } else {
+    plan.warnings.push(`the provider gateway ${setup.placement.namespace}/${setup.placement.serviceName} has no external address yet: consumers cannot import until its LoadBalancer gets one`);
+  }
+  return { ...finishPlan(plan), record, ...(endpoint ? { endpoint } : {}), federationCa: ca };
+}
+
+/** What a consumer needs to reach an export through the provider gateway at `gateway`. */
+export function endpointOf(record: ExportRecord, gateway: { address: string; port: number }, snapshot: Pick<ProviderSnapshot, 'trustDomain' | 'pods' | 'services'>): ExportEndpoint {
+  const base: ExportEndpoint = {
+    providerClusterId: record.providerClusterId,
+    namespace: record.namespace,
+    exportName: record.exportName,
+    service: record.service,
+    port: { number: record.port.number, name: record.port.name, ...(record.port.appProtocol ? { appProtocol: record.port.appProtocol } : {}) },
+    protocol: record.protocol,
+    mode: record.mode,
+    gateway,
+    sni: record.mode === 'boundary' ? record.host : passthroughSni(record.port.number, record.subsetName, record.host),
+  };
+  if (record.mode === 'boundary') return base;
+  const service = snapshot.services.find((s) => s.namespace === record.namespace && s.name === record.service);
+  const accounts = [...new Set((snapshot.pods ?? [])
+    .filter((p) => p.namespace === record.namespace && service?.selector && Object.entries(service.selector).every(([k, v]) => p.labels[k] === v))
+    .map((p) => p.serviceAccount)
+    .filter((sa): sa is string => !!sa))].sort();
+  return {
+    ...base,
+    trustDomain: snapshot.trustDomain ?? DEFAULT_TRUST_DOMAIN,
+    ...(accounts.length ? { serviceAccounts: accounts } : {}),
+    ...(record.subsetName ? { subsetName: record.subsetName } : {}),
+  };
+}
+
+function federationCa(snapshot: ProviderSnapshot, home: string, options: PlanOptions): CertificateAndKey {
+  const secret = findObject(snapshot, 'Secret', home, FEDERATION_CA_SECRET);
+  const data = readSecret(secret);
+  if (data) {
+    const certificatePem = data['ca.crt'];
+    const privateKeyPem = data['ca.key'];
+    if (!certificatePem || !privateKeyPem || !keyMatchesCertificate(privateKeyPem, certificatePem)) {
+      throw new FederationInputError(`Secret ${home}/${FEDERATION_CA_SECRET} does not hold a matching ca.crt and ca.key; restore it from a backup (deleting it re-creates the CA and invalidates every consumer certificate)`);
+    }
+    const info = inspectCertificate(certificatePem, options.now);
+    if (info.daysLeft < 0) {
+      throw new FederationInputError(`the federation CA in Secret ${home}/${FEDERATION_CA_SECRET} expired on ${info.notAfter.toISOString()}; delete the Secret to create a new CA, then re-admit every consumer`);
+    }
+    return { certificatePem, privateKeyPem };
+  }
+  return createFederationCA({ provider: snapshot.clusterId, ...(options.now ? { now: options.now } : {}) });
+}
+
+function serverCertificate(snapshot: ProviderSnapshot, home: string, name: string, host: string, ca: CertificateAndKey, options: PlanOptions): CertificateAndKey {
+  const now = options.now ?? new Date();
+  const data = readSecret(findObject(snapshot, 'Secret', home, name));
+  const certificatePem = data?.['tls.crt'];
+  const privateKeyPem = data?.['tls.key'];
+  if (certificatePem && privateKeyPem) {
+    // Reuse while it still fits: reissuing on every run would churn the gateway's certificate for nothing.
+    try {
+      const info = inspectCertificate(certificatePem, now);
+      const fits = info.dnsNames.includes(host) && info.daysLeft >= (options.renewBeforeDays ?? 30)
+        && verifyCertificateChain(certificatePem, [ca.certificatePem], now).ok && keyMatchesCertificate(privateKeyPem, certificatePem);
+      if (fits) return { certificatePem, privateKeyPem };
+    } catch {
+      // An unreadable certificate is replaced below.
+    }
+  }
+  return issueServerCertificate({ ca, hosts: [host], now, ...(options.certificateValidityDays ? { validityDays: options.certificateValidityDays } : {}) });
+}
+
+/** Objects that belong to one export alone (all carry its export label). */
+function exportOwnObjects(
+  snapshot: ProviderSnapshot, record: ExportRecord, home: string,
+  context: { placement: ReturnType<typeof gatewaySetup>['placement'] | undefined; ca?: CertificateAndKey; options?: PlanOptions },
+): KubeObject[] {
+  const name = names.export(record.namespace, record.exportName);
+  const labels = meshfedLabels('export', { [LABELS.export]: exportLabel(record.namespace, record.exportName) });
+  const out: KubeObject[] = [];
+  if (record.mode === 'boundary') {
+    const placement = context.placement ?? gatewaySetup(snapshot, 'ingress').placement;
+    if (context.ca) {
+      const cert = serverCertificate(snapshot, home, name, record.host, context.ca, context.options ?? {});
+      out.push(kubeObject('v1', 'Secret', name, home, labels, {
+        type: 'kubernetes.io/tls',
+        // The SDS layout Istio reads for MUTUAL gateways: certificate, key and the CA that signs client certificates.
+        data: secretData({ 'tls.crt': cert.certificatePem, 'tls.key': cert.privateKeyPem, 'ca.crt': context.ca.certificatePem }),
+      }));
+    } else {
+      out.push(kubeObject('v1', 'Secret', name, home, labels, {}));
+    }
+    const serverProtocol = record.protocol === 'HTTP' ? 'HTTPS' : 'TLS';
+    out.push(kubeObject(API.networking, 'Gateway', name, home, labels, {
+      spec: {
+        selector: { ...placement.selector },
+        servers: [{
+          port: { number: placement.port, name: `${serverProtocol.toLowerCase()}-${name}`, protocol: serverProtocol },
+          hosts: [record.host],
+          tls: { mode: 'MUTUAL', credentialName: name },
+        }],
+      },
+    }));
+    const destination = {
+      host: serviceFqdn(record.service, record.namespace),
+      port: { number: record.port.number },
+      ...(record.subsetName ? { subset: record.subsetName } : {}),
+    };
+    out.push(kubeObject(API.networking, 'VirtualService', name, home, labels, {
+      spec: {
+        hosts: [record.host],
+        gateways: [name],
+        exportTo: ['.'],
+        ...(record.protocol === 'HTTP'
+          ? { http: [{ route: [{ destination }] }] }
+          : { tcp: [{ match: [{ port: placement.port }], route: [{ destination }] }] }),
+      },
+    }));
+    const principals = [...new Set(record.consumers.flatMap((c) => consumerPrincipals(record, c)))].sort();
+    const sni = { key: 'connection.sni', values: [record.host] };
+    out.push(kubeObject(API.security, 'AuthorizationPolicy', name, home, labels, {
+      spec: {
+        selector: { matchLabels: { ...placement.selector } },
+        action: 'ALLOW',
+        // An ALLOW policy without rules admits nobody: the export is closed until a consumer is admitted.
+        ...(principals.length
+          ? {
+            rules: [{
+              from: [{ source: { principals } }],
+              ...(record.protocol === 'HTTP' ? { to: [{ operation: { hosts: [record.host] } }] } : {}),
+              when: [sni],
+            }],
+          }
+          : {}),
+      },
+    }));
+  }
+  out.push(exportRecordObject(record, home));
+  return out;
+}
+
+/**
+ * Objects computed from several exports: the subsets DestinationRule of the export's Service, and in
+ * shared-root mode the AUTO_PASSTHROUGH Gateway and the workload guard. Each is re-planned from `all` (the
+ * records that remain) or removed when nothing needs it any more.
+ */
+function sharedObjects(
+  snapshot: ProviderSnapshot, focus: ExportRecord, all: ExportRecord[], home: string,
+  placement?: ReturnType<typeof gatewaySetup>['placement'],
+): { objects: KubeObject[]; remove: ClusterPlan['remove']; warnings: string[] } {
+  const objects: KubeObject[] = [];
+  const remove: ClusterPlan['remove'] = [];
+  const warnings: string[] = [];
+  const removeIfPresent = (apiVersion: string, kind: string, namespace: string, name: string): void => {
+    if (findObject(snapshot, kind, namespace, name)) remove.push({ apiVersion, kind, namespace, name });
+  };
+  const sameService = all.filter((r) => r.namespace === focus.namespace && r.service === focus.service);
+  const fqdn = serviceFqdn(focus.service, focus.namespace);
+
+  // One DestinationRule per Service: two for one host in one namespace would not merge.
+  const subsets = new Map<string, Record<string, string>>();
+  for (const r of sameService) if (r.subset && r.subsetName) subsets.set(r.subsetName, r.subset);
+  const subsetsName = names.subsets(focus.namespace, focus.service);
+  if (subsets.size > 0) {
+    objects.push(kubeObject(API.networking, 'DestinationRule', subsetsName, home,
+      meshfedLabels('subsets', { [LABELS.service]: serviceLabel(focus.namespace, focus.service) }), {
+        spec: {
+          host: fqdn,
+          // Only meshfed's gateways in this namespace see it: the mesh's own routing to the Service is untouched.
+          exportTo: ['.'],
+          subsets: [...subsets.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, labels]) => ({ name, labels })),
+        },
+      }));
+  } else {
+    removeIfPresent(API.networking, 'DestinationRule', home, subsetsName);
+  }
+
+  const sharedRoot = all.filter((r) => r.mode === 'shared-root');
+  if (sharedRoot.length > 0) {
+    const gw = placement ?? gatewaySetup(snapshot, 'eastwest').placement;
+    objects.push(kubeObject(API.networking, 'Gateway', GATEWAY_NAMES.eastwest, home, meshfedLabels('gateway'), {
+      spec: {
+        selector: { ...gw.selector },
+        servers: [{
+          port: { number: gw.port, name: 'tls-passthrough', protocol: 'TLS' },
+          // Explicit hosts, never *.local: only exported Services are reachable through the gateway.
+          hosts: [...new Set(sharedRoot.map((r) => r.host))].sort(),
+          tls: { mode: 'AUTO_PASSTHROUGH' },
+        }],
+      },
+    }));
+  } else {
+    removeIfPresent(API.networking, 'Gateway', home, GATEWAY_NAMES.eastwest);
+  }
+
+  const guarded = sameService.filter((r) => r.mode === 'shared-root');
+  const guardName = names.guard(focus.service);
+  if (guarded.length > 0) {
+    const guard = workloadGuard(snapshot, focus, guarded, guardName);
+    objects.push(guard.object);
+    warnings.push(...guard.warnings);
+  } else {
+    removeIfPresent(API.security, 'AuthorizationPolicy', focus.namespace, guardName);
+  }
+  return { objects, remove, warnings };
+}
+
+/**
+ * The shared-root workload guard: a DENY policy on the exported Service's workloads. Rule 1 denies every
+ * authenticated caller that is neither from the provider's own trust domain nor an admitted consumer; rule 2
+ * confines each admitted consumer to the ports exported to it. A DENY policy is used rather than ALLOW because
+ * adding the first ALLOW policy to a workload denies every caller it does not list: the provider's own
+ * callers, plaintext ones included, keep the access they had.
+ */
+function workloadGuard(snapshot: ProviderSnapshot, focus: ExportRecord, exports: ExportRecord[], name: string): { object: KubeObject; warnings: string[] } {
+  const warnings: string[] = [];
+  const service = findService(snapshot, focus.namespace, focus.service);
+  const trustDomain = snapshot.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+  const portsByPrincipal = new Map<string, Set<string>>();
+  let confinable = true;
+  for (const r of exports) {
+    const target = r.port.targetPort ?? r.port.number;
+    if (typeof target !== 'number') {
+      confinable = false;
+      warnings.push(`port ${r.port.number} of Service ${r.namespace}/${r.service} has a named targetPort (${target}): admitted consumers cannot be confined to it and may call other ports of the workload`);
+    }
+    for (const c of r.consumers) {
+      const consumerTrustDomain = c.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+      if (consumerTrustDomain === trustDomain) {
+        warnings.push(
+          `consumer ${c.clusterId} has the same trust domain as this mesh (${trustDomain}): its principals are indistinguishable from local workloads ` +
+          'with the same namespace and service account, and its other workloads pass as local callers; give the meshes distinct trust domains',
+        );
+      } else if (!(snapshot.trustDomainAliases ?? []).includes(consumerTrustDomain)) {
+        warnings.push(`the mesh of cluster ${snapshot.clusterId} must accept trust domain ${consumerTrustDomain} of consumer ${c.clusterId}: add it to meshConfig.trustDomainAliases, otherwise its sidecars reject the consumer's certificates`);
+      }
+      for (const p of consumerPrincipals(r, c)) {
+        const set = portsByPrincipal.get(p) ?? new Set<string>();
+        if (typeof target === 'number') set.add(String(target));
+        portsByPrincipal.set(p, set);
+      }
+    }
+    if (r.subset) {
+      warnings.push(`export ${r.namespace}/${r.exportName}: in shared-root mode a subset selects where traffic goes, not who may be reached; admitted consumers can reach every pod of Service ${r.namespace}/${r.service} on port ${r.port.number}`);
+    }
+  }
+  const admitted = [...portsByPrincipal.keys()].sort();
+  const rules: unknown[] = [{ from: [{ source: { principals: ['*'], notPrincipals: [`${trustDomain}/*`, ...admitted] } }] }];
+  if (confinable) {
+    for (const principal of admitted) {
+      rules.push({ from: [{ source: { principals: [principal] } }], to: [{ operation: { notPorts: [...portsByPrincipal.get(principal)!].sort() } }] });
+    }
+  }
+  const object = kubeObject(API.security, 'AuthorizationPolicy', name, focus.namespace,
+    meshfedLabels('workload-guard', { [LABELS.service]: serviceLabel(focus.namespace, focus.service) }), {
+      spec: { selector: { matchLabels: { ...service.selector! } }, action: 'DENY', rules },
+    });
+  return { object, warnings };
+}
