@@ -2,11 +2,12 @@
 // our CSRs and certificates, and complete (or refuse) the same mutual-TLS handshakes as Node does.
 import test from 'ava';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  createCertificateRequest, generateKeyPair, inspectCertificate, inspectCertificateRequest, PkiError, signClientCertificate,
+  createCertificateRequest, generateKeyPair, inspectCertificate, inspectCertificateRequest, keyMatchesCertificate, PkiError,
+  signClientCertificate, signDetached, verifyCertificateChain, verifyDetached,
 } from '../../src/pki/index.js';
 import type { CertificateAndKey } from '../../src/pki/index.js';
 import { consumerSpiffeId, exportHosts, getWorld } from './helpers.js';
@@ -198,4 +199,22 @@ osTest('s_client refuses a server certificate that does not name the requested S
   t.false(result.served);
   t.not(result.clientStatus, 0);
   t.regex(result.clientOut, /hostname mismatch/i);
+});
+
+osTest('a mesh root CA meshfed did not create (EC, made by openssl) can be inspected and compared', (t) => {
+  const key = join(dir, 'ec-root.key');
+  const cert = join(dir, 'ec-root.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert,
+    '-subj', '/O=cluster.local/CN=Root CA', '-days', '30', '-addext', 'subjectAltName=URI:spiffe://cluster.local'], { timeout: 10_000, stdio: 'ignore' });
+  const pem = readFileSync(cert, 'utf8');
+  const info = inspectCertificate(pem);
+  t.is(info.subject, 'CN=Root CA,O=cluster.local');
+  t.true(info.isCA);
+  t.deepEqual(info.uris, ['spiffe://cluster.local']);
+  t.true(openssl(['x509', '-in', cert, '-noout', '-fingerprint', '-sha256']).out.includes(`Fingerprint=${info.fingerprintSha256}\n`));
+  t.deepEqual(verifyCertificateChain(pem, [pem]), { ok: true });
+  t.true(keyMatchesCertificate(readFileSync(key, 'utf8'), pem));
+  t.false(keyMatchesCertificate(world.ca.privateKeyPem, pem));
+  const signature = signDetached(readFileSync(key, 'utf8'), 'bundle');
+  t.true(verifyDetached(pem, 'bundle', signature));
 });
