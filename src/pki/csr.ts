@@ -7,6 +7,7 @@ import { checkSpiffeId } from './names.js';
 /** An X.509 common name is at most 64 characters (RFC 5280 ub-common-name). */
 export const MAX_COMMON_NAME = 64;
 
+/** Returns `commonName` when it is 1-64 characters. @throws PkiError otherwise */
 export function checkCommonName(commonName: string): string {
   if (commonName.length === 0 || commonName.length > MAX_COMMON_NAME) {
     throw new PkiError(`common name "${commonName}" must be 1 to ${MAX_COMMON_NAME} characters`);
@@ -73,6 +74,7 @@ export function checkCertificateRequest(csrPem: string): CheckedRequest {
   }
   const commonName = request.subject.getField('CN')?.value as string | undefined;
   if (commonName === undefined || commonName === '') throw new PkiError('the certificate signing request has no subject common name (CN)');
+  checkCommonName(commonName);
 
   const extensionRequest = (request.getAttribute({ name: 'extensionRequest' }) as { extensions?: { name?: string; altNames?: { type: number; value: string }[] }[] } | null);
   const altNames = extensionRequest?.extensions?.find((e) => e.name === 'subjectAltName')?.altNames ?? [];

@@ -142,6 +142,7 @@ test('inspectCertificateRequest refuses requests that do not name exactly one SP
   t.throws(() => inspectCertificateRequest(forgeCsr([{ type: 6, value: consumerSpiffeId }, { type: 2, value: 'evil.example' }])), { instanceOf: PkiError, message: /DNS, IP/ });
   t.throws(() => inspectCertificateRequest(forgeCsr([{ type: 6, value: 'https://example.com/' }])), { instanceOf: PkiError, message: /not a valid SPIFFE ID/ });
   t.throws(() => inspectCertificateRequest(forgeCsr([{ type: 6, value: consumerSpiffeId }], '')), { instanceOf: PkiError, message: /no subject common name/ });
+  t.throws(() => inspectCertificateRequest(forgeCsr([{ type: 6, value: consumerSpiffeId }], 'x'.repeat(65))), { instanceOf: PkiError, message: /1 to 64/ });
   t.throws(() => inspectCertificateRequest('garbage'), { instanceOf: PkiError, message: /not a PEM/ });
   t.throws(() => inspectCertificateRequest('-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n'), { instanceOf: PkiError, message: /cannot be parsed/ });
   t.is(inspectCertificateRequest(forgeCsr([{ type: 6, value: consumerSpiffeId }])).spiffeId, consumerSpiffeId);
