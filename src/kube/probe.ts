@@ -1,6 +1,6 @@
-import { X509Certificate } from 'node:crypto';
 import YAML from 'yaml';
 import { ClusterError } from '../errors.js';
+import { inspectCertificate } from '../pki/index.js';
 import type { KubeClient } from './client.js';
 
 /** What `contexts --probe` learns about one cluster. */
@@ -70,7 +70,7 @@ export async function probeCluster(client: KubeClient, istioNamespace: string): 
     const cm = await client.request<{ data?: Record<string, string> }>({ method: 'GET', path: `/api/v1/namespaces/${ns}/configmaps/istio-ca-root-cert` });
     const pem = cm.body.data?.['root-cert.pem'];
     if (!pem) return void problems.push('ConfigMap istio-ca-root-cert has no root-cert.pem');
-    result.rootCaFingerprint = new X509Certificate(pem).fingerprint256;
+    result.rootCaFingerprint = inspectCertificate(pem).fingerprintSha256;
   })();
 
   const outcomes = await Promise.allSettled([istio, mesh, root]);
