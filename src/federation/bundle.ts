@@ -1,0 +1,383 @@
+/**
+ * The documents two clusters exchange when no one holds both kubeconfigs: the consumer's ImportRequest
+ * (its identity and, for boundary mode, a CSR whose key stays in the consumer cluster) and the provider's
+ * ExportBundle (how to reach the export, the federation CA, the signed client certificate).
+ *
+ * Both are YAML with `apiVersion: meshfed.io/v1alpha1`, never contain a private key, and are signed over a
+ * canonical JSON serialisation of `{apiVersion, kind, spec}`: the request by the consumer's new key (proving
+ * possession), the bundle by the provider's federation CA key.
+ */
+import { createHash, createPublicKey } from 'node:crypto';
+import YAML from 'yaml';
+import {
+  createCertificateRequest, generateKeyPair, inspectCertificate, inspectCertificateRequest, keyMatchesCertificate,
+  PkiError, signClientCertificate, signDetached, verifyCertificateChain, verifyDetached,
+} from '../pki/index.js';
+import type { ImportCredentials } from './consumer.js';
+import { BundleError, FederationInputError } from './errors.js';
+import type { ClusterPlan, ConsumerIdentity, ConsumerSnapshot, ExportEndpoint, ProviderSnapshot } from './model.js';
+import {
+  bindingLabel, checkDnsLabel, consumerGatewaySpiffeId, FEDERATION_DOMAIN, GATEWAY_NAMES, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
+} from './naming.js';
+import { emptyPlan, findObject, finishPlan, gatewayNamespaceOf, homeNamespaceOf, kubeObject, meshfedLabels, readSecret, secretData } from './objects.js';
+import { planAdmission, type ExportPlan, type PlanOptions } from './provider.js';
+
+/** apiVersion of the exchange documents. */
+export const EXCHANGE_API_VERSION = 'meshfed.io/v1alpha1' as const;
+/** Default lifetime of an import request. */
+export const DEFAULT_REQUEST_TTL_HOURS = 72;
+/** Default lifetime of an export bundle (the time to import it, not the certificate's validity). */
+export const DEFAULT_BUNDLE_TTL_HOURS = 72;
+/** Clock difference tolerated between the two clusters' operators. */
+const SKEW_MS = 5 * 60 * 1000;
+
+/** Which export an import request asks for. */
+export interface ExportRef {
+  providerClusterId: string;
+  namespace: string;
+  exportName: string;
+}
+
+/** The consumer's request to be admitted to an export. */
+export interface ImportRequest {
+  apiVersion: typeof EXCHANGE_API_VERSION;
+  kind: 'ImportRequest';
+  spec: {
+    consumerClusterId: string;
+    /** The consumer mesh's trust domain. */
+    trustDomain: string;
+    /** Namespace the export will be imported into (shared-root: the calling workloads' namespace). */
+    namespace: string;
+    /** Shared-root: service accounts of the calling workloads. */
+    serviceAccounts: string[];
+    export: ExportRef;
+    /** PKCS#10 request for the egress gateway's client certificate (boundary; present in both modes). */
+    csr: string;
+    /** Public key of the request's key pair; signs this document. */
+    publicKeyPem: string;
+    /** Binds the bundle to this request. */
+    nonce: string;
+    createdAt: string;
+    expiresAt: string;
+  };
+  /** base64 signature by the request's key over the canonical form. */
+  signature: string;
+}
+
+/** The provider's answer to an import request. */
+export interface ExportBundle {
+  apiVersion: typeof EXCHANGE_API_VERSION;
+  kind: 'ExportBundle';
+  spec: {
+    endpoint: ExportEndpoint;
+    consumerClusterId: string;
+    /** The request's nonce. */
+    nonce: string;
+    createdAt: string;
+    expiresAt: string;
+    /** The provider's federation CA: it signed this bundle, the client certificate and the gateway's server certificate. */
+    federationCaPem: string;
+    /** Boundary: the consumer gateway's client certificate. */
+    clientCertificatePem?: string;
+    /** Shared-root: SHA-256 fingerprint of the provider mesh root CA, to compare with the consumer's. */
+    providerRootCaFingerprint?: string;
+  };
+  /** base64 signature by the federation CA key over the canonical form. */
+  signature: string;
+}
+
+/** Recursively key-sorted JSON: the bytes that are signed. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function signedBytes(doc: { apiVersion: string; kind: string; spec: unknown }): string {
+  return canonicalJson({ apiVersion: doc.apiVersion, kind: doc.kind, spec: doc.spec });
+}
+
+const PRIVATE_KEY = /PRIVATE KEY/;
+
+/**
+ * YAML of an exchange document.
+ * @throws BundleError `contains-private-key` if any private key material slipped in
+ */
+export function serializeDocument(doc: ImportRequest | ExportBundle): string {
+  const text = YAML.stringify(doc, { lineWidth: 0 });
+  if (PRIVATE_KEY.test(text)) throw new BundleError('contains-private-key', `the ${doc.kind} would contain a private key; refusing to write it`);
+  return text;
+}
+
+function fingerprint(publicKeyPem: string): string {
+  const der = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(der).digest('hex').toUpperCase().match(/../g)!.join(':');
+}
+
+/** SHA-256 fingerprint (`AB:CD:...`) of a certificate, as the bundle carries for root CAs. */
+export function certificateFingerprint(pem: string): string {
+  return inspectCertificate(pem).fingerprintSha256;
+}
+
+/**
+ * Starts an import: a new key pair for the consumer's egress gateway (kept in a pending Secret of the consumer
+ * cluster), a CSR for it, and a signed request to hand to the provider.
+ *
+ * ```ts
+ * const { request, plan } = createImportRequest(consumer, { consumerClusterId: 'cluster1', namespace: 'default',
+ *   export: { providerClusterId: 'cluster2', namespace: 'bookinfo', exportName: 'myreviews' } });
+ * // apply plan (the pending key Secret), write serializeDocument(request) for the provider
+ * ```
+ */
+export function createImportRequest(
+  snapshot: ConsumerSnapshot,
+  input: { consumerClusterId: string; namespace: string; serviceAccounts?: string[]; export: ExportRef },
+  options: { now?: Date; ttlHours?: number } = {},
+): { request: ImportRequest; plan: ClusterPlan } {
+  checkDnsLabel(input.consumerClusterId, 'consumer cluster id', '--to');
+  checkDnsLabel(input.namespace, 'namespace', '--namespace');
+  checkDnsLabel(input.export.providerClusterId, 'provider cluster id', '--from');
+  checkDnsLabel(input.export.namespace, 'export namespace', '--export-namespace');
+  checkDnsLabel(input.export.exportName, 'export name', '--export');
+  const serviceAccounts = input.serviceAccounts?.length ? input.serviceAccounts : ['default'];
+  for (const sa of serviceAccounts) checkDnsLabel(sa, 'service account', '--service-account');
+  const now = options.now ?? new Date();
+  const expires = new Date(now.getTime() + (options.ttlHours ?? DEFAULT_REQUEST_TTL_HOURS) * 3_600_000);
+  const keys = generateKeyPair();
+  const gatewayNamespace = snapshot.existingGateway?.namespace ?? gatewayNamespaceOf(snapshot);
+  const spiffeId = consumerGatewaySpiffeId(input.consumerClusterId, gatewayNamespace, GATEWAY_NAMES.egress);
+  const csr = createCertificateRequest({ privateKeyPem: keys.privateKeyPem, commonName: `${input.consumerClusterId} federation egress`, spiffeId });
+  // The key is fresh for every request, so a digest of it and the time is a nonce without another random source.
+  const nonce = createHash('sha256').update(`${keys.publicKeyPem}\0${now.toISOString()}`).digest('hex').slice(0, 32);
+  const spec: ImportRequest['spec'] = {
+    consumerClusterId: input.consumerClusterId,
+    trustDomain: snapshot.trustDomain ?? 'cluster.local',
+    namespace: input.namespace,
+    serviceAccounts,
+    export: { ...input.export },
+    csr,
+    publicKeyPem: keys.publicKeyPem,
+    nonce,
+    createdAt: now.toISOString(),
+    expiresAt: expires.toISOString(),
+  };
+  const unsigned = { apiVersion: EXCHANGE_API_VERSION, kind: 'ImportRequest' as const, spec };
+  const request: ImportRequest = { ...unsigned, signature: signDetached(keys.privateKeyPem, signedBytes(unsigned)) };
+
+  const home = homeNamespaceOf(snapshot);
+  const name = names.binding(input.export.providerClusterId, input.export.namespace, input.export.exportName);
+  const plan = emptyPlan(snapshot.clusterId);
+  if (!snapshot.existingGateway) plan.objects.push(kubeObject('v1', 'Namespace', home, undefined, { [MANAGED_BY_LABEL]: MANAGED_BY }, {}));
+  const secret = kubeObject('v1', 'Secret', name, home, meshfedLabels('binding', {
+    [LABELS.binding]: bindingLabel(input.export.providerClusterId, input.export.namespace, input.export.exportName),
+    [LABELS.provider]: input.export.providerClusterId,
+  }), { type: 'Opaque', data: secretData({ 'tls.key': keys.privateKeyPem }) });
+  secret.metadata.annotations = { [PENDING_NONCE]: nonce, [PENDING_CONSUMER]: input.consumerClusterId, [PENDING_EXPIRES]: spec.expiresAt };
+  plan.objects.push(secret);
+  plan.secretsWithPrivateKeys.push(`${home}/${name}`);
+  return { request, plan: finishPlan(plan) };
+}
+
+const PENDING_NONCE = 'meshfed.io/request-nonce';
+const PENDING_CONSUMER = 'meshfed.io/request-consumer';
+const PENDING_EXPIRES = 'meshfed.io/request-expires';
+
+/**
+ * The pending key of an import request, as stored in the consumer cluster by {@link createImportRequest}.
+ * @returns undefined when there is no pending request for that export
+ */
+export function pendingRequestOf(snapshot: ConsumerSnapshot, ref: ExportRef): { privateKeyPem: string; nonce: string; consumerClusterId: string } | undefined {
+  const secret = findObject(snapshot, 'Secret', homeNamespaceOf(snapshot), names.binding(ref.providerClusterId, ref.namespace, ref.exportName));
+  const key = readSecret(secret)?.['tls.key'];
+  const annotations = secret?.metadata.annotations ?? {};
+  if (!key || !annotations[PENDING_NONCE] || !annotations[PENDING_CONSUMER]) return undefined;
+  return { privateKeyPem: key, nonce: annotations[PENDING_NONCE]!, consumerClusterId: annotations[PENDING_CONSUMER]! };
+}
+
+function parseYaml(text: string, kind: string): Record<string, unknown> {
+  if (PRIVATE_KEY.test(text)) throw new BundleError('contains-private-key', `the ${kind} contains a private key; it was not made by kubectl-meshfed (which never exports keys): discard it`);
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text);
+  } catch (e) {
+    throw new BundleError('malformed', `the ${kind} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new BundleError('malformed', `the ${kind} is not a YAML mapping`);
+  const d = doc as Record<string, unknown>;
+  if (d.kind !== kind) throw new BundleError('malformed', `expected a ${kind}, got ${typeof d.kind === 'string' ? `a ${d.kind}` : 'a document without kind'}`);
+  if (d.apiVersion !== EXCHANGE_API_VERSION) {
+    throw new BundleError('unsupported-version', `${kind} apiVersion ${String(d.apiVersion)} is not supported (this kubectl-meshfed reads ${EXCHANGE_API_VERSION}); use the same kubectl-meshfed version on both sides`);
+  }
+  if (!d.spec || typeof d.spec !== 'object' || typeof d.signature !== 'string') throw new BundleError('malformed', `the ${kind} has no spec or no signature`);
+  return d;
+}
+
+function requireStrings(spec: Record<string, unknown>, kind: string, keys: string[]): void {
+  for (const k of keys) {
+    if (typeof spec[k] !== 'string' || spec[k] === '') throw new BundleError('malformed', `the ${kind} has no ${k}`);
+  }
+}
+
+function checkTimes(spec: { createdAt: string; expiresAt: string }, kind: string, now: Date): void {
+  const created = Date.parse(spec.createdAt);
+  const expires = Date.parse(spec.expiresAt);
+  if (Number.isNaN(created) || Number.isNaN(expires)) throw new BundleError('malformed', `the ${kind} has unreadable createdAt/expiresAt times`);
+  if (created - SKEW_MS > now.getTime()) throw new BundleError('not-yet-valid', `the ${kind} was created in the future (${spec.createdAt}); check the clocks`);
+  if (expires < now.getTime()) throw new BundleError('expired', `the ${kind} expired at ${spec.expiresAt}; ask for a new one`);
+}
+
+/**
+ * Reads and verifies an import request: format, signature by the key of its CSR, expiry.
+ * @throws BundleError with code malformed, unsupported-version, contains-private-key, key-mismatch, bad-signature, expired or not-yet-valid
+ */
+export function parseImportRequest(text: string, options: { now?: Date } = {}): ImportRequest {
+  const doc = parseYaml(text, 'ImportRequest');
+  const spec = doc.spec as ImportRequest['spec'];
+  requireStrings(spec as unknown as Record<string, unknown>, 'ImportRequest', ['consumerClusterId', 'trustDomain', 'namespace', 'csr', 'publicKeyPem', 'nonce', 'createdAt', 'expiresAt']);
+  const ref = spec.export as ExportRef | undefined;
+  if (!ref || typeof ref.providerClusterId !== 'string' || typeof ref.namespace !== 'string' || typeof ref.exportName !== 'string') {
+    throw new BundleError('malformed', 'the ImportRequest does not say which export it asks for');
+  }
+  if (!Array.isArray(spec.serviceAccounts) || !spec.serviceAccounts.every((s) => typeof s === 'string')) throw new BundleError('malformed', 'the ImportRequest has no service account list');
+  let csrFingerprint: string;
+  let keyFingerprint: string;
+  try {
+    csrFingerprint = inspectCertificateRequest(spec.csr).publicKeyFingerprint;
+    keyFingerprint = fingerprint(spec.publicKeyPem);
+  } catch (e) {
+    throw new BundleError('malformed', `the ImportRequest's CSR or public key is unreadable: ${(e as Error).message}`);
+  }
+  if (csrFingerprint !== keyFingerprint) throw new BundleError('key-mismatch', 'the ImportRequest\'s CSR is for a different key than the one that signed the request; it was altered: ask for a new one');
+  const request = doc as unknown as ImportRequest;
+  if (!verifyDetached(spec.publicKeyPem, signedBytes(request), request.signature)) {
+    throw new BundleError('bad-signature', 'the ImportRequest\'s signature does not match its content: it was altered after it was created; ask for a new one');
+  }
+  checkTimes(spec, 'ImportRequest', options.now ?? new Date());
+  return request;
+}
+
+/**
+ * Admits the consumer of a verified import request to the export it names and answers with a signed bundle.
+ * Boundary mode signs the request's CSR with the federation CA (the SPIFFE id must be the consumer cluster's
+ * own gateway id); shared-root admits the request's namespace and service accounts.
+ * @throws FederationInputError when the export does not exist or the provider gateway has no address yet
+ * @throws BundleError `foreign` when the CSR names another cluster's identity
+ */
+export function admitImportRequest(
+  snapshot: ProviderSnapshot,
+  request: ImportRequest,
+  options: PlanOptions & { bundleTtlHours?: number; rootCaFingerprint?: string } = {},
+): { plan: ExportPlan; bundle: ExportBundle } {
+  const r = request.spec;
+  if (r.export.providerClusterId !== snapshot.clusterId) {
+    throw new BundleError('foreign', `the import request is for provider ${r.export.providerClusterId}, but this is ${snapshot.clusterId}; use the request with the right --from context`);
+  }
+  const now = options.now ?? new Date();
+  const csr = inspectCertificateRequest(r.csr);
+  const expectedDomain = `${r.consumerClusterId}.${FEDERATION_DOMAIN}`;
+  if (!csr.spiffeId.startsWith(`spiffe://${expectedDomain}/`)) {
+    throw new BundleError('foreign', `the import request from ${r.consumerClusterId} asks for identity ${csr.spiffeId}, which belongs to another cluster; refusing to sign it`);
+  }
+  const consumer: ConsumerIdentity = {
+    clusterId: r.consumerClusterId,
+    gatewaySpiffeId: csr.spiffeId,
+    trustDomain: r.trustDomain,
+    namespace: r.namespace,
+    serviceAccounts: [...r.serviceAccounts],
+  };
+  const plan = planAdmission(snapshot, { namespace: r.export.namespace, exportName: r.export.exportName, consumer }, options);
+  if (!plan.endpoint) {
+    throw new FederationInputError('the provider gateway has no external address yet, so consumers cannot reach it; wait for its LoadBalancer address and admit the request again');
+  }
+  let clientCertificatePem: string | undefined;
+  if (plan.record.mode === 'boundary') {
+    try {
+      clientCertificatePem = signClientCertificate({
+        ca: plan.federationCa, csrPem: r.csr, expectSpiffeId: csr.spiffeId, now,
+        ...(options.certificateValidityDays ? { validityDays: options.certificateValidityDays } : {}),
+      });
+    } catch (e) {
+      if (e instanceof PkiError) throw new BundleError('malformed', `the import request's CSR cannot be signed: ${e.message}`);
+      throw e;
+    }
+  }
+  const spec: ExportBundle['spec'] = {
+    endpoint: plan.endpoint,
+    consumerClusterId: r.consumerClusterId,
+    nonce: r.nonce,
+    createdAt: now.toISOString(),
+    expiresAt: new Date(now.getTime() + (options.bundleTtlHours ?? DEFAULT_BUNDLE_TTL_HOURS) * 3_600_000).toISOString(),
+    federationCaPem: plan.federationCa.certificatePem,
+    ...(clientCertificatePem ? { clientCertificatePem } : {}),
+    ...(plan.record.mode === 'shared-root' && (options.rootCaFingerprint ?? snapshot.rootCaPem)
+      ? { providerRootCaFingerprint: options.rootCaFingerprint ?? certificateFingerprint(snapshot.rootCaPem!) }
+      : {}),
+  };
+  const unsigned = { apiVersion: EXCHANGE_API_VERSION, kind: 'ExportBundle' as const, spec };
+  const bundle: ExportBundle = { ...unsigned, signature: signDetached(plan.federationCa.privateKeyPem, signedBytes(unsigned)) };
+  return { plan, bundle };
+}
+
+/**
+ * Reads and verifies an export bundle against the consumer's pending request.
+ * @param options.expect the pending request ({@link pendingRequestOf}): nonce, consumer id and the key the client
+ *   certificate must be for
+ * @param options.trustedCaPem the provider's federation CA from an earlier import, when there is one: the bundle
+ *   must be signed by it (otherwise the CA in the bundle is trusted on first use)
+ * @throws BundleError malformed, unsupported-version, contains-private-key, bad-signature, expired, not-yet-valid,
+ *   foreign (another consumer, another request, another CA) or key-mismatch
+ */
+export function parseExportBundle(
+  text: string,
+  options: { now?: Date; expect: { nonce: string; consumerClusterId: string; privateKeyPem?: string }; trustedCaPem?: string },
+): ExportBundle {
+  const doc = parseYaml(text, 'ExportBundle');
+  const spec = doc.spec as ExportBundle['spec'];
+  requireStrings(spec as unknown as Record<string, unknown>, 'ExportBundle', ['consumerClusterId', 'nonce', 'createdAt', 'expiresAt', 'federationCaPem']);
+  const e = spec.endpoint as ExportEndpoint | undefined;
+  if (!e || typeof e.sni !== 'string' || typeof e.gateway?.address !== 'string' || typeof e.port?.number !== 'number'
+    || (e.mode !== 'boundary' && e.mode !== 'shared-root') || (e.protocol !== 'HTTP' && e.protocol !== 'TCP')) {
+    throw new BundleError('malformed', 'the ExportBundle does not describe a complete export endpoint');
+  }
+  const now = options.now ?? new Date();
+  const bundle = doc as unknown as ExportBundle;
+  const signer = options.trustedCaPem ?? spec.federationCaPem;
+  let signed: boolean;
+  try {
+    if (!inspectCertificate(spec.federationCaPem, now).isCA) throw new BundleError('malformed', 'the ExportBundle\'s federation CA is not a CA certificate');
+    signed = verifyDetached(signer, signedBytes(bundle), bundle.signature);
+  } catch (err) {
+    if (err instanceof BundleError) throw err;
+    throw new BundleError('malformed', `the ExportBundle's federation CA is unreadable: ${(err as Error).message}`);
+  }
+  if (!signed) {
+    throw options.trustedCaPem && options.trustedCaPem.trim() !== spec.federationCaPem.trim()
+      ? new BundleError('foreign', `the ExportBundle was not signed by the federation CA of ${e.providerClusterId} this cluster already trusts; make sure it comes from that provider`)
+      : new BundleError('bad-signature', 'the ExportBundle\'s signature does not match its content: it was altered after the provider made it; ask for a new one');
+  }
+  checkTimes(spec, 'ExportBundle', now);
+  if (spec.consumerClusterId !== options.expect.consumerClusterId) {
+    throw new BundleError('foreign', `the ExportBundle is for consumer ${spec.consumerClusterId}, not ${options.expect.consumerClusterId}; use it in the cluster it was made for`);
+  }
+  if (spec.nonce !== options.expect.nonce) {
+    throw new BundleError('foreign', 'the ExportBundle answers another import request than the one pending in this cluster; use the bundle made for the latest request, or create a new request');
+  }
+  if (e.mode === 'boundary') {
+    if (typeof spec.clientCertificatePem !== 'string') throw new BundleError('malformed', 'the boundary-mode ExportBundle has no client certificate');
+    const chain = verifyCertificateChain(spec.clientCertificatePem, [spec.federationCaPem], now);
+    if (!chain.ok) throw new BundleError('bad-signature', `the ExportBundle's client certificate is not valid under its federation CA: ${chain.reason}`);
+    if (options.expect.privateKeyPem && !keyMatchesCertificate(options.expect.privateKeyPem, spec.clientCertificatePem)) {
+      throw new BundleError('key-mismatch', 'the ExportBundle\'s client certificate is for a different key than the one pending in this cluster; ask the provider to admit the current request');
+    }
+  }
+  return bundle;
+}
+
+/** The credentials planImport needs from a verified boundary-mode bundle and the pending key. */
+export function bundleCredentials(bundle: ExportBundle, privateKeyPem: string): ImportCredentials {
+  if (!bundle.spec.clientCertificatePem) throw new FederationInputError('this export bundle carries no client certificate (shared-root exports need none)');
+  return { certificatePem: bundle.spec.clientCertificatePem, privateKeyPem, caCertificatePem: bundle.spec.federationCaPem };
+}

@@ -1,0 +1,397 @@
+/**
+ * Consumer-side planners: import an export under a local name (optionally attached to an existing local
+ * Service), and remove an import.
+ *
+ * Boundary mode path: app → sidecar (VirtualService of the local name) → ISTIO_MUTUAL with the export's SNI →
+ * meshfed egress gateway (Gateway + VirtualService of the export host) → MUTUAL TLS with the client certificate
+ * (DestinationRule credentialName) → ServiceEntry of the export host = provider gateway address:15443.
+ *
+ * Shared-root mode path: app → sidecar (VirtualService of the local name) → ServiceEntry of a hidden host whose
+ * endpoint is the provider gateway → ISTIO_MUTUAL with SNI `outbound_.<port>_.<subset>_.<provider fqdn>`
+ * (DestinationRule) → provider AUTO_PASSTHROUGH gateway → provider workload.
+ */
+import { inspectCertificate, keyMatchesCertificate, verifyCertificateChain } from '../pki/index.js';
+import { FederationInputError } from './errors.js';
+import type { AttachSpec, ClusterPlan, ConsumerSnapshot, ExportEndpoint, GatewayPlacement, ImportSpec, KubeObject, ServicePort } from './model.js';
+import {
+  bindingLabel, checkDnsLabel, FEDERATION_PORT, importHost, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
+  serviceFqdn, workloadPrincipal,
+} from './naming.js';
+import {
+  API, checkNotForeign, emptyPlan, findObject, finishPlan, gatewaySetup, homeNamespaceOf, isManaged, kubeObject,
+  MANAGED_KINDS, meshfedLabels, objectKey, secretData,
+} from './objects.js';
+import { importRecordObject, readImportRecords, type ImportRecord } from './records.js';
+
+/** The consumer's half of a boundary-mode binding: its client certificate, its key, and the provider's federation CA. */
+export interface ImportCredentials {
+  /** Client certificate signed by the provider's federation CA (from the export bundle). */
+  certificatePem: string;
+  /** The private key that never left the consumer cluster (from the pending key Secret). */
+  privateKeyPem: string;
+  /** The provider's federation CA certificate: verifies the provider gateway's server certificate. */
+  caCertificatePem: string;
+}
+
+/** A consumer plan for one import. */
+export interface ImportPlan extends ClusterPlan {
+  record: ImportRecord;
+  /** What apps call: `<local>.<namespace>.svc.cluster.local`. */
+  localHost: string;
+}
+
+function istioPortProtocol(endpoint: ExportEndpoint): string {
+  if (endpoint.protocol === 'TCP') return 'TCP';
+  const declared = (endpoint.port.appProtocol ?? endpoint.port.name.split('-')[0] ?? '').toLowerCase();
+  // The upstream cluster speaks what the port declares: gRPC and HTTP/2 need HTTP/2 to the next hop.
+  if (declared === 'grpc') return 'GRPC';
+  if (declared === 'grpc-web') return 'GRPC-WEB';
+  if (declared === 'http2' || declared === 'h2c' || declared === 'kubernetes.io/h2c') return 'HTTP2';
+  return 'HTTP';
+}
+
+function checkEndpoint(endpoint: ExportEndpoint): void {
+  checkDnsLabel(endpoint.providerClusterId, 'provider cluster id');
+  checkDnsLabel(endpoint.namespace, 'export namespace');
+  checkDnsLabel(endpoint.exportName, 'export name');
+  if (!endpoint.gateway.address) throw new FederationInputError('the export has no provider gateway address; re-run the export once the provider gateway has an external address');
+}
+
+/**
+ * Plans an import. Boundary mode needs the binding's credentials (from the export bundle and the pending key);
+ * shared-root mode needs none.
+ *
+ * ```ts
+ * const plan = planImport(snapshot, { endpoint: bundle.endpoint, credentials }, { consumerClusterId: 'cluster1',
+ *   namespace: 'default', localName: 'myreviews', attach: { service: 'reviews', weight: 50 } });
+ * ```
+ * @throws FederationInputError for invalid names, missing credentials, a missing attach Service, or names taken by
+ *   objects meshfed does not manage
+ */
+export function planImport(
+  snapshot: ConsumerSnapshot,
+  input: { endpoint: ExportEndpoint; credentials?: ImportCredentials },
+  spec: ImportSpec,
+  options: { now?: Date } = {},
+): ImportPlan {
+  const { endpoint } = input;
+  checkEndpoint(endpoint);
+  checkDnsLabel(spec.consumerClusterId, 'consumer cluster id', '--to');
+  checkDnsLabel(spec.namespace, 'namespace', '--namespace');
+  const localName = checkDnsLabel(spec.localName ?? endpoint.exportName, 'local name', '--local-name');
+  const record: ImportRecord = {
+    consumerClusterId: spec.consumerClusterId,
+    namespace: spec.namespace,
+    localName,
+    endpoint,
+    ...(spec.attach ? { attach: spec.attach } : {}),
+  };
+  const existing = readImportRecords(snapshot).find((r) => r.namespace === spec.namespace && r.localName === localName);
+  if (existing && bindingLabel(existing.endpoint.providerClusterId, existing.endpoint.namespace, existing.endpoint.exportName)
+    !== bindingLabel(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName)) {
+    throw new FederationInputError(
+      `${spec.namespace}/${localName} already imports ${existing.endpoint.providerClusterId}/${existing.endpoint.namespace}/${existing.endpoint.exportName}; ` +
+      'choose another local name (--local-name) or unimport it first', '--local-name');
+  }
+  const home = homeNamespaceOf(snapshot);
+  const plan = emptyPlan(snapshot.clusterId);
+  const importLabels = meshfedLabels('import', {
+    [LABELS.import]: importLabel(spec.namespace, localName),
+    [LABELS.binding]: bindingLabel(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName),
+    [LABELS.provider]: endpoint.providerClusterId,
+  });
+  const localHost = serviceFqdn(localName, spec.namespace);
+
+  // A selector-less ClusterIP Service: a DNS name and a VIP for the sidecar to intercept, on every Istio version.
+  const port: ServicePort = {
+    name: endpoint.port.name, port: endpoint.port.number, targetPort: endpoint.port.number, protocol: 'TCP',
+    ...(endpoint.port.appProtocol ? { appProtocol: endpoint.port.appProtocol } : {}),
+  };
+  plan.objects.push(kubeObject('v1', 'Service', localName, spec.namespace, importLabels, { spec: { type: 'ClusterIP', ports: [port] } }));
+
+  let remote: RemoteDestination;
+  if (endpoint.mode === 'boundary') {
+    if (!input.credentials) {
+      throw new FederationInputError(`importing ${endpoint.providerClusterId}/${endpoint.namespace}/${endpoint.exportName} in boundary mode needs the client certificate from the export bundle (--bundle)`, '--bundle');
+    }
+    const setup = gatewaySetup(snapshot, 'egress');
+    plan.warnings.push(...setup.warnings);
+    if (setup.overlay) plan.overlay = setup.overlay;
+    plan.objects.push(...setup.objects);
+    plan.objects.push(...bindingObjects(endpoint, input.credentials, setup.placement, options.now));
+    plan.secretsWithPrivateKeys.push(`${setup.placement.namespace}/${names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName)}`);
+    const bindings = [...readImportRecords(snapshot).filter((r) => !(r.namespace === spec.namespace && r.localName === localName)), record];
+    plan.objects.push(egressRoutes(bindings, setup.placement));
+    remote = {
+      destination: {
+        host: serviceFqdn(setup.placement.serviceName, setup.placement.namespace),
+        port: { number: setup.placement.port },
+        subset: names.bindingSubset(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName),
+      },
+      authority: endpoint.protocol === 'HTTP' ? endpoint.sni : undefined,
+    };
+  } else {
+    const hidden = importHost(spec.namespace, localName);
+    const name = names.import(localName);
+    const address = endpoint.gateway.address;
+    const isIp = /^\d{1,3}(\.\d{1,3}){3}$/.test(address) || address.includes(':');
+    plan.objects.push(kubeObject(API.networking, 'ServiceEntry', name, spec.namespace, importLabels, {
+      spec: {
+        hosts: [hidden],
+        location: 'MESH_INTERNAL',
+        // Port 15443 rather than the exported port: a ServiceEntry without addresses listens on 0.0.0.0:<port>
+        // in every sidecar it is visible to, and 15443 is not a port applications use.
+        ports: [{ number: FEDERATION_PORT, name: `${istioPortProtocol(endpoint).toLowerCase()}-federation`, protocol: istioPortProtocol(endpoint) }],
+        resolution: isIp ? 'STATIC' : 'DNS',
+        endpoints: [{ address, ports: { [`${istioPortProtocol(endpoint).toLowerCase()}-federation`]: endpoint.gateway.port } }],
+      },
+    }));
+    const sans = (endpoint.serviceAccounts ?? []).map((sa) => `spiffe://${workloadPrincipal(endpoint.trustDomain ?? 'cluster.local', endpoint.namespace, sa)}`);
+    plan.objects.push(kubeObject(API.networking, 'DestinationRule', name, spec.namespace, importLabels, {
+      spec: {
+        host: hidden,
+        trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL', sni: endpoint.sni, ...(sans.length ? { subjectAltNames: sans } : {}) } },
+      },
+    }));
+    remote = { destination: { host: hidden, port: { number: FEDERATION_PORT } } };
+  }
+
+  plan.objects.push(kubeObject(API.networking, 'VirtualService', names.import(localName), spec.namespace, importLabels, {
+    spec: { hosts: [localHost], ...routesTo(endpoint, remote, endpoint.port.number) },
+  }));
+  if (spec.attach) plan.objects.push(attachObject(snapshot, spec.attach, endpoint, remote, spec.namespace, importLabels, plan.warnings));
+  plan.objects.push(importRecordObject(record, home));
+
+  checkNotForeign(snapshot, plan.objects);
+  const label = { [LABELS.import]: importLabel(spec.namespace, localName) };
+  plan.prune.push({
+    selector: { [MANAGED_BY_LABEL]: MANAGED_BY, ...label },
+    kinds: [...MANAGED_KINDS],
+    keep: plan.objects.filter((o) => o.metadata.labels?.[LABELS.import] === label[LABELS.import]).map(objectKey),
+  });
+  return { ...finishPlan(plan), record, localHost };
+}
+
+/** Where the consumer's sidecars send an import's traffic, and the HTTP authority the next hop routes by. */
+interface RemoteDestination {
+  destination: { host: string; port: { number: number }; subset?: string };
+  authority?: string | undefined;
+}
+
+function routesTo(endpoint: ExportEndpoint, remote: RemoteDestination, port: number): Record<string, unknown> {
+  if (endpoint.protocol === 'HTTP') {
+    // The egress and provider gateways select routes by Host: it must be the export host, not the local name.
+    return { http: [{ route: [{ destination: remote.destination }], ...(remote.authority ? { rewrite: { authority: remote.authority } } : {}) }] };
+  }
+  return { tcp: [{ match: [{ port }], route: [{ destination: remote.destination }] }] };
+}
+
+/** Consumer objects of one binding (one provider export), shared by every import of that export. */
+function bindingObjects(endpoint: ExportEndpoint, credentials: ImportCredentials, placement: GatewayPlacement, now?: Date): KubeObject[] {
+  const at = now ?? new Date();
+  if (!keyMatchesCertificate(credentials.privateKeyPem, credentials.certificatePem)) {
+    throw new FederationInputError('the client certificate in the export bundle was not issued for this cluster\'s pending key; create a new import request and have it admitted again');
+  }
+  const chain = verifyCertificateChain(credentials.certificatePem, [credentials.caCertificatePem], at);
+  if (!chain.ok) throw new FederationInputError(`the client certificate in the export bundle is not usable: ${chain.reason}; have the provider admit a new import request`);
+  if (inspectCertificate(credentials.certificatePem, at).uris.length === 0) {
+    throw new FederationInputError('the client certificate in the export bundle has no SPIFFE id; have the provider admit a new import request');
+  }
+  const name = names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName);
+  const namespace = placement.namespace;
+  const labels = meshfedLabels('binding', {
+    [LABELS.binding]: bindingLabel(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName),
+    [LABELS.provider]: endpoint.providerClusterId,
+  });
+  const host = endpoint.sni;
+  const protocol = istioPortProtocol(endpoint);
+  const isIp = /^\d{1,3}(\.\d{1,3}){3}$/.test(endpoint.gateway.address) || endpoint.gateway.address.includes(':');
+  const serverProtocol = endpoint.protocol === 'HTTP' ? 'HTTPS' : 'TLS';
+  return [
+    kubeObject('v1', 'Secret', name, namespace, labels, {
+      // Opaque, like the pending key Secret it replaces: a Secret's type cannot change.
+      type: 'Opaque',
+      data: secretData({ 'tls.crt': credentials.certificatePem, 'tls.key': credentials.privateKeyPem, 'ca.crt': credentials.caCertificatePem }),
+    }),
+    kubeObject(API.networking, 'ServiceEntry', name, namespace, labels, {
+      spec: {
+        hosts: [host],
+        // Only meshfed's egress gateway (in this namespace) needs to know the provider's address.
+        exportTo: ['.'],
+        location: 'MESH_EXTERNAL',
+        ports: [{ number: endpoint.gateway.port, name: `${protocol.toLowerCase()}-federation`, protocol }],
+        resolution: isIp ? 'STATIC' : 'DNS',
+        endpoints: [{ address: endpoint.gateway.address }],
+      },
+    }),
+    kubeObject(API.networking, 'DestinationRule', name, namespace, labels, {
+      spec: {
+        host,
+        exportTo: ['.'],
+        trafficPolicy: {
+          tls: { mode: 'MUTUAL', credentialName: name, sni: host, subjectAltNames: [host] },
+        },
+      },
+    }),
+    kubeObject(API.networking, 'Gateway', name, namespace, labels, {
+      spec: {
+        selector: { ...placement.selector },
+        servers: [{
+          port: { number: placement.port, name: `${serverProtocol.toLowerCase()}-${name}`, protocol: serverProtocol },
+          hosts: [host],
+          tls: { mode: 'ISTIO_MUTUAL' },
+        }],
+      },
+    }),
+    kubeObject(API.networking, 'VirtualService', name, namespace, labels, {
+      spec: {
+        hosts: [host],
+        gateways: [name],
+        exportTo: ['.'],
+        ...(endpoint.protocol === 'HTTP'
+          ? { http: [{ match: [{ port: placement.port }], route: [{ destination: { host, port: { number: endpoint.gateway.port } } }] }] }
+          : { tcp: [{ match: [{ port: placement.port }], route: [{ destination: { host, port: { number: endpoint.gateway.port } } }] }] }),
+      },
+    }),
+  ];
+}
+
+/**
+ * The DestinationRule of the consumer's egress gateway: one subset per imported export, each with the SNI the
+ * egress gateway's Gateway server for that export matches. One object because two DestinationRules for one host
+ * do not merge; visible to all namespaces because sidecars in every importing namespace use it.
+ */
+function egressRoutes(records: ImportRecord[], placement: GatewayPlacement): KubeObject {
+  const subsets = new Map<string, { sni: string; http: boolean }>();
+  for (const r of records) {
+    if (r.endpoint.mode !== 'boundary') continue;
+    const e = r.endpoint;
+    subsets.set(names.bindingSubset(e.providerClusterId, e.namespace, e.exportName), { sni: e.sni, http: e.protocol === 'HTTP' });
+  }
+  return kubeObject(API.networking, 'DestinationRule', names.egressRoutes(), placement.namespace, meshfedLabels('egress-routes'), {
+    spec: {
+      host: serviceFqdn(placement.serviceName, placement.namespace),
+      exportTo: ['*'],
+      subsets: [...subsets.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, s]) => ({
+        name,
+        trafficPolicy: {
+          // HTTP/2 and gRPC stay HTTP/2 on the way to the egress gateway, whose port is not an HTTP port.
+          ...(s.http ? { connectionPool: { http: { useClientProtocol: true } } } : {}),
+          tls: { mode: 'ISTIO_MUTUAL', sni: s.sni },
+        },
+      })),
+    },
+  });
+}
+
+function attachObject(
+  snapshot: ConsumerSnapshot, attach: AttachSpec, endpoint: ExportEndpoint, remote: RemoteDestination,
+  namespace: string, labels: Record<string, string>, warnings: string[],
+): KubeObject {
+  const service = snapshot.services.find((s) => s.namespace === namespace && s.name === attach.service);
+  if (!service) {
+    throw new FederationInputError(`Service ${namespace}/${attach.service} to attach the import to was not found; attach to an existing Service in the import namespace (--attach)`, '--attach');
+  }
+  const localPort = attach.port !== undefined
+    ? service.ports.find((p) => p.port === attach.port)
+    : service.ports.find((p) => p.port === endpoint.port.number) ?? (service.ports.length === 1 ? service.ports[0] : undefined);
+  if (!localPort) {
+    throw new FederationInputError(`Service ${namespace}/${attach.service} has several ports and none is ${attach.port ?? endpoint.port.number}: choose one (--attach-port)`, '--attach-port');
+  }
+  const fqdn = serviceFqdn(attach.service, namespace);
+  const local = { host: fqdn, port: { number: localPort.port } };
+  const shortNames = new Set([attach.service, `${attach.service}.${namespace}`, `${attach.service}.${namespace}.svc`, fqdn]);
+  for (const o of snapshot.existing) {
+    if (o.kind !== 'VirtualService' || isManaged(o)) continue;
+    const spec = o.spec as { hosts?: string[]; gateways?: string[] } | undefined;
+    const forSidecars = !spec?.gateways || spec.gateways.includes('mesh');
+    const sameNamespaceShort = (h: string): boolean => h === attach.service && o.metadata.namespace === namespace;
+    if (forSidecars && spec?.hosts?.some((h) => (shortNames.has(h) && h !== attach.service) || sameNamespaceShort(h))) {
+      warnings.push(
+        `VirtualService ${o.metadata.namespace}/${o.metadata.name} already routes ${fqdn}; Istio does not merge two VirtualServices for one host on sidecars, ` +
+        `so one of them is ignored: fold its routes into ${names.attach(attach.service)} or delete it`,
+      );
+    }
+  }
+  let spec: Record<string, unknown>;
+  if ('weight' in attach) {
+    if (!Number.isInteger(attach.weight) || attach.weight < 1 || attach.weight > 100) {
+      throw new FederationInputError(`attach weight ${attach.weight} must be a whole percentage from 1 to 100 (--weight)`, '--weight');
+    }
+    const remoteShare = { destination: remote.destination, weight: attach.weight };
+    if (endpoint.protocol === 'HTTP') {
+      // Per-destination authority: only the remote share must carry the export host.
+      const remoteRoute = remote.authority ? { ...remoteShare, headers: { request: { set: { host: remote.authority } } } } : remoteShare;
+      const route = attach.weight === 100 ? [{ ...remoteRoute, weight: 100 }] : [{ destination: local, weight: 100 - attach.weight }, remoteRoute];
+      spec = { http: [{ route }] };
+    } else {
+      const route = attach.weight === 100 ? [remoteShare] : [{ destination: local, weight: 100 - attach.weight }, remoteShare];
+      spec = { tcp: [{ match: [{ port: localPort.port }], route }] };
+    }
+  } else {
+    if (endpoint.protocol !== 'HTTP') {
+      throw new FederationInputError(`export ${endpoint.namespace}/${endpoint.exportName} is TCP: header matching needs HTTP; attach by --weight instead`, '--header');
+    }
+    if (!/^[a-z0-9-]+$/i.test(attach.header.name)) {
+      throw new FederationInputError(`header name "${attach.header.name}" is not an HTTP header name (--header)`, '--header');
+    }
+    spec = {
+      http: [
+        {
+          match: [{ headers: { [attach.header.name.toLowerCase()]: { exact: attach.header.value } } }],
+          route: [{ destination: remote.destination }],
+          ...(remote.authority ? { rewrite: { authority: remote.authority } } : {}),
+        },
+        { route: [{ destination: local }] },
+      ],
+    };
+  }
+  return kubeObject(API.networking, 'VirtualService', names.attach(attach.service), namespace, { ...labels, [LABELS.role]: 'attach' }, {
+    spec: { hosts: [fqdn], ...spec },
+  });
+}
+
+/**
+ * Removes an import: its own objects, and the binding's objects when no other import of the same export is
+ * left; the egress gateway's routes are recomputed. The egress gateway itself stays.
+ * @throws FederationInputError when the import does not exist
+ */
+export function planUnimport(snapshot: ConsumerSnapshot, input: { namespace: string; localName: string }): ClusterPlan {
+  const records = readImportRecords(snapshot);
+  const record = records.find((r) => r.namespace === input.namespace && r.localName === input.localName);
+  if (!record) {
+    const known = records.map((r) => `${r.namespace}/${r.localName}`).join(', ') || 'none';
+    throw new FederationInputError(`import ${input.namespace}/${input.localName} does not exist in cluster ${snapshot.clusterId} (imports: ${known})`, '--local-name');
+  }
+  const e = record.endpoint;
+  const remaining = records.filter((r) => r !== record);
+  const home = homeNamespaceOf(snapshot);
+  const plan = emptyPlan(snapshot.clusterId);
+  const del = (apiVersion: string, kind: string, namespace: string, name: string): void => {
+    if (findObject(snapshot, kind, namespace, name)) plan.remove.push({ apiVersion, kind, namespace, name });
+  };
+  const own = names.import(record.localName);
+  del(API.networking, 'VirtualService', record.namespace, own);
+  if (record.attach) del(API.networking, 'VirtualService', record.namespace, names.attach(record.attach.service));
+  del(API.networking, 'DestinationRule', record.namespace, own);
+  del(API.networking, 'ServiceEntry', record.namespace, own);
+  del('v1', 'Service', record.namespace, record.localName);
+  del('v1', 'ConfigMap', home, names.importRecord(record.namespace, record.localName));
+  const binding = bindingLabel(e.providerClusterId, e.namespace, e.exportName);
+  const stillBound = remaining.some((r) => bindingLabel(r.endpoint.providerClusterId, r.endpoint.namespace, r.endpoint.exportName) === binding);
+  if (e.mode === 'boundary') {
+    const placement = gatewaySetup(snapshot, 'egress').placement;
+    if (!stillBound) {
+      const name = names.binding(e.providerClusterId, e.namespace, e.exportName);
+      del(API.networking, 'VirtualService', placement.namespace, name);
+      del(API.networking, 'Gateway', placement.namespace, name);
+      del(API.networking, 'DestinationRule', placement.namespace, name);
+      del(API.networking, 'ServiceEntry', placement.namespace, name);
+      del('v1', 'Secret', placement.namespace, name);
+    }
+    if (remaining.some((r) => r.endpoint.mode === 'boundary')) plan.objects.push(egressRoutes(remaining, placement));
+    else del(API.networking, 'DestinationRule', placement.namespace, names.egressRoutes());
+  }
+  plan.prune.push({ selector: { [MANAGED_BY_LABEL]: MANAGED_BY, [LABELS.import]: importLabel(record.namespace, record.localName) }, kinds: [...MANAGED_KINDS], keep: [] });
+  return finishPlan(plan);
+}

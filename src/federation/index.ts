@@ -1,0 +1,20 @@
+// The federation core: model, naming, planners and exchange documents. Pure: no cluster, file, process or
+// terminal I/O; time and randomness come in as parameters or from src/pki.
+export * from './errors.js';
+export * from './model.js';
+export * from './naming.js';
+export {
+  API, MANAGED_KINDS, gatewaySetup, homeNamespaceOf, inApplyOrder, isManaged, istioMinor, needsSniDnatRouterMode,
+  objectKey, readSecret, supportsGatewayInjection, type GatewaySetup,
+} from './objects.js';
+export { readExportRecords, readImportRecords, type ExportRecord, type ImportRecord } from './records.js';
+export {
+  consumerPrincipals, endpointOf, planAdmission, planExport, planRevoke, planUnexport, resolveExport,
+  type ExportPlan, type PlanOptions,
+} from './provider.js';
+export { planImport, planUnimport, type ImportCredentials, type ImportPlan } from './consumer.js';
+export {
+  admitImportRequest, bundleCredentials, canonicalJson, certificateFingerprint, createImportRequest, DEFAULT_BUNDLE_TTL_HOURS,
+  DEFAULT_REQUEST_TTL_HOURS, EXCHANGE_API_VERSION, parseExportBundle, parseImportRequest, pendingRequestOf,
+  serializeDocument, type ExportBundle, type ExportRef, type ImportRequest,
+} from './bundle.js';
