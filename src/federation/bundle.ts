@@ -21,6 +21,7 @@ import {
 } from './naming.js';
 import { emptyPlan, findObject, finishPlan, gatewayNamespaceOf, homeNamespaceOf, kubeObject, meshfedLabels, readSecret, secretData } from './objects.js';
 import { planAdmission, type ExportPlan, type PlanOptions } from './provider.js';
+import { readExportRecords } from './records.js';
 
 /** apiVersion of the exchange documents. */
 export const EXCHANGE_API_VERSION = 'meshfed.io/v1alpha1' as const;
@@ -281,13 +282,11 @@ export function admitImportRequest(
   if (!csr.spiffeId.startsWith(`spiffe://${expectedDomain}/`)) {
     throw new BundleError('foreign', `the import request from ${r.consumerClusterId} asks for identity ${csr.spiffeId}, which belongs to another cluster; refusing to sign it`);
   }
-  const consumer: ConsumerIdentity = {
-    clusterId: r.consumerClusterId,
-    gatewaySpiffeId: csr.spiffeId,
-    trustDomain: r.trustDomain,
-    namespace: r.namespace,
-    serviceAccounts: [...r.serviceAccounts],
-  };
+  // Boundary admits the consumer cluster's gateway, shared-root the calling workloads: keep only what the mode uses.
+  const mode = readExportRecords(snapshot).find((e) => e.namespace === r.export.namespace && e.exportName === r.export.exportName)?.mode;
+  const consumer: ConsumerIdentity = mode === 'shared-root'
+    ? { clusterId: r.consumerClusterId, trustDomain: r.trustDomain, namespace: r.namespace, serviceAccounts: [...r.serviceAccounts] }
+    : { clusterId: r.consumerClusterId, gatewaySpiffeId: csr.spiffeId };
   const plan = planAdmission(snapshot, { namespace: r.export.namespace, exportName: r.export.exportName, consumer }, options);
   if (!plan.endpoint) {
     throw new FederationInputError('the provider gateway has no external address yet, so consumers cannot reach it; wait for its LoadBalancer address and admit the request again');

@@ -109,6 +109,7 @@ export function planImport(
   };
   plan.objects.push(kubeObject('v1', 'Service', localName, spec.namespace, importLabels, { spec: { type: 'ClusterIP', ports: [port] } }));
 
+  if (!snapshot.existingGateway) plan.objects.push(kubeObject('v1', 'Namespace', home, undefined, { [MANAGED_BY_LABEL]: MANAGED_BY }, {}));
   let remote: RemoteDestination;
   if (endpoint.mode === 'boundary') {
     if (!input.credentials) {
@@ -154,6 +155,9 @@ export function planImport(
       },
     }));
     remote = { destination: { host: hidden, port: { number: FEDERATION_PORT } } };
+    // The request's key signed the request only; shared-root traffic uses the workloads' own mesh certificates.
+    const pendingKey = names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName);
+    if (findObject(snapshot, 'Secret', home, pendingKey)) plan.remove.push({ apiVersion: 'v1', kind: 'Secret', namespace: home, name: pendingKey });
   }
 
   plan.objects.push(kubeObject(API.networking, 'VirtualService', names.import(localName), spec.namespace, importLabels, {

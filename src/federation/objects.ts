@@ -109,9 +109,15 @@ export function emptyPlan(clusterId: string): ClusterPlan {
   return { clusterId, objects: [], remove: [], prune: [], warnings: [], secretsWithPrivateKeys: [] };
 }
 
-/** Puts objects in apply order and de-duplicates warnings. */
+/** Puts objects in apply order, drops repeated objects (the first one wins) and de-duplicates warnings. */
 export function finishPlan(plan: ClusterPlan): ClusterPlan {
-  plan.objects = inApplyOrder(plan.objects);
+  const seen = new Set<string>();
+  plan.objects = inApplyOrder(plan.objects.filter((o) => {
+    const key = objectKey(o);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  }));
   plan.warnings = [...new Set(plan.warnings)];
   plan.secretsWithPrivateKeys = [...new Set(plan.secretsWithPrivateKeys)].sort();
   return plan;

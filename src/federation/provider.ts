@@ -264,7 +264,7 @@ function planProvider(snapshot: ProviderSnapshot, record: ExportRecord, options:
   plan.remove.push(...shared.remove);
   plan.warnings.push(...shared.warnings);
   if (record.consumers.length === 0) {
-    plan.warnings.push(`export ${record.namespace}/${record.exportName} admits no consumer yet: admit one with an import request (kubectl meshfed admit) before importing`);
+    plan.warnings.push(`export ${record.namespace}/${record.exportName} admits no consumer yet: admit a consumer (answer its import request, or name it when exporting) before it can import`);
   }
 
   checkNotForeign(snapshot, plan.objects);
