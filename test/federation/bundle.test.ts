@@ -1,0 +1,116 @@
+// Exchange documents: round trip, never a private key, and refusal of tampered, expired, foreign or mismatched
+// documents with a code a command can map to a message.
+import test from 'ava';
+import YAML from 'yaml';
+import { generateKeyPair } from '../../src/pki/index.js';
+import {
+  admitImportRequest, BundleError, createImportRequest, parseExportBundle, parseImportRequest, pendingRequestOf,
+  serializeDocument, type BundleErrorCode, type ConsumerSnapshot, type ImportRequest, type ProviderSnapshot,
+} from '../../src/federation/index.js';
+import { applyPlan, runScenario } from './scenario.js';
+
+const base = runScenario('seed-blog-boundary-http');
+const now = new Date(base.input.now);
+const provider: ProviderSnapshot = { ...base.input.provider, existing: base.providerObjects };
+const consumerStart: ConsumerSnapshot = { ...base.input.consumer, existing: [] };
+const ref = { providerClusterId: 'cluster2', namespace: 'bookinfo', exportName: 'myreviews' };
+
+function newRequest(at = now) {
+  const { request, plan } = createImportRequest(consumerStart, { consumerClusterId: 'cluster1', namespace: 'default', export: ref }, { now: at });
+  const consumer = applyPlan(consumerStart, plan);
+  return { request, consumer, pending: pendingRequestOf(consumer, ref)! };
+}
+
+const { request, pending } = newRequest();
+const requestText = serializeDocument(request);
+const { bundle } = admitImportRequest(provider, parseImportRequest(requestText, { now }), { now });
+const bundleText = serializeDocument(bundle);
+
+function edit(text: string, change: (doc: Record<string, any>) => void): string { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const doc = YAML.parse(text);
+  change(doc);
+  return YAML.stringify(doc, { lineWidth: 0 });
+}
+
+function refused(t: import('ava').ExecutionContext, fn: () => unknown, code: BundleErrorCode, message?: RegExp): void {
+  const error = t.throws(fn, { instanceOf: BundleError });
+  t.is(error?.code, code, error?.message);
+  if (message) t.regex(error!.message, message);
+}
+
+test('documents are versioned YAML and never contain a private key', (t) => {
+  for (const text of [requestText, bundleText]) {
+    t.false(/PRIVATE KEY/.test(text));
+    t.regex(text, /^apiVersion: meshfed\.io\/v1alpha1$/m);
+  }
+  const keyBody = pending.privateKeyPem.split('\n')[1]!;
+  t.false(requestText.includes(keyBody) || bundleText.includes(keyBody));
+  t.is(request.spec.export.exportName, 'myreviews');
+  t.truthy(bundle.spec.clientCertificatePem);
+  t.is(bundle.spec.nonce, request.spec.nonce);
+});
+
+test('a document holding a private key is neither written nor read', (t) => {
+  const leaky = { ...request, spec: { ...request.spec, csr: pending.privateKeyPem } } as ImportRequest;
+  refused(t, () => serializeDocument(leaky), 'contains-private-key');
+  refused(t, () => parseImportRequest(edit(requestText, (d) => { d.spec.note = pending.privateKeyPem; }), { now }), 'contains-private-key');
+});
+
+test('import request: round trip', (t) => {
+  t.deepEqual(parseImportRequest(requestText, { now }), request);
+});
+
+test('import request: tampered content is refused', (t) => {
+  refused(t, () => parseImportRequest(edit(requestText, (d) => { d.spec.namespace = 'kube-system'; }), { now }), 'bad-signature', /altered/);
+  refused(t, () => parseImportRequest(edit(requestText, (d) => { d.spec.serviceAccounts = ['admin']; }), { now }), 'bad-signature');
+});
+
+test('import request: a CSR for another key is refused', (t) => {
+  const other = newRequest().request;
+  refused(t, () => parseImportRequest(edit(requestText, (d) => { d.spec.csr = other.spec.csr; }), { now }), 'key-mismatch');
+});
+
+test('import request: expiry, clock and format', (t) => {
+  refused(t, () => parseImportRequest(requestText, { now: new Date(now.getTime() + 73 * 3_600_000) }), 'expired', /expired/);
+  refused(t, () => parseImportRequest(requestText, { now: new Date(now.getTime() - 3_600_000) }), 'not-yet-valid');
+  refused(t, () => parseImportRequest(edit(requestText, (d) => { d.apiVersion = 'meshfed.io/v2'; }), { now }), 'unsupported-version');
+  refused(t, () => parseImportRequest(edit(requestText, (d) => { d.kind = 'ExportBundle'; }), { now }), 'malformed');
+  refused(t, () => parseImportRequest('{ not yaml', { now }), 'malformed');
+  refused(t, () => parseImportRequest(edit(requestText, (d) => { delete d.signature; }), { now }), 'malformed');
+});
+
+test('admission refuses a request for another provider or for another cluster\'s identity', (t) => {
+  refused(t, () => admitImportRequest(provider, { ...request, spec: { ...request.spec, export: { ...ref, providerClusterId: 'cluster9' } } }, { now }), 'foreign');
+  // cluster3 replays cluster1's CSR under its own name: the CSR's SPIFFE id names cluster1.
+  refused(t, () => admitImportRequest(provider, { ...request, spec: { ...request.spec, consumerClusterId: 'cluster3' } }, { now }), 'foreign', /another cluster/);
+});
+
+test('export bundle: round trip against the pending request', (t) => {
+  t.deepEqual(parseExportBundle(bundleText, { now, expect: pending }), bundle);
+  t.deepEqual(parseExportBundle(bundleText, { now, expect: pending, trustedCaPem: bundle.spec.federationCaPem }), bundle);
+});
+
+test('export bundle: tampered content is refused', (t) => {
+  refused(t, () => parseExportBundle(edit(bundleText, (d) => { d.spec.endpoint.gateway.address = '192.0.2.66'; }), { now, expect: pending }), 'bad-signature');
+  refused(t, () => parseExportBundle(edit(bundleText, (d) => { d.spec.endpoint.sni = 'other.bookinfo.cluster2.export.meshfed.internal'; }), { now, expect: pending }), 'bad-signature');
+});
+
+test('export bundle: expired', (t) => {
+  refused(t, () => parseExportBundle(bundleText, { now: new Date(now.getTime() + 80 * 3_600_000), expect: pending }), 'expired');
+});
+
+test('export bundle: foreign consumer, request or CA', (t) => {
+  refused(t, () => parseExportBundle(bundleText, { now, expect: { ...pending, consumerClusterId: 'cluster3' } }), 'foreign', /cluster3/);
+  refused(t, () => parseExportBundle(bundleText, { now, expect: { ...pending, nonce: 'f'.repeat(32) } }), 'foreign', /another import request/);
+  const otherProvider = runScenario('boundary-tcp').bundle.spec.federationCaPem;
+  refused(t, () => parseExportBundle(bundleText, { now, expect: pending, trustedCaPem: otherProvider }), 'foreign');
+  // A bundle that swaps in another CA does not pass as the trusted provider's.
+  const forged = edit(bundleText, (d) => { d.spec.federationCaPem = otherProvider; });
+  refused(t, () => parseExportBundle(forged, { now, expect: pending, trustedCaPem: bundle.spec.federationCaPem }), 'foreign');
+  // Without a pinned CA, the swapped CA did not sign the bundle.
+  refused(t, () => parseExportBundle(forged, { now, expect: pending }), 'bad-signature');
+});
+
+test('export bundle: a client certificate for another key is refused', (t) => {
+  refused(t, () => parseExportBundle(bundleText, { now, expect: { ...pending, privateKeyPem: generateKeyPair().privateKeyPem } }), 'key-mismatch');
+});
