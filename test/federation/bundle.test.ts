@@ -1,6 +1,6 @@
 // Exchange documents: round trip, never a private key, and refusal of tampered, expired, foreign or mismatched
 // documents with a code a command can map to a message.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import YAML from 'yaml';
 import { generateKeyPair } from '../../src/pki/index.js';
 import {
@@ -32,7 +32,7 @@ function edit(text: string, change: (doc: Record<string, any>) => void): string 
   return YAML.stringify(doc, { lineWidth: 0 });
 }
 
-function refused(t: import('ava').ExecutionContext, fn: () => unknown, code: BundleErrorCode, message?: RegExp): void {
+function refused(t: ExecutionContext, fn: () => unknown, code: BundleErrorCode, message?: RegExp): void {
   const error = t.throws(fn, { instanceOf: BundleError });
   t.is(error?.code, code, error?.message);
   if (message) t.regex(error!.message, message);

@@ -1,9 +1,9 @@
 import test from 'ava';
-import { detectProtocol, FederationInputError, type ServicePort } from '../../src/federation/index.js';
+import { detectProtocol, FederationInputError, type ProtocolSource, type ServicePort } from '../../src/federation/index.js';
 
 // Istio's protocol selection: appProtocol first, then the port name prefix before "-"; anything unrecognised is
 // carried as TCP by a federation gateway.
-const table: Array<[ServicePort, 'HTTP' | 'TCP', string]> = [
+const table: Array<[ServicePort, 'HTTP' | 'TCP', ProtocolSource]> = [
   [{ port: 9080, name: 'http' }, 'HTTP', 'name'],
   [{ port: 80, name: 'http-web' }, 'HTTP', 'name'],
   [{ port: 80, name: 'HTTP-Web' }, 'HTTP', 'name'],
