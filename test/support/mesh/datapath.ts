@@ -421,7 +421,7 @@ export function envoyFailureReason(f: Failure): string {
     case 'timeout': return 'connection timeout';
     case 'resolve': return 'remote connection failure, transport failure reason: name resolution failed';
     case 'reset': return 'connection termination';
-    case 'handshake-reset': return 'remote connection failure, transport failure reason: TLS_error:|268435703:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER:TLS_error_end:TLS_error_end (connection closed by peer during handshake)';
+    case 'handshake-reset': return 'remote connection failure, transport failure reason: TLS_error:|33554536:system library:OPENSSL_internal:Connection reset by peer:TLS_error_end';
     case 'sds': return `remote connection failure, transport failure reason: TLS error: Secret is not supplied by SDS (${f.secret})`;
     case 'tls': {
       if (f.side === 'client') {

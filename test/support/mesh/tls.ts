@@ -72,7 +72,8 @@ export async function handshake(client: TlsClientSide, server: TlsServerSide): P
     cert: server.certChain,
     ca: server.clientCa,
     requestCert: server.requireClientCert ?? false,
-    rejectUnauthorized: server.requireClientCert ?? false,
+    // The client certificate is checked below, so the refusal reason (expired, unknown CA, missing) is known.
+    rejectUnauthorized: false,
     minVersion: 'TLSv1.2',
   });
   let serverOutcome: { ok: true; peer?: PeerInfo } | { ok: false; code: string; message: string } | undefined;
@@ -86,10 +87,19 @@ export async function handshake(client: TlsClientSide, server: TlsServerSide): P
     }, 5000);
     timer.unref();
     srv.on('secureConnection', (sock: TLSSocket) => {
-      serverOutcome = { ok: true, peer: peerInfo(sock.getPeerCertificate()) };
+      sock.on('error', () => undefined);
+      const peer = peerInfo(sock.getPeerCertificate());
+      if (server.requireClientCert && (!peer || !sock.authorized)) {
+        const code = !peer ? 'CERTIFICATE_REQUIRED' : String(sock.authorizationError);
+        serverOutcome = { ok: false, code, message: !peer ? 'peer did not return a certificate' : `client certificate rejected: ${code}` };
+        clientOutcome ??= { ok: false, code: 'PEER_ALERT', message: serverOutcome.message };
+        sock.destroy();
+        check();
+        return;
+      }
+      serverOutcome = { ok: true, peer };
       // One byte from the server tells the client the server accepted its certificate (TLS 1.3 verifies it late).
       sock.write('k');
-      sock.on('error', () => undefined);
       check();
     });
     srv.on('tlsClientError', (err) => {
