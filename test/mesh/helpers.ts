@@ -22,11 +22,15 @@ export function recordingProxies(): ProxyRegistry & { logs: Map<string, string[]
   };
 }
 
+/** Stored objects are arbitrary JSON: fault tests reach into them freely. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Loose = KubeObject & Record<string, any>;
+
 /** Changes one stored object in place: `edit` receives a copy and the result replaces it. */
-export function edit(world: World, cluster: string, group: string, kind: string, namespace: string, name: string, change: (o: KubeObject & Record<string, any>) => void): void {
+export function edit(world: World, cluster: string, group: string, kind: string, namespace: string, name: string, change: (o: Loose) => void): void {
   const obj = world.cluster(cluster)!.get(group, kind, namespace, name);
   if (!obj) throw new Error(`no ${kind} ${namespace}/${name} in ${cluster}`);
-  change(obj as KubeObject & Record<string, any>);
+  change(obj as Loose);
   world.add(cluster, obj);
 }
 
