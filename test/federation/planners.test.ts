@@ -1,0 +1,217 @@
+// Planner behaviour beyond the golden scenarios: refusals with actionable messages, objects shared between
+// exports and imports, removal, revocation, attach variants, existing gateways, certificate reuse.
+import test from 'ava';
+import {
+  createImportRequest, FederationInputError, names, parseImportRequest, pendingRequestOf, planAdmission, planExport,
+  planImport, planRevoke, planUnexport, planUnimport, readSecret, serializeDocument, admitImportRequest, bundleCredentials,
+  type ClusterPlan, type ConsumerSnapshot, type ExportSpec, type KubeObject, type ProviderSnapshot,
+} from '../../src/federation/index.js';
+import { applyPlan } from './scenario.js';
+
+type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const now = new Date('2026-06-01T12:00:00Z');
+
+function provider(over: Partial<ProviderSnapshot> = {}): ProviderSnapshot {
+  return {
+    clusterId: 'prod', istioVersion: '1.22.3', trustDomain: 'prod.local', gatewayAddress: '192.0.2.10',
+    services: [
+      { name: 'api', namespace: 'shop', selector: { app: 'api' }, ports: [{ name: 'http', port: 8080, targetPort: 8080 }, { name: 'grpc-admin', port: 9090, targetPort: 9090 }] },
+      { name: 'postgres', namespace: 'db', selector: { app: 'postgres' }, ports: [{ name: 'tcp-postgres', port: 5432, targetPort: 5432 }] },
+      { name: 'redis', namespace: 'db', selector: { app: 'redis' }, ports: [{ name: 'tcp-redis', port: 6379, targetPort: 6379 }] },
+      { name: 'headless', namespace: 'shop', ports: [{ name: 'http', port: 80 }] },
+      { name: 'unnamed', namespace: 'shop', selector: { app: 'u' }, ports: [{ port: 80 }] },
+    ],
+    pods: [
+      { name: 'api-1', namespace: 'shop', labels: { app: 'api', version: 'v1' }, ready: true, serviceAccount: 'api', sidecar: true },
+    ],
+    existing: [],
+    ...over,
+  };
+}
+
+const consumer = (over: Partial<ConsumerSnapshot> = {}): ConsumerSnapshot => ({
+  clusterId: 'ops', istioVersion: '1.22.3', trustDomain: 'ops.local', services: [
+    { name: 'api', namespace: 'apps', selector: { app: 'api' }, ports: [{ name: 'http', port: 8080 }] },
+  ], existing: [], ...over,
+});
+
+const spec = (over: Partial<ExportSpec> = {}): ExportSpec => ({ providerClusterId: 'prod', namespace: 'shop', service: 'api', port: { number: 8080 }, ...over });
+const find = (plan: ClusterPlan | KubeObject[], kind: string, name?: string): KubeObject | undefined =>
+  (Array.isArray(plan) ? plan : plan.objects).find((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
+const specOf = (o: KubeObject | undefined): Spec => o!.spec as Spec;
+
+test('export refusals name the object and the flag', (t) => {
+  const cases: Array<[Partial<ExportSpec>, RegExp, string]> = [
+    [{ service: 'nope' }, /Service shop\/nope was not found/, '--service'],
+    [{ port: { number: 1234 } }, /has no port 1234; its ports are 8080 \(http\), 9090 \(grpc-admin\)/, '--port'],
+    [{ service: 'headless', port: { number: 80 } }, /no pod selector/, '--service'],
+    [{ service: 'unnamed', port: { number: 80 } }, /has no name; Istio needs port names/, '--port'],
+    [{ subset: { 'bad key!': 'v' } }, /not a valid Kubernetes label/, '--subset'],
+    [{ exportName: 'Bad_Name' }, /export name "Bad_Name" is not a DNS-1123 label/, '--name'],
+  ];
+  for (const [over, message, flag] of cases) {
+    const error = t.throws(() => planExport(provider(), spec(over), { now }), { instanceOf: FederationInputError });
+    t.regex(error!.message, message);
+    t.is(error!.flag, flag);
+  }
+  t.throws(() => planExport(provider({ istioVersion: 'unknown' }), spec(), { now }), { message: /Istio version "unknown"/ });
+});
+
+test('an object of the same name that meshfed does not manage is never overwritten', (t) => {
+  const foreign: KubeObject = { apiVersion: 'networking.istio.io/v1beta1', kind: 'Gateway', metadata: { name: names.export('shop', 'api'), namespace: 'istio-meshfed' } };
+  t.throws(() => planExport(provider({ existing: [foreign] }), spec(), { now }), { instanceOf: FederationInputError, message: /not managed by kubectl-meshfed/ });
+});
+
+test('workload warnings: a subset with no ready pod', (t) => {
+  const plan = planExport(provider(), spec({ subset: { version: 'v2' } }), { now });
+  t.true(plan.warnings.some((w) => /no ready pod backs subset version=v2 of Service shop\/api/.test(w)));
+});
+
+test('re-planning reuses the federation CA and a still-valid server certificate', (t) => {
+  const first = planExport(provider(), spec(), { now });
+  const again = planExport(applyPlan(provider(), first), spec(), { now: new Date(now.getTime() + 86_400_000) });
+  const secret = (p: ClusterPlan, name: string) => readSecret(find(p, 'Secret', name));
+  t.deepEqual(secret(again, 'meshfed-federation-ca'), secret(first, 'meshfed-federation-ca'));
+  t.deepEqual(secret(again, names.export('shop', 'api')), secret(first, names.export('shop', 'api')));
+  // Close to expiry it is reissued by the same CA.
+  const late = planExport(applyPlan(provider(), first), spec(), { now: new Date(now.getTime() + 340 * 86_400_000) });
+  t.not(secret(late, names.export('shop', 'api'))!['tls.crt'], secret(first, names.export('shop', 'api'))!['tls.crt']);
+  t.is(secret(late, 'meshfed-federation-ca')!['ca.crt'], secret(first, 'meshfed-federation-ca')!['ca.crt']);
+});
+
+test('two exports of one Service share one subsets DestinationRule; unexport recomputes it', (t) => {
+  let p = provider();
+  const v1 = planExport(p, spec({ exportName: 'api-v1', subset: { version: 'v1' } }), { now });
+  p = applyPlan(p, v1);
+  const v2 = planExport(p, spec({ exportName: 'api-v2', subset: { version: 'v2' } }), { now });
+  p = applyPlan(p, v2);
+  const dr = find(v2, 'DestinationRule', names.subsets('shop', 'api'));
+  t.deepEqual(specOf(dr).subsets, [{ name: 'version-v1', labels: { version: 'v1' } }, { name: 'version-v2', labels: { version: 'v2' } }]);
+  const un = planUnexport(p, { namespace: 'shop', exportName: 'api-v1' });
+  t.deepEqual(specOf(find(un, 'DestinationRule')).subsets, [{ name: 'version-v2', labels: { version: 'v2' } }]);
+  t.true(un.remove.some((r) => r.kind === 'Gateway' && r.name === names.export('shop', 'api-v1')));
+  t.true(un.remove.some((r) => r.kind === 'ConfigMap' && r.name === names.export('shop', 'api-v1')));
+  t.false(un.remove.some((r) => r.name === names.export('shop', 'api-v2')));
+  t.deepEqual(un.prune[0]!.selector, { 'app.kubernetes.io/managed-by': 'kubectl-meshfed', 'meshfed.io/export': 'shop.api-v1' });
+});
+
+test('shared-root: the passthrough host list covers every export and shrinks on unexport', (t) => {
+  let p = provider();
+  const pg = planExport(p, spec({ namespace: 'db', service: 'postgres', port: { number: 5432 }, mode: 'shared-root' }), { now });
+  p = applyPlan(p, pg);
+  const rd = planExport(p, spec({ namespace: 'db', service: 'redis', port: { number: 6379 }, mode: 'shared-root' }), { now });
+  p = applyPlan(p, rd);
+  t.deepEqual(specOf(find(rd, 'Gateway', 'meshfed-eastwest')).servers[0].hosts, ['postgres.db.svc.cluster.local', 'redis.db.svc.cluster.local']);
+  const un = planUnexport(p, { namespace: 'db', exportName: 'redis' });
+  t.deepEqual(specOf(find(un, 'Gateway', 'meshfed-eastwest')).servers[0].hosts, ['postgres.db.svc.cluster.local']);
+  t.true(un.remove.some((r) => r.kind === 'AuthorizationPolicy' && r.name === names.guard('redis') && r.namespace === 'db'));
+  p = applyPlan(p, un);
+  const last = planUnexport(p, { namespace: 'db', exportName: 'postgres' });
+  t.true(last.remove.some((r) => r.kind === 'Gateway' && r.name === 'meshfed-eastwest'));
+  t.is(find(last, 'Gateway'), undefined);
+});
+
+test('shared-root: identity warnings (same trust domain, missing alias, subset not enforced)', (t) => {
+  const same = planExport(provider({ trustDomain: 'cluster.local' }), spec({
+    mode: 'shared-root', subset: { version: 'v1' },
+    consumers: [{ clusterId: 'ops', namespace: 'vault', serviceAccounts: ['vault'] }],
+  }), { now });
+  t.true(same.warnings.some((w) => /same trust domain as this mesh \(cluster\.local\)/.test(w)));
+  t.true(same.warnings.some((w) => /a subset selects where traffic goes, not who may be reached/.test(w)));
+  const alias = planExport(provider(), spec({ mode: 'shared-root', consumers: [{ clusterId: 'ops', trustDomain: 'ops.local', namespace: 'vault' }] }), { now });
+  t.true(alias.warnings.some((w) => /add it to meshConfig.trustDomainAliases/.test(w)));
+  const guard = specOf(find(alias, 'AuthorizationPolicy', names.guard('api')));
+  t.deepEqual(guard.rules[0].from[0].source.notPrincipals, ['prod.local/*', 'ops.local/ns/vault/sa/default']);
+  t.deepEqual(guard.rules[1].to[0].operation.notPorts, ['8080']);
+});
+
+test('admission and revocation change exactly the admitted principals', (t) => {
+  let p = applyPlan(provider(), planExport(provider(), spec(), { now }));
+  const admitted = planAdmission(p, { namespace: 'shop', exportName: 'api', consumer: { clusterId: 'ops' } }, { now });
+  p = applyPlan(p, admitted);
+  const policy = (plan: ClusterPlan) => specOf(find(plan, 'AuthorizationPolicy'));
+  t.deepEqual(policy(admitted).rules[0].from[0].source.principals, ['ops.meshfed.internal/ns/istio-meshfed/sa/meshfed-egress']);
+  const both = planAdmission(p, { namespace: 'shop', exportName: 'api', consumer: { clusterId: 'dev' } }, { now });
+  p = applyPlan(p, both);
+  t.is(policy(both).rules[0].from[0].source.principals.length, 2);
+  const revoked = planRevoke(p, { namespace: 'shop', exportName: 'api', consumerClusterId: 'ops' }, { now });
+  t.deepEqual(policy(revoked).rules[0].from[0].source.principals, ['dev.meshfed.internal/ns/istio-meshfed/sa/meshfed-egress']);
+  p = applyPlan(p, revoked);
+  const none = planRevoke(p, { namespace: 'shop', exportName: 'api', consumerClusterId: 'dev' }, { now });
+  t.is(policy(none).rules, undefined, 'no consumer left: the policy admits nobody');
+  t.throws(() => planAdmission(p, { namespace: 'shop', exportName: 'missing', consumer: { clusterId: 'ops' } }), { message: /export shop\/missing does not exist .*exports: shop\/api/ });
+});
+
+test('an existing gateway is used as is: no deployment, its namespace and selector', (t) => {
+  const existingGateway = { namespace: 'istio-system', selector: { istio: 'ingressgateway' }, serviceName: 'istio-ingressgateway', port: 15443 };
+  const plan = planExport(provider({ existingGateway, istioVersion: '1.9.5' }), spec(), { now });
+  t.is(find(plan, 'Deployment'), undefined);
+  t.is(find(plan, 'Namespace'), undefined);
+  t.is(plan.overlay, undefined);
+  t.deepEqual(specOf(find(plan, 'Gateway')).selector, { istio: 'ingressgateway' });
+  t.true(plan.objects.filter((o) => o.metadata.namespace).every((o) => o.metadata.namespace === 'istio-system'));
+});
+
+/** Export + request + admission + import of `api` into `apps` of the consumer, with an attach. */
+function imported(attach: Parameters<typeof planImport>[2]['attach'], c: ConsumerSnapshot = consumer()) {
+  let p = applyPlan(provider(), planExport(provider(), spec(), { now }));
+  const ref = { providerClusterId: 'prod', namespace: 'shop', exportName: 'api' };
+  const { request, plan: requestPlan } = createImportRequest(c, { consumerClusterId: 'ops', namespace: 'apps', export: ref }, { now });
+  const withKey = applyPlan(c, requestPlan);
+  const { bundle, plan } = admitImportRequest(p, parseImportRequest(serializeDocument(request), { now }), { now });
+  p = applyPlan(p, plan);
+  const pending = pendingRequestOf(withKey, ref)!;
+  const importPlan = planImport(withKey, { endpoint: bundle.spec.endpoint, credentials: bundleCredentials(bundle, pending.privateKeyPem) },
+    { consumerClusterId: 'ops', namespace: 'apps', localName: 'remote-api', ...(attach ? { attach } : {}) }, { now });
+  return { consumer: applyPlan(withKey, importPlan), importPlan, bundle, pending };
+}
+
+test('attach by header: matching requests go remote with the export host, the rest stays local', (t) => {
+  const { importPlan, bundle } = imported({ service: 'api', header: { name: 'X-Canary', value: 'remote' } });
+  const vs = specOf(find(importPlan, 'VirtualService', names.attach('api')));
+  t.deepEqual(vs.hosts, ['api.apps.svc.cluster.local']);
+  t.deepEqual(vs.http[0].match, [{ headers: { 'x-canary': { exact: 'remote' } } }]);
+  t.is(vs.http[0].rewrite.authority, bundle.spec.endpoint.sni);
+  t.is(vs.http[0].route[0].destination.host, 'meshfed-egress.istio-meshfed.svc.cluster.local');
+  t.deepEqual(vs.http[1].route, [{ destination: { host: 'api.apps.svc.cluster.local', port: { number: 8080 } } }]);
+});
+
+test('attach refusals and the conflicting VirtualService warning', (t) => {
+  t.throws(() => imported({ service: 'api', weight: 0 }), { message: /whole percentage from 1 to 100/ });
+  t.throws(() => imported({ service: 'nope', weight: 10 }), { message: /Service apps\/nope to attach/ });
+  const theirs: KubeObject = { apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', metadata: { name: 'api', namespace: 'apps' }, spec: { hosts: ['api'] } };
+  const { importPlan } = imported({ service: 'api', weight: 20 }, consumer({ existing: [theirs] }));
+  t.true(importPlan.warnings.some((w) => /VirtualService apps\/api already routes api\.apps\.svc\.cluster\.local/.test(w)));
+  const route = specOf(find(importPlan, 'VirtualService', names.attach('api'))).http[0].route;
+  t.deepEqual(route.map((r: Spec) => r.weight), [80, 20]);
+});
+
+test('import refuses a bundle certificate that is not for the pending key', (t) => {
+  const { bundle } = imported(undefined);
+  const other = imported(undefined).pending;
+  t.throws(() => planImport(consumer(), { endpoint: bundle.spec.endpoint, credentials: bundleCredentials(bundle, other.privateKeyPem) },
+    { consumerClusterId: 'ops', namespace: 'apps' }, { now }), { instanceOf: FederationInputError, message: /not issued for this cluster's pending key/ });
+  t.throws(() => planImport(consumer(), { endpoint: bundle.spec.endpoint }, { consumerClusterId: 'ops', namespace: 'apps' }), { message: /needs the client certificate/ });
+});
+
+test('unimport removes the import, then the binding when no import of that export is left', (t) => {
+  const { consumer: c, importPlan, bundle, pending } = imported({ service: 'api', weight: 50 });
+  const second = planImport(c, { endpoint: bundle.spec.endpoint, credentials: bundleCredentials(bundle, pending.privateKeyPem) },
+    { consumerClusterId: 'ops', namespace: 'other', localName: 'api' }, { now });
+  const both = applyPlan(c, second);
+  t.is(specOf(find(second, 'DestinationRule', 'meshfed-egress-routes')).subsets.length, 1, 'one subset per export, not per import');
+  const first = planUnimport(both, { namespace: 'apps', localName: 'remote-api' });
+  const removed = first.remove.map((r) => `${r.kind}/${r.namespace}/${r.name}`);
+  t.true(removed.includes(`Service/apps/remote-api`));
+  t.true(removed.includes(`VirtualService/apps/${names.attach('api')}`));
+  t.false(removed.some((r) => r.startsWith('Secret/')), 'the binding stays while namespace other imports it');
+  const left = applyPlan(both, first);
+  const last = planUnimport(left, { namespace: 'other', localName: 'api' });
+  const binding = names.binding('prod', 'shop', 'api');
+  for (const kind of ['Secret', 'ServiceEntry', 'DestinationRule', 'Gateway', 'VirtualService']) {
+    t.true(last.remove.some((r) => r.kind === kind && r.name === binding), `${kind} of the binding removed`);
+  }
+  t.true(last.remove.some((r) => r.name === 'meshfed-egress-routes'));
+  t.truthy(importPlan.record);
+  t.throws(() => planUnimport(left, { namespace: 'apps', localName: 'remote-api' }), { message: /does not exist/ });
+});
