@@ -245,6 +245,7 @@ async function sidecarInbound(ctx: PathContext, cluster: ClusterView, pod: KubeO
     const cert = workloadCertificate(cluster, ns, serviceAccountOf(pod));
     const hs = await handshake(conn.tls, { certChain: cert.certChain, key: cert.key, clientCa: cert.root, requireClientCert: true });
     if (!hs.ok) {
+      ctx.trace.push(`${pod.metadata.name}: Istio mTLS handshake refused by the ${hs.side}: ${hs.code}`);
       log(ctx, cluster, pod, tcpLogLine('-', '-', inboundCluster, conn.tls.servername) + ` TLS error: ${hs.code}`);
       return { ok: false, failure: { kind: 'tls', side: hs.side, code: hs.code, message: hs.message } };
     }
