@@ -20,7 +20,7 @@ import {
   bindingLabel, checkDnsLabel, consumerGatewaySpiffeId, FEDERATION_DOMAIN, GATEWAY_NAMES, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
 } from './naming.js';
 import { emptyPlan, findObject, finishPlan, gatewayNamespaceOf, homeNamespaceOf, kubeObject, meshfedLabels, readSecret, secretData } from './objects.js';
-import { planAdmission, type ExportPlan, type PlanOptions } from './provider.js';
+import { federationCaOf, planAdmission, type ExportPlan, type PlanOptions } from './provider.js';
 import { readExportRecords } from './records.js';
 
 /** apiVersion of the exchange documents. */
@@ -291,11 +291,12 @@ export function admitImportRequest(
   if (!plan.endpoint) {
     throw new FederationInputError('the provider gateway has no external address yet, so consumers cannot reach it; wait for its LoadBalancer address and admit the request again');
   }
+  const ca = federationCaOf(plan);
   let clientCertificatePem: string | undefined;
   if (plan.record.mode === 'boundary') {
     try {
       clientCertificatePem = signClientCertificate({
-        ca: plan.federationCa, csrPem: r.csr, expectSpiffeId: csr.spiffeId, now,
+        ca, csrPem: r.csr, expectSpiffeId: csr.spiffeId, now,
         ...(options.certificateValidityDays ? { validityDays: options.certificateValidityDays } : {}),
       });
     } catch (e) {
@@ -309,14 +310,14 @@ export function admitImportRequest(
     nonce: r.nonce,
     createdAt: now.toISOString(),
     expiresAt: new Date(now.getTime() + (options.bundleTtlHours ?? DEFAULT_BUNDLE_TTL_HOURS) * 3_600_000).toISOString(),
-    federationCaPem: plan.federationCa.certificatePem,
+    federationCaPem: ca.certificatePem,
     ...(clientCertificatePem ? { clientCertificatePem } : {}),
     ...(plan.record.mode === 'shared-root' && (options.rootCaFingerprint ?? snapshot.rootCaPem)
       ? { providerRootCaFingerprint: options.rootCaFingerprint ?? certificateFingerprint(snapshot.rootCaPem!) }
       : {}),
   };
   const unsigned = { apiVersion: EXCHANGE_API_VERSION, kind: 'ExportBundle' as const, spec };
-  const bundle: ExportBundle = { ...unsigned, signature: signDetached(plan.federationCa.privateKeyPem, signedBytes(unsigned)) };
+  const bundle: ExportBundle = { ...unsigned, signature: signDetached(ca.privateKeyPem, signedBytes(unsigned)) };
   return { plan, bundle };
 }
 

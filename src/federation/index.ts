@@ -9,7 +9,7 @@ export {
 } from './objects.js';
 export { readExportRecords, readImportRecords, type ExportRecord, type ImportRecord } from './records.js';
 export {
-  consumerPrincipals, endpointOf, planAdmission, planExport, planRevoke, planUnexport, resolveExport,
+  consumerPrincipals, endpointOf, federationCaOf, planAdmission, planExport, planRevoke, planUnexport, resolveExport,
   type ExportPlan, type PlanOptions,
 } from './provider.js';
 export { planImport, planUnimport, type ImportCredentials, type ImportPlan } from './consumer.js';

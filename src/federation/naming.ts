@@ -109,15 +109,17 @@ export function checkDnsLabel(value: string, what: string, flag?: string): strin
 
 /**
  * A Kubernetes object name of a family (`export`, `bind`, `import`...) built from user names:
- * `mf-<family>-<part>-...[-<suffix>]` when every part is plain (`[a-z0-9]+`) and it fits in 63 characters;
- * otherwise the readable form is truncated and followed by `--<hash>` of all inputs (then `-<suffix>`).
- * Plain names never contain `--`, so the two forms never collide, and within a family plain names map
- * one-to-one to their parts.
+ * `mf-<family>-<part>-...[-<suffix>]` when it is unambiguous (every part plain, `[a-z0-9]+`, or a single part
+ * that is a DNS label without `--`) and fits in 63 characters; otherwise the readable form is truncated and
+ * followed by `--<hash>` of all inputs (then `-<suffix>`). Readable names never contain `--`, so the two forms
+ * never collide, and within a family (fixed number of parts) readable names map one-to-one to their parts.
  */
 export function objectName(family: string, parts: readonly string[], suffix?: string): string {
   const tail = suffix ? `-${suffix}` : '';
   const readable = ['mf', family, ...parts].join('-');
-  if (parts.every((p) => PLAIN_PART.test(p)) && readable.length + tail.length <= 63) return `${readable}${tail}`;
+  // One part cannot be split ambiguously, so any DNS label without "--" reads as itself.
+  const unambiguous = parts.length === 1 ? isDnsLabel(parts[0]!) && !parts[0]!.includes('--') : parts.every((p) => PLAIN_PART.test(p));
+  if (unambiguous && readable.length + tail.length <= 63) return `${readable}${tail}`;
   const hash = shortHash([family, ...parts, suffix ?? '']);
   const room = 63 - tail.length - hash.length - 2;
   const cleaned = readable.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, room).replace(/-+$/, '');

@@ -197,8 +197,8 @@ export function gatewaySetup(snapshot: ClusterSnapshot, role: GatewayRole): Gate
       objects: [namespaceObject(namespace)],
       overlay: istioOperatorOverlay(role, namespace, serviceType, needsSniDnatRouterMode(snapshot.istioVersion) && role === 'eastwest'),
       warnings: [
-        `Istio ${snapshot.istioVersion} cannot deploy gateways by injection (needs 1.12 or later): install the ${name} gateway with the ` +
-        `printed IstioOperator overlay (istioctl install -f <file>), or use an existing gateway (--gateway-selector)`,
+        `Istio ${snapshot.istioVersion} cannot deploy gateways by injection (needs 1.12 or later): apply this plan (it creates namespace ${namespace}), ` +
+        `then install the ${name} gateway with the IstioOperator overlay (istioctl install -f <file>); or use an existing gateway (--gateway-selector)`,
       ],
     };
   }

@@ -38,8 +38,11 @@ export interface ExportPlan extends ClusterPlan {
   record: ExportRecord;
   /** What a consumer needs to reach it; undefined until the provider gateway has an external address. */
   endpoint?: ExportEndpoint;
-  /** The provider's federation CA (reused, or created by this plan). Its key is in the CA Secret only. */
-  federationCa: CertificateAndKey;
+  /**
+   * The provider's federation CA certificate (reused, or created by this plan). Its key is only in the CA
+   * Secret among `objects` (see {@link federationCaOf}), so printing a plan's fields never shows it.
+   */
+  federationCaPem: string;
 }
 
 const DEFAULT_TRUST_DOMAIN = 'cluster.local';
@@ -277,7 +280,7 @@ function planProvider(snapshot: ProviderSnapshot, record: ExportRecord, options:
   } else {
     plan.warnings.push(`the provider gateway ${setup.placement.namespace}/${setup.placement.serviceName} has no external address yet: consumers cannot import until its LoadBalancer gets one`);
   }
-  return { ...finishPlan(plan), record, ...(endpoint ? { endpoint } : {}), federationCa: ca };
+  return { ...finishPlan(plan), record, ...(endpoint ? { endpoint } : {}), federationCaPem: ca.certificatePem };
 }
 
 /** What a consumer needs to reach an export through the provider gateway at `gateway`. */
@@ -305,6 +308,16 @@ export function endpointOf(record: ExportRecord, gateway: { address: string; por
     ...(accounts.length ? { serviceAccounts: accounts } : {}),
     ...(record.subsetName ? { subsetName: record.subsetName } : {}),
   };
+}
+
+/**
+ * The federation CA (certificate and key) carried by a provider plan's CA Secret.
+ * @throws FederationInputError when the plan has no CA Secret
+ */
+export function federationCaOf(plan: ClusterPlan): CertificateAndKey {
+  const data = readSecret(plan.objects.find((o) => o.kind === 'Secret' && o.metadata.name === FEDERATION_CA_SECRET));
+  if (!data?.['ca.crt'] || !data['ca.key']) throw new FederationInputError('the provider plan carries no federation CA Secret');
+  return { certificatePem: data['ca.crt'], privateKeyPem: data['ca.key'] };
 }
 
 function federationCa(snapshot: ProviderSnapshot, home: string, options: PlanOptions): CertificateAndKey {

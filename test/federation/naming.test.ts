@@ -87,3 +87,10 @@ test('user names that are not DNS labels are refused with the flag to fix', (t) 
   t.regex(error!.message, /My_Service.*--service/);
   t.throws(() => checkDnsLabel(long('a', 64), 'export name'));
 });
+
+test('a single-part name keeps its dashes', (t) => {
+  t.is(names.import('remote-ledger'), 'mf-import-remote-ledger');
+  t.is(names.guard('my-db'), 'mf-guard-my-db');
+  t.regex(names.import('a--b'), /^mf-import-a--b--[0-9a-f]{10}$/);
+  t.not(names.import('a--b'), names.import('a-b'));
+});

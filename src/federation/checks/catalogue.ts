@@ -1,0 +1,341 @@
+/**
+ * The catalogue of `verify` checks: one entry per stable code. A code (`MF` + 4 digits) is never reused: when a
+ * check is retired its entry stays, marked `retired`, so old reports and links keep their meaning. Every code has a
+ * section in docs/checks.md (a meta-test keeps the two in step).
+ */
+
+/** How bad a failing check is: an error fails `verify` (exit code 3), a warning does not. */
+export type CheckLevel = 'error' | 'warning';
+
+/** The groups checks are run and printed in, in this order. */
+export type CheckCategory = 'contexts' | 'provider' | 'consumer' | 'federation' | 'probe';
+
+/** Categories in run and print order, with the heading printed above each. */
+export const CATEGORIES: ReadonlyArray<{ id: CheckCategory; title: string }> = [
+  { id: 'contexts', title: 'contexts and mesh' },
+  { id: 'provider', title: 'provider' },
+  { id: 'consumer', title: 'consumer' },
+  { id: 'federation', title: 'across the two clusters' },
+  { id: 'probe', title: 'probe' },
+];
+
+/** One catalogue entry. */
+export interface CheckInfo {
+  /** `MF` + 4 digits; stable, never reused. */
+  code: string;
+  level: CheckLevel;
+  category: CheckCategory;
+  /** What holds when the check passes, in the present tense: "the provider gateway has an external address". */
+  description: string;
+  /** The failure message; `{name}` placeholders are filled from the finding's parameters. */
+  message: string;
+  /** What to do about a failure; may use the same placeholders. */
+  hint: string;
+}
+
+/** The documentation anchor of a code, relative to the repository root: `docs/checks.md#mf0206`. */
+export function docsAnchor(code: string): string {
+  return `docs/checks.md#${code.toLowerCase()}`;
+}
+
+const entries: CheckInfo[] = [
+  // contexts and mesh
+  {
+    code: 'MF0101', level: 'error', category: 'contexts',
+    description: 'Istio runs in the consumer cluster',
+    message: 'no Istio control plane found in context "{context}": {detail}',
+    hint: 'install Istio in the consumer cluster, or pass --istio-namespace if istiod runs in another namespace',
+  },
+  {
+    code: 'MF0102', level: 'error', category: 'contexts',
+    description: 'the provider context is reachable',
+    message: '{detail}',
+    hint: 'check the provider cluster and the kubeconfig entry of context "{context}"; without --from, provider checks are skipped',
+  },
+  {
+    code: 'MF0103', level: 'error', category: 'contexts',
+    description: 'Istio runs in the provider cluster',
+    message: 'no Istio control plane found in context "{context}": {detail}',
+    hint: 'install Istio in the provider cluster, or pass --istio-namespace if istiod runs in another namespace',
+  },
+  {
+    code: 'MF0104', level: 'warning', category: 'contexts',
+    description: 'both meshes run an Istio version meshfed supports (1.9 or later)',
+    message: 'context "{context}" runs Istio {version}, older than 1.9',
+    hint: 'upgrade Istio: meshfed emits networking.istio.io/v1beta1 objects, which older releases do not serve',
+  },
+  {
+    code: 'MF0105', level: 'error', category: 'contexts',
+    description: 'sidecar injection is enabled for the import namespace',
+    message: 'namespace "{namespace}" has no istio-injection=enabled or istio.io/rev label: its pods get no sidecar and cannot use the import',
+    hint: 'kubectl label namespace {namespace} istio-injection=enabled (or istio.io/rev=<revision>), then restart the calling pods',
+  },
+  // provider
+  {
+    code: 'MF0201', level: 'error', category: 'provider',
+    description: 'the export exists in the provider cluster',
+    message: 'context "{context}" has no export {export} (exports: {known})',
+    hint: 'check --from: the import comes from cluster {cluster}; or export the Service again with kubectl meshfed export',
+  },
+  {
+    code: 'MF0202', level: 'error', category: 'provider',
+    description: 'the exported Service exists with the exported port',
+    message: '{detail}',
+    hint: 'restore the Service and its port, or unexport and export again with the current port',
+  },
+  {
+    code: 'MF0203', level: 'error', category: 'provider',
+    description: 'the exported Service has ready endpoints',
+    message: 'no ready pod backs Service {service} ({detail})',
+    hint: 'kubectl get pods -n {namespace} --context {context}: scale the workload up or fix why its pods are not ready',
+  },
+  {
+    code: 'MF0204', level: 'error', category: 'provider',
+    description: 'the export\'s subset matches ready pods',
+    message: '{detail}',
+    hint: 'label ready pods with the subset\'s labels, or export again with a --subset that matches running pods',
+  },
+  {
+    code: 'MF0205', level: 'error', category: 'provider',
+    description: 'the provider federation gateway is ready',
+    message: '{detail}',
+    hint: 'kubectl get pods -n {namespace} --context {context}: check the gateway pods\' events and logs',
+  },
+  {
+    code: 'MF0206', level: 'error', category: 'provider',
+    description: 'the provider gateway has an external address',
+    message: 'Service {service} has no LoadBalancer address',
+    hint: 'the cluster needs a load balancer implementation (cloud provider, MetalLB…); kubectl get svc -n {namespace} --context {context}',
+  },
+  {
+    code: 'MF0207', level: 'error', category: 'provider',
+    description: 'the provider objects of the export are present',
+    message: '{object} is missing',
+    hint: 'run kubectl meshfed export again for {export}: it recreates what is missing',
+  },
+  {
+    code: 'MF0208', level: 'error', category: 'provider',
+    description: 'the provider objects are managed by meshfed and consistent with the export',
+    message: '{detail}',
+    hint: 'run kubectl meshfed export again for {export} to restore them (it takes back fields edited by hand)',
+  },
+  {
+    code: 'MF0209', level: 'error', category: 'provider',
+    description: 'the provider Gateway\'s credentialName Secret holds a certificate, its key and the CA',
+    message: '{detail}',
+    hint: 'the Secret must be in the gateway\'s namespace with tls.crt, tls.key and ca.crt; run kubectl meshfed export again for {export}',
+  },
+  {
+    code: 'MF0210', level: 'error', category: 'provider',
+    description: 'the provider gateway\'s server certificate is valid, names the export host and is signed by the federation CA',
+    message: '{detail}',
+    hint: 'run kubectl meshfed export again for {export}: it issues a new server certificate from the federation CA',
+  },
+  {
+    code: 'MF0211', level: 'warning', category: 'provider',
+    description: 'the provider gateway\'s server certificate does not expire within 30 days',
+    message: 'the server certificate in Secret {secret} expires on {date} ({days} days left)',
+    hint: 'run kubectl meshfed export again for {export} to renew it',
+  },
+  {
+    code: 'MF0212', level: 'error', category: 'provider',
+    description: 'the passthrough gateway routes by SNI on this Istio version',
+    message: 'the gateway pods {pods} run Istio {version} without ISTIO_META_ROUTER_MODE=sni-dnat: AUTO_PASSTHROUGH builds no SNI routes',
+    hint: 'set the environment variable ISTIO_META_ROUTER_MODE=sni-dnat on the gateway (the overlay printed by kubectl meshfed export does)',
+  },
+  // consumer
+  {
+    code: 'MF0301', level: 'error', category: 'consumer',
+    description: 'the local Service apps call exists with the imported port',
+    message: '{detail}',
+    hint: 'run kubectl meshfed import again for {import}',
+  },
+  {
+    code: 'MF0302', level: 'error', category: 'consumer',
+    description: 'the consumer objects of the import are present',
+    message: '{object} is missing',
+    hint: 'run kubectl meshfed import again for {import}: it recreates what is missing',
+  },
+  {
+    code: 'MF0303', level: 'error', category: 'consumer',
+    description: 'the consumer objects are managed by meshfed and consistent with the import',
+    message: '{detail}',
+    hint: 'run kubectl meshfed import again for {import} to restore them (it takes back fields edited by hand)',
+  },
+  {
+    code: 'MF0304', level: 'error', category: 'consumer',
+    description: 'the consumer egress gateway is ready',
+    message: '{detail}',
+    hint: 'kubectl get pods -n {namespace} --context {context}: check the gateway pods\' events and logs',
+  },
+  {
+    code: 'MF0305', level: 'error', category: 'consumer',
+    description: 'the client certificate is valid and matches its key',
+    message: '{detail}',
+    hint: 'create a new import request and have the provider admit it (kubectl meshfed import --request-out, admit, import --bundle)',
+  },
+  {
+    code: 'MF0306', level: 'warning', category: 'consumer',
+    description: 'the client certificate does not expire within 30 days',
+    message: 'the client certificate in Secret {secret} expires on {date} ({days} days left)',
+    hint: 'have the provider admit a new import request before it expires',
+  },
+  {
+    code: 'MF0307', level: 'error', category: 'consumer',
+    description: 'the consumer uses the provider gateway\'s current address',
+    message: 'the import sends traffic to {used}, but the provider gateway {service} now has address {current}',
+    hint: 'the provider\'s LoadBalancer address changed since the import: run kubectl meshfed import again (with --from, or with a new bundle)',
+  },
+  // across the two
+  {
+    code: 'MF0401', level: 'error', category: 'federation',
+    description: 'the SNI the consumer sends is one the provider serves',
+    message: '{detail}',
+    hint: 'the provider Gateway hosts and the consumer\'s SNI must agree: run kubectl meshfed export, then import, again',
+  },
+  {
+    code: 'MF0402', level: 'error', category: 'federation',
+    description: 'the consumer is admitted to the export',
+    message: '{detail}',
+    hint: 'admit the consumer on the provider (kubectl meshfed import --from, or kubectl meshfed admit with its import request)',
+  },
+  {
+    code: 'MF0403', level: 'error', category: 'federation',
+    description: 'the client certificate is signed by the provider\'s current federation CA',
+    message: '{detail}',
+    hint: 'the provider\'s federation CA changed or the certificate comes from elsewhere: have the provider admit a new import request',
+  },
+  {
+    code: 'MF0404', level: 'error', category: 'federation',
+    description: 'the consumer trusts the provider gateway\'s server certificate',
+    message: '{detail}',
+    hint: 'the consumer holds an old federation CA: run kubectl meshfed import again (with --from, or with a new bundle)',
+  },
+  {
+    code: 'MF0405', level: 'error', category: 'federation',
+    description: 'in shared-root mode, the two meshes share a root CA',
+    message: 'the root CAs differ: consumer {consumerFingerprint}, provider {providerFingerprint}',
+    hint: 'shared-root mode needs both meshes to use certificates from one root (plug-in CA certificates); otherwise export in boundary mode',
+  },
+  {
+    code: 'MF0406', level: 'warning', category: 'federation',
+    description: 'in shared-root mode, the two meshes have distinct trust domains',
+    message: 'both meshes use trust domain "{trustDomain}": the provider cannot tell the consumer\'s workloads from its own with the same namespace and service account',
+    hint: 'give each mesh its own trust domain (meshConfig.trustDomain) and add the consumer\'s to the provider\'s trustDomainAliases',
+  },
+  {
+    code: 'MF0407', level: 'error', category: 'federation',
+    description: 'in shared-root mode, the provider mesh accepts the consumer\'s trust domain',
+    message: 'the provider mesh (trust domain "{providerTrustDomain}") does not list the consumer\'s trust domain "{consumerTrustDomain}" in trustDomainAliases: its sidecars reject the consumer\'s certificates',
+    hint: 'add "{consumerTrustDomain}" to meshConfig.trustDomainAliases of the provider mesh',
+  },
+  {
+    code: 'MF0408', level: 'error', category: 'federation',
+    description: 'the ports agree at every hop from the consumer to the provider Service',
+    message: '{detail}',
+    hint: 'run kubectl meshfed export and import again so that every hop uses the ports of the export',
+  },
+  // probe
+  {
+    code: 'MF0501', level: 'error', category: 'probe',
+    description: 'the probe pod starts',
+    message: '{detail}',
+    hint: 'an air-gapped cluster needs the image from its own registry: --probe-image <registry>/curlimages/curl:<tag>',
+  },
+  {
+    code: 'MF0502', level: 'error', category: 'probe',
+    description: 'the probe pod runs with an Istio sidecar',
+    message: 'the probe pod {pod} got no istio-proxy sidecar: pods in namespace "{namespace}" cannot use the import',
+    hint: 'kubectl label namespace {namespace} istio-injection=enabled (or istio.io/rev=<revision>)',
+  },
+  {
+    code: 'MF0503', level: 'error', category: 'probe',
+    description: 'the probe calls the imported service through the federation',
+    message: '{detail}',
+    hint: 'run the probe again with --keep-probe and read its logs: kubectl logs {pod} -n {namespace} -c istio-proxy',
+  },
+  {
+    code: 'MF0504', level: 'error', category: 'probe',
+    description: 'the imported name resolves in the consumer namespace',
+    message: 'curl could not resolve {host} (exit code 6)',
+    hint: 'the local Service {service} is missing: run kubectl meshfed import again',
+  },
+  {
+    code: 'MF0505', level: 'error', category: 'probe',
+    description: 'the probe\'s connection is accepted',
+    message: 'connection refused by {target} (curl exit code 7)',
+    hint: 'the probe\'s sidecar does not capture the call, or a gateway has no listener for it: check the sidecar injection and the consumer objects',
+  },
+  {
+    code: 'MF0506', level: 'error', category: 'probe',
+    description: 'the call completes before curl\'s time limit',
+    message: 'the call to {target} timed out (curl exit code 28): {detail}',
+    hint: 'nothing answers at the provider gateway address: check MF0206/MF0307, firewalls between the clusters, and the gateway ports',
+  },
+  {
+    code: 'MF0507', level: 'error', category: 'probe',
+    description: 'the TLS handshakes on the way succeed',
+    message: 'a TLS handshake failed (curl exit code {exitCode}): {detail}',
+    hint: 'the SNI is not served by the provider Gateway, or a certificate is not trusted: check MF0401, MF0403 and MF0404',
+  },
+  {
+    code: 'MF0508', level: 'error', category: 'probe',
+    description: 'the connection is not reset on the way',
+    message: '{detail}',
+    hint: 'a gateway rejected the client certificate or found no route: read the gateway logs (kubectl logs -n istio-meshfed deploy/meshfed-ingress) and check MF0402 and MF0403',
+  },
+  {
+    code: 'MF0509', level: 'error', category: 'probe',
+    description: 'every hop has a route for the imported host',
+    message: 'HTTP {status} with Envoy response flag NR (no route): {detail}',
+    hint: 'a VirtualService does not match the host or SNI it receives: check MF0208, MF0303 and MF0401',
+  },
+  {
+    code: 'MF0510', level: 'error', category: 'probe',
+    description: 'every hop connects to its upstream',
+    message: 'HTTP 503 with Envoy response flag {flags} (upstream connection failed): {detail}',
+    hint: 'an address, port or certificate between two hops is wrong: check MF0307, MF0408, MF0209 and MF0403',
+  },
+  {
+    code: 'MF0511', level: 'error', category: 'probe',
+    description: 'the upstream has healthy endpoints',
+    message: 'HTTP 503 with Envoy response flag UH (no healthy upstream): {detail}',
+    hint: 'the exported Service or its subset has no ready pod: check MF0203 and MF0204',
+  },
+  {
+    code: 'MF0512', level: 'error', category: 'probe',
+    description: 'the caller is authorized',
+    message: 'HTTP 403 "RBAC: access denied": an AuthorizationPolicy refused the call',
+    hint: 'the consumer is not admitted to the export, or a policy on the provider workload denies it: check MF0402',
+  },
+  {
+    code: 'MF0513', level: 'warning', category: 'probe',
+    description: 'the imported service answers with a success status',
+    message: 'the service answered HTTP {status} to {method} {path}',
+    hint: 'the federation works, the application refused the request: pass a --path the service answers (e.g. --path /health)',
+  },
+  {
+    code: 'MF0514', level: 'error', category: 'probe',
+    description: 'the probe finishes within --timeout',
+    message: '{detail}',
+    hint: 'raise --timeout, or run with --keep-probe and inspect the pod (kubectl describe pod {pod} -n {namespace})',
+  },
+];
+
+/** Every check, by code. */
+export const CATALOGUE: ReadonlyMap<string, CheckInfo> = new Map(entries.map((entry) => [entry.code, entry]));
+
+/** The catalogue entry of a code. @throws Error for a code that is not in the catalogue (a programming error). */
+export function checkInfo(code: string): CheckInfo {
+  const info = CATALOGUE.get(code);
+  if (!info) throw new Error(`check code ${code} is not in the catalogue`);
+  return info;
+}
+
+/** Fills `{name}` placeholders; unknown names stay visible rather than silently vanishing. */
+export function fillTemplate(template: string, params: Readonly<Record<string, string | number | undefined>>): string {
+  return template.replace(/\{(\w+)\}/g, (whole, name: string) => {
+    const value = params[name];
+    return value === undefined ? whole : String(value);
+  });
+}

@@ -1,0 +1,275 @@
+/**
+ * Lookups the checks share: objects by kind and name, the export record, gateway pods and Services, certificates
+ * from Secrets. Everything is computed from a {@link VerifySnapshot} (no I/O) and memoised per snapshot.
+ */
+import { inspectCertificate, type CertificateInfo } from '../../pki/index.js';
+import type { KubeObject } from '../model.js';
+import {
+  bindingLabel, exportLabel, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
+} from '../naming.js';
+import { readSecret } from '../objects.js';
+import type { ExportRecord } from '../records.js';
+import type { SideSnapshot, VerifySnapshot } from './types.js';
+
+/** A loose view of an object's spec: objects read from a cluster are plain JSON. */
+export type Spec = Record<string, unknown>;
+
+/** `Kind namespace/name`, how results name objects. */
+export function describe(kind: string, namespace: string | undefined, name: string): string {
+  return `${kind} ${namespace ? `${namespace}/` : ''}${name}`;
+}
+
+export function describeObject(object: KubeObject): string {
+  return describe(object.kind, object.metadata.namespace, object.metadata.name);
+}
+
+export function specOf(object: KubeObject | undefined): Spec {
+  return ((object?.spec as Spec | undefined) ?? {});
+}
+
+export function find(side: SideSnapshot, kind: string, namespace: string | undefined, name: string): KubeObject | undefined {
+  return side.objects.find((o) => o.kind === kind && o.metadata.name === name && (namespace === undefined || o.metadata.namespace === namespace));
+}
+
+export function isManaged(object: KubeObject): boolean {
+  return object.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;
+}
+
+export function labelsMatch(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
+  if (!selector) return false;
+  return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+}
+
+/** A pod is ready when its Ready condition is true (and it is not being deleted). */
+export function isPodReady(pod: KubeObject): boolean {
+  if (pod.metadata.deletionTimestamp) return false;
+  const status = (pod.status as Spec | undefined) ?? {};
+  const ready = (status.conditions as Array<{ type: string; status: string }> | undefined)?.find((c) => c.type === 'Ready');
+  return ready?.status === 'True';
+}
+
+/** The first LoadBalancer ingress address (IP or host name) of a Service, if it has one. */
+export function loadBalancerAddress(service: KubeObject | undefined): string | undefined {
+  const ingress = ((service?.status as Spec | undefined)?.loadBalancer as Spec | undefined)?.ingress as Array<{ ip?: string; hostname?: string }> | undefined;
+  const first = ingress?.find((i) => i.ip || i.hostname);
+  return first?.ip ?? first?.hostname;
+}
+
+/** A certificate read from a Secret key: its PEM, or why it could not be read. */
+export type CertificateRead =
+  | { ok: true; pem: string; info: CertificateInfo }
+  | { ok: false; reason: string };
+
+export function certificateIn(secret: KubeObject | undefined, key: string, now: Date): CertificateRead {
+  if (!secret) return { ok: false, reason: 'the Secret does not exist' };
+  const pem = readSecret(secret)?.[key];
+  if (!pem) return { ok: false, reason: `Secret ${secret.metadata.namespace}/${secret.metadata.name} has no ${key}` };
+  try {
+    return { ok: true, pem, info: inspectCertificate(pem, now) };
+  } catch (error) {
+    return { ok: false, reason: `${key} of Secret ${secret.metadata.namespace}/${secret.metadata.name} is not a readable certificate: ${(error as Error).message}` };
+  }
+}
+
+/** A federation gateway as found in a cluster: its Gateway object, pods and Service. */
+export interface GatewayFacts {
+  /** The meshfed Gateway object whose selector picks the gateway pods. */
+  gateway: KubeObject | undefined;
+  namespace: string;
+  selector: Record<string, string> | undefined;
+  pods: KubeObject[];
+  /** The gateway's Service: the one selecting its pods that exposes the federation port (or is a LoadBalancer). */
+  service: KubeObject | undefined;
+}
+
+/** The ports of a Service's spec. */
+export function servicePorts(service: KubeObject): Array<{ name?: string; port: number; targetPort?: number | string; nodePort?: number }> {
+  return (specOf(service).ports as Array<{ name?: string; port: number; targetPort?: number | string }> | undefined) ?? [];
+}
+
+function gatewayFacts(side: SideSnapshot, gateway: KubeObject | undefined, namespace: string, fallbackName: string, wantLoadBalancer: boolean): GatewayFacts {
+  const selector = (specOf(gateway).selector as Record<string, string> | undefined) ?? { istio: fallbackName };
+  const pods = side.objects.filter((o) => o.kind === 'Pod' && o.metadata.namespace === namespace && labelsMatch(selector, o.metadata.labels));
+  const candidates = side.objects.filter((o) => {
+    if (o.kind !== 'Service' || o.metadata.namespace !== namespace) return false;
+    const serviceSelector = specOf(o).selector as Record<string, string> | undefined;
+    if (!serviceSelector || Object.keys(serviceSelector).length === 0) return false;
+    // The Service selects the gateway pods, or (before any pod exists) selects by the Gateway's own labels.
+    return pods.some((p) => labelsMatch(serviceSelector, p.metadata.labels)) || labelsMatch(serviceSelector, selector);
+  });
+  const service = candidates.find((s) => s.metadata.name === fallbackName)
+    ?? candidates.find((s) => (wantLoadBalancer ? specOf(s).type === 'LoadBalancer' : true) && servicePorts(s).some((p) => p.port === FEDERATION_PORT || p.targetPort === FEDERATION_PORT))
+    ?? candidates[0];
+  return { gateway, namespace, selector, pods, service };
+}
+
+/** What the checks derive from a snapshot, computed once. */
+export class VerifyFacts {
+  private cache = new Map<string, unknown>();
+
+  constructor(readonly snapshot: VerifySnapshot) {}
+
+  private memo<T>(key: string, compute: () => T): T {
+    if (!this.cache.has(key)) this.cache.set(key, compute());
+    return this.cache.get(key) as T;
+  }
+
+  get record() {
+    return this.snapshot.record;
+  }
+
+  get endpoint() {
+    return this.snapshot.record.endpoint;
+  }
+
+  get consumer(): SideSnapshot {
+    return this.snapshot.consumer;
+  }
+
+  /** The provider snapshot, when it was read. */
+  get provider(): SideSnapshot | undefined {
+    return this.snapshot.provider.status === 'present' ? this.snapshot.provider.snapshot : undefined;
+  }
+
+  /** `<namespace>/<local name>`, how messages name the import. */
+  get importName(): string {
+    return `${this.record.namespace}/${this.record.localName}`;
+  }
+
+  /** `<namespace>/<export>`, how messages name the export. */
+  get exportName(): string {
+    return `${this.endpoint.namespace}/${this.endpoint.exportName}`;
+  }
+
+  /** The consumer-side name of the binding objects (boundary mode). */
+  get bindingName(): string {
+    const e = this.endpoint;
+    return names.binding(e.providerClusterId, e.namespace, e.exportName);
+  }
+
+  get bindingLabel(): string {
+    const e = this.endpoint;
+    return bindingLabel(e.providerClusterId, e.namespace, e.exportName);
+  }
+
+  /** The consumer's binding objects (boundary mode), found by label wherever the egress gateway lives. */
+  bindingObject(kind: string): KubeObject | undefined {
+    return this.consumer.objects.find((o) => o.kind === kind && o.metadata.name === this.bindingName && o.metadata.labels?.[LABELS.binding] === this.bindingLabel)
+      ?? find(this.consumer, kind, this.snapshot.consumerHome, this.bindingName);
+  }
+
+  /** Namespace of the consumer's egress gateway: where the binding Gateway is, else meshfed's home namespace. */
+  get egressNamespace(): string {
+    return this.bindingObject('Gateway')?.metadata.namespace ?? this.snapshot.consumerHome;
+  }
+
+  get egressGateway(): GatewayFacts {
+    return this.memo('egress', () => gatewayFacts(this.consumer, this.bindingObject('Gateway'), this.egressNamespace, GATEWAY_NAMES.egress, false));
+  }
+
+  /** The client certificate of the binding Secret (boundary mode). */
+  get clientCertificate(): CertificateRead {
+    return this.memo('clientCert', () => certificateIn(this.bindingObject('Secret'), 'tls.crt', this.snapshot.now));
+  }
+
+  /** The provider's export record, found by its export label; undefined without a provider or when it is missing. */
+  get exportRecordObject(): KubeObject | undefined {
+    const provider = this.provider;
+    if (!provider) return undefined;
+    const label = exportLabel(this.endpoint.namespace, this.endpoint.exportName);
+    return provider.objects.find((o) => o.kind === 'ConfigMap' && isManaged(o)
+      && o.metadata.labels?.[LABELS.role] === 'export-record' && o.metadata.labels?.[LABELS.export] === label);
+  }
+
+  /** The export record, parsed; undefined when absent or unreadable. */
+  get exportRecord(): ExportRecord | undefined {
+    return this.memo('exportRecord', () => {
+      const text = (this.exportRecordObject?.data as Record<string, string> | undefined)?.['export.json'];
+      if (!text) return undefined;
+      try {
+        return JSON.parse(text) as ExportRecord;
+      } catch {
+        return undefined;
+      }
+    });
+  }
+
+  /** Every export record of the provider, as `<namespace>/<name>`, for messages. */
+  get knownExports(): string[] {
+    return (this.provider?.objects ?? [])
+      .filter((o) => o.kind === 'ConfigMap' && o.metadata.labels?.[LABELS.role] === 'export-record')
+      .map((o) => {
+        try {
+          const r = JSON.parse((o.data as Record<string, string>)['export.json'] ?? '') as ExportRecord;
+          return `${r.namespace}/${r.exportName}`;
+        } catch {
+          return `${o.metadata.namespace}/${o.metadata.name}`;
+        }
+      }).sort();
+  }
+
+  /** meshfed's home namespace in the provider cluster: where the export record is. */
+  get providerHome(): string {
+    return this.exportRecordObject?.metadata.namespace ?? 'istio-meshfed';
+  }
+
+  /** The provider-side name of the export's own objects. */
+  get exportObjectName(): string {
+    return names.export(this.endpoint.namespace, this.endpoint.exportName);
+  }
+
+  /** The provider Gateway that serves the export: its own (boundary) or the shared passthrough one. */
+  get providerGatewayObject(): KubeObject | undefined {
+    const provider = this.provider;
+    if (!provider) return undefined;
+    const name = this.endpoint.mode === 'boundary' ? this.exportObjectName : GATEWAY_NAMES.eastwest;
+    return find(provider, 'Gateway', this.providerHome, name);
+  }
+
+  get providerGateway(): GatewayFacts | undefined {
+    const provider = this.provider;
+    if (!provider) return undefined;
+    return this.memo('providerGateway', () => gatewayFacts(provider, this.providerGatewayObject, this.providerHome,
+      this.endpoint.mode === 'boundary' ? GATEWAY_NAMES.ingress : GATEWAY_NAMES.eastwest, true));
+  }
+
+  /** The exported Service in the provider cluster. */
+  get exportedService(): KubeObject | undefined {
+    const provider = this.provider;
+    const record = this.exportRecord;
+    if (!provider) return undefined;
+    return find(provider, 'Service', this.endpoint.namespace, record?.service ?? this.endpoint.service);
+  }
+
+  /** Pods the exported Service selects. */
+  get exportedPods(): KubeObject[] {
+    const provider = this.provider;
+    const service = this.exportedService;
+    if (!provider || !service) return [];
+    const selector = specOf(service).selector as Record<string, string> | undefined;
+    return provider.objects.filter((o) => o.kind === 'Pod' && o.metadata.namespace === service.metadata.namespace && labelsMatch(selector, o.metadata.labels));
+  }
+
+  /** The federation CA certificate of the provider (boundary mode). */
+  get federationCa(): CertificateRead {
+    const provider = this.provider;
+    if (!provider) return { ok: false, reason: 'no provider' };
+    return this.memo('ca', () => certificateIn(find(provider, 'Secret', this.providerHome, FEDERATION_CA_SECRET), 'ca.crt', this.snapshot.now));
+  }
+
+  /** The provider gateway's server certificate (boundary mode). */
+  get serverCertificate(): CertificateRead {
+    const provider = this.provider;
+    if (!provider) return { ok: false, reason: 'no provider' };
+    return this.memo('serverCert', () => certificateIn(this.serverCredentialSecret, 'tls.crt', this.snapshot.now));
+  }
+
+  /** The Secret the provider Gateway's `credentialName` names (boundary mode). */
+  get serverCredentialSecret(): KubeObject | undefined {
+    const provider = this.provider;
+    if (!provider) return undefined;
+    const servers = (specOf(this.providerGatewayObject).servers as Spec[] | undefined) ?? [];
+    const name = ((servers[0]?.tls as Spec | undefined)?.credentialName as string | undefined) ?? this.exportObjectName;
+    return find(provider, 'Secret', this.providerGatewayObject?.metadata.namespace ?? this.providerHome, name);
+  }
+}

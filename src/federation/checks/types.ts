@@ -1,0 +1,71 @@
+/**
+ * What `verify` checks run over (snapshots of both clusters, read once) and what they return (outcomes, then
+ * results). Plain data: gathering is in src/kube/verify-gather.ts, printing in src/ui/checks.ts.
+ */
+import type { KubeObject } from '../model.js';
+import type { ImportRecord } from '../records.js';
+import type { CheckCategory, CheckLevel } from './catalogue.js';
+
+/** The outcome of one check on one object: passed, not run (and why), or failed (with what to do). */
+export type Outcome =
+  | { status: 'ok'; note?: string }
+  | { status: 'skip'; reason: string }
+  | { status: 'fail'; message: string; hint: string };
+
+/** One line of the report: a catalogue code, the object it is about, and the outcome. */
+export interface CheckResult {
+  code: string;
+  level: CheckLevel;
+  category: CheckCategory;
+  /** The catalogue description (present tense). */
+  description: string;
+  /** The object the finding is about, as `Kind namespace/name` (or a context, a certificate…); absent for global checks. */
+  object?: string;
+  outcome: Outcome;
+  /** `docs/checks.md#mf0206`. */
+  docs: string;
+}
+
+/** What verify learns about a mesh. */
+export interface MeshFacts {
+  /** Istio version from istiod's image; undefined when no istiod was found (see `problem`). */
+  istioVersion?: string;
+  /** Mesh trust domain; `cluster.local` when the mesh config does not set one. */
+  trustDomain: string;
+  trustDomainAliases: string[];
+  /** PEM of the mesh root CA (`istio-ca-root-cert`), when readable. */
+  rootCaPem?: string;
+  /** Why the Istio facts are incomplete, in the user's terms. */
+  problem?: string;
+}
+
+/** One cluster as the checks see it. */
+export interface SideSnapshot {
+  /** kubeconfig context name. */
+  context: string;
+  mesh: MeshFacts;
+  /**
+   * Objects read from the cluster: every meshfed-managed object in the namespaces involved, and the objects
+   * they refer to (Services, pods, Namespaces, gateway Services and pods). Secrets are included because the
+   * checks inspect certificates; their data is never printed.
+   */
+  objects: KubeObject[];
+}
+
+/** The provider side: read, not asked for (no `--from`), or not reachable. */
+export type ProviderSide =
+  | { status: 'present'; snapshot: SideSnapshot }
+  | { status: 'absent' }
+  | { status: 'unreachable'; context: string; message: string };
+
+/** Everything the static checks need. */
+export interface VerifySnapshot {
+  /** The clock for certificate validity. */
+  now: Date;
+  consumer: SideSnapshot;
+  /** Namespace of the import record (meshfed's home namespace in the consumer cluster). */
+  consumerHome: string;
+  /** The import being verified, from its record in the consumer cluster. */
+  record: ImportRecord;
+  provider: ProviderSide;
+}
