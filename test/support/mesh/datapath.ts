@@ -265,7 +265,9 @@ async function sidecarInbound(ctx: PathContext, cluster: ClusterView, pod: KubeO
     return { ok: false, failure: { kind: 'reset' } };
   }
   const payload = inner.payload;
-  const http = payload.kind === 'http' ? payload.request : undefined;
+  // TLS that is not Istio's passes through the sidecar to the application as opaque bytes.
+  const opaque = inner.tls !== undefined;
+  const http = payload.kind === 'http' && !opaque ? payload.request : undefined;
   const decision = authorize(cluster, pod, {
     principal, port, sni: conn.tls?.servername,
     http: http && { host: http.authority, method: http.method, path: http.path, headers: http.headers },
@@ -280,6 +282,7 @@ async function sidecarInbound(ctx: PathContext, cluster: ClusterView, pod: KubeO
     return { ok: true, reply: { kind: 'closed' } };
   }
   const result = application(ctx, cluster, pod, port, inner);
+  if (opaque) return result;
   if (!result.ok) {
     if (http) {
       log(ctx, cluster, pod, httpLogLine(http, 503, 'UF', `127.0.0.1:${port}`, inboundCluster));

@@ -357,6 +357,11 @@ export class Shell {
     let hasQuoted = false;
     let i = 0;
     const substitute = async (j: number): Promise<[string, number]> => {
+      if (raw.startsWith('((', j + 1)) {
+        const end = raw.indexOf('))', j + 3);
+        if (end < 0) throw new SyntaxError('unterminated $((');
+        return [String(arithmetic(raw.slice(j + 3, end), this.vars)), end + 2];
+      }
       if (raw[j + 1] === '(') {
         const end = skipParens(raw, j + 1);
         const script = raw.slice(j + 2, end - 1);
@@ -482,6 +487,37 @@ export class Shell {
       if (!signal && !timer) resolve(0);
     });
   }
+}
+
+/** `$(( … ))`: integer + - * / % and parentheses over numbers and variables. */
+function arithmetic(expr: string, vars: Map<string, string>): number {
+  const toks = expr.match(/\d+|[A-Za-z_][A-Za-z0-9_]*|[-+*/%()]|\S/g) ?? [];
+  let i = 0;
+  const atom = (): number => {
+    const t = toks[i++];
+    if (t === '(') { const v = sum(); i++; return v; }
+    if (t === '-') return -atom();
+    if (t !== undefined && /^\d+$/.test(t)) return Number(t);
+    if (t !== undefined && /^[A-Za-z_]/.test(t)) return Number(vars.get(t) ?? 0) || 0;
+    return unmodelled(`arithmetic expression $((${expr}))`);
+  };
+  const product = (): number => {
+    let v = atom();
+    while (toks[i] === '*' || toks[i] === '/' || toks[i] === '%') {
+      const op = toks[i++];
+      const r = atom();
+      v = op === '*' ? v * r : op === '/' ? Math.trunc(v / r) : v % r;
+    }
+    return v;
+  };
+  const sum = (): number => {
+    let v = product();
+    while (toks[i] === '+' || toks[i] === '-') { const op = toks[i++]; const r = product(); v = op === '+' ? v + r : v - r; }
+    return v;
+  };
+  const v = sum();
+  if (i < toks.length) unmodelled(`arithmetic expression $((${expr}))`);
+  return v;
 }
 
 function printf(format: string, args: string[]): string {
