@@ -4,6 +4,7 @@
  * check sends postgres's SSLRequest and requires its `N`: a local sidecar accepting the connection cannot fake it.
  */
 import test from 'ava';
+import type { ExecutionContext } from 'ava';
 import { cacertsData } from '../support/mesh/index.js';
 import { getSharedRootPki, POSTGRES_CHECK, secret, sharedRootWorld } from '../support/mesh/scenarios.js';
 import { edit, run } from './helpers.js';
@@ -11,7 +12,7 @@ import type { World } from './helpers.js';
 
 const probe = (world: World) => run(world, 'operations', 'vault', 'vault-0', ['sh', '-c', POSTGRES_CHECK]);
 
-function assertNoAnswer(t: import('ava').ExecutionContext, r: Awaited<ReturnType<typeof probe>>): void {
+function assertNoAnswer(t: ExecutionContext, r: Awaited<ReturnType<typeof probe>>): void {
   t.is(r.exitCode, 1);
   t.is(r.stdout, 'no answer from postgres\n');
 }
