@@ -1,0 +1,162 @@
+/**
+ * Certificates of the emulated clusters: the API servers' serving certificate (one CA and one certificate per
+ * process, shared by every emulated cluster, because generating RSA keys is the slowest part of starting a
+ * cluster) and Istio's plug-in CAs (`cacerts`), made fresh for every world so roots really differ.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import forge from 'node-forge';
+
+/** A PEM certificate with its PEM private key. */
+export interface PemPair {
+  certPem: string;
+  keyPem: string;
+}
+
+/** Istio's plug-in CA material for one cluster: the four keys of the `cacerts` Secret. */
+export interface IstioCaCerts {
+  'ca-cert.pem': string;
+  'ca-key.pem': string;
+  'root-cert.pem': string;
+  'cert-chain.pem': string;
+}
+
+/** Generates an RSA key with Node's native generator, off the event loop (no prng is passed to forge). */
+export function generateRsaKey(bits = 2048): Promise<forge.pki.rsa.KeyPair> {
+  return new Promise((resolve, reject) => {
+    forge.pki.rsa.generateKeyPair({ bits }, (err, pair) => (err ? reject(err) : resolve(pair)));
+  });
+}
+
+function serialNumber(): string {
+  // A positive serial: the top bit clear.
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0] as number) & 0x7f;
+  return bytes.toString('hex');
+}
+
+interface CertOptions {
+  subject: forge.pki.CertificateField[];
+  publicKey: forge.pki.PublicKey;
+  signer: { cert?: forge.pki.Certificate; key: forge.pki.rsa.PrivateKey };
+  ca: boolean;
+  days: number;
+  ipAddresses?: string[];
+  dnsNames?: string[];
+  uris?: string[];
+}
+
+function makeCertificate(o: CertOptions): forge.pki.Certificate {
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = o.publicKey;
+  cert.serialNumber = serialNumber();
+  const now = Date.now();
+  cert.validity.notBefore = new Date(now - 60 * 60 * 1000);
+  cert.validity.notAfter = new Date(now + o.days * 24 * 60 * 60 * 1000);
+  cert.setSubject(o.subject);
+  cert.setIssuer(o.signer.cert ? o.signer.cert.subject.attributes : o.subject);
+  const altNames = [
+    ...(o.dnsNames ?? []).map((value) => ({ type: 2, value })),
+    ...(o.ipAddresses ?? []).map((ip) => ({ type: 7, ip })),
+    ...(o.uris ?? []).map((value) => ({ type: 6, value })),
+  ];
+  const extensions: object[] = [
+    { name: 'basicConstraints', cA: o.ca, critical: true },
+    o.ca
+      ? { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true }
+      : { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ];
+  if (!o.ca) extensions.push({ name: 'extKeyUsage', serverAuth: true, clientAuth: true });
+  if (altNames.length > 0) extensions.push({ name: 'subjectAltName', altNames });
+  if (o.signer.cert) {
+    extensions.push({ name: 'authorityKeyIdentifier', keyIdentifier: o.signer.cert.generateSubjectKeyIdentifier().getBytes() });
+  }
+  cert.setExtensions(extensions);
+  cert.sign(o.signer.key, forge.md.sha256.create());
+  return cert;
+}
+
+let servingPromise: Promise<{ ca: PemPair; server: PemPair }> | undefined;
+
+/**
+ * The API servers' CA and serving certificate (CN kube-apiserver, SANs 127.0.0.1, localhost and
+ * kubernetes.default.svc). Generated once per process and reused by every emulated cluster.
+ */
+export function servingCertificates(): Promise<{ ca: PemPair; server: PemPair }> {
+  servingPromise ??= (async () => {
+    const [caKeys, serverKeys] = await Promise.all([generateRsaKey(), generateRsaKey()]);
+    const caCert = makeCertificate({
+      subject: [{ name: 'commonName', value: 'kubernetes-emulator-ca' }],
+      publicKey: caKeys.publicKey,
+      signer: { key: caKeys.privateKey },
+      ca: true,
+      days: 3650,
+    });
+    const serverCert = makeCertificate({
+      subject: [{ name: 'commonName', value: 'kube-apiserver' }],
+      publicKey: serverKeys.publicKey,
+      signer: { cert: caCert, key: caKeys.privateKey },
+      ca: false,
+      days: 365,
+      ipAddresses: ['127.0.0.1'],
+      dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
+    });
+    return {
+      ca: { certPem: forge.pki.certificateToPem(caCert), keyPem: forge.pki.privateKeyToPem(caKeys.privateKey) },
+      server: { certPem: forge.pki.certificateToPem(serverCert), keyPem: forge.pki.privateKeyToPem(serverKeys.privateKey) },
+    };
+  })();
+  return servingPromise;
+}
+
+/** A self-signed root CA as Istio's `tools/certs` Makefile makes it (O=Istio, CN=Root CA). */
+export async function createRootCa(commonName = 'Root CA'): Promise<PemPair> {
+  const keys = await generateRsaKey();
+  const cert = makeCertificate({
+    subject: [{ name: 'organizationName', value: 'Istio' }, { name: 'commonName', value: commonName }],
+    publicKey: keys.publicKey,
+    signer: { key: keys.privateKey },
+    ca: true,
+    days: 3650,
+  });
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: forge.pki.privateKeyToPem(keys.privateKey) };
+}
+
+/**
+ * The `cacerts` material of one cluster. With a shared `root`, a per-cluster intermediate CA signed by it
+ * (O=Istio, CN=Intermediate CA, L=<cluster>); without, a self-signed root of its own that is also the
+ * signing CA.
+ */
+export async function createIstioCaCerts(cluster: string, root?: PemPair): Promise<IstioCaCerts> {
+  if (!root) {
+    const own = await createRootCa(`Root CA ${cluster}`);
+    return { 'ca-cert.pem': own.certPem, 'ca-key.pem': own.keyPem, 'root-cert.pem': own.certPem, 'cert-chain.pem': own.certPem };
+  }
+  const keys = await generateRsaKey();
+  const rootCert = forge.pki.certificateFromPem(root.certPem);
+  const cert = makeCertificate({
+    subject: [
+      { name: 'organizationName', value: 'Istio' },
+      { name: 'commonName', value: 'Intermediate CA' },
+      { name: 'localityName', value: cluster },
+    ],
+    publicKey: keys.publicKey,
+    signer: { cert: rootCert, key: forge.pki.privateKeyFromPem(root.keyPem) },
+    ca: true,
+    days: 730,
+  });
+  const certPem = forge.pki.certificateToPem(cert);
+  return {
+    'ca-cert.pem': certPem,
+    'ca-key.pem': forge.pki.privateKeyToPem(keys.privateKey),
+    'root-cert.pem': root.certPem,
+    'cert-chain.pem': certPem + root.certPem,
+  };
+}
+
+/** SHA-256 fingerprint of a PEM certificate's DER, as colon-separated upper-case hex (openssl's format). */
+export function certificateFingerprint(certPem: string): string {
+  const der = forge.asn1.toDer(forge.pki.certificateToAsn1(forge.pki.certificateFromPem(certPem))).getBytes();
+  const hex = createHash('sha256').update(Buffer.from(der, 'binary')).digest('hex').toUpperCase();
+  return hex.match(/../g)?.join(':') ?? hex;
+}

@@ -1,0 +1,620 @@
+/**
+ * The HTTPS front of an emulated cluster: bearer-token authentication and per-token rules, fault injection,
+ * the request log, discovery, OpenAPI v3, CRUD/PATCH/watch of every served kind, tables, and pod logs.
+ */
+import { createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import YAML from 'yaml';
+import type { ClusterApi, WriteOptions } from './api.js';
+import { ApiError, badRequest, forbidden, methodNotAllowed } from './errors.js';
+import type { LogOptions } from './kubelet.js';
+import type { ResourceType } from './registry.js';
+import type { KubeObject } from './runtime.js';
+import { parseFieldSelector, parseLabelSelector } from './selectors.js';
+import type { Matcher } from './selectors.js';
+import { typeKey } from './store.js';
+import type { StoreEvent } from './store.js';
+import { toTable } from './tables.js';
+
+/** One RBAC-like rule of a token. `*` matches anything; `namespaces` absent means every namespace. */
+export interface AccessRule {
+  verbs: string[];
+  /** API groups; the core group is ''. */
+  apiGroups: string[];
+  /** Plural resource names, with subresources as `pods/log`. */
+  resources: string[];
+  namespaces?: string[];
+  resourceNames?: string[];
+}
+
+/** A bearer token the cluster accepts. Without `rules` the token is a cluster admin. */
+export interface TokenGrant {
+  user: string;
+  rules?: AccessRule[];
+}
+
+/** An injected fault: the next `times` requests matching method and path get it. */
+export interface Fault {
+  /** HTTP method; default any. */
+  method?: string;
+  /** Exact path, or a pattern tested against the path (without query). */
+  path: RegExp | string;
+  /** Answer with this status code and a `Status` body instead of handling the request. */
+  status?: number;
+  /** Wait this long before answering (then answer normally unless `status` or `drop` is set). */
+  delayMs?: number;
+  /** Destroy the connection without an answer. */
+  drop?: boolean;
+  /** How many matching requests get the fault; default 1. */
+  times?: number;
+}
+
+/** One entry of the request log. */
+export interface RequestRecord {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  contentType: string | undefined;
+  /** The status code sent, 0 while the response has not started, -1 for a dropped connection. */
+  status: number;
+  userAgent: string | undefined;
+  /** The authenticated user, if any. */
+  user: string | undefined;
+  time: Date;
+}
+
+/** The `/version` answer. */
+export interface VersionInfo {
+  major: string;
+  minor: string;
+  gitVersion: string;
+}
+
+/** What the HTTP layer needs from its cluster. */
+export interface ServerContext {
+  api: ClusterApi;
+  version: VersionInfo;
+  tokens: Map<string, TokenGrant>;
+  faults: Array<Fault & { remaining: number }>;
+  requests: RequestRecord[];
+  logs: {
+    read(namespace: string, pod: string, opts: LogOptions): string;
+    follow(namespace: string, pod: string, opts: LogOptions, write: (text: string) => void, end: () => void): () => void;
+  };
+  /** Watches in flight, so a stopping server can end them. */
+  openStreams: Set<ServerResponse>;
+}
+
+const REASONS: Record<number, string> = {
+  400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 405: 'MethodNotAllowed', 409: 'Conflict',
+  410: 'Expired', 415: 'UnsupportedMediaType', 422: 'Invalid', 429: 'TooManyRequests', 500: 'InternalError', 503: 'ServiceUnavailable', 504: 'Timeout',
+};
+
+const MESSAGES: Record<number, string> = {
+  429: 'Too many requests, please try again later.',
+  500: 'Internal error occurred: injected fault',
+  503: 'The server is currently unable to handle the request',
+  504: 'The server was unable to return a response in the time allotted, but may still be processing the request',
+};
+
+function send(res: ServerResponse, code: number, body: unknown, warnings: string[] = []): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const headers: Record<string, string | string[]> = {
+    'Content-Type': typeof body === 'string' ? 'text/plain' : 'application/json',
+    'Cache-Control': 'no-cache, private',
+    'Audit-Id': createHash('sha1').update(String(Math.random())).digest('hex').slice(0, 32),
+  };
+  if (warnings.length > 0) headers.Warning = warnings.map((w) => `299 - ${JSON.stringify(w)}`);
+  res.writeHead(code, headers);
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, err: unknown): void {
+  if (err instanceof ApiError) {
+    send(res, err.code, err.toStatus());
+    return;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  send(res, 500, new ApiError(500, 'InternalError', `Internal error occurred: ${message}`).toStatus());
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseBody(text: string, contentType: string): unknown {
+  if (text.trim() === '') return undefined;
+  try {
+    if (contentType.includes('yaml')) return YAML.parse(text) as unknown;
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw badRequest(`the server rejected our request due to an error in our request: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+  }
+}
+
+function ruleAllows(rule: AccessRule, verb: string, group: string, resource: string, namespace: string | undefined, name: string | undefined): boolean {
+  const has = (list: string[] | undefined, v: string): boolean => !list || list.includes('*') || list.includes(v);
+  return has(rule.verbs, verb) && has(rule.apiGroups, group) && has(rule.resources, resource) &&
+    (rule.namespaces === undefined || (namespace !== undefined && has(rule.namespaces, namespace))) &&
+    (rule.resourceNames === undefined || rule.resourceNames.length === 0 || (name !== undefined && rule.resourceNames.includes(name)));
+}
+
+/** True when a grant allows a verb on a resource (`pods/log` for subresources). */
+export function allowed(grant: TokenGrant, verb: string, group: string, resource: string, namespace: string | undefined, name?: string): boolean {
+  if (!grant.rules) return true;
+  return grant.rules.some((r) => ruleAllows(r, verb, group, resource, namespace, name));
+}
+
+interface Route {
+  group: string;
+  version: string;
+  type: ResourceType;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+  watchPrefix: boolean;
+}
+
+/** Resolves `/api/v1/...` and `/apis/{group}/{version}/...` to a kind, namespace, name and subresource. */
+function route(api: ClusterApi, parts: string[]): Route | undefined {
+  let group: string;
+  let version: string;
+  let rest: string[];
+  if (parts[0] === 'api' && parts.length >= 3) {
+    group = '';
+    version = parts[1] as string;
+    rest = parts.slice(2);
+  } else if (parts[0] === 'apis' && parts.length >= 4) {
+    group = parts[1] as string;
+    version = parts[2] as string;
+    rest = parts.slice(3);
+  } else {
+    return undefined;
+  }
+  let watchPrefix = false;
+  if (rest[0] === 'watch') {
+    watchPrefix = true;
+    rest = rest.slice(1);
+  }
+  let namespace: string | undefined;
+  if (rest[0] === 'namespaces' && rest.length >= 3 && api.registry.byResource(group, version, rest[2] as string)?.namespaced) {
+    namespace = rest[1];
+    rest = rest.slice(2);
+  }
+  const type = api.registry.byResource(group, version, rest[0] as string);
+  if (!type) return undefined;
+  return { group, version, type, ...(namespace !== undefined ? { namespace } : {}), ...(rest[1] !== undefined ? { name: rest[1] } : {}), ...(rest[2] !== undefined ? { subresource: rest[2] } : {}), watchPrefix };
+}
+
+function servedAs(obj: KubeObject, r: Route): KubeObject {
+  return { ...obj, apiVersion: r.group ? `${r.group}/${r.version}` : r.version };
+}
+
+function wantsTable(req: IncomingMessage): boolean {
+  return /as=Table/.test(req.headers.accept ?? '');
+}
+
+function wantsMetadata(req: IncomingMessage): 'PartialObjectMetadata' | 'PartialObjectMetadataList' | undefined {
+  const accept = req.headers.accept ?? '';
+  if (/as=PartialObjectMetadataList/.test(accept)) return 'PartialObjectMetadataList';
+  if (/as=PartialObjectMetadata(?!List)/.test(accept)) return 'PartialObjectMetadata';
+  return undefined;
+}
+
+/** The field manager the apiserver derives from a user agent when none is given (`kubectl`, `node`…). */
+function defaultManager(userAgent: string | undefined): string {
+  const first = (userAgent ?? 'unknown').split('/')[0] ?? 'unknown';
+  return first.slice(0, 128) || 'unknown';
+}
+
+/** Starts the HTTPS server of one cluster on 127.0.0.1 and an ephemeral port. */
+export async function startServer(ctx: ServerContext, tls: { certPem: string; keyPem: string }): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = https.createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
+    void handle(ctx, req, res);
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const res of ctx.openStreams) res.end();
+        ctx.openStreams.clear();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'https://127.0.0.1');
+  const record: RequestRecord = {
+    method: req.method ?? 'GET',
+    path: url.pathname,
+    query: Object.fromEntries(url.searchParams),
+    contentType: req.headers['content-type'],
+    status: 0,
+    userAgent: req.headers['user-agent'],
+    user: undefined,
+    time: new Date(),
+  };
+  ctx.requests.push(record);
+  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
+  (res as unknown as { writeHead: (...args: unknown[]) => ServerResponse }).writeHead = (...args: unknown[]) => {
+    record.status = args[0] as number;
+    return writeHead(...args);
+  };
+  try {
+    const fault = ctx.faults.find((f) => (!f.method || f.method.toUpperCase() === record.method) && (typeof f.path === 'string' ? f.path === url.pathname : f.path.test(url.pathname)));
+    if (fault) {
+      fault.remaining -= 1;
+      if (fault.remaining <= 0) ctx.faults.splice(ctx.faults.indexOf(fault), 1);
+      if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+      if (fault.drop) {
+        record.status = -1;
+        req.socket.destroy();
+        return;
+      }
+      if (fault.status) {
+        const reason = REASONS[fault.status] ?? 'InternalError';
+        send(res, fault.status, new ApiError(fault.status, reason, MESSAGES[fault.status] ?? `injected ${fault.status} ${reason}`).toStatus());
+        return;
+      }
+    }
+    if (['/healthz', '/livez', '/readyz'].includes(url.pathname)) {
+      send(res, 200, 'ok');
+      return;
+    }
+    const auth = req.headers.authorization ?? '';
+    const token = auth.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
+    const grant = token ? ctx.tokens.get(token) : undefined;
+    if (!grant) {
+      send(res, 401, new ApiError(401, 'Unauthorized', 'Unauthorized').toStatus());
+      return;
+    }
+    record.user = grant.user;
+    await serve(ctx, grant, req, res, url);
+  } catch (err) {
+    sendError(res, err);
+  }
+}
+
+async function serve(ctx: ServerContext, grant: TokenGrant, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  const { api } = ctx;
+  const parts = url.pathname.split('/').filter((p) => p !== '').map(decodeURIComponent);
+  const method = req.method ?? 'GET';
+  const q = url.searchParams;
+
+  // Discovery and OpenAPI.
+  if (method === 'GET') {
+    const discovery = discoveryDocument(ctx, parts, url);
+    if (discovery !== undefined) {
+      if (discovery === null) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+      send(res, 200, discovery);
+      return;
+    }
+  }
+
+  const r = route(api, parts);
+  if (!r) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+  const { type } = r;
+  const isWatch = r.watchPrefix || q.get('watch') === 'true' || q.get('watch') === '1';
+  const verb = (() => {
+    switch (method) {
+      case 'GET': return isWatch ? 'watch' : r.name ? 'get' : 'list';
+      case 'POST': return 'create';
+      case 'PUT': return 'update';
+      case 'PATCH': return 'patch';
+      case 'DELETE': return r.name ? 'delete' : 'deletecollection';
+      default: throw methodNotAllowed();
+    }
+  })();
+  const resource = r.subresource ? `${type.plural}/${r.subresource}` : type.plural;
+  const authorize = (v: string, name = r.name): void => {
+    if (!allowed(grant, v, type.group, resource, r.namespace, name)) throw forbidden(grant.user, v, resource, type.group, r.namespace, name);
+  };
+  authorize(verb);
+  if (r.subresource && !type.subresources.includes(r.subresource)) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+
+  const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
+  const warnings: string[] = [];
+  const dryRun = q.getAll('dryRun').includes('All');
+  if (q.getAll('dryRun').some((d) => d !== 'All')) throw badRequest(`Invalid dry run value: ${q.getAll('dryRun').join(',')}`);
+  const fieldValidation = q.get('fieldValidation') ?? undefined;
+  if (fieldValidation && !['Strict', 'Warn', 'Ignore'].includes(fieldValidation)) {
+    throw badRequest(`fieldValidation: Unsupported value: "${fieldValidation}": supported values: "Ignore", "Strict", "Warn"`);
+  }
+  const opts: WriteOptions = {
+    dryRun,
+    fieldManager: q.get('fieldManager') ?? (method === 'PATCH' && contentType.startsWith('application/apply-patch') ? undefined : defaultManager(req.headers['user-agent'])),
+    ...(fieldValidation ? { fieldValidation: fieldValidation as WriteOptions['fieldValidation'] } : {}),
+    force: q.get('force') === 'true',
+    warnings,
+  };
+
+  if (r.subresource === 'log') {
+    if (method !== 'GET' || !r.name || !r.namespace) throw methodNotAllowed();
+    await servePodLog(ctx, r.namespace, r.name, q, res);
+    return;
+  }
+
+  if (type.kind === 'SelfSubjectAccessReview' && method === 'POST') {
+    const body = parseBody(await readBody(req), contentType) as { spec?: { resourceAttributes?: Record<string, string> } } | undefined;
+    const attrs = body?.spec?.resourceAttributes ?? {};
+    const res2 = attrs.subresource ? `${attrs.resource}/${attrs.subresource}` : (attrs.resource ?? '');
+    const ok = allowed(grant, attrs.verb ?? '', attrs.group ?? '', res2, attrs.namespace || undefined, attrs.name || undefined);
+    send(res, 201, { kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null }, spec: body?.spec ?? {}, status: { allowed: ok, ...(ok ? { reason: grant.rules ? 'allowed by token rules' : 'cluster admin' } : {}) } });
+    return;
+  }
+
+  switch (method) {
+    case 'GET': {
+      if (isWatch) {
+        serveWatch(ctx, r, q, req, res);
+        return;
+      }
+      if (r.name) {
+        const obj = servedAs(api.get(type, r.namespace, r.name), r);
+        if (wantsTable(req)) send(res, 200, toTable(type, r.version, [obj], obj.metadata.resourceVersion ?? '', q.get('includeObject') ?? 'Metadata'));
+        else if (wantsMetadata(req)) send(res, 200, { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: obj.metadata });
+        else send(res, 200, obj);
+        return;
+      }
+      serveList(ctx, r, q, req, res);
+      return;
+    }
+    case 'POST': {
+      if (r.name) throw methodNotAllowed();
+      if (!['application/json', 'application/yaml', ''].includes(contentType)) throw unsupportedMediaType(contentType);
+      const body = parseBody(await readBody(req), contentType) as KubeObject;
+      if (!body) throw badRequest('the body of the request is empty');
+      const created = api.create(type, r.namespace, body, opts, r.version);
+      send(res, 201, servedAs(created, r), warnings);
+      return;
+    }
+    case 'PUT': {
+      if (!r.name) throw methodNotAllowed();
+      if (!['application/json', 'application/yaml', ''].includes(contentType)) throw unsupportedMediaType(contentType);
+      const body = parseBody(await readBody(req), contentType) as KubeObject;
+      if (!body) throw badRequest('the body of the request is empty');
+      const updated = api.update(type, r.namespace, r.name, body, opts, r.version, r.subresource);
+      send(res, 200, servedAs(updated, r), warnings);
+      return;
+    }
+    case 'PATCH': {
+      if (!r.name) throw methodNotAllowed();
+      const patchTypes = ['application/merge-patch+json', 'application/strategic-merge-patch+json', 'application/json-patch+json', 'application/apply-patch+yaml'];
+      if (!patchTypes.includes(contentType)) throw unsupportedMediaType(contentType, patchTypes);
+      const isApply = contentType === 'application/apply-patch+yaml';
+      if (isApply && !api.find(type, r.namespace, r.name)) authorize('create');
+      const body = parseBody(await readBody(req), isApply ? 'yaml' : 'json');
+      const existed = api.find(type, r.namespace, r.name) !== undefined;
+      const patched = api.patch(type, r.namespace, r.name, contentType, body, opts, r.version, r.subresource);
+      send(res, isApply && !existed ? 201 : 200, servedAs(patched, r), warnings);
+      return;
+    }
+    case 'DELETE': {
+      const body = parseBody(await readBody(req), 'json') as { propagationPolicy?: string; dryRun?: string[] } | undefined;
+      const delOpts = { dryRun: dryRun || (body?.dryRun ?? []).includes('All'), propagationPolicy: q.get('propagationPolicy') ?? body?.propagationPolicy ?? 'Background' };
+      if (r.name) {
+        const removed = api.delete(type, r.namespace, r.name, delOpts);
+        send(res, 200, servedAs(removed, r));
+        return;
+      }
+      const labels = parseLabelSelector(q.get('labelSelector') ?? undefined);
+      const fields = parseFieldSelector(q.get('fieldSelector') ?? undefined);
+      const removed = api.list(type, r.namespace).filter((o) => labels(o) && fields(o)).map((o) => api.delete(type, o.metadata.namespace, o.metadata.name, delOpts));
+      send(res, 200, { kind: type.listKind, apiVersion: r.group ? `${r.group}/${r.version}` : r.version, metadata: { resourceVersion: String(api.store.revision) }, items: removed.map((o) => servedAs(o, r)) });
+      return;
+    }
+    default:
+      throw methodNotAllowed();
+  }
+}
+
+function unsupportedMediaType(contentType: string, accepted = ['application/json', 'application/yaml']): ApiError {
+  return new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}${contentType ? '' : ''}`);
+}
+
+function serveList(ctx: ServerContext, r: Route, q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
+  const { api } = ctx;
+  const labels = parseLabelSelector(q.get('labelSelector') ?? undefined);
+  const fields = parseFieldSelector(q.get('fieldSelector') ?? undefined);
+  const all = api.list(r.type, r.namespace).filter((o) => labels(o) && fields(o)).map((o) => servedAs(o, r));
+  const limit = Number(q.get('limit') ?? 0);
+  const offset = q.get('continue') ? Number(Buffer.from(q.get('continue') as string, 'base64').toString('utf8').split(':')[1] ?? 0) : 0;
+  const items = limit > 0 ? all.slice(offset, offset + limit) : all.slice(offset);
+  const more = limit > 0 && offset + limit < all.length;
+  const meta: Record<string, unknown> = { resourceVersion: String(api.store.revision) };
+  if (more) {
+    meta.continue = Buffer.from(`${api.store.revision}:${offset + limit}`).toString('base64');
+    meta.remainingItemCount = all.length - offset - limit;
+  }
+  if (wantsTable(req)) {
+    send(res, 200, toTable(r.type, r.version, items, String(api.store.revision), q.get('includeObject') ?? 'Metadata', more ? { continue: meta.continue } : {}));
+    return;
+  }
+  if (wantsMetadata(req)) {
+    send(res, 200, { kind: 'PartialObjectMetadataList', apiVersion: 'meta.k8s.io/v1', metadata: meta, items: items.map((o) => ({ kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata })) });
+    return;
+  }
+  send(res, 200, { kind: r.type.listKind, apiVersion: r.group ? `${r.group}/${r.version}` : r.version, metadata: meta, items });
+}
+
+function serveWatch(ctx: ServerContext, r: Route, q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
+  const { api } = ctx;
+  const labels = parseLabelSelector(q.get('labelSelector') ?? undefined);
+  let fields: Matcher = parseFieldSelector(q.get('fieldSelector') ?? undefined);
+  if (r.name) {
+    const byName = fields;
+    fields = (o) => o.metadata.name === r.name && byName(o);
+  }
+  const matches = (o: KubeObject | undefined): boolean => o !== undefined && (r.namespace === undefined || o.metadata.namespace === r.namespace) && labels(o) && fields(o);
+  const table = wantsTable(req);
+  const bookmarks = q.get('allowWatchBookmarks') === 'true';
+  const key = typeKey(r.type);
+  const encode = (type: string, obj: KubeObject): string => {
+    const served = servedAs(obj, r);
+    const object = table ? toTable(r.type, r.version, [served], served.metadata.resourceVersion ?? '', q.get('includeObject') ?? 'Metadata') : served;
+    return `${JSON.stringify({ type, object })}\n`;
+  };
+  const rvParam = q.get('resourceVersion');
+  const sendInitial = q.get('sendInitialEvents') === 'true';
+  let backlog: StoreEvent[] | undefined = [];
+  const initial: KubeObject[] = [];
+  if (!rvParam || rvParam === '0' || sendInitial) {
+    initial.push(...api.list(r.type, r.namespace).filter(matches));
+  } else {
+    const since = Number(rvParam);
+    if (!Number.isFinite(since)) throw badRequest(`invalid resource version: ${rvParam}`);
+    backlog = api.store.eventsSince(since);
+  }
+  res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
+  res.flushHeaders();
+  if (backlog === undefined) {
+    const status = new ApiError(410, 'Expired', `too old resource version: ${rvParam} (${api.store.compactedRevision})`).toStatus();
+    res.end(`${JSON.stringify({ type: 'ERROR', object: status })}\n`);
+    return;
+  }
+  ctx.openStreams.add(res);
+  const onEvent = (e: StoreEvent): void => {
+    if (e.typeKey !== key) return;
+    const was = matches(e.previous);
+    const is = matches(e.object);
+    if (e.type === 'DELETED') {
+      if (was) res.write(encode('DELETED', e.object));
+    } else if (is && (was || e.type === 'ADDED')) {
+      res.write(encode(e.type === 'ADDED' ? 'ADDED' : 'MODIFIED', e.object));
+    } else if (is && !was) {
+      res.write(encode('ADDED', e.object));
+    } else if (!is && was) {
+      res.write(encode('DELETED', e.object));
+    }
+  };
+  for (const o of initial) res.write(encode('ADDED', o));
+  const bookmark = (annotations?: Record<string, string>): void => {
+    res.write(`${JSON.stringify({ type: 'BOOKMARK', object: { kind: r.type.kind, apiVersion: r.group ? `${r.group}/${r.version}` : r.version, metadata: { resourceVersion: String(api.store.revision), ...(annotations ? { annotations } : {}) } } })}\n`);
+  };
+  if (sendInitial && bookmarks) bookmark({ 'k8s.io/initial-events-end': 'true' });
+  for (const e of backlog) onEvent(e);
+  const unsubscribe = api.store.subscribe(onEvent);
+  const timers: NodeJS.Timeout[] = [];
+  if (bookmarks) timers.push(setInterval(() => bookmark(), 1000));
+  const timeout = Number(q.get('timeoutSeconds') ?? 0);
+  if (timeout > 0) timers.push(setTimeout(() => res.end(), timeout * 1000));
+  const cleanup = (): void => {
+    unsubscribe();
+    for (const t of timers) clearTimeout(t);
+    ctx.openStreams.delete(res);
+  };
+  res.on('close', cleanup);
+  res.on('finish', cleanup);
+}
+
+async function servePodLog(ctx: ServerContext, namespace: string, name: string, q: URLSearchParams, res: ServerResponse): Promise<void> {
+  const opts: LogOptions = {
+    ...(q.get('container') ? { container: q.get('container') as string } : {}),
+    previous: q.get('previous') === 'true',
+    timestamps: q.get('timestamps') === 'true',
+    ...(q.get('tailLines') ? { tailLines: Number(q.get('tailLines')) } : {}),
+    ...(q.get('limitBytes') ? { limitBytes: Number(q.get('limitBytes')) } : {}),
+  };
+  const text = ctx.logs.read(namespace, name, opts);
+  if (q.get('follow') !== 'true') {
+    res.writeHead(200, { 'Content-Type': 'text/plain' });
+    res.end(text);
+    return;
+  }
+  res.writeHead(200, { 'Content-Type': 'text/plain', 'Transfer-Encoding': 'chunked' });
+  res.flushHeaders();
+  if (text) res.write(text);
+  ctx.openStreams.add(res);
+  await new Promise<void>((resolve) => {
+    const stop = ctx.logs.follow(namespace, name, opts, (chunk) => res.write(chunk), () => {
+      res.end();
+      resolve();
+    });
+    res.on('close', () => {
+      stop();
+      ctx.openStreams.delete(res);
+      resolve();
+    });
+  });
+}
+
+/** Discovery, version and OpenAPI documents; undefined when the path is not one of them, null for 404. */
+function discoveryDocument(ctx: ServerContext, parts: string[], url: URL): unknown {
+  const { api } = ctx;
+  const path = parts.join('/');
+  if (path === 'version') {
+    return {
+      major: ctx.version.major,
+      minor: ctx.version.minor,
+      gitVersion: ctx.version.gitVersion,
+      gitCommit: '0000000000000000000000000000000000000000',
+      gitTreeState: 'clean',
+      buildDate: '2025-01-01T00:00:00Z',
+      goVersion: 'go1.23.4',
+      compiler: 'gc',
+      platform: 'linux/amd64',
+    };
+  }
+  if (path === 'api') {
+    return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `127.0.0.1:${url.port || 443}` }] };
+  }
+  if (path === 'apis') {
+    return {
+      kind: 'APIGroupList',
+      apiVersion: 'v1',
+      groups: api.registry.groups().map((g) => ({
+        name: g.name,
+        versions: g.versions.map((v) => ({ groupVersion: `${g.name}/${v}`, version: v })),
+        preferredVersion: { groupVersion: `${g.name}/${g.versions[0]}`, version: g.versions[0] },
+      })),
+    };
+  }
+  if (parts[0] === 'apis' && parts.length === 2) {
+    const g = api.registry.groups().find((x) => x.name === parts[1]);
+    if (!g) return null;
+    return {
+      kind: 'APIGroup',
+      apiVersion: 'v1',
+      name: g.name,
+      versions: g.versions.map((v) => ({ groupVersion: `${g.name}/${v}`, version: v })),
+      preferredVersion: { groupVersion: `${g.name}/${g.versions[0]}`, version: g.versions[0] },
+    };
+  }
+  if (parts[0] === 'api' && parts.length === 2) return api.registry.resourceList('', parts[1] as string) ?? null;
+  if (parts[0] === 'apis' && parts.length === 3) return api.registry.resourceList(parts[1] as string, parts[2] as string) ?? null;
+  if (path === 'openapi/v3') {
+    const paths: Record<string, unknown> = { 'api/v1': { serverRelativeURL: `/openapi/v3/api/v1?hash=${openApiHash(ctx, '', 'v1')}` } };
+    for (const g of api.registry.groups()) {
+      for (const v of g.versions) paths[`apis/${g.name}/${v}`] = { serverRelativeURL: `/openapi/v3/apis/${g.name}/${v}?hash=${openApiHash(ctx, g.name, v)}` };
+    }
+    return { paths };
+  }
+  if (parts[0] === 'openapi' && parts[1] === 'v3') {
+    const rest = parts.slice(2);
+    if (rest[0] === 'api' && rest.length === 2) return api.registry.openApiV3('', rest[1] as string) ?? null;
+    if (rest[0] === 'apis' && rest.length === 3) return api.registry.openApiV3(rest[1] as string, rest[2] as string) ?? null;
+    return null;
+  }
+  if (path === 'openapi/v2') return null;
+  return undefined;
+}
+
+function openApiHash(ctx: ServerContext, group: string, version: string): string {
+  return createHash('sha512').update(JSON.stringify(ctx.api.registry.openApiV3(group, version) ?? {})).digest('hex').slice(0, 64).toUpperCase();
+}
