@@ -35,8 +35,8 @@ export function edit(world: World, cluster: string, group: string, kind: string,
 }
 
 /** Runs a client command in a pod and returns its output, exit code, trace and the proxies' access logs. */
-export async function run(world: World, cluster: string, namespace: string, pod: string, argv: string[]) {
+export async function run(world: World, cluster: string, namespace: string, pod: string, argv: string[], random = () => 0) {
   const proxies = recordingProxies();
-  const result = await simulateCurl(world, { cluster, namespace, pod }, argv, { proxies, random: () => 0 });
+  const result = await simulateCurl(world, { cluster, namespace, pod }, argv, { proxies, random });
   return { ...result, proxies };
 }

@@ -640,8 +640,13 @@ export async function sidecarOutbound(ctx: PathContext, cluster: ClusterView, po
     return payload.kind === 'http' && !conn.tls ? { ok: true, reply: envoyReply(502, '', '') } : { ok: true, reply: { kind: 'closed' } };
   }
   ctx.trace.push(`PassthroughCluster ${dstIp}:${dstPort}`);
-  log(ctx, cluster, pod, tcpLogLine('-', `${dstIp}:${dstPort}`, 'PassthroughCluster'));
-  return connectTo(ctx, cluster, dstIp, dstPort, conn);
+  const passthrough = await connectTo(ctx, cluster, dstIp, dstPort, conn);
+  log(ctx, cluster, pod, tcpLogLine(passthrough.ok ? '-' : 'UF', `${dstIp}:${dstPort}`, 'PassthroughCluster'));
+  if (passthrough.ok) return passthrough;
+  // The application's connection was accepted by the sidecar itself: an upstream failure never reaches it as
+  // "refused" or "timed out", only as Envoy's answer (HTTP) or a closed connection (TCP).
+  if (payload.kind === 'http' && !conn.tls) return { ok: true, reply: httpFromUpstream({ ...passthrough, upstream: `${dstIp}:${dstPort}` }, false) };
+  return { ok: true, reply: { kind: 'closed' } };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
