@@ -1,0 +1,67 @@
+import { readFileSync } from 'node:fs';
+import type { CommandModule } from 'yargs';
+import { InputError } from '../errors.js';
+import { admitImportRequest, parseImportRequest, readExportRecords, serializeDocument } from '../federation/index.js';
+import { gatherCluster, readGatewayAddress } from '../kube/gather.js';
+import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
+import { writeDocument } from './import.js';
+import { chooseContext, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
+import type { GlobalArgs, Session } from './session.js';
+import { withSession } from './run.js';
+
+interface AdmitArgs extends MutationArgs, GatewayArgs {
+  request?: string;
+  'bundle-out'?: string;
+}
+
+const FLAGS = { '--from': '--context', '--consumer': '--request', '--consumer-namespace': '--request' };
+
+async function admit(session: Session, args: AdmitArgs): Promise<void> {
+  const output = session.outputFormat(['json', 'yaml'] as const);
+  const dryRun = dryRunMode(args['dry-run']);
+  requireFlags([['--request', !args.request], ['--bundle-out', !args['bundle-out'] && dryRun === 'none']], 'kubectl meshfed admit --context cluster2 --request request.yaml --bundle-out bundle.yaml');
+  let text: string;
+  try {
+    text = args.request === '-' ? readFileSync(0, 'utf8') : readFileSync(args.request!, 'utf8');
+  } catch (error) {
+    throw new InputError(`cannot read --request ${args.request}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+  const request = await withCoreErrors(FLAGS, () => parseImportRequest(text));
+  const ref = request.spec.export;
+  const context = await chooseContext(session, args.context, '--context', 'Provider context (the cluster that exports)');
+  const writer = writerFor(session, context, '--context');
+  let provider = await gatherCluster(writer, { namespaces: [ref.namespace], ...gatewayOptions(args) });
+  if (!provider.identity.stored) {
+    throw new InputError(`context "${context}" has exported nothing yet (it has no federation cluster id), so it cannot admit the request for ${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`, {
+      hint: 'check --context: the request must be admitted by the provider cluster it names',
+    });
+  }
+  const record = readExportRecords(provider.snapshot).find((r) => r.namespace === ref.namespace && r.exportName === ref.exportName);
+  const address = record ? await readGatewayAddress(writer, provider.snapshot, record.mode === 'boundary' ? 'ingress' : 'eastwest') : undefined;
+  if (address) provider = { ...provider, snapshot: { ...provider.snapshot, gatewayAddress: address } };
+  const { plan, bundle } = await withCoreErrors(FLAGS, () => admitImportRequest(provider.snapshot, request));
+  const work = clusterWork(provider, writer, plan, `provider: admit ${request.spec.consumerClusterId} to export ${ref.namespace}/${ref.exportName}`);
+  await diffAll([work]);
+  const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `admission of ${request.spec.consumerClusterId}` });
+  if (!result.applied) {
+    session.ui.info('No bundle was written: the admission is not applied.');
+    return;
+  }
+  const bundleText = await withCoreErrors(FLAGS, () => serializeDocument(bundle));
+  writeDocument(session, args['bundle-out']!, bundleText, '--bundle-out');
+  if (args['bundle-out'] !== '-') {
+    session.ui.info(`Admitted ${request.spec.consumerClusterId} to ${ref.namespace}/${ref.exportName}; wrote the export bundle to ${args['bundle-out']} (no private key).`);
+    session.ui.info(`Next: the consumer runs kubectl meshfed import --context <consumer> -n ${request.spec.namespace} --bundle ${args['bundle-out']}`);
+  }
+}
+
+export const admitCommand: CommandModule<GlobalArgs, AdmitArgs> = {
+  command: 'admit',
+  describe: 'Provider side of the three-step flow: admit the consumer of an import request and write an export bundle',
+  builder: (yargs) =>
+    gatewayFlags(mutationOptions(yargs))
+      .option('request', { type: 'string', describe: 'The import request file from the consumer (- for stdin)' })
+      .option('bundle-out', { type: 'string', describe: 'Where to write the export bundle for the consumer (- for stdout)' })
+      .example('kubectl meshfed admit --context production --request request.yaml --bundle-out bundle.yaml', 'Admit a consumer that has no access to this cluster'),
+  handler: withSession(admit),
+};

@@ -1,0 +1,151 @@
+import type { CommandModule } from 'yargs';
+import { UsageError } from '../errors.js';
+import { GATEWAY_NAMES, planExport, TRUST_MODES, type ExportPlan, type TrustMode } from '../federation/index.js';
+import { gatherCluster } from '../kube/gather.js';
+import type { PodSnapshot, ServiceSnapshot } from '../federation/index.js';
+import {
+  clusterWork, diffAll, dryRunMode, mutationOptions, parseKeyValues, requireFlags, runPlan, waitTimeoutMs, withCoreErrors,
+  writerFor, type MutationArgs,
+} from './federate.js';
+import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGateway } from './shared.js';
+import type { GlobalArgs, Session } from './session.js';
+import { withSession } from './run.js';
+
+interface ExportArgs extends MutationArgs, GatewayArgs {
+  service?: string;
+  port?: string;
+  subset?: string[];
+  name?: string;
+  mode?: string;
+  timeout: string;
+}
+
+/** How core messages name flags → how `export` spells them. */
+const FLAGS = { '--from': '--cluster-id', '--consumer': '--cluster-id' };
+
+function describeService(service: ServiceSnapshot): string {
+  return service.ports.map((p) => `${p.port}${p.name ? `/${p.name}` : ''}`).join(', ') || 'no ports';
+}
+
+async function exportService(session: Session, args: ExportArgs): Promise<void> {
+  const ui = session.ui;
+  const output = session.outputFormat(['json', 'yaml'] as const);
+  const dryRun = dryRunMode(args['dry-run']);
+  if (args.mode !== undefined && !TRUST_MODES.includes(args.mode as TrustMode)) {
+    throw new UsageError(`invalid --mode "${args.mode}"`, { hint: `choose ${TRUST_MODES.join(' or ')}` });
+  }
+  const subset = parseKeyValues(args.subset, '--subset');
+  if (!ui.interactive) {
+    requireFlags([['--service', !args.service], ['--port', !args.port]], 'kubectl meshfed export -n bookinfo --service reviews --port 9080');
+  }
+
+  const context = await chooseContext(session, args.context, '--context', 'Provider context (the cluster that exports)');
+  const writer = writerFor(session, context, '--context');
+  const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace of the Service to export');
+
+  let gathered = await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args), addressOf: 'ingress' });
+  const services = gathered.snapshot.services.filter((s) => s.namespace === namespace);
+  let serviceName = args.service;
+  if (!serviceName) {
+    const exportable = services.filter((s) => s.selector && Object.keys(s.selector).length > 0 && s.ports.length > 0);
+    if (exportable.length === 0) throw new UsageError(`namespace "${namespace}" of context "${context}" has no Service with pods to export (--service)`, { hint: 'choose another namespace with -n' });
+    serviceName = await session.prompter.select('--service', 'Service to export', exportable.map((s) => ({ value: s.name, name: `${s.name}  (${describeService(s)})` })));
+  }
+  const service = services.find((s) => s.name === serviceName);
+  let portNumber: number | undefined;
+  if (args.port) {
+    portNumber = /^\d+$/.test(args.port) ? Number(args.port) : service?.ports.find((p) => p.name === args.port)?.port;
+    if (portNumber === undefined) {
+      throw new UsageError(`Service ${namespace}/${serviceName} has no port named "${args.port}"${service ? `; its ports are ${describeService(service)}` : ''} (--port)`);
+    }
+  } else if (service) {
+    portNumber = service.ports.length === 1 && !ui.interactive
+      ? service.ports[0]!.port
+      : await session.prompter.select('--port', `Port of ${serviceName}`, service.ports.map((p) => ({ value: p.port, name: `${p.port}${p.name ? ` (${p.name})` : ''}` })));
+  }
+  let chosenSubset = subset;
+  if (!chosenSubset && !args.subset && ui.interactive && service?.selector) {
+    chosenSubset = await askSubset(session, gathered.snapshot.pods ?? [], namespace, service);
+  }
+  const exportName = args.name ?? (ui.interactive
+    ? await session.prompter.input('--name', 'Export name (consumers refer to it)', { default: serviceName })
+    : undefined);
+
+  const build = (): ExportPlan => planExport(gathered.snapshot, {
+    providerContext: context,
+    providerClusterId: gathered.identity.clusterId,
+    namespace,
+    service: serviceName!,
+    port: { number: portNumber ?? Number.NaN },
+    ...(chosenSubset ? { subset: chosenSubset } : {}),
+    ...(exportName ? { exportName } : {}),
+    ...(args.mode ? { mode: args.mode as TrustMode } : {}),
+  });
+  const plan = await withCoreErrors(FLAGS, () => {
+    if (portNumber === undefined) {
+      // Let the core say what is wrong with the Service (not found, no selector) before asking for a port.
+      build();
+      throw new UsageError('missing value for --port', { hint: 'pass --port' });
+    }
+    return build();
+  });
+  const name = `${plan.record.namespace}/${plan.record.exportName}`;
+  const work = clusterWork(gathered, writer, plan, `provider: export ${name} (Service ${plan.record.service}:${plan.record.port.number}, ${plan.record.protocol}, ${plan.record.mode})`);
+  work.warnings = work.warnings.filter((w) => !w.includes('has no external address yet'));
+  await diffAll([work]);
+  const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `export ${name}` });
+  if (!result.applied) return;
+
+  // The gateway gets its address after the apply: wait for it (bounded) so that consumers can import right away.
+  const role = plan.record.mode === 'boundary' ? 'ingress' : 'eastwest';
+  let address = gathered.snapshot.gatewayAddress;
+  const timeoutMs = waitTimeoutMs(args.timeout);
+  if (!address && !plan.overlay && timeoutMs > 0) {
+    address = await waitForGateway(session, writer, gathered.snapshot.existingGateway ?? GATEWAY_NAMES[role], timeoutMs);
+  }
+  if (!address) {
+    ui.warn(`the federation gateway has no external address yet: consumers can import once its LoadBalancer Service has one (kubectl meshfed status --context ${context})`);
+  } else if (!output) {
+    gathered = { ...gathered, snapshot: { ...gathered.snapshot, gatewayAddress: address } };
+    ui.info(`Exported ${name}: gateway ${address}:${plan.endpoint?.gateway.port ?? 15443}, host ${plan.record.host}.`);
+    if (plan.record.consumers.length === 0) {
+      ui.info(`Next: in the consumer cluster, kubectl meshfed import --context <consumer> --from ${context} --export ${name}`);
+    }
+  }
+}
+
+/** Offers the label values that tell the Service's pods apart (e.g. version=v1|v2|v3) as subsets. */
+async function askSubset(session: Session, pods: PodSnapshot[], namespace: string, service: ServiceSnapshot): Promise<Record<string, string> | undefined> {
+  const selected = pods.filter((p) => p.namespace === namespace && Object.entries(service.selector!).every(([k, v]) => p.labels[k] === v));
+  const values = new Map<string, Set<string>>();
+  for (const pod of selected) {
+    for (const [k, v] of Object.entries(pod.labels)) {
+      if (k in service.selector! || k === 'pod-template-hash' || k.includes('istio.io') || k.startsWith('security.istio')) continue;
+      (values.get(k) ?? values.set(k, new Set()).get(k)!).add(v);
+    }
+  }
+  const choices = [...values.entries()]
+    .filter(([, set]) => set.size > 1 || (set.size === 1 && selected.length > 0))
+    .flatMap(([k, set]) => [...set].sort().map((v) => ({ value: `${k}=${v}`, name: `${k}=${v}  (${selected.filter((p) => p.labels[k] === v).length} pod(s))` })));
+  if (choices.length === 0) return undefined;
+  const picked = await session.prompter.select<string>('--subset', 'Subset of the pods to export', [{ value: '', name: 'all pods of the Service' }, ...choices], '');
+  return picked ? parseKeyValues(picked, '--subset') : undefined;
+}
+
+export const exportCommand: CommandModule<GlobalArgs, ExportArgs> = {
+  command: 'export',
+  describe: 'Export one port of a Service from the provider cluster (federation gateway, CA, routes, authorization)',
+  builder: (yargs) =>
+    gatewayFlags(mutationOptions(yargs))
+      .option('service', { type: 'string', describe: 'The Service to export (in -n)' })
+      .option('port', { type: 'string', describe: 'Its port, by number or name' })
+      .option('subset', { type: 'string', array: true, describe: 'Only pods with this label, e.g. version=v2 (repeatable)' })
+      .option('name', { type: 'string', describe: 'Export name consumers refer to (default: the Service name)' })
+      .option('mode', { type: 'string', choices: TRUST_MODES as unknown as string[], describe: 'boundary (default: gateway-to-gateway mTLS with a federation CA) or shared-root (meshes share a root CA)' })
+      .option('cluster-id', { type: 'string', describe: 'This cluster\'s federation id, the first time meshfed acts here (default: from the context name)' })
+      .option('timeout', { type: 'string', default: '2m', describe: 'How long to wait for the gateway to be ready and get an address (0: do not wait)' })
+      .example('kubectl meshfed export --context cluster2 -n bookinfo --service reviews --port 9080 --subset version=v2', 'Export reviews v2 (HTTP)')
+      .example('kubectl meshfed export --context production -n db --service postgres --port 5432', 'Export a TCP database')
+      .example('kubectl meshfed export --context cluster2 -n bookinfo --service reviews --port 9080 --dry-run -o yaml', 'Print the objects instead of applying them'),
+  handler: withSession(exportService),
+};

@@ -1,0 +1,323 @@
+/**
+ * What the mutating commands (export, import, admit, unexport, unimport, revoke) share: flag parsing, turning the
+ * core's errors into the CLI's, and the apply pipeline — diff every cluster before the first write, show the plan,
+ * print or dry-run it, confirm, then apply cluster by cluster and prune what is no longer planned.
+ */
+import type { Argv } from 'yargs';
+import { InputError, MeshfedError, UsageError } from '../errors.js';
+import { BundleError, FederationInputError, objectKey as coreKey, type ClusterPlan, type KubeObject as CoreObject } from '../federation/index.js';
+import { ClusterWriter, type Change } from '../kube/apply.js';
+import type { GatheredCluster } from '../kube/gather.js';
+import { describeObject, objectKey, type KubeObject } from '../kube/resources.js';
+import { formatObjects, type DataFormat } from '../ui/format.js';
+import { hasChanges, renderPlan, summarise, type ClusterPlanView, type PlanLine } from '../ui/plan.js';
+import { startProgress } from '../ui/progress.js';
+import type { GlobalArgs, Session } from './session.js';
+import { PkiError } from '../pki/index.js';
+import { parseDuration } from '../options.js';
+
+/** Flags of every command that changes a cluster. */
+export interface MutationArgs extends GlobalArgs {
+  /** `--dry-run[=client|server]`: '' when given without a value. */
+  'dry-run'?: string;
+  /** `--show-secrets`: include Secrets holding private keys in `-o` output. */
+  'show-secrets': boolean;
+}
+
+/** Adds `--dry-run` and `--show-secrets` to a command. */
+export function mutationOptions<T>(yargs: Argv<T>) {
+  return yargs
+    .option('dry-run', {
+      type: 'string',
+      describe: 'Change nothing: "client" (default when given without a value) computes the plan locally, "server" also has the API servers validate every object',
+    })
+    .option('show-secrets', { type: 'boolean', default: false, describe: 'Include Secrets holding private keys in -o output (they are left out by default)' });
+}
+
+/** How a command should treat `--dry-run`. */
+export type DryRun = 'none' | 'client' | 'server';
+
+/** `--dry-run` → mode; kubectl's spellings (`--dry-run`, `--dry-run=client|server|none`). */
+export function dryRunMode(value: string | undefined): DryRun {
+  if (value === undefined || value === 'none' || value === 'false') return 'none';
+  if (value === '' || value === 'client' || value === 'true') return 'client';
+  if (value === 'server') return 'server';
+  throw new UsageError(`invalid --dry-run value "${value}"`, { hint: 'use --dry-run, --dry-run=client or --dry-run=server' });
+}
+
+/** `k=v` values (repeatable flag, each may also be comma-separated) → a map. */
+export function parseKeyValues(values: readonly string[] | string | undefined, flag: string): Record<string, string> | undefined {
+  if (values === undefined) return undefined;
+  const list = (Array.isArray(values) ? values : [values]).flatMap((v) => String(v).split(',')).map((v) => v.trim()).filter(Boolean);
+  if (list.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new UsageError(`invalid ${flag} "${item}": expected key=value, e.g. ${flag} version=v2`);
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return out;
+}
+
+/** `<namespace>/<name>` (the `--export` form) → parts. */
+export function parseNamespacedName(value: string, flag: string, example: string): { namespace: string; name: string } {
+  const parts = value.split('/');
+  if (parts.length !== 2 || !parts[0] || !parts[1]) {
+    throw new UsageError(`invalid ${flag} "${value}": expected <namespace>/<name>, e.g. ${flag} ${example}`);
+  }
+  return { namespace: parts[0], name: parts[1] };
+}
+
+/** Throws one usage error naming every missing flag (without a terminal nothing is asked). */
+export function requireFlags(missing: Array<[string, boolean]>, example: string): void {
+  const names = missing.filter(([, absent]) => absent).map(([flag]) => flag);
+  if (names.length === 0) return;
+  throw new UsageError(`missing value${names.length > 1 ? 's' : ''} for ${names.join(', ')}`, {
+    hint: `pass ${names.length > 1 ? 'them' : 'it'} (e.g. ${example}), or run in a terminal to be asked`,
+  });
+}
+
+const BUNDLE_HINTS: Partial<Record<BundleError['code'], string>> = {
+  expired: 'ask the other side for a new file',
+  'bad-signature': 'the file was changed after it was made: ask the other side for a new one',
+  foreign: 'check that the file is meant for this cluster and export',
+  'key-mismatch': 'ask the provider to admit the latest import request of this cluster',
+  'contains-private-key': 'discard the file: kubectl-meshfed never puts private keys in exchange files',
+};
+
+/**
+ * Runs `work`, turning errors of the pure core (which does not know the CLI's error classes) into the CLI's:
+ * input errors (exit 1) that name the flag as this command spells it.
+ */
+export async function withCoreErrors<T>(flagNames: Record<string, string>, work: () => Promise<T> | T): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw translateCoreError(error, flagNames);
+  }
+}
+
+/** See {@link withCoreErrors}. */
+export function translateCoreError(error: unknown, flagNames: Record<string, string> = {}): unknown {
+  if (error instanceof MeshfedError) return error;
+  const rename = (text: string) => text.replace(/--[a-z-]+/g, (flag) => flagNames[flag] ?? flag);
+  if (error instanceof FederationInputError) return new InputError(rename(error.message), { cause: error });
+  if (error instanceof BundleError) return new InputError(rename(error.message), { cause: error, hint: BUNDLE_HINTS[error.code] });
+  if (error instanceof PkiError) return new InputError(error.message, { cause: error });
+  return error;
+}
+
+/** What one command does in one cluster: desired objects, deletions, and what to tell the user. */
+export interface ClusterWork {
+  gathered: GatheredCluster;
+  writer: ClusterWriter;
+  /** e.g. "provider: export bookinfo/reviews". */
+  role: string;
+  /** Desired objects, in dependency order. */
+  objects: KubeObject[];
+  /** Live meshfed objects to delete (explicit removals and stale objects of this export/import). */
+  deletions: KubeObject[];
+  warnings: string[];
+  /** `namespace/name` of Secrets holding private keys. */
+  secretsWithPrivateKeys: string[];
+  overlay?: KubeObject;
+  /** Filled in by {@link diffAll}. */
+  changes?: Change[];
+}
+
+function matchesSelector(object: CoreObject, selector: Record<string, string>): boolean {
+  return Object.entries(selector).every(([k, v]) => object.metadata.labels?.[k] === v);
+}
+
+/**
+ * The work of a core plan in a gathered cluster: the plan's objects (after the objects that store the cluster id,
+ * the first time), and as deletions the live objects it removes plus those its prune specs select that are no
+ * longer planned — found in the snapshot, which already holds every meshfed object, so pruning costs no request.
+ */
+export function clusterWork(gathered: GatheredCluster, writer: ClusterWriter, plan: ClusterPlan, role: string, extra: { objects?: KubeObject[]; deletions?: KubeObject[] } = {}): ClusterWork {
+  const objects: KubeObject[] = [];
+  const seen = new Set<string>();
+  for (const object of [...gathered.identity.objects, ...(plan.objects as KubeObject[]), ...(extra.objects ?? [])]) {
+    const key = objectKey(object);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    objects.push(object);
+  }
+  const existing = gathered.snapshot.existing;
+  const deletions = new Map<string, KubeObject>();
+  for (const ref of plan.remove) {
+    const live = existing.find((o) => o.kind === ref.kind && o.metadata.name === ref.name && (o.metadata.namespace ?? undefined) === (ref.namespace ?? undefined));
+    if (live) deletions.set(coreKey(live), live as KubeObject);
+  }
+  for (const spec of plan.prune) {
+    const keep = new Set(spec.keep ?? []);
+    const kinds = new Set(spec.kinds.map((k) => k.kind));
+    for (const live of existing) {
+      if (!kinds.has(live.kind) || !matchesSelector(live, spec.selector) || keep.has(coreKey(live))) continue;
+      deletions.set(coreKey(live), live as KubeObject);
+    }
+  }
+  for (const object of extra.deletions ?? []) deletions.set(coreKey(object), object);
+  for (const key of seen) {
+    // Never delete what is planned (prune specs list only their own label's objects as kept).
+    for (const [deleteKey, object] of deletions) if (objectKey(object) === key) deletions.delete(deleteKey);
+  }
+  return {
+    gathered, writer, role, objects,
+    deletions: [...deletions.values()],
+    warnings: [...plan.warnings],
+    secretsWithPrivateKeys: [...plan.secretsWithPrivateKeys],
+    ...(plan.overlay ? { overlay: plan.overlay as KubeObject } : {}),
+  };
+}
+
+/** Diffs every cluster's objects against the live ones (reads only); refuses foreign objects before any write. */
+export async function diffAll(works: readonly ClusterWork[]): Promise<void> {
+  await Promise.all(works.map(async (work) => {
+    work.changes = await work.writer.diff(work.objects);
+  }));
+}
+
+/** The plan as shown to the user. */
+export function planViews(works: readonly ClusterWork[]): ClusterPlanView[] {
+  return works.map((work) => {
+    const lines: PlanLine[] = (work.changes ?? []).map((change) => ({
+      action: change.action, kind: change.object.kind, name: change.object.metadata.name,
+      ...(change.object.metadata.namespace ? { namespace: change.object.metadata.namespace } : {}),
+    }));
+    for (const object of work.deletions) {
+      lines.push({ action: 'delete', kind: object.kind, name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}) });
+    }
+    return { context: work.gathered.context, clusterId: work.gathered.identity.clusterId, role: work.role, lines };
+  });
+}
+
+function isPrivateKeySecret(work: ClusterWork, object: KubeObject): boolean {
+  return object.kind === 'Secret' && work.secretsWithPrivateKeys.includes(`${object.metadata.namespace ?? ''}/${object.metadata.name}`);
+}
+
+/**
+ * The objects `-o` prints for the given clusters: every planned object (unchanged ones too, so the output is the
+ * complete desired state), Secrets holding private keys only with `--show-secrets`. With several clusters each
+ * cluster's objects are preceded by a `# context: <name>` comment (YAML) or form their own List (JSON).
+ */
+export function renderObjects(session: Session, works: readonly ClusterWork[], format: DataFormat, showSecrets: boolean): string {
+  const omitted: string[] = [];
+  const parts = works.map((work) => {
+    const objects = work.objects.filter((object) => {
+      if (showSecrets || !isPrivateKeySecret(work, object)) return true;
+      omitted.push(describeObject(object));
+      return false;
+    });
+    const text = formatObjects(objects, format);
+    return works.length > 1 && format === 'yaml' ? `# context: ${work.gathered.context}\n${text}` : text;
+  });
+  if (omitted.length) {
+    session.ui.warn(`left out ${omitted.length} Secret${omitted.length > 1 ? 's' : ''} holding private keys (${omitted.join(', ')}); --show-secrets includes them`);
+  } else if (showSecrets && works.some((work) => work.objects.some((object) => isPrivateKeySecret(work, object)))) {
+    session.ui.warn('the output contains private keys (--show-secrets): do not store or share it');
+  }
+  if (works.length > 1) {
+    session.ui.info(`The output holds objects for ${works.length} contexts (${works.map((w) => w.gathered.context).join(', ')}), in that order: apply each part with its --context.`);
+  }
+  return format === 'yaml' ? parts.join('---\n') : parts.join('');
+}
+
+/** How {@link runPlan} presents and applies. */
+export interface RunOptions {
+  dryRun: DryRun;
+  output: DataFormat | undefined;
+  showSecrets: boolean;
+  /** e.g. "Export bookinfo/reviews". */
+  title: string;
+}
+
+/** Result of {@link runPlan}. */
+export interface RunResult {
+  /** False for a dry run or when the user declined. */
+  applied: boolean;
+  /** Objects as the servers returned them, per cluster, when applied. */
+  live: Map<ClusterWork, KubeObject[]>;
+  /** Number of write requests sent. */
+  writes: number;
+}
+
+/**
+ * The apply pipeline for clusters whose changes were diffed ({@link diffAll}): shows the plan (stderr; unchanged
+ * objects only with -v), prints the objects with `-o`, stops for a client dry run, has the servers validate
+ * everything for a server dry run, asks for confirmation on a terminal (not with -y), then applies cluster by
+ * cluster, in the given order (providers first), and deletes what the plans remove.
+ */
+export async function runPlan(session: Session, works: ClusterWork[], options: RunOptions): Promise<RunResult> {
+  const ui = session.ui;
+  const views = planViews(works);
+  const changes = hasChanges(views);
+  for (const work of works) for (const warning of work.warnings) ui.warn(warning);
+  ui.info(renderPlan(ui, views, { verbose: ui.verbose || (!options.output && options.dryRun !== 'none') }).trimEnd());
+  if (options.output) ui.data(renderObjects(session, works, options.output, options.showSecrets));
+  for (const work of works) {
+    if (!work.overlay) continue;
+    const text = formatObjects([work.overlay], 'yaml');
+    ui.warn(`context "${work.gathered.context}": install the federation gateway with this IstioOperator overlay (save it and run istioctl install -f <file>):`);
+    if (options.output) ui.io.stderr.write(text);
+    else ui.data(text);
+  }
+  const result: RunResult = { applied: false, live: new Map(), writes: 0 };
+  if (options.dryRun === 'client') {
+    ui.info(`${options.title}: dry run (client), nothing was changed.`);
+    return result;
+  }
+  if (options.dryRun === 'server') {
+    for (const work of works) {
+      await work.writer.apply(work.changes ?? [], { dryRun: true });
+      await work.writer.delete(work.deletions, { dryRun: true });
+    }
+    ui.info(`${options.title}: dry run (server): the API servers accepted every object; nothing was changed.`);
+    return result;
+  }
+  if (!changes) {
+    ui.info(`${options.title}: everything is already in place; nothing to change.`);
+    for (const work of works) result.live.set(work, (work.changes ?? []).map((c) => c.live ?? c.object));
+    result.applied = true;
+    return result;
+  }
+  if (ui.interactive) {
+    const ok = await session.prompter.confirm(`Apply these changes to ${works.length === 1 ? `context "${works[0]!.gathered.context}"` : `${works.length} clusters`}?`, true);
+    if (!ok) {
+      ui.info('Nothing was changed.');
+      return result;
+    }
+  }
+  for (const work of works) {
+    const pending = (work.changes ?? []).filter((c) => c.action !== 'unchanged').length + work.deletions.length;
+    const view = views[works.indexOf(work)]!;
+    if (pending === 0) {
+      result.live.set(work, (work.changes ?? []).map((c) => c.live ?? c.object));
+      continue;
+    }
+    const progress = await startProgress(ui, `Applying to context "${work.gathered.context}"`);
+    try {
+      const outcomes = await work.writer.apply(work.changes ?? []);
+      const deleted = await work.writer.delete(work.deletions);
+      result.writes += outcomes.filter((o) => o.action !== 'unchanged').length + deleted.length;
+      result.live.set(work, outcomes.map((o) => o.object));
+      for (const outcome of outcomes) for (const warning of outcome.warnings) ui.warn(`${describeObject(outcome.object)}: ${warning}`);
+      progress.succeed(`context "${work.gathered.context}": ${summarise(view.lines).replace(/to create/, 'created').replace(/to change/, 'changed').replace(/to delete/, 'deleted')}`);
+    } catch (error) {
+      progress.fail(`context "${work.gathered.context}": applying failed`);
+      throw error;
+    }
+  }
+  result.applied = true;
+  return result;
+}
+
+/** `--timeout` → ms (0 = do not wait). */
+export function waitTimeoutMs(value: string | undefined): number {
+  return parseDuration(value ?? '2m', '--timeout');
+}
+
+/** Gives each cluster a writer of its own (one client per context). */
+export function writerFor(session: Session, context: string, flag: string): ClusterWriter {
+  return new ClusterWriter(session.client(context, flag));
+}

@@ -1,0 +1,369 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { CommandModule } from 'yargs';
+import YAML from 'yaml';
+import { InputError, UsageError } from '../errors.js';
+import {
+  bundleCredentials, consumerGatewaySpiffeId, federationCaOf, createImportRequest, GATEWAY_NAMES, homeNamespaceOf, LABELS, names,
+  parseExportBundle, pendingRequestOf, planAdmission, planImport, readExportRecords, readImportRecords, readSecret,
+  serializeDocument, type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials, type KubeObject as CoreObject,
+} from '../federation/index.js';
+import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
+import type { KubeObject } from '../kube/resources.js';
+import {
+  createCertificateRequest, generateKeyPair, inspectCertificate, keyMatchesCertificate, signClientCertificate,
+  verifyCertificateChain, type CertificateAndKey,
+} from '../pki/index.js';
+import {
+  clusterWork, diffAll, dryRunMode, mutationOptions, parseKeyValues, parseNamespacedName, requireFlags, runPlan,
+  withCoreErrors, writerFor, type ClusterWork, type MutationArgs,
+} from './federate.js';
+import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
+import type { GlobalArgs, Session } from './session.js';
+import { withSession } from './run.js';
+
+interface ImportArgs extends MutationArgs, GatewayArgs {
+  from?: string;
+  export?: string;
+  as?: string;
+  attach?: string;
+  weight?: number;
+  'match-header'?: string;
+  'attach-port'?: number;
+  'service-account'?: string[];
+  'request-out'?: string;
+  bundle?: string;
+  force: boolean;
+}
+
+/** How core messages name flags → how `import` spells them. */
+const FLAGS = { '--local-name': '--as', '--header': '--match-header', '--to': '--cluster-id', '--consumer': '--cluster-id', '--export-namespace': '--export', '--name': '--export' };
+
+/** Certificates with fewer days left than this are re-issued on a re-run. */
+const RENEW_BEFORE_DAYS = 30;
+
+function attachSpec(args: ImportArgs, exportName: string): AttachSpec | undefined {
+  if (args.attach === undefined) {
+    if (args.weight !== undefined || args['match-header'] !== undefined) throw new UsageError('--weight and --match-header need --attach <local Service>');
+    return undefined;
+  }
+  const service = args.attach || exportName;
+  const port = args['attach-port'] !== undefined ? { port: args['attach-port'] } : {};
+  if (args['match-header'] !== undefined) {
+    if (args.weight !== undefined) throw new UsageError('--weight and --match-header exclude each other: split by share or by header');
+    const header = parseKeyValues(args['match-header'], '--match-header')!;
+    const [name, value] = Object.entries(header)[0]!;
+    return { service, header: { name, value }, ...port };
+  }
+  const weight = args.weight ?? 50;
+  if (!Number.isInteger(weight) || weight < 1 || weight > 100) throw new UsageError(`invalid --weight ${args.weight}: a whole percentage from 1 to 100`);
+  return { service, weight, ...port };
+}
+
+/** `--export` as `<ns>/<name>` (with `--from`) or `<provider cluster id>/<ns>/<name>` (three-step flow). */
+function exportRef(args: ImportArgs): { providerClusterId?: string; namespace: string; exportName: string } | undefined {
+  if (!args.export) return undefined;
+  const parts = args.export.split('/');
+  if (parts.length === 3 && parts.every(Boolean)) return { providerClusterId: parts[0]!, namespace: parts[1]!, exportName: parts[2]! };
+  const { namespace, name } = parseNamespacedName(args.export, '--export', 'bookinfo/reviews');
+  return { namespace, exportName: name };
+}
+
+function readInputFile(path: string, flag: string, session: Session): string {
+  if (path === '-') return readFileSync(0, 'utf8');
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    void session;
+    throw new InputError(`cannot read ${flag} ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+}
+
+/** Writes an exchange document; `-` is stdout. */
+export function writeDocument(session: Session, path: string, text: string, flag: string): void {
+  if (path === '-') return session.ui.data(text);
+  try {
+    writeFileSync(path, text, { mode: 0o644 });
+  } catch (error) {
+    throw new InputError(`cannot write ${flag} ${path}: ${(error as Error).message}`);
+  }
+}
+
+async function importExport(session: Session, args: ImportArgs): Promise<void> {
+  const ui = session.ui;
+  const output = session.outputFormat(['json', 'yaml'] as const);
+  const dryRun = dryRunMode(args['dry-run']);
+  if (args['request-out'] && args.bundle) throw new UsageError('--request-out and --bundle are two different steps: run them one after the other');
+  const ref = exportRef(args);
+  if (!ui.interactive) {
+    if (args['request-out']) {
+      requireFlags([['--from', !ref?.providerClusterId && !args.from], ['--export', !ref]], 'kubectl meshfed import -n default --from cluster2 --export bookinfo/reviews --request-out request.yaml');
+    } else if (!args.bundle) {
+      requireFlags([['--from', !args.from], ['--export', !ref]], 'kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews');
+    }
+  }
+  const context = await chooseContext(session, args.context, '--context', 'Consumer context (the cluster that imports)');
+  const writer = writerFor(session, context, '--context');
+  const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace to import into (where apps call it)');
+  const consumer = await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
+
+  if (args['request-out']) return requestImport(session, args, consumer, writer, namespace, ref, output, dryRun);
+  if (args.bundle) return completeImport(session, args, consumer, writer, namespace, ref, output, dryRun);
+  return importDirect(session, args, consumer, writer, namespace, ref, output, dryRun);
+}
+
+type Output = 'json' | 'yaml' | undefined;
+type DryRunValue = ReturnType<typeof dryRunMode>;
+
+/** Step 1 of 3: a key pair for the egress gateway, stored in this cluster only, and a request file with its CSR. */
+async function requestImport(
+  session: Session, args: ImportArgs, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, namespace: string,
+  ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue,
+): Promise<void> {
+  const providerClusterId = ref?.providerClusterId ?? args.from;
+  if (!providerClusterId || !ref) throw new UsageError('missing value for --from or --export', { hint: 'e.g. --from cluster2 --export bookinfo/reviews (the provider\'s cluster id, as its `kubectl meshfed status` shows)' });
+  if (ref.providerClusterId && args.from && args.from !== ref.providerClusterId) {
+    throw new UsageError(`--from ${args.from} and --export ${args.export} name different providers`);
+  }
+  const target: ExportRef = { providerClusterId, namespace: ref.namespace, exportName: ref.exportName };
+  const snapshot = consumer.snapshot;
+  const bindingSecret = snapshot.existing.find((o) => o.kind === 'Secret' && o.metadata.namespace === homeNamespaceOf(snapshot)
+    && o.metadata.name === names.binding(target.providerClusterId, target.namespace, target.exportName));
+  if (readSecret(bindingSecret)?.['tls.crt'] && !args.force) {
+    throw new InputError(`context "${consumer.context}" already imports ${target.providerClusterId}/${target.namespace}/${target.exportName} with an admitted certificate; a new request would replace its key and break it until the new bundle is imported`, {
+      hint: 'to renew the certificate anyway, pass --force; to import under another local name, run import --bundle with the bundle you have',
+    });
+  }
+  const { request, plan } = await withCoreErrors(FLAGS, () => createImportRequest(snapshot, {
+    consumerClusterId: consumer.identity.clusterId,
+    namespace,
+    ...(args['service-account']?.length ? { serviceAccounts: args['service-account'] } : {}),
+    export: target,
+  }));
+  const work = clusterWork(consumer, writer, plan, `consumer: import request for ${target.providerClusterId}/${target.namespace}/${target.exportName}`);
+  await diffAll([work]);
+  const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: 'import request' });
+  if (!result.applied) {
+    session.ui.info(`No request file was written (${dryRun === 'none' ? 'not applied' : 'dry run'}): its key must be stored in the cluster first.`);
+    return;
+  }
+  const text = await withCoreErrors(FLAGS, () => serializeDocument(request));
+  writeDocument(session, args['request-out']!, text, '--request-out');
+  if (args['request-out'] !== '-') {
+    session.ui.info(`Wrote the import request to ${args['request-out']} (no private key: it stays in Secret ${homeNamespaceOf(snapshot)}/${names.binding(target.providerClusterId, target.namespace, target.exportName)}).`);
+    session.ui.info(`Next: give it to the provider, who runs kubectl meshfed admit --context <provider> --request ${args['request-out']} --bundle-out bundle.yaml; then run import --bundle bundle.yaml here.`);
+  }
+}
+
+/** Step 3 of 3: verify the bundle against the pending request and apply the consumer side. */
+async function completeImport(
+  session: Session, args: ImportArgs, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, namespace: string,
+  ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue,
+): Promise<void> {
+  const text = readInputFile(args.bundle!, '--bundle', session);
+  const snapshot = consumer.snapshot;
+  // Which export the bundle is for decides which pending key to check it against; everything is verified below.
+  let claimed: { providerClusterId?: unknown; namespace?: unknown; exportName?: unknown; mode?: unknown } = {};
+  try {
+    claimed = ((YAML.parse(text) as { spec?: { endpoint?: typeof claimed } } | null)?.spec?.endpoint) ?? {};
+  } catch {
+    // parseExportBundle reports malformed files precisely.
+  }
+  const target: ExportRef = { providerClusterId: String(claimed.providerClusterId ?? ''), namespace: String(claimed.namespace ?? ''), exportName: String(claimed.exportName ?? '') };
+  if (ref && (ref.namespace !== target.namespace || ref.exportName !== target.exportName || (ref.providerClusterId && ref.providerClusterId !== target.providerClusterId))) {
+    throw new InputError(`the bundle ${args.bundle} is for export ${target.providerClusterId}/${target.namespace}/${target.exportName}, not ${args.export}`);
+  }
+  if (args.from && args.from !== target.providerClusterId) throw new InputError(`the bundle ${args.bundle} comes from provider ${target.providerClusterId}, not ${args.from} (--from)`);
+  const home = homeNamespaceOf(snapshot);
+  const pending = target.providerClusterId ? pendingRequestOf(snapshot, target) : undefined;
+  const secretName = names.binding(target.providerClusterId, target.namespace, target.exportName);
+  const current = readSecret(snapshot.existing.find((o) => o.kind === 'Secret' && o.metadata.namespace === home && o.metadata.name === secretName));
+  // The provider's federation CA this cluster already trusts (from another export of the same provider).
+  const trusted = snapshot.existing.find((o) => o.kind === 'Secret' && o.metadata.namespace === home
+    && o.metadata.labels?.[LABELS.provider] === target.providerClusterId && readSecret(o)?.['ca.crt']);
+  const trustedCaPem = trusted ? readSecret(trusted)!['ca.crt'] : undefined;
+
+  const { bundle, privateKeyPem, pendingSecret } = await withCoreErrors(FLAGS, () => {
+    if (pending) {
+      const parsed = parseExportBundle(text, { expect: { nonce: pending.nonce, consumerClusterId: consumer.identity.clusterId, privateKeyPem: pending.privateKeyPem }, ...(trustedCaPem ? { trustedCaPem } : {}) });
+      const secret = snapshot.existing.find((o) => o.kind === 'Secret' && o.metadata.namespace === home && o.metadata.name === secretName);
+      return { bundle: parsed, privateKeyPem: pending.privateKeyPem, pendingSecret: secret };
+    }
+    // Already imported with this bundle: the stored certificate is the bundle's and the stored key matches it.
+    const stored = current?.['tls.crt'] && current['tls.key'] ? current : undefined;
+    let nonce: string | undefined;
+    try {
+      nonce = (YAML.parse(text) as { spec?: { nonce?: string } }).spec?.nonce;
+    } catch {
+      nonce = undefined;
+    }
+    const claimedCert = (() => {
+      try {
+        return (YAML.parse(text) as { spec?: { clientCertificatePem?: string } }).spec?.clientCertificatePem;
+      } catch {
+        return undefined;
+      }
+    })();
+    const readdressed = readImportRecords(snapshot).some((r) => r.endpoint.providerClusterId === target.providerClusterId
+      && r.endpoint.namespace === target.namespace && r.endpoint.exportName === target.exportName);
+    if (stored && claimedCert && stored['tls.crt']!.trim() === claimedCert.trim() && nonce) {
+      const parsed = parseExportBundle(text, { expect: { nonce, consumerClusterId: consumer.identity.clusterId, privateKeyPem: stored['tls.key']! }, ...(trustedCaPem ? { trustedCaPem } : {}) });
+      return { bundle: parsed, privateKeyPem: stored['tls.key']!, pendingSecret: undefined };
+    }
+    if (readdressed && claimed.mode === 'shared-root' && nonce) {
+      const parsed = parseExportBundle(text, { expect: { nonce, consumerClusterId: consumer.identity.clusterId }, ...(trustedCaPem ? { trustedCaPem } : {}) });
+      return { bundle: parsed, privateKeyPem: undefined, pendingSecret: undefined };
+    }
+    throw new InputError(`context "${consumer.context}" has no pending import request for ${target.providerClusterId || '?'}/${target.namespace || '?'}/${target.exportName || '?'}, so the bundle ${args.bundle} cannot be checked against it`, {
+      hint: 'run kubectl meshfed import … --request-out request.yaml in this cluster first, and have the provider admit that request',
+    });
+  });
+
+  const endpoint = bundle.spec.endpoint;
+  const credentials: ImportCredentials | undefined = endpoint.mode === 'boundary' && privateKeyPem ? bundleCredentials(bundle, privateKeyPem) : undefined;
+  const localName = args.as ?? (ui(session).interactive ? await session.prompter.input('--as', 'Local name apps will call', { default: endpoint.exportName }) : undefined);
+  const plan = await withCoreErrors(FLAGS, () => planImport(snapshot, { endpoint, ...(credentials ? { credentials } : {}) }, {
+    consumerClusterId: consumer.identity.clusterId,
+    namespace,
+    ...(localName ? { localName } : {}),
+    ...(attachSpec(args, endpoint.exportName) ? { attach: attachSpec(args, endpoint.exportName)! } : {}),
+  }));
+  // Shared-root imports need no key: the pending one made for the request is not kept.
+  const extraDeletions = endpoint.mode === 'shared-root' && pendingSecret ? [pendingSecret as KubeObject] : [];
+  const work = clusterWork(consumer, writer, plan, `consumer: import ${endpoint.providerClusterId}/${endpoint.namespace}/${endpoint.exportName} as ${plan.record.namespace}/${plan.record.localName}`, { deletions: extraDeletions });
+  await diffAll([work]);
+  const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `import ${plan.record.namespace}/${plan.record.localName}` });
+  if (result.applied && !output) announce(session, plan.localHost, plan.record.endpoint.port.number, plan.record.endpoint.protocol);
+}
+
+function ui(session: Session) {
+  return session.ui;
+}
+
+function announce(session: Session, host: string, port: number, protocol: string): void {
+  const short = host.replace(/\.svc\.cluster\.local$/, '');
+  session.ui.info(protocol === 'HTTP'
+    ? `Imported: apps in the mesh call http://${short}:${port}/`
+    : `Imported: apps in the mesh connect to ${short}:${port}`);
+}
+
+/** The stored client certificate of a binding when it can be kept as it is (same CA, same identity, time left). */
+function reusableCredentials(current: Record<string, string> | undefined, ca: CertificateAndKey, spiffeId: string): ImportCredentials | undefined {
+  const certificatePem = current?.['tls.crt'];
+  const privateKeyPem = current?.['tls.key'];
+  if (!certificatePem || !privateKeyPem || current?.['ca.crt']?.trim() !== ca.certificatePem.trim()) return undefined;
+  try {
+    const info = inspectCertificate(certificatePem);
+    if (!info.uris.includes(spiffeId) || info.daysLeft < RENEW_BEFORE_DAYS) return undefined;
+    if (!verifyCertificateChain(certificatePem, [ca.certificatePem]).ok || !keyMatchesCertificate(privateKeyPem, certificatePem)) return undefined;
+  } catch {
+    return undefined;
+  }
+  return { certificatePem, privateKeyPem, caCertificatePem: ca.certificatePem };
+}
+
+/** With both contexts: admit on the provider and apply the consumer side, in one command. */
+async function importDirect(
+  session: Session, args: ImportArgs, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, namespace: string,
+  ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue,
+): Promise<void> {
+  const providerContext = await chooseContext(session, args.from, '--from', 'Provider context (the cluster that exports)', consumer.context);
+  if (providerContext === consumer.context) throw new UsageError(`--from "${providerContext}" is the consumer context itself: import from another cluster`);
+  const providerWriter = writerFor(session, providerContext, '--from');
+  let provider = await gatherCluster(providerWriter, { namespaces: ref ? [ref.namespace] : [], istioNamespace: args['istio-namespace'] });
+  const records = readExportRecords(provider.snapshot);
+  let target = ref;
+  if (!target) {
+    if (records.length === 0) throw new InputError(`context "${providerContext}" exports nothing yet`, { hint: `run kubectl meshfed export --context ${providerContext} first` });
+    const chosen = await session.prompter.select('--export', `Export of ${providerContext} to import`, records.map((r) => ({
+      value: `${r.namespace}/${r.exportName}`, name: `${r.namespace}/${r.exportName}  (Service ${r.service}:${r.port.number}, ${r.protocol}, ${r.mode})`,
+    })));
+    target = { namespace: chosen.split('/')[0]!, exportName: chosen.split('/')[1]! };
+    provider = await gatherCluster(providerWriter, { namespaces: [target.namespace], istioNamespace: args['istio-namespace'] });
+  }
+  if (target.providerClusterId && target.providerClusterId !== provider.identity.clusterId) {
+    throw new UsageError(`--export names provider ${target.providerClusterId}, but context "${providerContext}" is cluster ${provider.identity.clusterId}`);
+  }
+  const record = records.find((r) => r.namespace === target!.namespace && r.exportName === target!.exportName);
+  if (!record) {
+    const known = records.map((r) => `${r.namespace}/${r.exportName}`).join(', ') || 'none';
+    throw new InputError(`export ${target.namespace}/${target.exportName} does not exist in context "${providerContext}" (exports: ${known})`, {
+      hint: `export it first: kubectl meshfed export --context ${providerContext} -n ${target.namespace} --service <service> --port <port> --name ${target.exportName}`,
+    });
+  }
+  const address = await readGatewayAddress(providerWriter, provider.snapshot, record.mode === 'boundary' ? 'ingress' : 'eastwest');
+  if (!address) {
+    throw new InputError(`the federation gateway of context "${providerContext}" has no external address yet, so this cluster cannot reach it`, {
+      hint: `wait for its LoadBalancer address (kubectl meshfed status --context ${providerContext}) and run import again`,
+    });
+  }
+  provider = { ...provider, snapshot: { ...provider.snapshot, gatewayAddress: address } };
+  const localName = args.as ?? (session.ui.interactive ? await session.prompter.input('--as', 'Local name apps will call', { default: record.exportName }) : undefined);
+
+  const consumerSnapshot = consumer.snapshot;
+  const home = homeNamespaceOf(consumerSnapshot);
+  const spiffeId = consumerGatewaySpiffeId(consumer.identity.clusterId, home, GATEWAY_NAMES.egress);
+  const identity: ConsumerIdentity = {
+    clusterId: consumer.identity.clusterId,
+    gatewaySpiffeId: spiffeId,
+    trustDomain: consumerSnapshot.trustDomain ?? 'cluster.local',
+    namespace,
+    serviceAccounts: args['service-account']?.length ? [...args['service-account']] : ['default'],
+  };
+  const providerPlan = await withCoreErrors(FLAGS, () => planAdmission(provider.snapshot, { namespace: record.namespace, exportName: record.exportName, consumer: identity }));
+  if (!providerPlan.endpoint) throw new InputError(`the federation gateway of context "${providerContext}" has no external address yet`);
+  const endpoint = providerPlan.endpoint;
+
+  let credentials: ImportCredentials | undefined;
+  if (endpoint.mode === 'boundary') {
+    const secretName = names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName);
+    const current = readSecret(consumerSnapshot.existing.find((o: CoreObject) => o.kind === 'Secret' && o.metadata.namespace === home && o.metadata.name === secretName));
+    credentials = reusableCredentials(current, federationCaOf(providerPlan), spiffeId);
+    if (!credentials) {
+      // The key is made here and written only to the consumer cluster; the provider signs its CSR.
+      const keys = generateKeyPair();
+      const csrPem = createCertificateRequest({ privateKeyPem: keys.privateKeyPem, commonName: `${consumer.identity.clusterId} federation egress`, spiffeId });
+      const certificatePem = await withCoreErrors(FLAGS, () => signClientCertificate({ ca: federationCaOf(providerPlan), csrPem, expectSpiffeId: spiffeId }));
+      credentials = { certificatePem, privateKeyPem: keys.privateKeyPem, caCertificatePem: federationCaOf(providerPlan).certificatePem };
+    }
+  }
+  const attach = attachSpec(args, record.exportName);
+  const consumerPlan = await withCoreErrors(FLAGS, () => planImport(consumerSnapshot, { endpoint, ...(credentials ? { credentials } : {}) }, {
+    consumerClusterId: consumer.identity.clusterId,
+    namespace,
+    ...(localName ? { localName } : {}),
+    ...(attach ? { attach } : {}),
+  }));
+  const exportName = `${record.namespace}/${record.exportName}`;
+  const works: ClusterWork[] = [
+    clusterWork(provider, providerWriter, providerPlan, `provider: admit ${consumer.identity.clusterId} to export ${exportName}`),
+    clusterWork(consumer, writer, consumerPlan, `consumer: import ${exportName} as ${consumerPlan.record.namespace}/${consumerPlan.record.localName}`),
+  ];
+  works[0]!.warnings = works[0]!.warnings.filter((w) => !w.includes('has no external address yet'));
+  await diffAll(works);
+  const result = await runPlan(session, works, { dryRun, output, showSecrets: args['show-secrets'], title: `import ${consumerPlan.record.namespace}/${consumerPlan.record.localName}` });
+  if (result.applied && !output) announce(session, consumerPlan.localHost, endpoint.port.number, endpoint.protocol);
+}
+
+export const importCommand: CommandModule<GlobalArgs, ImportArgs> = {
+  command: 'import',
+  describe: 'Import an export into the consumer cluster under a local name (admitting this cluster on the provider)',
+  builder: (yargs) =>
+    gatewayFlags(mutationOptions(yargs))
+      .option('from', { type: 'string', describe: 'The provider: its kubeconfig context (or, with --request-out, its cluster id)' })
+      .option('export', { type: 'string', describe: 'The export: <namespace>/<name> (or <provider cluster id>/<namespace>/<name>)' })
+      .option('as', { type: 'string', describe: 'Local Service name apps call (default: the export name)' })
+      .option('attach', { type: 'string', describe: 'Send part of an existing local Service\'s traffic to the import (default Service: the export name)' })
+      .option('weight', { type: 'number', describe: 'With --attach: percentage of the traffic for the import (default 50)' })
+      .option('match-header', { type: 'string', describe: 'With --attach: only requests with this header, e.g. x-federate=yes (HTTP)' })
+      .option('attach-port', { type: 'number', describe: 'With --attach: the local Service port, when it has several' })
+      .option('service-account', { type: 'string', array: true, describe: 'shared-root: service accounts of the calling workloads (default: default)' })
+      .option('request-out', { type: 'string', describe: 'Three-step flow, step 1: write an import request file for the provider (- for stdout)' })
+      .option('bundle', { type: 'string', describe: 'Three-step flow, step 3: complete the import with the provider\'s export bundle (- for stdin)' })
+      .option('cluster-id', { type: 'string', describe: 'This cluster\'s federation id, the first time meshfed acts here (default: from the context name)' })
+      .option('force', { type: 'boolean', default: false, describe: 'With --request-out: make a new request even though the export is already imported (re-keys it)' })
+      .example('kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews --as myreviews', 'Import with access to both clusters')
+      .example('kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews --as myreviews --attach reviews --weight 50', 'Send half of reviews\' traffic to the import')
+      .example('kubectl meshfed import --context operations -n vault --from production --export db/postgres --request-out request.yaml', 'Three-step flow, step 1 (no access to the provider)')
+      .example('kubectl meshfed import --context operations -n vault --bundle bundle.yaml', 'Three-step flow, step 3'),
+  handler: withSession(importExport),
+};

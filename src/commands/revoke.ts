@@ -1,0 +1,47 @@
+import type { CommandModule } from 'yargs';
+import { InputError } from '../errors.js';
+import { planRevoke, readExportRecords } from '../federation/index.js';
+import { gatherCluster } from '../kube/gather.js';
+import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
+import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
+import type { GlobalArgs, Session } from './session.js';
+import { withSession } from './run.js';
+
+interface RevokeArgs extends MutationArgs, GatewayArgs {
+  name?: string;
+  consumer?: string;
+}
+
+async function revoke(session: Session, args: RevokeArgs): Promise<void> {
+  const output = session.outputFormat(['json', 'yaml'] as const);
+  const dryRun = dryRunMode(args['dry-run']);
+  if (!session.ui.interactive) requireFlags([['--name', !args.name], ['--consumer', !args.consumer]], 'kubectl meshfed revoke -n db --name postgres --consumer operations');
+  const context = await chooseContext(session, args.context, '--context', 'Provider context');
+  const writer = writerFor(session, context, '--context');
+  const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace of the export');
+  const gathered = await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
+  const records = readExportRecords(gathered.snapshot).filter((r) => r.namespace === namespace);
+  const exportName = args.name ?? await session.prompter.select('--name', 'Export', records.map((r) => ({ value: r.exportName, name: r.exportName })));
+  const record = records.find((r) => r.exportName === exportName);
+  const consumer = args.consumer ?? await session.prompter.select('--consumer', 'Consumer to revoke', (record?.consumers ?? []).map((c) => ({ value: c.clusterId, name: c.clusterId })));
+  if (record && !record.consumers.some((c) => c.clusterId === consumer)) {
+    throw new InputError(`consumer "${consumer}" is not admitted to export ${namespace}/${exportName} (admitted: ${record.consumers.map((c) => c.clusterId).join(', ') || 'none'})`, { hint: 'check --consumer: it is the consumer\'s cluster id, as status shows it' });
+  }
+  const plan = await withCoreErrors({}, () => planRevoke(gathered.snapshot, { namespace, exportName, consumerClusterId: consumer }));
+  const work = clusterWork({ ...gathered, identity: { ...gathered.identity, objects: [] } }, writer, plan, `provider: revoke ${consumer} from export ${namespace}/${exportName}`);
+  work.warnings = work.warnings.filter((w) => !w.includes('has no external address yet'));
+  await diffAll([work]);
+  const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `revoke ${consumer}` });
+  if (result.applied && !output) session.ui.info(`${consumer} can no longer reach ${namespace}/${exportName}: the provider refuses its certificate and identity.`);
+}
+
+export const revokeCommand: CommandModule<GlobalArgs, RevokeArgs> = {
+  command: 'revoke',
+  describe: 'Withdraw a consumer\'s admission to an export (its certificate is no longer accepted)',
+  builder: (yargs) =>
+    gatewayFlags(mutationOptions(yargs))
+      .option('name', { type: 'string', describe: 'The export name (in -n)' })
+      .option('consumer', { type: 'string', describe: 'The consumer\'s cluster id' })
+      .example('kubectl meshfed revoke --context production -n db --name postgres --consumer operations', 'operations loses access to postgres'),
+  handler: withSession(revoke),
+};

@@ -1,0 +1,199 @@
+import type { CommandModule } from 'yargs';
+import {
+  homeNamespaceOf, names, pendingRequestOf, readExportRecords, readImportRecords, readSecret,
+  type KubeObject as CoreObject,
+} from '../federation/index.js';
+import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
+import { inspectCertificate } from '../pki/index.js';
+import { formatData } from '../ui/format.js';
+import { renderTable } from '../ui/table.js';
+import { withCoreErrors, writerFor } from './federate.js';
+import { chooseContext } from './shared.js';
+import type { GlobalArgs, Session } from './session.js';
+import { withSession } from './run.js';
+
+interface StatusArgs extends GlobalArgs {
+  'istio-namespace': string;
+}
+
+/** One export in `status -o json|yaml`. */
+export interface ExportStatus {
+  namespace: string;
+  name: string;
+  service: string;
+  port: number;
+  protocol: string;
+  mode: string;
+  subset?: Record<string, string>;
+  /** Federation host (boundary: SNI of the export; shared-root: the Service FQDN). */
+  host: string;
+  /** `address:port` of the provider gateway, or null while it has none. */
+  gateway: string | null;
+  consumers: string[];
+  /** Expiry of the gateway's server certificate (boundary), ISO 8601. */
+  certificateExpires?: string;
+}
+
+/** One import in `status -o json|yaml`. */
+export interface ImportStatus {
+  namespace: string;
+  localName: string;
+  /** `<provider cluster id>/<namespace>/<export>`. */
+  source: string;
+  mode: string;
+  protocol: string;
+  port: number;
+  gateway: string;
+  /** `active`, `incomplete` (objects missing: run import again) or `pending` (request sent, bundle not imported). */
+  state: 'active' | 'incomplete' | 'pending';
+  attach?: string;
+  /** Expiry of the client certificate (boundary), ISO 8601. */
+  certificateExpires?: string;
+}
+
+/** `status -o json|yaml` (stable for scripts). */
+export interface ClusterStatus {
+  context: string;
+  /** null when meshfed has not acted in the cluster yet. */
+  clusterId: string | null;
+  istioVersion: string | null;
+  trustDomain: string | null;
+  exports: ExportStatus[];
+  imports: ImportStatus[];
+}
+
+function expiry(pem: string | undefined): string | undefined {
+  if (!pem) return undefined;
+  try {
+    return inspectCertificate(pem).notAfter.toISOString();
+  } catch {
+    return undefined;
+  }
+}
+
+function find(existing: CoreObject[], kind: string, namespace: string, name: string): CoreObject | undefined {
+  return existing.find((o) => o.kind === kind && o.metadata.namespace === namespace && o.metadata.name === name);
+}
+
+/** What meshfed has set up in one gathered cluster. */
+export async function clusterStatus(gathered: GatheredCluster, writer: ReturnType<typeof writerFor>): Promise<ClusterStatus> {
+  const snapshot = gathered.snapshot;
+  const existing = snapshot.existing;
+  const home = homeNamespaceOf(snapshot);
+  const exportsRecords = await withCoreErrors({}, () => readExportRecords(snapshot));
+  const addresses = new Map<string, string | undefined>();
+  for (const role of new Set(exportsRecords.map((r) => (r.mode === 'boundary' ? 'ingress' : 'eastwest') as 'ingress' | 'eastwest'))) {
+    addresses.set(role, await readGatewayAddress(writer, snapshot, role));
+  }
+  const exports: ExportStatus[] = exportsRecords.map((r) => {
+    const address = addresses.get(r.mode === 'boundary' ? 'ingress' : 'eastwest');
+    const certificate = r.mode === 'boundary' ? readSecret(find(existing, 'Secret', home, names.export(r.namespace, r.exportName)))?.['tls.crt'] : undefined;
+    const expires = expiry(certificate);
+    return {
+      namespace: r.namespace, name: r.exportName, service: r.service, port: r.port.number, protocol: r.protocol, mode: r.mode,
+      ...(r.subset ? { subset: r.subset } : {}),
+      host: r.host,
+      gateway: address ? `${address}:${snapshot.existingGateway?.port ?? 15443}` : null,
+      consumers: [...new Set(r.consumers.map((c) => c.clusterId))],
+      ...(expires ? { certificateExpires: expires } : {}),
+    };
+  });
+  const importRecords = await withCoreErrors({}, () => readImportRecords(snapshot));
+  const imports: ImportStatus[] = importRecords.map((r) => {
+    const e = r.endpoint;
+    const own = names.import(r.localName);
+    const wanted: Array<[string, string, string]> = [['Service', r.namespace, r.localName], ['VirtualService', r.namespace, own]];
+    let certificate: string | undefined;
+    if (e.mode === 'boundary') {
+      const binding = names.binding(e.providerClusterId, e.namespace, e.exportName);
+      const placement = snapshot.existingGateway?.namespace ?? home;
+      wanted.push(['Secret', placement, binding], ['ServiceEntry', placement, binding], ['DestinationRule', placement, binding], ['Gateway', placement, binding], ['VirtualService', placement, binding]);
+      certificate = readSecret(find(existing, 'Secret', placement, binding))?.['tls.crt'];
+    } else {
+      wanted.push(['ServiceEntry', r.namespace, own], ['DestinationRule', r.namespace, own]);
+    }
+    const complete = wanted.every(([kind, ns, name]) => find(existing, kind, ns, name)) && (e.mode !== 'boundary' || !!certificate);
+    const expires = expiry(certificate);
+    return {
+      namespace: r.namespace, localName: r.localName, source: `${e.providerClusterId}/${e.namespace}/${e.exportName}`,
+      mode: e.mode, protocol: e.protocol, port: e.port.number, gateway: `${e.gateway.address}:${e.gateway.port}`,
+      state: complete ? 'active' : 'incomplete',
+      ...(r.attach ? { attach: 'weight' in r.attach ? `${r.attach.service} (${r.attach.weight}%)` : `${r.attach.service} (${r.attach.header.name}: ${r.attach.header.value})` } : {}),
+      ...(expires ? { certificateExpires: expires } : {}),
+    };
+  });
+  // Requests sent whose bundle has not been imported yet.
+  for (const secret of existing) {
+    const provider = secret.metadata.labels?.['meshfed.io/provider'];
+    if (secret.kind !== 'Secret' || !provider || secret.metadata.namespace !== home) continue;
+    const annotations = secret.metadata.annotations ?? {};
+    if (!annotations['meshfed.io/request-nonce']) continue;
+    const binding = secret.metadata.labels?.['meshfed.io/binding'] ?? '';
+    const rest = binding.startsWith(`${provider}.`) ? binding.slice(provider.length + 1) : binding;
+    const [namespace = '', ...exportParts] = rest.split('.');
+    const ref = { providerClusterId: provider, namespace, exportName: exportParts.join('.') };
+    if (!pendingRequestOf(snapshot, ref)) continue;
+    imports.push({
+      namespace: '-', localName: '-', source: `${provider}/${ref.namespace}/${ref.exportName}`, mode: '-', protocol: '-', port: 0, gateway: '-', state: 'pending',
+    });
+  }
+  return {
+    context: gathered.context,
+    clusterId: gathered.identity.stored ? gathered.identity.clusterId : null,
+    istioVersion: snapshot.istioVersion === '0.0' ? null : snapshot.istioVersion,
+    trustDomain: snapshot.trustDomain ?? null,
+    exports,
+    imports,
+  };
+}
+
+async function showStatus(session: Session, args: StatusArgs): Promise<void> {
+  const format = session.outputFormat(['json', 'yaml'] as const);
+  const context = await chooseContext(session, args.context, '--context', 'Context');
+  const writer = writerFor(session, context, '--context');
+  const gathered = await gatherCluster(writer, { namespaces: [], istioNamespace: args['istio-namespace'], istioOptional: true });
+  const status = await clusterStatus(gathered, writer);
+  if (format) {
+    session.ui.data(formatData(status, format));
+    return;
+  }
+  const ui = session.ui;
+  const c = ui.out;
+  ui.data(`Context ${status.context}: ${status.clusterId ? `federation cluster ${status.clusterId}` : 'meshfed has not acted here yet'}` +
+    `${status.istioVersion ? `, Istio ${status.istioVersion}, trust domain ${status.trustDomain}` : ', no Istio found'}\n`);
+  ui.data(`\nExports (${status.exports.length})\n`);
+  if (status.exports.length) {
+    ui.data(renderTable(['name', 'service', 'port', 'mode', 'gateway', 'consumers', 'cert expires'], status.exports.map((e) => [
+      `${e.namespace}/${e.name}`,
+      `${e.service}${e.subset ? ` [${Object.entries(e.subset).map(([k, v]) => `${k}=${v}`).join(',')}]` : ''}`,
+      `${e.port}/${e.protocol}`,
+      e.mode,
+      e.gateway ?? c.yellow('<pending>'),
+      e.consumers.join(',') || c.dim('none'),
+      e.certificateExpires?.slice(0, 10) ?? '-',
+    ])));
+  }
+  ui.data(`\nImports (${status.imports.length})\n`);
+  if (status.imports.length) {
+    ui.data(renderTable(['local name', 'source', 'port', 'mode', 'state', 'attach', 'cert expires'], status.imports.map((i) => [
+      i.state === 'pending' ? '-' : `${i.namespace}/${i.localName}`,
+      i.source,
+      i.port ? `${i.port}/${i.protocol}` : '-',
+      i.mode,
+      i.state === 'active' ? c.green(i.state) : c.yellow(i.state),
+      i.attach ?? '-',
+      i.certificateExpires?.slice(0, 10) ?? '-',
+    ])));
+  }
+}
+
+export const statusCommand: CommandModule<GlobalArgs, StatusArgs> = {
+  command: 'status',
+  describe: 'Show the exports and imports of a cluster (service, port, mode, gateway, consumers, certificate expiry, state)',
+  builder: (yargs) =>
+    yargs
+      .option('istio-namespace', { type: 'string', default: 'istio-system', describe: 'Namespace of istiod and the mesh config' })
+      .example('kubectl meshfed status --context cluster2', 'What cluster2 exports and imports')
+      .example('kubectl meshfed status -o json', 'The same, for scripts'),
+  handler: withSession(showStatus),
+};

@@ -1,0 +1,47 @@
+import type { CommandModule } from 'yargs';
+import { InputError } from '../errors.js';
+import { planUnexport, readExportRecords } from '../federation/index.js';
+import { gatherCluster } from '../kube/gather.js';
+import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
+import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
+import type { GlobalArgs, Session } from './session.js';
+import { withSession } from './run.js';
+
+interface UnexportArgs extends MutationArgs, GatewayArgs {
+  name?: string;
+  force: boolean;
+}
+
+async function unexport(session: Session, args: UnexportArgs): Promise<void> {
+  const output = session.outputFormat(['json', 'yaml'] as const);
+  const dryRun = dryRunMode(args['dry-run']);
+  if (!session.ui.interactive) requireFlags([['--name', !args.name]], 'kubectl meshfed unexport -n bookinfo --name reviews');
+  const context = await chooseContext(session, args.context, '--context', 'Provider context');
+  const writer = writerFor(session, context, '--context');
+  const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace of the export');
+  const gathered = await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
+  const records = readExportRecords(gathered.snapshot);
+  const exportName = args.name ?? await session.prompter.select('--name', 'Export to remove',
+    records.filter((r) => r.namespace === namespace).map((r) => ({ value: r.exportName, name: `${r.exportName} (Service ${r.service}:${r.port.number})` })));
+  const record = records.find((r) => r.namespace === namespace && r.exportName === exportName);
+  if (record && record.consumers.length > 0 && !args.force) {
+    throw new InputError(`export ${namespace}/${exportName} still admits ${record.consumers.map((c) => c.clusterId).join(', ')}; removing it breaks their imports`, {
+      hint: `revoke them first (kubectl meshfed revoke --context ${context} -n ${namespace} --name ${exportName} --consumer <id>), or pass --force`,
+    });
+  }
+  const plan = await withCoreErrors({ '--name': '--name' }, () => planUnexport(gathered.snapshot, { namespace, exportName }));
+  const work = clusterWork({ ...gathered, identity: { ...gathered.identity, objects: [] } }, writer, plan, `provider: remove export ${namespace}/${exportName}`);
+  await diffAll([work]);
+  await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `unexport ${namespace}/${exportName}` });
+}
+
+export const unexportCommand: CommandModule<GlobalArgs, UnexportArgs> = {
+  command: 'unexport',
+  describe: 'Remove an export: exactly the objects meshfed created for it (gateway and federation CA stay)',
+  builder: (yargs) =>
+    gatewayFlags(mutationOptions(yargs))
+      .option('name', { type: 'string', describe: 'The export name (in -n)' })
+      .option('force', { type: 'boolean', default: false, describe: 'Remove it even though consumers are still admitted' })
+      .example('kubectl meshfed unexport --context cluster2 -n bookinfo --name myreviews', 'Remove an export without consumers'),
+  handler: withSession(unexport),
+};

@@ -1,0 +1,291 @@
+/**
+ * Snapshots: what the pure planners need to know about a cluster, read from it in one go (reads only, in
+ * parallel). Also the cluster's federation identity, which meshfed stores in the cluster itself the first time
+ * it acts there, so that two people who name their kubeconfig contexts differently still agree on it.
+ */
+import YAML from 'yaml';
+import { ClusterError, InputError, UsageError } from '../errors.js';
+import {
+  DEFAULT_GATEWAY_NAMESPACE, FEDERATION_PORT, GATEWAY_NAMES, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL,
+  MANAGED_KINDS, type ExistingGateway, type GatewayRole, type PodSnapshot, type ProviderSnapshot, type ServicePort,
+  type ServiceSnapshot,
+} from '../federation/index.js';
+import type { ClusterWriter } from './apply.js';
+import { istioVersionFromImage } from './probe.js';
+import type { KubeObject } from './resources.js';
+
+/** Name of the ConfigMap (in {@link IDENTITY_NAMESPACE}) that holds a cluster's federation id. */
+export const IDENTITY_CONFIGMAP = 'meshfed-cluster';
+/** Namespace of the identity ConfigMap: meshfed's own namespace, whatever gateway a command uses. */
+export const IDENTITY_NAMESPACE = DEFAULT_GATEWAY_NAMESPACE;
+/** Value of the `meshfed.io/role` label of the identity ConfigMap. */
+export const IDENTITY_ROLE = 'cluster-identity';
+
+/** A cluster's federation id and where it comes from. */
+export interface ClusterIdentity {
+  clusterId: string;
+  /** True when the id is already stored in the cluster; false when this run would store it. */
+  stored: boolean;
+  /** Objects that store the id (Namespace and ConfigMap) when it is not stored yet; empty otherwise. */
+  objects: KubeObject[];
+}
+
+/**
+ * A DNS-label form of a kubeconfig context name (`arn:aws:eks:eu-west-1:1234:cluster/Prod` →
+ * `arn-aws-eks-eu-west-1-1234-cluster-prod`): the default cluster id the first time meshfed acts in a cluster.
+ */
+export function clusterIdFromContext(contextName: string): string {
+  const cleaned = contextName.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/-+/g, '-').replace(/^-+|-+$/g, '');
+  const cut = cleaned.length > 63 ? cleaned.slice(cleaned.length - 63).replace(/^-+/, '') : cleaned;
+  return cut || 'cluster';
+}
+
+/** The identity ConfigMap (and its namespace) that stores `clusterId`. */
+export function identityObjects(clusterId: string): KubeObject[] {
+  return [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: IDENTITY_NAMESPACE, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } } },
+    {
+      apiVersion: 'v1', kind: 'ConfigMap',
+      metadata: { name: IDENTITY_CONFIGMAP, namespace: IDENTITY_NAMESPACE, labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [LABELS.role]: IDENTITY_ROLE } },
+      data: { clusterId },
+    },
+  ];
+}
+
+/**
+ * Reads the cluster id stored in the cluster; when there is none, the id to store: `--cluster-id` if given, else
+ * {@link clusterIdFromContext}. A stored id is never replaced: a different `--cluster-id` is a usage error.
+ */
+export async function readClusterIdentity(writer: ClusterWriter, override?: string): Promise<ClusterIdentity> {
+  const stored = await writer.get('v1', 'ConfigMap', IDENTITY_NAMESPACE, IDENTITY_CONFIGMAP);
+  const storedId = (stored?.data as Record<string, string> | undefined)?.clusterId;
+  if (stored && storedId) {
+    if (override !== undefined && override !== storedId) {
+      throw new UsageError(`context "${writer.contextName}" is federation cluster "${storedId}" (ConfigMap ${IDENTITY_NAMESPACE}/${IDENTITY_CONFIGMAP}); --cluster-id "${override}" cannot rename it`, {
+        hint: 'omit --cluster-id: a cluster id is chosen once, because other clusters know this one by it',
+      });
+    }
+    return { clusterId: storedId, stored: true, objects: [] };
+  }
+  const clusterId = override ?? clusterIdFromContext(writer.contextName);
+  if (!isDnsLabel(clusterId)) {
+    throw new UsageError(`cluster id "${clusterId}" is not a DNS-1123 label (--cluster-id)`, { hint: 'use at most 63 lower-case letters, digits and "-"' });
+  }
+  return { clusterId, stored: false, objects: identityObjects(clusterId) };
+}
+
+/** What to read for a snapshot. */
+export interface GatherOptions {
+  /** Namespaces whose Services, pods and (non-meshfed) VirtualServices the plan refers to. */
+  namespaces: string[];
+  /** `--cluster-id`, used only if the cluster has no id yet. */
+  clusterIdOverride?: string;
+  /** Namespace of istiod and the mesh config; default `istio-system`. */
+  istioNamespace?: string;
+  /** Use this existing gateway (`--gateway-selector`) instead of deploying one. */
+  gatewaySelector?: Record<string, string>;
+  /** Namespace of the existing gateway; default the Istio namespace. */
+  gatewayNamespace?: string;
+  /** Which meshfed gateway's external address to read (provider side). */
+  addressOf?: GatewayRole;
+  /** Istio is not required (status on a cluster without Istio). Default false. */
+  istioOptional?: boolean;
+}
+
+/** A snapshot with the facts the command layer needs besides it. */
+export interface GatheredCluster {
+  context: string;
+  identity: ClusterIdentity;
+  snapshot: ProviderSnapshot;
+}
+
+interface Deployment extends KubeObject {
+  spec?: { template?: { spec?: { containers?: Array<{ name: string; image?: string }> } } };
+}
+
+/** The external address of a gateway Service (LoadBalancer ingress IP or host name), if it has one. */
+export function serviceAddress(service: KubeObject | undefined): string | undefined {
+  const ingress = (service?.status as { loadBalancer?: { ingress?: Array<{ ip?: string; hostname?: string }> } } | undefined)?.loadBalancer?.ingress?.[0];
+  return ingress?.ip || ingress?.hostname || undefined;
+}
+
+function serviceSnapshot(object: KubeObject): ServiceSnapshot {
+  const spec = (object.spec ?? {}) as { ports?: ServicePort[]; selector?: Record<string, string> };
+  return {
+    name: object.metadata.name,
+    namespace: object.metadata.namespace ?? '',
+    ports: (spec.ports ?? []).map((p) => ({
+      port: p.port,
+      ...(p.name ? { name: p.name } : {}),
+      ...(p.targetPort !== undefined ? { targetPort: p.targetPort } : {}),
+      ...(p.protocol ? { protocol: p.protocol } : {}),
+      ...(p.appProtocol ? { appProtocol: p.appProtocol } : {}),
+    })),
+    ...(spec.selector ? { selector: spec.selector } : {}),
+    ...(object.metadata.labels ? { labels: object.metadata.labels } : {}),
+  };
+}
+
+function podSnapshot(object: KubeObject): PodSnapshot {
+  const spec = (object.spec ?? {}) as { serviceAccountName?: string; containers?: Array<{ name: string }>; initContainers?: Array<{ name: string }> };
+  const status = (object.status ?? {}) as { phase?: string; conditions?: Array<{ type: string; status: string }> };
+  const ready = status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? status.phase === 'Running';
+  const sidecar = [...(spec.containers ?? []), ...(spec.initContainers ?? [])].some((c) => c.name === 'istio-proxy');
+  return {
+    name: object.metadata.name,
+    namespace: object.metadata.namespace ?? '',
+    labels: object.metadata.labels ?? {},
+    ready,
+    serviceAccount: spec.serviceAccountName ?? 'default',
+    sidecar,
+  };
+}
+
+async function optional<T>(read: Promise<T>, fallback: T): Promise<T> {
+  try {
+    return await read;
+  } catch (error) {
+    if (error instanceof ClusterError && error.status === 404) return fallback;
+    throw error;
+  }
+}
+
+function selectorMatches(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
+  return !!selector && Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+/**
+ * Reads one cluster for the planners: its id, Istio version, trust domain and root CA, the Services and pods of
+ * the given namespaces, every object meshfed manages there (any namespace), the VirtualServices of the given
+ * namespaces, and the external address of a meshfed gateway. Only reads.
+ * @throws ClusterError when the cluster cannot be read or does not run Istio (unless `istioOptional`)
+ */
+export async function gatherCluster(writer: ClusterWriter, options: GatherOptions): Promise<GatheredCluster> {
+  const istioNamespace = options.istioNamespace ?? 'istio-system';
+  const client = writer.client;
+  const identityP = readClusterIdentity(writer, options.clusterIdOverride);
+  const istiodP = client.request<{ items: Deployment[] }>({
+    method: 'GET', path: `/apis/apps/v1/namespaces/${encodeURIComponent(istioNamespace)}/deployments`, query: { labelSelector: 'app=istiod' },
+  }).then((r) => r.body.items);
+  const meshP = optional(writer.get('v1', 'ConfigMap', istioNamespace, 'istio'), undefined);
+  const rootP = optional(writer.get('v1', 'ConfigMap', istioNamespace, 'istio-ca-root-cert'), undefined);
+  const managedP = Promise.all(MANAGED_KINDS.map(({ apiVersion, kind }) =>
+    optional(writer.list(apiVersion, kind, undefined, `${MANAGED_BY_LABEL}=${MANAGED_BY}`), [] as KubeObject[])));
+  const namespaces = [...new Set(options.namespaces)];
+  const perNamespaceP = Promise.all(namespaces.map(async (ns) => {
+    const [services, pods, virtualServices] = await Promise.all([
+      writer.list('v1', 'Service', ns),
+      writer.list('v1', 'Pod', ns),
+      optional(writer.list('networking.istio.io/v1beta1', 'VirtualService', ns), [] as KubeObject[]),
+    ]);
+    return { services, pods, virtualServices };
+  }));
+  const gatewayNamespace = options.gatewayNamespace ?? istioNamespace;
+  const existingGatewayP: Promise<ExistingGateway | undefined> = options.gatewaySelector
+    ? findExistingGateway(writer, gatewayNamespace, options.gatewaySelector)
+    : Promise.resolve(undefined);
+
+  const [identity, istiods, mesh, root, managed, perNamespace, existingGateway] = await Promise.all([
+    identityP, optional(istiodP, [] as Deployment[]), meshP, rootP, managedP, perNamespaceP, existingGatewayP,
+  ]);
+
+  const istiod = istiods.find((d) => d.metadata.name === 'istiod') ?? istiods[0];
+  const containers = istiod?.spec?.template?.spec?.containers ?? [];
+  const image = (containers.find((c) => c.name === 'discovery') ?? containers[0])?.image;
+  const istioVersion = istioVersionFromImage(image) ?? istiod?.metadata.labels?.['operator.istio.io/version'];
+  if (!istioVersion && !options.istioOptional) {
+    throw new ClusterError(
+      istiod
+        ? `cannot tell the Istio version of context "${writer.contextName}" from istiod's image "${image ?? ''}"`
+        : `context "${writer.contextName}" runs no istiod in namespace "${istioNamespace}"; meshfed federates Istio meshes`,
+      { hint: istiod ? undefined : 'install Istio there, or pass --istio-namespace if istiod runs elsewhere' },
+    );
+  }
+  let trustDomain = 'cluster.local';
+  let trustDomainAliases: string[] | undefined;
+  const meshText = (mesh?.data as Record<string, string> | undefined)?.mesh;
+  if (meshText) {
+    try {
+      const config = YAML.parse(meshText) as { trustDomain?: string; trustDomainAliases?: string[] } | null;
+      trustDomain = config?.trustDomain || 'cluster.local';
+      if (Array.isArray(config?.trustDomainAliases)) trustDomainAliases = config.trustDomainAliases;
+    } catch {
+      throw new InputError(`the mesh config (ConfigMap ${istioNamespace}/istio, key "mesh") of context "${writer.contextName}" is not valid YAML`);
+    }
+  }
+  const rootCaPem = (root?.data as Record<string, string> | undefined)?.['root-cert.pem'];
+
+  const existing = managed.flat();
+  const seen = new Set(existing.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`));
+  for (const { virtualServices } of perNamespace) {
+    for (const vs of virtualServices) {
+      const key = `${vs.kind}/${vs.metadata.namespace ?? ''}/${vs.metadata.name}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        existing.push(vs);
+      }
+    }
+  }
+  const services = perNamespace.flatMap((n) => n.services).map(serviceSnapshot);
+  const pods = perNamespace.flatMap((n) => n.pods).map(podSnapshot);
+
+  const gatewayAddress = options.addressOf || existingGateway
+    ? await readGatewayAddress(writer, { existing, ...(existingGateway ? { existingGateway } : {}) }, options.addressOf ?? 'ingress')
+    : undefined;
+
+  const snapshot: ProviderSnapshot = {
+    clusterId: identity.clusterId,
+    istioVersion: istioVersion ?? '0.0',
+    trustDomain,
+    ...(trustDomainAliases ? { trustDomainAliases } : {}),
+    ...(rootCaPem ? { rootCaPem } : {}),
+    ...(existingGateway ? { existingGateway } : {}),
+    services,
+    pods,
+    existing,
+    ...(gatewayAddress ? { gatewayAddress } : {}),
+  };
+  return { context: writer.contextName, identity, snapshot };
+}
+
+/**
+ * The external address of the gateway of a role in a gathered cluster: the `--gateway-selector` gateway's Service
+ * if one was chosen, else meshfed's gateway Service of that role (deployed by meshfed, or installed from the
+ * IstioOperator overlay on Istio < 1.12, in which case it is not labelled as meshfed's and is read by name).
+ */
+export async function readGatewayAddress(
+  writer: ClusterWriter, snapshot: Pick<ProviderSnapshot, 'existing' | 'existingGateway'>, role: GatewayRole,
+): Promise<string | undefined> {
+  if (snapshot.existingGateway) {
+    return serviceAddress(await optional(writer.get('v1', 'Service', snapshot.existingGateway.namespace, snapshot.existingGateway.serviceName), undefined));
+  }
+  const name = GATEWAY_NAMES[role];
+  const live = snapshot.existing.find((o) => o.kind === 'Service' && o.metadata.name === name && o.metadata.namespace === DEFAULT_GATEWAY_NAMESPACE);
+  if (live) return serviceAddress(live as KubeObject);
+  return serviceAddress(await optional(writer.get('v1', 'Service', DEFAULT_GATEWAY_NAMESPACE, name), undefined));
+}
+
+/**
+ * The existing gateway chosen with `--gateway-selector`: its Service in `namespace` is the one whose selector the
+ * gateway pods' labels satisfy, and its port is the one that reaches container port 15443.
+ */
+async function findExistingGateway(writer: ClusterWriter, namespace: string, selector: Record<string, string>): Promise<ExistingGateway> {
+  const services = await writer.list('v1', 'Service', namespace);
+  const matching = services.filter((s) => {
+    const spec = s.spec as { selector?: Record<string, string> } | undefined;
+    return selectorMatches(spec?.selector, selector);
+  });
+  const wanted = Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',');
+  if (matching.length === 0) {
+    throw new InputError(`no Service in namespace "${namespace}" of context "${writer.contextName}" selects gateway pods labelled ${wanted} (--gateway-selector)`, {
+      hint: 'check the labels of the gateway pods (kubectl get pods --show-labels) and --gateway-namespace',
+    });
+  }
+  const service = matching[0]!;
+  const ports = ((service.spec as { ports?: ServicePort[] }).ports ?? []);
+  const port = ports.find((p) => p.targetPort === FEDERATION_PORT || p.port === FEDERATION_PORT);
+  if (!port) {
+    throw new InputError(`gateway Service ${namespace}/${service.metadata.name} has no port reaching ${FEDERATION_PORT}; add one (name tls, port ${FEDERATION_PORT}) to the gateway (--gateway-selector)`);
+  }
+  return { namespace, selector: { ...selector }, serviceName: service.metadata.name, port: port.port };
+}

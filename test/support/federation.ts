@@ -1,0 +1,94 @@
+/**
+ * Emulated federation worlds for end-to-end tests of the federation commands (and of `verify`): starts clusters
+ * with a seed and the mesh data-path model, runs the built CLI as `kubectl meshfed` against them, counts the write
+ * requests each command sent, and sends requests from pods through the modelled data path.
+ */
+import type { IstioVersion } from './crd-schema.js';
+import { runMeshfed, type CliOptions, type CliResult } from './cli.js';
+import { startWorld, type ClusterOptions, type KubeObject, type RequestRecord, type SeedName, type World } from './emulator/index.js';
+import { meshRuntimes, simulateCurl } from './mesh/index.js';
+
+/** A started world and helpers bound to it. */
+export interface FederationWorld {
+  readonly world: World;
+  /** The kubeconfig with one context per cluster. */
+  readonly kubeconfig: string;
+  /** Runs `kubectl meshfed <args> --kubeconfig <world>` (no terminal). */
+  run(args: string[], options?: CliOptions): Promise<CliResult>;
+  /** Runs a command and also returns the write requests it sent, per cluster. */
+  runCounting(args: string[], options?: CliOptions): Promise<CliResult & { writes: Record<string, RequestRecord[]>; reads: Record<string, number> }>;
+  /**
+   * Sends a request from the first running pod labelled `app=<app>` in `namespace` of `cluster` through the data-path
+   * model (`argv` as for the curl image, e.g. `['curl', '-sS', 'http://myreviews.default:9080/reviews/0']`).
+   */
+  curl(cluster: string, namespace: string, app: string, argv: string[]): Promise<{ code: number; stdout: string; stderr: string; trace: string[] }>;
+  /** Objects carrying `app.kubernetes.io/managed-by: kubectl-meshfed` in a cluster, as `Kind ns/name`. */
+  managedObjects(cluster: string): string[];
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startFederationWorld}. */
+export interface FederationWorldOptions {
+  seed: SeedName;
+  clusters: ClusterOptions[];
+  /** Istio for clusters that do not say; default 1.18.0. */
+  istio?: IstioVersion;
+  root?: 'shared' | 'distinct';
+}
+
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** Kinds meshfed may create, by API group, for {@link FederationWorld.managedObjects}. */
+const KINDS: Array<[string, string]> = [
+  ['v1', 'Namespace'], ['v1', 'ServiceAccount'], ['v1', 'Secret'], ['v1', 'ConfigMap'], ['v1', 'Service'],
+  ['apps/v1', 'Deployment'], ['rbac.authorization.k8s.io/v1', 'Role'], ['rbac.authorization.k8s.io/v1', 'RoleBinding'],
+  ['networking.istio.io/v1beta1', 'Gateway'], ['networking.istio.io/v1beta1', 'VirtualService'],
+  ['networking.istio.io/v1beta1', 'DestinationRule'], ['networking.istio.io/v1beta1', 'ServiceEntry'],
+  ['security.istio.io/v1beta1', 'AuthorizationPolicy'],
+];
+
+/** Starts a world for federation tests; stop it in `test.after.always`. */
+export async function startFederationWorld(options: FederationWorldOptions): Promise<FederationWorld> {
+  const world = await startWorld({
+    clusters: options.clusters,
+    istio: options.istio ?? '1.18.0',
+    seed: options.seed,
+    runtimes: meshRuntimes({ random: () => 0.5 }),
+    ...(options.root ? { root: options.root } : {}),
+  });
+  await world.waitIdle();
+  const kubeconfig = world.kubeconfigPath;
+  const run = (args: string[], runOptions: CliOptions = {}) => runMeshfed([...args, '--kubeconfig', kubeconfig], runOptions);
+  return {
+    world,
+    kubeconfig,
+    run,
+    async runCounting(args, runOptions) {
+      const marks = new Map(world.clusters.map((c) => [c.name, c.requests.length]));
+      const result = await run(args, runOptions);
+      const writes: Record<string, RequestRecord[]> = {};
+      const reads: Record<string, number> = {};
+      for (const cluster of world.clusters) {
+        const sent = cluster.requests.slice(marks.get(cluster.name)).filter((r) => r.userAgent?.startsWith('kubectl-meshfed'));
+        writes[cluster.name] = sent.filter((r) => WRITE_METHODS.has(r.method) && r.query.dryRun === undefined);
+        reads[cluster.name] = sent.length - writes[cluster.name]!.length;
+      }
+      return { ...result, writes, reads };
+    },
+    async curl(cluster, namespace, app, argv) {
+      await world.waitIdle();
+      const pods = world.cluster(cluster).list('v1', 'Pod', namespace)
+        .filter((p: KubeObject) => p.metadata.labels?.app === app && (p.status as { phase?: string } | undefined)?.phase === 'Running');
+      if (!pods[0]) throw new Error(`no running pod app=${app} in ${cluster}/${namespace}`);
+      const result = await simulateCurl(world.world, { cluster, namespace, pod: pods[0].metadata.name }, argv, { random: () => 0.5 });
+      return { code: result.exitCode, stdout: result.stdout, stderr: result.stderr, trace: result.trace };
+    },
+    managedObjects(cluster) {
+      const c = world.cluster(cluster);
+      return KINDS.flatMap(([apiVersion, kind]) => c.list(apiVersion, kind)
+        .filter((o) => o.metadata.labels?.['app.kubernetes.io/managed-by'] === 'kubectl-meshfed')
+        .map((o) => `${kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`)).sort();
+    },
+    stop: () => world.stop(),
+  };
+}
