@@ -218,6 +218,11 @@ export class VerifyFacts {
     return names.export(this.endpoint.namespace, this.endpoint.exportName);
   }
 
+  /** SHA-256 fingerprint of a PEM certificate (upper-case hex with colons). */
+  fingerprint(pem: string): string {
+    return inspectCertificate(pem, this.snapshot.now).fingerprintSha256;
+  }
+
   /** The provider Gateway that serves the export: its own (boundary) or the shared passthrough one. */
   get providerGatewayObject(): KubeObject | undefined {
     const provider = this.provider;

@@ -1,0 +1,716 @@
+/**
+ * The static checks of `verify`, as a declarative list over both clusters' snapshots. Each check states what it
+ * needs (provider, trust mode, prerequisite codes); the runner decides whether it runs. Expected objects are
+ * derived here from the import and export records — independently of the planners, so that a planner mistake or
+ * a hand edit shows up as a difference.
+ */
+import { keyMatchesCertificate, verifyCertificateChain } from '../../pki/index.js';
+import type { KubeObject } from '../model.js';
+import {
+  consumerGatewaySpiffeId, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, names, principalOf, serviceFqdn,
+} from '../naming.js';
+import { istioMinor, needsSniDnatRouterMode, readSecret } from '../objects.js';
+import {
+  describe, describeObject, find, isManaged, isPodReady, labelsMatch, loadBalancerAddress, servicePorts, specOf,
+  type GatewayFacts, type Spec, type VerifyFacts,
+} from './facts.js';
+import { fail, ok, skip, type CheckDefinition, type Finding } from './runner.js';
+import type { SideSnapshot } from './types.js';
+
+/** A certificate expiring sooner than this many days is a warning. */
+export const EXPIRY_WARNING_DAYS = 30;
+
+const show = (value: unknown): string => (value === undefined ? '(unset)' : JSON.stringify(value));
+
+/**
+ * Where `live` differs from `expected`: every field given in `expected` must be equal in `live` (lists: same
+ * length, element by element). Returns descriptions such as `spec.hosts is ["a"], expected ["b"]`.
+ */
+export function differences(expected: unknown, live: unknown, path = ''): string[] {
+  if (expected === null || typeof expected !== 'object') {
+    return expected === live ? [] : [`${path || 'value'} is ${show(live)}, expected ${show(expected)}`];
+  }
+  if (Array.isArray(expected)) {
+    if (!Array.isArray(live) || live.length !== expected.length) return [`${path} is ${show(live)}, expected ${show(expected)}`];
+    return expected.flatMap((item, i) => differences(item, live[i], `${path}[${i}]`));
+  }
+  if (live === null || typeof live !== 'object' || Array.isArray(live)) return [`${path} is ${show(live)}, expected an object`];
+  return Object.entries(expected as Record<string, unknown>)
+    .flatMap(([key, value]) => differences(value, (live as Record<string, unknown>)[key], path ? `${path}.${key}` : key));
+}
+
+/** An object meshfed expects, with the fields that matter. */
+interface Expected {
+  kind: string;
+  namespace: string;
+  name: string;
+  /** Fields that must be equal; undefined: presence is enough. */
+  fields?: Spec;
+  /** Extra consistency rules a plain comparison cannot express (list membership). */
+  extra?: (live: KubeObject) => string[];
+}
+
+function presence(side: SideSnapshot, expected: Expected[]): Finding[] {
+  return expected.map((e) => {
+    const object = describe(e.kind, e.namespace, e.name);
+    return find(side, e.kind, e.namespace, e.name) ? ok(object) : fail({ object }, object);
+  });
+}
+
+function consistency(side: SideSnapshot, expected: Expected[]): Finding[] {
+  const findings: Finding[] = [];
+  for (const e of expected) {
+    const live = find(side, e.kind, e.namespace, e.name);
+    if (!live) continue;
+    const object = describeObject(live);
+    if (!isManaged(live)) {
+      findings.push(fail({ detail: `${object} is not managed by kubectl-meshfed (no app.kubernetes.io/managed-by=kubectl-meshfed label): someone else's object has taken its name` }, object));
+      continue;
+    }
+    const problems = [...(e.fields ? differences(e.fields, live) : []), ...(e.extra?.(live) ?? [])];
+    findings.push(problems.length ? fail({ detail: `${object}: ${problems.join('; ')}` }, object) : ok(object));
+  }
+  return findings;
+}
+
+function gatewayReadiness(gw: GatewayFacts, what: string): Finding[] {
+  const object = gw.gateway ? describeObject(gw.gateway) : describe('Gateway', gw.namespace, '?');
+  const selector = Object.entries(gw.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+  if (gw.pods.length === 0) {
+    return [fail({ namespace: gw.namespace, detail: `no ${what} pod in namespace "${gw.namespace}" matches the Gateway selector ${selector}` }, object)];
+  }
+  const ready = gw.pods.filter(isPodReady);
+  if (ready.length === 0) {
+    return [fail({ namespace: gw.namespace, detail: `none of the ${gw.pods.length} ${what} pod(s) ${gw.pods.map((p) => p.metadata.name).join(', ')} is ready` }, object)];
+  }
+  return [ok(object, `${ready.length}/${gw.pods.length} pod(s) ready`)];
+}
+
+/** The gateway Service port that forwards to the federation listener (15443), as the other side must call it. */
+function federationServicePort(gw: GatewayFacts | undefined): number {
+  const ports = gw?.service ? servicePorts(gw.service) : [];
+  return (ports.find((p) => p.targetPort === FEDERATION_PORT) ?? ports.find((p) => p.port === FEDERATION_PORT) ?? ports[0])?.port ?? FEDERATION_PORT;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Expected objects
+
+function consumerExpected(f: VerifyFacts): Expected[] {
+  const r = f.record;
+  const e = f.endpoint;
+  const consumer = f.consumer;
+  const localFqdn = serviceFqdn(r.localName, r.namespace);
+  const routes = (destination: Spec): Spec => (e.protocol === 'HTTP'
+    ? { http: [{ route: [{ destination }] }] }
+    : { tcp: [{ match: [{ port: e.port.number }], route: [{ destination }] }] });
+  const list: Expected[] = [];
+  if (e.mode === 'boundary') {
+    const egressNs = f.egressNamespace;
+    const egressRoutes = find(consumer, 'DestinationRule', egressNs, names.egressRoutes());
+    const egressHost = (specOf(egressRoutes).host as string | undefined) ?? serviceFqdn(GATEWAY_NAMES.egress, egressNs);
+    const subset = names.bindingSubset(e.providerClusterId, e.namespace, e.exportName);
+    const egressPort = federationServicePort(f.egressGateway);
+    const binding = f.bindingName;
+    list.push(
+      { kind: 'VirtualService', namespace: r.namespace, name: names.import(r.localName), fields: { spec: { hosts: [localFqdn], ...routes({ host: egressHost, port: { number: egressPort }, subset }) } } },
+      {
+        kind: 'DestinationRule', namespace: egressNs, name: names.egressRoutes(),
+        extra: (live) => {
+          const found = ((specOf(live).subsets as Spec[] | undefined) ?? []).find((s) => s.name === subset);
+          if (!found) return [`spec.subsets has no subset "${subset}" for this import`];
+          return differences({ tls: { mode: 'ISTIO_MUTUAL', sni: e.sni } }, found.trafficPolicy, `spec.subsets[${subset}].trafficPolicy`);
+        },
+      },
+      { kind: 'Secret', namespace: egressNs, name: binding },
+      { kind: 'ServiceEntry', namespace: egressNs, name: binding, fields: { spec: { hosts: [e.sni], ports: [{ number: e.gateway.port }], endpoints: [{ address: e.gateway.address }] } } },
+      { kind: 'DestinationRule', namespace: egressNs, name: binding, fields: { spec: { host: e.sni, trafficPolicy: { tls: { mode: 'MUTUAL', credentialName: binding, sni: e.sni } } } } },
+      { kind: 'Gateway', namespace: egressNs, name: binding, fields: { spec: { servers: [{ hosts: [e.sni], tls: { mode: 'ISTIO_MUTUAL' } }] } } },
+      {
+        kind: 'VirtualService', namespace: egressNs, name: binding,
+        fields: { spec: { hosts: [e.sni], gateways: [binding], [e.protocol === 'HTTP' ? 'http' : 'tcp']: [{ route: [{ destination: { host: e.sni, port: { number: e.gateway.port } } }] }] } },
+      },
+    );
+  } else {
+    const hidden = importHost(r.namespace, r.localName);
+    const name = names.import(r.localName);
+    list.push(
+      { kind: 'VirtualService', namespace: r.namespace, name, fields: { spec: { hosts: [localFqdn], ...routes({ host: hidden, port: { number: FEDERATION_PORT } }) } } },
+      {
+        kind: 'ServiceEntry', namespace: r.namespace, name,
+        fields: { spec: { hosts: [hidden], location: 'MESH_INTERNAL', endpoints: [{ address: e.gateway.address }] } },
+        extra: (live) => {
+          const portName = ((specOf(live).ports as Spec[] | undefined) ?? [])[0]?.name as string | undefined;
+          const endpointPorts = (((specOf(live).endpoints as Spec[] | undefined) ?? [])[0]?.ports as Record<string, number> | undefined) ?? {};
+          const used = portName ? endpointPorts[portName] : undefined;
+          return used === e.gateway.port ? [] : [`spec.endpoints[0].ports.${portName ?? '?'} is ${show(used)}, expected ${e.gateway.port} (the provider gateway port)`];
+        },
+      },
+      { kind: 'DestinationRule', namespace: r.namespace, name, fields: { spec: { host: hidden, trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL', sni: e.sni } } } } },
+    );
+  }
+  if (r.attach) list.push({ kind: 'VirtualService', namespace: r.namespace, name: names.attach(r.attach.service) });
+  return list;
+}
+
+function providerExpected(f: VerifyFacts): Expected[] {
+  const x = f.exportRecord!;
+  const home = f.providerHome;
+  const fqdn = serviceFqdn(x.service, x.namespace);
+  const list: Expected[] = [];
+  if (x.mode === 'boundary') {
+    const name = f.exportObjectName;
+    const selector = specOf(f.providerGatewayObject).selector as Record<string, string> | undefined;
+    const destination = { host: fqdn, port: { number: x.port.number }, ...(x.subsetName ? { subset: x.subsetName } : {}) };
+    list.push(
+      { kind: 'Secret', namespace: home, name: FEDERATION_CA_SECRET },
+      { kind: 'Secret', namespace: home, name },
+      { kind: 'Gateway', namespace: home, name, fields: { spec: { servers: [{ hosts: [x.host], tls: { mode: 'MUTUAL', credentialName: name } }] } } },
+      { kind: 'VirtualService', namespace: home, name, fields: { spec: { hosts: [x.host], gateways: [name], [x.protocol === 'HTTP' ? 'http' : 'tcp']: [{ route: [{ destination }] }] } } },
+      { kind: 'AuthorizationPolicy', namespace: home, name, fields: { spec: { action: 'ALLOW', ...(selector ? { selector: { matchLabels: selector } } : {}) } } },
+    );
+  } else {
+    list.push(
+      {
+        kind: 'Gateway', namespace: home, name: GATEWAY_NAMES.eastwest,
+        extra: (live) => {
+          const servers = (specOf(live).servers as Spec[] | undefined) ?? [];
+          const server = servers.find((s) => ((s.hosts as string[] | undefined) ?? []).includes(x.host));
+          if (!server) return [`no server lists host ${x.host} (hosts: ${show(servers.flatMap((s) => (s.hosts as string[] | undefined) ?? []))})`];
+          const mode = (server.tls as Spec | undefined)?.mode;
+          return mode === 'AUTO_PASSTHROUGH' ? [] : [`the server for ${x.host} has tls.mode ${show(mode)}, expected "AUTO_PASSTHROUGH"`];
+        },
+      },
+      { kind: 'AuthorizationPolicy', namespace: x.namespace, name: names.guard(x.service), fields: { spec: { action: 'DENY' } } },
+    );
+  }
+  if (x.subset && x.subsetName) {
+    list.push({
+      kind: 'DestinationRule', namespace: home, name: names.subsets(x.namespace, x.service), fields: { spec: { host: fqdn } },
+      extra: (live) => {
+        const found = ((specOf(live).subsets as Spec[] | undefined) ?? []).find((s) => s.name === x.subsetName);
+        if (!found) return [`spec.subsets has no subset "${x.subsetName}"`];
+        return differences(x.subset, found.labels, `spec.subsets[${x.subsetName}].labels`);
+      },
+    });
+  }
+  return list;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The list
+
+const injectionEnabled = (namespace: KubeObject): boolean => {
+  const labels = namespace.metadata.labels ?? {};
+  if (labels['istio-injection'] === 'disabled') return false;
+  return labels['istio-injection'] === 'enabled' || Boolean(labels['istio.io/rev']);
+};
+
+function supportedVersion(version: string | undefined): boolean | undefined {
+  if (!version) return undefined;
+  try {
+    const [major, minor] = istioMinor(version);
+    return major > 1 || minor >= 9;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every static check, in the order they run within their category. */
+export const STATIC_CHECKS: readonly CheckDefinition[] = [
+  // contexts and mesh --------------------------------------------------------------------------------------
+  {
+    code: 'MF0101',
+    run: (f) => {
+      const mesh = f.consumer.mesh;
+      const object = `context ${f.consumer.context}`;
+      return [mesh.istioVersion ? ok(object, `Istio ${mesh.istioVersion}`) : fail({ context: f.consumer.context, detail: mesh.problem ?? 'istiod not found' }, object)];
+    },
+  },
+  {
+    code: 'MF0102',
+    fatal: true,
+    run: (f) => {
+      const provider = f.snapshot.provider;
+      if (provider.status === 'absent') return [skip('no provider context: pass --from <provider-context> to check the provider side')];
+      if (provider.status === 'unreachable') return [fail({ context: provider.context, detail: provider.message }, `context ${provider.context}`)];
+      return [ok(`context ${provider.snapshot.context}`)];
+    },
+  },
+  {
+    code: 'MF0103',
+    needsProvider: true,
+    run: (f) => {
+      const provider = f.provider!;
+      const object = `context ${provider.context}`;
+      return [provider.mesh.istioVersion ? ok(object, `Istio ${provider.mesh.istioVersion}`) : fail({ context: provider.context, detail: provider.mesh.problem ?? 'istiod not found' }, object)];
+    },
+  },
+  {
+    code: 'MF0104',
+    run: (f) => {
+      const sides = [f.consumer, ...(f.provider ? [f.provider] : [])];
+      return sides.filter((s) => s.mesh.istioVersion).map((s) => {
+        const object = `context ${s.context}`;
+        return supportedVersion(s.mesh.istioVersion) === false ? fail({ context: s.context, version: s.mesh.istioVersion }, object) : ok(object, `Istio ${s.mesh.istioVersion}`);
+      });
+    },
+  },
+  {
+    code: 'MF0105',
+    run: (f) => {
+      const ns = f.record.namespace;
+      const object = describe('Namespace', undefined, ns);
+      const namespace = find(f.consumer, 'Namespace', undefined, ns);
+      if (!namespace) return [fail({ namespace: ns }, object)];
+      return [injectionEnabled(namespace) ? ok(object) : fail({ namespace: ns }, object)];
+    },
+  },
+  // provider ----------------------------------------------------------------------------------------------
+  {
+    code: 'MF0201',
+    needsProvider: true,
+    fatal: true,
+    run: (f) => {
+      const object = `export ${f.exportName}`;
+      if (!f.exportRecordObject) return [fail({ context: f.provider!.context, known: f.knownExports.join(', ') || 'none' }, object)];
+      if (!f.exportRecord) {
+        return [fail({ context: f.provider!.context, known: f.knownExports.join(', ') || 'none' }, describeObject(f.exportRecordObject))];
+      }
+      return [ok(object, `${f.exportRecord.mode}, ${f.exportRecord.protocol}`)];
+    },
+  },
+  {
+    code: 'MF0202',
+    needsProvider: true,
+    run: (f) => {
+      const x = f.exportRecord!;
+      const object = describe('Service', x.namespace, x.service);
+      const service = f.exportedService;
+      if (!service) return [fail({ detail: `Service ${x.namespace}/${x.service} does not exist in context "${f.provider!.context}"` }, object)];
+      const ports = servicePorts(service);
+      const port = ports.find((p) => p.port === x.port.number);
+      if (!port) return [fail({ detail: `Service ${x.namespace}/${x.service} has no port ${x.port.number} any more (ports: ${ports.map((p) => p.port).join(', ') || 'none'})` }, object)];
+      return [ok(object, `port ${x.port.number}`)];
+    },
+    requires: ['MF0201'],
+  },
+  {
+    code: 'MF0203',
+    needsProvider: true,
+    requires: ['MF0202'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const object = describe('Service', x.namespace, x.service);
+      const pods = f.exportedPods;
+      const selector = Object.entries((specOf(f.exportedService).selector as Record<string, string> | undefined) ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+      const params = { service: `${x.namespace}/${x.service}`, namespace: x.namespace, context: f.provider!.context };
+      if (pods.length === 0) return [fail({ ...params, detail: `no pod matches its selector ${selector || '(none)'}` }, object)];
+      const ready = pods.filter(isPodReady);
+      if (ready.length === 0) return [fail({ ...params, detail: `0 of ${pods.length} pod(s) ready` }, object)];
+      return [ok(object, `${ready.length}/${pods.length} pod(s) ready`)];
+    },
+  },
+  {
+    code: 'MF0204',
+    needsProvider: true,
+    requires: ['MF0203'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      if (!x.subset) return [];
+      const labels = Object.entries(x.subset).map(([k, v]) => `${k}=${v}`).join(',');
+      const object = `subset ${labels} of Service ${x.namespace}/${x.service}`;
+      const ready = f.exportedPods.filter((p) => isPodReady(p) && labelsMatch(x.subset, p.metadata.labels));
+      if (ready.length === 0) {
+        const seen = f.exportedPods.filter(isPodReady).map((p) => `${p.metadata.name} (${Object.keys(x.subset!).map((k) => `${k}=${p.metadata.labels?.[k] ?? '-'}`).join(',')})`);
+        return [fail({ detail: `no ready pod of Service ${x.namespace}/${x.service} has the labels ${labels}; ready pods: ${seen.join(', ')}` }, object)];
+      }
+      return [ok(object, `${ready.length} ready pod(s)`)];
+    },
+  },
+  {
+    code: 'MF0205',
+    needsProvider: true,
+    requires: ['MF0201'],
+    run: (f) => gatewayReadiness(f.providerGateway!, 'provider gateway').map((finding) =>
+      (finding.status === 'fail' ? { ...finding, params: { ...finding.params, context: f.provider!.context } } : finding)),
+  },
+  {
+    code: 'MF0206',
+    needsProvider: true,
+    requires: ['MF0201'],
+    run: (f) => {
+      const gw = f.providerGateway!;
+      const service = gw.service;
+      const params = { namespace: gw.namespace, context: f.provider!.context };
+      if (!service) {
+        return [fail({ ...params, service: `(none selects the pods of Gateway ${gw.gateway ? describeObject(gw.gateway) : 'of the export'} in ${gw.namespace})` }, `gateway Service in ${gw.namespace}`)];
+      }
+      const object = describeObject(service);
+      const address = loadBalancerAddress(service);
+      return [address ? ok(object, address) : fail({ ...params, service: `${service.metadata.namespace}/${service.metadata.name}` }, object)];
+    },
+  },
+  {
+    code: 'MF0207',
+    needsProvider: true,
+    requires: ['MF0201'],
+    run: (f) => presence(f.provider!, providerExpected(f)),
+  },
+  {
+    code: 'MF0208',
+    needsProvider: true,
+    requires: ['MF0201'],
+    run: (f) => consistency(f.provider!, providerExpected(f)),
+  },
+  {
+    code: 'MF0209',
+    needsProvider: true,
+    mode: 'boundary',
+    requires: ['MF0201'],
+    run: (f) => {
+      const gateway = f.providerGatewayObject;
+      if (!gateway) return [skip(`the provider Gateway ${f.providerHome}/${f.exportObjectName} is missing (MF0207)`)];
+      const tls = ((specOf(gateway).servers as Spec[] | undefined) ?? [])[0]?.tls as Spec | undefined;
+      const name = tls?.credentialName as string | undefined;
+      const namespace = gateway.metadata.namespace!;
+      if (!name) return [fail({ detail: `${describeObject(gateway)} has no tls.credentialName` }, describeObject(gateway))];
+      const object = describe('Secret', namespace, name);
+      const secret = f.serverCredentialSecret;
+      if (!secret) return [fail({ detail: `${describeObject(gateway)} names credentialName "${name}", but there is no Secret ${namespace}/${name}: the gateway cannot complete a TLS handshake` }, object)];
+      const data = readSecret(secret) ?? {};
+      const missing = ['tls.crt', 'tls.key', 'ca.crt'].filter((k) => !data[k]);
+      if (missing.length) return [fail({ detail: `Secret ${namespace}/${name} has no ${missing.join(', ')}` }, object)];
+      let matches = false;
+      try {
+        matches = keyMatchesCertificate(data['tls.key']!, data['tls.crt']!);
+      } catch {
+        matches = false;
+      }
+      if (!matches) return [fail({ detail: `tls.key of Secret ${namespace}/${name} is not the key of its tls.crt` }, object)];
+      return [ok(object)];
+    },
+  },
+  {
+    code: 'MF0210',
+    needsProvider: true,
+    mode: 'boundary',
+    requires: ['MF0209'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const secret = f.serverCredentialSecret!;
+      const object = `certificate in Secret ${secret.metadata.namespace}/${secret.metadata.name}`;
+      const cert = f.serverCertificate;
+      if (!cert.ok) return [fail({ detail: cert.reason }, object)];
+      const ca = f.federationCa;
+      if (!ca.ok) return [fail({ detail: `the federation CA cannot be read: ${ca.reason}` }, object)];
+      const chain = verifyCertificateChain(cert.pem, [ca.pem], f.snapshot.now);
+      if (!chain.ok) return [fail({ detail: `the server certificate is not valid under the federation CA: ${chain.reason}` }, object)];
+      if (!cert.info.dnsNames.includes(x.host)) {
+        return [fail({ detail: `the server certificate names ${cert.info.dnsNames.join(', ') || 'no DNS name'}, not the export host ${x.host}` }, object)];
+      }
+      return [ok(object, `valid until ${cert.info.notAfter.toISOString().slice(0, 10)}`)];
+    },
+  },
+  {
+    code: 'MF0211',
+    needsProvider: true,
+    mode: 'boundary',
+    requires: ['MF0210'],
+    run: (f) => {
+      const cert = f.serverCertificate;
+      const secret = f.serverCredentialSecret!;
+      const name = `${secret.metadata.namespace}/${secret.metadata.name}`;
+      if (!cert.ok) return [];
+      const object = `certificate in Secret ${name}`;
+      return [cert.info.daysLeft < EXPIRY_WARNING_DAYS
+        ? fail({ secret: name, date: cert.info.notAfter.toISOString().slice(0, 10), days: cert.info.daysLeft }, object)
+        : ok(object, `${cert.info.daysLeft} days left`)];
+    },
+  },
+  {
+    code: 'MF0212',
+    needsProvider: true,
+    mode: 'shared-root',
+    requires: ['MF0205'],
+    run: (f) => {
+      const version = f.provider!.mesh.istioVersion;
+      const gw = f.providerGateway!;
+      if (!version || !needsSniDnatRouterMode(version)) return [ok(gw.gateway ? describeObject(gw.gateway) : undefined, `Istio ${version ?? '?'} needs no sni-dnat`)];
+      const lacking = gw.pods.filter((pod) => {
+        const containers = (specOf(pod).containers as Array<{ name: string; env?: Array<{ name: string; value?: string }> }> | undefined) ?? [];
+        return !containers.some((c) => (c.env ?? []).some((v) => v.name === 'ISTIO_META_ROUTER_MODE' && v.value === 'sni-dnat'));
+      });
+      return lacking.length
+        ? [fail({ pods: lacking.map((p) => p.metadata.name).join(', '), version }, describe('Gateway', gw.namespace, GATEWAY_NAMES.eastwest))]
+        : [ok(describe('Gateway', gw.namespace, GATEWAY_NAMES.eastwest))];
+    },
+  },
+  // consumer ----------------------------------------------------------------------------------------------
+  {
+    code: 'MF0301',
+    run: (f) => {
+      const r = f.record;
+      const object = describe('Service', r.namespace, r.localName);
+      const service = find(f.consumer, 'Service', r.namespace, r.localName);
+      if (!service) return [fail({ detail: `Service ${r.namespace}/${r.localName} does not exist: apps cannot resolve ${r.localName}.${r.namespace}` }, object)];
+      if (!isManaged(service)) return [fail({ detail: `Service ${r.namespace}/${r.localName} is not managed by kubectl-meshfed` }, object)];
+      const ports = servicePorts(service);
+      if (!ports.some((p) => p.port === f.endpoint.port.number)) {
+        return [fail({ detail: `Service ${r.namespace}/${r.localName} has no port ${f.endpoint.port.number} (ports: ${ports.map((p) => p.port).join(', ') || 'none'})` }, object)];
+      }
+      return [ok(object, `port ${f.endpoint.port.number}`)];
+    },
+  },
+  { code: 'MF0302', run: (f) => presence(f.consumer, consumerExpected(f)) },
+  { code: 'MF0303', run: (f) => consistency(f.consumer, consumerExpected(f)) },
+  {
+    code: 'MF0304',
+    mode: 'boundary',
+    run: (f) => gatewayReadiness(f.egressGateway, 'egress gateway').map((finding) =>
+      (finding.status === 'fail' ? { ...finding, params: { ...finding.params, context: f.consumer.context } } : finding)),
+  },
+  {
+    code: 'MF0305',
+    mode: 'boundary',
+    run: (f) => {
+      const secret = f.bindingObject('Secret');
+      const object = describe('Secret', f.egressNamespace, f.bindingName);
+      if (!secret) return [skip(`Secret ${f.egressNamespace}/${f.bindingName} is missing (MF0302)`, object)];
+      const data = readSecret(secret) ?? {};
+      const cert = f.clientCertificate;
+      if (!cert.ok) return [fail({ detail: cert.reason }, object)];
+      if (!data['ca.crt']) return [fail({ detail: `Secret ${f.egressNamespace}/${f.bindingName} has no ca.crt (the provider's federation CA)` }, object)];
+      const chain = verifyCertificateChain(cert.pem, [data['ca.crt']], f.snapshot.now);
+      if (!chain.ok) return [fail({ detail: `the client certificate is not valid under the CA stored with it: ${chain.reason}` }, object)];
+      let matches = false;
+      try {
+        matches = Boolean(data['tls.key']) && keyMatchesCertificate(data['tls.key']!, cert.pem);
+      } catch {
+        matches = false;
+      }
+      if (!matches) return [fail({ detail: `tls.key of Secret ${f.egressNamespace}/${f.bindingName} is not the key of its client certificate` }, object)];
+      if (!cert.info.uris.some((u) => u.startsWith('spiffe://'))) return [fail({ detail: 'the client certificate carries no SPIFFE id' }, object)];
+      return [ok(object, `${cert.info.uris[0]}, valid until ${cert.info.notAfter.toISOString().slice(0, 10)}`)];
+    },
+  },
+  {
+    code: 'MF0306',
+    mode: 'boundary',
+    requires: ['MF0305'],
+    run: (f) => {
+      const cert = f.clientCertificate;
+      if (!cert.ok) return [];
+      const name = `${f.egressNamespace}/${f.bindingName}`;
+      const object = `certificate in Secret ${name}`;
+      return [cert.info.daysLeft < EXPIRY_WARNING_DAYS
+        ? fail({ secret: name, date: cert.info.notAfter.toISOString().slice(0, 10), days: cert.info.daysLeft }, object)
+        : ok(object, `${cert.info.daysLeft} days left`)];
+    },
+  },
+  {
+    code: 'MF0307',
+    needsProvider: true,
+    requires: ['MF0206'],
+    run: (f) => {
+      const gw = f.providerGateway!;
+      const current = loadBalancerAddress(gw.service)!;
+      const used = f.endpoint.gateway.address;
+      const object = `import ${f.importName}`;
+      return [used === current
+        ? ok(object, used)
+        : fail({ used, current, service: `${gw.service!.metadata.namespace}/${gw.service!.metadata.name}` }, object)];
+    },
+  },
+  // across the two -------------------------------------------------------------------------------------------
+  {
+    code: 'MF0401',
+    needsProvider: true,
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const gateway = f.providerGatewayObject;
+      const servers = (specOf(gateway).servers as Spec[] | undefined) ?? [];
+      const served = servers.flatMap((s) => (s.hosts as string[] | undefined) ?? []);
+      if (f.endpoint.mode === 'boundary') {
+        const dr = f.bindingObject('DestinationRule');
+        const sni = (((specOf(dr).trafficPolicy as Spec | undefined)?.tls as Spec | undefined)?.sni as string | undefined) ?? f.endpoint.sni;
+        const object = `SNI ${sni}`;
+        if (!gateway) return [fail({ detail: `the consumer sends SNI ${sni}, and the provider has no Gateway ${f.providerHome}/${f.exportObjectName} to serve it` }, object)];
+        if (!served.some((h) => h === sni || (h.startsWith('*.') && sni.endsWith(h.slice(1))))) {
+          return [fail({ detail: `the consumer sends SNI ${sni}, but ${describeObject(gateway)} serves ${served.join(', ') || 'no host'}` }, object)];
+        }
+        if (sni !== x.host) return [fail({ detail: `the consumer sends SNI ${sni}, but the export's host is ${x.host}` }, object)];
+        return [ok(object)];
+      }
+      const dr = find(f.consumer, 'DestinationRule', f.record.namespace, names.import(f.record.localName));
+      const sni = (((specOf(dr).trafficPolicy as Spec | undefined)?.tls as Spec | undefined)?.sni as string | undefined) ?? f.endpoint.sni;
+      const object = `SNI ${sni}`;
+      const m = /^outbound_\.(\d+)_\.([^_]*)_\.(.+)$/.exec(sni);
+      if (!m) return [fail({ detail: `the consumer sends SNI ${sni}, which is not of the form outbound_.<port>_.<subset>_.<host> that a passthrough gateway routes by` }, object)];
+      const [, port, subset, host] = m;
+      if (!gateway) return [fail({ detail: `the consumer sends SNI ${sni}, and the provider has no Gateway ${f.providerHome}/${GATEWAY_NAMES.eastwest}` }, object)];
+      if (!served.includes(host!)) return [fail({ detail: `the consumer sends SNI for ${host}, but ${describeObject(gateway)} serves ${served.join(', ') || 'no host'}` }, object)];
+      if (host !== x.host) return [fail({ detail: `the consumer's SNI names ${host}, the export is ${x.host}` }, object)];
+      if (Number(port) !== x.port.number) return [fail({ detail: `the consumer's SNI names port ${port}, the export is port ${x.port.number}` }, object)];
+      if ((subset || undefined) !== x.subsetName) return [fail({ detail: `the consumer's SNI names subset "${subset}", the export's subset is "${x.subsetName ?? ''}"` }, object)];
+      return [ok(object)];
+    },
+  },
+  {
+    code: 'MF0402',
+    needsProvider: true,
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const r = f.record;
+      if (x.mode === 'boundary') {
+        const cert = f.clientCertificate;
+        const spiffe = cert.ok ? cert.info.uris.find((u) => u.startsWith('spiffe://')) : undefined;
+        const object = `consumer ${r.consumerClusterId}`;
+        if (!spiffe) return [skip('the client certificate cannot be read (MF0305)', object)];
+        const principal = principalOf(spiffe);
+        const listed = x.consumers.some((c) => principalOf(c.gatewaySpiffeId ?? consumerGatewaySpiffeId(c.clusterId)) === principal);
+        const policy = find(f.provider!, 'AuthorizationPolicy', f.providerHome, f.exportObjectName);
+        if (!policy) return [fail({ detail: `the provider has no AuthorizationPolicy ${f.providerHome}/${f.exportObjectName}: the gateway admits no one` }, object)];
+        const rules = (specOf(policy).rules as Spec[] | undefined) ?? [];
+        const admitted = rules.some((rule) => ((rule.from as Spec[] | undefined) ?? []).some((from) =>
+          (((from.source as Spec | undefined)?.principals as string[] | undefined) ?? []).some((p) => p === principal || p === '*')));
+        if (!admitted) {
+          return [fail({ detail: `${describeObject(policy)} does not admit principal ${principal} (the client certificate's SPIFFE id)${listed ? ', although the export record lists it' : ''}` }, object)];
+        }
+        if (!listed) return [fail({ detail: `export ${f.exportName} does not list consumer ${r.consumerClusterId} (${principal}); the policy admits it only until the next export` }, object)];
+        return [ok(object, principal)];
+      }
+      const object = `consumer ${r.consumerClusterId} namespace ${r.namespace}`;
+      const entry = x.consumers.find((c) => c.clusterId === r.consumerClusterId && c.namespace === r.namespace);
+      if (!entry) {
+        const listed = x.consumers.map((c) => `${c.clusterId}/${c.namespace ?? '*'}`).join(', ') || 'none';
+        return [fail({ detail: `export ${f.exportName} does not admit namespace ${r.namespace} of consumer ${r.consumerClusterId} (admitted: ${listed})` }, object)];
+      }
+      const consumerTd = f.consumer.mesh.trustDomain;
+      if ((entry.trustDomain ?? 'cluster.local') !== consumerTd) {
+        return [fail({ detail: `export ${f.exportName} admits consumer ${r.consumerClusterId} with trust domain ${entry.trustDomain ?? 'cluster.local'}, but its mesh now uses ${consumerTd}` }, object)];
+      }
+      return [ok(object, (entry.serviceAccounts ?? ['default']).join(', '))];
+    },
+  },
+  {
+    code: 'MF0403',
+    needsProvider: true,
+    mode: 'boundary',
+    requires: ['MF0201'],
+    run: (f) => {
+      const cert = f.clientCertificate;
+      const object = `client certificate of ${describe('Secret', f.egressNamespace, f.bindingName)}`;
+      if (!cert.ok) return [skip(`the client certificate cannot be read (${cert.reason})`, object)];
+      const ca = f.federationCa;
+      if (!ca.ok) return [fail({ detail: `the provider's federation CA cannot be read: ${ca.reason}` }, object)];
+      const chain = verifyCertificateChain(cert.pem, [ca.pem], f.snapshot.now);
+      return [chain.ok ? ok(object, ca.info.subject) : fail({ detail: `the client certificate is not valid under the provider's federation CA (${ca.info.subject}): ${chain.reason}` }, object)];
+    },
+  },
+  {
+    code: 'MF0404',
+    needsProvider: true,
+    mode: 'boundary',
+    requires: ['MF0209'],
+    run: (f) => {
+      const secret = f.bindingObject('Secret');
+      const trusted = readSecret(secret)?.['ca.crt'];
+      const cert = f.serverCertificate;
+      const object = `server certificate of ${f.exportName}`;
+      if (!trusted) return [skip(`Secret ${f.egressNamespace}/${f.bindingName} has no ca.crt (MF0305)`, object)];
+      if (!cert.ok) return [skip(`the server certificate cannot be read (${cert.reason})`, object)];
+      const chain = verifyCertificateChain(cert.pem, [trusted], f.snapshot.now);
+      if (!chain.ok) return [fail({ detail: `the consumer's CA (ca.crt of Secret ${f.egressNamespace}/${f.bindingName}) does not verify the provider gateway's certificate: ${chain.reason}` }, object)];
+      if (!cert.info.dnsNames.includes(f.endpoint.sni)) {
+        return [fail({ detail: `the provider gateway's certificate names ${cert.info.dnsNames.join(', ')}, not ${f.endpoint.sni}, the name the consumer verifies` }, object)];
+      }
+      return [ok(object)];
+    },
+  },
+  {
+    code: 'MF0405',
+    needsProvider: true,
+    mode: 'shared-root',
+    run: (f) => {
+      const consumerRoot = f.consumer.mesh.rootCaPem;
+      const providerRoot = f.provider!.mesh.rootCaPem;
+      if (!consumerRoot || !providerRoot) {
+        return [skip(`the root CA of the ${!consumerRoot ? 'consumer' : 'provider'} mesh cannot be read (ConfigMap istio-ca-root-cert)`, 'mesh root CAs')];
+      }
+      const fingerprint = (pem: string): string => {
+        try {
+          return f.fingerprint(pem);
+        } catch {
+          return '(unreadable)';
+        }
+      };
+      const c = fingerprint(consumerRoot);
+      const p = fingerprint(providerRoot);
+      return [c === p && c !== '(unreadable)' ? ok('mesh root CAs', `${c.slice(0, 23)}…`) : fail({ consumerFingerprint: c, providerFingerprint: p }, 'mesh root CAs')];
+    },
+  },
+  {
+    code: 'MF0406',
+    needsProvider: true,
+    mode: 'shared-root',
+    run: (f) => {
+      const c = f.consumer.mesh.trustDomain;
+      const p = f.provider!.mesh.trustDomain;
+      return [c === p ? fail({ trustDomain: c }, 'trust domains') : ok('trust domains', `consumer ${c}, provider ${p}`)];
+    },
+  },
+  {
+    code: 'MF0407',
+    needsProvider: true,
+    mode: 'shared-root',
+    run: (f) => {
+      const c = f.consumer.mesh.trustDomain;
+      const provider = f.provider!.mesh;
+      if (c === provider.trustDomain) return [ok('provider trust domain aliases', 'same trust domain (see MF0406)')];
+      return [provider.trustDomainAliases.includes(c)
+        ? ok('provider trust domain aliases', c)
+        : fail({ consumerTrustDomain: c, providerTrustDomain: provider.trustDomain }, 'provider trust domain aliases')];
+    },
+  },
+  {
+    code: 'MF0408',
+    needsProvider: true,
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const e = f.endpoint;
+      const object = `import ${f.importName} → export ${f.exportName}`;
+      const problems: string[] = [];
+      if (e.port.number !== x.port.number) problems.push(`the consumer imports port ${e.port.number}, the export is port ${x.port.number}`);
+      const gw = f.providerGateway;
+      const service = gw?.service;
+      if (service) {
+        const port = servicePorts(service).find((p) => p.port === e.gateway.port);
+        const listener = ((specOf(f.providerGatewayObject).servers as Spec[] | undefined) ?? [])[0]?.port as Spec | undefined;
+        if (!port) {
+          problems.push(`the consumer calls the provider gateway on port ${e.gateway.port}, Service ${service.metadata.namespace}/${service.metadata.name} has ports ${servicePorts(service).map((p) => p.port).join(', ')}`);
+        } else if (listener?.number !== undefined) {
+          const target = port.targetPort ?? port.port;
+          const containerPort = typeof target === 'number' ? target : undefined;
+          if (containerPort !== undefined && containerPort !== listener.number) {
+            problems.push(`Service ${service.metadata.namespace}/${service.metadata.name} forwards port ${port.port} to ${containerPort}, the Gateway ${f.providerGatewayObject!.metadata.name} listens on ${String(listener.number)}`);
+          }
+        }
+      }
+      const vs = x.mode === 'boundary' ? find(f.provider!, 'VirtualService', f.providerHome, f.exportObjectName) : undefined;
+      if (vs) {
+        const route = ((specOf(vs)[x.protocol === 'HTTP' ? 'http' : 'tcp'] as Spec[] | undefined) ?? [])[0];
+        const destination = ((route?.route as Spec[] | undefined) ?? [])[0]?.destination as Spec | undefined;
+        const port = (destination?.port as Spec | undefined)?.number;
+        if (port !== undefined && port !== x.port.number) problems.push(`${describeObject(vs)} routes to port ${String(port)}, the exported Service port is ${x.port.number}`);
+      }
+      const exported = f.exportedService;
+      if (exported && !servicePorts(exported).some((p) => p.port === x.port.number)) {
+        problems.push(`Service ${x.namespace}/${x.service} no longer has port ${x.port.number}`);
+      }
+      return [problems.length ? fail({ detail: problems.join('; ') }, object) : ok(object, `${e.port.number} → ${e.gateway.port} → ${x.port.number}`)];
+    },
+  },
+];
