@@ -96,6 +96,12 @@ async function runClientArgv(shell: Shell, argv: string[], sink: { out(t: string
   return shell.runArgv(argv, sink);
 }
 
+/** istio-init (proxyv2 image, iptables setup) is an init container: it is left to the emulator, which completes it. */
+function isInitContainer(run: ContainerRun): boolean {
+  const inits = ((run.pod['spec'] as { initContainers?: Array<{ name: string }> } | undefined)?.initContainers) ?? [];
+  return inits.some((c) => c.name === run.container.name);
+}
+
 function holdsForProxy(pod: KubeObject): boolean {
   const raw = pod.metadata.annotations?.['proxy.istio.io/config'] ?? '';
   return /holdApplicationUntilProxyStarts["']?\s*:\s*true/.test(raw);
@@ -110,7 +116,7 @@ export function meshRuntimes(options: MeshOptions = {}): ContainerRuntime[] {
   const ctxFor = (run: ContainerRun): PathContext => ({ world: run.world, proxies, random: options.random, trace: [] });
 
   const proxyRuntime: ContainerRuntime = (run) => {
-    if (!isProxyImage(run.container.image)) return undefined;
+    if (!isProxyImage(run.container.image) || isInitContainer(run)) return undefined;
     const key = keyOf(run.cluster.name, run.pod.metadata.namespace ?? 'default', run.pod.metadata.name);
     return (async () => {
       run.log(`info\tEnvoy proxy is ready (model of ${run.container.image})\n`);
