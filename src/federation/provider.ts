@@ -493,9 +493,10 @@ function sharedObjects(
 }
 
 /**
- * The shared-root workload guard: a DENY policy on the exported Service's workloads. Rule 1 denies every
- * authenticated caller that is neither from the provider's own trust domain nor an admitted consumer; rule 2
- * confines each admitted consumer to the ports exported to it. A DENY policy is used rather than ALLOW because
+ * The shared-root workload guard: a DENY policy on the exported Service's workloads. It denies authenticated
+ * callers that are neither from the provider's own trust domain nor admitted, confines admitted consumers to the
+ * ports exported to them, and denies the other workloads of each consumer namespace on the exported ports (the
+ * one separation that survives trust domain aliases). A DENY policy is used rather than ALLOW because
  * adding the first ALLOW policy to a workload denies every caller it does not list: the provider's own
  * callers, plaintext ones included, keep the access they had.
  */
@@ -518,8 +519,17 @@ function workloadGuard(snapshot: ProviderSnapshot, focus: ExportRecord, exports:
           `consumer ${c.clusterId} has the same trust domain as this mesh (${trustDomain}): its principals are indistinguishable from local workloads ` +
           'with the same namespace and service account, and its other workloads pass as local callers; give the meshes distinct trust domains',
         );
-      } else if (!(snapshot.trustDomainAliases ?? []).includes(consumerTrustDomain)) {
-        warnings.push(`the mesh of cluster ${snapshot.clusterId} must accept trust domain ${consumerTrustDomain} of consumer ${c.clusterId}: add it to meshConfig.trustDomainAliases, otherwise its sidecars reject the consumer's certificates`);
+      } else if ((snapshot.trustDomainAliases ?? []).includes(consumerTrustDomain)) {
+        warnings.push(
+          `trust domain ${consumerTrustDomain} of consumer ${c.clusterId} is an alias of this mesh's: Istio then treats its principals as local ones, so ` +
+          `only namespace ${c.namespace ?? '?'} of ${c.clusterId} is held to the admitted service accounts (local workloads of a namespace with that name too), ` +
+          `and its other namespaces pass as local callers; to keep the meshes apart, drop the alias and set PILOT_SKIP_VALIDATE_TRUST_DOMAIN=true on istiod`,
+        );
+      } else {
+        warnings.push(
+          `the sidecars of cluster ${snapshot.clusterId} reject certificates of trust domain ${consumerTrustDomain} (consumer ${c.clusterId}) until istiod accepts it: ` +
+          'set PILOT_SKIP_VALIDATE_TRUST_DOMAIN=true on istiod (keeps the meshes\' principals apart), or add it to meshConfig.trustDomainAliases (then Istio treats them as local ones)',
+        );
       }
       for (const p of consumerPrincipals(r, c)) {
         const set = portsByPrincipal.get(p) ?? new Set<string>();
@@ -532,10 +542,25 @@ function workloadGuard(snapshot: ProviderSnapshot, focus: ExportRecord, exports:
     }
   }
   const admitted = [...portsByPrincipal.keys()].sort();
+  // 1. Authenticated callers from outside this trust domain that are not admitted.
   const rules: unknown[] = [{ from: [{ source: { principals: ['*'], notPrincipals: [`${trustDomain}/*`, ...admitted] } }] }];
+  // 2. Admitted consumers only on the ports exported to them.
   if (confinable) {
     for (const principal of admitted) {
       rules.push({ from: [{ source: { principals: [principal] } }], to: [{ operation: { notPorts: [...portsByPrincipal.get(principal)!].sort() } }] });
+    }
+  }
+  // 3. The rest of each consumer namespace, on the exported ports. Rule 1 already covers this unless the consumer's
+  // trust domain is an alias of this one (Istio then folds its principals onto local ones); this rule still holds then.
+  const exportedPorts = [...new Set(exports.map((r) => r.port.targetPort ?? r.port.number).filter((p): p is number => typeof p === 'number'))].sort((a, b) => a - b).map(String);
+  const byNamespace = new Map<string, string[]>();
+  for (const principal of admitted) {
+    const m = /^(.*\/ns\/[^/]+\/)sa\/[^/]+$/.exec(principal);
+    if (m) byNamespace.set(`${m[1]}*`, [...(byNamespace.get(`${m[1]}*`) ?? []), principal]);
+  }
+  if (exportedPorts.length) {
+    for (const [namespacePattern, inNamespace] of [...byNamespace.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+      rules.push({ from: [{ source: { principals: [namespacePattern], notPrincipals: inNamespace } }], to: [{ operation: { ports: exportedPorts } }] });
     }
   }
   const object = kubeObject(API.security, 'AuthorizationPolicy', name, focus.namespace,

@@ -186,6 +186,10 @@ for (const name of scenarioNames()) {
       t.deepEqual(specOf(guard).rules[0].from[0].source.notPrincipals, [`${r.input.provider.trustDomain}/*`, consumer]);
       t.deepEqual(specOf(guard).rules[1].from[0].source.principals, [consumer]);
       t.deepEqual(specOf(guard).rules[1].to[0].operation.notPorts, [String(r.input.export.port.number)]);
+      const namespaceRule = specOf(guard).rules[2];
+      t.deepEqual(namespaceRule.from[0].source, { principals: [`${r.input.consumer.trustDomain}/ns/${r.input.import.namespace}/*`], notPrincipals: [consumer] });
+      t.deepEqual(namespaceRule.to[0].operation.ports, [String(r.input.export.port.number)]);
+      t.is(specOf(guard).rules.length, 3);
       t.deepEqual(specOf(guard).selector.matchLabels, r.input.provider.services[0]!.selector);
     }
   });

@@ -1,0 +1,148 @@
+// The planned objects, applied to both clusters of a scenario, carry real requests through the Istio data-path
+// model (test/support/mesh): the consumer's app reaches the exported Service, and only it. The clusters get what
+// a real cluster adds on its own: workload pods, ClusterIPs, the gateway pods a Deployment (or the IstioOperator
+// overlay) creates, a LoadBalancer address, and the mesh CA.
+import test from 'ava';
+import type { KubeObject } from '../../src/federation/index.js';
+import { cacertsData, createIntermediateCA, createRootCA, simulateCurl, staticWorld } from '../support/mesh/index.js';
+import { secret } from '../support/mesh/scenarios.js';
+import { runScenario, type ScenarioResult } from './scenario.js';
+
+type Loose = KubeObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+let ipCounter = 10;
+const nextIp = (prefix: string): string => `${prefix}.${ipCounter++}`;
+
+function pod(name: string, namespace: string, labels: Record<string, string>, sa: string, containers: unknown[], proxyVersion: string, ip: string, sidecar = true): KubeObject {
+  return {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels: { ...labels, ...(sidecar ? { 'security.istio.io/tlsMode': 'istio' } : {}) } },
+    spec: { serviceAccountName: sa, containers: [...containers, ...(sidecar ? [{ name: 'istio-proxy', image: `docker.io/istio/proxyv2:${proxyVersion}` }] : [])] },
+    status: { phase: 'Running', podIP: ip, conditions: [{ type: 'Ready', status: 'True' }] },
+  };
+}
+
+function meshConfig(trustDomain: string, aliases: string[] = []): KubeObject {
+  const mesh = `trustDomain: ${trustDomain}\n${aliases.length ? `trustDomainAliases: [${aliases.join(', ')}]\n` : ''}`;
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio', namespace: 'istio-system' }, data: { mesh } };
+}
+
+/** What the cluster does with the planned objects: ClusterIPs, gateway pods for Deployments or overlays, the LB address. */
+function realise(objects: KubeObject[], version: string, subnet: string, overlay: KubeObject | undefined, lbAddress?: string): KubeObject[] {
+  const out = objects.map((o) => structuredClone(o) as Loose);
+  for (const o of out) {
+    if (o.kind === 'Service' && o.apiVersion === 'v1') {
+      o.spec.clusterIP = nextIp(subnet.replace(/^10\.24/, '10.9'));
+      if (o.spec.type === 'LoadBalancer' && lbAddress) o.status = { loadBalancer: { ingress: [{ ip: lbAddress }] } };
+    }
+    if (o.kind === 'Deployment') {
+      const tpl = o.spec.template;
+      out.push(pod(`${o.metadata.name}-5d8c7`, o.metadata.namespace!, tpl.metadata.labels, tpl.spec.serviceAccountName,
+        [{ name: 'istio-proxy', image: `docker.io/istio/proxyv2:${version}`, ports: [{ containerPort: 15443 }] }], version, nextIp(subnet), false));
+    }
+  }
+  if (overlay) {
+    const components = (overlay as Loose).spec.components;
+    for (const c of [...(components.ingressGateways ?? []), ...(components.egressGateways ?? [])]) {
+      out.push({
+        apiVersion: 'v1', kind: 'Service', metadata: { name: c.name, namespace: c.namespace },
+        spec: { type: c.k8s.service.type, clusterIP: nextIp('10.96.90'), selector: c.label, ports: c.k8s.service.ports },
+        ...(c.k8s.service.type === 'LoadBalancer' && lbAddress ? { status: { loadBalancer: { ingress: [{ ip: lbAddress }] } } } : {}),
+      } as KubeObject);
+      out.push(pod(`${c.name}-7c9f2`, c.namespace, c.label, `${c.name}-service-account`,
+        [{ name: 'istio-proxy', image: `docker.io/istio/proxyv2:${version}`, env: c.k8s.env ?? [], ports: [{ containerPort: 15443 }] }], version, nextIp(subnet), false));
+    }
+  }
+  return out;
+}
+
+async function curl(world: ReturnType<typeof staticWorld>, cluster: string, namespace: string, podName: string, argv: string[], random = 0) {
+  const r = await simulateCurl(world, { cluster, namespace, pod: podName }, argv, { random: () => random });
+  const lines = r.stdout.trimEnd().split('\n');
+  return { ...r, status: lines[lines.length - 1], body: lines.slice(0, -1).join('\n') };
+}
+
+let blogResult: ScenarioResult | undefined;
+const blog = (): ScenarioResult => (blogResult ??= runScenario('seed-blog-boundary-http'));
+
+function blogWorld(r: ScenarioResult, providerObjects = r.providerObjects) {
+  return staticWorld({
+    cluster2: [
+      meshConfig('cluster.local'), secret('istio-system', 'cacerts', cacertsData(createRootCA('cluster2 mesh root'))),
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'myreviews', namespace: 'bookinfo' }, spec: { clusterIP: '10.97.40.20', selector: { app: 'reviews' }, ports: [{ name: 'http', port: 9080, targetPort: 9080 }] } },
+      pod('reviews-v2-5cfcfb547f-2t6l4', 'bookinfo', { app: 'reviews', version: 'v2' }, 'bookinfo-reviews', [{ name: 'reviews', image: 'docker.io/istio/examples-bookinfo-reviews-v2:1.18.0', ports: [{ containerPort: 9080 }] }], '1.18.2', '10.245.2.11'),
+      pod('reviews-v3-75b4759787-58wpr', 'bookinfo', { app: 'reviews', version: 'v3' }, 'bookinfo-reviews', [{ name: 'reviews', image: 'docker.io/istio/examples-bookinfo-reviews-v3:1.18.0', ports: [{ containerPort: 9080 }] }], '1.18.2', '10.245.2.12'),
+      ...realise(providerObjects, '1.18.2', '10.245.1', r.admission.overlay, r.input.provider.gatewayAddress),
+    ],
+    cluster1: [
+      meshConfig('cluster.local'), secret('istio-system', 'cacerts', cacertsData(createRootCA('cluster1 mesh root'))),
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'reviews', namespace: 'default' }, spec: { clusterIP: '10.96.40.30', selector: { app: 'reviews' }, ports: [{ name: 'http', port: 9080, targetPort: 9080 }] } },
+      pod('reviews-v1-657b76fc99-lx46g', 'default', { app: 'reviews', version: 'v1' }, 'bookinfo-reviews', [{ name: 'reviews', image: 'docker.io/istio/examples-bookinfo-reviews-v1:1.18.0', ports: [{ containerPort: 9080 }] }], '1.18.2', '10.244.2.11'),
+      pod('sleep-6f8b4', 'default', { app: 'sleep' }, 'sleep', [{ name: 'sleep', image: 'curlimages/curl:8.11.1', command: ['sleep', '3600'] }], '1.18.2', '10.244.1.20'),
+      ...realise(r.consumerObjects, '1.18.2', '10.244.1', r.importPlan.overlay),
+    ],
+  });
+}
+
+const probe = ['curl', '-sS', '-w', '\\n%{http_code}\\n'];
+
+test.serial('seed blog: cluster1 reaches reviews v2 of cluster2 through the planned federation gateways', async (t) => {
+  const world = blogWorld(blog());
+  const imported = await curl(world, 'cluster1', 'default', 'sleep-6f8b4', [...probe, 'http://myreviews.default:9080/reviews/0']);
+  t.is(imported.status, '200', `${imported.stderr}\n${imported.body}\n${imported.trace.join('\n')}`);
+  t.regex(JSON.parse(imported.body).podname, /^reviews-v2-/, 'the subset: v2 only, never v3');
+  // The attach keeps half of reviews.default local (v1).
+  const local = await curl(world, 'cluster1', 'default', 'sleep-6f8b4', [...probe, 'http://reviews.default:9080/reviews/0'], 0.1);
+  t.is(local.status, '200', local.stderr);
+  t.regex(JSON.parse(local.body).podname, /^reviews-v1-/);
+});
+
+// The remote half of the attach relies on a per-destination authority (headers.request.set host on the weighted
+// destination, which Istio turns into the weighted cluster's host_rewrite_literal). The mesh model does not apply
+// per-destination headers yet, so this fails there; it flips to passing when the model learns it.
+test.failing('seed blog: the other half of reviews.default goes to v2 in cluster2 (per-destination authority)', async (t) => {
+  const remote = await curl(blogWorld(blog()), 'cluster1', 'default', 'sleep-6f8b4', [...probe, 'http://reviews.default:9080/reviews/0'], 0.9);
+  t.is(remote.status, '200', `${remote.stderr}\n${remote.body}\n${remote.trace.join('\n')}`);
+  t.regex(JSON.parse(remote.body).podname, /^reviews-v2-/);
+});
+
+test.serial('seed blog: before admission the provider gateway admits nobody (403)', async (t) => {
+  const r = blog();
+  const before = r.providerObjects.map((o) => (o.kind === 'AuthorizationPolicy' ? r.exportPlan.objects.find((p) => p.kind === 'AuthorizationPolicy')! : o));
+  const denied = await curl(blogWorld(r, before), 'cluster1', 'default', 'sleep-6f8b4', [...probe, 'http://myreviews.default:9080/reviews/0']);
+  t.is(denied.status, '403', `${denied.stderr}\n${denied.body}`);
+});
+
+for (const name of ['seed-question-shared-root-tcp', 'boundary-tcp']) {
+  test.serial(`${name}: vault reaches postgres in production over the planned path; other workloads do not`, async (t) => {
+    const r = runScenario(name);
+    const shared = r.input.export.mode === 'shared-root';
+    const root = createRootCA('NRC shared root');
+    const productionCa = shared ? createIntermediateCA('production intermediate', root) : createRootCA('production mesh root');
+    const operationsCa = shared ? createIntermediateCA('operations intermediate', root) : createRootCA('operations mesh root');
+    const world = staticWorld({
+      production: [
+        meshConfig(r.input.provider.trustDomain!, r.input.provider.trustDomainAliases), secret('istio-system', 'cacerts', cacertsData(productionCa)),
+        { apiVersion: 'v1', kind: 'Service', metadata: { name: 'postgres', namespace: 'db' }, spec: { clusterIP: '10.101.20.5', selector: { app: 'postgres' }, ports: [{ name: 'tcp-postgres', port: 5432, targetPort: 5432 }] } },
+        pod('postgres-0', 'db', { app: 'postgres' }, 'postgres', [{ name: 'postgres', image: 'docker.io/library/postgres:15', ports: [{ containerPort: 5432 }] }], '1.9.1', '10.245.8.10'),
+        ...realise(r.providerObjects, '1.9.1', '10.245.7', r.admission.overlay, r.input.provider.gatewayAddress),
+      ],
+      operations: [
+        meshConfig(r.input.consumer.trustDomain!), secret('istio-system', 'cacerts', cacertsData(operationsCa)),
+        pod('vault-0', 'vault', { app: 'vault' }, 'vault', [{ name: 'vault', image: 'busybox:1.36' }], '1.9.1', '10.244.5.10'),
+        pod('intruder-0', 'vault', { app: 'intruder' }, 'intruder', [{ name: 'intruder', image: 'busybox:1.36' }], '1.9.1', '10.244.5.11'),
+        ...realise(r.consumerObjects, '1.9.1', '10.244.6', r.importPlan.overlay),
+      ],
+    });
+    const check = ['sh', '-c', "printf '\\000\\000\\000\\010\\004\\322\\026\\057' | nc -w 3 postgres.vault 5432 | grep -q N && echo postgres answered || { echo no answer from postgres; exit 1; }"];
+    const vault = await simulateCurl(world, { cluster: 'operations', namespace: 'vault', pod: 'vault-0' }, check, { random: () => 0 });
+    t.is(vault.stdout.trim(), 'postgres answered', `${vault.stderr}\n${vault.trace.join('\n')}`);
+    const intruder = await simulateCurl(world, { cluster: 'operations', namespace: 'vault', pod: 'intruder-0' }, check, { random: () => 0 });
+    if (shared) {
+      // Shared-root admits workloads: another service account in the same namespace is denied at postgres.
+      t.is(intruder.stdout.trim(), 'no answer from postgres', intruder.trace.join('\n'));
+    } else {
+      // Boundary admits the consumer cluster's gateway: access control inside the consumer is the consumer's own.
+      t.is(intruder.stdout.trim(), 'postgres answered');
+    }
+  });
+}
