@@ -47,6 +47,28 @@ const KINDS: Array<[string, string]> = [
   ['security.istio.io/v1beta1', 'AuthorizationPolicy'],
 ];
 
+function isRunning(pod: KubeObject): boolean {
+  return (pod.status as { phase?: string } | undefined)?.phase === 'Running';
+}
+
+/** Waits until every Deployment of every cluster has its pods running (seeds start with Deployments only). */
+async function untilPodsRun(world: World, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await world.waitIdle();
+    const pending = world.clusters.some((c) => {
+      const pods = c.list('v1', 'Pod');
+      return c.list('apps/v1', 'Deployment').some((d) => {
+        const selector = (d.spec as { selector?: { matchLabels?: Record<string, string> } }).selector?.matchLabels ?? {};
+        return !pods.some((p) => p.metadata.namespace === d.metadata.namespace && isRunning(p)
+          && Object.entries(selector).every(([k, v]) => p.metadata.labels?.[k] === v));
+      });
+    });
+    if (!pending || Date.now() > deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** Starts a world for federation tests; stop it in `test.after.always`. */
 export async function startFederationWorld(options: FederationWorldOptions): Promise<FederationWorld> {
   const world = await startWorld({
@@ -56,7 +78,7 @@ export async function startFederationWorld(options: FederationWorldOptions): Pro
     runtimes: meshRuntimes({ random: () => 0.5 }),
     ...(options.root ? { root: options.root } : {}),
   });
-  await world.waitIdle();
+  await untilPodsRun(world);
   const kubeconfig = world.kubeconfigPath;
   const run = (args: string[], runOptions: CliOptions = {}) => runMeshfed([...args, '--kubeconfig', kubeconfig], runOptions);
   return {
@@ -76,9 +98,8 @@ export async function startFederationWorld(options: FederationWorldOptions): Pro
       return { ...result, writes, reads };
     },
     async curl(cluster, namespace, app, argv) {
-      await world.waitIdle();
-      const pods = world.cluster(cluster).list('v1', 'Pod', namespace)
-        .filter((p: KubeObject) => p.metadata.labels?.app === app && (p.status as { phase?: string } | undefined)?.phase === 'Running');
+      await untilPodsRun(world);
+      const pods = world.cluster(cluster).list('v1', 'Pod', namespace).filter((p: KubeObject) => p.metadata.labels?.app === app && isRunning(p));
       if (!pods[0]) throw new Error(`no running pod app=${app} in ${cluster}/${namespace}`);
       const result = await simulateCurl(world.world, { cluster, namespace, pod: pods[0].metadata.name }, argv, { random: () => 0.5 });
       return { code: result.exitCode, stdout: result.stdout, stderr: result.stderr, trace: result.trace };
