@@ -19,7 +19,7 @@ import {
 } from './naming.js';
 import {
   API, checkNotForeign, emptyPlan, findObject, finishPlan, gatewaySetup, homeNamespaceOf, isManaged, kubeObject,
-  MANAGED_KINDS, meshfedLabels, objectKey, secretData,
+  PRUNABLE_KINDS, meshfedLabels, objectKey, secretData,
 } from './objects.js';
 import { importRecordObject, readImportRecords, type ImportRecord } from './records.js';
 
@@ -170,7 +170,7 @@ export function planImport(
   const label = { [LABELS.import]: importLabel(spec.namespace, localName) };
   plan.prune.push({
     selector: { [MANAGED_BY_LABEL]: MANAGED_BY, ...label },
-    kinds: [...MANAGED_KINDS],
+    kinds: [...PRUNABLE_KINDS],
     keep: plan.objects.filter((o) => o.metadata.labels?.[LABELS.import] === label[LABELS.import]).map(objectKey),
   });
   return { ...finishPlan(plan), record, localHost };
@@ -396,6 +396,6 @@ export function planUnimport(snapshot: ConsumerSnapshot, input: { namespace: str
     if (remaining.some((r) => r.endpoint.mode === 'boundary')) plan.objects.push(egressRoutes(remaining, placement));
     else del(API.networking, 'DestinationRule', placement.namespace, names.egressRoutes());
   }
-  plan.prune.push({ selector: { [MANAGED_BY_LABEL]: MANAGED_BY, [LABELS.import]: importLabel(record.namespace, record.localName) }, kinds: [...MANAGED_KINDS], keep: [] });
+  plan.prune.push({ selector: { [MANAGED_BY_LABEL]: MANAGED_BY, [LABELS.import]: importLabel(record.namespace, record.localName) }, kinds: [...PRUNABLE_KINDS], keep: [] });
   return finishPlan(plan);
 }

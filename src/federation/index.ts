@@ -4,7 +4,7 @@ export * from './errors.js';
 export * from './model.js';
 export * from './naming.js';
 export {
-  API, MANAGED_KINDS, gatewaySetup, homeNamespaceOf, inApplyOrder, isManaged, istioMinor, needsSniDnatRouterMode,
+  API, MANAGED_KINDS, PRUNABLE_KINDS, gatewaySetup, homeNamespaceOf, inApplyOrder, isManaged, istioMinor, needsSniDnatRouterMode,
   objectKey, readSecret, supportsGatewayInjection, type GatewaySetup,
 } from './objects.js';
 export { readExportRecords, readImportRecords, type ExportRecord, type ImportRecord } from './records.js';

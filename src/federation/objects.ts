@@ -33,6 +33,9 @@ export const MANAGED_KINDS: ReadonlyArray<{ apiVersion: string; kind: string }> 
   { apiVersion: API.security, kind: 'AuthorizationPolicy' },
 ];
 
+/** The kinds label-selected pruning considers: every managed kind but Namespace, which is never pruned. */
+export const PRUNABLE_KINDS: ReadonlyArray<{ apiVersion: string; kind: string }> = MANAGED_KINDS.filter((k) => k.kind !== 'Namespace');
+
 const ORDER = new Map(MANAGED_KINDS.map((k, i) => [k.kind, i]));
 
 /** Sorts objects into dependency order (stable within a kind). */

@@ -17,7 +17,7 @@ import {
   workloadPrincipal,
 } from './naming.js';
 import {
-  API, checkNotForeign, emptyPlan, findObject, finishPlan, gatewaySetup, homeNamespaceOf, kubeObject, MANAGED_KINDS,
+  API, checkNotForeign, emptyPlan, findObject, finishPlan, gatewaySetup, homeNamespaceOf, kubeObject, PRUNABLE_KINDS,
   meshfedLabels, objectKey, readSecret, secretData,
 } from './objects.js';
 import { exportRecordObject, readExportRecords, type ExportRecord } from './records.js';
@@ -224,7 +224,7 @@ function existingRecord(snapshot: ProviderSnapshot, namespace: string, exportNam
 }
 
 function pruneSpec(selector: Record<string, string>, keep: KubeObject[]): ClusterPlan['prune'][number] {
-  return { selector: { [MANAGED_BY_LABEL]: MANAGED_BY, ...selector }, kinds: [...MANAGED_KINDS], keep: keep.map(objectKey) };
+  return { selector: { [MANAGED_BY_LABEL]: MANAGED_BY, ...selector }, kinds: [...PRUNABLE_KINDS], keep: keep.map(objectKey) };
 }
 
 function workloadWarnings(snapshot: ProviderSnapshot, record: ExportRecord): string[] {
