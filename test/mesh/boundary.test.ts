@@ -188,3 +188,16 @@ test('fault: the Host the provider gateway sees is not routed (no authority rewr
   t.regex(r.proxies.logOf('istio-federation-egressgateway-5d8c7'), /" 404 NR "reviews.default:9080"/);
   t.not(BOUNDARY_HOST, 'reviews.default');
 });
+
+test('curl straight to the provider gateway: TLS without a client certificate is refused by the MUTUAL server', async (t) => {
+  const world = boundaryWorld();
+  const url = `https://${BOUNDARY_HOST}:15443/reviews/0`;
+  const noCert = await run(world, 'cluster1', 'default', 'sleep-6f8b4', ['curl', '-sSk', '--resolve', `${BOUNDARY_HOST}:15443:198.51.100.20`, url]);
+  t.is(noCert.exitCode, 56);
+  t.regex(noCert.stderr, /^curl: \(56\) OpenSSL SSL_read: .*tlsv13 alert certificate required/);
+  const verified = await run(world, 'cluster1', 'default', 'sleep-6f8b4', ['curl', '-sS', '--resolve', `${BOUNDARY_HOST}:15443:198.51.100.20`, url]);
+  t.is(verified.exitCode, 60, 'the image CA bundle does not know the federation CA');
+  const wrongSni = await run(world, 'cluster1', 'default', 'sleep-6f8b4', ['curl', '-sSk', 'https://198.51.100.20:15443/']);
+  t.is(wrongSni.exitCode, 35);
+  t.regex(wrongSni.stderr, /Connection reset by peer in connection to 198.51.100.20:15443/);
+});

@@ -643,6 +643,8 @@ export async function sidecarOutbound(ctx: PathContext, cluster: ClusterView, po
   const passthrough = await connectTo(ctx, cluster, dstIp, dstPort, conn);
   log(ctx, cluster, pod, tcpLogLine(passthrough.ok ? '-' : 'UF', `${dstIp}:${dstPort}`, 'PassthroughCluster'));
   if (passthrough.ok) return passthrough;
+  // The application's own TLS is relayed end to end: the peer's handshake verdict reaches it unchanged.
+  if (conn.tls && ['tls', 'handshake-reset', 'reset'].includes(passthrough.failure.kind)) return passthrough;
   // The application's connection was accepted by the sidecar itself: an upstream failure never reaches it as
   // "refused" or "timed out", only as Envoy's answer (HTTP) or a closed connection (TCP).
   if (payload.kind === 'http' && !conn.tls) return { ok: true, reply: httpFromUpstream({ ...passthrough, upstream: `${dstIp}:${dstPort}` }, false) };
