@@ -201,3 +201,13 @@ test('curl straight to the provider gateway: TLS without a client certificate is
   t.is(wrongSni.exitCode, 35);
   t.regex(wrongSni.stderr, /Connection reset by peer in connection to 198.51.100.20:15443/);
 });
+
+test('a per-destination Host header set works like an authority rewrite', async (t) => {
+  const world = boundaryWorld();
+  edit(world, 'cluster1', 'networking.istio.io', 'VirtualService', 'default', 'reviews', (vs) => {
+    delete vs.spec.http[0].rewrite;
+    vs.spec.http[0].route[0].headers = { request: { set: { host: BOUNDARY_HOST } } };
+  });
+  const r = await probe(world);
+  t.is(r.status, '200');
+});

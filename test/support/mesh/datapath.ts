@@ -530,7 +530,9 @@ async function routeHttp(ctx: PathContext, proxy: Proxy, vs: KubeObject, req: Ht
     if (matches && !matches.some((m) => httpMatch(m, req, src, vs))) continue;
     const targets = route['route'] as Spec[] | undefined;
     if (!targets || targets.length === 0) unmodelled(`${ref(vs)}: http route without route destinations`);
-    const dest = destinationOf(pickWeighted(ctx, targets), vs);
+    const target = pickWeighted(ctx, targets);
+    for (const k of Object.keys(target)) if (!['destination', 'weight', 'headers'].includes(k)) unmodelled(`${ref(vs)}: http[].route[].${k}`);
+    const dest = destinationOf(target, vs);
     let forwarded: HttpRequest = { ...req, headers: { ...req.headers } };
     const rewrite = route['rewrite'] as Spec | undefined;
     if (rewrite) {
@@ -541,15 +543,20 @@ async function routeHttp(ctx: PathContext, proxy: Proxy, vs: KubeObject, req: Ht
         forwarded = { ...forwarded, path: prefix ? rewrite['uri'] + forwarded.path.slice(prefix.length) : rewrite['uri'] };
       }
     }
-    const headers = route['headers'] as Spec | undefined;
-    if (headers) {
-      for (const k of Object.keys(headers)) if (k !== 'request') unmodelled(`${ref(vs)}: http[].headers.${k}`);
-      const request = headers['request'] as Spec;
-      for (const k of Object.keys(request)) if (!['set', 'add', 'remove'].includes(k)) unmodelled(`${ref(vs)}: http[].headers.request.${k}`);
-      for (const [n, v] of Object.entries((request['set'] ?? {}) as Record<string, string>)) forwarded.headers[n.toLowerCase()] = v;
-      for (const [n, v] of Object.entries((request['add'] ?? {}) as Record<string, string>)) forwarded.headers[n.toLowerCase()] = v;
+    // Route-level, then destination-level header operations; Istio turns a Host/:authority `set` into an
+    // authority rewrite.
+    for (const [where, headers] of [['http[].headers', route['headers']], ['http[].route[].headers', target['headers']]] as const) {
+      if (!headers) continue;
+      for (const k of Object.keys(headers as Spec)) if (k !== 'request') unmodelled(`${ref(vs)}: ${where}.${k}`);
+      const request = ((headers as Spec)['request'] ?? {}) as Spec;
+      for (const k of Object.keys(request)) if (!['set', 'add', 'remove'].includes(k)) unmodelled(`${ref(vs)}: ${where}.request.${k}`);
+      for (const [n, v] of Object.entries({ ...(request['add'] ?? {}) as Record<string, string>, ...(request['set'] ?? {}) as Record<string, string> })) {
+        const name = n.toLowerCase();
+        if (name === 'host' || name === ':authority') forwarded.authority = v; else forwarded.headers[name] = v;
+      }
       for (const n of (request['remove'] ?? []) as string[]) delete forwarded.headers[n.toLowerCase()];
     }
+    forwarded.headers['host'] = forwarded.authority;
     const retries = (route['retries'] as Spec | undefined)?.['attempts'] !== 0;
     const result = await toUpstream(ctx, proxy, dest, src.port, { kind: 'http', request: forwarded });
     const reply = httpFromUpstream(result, retries);
