@@ -159,7 +159,17 @@ export function resolveExport(snapshot: ProviderSnapshot, spec: ExportSpec): Exp
  */
 export function planExport(snapshot: ProviderSnapshot, spec: ExportSpec, options: PlanOptions = {}): ExportPlan {
   const record = resolveExport(snapshot, spec);
-  return planProvider(snapshot, record, options, workloadWarnings(snapshot, record));
+  const warnings = workloadWarnings(snapshot, record);
+  const service = findService(snapshot, record.namespace, record.service);
+  const detected = detectProtocol(findPort(service, record.port));
+  if (spec.protocol && spec.protocol !== detected.protocol) {
+    warnings.push(
+      `port ${record.port.number} (${record.port.name}) of Service ${record.namespace}/${record.service} is ${detected.protocol} for Istio ` +
+      `(${detected.source === 'default' ? 'no recognised protocol' : `from its ${detected.source}`}) but is exported as ${spec.protocol}; ` +
+      'the provider sidecars still treat it as Istio does: prefer naming the port (e.g. http-…, tcp-…) over --protocol',
+    );
+  }
+  return planProvider(snapshot, record, options, warnings);
 }
 
 /**

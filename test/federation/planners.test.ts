@@ -215,3 +215,22 @@ test('unimport removes the import, then the binding when no import of that expor
   t.truthy(importPlan.record);
   t.throws(() => planUnimport(left, { namespace: 'apps', localName: 'remote-api' }), { message: /does not exist/ });
 });
+
+test('an explicit protocol that differs from Istio\'s selection is kept, with a warning', (t) => {
+  const plan = planExport(provider(), spec({ protocol: 'TCP' }), { now });
+  t.is(plan.record.protocol, 'TCP');
+  t.truthy(specOf(find(plan, 'VirtualService')).tcp);
+  t.true(plan.warnings.some((w) => /is HTTP for Istio \(from its name\) but is exported as TCP/.test(w)));
+});
+
+test('switching an export between modes prunes the old mode\'s objects and shared entries', (t) => {
+  let p = applyPlan(provider(), planExport(provider(), spec({ namespace: 'db', service: 'postgres', port: { number: 5432 }, mode: 'shared-root' }), { now }));
+  const boundary = planExport(p, spec({ namespace: 'db', service: 'postgres', port: { number: 5432 }, mode: 'boundary' }), { now });
+  t.true(boundary.remove.some((r) => r.kind === 'Gateway' && r.name === 'meshfed-eastwest'), 'no shared-root export left: passthrough gateway removed');
+  t.true(boundary.remove.some((r) => r.kind === 'AuthorizationPolicy' && r.name === names.guard('postgres')));
+  p = applyPlan(p, boundary);
+  const back = planExport(p, spec({ namespace: 'db', service: 'postgres', port: { number: 5432 }, mode: 'shared-root' }), { now });
+  const prune = back.prune[0]!;
+  t.deepEqual(prune.keep, [`ConfigMap/istio-meshfed/${names.export('db', 'postgres')}`], 'the boundary Gateway, VirtualService, policy and certificate are pruned');
+  t.false(prune.kinds.some((k) => k.kind === 'Namespace'));
+});
