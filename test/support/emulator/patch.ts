@@ -231,8 +231,9 @@ function collectFields(value: Json, path: string[], out: Set<string>, keyed: boo
       if (path.length === 1 && path[0] === 'f:metadata' && IGNORED_METADATA.has(k)) return false;
       return true;
     });
+    // An empty map is a field of its own, except metadata left empty by the fields the server owns.
     if (entries.length === 0 && path.length > 0) {
-      out.add(path.join('\u0001'));
+      if (!(path.length === 1 && path[0] === 'f:metadata')) out.add(path.join('\u0001'));
       return;
     }
     for (const [k, v] of entries) collectFields(v, [...path, `f:${k}`], out, keyed, k);
@@ -305,18 +306,28 @@ function valueAt(obj: Json, path: string): Json {
 function removeAt(obj: Json, path: string): void {
   const segs = path.split('\u0001');
   if (segs[segs.length - 1] === '.') segs.pop();
+  const chain: Json[] = [obj];
   let cur = obj;
   for (let i = 0; i < segs.length - 1; i++) {
     const seg = segs[i] as string;
     if (seg.startsWith('f:')) cur = isMap(cur) ? cur[seg.slice(2)] : undefined;
     else cur = Array.isArray(cur) ? cur.find((x) => segmentMatches(x, seg)) : undefined;
     if (cur === undefined) return;
+    chain.push(cur);
   }
   const last = segs[segs.length - 1] as string;
   if (last.startsWith('f:') && isMap(cur)) delete cur[last.slice(2)];
   else if (last.startsWith('k:') && Array.isArray(cur)) {
     const at = cur.findIndex((x) => segmentMatches(x, last));
     if (at >= 0) cur.splice(at, 1);
+  }
+  // Maps emptied by the removal go too (labels: {} is not left behind), up to metadata and spec.
+  for (let i = chain.length - 1; i >= 2; i--) {
+    const node = chain[i];
+    const seg = segs[i - 1] as string;
+    const parent = chain[i - 1];
+    if (isMap(node) && Object.keys(node).length === 0 && seg.startsWith('f:') && isMap(parent)) delete parent[seg.slice(2)];
+    else break;
   }
 }
 
@@ -369,7 +380,8 @@ function setEntry(entries: ManagedFieldsEntry[], entry: Omit<ManagedFieldsEntry,
   const existing = entries.find(same);
   const fieldsV1 = encodeFieldsV1(set);
   // Unchanged ownership keeps its timestamp, so a repeated identical write stays a no-op.
-  if (existing && JSON.stringify(decodeFieldsV1(existing.fieldsV1)) === JSON.stringify(decodeFieldsV1(fieldsV1)) && existing.apiVersion === entry.apiVersion) return entries;
+  const sorted = (f: JsonMap): string => JSON.stringify([...decodeFieldsV1(f)].sort());
+  if (existing && sorted(existing.fieldsV1) === sorted(fieldsV1) && existing.apiVersion === entry.apiVersion) return entries;
   const rest = entries.filter((e) => !same(e));
   if (set.size === 0) return rest;
   return [...rest, { ...entry, time: now(), fieldsType: 'FieldsV1', fieldsV1 }];

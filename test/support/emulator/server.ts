@@ -302,6 +302,11 @@ async function serve(ctx: ServerContext, grant: TokenGrant, req: IncomingMessage
     const discovery = discoveryDocument(ctx, parts, url);
     if (discovery !== undefined) {
       if (discovery === null) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+      if (Buffer.isBuffer(discovery)) {
+        res.writeHead(200, { 'Content-Type': OPENAPI_V2_PROTOBUF });
+        res.end(discovery);
+        return;
+      }
       send(res, 200, discovery);
       return;
     }
@@ -489,23 +494,26 @@ function serveWatch(ctx: ServerContext, r: Route, q: URLSearchParams, req: Incom
     return;
   }
   ctx.openStreams.add(res);
+  const write = (text: string): void => {
+    if (!res.writableEnded && !res.destroyed) res.write(text);
+  };
   const onEvent = (e: StoreEvent): void => {
     if (e.typeKey !== key) return;
     const was = matches(e.previous);
     const is = matches(e.object);
     if (e.type === 'DELETED') {
-      if (was) res.write(encode('DELETED', e.object));
+      if (was) write(encode('DELETED', e.object));
     } else if (is && (was || e.type === 'ADDED')) {
-      res.write(encode(e.type === 'ADDED' ? 'ADDED' : 'MODIFIED', e.object));
+      write(encode(e.type === 'ADDED' ? 'ADDED' : 'MODIFIED', e.object));
     } else if (is && !was) {
-      res.write(encode('ADDED', e.object));
+      write(encode('ADDED', e.object));
     } else if (!is && was) {
-      res.write(encode('DELETED', e.object));
+      write(encode('DELETED', e.object));
     }
   };
-  for (const o of initial) res.write(encode('ADDED', o));
+  for (const o of initial) write(encode('ADDED', o));
   const bookmark = (annotations?: Record<string, string>): void => {
-    res.write(`${JSON.stringify({ type: 'BOOKMARK', object: { kind: r.type.kind, apiVersion: r.group ? `${r.group}/${r.version}` : r.version, metadata: { resourceVersion: String(api.store.revision), ...(annotations ? { annotations } : {}) } } })}\n`);
+    write(`${JSON.stringify({ type: 'BOOKMARK', object: { kind: r.type.kind, apiVersion: r.group ? `${r.group}/${r.version}` : r.version, metadata: { resourceVersion: String(api.store.revision), ...(annotations ? { annotations } : {}) } } })}\n`);
   };
   if (sendInitial && bookmarks) bookmark({ 'k8s.io/initial-events-end': 'true' });
   for (const e of backlog) onEvent(e);
@@ -611,9 +619,16 @@ function discoveryDocument(ctx: ServerContext, parts: string[], url: URL): unkno
     if (rest[0] === 'apis' && rest.length === 3) return api.registry.openApiV3(rest[1] as string, rest[2] as string) ?? null;
     return null;
   }
-  if (path === 'openapi/v2') return null;
+  // Older kubectl (1.27) asks OpenAPI v2 (protobuf only) whether `fieldValidation` is supported before using v3.
+  // A document without paths makes it fall back to sending fieldValidation and skipping client-side schema
+  // checks, which leaves validation to this server, as with a real one that advertises the parameter.
+  if (path === 'openapi/v2') return OPENAPI_V2_EMPTY;
   return undefined;
 }
+
+const OPENAPI_V2_PROTOBUF = 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf';
+/** gnostic `openapi_v2.Document{swagger: "2.0"}` in protobuf wire format. */
+const OPENAPI_V2_EMPTY = Buffer.from([0x0a, 0x03, 0x32, 0x2e, 0x30]);
 
 function openApiHash(ctx: ServerContext, group: string, version: string): string {
   return createHash('sha512').update(JSON.stringify(ctx.api.registry.openApiV3(group, version) ?? {})).digest('hex').slice(0, 64).toUpperCase();
