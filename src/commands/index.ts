@@ -8,6 +8,7 @@ import { revokeCommand } from './revoke.js';
 import { statusCommand } from './status.js';
 import { unexportCommand } from './unexport.js';
 import { unimportCommand } from './unimport.js';
+import { verifyCommand } from './verify.js';
 import type { GlobalArgs } from './session.js';
 
 /**
@@ -17,5 +18,5 @@ import type { GlobalArgs } from './session.js';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: Array<CommandModule<GlobalArgs, any>> = [
   contextsCommand, exportCommand, importCommand, admitCommand, statusCommand, revokeCommand, unexportCommand, unimportCommand,
-  completionCommand,
+  verifyCommand, completionCommand,
 ];

@@ -1,0 +1,297 @@
+import { randomBytes } from 'node:crypto';
+import type { CommandModule } from 'yargs';
+import { ChecksFailedError, ClusterError, InputError, InterruptedError, UsageError } from '../errors.js';
+import {
+  DEFAULT_PROBE_IMAGE, interpretProbe, parseProbeLog, probePod, resultOf, runChecks, STATIC_CHECKS, tcpGreeting,
+  failure, type CheckResult, type ProbeOutput, type ProbeTarget, type VerifySnapshot,
+} from '../federation/checks/index.js';
+import { ClusterWriter } from '../kube/apply.js';
+import { runProbePod, type ProbePodRun } from '../kube/probe-pod.js';
+import { gatherVerify, listImports } from '../kube/verify-gather.js';
+import { parseDuration } from '../options.js';
+import { renderChecks, reportChecks, REPORT_API_VERSION, REPORT_KIND, summarize, summaryLine } from '../ui/checks.js';
+import { formatData } from '../ui/format.js';
+import { startProgress } from '../ui/progress.js';
+import type { GlobalArgs, Session } from './session.js';
+import { withSession } from './run.js';
+
+interface VerifyArgs extends GlobalArgs {
+  import?: string;
+  from?: string;
+  path: string;
+  send?: string;
+  'probe-image': string;
+  probe: boolean;
+  'keep-probe': boolean;
+  timeout: string;
+  'istio-namespace': string;
+}
+
+/** Default of `--timeout`: the whole run, reads and probe included. */
+const DEFAULT_TIMEOUT = '60s';
+/** Per-request timeout when `--request-timeout` is 0: a dead cluster must not eat the whole `--timeout`. */
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+
+/** The probe part of `verify -o json|yaml`. */
+export interface ProbeReport {
+  /** `namespace/name` of the pod. */
+  pod: string;
+  image: string;
+  /** `http://host:port/path` or `tcp://host:port`. */
+  target: string;
+  /** How the pod run ended: completed, stuck (did not start), timeout, aborted. */
+  ending: ProbePodRun['ending'];
+  kept: boolean;
+  httpStatus: number | null;
+  exitCode: number | null;
+  timeMs: number | null;
+  /** TCP: whether the far end answered. */
+  answered: boolean | null;
+  responseFlags: string | null;
+}
+
+/** `verify -o json|yaml`: stable for scripts (fields are added, never renamed or removed within v1alpha1). */
+export interface VerifyReport {
+  apiVersion: typeof REPORT_API_VERSION;
+  kind: typeof REPORT_KIND;
+  import: {
+    context: string;
+    namespace: string;
+    localName: string;
+    mode: string;
+    protocol: string;
+    port: number;
+    provider: { clusterId: string; context: string | null; namespace: string; exportName: string; address: string };
+  };
+  /** No error-level check failed (the exit code is 0). */
+  ok: boolean;
+  summary: ReturnType<typeof summarize>;
+  checks: ReturnType<typeof reportChecks>;
+  probe: ProbeReport | null;
+}
+
+/** Runs `work`, failing once `deadline` (ms since epoch) passes: `--timeout` bounds every phase of the run. */
+async function beforeDeadline<T>(work: Promise<T>, deadline: number, what: string, timeout: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ClusterError(`${what} did not finish within ${timeout} (--timeout)`, {
+      hint: 'a cluster answers slowly or not at all: check it with kubectl meshfed contexts --probe, or raise --timeout',
+    })), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function chooseImport(session: Session, writer: ClusterWriter, namespace: string): Promise<string> {
+  const imports = (await listImports(writer)).filter(({ record }) => record.namespace === namespace).map(({ record }) => record);
+  if (imports.length === 0) {
+    throw new InputError(`there is no import in namespace "${namespace}" of context "${writer.contextName}"`, {
+      hint: 'choose the namespace with -n, or import a service first: kubectl meshfed import',
+    });
+  }
+  if (!session.ui.interactive) {
+    throw new UsageError('missing value for --import', { hint: `imports in namespace "${namespace}": ${imports.map((r) => r.localName).join(', ')}` });
+  }
+  return session.prompter.select('--import', 'Which import do you want to verify?', imports.map((r) => ({
+    value: r.localName,
+    name: r.localName,
+    description: `${r.endpoint.providerClusterId}/${r.endpoint.namespace}/${r.endpoint.exportName} (${r.endpoint.mode}, ${r.endpoint.protocol})`,
+  })));
+}
+
+/**
+ * Ctrl-C while the probe pod exists must delete the pod before the process exits: the first SIGINT aborts the
+ * probe (its cleanup runs), a second one falls back to the usual immediate exit.
+ */
+function interceptInterrupt(controller: AbortController): () => void {
+  const previous = process.listeners('SIGINT');
+  process.removeAllListeners('SIGINT');
+  const onInterrupt = () => {
+    if (controller.signal.aborted) {
+      restore();
+      for (const listener of previous) (listener as (signal: string) => void)('SIGINT');
+      return;
+    }
+    controller.abort();
+  };
+  const restore = () => {
+    process.removeListener('SIGINT', onInterrupt);
+    for (const listener of previous) if (!process.listeners('SIGINT').includes(listener)) process.on('SIGINT', listener as () => void);
+  };
+  process.on('SIGINT', onInterrupt);
+  return restore;
+}
+
+function probeTarget(snapshot: VerifySnapshot, args: VerifyArgs): ProbeTarget {
+  const r = snapshot.record;
+  const e = r.endpoint;
+  return {
+    host: `${r.localName}.${r.namespace}`,
+    port: e.port.number,
+    protocol: e.protocol,
+    path: args.path.startsWith('/') ? args.path : `/${args.path}`,
+    ...(e.protocol === 'TCP' ? { send: args.send !== undefined ? unescapeSend(args.send) : tcpGreeting(e) } : {}),
+  };
+}
+
+/** `--send` takes C-style escapes (`\r\n`, `\x00`, `\0`) so that binary greetings fit on a command line. */
+function unescapeSend(text: string): string {
+  return text.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|[rnt\\])/g, (_m, e: string) => {
+    if (e.startsWith('x')) return String.fromCharCode(parseInt(e.slice(1), 16));
+    if (/^[0-7]/.test(e)) return String.fromCharCode(parseInt(e, 8));
+    return ({ r: '\r', n: '\n', t: '\t', '\\': '\\' } as Record<string, string>)[e]!;
+  });
+}
+
+function probeResults(run: ProbePodRun, output: ProbeOutput | undefined, target: ProbeTarget, namespace: string, timeout: string): CheckResult[] {
+  const pod = `${namespace}/${run.name}`;
+  const object = `Pod ${pod}`;
+  const params = { pod: run.name, namespace };
+  if (run.ending === 'stuck') {
+    return [
+      failure('MF0501', { ...params, detail: `the probe pod ${pod} cannot start: ${run.waiting ?? run.phase}` }, object),
+      resultOf('MF0503', { status: 'skip', reason: 'the probe pod did not start (MF0501)' }),
+    ];
+  }
+  if (run.ending === 'timeout') {
+    const state = run.waiting ? `; ${run.waiting}` : '';
+    return [failure('MF0514', { ...params, detail: `the probe pod ${pod} did not complete within ${timeout} (phase ${run.phase}${state})` }, object)];
+  }
+  const results: CheckResult[] = [resultOf('MF0501', { status: 'ok', note: `${run.phase}${run.deleted ? ', deleted' : ', kept'}` }, object)];
+  results.push(run.sidecar ? resultOf('MF0502', { status: 'ok' }, object) : failure('MF0502', params, object));
+  results.push(...interpretProbe(output!, { pod: run.name, namespace, target, service: `Service ${namespace}/${target.host.split('.')[0]}` }));
+  return results;
+}
+
+async function verify(session: Session, args: VerifyArgs): Promise<void> {
+  const format = session.outputFormat(['json', 'yaml'] as const);
+  const ui = session.ui;
+  const timeoutMs = parseDuration(args.timeout, '--timeout');
+  if (timeoutMs <= 0) throw new UsageError('--timeout must be longer than 0', { hint: `e.g. --timeout ${DEFAULT_TIMEOUT}` });
+  const deadline = Date.now() + timeoutMs;
+  const requestTimeoutMs = session.requestTimeoutMs || Math.min(DEFAULT_REQUEST_TIMEOUT_MS, timeoutMs);
+  const consumerContext = session.context(args.context).name;
+  const namespace = session.namespace(consumerContext);
+  const consumer = new ClusterWriter(session.client(consumerContext, '--context', requestTimeoutMs));
+  const providerContext = args.from !== undefined ? session.context(args.from, '--from').name : undefined;
+  if (providerContext !== undefined && providerContext === consumerContext) {
+    throw new UsageError(`--from "${providerContext}" is the consumer context itself`, { hint: 'pass the provider cluster\'s context with --from, or omit it to check the consumer side only' });
+  }
+  const provider = providerContext !== undefined ? new ClusterWriter(session.client(providerContext, '--from', requestTimeoutMs)) : undefined;
+  const localName = args.import ?? await chooseImport(session, consumer, namespace);
+
+  const reading = await startProgress(ui, `Reading import ${namespace}/${localName} from context ${consumerContext}${providerContext ? ` and its export from ${providerContext}` : ''}`);
+  let snapshot: VerifySnapshot;
+  try {
+    snapshot = await beforeDeadline(gatherVerify({
+      consumer, ...(provider ? { provider } : {}), namespace, localName, istioNamespace: args['istio-namespace'], now: new Date(),
+    }), deadline, 'reading the clusters', args.timeout);
+    reading.stop();
+  } catch (error) {
+    reading.fail();
+    throw error;
+  }
+  const results = runChecks(snapshot, STATIC_CHECKS);
+  const target = probeTarget(snapshot, args);
+
+  let probeReport: ProbeReport | null = null;
+  if (!args.probe) {
+    results.push(resultOf('MF0503', { status: 'skip', reason: 'not run: --no-probe' }));
+  } else {
+    const name = `meshfed-probe-${randomBytes(4).toString('hex').slice(0, 5)}`;
+    const remainingMs = Math.max(1000, deadline - Date.now());
+    const pod = probePod({
+      name, namespace, localName, image: args['probe-image'], target,
+      maxTimeSeconds: Math.max(1, Math.min(15, Math.floor(remainingMs / 3000))),
+      activeDeadlineSeconds: Math.ceil(remainingMs / 1000) + 30,
+    });
+    const controller = new AbortController();
+    const restore = interceptInterrupt(controller);
+    const progress = await startProgress(ui, `Probing ${target.protocol === 'HTTP' ? `http://${target.host}:${target.port}${target.path}` : `tcp://${target.host}:${target.port}`} from pod ${namespace}/${name}`);
+    let run: ProbePodRun;
+    try {
+      run = await runProbePod(consumer, { pod, timeoutMs: remainingMs, keep: args['keep-probe'], signal: controller.signal });
+    } catch (error) {
+      progress.fail();
+      throw error;
+    } finally {
+      restore();
+    }
+    if (run.ending === 'aborted') {
+      progress.fail(`probe interrupted${run.deleted ? `; pod ${namespace}/${name} deleted` : ''}`);
+      throw new InterruptedError();
+    }
+    progress.stop();
+    if (run.deleteError) ui.warn(`the probe pod ${namespace}/${name} could not be deleted (${run.deleteError}): kubectl delete pod ${name} -n ${namespace} --context ${consumerContext}`);
+    if (args['keep-probe']) ui.info(`Kept the probe pod: kubectl logs ${name} -n ${namespace} --context ${consumerContext} (-c istio-proxy for its sidecar); kubectl delete pod ${name} -n ${namespace} --context ${consumerContext}`);
+    const output = run.ending === 'completed' ? parseProbeLog(run.log, run.proxyLog) : undefined;
+    if (ui.verbose && run.log) ui.debug(`probe log:\n${run.log.trimEnd()}`);
+    results.push(...probeResults(run, output, target, namespace, args.timeout));
+    probeReport = {
+      pod: `${namespace}/${name}`,
+      image: args['probe-image'],
+      target: target.protocol === 'HTTP' ? `http://${target.host}:${target.port}${target.path}` : `tcp://${target.host}:${target.port}`,
+      ending: run.ending,
+      kept: Boolean(args['keep-probe']),
+      httpStatus: output?.httpStatus ?? null,
+      exitCode: output?.exitCode ?? null,
+      timeMs: output?.timeMs ?? null,
+      answered: output?.answered ?? null,
+      responseFlags: output?.responseFlags ?? null,
+    };
+  }
+
+  const summary = summarize(results);
+  const e = snapshot.record.endpoint;
+  if (format) {
+    const report: VerifyReport = {
+      apiVersion: REPORT_API_VERSION,
+      kind: REPORT_KIND,
+      import: {
+        context: consumerContext, namespace, localName, mode: e.mode, protocol: e.protocol, port: e.port.number,
+        provider: { clusterId: e.providerClusterId, context: providerContext ?? null, namespace: e.namespace, exportName: e.exportName, address: `${e.gateway.address}:${e.gateway.port}` },
+      },
+      ok: summary.errors === 0,
+      summary,
+      checks: reportChecks(results),
+      probe: probeReport,
+    };
+    ui.data(formatData(report, format));
+  } else {
+    const c = ui.out;
+    const header = `Import ${c.bold(`${namespace}/${localName}`)} in context ${consumerContext} ← export ${e.namespace}/${e.exportName} of cluster ${e.providerClusterId}`
+      + `${providerContext ? ` (context ${providerContext})` : ''}: ${e.mode}, ${e.protocol} port ${e.port.number}, via ${e.gateway.address}:${e.gateway.port}`;
+    const headings = {
+      provider: `provider (${providerContext ? `context ${providerContext}` : 'no --from'})`,
+      consumer: `consumer (context ${consumerContext})`,
+      probe: `probe (${target.protocol === 'HTTP' ? 'http' : 'tcp'}://${target.host}:${target.port}${target.protocol === 'HTTP' ? target.path : ''})`,
+    };
+    ui.data(`${header}\n\n${renderChecks(results, c, { verbose: ui.verbose, headings })}\n${summaryLine(summary, c)}\n`);
+  }
+  if (summary.errors > 0) {
+    throw new ChecksFailedError(`${summary.errors} check${summary.errors === 1 ? '' : 's'} failed for import ${namespace}/${localName}`);
+  }
+}
+
+export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
+  command: 'verify',
+  describe: 'Check an import across both clusters (a catalogue of checks with hints) and call it from a probe pod',
+  builder: (yargs) =>
+    yargs
+      .option('import', { type: 'string', describe: 'Local name of the import to verify (in -n); asked for on a terminal' })
+      .option('from', { type: 'string', describe: 'kubeconfig context of the provider cluster; without it provider checks are skipped' })
+      .option('path', { type: 'string', default: '/', describe: 'HTTP path the probe requests, e.g. /health' })
+      .option('send', { type: 'string', describe: 'TCP: bytes the probe sends (escapes \\r \\n \\xNN); default: a greeting for well-known ports (PostgreSQL, Redis…), else a newline' })
+      .option('probe-image', { type: 'string', default: DEFAULT_PROBE_IMAGE, describe: 'Image of the probe pod (curl with a shell and nc), e.g. from a registry an air-gapped cluster can pull' })
+      .option('probe', { type: 'boolean', default: true, describe: 'Run the probe pod (--no-probe: static checks only)' })
+      .option('keep-probe', { type: 'boolean', default: false, describe: 'Keep the probe pod afterwards, to read its logs' })
+      .option('timeout', { type: 'string', default: DEFAULT_TIMEOUT, describe: 'Bound on the whole run, probe included (e.g. 30s, 2m)' })
+      .option('istio-namespace', { type: 'string', default: 'istio-system', describe: 'Namespace of istiod and the mesh config (both clusters)' })
+      .example('kubectl meshfed verify --context cluster1 -n default --import myreviews --from cluster2', 'Check both sides and probe the import')
+      .example('kubectl meshfed verify --context cluster1 -n default --import myreviews --path /reviews/0', 'Consumer side only, probing an HTTP path')
+      .example('kubectl meshfed verify --context ops -n vault --import postgres --from prod -o json', 'The report as JSON (exit code 3 when a check fails)'),
+  handler: withSession(verify),
+};

@@ -1,0 +1,158 @@
+/**
+ * Runs `verify`'s probe pod: creates it, watches it (a watch, never polling) until it completes, fails to start,
+ * the time runs out or the caller aborts, reads the logs of the probe and of its sidecar, and deletes it in every
+ * case — unless the user asked to keep it for debugging.
+ */
+import { ClusterError } from '../errors.js';
+import type { ClusterWriter } from './apply.js';
+import type { KubeObject } from './resources.js';
+
+/** Container waiting reasons after which a pod will not start by itself. */
+const STUCK_REASONS = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'ErrImageNeverPull']);
+
+/** How the probe pod ended, as read from the cluster. */
+export interface ProbePodRun {
+  /** The pod's name (it may be gone: see `deleted`). */
+  name: string;
+  /** The last phase seen: Pending, Running, Succeeded, Failed (or Unknown). */
+  phase: string;
+  /** Why the run ended: the pod completed, a container cannot start, the time ran out, or the caller aborted. */
+  ending: 'completed' | 'stuck' | 'timeout' | 'aborted';
+  /** The pod got an istio-proxy sidecar. */
+  sidecar: boolean;
+  /** The first container state that explains a pod that did not run: `probe waiting: ImagePullBackOff (…)`. */
+  waiting?: string;
+  /** The probe container's log (empty when it never ran). */
+  log: string;
+  /** The sidecar's log (its access log lines included). */
+  proxyLog: string;
+  /** The pod was deleted (false with `keep`, or when the delete itself failed: see `deleteError`). */
+  deleted: boolean;
+  deleteError?: string;
+  /** How long the run took, ms. */
+  durationMs: number;
+}
+
+/** Options of {@link runProbePod}. */
+export interface ProbePodOptions {
+  /** The pod to create (see probePod in src/federation/checks). */
+  pod: KubeObject;
+  /** How long to wait for the pod to complete. */
+  timeoutMs: number;
+  /** Keep the pod afterwards (`--keep-probe`). Default false. */
+  keep?: boolean;
+  /** Aborting (Ctrl-C) stops the wait; the pod is still deleted. */
+  signal?: AbortSignal;
+}
+
+interface ContainerStatus {
+  name: string;
+  state?: { waiting?: { reason?: string; message?: string }; terminated?: { exitCode?: number; reason?: string } };
+}
+
+function statuses(pod: KubeObject | undefined): ContainerStatus[] {
+  const status = (pod?.status ?? {}) as { containerStatuses?: ContainerStatus[]; initContainerStatuses?: ContainerStatus[] };
+  return [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])];
+}
+
+function phaseOf(pod: KubeObject | undefined): string {
+  return ((pod?.status as { phase?: string } | undefined)?.phase) ?? 'Pending';
+}
+
+function stuckReason(pod: KubeObject | undefined): string | undefined {
+  for (const s of statuses(pod)) {
+    const waiting = s.state?.waiting;
+    if (waiting?.reason && STUCK_REASONS.has(waiting.reason)) return `${s.name} waiting: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ''}`;
+  }
+  return undefined;
+}
+
+function describeWaiting(pod: KubeObject | undefined): string | undefined {
+  for (const s of statuses(pod)) {
+    const waiting = s.state?.waiting;
+    if (waiting?.reason) return `${s.name} waiting: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ''}`;
+  }
+  return pod ? undefined : 'the pod does not exist';
+}
+
+function hasSidecar(pod: KubeObject | undefined): boolean {
+  const spec = (pod?.spec ?? {}) as { containers?: Array<{ name: string }>; initContainers?: Array<{ name: string }> };
+  return [...(spec.containers ?? []), ...(spec.initContainers ?? [])].some((c) => c.name === 'istio-proxy');
+}
+
+async function readLog(writer: ClusterWriter, namespace: string, name: string, container: string): Promise<string> {
+  try {
+    const { body } = await writer.client.request<unknown>({
+      method: 'GET', path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}/log`, query: { container },
+    });
+    return typeof body === 'string' ? body : JSON.stringify(body);
+  } catch (error) {
+    // A container that never started has no log: that is what the rest of the run reports.
+    if (error instanceof ClusterError && (error.status === 400 || error.status === 404)) return '';
+    throw error;
+  }
+}
+
+/**
+ * Creates the probe pod and runs it to its end. The pod is deleted in a `finally`, so also when reading fails, the
+ * time runs out or `signal` aborts — unless `keep` is set.
+ * @throws ClusterError when the pod cannot be created (the message names the namespace and the reason)
+ */
+export async function runProbePod(writer: ClusterWriter, options: ProbePodOptions): Promise<ProbePodRun> {
+  const started = Date.now();
+  const namespace = options.pod.metadata.namespace!;
+  const name = options.pod.metadata.name;
+  const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`;
+  try {
+    await writer.client.request({ method: 'POST', path, body: options.pod });
+  } catch (error) {
+    if (error instanceof ClusterError) {
+      throw new ClusterError(`cannot create the probe pod in namespace "${namespace}" (context "${writer.contextName}"): ${error.message}`, {
+        status: error.status, reason: error.reason, hint: error.hint ?? 'verify needs permission to create, watch, read the logs of and delete pods in the import namespace',
+      });
+    }
+    throw error;
+  }
+  let last: KubeObject | undefined;
+  let ending: ProbePodRun['ending'] = 'completed';
+  const run: ProbePodRun = { name, phase: 'Pending', ending, sidecar: false, log: '', proxyLog: '', deleted: false, durationMs: 0 };
+  try {
+    try {
+      last = await writer.waitFor({ apiVersion: 'v1', kind: 'Pod', namespace, name }, (pod) => {
+        last = pod;
+        const phase = phaseOf(pod);
+        return phase === 'Succeeded' || phase === 'Failed' || stuckReason(pod) !== undefined;
+      }, { timeoutMs: Math.max(1, options.timeoutMs), what: `the probe pod ${namespace}/${name} to complete`, ...(options.signal ? { signal: options.signal } : {}) });
+      ending = stuckReason(last) && !['Succeeded', 'Failed'].includes(phaseOf(last)) ? 'stuck' : 'completed';
+    } catch (error) {
+      if (!(error instanceof ClusterError) || !/^(timed out|stopped waiting)/.test(error.message)) throw error;
+      ending = options.signal?.aborted ? 'aborted' : 'timeout';
+      last = await writer.get('v1', 'Pod', namespace, name).catch(() => last);
+    }
+    run.ending = ending;
+    run.phase = phaseOf(last);
+    run.sidecar = hasSidecar(last);
+    const waiting = ending === 'stuck' ? stuckReason(last) : ending === 'completed' ? undefined : describeWaiting(last);
+    if (waiting) run.waiting = waiting;
+    if (ending !== 'aborted') {
+      const [log, proxyLog] = await Promise.all([
+        readLog(writer, namespace, name, 'probe'),
+        run.sidecar ? readLog(writer, namespace, name, 'istio-proxy') : Promise.resolve(''),
+      ]);
+      run.log = log;
+      run.proxyLog = proxyLog;
+    }
+  } finally {
+    if (!options.keep) {
+      try {
+        await writer.client.request({ method: 'DELETE', path: `${path}/${encodeURIComponent(name)}`, query: { gracePeriodSeconds: '0', propagationPolicy: 'Background' } });
+        run.deleted = true;
+      } catch (error) {
+        if (error instanceof ClusterError && error.status === 404) run.deleted = true;
+        else run.deleteError = (error as Error).message;
+      }
+    }
+    run.durationMs = Date.now() - started;
+  }
+  return run;
+}

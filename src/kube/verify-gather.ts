@@ -1,0 +1,174 @@
+/**
+ * Reading what `verify`'s checks need from both clusters, in parallel and only by reads: the import record, every
+ * object meshfed manages, the Services, pods and Namespaces of the namespaces involved, and the mesh facts (Istio
+ * version, trust domain and aliases, root CA). An unreachable provider is a finding (MF0102), not an error; an
+ * unreachable consumer or a missing import is an error, because there is nothing to verify.
+ */
+import YAML from 'yaml';
+import { ClusterError, InputError } from '../errors.js';
+import {
+  exportLabel, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, MANAGED_KINDS, type ImportRecord,
+} from '../federation/index.js';
+import type { MeshFacts, ProviderSide, SideSnapshot, VerifySnapshot } from '../federation/checks/index.js';
+import type { ClusterWriter } from './apply.js';
+import { istioVersionFromImage } from './probe.js';
+import type { KubeObject } from './resources.js';
+
+async function optional<T>(read: Promise<T>, fallback: T): Promise<T> {
+  try {
+    return await read;
+  } catch (error) {
+    if (error instanceof ClusterError && error.status === 404) return fallback;
+    throw error;
+  }
+}
+
+interface Deployment extends KubeObject {
+  spec?: { template?: { spec?: { containers?: Array<{ name: string; image?: string }> } } };
+}
+
+/** Istio version, trust domain (and aliases) and root CA of the mesh whose istiod runs in `istioNamespace`. */
+export async function readMeshFacts(writer: ClusterWriter, istioNamespace: string): Promise<MeshFacts> {
+  const [istiods, mesh, root] = await Promise.all([
+    optional(writer.list('apps/v1', 'Deployment', istioNamespace, 'app=istiod'), [] as KubeObject[]),
+    optional(writer.get('v1', 'ConfigMap', istioNamespace, 'istio'), undefined),
+    optional(writer.get('v1', 'ConfigMap', istioNamespace, 'istio-ca-root-cert'), undefined),
+  ]);
+  const facts: MeshFacts = { trustDomain: 'cluster.local', trustDomainAliases: [] };
+  const istiod = (istiods as Deployment[]).find((d) => d.metadata.name === 'istiod') ?? (istiods as Deployment[])[0];
+  const containers = istiod?.spec?.template?.spec?.containers ?? [];
+  const image = (containers.find((c) => c.name === 'discovery') ?? containers[0])?.image;
+  const version = istioVersionFromImage(image) ?? istiod?.metadata.labels?.['operator.istio.io/version'];
+  if (version) facts.istioVersion = version;
+  else facts.problem = istiod ? `cannot tell the Istio version from istiod's image "${image ?? ''}"` : `no istiod Deployment in namespace "${istioNamespace}"`;
+  const text = (mesh?.data as Record<string, string> | undefined)?.mesh;
+  if (text) {
+    try {
+      const config = YAML.parse(text) as { trustDomain?: string; trustDomainAliases?: string[] } | null;
+      facts.trustDomain = config?.trustDomain || 'cluster.local';
+      if (Array.isArray(config?.trustDomainAliases)) facts.trustDomainAliases = config.trustDomainAliases;
+    } catch {
+      facts.problem = `the mesh config (ConfigMap ${istioNamespace}/istio) is not valid YAML`;
+    }
+  }
+  const rootPem = (root?.data as Record<string, string> | undefined)?.['root-cert.pem'];
+  if (rootPem) facts.rootCaPem = rootPem;
+  return facts;
+}
+
+/** Every object meshfed manages in the cluster, any namespace (kinds the cluster does not serve are skipped). */
+async function managedObjects(writer: ClusterWriter): Promise<KubeObject[]> {
+  const lists = await Promise.all(MANAGED_KINDS.map(({ apiVersion, kind }) =>
+    optional(writer.list(apiVersion, kind, undefined, `${MANAGED_BY_LABEL}=${MANAGED_BY}`), [] as KubeObject[])));
+  return lists.flat();
+}
+
+/** Services, pods and the Namespace object of each namespace. */
+async function namespaceObjects(writer: ClusterWriter, namespaces: string[]): Promise<KubeObject[]> {
+  const lists = await Promise.all([...new Set(namespaces)].map(async (ns) => {
+    const [namespace, services, pods] = await Promise.all([
+      writer.get('v1', 'Namespace', undefined, ns),
+      writer.list('v1', 'Service', ns),
+      writer.list('v1', 'Pod', ns),
+    ]);
+    return [...(namespace ? [{ ...namespace, apiVersion: 'v1', kind: 'Namespace' }] : []), ...services, ...pods];
+  }));
+  return lists.flat();
+}
+
+/** Objects of `extra` not already in `base` (same kind, namespace and name). */
+function merge(base: KubeObject[], extra: KubeObject[]): KubeObject[] {
+  const key = (o: KubeObject) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+  const seen = new Set(base.map(key));
+  return [...base, ...extra.filter((o) => !seen.has(key(o)))];
+}
+
+function parseRecord(object: KubeObject): ImportRecord | undefined {
+  try {
+    return JSON.parse((object.data as Record<string, string> | undefined)?.['import.json'] ?? '') as ImportRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The import records of a consumer cluster (ConfigMaps labelled as meshfed import records, any namespace). */
+export async function listImports(writer: ClusterWriter): Promise<Array<{ record: ImportRecord; object: KubeObject }>> {
+  const objects = await writer.list('v1', 'ConfigMap', undefined, `${MANAGED_BY_LABEL}=${MANAGED_BY},${LABELS.role}=import-record`);
+  return objects.flatMap((object) => {
+    const record = parseRecord(object);
+    return record ? [{ record, object }] : [];
+  });
+}
+
+/**
+ * The import record of `<namespace>/<localName>`.
+ * @throws InputError naming the imports that do exist when there is no such import
+ */
+export async function findImport(writer: ClusterWriter, namespace: string, localName: string): Promise<{ record: ImportRecord; home: string }> {
+  const label = importLabel(namespace, localName);
+  const imports = await listImports(writer);
+  const found = imports.find(({ record, object }) => object.metadata.labels?.[LABELS.import] === label || (record.namespace === namespace && record.localName === localName));
+  if (!found) {
+    const here = imports.filter(({ record }) => record.namespace === namespace).map(({ record }) => record.localName).sort();
+    const elsewhere = imports.filter(({ record }) => record.namespace !== namespace).map(({ record }) => `${record.namespace}/${record.localName}`).sort();
+    const known = here.length ? `imports in namespace "${namespace}": ${here.join(', ')}` : `no import in namespace "${namespace}"${elsewhere.length ? `; elsewhere: ${elsewhere.join(', ')}` : ''}`;
+    throw new InputError(`import "${localName}" does not exist in namespace "${namespace}" of context "${writer.contextName}" (${known})`, {
+      hint: 'check --import and -n, or import the service first: kubectl meshfed import',
+    });
+  }
+  return { record: found.record, home: found.object.metadata.namespace ?? 'istio-meshfed' };
+}
+
+/** Options of {@link gatherVerify}. */
+export interface VerifyGatherOptions {
+  consumer: ClusterWriter;
+  /** The provider's writer (`--from`), if any. */
+  provider?: ClusterWriter;
+  namespace: string;
+  localName: string;
+  istioNamespace: string;
+  now: Date;
+}
+
+async function gatherConsumer(writer: ClusterWriter, namespaces: string[], istioNamespace: string, managed: KubeObject[]): Promise<SideSnapshot> {
+  const [mesh, extra] = await Promise.all([readMeshFacts(writer, istioNamespace), namespaceObjects(writer, namespaces)]);
+  return { context: writer.contextName, mesh, objects: merge(managed, extra) };
+}
+
+async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istioNamespace: string): Promise<ProviderSide> {
+  try {
+    const managed = await managedObjects(writer);
+    // The export record says where meshfed's home namespace is in this cluster (the gateway's namespace).
+    const exportRecord = managed.find((o) => o.kind === 'ConfigMap' && o.metadata.labels?.[LABELS.role] === 'export-record'
+      && o.metadata.labels?.[LABELS.export] === exportLabel(record.endpoint.namespace, record.endpoint.exportName));
+    const home = exportRecord?.metadata.namespace ?? 'istio-meshfed';
+    const [mesh, extra] = await Promise.all([
+      readMeshFacts(writer, istioNamespace),
+      namespaceObjects(writer, [record.endpoint.namespace, home]),
+    ]);
+    return { status: 'present', snapshot: { context: writer.contextName, mesh, objects: merge(managed, extra) } };
+  } catch (error) {
+    if (error instanceof ClusterError) {
+      return { status: 'unreachable', context: writer.contextName, message: error.message };
+    }
+    throw error;
+  }
+}
+
+/**
+ * Reads both clusters for the checks: the consumer (which must be reachable and hold the import) and, with a
+ * provider writer, the provider — whose failure to answer becomes part of the snapshot.
+ * @throws ClusterError when the consumer cannot be read; InputError when the import does not exist
+ */
+export async function gatherVerify(options: VerifyGatherOptions): Promise<VerifySnapshot> {
+  const { consumer, namespace, localName, istioNamespace } = options;
+  const [{ record, home }, managed] = await Promise.all([
+    findImport(consumer, namespace, localName),
+    managedObjects(consumer),
+  ]);
+  const [consumerSide, provider] = await Promise.all([
+    gatherConsumer(consumer, [namespace, home], istioNamespace, managed),
+    options.provider ? gatherProvider(options.provider, record, istioNamespace) : Promise.resolve<ProviderSide>({ status: 'absent' }),
+  ]);
+  return { now: options.now, consumer: consumerSide, consumerHome: home, record, provider };
+}
