@@ -46,6 +46,30 @@ export function isSubset(desired: unknown, live: unknown): boolean {
   return Object.entries(desired as Record<string, unknown>).every(([key, value]) => isSubset(value, (live as Record<string, unknown>)[key]));
 }
 
+/**
+ * Would server-side applying `desired` remove a field that meshfed applied before? Server-side apply removes the
+ * fields a manager owned and no longer applies (e.g. the rules of an AuthorizationPolicy whose last consumer was
+ * revoked); {@link isSubset} alone cannot see that, so the owned field set (`managedFields` of meshfed's Apply
+ * entry) is walked and every owned field must still be in `desired`. List items (`k:`, `v:`, `i:` keys) are left to
+ * isSubset, which compares lists element by element.
+ */
+export function dropsOwnedFields(desired: KubeObject, live: KubeObject): boolean {
+  const entries = (live.metadata.managedFields ?? []) as Array<{ manager?: string; operation?: string; fieldsV1?: Record<string, unknown> }>;
+  const owned = entries.find((entry) => entry.manager === FIELD_MANAGER && entry.operation === 'Apply')?.fieldsV1;
+  return owned ? missingOwned(owned, desired) : false;
+}
+
+function missingOwned(fields: Record<string, unknown>, desired: unknown): boolean {
+  for (const [key, sub] of Object.entries(fields)) {
+    if (!key.startsWith('f:')) continue;
+    if (desired === null || typeof desired !== 'object' || Array.isArray(desired)) return true;
+    const value = (desired as Record<string, unknown>)[key.slice(2)];
+    if (value === undefined) return true;
+    if (sub && typeof sub === 'object' && !Array.isArray(value) && missingOwned(sub as Record<string, unknown>, value)) return true;
+  }
+  return false;
+}
+
 /** Dependency tiers: a tier is applied after the one before it; objects of one tier go in parallel. */
 function tierOf(object: KubeObject): number {
   switch (object.kind) {
@@ -115,7 +139,7 @@ export class ClusterWriter {
       const live = await this.get(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);
       if (!live) return { action: 'create', object };
       if (object.kind === 'Namespace' && !isManagedByMeshfed(live)) return { action: 'unchanged', object, live };
-      return { action: isSubset(object, live) ? 'unchanged' : 'update', object, live };
+      return { action: isSubset(object, live) && !dropsOwnedFields(object, live) ? 'unchanged' : 'update', object, live };
     }));
     const foreign = changes.filter((change) => change.live && change.object.kind !== 'Namespace' && !isManagedByMeshfed(change.live));
     if (foreign.length) {
