@@ -97,9 +97,8 @@ test.serial('seed blog: cluster1 reaches reviews v2 of cluster2 through the plan
 });
 
 // The remote half of the attach relies on a per-destination authority (headers.request.set host on the weighted
-// destination, which Istio turns into the weighted cluster's host_rewrite_literal). The mesh model does not apply
-// per-destination headers yet, so this fails there; it flips to passing when the model learns it.
-test.failing('seed blog: the other half of reviews.default goes to v2 in cluster2 (per-destination authority)', async (t) => {
+// destination, which Istio turns into the weighted cluster's host_rewrite_literal).
+test.serial('seed blog: the other half of reviews.default goes to v2 in cluster2 (per-destination authority)', async (t) => {
   const remote = await curl(blogWorld(blog()), 'cluster1', 'default', 'sleep-6f8b4', [...probe, 'http://reviews.default:9080/reviews/0'], 0.9);
   t.is(remote.status, '200', `${remote.stderr}\n${remote.body}\n${remote.trace.join('\n')}`);
   t.regex(JSON.parse(remote.body).podname, /^reviews-v2-/);
