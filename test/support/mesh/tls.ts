@@ -65,6 +65,12 @@ function codeOf(err: unknown): string {
   return e.code ?? e.message ?? String(err);
 }
 
+/**
+ * Only a guard against a hung socket: a loopback handshake takes milliseconds, but on a loaded machine (tests in
+ * parallel) it may take seconds, and a guard that fires turns a good configuration into a failure.
+ */
+const HANDSHAKE_GUARD_MS = 60_000;
+
 /** Runs one TLS handshake over loopback and reports which side refused it, if any. */
 export async function handshake(client: TlsClientSide, server: TlsServerSide): Promise<HandshakeResult> {
   const srv = createServer({
@@ -84,7 +90,7 @@ export async function handshake(client: TlsClientSide, server: TlsServerSide): P
       serverOutcome ??= { ok: false, code: 'TIMEOUT', message: 'handshake timed out' };
       clientOutcome ??= { ok: false, code: 'TIMEOUT', message: 'handshake timed out' };
       resolve();
-    }, 5000);
+    }, HANDSHAKE_GUARD_MS);
     timer.unref();
     srv.on('secureConnection', (sock: TLSSocket) => {
       sock.on('error', () => undefined);
