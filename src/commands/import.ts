@@ -339,6 +339,14 @@ async function importDirect(
     clusterWork(consumer, writer, consumerPlan, `consumer: import ${exportName} as ${consumerPlan.record.namespace}/${consumerPlan.record.localName}`),
   ];
   works[0]!.warnings = works[0]!.warnings.filter((w) => !w.includes('has no external address yet'));
+  if (record.mode === 'shared-root') {
+    // Shared-root admits workloads by identity: say so when no pod of the namespace runs as an admitted account.
+    const accounts = [...new Set((consumerSnapshot.pods ?? []).filter((p) => p.namespace === namespace).map((p) => p.serviceAccount ?? 'default'))].sort();
+    if (accounts.length > 0 && !accounts.some((a) => identity.serviceAccounts!.includes(a))) {
+      works[1]!.warnings.push(`shared-root admits callers by identity: only service account${identity.serviceAccounts!.length > 1 ? 's' : ''} ${identity.serviceAccounts!.join(', ')} of namespace ${namespace}, ` +
+        `but its pods run as ${accounts.join(', ')}; the provider will deny them: pass --service-account <account> (repeatable)`);
+    }
+  }
   await diffAll(works);
   const result = await runPlan(session, works, { dryRun, output, showSecrets: args['show-secrets'], title: `import ${consumerPlan.record.namespace}/${consumerPlan.record.localName}` });
   if (result.applied && !output) announce(session, consumerPlan.localHost, endpoint.port.number, endpoint.protocol);

@@ -270,12 +270,15 @@ export async function readGatewayAddress(
  * gateway pods' labels satisfy, and its port is the one that reaches container port 15443.
  */
 async function findExistingGateway(writer: ClusterWriter, namespace: string, selector: Record<string, string>): Promise<ExistingGateway> {
-  const services = await writer.list('v1', 'Service', namespace);
+  const wanted = Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',');
+  const [services, pods] = await Promise.all([writer.list('v1', 'Service', namespace), writer.list('v1', 'Pod', namespace, wanted)]);
+  // The gateway's Service is one that selects the gateway pods (its selector may name other labels of theirs too).
   const matching = services.filter((s) => {
     const spec = s.spec as { selector?: Record<string, string> } | undefined;
-    return selectorMatches(spec?.selector, selector);
+    return pods.length > 0
+      ? pods.some((pod) => selectorMatches(spec?.selector, pod.metadata.labels ?? {}))
+      : selectorMatches(spec?.selector, selector);
   });
-  const wanted = Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',');
   if (matching.length === 0) {
     throw new InputError(`no Service in namespace "${namespace}" of context "${writer.contextName}" selects gateway pods labelled ${wanted} (--gateway-selector)`, {
       hint: 'check the labels of the gateway pods (kubectl get pods --show-labels) and --gateway-namespace',

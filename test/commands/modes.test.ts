@@ -1,0 +1,104 @@
+/**
+ * Both trust modes, both protocols, both flows, through the built CLI on the bookinfo clusters, each proven with a
+ * request through the data-path model: shared-root HTTP (direct), boundary TCP (direct), shared-root TCP (three-step
+ * files). Also Istio < 1.12: no gateway deployed, an IstioOperator overlay instead, or an existing gateway chosen
+ * with --gateway-selector.
+ */
+import test from 'ava';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+
+let fed: FederationWorld;
+const dir = mkdtempSync(join(tmpdir(), 'meshfed-modes-'));
+
+test.before(async () => {
+  fed = await startFederationWorld({ seed: 'bookinfo', clusters: [{ name: 'cluster1' }, { name: 'cluster2' }, { name: 'legacy', istio: '1.9.0' }] });
+  const provider = fed.world.cluster('cluster2');
+  // A TCP service next to bookinfo, and the mesh config shared-root needs: cluster2 accepts cluster1's identities.
+  provider.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'tcp-echo', namespace: 'bookinfo' }, spec: { selector: { app: 'tcp-echo' }, ports: [{ name: 'tcp', port: 9000 }] } });
+  provider.create({
+    apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'tcp-echo', namespace: 'bookinfo' },
+    spec: { replicas: 1, selector: { matchLabels: { app: 'tcp-echo' } }, template: { metadata: { labels: { app: 'tcp-echo' } }, spec: { containers: [{ name: 'tcp-echo', image: 'docker.io/istio/tcp-echo-server:1.3', args: ['9000', 'echo'] }] } } },
+  });
+  const mesh = provider.get('v1', 'ConfigMap', 'istio-system', 'istio')!;
+  const config = YAML.parse((mesh.data as Record<string, string>).mesh) as Record<string, unknown>;
+  provider.apply({ ...mesh, metadata: { name: 'istio', namespace: 'istio-system' }, data: { ...(mesh.data as Record<string, string>), mesh: YAML.stringify({ ...config, trustDomainAliases: ['cluster1.local'] }) } });
+});
+
+test.after.always(async () => {
+  await fed?.stop();
+});
+
+test.serial('shared-root HTTP, direct: end-to-end Istio mTLS from cluster1\'s sidecar to reviews v3 in cluster2', async (t) => {
+  const exported = await fed.run(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--subset', 'version=v3', '--name', 'reviews-v3', '--mode', 'shared-root']);
+  t.is(exported.code, 0, exported.stderr);
+  t.regex(exported.stderr, /subset selects where traffic goes, not who may be reached/, 'the limits of shared-root are said');
+  const gateway = fed.world.cluster('cluster2').get('networking.istio.io/v1beta1', 'Gateway', 'istio-meshfed', 'meshfed-eastwest')!;
+  t.deepEqual((gateway.spec as { servers: Array<{ hosts: string[]; tls: { mode: string } }> }).servers[0], {
+    port: { number: 15443, name: 'tls-passthrough', protocol: 'TLS' }, hosts: ['myreviews.bookinfo.svc.cluster.local'], tls: { mode: 'AUTO_PASSTHROUGH' },
+  });
+  const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews-v3', '--as', 'reviews-v3'];
+  const dry = await fed.run([...IMPORT, '--dry-run']);
+  t.is(dry.code, 0, dry.stderr);
+  t.regex(dry.stderr, /only service account default of namespace default, but its pods run as .*sleep.*--service-account/, 'warns that the default identity admits none of the callers');
+  const imported = await fed.run([...IMPORT, '--service-account', 'sleep']);
+  t.is(imported.code, 0, imported.stderr);
+  const principals = JSON.stringify(fed.world.cluster('cluster2').get('security.istio.io/v1beta1', 'AuthorizationPolicy', 'bookinfo', 'mf-guard-myreviews')!.spec);
+  t.true(principals.includes('cluster1.local/ns/default/sa/sleep'));
+  const call = await fed.curl('cluster1', 'default', 'sleep', ['curl', '-sS', 'http://reviews-v3.default:9080/reviews/0']);
+  t.is(call.code, 0, call.stderr + call.trace.join('\n'));
+  t.regex(call.stdout, /reviews-v3/);
+  const again = await fed.runCounting([...IMPORT, '--service-account', 'sleep']);
+  t.deepEqual(again.writes, { cluster1: [], cluster2: [], legacy: [] });
+});
+
+test.serial('boundary TCP, direct: bytes through both federation gateways to tcp-echo', async (t) => {
+  const exported = await fed.run(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'tcp-echo', '--port', 'tcp']);
+  t.is(exported.code, 0, exported.stderr);
+  t.regex(exported.stderr, /TCP, boundary/);
+  const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/tcp-echo']);
+  t.is(imported.code, 0, imported.stderr);
+  const call = await fed.curl('cluster1', 'default', 'sleep', ['sh', '-c', 'echo hello | nc -w 3 tcp-echo.default 9000']);
+  t.is(call.code, 0, call.stderr + call.trace.join('\n'));
+  t.regex(call.stdout, /echo hello/);
+});
+
+test.serial('shared-root TCP, three-step: request and bundle files, then bytes reach tcp-echo end to end', async (t) => {
+  t.is((await fed.run(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'tcp-echo', '--port', '9000', '--name', 'echo-sr', '--mode', 'shared-root'])).code, 0);
+  const request = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--export', 'cluster2/bookinfo/echo-sr', '--service-account', 'sleep', '--request-out', join(dir, 'request.yaml')]);
+  t.is(request.code, 0, request.stderr);
+  const admit = await fed.run(['admit', '--context', 'cluster2', '--request', join(dir, 'request.yaml'), '--bundle-out', join(dir, 'bundle.yaml')]);
+  t.is(admit.code, 0, admit.stderr);
+  t.regex(readFileSync(join(dir, 'bundle.yaml'), 'utf8'), /mode: shared-root/);
+  const complete = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--bundle', join(dir, 'bundle.yaml'), '--as', 'echo-sr']);
+  t.is(complete.code, 0, complete.stderr);
+  t.falsy(fed.world.cluster('cluster1').get('v1', 'Secret', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-echo-sr'), 'shared-root keeps no key');
+  const call = await fed.curl('cluster1', 'default', 'sleep', ['sh', '-c', 'echo hi | nc -w 3 echo-sr.default 9000']);
+  t.is(call.code, 0, call.stderr + call.trace.join('\n'));
+  t.regex(call.stdout, /echo hi/);
+  const guard = fed.world.cluster('cluster2').get('security.istio.io/v1beta1', 'AuthorizationPolicy', 'bookinfo', 'mf-guard-tcp-echo');
+  t.truthy(guard, 'authorization sits on the destination workload');
+});
+
+test.serial('Istio 1.9: no gateway deployed; the IstioOperator overlay is printed, or an existing gateway is used', async (t) => {
+  fed.world.cluster('legacy').create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
+  fed.world.cluster('legacy').create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'cart', namespace: 'shop' }, spec: { selector: { app: 'cart' }, ports: [{ name: 'http', port: 8080 }] } });
+  const overlay = await fed.runCounting(['export', '--context', 'legacy', '-n', 'shop', '--service', 'cart', '--port', '8080', '--timeout', '0']);
+  t.is(overlay.code, 0, overlay.stderr);
+  t.regex(overlay.stderr, /cannot deploy gateways by injection/);
+  const printed = YAML.parse(overlay.stdout);
+  t.is(printed.kind, 'IstioOperator');
+  t.is(printed.spec.components.ingressGateways[0].name, 'meshfed-ingress');
+  t.false(overlay.writes.legacy!.some((r) => /deployments/.test(r.path)), 'no Deployment is created');
+
+  const selected = await fed.run(['unexport', '--context', 'legacy', '-n', 'shop', '--name', 'cart']);
+  t.is(selected.code, 0, selected.stderr);
+  const existing = await fed.run(['export', '--context', 'legacy', '-n', 'shop', '--service', 'cart', '--port', '8080', '--gateway-selector', 'istio=ingressgateway']);
+  t.is(existing.code, 0, existing.stderr);
+  const gateway = fed.world.cluster('legacy').get('networking.istio.io/v1beta1', 'Gateway', 'istio-system', 'mf-export-shop-cart')!;
+  t.deepEqual((gateway.spec as { selector: Record<string, string> }).selector, { istio: 'ingressgateway' });
+  t.regex(existing.stderr, /Exported shop\/cart: gateway \d+\.\d+\.\d+\.\d+:15443/);
+});
