@@ -11,7 +11,16 @@ import { applyPlan } from './scenario.js';
 type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const now = new Date('2026-06-01T12:00:00Z');
 
+// One federation CA for every test's provider: it is reused as a real cluster would reuse its CA Secret, and
+// it keeps the tests from generating a CA key each.
+let caSecret: KubeObject | undefined;
+
 function provider(over: Partial<ProviderSnapshot> = {}): ProviderSnapshot {
+  caSecret ??= planExport(bare(), spec(), { now }).objects.find((o) => o.metadata.name === 'meshfed-federation-ca')!;
+  return bare({ existing: [structuredClone(caSecret)], ...over });
+}
+
+function bare(over: Partial<ProviderSnapshot> = {}): ProviderSnapshot {
   return {
     clusterId: 'prod', istioVersion: '1.22.3', trustDomain: 'prod.local', gatewayAddress: '192.0.2.10',
     services: [
