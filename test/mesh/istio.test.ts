@@ -125,3 +125,53 @@ test('configuration the model does not implement fails loudly instead of succeed
   t.is(filter.exitCode, 125);
   t.regex(filter.stderr, /not modelled: EnvoyFilter istio-system\/lua/);
 });
+
+function ingressGateway(w: World): void {
+  w.add('c1', {
+    apiVersion: 'v1', kind: 'Service', metadata: { name: 'istio-ingressgateway', namespace: 'istio-system' },
+    spec: { type: 'LoadBalancer', clusterIP: '10.96.9.9', selector: { istio: 'ingressgateway' }, ports: [{ name: 'http2', port: 80, targetPort: 8080 }, { name: 'https', port: 443, targetPort: 8443 }] },
+    status: { loadBalancer: { ingress: [{ ip: '203.0.113.50' }] } },
+  });
+  w.add('c1', {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: 'istio-ingressgateway-1', namespace: 'istio-system', labels: { istio: 'ingressgateway' } },
+    spec: { serviceAccountName: 'istio-ingressgateway-service-account', containers: [{ name: 'istio-proxy', image: 'docker.io/istio/proxyv2:1.18.0' }] },
+    status: { phase: 'Running', podIP: '10.244.9.9', conditions: [{ type: 'Ready', status: 'True' }] },
+  });
+  w.add('c1', istio('Gateway', 'demo', 'public', {
+    selector: { istio: 'ingressgateway' },
+    servers: [
+      { port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] },
+      { port: { number: 443, name: 'tls', protocol: 'TLS' }, hosts: ['ratings.example.com'], tls: { mode: 'PASSTHROUGH' } },
+    ],
+  }));
+  w.add('c1', istio('VirtualService', 'demo', 'public', {
+    hosts: ['*'], gateways: ['public'],
+    http: [{ match: [{ uri: { prefix: '/ratings' } }], route: [{ destination: { host: 'ratings', port: { number: 9080 } } }] }],
+  }));
+  w.add('c1', istio('VirtualService', 'demo', 'public-tls', {
+    hosts: ['ratings.example.com'], gateways: ['public'],
+    tls: [{ match: [{ sniHosts: ['ratings.example.com'], port: 443 }], route: [{ destination: { host: 'ratings', port: { number: 9080 } } }] }],
+  }));
+}
+
+test('ingress gateway: HTTP server on port 80 (pod port 8080) routes by path; others get 404 NR', async (t) => {
+  const w = world();
+  ingressGateway(w);
+  const r = await run(w, 'c1', 'demo', 'plain', GET('http://203.0.113.50/ratings/5'));
+  t.regex(r.stdout, /^\{"id":5,.*\n200$/);
+  t.regex(r.proxies.logOf('istio-ingressgateway-1'), /"GET \/ratings\/5 HTTP\/1.1" 200 - "203.0.113.50"/);
+  const other = await run(w, 'c1', 'demo', 'plain', GET('http://203.0.113.50/reviews/5'));
+  t.is(other.stdout, '\n404');
+});
+
+test('ingress gateway: PASSTHROUGH relays the client TLS by SNI to the destination; an unknown SNI is reset', async (t) => {
+  const w = world();
+  ingressGateway(w);
+  const relayed = await run(w, 'c1', 'demo', 'plain', ['curl', '-sSk', '--resolve', 'ratings.example.com:443:203.0.113.50', 'https://ratings.example.com/ratings/0']);
+  t.is(relayed.exitCode, 35, 'ratings speaks plaintext: the relayed handshake meets an HTTP server');
+  t.regex(relayed.stderr, /wrong version number/);
+  t.true(relayed.trace.some((h) => h.includes('outbound|9080||ratings.demo.svc.cluster.local')));
+  const unknown = await run(w, 'c1', 'demo', 'plain', ['curl', '-sSk', '--resolve', 'details.example.com:443:203.0.113.50', 'https://details.example.com/']);
+  t.is(unknown.exitCode, 35);
+  t.regex(unknown.stderr, /Connection reset by peer/);
+});
