@@ -3,10 +3,10 @@
 // a real cluster adds on its own: workload pods, ClusterIPs, the gateway pods a Deployment (or the IstioOperator
 // overlay) creates, a LoadBalancer address, and the mesh CA.
 import test from 'ava';
-import type { KubeObject } from '../../src/federation/index.js';
+import { planRevoke, planUnexport, type KubeObject } from '../../src/federation/index.js';
 import { cacertsData, createIntermediateCA, createRootCA, simulateCurl, staticWorld } from '../support/mesh/index.js';
 import { secret } from '../support/mesh/scenarios.js';
-import { runScenario, type ScenarioResult } from './scenario.js';
+import { applyPlan, runScenario, type ScenarioResult } from './scenario.js';
 
 type Loose = KubeObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -145,3 +145,14 @@ for (const name of ['seed-question-shared-root-tcp', 'boundary-tcp']) {
     }
   });
 }
+
+test.serial('seed blog: after revocation the provider gateway refuses cluster1 (403); after unexport the host is gone', async (t) => {
+  const r = blog();
+  const provider = { ...r.input.provider, existing: r.providerObjects };
+  const revoked = applyPlan(provider, planRevoke(provider, { namespace: 'bookinfo', exportName: 'myreviews', consumerClusterId: 'cluster1' }, { now: new Date(r.input.now) }));
+  const denied = await curl(blogWorld(r, revoked.existing), 'cluster1', 'default', 'sleep-6f8b4', [...probe, 'http://myreviews.default:9080/reviews/0']);
+  t.is(denied.status, '403', `${denied.stderr}\n${denied.body}`);
+  const unexported = applyPlan(provider, planUnexport(provider, { namespace: 'bookinfo', exportName: 'myreviews' }));
+  const gone = await curl(blogWorld(r, unexported.existing), 'cluster1', 'default', 'sleep-6f8b4', [...probe, 'http://myreviews.default:9080/reviews/0']);
+  t.is(gone.status, '503', `${gone.stderr}\n${gone.body}`);
+});
