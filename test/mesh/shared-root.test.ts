@@ -5,6 +5,7 @@
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
+import type { KubeObject } from '../support/emulator/runtime.js';
 import { cacertsData } from '../support/mesh/index.js';
 import { getSharedRootPki, POSTGRES_CHECK, secret, sharedRootWorld } from '../support/mesh/scenarios.js';
 import { edit, run } from './helpers.js';
@@ -119,4 +120,18 @@ test('nc -z is fooled by the local sidecar: it succeeds even when nothing is con
   const zero = await run(world, 'operations', 'vault', 'vault-0', ['sh', '-c', 'nc -z -w 3 postgres.vault 5432 && echo open']);
   t.is(zero.stdout, 'open\n');
   assertNoAnswer(t, await probe(world));
+});
+
+test('an AuthorizationPolicy on the passthrough gateway can only use connection.sni: no principal is seen there', async (t) => {
+  const world = sharedRootWorld();
+  const policy = (when: Record<string, unknown>): KubeObject => ({
+    apiVersion: 'security.istio.io/v1beta1', kind: 'AuthorizationPolicy', metadata: { name: 'eastwest', namespace: 'istio-system' },
+    spec: { selector: { matchLabels: { istio: 'eastwestgateway' } }, action: 'ALLOW', rules: [{ when: [when] }] },
+  });
+  world.add('production', policy({ key: 'connection.sni', values: ['outbound_.5432_._.postgres.db.svc.cluster.local'] }));
+  t.is((await probe(world)).stdout, 'postgres answered\n');
+  world.add('production', policy({ key: 'source.principal', values: ['operations.local/ns/vault/sa/vault'] }));
+  const r = await probe(world);
+  assertNoAnswer(t, r);
+  t.regex(r.proxies.logOf('istio-eastwestgateway-6c9b8'), /rbac_access_denied/);
 });
