@@ -8,6 +8,7 @@ import YAML from 'yaml';
 import { loadIstioCrds } from '../crd-schema.js';
 import type { IstioVersion } from '../crd-schema.js';
 import type { ClusterApi } from './api.js';
+import { holdsApplication } from './kubelet.js';
 import type { IstioCaCerts } from './pki.js';
 import type { ResourceType } from './registry.js';
 import type { KubeObject } from './runtime.js';
@@ -162,7 +163,7 @@ function inject(api: ClusterApi, setup: IstioSetup, type: ResourceType, pod: Kub
   }
   const labels = { ...pod.metadata.labels };
   const appName = labels.app ?? labels['app.kubernetes.io/name'] ?? pod.metadata.name.replace(/-[a-z0-9]{10}-[a-z0-9]{5}$/, '');
-  const hold = /holdApplicationUntilProxyStarts:\s*true/.test(annotations['proxy.istio.io/config'] ?? '');
+  const hold = holdsApplication(annotations);
   const proxy: Record<string, unknown> = {
     name: 'istio-proxy',
     image,

@@ -2,6 +2,7 @@
  * The simulated kubelet (with the scheduler's binding): pods go Pending → Running → Succeeded/Failed, their
  * containers run through the {@link ContainerRuntime} chain, what they print is kept for `pods/log`.
  */
+import YAML from 'yaml';
 import type { ClusterApi } from './api.js';
 import { ApiError, badRequest, notFound } from './errors.js';
 import type { ResourceType } from './registry.js';
@@ -85,6 +86,7 @@ interface PodState {
   restartPolicy: string;
   backoff: Map<string, number>;
   timers: Set<NodeJS.Timeout>;
+  steadyTimers: Set<NodeJS.Timeout>;
 }
 
 function now(): string {
@@ -144,23 +146,27 @@ export class Kubelet {
     if (e.type === 'ADDED' && !this.pods.has(uid)) this.admit(e.object);
   }
 
-  private later(pod: PodState, ms: number, fn: () => void): void {
-    this.pending += 1;
+  /** Runs `fn` later for this pod. Crash-loop back-offs pass `steady`: they do not keep the cluster busy. */
+  private later(pod: PodState, ms: number, fn: () => void, steady = false): void {
+    if (!steady) this.pending += 1;
     const t = setTimeout(() => {
       pod.timers.delete(t);
-      this.pending -= 1;
+      pod.steadyTimers.delete(t);
+      if (!steady) this.pending -= 1;
       if (!pod.deleted) fn();
     }, ms);
     pod.timers.add(t);
+    if (steady) pod.steadyTimers.add(t);
   }
 
   private teardown(pod: PodState): void {
     pod.deleted = true;
     for (const t of pod.timers) {
       clearTimeout(t);
-      this.pending -= 1;
+      if (!pod.steadyTimers.has(t)) this.pending -= 1;
     }
     pod.timers.clear();
+    pod.steadyTimers.clear();
     for (const c of pod.containers.values()) {
       c.controller?.abort();
       for (const f of c.followers) f.end();
@@ -185,6 +191,7 @@ export class Kubelet {
       restartPolicy: spec.restartPolicy ?? 'Always',
       backoff: new Map(),
       timers: new Set(),
+      steadyTimers: new Set(),
     };
     for (const [init, list] of [[true, spec.initContainers ?? []], [false, spec.containers]] as const) {
       for (const c of list) {
@@ -224,7 +231,7 @@ export class Kubelet {
     if (pod.phase === 'app') {
       const current = this.api.find(this.podType, pod.namespace, pod.name);
       const annotations = current?.metadata.annotations ?? {};
-      const hold = /holdApplicationUntilProxyStarts:\s*true/.test(annotations['proxy.istio.io/config'] ?? '');
+      const hold = holdsApplication(annotations);
       const proxy = pod.containers.get('istio-proxy');
       const ordered = hold && proxy && !proxy.init ? ['istio-proxy', ...pod.appOrder.filter((n) => n !== 'istio-proxy')] : pod.appOrder;
       for (const name of ordered) {
@@ -281,18 +288,23 @@ export class Kubelet {
         if (other && other.state.running) this.exited(pod, other, other.attempt, exitCode);
       },
     };
-    let result: Promise<number> | undefined;
-    for (const runtime of [...this.runtimes(), ...(c.init ? [initRuntime] : []), defaultRuntime]) {
-      result = runtime(run);
-      if (result) break;
-    }
-    (result as Promise<number>).then(
-      (code) => this.exited(pod, c, attempt, code),
-      (err: unknown) => {
-        this.appendLog(c, `${err instanceof Error ? err.message : String(err)}\n`);
-        this.exited(pod, c, attempt, 1);
-      },
-    );
+    // Runtimes run after every container of this pass is marked running, as containers of a pod start
+    // together: a client that stops its sidecar at once must find it running.
+    queueMicrotask(() => {
+      if (pod.deleted || c.attempt !== attempt || !c.state.running) return;
+      let result: Promise<number> | undefined;
+      for (const runtime of [...this.runtimes(), ...(c.init ? [initRuntime] : []), defaultRuntime]) {
+        result = runtime(run);
+        if (result) break;
+      }
+      (result as Promise<number>).then(
+        (code) => this.exited(pod, c, attempt, code),
+        (err: unknown) => {
+          this.appendLog(c, `${err instanceof Error ? err.message : String(err)}\n`);
+          this.exited(pod, c, attempt, 1);
+        },
+      );
+    });
   }
 
   private appendLog(c: ContainerState, text: string): void {
@@ -332,7 +344,7 @@ export class Kubelet {
         if (c.init) this.advance(pod);
         else this.start(pod, c);
         this.writeStatus(pod);
-      });
+      }, true);
       return;
     }
     if (!c.init && [...pod.containers.values()].filter((x) => !x.init).every((x) => x.state.terminated)) pod.phase = 'done';
@@ -403,17 +415,14 @@ export class Kubelet {
   }
 
   private container(namespace: string, name: string, opts: LogOptions): { pod: PodState; c: ContainerState } {
-    const { pod, obj } = this.podState(namespace, name);
+    const { pod } = this.podState(namespace, name);
     let containerName = opts.container;
     if (!containerName) {
+      // The server does not read kubectl.kubernetes.io/default-container: kubectl does, and names the container.
       if (pod.appOrder.length === 1) containerName = pod.appOrder[0];
       else {
-        const def = obj.metadata.annotations?.['kubectl.kubernetes.io/default-container'];
-        if (def) containerName = def;
-        else {
-          const inits = pod.initOrder.length > 0 ? ` or one of the init containers: [${pod.initOrder.join(' ')}]` : '';
-          throw badRequest(`a container name must be specified for pod ${name}, choose one of: [${pod.appOrder.join(' ')}]${inits}`);
-        }
+        const inits = pod.initOrder.length > 0 ? ` or one of the init containers: [${pod.initOrder.join(' ')}]` : '';
+        throw badRequest(`a container name must be specified for pod ${name}, choose one of: [${pod.appOrder.join(' ')}]${inits}`);
       }
     }
     const c = pod.containers.get(containerName as string);
@@ -450,6 +459,17 @@ export class Kubelet {
     const follower = { write, end, timestamps: opts.timestamps === true };
     c.followers.add(follower);
     return () => c.followers.delete(follower);
+  }
+}
+
+/** Whether `proxy.istio.io/config` (YAML or JSON) sets holdApplicationUntilProxyStarts. */
+export function holdsApplication(annotations: Record<string, string> | undefined): boolean {
+  const text = annotations?.['proxy.istio.io/config'];
+  if (!text) return false;
+  try {
+    return (YAML.parse(text) as { holdApplicationUntilProxyStarts?: unknown } | null)?.holdApplicationUntilProxyStarts === true;
+  } catch {
+    return false;
   }
 }
 

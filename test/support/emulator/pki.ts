@@ -27,6 +27,19 @@ export function generateRsaKey(bits = 2048): Promise<forge.pki.rsa.KeyPair> {
   });
 }
 
+const keyPool: Array<Promise<forge.pki.rsa.KeyPair>> = [];
+
+/**
+ * The `index`-th CA key of this process. Keys are what makes starting a world slow (a 2048-bit key costs a few
+ * hundred milliseconds), so worlds reuse them: within one world every CA gets a different index, hence a
+ * different key, while a later world in the same process reuses the keys of an earlier one. Certificates are
+ * always made fresh, so roots still differ between worlds.
+ */
+export function caKey(index: number): Promise<forge.pki.rsa.KeyPair> {
+  for (let i = keyPool.length; i <= index; i++) keyPool.push(generateRsaKey());
+  return keyPool[index] as Promise<forge.pki.rsa.KeyPair>;
+}
+
 function serialNumber(): string {
   // A positive serial: the top bit clear.
   const bytes = randomBytes(16);
@@ -109,9 +122,9 @@ export function servingCertificates(): Promise<{ ca: PemPair; server: PemPair }>
   return servingPromise;
 }
 
-/** A self-signed root CA as Istio's `tools/certs` Makefile makes it (O=Istio, CN=Root CA). */
-export async function createRootCa(commonName = 'Root CA'): Promise<PemPair> {
-  const keys = await generateRsaKey();
+/** A self-signed root CA as Istio's `tools/certs` Makefile makes it (O=Istio, CN=Root CA), with key {@link caKey}(keyIndex). */
+export async function createRootCa(commonName = 'Root CA', keyIndex = 0): Promise<PemPair> {
+  const keys = await caKey(keyIndex);
   const cert = makeCertificate({
     subject: [{ name: 'organizationName', value: 'Istio' }, { name: 'commonName', value: commonName }],
     publicKey: keys.publicKey,
@@ -127,12 +140,12 @@ export async function createRootCa(commonName = 'Root CA'): Promise<PemPair> {
  * (O=Istio, CN=Intermediate CA, L=<cluster>); without, a self-signed root of its own that is also the
  * signing CA.
  */
-export async function createIstioCaCerts(cluster: string, root?: PemPair): Promise<IstioCaCerts> {
+export async function createIstioCaCerts(cluster: string, root: PemPair | undefined, keyIndex: number): Promise<IstioCaCerts> {
   if (!root) {
-    const own = await createRootCa(`Root CA ${cluster}`);
+    const own = await createRootCa(`Root CA ${cluster}`, keyIndex);
     return { 'ca-cert.pem': own.certPem, 'ca-key.pem': own.keyPem, 'root-cert.pem': own.certPem, 'cert-chain.pem': own.certPem };
   }
-  const keys = await generateRsaKey();
+  const keys = await caKey(keyIndex);
   const rootCert = forge.pki.certificateFromPem(root.certPem);
   const cert = makeCertificate({
     subject: [
