@@ -171,9 +171,11 @@ function curlTlsError(f: Extract<Failure, { kind: 'tls' }>, host: string, port: 
     return { code: 60, msg: 'SSL certificate problem: unable to get local issuer certificate' };
   }
   const text = f.code + f.message;
-  const alert = /expired/i.test(text) ? 'sslv3 alert certificate expired'
-    : /did not return a certificate|CERTIFICATE_REQUIRED/i.test(text) ? 'tlsv13 alert certificate required' : 'tlsv1 alert unknown ca';
-  return { code: 56, msg: `OpenSSL SSL_read: OpenSSL/3.3.2: error:0A000418:SSL routines::${alert}, errno 0` };
+  // OpenSSL reports a received alert as reason 1000 + the alert number.
+  const [alert, number] = /expired/i.test(text) ? ['sslv3 alert certificate expired', 45]
+    : /did not return a certificate|CERTIFICATE_REQUIRED/i.test(text) ? ['tlsv13 alert certificate required', 116] : ['tlsv1 alert unknown ca', 48];
+  const reason = (1000 + number).toString(16).toUpperCase().padStart(6, '0');
+  return { code: 56, msg: `OpenSSL SSL_read: OpenSSL/3.3.2: error:0A${reason}:SSL routines::${alert}, errno 0` };
 }
 
 async function doTransfer(env: ClientEnv, t: Transfer, userAgent: string | undefined): Promise<TransferOutcome> {

@@ -85,7 +85,10 @@ function byAge(a: KubeObject, b: KubeObject): number {
 export function assertModelledCluster(cluster: ClusterView): void {
   const sidecar = cluster.list('networking.istio.io', 'Sidecar')[0];
   if (sidecar) unmodelled(`${ref(sidecar)} (Sidecar resources)`);
-  const filter = cluster.list('networking.istio.io', 'EnvoyFilter')[0];
+  // Istio's own telemetry filters (installed by 1.9-era profiles in the root namespace) do not change routing.
+  const root = meshSettings(cluster).rootNamespace;
+  const telemetry = /^(tcp-)?(stats-filter|metadata-exchange)-1\.\d+$/;
+  const filter = cluster.list('networking.istio.io', 'EnvoyFilter').find((f) => !(f.metadata.namespace === root && telemetry.test(f.metadata.name)));
   if (filter) unmodelled(`${ref(filter)} (EnvoyFilter)`);
 }
 
