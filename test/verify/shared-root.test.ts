@@ -1,0 +1,77 @@
+/**
+ * `verify` on shared-root HTTP federations of the bookinfo seed: with one root CA and distinct trust domains
+ * (the provider listing the consumer's as an alias) everything passes end to end; with a root CA per mesh and the
+ * same trust domain everywhere, verify explains both problems — different roots (MF0405, and the probe's failed
+ * handshake) and ambiguous principals (MF0406, a warning).
+ */
+import test from 'ava';
+import YAML from 'yaml';
+import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+import { assertFails, failing, failingCodes, probePods, verifyJson } from './helpers.js';
+
+let shared: FederationWorld;
+let distinct: FederationWorld;
+const VERIFY = ['--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--from', 'cluster2', '--path', '/reviews/0'];
+const PROBE = 'http://myreviews.default:9080/reviews/0';
+
+/** Changes the mesh config (ConfigMap istio-system/istio) of a cluster, as an operator would. */
+function editMesh(fed: FederationWorld, cluster: string, changes: Record<string, unknown>): void {
+  const c = fed.world.cluster(cluster);
+  const mesh = YAML.parse((c.get('v1', 'ConfigMap', 'istio-system', 'istio')!.data as { mesh: string }).mesh) as Record<string, unknown>;
+  c.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio', namespace: 'istio-system' }, data: { mesh: YAML.stringify({ ...mesh, ...changes }) } }, 'test');
+}
+
+async function federate(fed: FederationWorld): Promise<void> {
+  for (const args of [
+    ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--subset', 'version=v2', '--name', 'reviews', '--mode', 'shared-root'],
+    ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews'],
+  ]) {
+    const result = await fed.run(args);
+    if (result.code !== 0) throw new Error(`${args.join(' ')}: ${result.stderr}`);
+  }
+}
+
+test.before(async () => {
+  [shared, distinct] = await Promise.all([
+    startFederationWorld({ seed: 'bookinfo', clusters: [{ name: 'cluster1' }, { name: 'cluster2' }] }),
+    startFederationWorld({ seed: 'bookinfo', clusters: [{ name: 'cluster1' }, { name: 'cluster2' }], root: 'distinct' }),
+  ]);
+  // The provider mesh accepts the consumer's trust domain, as meshfed's export warns it must.
+  editMesh(shared, 'cluster2', { trustDomainAliases: ['cluster1.local'] });
+  // Both meshes keep Istio's default trust domain, as many installations do.
+  editMesh(distinct, 'cluster1', { trustDomain: 'cluster.local' });
+  editMesh(distinct, 'cluster2', { trustDomain: 'cluster.local' });
+  await Promise.all([shared.world.waitIdle(), distinct.world.waitIdle()]);
+  await Promise.all([federate(shared), federate(distinct)]);
+});
+
+test.after.always(async () => {
+  await Promise.all([shared?.stop(), distinct?.stop()]);
+});
+
+test('shared root, distinct trust domains: every check passes and the probe reaches reviews v2 end to end', async (t) => {
+  const run = await verifyJson(shared, VERIFY);
+  t.is(run.code, 0, JSON.stringify(failing(run)));
+  t.deepEqual(failingCodes(run), []);
+  for (const code of ['MF0405', 'MF0406', 'MF0407', 'MF0401', 'MF0402']) {
+    t.true(run.report.checks.some((c) => c.code === code && c.status === 'ok'), `${code} passes`);
+  }
+  t.false(run.report.checks.some((c) => c.code === 'MF0209'), 'boundary-only checks are not listed in shared-root mode');
+  t.like(run.report.probe, { httpStatus: 200 });
+  t.deepEqual(probePods(shared, 'cluster1'), []);
+});
+
+test('distinct roots and one trust domain: MF0405 (error) and MF0406 (warning), and the probe\'s handshake fails', async (t) => {
+  const run = await verifyJson(distinct, VERIFY);
+  t.is(run.code, 3);
+  assertFails(t, run, [['MF0405', 'mesh root CAs'], ['MF0406', 'trust domains'], ['MF0510', PROBE]]);
+  t.is(run.report.checks.find((c) => c.code === 'MF0406')!.level, 'warning');
+  t.regex(run.report.checks.find((c) => c.code === 'MF0406')!.message!, /both meshes use trust domain "cluster\.local"/);
+  t.deepEqual(probePods(distinct, 'cluster1'), []);
+  const text = await distinct.run(['verify', ...VERIFY]);
+  t.is(text.code, 3);
+  t.regex(text.stdout, /^× in shared-root mode, the two meshes share a root CA \[MF0405\]\n {4}the root CAs differ: consumer [0-9A-F:]+, provider [0-9A-F:]+\n {4}hint: .*\n {4}see docs\/checks\.md#mf0405$/m);
+  t.regex(text.stdout, /^‼ in shared-root mode, the two meshes have distinct trust domains \[MF0406\]$/m);
+  t.regex(text.stdout, /\n× verify failed: 2 errors, 1 warning \(\d+ passed\)\n$/);
+  t.regex(text.stderr, /error: 2 checks failed for import default\/myreviews/);
+});
