@@ -5,10 +5,11 @@
  * with --gateway-selector.
  */
 import test from 'ava';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
+import { runMeshfed } from '../support/cli.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
 
 let fed: FederationWorld;
@@ -86,7 +87,7 @@ test.serial('shared-root TCP, three-step: request and bundle files, then bytes r
 test.serial('Istio 1.9: no gateway deployed; the IstioOperator overlay is printed, or an existing gateway is used', async (t) => {
   fed.world.cluster('legacy').create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
   fed.world.cluster('legacy').create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'cart', namespace: 'shop' }, spec: { selector: { app: 'cart' }, ports: [{ name: 'http', port: 8080 }] } });
-  const overlay = await fed.runCounting(['export', '--context', 'legacy', '-n', 'shop', '--service', 'cart', '--port', '8080', '--timeout', '0']);
+  const overlay = await fed.runCounting(['export', '--context', 'legacy', '-n', 'shop', '--service', 'cart', '--port', '8080', '--timeout', '0', '--cluster-id', 'legacy-eu']);
   t.is(overlay.code, 0, overlay.stderr);
   t.regex(overlay.stderr, /cannot deploy gateways by injection/);
   const printed = YAML.parse(overlay.stdout);
@@ -100,5 +101,20 @@ test.serial('Istio 1.9: no gateway deployed; the IstioOperator overlay is printe
   t.is(existing.code, 0, existing.stderr);
   const gateway = fed.world.cluster('legacy').get('networking.istio.io/v1beta1', 'Gateway', 'istio-system', 'mf-export-shop-cart')!;
   t.deepEqual((gateway.spec as { selector: Record<string, string> }).selector, { istio: 'ingressgateway' });
-  t.regex(existing.stderr, /Exported shop\/cart: gateway \d+\.\d+\.\d+\.\d+:15443/);
+  t.regex(existing.stderr, /Exported shop\/cart: gateway \d+\.\d+\.\d+\.\d+:15443, host cart\.shop\.legacy-eu\.export\.meshfed\.internal/, 'the cluster id chosen the first time is kept');
+});
+
+test.serial('a cluster id is stored in the cluster the first time, never renamed, and never taken from a later context name', async (t) => {
+  const rename = await fed.runCounting(['export', '--context', 'legacy', '-n', 'shop', '--service', 'cart', '--port', '8080', '--gateway-selector', 'istio=ingressgateway', '--cluster-id', 'other']);
+  t.is(rename.code, 2);
+  t.regex(rename.stderr, /is federation cluster "legacy-eu".*--cluster-id "other" cannot rename it/);
+  t.deepEqual(rename.writes.legacy, []);
+  // Another user's kubeconfig names the same cluster differently: the id stays the stored one.
+  const config = YAML.parse(readFileSync(fed.kubeconfig, 'utf8')) as { contexts: Array<{ name: string; context: { cluster: string } }>; 'current-context': string };
+  config.contexts = config.contexts.map((c) => (c.name === 'cluster2' ? { ...c, name: 'prod-eu-west' } : c));
+  const renamed = join(dir, 'kubeconfig-renamed.yaml');
+  writeFileSync(renamed, YAML.stringify(config));
+  const status = await runMeshfed(['status', '--context', 'prod-eu-west', '-o', 'json', '--kubeconfig', renamed]);
+  t.is(status.code, 0, status.stderr);
+  t.is(JSON.parse(status.stdout).clusterId, 'cluster2');
 });
