@@ -118,6 +118,8 @@ export async function runProbePod(writer: ClusterWriter, options: ProbePodOption
   const run: ProbePodRun = { name, phase: 'Pending', ending, sidecar: false, log: '', proxyLog: '', deleted: false, durationMs: 0 };
   try {
     try {
+      // Ctrl-C during the create: a signal that is already aborted would not wake the watch.
+      if (options.signal?.aborted) throw new ClusterError('stopped waiting for the probe pod');
       last = await writer.waitFor({ apiVersion: 'v1', kind: 'Pod', namespace, name }, (pod) => {
         last = pod;
         const phase = phaseOf(pod);

@@ -227,8 +227,8 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     },
   },
   {
+    // Not fatal: the consumer checks of this category do not depend on the provider (its checks say needsProvider).
     code: 'MF0102',
-    fatal: true,
     run: (f) => {
       const provider = f.snapshot.provider;
       if (provider.status === 'absent') return [skip('no provider context: pass --from <provider-context> to check the provider side')];

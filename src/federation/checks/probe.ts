@@ -118,7 +118,6 @@ export function probePod(options: ProbePodOptions): KubeObject {
       restartPolicy: 'Never',
       activeDeadlineSeconds: Math.max(1, Math.ceil(options.activeDeadlineSeconds)),
       terminationGracePeriodSeconds: 1,
-      automountServiceAccountToken: false,
       containers: [{
         name: 'probe',
         image: options.image,
