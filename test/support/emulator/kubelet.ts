@@ -121,6 +121,26 @@ export class Kubelet {
     this.unsubscribe = api.store.subscribe((e) => this.onEvent(e));
   }
 
+  /** Records an Event about a pod, as `kubectl describe` and `kubectl get events` show them. */
+  private event(pod: PodState, type: 'Normal' | 'Warning', reason: string, message: string, container?: string, component = 'kubelet'): void {
+    const t = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    this.api.writeAsController(this.api.typeOf('', 'Event'), {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name: `${pod.name}.${hex(16)}`, namespace: pod.namespace },
+      involvedObject: { kind: 'Pod', namespace: pod.namespace, name: pod.name, uid: pod.uid, apiVersion: 'v1', ...(container ? { fieldPath: `spec.containers{${container}}` } : {}) },
+      reason,
+      message,
+      type,
+      source: component === 'kubelet' ? { component, host: this.nodeName } : { component },
+      firstTimestamp: t,
+      lastTimestamp: t,
+      count: 1,
+      reportingComponent: component,
+      reportingInstance: component === 'kubelet' ? this.nodeName : '',
+    }, component);
+  }
+
   /** Number of pod operations in flight (used by `waitIdle`). */
   get busy(): number {
     return this.pending;
@@ -209,6 +229,7 @@ export class Kubelet {
       if (!(current.spec as { nodeName?: string }).nodeName) {
         this.api.writeAsController(this.podType, { ...current, spec: { ...(current.spec as object), nodeName: this.nodeName } }, 'kube-scheduler');
       }
+      this.event(pod, 'Normal', 'Scheduled', `Successfully assigned ${pod.namespace}/${pod.name} to ${this.nodeName}`, undefined, 'default-scheduler');
       this.writeStatus(pod);
       this.later(pod, 0, () => this.advance(pod));
     });
@@ -259,6 +280,9 @@ export class Kubelet {
     const current = this.api.find(this.podType, pod.namespace, pod.name);
     if (!current) return;
     if (!imageAllowed(c.image, this.allowList)) {
+      this.event(pod, 'Normal', 'Pulling', `Pulling image "${c.image}"`, c.name);
+      this.event(pod, 'Warning', 'Failed', `Failed to pull image "${c.image}": rpc error: code = NotFound desc = failed to pull and unpack image "${c.image}": not found`, c.name);
+      this.event(pod, 'Warning', 'Failed', 'Error: ErrImagePull', c.name);
       c.state = { waiting: { reason: 'ErrImagePull', message: `rpc error: code = NotFound desc = failed to pull and unpack image "${c.image}": failed to resolve reference "${c.image}": not found` } };
       this.writeStatus(pod);
       this.later(pod, 50, () => {
@@ -270,6 +294,9 @@ export class Kubelet {
     const spec = ((current.spec as Record<string, Array<{ name: string }>>)[c.init ? 'initContainers' : 'containers'] ?? []).find((x) => x.name === c.name) as ContainerRun['container'];
     c.attempt += 1;
     const attempt = c.attempt;
+    if (c.restartCount === 0) this.event(pod, 'Normal', 'Pulled', `Container image "${c.image}" already present on machine`, c.name);
+    this.event(pod, 'Normal', 'Created', `Created container ${c.name}`, c.name);
+    this.event(pod, 'Normal', 'Started', `Started container ${c.name}`, c.name);
     const controller = new AbortController();
     c.controller = controller;
     c.started = true;

@@ -95,7 +95,10 @@ function fieldValue(obj: KubeObject, path: string): string | undefined {
 }
 
 /** Fields every kind supports in field selectors, plus the common per-kind ones. */
-const SELECTABLE = new Set(['metadata.name', 'metadata.namespace', 'status.phase', 'spec.nodeName', 'spec.type', 'type', 'involvedObject.name', 'involvedObject.kind']);
+const SELECTABLE = new Set([
+  'metadata.name', 'metadata.namespace', 'status.phase', 'status.podIP', 'spec.nodeName', 'spec.serviceAccountName', 'spec.restartPolicy', 'spec.type', 'type', 'reason',
+  'involvedObject.name', 'involvedObject.kind', 'involvedObject.namespace', 'involvedObject.uid', 'involvedObject.apiVersion', 'involvedObject.fieldPath', 'involvedObject.resourceVersion',
+]);
 
 /** Compiles a `fieldSelector` query value (`metadata.name=x,metadata.namespace!=y`). */
 export function parseFieldSelector(text: string | undefined): Matcher {

@@ -8,8 +8,9 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import YAML from 'yaml';
 import type { ClusterApi, WriteOptions } from './api.js';
-import { ApiError, badRequest, forbidden, methodNotAllowed } from './errors.js';
+import { ApiError, badRequest, forbidden, invalid, methodNotAllowed } from './errors.js';
 import type { LogOptions } from './kubelet.js';
+import { jsonPatch, mergePatch } from './patch.js';
 import type { ResourceType } from './registry.js';
 import type { KubeObject } from './runtime.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
@@ -355,6 +356,11 @@ async function serve(ctx: ServerContext, grant: TokenGrant, req: IncomingMessage
     return;
   }
 
+  if (r.subresource === 'scale' && r.name) {
+    await serveScale(ctx, r, method, contentType, req, res, opts);
+    return;
+  }
+
   if (type.kind === 'SelfSubjectAccessReview' && method === 'POST') {
     const body = parseBody(await readBody(req), contentType) as { spec?: { resourceAttributes?: Record<string, string> } } | undefined;
     const attrs = body?.spec?.resourceAttributes ?? {};
@@ -427,6 +433,42 @@ async function serve(ctx: ServerContext, grant: TokenGrant, req: IncomingMessage
     default:
       throw methodNotAllowed();
   }
+}
+
+/** The `scale` subresource: an autoscaling/v1 Scale view of `spec.replicas`. */
+async function serveScale(ctx: ServerContext, r: Route, method: string, contentType: string, req: IncomingMessage, res: ServerResponse, opts: WriteOptions): Promise<void> {
+  const { api } = ctx;
+  const toScale = (obj: KubeObject): Record<string, unknown> => {
+    const spec = obj.spec as { replicas?: number; selector?: { matchLabels?: Record<string, string> } };
+    const status = (obj.status ?? {}) as { replicas?: number };
+    return {
+      kind: 'Scale',
+      apiVersion: 'autoscaling/v1',
+      metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace, uid: obj.metadata.uid, resourceVersion: obj.metadata.resourceVersion, creationTimestamp: obj.metadata.creationTimestamp },
+      spec: { replicas: spec.replicas ?? 1 },
+      status: { replicas: status.replicas ?? 0, selector: Object.entries(spec.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',') },
+    };
+  };
+  const current = api.get(r.type, r.namespace, r.name as string);
+  if (method === 'GET') {
+    send(res, 200, toScale(current));
+    return;
+  }
+  const body = parseBody(await readBody(req), contentType.includes('yaml') ? 'yaml' : 'json');
+  let scale: { spec?: { replicas?: number }; metadata?: { resourceVersion?: string } };
+  if (method === 'PUT') scale = body as typeof scale;
+  else if (method === 'PATCH' && contentType === 'application/json-patch+json') scale = jsonPatch(toScale(current), body) as typeof scale;
+  else if (method === 'PATCH') scale = mergePatch(toScale(current), body) as typeof scale;
+  else throw methodNotAllowed();
+  const replicas = scale.spec?.replicas;
+  if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0) {
+    throw invalid('Scale', 'autoscaling', r.name as string, [{ reason: 'FieldValueInvalid', field: 'spec.replicas', message: `Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0` }]);
+  }
+  const rv = scale.metadata?.resourceVersion;
+  const next = { ...structuredClone(current), spec: { ...(current.spec as object), replicas } };
+  if (rv) next.metadata.resourceVersion = rv;
+  const updated = api.update(r.type, r.namespace, r.name as string, next, opts, r.version);
+  send(res, 200, toScale(updated));
 }
 
 function unsupportedMediaType(contentType: string, accepted = ['application/json', 'application/yaml']): ApiError {

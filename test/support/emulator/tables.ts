@@ -172,6 +172,16 @@ function columnsAndCells(type: ResourceType, version: string): { columns: Column
           return [o.metadata.name, eps.length === 0 ? '<none>' : eps.slice(0, 3).join(',') + (eps.length > 3 ? ` + ${eps.length - 3} more...` : ''), age(o)];
         },
       };
+    case 'Event':
+      return {
+        columns: [col('Last Seen'), col('Type'), col('Reason'), col('Object'), col('Message'), col('Subobject', 'string', 1), col('Source', 'string', 1), col('First Seen', 'string', 1), col('Count', 'string', 1), { ...name, priority: 1 }],
+        cells: (o) => {
+          const e = o as KubeObject & { lastTimestamp?: string; firstTimestamp?: string; type?: string; reason?: string; message?: string; count?: number; involvedObject?: { kind?: string; name?: string; fieldPath?: string }; source?: { component?: string; host?: string } };
+          const since = (ts?: string): string => (ts ? humanDuration(Date.now() - Date.parse(ts)) : '<unknown>');
+          return [since(e.lastTimestamp), e.type ?? '', e.reason ?? '', `${(e.involvedObject?.kind ?? '').toLowerCase()}/${e.involvedObject?.name ?? ''}`, e.message ?? '',
+            e.involvedObject?.fieldPath ?? '', [e.source?.component, e.source?.host].filter(Boolean).join(', '), since(e.firstTimestamp), String(e.count ?? 1), o.metadata.name];
+        },
+      };
     case 'CustomResourceDefinition':
       return { columns: [name, col('Created At', 'date')], cells: (o) => [o.metadata.name, o.metadata.creationTimestamp ?? ''] };
     default: {
