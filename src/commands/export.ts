@@ -7,7 +7,7 @@ import {
   clusterWork, diffAll, dryRunMode, mutationOptions, parseKeyValues, requireFlags, runPlan, waitTimeoutMs, withCoreErrors,
   writerFor, type MutationArgs,
 } from './federate.js';
-import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGateway } from './shared.js';
+import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGateway, waitForGatewayReady } from './shared.js';
 import type { GlobalArgs, Session } from './session.js';
 import { withSession } from './run.js';
 
@@ -100,6 +100,8 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
   const role = plan.record.mode === 'boundary' ? 'ingress' : 'eastwest';
   let address = gathered.snapshot.gatewayAddress;
   const timeoutMs = waitTimeoutMs(args.timeout);
+  const deployed = work.objects.some((o) => o.kind === 'Deployment' && o.metadata.name === GATEWAY_NAMES[role]);
+  if (deployed && timeoutMs > 0 && dryRun === 'none') await waitForGatewayReady(session, writer, GATEWAY_NAMES[role], timeoutMs);
   if (!address && !plan.overlay && timeoutMs > 0) {
     address = await waitForGateway(session, writer, gathered.snapshot.existingGateway ?? GATEWAY_NAMES[role], timeoutMs);
   }

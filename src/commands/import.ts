@@ -15,9 +15,9 @@ import {
 } from '../pki/index.js';
 import {
   clusterWork, diffAll, dryRunMode, mutationOptions, parseKeyValues, parseNamespacedName, requireFlags, runPlan,
-  withCoreErrors, writerFor, type ClusterWork, type MutationArgs,
+  waitTimeoutMs, withCoreErrors, writerFor, type ClusterWork, type MutationArgs,
 } from './federate.js';
-import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
+import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGatewayReady } from './shared.js';
 import type { GlobalArgs, Session } from './session.js';
 import { withSession } from './run.js';
 
@@ -33,6 +33,7 @@ interface ImportArgs extends MutationArgs, GatewayArgs {
   'request-out'?: string;
   bundle?: string;
   force: boolean;
+  timeout: string;
 }
 
 /** How core messages name flags → how `import` spells them. */
@@ -232,7 +233,15 @@ async function completeImport(
   const work = clusterWork(consumer, writer, plan, `consumer: import ${endpoint.providerClusterId}/${endpoint.namespace}/${endpoint.exportName} as ${plan.record.namespace}/${plan.record.localName}`, { deletions: extraDeletions });
   await diffAll([work]);
   const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `import ${plan.record.namespace}/${plan.record.localName}` });
+  if (result.applied) await waitForEgress(session, work, args);
   if (result.applied && !output) announce(session, plan.localHost, plan.record.endpoint.port.number, plan.record.endpoint.protocol);
+}
+
+/** Waits for the egress gateway meshfed deploys for boundary imports, when it is part of the plan. */
+async function waitForEgress(session: Session, work: ClusterWork, args: ImportArgs): Promise<void> {
+  const timeoutMs = waitTimeoutMs(args.timeout);
+  const deployed = work.objects.some((o) => o.kind === 'Deployment' && o.metadata.name === GATEWAY_NAMES.egress);
+  if (deployed && timeoutMs > 0) await waitForGatewayReady(session, work.writer, GATEWAY_NAMES.egress, timeoutMs);
 }
 
 function ui(session: Session) {
@@ -349,6 +358,7 @@ async function importDirect(
   }
   await diffAll(works);
   const result = await runPlan(session, works, { dryRun, output, showSecrets: args['show-secrets'], title: `import ${consumerPlan.record.namespace}/${consumerPlan.record.localName}` });
+  if (result.applied) await waitForEgress(session, works[1]!, args);
   if (result.applied && !output) announce(session, consumerPlan.localHost, endpoint.port.number, endpoint.protocol);
 }
 
@@ -368,6 +378,7 @@ export const importCommand: CommandModule<GlobalArgs, ImportArgs> = {
       .option('request-out', { type: 'string', describe: 'Three-step flow, step 1: write an import request file for the provider (- for stdout)' })
       .option('bundle', { type: 'string', describe: 'Three-step flow, step 3: complete the import with the provider\'s export bundle (- for stdin)' })
       .option('cluster-id', { type: 'string', describe: 'This cluster\'s federation id, the first time meshfed acts here (default: from the context name)' })
+      .option('timeout', { type: 'string', default: '2m', describe: 'How long to wait for the egress gateway to be ready (0: do not wait)' })
       .option('force', { type: 'boolean', default: false, describe: 'With --request-out: make a new request even though the export is already imported (re-keys it)' })
       .example('kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews --as myreviews', 'Import with access to both clusters')
       .example('kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews --as myreviews --attach reviews --weight 50', 'Send half of reviews\' traffic to the import')

@@ -68,6 +68,30 @@ export async function chooseNamespace(session: Session, writer: ClusterWriter, g
 }
 
 /**
+ * Waits (bounded, with a spinner) until the gateway Deployment meshfed deployed has its pods ready.
+ * @throws ClusterError when they are not ready in time (the objects are applied; a re-run continues from there)
+ */
+export async function waitForGatewayReady(session: Session, writer: ClusterWriter, name: string, timeoutMs: number): Promise<void> {
+  const progress = await startProgress(session.ui, `Waiting for the gateway ${DEFAULT_GATEWAY_NAMESPACE}/${name} to be ready`);
+  try {
+    await writer.waitFor({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: DEFAULT_GATEWAY_NAMESPACE, name }, (d) => {
+      const spec = d.spec as { replicas?: number } | undefined;
+      const status = d.status as { readyReplicas?: number } | undefined;
+      return (status?.readyReplicas ?? 0) >= Math.max(1, spec?.replicas ?? 1);
+    }, { timeoutMs, what: `Deployment ${DEFAULT_GATEWAY_NAMESPACE}/${name} to have its pods ready` });
+    progress.succeed(`gateway ${DEFAULT_GATEWAY_NAMESPACE}/${name} is ready`);
+  } catch (error) {
+    progress.fail(`gateway ${DEFAULT_GATEWAY_NAMESPACE}/${name} is not ready`);
+    if (error instanceof ClusterError && /timed out/.test(error.message)) {
+      throw new ClusterError(error.message, {
+        hint: `everything is applied; see why its pods do not start (kubectl --context ${writer.contextName} -n ${DEFAULT_GATEWAY_NAMESPACE} describe pods -l istio=${name}), then run the command again`,
+      });
+    }
+    throw error;
+  }
+}
+
+/**
  * Waits (bounded, with a spinner) until a gateway Service has an external address, and returns it; undefined when
  * the time runs out (the caller says what that means).
  */

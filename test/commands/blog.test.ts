@@ -120,6 +120,19 @@ test.serial('import with both contexts admits cluster1, attaches 50/50 to review
   t.deepEqual(again.writes, { cluster1: [], cluster2: [] }, 'a re-run writes nothing in either cluster');
 });
 
+test.serial('import --dry-run=server -o json: both API servers validate the objects, nothing is stored, one List per cluster', async (t) => {
+  const dry = await fed.runCounting(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'reviews-two', '--dry-run=server', '-o', 'json']);
+  t.is(dry.code, 0, dry.stderr);
+  t.deepEqual(dry.writes, { cluster1: [], cluster2: [] }, 'no stored write');
+  const validated = fed.world.cluster('cluster1').requests.filter((r) => r.query.dryRun === 'All');
+  t.true(validated.some((r) => r.path.endsWith('/services/reviews-two')), 'the consumer objects went to the server as a dry run');
+  const lists = JSON.parse(`[${dry.stdout.trim().replace(/\n\}\n\{/g, '\n},{')}]`) as Array<{ kind: string; items: Array<{ kind: string; metadata: { name: string } }> }>;
+  t.deepEqual(lists.map((l) => l.kind), ['List', 'List']);
+  t.true(lists[1]!.items.some((o) => o.kind === 'Service' && o.metadata.name === 'reviews-two'));
+  t.regex(dry.stderr, /objects for 2 contexts \(cluster2, cluster1\)/);
+  t.falsy(fed.world.cluster('cluster1').get('v1', 'Service', 'default', 'reviews-two'));
+});
+
 test.serial('status shows the export with its consumer and the import as active, as a table and as JSON', async (t) => {
   const provider = await fed.run(['status', '--context', 'cluster2', '-o', 'json']);
   t.is(provider.code, 0, provider.stderr);
