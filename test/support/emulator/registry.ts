@@ -2,6 +2,7 @@
  * The kinds an emulated cluster serves: the built-in ones and those registered by CustomResourceDefinitions,
  * with what discovery (`/api`, `/apis`, `/apis/{group}/{version}`) and OpenAPI v3 say about them.
  */
+import { createHash } from 'node:crypto';
 import type { JSONSchemaProps } from '../crd-schema.js';
 import type { KubeObject } from './runtime.js';
 
@@ -136,6 +137,9 @@ export function versionPriority(version: string): number {
 /** The served kinds of one cluster. */
 export class Registry {
   private readonly types = new Map<string, ResourceType>();
+  private readonly openApiCache = new Map<string, { doc: Record<string, unknown> | undefined; hash: string }>();
+  /** Changes whenever a kind is added or removed, so cached documents are rebuilt. */
+  generation = 0;
 
   constructor() {
     for (const t of builtinTypes()) this.add(t);
@@ -143,10 +147,26 @@ export class Registry {
 
   add(type: ResourceType): void {
     this.types.set(`${type.group}/${type.plural}`, type);
+    this.generation += 1;
+    this.openApiCache.clear();
   }
 
   remove(group: string, plural: string): void {
     this.types.delete(`${group}/${plural}`);
+    this.generation += 1;
+    this.openApiCache.clear();
+  }
+
+  /** The OpenAPI v3 document of a group version with its content hash, built once per registry generation. */
+  openApiV3Cached(group: string, version: string): { doc: Record<string, unknown> | undefined; hash: string } {
+    const key = `${group}/${version}`;
+    let entry = this.openApiCache.get(key);
+    if (!entry) {
+      const doc = this.openApiV3(group, version);
+      entry = { doc, hash: createHash('sha512').update(JSON.stringify(doc ?? {})).digest('hex').slice(0, 64).toUpperCase() };
+      this.openApiCache.set(key, entry);
+    }
+    return entry;
   }
 
   all(): ResourceType[] {

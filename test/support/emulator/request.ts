@@ -5,7 +5,7 @@ import https from 'node:https';
 export interface ApiResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  /** The parsed JSON body, or the text when it is not JSON. */
+  /** The parsed body when the server says it is JSON, the text otherwise (logs, health checks). */
   body: unknown;
 }
 
@@ -34,10 +34,12 @@ export function apiRequest(
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           let body: unknown = text;
-          try {
-            body = JSON.parse(text) as unknown;
-          } catch {
-            // plain text (logs, health checks)
+          if ((res.headers['content-type'] ?? '').includes('json')) {
+            try {
+              body = JSON.parse(text) as unknown;
+            } catch {
+              // a truncated or streaming body stays text
+            }
           }
           resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
         });

@@ -657,8 +657,8 @@ function discoveryDocument(ctx: ServerContext, parts: string[], url: URL): unkno
   }
   if (parts[0] === 'openapi' && parts[1] === 'v3') {
     const rest = parts.slice(2);
-    if (rest[0] === 'api' && rest.length === 2) return api.registry.openApiV3('', rest[1] as string) ?? null;
-    if (rest[0] === 'apis' && rest.length === 3) return api.registry.openApiV3(rest[1] as string, rest[2] as string) ?? null;
+    if (rest[0] === 'api' && rest.length === 2) return api.registry.openApiV3Cached('', rest[1] as string).doc ?? null;
+    if (rest[0] === 'apis' && rest.length === 3) return api.registry.openApiV3Cached(rest[1] as string, rest[2] as string).doc ?? null;
     return null;
   }
   // Older kubectl (1.27) asks OpenAPI v2 (protobuf only) whether `fieldValidation` is supported before using v3.
@@ -673,5 +673,5 @@ const OPENAPI_V2_PROTOBUF = 'application/com.github.proto-openapi.spec.v2.v1.0+p
 const OPENAPI_V2_EMPTY = Buffer.from([0x0a, 0x03, 0x32, 0x2e, 0x30]);
 
 function openApiHash(ctx: ServerContext, group: string, version: string): string {
-  return createHash('sha512').update(JSON.stringify(ctx.api.registry.openApiV3(group, version) ?? {})).digest('hex').slice(0, 64).toUpperCase();
+  return ctx.api.registry.openApiV3Cached(group, version).hash;
 }
