@@ -44,8 +44,9 @@ export async function readMeshFacts(writer: ClusterWriter, istioNamespace: strin
   const text = (mesh?.data as Record<string, string> | undefined)?.mesh;
   if (text) {
     try {
-      const config = YAML.parse(text) as { trustDomain?: string; trustDomainAliases?: string[] } | null;
+      const config = YAML.parse(text) as { trustDomain?: string; trustDomainAliases?: string[]; rootNamespace?: string } | null;
       facts.trustDomain = config?.trustDomain || 'cluster.local';
+      if (config?.rootNamespace) facts.rootNamespace = config.rootNamespace;
       if (Array.isArray(config?.trustDomainAliases)) facts.trustDomainAliases = config.trustDomainAliases;
     } catch {
       facts.problem = `the mesh config (ConfigMap ${istioNamespace}/istio) is not valid YAML`;
@@ -142,11 +143,14 @@ async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istio
     const exportRecord = managed.find((o) => o.kind === 'ConfigMap' && o.metadata.labels?.[LABELS.role] === 'export-record'
       && o.metadata.labels?.[LABELS.export] === exportLabel(record.endpoint.namespace, record.endpoint.exportName));
     const home = exportRecord?.metadata.namespace ?? 'istio-meshfed';
-    const [mesh, extra] = await Promise.all([
-      readMeshFacts(writer, istioNamespace),
+    const mesh = await readMeshFacts(writer, istioNamespace);
+    // Authorization policies of the exported workload's namespace and of the mesh root namespace decide who may call it.
+    const policyNamespaces = [...new Set([record.endpoint.namespace, mesh.rootNamespace ?? 'istio-system'])];
+    const [extra, ...policies] = await Promise.all([
       namespaceObjects(writer, [record.endpoint.namespace, home]),
+      ...policyNamespaces.map((ns) => optional(writer.list('security.istio.io/v1beta1', 'AuthorizationPolicy', ns), [] as KubeObject[])),
     ]);
-    return { status: 'present', snapshot: { context: writer.contextName, mesh, objects: merge(managed, extra) } };
+    return { status: 'present', snapshot: { context: writer.contextName, mesh, objects: merge(merge(managed, extra), policies.flat()) } };
   } catch (error) {
     if (error instanceof ClusterError) {
       return { status: 'unreachable', context: writer.contextName, message: error.message };

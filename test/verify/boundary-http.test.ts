@@ -244,6 +244,47 @@ test.serial('fault: the consumer client certificate comes from another CA', asyn
   }
 });
 
+test.serial('fault: an ALLOW policy on the provider workload locks the federation gateway out', async (t) => {
+  const c = fed.world.cluster('cluster2');
+  c.create({
+    apiVersion: 'security.istio.io/v1beta1', kind: 'AuthorizationPolicy', metadata: { name: 'reviews-callers', namespace: 'bookinfo' },
+    spec: { selector: { matchLabels: { app: 'reviews' } }, action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster2.local/ns/bookinfo/sa/bookinfo-productpage'] } }] }] },
+  });
+  await fed.world.waitIdle();
+  try {
+    const run = await verifyJson(fed, VERIFY);
+    assertCleanFailure(t, run);
+    t.deepEqual(failingCodes(run), ['MF0409', 'MF0512']);
+    assertFails(t, run, [['MF0409', 'workload of Service bookinfo/myreviews'], ['MF0512', PROBE]]);
+    t.regex(run.report.checks.find((r) => r.code === 'MF0409' && r.status === 'fail')!.hint!, /add the principal\(s\) cluster2\.local\/ns\/istio-meshfed\/sa\/meshfed-ingress to AuthorizationPolicy bookinfo\/reviews-callers/);
+  } finally {
+    c.delete('security.istio.io/v1beta1', 'AuthorizationPolicy', 'bookinfo', 'reviews-callers');
+    await fed.world.waitIdle();
+  }
+});
+
+test.serial('fault: the export\'s subset labels match no ready pod', async (t) => {
+  const c = fed.world.cluster('cluster2');
+  const scale = (replicas: number) => c.apply({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'reviews-v2', namespace: 'bookinfo' }, spec: { replicas } }, 'test');
+  scale(0);
+  await fed.world.waitIdle();
+  try {
+    const run = await verifyJson(fed, VERIFY);
+    assertCleanFailure(t, run);
+    t.deepEqual(failingCodes(run), ['MF0204', 'MF0511']);
+    t.regex(run.report.checks.find((r) => r.code === 'MF0204' && r.status === 'fail')!.message!, /no ready pod of Service bookinfo\/myreviews has the labels version=v2; ready pods: reviews-v3-\S+ \(version=v3\)/);
+  } finally {
+    scale(1);
+    // The user waits for the rollout, as with kubectl rollout status.
+    const deadline = Date.now() + 15_000;
+    const v2Running = () => c.list('v1', 'Pod', 'bookinfo').some((p) => p.metadata.labels?.version === 'v2' && (p.status as { phase?: string } | undefined)?.phase === 'Running');
+    while (!v2Running() && Date.now() < deadline) {
+      await fed.world.waitIdle();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+});
+
 test.serial('fault: no sidecar injection in the consumer namespace', async (t) => {
   const c = fed.world.cluster('cluster1');
   const labels = c.get('v1', 'Namespace', undefined, 'default')!.metadata.labels ?? {};

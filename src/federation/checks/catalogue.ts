@@ -235,6 +235,12 @@ const entries: CheckInfo[] = [
     message: '{detail}',
     hint: 'run kubectl meshfed export and import again so that every hop uses the ports of the export',
   },
+  {
+    code: 'MF0409', level: 'error', category: 'federation',
+    description: 'the authorization policies of the exported workload admit the federation\'s callers',
+    message: '{detail}',
+    hint: 'an ALLOW policy denies every caller it does not list: add the principal(s) {principals} to {policy}',
+  },
   // probe
   {
     code: 'MF0501', level: 'error', category: 'probe',
@@ -306,7 +312,7 @@ const entries: CheckInfo[] = [
     code: 'MF0512', level: 'error', category: 'probe',
     description: 'the caller is authorized',
     message: 'HTTP 403 "RBAC: access denied": an AuthorizationPolicy refused the call',
-    hint: 'the consumer is not admitted to the export, or a policy on the provider workload denies it: check MF0402',
+    hint: 'the consumer is not admitted to the export, or a policy on the provider workload denies it: check MF0402 and MF0409',
   },
   {
     code: 'MF0513', level: 'warning', category: 'probe',

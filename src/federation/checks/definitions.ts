@@ -8,6 +8,7 @@ import { keyMatchesCertificate, verifyCertificateChain } from '../../pki/index.j
 import type { KubeObject } from '../model.js';
 import {
   consumerGatewaySpiffeId, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, names, principalOf, serviceFqdn,
+  workloadPrincipal,
 } from '../naming.js';
 import { istioMinor, needsSniDnatRouterMode, readSecret } from '../objects.js';
 import {
@@ -194,6 +195,47 @@ function providerExpected(f: VerifyFacts): Expected[] {
     });
   }
   return list;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Authorization of the exported workload
+
+/** Istio principal matching: exact, `*`, or a `prefix*` / `*suffix` pattern. */
+function principalMatches(pattern: string, principal: string): boolean {
+  if (pattern === '*' || pattern === principal) return true;
+  if (pattern.endsWith('*')) return principal.startsWith(pattern.slice(0, -1));
+  if (pattern.startsWith('*')) return principal.endsWith(pattern.slice(1));
+  return false;
+}
+
+/** Whether an ALLOW rule admits a caller by its source (operations and conditions are not the federation's concern). */
+function ruleAdmits(rule: Spec, principal: string): boolean {
+  const froms = rule.from as Array<{ source?: Spec }> | undefined;
+  if (!froms || froms.length === 0) return true;
+  const namespace = /\/ns\/([^/]+)\//.exec(principal)?.[1] ?? '';
+  return froms.some(({ source = {} }) => {
+    const list = (key: string) => source[key] as string[] | undefined;
+    if (list('notPrincipals')?.some((p) => principalMatches(p, principal))) return false;
+    if (list('notNamespaces')?.some((n) => principalMatches(n, namespace))) return false;
+    const principals = list('principals');
+    const namespaces = list('namespaces');
+    if (!principals && !namespaces) return true;
+    return Boolean(principals?.some((p) => principalMatches(p, principal)) || namespaces?.some((n) => principalMatches(n, namespace)));
+  });
+}
+
+/** The principals that call the exported workload: the provider gateway's pods (boundary), the consumer's workloads (shared-root). */
+function workloadCallers(f: VerifyFacts): string[] {
+  const x = f.exportRecord!;
+  const provider = f.provider!;
+  if (x.mode === 'boundary') {
+    const accounts = new Set((f.providerGateway?.pods ?? []).map((p) => (specOf(p).serviceAccountName as string | undefined) ?? 'default'));
+    if (accounts.size === 0) accounts.add(GATEWAY_NAMES.ingress);
+    return [...accounts].map((sa) => workloadPrincipal(provider.mesh.trustDomain, f.providerGateway?.namespace ?? f.providerHome, sa));
+  }
+  const entry = x.consumers.find((c) => c.clusterId === f.record.consumerClusterId && c.namespace === f.record.namespace);
+  const accounts = entry?.serviceAccounts?.length ? entry.serviceAccounts : ['default'];
+  return accounts.map((sa) => workloadPrincipal(entry?.trustDomain ?? f.consumer.mesh.trustDomain, f.record.namespace, sa));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -711,6 +753,35 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
         problems.push(`Service ${x.namespace}/${x.service} no longer has port ${x.port.number}`);
       }
       return [problems.length ? fail({ detail: problems.join('; ') }, object) : ok(object, `${e.port.number} → ${e.gateway.port} → ${x.port.number}`)];
+    },
+  },
+  {
+    code: 'MF0409',
+    needsProvider: true,
+    requires: ['MF0202'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const provider = f.provider!;
+      const pods = f.exportedPods;
+      const root = provider.mesh.rootNamespace ?? 'istio-system';
+      const object = `workload of Service ${x.namespace}/${x.service}`;
+      const allowPolicies = provider.objects.filter((o) => {
+        if (o.kind !== 'AuthorizationPolicy' || ((specOf(o).action as string | undefined) ?? 'ALLOW') !== 'ALLOW') return false;
+        if (o.metadata.namespace !== x.namespace && o.metadata.namespace !== root) return false;
+        const selector = (specOf(o).selector as { matchLabels?: Record<string, string> } | undefined)?.matchLabels;
+        return !selector || Object.keys(selector).length === 0 || pods.some((p) => labelsMatch(selector, p.metadata.labels));
+      });
+      if (allowPolicies.length === 0) return [ok(object, 'no ALLOW policy selects it')];
+      const callers = workloadCallers(f);
+      const locked = callers.filter((principal) => !allowPolicies.some((policy) =>
+        ((specOf(policy).rules as Spec[] | undefined) ?? []).some((rule) => ruleAdmits(rule, principal))));
+      if (locked.length === 0) return [ok(object, `admitted by ${allowPolicies.map(describeObject).join(', ')}`)];
+      const listed = allowPolicies.map(describeObject).join(', ');
+      return [fail({
+        detail: `ALLOW ${allowPolicies.length === 1 ? 'policy' : 'policies'} ${listed} ${allowPolicies.length === 1 ? 'selects' : 'select'} the exported workload and admit${allowPolicies.length === 1 ? 's' : ''} none of ${locked.join(', ')}: every caller an ALLOW policy does not list is denied`,
+        principals: locked.join(', '),
+        policy: listed,
+      }, object)];
     },
   },
 ];

@@ -33,6 +33,8 @@ export interface MeshFacts {
   /** Mesh trust domain; `cluster.local` when the mesh config does not set one. */
   trustDomain: string;
   trustDomainAliases: string[];
+  /** The mesh root namespace (`rootNamespace` of the mesh config; default `istio-system`): its policies apply mesh-wide. */
+  rootNamespace?: string;
   /** PEM of the mesh root CA (`istio-ca-root-cert`), when readable. */
   rootCaPem?: string;
   /** Why the Istio facts are incomplete, in the user's terms. */
