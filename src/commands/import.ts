@@ -69,12 +69,11 @@ function exportRef(args: ImportArgs): { providerClusterId?: string; namespace: s
   return { namespace, exportName: name };
 }
 
-function readInputFile(path: string, flag: string, session: Session): string {
+function readInputFile(path: string, flag: string): string {
   if (path === '-') return readFileSync(0, 'utf8');
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    void session;
     throw new InputError(`cannot read ${flag} ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
   }
 }
@@ -160,59 +159,47 @@ async function completeImport(
   session: Session, args: ImportArgs, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, namespace: string,
   ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue,
 ): Promise<void> {
-  const text = readInputFile(args.bundle!, '--bundle', session);
+  const text = readInputFile(args.bundle!, '--bundle');
   const snapshot = consumer.snapshot;
-  // Which export the bundle is for decides which pending key to check it against; everything is verified below.
-  let claimed: { providerClusterId?: unknown; namespace?: unknown; exportName?: unknown; mode?: unknown } = {};
+  // What the bundle claims decides which pending key to check it against; parseExportBundle verifies all of it.
+  let claimed: { endpoint?: { providerClusterId?: unknown; namespace?: unknown; exportName?: unknown; mode?: unknown }; nonce?: unknown; clientCertificatePem?: unknown } = {};
   try {
-    claimed = ((YAML.parse(text) as { spec?: { endpoint?: typeof claimed } } | null)?.spec?.endpoint) ?? {};
+    claimed = (YAML.parse(text) as { spec?: typeof claimed } | null)?.spec ?? {};
   } catch {
-    // parseExportBundle reports malformed files precisely.
+    // Malformed files are reported precisely by parseExportBundle below.
   }
-  const target: ExportRef = { providerClusterId: String(claimed.providerClusterId ?? ''), namespace: String(claimed.namespace ?? ''), exportName: String(claimed.exportName ?? '') };
+  const target: ExportRef = {
+    providerClusterId: String(claimed.endpoint?.providerClusterId ?? ''), namespace: String(claimed.endpoint?.namespace ?? ''), exportName: String(claimed.endpoint?.exportName ?? ''),
+  };
   if (ref && (ref.namespace !== target.namespace || ref.exportName !== target.exportName || (ref.providerClusterId && ref.providerClusterId !== target.providerClusterId))) {
     throw new InputError(`the bundle ${args.bundle} is for export ${target.providerClusterId}/${target.namespace}/${target.exportName}, not ${args.export}`);
   }
   if (args.from && args.from !== target.providerClusterId) throw new InputError(`the bundle ${args.bundle} comes from provider ${target.providerClusterId}, not ${args.from} (--from)`);
   const home = homeNamespaceOf(snapshot);
   const pending = target.providerClusterId ? pendingRequestOf(snapshot, target) : undefined;
-  const secretName = names.binding(target.providerClusterId, target.namespace, target.exportName);
-  const current = readSecret(snapshot.existing.find((o) => o.kind === 'Secret' && o.metadata.namespace === home && o.metadata.name === secretName));
-  // The provider's federation CA this cluster already trusts (from another export of the same provider).
+  const bindingSecret = snapshot.existing.find((o) => o.kind === 'Secret' && o.metadata.namespace === home
+    && o.metadata.name === names.binding(target.providerClusterId, target.namespace, target.exportName));
+  const stored = readSecret(bindingSecret);
+  // Trust on first use: once this cluster holds the federation CA of a provider, bundles must be signed by it.
   const trusted = snapshot.existing.find((o) => o.kind === 'Secret' && o.metadata.namespace === home
     && o.metadata.labels?.[LABELS.provider] === target.providerClusterId && readSecret(o)?.['ca.crt']);
-  const trustedCaPem = trusted ? readSecret(trusted)!['ca.crt'] : undefined;
+  const trust = trusted ? { trustedCaPem: readSecret(trusted)!['ca.crt']! } : {};
+  const expect = (nonce: string, privateKeyPem?: string) => ({ nonce, consumerClusterId: consumer.identity.clusterId, ...(privateKeyPem ? { privateKeyPem } : {}) });
+  const nonce = typeof claimed.nonce === 'string' ? claimed.nonce : undefined;
+  const alreadyImported = readImportRecords(snapshot).some((r) => r.endpoint.providerClusterId === target.providerClusterId
+    && r.endpoint.namespace === target.namespace && r.endpoint.exportName === target.exportName);
 
   const { bundle, privateKeyPem, pendingSecret } = await withCoreErrors(FLAGS, () => {
     if (pending) {
-      const parsed = parseExportBundle(text, { expect: { nonce: pending.nonce, consumerClusterId: consumer.identity.clusterId, privateKeyPem: pending.privateKeyPem }, ...(trustedCaPem ? { trustedCaPem } : {}) });
-      const secret = snapshot.existing.find((o) => o.kind === 'Secret' && o.metadata.namespace === home && o.metadata.name === secretName);
-      return { bundle: parsed, privateKeyPem: pending.privateKeyPem, pendingSecret: secret };
+      return { bundle: parseExportBundle(text, { expect: expect(pending.nonce, pending.privateKeyPem), ...trust }), privateKeyPem: pending.privateKeyPem, pendingSecret: bindingSecret };
     }
-    // Already imported with this bundle: the stored certificate is the bundle's and the stored key matches it.
-    const stored = current?.['tls.crt'] && current['tls.key'] ? current : undefined;
-    let nonce: string | undefined;
-    try {
-      nonce = (YAML.parse(text) as { spec?: { nonce?: string } }).spec?.nonce;
-    } catch {
-      nonce = undefined;
+    // Run again with the bundle already imported: its certificate is the stored one and fits the stored key.
+    if (nonce && stored?.['tls.key'] && typeof claimed.clientCertificatePem === 'string' && stored['tls.crt']?.trim() === claimed.clientCertificatePem.trim()) {
+      return { bundle: parseExportBundle(text, { expect: expect(nonce, stored['tls.key']), ...trust }), privateKeyPem: stored['tls.key'], pendingSecret: undefined };
     }
-    const claimedCert = (() => {
-      try {
-        return (YAML.parse(text) as { spec?: { clientCertificatePem?: string } }).spec?.clientCertificatePem;
-      } catch {
-        return undefined;
-      }
-    })();
-    const readdressed = readImportRecords(snapshot).some((r) => r.endpoint.providerClusterId === target.providerClusterId
-      && r.endpoint.namespace === target.namespace && r.endpoint.exportName === target.exportName);
-    if (stored && claimedCert && stored['tls.crt']!.trim() === claimedCert.trim() && nonce) {
-      const parsed = parseExportBundle(text, { expect: { nonce, consumerClusterId: consumer.identity.clusterId, privateKeyPem: stored['tls.key']! }, ...(trustedCaPem ? { trustedCaPem } : {}) });
-      return { bundle: parsed, privateKeyPem: stored['tls.key']!, pendingSecret: undefined };
-    }
-    if (readdressed && claimed.mode === 'shared-root' && nonce) {
-      const parsed = parseExportBundle(text, { expect: { nonce, consumerClusterId: consumer.identity.clusterId }, ...(trustedCaPem ? { trustedCaPem } : {}) });
-      return { bundle: parsed, privateKeyPem: undefined, pendingSecret: undefined };
+    // Shared-root keeps no key: a bundle already imported is checked for its signature, consumer and expiry.
+    if (nonce && alreadyImported && claimed.endpoint?.mode === 'shared-root') {
+      return { bundle: parseExportBundle(text, { expect: expect(nonce), ...trust }), privateKeyPem: undefined, pendingSecret: undefined };
     }
     throw new InputError(`context "${consumer.context}" has no pending import request for ${target.providerClusterId || '?'}/${target.namespace || '?'}/${target.exportName || '?'}, so the bundle ${args.bundle} cannot be checked against it`, {
       hint: 'run kubectl meshfed import … --request-out request.yaml in this cluster first, and have the provider admit that request',
@@ -221,7 +208,7 @@ async function completeImport(
 
   const endpoint = bundle.spec.endpoint;
   const credentials: ImportCredentials | undefined = endpoint.mode === 'boundary' && privateKeyPem ? bundleCredentials(bundle, privateKeyPem) : undefined;
-  const localName = args.as ?? (ui(session).interactive ? await session.prompter.input('--as', 'Local name apps will call', { default: endpoint.exportName }) : undefined);
+  const localName = args.as ?? (session.ui.interactive ? await session.prompter.input('--as', 'Local name apps will call', { default: endpoint.exportName }) : undefined);
   const plan = await withCoreErrors(FLAGS, () => planImport(snapshot, { endpoint, ...(credentials ? { credentials } : {}) }, {
     consumerClusterId: consumer.identity.clusterId,
     namespace,
@@ -242,10 +229,6 @@ async function waitForEgress(session: Session, work: ClusterWork, args: ImportAr
   const timeoutMs = waitTimeoutMs(args.timeout);
   const deployed = work.objects.some((o) => o.kind === 'Deployment' && o.metadata.name === GATEWAY_NAMES.egress);
   if (deployed && timeoutMs > 0) await waitForGatewayReady(session, work.writer, GATEWAY_NAMES.egress, timeoutMs);
-}
-
-function ui(session: Session) {
-  return session.ui;
 }
 
 function announce(session: Session, host: string, port: number, protocol: string): void {
