@@ -94,9 +94,12 @@ export function renderChecks(results: readonly CheckResult[], c: ChalkInstance, 
       lastSkipReason = undefined;
       if (failures.length === 0) {
         const notes = oks.map((r) => [r.object, r.outcome.status === 'ok' ? r.outcome.note : undefined].filter(Boolean).join(': ')).filter(Boolean);
-        const detail = oks.length > 1 && !options.verbose ? ` (${oks.length} objects)` : notes.length === 1 ? ` (${notes[0]})` : '';
+        // Two short findings fit on the line (both contexts' Istio versions); more are counted, listed with -v.
+        const detail = notes.length === 1 ? ` (${notes[0]})`
+          : notes.length === 2 && notes.join('; ').length <= 80 ? ` (${notes.join('; ')})`
+            : oks.length > 1 && !options.verbose ? ` (${oks.length} objects)` : '';
         out.push(`${c.green('√')} ${first.description}${detail} ${tag}`);
-        if (options.verbose && notes.length > 1) for (const note of notes) out.push(c.dim(`    ${note}`));
+        if (options.verbose && notes.length > 2) for (const note of notes) out.push(c.dim(`    ${note}`));
         continue;
       }
       const symbol = first.level === 'error' ? c.red('×') : c.yellow('‼');

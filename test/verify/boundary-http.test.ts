@@ -74,6 +74,14 @@ test.serial('a healthy federation passes every check, and the probe gets HTTP 20
   t.true(run.report.summary.passed >= 30);
   t.like(run.report.probe, { ending: 'completed', httpStatus: 200, exitCode: 0, kept: false });
   t.deepEqual(probePods(fed, 'cluster1'), []);
+  // The JSON schema is stable: every field always present.
+  const report = JSON.parse(run.stdout) as Record<string, unknown>;
+  t.deepEqual(Object.keys(report), ['apiVersion', 'kind', 'import', 'ok', 'summary', 'checks', 'probe']);
+  t.like(report, { apiVersion: 'meshfed.io/v1alpha1', kind: 'VerifyReport', import: { context: 'cluster1', namespace: 'default', localName: 'myreviews', mode: 'boundary', protocol: 'HTTP', port: 9080 } });
+  for (const check of report.checks as Array<Record<string, unknown>>) {
+    t.deepEqual(Object.keys(check), ['code', 'category', 'level', 'description', 'status', 'object', 'message', 'hint', 'reason', 'note', 'docs']);
+  }
+  t.deepEqual(Object.keys(report.probe as object), ['pod', 'image', 'target', 'ending', 'kept', 'httpStatus', 'exitCode', 'timeMs', 'answered', 'responseFlags']);
 });
 
 test.serial('the text output groups √ lines by category and ends with a summary; stdout only, exit 0', async (t) => {
@@ -84,6 +92,7 @@ test.serial('the text output groups √ lines by category and ends with a summar
   }
   t.regex(run.stdout, /^√ the provider gateway has an external address \(Service istio-meshfed\/meshfed-ingress: [\d.]+\) \[MF0206\]$/m);
   t.regex(run.stdout, /^√ the probe calls the imported service through the federation \(.*HTTP 200 in \d+ ms\) \[MF0503\]$/m);
+  t.regex(run.stdout, /^√ both meshes run an Istio version meshfed supports \(1\.9 or later\) \(context cluster1: Istio 1\.18\.0; context cluster2: Istio 1\.18\.0\) \[MF0104\]$/m);
   t.regex(run.stdout, /\n√ verify passed: all \d+ checks passed\n$/);
   t.notRegex(run.stdout + run.stderr, /PRIVATE KEY/);
 });

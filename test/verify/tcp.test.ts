@@ -92,6 +92,10 @@ test.serial('an unreachable provider is reported (MF0102), its checks are skippe
   t.regex(reachability.message!, /cannot reach https:\/\/127\.0\.0\.1:9 \(context "gone"\): connection refused/);
   t.true(report.checks.filter((c) => c.code.startsWith('MF02')).every((c) => c.status === 'skip' && /"gone" is not reachable \(MF0102\)/.test(c.reason ?? '')));
   t.is(report.probe.answered, true);
+
+  const consumerGone = await runMeshfed(['verify', '--context', 'gone', '-n', 'vault', '--import', 'postgres', '--kubeconfig', path]);
+  t.is(consumerGone.code, 1, 'without the consumer there is nothing to verify');
+  t.regex(consumerGone.stderr, /error: cannot reach https:\/\/127\.0\.0\.1:9 \(context "gone"\): connection refused\n {2}check that the cluster is running/);
 });
 
 test.serial('--keep-probe keeps the completed pod and says how to read and delete it', async (t) => {
