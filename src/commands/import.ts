@@ -104,7 +104,7 @@ async function importExport(session: Session, args: ImportArgs): Promise<void> {
   const context = await chooseContext(session, args.context, '--context', 'Consumer context (the cluster that imports)');
   const writer = writerFor(session, context, '--context');
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace to import into (where apps call it)');
-  const consumer = await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
+  const consumer = await gatherCluster(writer, { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) });
 
   if (args['request-out']) return requestImport(session, args, consumer, writer, namespace, ref, output, dryRun);
   if (args.bundle) return completeImport(session, args, consumer, writer, namespace, ref, output, dryRun);

@@ -90,6 +90,8 @@ export interface GatherOptions {
   addressOf?: GatewayRole;
   /** Istio is not required (status on a cluster without Istio). Default false. */
   istioOptional?: boolean;
+  /** Fail (before anything is written) when one of `namespaces` does not exist. Default false. */
+  requireNamespaces?: boolean;
 }
 
 /** A snapshot with the facts the command layer needs besides it. */
@@ -173,6 +175,11 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
     optional(writer.list(apiVersion, kind, undefined, `${MANAGED_BY_LABEL}=${MANAGED_BY}`), [] as KubeObject[])));
   const namespaces = [...new Set(options.namespaces)];
   const perNamespaceP = Promise.all(namespaces.map(async (ns) => {
+    if (options.requireNamespaces && !(await writer.get('v1', 'Namespace', undefined, ns))) {
+      throw new InputError(`namespace "${ns}" does not exist in context "${writer.contextName}" (-n)`, {
+        hint: 'import into a namespace where the calling apps run (with sidecar injection)',
+      });
+    }
     const [services, pods, virtualServices] = await Promise.all([
       writer.list('v1', 'Service', ns),
       writer.list('v1', 'Pod', ns),

@@ -78,7 +78,7 @@ test.serial('export again with the same inputs sends zero write requests', async
   t.regex(again.stderr, /nothing to change/);
 });
 
-test.serial('import refuses to overwrite a Service meshfed does not manage, before writing anything', async (t) => {
+test.serial('import refuses to overwrite a Service meshfed does not manage, or to use a missing namespace, before writing anything', async (t) => {
   fed.world.cluster('cluster1').create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'legacy', namespace: 'default' }, spec: { ports: [{ name: 'http', port: 9080 }] } });
   const refused = await fed.runCounting(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'legacy']);
   t.is(refused.code, 1);
@@ -87,6 +87,11 @@ test.serial('import refuses to overwrite a Service meshfed does not manage, befo
   t.deepEqual(refused.writes.cluster1, [], 'nothing written in the consumer');
   t.deepEqual(refused.writes.cluster2, [], 'nothing written in the provider either');
   fed.world.cluster('cluster1').delete('v1', 'Service', 'default', 'legacy');
+
+  const noNamespace = await fed.runCounting(['import', '--context', 'cluster1', '-n', 'nowhere', '--from', 'cluster2', '--export', 'bookinfo/reviews']);
+  t.is(noNamespace.code, 1);
+  t.regex(noNamespace.stderr, /namespace "nowhere" does not exist in context "cluster1" \(-n\)/);
+  t.deepEqual(noNamespace.writes, { cluster1: [], cluster2: [] });
 });
 
 test.serial('import with both contexts admits cluster1, attaches 50/50 to reviews, and a pod in cluster1 reaches reviews v2 in cluster2', async (t) => {
