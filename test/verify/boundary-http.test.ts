@@ -11,7 +11,7 @@ import { createFederationCA, issueClientCertificate } from '../../src/pki/index.
 import { readSecret } from '../../src/federation/index.js';
 import type { KubeObject } from '../support/emulator/index.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
-import { assertFails, breakObject, failingCodes, probePods, verifyJson, type VerifyRun } from './helpers.js';
+import { assertFails, breakObject, converse, failingCodes, probePods, verifyJson, type VerifyRun } from './helpers.js';
 
 let fed: FederationWorld;
 const VERIFY = ['--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--from', 'cluster2', '--path', '/reviews/0'];
@@ -114,6 +114,17 @@ test.serial('an import that does not exist is a clear error (exit 1) naming the 
   t.is(run.code, 1);
   t.regex(run.stderr, /error: import "nosuch" does not exist in namespace "default" of context "cluster1" \(imports in namespace "default": myreviews\)/);
   t.deepEqual(probePods(fed, 'cluster1'), []);
+});
+
+test.serial('on a terminal, a missing --import is asked for among the namespace\'s imports; without one it is a usage error', async (t) => {
+  const asked = await converse(fed.kubeconfig, ['verify', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--path', '/reviews/0'], [
+    { expect: /Which import do you want to verify\?[\s\S]*myreviews[\s\S]*cluster2\/bookinfo\/reviews \(boundary, HTTP\)/, keys: '\r' },
+  ]);
+  t.is(asked.code, 0, asked.screen);
+  t.regex(asked.screen, /verify passed: all \d+ checks passed/);
+  const missing = await fed.run(['verify', '--context', 'cluster1', '-n', 'default']);
+  t.is(missing.code, 2);
+  t.regex(missing.stderr, /error: missing value for --import\n {2}imports in namespace "default": myreviews/);
 });
 
 test.serial('fault: the provider Gateway is missing', async (t) => {
