@@ -5,9 +5,9 @@
 import { inspectCertificate, type CertificateInfo } from '../../pki/index.js';
 import type { KubeObject } from '../model.js';
 import {
-  bindingLabel, exportLabel, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
+  bindingLabel, exportLabel, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, LABELS, names,
 } from '../naming.js';
-import { readSecret } from '../objects.js';
+import { isManaged, readSecret } from '../objects.js';
 import type { ExportRecord } from '../records.js';
 import type { SideSnapshot, VerifySnapshot } from './types.js';
 
@@ -19,22 +19,24 @@ export function describe(kind: string, namespace: string | undefined, name: stri
   return `${kind} ${namespace ? `${namespace}/` : ''}${name}`;
 }
 
+/** `Kind namespace/name` of an object. */
 export function describeObject(object: KubeObject): string {
   return describe(object.kind, object.metadata.namespace, object.metadata.name);
 }
 
+/** An object's `spec`, or an empty one. */
 export function specOf(object: KubeObject | undefined): Spec {
   return ((object?.spec as Spec | undefined) ?? {});
 }
 
+/** An object of a snapshot by kind and name; `namespace` undefined matches any namespace (and cluster-scoped kinds). */
 export function find(side: SideSnapshot, kind: string, namespace: string | undefined, name: string): KubeObject | undefined {
   return side.objects.find((o) => o.kind === kind && o.metadata.name === name && (namespace === undefined || o.metadata.namespace === namespace));
 }
 
-export function isManaged(object: KubeObject): boolean {
-  return object.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;
-}
+export { isManaged };
 
+/** Whether `labels` carry every key and value of `selector`; an absent selector matches nothing. */
 export function labelsMatch(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
   if (!selector) return false;
   return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
@@ -60,6 +62,7 @@ export type CertificateRead =
   | { ok: true; pem: string; info: CertificateInfo }
   | { ok: false; reason: string };
 
+/** The certificate stored under `key` of a Secret, inspected at `now`. */
 export function certificateIn(secret: KubeObject | undefined, key: string, now: Date): CertificateRead {
   if (!secret) return { ok: false, reason: 'the Secret does not exist' };
   const pem = readSecret(secret)?.[key];
