@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { ISTIO_VERSIONS } from '../test/support/crd-schema.js';
 import type { IstioVersion } from '../test/support/crd-schema.js';
 import { certificateFingerprint, startWorld } from '../test/support/emulator/index.js';
-import type { ContainerRuntime, SeedName } from '../test/support/emulator/index.js';
+import type { ContainerRuntime, ExecHandler, ExecResult, SeedName, WorldView } from '../test/support/emulator/index.js';
 
 function usage(message: string): never {
   process.stderr.write(`sandbox: ${message}\n`);
@@ -22,13 +22,25 @@ function usage(message: string): never {
   process.exit(2);
 }
 
-/** The mesh data-path runtimes when that model is present, so curl and TCP probes travel the configuration. */
-async function loadRuntimes(): Promise<{ runtimes: ContainerRuntime[]; source: string }> {
+interface MeshModule {
+  meshRuntimes?: () => ContainerRuntime[];
+  simulateCurl?: (world: WorldView, from: { cluster: string; namespace: string; pod: string }, argv: string[]) => Promise<ExecResult>;
+}
+
+/**
+ * The mesh data-path runtimes when that model is present, so curl and TCP probes travel the configuration;
+ * `kubectl exec` into client pods (`kubectl exec deploy/sleep -- curl …`) runs through the same model.
+ */
+async function loadMesh(): Promise<{ runtimes: ContainerRuntime[]; execHandlers: ExecHandler[]; source: string }> {
   const modulePath = fileURLToPath(new URL('../test/support/mesh/index.ts', import.meta.url));
-  if (!existsSync(modulePath)) return { runtimes: [], source: 'default (containers run forever, print nothing)' };
-  const mod = (await import(pathToFileURL(modulePath).href)) as { meshRuntimes?: () => ContainerRuntime[] };
-  if (typeof mod.meshRuntimes !== 'function') return { runtimes: [], source: 'default (test/support/mesh has no meshRuntimes)' };
-  return { runtimes: mod.meshRuntimes(), source: 'mesh data-path model (test/support/mesh)' };
+  if (!existsSync(modulePath)) return { runtimes: [], execHandlers: [], source: 'default (containers run forever, print nothing)' };
+  const mod = (await import(pathToFileURL(modulePath).href)) as MeshModule;
+  if (typeof mod.meshRuntimes !== 'function') return { runtimes: [], execHandlers: [], source: 'default (test/support/mesh has no meshRuntimes)' };
+  const simulate = mod.simulateCurl;
+  const execHandlers: ExecHandler[] = simulate
+    ? [(e) => (e.container === 'istio-proxy' ? undefined : simulate(e.world, { cluster: e.cluster.name, namespace: e.pod.metadata.namespace ?? 'default', pod: e.pod.metadata.name }, e.command))]
+    : [];
+  return { runtimes: mod.meshRuntimes(), execHandlers, source: 'mesh data-path model (test/support/mesh)' };
 }
 
 async function main(): Promise<void> {
@@ -61,7 +73,7 @@ async function main(): Promise<void> {
   if (names.length === 0) usage('--clusters needs at least one name');
   for (const n of names) if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(n)) usage(`cluster name "${n}" must be a DNS label`);
 
-  const { runtimes, source } = await loadRuntimes();
+  const { runtimes, execHandlers, source } = await loadMesh();
   const world = await startWorld({
     clusters: names.map((name) => ({ name })),
     istio,
@@ -69,6 +81,7 @@ async function main(): Promise<void> {
     root: v.root as 'shared' | 'distinct',
     trustDomain: v['trust-domain'] as 'per-cluster' | 'cluster.local',
     runtimes,
+    execHandlers,
   });
   process.stdout.write(`export KUBECONFIG=${world.kubeconfigPath}\n`);
   const lines = [`sandbox: ${names.length} emulated cluster(s), seed ${seed}, Istio ${istio ?? 'none'}, ${v.root} root, runtime: ${source}`];

@@ -63,7 +63,12 @@ for (const [serverVersion, kubectlMinor] of [['1.27.3', '27'], ['1.33.1', '33']]
     runKubectl(args, { kubeconfig: world.kubeconfigPath, cacheDir, cwd: dir, ...(stdin !== undefined ? { stdin } : {}) });
 
   test.before(async () => {
-    world = await startWorld({ clusters: [{ name: 'cluster1', kubernetesVersion: serverVersion }], istio: '1.18.0', runtimes: [echoRuntime] });
+    world = await startWorld({
+      clusters: [{ name: 'cluster1', kubernetesVersion: serverVersion }],
+      istio: '1.18.0',
+      runtimes: [echoRuntime],
+      execHandlers: [(e) => (e.command[0] === 'printenv' ? Promise.resolve({ stdout: `${e.pod.metadata.name}/${e.container}\n`, stderr: '', exitCode: 0 }) : undefined)],
+    });
     dir = mkdtempSync(join(tmpdir(), 'meshfed-kubectl-'));
     cacheDir = join(dir, 'cache');
     world.clusters[0]!.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'apps' } });
@@ -75,7 +80,7 @@ for (const [serverVersion, kubectlMinor] of [['1.27.3', '27'], ['1.33.1', '33']]
 
   // One test per version: kubectl calls run one after another (they share the discovery cache) and the two
   // versions run concurrently.
-  test(`kubectl ${kubectlMinor}: get, apply (client- and server-side), wait, logs and delete`, async (t) => {
+  test(`kubectl ${kubectlMinor}: get, apply (client- and server-side), wait, logs, exec and delete`, async (t) => {
     const version = await kubectl(['version', '-o', 'json']);
     t.is(version.code, 0, version.stderr);
     const versions = JSON.parse(version.stdout) as { clientVersion: { minor: string }; serverVersion: { gitVersion: string } };
@@ -116,6 +121,11 @@ for (const [serverVersion, kubectlMinor] of [['1.27.3', '27'], ['1.33.1', '33']]
     // logs: what the runtime printed, through the deployment as users do.
     const logs = await kubectl(['-n', 'apps', 'logs', 'deployment/hello']);
     t.is(logs.stdout, 'hello from the emulator\n', logs.stderr);
+
+    // exec: over WebSockets from kubectl 1.30 on; older kubectl speaks SPDY, which is refused with a reason.
+    const exec = await kubectl(['-n', 'apps', 'exec', 'deployment/hello', '--', 'printenv', 'HOSTNAME']);
+    if (Number(kubectlMinor) >= 30) t.regex(exec.stdout, /^hello-\w+-\w+\/hello\n$/, exec.stderr);
+    else t.is(exec.stderr.trim(), 'Error from server (BadRequest): the emulator supports exec over WebSockets only (kubectl 1.30 or later); SPDY upgrades are not emulated');
 
     // Server-side apply of an Istio object: accepted when valid, the server's message when not.
     writeFileSync(join(dir, 'gw.yaml'), GATEWAY('15443'));

@@ -84,6 +84,12 @@ test.serial('sandbox with bookinfo and a shared root: kubectl from a second term
     const rows = pods.stdout.trimEnd().split('\n').slice(1);
     t.deepEqual(rows.map((r) => r.split(/\s+/)[0]?.replace(/-\w+-\w+$/, '')), ['details-v1', 'productpage-v1', 'reviews-v1', 'sleep']);
     for (const r of rows) t.regex(r, /\s2\/2\s+Running\s+0\s/);
+    // kubectl exec runs through the mesh data-path model: the blog post's starting point, before federation.
+    const local = await runKubectl(['exec', 'deploy/sleep', '--', 'curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}\n', 'http://productpage:9080/productpage'], { kubeconfig: sandbox.kubeconfig, context: 'cluster1' });
+    t.is(local.stdout, '200\n', local.stderr);
+    const remote = await runKubectl(['exec', 'deploy/sleep', '--', 'curl', '-sS', 'http://myreviews.bookinfo:9080/reviews/0'], { kubeconfig: sandbox.kubeconfig, context: 'cluster1' });
+    t.is(remote.code, 6);
+    t.regex(remote.stderr, /Could not resolve host: myreviews\.bookinfo/);
 
     const probe = await meshfed(['contexts', '--probe', '-o', 'json'], sandbox.kubeconfig);
     t.is(probe.code, 0, probe.stderr);

@@ -21,14 +21,14 @@ import { installIstio } from './istio.js';
 import { DEFAULT_IMAGE_ALLOW_LIST, Kubelet } from './kubelet.js';
 import { createIstioCaCerts, createRootCa, servingCertificates } from './pki.js';
 import type { IstioCaCerts, PemPair } from './pki.js';
-import type { ClusterView, ContainerRuntime, KubeObject, WorldView } from './runtime.js';
+import type { ClusterView, ContainerRuntime, ExecHandler, KubeObject, WorldView } from './runtime.js';
 import { seedObjects } from './seeds.js';
 import type { SeedName } from './seeds.js';
 import { startServer } from './server.js';
 import type { AccessRule, Fault, RequestRecord, ServerContext, TokenGrant } from './server.js';
 
 export type { AccessRule, Fault, RequestRecord, TokenGrant } from './server.js';
-export type { ClusterView, ContainerRun, ContainerRuntime, KubeObject, WorldView } from './runtime.js';
+export type { ClusterView, ContainerExec, ContainerRun, ContainerRuntime, ExecHandler, ExecResult, KubeObject, WorldView } from './runtime.js';
 export type { IstioCaCerts, PemPair } from './pki.js';
 export type { SeedName } from './seeds.js';
 export { certificateFingerprint } from './pki.js';
@@ -63,6 +63,8 @@ export interface WorldOptions {
   trustDomain?: 'per-cluster' | 'cluster.local';
   /** Image globs the kubelets can pull. Default {@link DEFAULT_IMAGE_ALLOW_LIST}. */
   imageAllowList?: readonly string[];
+  /** What `kubectl exec` runs, tried in order; without one that takes a command, it is "not found" (exit 126). */
+  execHandlers?: ExecHandler[];
 }
 
 /** One emulated cluster. */
@@ -198,6 +200,8 @@ export async function startWorld(options: WorldOptions): Promise<World> {
         follow: (ns, pod, o, write, end) => kubelet.followLog(ns, pod, o, write, end),
       },
       openStreams: new Set(),
+      execHandlers: () => options.execHandlers ?? [],
+      exec: { cluster: view, world: () => worldView },
     };
     bootstrap(api, kubelet.nodeName, ctx.version.gitVersion);
     const istio = istioOf(options_);

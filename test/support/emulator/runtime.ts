@@ -77,3 +77,30 @@ export interface ContainerRun {
  * Return `undefined` (not a promise) to let the next runtime in the chain handle the container.
  */
 export type ContainerRuntime = (run: ContainerRun) => Promise<number> | undefined;
+
+/** A command run in a running container of a pod (`kubectl exec`). */
+export interface ContainerExec {
+  cluster: ClusterView;
+  world: WorldView;
+  /** The pod as stored when the command starts. */
+  pod: KubeObject;
+  /** The container's name. */
+  container: string;
+  /** The command and its arguments, as given to `kubectl exec … -- <command>`. */
+  command: string[];
+  /** What was written to stdin (`kubectl exec -i`), or undefined without stdin. */
+  stdin?: string;
+}
+
+/** The outcome of an exec'd command. */
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+/**
+ * Runs an exec'd command. Return `undefined` (not a promise) to let the next handler try; when no handler
+ * takes a command, the emulator answers as a container without that executable would.
+ */
+export type ExecHandler = (exec: ContainerExec) => Promise<ExecResult> | undefined;

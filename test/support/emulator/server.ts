@@ -9,10 +9,13 @@ import type { AddressInfo } from 'node:net';
 import YAML from 'yaml';
 import type { ClusterApi, WriteOptions } from './api.js';
 import { ApiError, badRequest, forbidden, invalid, methodNotAllowed } from './errors.js';
+import type { Duplex } from 'node:stream';
+import { handleUpgrade } from './exec.js';
+import type { ExecContext } from './exec.js';
 import type { LogOptions } from './kubelet.js';
 import { jsonPatch, mergePatch } from './patch.js';
 import type { ResourceType } from './registry.js';
-import type { KubeObject } from './runtime.js';
+import type { ExecHandler, KubeObject } from './runtime.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import type { Matcher } from './selectors.js';
 import { typeKey } from './store.js';
@@ -86,6 +89,9 @@ export interface ServerContext {
   };
   /** Watches in flight, so a stopping server can end them. */
   openStreams: Set<ServerResponse>;
+  /** Handlers of `kubectl exec`, tried in order. */
+  execHandlers: () => ExecHandler[];
+  exec: ExecContext;
 }
 
 const REASONS: Record<number, string> = {
@@ -222,6 +228,15 @@ export async function startServer(ctx: ServerContext, tls: { certPem: string; ke
     void handle(ctx, req, res);
   });
   server.keepAliveTimeout = 5000;
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    const url = new URL(req.url ?? '/', 'https://127.0.0.1');
+    const record: RequestRecord = {
+      method: req.method ?? 'GET', path: url.pathname, query: Object.fromEntries(url.searchParams), contentType: req.headers['content-type'],
+      status: 0, userAgent: req.headers['user-agent'], user: undefined, time: new Date(),
+    };
+    ctx.requests.push(record);
+    handleUpgrade(ctx, req, socket, record);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
