@@ -25,7 +25,7 @@ test('the pod: curl image, sidecar held until the proxy is ready, never restarte
   t.is(spec.activeDeadlineSeconds, 90);
   t.is(spec.containers[0]!.image, 'curlimages/curl:8.11.1');
   t.deepEqual(spec.containers[0]!.command.slice(0, 2), ['sh', '-c']);
-  t.regex(pod.metadata.annotations!['proxy.istio.io/config']!, /"holdApplicationUntilProxyStarts": true/);
+  t.regex(pod.metadata.annotations!['proxy.istio.io/config']!, /^holdApplicationUntilProxyStarts: true$/m);
   t.is(pod.metadata.labels!['app.kubernetes.io/managed-by'], 'kubectl-meshfed');
   t.is(pod.metadata.labels!['meshfed.io/import'], 'default.myreviews');
 });

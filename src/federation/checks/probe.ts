@@ -111,7 +111,7 @@ export function probePod(options: ProbePodOptions): KubeObject {
       },
       annotations: {
         // curl must not start before Envoy is ready, or its first connection bypasses or hits a proxy not yet configured.
-        'proxy.istio.io/config': '{"holdApplicationUntilProxyStarts": true}',
+        'proxy.istio.io/config': 'holdApplicationUntilProxyStarts: true\n',
       },
     },
     spec: {
@@ -122,6 +122,11 @@ export function probePod(options: ProbePodOptions): KubeObject {
         name: 'probe',
         image: options.image,
         command: ['sh', '-c', probeScript(options.target, options.maxTimeSeconds)],
+        // Admissible in namespaces that enforce the "restricted" Pod Security Standard; 100 is curl_user of the image.
+        securityContext: {
+          runAsNonRoot: true, runAsUser: 100, allowPrivilegeEscalation: false,
+          capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
+        },
         resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
       }],
     },
