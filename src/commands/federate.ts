@@ -174,7 +174,7 @@ export function clusterWork(gathered: GatheredCluster, writer: ClusterWriter, pl
 /** Diffs every cluster's objects against the live ones (reads only); refuses foreign objects before any write. */
 export async function diffAll(works: readonly ClusterWork[]): Promise<void> {
   await Promise.all(works.map(async (work) => {
-    work.changes = await work.writer.diff(work.objects);
+    work.changes = await work.writer.diff(work.objects, { known: work.gathered.snapshot.existing as KubeObject[] });
   }));
 }
 

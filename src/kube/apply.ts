@@ -131,12 +131,15 @@ export class ClusterWriter {
 
   /**
    * What applying `desired` would do. Refuses — before anything is written — when an object of the same name exists
-   * and meshfed does not manage it (except namespaces, which are used as they are).
+   * and meshfed does not manage it (except namespaces, which are used as they are). `known`: meshfed objects the
+   * caller has just read (only those labelled as meshfed's are used), so that they are not read again.
    */
-  async diff(desired: readonly KubeObject[]): Promise<Change[]> {
+  async diff(desired: readonly KubeObject[], options: { known?: readonly KubeObject[] } = {}): Promise<Change[]> {
+    // Objects just read (e.g. listed by label) need not be read again; anything else, foreign ones included, is.
+    const known = new Map((options.known ?? []).filter(isManagedByMeshfed).map((object) => [objectKey(object), object]));
     const changes = await Promise.all(desired.map(async (raw): Promise<Change> => {
       const object = normaliseObject(raw);
-      const live = await this.get(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);
+      const live = known.get(objectKey(object)) ?? await this.get(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);
       if (!live) return { action: 'create', object };
       if (object.kind === 'Namespace' && !isManagedByMeshfed(live)) return { action: 'unchanged', object, live };
       return { action: isSubset(object, live) && !dropsOwnedFields(object, live) ? 'unchanged' : 'update', object, live };
