@@ -5,6 +5,7 @@
  * write nothing, foreign objects are refused, and removal leaves only meshfed's shared infrastructure.
  */
 import test from 'ava';
+import { execFile } from 'node:child_process';
 import YAML from 'yaml';
 import { isSubset } from '../../src/kube/apply.js';
 import type { KubeObject } from '../support/emulator/index.js';
@@ -123,6 +124,23 @@ test.serial('import with both contexts admits cluster1, attaches 50/50 to review
   const again = await fed.runCounting(IMPORT);
   t.is(again.code, 0, again.stderr);
   t.deepEqual(again.writes, { cluster1: [], cluster2: [] }, 'a re-run writes nothing in either cluster');
+});
+
+test.serial('a curl pod started with kubectl run in cluster1 gets its answer from reviews v2 in cluster2', async (t) => {
+  const kubectl = (args: string[]) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile('kubectl', ['--kubeconfig', fed.kubeconfig, '--context', 'cluster1', '-n', 'default', ...args], (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+  const run = await kubectl(['run', 'probe', '--image=curlimages/curl', '--restart=Never', '--', 'curl', '-sS', 'http://myreviews.default:9080/reviews/0']);
+  t.is(run.code, 0, run.stderr);
+  let logs = '';
+  for (let i = 0; i < 100 && !logs.includes('reviews'); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    logs = (await kubectl(['logs', 'probe', '-c', 'probe'])).stdout;
+  }
+  t.regex(logs, /"podname":"reviews-v2-/);
+  await kubectl(['delete', 'pod', 'probe', '--wait=false']);
 });
 
 test.serial('import --dry-run=server -o json: both API servers validate the objects, nothing is stored, one List per cluster', async (t) => {
