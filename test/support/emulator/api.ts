@@ -423,8 +423,10 @@ export class ClusterApi {
     if (current.metadata.generation !== undefined) {
       next.metadata.generation = (current.metadata.generation as number) + (specChanged && subresource !== 'status' ? 1 : 0);
     }
+    const explicit = next.metadata.managedFields !== undefined && JSON.stringify(next.metadata.managedFields) !== JSON.stringify(current.metadata.managedFields);
     if (managed) next.metadata.managedFields = managed;
-    else recordUpdate(current, next, opts.fieldManager ?? 'unknown', !type.custom, subresource);
+    // A write that sets managedFields itself (kubectl's client-side to server-side apply migration) is taken as given.
+    else if (!explicit) recordUpdate(current, next, opts.fieldManager ?? 'unknown', !type.custom, subresource);
     next.metadata.resourceVersion = current.metadata.resourceVersion;
     // A no-op write does not bump the resourceVersion, as the apiserver skips writing unchanged objects.
     if (JSON.stringify(next) === JSON.stringify(current)) return structuredClone(current);

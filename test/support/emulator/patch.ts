@@ -217,6 +217,8 @@ export interface ManagedFieldsEntry {
   subresource?: string;
 }
 
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
 /** Fields the server owns: never tracked, never conflicting. */
 const IGNORED_METADATA = new Set(['name', 'namespace', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'managedFields', 'selfLink', 'deletionTimestamp', 'deletionGracePeriodSeconds']);
 
@@ -419,12 +421,31 @@ export function serverSideApply(live: KubeObject | undefined, applied: KubeObjec
       }
     }
   }
+  // Upgrading from client-side apply: conflicts only over fields the last client-side apply set (its
+  // last-applied-configuration annotation) are resolved in favour of the applier, as the apiserver's
+  // last-applied manager does, so a first `kubectl apply --server-side` after `kubectl apply` just works.
+  const lastApplied = live?.metadata.annotations?.[LAST_APPLIED];
+  if (conflicts.length > 0 && !force && lastApplied) {
+    let previous: Set<string> | undefined;
+    try {
+      previous = fieldSet(JSON.parse(lastApplied) as Json, keyed);
+    } catch {
+      previous = undefined;
+    }
+    if (previous && conflicts.every((c) => previous.has(c.path))) force = true;
+  }
   if (conflicts.length > 0 && !force) throw applyConflict(conflicts);
   let result = clone(live ?? ({ apiVersion: applied.apiVersion, kind: applied.kind, metadata: { name: applied.metadata.name } } as KubeObject));
   const othersOwn = new Set<string>();
   for (const e of entries) if (!mine(e)) for (const p of decodeFieldsV1(e.fieldsV1)) othersOwn.add(p);
   for (const p of oldSet) if (!newSet.has(p) && !othersOwn.has(p)) removeAt(result, p);
   result = mergeApplied(result, applied, keyed) as KubeObject;
+  // The apiserver keeps an existing last-applied annotation in step with server-side applies, so that a later
+  // client-side apply computes its patch from what was really applied last.
+  if (lastApplied && !applied.metadata.annotations?.[LAST_APPLIED]) {
+    const { managedFields: _m, ...metadata } = applied.metadata;
+    result.metadata.annotations = { ...result.metadata.annotations, [LAST_APPLIED]: `${JSON.stringify({ ...applied, metadata })}\n` };
+  }
   let next = entries;
   if (force) next = dropFields(next, new Set(conflicts.map((c) => c.path)), mine);
   next = setEntry(next, { manager, operation: 'Apply', apiVersion: applied.apiVersion }, newSet);
