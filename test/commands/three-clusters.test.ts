@@ -115,6 +115,8 @@ test.serial('staging, never admitted, is refused: operations\' bundle is not for
 
   const request = await fed.run(['import', '--context', 'staging', '-n', 'apps', '--from', 'production', '--export', 'db/postgres', '--request-out', file('staging-request.yaml')]);
   t.is(request.code, 0, request.stderr);
+  const pending = JSON.parse((await fed.run(['status', '--context', 'staging', '-o', 'json'])).stdout);
+  t.like(pending.imports[0], { source: 'production/db/postgres', state: 'pending' });
   const foreign = await fed.runCounting(['import', '--context', 'staging', '-n', 'apps', '--bundle', file('bundle.yaml')]);
   t.is(foreign.code, 1);
   t.regex(foreign.stderr, /for consumer operations, not staging/);
