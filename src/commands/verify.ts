@@ -172,7 +172,8 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
   const timeoutMs = parseDuration(args.timeout, '--timeout');
   if (timeoutMs <= 0) throw new UsageError('--timeout must be longer than 0', { hint: `e.g. --timeout ${DEFAULT_TIMEOUT}` });
   const deadline = Date.now() + timeoutMs;
-  const requestTimeoutMs = session.requestTimeoutMs || Math.min(DEFAULT_REQUEST_TIMEOUT_MS, timeoutMs);
+  // Half the run at most: a provider that does not answer becomes a finding (MF0102) before --timeout ends the run.
+  const requestTimeoutMs = session.requestTimeoutMs || Math.min(DEFAULT_REQUEST_TIMEOUT_MS, Math.max(1000, Math.floor(timeoutMs / 2)));
   const consumerContext = session.context(args.context).name;
   const namespace = session.namespace(consumerContext);
   const consumer = new ClusterWriter(session.client(consumerContext, '--context', requestTimeoutMs));

@@ -98,6 +98,20 @@ test.serial('an unreachable provider is reported (MF0102), its checks are skippe
   t.regex(consumerGone.stderr, /error: cannot reach https:\/\/127\.0\.0\.1:9 \(context "gone"\): connection refused\n {2}check that the cluster is running/);
 });
 
+test.serial('a provider API server that does not answer in time is MF0102, not a hang', async (t) => {
+  fed.world.cluster('production').faults.add({ path: /.*/, delayMs: 30_000, times: 100 });
+  try {
+    const run = await verifyJson(fed, [...BOUNDARY, '--timeout', '6s']);
+    t.is(run.code, 3);
+    t.deepEqual(failingCodes(run), ['MF0102']);
+    t.regex(run.report.checks.find((c) => c.code === 'MF0102')!.message!, /no answer within 3s \(--request-timeout\)/);
+    t.true(run.durationMs < 12_000, `took ${run.durationMs} ms`);
+    t.like(run.report.probe, { answered: true });
+  } finally {
+    fed.world.cluster('production').faults.clear();
+  }
+});
+
 test.serial('--keep-probe keeps the completed pod and says how to read and delete it', async (t) => {
   const result = await fed.run(['verify', ...BOUNDARY, '--keep-probe']);
   t.is(result.code, 0, result.stderr);
