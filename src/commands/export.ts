@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../errors.js';
-import { GATEWAY_NAMES, planExport, TRUST_MODES, type ExportPlan, type TrustMode } from '../federation/index.js';
+import { FEDERATION_PORT, GATEWAY_NAMES, planExport, TRUST_MODES, type ExportPlan, type TrustMode } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
 import type { PodSnapshot, ServiceSnapshot } from '../federation/index.js';
 import {
@@ -43,7 +43,8 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
   const writer = writerFor(session, context, '--context');
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace of the Service to export');
 
-  let gathered = await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args), addressOf: 'ingress' });
+  const role = args.mode === 'shared-root' ? 'eastwest' : 'ingress';
+  const gathered = await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args), addressOf: role });
   const services = gathered.snapshot.services.filter((s) => s.namespace === namespace);
   let serviceName = args.service;
   if (!serviceName) {
@@ -59,9 +60,7 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
       throw new UsageError(`Service ${namespace}/${serviceName} has no port named "${args.port}"${service ? `; its ports are ${describeService(service)}` : ''} (--port)`);
     }
   } else if (service) {
-    portNumber = service.ports.length === 1 && !ui.interactive
-      ? service.ports[0]!.port
-      : await session.prompter.select('--port', `Port of ${serviceName}`, service.ports.map((p) => ({ value: p.port, name: `${p.port}${p.name ? ` (${p.name})` : ''}` })));
+    portNumber = await session.prompter.select('--port', `Port of ${serviceName}`, service.ports.map((p) => ({ value: p.port, name: `${p.port}${p.name ? ` (${p.name})` : ''}` })));
   }
   let chosenSubset = subset;
   if (!chosenSubset && !args.subset && ui.interactive && service?.selector) {
@@ -97,7 +96,6 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
   if (!result.applied) return;
 
   // The gateway gets its address after the apply: wait for it (bounded) so that consumers can import right away.
-  const role = plan.record.mode === 'boundary' ? 'ingress' : 'eastwest';
   let address = gathered.snapshot.gatewayAddress;
   const timeoutMs = waitTimeoutMs(args.timeout);
   const deployed = work.objects.some((o) => o.kind === 'Deployment' && o.metadata.name === GATEWAY_NAMES[role]);
@@ -108,8 +106,7 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
   if (!address) {
     ui.warn(`the federation gateway has no external address yet: consumers can import once its LoadBalancer Service has one (kubectl meshfed status --context ${context})`);
   } else if (!output) {
-    gathered = { ...gathered, snapshot: { ...gathered.snapshot, gatewayAddress: address } };
-    ui.info(`Exported ${name}: gateway ${address}:${plan.endpoint?.gateway.port ?? 15443}, host ${plan.record.host}.`);
+    ui.info(`Exported ${name}: gateway ${address}:${gathered.snapshot.existingGateway?.port ?? FEDERATION_PORT}, host ${plan.record.host}.`);
     if (plan.record.consumers.length === 0) {
       ui.info(`Next: in the consumer cluster, kubectl meshfed import --context <consumer> --from ${context} --export ${name}`);
     }
