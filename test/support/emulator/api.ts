@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { pruneUnknownFields, validateAgainstSchema } from '../crd-schema.js';
 import type { JSONSchemaProps } from '../crd-schema.js';
+import { BUILTIN_SCHEMAS } from './builtin-schemas.js';
 import { ApiError, alreadyExists, badRequest, conflict, invalid, notFound } from './errors.js';
 import type { StatusCause } from './errors.js';
 import { jsonPatch, mergePatch, recordUpdate, serverSideApply, strategicMergePatch } from './patch.js';
@@ -107,17 +108,32 @@ export class ClusterApi {
     if (!this.find(nsType, undefined, namespace)) throw notFound('namespaces', '', namespace);
   }
 
-  /** Custom resources: unknown fields per `fieldValidation`, pruning, then schema validation (422). */
-  private checkCustom(type: ResourceType, version: string, obj: KubeObject, opts: WriteOptions): KubeObject {
-    const schema = type.custom?.schemas[version] as JSONSchemaProps | undefined;
-    if (!schema) return obj;
+  /**
+   * Unknown fields per `fieldValidation`: 400 strict decoding error with Strict, otherwise a warning each
+   * (unless Ignore), and the object without them.
+   */
+  private unknownFields(type: ResourceType, version: string, obj: KubeObject, schema: JSONSchemaProps, opts: WriteOptions): KubeObject {
     const { unknownFields } = validateAgainstSchema(obj, schema);
+    if (unknownFields.length === 0) return obj;
     const mode = opts.fieldValidation ?? 'Warn';
-    if (unknownFields.length > 0 && mode === 'Strict') {
+    if (mode === 'Strict') {
       throw badRequest(`${type.kind} in version "${version}" cannot be handled as a ${type.kind}: strict decoding error: ${unknownFields.map((f) => `unknown field "${f.slice(1)}"`).join(', ')}`);
     }
-    if (unknownFields.length > 0 && mode === 'Warn') for (const f of unknownFields) opts.warnings?.push(`unknown field "${f.slice(1)}"`);
-    const pruned = pruneUnknownFields(obj, schema);
+    if (mode === 'Warn') for (const f of unknownFields) opts.warnings?.push(`unknown field "${f.slice(1)}"`);
+    return pruneUnknownFields(obj, schema);
+  }
+
+  /** The schema unknown fields are judged by: the CRD's for custom resources, a field list for common built-ins. */
+  private fieldSchema(type: ResourceType, version: string): JSONSchemaProps | undefined {
+    return type.custom ? type.custom.schemas[version] : BUILTIN_SCHEMAS[`${type.group}/${type.kind}`];
+  }
+
+  /** Unknown fields, then (custom resources) schema validation: 422 with causes. */
+  private checkFields(type: ResourceType, version: string, obj: KubeObject, opts: WriteOptions): KubeObject {
+    const schema = this.fieldSchema(type, version);
+    if (!schema) return obj;
+    const pruned = this.unknownFields(type, version, obj, schema, opts);
+    if (!type.custom) return pruned;
     const { causes } = validateAgainstSchema(pruned, schema);
     if (causes.length > 0) throw invalid(type.kind, type.group, obj.metadata.name, causes);
     return pruned;
@@ -328,7 +344,7 @@ export class ClusterApi {
     if (this.find(type, obj.metadata.namespace, obj.metadata.name)) throw alreadyExists(type.plural, type.group, obj.metadata.name);
     if (type.subresources.includes('status') && type.kind !== 'Namespace') delete obj.status;
     delete obj.metadata.resourceVersion;
-    if (type.custom) obj = this.checkCustom(type, version, obj, opts);
+    obj = this.checkFields(type, version, obj, opts);
     this.defaults(type, obj);
     for (const m of this.mutators) m(type, obj);
     this.validateBuiltin(type, obj);
@@ -415,7 +431,7 @@ export class ClusterApi {
       ...(current.metadata.namespace ? { namespace: current.metadata.namespace } : {}),
     };
     if (next.metadata.managedFields === undefined) next.metadata.managedFields = current.metadata.managedFields;
-    if (type.custom && subresource !== 'status') next = this.checkCustom(type, version, next, opts);
+    if (subresource !== 'status') next = this.checkFields(type, version, next, opts);
     this.defaults(type, next, current);
     this.validateMetadata(type, next);
     this.validateBuiltin(type, next);
@@ -438,7 +454,7 @@ export class ClusterApi {
     const current = this.find(type, namespace, name);
     if (patchType.startsWith('application/apply-patch')) {
       if (!opts.fieldManager) throw badRequest('PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch');
-      const applied = body as KubeObject;
+      let applied = body as KubeObject;
       if (!isMap(applied)) throw badRequest('error decoding YAML: object expected');
       this.checkKind(type, applied, version);
       if (applied.apiVersion === undefined || applied.kind === undefined) {
@@ -448,18 +464,9 @@ export class ClusterApi {
         throw badRequest(`the name of the object (${applied.metadata.name}) does not match the name on the URL (${name})`);
       }
       applied.metadata.name = name;
-      if (type.custom) {
-        // Unknown fields are judged on the applied configuration, before they could be merged into anything.
-        const schema = type.custom.schemas[version];
-        if (schema) {
-          const { unknownFields } = validateAgainstSchema(applied, schema);
-          if (unknownFields.length > 0 && opts.fieldValidation === 'Strict') {
-            throw badRequest(`${type.kind} in version "${version}" cannot be handled as a ${type.kind}: strict decoding error: ${unknownFields.map((f) => `unknown field "${f.slice(1)}"`).join(', ')}`);
-          }
-          if (unknownFields.length > 0 && opts.fieldValidation !== 'Ignore') for (const f of unknownFields) opts.warnings?.push(`unknown field "${f.slice(1)}"`);
-          Object.assign(applied, pruneUnknownFields(applied, schema));
-        }
-      }
+      // Unknown fields are judged on the applied configuration, before they could be merged into anything.
+      const schema = this.fieldSchema(type, version);
+      if (schema) applied = this.unknownFields(type, version, applied, schema, opts);
       const merged = serverSideApply(current, applied, opts.fieldManager, opts.force === true, !type.custom);
       const managed = merged.metadata.managedFields as unknown[];
       if (!current) return this.create(type, namespace, merged, { ...opts, fieldValidation: 'Ignore' }, version, managed);
