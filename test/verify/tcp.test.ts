@@ -98,6 +98,16 @@ test.serial('an unreachable provider is reported (MF0102), its checks are skippe
   t.regex(consumerGone.stderr, /error: cannot reach https:\/\/127\.0\.0\.1:9 \(context "gone"\): connection refused\n {2}check that the cluster is running/);
 });
 
+test.serial('--from naming another cluster than the import\'s provider: MF0201 names the right one, the rest is skipped', async (t) => {
+  const run = await verifyJson(fed, ['--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'staging']);
+  t.is(run.code, 3);
+  const missing = run.report.checks.find((c) => c.code === 'MF0201')!;
+  t.like(missing, { status: 'fail', object: 'export db/postgres', message: 'context "staging" has no export db/postgres (exports: none)' });
+  t.regex(missing.hint!, /the import comes from cluster production/);
+  t.true(run.report.checks.filter((c) => c.category === 'provider' && c.code !== 'MF0201').every((c) => c.status === 'skip' && c.reason === 'not run: MF0201 failed'));
+  t.like(run.report.probe, { answered: true }, 'the probe does not depend on --from');
+});
+
 test.serial('a provider API server that does not answer in time is MF0102, not a hang', async (t) => {
   fed.world.cluster('production').faults.add({ path: /.*/, delayMs: 30_000, times: 100 });
   try {
