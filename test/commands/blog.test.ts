@@ -120,6 +120,11 @@ test.serial('import with both contexts admits cluster1, attaches 50/50 to review
   t.is(call.code, 0, call.stderr + call.trace.join('\n'));
   t.regex(call.stdout, /reviews-v2/);
   t.true(call.trace.some((hop) => hop.includes('meshfed-ingress')), 'through the provider federation gateway');
+  // reviews.default: the first half of the weight range stays in cluster1 (v1), the second half goes to cluster2 (v2).
+  const low = await fed.curl('cluster1', 'default', 'sleep', ['curl', '-sS', 'http://reviews.default:9080/reviews/0'], { random: () => 0.2 });
+  const high = await fed.curl('cluster1', 'default', 'sleep', ['curl', '-sS', 'http://reviews.default:9080/reviews/0'], { random: () => 0.8 });
+  t.regex(low.stdout, /"podname":"reviews-v1-/, low.trace.join('\n'));
+  t.regex(high.stdout, /"podname":"reviews-v2-/, high.trace.join('\n'));
 
   const again = await fed.runCounting(IMPORT);
   t.is(again.code, 0, again.stderr);

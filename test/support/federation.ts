@@ -20,8 +20,9 @@ export interface FederationWorld {
   /**
    * Sends a request from the first running pod labelled `app=<app>` in `namespace` of `cluster` through the data-path
    * model (`argv` as for the curl image, e.g. `['curl', '-sS', 'http://myreviews.default:9080/reviews/0']`).
+   * `random` drives load balancing and route weights (default: always 0.5).
    */
-  curl(cluster: string, namespace: string, app: string, argv: string[]): Promise<{ code: number; stdout: string; stderr: string; trace: string[] }>;
+  curl(cluster: string, namespace: string, app: string, argv: string[], options?: { random?: () => number }): Promise<{ code: number; stdout: string; stderr: string; trace: string[] }>;
   /** Objects carrying `app.kubernetes.io/managed-by: kubectl-meshfed` in a cluster, as `Kind ns/name`. */
   managedObjects(cluster: string): string[];
   stop(): Promise<void>;
@@ -97,11 +98,11 @@ export async function startFederationWorld(options: FederationWorldOptions): Pro
       }
       return { ...result, writes, reads };
     },
-    async curl(cluster, namespace, app, argv) {
+    async curl(cluster, namespace, app, argv, curlOptions = {}) {
       await untilPodsRun(world);
       const pods = world.cluster(cluster).list('v1', 'Pod', namespace).filter((p: KubeObject) => p.metadata.labels?.app === app && isRunning(p));
       if (!pods[0]) throw new Error(`no running pod app=${app} in ${cluster}/${namespace}`);
-      const result = await simulateCurl(world.world, { cluster, namespace, pod: pods[0].metadata.name }, argv, { random: () => 0.5 });
+      const result = await simulateCurl(world.world, { cluster, namespace, pod: pods[0].metadata.name }, argv, { random: curlOptions.random ?? (() => 0.5) });
       return { code: result.exitCode, stdout: result.stdout, stderr: result.stderr, trace: result.trace };
     },
     managedObjects(cluster) {
