@@ -84,6 +84,22 @@ test.serial('shared-root TCP, three-step: request and bundle files, then bytes r
   t.truthy(guard, 'authorization sits on the destination workload');
 });
 
+test.serial('re-exporting in another mode prunes what the old mode needed, and only that', async (t) => {
+  const EXPORT = ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'ratings', '--port', '9080'];
+  t.is((await fed.run(EXPORT)).code, 0);
+  const boundaryOnly = ['Gateway', 'VirtualService', 'AuthorizationPolicy'].map((kind) => `${kind} istio-meshfed/mf-export-bookinfo-ratings`);
+  for (const name of boundaryOnly) t.true(fed.managedObjects('cluster2').includes(name), name);
+  const others = fed.managedObjects('cluster2').filter((name) => !name.includes('ratings'));
+  const switched = await fed.runCounting([...EXPORT, '--mode', 'shared-root']);
+  t.is(switched.code, 0, switched.stderr);
+  t.regex(switched.stderr, /- Gateway istio-meshfed\/mf-export-bookinfo-ratings \(delete\)/);
+  for (const name of boundaryOnly) t.false(fed.managedObjects('cluster2').includes(name), `${name} pruned`);
+  t.true(fed.managedObjects('cluster2').includes('AuthorizationPolicy bookinfo/mf-guard-ratings'));
+  for (const name of others) t.true(fed.managedObjects('cluster2').includes(name), `${name} kept`);
+  t.is((await fed.run(['unexport', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'ratings'])).code, 0);
+  t.false(fed.managedObjects('cluster2').some((name) => name.includes('ratings')));
+});
+
 test.serial('Istio 1.9: no gateway deployed; the IstioOperator overlay is printed, or an existing gateway is used', async (t) => {
   fed.world.cluster('legacy').create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
   fed.world.cluster('legacy').create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'cart', namespace: 'shop' }, spec: { selector: { app: 'cart' }, ports: [{ name: 'http', port: 8080 }] } });
