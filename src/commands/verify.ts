@@ -150,6 +150,12 @@ function probeResults(run: ProbePodRun, output: ProbeOutput | undefined, target:
   const pod = `${namespace}/${run.name}`;
   const object = `Pod ${pod}`;
   const params = { pod: run.name, namespace };
+  if (run.ending === 'refused') {
+    return [
+      failure('MF0501', { ...params, detail: run.error ?? 'the cluster refused to create the probe pod' }, object),
+      resultOf('MF0503', { status: 'skip', reason: 'the probe pod was not created (MF0501)' }),
+    ];
+  }
   if (run.ending === 'stuck') {
     return [
       failure('MF0501', { ...params, detail: `the probe pod ${pod} cannot start: ${run.waiting ?? run.phase}` }, object),

@@ -16,8 +16,13 @@ export interface ProbePodRun {
   name: string;
   /** The last phase seen: Pending, Running, Succeeded, Failed (or Unknown). */
   phase: string;
-  /** Why the run ended: the pod completed, a container cannot start, the time ran out, or the caller aborted. */
-  ending: 'completed' | 'stuck' | 'timeout' | 'aborted';
+  /**
+   * Why the run ended: the pod completed, a container cannot start, the time ran out, the caller aborted, or the
+   * cluster refused to create the pod (see `error`).
+   */
+  ending: 'completed' | 'stuck' | 'timeout' | 'aborted' | 'refused';
+  /** Why the pod could not be created (`refused`), with what to do. */
+  error?: string;
   /** The pod got an istio-proxy sidecar. */
   sidecar: boolean;
   /** The first container state that explains a pod that did not run: `probe waiting: ImagePullBackOff (…)`. */
@@ -95,8 +100,9 @@ async function readLog(writer: ClusterWriter, namespace: string, name: string, c
 
 /**
  * Creates the probe pod and runs it to its end. The pod is deleted in a `finally`, so also when reading fails, the
- * time runs out or `signal` aborts — unless `keep` is set.
- * @throws ClusterError when the pod cannot be created (the message names the namespace and the reason)
+ * time runs out or `signal` aborts — unless `keep` is set. A pod the cluster refuses to create is an ending
+ * (`refused`), not an error.
+ * @throws ClusterError when the cluster cannot be reached
  */
 export async function runProbePod(writer: ClusterWriter, options: ProbePodOptions): Promise<ProbePodRun> {
   const started = Date.now();
@@ -106,10 +112,12 @@ export async function runProbePod(writer: ClusterWriter, options: ProbePodOption
   try {
     await writer.client.request({ method: 'POST', path, body: options.pod });
   } catch (error) {
-    if (error instanceof ClusterError) {
-      throw new ClusterError(`cannot create the probe pod in namespace "${namespace}" (context "${writer.contextName}"): ${error.message}`, {
-        status: error.status, reason: error.reason, hint: error.hint ?? 'verify needs permission to create, watch, read the logs of and delete pods in the import namespace',
-      });
+    // Refused by RBAC, an admission policy or a quota: a result of the probe, not the end of verify.
+    if (error instanceof ClusterError && error.status !== undefined) {
+      return {
+        name, phase: 'Pending', ending: 'refused', sidecar: false, log: '', proxyLog: '', deleted: true, durationMs: Date.now() - started,
+        error: `the cluster refused to create the probe pod in namespace "${namespace}": ${error.message}${error.hint ? ` (${error.hint})` : ''}`,
+      };
     }
     throw error;
   }

@@ -142,6 +142,16 @@ test.serial('a probe image that cannot be pulled: MF0501 with the --probe-image 
   t.deepEqual(probePods(fed, 'operations'), []);
 });
 
+test.serial('a probe pod the cluster refuses to create is MF0501 with the API server\'s reason; the static checks are still reported', async (t) => {
+  fed.world.cluster('operations').faults.add({ method: 'POST', path: /\/namespaces\/vault\/pods$/, status: 403 });
+  const run = await verifyJson(fed, BOUNDARY);
+  t.is(run.code, 3);
+  t.deepEqual(failingCodes(run), ['MF0501']);
+  t.regex(run.report.checks.find((c) => c.code === 'MF0501')!.message!, /the cluster refused to create the probe pod in namespace "vault": .*forbidden/);
+  t.true(run.report.checks.filter((c) => c.category !== 'probe').every((c) => c.status === 'ok'));
+  t.like(run.report.probe, { ending: 'refused' });
+});
+
 test.serial('--timeout bounds the run: a probe that never completes is MF0514, and its pod is deleted', async (t) => {
   const run = await verifyJson(fed, [...BOUNDARY, '--probe-image', IDLE_IMAGE, '--timeout', '4s']);
   t.is(run.code, 3);

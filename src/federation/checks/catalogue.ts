@@ -246,7 +246,7 @@ const entries: CheckInfo[] = [
     code: 'MF0501', level: 'error', category: 'probe',
     description: 'the probe pod starts',
     message: '{detail}',
-    hint: 'an air-gapped cluster needs the image from its own registry: --probe-image <registry>/curlimages/curl:<tag>',
+    hint: 'if the image cannot be pulled (air-gapped cluster), use --probe-image <registry>/curlimages/curl:<tag>; if the pod is refused, verify needs to create, watch, read the logs of and delete pods in namespace {namespace}',
   },
   {
     code: 'MF0502', level: 'error', category: 'probe',
