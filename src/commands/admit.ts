@@ -55,6 +55,7 @@ async function admit(session: Session, args: AdmitArgs): Promise<void> {
   }
 }
 
+/** `kubectl meshfed admit`: the provider's step of the three-step flow. */
 export const admitCommand: CommandModule<GlobalArgs, AdmitArgs> = {
   command: 'admit',
   describe: 'Provider side of the three-step flow: admit the consumer of an import request and write an export bundle',

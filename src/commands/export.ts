@@ -131,6 +131,7 @@ async function askSubset(session: Session, pods: PodSnapshot[], namespace: strin
   return picked ? parseKeyValues(picked, '--subset') : undefined;
 }
 
+/** `kubectl meshfed export`: the provider side of an export (see docs/commands.md). */
 export const exportCommand: CommandModule<GlobalArgs, ExportArgs> = {
   command: 'export',
   describe: 'Export one port of a Service from the provider cluster (federation gateway, CA, routes, authorization)',

@@ -345,6 +345,7 @@ async function importDirect(
   if (result.applied && !output) announce(session, consumerPlan.localHost, endpoint.port.number, endpoint.protocol);
 }
 
+/** `kubectl meshfed import`: the consumer side, with both contexts or in three steps with files (see docs/commands.md). */
 export const importCommand: CommandModule<GlobalArgs, ImportArgs> = {
   command: 'import',
   describe: 'Import an export into the consumer cluster under a local name (admitting this cluster on the provider)',

@@ -35,6 +35,7 @@ async function revoke(session: Session, args: RevokeArgs): Promise<void> {
   if (result.applied && !output) session.ui.info(`${consumer} can no longer reach ${namespace}/${exportName}: the provider refuses its certificate and identity.`);
 }
 
+/** `kubectl meshfed revoke`: withdraw a consumer's admission. */
 export const revokeCommand: CommandModule<GlobalArgs, RevokeArgs> = {
   command: 'revoke',
   describe: 'Withdraw a consumer\'s admission to an export (its certificate is no longer accepted)',

@@ -187,6 +187,7 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
   }
 }
 
+/** `kubectl meshfed status`: what a cluster exports and imports. */
 export const statusCommand: CommandModule<GlobalArgs, StatusArgs> = {
   command: 'status',
   describe: 'Show the exports and imports of a cluster (service, port, mode, gateway, consumers, certificate expiry, state)',

@@ -35,6 +35,7 @@ async function unexport(session: Session, args: UnexportArgs): Promise<void> {
   await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `unexport ${namespace}/${exportName}` });
 }
 
+/** `kubectl meshfed unexport`: remove an export's own objects. */
 export const unexportCommand: CommandModule<GlobalArgs, UnexportArgs> = {
   command: 'unexport',
   describe: 'Remove an export: exactly the objects meshfed created for it (gateway and federation CA stay)',

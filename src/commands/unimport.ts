@@ -35,6 +35,7 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   if (!output) session.ui.info(`The provider still admits this cluster until it runs: kubectl meshfed revoke --context <provider> -n ${record.endpoint.namespace} --name ${record.endpoint.exportName} --consumer ${gathered.identity.clusterId}`);
 }
 
+/** `kubectl meshfed unimport`: remove an import's own objects. */
 export const unimportCommand: CommandModule<GlobalArgs, UnimportArgs> = {
   command: 'unimport',
   describe: 'Remove an import: exactly the objects meshfed created for it (the egress gateway stays)',
