@@ -163,6 +163,21 @@ ${extra}`);
   t.is(mistyped.status.message, 'VirtualService.networking.istio.io "reviews" is invalid: spec.http[0].timeout: Invalid value: "integer": spec.http[0].timeout in body must be of type string: "integer"');
 });
 
+test('built-in kinds: unknown fields are a strict decoding error with Strict, pruned with a warning by default', async (t) => {
+  const cluster = world.clusters[0]!;
+  const ns = await namespace();
+  const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: ns }, spec: { prots: [{ port: 80 }], ports: [{ port: 80, targetPort: 8080, nme: 'http' }] } };
+  const strict = await apiRequest(cluster, { method: 'POST', path: `/api/v1/namespaces/${ns}/services?fieldValidation=Strict`, body: service });
+  t.is(strict.status, 400);
+  t.is((strict.body as { message: string }).message, 'Service in version "v1" cannot be handled as a Service: strict decoding error: unknown field "spec.prots", unknown field "spec.ports[0].nme"');
+  const warned = await apiRequest(cluster, { method: 'POST', path: `/api/v1/namespaces/${ns}/services`, body: service });
+  t.is(warned.status, 201);
+  t.deepEqual(warned.headers.warning, '299 - "unknown field \\"spec.prots\\"", 299 - "unknown field \\"spec.ports[0].nme\\""');
+  const stored = cluster.get('v1', 'Service', ns, 'web')!.spec as Record<string, unknown>;
+  t.false('prots' in stored);
+  t.deepEqual(stored.ports, [{ port: 80, targetPort: 8080, protocol: 'TCP' }]);
+});
+
 test('merge, JSON and strategic merge patches; strategic merge is refused for custom resources (415)', async (t) => {
   const objects = KubernetesObjectApi.makeApiClient(kc);
   const ns = await namespace();

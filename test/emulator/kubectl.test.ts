@@ -140,8 +140,15 @@ for (const [serverVersion, kubectlMinor] of [['1.27.3', '27'], ['1.33.1', '33']]
     // Nothing of the rejected applies reached the stored object.
     const stored = await kubectl(['-n', 'istio-system', 'get', 'gateway', 'cross-network', '-o', 'jsonpath={.spec.servers[0].port.number}']);
     t.is(stored.stdout, '15443');
-    const core = await kubectl(['apply', '--server-side', '-f', '-'], 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: apps}\ndata: {mode: federated}\n');
+    // A core object first applied client-side, then server-side with a changed value: no conflict (the
+    // last-applied fields pass to the server-side applier), then client-side again.
+    const settings = (mode: string): string => `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: apps}\ndata: {mode: ${mode}}\n`;
+    t.is((await kubectl(['apply', '-f', '-'], settings('local'))).stdout, 'configmap/settings created\n');
+    const core = await kubectl(['apply', '--server-side', '-f', '-'], settings('federated'));
     t.is(core.stdout, 'configmap/settings serverside-applied\n', core.stderr);
+    const again = await kubectl(['apply', '-f', '-'], settings('both'));
+    t.is(again.stdout, 'configmap/settings configured\n', again.stderr);
+    t.is((await kubectl(['-n', 'apps', 'get', 'configmap', 'settings', '-o', 'jsonpath={.data.mode}'])).stdout, 'both');
 
     // Printer columns of a CRD (DestinationRule: Host), and delete.
     const dr = await kubectl(['apply', '-f', '-'], 'apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata: {name: reviews, namespace: apps}\nspec: {host: reviews.apps.svc.cluster.local}\n');
