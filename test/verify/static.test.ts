@@ -1,0 +1,183 @@
+/**
+ * The static checks over snapshots built from the planners' own output, without clusters: every golden scenario
+ * (both modes, HTTP, TCP and gRPC, deployed, overlay and existing gateways, Istio 1.9 to 1.30) passes every check
+ * once its gateways run; then single changes that the end-to-end tests do not make — certificates about to expire,
+ * an old Istio, a passthrough gateway without sni-dnat, an object meshfed does not manage, a consumer admitted
+ * under another trust domain — are reported with their codes, as (code, object) pairs.
+ */
+import test from 'ava';
+import forge from 'node-forge';
+import { generateKeyPairSync } from 'node:crypto';
+import {
+  runChecks, STATIC_CHECKS, type CheckResult, type SideSnapshot, type VerifySnapshot,
+} from '../../src/federation/checks/index.js';
+import { readImportRecords, readSecret, type KubeObject } from '../../src/federation/index.js';
+import { runScenario, scenarioNames, type ScenarioResult } from '../federation/scenario.js';
+
+const ready = { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] };
+
+function pod(namespace: string, name: string, labels: Record<string, string>, serviceAccount: string, env: Array<{ name: string; value: string }> = []): KubeObject {
+  return {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels },
+    spec: { serviceAccountName: serviceAccount, containers: [{ name: 'istio-proxy', image: 'docker.io/istio/proxyv2:1.18.2', env }] },
+    status: ready,
+  };
+}
+
+/**
+ * The cluster as it looks once the plans are applied and their gateways run: each meshfed Gateway's selector has a
+ * ready pod and a Service (a LoadBalancer with `address` on the provider side), unless the plan deployed them.
+ */
+function side(planned: KubeObject[], extra: KubeObject[], options: { address?: string; sniDnat: boolean; existingGateway?: { namespace: string; serviceName: string } }): KubeObject[] {
+  const objects = [...structuredClone(planned), ...extra];
+  for (const gateway of planned.filter((o) => o.kind === 'Gateway')) {
+    const namespace = gateway.metadata.namespace!;
+    const selector = (gateway.spec as { selector: Record<string, string> }).selector;
+    const name = options.existingGateway?.namespace === namespace ? options.existingGateway.serviceName : Object.values(selector)[0]!;
+    if (!objects.some((o) => o.kind === 'Pod' && o.metadata.namespace === namespace && Object.entries(selector).every(([k, v]) => o.metadata.labels?.[k] === v))) {
+      objects.push(pod(namespace, `${name}-7d9f8-abcde`, { ...selector }, name, options.sniDnat ? [{ name: 'ISTIO_META_ROUTER_MODE', value: 'sni-dnat' }] : []));
+    }
+    let service = objects.find((o) => o.kind === 'Service' && o.metadata.namespace === namespace && o.metadata.name === name);
+    if (!service) {
+      service = { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace }, spec: { type: options.address ? 'LoadBalancer' : 'ClusterIP', selector, ports: [{ name: 'tls', port: 15443, targetPort: 15443 }] } };
+      objects.push(service);
+    }
+    if (options.address) {
+      service.status = { loadBalancer: { ingress: [/^\d/.test(options.address) ? { ip: options.address } : { hostname: options.address }] } };
+    }
+  }
+  return objects;
+}
+
+/** A certificate to stand in for a mesh root CA (only its fingerprint is compared). */
+function rootCa(result: ScenarioResult): string {
+  const secret = result.providerObjects.find((o) => o.kind === 'Secret' && o.metadata.name === 'meshfed-federation-ca')!;
+  return readSecret(secret)!['ca.crt']!;
+}
+
+/** A VerifySnapshot of a scenario: its planned objects, its Services, pods and namespaces, gateways running. */
+function snapshotOf(result: ScenarioResult): VerifySnapshot {
+  const { input } = result;
+  const now = new Date(input.now);
+  const record = readImportRecords({ ...input.consumer, existing: result.consumerObjects })[0]!;
+  const home = result.consumerObjects.find((o) => o.kind === 'ConfigMap' && o.metadata.labels?.['meshfed.io/role'] === 'import-record')!.metadata.namespace!;
+  const services = (list: typeof input.provider.services) => list.map((s): KubeObject => ({
+    apiVersion: 'v1', kind: 'Service', metadata: { name: s.name, namespace: s.namespace, ...(s.labels ? { labels: s.labels } : {}) },
+    spec: { ...(s.selector ? { selector: s.selector } : {}), ports: s.ports },
+  }));
+  const exportedSelector = input.provider.services.find((s) => s.name === input.export.service)!.selector!;
+  const pods = (input.provider.pods ?? []).length
+    ? input.provider.pods!.map((p) => pod(p.namespace, p.name, p.labels, p.serviceAccount ?? 'default'))
+    : [pod(input.export.namespace, `${input.export.service}-0`, { ...exportedSelector, ...(input.export.subset ?? {}) }, input.export.service)];
+  const root = rootCa(result);
+  const sniDnat = /^1\.(8|9|10|11)\./.test(input.provider.istioVersion);
+  const provider: SideSnapshot = {
+    context: input.provider.clusterId,
+    mesh: { istioVersion: input.provider.istioVersion, trustDomain: input.provider.trustDomain ?? 'cluster.local', trustDomainAliases: input.provider.trustDomainAliases ?? [], rootCaPem: root },
+    objects: side(result.providerObjects, [...services(input.provider.services), ...pods], {
+      address: input.provider.gatewayAddress!, sniDnat, ...(input.provider.existingGateway ? { existingGateway: input.provider.existingGateway } : {}),
+    }),
+  };
+  const consumer: SideSnapshot = {
+    context: input.consumer.clusterId,
+    mesh: { istioVersion: input.consumer.istioVersion, trustDomain: input.consumer.trustDomain ?? 'cluster.local', trustDomainAliases: [], rootCaPem: root },
+    objects: side(result.consumerObjects, [
+      ...services(input.consumer.services),
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: input.import.namespace, labels: { 'istio-injection': 'enabled' } } },
+    ], { sniDnat: false }),
+  };
+  return { now, consumer, consumerHome: home, record, provider: { status: 'present', snapshot: provider } };
+}
+
+const failures = (results: CheckResult[]) => results.filter((r) => r.outcome.status === 'fail').map((r) => [r.code, r.object ?? ''] as [string, string]);
+const scenarios = new Map<string, ScenarioResult>();
+const scenario = (name: string): ScenarioResult => {
+  if (!scenarios.has(name)) scenarios.set(name, runScenario(name));
+  return scenarios.get(name)!;
+};
+
+for (const name of scenarioNames()) {
+  test(`golden scenario ${name}: every static check passes on what the planners produce`, (t) => {
+    const snapshot = snapshotOf(scenario(name));
+    const results = runChecks(snapshot, STATIC_CHECKS);
+    t.deepEqual(failures(results), []);
+    t.deepEqual(results.filter((r) => r.outcome.status === 'skip').map((r) => r.code), []);
+    const mode = snapshot.record.endpoint.mode;
+    t.is(results.some((r) => r.code === 'MF0209'), mode === 'boundary', 'boundary-only checks follow the mode');
+    t.is(results.some((r) => r.code === 'MF0405'), mode === 'shared-root', 'shared-root-only checks follow the mode');
+  });
+}
+
+test('certificates that expire within 30 days are warnings, not errors', (t) => {
+  const result = scenario('seed-blog-boundary-http');
+  const base = snapshotOf(result);
+  const later = { ...base, now: new Date(base.now.getTime() + 340 * 86_400_000) };
+  const results = runChecks(later, STATIC_CHECKS);
+  t.deepEqual(failures(results).sort(), [
+    ['MF0211', 'certificate in Secret istio-meshfed/mf-export-bookinfo-myreviews'],
+    ['MF0306', 'certificate in Secret istio-meshfed/mf-bind-cluster2-bookinfo-myreviews'],
+  ]);
+  t.true(results.filter((r) => r.outcome.status === 'fail').every((r) => r.level === 'warning'));
+});
+
+test('an Istio release before 1.9 is a warning on its context', (t) => {
+  const base = snapshotOf(scenario('seed-blog-boundary-http'));
+  const old = { ...base, consumer: { ...base.consumer, mesh: { ...base.consumer.mesh, istioVersion: '1.8.6' } } };
+  t.deepEqual(failures(runChecks(old, STATIC_CHECKS)), [['MF0104', 'context cluster1']]);
+});
+
+test('a passthrough gateway on Istio 1.9 without ISTIO_META_ROUTER_MODE=sni-dnat is MF0212', (t) => {
+  const base = snapshotOf(scenario('seed-question-shared-root-tcp'));
+  if (base.provider.status !== 'present') throw new Error('no provider');
+  const objects = base.provider.snapshot.objects.map((o) => (o.kind === 'Pod' && o.metadata.labels?.istio === 'meshfed-eastwest'
+    ? { ...o, spec: { ...(o.spec as object), containers: [{ name: 'istio-proxy', image: 'docker.io/istio/proxyv2:1.9.1' }] } } : o));
+  const changed: VerifySnapshot = { ...base, provider: { status: 'present', snapshot: { ...base.provider.snapshot, objects } } };
+  t.deepEqual(failures(runChecks(changed, STATIC_CHECKS)), [['MF0212', 'Gateway istio-meshfed/meshfed-eastwest']]);
+});
+
+test('an object of the same name that meshfed does not manage is MF0303, with the reason', (t) => {
+  const base = snapshotOf(scenario('seed-blog-boundary-http'));
+  const objects = base.consumer.objects.map((o) => (o.kind === 'VirtualService' && o.metadata.name === 'mf-import-myreviews'
+    ? { ...o, metadata: { ...o.metadata, labels: { app: 'someone-else' } } } : o));
+  const results = runChecks({ ...base, consumer: { ...base.consumer, objects } }, STATIC_CHECKS);
+  t.deepEqual(failures(results), [['MF0303', 'VirtualService default/mf-import-myreviews']]);
+  t.regex((results.find((r) => r.code === 'MF0303' && r.outcome.status === 'fail')!.outcome as { message: string }).message, /is not managed by kubectl-meshfed/);
+});
+
+test('shared-root: a consumer whose mesh changed trust domain since its admission is not admitted (MF0402)', (t) => {
+  const base = snapshotOf(scenario('seed-question-shared-root-tcp'));
+  const moved = { ...base, consumer: { ...base.consumer, mesh: { ...base.consumer.mesh, trustDomain: 'ops.example' } } };
+  const found = failures(runChecks(moved, STATIC_CHECKS));
+  t.true(found.some(([code, object]) => code === 'MF0402' && object === 'consumer operations namespace vault'), JSON.stringify(found));
+  t.true(found.some(([code]) => code === 'MF0407'), 'the provider does not accept the new trust domain either');
+});
+
+test('an expired federation CA fails the server certificate chain (MF0210) and the client certificate (MF0403)', (t) => {
+  const base = snapshotOf(scenario('seed-blog-boundary-http'));
+  const after = { ...base, now: new Date(base.now.getTime() + 11 * 365 * 86_400_000) };
+  const codes = new Set(failures(runChecks(after, STATIC_CHECKS)).map(([code]) => code));
+  for (const code of ['MF0210', 'MF0305', 'MF0403']) t.true(codes.has(code), code);
+});
+
+test('a server certificate that does not name the export host is MF0210 and MF0404', (t) => {
+  const result = scenario('seed-blog-boundary-http');
+  const base = snapshotOf(result);
+  if (base.provider.status !== 'present') throw new Error('no provider');
+  const caData = readSecret(base.provider.snapshot.objects.find((o) => o.kind === 'Secret' && o.metadata.name === 'meshfed-federation-ca'))!;
+  const ca = forge.pki.certificateFromPem(caData['ca.crt']!);
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
+  cert.serialNumber = '0c';
+  cert.validity.notBefore = new Date(base.now.getTime() - 60_000);
+  cert.validity.notAfter = new Date(base.now.getTime() + 90 * 86_400_000);
+  cert.setSubject([{ name: 'commonName', value: 'elsewhere.example' }]);
+  cert.setIssuer(ca.subject.attributes);
+  cert.setExtensions([{ name: 'subjectAltName', altNames: [{ type: 2, value: 'elsewhere.example' }] }]);
+  cert.sign(forge.pki.privateKeyFromPem(caData['ca.key']!), forge.md.sha256.create());
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+  const objects = base.provider.snapshot.objects.map((o) => (o.kind === 'Secret' && o.metadata.name === 'mf-export-bookinfo-myreviews'
+    ? { ...o, data: { ...(o.data as object), 'tls.crt': b64(forge.pki.certificateToPem(cert)), 'tls.key': b64(privateKey) } } : o));
+  const codes = failures(runChecks({ ...base, provider: { status: 'present', snapshot: { ...base.provider.snapshot, objects } } }, STATIC_CHECKS));
+  t.deepEqual(codes.map(([code]) => code).sort(), ['MF0210', 'MF0404']);
+});
