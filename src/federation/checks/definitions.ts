@@ -324,6 +324,7 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
   {
     code: 'MF0202',
     needsProvider: true,
+    requires: ['MF0201'],
     run: (f) => {
       const x = f.exportRecord!;
       const object = describe('Service', x.namespace, x.service);
@@ -334,7 +335,6 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       if (!port) return [fail({ detail: `Service ${x.namespace}/${x.service} has no port ${x.port.number} any more (ports: ${ports.map((p) => p.port).join(', ') || 'none'})` }, object)];
       return [ok(object, `port ${x.port.number}`)];
     },
-    requires: ['MF0201'],
   },
   {
     code: 'MF0203',
