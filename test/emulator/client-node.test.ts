@@ -6,13 +6,26 @@ import {
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { startWorld } from '../support/emulator/index.js';
 import { apiRequest } from '../support/emulator/request.js';
-import type { World } from '../support/emulator/index.js';
+import type { ContainerRuntime, World } from '../support/emulator/index.js';
 
 let world: World;
 let kc: KubeConfig;
 
+/** Containers with command `ticker N` print `tick 1` … `tick N`, 30 ms apart, after a first wait, then exit 0. */
+const ticker: ContainerRuntime = (run) => {
+  if (run.container.command?.[0] !== 'ticker') return undefined;
+  const n = Number(run.container.command[1] ?? 3);
+  return (async () => {
+    for (let i = 1; i <= n; i++) {
+      await new Promise((r) => setTimeout(r, i === 1 ? 150 : 30));
+      run.log(`tick ${i}\n`);
+    }
+    return 0;
+  })();
+};
+
 test.before(async () => {
-  world = await startWorld({ clusters: [{ name: 'cluster1' }], istio: '1.18.0' });
+  world = await startWorld({ clusters: [{ name: 'cluster1' }], istio: '1.18.0', runtimes: [ticker] });
   kc = new KubeConfig();
   kc.loadFromFile(world.kubeconfigPath);
 });
@@ -269,14 +282,21 @@ test('pods: Running with container statuses, logs from the runtime, Log follow s
   t.regex(pod.status?.podIP ?? '', /^10\.\d+\.\d+\.\d+$/);
   t.is(await core.readNamespacedPodLog({ name: 'quiet', namespace: ns }), '');
 
+  // Follow: the lines arrive as the container prints them, and the stream ends when it exits.
+  await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'ticker' }, spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox:1.36', command: ['ticker', '3'] }] } } });
+  await chatter.waitIdle();
   const stream = new PassThrough();
-  let text = '';
-  stream.on('data', (chunk: Buffer) => {
-    text += chunk.toString();
-  });
-  const ctrl = await new Log(kc).log(ns, 'quiet', 'main', stream, { follow: true });
-  ctrl.abort();
-  t.is(text, '');
+  const chunks: string[] = [];
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk.toString()));
+  // client-node 1.4 never calls a done callback: the piped stream ending is the signal.
+  const ended = new Promise<void>((resolve) => stream.on('end', () => resolve()));
+  await new Log(kc).log(ns, 'ticker', 'main', stream, { follow: true });
+  await ended;
+  t.is(chunks.join(''), 'tick 1\ntick 2\ntick 3\n');
+  t.true(chunks.length >= 2, 'lines arrived in several chunks, as printed');
+  t.is(await core.readNamespacedPodLog({ name: 'ticker', namespace: ns, tailLines: 1 }), 'tick 3\n');
+  await chatter.waitIdle();
+  t.is((await core.readNamespacedPod({ name: 'ticker', namespace: ns })).status?.phase, 'Succeeded');
 });
 
 test('least privilege: tokens limited by rules get 403 Forbidden outside them, 401 without a valid token', async (t) => {
