@@ -44,6 +44,14 @@ test.serial('boundary TCP: healthy, and the probe gets an answer from postgres t
   t.deepEqual(probePods(fed, 'operations'), []);
 });
 
+test.serial('--send replaces the greeting: postgres closes on bytes that are not a startup packet, and says why with MF0508', async (t) => {
+  const garbage = await verifyJson(fed, [...BOUNDARY, '--send', 'hello\\r\\n']);
+  t.is(garbage.code, 3);
+  t.deepEqual(failingCodes(garbage), ['MF0508']);
+  const explicit = await verifyJson(fed, [...BOUNDARY, '--send', '\\x00\\x00\\x00\\x08\\x04\\xd2\\x16\\x2f']);
+  t.is(explicit.code, 0, 'the SSLRequest written by hand gets the answer');
+});
+
 test.serial('boundary TCP: a consumer that is not admitted is reported by the static check and by the probe', async (t) => {
   const undo = await breakObject(fed, 'production', ['security.istio.io/v1beta1', 'AuthorizationPolicy', 'istio-meshfed', 'mf-export-db-postgres'], (o) => {
     (o.spec as { rules: Array<{ from: Array<{ source: { principals: string[] } }> }> }).rules[0]!.from[0]!.source.principals = ['staging.meshfed.internal/ns/istio-meshfed/sa/meshfed-egress'];
