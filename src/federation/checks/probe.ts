@@ -74,8 +74,10 @@ export function probeScript(target: ProbeTarget, maxTimeSeconds: number): string
     return [`curl -sS -m ${max} -w ${shellQuote(format)} ${shellQuote(url)}`, quit].join('\n');
   }
   const send = printfFormat(target.send ?? '\n');
+  // nc waits this long for the final reads after sending: an answer comes at once, a silent peer costs the wait.
+  const wait = Math.min(max, 5);
   return [
-    `reply=$(printf '${send}' | nc -w ${max} ${target.host} ${target.port}); code=$?`,
+    `reply=$(printf '${send}' | nc -w ${wait} ${target.host} ${target.port}); code=$?`,
     `if [ -n "$reply" ]; then echo "${PROBE_MARKER} answered=yes exitcode=$code"; else echo "${PROBE_MARKER} answered=no exitcode=$code"; fi`,
     quit,
   ].join('\n');
