@@ -43,6 +43,10 @@ function now(): string {
   return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+/**
+ * The controllers of one cluster. They reconcile everything on the next turn after a relevant change (the
+ * clusters are small), writing only what differs, so they settle.
+ */
 export class Controllers {
   private scheduled = false;
   private running = false;

@@ -39,14 +39,17 @@ export function qualifiedResource(plural: string, group: string): string {
   return group ? `${plural}.${group}` : plural;
 }
 
+/** 404 NotFound: `pods "x" not found`. */
 export function notFound(plural: string, group: string, name: string): ApiError {
   return new ApiError(404, 'NotFound', `${qualifiedResource(plural, group)} "${name}" not found`, { name, group, kind: plural });
 }
 
+/** 409 AlreadyExists: `configmaps "x" already exists`. */
 export function alreadyExists(plural: string, group: string, name: string): ApiError {
   return new ApiError(409, 'AlreadyExists', `${qualifiedResource(plural, group)} "${name}" already exists`, { name, group, kind: plural });
 }
 
+/** 409 Conflict: `Operation cannot be fulfilled on …: <why>` (stale resourceVersion). */
 export function conflict(plural: string, group: string, name: string, why: string): ApiError {
   return new ApiError(409, 'Conflict', `Operation cannot be fulfilled on ${qualifiedResource(plural, group)} "${name}": ${why}`, { name, group, kind: plural });
 }
@@ -59,10 +62,12 @@ export function invalid(kind: string, group: string, name: string, causes: Statu
   return new ApiError(422, 'Invalid', `${qualified} "${name}" is invalid: ${list}`, { name, group, kind, causes });
 }
 
+/** 400 BadRequest with a message. */
 export function badRequest(message: string): ApiError {
   return new ApiError(400, 'BadRequest', message);
 }
 
+/** 403 Forbidden in the RBAC authorizer's words. */
 export function forbidden(user: string, verb: string, plural: string, group: string, namespace: string | undefined, name?: string): ApiError {
   const what = qualifiedResource(plural, group);
   const scope = namespace ? `in the namespace "${namespace}"` : 'at the cluster scope';
@@ -74,6 +79,7 @@ export function forbidden(user: string, verb: string, plural: string, group: str
   });
 }
 
+/** 405 MethodNotAllowed. */
 export function methodNotAllowed(): ApiError {
   return new ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
 }

@@ -262,6 +262,7 @@ export function fieldSet(obj: Json, keyed: boolean): Set<string> {
   return out;
 }
 
+/** A set of field paths as a `fieldsV1` object (`{"f:spec": {"f:replicas": {}}}`). */
 export function encodeFieldsV1(set: Set<string>): JsonMap {
   const root: JsonMap = {};
   for (const p of set) {
@@ -274,6 +275,7 @@ export function encodeFieldsV1(set: Set<string>): JsonMap {
   return root;
 }
 
+/** The field paths (leaves and `.` markers) of a `fieldsV1` object. */
 export function decodeFieldsV1(fields: JsonMap | undefined): Set<string> {
   const out = new Set<string>();
   const walk = (node: JsonMap, path: string[]): void => {

@@ -26,6 +26,7 @@ function objectKey(namespace: string | undefined, name: string): string {
 /** How many events watches can replay; older resourceVersions get 410 Expired. */
 export const EVENT_WINDOW = 5000;
 
+/** The objects of one cluster and their change history. */
 export class Store {
   private readonly objects = new Map<string, Map<string, KubeObject>>();
   private readonly history: StoreEvent[] = [];
