@@ -4,9 +4,9 @@
  *   npm run sandbox -- [--clusters cluster1,cluster2] [--seed bookinfo|federation|none] [--istio 1.18.0]
  *                      [--root shared|distinct] [--trust-domain per-cluster|cluster.local]
  *
- * The first line of stdout is `export KUBECONFIG=<path>` (so `eval "$(npm run -s sandbox | head -1)"` works
- * from another shell); a short summary goes to stderr. Runs until SIGINT or SIGTERM, then removes its files
- * and exits 0.
+ * The first line of stdout is `export KUBECONFIG=<path>` (paste it into a second terminal; `npm run -s` keeps
+ * npm's own banner off stdout); a short summary goes to stderr. Runs until SIGINT or SIGTERM, then removes its
+ * files and exits 0.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
