@@ -81,6 +81,7 @@ export async function main(argv: string[], io: TerminalIO): Promise<number> {
       // yargs (with exitProcess off) still dispatches to the command after printing completions: run nothing.
       if (argv.includes('--get-yargs-completions')) return;
       session = new Session(args as unknown as GlobalArgs, io);
+      activeSession = session;
       (args as Record<symbol, unknown>)[SESSION] = session;
     })
     .command(commands)
@@ -140,10 +141,16 @@ export async function main(argv: string[], io: TerminalIO): Promise<number> {
   }
 }
 
+/** The session of the invocation in progress, so that SIGINT can reach it. */
+let activeSession: Session | undefined;
+
 /** Entry point of bin/kubectl-meshfed. */
 export async function run(): Promise<void> {
   const io: TerminalIO = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env };
-  process.once('SIGINT', () => {
+  // Ctrl-C: a command section that must clean up (Session.interruptible) gets the first one; otherwise, and on a
+  // second one, exit at once with 130.
+  process.on('SIGINT', () => {
+    if (activeSession?.interrupt()) return;
     io.stderr.write('\ninterrupted\n');
     process.exit(ExitCode.interrupted);
   });

@@ -35,6 +35,8 @@ export class Session {
   private loaded: Kubeconfig | undefined;
   private readonly clients = new Map<string, KubeClient>();
   readonly requestTimeoutMs: number;
+  private readonly interruption = new AbortController();
+  private interruptibleSections = 0;
 
   constructor(readonly args: GlobalArgs, readonly io: TerminalIO) {
     this.ui = new Ui(io, { noColor: args.color === false, yes: args.yes, verbose: args.verbose });
@@ -78,6 +80,27 @@ export class Session {
       throw new UsageError(`unsupported output format "${value}" for -o/--output`, { hint: `allowed: ${allowed.join(', ')}` });
     }
     return value as T;
+  }
+
+  /**
+   * Runs `section` so that the first Ctrl-C aborts the signal it is given (the section cleans up, e.g. deletes its
+   * probe pod, then throws InterruptedError) instead of ending the process at once. A second Ctrl-C still exits
+   * immediately. The CLI root owns SIGINT and asks {@link interrupt} first.
+   */
+  async interruptible<T>(section: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    this.interruptibleSections += 1;
+    try {
+      return await section(this.interruption.signal);
+    } finally {
+      this.interruptibleSections -= 1;
+    }
+  }
+
+  /** Called by the CLI root on SIGINT: true when an interruptible section takes care of it. */
+  interrupt(): boolean {
+    if (this.interruptibleSections === 0 || this.interruption.signal.aborted) return false;
+    this.interruption.abort();
+    return true;
   }
 
   /** Total requests sent to all clusters (shown with --verbose). */

@@ -102,29 +102,6 @@ async function chooseImport(session: Session, writer: ClusterWriter, namespace: 
   })));
 }
 
-/**
- * Ctrl-C while the probe pod exists must delete the pod before the process exits: the first SIGINT aborts the
- * probe (its cleanup runs), a second one falls back to the usual immediate exit.
- */
-function interceptInterrupt(controller: AbortController): () => void {
-  const previous = process.listeners('SIGINT');
-  process.removeAllListeners('SIGINT');
-  const onInterrupt = () => {
-    if (controller.signal.aborted) {
-      restore();
-      for (const listener of previous) (listener as (signal: string) => void)('SIGINT');
-      return;
-    }
-    controller.abort();
-  };
-  const restore = () => {
-    process.removeListener('SIGINT', onInterrupt);
-    for (const listener of previous) if (!process.listeners('SIGINT').includes(listener)) process.on('SIGINT', listener as () => void);
-  };
-  process.on('SIGINT', onInterrupt);
-  return restore;
-}
-
 function probeTarget(snapshot: VerifySnapshot, args: VerifyArgs): ProbeTarget {
   const r = snapshot.record;
   const e = r.endpoint;
@@ -215,17 +192,14 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
       maxTimeSeconds: Math.max(1, Math.min(15, Math.floor(remainingMs / 3000))),
       activeDeadlineSeconds: Math.ceil(remainingMs / 1000) + 30,
     });
-    const controller = new AbortController();
-    const restore = interceptInterrupt(controller);
     const progress = await startProgress(ui, `Probing ${target.protocol === 'HTTP' ? `http://${target.host}:${target.port}${target.path}` : `tcp://${target.host}:${target.port}`} from pod ${namespace}/${name}`);
     let run: ProbePodRun;
     try {
-      run = await runProbePod(consumer, { pod, timeoutMs: remainingMs, keep: args['keep-probe'], signal: controller.signal });
+      // Ctrl-C while the probe pod exists aborts the probe, which deletes the pod before verify exits with 130.
+      run = await session.interruptible((signal) => runProbePod(consumer, { pod, timeoutMs: remainingMs, keep: args['keep-probe'], signal }));
     } catch (error) {
       progress.fail();
       throw error;
-    } finally {
-      restore();
     }
     if (run.ending === 'aborted') {
       progress.fail(`probe interrupted${run.deleted ? `; pod ${namespace}/${name} deleted` : ''}`);
