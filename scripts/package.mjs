@@ -8,6 +8,7 @@
 //   node scripts/package.mjs --check    → exit 1 if krew-manifest.yaml does not match a fresh build
 //   node scripts/package.mjs --out DIR --no-manifest → only the archive, in DIR (tests)
 import { build } from 'esbuild';
+import { cliBuildOptions, pkg } from './esbuild-options.mjs';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const version = `v${pkg.version}`;
 const outIndex = process.argv.indexOf('--out');
 const outDir = outIndex > 0 ? process.argv[outIndex + 1] : join(root, 'release');
@@ -26,20 +26,10 @@ rmSync(stage, { recursive: true, force: true });
 mkdirSync(join(stage, 'bin'), { recursive: true });
 
 await build({
-  entryPoints: { cli: join(root, 'src/cli.ts') },
-  outdir: join(stage, 'dist'),
-  outExtension: { '.js': '.mjs' },
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  minify: false,
+  ...cliBuildOptions(join(stage, 'dist')),
   legalComments: 'eof',
   // Bundled CommonJS dependencies call require() for Node built-ins.
   banner: { js: "import { createRequire as __meshfedCreateRequire } from 'node:module'; const require = __meshfedCreateRequire(import.meta.url);" },
-  define: { __MESHFED_VERSION__: JSON.stringify(pkg.version) },
-  logLevel: 'warning',
 });
 
 copyFileSync(join(root, 'bin/kubectl-meshfed'), join(stage, 'bin/kubectl-meshfed'));

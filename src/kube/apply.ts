@@ -1,12 +1,11 @@
 import { ClusterError, InputError } from '../errors.js';
+import { FIELD_MANAGER, MANAGED_BY as MANAGED_BY_VALUE, MANAGED_BY_LABEL } from '../federation/naming.js';
 import type { KubeClient } from './client.js';
 import { describeObject, groupOf, objectKey, ResourceMapper, type KubeObject } from './resources.js';
 
-/** Field manager of every server-side apply meshfed makes. */
-export const FIELD_MANAGER = 'kubectl-meshfed';
-/** The label that marks an object as meshfed's: only such objects are ever changed or deleted. */
-export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
-export const MANAGED_BY_VALUE = 'kubectl-meshfed';
+// The field manager and the label that marks an object as meshfed's (only such objects are ever changed or
+// deleted) are domain names, defined once in the core.
+export { FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY as MANAGED_BY_VALUE } from '../federation/naming.js';
 
 /** What applying one desired object does to the cluster. */
 export type ChangeAction = 'create' | 'update' | 'unchanged';
@@ -259,7 +258,7 @@ export class ClusterWriter {
         await this.client.stream({ path: collection, query: { watch: '1', fieldSelector, resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: String(Math.ceil(options.timeoutMs / 1000)) }, timeoutMs: 0 }, (line) => {
           let event: { type: string; object: KubeObject };
           try { event = JSON.parse(line); } catch { return; }
-          if (event.object?.metadata?.resourceVersion) resourceVersion = event.object.metadata.resourceVersion;
+          if (event.object?.metadata?.resourceVersion) resourceVersion = String(event.object.metadata.resourceVersion);
           if (event.type === 'ADDED' || event.type === 'MODIFIED') {
             last = event.object;
             if (ready(event.object)) {

@@ -1,22 +1,10 @@
 import { ClusterError } from '../errors.js';
 import type { KubeClient } from './client.js';
 
-/** A Kubernetes object as sent to and returned by the API. */
-export interface KubeObject {
-  apiVersion: string;
-  kind: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    resourceVersion?: string;
-    uid?: string;
-    managedFields?: unknown[];
-    [key: string]: unknown;
-  };
-  [key: string]: unknown;
-}
+import type { KubeObject } from '../federation/model.js';
+
+/** A Kubernetes object as sent to and returned by the API (the core's type: one definition). */
+export type { KubeObject };
 
 /** Where a kind lives in the REST API. */
 export interface ResourceInfo {
