@@ -7,6 +7,7 @@ import { ClusterError } from '../errors.js';
 import { DEFAULT_GATEWAY_NAMESPACE, type ExistingGateway } from '../federation/index.js';
 import type { ClusterWriter } from '../kube/apply.js';
 import { serviceAddress, type GatherOptions } from '../kube/gather.js';
+import type { KubeObject } from '../kube/resources.js';
 import { startProgress } from '../ui/progress.js';
 import { parseKeyValues } from './federate.js';
 import type { GlobalArgs, Session } from './session.js';
@@ -72,13 +73,19 @@ export async function chooseNamespace(session: Session, writer: ClusterWriter, g
  * @throws ClusterError when they are not ready in time (the objects are applied; a re-run continues from there)
  */
 export async function waitForGatewayReady(session: Session, writer: ClusterWriter, name: string, timeoutMs: number): Promise<void> {
+  const ready = (d: KubeObject) => {
+    const spec = d.spec as { replicas?: number } | undefined;
+    const status = d.status as { readyReplicas?: number } | undefined;
+    return (status?.readyReplicas ?? 0) >= Math.max(1, spec?.replicas ?? 1);
+  };
+  // Already ready (a re-run): nothing to wait for, nothing to say.
+  const current = await writer.get('apps/v1', 'Deployment', DEFAULT_GATEWAY_NAMESPACE, name);
+  if (current && ready(current)) return;
   const progress = await startProgress(session.ui, `Waiting for the gateway ${DEFAULT_GATEWAY_NAMESPACE}/${name} to be ready`);
   try {
-    await writer.waitFor({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: DEFAULT_GATEWAY_NAMESPACE, name }, (d) => {
-      const spec = d.spec as { replicas?: number } | undefined;
-      const status = d.status as { readyReplicas?: number } | undefined;
-      return (status?.readyReplicas ?? 0) >= Math.max(1, spec?.replicas ?? 1);
-    }, { timeoutMs, what: `Deployment ${DEFAULT_GATEWAY_NAMESPACE}/${name} to have its pods ready` });
+    await writer.waitFor({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: DEFAULT_GATEWAY_NAMESPACE, name }, ready, {
+      timeoutMs, what: `Deployment ${DEFAULT_GATEWAY_NAMESPACE}/${name} to have its pods ready`,
+    });
     progress.succeed(`gateway ${DEFAULT_GATEWAY_NAMESPACE}/${name} is ready`);
   } catch (error) {
     progress.fail(`gateway ${DEFAULT_GATEWAY_NAMESPACE}/${name} is not ready`);
