@@ -5,6 +5,7 @@
  * with --gateway-selector.
  */
 import test from 'ava';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -98,6 +99,25 @@ test.serial('re-exporting in another mode prunes what the old mode needed, and o
   for (const name of others) t.true(fed.managedObjects('cluster2').includes(name), `${name} kept`);
   t.is((await fed.run(['unexport', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'ratings'])).code, 0);
   t.false(fed.managedObjects('cluster2').some((name) => name.includes('ratings')));
+});
+
+test.serial('export --dry-run -o yaml --show-secrets piped into kubectl apply -f - is exactly what export applies: the run after it writes nothing', async (t) => {
+  const EXPORT = ['export', '--context', 'cluster1', '-n', 'default', '--service', 'details', '--port', '9080'];
+  const dry = await fed.run([...EXPORT, '--dry-run', '-o', 'yaml', '--show-secrets']);
+  t.is(dry.code, 0, dry.stderr);
+  t.regex(dry.stderr, /contains private keys/);
+  const applied = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn('kubectl', ['--kubeconfig', fed.kubeconfig, '--context', 'cluster1', 'apply', '-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('close', (code) => resolve({ code, stderr }));
+    child.stdin.end(dry.stdout);
+  });
+  t.is(applied.code, 0, applied.stderr);
+  const after = await fed.runCounting(EXPORT);
+  t.is(after.code, 0, after.stderr);
+  t.deepEqual(after.writes.cluster1, [], 'meshfed finds everything as it would have applied it');
+  t.is((await fed.run(['unexport', '--context', 'cluster1', '-n', 'default', '--name', 'details'])).code, 0);
 });
 
 test.serial('Istio 1.9: no gateway deployed; the IstioOperator overlay is printed, or an existing gateway is used', async (t) => {
