@@ -38,7 +38,10 @@ export class Ui {
     this.out = palette(shouldUseColor({ isTTY: Boolean(io.stdout.isTTY), noColorFlag: options.noColor, env: io.env }));
     this.err = palette(shouldUseColor({ isTTY: Boolean(io.stderr.isTTY), noColorFlag: options.noColor, env: io.env }));
     this.interactive = Boolean(io.stdin.isTTY && io.stderr.isTTY) && !options.yes;
-    this.animated = Boolean(io.stderr.isTTY) && io.env.TERM !== 'dumb';
+    // A terminal that reports 0 columns (some `script`, CI and `docker exec -t` terminals) makes a spinner loop
+    // forever re-wrapping its line: treat it as no terminal for animation.
+    const columns = (io.stderr as { columns?: number }).columns;
+    this.animated = Boolean(io.stderr.isTTY) && io.env.TERM !== 'dumb' && columns !== 0;
     this.verbose = options.verbose;
   }
 
