@@ -126,3 +126,10 @@ test('sh: loops are bounded; a script that would spin forever fails loudly', asy
   t.is(r.exitCode, 125);
   t.regex(r.stderr, /a shell loop running more than 1000 iterations/);
 });
+
+test('sh: many requests in one script each travel the path afresh (hops are counted per request, not per script)', async (t) => {
+  const r = await inClient(['sh', '-c', 'for i in $(seq 1 40); do curl -s -o /dev/null -w "%{http_code}," http://ratings.demo:9080/ratings/0; done']);
+  t.is(r.stderr, '');
+  t.is(r.stdout, '200,'.repeat(40));
+  t.is(r.exitCode, 0);
+});

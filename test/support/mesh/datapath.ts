@@ -65,6 +65,7 @@ export interface PathContext {
   random?: () => number;
   /** The hops travelled, for diagnostics and tests. */
   trace: string[];
+  /** Hops of the current request (connections opened), bounded to catch routing loops; reset per client request. */
   depth?: number;
 }
 
@@ -888,6 +889,8 @@ export type ClientOutcome = HopResult | { ok: false; failure: { kind: 'resolve';
  * sidecar), sidecar capture when the pod has a running sidecar, otherwise a direct connection.
  */
 export async function clientConnect(ctx: PathContext, cluster: ClusterView, pod: KubeObject, host: string, port: number, conn: Conn, hooks: { stopSidecar?: () => void } = {}): Promise<ClientOutcome> {
+  // One script can run many requests with one context: the loop guard bounds the hops of this request only.
+  ctx.depth = 0;
   const ip = resolveName(ctx, cluster, pod, host);
   if (!ip) return { ok: false, failure: { kind: 'resolve', host } };
   ctx.trace.push(`${cluster.name} ${pod.metadata.namespace}/${pod.metadata.name} resolves ${host} to ${ip}`);
