@@ -198,6 +198,29 @@ export function pendingRequestOf(snapshot: ConsumerSnapshot, ref: ExportRef): { 
   return { privateKeyPem: key, nonce: annotations[PENDING_NONCE]!, consumerClusterId: annotations[PENDING_CONSUMER]! };
 }
 
+/** What each exchange document is and who uses it, for a file handed to the wrong step. */
+const EXCHANGE_STEPS: Record<string, { what: string; use: string }> = {
+  ImportRequest: { what: 'an ImportRequest (step 1, written by the consumer)', use: 'the provider admits it with kubectl meshfed admit --request <file> --bundle-out bundle.yaml' },
+  ExportBundle: { what: 'an ExportBundle (step 2, written by the provider)', use: 'the consumer completes the import with kubectl meshfed import --bundle <file>' },
+};
+
+function wrongKind(expected: string, got: unknown): string {
+  const found = typeof got === 'string' ? EXCHANGE_STEPS[got] : undefined;
+  // Both kinds begin with a vowel: "an" reads right for either.
+  if (found) return `the file is ${found.what}, not an ${expected}: ${found.use}`;
+  return `the file is not an ${expected} (${typeof got === 'string' ? `its kind is ${got}` : 'it has no kind'})`;
+}
+
+/**
+ * Checks that `text` is an exchange document of `kind` (YAML, kind, apiVersion, spec and signature present, no
+ * private key) without verifying its content, so that a file handed to the wrong step is named as such before a
+ * command looks for what it refers to.
+ * @throws BundleError malformed, unsupported-version or contains-private-key
+ */
+export function checkExchangeDocument(text: string, kind: 'ImportRequest' | 'ExportBundle'): void {
+  parseYaml(text, kind);
+}
+
 function parseYaml(text: string, kind: string): Record<string, unknown> {
   if (PRIVATE_KEY.test(text)) throw new BundleError('contains-private-key', `the ${kind} contains a private key; it was not made by kubectl-meshfed (which never exports keys): discard it`);
   let doc: unknown;
@@ -208,7 +231,7 @@ function parseYaml(text: string, kind: string): Record<string, unknown> {
   }
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new BundleError('malformed', `the ${kind} is not a YAML mapping`);
   const d = doc as Record<string, unknown>;
-  if (d.kind !== kind) throw new BundleError('malformed', `expected a ${kind}, got ${typeof d.kind === 'string' ? `a ${d.kind}` : 'a document without kind'}`);
+  if (d.kind !== kind) throw new BundleError('malformed', wrongKind(kind, d.kind));
   if (d.apiVersion !== EXCHANGE_API_VERSION) {
     throw new BundleError('unsupported-version', `${kind} apiVersion ${String(d.apiVersion)} is not supported (this kubectl-meshfed reads ${EXCHANGE_API_VERSION}); use the same kubectl-meshfed version on both sides`);
   }
@@ -274,7 +297,7 @@ export function admitImportRequest(
 ): { plan: ExportPlan; bundle: ExportBundle } {
   const r = request.spec;
   if (r.export.providerClusterId !== snapshot.clusterId) {
-    throw new BundleError('foreign', `the import request is for provider ${r.export.providerClusterId}, but this is ${snapshot.clusterId}; use the request with the right --from context`);
+    throw new BundleError('foreign', `the import request is for provider ${r.export.providerClusterId}, but this is ${snapshot.clusterId}; admit it in the context of cluster ${r.export.providerClusterId} (--from)`);
   }
   const now = options.now ?? new Date();
   const csr = inspectCertificateRequest(r.csr);

@@ -4,7 +4,7 @@ import test, { type ExecutionContext } from 'ava';
 import YAML from 'yaml';
 import { generateKeyPair } from '../../src/pki/index.js';
 import {
-  admitImportRequest, BundleError, createImportRequest, parseExportBundle, parseImportRequest, pendingRequestOf,
+  admitImportRequest, BundleError, checkExchangeDocument, createImportRequest, parseExportBundle, parseImportRequest, pendingRequestOf,
   serializeDocument, type BundleErrorCode, type ConsumerSnapshot, type ImportRequest, type ProviderSnapshot,
 } from '../../src/federation/index.js';
 import { applyPlan, runScenario } from './scenario.js';
@@ -113,4 +113,18 @@ test('export bundle: foreign consumer, request or CA', (t) => {
 
 test('export bundle: a client certificate for another key is refused', (t) => {
   refused(t, () => parseExportBundle(bundleText, { now, expect: { ...pending, privateKeyPem: generateKeyPair().privateKeyPem } }), 'key-mismatch');
+});
+
+test('a file handed to the wrong step says what it is and who uses it', (t) => {
+  refused(t, () => parseImportRequest(bundleText, { now }), 'malformed', /is an ExportBundle \(step 2, written by the provider\), not an ImportRequest: the consumer completes the import with kubectl meshfed import --bundle/);
+  refused(t, () => parseExportBundle(requestText, { now, expect: pending }), 'malformed', /is an ImportRequest \(step 1, written by the consumer\), not an ExportBundle: the provider admits it with kubectl meshfed admit --request/);
+  refused(t, () => checkExchangeDocument(requestText, 'ExportBundle'), 'malformed', /is an ImportRequest/);
+  refused(t, () => checkExchangeDocument('kind: Secret\n', 'ExportBundle'), 'malformed', /is not an ExportBundle .*its kind is Secret/);
+  t.notThrows(() => checkExchangeDocument(bundleText, 'ExportBundle'));
+  t.notThrows(() => checkExchangeDocument(requestText, 'ImportRequest'));
+});
+
+test('a request admitted in another provider names the cluster it is for', (t) => {
+  const foreign = { ...request, spec: { ...request.spec, export: { ...ref, providerClusterId: 'cluster9' } } };
+  refused(t, () => admitImportRequest(provider, foreign, { now }), 'foreign', /is for provider cluster9, but this is cluster2; admit it in the context of cluster cluster9 \(--from\)$/);
 });
