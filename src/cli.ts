@@ -1,7 +1,7 @@
 import yargs, { type Argv } from 'yargs';
-import { commands } from './commands/index.js';
+import { commandModules, commandName, commands, namedCommands } from './commands/index.js';
 import { SESSION } from './commands/run.js';
-import { Session, type GlobalArgs } from './commands/session.js';
+import type { GlobalArgs, Session } from './commands/session.js';
 import { ExitCode, InterruptedError, MeshfedError, UsageError, exitCodeFor } from './errors.js';
 import { Ui, type TerminalIO } from './ui/terminal.js';
 
@@ -43,7 +43,7 @@ function completeWords(io: TerminalIO, rawArgs: string[]) {
 /** kubectl's wording for a mistyped command, with a suggestion when one is close. */
 function unknownCommand(argv: string[]): UsageError | undefined {
   const word = argv.find((arg) => !arg.startsWith('-'));
-  const names = commands.map((command) => String(command.command).split(' ')[0]!);
+  const names = commands.map(commandName);
   if (!word || names.includes(word) || word === '__complete') return undefined;
   const close = names.filter((name) => editDistance(name, word) <= 2 || name.startsWith(word));
   return new UsageError(`unknown command "${word}" for "kubectl meshfed"`, {
@@ -73,18 +73,24 @@ export async function main(argv: string[], io: TerminalIO): Promise<number> {
   // A UI for errors that happen before the session exists (flag parsing), honouring --no-color and -v already.
   const fallbackUi = new Ui(io, { noColor: argv.includes('--no-color'), yes: true, verbose: argv.includes('-v') || argv.includes('--verbose') });
   let session: Session | undefined;
-  let helpShown = false;
+  // Only the commands the command line names are loaded (see commands); a session exists only to run one of them.
+  const [modules, sessionModule] = await Promise.all([
+    commandModules(argv),
+    namedCommands(argv).length > 0 ? import('./commands/session.js') : undefined,
+  ]);
   const parser = globalOptions(yargs(argv))
     .scriptName('kubectl meshfed')
     .usage('Federate independent Istio meshes one service at a time, with mutual TLS and least privilege.\n\nUsage: $0 <command> [flags]')
     .middleware((args) => {
       // yargs (with exitProcess off) still dispatches to the command after printing completions: run nothing.
       if (argv.includes('--get-yargs-completions')) return;
-      session = new Session(args as unknown as GlobalArgs, io);
+      // No command named: yargs prints help, the version or a usage error, and runs no handler.
+      if (!sessionModule) return;
+      session = new sessionModule.Session(args as unknown as GlobalArgs, io);
       activeSession = session;
       (args as Record<symbol, unknown>)[SESSION] = session;
     })
-    .command(commands)
+    .command(modules)
     .demandCommand(1, 'a command is required')
     // Completion requests carry the shell's partial words, which strict parsing would reject.
     .strict(!argv.includes('--get-yargs-completions'))
@@ -111,11 +117,9 @@ export async function main(argv: string[], io: TerminalIO): Promise<number> {
     await parser.parseAsync(argv, {}, (error, _parsed, output) => {
       // yargs hands --help/--version text here instead of printing it (because of the callback): data to stdout.
       if (!error && output) {
-        helpShown = true;
         io.stdout.write(output.endsWith('\n') ? output : output + '\n');
       }
     });
-    void helpShown;
     return ExitCode.ok;
   } catch (error) {
     const ui = session?.ui ?? fallbackUi;

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
-import type { CommandModule } from 'yargs';
 import { InputError } from '../errors.js';
 import { admitImportRequest, parseImportRequest, readExportRecords, serializeDocument } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress } from '../kube/gather.js';
 import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
 import { writeDocument } from './import.js';
 import { chooseContext, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
-import type { GlobalArgs, Session } from './session.js';
+import type { Session } from './session.js';
 import { withSession } from './run.js';
+import type { CommandBody } from './index.js';
 
 interface AdmitArgs extends MutationArgs, GatewayArgs {
   request?: string;
@@ -56,9 +56,7 @@ async function admit(session: Session, args: AdmitArgs): Promise<void> {
 }
 
 /** `kubectl meshfed admit`: the provider's step of the three-step flow. */
-export const admitCommand: CommandModule<GlobalArgs, AdmitArgs> = {
-  command: 'admit',
-  describe: 'Provider side of the three-step flow: admit the consumer of an import request and write an export bundle',
+export const admitCommand: CommandBody<AdmitArgs> = {
   builder: (yargs) =>
     gatewayFlags(mutationOptions(yargs))
       .option('request', { type: 'string', describe: 'The import request file from the consumer (- for stdin)' })

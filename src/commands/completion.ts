@@ -1,7 +1,7 @@
-import type { CommandModule } from 'yargs';
 import { UsageError } from '../errors.js';
 import type { GlobalArgs, Session } from './session.js';
 import { withSession } from './run.js';
+import type { CommandBody } from './index.js';
 
 interface CompletionArgs extends GlobalArgs {
   shell?: string;
@@ -45,9 +45,7 @@ async function printCompletion(session: Session, args: CompletionArgs): Promise<
   else throw new UsageError(`unsupported shell "${shell}"`, { hint: 'choose bash or zsh' });
 }
 
-export const completionCommand: CommandModule<GlobalArgs, CompletionArgs> = {
-  command: 'completion [shell]',
-  describe: 'Print a shell completion script (bash or zsh)',
+export const completionCommand: CommandBody<CompletionArgs> = {
   builder: (yargs) =>
     yargs
       .positional('shell', { type: 'string', describe: 'bash or zsh (default: from $SHELL)' })

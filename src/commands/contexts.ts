@@ -1,9 +1,9 @@
-import type { CommandModule } from 'yargs';
 import { probeCluster, type ClusterProbe } from '../kube/probe.js';
 import { formatData } from '../ui/format.js';
 import { renderTable } from '../ui/table.js';
 import type { GlobalArgs, Session } from './session.js';
 import { withSession } from './run.js';
+import type { CommandBody } from './index.js';
 
 interface ContextsArgs extends GlobalArgs {
   probe: boolean;
@@ -85,9 +85,7 @@ async function listContexts(session: Session, args: ContextsArgs): Promise<void>
   }
 }
 
-export const contextsCommand: CommandModule<GlobalArgs, ContextsArgs> = {
-  command: 'contexts',
-  describe: 'List kubeconfig contexts; with --probe, check which clusters run Istio and can federate',
+export const contextsCommand: CommandBody<ContextsArgs> = {
   builder: (yargs) =>
     yargs
       .option('probe', { type: 'boolean', default: false, describe: 'Contact each cluster in parallel: reachability, Kubernetes and Istio versions, trust domain, root CA' })

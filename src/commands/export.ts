@@ -1,4 +1,3 @@
-import type { CommandModule } from 'yargs';
 import { UsageError } from '../errors.js';
 import { FEDERATION_PORT, GATEWAY_NAMES, planExport, TRUST_MODES, type ExportPlan, type TrustMode } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
@@ -8,8 +7,9 @@ import {
   writerFor, type MutationArgs,
 } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGateway, waitForGatewayReady } from './shared.js';
-import type { GlobalArgs, Session } from './session.js';
+import type { Session } from './session.js';
 import { withSession } from './run.js';
+import type { CommandBody } from './index.js';
 
 interface ExportArgs extends MutationArgs, GatewayArgs {
   service?: string;
@@ -132,9 +132,7 @@ async function askSubset(session: Session, pods: PodSnapshot[], namespace: strin
 }
 
 /** `kubectl meshfed export`: the provider side of an export (see docs/commands.md). */
-export const exportCommand: CommandModule<GlobalArgs, ExportArgs> = {
-  command: 'export',
-  describe: 'Export one port of a Service from the provider cluster (federation gateway, CA, routes, authorization)',
+export const exportCommand: CommandBody<ExportArgs> = {
   builder: (yargs) =>
     gatewayFlags(mutationOptions(yargs))
       .option('service', { type: 'string', describe: 'The Service to export (in -n)' })

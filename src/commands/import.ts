@@ -1,5 +1,4 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { CommandModule } from 'yargs';
 import YAML from 'yaml';
 import { InputError, UsageError } from '../errors.js';
 import {
@@ -18,8 +17,9 @@ import {
   waitTimeoutMs, withCoreErrors, writerFor, type ClusterWork, type MutationArgs,
 } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGatewayReady } from './shared.js';
-import type { GlobalArgs, Session } from './session.js';
+import type { Session } from './session.js';
 import { withSession } from './run.js';
+import type { CommandBody } from './index.js';
 
 interface ImportArgs extends MutationArgs, GatewayArgs {
   from?: string;
@@ -346,9 +346,7 @@ async function importDirect(
 }
 
 /** `kubectl meshfed import`: the consumer side, with both contexts or in three steps with files (see docs/commands.md). */
-export const importCommand: CommandModule<GlobalArgs, ImportArgs> = {
-  command: 'import',
-  describe: 'Import an export into the consumer cluster under a local name (admitting this cluster on the provider)',
+export const importCommand: CommandBody<ImportArgs> = {
   builder: (yargs) =>
     gatewayFlags(mutationOptions(yargs))
       .option('from', { type: 'string', describe: 'The provider: its kubeconfig context (or, with --request-out, its cluster id)' })

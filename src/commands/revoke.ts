@@ -1,11 +1,11 @@
-import type { CommandModule } from 'yargs';
 import { InputError } from '../errors.js';
 import { planRevoke, readExportRecords } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
 import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
-import type { GlobalArgs, Session } from './session.js';
+import type { Session } from './session.js';
 import { withSession } from './run.js';
+import type { CommandBody } from './index.js';
 
 interface RevokeArgs extends MutationArgs, GatewayArgs {
   name?: string;
@@ -36,9 +36,7 @@ async function revoke(session: Session, args: RevokeArgs): Promise<void> {
 }
 
 /** `kubectl meshfed revoke`: withdraw a consumer's admission. */
-export const revokeCommand: CommandModule<GlobalArgs, RevokeArgs> = {
-  command: 'revoke',
-  describe: 'Withdraw a consumer\'s admission to an export (its certificate is no longer accepted)',
+export const revokeCommand: CommandBody<RevokeArgs> = {
   builder: (yargs) =>
     gatewayFlags(mutationOptions(yargs))
       .option('name', { type: 'string', describe: 'The export name (in -n)' })

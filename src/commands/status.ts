@@ -1,4 +1,3 @@
-import type { CommandModule } from 'yargs';
 import {
   homeNamespaceOf, names, pendingRequestOf, readExportRecords, readImportRecords, readSecret,
   type KubeObject as CoreObject,
@@ -11,6 +10,7 @@ import { withCoreErrors, writerFor } from './federate.js';
 import { chooseContext } from './shared.js';
 import type { GlobalArgs, Session } from './session.js';
 import { withSession } from './run.js';
+import type { CommandBody } from './index.js';
 
 interface StatusArgs extends GlobalArgs {
   'istio-namespace': string;
@@ -188,9 +188,7 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
 }
 
 /** `kubectl meshfed status`: what a cluster exports and imports. */
-export const statusCommand: CommandModule<GlobalArgs, StatusArgs> = {
-  command: 'status',
-  describe: 'Show the exports and imports of a cluster (service, port, mode, gateway, consumers, certificate expiry, state)',
+export const statusCommand: CommandBody<StatusArgs> = {
   builder: (yargs) =>
     yargs
       .option('istio-namespace', { type: 'string', default: 'istio-system', describe: 'Namespace of istiod and the mesh config' })

@@ -1,11 +1,11 @@
-import type { CommandModule } from 'yargs';
 import { InputError } from '../errors.js';
 import { planUnexport, readExportRecords } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
 import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
-import type { GlobalArgs, Session } from './session.js';
+import type { Session } from './session.js';
 import { withSession } from './run.js';
+import type { CommandBody } from './index.js';
 
 interface UnexportArgs extends MutationArgs, GatewayArgs {
   name?: string;
@@ -36,9 +36,7 @@ async function unexport(session: Session, args: UnexportArgs): Promise<void> {
 }
 
 /** `kubectl meshfed unexport`: remove an export's own objects. */
-export const unexportCommand: CommandModule<GlobalArgs, UnexportArgs> = {
-  command: 'unexport',
-  describe: 'Remove an export: exactly the objects meshfed created for it (gateway and federation CA stay)',
+export const unexportCommand: CommandBody<UnexportArgs> = {
   builder: (yargs) =>
     gatewayFlags(mutationOptions(yargs))
       .option('name', { type: 'string', describe: 'The export name (in -n)' })

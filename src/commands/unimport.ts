@@ -1,11 +1,11 @@
-import type { CommandModule } from 'yargs';
 import { bindingLabel, homeNamespaceOf, LABELS, planUnimport, readImportRecords } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
 import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
-import type { GlobalArgs, Session } from './session.js';
+import type { Session } from './session.js';
 import { withSession } from './run.js';
+import type { CommandBody } from './index.js';
 
 interface UnimportArgs extends MutationArgs, GatewayArgs {
   name?: string;
@@ -36,9 +36,7 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
 }
 
 /** `kubectl meshfed unimport`: remove an import's own objects. */
-export const unimportCommand: CommandModule<GlobalArgs, UnimportArgs> = {
-  command: 'unimport',
-  describe: 'Remove an import: exactly the objects meshfed created for it (the egress gateway stays)',
+export const unimportCommand: CommandBody<UnimportArgs> = {
   builder: (yargs) =>
     gatewayFlags(mutationOptions(yargs))
       .option('name', { alias: 'as', type: 'string', describe: 'The local name of the import (in -n)' })

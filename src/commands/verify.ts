@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { CommandModule } from 'yargs';
 import { ChecksFailedError, ClusterError, InputError, InterruptedError, UsageError } from '../errors.js';
 import {
   DEFAULT_PROBE_IMAGE, interpretProbe, parseProbeLog, probePod, resultOf, runChecks, STATIC_CHECKS, tcpGreeting,
@@ -14,6 +13,7 @@ import { formatData } from '../ui/format.js';
 import { startProgress } from '../ui/progress.js';
 import type { GlobalArgs, Session } from './session.js';
 import { withSession } from './run.js';
+import type { CommandBody } from './index.js';
 
 interface VerifyArgs extends GlobalArgs {
   import?: string;
@@ -257,9 +257,7 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
   }
 }
 
-export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
-  command: 'verify',
-  describe: 'Check an import across both clusters (a catalogue of checks with hints) and call it from a probe pod',
+export const verifyCommand: CommandBody<VerifyArgs> = {
   builder: (yargs) =>
     yargs
       .option('import', { type: 'string', describe: 'Local name of the import to verify (in -n); asked for on a terminal' })
