@@ -143,13 +143,24 @@ function podSnapshot(object: KubeObject): PodSnapshot {
   };
 }
 
-async function optional<T>(read: Promise<T>, fallback: T): Promise<T> {
+/**
+ * The result of `read`, or `fallback` when the server answers 404: the object does not exist, or the cluster does
+ * not serve its kind (Istio not installed, an older Istio without that CRD).
+ */
+export async function optional<T>(read: Promise<T>, fallback: T): Promise<T> {
   try {
     return await read;
   } catch (error) {
     if (error instanceof ClusterError && error.status === 404) return fallback;
     throw error;
   }
+}
+
+/** Every object meshfed manages in the cluster, any namespace (kinds the cluster does not serve are skipped). */
+export async function managedObjects(writer: ClusterWriter): Promise<KubeObject[]> {
+  const lists = await Promise.all(MANAGED_KINDS.map(({ apiVersion, kind }) =>
+    optional(writer.list(apiVersion, kind, undefined, `${MANAGED_BY_LABEL}=${MANAGED_BY}`), [] as KubeObject[])));
+  return lists.flat();
 }
 
 function selectorMatches(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
@@ -171,8 +182,7 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
   }).then((r) => r.body.items);
   const meshP = optional(writer.get('v1', 'ConfigMap', istioNamespace, 'istio'), undefined);
   const rootP = optional(writer.get('v1', 'ConfigMap', istioNamespace, 'istio-ca-root-cert'), undefined);
-  const managedP = Promise.all(MANAGED_KINDS.map(({ apiVersion, kind }) =>
-    optional(writer.list(apiVersion, kind, undefined, `${MANAGED_BY_LABEL}=${MANAGED_BY}`), [] as KubeObject[])));
+  const managedP = managedObjects(writer);
   const namespaces = [...new Set(options.namespaces)];
   const perNamespaceP = Promise.all(namespaces.map(async (ns) => {
     if (options.requireNamespaces && !(await writer.get('v1', 'Namespace', undefined, ns))) {
@@ -222,7 +232,7 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
   }
   const rootCaPem = (root?.data as Record<string, string> | undefined)?.['root-cert.pem'];
 
-  const existing = managed.flat();
+  const existing = managed;
   const seen = new Set(existing.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`));
   for (const { virtualServices } of perNamespace) {
     for (const vs of virtualServices) {

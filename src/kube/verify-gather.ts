@@ -7,21 +7,13 @@
 import YAML from 'yaml';
 import { ClusterError, InputError } from '../errors.js';
 import {
-  exportLabel, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, MANAGED_KINDS, type ImportRecord,
+  exportLabel, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, type ImportRecord,
 } from '../federation/index.js';
 import type { MeshFacts, ProviderSide, SideSnapshot, VerifySnapshot } from '../federation/checks/index.js';
 import type { ClusterWriter } from './apply.js';
+import { managedObjects, optional } from './gather.js';
 import { istioVersionFromImage } from './probe.js';
 import type { KubeObject } from './resources.js';
-
-async function optional<T>(read: Promise<T>, fallback: T): Promise<T> {
-  try {
-    return await read;
-  } catch (error) {
-    if (error instanceof ClusterError && error.status === 404) return fallback;
-    throw error;
-  }
-}
 
 interface Deployment extends KubeObject {
   spec?: { template?: { spec?: { containers?: Array<{ name: string; image?: string }> } } };
@@ -55,13 +47,6 @@ export async function readMeshFacts(writer: ClusterWriter, istioNamespace: strin
   const rootPem = (root?.data as Record<string, string> | undefined)?.['root-cert.pem'];
   if (rootPem) facts.rootCaPem = rootPem;
   return facts;
-}
-
-/** Every object meshfed manages in the cluster, any namespace (kinds the cluster does not serve are skipped). */
-async function managedObjects(writer: ClusterWriter): Promise<KubeObject[]> {
-  const lists = await Promise.all(MANAGED_KINDS.map(({ apiVersion, kind }) =>
-    optional(writer.list(apiVersion, kind, undefined, `${MANAGED_BY_LABEL}=${MANAGED_BY}`), [] as KubeObject[])));
-  return lists.flat();
 }
 
 /** Services, pods and the Namespace object of each namespace. */
