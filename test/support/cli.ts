@@ -104,3 +104,51 @@ export function hasAnsi(text: string): boolean {
   // eslint-disable-next-line no-control-regex
   return /\u001b\[\d+(;\d+)*m/.test(text);
 }
+
+/** One step of a conversation: wait until the screen shows `expect`, then type `keys`. */
+export interface ConversationStep {
+  expect: RegExp;
+  keys: string;
+}
+
+// eslint-disable-next-line no-control-regex
+const plain = (text: string) => text.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
+
+/**
+ * Runs `kubectl meshfed <args>` on a pseudo-terminal (util-linux `script`) against `kubeconfig` and answers the
+ * prompts as a person would; resolves with the exit code and the screen without escape sequences. Killed after
+ * `timeoutMs` (default 60 s).
+ */
+export function converse(kubeconfig: string, args: string[], steps: ConversationStep[], timeoutMs = 60_000): Promise<{ code: number | null; screen: string }> {
+  const command = ['kubectl', 'meshfed', ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+  // A pseudo-terminal made by script has no size unless told; real terminals have one.
+  const child = spawn('script', ['-qfec', `stty cols 160 rows 50; ${command}`, '/dev/null'], {
+    env: { ...process.env, KUBECONFIG: kubeconfig, PATH: `${binDir}${delimiter}${process.env.PATH ?? ''}`, TERM: 'xterm', NO_COLOR: '1', COLUMNS: '160' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let screen = '';
+  let consumed = 0;
+  let step = 0;
+  const advance = () => {
+    while (step < steps.length) {
+      const match = steps[step]!.expect.exec(plain(screen).slice(consumed));
+      if (!match) return;
+      consumed += match.index + match[0].length;
+      child.stdin.write(steps[step]!.keys);
+      step += 1;
+    }
+  };
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    screen += chunk;
+    // Let the prompt finish drawing before answering.
+    setTimeout(advance, 150);
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (screen += chunk));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, screen: plain(screen) });
+    });
+  });
+}

@@ -11,7 +11,8 @@ import { createFederationCA, issueClientCertificate } from '../../src/pki/index.
 import { readSecret } from '../../src/federation/index.js';
 import type { KubeObject } from '../support/emulator/index.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
-import { assertFails, breakObject, converse, failingCodes, probePods, verifyJson, type VerifyRun } from './helpers.js';
+import { assertFails, breakObject, failingCodes, probePods, verifyJson, type VerifyRun } from './helpers.js';
+import { converse } from '../support/cli.js';
 
 let fed: FederationWorld;
 const VERIFY = ['--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--from', 'cluster2', '--path', '/reviews/0'];

@@ -4,9 +4,6 @@
  * directly in the emulated clusters.
  */
 import type { ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
-import { delimiter } from 'node:path';
-import { binDir } from '../support/cli.js';
 import type { KubeObject } from '../support/emulator/index.js';
 import type { FederationWorld } from '../support/federation.js';
 
@@ -90,42 +87,3 @@ export function assertFails(t: ExecutionContext, run: VerifyRun, expected: Array
   }
 }
 
-// eslint-disable-next-line no-control-regex
-const plain = (text: string) => text.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
-
-/**
- * Runs `kubectl meshfed <args>` on a pseudo-terminal (util-linux `script`) and answers prompts as a person would:
- * each step waits until the screen shows `expect`, then types `keys`.
- */
-export function converse(kubeconfig: string, args: string[], steps: Array<{ expect: RegExp; keys: string }>, timeoutMs = 60_000): Promise<{ code: number | null; screen: string }> {
-  const command = ['kubectl', 'meshfed', ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
-  const child = spawn('script', ['-qfec', `stty cols 160 rows 50; ${command}`, '/dev/null'], {
-    env: { ...process.env, KUBECONFIG: kubeconfig, PATH: `${binDir}${delimiter}${process.env.PATH ?? ''}`, TERM: 'xterm', NO_COLOR: '1', COLUMNS: '160' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let screen = '';
-  let consumed = 0;
-  let step = 0;
-  const advance = () => {
-    while (step < steps.length) {
-      const match = steps[step]!.expect.exec(plain(screen).slice(consumed));
-      if (!match) return;
-      consumed += match.index + match[0].length;
-      child.stdin.write(steps[step]!.keys);
-      step += 1;
-    }
-  };
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    screen += chunk;
-    // Let the prompt finish drawing before answering.
-    setTimeout(advance, 150);
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (screen += chunk));
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, screen: plain(screen) });
-    });
-  });
-}
