@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { admitImportRequest, parseImportRequest, readExportRecords, serializeDocument } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress } from '../kube/gather.js';
 import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
-import { writeDocument } from './import.js';
+import { readDocument, writeDocument } from './import.js';
 import { chooseContext, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
@@ -20,12 +19,7 @@ async function admit(session: Session, args: AdmitArgs): Promise<void> {
   const output = session.outputFormat(['json', 'yaml'] as const);
   const dryRun = dryRunMode(args['dry-run']);
   requireFlags([['--request', !args.request], ['--bundle-out', !args['bundle-out'] && dryRun === 'none']], 'kubectl meshfed admit --context cluster2 --request request.yaml --bundle-out bundle.yaml');
-  let text: string;
-  try {
-    text = args.request === '-' ? readFileSync(0, 'utf8') : readFileSync(args.request!, 'utf8');
-  } catch (error) {
-    throw new InputError(`cannot read --request ${args.request}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
-  }
+  const text = await readDocument(session, args.request!, '--request');
   const request = await withCoreErrors(FLAGS, () => parseImportRequest(text));
   const ref = request.spec.export;
   const context = await chooseContext(session, args.context, '--context', 'Provider context (the cluster that exports)');
@@ -59,8 +53,9 @@ async function admit(session: Session, args: AdmitArgs): Promise<void> {
 export const admitCommand: CommandBody<AdmitArgs> = {
   builder: (yargs) =>
     gatewayFlags(mutationOptions(yargs))
-      .option('request', { type: 'string', describe: 'The import request file from the consumer (- for stdin)' })
-      .option('bundle-out', { type: 'string', describe: 'Where to write the export bundle for the consumer (- for stdout)' })
+      // nargs: 1 makes yargs take "-" (stdin/stdout) as the value instead of a stray argument.
+      .option('request', { type: 'string', nargs: 1, describe: 'The import request file from the consumer (- for stdin)' })
+      .option('bundle-out', { type: 'string', nargs: 1, describe: 'Where to write the export bundle for the consumer (- for stdout)' })
       .example('kubectl meshfed admit --context production --request request.yaml --bundle-out bundle.yaml', 'Admit a consumer that has no access to this cluster'),
   handler: withSession(admit),
 };

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { InputError, UsageError } from '../errors.js';
 import {
-  bundleCredentials, consumerGatewaySpiffeId, federationCaOf, createImportRequest, GATEWAY_NAMES, homeNamespaceOf, LABELS, names,
+  bundleCredentials, checkExchangeDocument, consumerGatewaySpiffeId, federationCaOf, createImportRequest, GATEWAY_NAMES, homeNamespaceOf, LABELS, names,
   parseExportBundle, pendingRequestOf, planAdmission, planImport, readExportRecords, readImportRecords, readSecret,
   serializeDocument, type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials, type KubeObject as CoreObject,
 } from '../federation/index.js';
@@ -69,8 +69,19 @@ function exportRef(args: ImportArgs): { providerClusterId?: string; namespace: s
   return { namespace, exportName: name };
 }
 
-function readInputFile(path: string, flag: string): string {
-  if (path === '-') return readFileSync(0, 'utf8');
+/**
+ * Reads an exchange document; `-` is stdin. Standard input is read as a stream: once Node has opened it (the
+ * terminal check does), a pipe is non-blocking and a synchronous read of fd 0 fails with EAGAIN before the other
+ * side of `admit … --bundle-out - | import … --bundle -` has written.
+ */
+export async function readDocument(session: Session, path: string, flag: string): Promise<string> {
+  if (path === '-') {
+    const chunks: Buffer[] = [];
+    for await (const chunk of session.ui.io.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    const text = Buffer.concat(chunks).toString('utf8');
+    if (!text.trim()) throw new InputError(`${flag} -: standard input is empty`, { hint: `pipe the file in, or pass its path to ${flag}` });
+    return text;
+  }
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
@@ -104,10 +115,13 @@ async function importExport(session: Session, args: ImportArgs): Promise<void> {
   const context = await chooseContext(session, args.context, '--context', 'Consumer context (the cluster that imports)');
   const writer = writerFor(session, context, '--context');
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace to import into (where apps call it)');
+  // The bundle is read before the cluster: in `import --request-out - | admit … | import --bundle -` the pending
+  // request this step checks the bundle against exists only once the bundle has come through the pipe.
+  const bundleText = args.bundle ? await readDocument(session, args.bundle, '--bundle') : undefined;
   const consumer = await gatherCluster(writer, { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) });
 
   if (args['request-out']) return requestImport(session, args, consumer, writer, namespace, ref, output, dryRun);
-  if (args.bundle) return completeImport(session, args, consumer, writer, namespace, ref, output, dryRun);
+  if (bundleText !== undefined) return completeImport(session, args, bundleText, consumer, writer, namespace, ref, output, dryRun);
   return importDirect(session, args, consumer, writer, namespace, ref, output, dryRun);
 }
 
@@ -156,10 +170,11 @@ async function requestImport(
 
 /** Step 3 of 3: verify the bundle against the pending request and apply the consumer side. */
 async function completeImport(
-  session: Session, args: ImportArgs, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, namespace: string,
+  session: Session, args: ImportArgs, text: string, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, namespace: string,
   ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue,
 ): Promise<void> {
-  const text = readInputFile(args.bundle!, '--bundle');
+  // A request (or any other file) handed to this step is named as such, not looked up as an unknown export.
+  await withCoreErrors(FLAGS, () => checkExchangeDocument(text, 'ExportBundle'));
   const snapshot = consumer.snapshot;
   // What the bundle claims decides which pending key to check it against; parseExportBundle verifies all of it.
   let claimed: { endpoint?: { providerClusterId?: unknown; namespace?: unknown; exportName?: unknown; mode?: unknown }; nonce?: unknown; clientCertificatePem?: unknown } = {};
@@ -357,8 +372,9 @@ export const importCommand: CommandBody<ImportArgs> = {
       .option('match-header', { type: 'string', describe: 'With --attach: only requests with this header, e.g. x-federate=yes (HTTP)' })
       .option('attach-port', { type: 'number', describe: 'With --attach: the local Service port, when it has several' })
       .option('service-account', { type: 'string', array: true, describe: 'shared-root: service accounts of the calling workloads (default: default)' })
-      .option('request-out', { type: 'string', describe: 'Three-step flow, step 1: write an import request file for the provider (- for stdout)' })
-      .option('bundle', { type: 'string', describe: 'Three-step flow, step 3: complete the import with the provider\'s export bundle (- for stdin)' })
+      // nargs: 1 makes yargs take "-" (stdin/stdout) as the value instead of a stray argument.
+      .option('request-out', { type: 'string', nargs: 1, describe: 'Three-step flow, step 1: write an import request file for the provider (- for stdout)' })
+      .option('bundle', { type: 'string', nargs: 1, describe: 'Three-step flow, step 3: complete the import with the provider\'s export bundle (- for stdin)' })
       .option('cluster-id', { type: 'string', describe: 'This cluster\'s federation id, the first time meshfed acts here (default: from the context name)' })
       .option('timeout', { type: 'string', default: '2m', describe: 'How long to wait for the egress gateway to be ready (0: do not wait)' })
       .option('force', { type: 'boolean', default: false, describe: 'With --request-out: make a new request even though the export is already imported (re-keys it)' })

@@ -5,10 +5,12 @@
  * operations removes its access. The data-path model carries a real postgres SSLRequest probe from Vault's pod.
  */
 import test from 'ava';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { createImportRequest, serializeDocument } from '../../src/federation/index.js';
+import { binDir } from '../support/cli.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
 
 let fed: FederationWorld;
@@ -155,4 +157,33 @@ test.serial('revoking operations removes its access', async (t) => {
   t.regex(probe.stdout, /no answer from postgres/);
   const status = JSON.parse((await fed.run(['status', '--context', 'production', '-o', 'json'])).stdout);
   t.deepEqual(status.exports[0].consumers, []);
+});
+
+test.serial('the three steps piped into each other, with - for every file, as one shell pipeline', async (t) => {
+  const meshfed = `kubectl meshfed --kubeconfig '${fed.kubeconfig}'`;
+  const pipeline = [
+    `${meshfed} import --context staging -n apps --from production --export db/postgres --request-out -`,
+    `${meshfed} admit --context production --request - --bundle-out -`,
+    `${meshfed} import --context staging -n apps --bundle -`,
+  ].join(' | ');
+  // Each step starts at once; the last one must wait for the bundle before it looks for the pending request.
+  const result = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+    const child = spawn('bash', ['-c', `set -o pipefail; ${pipeline}`], { env: { ...process.env, PATH: `${binDir}${delimiter}${process.env.PATH ?? ''}` }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+  t.is(result.code, 0, result.stderr);
+  t.regex(result.stderr, /Imported: apps in the mesh connect to postgres\.apps:5432/);
+  const probe = await fed.curl('staging', 'apps', 'sleep', ['sh', '-c', POSTGRES_PROBE.replace('postgres.vault', 'postgres.apps')]);
+  t.is(probe.code, 0, probe.stdout + probe.stderr + probe.trace.join('\n'));
+
+  const empty = await fed.run(['admit', '--context', 'production', '--request', '-', '--bundle-out', '-']);
+  t.is(empty.code, 1);
+  t.regex(empty.stderr, /--request -: standard input is empty/);
+  const swapped = await fed.runCounting(['import', '--context', 'staging', '-n', 'apps', '--bundle', file('request.yaml')]);
+  t.is(swapped.code, 1);
+  t.regex(swapped.stderr, /the file is an ImportRequest .*the provider admits it with kubectl meshfed admit/);
+  t.deepEqual(swapped.writes.staging, []);
 });
