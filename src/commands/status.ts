@@ -1,5 +1,5 @@
 import {
-  homeNamespaceOf, names, pendingRequestOf, readExportRecords, readImportRecords, readSecret,
+  FEDERATION_PORT, homeNamespaceOf, names, pendingRequests, readExportRecords, readImportRecords, readSecret,
   type KubeObject as CoreObject,
 } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
@@ -93,7 +93,7 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
       namespace: r.namespace, name: r.exportName, service: r.service, port: r.port.number, protocol: r.protocol, mode: r.mode,
       ...(r.subset ? { subset: r.subset } : {}),
       host: r.host,
-      gateway: address ? `${address}:${snapshot.existingGateway?.port ?? 15443}` : null,
+      gateway: address ? `${address}:${snapshot.existingGateway?.port ?? FEDERATION_PORT}` : null,
       consumers: [...new Set(r.consumers.map((c) => c.clusterId))],
       ...(expires ? { certificateExpires: expires } : {}),
     };
@@ -122,19 +122,9 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
       ...(expires ? { certificateExpires: expires } : {}),
     };
   });
-  // Requests sent whose bundle has not been imported yet.
-  for (const secret of existing) {
-    const provider = secret.metadata.labels?.['meshfed.io/provider'];
-    if (secret.kind !== 'Secret' || !provider || secret.metadata.namespace !== home) continue;
-    const annotations = secret.metadata.annotations ?? {};
-    if (!annotations['meshfed.io/request-nonce']) continue;
-    const binding = secret.metadata.labels?.['meshfed.io/binding'] ?? '';
-    const rest = binding.startsWith(`${provider}.`) ? binding.slice(provider.length + 1) : binding;
-    const [namespace = '', ...exportParts] = rest.split('.');
-    const ref = { providerClusterId: provider, namespace, exportName: exportParts.join('.') };
-    if (!pendingRequestOf(snapshot, ref)) continue;
+  for (const ref of pendingRequests(snapshot)) {
     imports.push({
-      namespace: '-', localName: '-', source: `${provider}/${ref.namespace}/${ref.exportName}`, mode: '-', protocol: '-', port: 0, gateway: '-', state: 'pending',
+      namespace: '-', localName: '-', source: `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`, mode: '-', protocol: '-', port: 0, gateway: '-', state: 'pending',
     });
   }
   return {

@@ -198,6 +198,27 @@ export function pendingRequestOf(snapshot: ConsumerSnapshot, ref: ExportRef): { 
   return { privateKeyPem: key, nonce: annotations[PENDING_NONCE]!, consumerClusterId: annotations[PENDING_CONSUMER]! };
 }
 
+/**
+ * The exports this consumer cluster has sent an import request for and not imported yet (the request's key is still
+ * pending in the meshfed home namespace), for `status`.
+ */
+export function pendingRequests(snapshot: ConsumerSnapshot): ExportRef[] {
+  const home = homeNamespaceOf(snapshot);
+  const refs: ExportRef[] = [];
+  for (const secret of snapshot.existing) {
+    const provider = secret.metadata.labels?.[LABELS.provider];
+    if (secret.kind !== 'Secret' || !provider || secret.metadata.namespace !== home || !secret.metadata.annotations?.[PENDING_NONCE]) continue;
+    // The binding label reads <provider>.<namespace>.<export> (see bindingLabel); a label shortened with a hash does
+    // not parse back, and pendingRequestOf below then finds no Secret under the parsed name, so it is left out.
+    const binding = secret.metadata.labels?.[LABELS.binding] ?? '';
+    const rest = binding.startsWith(`${provider}.`) ? binding.slice(provider.length + 1) : binding;
+    const [namespace = '', ...exportParts] = rest.split('.');
+    const ref = { providerClusterId: provider, namespace, exportName: exportParts.join('.') };
+    if (pendingRequestOf(snapshot, ref)) refs.push(ref);
+  }
+  return refs;
+}
+
 /** What each exchange document is and who uses it, for a file handed to the wrong step. */
 const EXCHANGE_STEPS: Record<string, { what: string; use: string }> = {
   ImportRequest: { what: 'an ImportRequest (step 1, written by the consumer)', use: 'the provider admits it with kubectl meshfed admit --request <file> --bundle-out bundle.yaml' },

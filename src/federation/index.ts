@@ -16,5 +16,5 @@ export { planImport, planUnimport, type ImportCredentials, type ImportPlan } fro
 export {
   admitImportRequest, bundleCredentials, canonicalJson, checkExchangeDocument, certificateFingerprint, createImportRequest, DEFAULT_BUNDLE_TTL_HOURS,
   DEFAULT_REQUEST_TTL_HOURS, EXCHANGE_API_VERSION, parseExportBundle, parseImportRequest, pendingRequestOf,
-  serializeDocument, type ExportBundle, type ExportRef, type ImportRequest,
+  pendingRequests, serializeDocument, type ExportBundle, type ExportRef, type ImportRequest,
 } from './bundle.js';

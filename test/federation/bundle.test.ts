@@ -4,7 +4,7 @@ import test, { type ExecutionContext } from 'ava';
 import YAML from 'yaml';
 import { generateKeyPair } from '../../src/pki/index.js';
 import {
-  admitImportRequest, BundleError, checkExchangeDocument, createImportRequest, parseExportBundle, parseImportRequest, pendingRequestOf,
+  admitImportRequest, BundleError, checkExchangeDocument, createImportRequest, parseExportBundle, parseImportRequest, pendingRequestOf, pendingRequests,
   serializeDocument, type BundleErrorCode, type ConsumerSnapshot, type ImportRequest, type ProviderSnapshot,
 } from '../../src/federation/index.js';
 import { applyPlan, runScenario } from './scenario.js';
@@ -127,4 +127,13 @@ test('a file handed to the wrong step says what it is and who uses it', (t) => {
 test('a request admitted in another provider names the cluster it is for', (t) => {
   const foreign = { ...request, spec: { ...request.spec, export: { ...ref, providerClusterId: 'cluster9' } } };
   refused(t, () => admitImportRequest(provider, foreign, { now }), 'foreign', /is for provider cluster9, but this is cluster2; admit it in the context of cluster cluster9 \(--from\)$/);
+});
+
+test('pendingRequests lists the exports a consumer has asked for and not imported yet', (t) => {
+  t.deepEqual(pendingRequests(consumerStart), []);
+  const { consumer } = newRequest();
+  t.deepEqual(pendingRequests(consumer), [ref]);
+  const other = { providerClusterId: 'cluster3', namespace: 'db', exportName: 'postgres' };
+  const second = applyPlan(consumer, createImportRequest(consumer, { consumerClusterId: 'cluster1', namespace: 'default', export: other }, { now }).plan);
+  t.deepEqual(new Set(pendingRequests(second).map((r) => `${r.providerClusterId}/${r.namespace}/${r.exportName}`)), new Set(['cluster2/bookinfo/myreviews', 'cluster3/db/postgres']));
 });
