@@ -51,6 +51,11 @@ function unknownCommand(argv: string[]): UsageError | undefined {
   });
 }
 
+/** A flag as the user types it: `-n`, `--bundle-out`. */
+function flagName(name: string): string {
+  return name.length === 1 ? `-${name}` : `--${name}`;
+}
+
 function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
@@ -103,11 +108,26 @@ export async function main(argv: string[], io: TerminalIO): Promise<number> {
     .wrap(Math.min(110, (io.stdout as { columns?: number }).columns ?? 100))
     .exitProcess(false)
     .fail((message, error) => {
-      if (error) throw error;
+      // yargs reports its own parse errors (a flag without its value) as YError: usage errors like the others.
+      if (error && error.name !== 'YError') throw error;
+      message = error?.message ?? message;
+      const missingValue = /^Not enough arguments following: (.*)$/.exec(message ?? '');
+      if (missingValue) throw new UsageError(`flag ${flagName(missingValue[1]!)} needs a value`);
+      const invalid = /^Invalid values:\s*Argument: (.*), Given: (.*), Choices: (.*)$/s.exec(message ?? '');
+      if (invalid) {
+        const choices = invalid[3]!.split(', ').map((choice) => choice.replace(/^"(.*)"$/, '$1'));
+        throw new UsageError(`invalid ${flagName(invalid[1]!)} ${invalid[2]!.trim()}: choose ${choices.join(' or ')}`);
+      }
       const unknown = /^Unknown arguments?: (.*)$/.exec(message ?? '');
       if (unknown) {
-        const flags = unknown[1]!.split(', ').map((name) => (name.length === 1 ? `-${name}` : `--${name}`));
-        throw unknownCommand(argv) ?? new UsageError(`unknown flag${flags.length > 1 ? 's' : ''}: ${flags.join(', ')}`);
+        const flags = unknown[1]!.split(', ').map(flagName);
+        // While a command is parsed the parser holds that command's flags: the ones a typo can be close to.
+        // getOptions exists at run time but is missing from @types/yargs.
+        const known = Object.keys((parser as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);
+        const close = flags.length === 1 ? known.filter((name) => name.length > 1 && editDistance(name, flags[0]!.replace(/^-+/, '')) <= 2) : [];
+        throw unknownCommand(argv) ?? new UsageError(`unknown flag${flags.length > 1 ? 's' : ''}: ${flags.join(', ')}`, {
+          ...(close.length ? { hint: `did you mean ${close.map((name) => flagName(name)).join(' or ')}?` } : {}),
+        });
       }
       throw unknownCommand(argv) ?? new UsageError(message);
     });
@@ -126,7 +146,9 @@ export async function main(argv: string[], io: TerminalIO): Promise<number> {
     const code = exitCodeFor(error);
     if (error instanceof UsageError) {
       ui.error(error.message, error.hint);
-      io.stderr.write(`See 'kubectl meshfed --help' for usage.\n`);
+      // Point at the help of the command the user ran, whose flags are the ones they got wrong.
+      const named = namedCommands(argv);
+      io.stderr.write(`See 'kubectl meshfed ${named.length === 1 ? `${commandName(named[0]!)} ` : ''}--help' for usage.\n`);
     } else if (error instanceof MeshfedError || (error && typeof error === 'object' && 'exitCode' in error)) {
       if (!(error instanceof InterruptedError)) ui.error((error as Error).message, (error as MeshfedError).hint);
       else ui.info('interrupted');

@@ -58,6 +58,23 @@ test('an unknown flag and a missing command are usage errors (exit 2)', async (t
   t.regex(none.stderr, /a command is required/);
 });
 
+test('flag mistakes name the flag, suggest a close one and point at the command\'s help (exit 2, nothing on stdout)', async (t) => {
+  const typo = await runMeshfed(['export', '--subst', 'version=v2']);
+  t.is(typo.code, 2);
+  t.is(typo.stdout, '');
+  t.regex(typo.stderr, /unknown flag: --subst\n {2}did you mean --subset\?\nSee 'kubectl meshfed export --help' for usage\./);
+  const far = await runMeshfed(['contexts', '--bogus']);
+  t.false(far.stderr.includes('did you mean'), far.stderr);
+  t.regex(far.stderr, /See 'kubectl meshfed contexts --help'/);
+  const choice = await runMeshfed(['export', '--mode', 'shared']);
+  t.is(choice.code, 2);
+  t.regex(choice.stderr, /^error: invalid --mode "shared": choose boundary or shared-root$/m);
+  const noValue = await runMeshfed(['admit', '--request']);
+  t.is(noValue.code, 2);
+  t.regex(noValue.stderr, /^error: flag --request needs a value$/m);
+  t.regex(noValue.stderr, /See 'kubectl meshfed admit --help'/);
+});
+
 test('a malformed --request-timeout is a usage error naming the flag', async (t) => {
   const result = await runMeshfed(['contexts', '--request-timeout', 'soon']);
   t.is(result.code, 2);
