@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.js';
+import { InputError, UsageError } from '../errors.js';
 import { FEDERATION_PORT, GATEWAY_NAMES, planExport, TRUST_MODES, type ExportPlan, type TrustMode } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
 import type { PodSnapshot, ServiceSnapshot } from '../federation/index.js';
@@ -56,8 +56,10 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
   let portNumber: number | undefined;
   if (args.port) {
     portNumber = /^\d+$/.test(args.port) ? Number(args.port) : service?.ports.find((p) => p.name === args.port)?.port;
-    if (portNumber === undefined) {
-      throw new UsageError(`Service ${namespace}/${serviceName} has no port named "${args.port}"${service ? `; its ports are ${describeService(service)}` : ''} (--port)`);
+    // Without the Service the core says it was not found (below); a port name it lacks is an input error like a
+    // port number it lacks.
+    if (portNumber === undefined && service) {
+      throw new InputError(`Service ${namespace}/${serviceName} has no port named "${args.port}"; its ports are ${describeService(service)} (--port)`);
     }
   } else if (service) {
     portNumber = await session.prompter.select('--port', `Port of ${serviceName}`, service.ports.map((p) => ({ value: p.port, name: `${p.port}${p.name ? ` (${p.name})` : ''}` })));

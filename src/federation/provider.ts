@@ -181,7 +181,7 @@ export function planAdmission(
   input: { namespace: string; exportName: string; consumer: ConsumerIdentity },
   options: PlanOptions = {},
 ): ExportPlan {
-  const record = existingRecord(snapshot, input.namespace, input.exportName);
+  const record = existingRecord(snapshot, input.namespace, input.exportName, 'admit');
   const consumer = checkConsumer(input.consumer);
   consumerPrincipals(record, consumer);
   return planProvider(snapshot, { ...record, consumers: mergeConsumers(record.consumers, [consumer]) }, options);
@@ -196,7 +196,7 @@ export function planRevoke(
   input: { namespace: string; exportName: string; consumerClusterId: string; consumerNamespace?: string },
   options: PlanOptions = {},
 ): ExportPlan {
-  const record = existingRecord(snapshot, input.namespace, input.exportName);
+  const record = existingRecord(snapshot, input.namespace, input.exportName, 'remove');
   const consumers = record.consumers.filter((c) =>
     !(c.clusterId === input.consumerClusterId && (input.consumerNamespace === undefined || c.namespace === input.consumerNamespace)));
   const plan = planProvider(snapshot, { ...record, consumers }, options);
@@ -211,7 +211,7 @@ export function planRevoke(
  * subsets, workload guard), which are recomputed from the remaining exports. Gateways and the federation CA stay.
  */
 export function planUnexport(snapshot: ProviderSnapshot, input: { namespace: string; exportName: string }): ClusterPlan {
-  const record = existingRecord(snapshot, input.namespace, input.exportName);
+  const record = existingRecord(snapshot, input.namespace, input.exportName, 'remove');
   const remaining = readExportRecords(snapshot).filter((r) => !(r.namespace === record.namespace && r.exportName === record.exportName));
   const home = homeNamespaceOf(snapshot);
   const plan = emptyPlan(snapshot.clusterId);
@@ -224,11 +224,13 @@ export function planUnexport(snapshot: ProviderSnapshot, input: { namespace: str
   return finishPlan(plan);
 }
 
-function existingRecord(snapshot: ProviderSnapshot, namespace: string, exportName: string): ExportRecord {
+/** @param purpose what the caller does with the export: admitting to it needs it exported first; removing does not. */
+function existingRecord(snapshot: ProviderSnapshot, namespace: string, exportName: string, purpose: 'admit' | 'remove'): ExportRecord {
   const record = readExportRecords(snapshot).find((r) => r.namespace === namespace && r.exportName === exportName);
   if (!record) {
     const known = readExportRecords(snapshot).map((r) => `${r.namespace}/${r.exportName}`).join(', ') || 'none';
-    throw new FederationInputError(`export ${namespace}/${exportName} does not exist in cluster ${snapshot.clusterId} (exports: ${known}); run kubectl meshfed export first`, '--name');
+    const next = purpose === 'admit' ? 'run kubectl meshfed export first' : 'check -n and --name (kubectl meshfed status lists the exports)';
+    throw new FederationInputError(`export ${namespace}/${exportName} does not exist in cluster ${snapshot.clusterId} (exports: ${known}); ${next}`, '--name');
   }
   return record;
 }

@@ -45,6 +45,25 @@ test.after.always(async () => {
   await fed?.stop();
 });
 
+test.serial('export input mistakes name the object and the flag, exit 1 and write nothing', async (t) => {
+  const noService = await fed.runCounting(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreview', '--port', 'http']);
+  t.is(noService.code, 1);
+  t.regex(noService.stderr, /Service bookinfo\/myreview was not found in cluster cluster2: check --namespace and --service/);
+  const noPortName = await fed.runCounting(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'grpc']);
+  t.is(noPortName.code, 1, 'a port name the Service lacks is an input error, like a port number it lacks');
+  t.regex(noPortName.stderr, /Service bookinfo\/myreviews has no port named "grpc"; its ports are 9080\/http \(--port\)/);
+  const noPortNumber = await fed.runCounting(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9081']);
+  t.is(noPortNumber.code, 1);
+  for (const run of [noService, noPortName, noPortNumber]) t.deepEqual(run.writes.cluster2, []);
+  for (const args of [['unexport', '--name', 'reviews'], ['revoke', '--name', 'reviews', '--consumer', 'cluster1']]) {
+    const missing = await fed.runCounting([...args, '--context', 'cluster2', '-n', 'bookinfo']);
+    t.is(missing.code, 1);
+    t.regex(missing.stderr, /export bookinfo\/reviews does not exist in cluster cluster2 \(exports: none\); check -n and --name/);
+    t.false(missing.stderr.includes('export first'), 'removing an export that is not there is not fixed by exporting it');
+    t.deepEqual(missing.writes.cluster2, []);
+  }
+});
+
 test.serial('export --dry-run -o yaml writes nothing and prints exactly what export then applies', async (t) => {
   const dry = await fed.runCounting([...EXPORT, '--dry-run', '-o', 'yaml']);
   t.is(dry.code, 0, dry.stderr);
