@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { ChecksFailedError, ClusterError, InputError, InterruptedError, UsageError } from '../errors.js';
 import {
-  DEFAULT_PROBE_IMAGE, interpretProbe, parseProbeLog, probePod, resultOf, runChecks, STATIC_CHECKS, tcpGreeting,
-  failure, type CheckResult, type ProbeOutput, type ProbeTarget, type VerifySnapshot,
+  DEFAULT_PROBE_IMAGE, parseProbeLog, probePod, probeRunResults, resultOf, runChecks, STATIC_CHECKS, tcpGreeting,
+  type ProbeTarget, type VerifySnapshot,
 } from '../federation/checks/index.js';
 import { ClusterWriter } from '../kube/apply.js';
 import { runProbePod, type ProbePodRun } from '../kube/probe-pod.js';
@@ -123,32 +123,6 @@ function unescapeSend(text: string): string {
   });
 }
 
-function probeResults(run: ProbePodRun, output: ProbeOutput | undefined, target: ProbeTarget, namespace: string, timeout: string): CheckResult[] {
-  const pod = `${namespace}/${run.name}`;
-  const object = `Pod ${pod}`;
-  const params = { pod: run.name, namespace };
-  if (run.ending === 'refused') {
-    return [
-      failure('MF0501', { ...params, detail: run.error ?? 'the cluster refused to create the probe pod' }, object),
-      resultOf('MF0503', { status: 'skip', reason: 'the probe pod was not created (MF0501)' }),
-    ];
-  }
-  if (run.ending === 'stuck') {
-    return [
-      failure('MF0501', { ...params, detail: `the probe pod ${pod} cannot start: ${run.waiting ?? run.phase}` }, object),
-      resultOf('MF0503', { status: 'skip', reason: 'the probe pod did not start (MF0501)' }),
-    ];
-  }
-  if (run.ending === 'timeout') {
-    const state = run.waiting ? `; ${run.waiting}` : '';
-    return [failure('MF0514', { ...params, detail: `the probe pod ${pod} did not complete within ${timeout} (phase ${run.phase}${state})` }, object)];
-  }
-  const results: CheckResult[] = [resultOf('MF0501', { status: 'ok', note: `${run.phase}${run.deleted ? ', deleted' : ', kept'}` }, object)];
-  results.push(run.sidecar ? resultOf('MF0502', { status: 'ok' }, object) : failure('MF0502', params, object));
-  results.push(...interpretProbe(output!, { pod: run.name, namespace, target, service: `Service ${namespace}/${target.host.split('.')[0]}` }));
-  return results;
-}
-
 async function verify(session: Session, args: VerifyArgs): Promise<void> {
   const format = session.outputFormat(['json', 'yaml'] as const);
   const ui = session.ui;
@@ -210,7 +184,7 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
     if (args['keep-probe']) ui.info(`Kept the probe pod: kubectl logs ${name} -n ${namespace} --context ${consumerContext} (-c istio-proxy for its sidecar); kubectl delete pod ${name} -n ${namespace} --context ${consumerContext}`);
     const output = run.ending === 'completed' ? parseProbeLog(run.log, run.proxyLog) : undefined;
     if (ui.verbose && run.log) ui.debug(`probe log:\n${run.log.trimEnd()}`);
-    results.push(...probeResults(run, output, target, namespace, args.timeout));
+    results.push(...probeRunResults(run, output, target, namespace, args.timeout));
     probeReport = {
       pod: `${namespace}/${name}`,
       image: args['probe-image'],

@@ -4,6 +4,7 @@
  * case — unless the user asked to keep it for debugging.
  */
 import { ClusterError } from '../errors.js';
+import type { ProbeRun } from '../federation/checks/index.js';
 import type { ClusterWriter } from './apply.js';
 import type { KubeObject } from './resources.js';
 
@@ -11,28 +12,12 @@ import type { KubeObject } from './resources.js';
 const STUCK_REASONS = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'ErrImageNeverPull']);
 
 /** How the probe pod ended, as read from the cluster. */
-export interface ProbePodRun {
-  /** The pod's name (it may be gone: see `deleted`). */
-  name: string;
-  /** The last phase seen: Pending, Running, Succeeded, Failed (or Unknown). */
-  phase: string;
-  /**
-   * Why the run ended: the pod completed, a container cannot start, the time ran out, the caller aborted, or the
-   * cluster refused to create the pod (see `error`).
-   */
-  ending: 'completed' | 'stuck' | 'timeout' | 'aborted' | 'refused';
-  /** Why the pod could not be created (`refused`), with what to do. */
-  error?: string;
-  /** The pod got an istio-proxy sidecar. */
-  sidecar: boolean;
-  /** The first container state that explains a pod that did not run: `probe waiting: ImagePullBackOff (…)`. */
-  waiting?: string;
+export interface ProbePodRun extends ProbeRun {
   /** The probe container's log (empty when it never ran). */
   log: string;
   /** The sidecar's log (its access log lines included). */
   proxyLog: string;
-  /** The pod was deleted (false with `keep`, or when the delete itself failed: see `deleteError`). */
-  deleted: boolean;
+  /** Why the delete failed (then `deleted` is false). */
   deleteError?: string;
   /** How long the run took, ms. */
   durationMs: number;

@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import {
-  interpretProbe, parseProbeLog, probePod, probeScript, responseFlagsOf, tcpGreeting, type ProbeTarget,
+  interpretProbe, parseProbeLog, probePod, probeRunResults, probeScript, responseFlagsOf, tcpGreeting, type ProbeRun, type ProbeTarget,
 } from '../../src/federation/checks/index.js';
 
 const http: ProbeTarget = { host: 'myreviews.default', port: 9080, protocol: 'HTTP', path: '/reviews/0' };
@@ -95,4 +95,22 @@ test('response flags come from the last outbound line of the access log', (t) =>
   ].join('\n');
   t.is(responseFlagsOf(log), 'URX,UF');
   t.is(responseFlagsOf('[t] "GET / HTTP/1.1" 200 - "a" "b" outbound|9080||x\n'), undefined);
+});
+
+test('how the pod run ended: refused and stuck fail MF0501 and skip the call, a timeout is MF0514, no sidecar fails MF0502', (t) => {
+  const run = (over: Partial<ProbeRun>): ProbeRun => ({ name: 'meshfed-probe-abcde', phase: 'Succeeded', ending: 'completed', sidecar: true, deleted: true, ...over });
+  const outcome = (results: ReturnType<typeof probeRunResults>) => results.map((r) => [r.code, r.outcome.status]);
+  const pod = 'Pod default/meshfed-probe-abcde';
+  const refused = probeRunResults(run({ ending: 'refused', phase: 'Pending', error: 'pods "meshfed-probe-abcde" is forbidden: exceeded quota' }), undefined, http, 'default', '60s');
+  t.deepEqual(outcome(refused), [['MF0501', 'fail'], ['MF0503', 'skip']]);
+  t.is(refused[0]!.object, pod);
+  t.regex(JSON.stringify(refused[0]!.outcome), /exceeded quota/);
+  const stuck = probeRunResults(run({ ending: 'stuck', phase: 'Pending', waiting: 'probe waiting: ImagePullBackOff' }), undefined, http, 'default', '60s');
+  t.deepEqual(outcome(stuck), [['MF0501', 'fail'], ['MF0503', 'skip']]);
+  t.regex(JSON.stringify(stuck[0]!.outcome), /ImagePullBackOff/);
+  const late = probeRunResults(run({ ending: 'timeout', phase: 'Running' }), undefined, http, 'default', '30s');
+  t.deepEqual(outcome(late), [['MF0514', 'fail']]);
+  t.regex(JSON.stringify(late[0]!.outcome), /within 30s \(phase Running\)/);
+  const noSidecar = probeRunResults(run({ sidecar: false }), parseProbeLog(marker(200, 0)), http, 'default', '60s');
+  t.deepEqual(outcome(noSidecar), [['MF0501', 'ok'], ['MF0502', 'fail'], ['MF0503', 'ok']]);
 });

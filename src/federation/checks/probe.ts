@@ -257,3 +257,55 @@ export function interpretProbe(output: ProbeOutput, context: ProbeContext): Chec
   if (status >= 400 && status < 500) return [failure('MF0513', { ...base, status, method: 'GET', path: t.path }, object)];
   return [failure('MF0503', { ...base, detail: `HTTP ${status}${timing}${body ? `: ${body.slice(0, 200)}` : ''}${flagsNote}` }, object)];
 }
+
+/** How a probe pod run ended, as the cluster layer reports it (see runProbePod in src/kube). */
+export interface ProbeRun {
+  /** The pod's name. */
+  name: string;
+  /** The last phase seen: Pending, Running, Succeeded, Failed (or Unknown). */
+  phase: string;
+  /**
+   * Why the run ended: the pod completed, a container cannot start, the time ran out, the caller aborted, or the
+   * cluster refused to create the pod (see `error`).
+   */
+  ending: 'completed' | 'stuck' | 'timeout' | 'aborted' | 'refused';
+  /** Why the pod could not be created (`refused`), with what to do. */
+  error?: string;
+  /** The pod got an istio-proxy sidecar. */
+  sidecar: boolean;
+  /** The first container state that explains a pod that did not run: `probe waiting: ImagePullBackOff (…)`. */
+  waiting?: string;
+  /** The pod was deleted (false when kept on request, or when the delete failed). */
+  deleted: boolean;
+}
+
+/**
+ * The probe's results (MF0501 pod, MF0502 sidecar, then {@link interpretProbe}) from how its pod run ended and, when
+ * it completed, what it printed. `timeout` is the user's `--timeout`, quoted when the pod did not complete in time.
+ */
+export function probeRunResults(run: ProbeRun, output: ProbeOutput | undefined, target: ProbeTarget, namespace: string, timeout: string): CheckResult[] {
+  const pod = `${namespace}/${run.name}`;
+  const object = `Pod ${pod}`;
+  const params = { pod: run.name, namespace };
+  if (run.ending === 'refused') {
+    return [
+      failure('MF0501', { ...params, detail: run.error ?? 'the cluster refused to create the probe pod' }, object),
+      resultOf('MF0503', { status: 'skip', reason: 'the probe pod was not created (MF0501)' }),
+    ];
+  }
+  if (run.ending === 'stuck') {
+    return [
+      failure('MF0501', { ...params, detail: `the probe pod ${pod} cannot start: ${run.waiting ?? run.phase}` }, object),
+      resultOf('MF0503', { status: 'skip', reason: 'the probe pod did not start (MF0501)' }),
+    ];
+  }
+  if (run.ending === 'timeout') {
+    const state = run.waiting ? `; ${run.waiting}` : '';
+    return [failure('MF0514', { ...params, detail: `the probe pod ${pod} did not complete within ${timeout} (phase ${run.phase}${state})` }, object)];
+  }
+  const results: CheckResult[] = [resultOf('MF0501', { status: 'ok', note: `${run.phase}${run.deleted ? ', deleted' : ', kept'}` }, object)];
+  results.push(run.sidecar ? resultOf('MF0502', { status: 'ok' }, object) : failure('MF0502', params, object));
+  if (!output) return results;
+  results.push(...interpretProbe(output, { pod: run.name, namespace, target, service: `Service ${namespace}/${target.host.split('.')[0]}` }));
+  return results;
+}
