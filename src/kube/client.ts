@@ -53,7 +53,11 @@ export class KubeClient {
 
   constructor(readonly context: ResolvedContext, private readonly options: KubeClientOptions = {}) {
     this.server = (context.cluster?.server ?? '').replace(/\/+$/, '');
-    if (!this.server) throw new InputError(`context "${context.name}" has no cluster server address`);
+    if (!this.server) {
+      throw new InputError(`context "${context.name}" has no cluster server address`, {
+        hint: `set it with kubectl config set-cluster ${context.clusterName} --server=https://<address>`,
+      });
+    }
   }
 
   get timeoutMs(): number {

@@ -227,7 +227,9 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
       trustDomain = config?.trustDomain || 'cluster.local';
       if (Array.isArray(config?.trustDomainAliases)) trustDomainAliases = config.trustDomainAliases;
     } catch {
-      throw new InputError(`the mesh config (ConfigMap ${istioNamespace}/istio, key "mesh") of context "${writer.contextName}" is not valid YAML`);
+      throw new InputError(`the mesh config (ConfigMap ${istioNamespace}/istio, key "mesh") of context "${writer.contextName}" is not valid YAML`, {
+        hint: `istiod cannot read it either: fix it (kubectl --context ${writer.contextName} -n ${istioNamespace} edit configmap istio) or reinstall Istio`,
+      });
     }
   }
   const rootCaPem = (root?.data as Record<string, string> | undefined)?.['root-cert.pem'];
