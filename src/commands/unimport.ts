@@ -26,13 +26,20 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   // A key left pending by an import request of the same export (never completed) goes with the last import of it.
   const record = records.find((r) => r.namespace === namespace && r.localName === localName)!;
   const binding = bindingLabel(record.endpoint.providerClusterId, record.endpoint.namespace, record.endpoint.exportName);
-  const stillBound = records.some((r) => r !== record && bindingLabel(r.endpoint.providerClusterId, r.endpoint.namespace, r.endpoint.exportName) === binding);
-  const leftovers = stillBound ? [] : gathered.snapshot.existing.filter((o) => o.kind === 'Secret'
+  const others = records.filter((r) => r !== record && bindingLabel(r.endpoint.providerClusterId, r.endpoint.namespace, r.endpoint.exportName) === binding);
+  const leftovers = others.length > 0 ? [] : gathered.snapshot.existing.filter((o) => o.kind === 'Secret'
     && o.metadata.namespace === homeNamespaceOf(gathered.snapshot) && o.metadata.labels?.[LABELS.binding] === binding) as KubeObject[];
   const work = clusterWork({ ...gathered, identity: { ...gathered.identity, objects: [] } }, writer, plan, `consumer: remove import ${namespace}/${localName}`, { deletions: leftovers });
   await diffAll([work]);
-  await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `unimport ${namespace}/${localName}` });
-  if (!output) session.ui.info(`The provider still admits this cluster until it runs: kubectl meshfed revoke --context <provider> -n ${record.endpoint.namespace} --name ${record.endpoint.exportName} --consumer ${gathered.identity.clusterId}`);
+  const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `unimport ${namespace}/${localName}` });
+  if (output || !result.applied) return;
+  const source = `${record.endpoint.providerClusterId}/${record.endpoint.namespace}/${record.endpoint.exportName}`;
+  // Revoking is only right once no import of this cluster uses the admission any more.
+  if (others.length > 0) {
+    session.ui.info(`${others.map((r) => `${r.namespace}/${r.localName}`).join(', ')} still import${others.length === 1 ? 's' : ''} ${source}: keep the provider's admission of this cluster.`);
+  } else {
+    session.ui.info(`The provider still admits this cluster until it runs: kubectl meshfed revoke --context <provider> -n ${record.endpoint.namespace} --name ${record.endpoint.exportName} --consumer ${gathered.identity.clusterId}`);
+  }
 }
 
 /** `kubectl meshfed unimport`: remove an import's own objects. */

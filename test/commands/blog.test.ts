@@ -193,6 +193,16 @@ test.serial('status shows the export with its consumer and the import as active,
   t.regex(consumer.stdout, /default\/myreviews\s+cluster2\/bookinfo\/reviews\s+9080\/HTTP\s+boundary\s+active\s+reviews \(50%\)/);
 });
 
+test.serial('unimporting one of two imports of the same export does not tell the user to revoke the admission the other uses', async (t) => {
+  const second = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews2']);
+  t.is(second.code, 0, second.stderr);
+  const removed = await fed.run(['unimport', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews2']);
+  t.is(removed.code, 0, removed.stderr);
+  t.regex(removed.stderr, /default\/myreviews still imports cluster2\/bookinfo\/reviews: keep the provider's admission of this cluster/);
+  t.false(removed.stderr.includes('kubectl meshfed revoke'), removed.stderr);
+  t.truthy(fed.world.cluster('cluster1').get('v1', 'Secret', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews'), 'the binding the other import uses stays');
+});
+
 test.serial('unexport refuses while a consumer is admitted; unimport, revoke and unexport remove exactly meshfed\'s objects of it', async (t) => {
   const refused = await fed.runCounting(['unexport', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews']);
   t.is(refused.code, 1);
@@ -202,6 +212,7 @@ test.serial('unexport refuses while a consumer is admitted; unimport, revoke and
 
   const unimport = await fed.run(['unimport', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews']);
   t.is(unimport.code, 0, unimport.stderr);
+  t.regex(unimport.stderr, /provider still admits this cluster until it runs: kubectl meshfed revoke --context <provider> -n bookinfo --name reviews --consumer cluster1/);
   const revoke = await fed.run(['revoke', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews', '--consumer', 'cluster1']);
   t.is(revoke.code, 0, revoke.stderr);
   const unexport = await fed.run(['unexport', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews']);
