@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { InputError, UsageError } from '../errors.js';
 import {
-  bundleCredentials, checkExchangeDocument, consumerGatewaySpiffeId, federationCaOf, createImportRequest, GATEWAY_NAMES, homeNamespaceOf, LABELS, names,
+  bundleCredentials, certificateFingerprint, checkExchangeDocument, consumerGatewaySpiffeId, federationCaOf, createImportRequest, GATEWAY_NAMES, homeNamespaceOf, LABELS, names,
   parseExportBundle, pendingRequestOf, planAdmission, planImport, readExportRecords, readImportRecords, readSecret,
   serializeDocument, type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials, type KubeObject as CoreObject,
 } from '../federation/index.js';
@@ -233,6 +233,8 @@ async function completeImport(
   // Shared-root imports need no key: the pending one made for the request is not kept.
   const extraDeletions = endpoint.mode === 'shared-root' && pendingSecret ? [pendingSecret as KubeObject] : [];
   const work = clusterWork(consumer, writer, plan, `consumer: import ${endpoint.providerClusterId}/${endpoint.namespace}/${endpoint.exportName} as ${plan.record.namespace}/${plan.record.localName}`, { deletions: extraDeletions });
+  const rootWarning = endpoint.mode === 'shared-root' ? rootMismatch(snapshot.rootCaPem, bundle.spec.providerRootCaFingerprint, endpoint.providerClusterId) : undefined;
+  if (rootWarning) work.warnings.push(rootWarning);
   await diffAll([work]);
   const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `import ${plan.record.namespace}/${plan.record.localName}` });
   if (result.applied) await waitForEgress(session, work, args);
@@ -244,6 +246,18 @@ async function waitForEgress(session: Session, work: ClusterWork, args: ImportAr
   const timeoutMs = waitTimeoutMs(args.timeout);
   const deployed = work.objects.some((o) => o.kind === 'Deployment' && o.metadata.name === GATEWAY_NAMES.egress);
   if (deployed && timeoutMs > 0) await waitForGatewayReady(session, work.writer, GATEWAY_NAMES.egress, timeoutMs);
+}
+
+/**
+ * Shared-root traffic is Istio mTLS end to end: it only works when both meshes issue workload certificates from one
+ * root. Said at import time because nothing else fails until the first call (verify reports it as MF0405).
+ */
+function rootMismatch(consumerRootPem: string | undefined, providerRootFingerprint: string | undefined, providerClusterId: string): string | undefined {
+  if (!consumerRootPem || !providerRootFingerprint) return undefined;
+  const consumerRootFingerprint = certificateFingerprint(consumerRootPem);
+  if (consumerRootFingerprint === providerRootFingerprint) return undefined;
+  return `shared-root needs one root CA, but this mesh's root (${consumerRootFingerprint.slice(0, 23)}…) is not that of cluster ${providerClusterId} ` +
+    `(${providerRootFingerprint.slice(0, 23)}…): calls will fail the mTLS handshake; plug both meshes into one root CA, or export in boundary mode (--mode boundary)`;
 }
 
 function announce(session: Session, host: string, port: number, protocol: string): void {
@@ -347,6 +361,8 @@ async function importDirect(
   ];
   works[0]!.warnings = works[0]!.warnings.filter((w) => !w.includes('has no external address yet'));
   if (record.mode === 'shared-root') {
+    const rootWarning = rootMismatch(consumerSnapshot.rootCaPem, provider.snapshot.rootCaPem && certificateFingerprint(provider.snapshot.rootCaPem), provider.identity.clusterId);
+    if (rootWarning) works[1]!.warnings.push(rootWarning);
     // Shared-root admits workloads by identity: say so when no pod of the namespace runs as an admitted account.
     const accounts = [...new Set((consumerSnapshot.pods ?? []).filter((p) => p.namespace === namespace).map((p) => p.serviceAccount ?? 'default'))].sort();
     if (accounts.length > 0 && !accounts.some((a) => identity.serviceAccounts!.includes(a))) {

@@ -77,6 +77,16 @@ test.serial('shared-root TCP, three-step: request and bundle files, then bytes r
   t.regex(readFileSync(join(dir, 'bundle.yaml'), 'utf8'), /mode: shared-root/);
   const complete = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--bundle', join(dir, 'bundle.yaml'), '--as', 'echo-sr']);
   t.is(complete.code, 0, complete.stderr);
+  t.false(complete.stderr.includes('root CA'), 'one root: nothing to warn about');
+  // The bundle carries the provider's root fingerprint: a consumer mesh on another root hears about it at once.
+  const c1 = fed.world.cluster('cluster1');
+  const rootConfig = c1.get('v1', 'ConfigMap', 'istio-system', 'istio-ca-root-cert')!;
+  const otherRoot = Buffer.from((c1.get('v1', 'Secret', 'istio-system', 'cacerts')!.data as Record<string, string>)['ca-cert.pem']!, 'base64').toString('utf8');
+  c1.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio-ca-root-cert', namespace: 'istio-system' }, data: { 'root-cert.pem': otherRoot } }, 'test');
+  const otherMesh = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--bundle', join(dir, 'bundle.yaml'), '--as', 'echo-sr', '--dry-run']);
+  c1.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio-ca-root-cert', namespace: 'istio-system' }, data: rootConfig.data as Record<string, string> }, 'test');
+  t.is(otherMesh.code, 0, otherMesh.stderr);
+  t.regex(otherMesh.stderr, /shared-root needs one root CA, but this mesh's root .* is not that of cluster cluster2/);
   t.falsy(fed.world.cluster('cluster1').get('v1', 'Secret', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-echo-sr'), 'shared-root keeps no key');
   const call = await fed.curl('cluster1', 'default', 'sleep', ['sh', '-c', 'echo hi | nc -w 3 echo-sr.default 9000']);
   t.is(call.code, 0, call.stderr + call.trace.join('\n'));

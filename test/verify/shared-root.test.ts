@@ -21,15 +21,21 @@ function editMesh(fed: FederationWorld, cluster: string, changes: Record<string,
   c.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio', namespace: 'istio-system' }, data: { mesh: YAML.stringify({ ...mesh, ...changes }) } }, 'test');
 }
 
-async function federate(fed: FederationWorld): Promise<void> {
+/** Exports and imports; returns what the import printed on stderr. */
+async function federate(fed: FederationWorld): Promise<string> {
+  let stderr = '';
   for (const args of [
     ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--subset', 'version=v2', '--name', 'reviews', '--mode', 'shared-root'],
     ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews'],
   ]) {
     const result = await fed.run(args);
     if (result.code !== 0) throw new Error(`${args.join(' ')}: ${result.stderr}`);
+    stderr = result.stderr;
   }
+  return stderr;
 }
+
+let importOutput: { shared: string; distinct: string };
 
 test.before(async () => {
   [shared, distinct] = await Promise.all([
@@ -42,7 +48,8 @@ test.before(async () => {
   editMesh(distinct, 'cluster1', { trustDomain: 'cluster.local' });
   editMesh(distinct, 'cluster2', { trustDomain: 'cluster.local' });
   await Promise.all([shared.world.waitIdle(), distinct.world.waitIdle()]);
-  await Promise.all([federate(shared), federate(distinct)]);
+  const [sharedImport, distinctImport] = await Promise.all([federate(shared), federate(distinct)]);
+  importOutput = { shared: sharedImport, distinct: distinctImport };
 });
 
 test.after.always(async () => {
@@ -74,4 +81,9 @@ test('distinct roots and one trust domain: MF0405 (error) and MF0406 (warning), 
   t.regex(text.stdout, /^‼ in shared-root mode, the two meshes have distinct trust domains \[MF0406\]$/m);
   t.regex(text.stdout, /\n× verify failed: 2 errors, 1 warning \(\d+ passed\)\n$/);
   t.regex(text.stderr, /error: 2 checks failed for import default\/myreviews/);
+});
+
+test('import says at once when shared-root meshes do not share a root CA (and is silent when they do)', (t) => {
+  t.regex(importOutput.distinct, /Warning: shared-root needs one root CA, but this mesh's root \([0-9A-F:]+…\) is not that of cluster cluster2 \([0-9A-F:]+…\): calls will fail the mTLS handshake; .*--mode boundary/);
+  t.false(importOutput.shared.includes('root CA'), importOutput.shared);
 });
