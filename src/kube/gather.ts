@@ -10,6 +10,7 @@ import {
   MANAGED_KINDS, type ExistingGateway, type GatewayRole, type PodSnapshot, type ProviderSnapshot, type ServicePort,
   type ServiceSnapshot,
 } from '../federation/index.js';
+import type { MeshFacts } from '../federation/checks/index.js';
 import type { ClusterWriter } from './apply.js';
 import { istioVersionFromImage } from './probe.js';
 import type { KubeObject } from './resources.js';
@@ -167,6 +168,54 @@ function selectorMatches(selector: Record<string, string> | undefined, labels: R
   return !!selector && Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
 }
 
+/** What the Istio namespace of a cluster says about its mesh. */
+export interface MeshReading {
+  /** The facts as the checks see them; `problem` says what is missing or unreadable. */
+  facts: MeshFacts;
+  /** An istiod Deployment was found. */
+  istiod: boolean;
+  /** The image of istiod's discovery container, when found. */
+  image?: string;
+  /** The mesh config (ConfigMap istio, key `mesh`) exists but is not valid YAML. */
+  invalidMeshConfig: boolean;
+}
+
+/**
+ * Istio version (from istiod's image, else its operator label), trust domain, aliases and root namespace (mesh
+ * config) and root CA of the mesh whose istiod runs in `istioNamespace`. What is absent is reported, not thrown:
+ * each command decides whether it can do without it.
+ */
+export async function readMesh(writer: ClusterWriter, istioNamespace: string): Promise<MeshReading> {
+  const [istiods, mesh, root] = await Promise.all([
+    optional(writer.list('apps/v1', 'Deployment', istioNamespace, 'app=istiod'), [] as KubeObject[]),
+    optional(writer.get('v1', 'ConfigMap', istioNamespace, 'istio'), undefined),
+    optional(writer.get('v1', 'ConfigMap', istioNamespace, 'istio-ca-root-cert'), undefined),
+  ]);
+  const facts: MeshFacts = { trustDomain: 'cluster.local', trustDomainAliases: [] };
+  const istiod = (istiods as Deployment[]).find((d) => d.metadata.name === 'istiod') ?? (istiods as Deployment[])[0];
+  const containers = istiod?.spec?.template?.spec?.containers ?? [];
+  const image = (containers.find((c) => c.name === 'discovery') ?? containers[0])?.image;
+  const version = istioVersionFromImage(image) ?? istiod?.metadata.labels?.['operator.istio.io/version'];
+  if (version) facts.istioVersion = version;
+  else facts.problem = istiod ? `cannot tell the Istio version from istiod's image "${image ?? ''}"` : `no istiod Deployment in namespace "${istioNamespace}"`;
+  let invalidMeshConfig = false;
+  const text = (mesh?.data as Record<string, string> | undefined)?.mesh;
+  if (text) {
+    try {
+      const config = YAML.parse(text) as { trustDomain?: string; trustDomainAliases?: string[]; rootNamespace?: string } | null;
+      facts.trustDomain = config?.trustDomain || 'cluster.local';
+      if (config?.rootNamespace) facts.rootNamespace = config.rootNamespace;
+      if (Array.isArray(config?.trustDomainAliases)) facts.trustDomainAliases = config.trustDomainAliases;
+    } catch {
+      invalidMeshConfig = true;
+      facts.problem = `the mesh config (ConfigMap ${istioNamespace}/istio) is not valid YAML`;
+    }
+  }
+  const rootPem = (root?.data as Record<string, string> | undefined)?.['root-cert.pem'];
+  if (rootPem) facts.rootCaPem = rootPem;
+  return { facts, istiod: istiod !== undefined, ...(image !== undefined ? { image } : {}), invalidMeshConfig };
+}
+
 /**
  * Reads one cluster for the planners: its id, Istio version, trust domain and root CA, the Services and pods of
  * the given namespaces, every object meshfed manages there (any namespace), the VirtualServices of the given
@@ -175,13 +224,8 @@ function selectorMatches(selector: Record<string, string> | undefined, labels: R
  */
 export async function gatherCluster(writer: ClusterWriter, options: GatherOptions): Promise<GatheredCluster> {
   const istioNamespace = options.istioNamespace ?? 'istio-system';
-  const client = writer.client;
   const identityP = readClusterIdentity(writer, options.clusterIdOverride);
-  const istiodP = client.request<{ items: Deployment[] }>({
-    method: 'GET', path: `/apis/apps/v1/namespaces/${encodeURIComponent(istioNamespace)}/deployments`, query: { labelSelector: 'app=istiod' },
-  }).then((r) => r.body.items);
-  const meshP = optional(writer.get('v1', 'ConfigMap', istioNamespace, 'istio'), undefined);
-  const rootP = optional(writer.get('v1', 'ConfigMap', istioNamespace, 'istio-ca-root-cert'), undefined);
+  const meshP = readMesh(writer, istioNamespace);
   const managedP = managedObjects(writer);
   const namespaces = [...new Set(options.namespaces)];
   const perNamespaceP = Promise.all(namespaces.map(async (ns) => {
@@ -202,37 +246,24 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
     ? findExistingGateway(writer, gatewayNamespace, options.gatewaySelector)
     : Promise.resolve(undefined);
 
-  const [identity, istiods, mesh, root, managed, perNamespace, existingGateway] = await Promise.all([
-    identityP, optional(istiodP, [] as Deployment[]), meshP, rootP, managedP, perNamespaceP, existingGatewayP,
+  const [identity, mesh, managed, perNamespace, existingGateway] = await Promise.all([
+    identityP, meshP, managedP, perNamespaceP, existingGatewayP,
   ]);
 
-  const istiod = istiods.find((d) => d.metadata.name === 'istiod') ?? istiods[0];
-  const containers = istiod?.spec?.template?.spec?.containers ?? [];
-  const image = (containers.find((c) => c.name === 'discovery') ?? containers[0])?.image;
-  const istioVersion = istioVersionFromImage(image) ?? istiod?.metadata.labels?.['operator.istio.io/version'];
-  if (!istioVersion && !options.istioOptional) {
+  const { facts } = mesh;
+  if (!facts.istioVersion && !options.istioOptional) {
     throw new ClusterError(
-      istiod
-        ? `cannot tell the Istio version of context "${writer.contextName}" from istiod's image "${image ?? ''}"`
+      mesh.istiod
+        ? `cannot tell the Istio version of context "${writer.contextName}" from istiod's image "${mesh.image ?? ''}"`
         : `context "${writer.contextName}" runs no istiod in namespace "${istioNamespace}"; meshfed federates Istio meshes`,
-      { hint: istiod ? undefined : 'install Istio there, or pass --istio-namespace if istiod runs elsewhere' },
+      { hint: mesh.istiod ? undefined : 'install Istio there, or pass --istio-namespace if istiod runs elsewhere' },
     );
   }
-  let trustDomain = 'cluster.local';
-  let trustDomainAliases: string[] | undefined;
-  const meshText = (mesh?.data as Record<string, string> | undefined)?.mesh;
-  if (meshText) {
-    try {
-      const config = YAML.parse(meshText) as { trustDomain?: string; trustDomainAliases?: string[] } | null;
-      trustDomain = config?.trustDomain || 'cluster.local';
-      if (Array.isArray(config?.trustDomainAliases)) trustDomainAliases = config.trustDomainAliases;
-    } catch {
-      throw new InputError(`the mesh config (ConfigMap ${istioNamespace}/istio, key "mesh") of context "${writer.contextName}" is not valid YAML`, {
-        hint: `istiod cannot read it either: fix it (kubectl --context ${writer.contextName} -n ${istioNamespace} edit configmap istio) or reinstall Istio`,
-      });
-    }
+  if (mesh.invalidMeshConfig) {
+    throw new InputError(`the mesh config (ConfigMap ${istioNamespace}/istio, key "mesh") of context "${writer.contextName}" is not valid YAML`, {
+      hint: `istiod cannot read it either: fix it (kubectl --context ${writer.contextName} -n ${istioNamespace} edit configmap istio) or reinstall Istio`,
+    });
   }
-  const rootCaPem = (root?.data as Record<string, string> | undefined)?.['root-cert.pem'];
 
   const existing = managed;
   const seen = new Set(existing.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`));
@@ -254,10 +285,10 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
 
   const snapshot: ProviderSnapshot = {
     clusterId: identity.clusterId,
-    istioVersion: istioVersion ?? '0.0',
-    trustDomain,
-    ...(trustDomainAliases ? { trustDomainAliases } : {}),
-    ...(rootCaPem ? { rootCaPem } : {}),
+    istioVersion: facts.istioVersion ?? '0.0',
+    trustDomain: facts.trustDomain,
+    ...(facts.trustDomainAliases.length ? { trustDomainAliases: facts.trustDomainAliases } : {}),
+    ...(facts.rootCaPem ? { rootCaPem: facts.rootCaPem } : {}),
     ...(existingGateway ? { existingGateway } : {}),
     services,
     pods,

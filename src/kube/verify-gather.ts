@@ -4,50 +4,14 @@
  * version, trust domain and aliases, root CA). An unreachable provider is a finding (MF0102), not an error; an
  * unreachable consumer or a missing import is an error, because there is nothing to verify.
  */
-import YAML from 'yaml';
 import { ClusterError, InputError } from '../errors.js';
 import {
   exportLabel, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, type ImportRecord,
 } from '../federation/index.js';
-import type { MeshFacts, ProviderSide, SideSnapshot, VerifySnapshot } from '../federation/checks/index.js';
+import type { ProviderSide, SideSnapshot, VerifySnapshot } from '../federation/checks/index.js';
 import type { ClusterWriter } from './apply.js';
-import { managedObjects, optional } from './gather.js';
-import { istioVersionFromImage } from './probe.js';
+import { managedObjects, optional, readMesh } from './gather.js';
 import type { KubeObject } from './resources.js';
-
-interface Deployment extends KubeObject {
-  spec?: { template?: { spec?: { containers?: Array<{ name: string; image?: string }> } } };
-}
-
-/** Istio version, trust domain (and aliases) and root CA of the mesh whose istiod runs in `istioNamespace`. */
-export async function readMeshFacts(writer: ClusterWriter, istioNamespace: string): Promise<MeshFacts> {
-  const [istiods, mesh, root] = await Promise.all([
-    optional(writer.list('apps/v1', 'Deployment', istioNamespace, 'app=istiod'), [] as KubeObject[]),
-    optional(writer.get('v1', 'ConfigMap', istioNamespace, 'istio'), undefined),
-    optional(writer.get('v1', 'ConfigMap', istioNamespace, 'istio-ca-root-cert'), undefined),
-  ]);
-  const facts: MeshFacts = { trustDomain: 'cluster.local', trustDomainAliases: [] };
-  const istiod = (istiods as Deployment[]).find((d) => d.metadata.name === 'istiod') ?? (istiods as Deployment[])[0];
-  const containers = istiod?.spec?.template?.spec?.containers ?? [];
-  const image = (containers.find((c) => c.name === 'discovery') ?? containers[0])?.image;
-  const version = istioVersionFromImage(image) ?? istiod?.metadata.labels?.['operator.istio.io/version'];
-  if (version) facts.istioVersion = version;
-  else facts.problem = istiod ? `cannot tell the Istio version from istiod's image "${image ?? ''}"` : `no istiod Deployment in namespace "${istioNamespace}"`;
-  const text = (mesh?.data as Record<string, string> | undefined)?.mesh;
-  if (text) {
-    try {
-      const config = YAML.parse(text) as { trustDomain?: string; trustDomainAliases?: string[]; rootNamespace?: string } | null;
-      facts.trustDomain = config?.trustDomain || 'cluster.local';
-      if (config?.rootNamespace) facts.rootNamespace = config.rootNamespace;
-      if (Array.isArray(config?.trustDomainAliases)) facts.trustDomainAliases = config.trustDomainAliases;
-    } catch {
-      facts.problem = `the mesh config (ConfigMap ${istioNamespace}/istio) is not valid YAML`;
-    }
-  }
-  const rootPem = (root?.data as Record<string, string> | undefined)?.['root-cert.pem'];
-  if (rootPem) facts.rootCaPem = rootPem;
-  return facts;
-}
 
 /** Services, pods and the Namespace object of each namespace. */
 async function namespaceObjects(writer: ClusterWriter, namespaces: string[]): Promise<KubeObject[]> {
@@ -117,7 +81,7 @@ export interface VerifyGatherOptions {
 }
 
 async function gatherConsumer(writer: ClusterWriter, namespaces: string[], istioNamespace: string, managed: KubeObject[]): Promise<SideSnapshot> {
-  const [mesh, extra] = await Promise.all([readMeshFacts(writer, istioNamespace), namespaceObjects(writer, namespaces)]);
+  const [mesh, extra] = await Promise.all([readMesh(writer, istioNamespace).then((read) => read.facts), namespaceObjects(writer, namespaces)]);
   return { context: writer.contextName, mesh, objects: merge(managed, extra) };
 }
 
@@ -128,7 +92,7 @@ async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istio
     const exportRecord = managed.find((o) => o.kind === 'ConfigMap' && o.metadata.labels?.[LABELS.role] === 'export-record'
       && o.metadata.labels?.[LABELS.export] === exportLabel(record.endpoint.namespace, record.endpoint.exportName));
     const home = exportRecord?.metadata.namespace ?? 'istio-meshfed';
-    const mesh = await readMeshFacts(writer, istioNamespace);
+    const { facts: mesh } = await readMesh(writer, istioNamespace);
     // Authorization policies of the exported workload's namespace and of the mesh root namespace decide who may call it.
     const policyNamespaces = [...new Set([record.endpoint.namespace, mesh.rootNamespace ?? 'istio-system'])];
     const [extra, ...policies] = await Promise.all([
