@@ -1,5 +1,4 @@
 import YAML from 'yaml';
-import { ClusterError } from '../errors.js';
 import { inspectCertificate } from '../pki/index.js';
 import type { KubeClient } from './client.js';
 
@@ -74,14 +73,8 @@ export async function probeCluster(client: KubeClient, istioNamespace: string): 
   })();
 
   const outcomes = await Promise.allSettled([istio, mesh, root]);
-  for (const outcome of outcomes) {
-    if (outcome.status === 'rejected') {
-      const error = outcome.reason;
-      // Without Istio the namespace or ConfigMaps are simply absent: say so once, plainly.
-      if (error instanceof ClusterError && error.status === 404) problems.push(message(error));
-      else problems.push(message(error));
-    }
-  }
+  for (const outcome of outcomes) if (outcome.status === 'rejected') problems.push(message(outcome.reason));
+  // Without Istio several reads fail the same way (e.g. the namespace is not found): say it once.
   if (problems.length) result.reason = [...new Set(problems)].join('; ');
   return result;
 }
