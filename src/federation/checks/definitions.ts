@@ -13,7 +13,7 @@ import {
 import { istioMinor, needsSniDnatRouterMode, readSecret } from '../objects.js';
 import {
   describe, describeObject, find, isManaged, isPodReady, labelsMatch, loadBalancerAddress, servicePorts, specOf,
-  type GatewayFacts, type Spec, type VerifyFacts,
+  type CertificateRead, type GatewayFacts, type Spec, type VerifyFacts,
 } from './facts.js';
 import { fail, ok, skip, type CheckDefinition, type Finding } from './runner.js';
 import type { SideSnapshot } from './types.js';
@@ -88,6 +88,18 @@ function gatewayReadiness(gw: GatewayFacts, what: string): Finding[] {
 }
 
 /** The gateway Service port that forwards to the federation listener (15443), as the other side must call it. */
+/**
+ * A readable certificate that expires within {@link EXPIRY_WARNING_DAYS} fails (with its date and days left); an
+ * unreadable one gives nothing, since the check that reads it has already failed.
+ */
+function expiry(cert: CertificateRead, secret: string): Finding[] {
+  if (!cert.ok) return [];
+  const object = `certificate in Secret ${secret}`;
+  return [cert.info.daysLeft < EXPIRY_WARNING_DAYS
+    ? fail({ secret, date: cert.info.notAfter.toISOString().slice(0, 10), days: cert.info.daysLeft }, object)
+    : ok(object, `${cert.info.daysLeft} days left`)];
+}
+
 function federationServicePort(gw: GatewayFacts | undefined): number {
   const ports = gw?.service ? servicePorts(gw.service) : [];
   return (ports.find((p) => p.targetPort === FEDERATION_PORT) ?? ports.find((p) => p.port === FEDERATION_PORT) ?? ports[0])?.port ?? FEDERATION_PORT;
@@ -459,14 +471,8 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     mode: 'boundary',
     requires: ['MF0210'],
     run: (f) => {
-      const cert = f.serverCertificate;
       const secret = f.serverCredentialSecret!;
-      const name = `${secret.metadata.namespace}/${secret.metadata.name}`;
-      if (!cert.ok) return [];
-      const object = `certificate in Secret ${name}`;
-      return [cert.info.daysLeft < EXPIRY_WARNING_DAYS
-        ? fail({ secret: name, date: cert.info.notAfter.toISOString().slice(0, 10), days: cert.info.daysLeft }, object)
-        : ok(object, `${cert.info.daysLeft} days left`)];
+      return expiry(f.serverCertificate, `${secret.metadata.namespace}/${secret.metadata.name}`);
     },
   },
   {
@@ -540,13 +546,7 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     mode: 'boundary',
     requires: ['MF0305'],
     run: (f) => {
-      const cert = f.clientCertificate;
-      if (!cert.ok) return [];
-      const name = `${f.egressNamespace}/${f.bindingName}`;
-      const object = `certificate in Secret ${name}`;
-      return [cert.info.daysLeft < EXPIRY_WARNING_DAYS
-        ? fail({ secret: name, date: cert.info.notAfter.toISOString().slice(0, 10), days: cert.info.daysLeft }, object)
-        : ok(object, `${cert.info.daysLeft} days left`)];
+      return expiry(f.clientCertificate, `${f.egressNamespace}/${f.bindingName}`);
     },
   },
   {
