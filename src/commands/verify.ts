@@ -234,7 +234,8 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
 export const verifyCommand: CommandBody<VerifyArgs> = {
   builder: (yargs) =>
     yargs
-      .option('import', { type: 'string', describe: 'Local name of the import to verify (in -n); asked for on a terminal' })
+      // --name as in unimport, which takes the same local name.
+      .option('import', { alias: 'name', type: 'string', describe: 'Local name of the import to verify (in -n); asked for on a terminal' })
       .option('from', { type: 'string', describe: 'kubeconfig context of the provider cluster; without it provider checks are skipped' })
       .option('path', { type: 'string', default: '/', describe: 'HTTP path the probe requests, e.g. /health' })
       .option('send', { type: 'string', describe: 'TCP: bytes the probe sends (escapes \\r \\n \\xNN); default: a greeting for well-known ports (PostgreSQL, Redis…), else a newline' })

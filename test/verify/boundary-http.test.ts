@@ -117,6 +117,12 @@ test.serial('an import that does not exist is a clear error (exit 1) naming the 
   t.deepEqual(probePods(fed, 'cluster1'), []);
 });
 
+test.serial('--name names the import as in unimport (an alias of --import)', async (t) => {
+  const run = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews', '--no-probe']);
+  t.is(run.code, 0, run.stderr);
+  t.regex(run.stdout, /^Import default\/myreviews in context cluster1/);
+});
+
 test.serial('on a terminal, a missing --import is asked for among the namespace\'s imports; without one it is a usage error', async (t) => {
   const asked = await converse(fed.kubeconfig, ['verify', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--path', '/reviews/0'], [
     { expect: /Which import do you want to verify\?[\s\S]*myreviews[\s\S]*cluster2\/bookinfo\/reviews \(boundary, HTTP\)/, keys: '\r' },
