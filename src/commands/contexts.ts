@@ -1,4 +1,4 @@
-import { probeCluster, type ClusterProbe } from '../kube/probe.js';
+import type { ClusterProbe } from '../kube/probe.js';
 import { formatData } from '../ui/format.js';
 import { renderTable } from '../ui/table.js';
 import type { GlobalArgs, Session } from './session.js';
@@ -42,6 +42,8 @@ async function listContexts(session: Session, args: ContextsArgs): Promise<void>
   });
 
   if (args.probe) {
+    // Loaded here: the probe reads the root CA with node-forge, which listing contexts does not need.
+    const { probeCluster } = await import('../kube/probe.js');
     const timeout = session.requestTimeoutMs || DEFAULT_PROBE_TIMEOUT_MS;
     await Promise.all(rows.map(async (row) => {
       if (!row.server) {
