@@ -259,7 +259,8 @@ export async function runPlan(session: Session, works: ClusterWork[], options: R
     if (!work.overlay) continue;
     const text = formatObjects([work.overlay], 'yaml');
     ui.warn(`context "${work.gathered.context}": install the federation gateway with this IstioOperator overlay (save it and run istioctl install -f <file>):`);
-    if (options.output) ui.io.stderr.write(text);
+    // With -o, stdout holds exactly the objects to apply (pipeable into kubectl apply): the overlay goes to stderr.
+    if (options.output) ui.info(text.trimEnd());
     else ui.data(text);
   }
   const result: RunResult = { applied: false, live: new Map(), writes: 0 };
