@@ -45,6 +45,7 @@ async function printCompletion(session: Session, args: CompletionArgs): Promise<
   else throw new UsageError(`unsupported shell "${shell}"`, { hint: 'choose bash or zsh' });
 }
 
+/** `kubectl meshfed completion`: a bash or zsh completion script (contexts are completed after --context, --from and --to). */
 export const completionCommand: CommandBody<CompletionArgs> = {
   builder: (yargs) =>
     yargs

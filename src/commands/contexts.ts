@@ -87,6 +87,7 @@ async function listContexts(session: Session, args: ContextsArgs): Promise<void>
   }
 }
 
+/** `kubectl meshfed contexts`: the kubeconfig's contexts; with `--probe`, whether each cluster is reachable and runs Istio. */
 export const contextsCommand: CommandBody<ContextsArgs> = {
   builder: (yargs) =>
     yargs

@@ -231,6 +231,7 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
   }
 }
 
+/** `kubectl meshfed verify`: static checks over both sides of an import, then a call through it from a probe pod (see docs/checks.md). */
 export const verifyCommand: CommandBody<VerifyArgs> = {
   builder: (yargs) =>
     yargs
