@@ -244,7 +244,11 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
   const gatewayNamespace = options.gatewayNamespace ?? istioNamespace;
   const existingGatewayP: Promise<ExistingGateway | undefined> = options.gatewaySelector
     ? findExistingGateway(writer, gatewayNamespace, options.gatewaySelector)
-    : Promise.resolve(undefined);
+    : // Without --gateway-selector, the gateway earlier exports and imports were placed on, if any.
+    managedP.then((objects) => {
+      const used = existingGatewayInUse(objects);
+      return used ? findExistingGateway(writer, used.namespace, used.selector) : undefined;
+    });
 
   const [identity, mesh, managed, perNamespace, existingGateway] = await Promise.all([
     identityP, meshP, managedP, perNamespaceP, existingGatewayP,
@@ -313,6 +317,24 @@ export async function readGatewayAddress(
   const live = snapshot.existing.find((o) => o.kind === 'Service' && o.metadata.name === name && o.metadata.namespace === DEFAULT_GATEWAY_NAMESPACE);
   if (live) return serviceAddress(live as KubeObject);
   return serviceAddress(await optional(writer.get('v1', 'Service', DEFAULT_GATEWAY_NAMESPACE, name), undefined));
+}
+
+/**
+ * The existing gateway meshfed's objects were placed on by an earlier `--gateway-selector`: meshfed's own Gateway
+ * objects live in its namespace, so a meshfed Gateway elsewhere selects an existing gateway there. Later commands
+ * (import and admit on the provider, status, revoke, unexport, a re-run) then find it without the flag. Undefined
+ * when there is none, or when objects sit on several (the flag must then say which).
+ */
+export function existingGatewayInUse(managed: KubeObject[]): { namespace: string; selector: Record<string, string> } | undefined {
+  const placements = new Map<string, { namespace: string; selector: Record<string, string> }>();
+  for (const o of managed) {
+    if (o.kind !== 'Gateway' || !o.metadata.namespace || o.metadata.namespace === DEFAULT_GATEWAY_NAMESPACE) continue;
+    const selector = (o.spec as { selector?: Record<string, string> } | undefined)?.selector;
+    if (!selector || Object.keys(selector).length === 0) continue;
+    const key = `${o.metadata.namespace}/${Object.entries(selector).sort().map(([k, v]) => `${k}=${v}`).join(',')}`;
+    placements.set(key, { namespace: o.metadata.namespace, selector });
+  }
+  return placements.size === 1 ? [...placements.values()][0] : undefined;
 }
 
 /**

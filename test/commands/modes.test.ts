@@ -150,6 +150,27 @@ test.serial('Istio 1.9: no gateway deployed; the IstioOperator overlay is printe
   t.regex(existing.stderr, /Exported shop\/cart: gateway \d+\.\d+\.\d+\.\d+:15443, host cart\.shop\.legacy-eu\.export\.meshfed\.internal/, 'the cluster id chosen the first time is kept');
 });
 
+test.serial('an export on an existing gateway is found by later commands without --gateway-selector: import, status, revoke, unexport', async (t) => {
+  const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'legacy', '--export', 'shop/cart']);
+  t.is(imported.code, 0, imported.stderr);
+  t.regex(imported.stderr, /AuthorizationPolicy istio-system\/mf-export-shop-cart \(change\)/, 'the admission changes the objects where the export lives');
+  const se = fed.world.cluster('cluster1').list('networking.istio.io/v1beta1', 'ServiceEntry', 'istio-meshfed').find((o) => o.metadata.name.startsWith('mf-bind-legacy-eu-shop-cart'));
+  t.truthy(se, fed.managedObjects('cluster1').join('\n'));
+  const address = (fed.world.cluster('legacy').get('v1', 'Service', 'istio-system', 'istio-ingressgateway')!.status as { loadBalancer: { ingress: Array<{ ip: string }> } }).loadBalancer.ingress[0]!.ip;
+  t.is((se!.spec as { endpoints: Array<{ address: string }> }).endpoints[0]!.address, address, 'the consumer calls the existing gateway');
+  const status = JSON.parse((await fed.run(['status', '--context', 'legacy', '-o', 'json'])).stdout);
+  t.like(status.exports[0], { name: 'cart', gateway: `${address}:15443`, consumers: ['cluster1'] });
+  t.truthy(status.exports[0].certificateExpires);
+  t.is((await fed.run(['unimport', '--context', 'cluster1', '-n', 'default', '--name', 'cart'])).code, 0);
+  const revoked = await fed.run(['revoke', '--context', 'legacy', '-n', 'shop', '--name', 'cart', '--consumer', 'cluster1']);
+  t.is(revoked.code, 0, revoked.stderr);
+  const removed = await fed.run(['unexport', '--context', 'legacy', '-n', 'shop', '--name', 'cart']);
+  t.is(removed.code, 0, removed.stderr);
+  t.falsy(fed.world.cluster('legacy').get('networking.istio.io/v1beta1', 'Gateway', 'istio-system', 'mf-export-shop-cart'));
+  const again = await fed.run(['export', '--context', 'legacy', '-n', 'shop', '--service', 'cart', '--port', '8080', '--gateway-selector', 'istio=ingressgateway']);
+  t.is(again.code, 0, again.stderr);
+});
+
 test.serial('a cluster id is stored in the cluster the first time, never renamed, and never taken from a later context name', async (t) => {
   const rename = await fed.runCounting(['export', '--context', 'legacy', '-n', 'shop', '--service', 'cart', '--port', '8080', '--gateway-selector', 'istio=ingressgateway', '--cluster-id', 'other']);
   t.is(rename.code, 2);
