@@ -91,6 +91,15 @@ export async function main(argv: string[], io: TerminalIO): Promise<number> {
       if (argv.includes('--get-yargs-completions')) return;
       // No command named: yargs prints help, the version or a usage error, and runs no handler.
       if (!sessionModule) return;
+      // A flag given twice with different values (two --context) must not be guessed: it picks a cluster to write to.
+      const arrays = new Set((parser as unknown as { getOptions(): { array: string[] } }).getOptions().array);
+      // Longest names first: an error names --namespace rather than its alias -n or its camel-case twin.
+      for (const [key, value] of Object.entries(args).sort(([a], [b]) => b.length - a.length)) {
+        if (key === '_' || arrays.has(key) || !Array.isArray(value)) continue;
+        const values = [...new Set(value.map(String))];
+        if (values.length > 1) throw new UsageError(`${flagName(key)} was given more than once (${values.join(', ')})`, { hint: `give ${flagName(key)} once` });
+        args[key] = value[0];
+      }
       session = new sessionModule.Session(args as unknown as GlobalArgs, io);
       activeSession = session;
       (args as Record<symbol, unknown>)[SESSION] = session;
@@ -173,6 +182,14 @@ let activeSession: Session | undefined;
 /** Entry point of bin/kubectl-meshfed. */
 export async function run(): Promise<void> {
   const io: TerminalIO = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env };
+  // `kubectl meshfed status | head -1`: the reader is gone and wants no more; stop quietly, as a shell tool does
+  // (Node would otherwise end with an unhandled EPIPE stack trace).
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      process.exit(process.exitCode ?? ExitCode.ok);
+    });
+  }
   // Ctrl-C: a command section that must clean up (Session.interruptible) gets the first one; otherwise, and on a
   // second one, exit at once with 130.
   process.on('SIGINT', () => {

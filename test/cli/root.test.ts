@@ -75,6 +75,30 @@ test('flag mistakes name the flag, suggest a close one and point at the command\
   t.regex(noValue.stderr, /See 'kubectl meshfed admit --help'/);
 });
 
+test('a flag given twice with different values is a usage error, not a guess at which cluster to act on', async (t) => {
+  const twice = await runMeshfed(['status', '--context', 'operations', '--context', 'staging']);
+  t.is(twice.code, 2);
+  t.regex(twice.stderr, /^error: --context was given more than once \(operations, staging\)$/m);
+  const alias = await runMeshfed(['status', '-n', 'a', '--namespace', 'b']);
+  t.regex(alias.stderr, /^error: --namespace was given more than once \(a, b\)$/m);
+  // Repeatable flags keep every value.
+  const repeated = await runMeshfed(['export', '--subset', 'version=v2', '--subset', 'tier=web', '--kubeconfig', '/nonexistent']);
+  t.false(repeated.stderr.includes('more than once'), repeated.stderr);
+});
+
+test('a reader that stops early (| head) ends the output quietly, without an EPIPE stack trace', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { join } = await import('node:path');
+  const child = spawn(join(repoRoot, 'bin', 'kubectl-meshfed'), ['--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Close our end before the program (still starting) writes anything: its first write meets a closed pipe.
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  t.is(stderr, '');
+  t.is(code, 0);
+});
+
 test('a malformed --request-timeout is a usage error naming the flag', async (t) => {
   const result = await runMeshfed(['contexts', '--request-timeout', 'soon']);
   t.is(result.code, 2);
