@@ -2,16 +2,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { InputError, UsageError } from '../errors.js';
 import {
-  bundleCredentials, certificateFingerprint, checkExchangeDocument, consumerGatewaySpiffeId, federationCaOf, createImportRequest, GATEWAY_NAMES, homeNamespaceOf, LABELS, names,
-  parseExportBundle, pendingRequestOf, planAdmission, planImport, readExportRecords, readImportRecords, readSecret,
-  serializeDocument, type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials, type KubeObject as CoreObject,
+  bundleCredentials, certificateFingerprint, checkExchangeDocument, consumerGatewaySpiffeId, createImportRequest, directCredentials, GATEWAY_NAMES,
+  homeNamespaceOf, LABELS, names, parseExportBundle, pendingRequestOf, planAdmission, planImport, readExportRecords, readImportRecords, readSecret,
+  serializeDocument, type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
 } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
-import {
-  createCertificateRequest, generateKeyPair, inspectCertificate, keyMatchesCertificate, signClientCertificate,
-  verifyCertificateChain, type CertificateAndKey,
-} from '../pki/index.js';
 import {
   clusterWork, diffAll, dryRunMode, mutationOptions, parseKeyValues, parseNamespacedName, requireFlags, runPlan,
   waitTimeoutMs, withCoreErrors, writerFor, type ClusterWork, type MutationArgs,
@@ -38,9 +34,6 @@ interface ImportArgs extends MutationArgs, GatewayArgs {
 
 /** How core messages name flags → how `import` spells them. */
 const FLAGS = { '--local-name': '--as', '--header': '--match-header', '--to': '--cluster-id', '--consumer': '--cluster-id', '--export-namespace': '--export', '--name': '--export' };
-
-/** Certificates with fewer days left than this are re-issued on a re-run. */
-const RENEW_BEFORE_DAYS = 30;
 
 function attachSpec(args: ImportArgs, exportName: string): AttachSpec | undefined {
   if (args.attach === undefined) {
@@ -267,21 +260,6 @@ function announce(session: Session, host: string, port: number, protocol: string
     : `Imported: apps in the mesh connect to ${short}:${port}`);
 }
 
-/** The stored client certificate of a binding when it can be kept as it is (same CA, same identity, time left). */
-function reusableCredentials(current: Record<string, string> | undefined, ca: CertificateAndKey, spiffeId: string): ImportCredentials | undefined {
-  const certificatePem = current?.['tls.crt'];
-  const privateKeyPem = current?.['tls.key'];
-  if (!certificatePem || !privateKeyPem || current?.['ca.crt']?.trim() !== ca.certificatePem.trim()) return undefined;
-  try {
-    const info = inspectCertificate(certificatePem);
-    if (!info.uris.includes(spiffeId) || info.daysLeft < RENEW_BEFORE_DAYS) return undefined;
-    if (!verifyCertificateChain(certificatePem, [ca.certificatePem]).ok || !keyMatchesCertificate(privateKeyPem, certificatePem)) return undefined;
-  } catch {
-    return undefined;
-  }
-  return { certificatePem, privateKeyPem, caCertificatePem: ca.certificatePem };
-}
-
 /** With both contexts: admit on the provider and apply the consumer side, in one command. */
 async function importDirect(
   session: Session, args: ImportArgs, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, namespace: string,
@@ -334,19 +312,9 @@ async function importDirect(
   if (!providerPlan.endpoint) throw new InputError(`the federation gateway of context "${providerContext}" has no external address yet`);
   const endpoint = providerPlan.endpoint;
 
-  let credentials: ImportCredentials | undefined;
-  if (endpoint.mode === 'boundary') {
-    const secretName = names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName);
-    const current = readSecret(consumerSnapshot.existing.find((o: CoreObject) => o.kind === 'Secret' && o.metadata.namespace === home && o.metadata.name === secretName));
-    credentials = reusableCredentials(current, federationCaOf(providerPlan), spiffeId);
-    if (!credentials) {
-      // The key is made here and written only to the consumer cluster; the provider signs its CSR.
-      const keys = generateKeyPair();
-      const csrPem = createCertificateRequest({ privateKeyPem: keys.privateKeyPem, commonName: `${consumer.identity.clusterId} federation egress`, spiffeId });
-      const certificatePem = await withCoreErrors(FLAGS, () => signClientCertificate({ ca: federationCaOf(providerPlan), csrPem, expectSpiffeId: spiffeId }));
-      credentials = { certificatePem, privateKeyPem: keys.privateKeyPem, caCertificatePem: federationCaOf(providerPlan).certificatePem };
-    }
-  }
+  const credentials = endpoint.mode === 'boundary'
+    ? await withCoreErrors(FLAGS, () => directCredentials(consumerSnapshot, providerPlan, { consumerClusterId: consumer.identity.clusterId, spiffeId, endpoint }))
+    : undefined;
   const attach = attachSpec(args, record.exportName);
   const consumerPlan = await withCoreErrors(FLAGS, () => planImport(consumerSnapshot, { endpoint, ...(credentials ? { credentials } : {}) }, {
     consumerClusterId: consumer.identity.clusterId,

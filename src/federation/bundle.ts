@@ -420,6 +420,45 @@ export function parseExportBundle(
   return bundle;
 }
 
+/** A stored client certificate with fewer days left than this is re-issued when a direct import runs again. */
+export const RENEW_BEFORE_DAYS = 30;
+
+/**
+ * The credentials planImport needs for a direct boundary-mode import (both contexts at hand): those stored in the
+ * consumer's binding Secret when they can be kept as they are (same federation CA, the gateway's SPIFFE id, at least
+ * {@link RENEW_BEFORE_DAYS} left, the key matching), else a new key pair and a certificate the provider's federation
+ * CA (from its admission plan) signs for it. The new key exists only in the returned credentials, which the consumer
+ * plan writes to the consumer cluster alone.
+ * @throws PkiError when the CSR made here does not satisfy the CA (not expected: it is made for `spiffeId`)
+ */
+export function directCredentials(
+  consumer: ConsumerSnapshot, admission: ClusterPlan, input: { consumerClusterId: string; spiffeId: string; endpoint: Pick<ExportEndpoint, 'providerClusterId' | 'namespace' | 'exportName'> },
+): ImportCredentials {
+  const ca = federationCaOf(admission);
+  const secret = findObject(consumer, 'Secret', homeNamespaceOf(consumer), names.binding(input.endpoint.providerClusterId, input.endpoint.namespace, input.endpoint.exportName));
+  const stored = readSecret(secret);
+  const certificatePem = stored?.['tls.crt'];
+  const privateKeyPem = stored?.['tls.key'];
+  if (certificatePem && privateKeyPem && stored?.['ca.crt']?.trim() === ca.certificatePem.trim()) {
+    try {
+      const info = inspectCertificate(certificatePem);
+      if (info.uris.includes(input.spiffeId) && info.daysLeft >= RENEW_BEFORE_DAYS
+        && verifyCertificateChain(certificatePem, [ca.certificatePem]).ok && keyMatchesCertificate(privateKeyPem, certificatePem)) {
+        return { certificatePem, privateKeyPem, caCertificatePem: ca.certificatePem };
+      }
+    } catch {
+      // An unreadable stored certificate is replaced below.
+    }
+  }
+  const keys = generateKeyPair();
+  const csrPem = createCertificateRequest({ privateKeyPem: keys.privateKeyPem, commonName: `${input.consumerClusterId} federation egress`, spiffeId: input.spiffeId });
+  return {
+    certificatePem: signClientCertificate({ ca, csrPem, expectSpiffeId: input.spiffeId }),
+    privateKeyPem: keys.privateKeyPem,
+    caCertificatePem: ca.certificatePem,
+  };
+}
+
 /** The credentials planImport needs from a verified boundary-mode bundle and the pending key. */
 export function bundleCredentials(bundle: ExportBundle, privateKeyPem: string): ImportCredentials {
   if (!bundle.spec.clientCertificatePem) throw new FederationInputError('this export bundle carries no client certificate (shared-root exports need none)');

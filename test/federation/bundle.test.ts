@@ -2,9 +2,9 @@
 // documents with a code a command can map to a message.
 import test, { type ExecutionContext } from 'ava';
 import YAML from 'yaml';
-import { generateKeyPair } from '../../src/pki/index.js';
+import { generateKeyPair, inspectCertificate, keyMatchesCertificate, verifyCertificateChain } from '../../src/pki/index.js';
 import {
-  admitImportRequest, BundleError, checkExchangeDocument, createImportRequest, parseExportBundle, parseImportRequest, pendingRequestOf, pendingRequests,
+  admitImportRequest, BundleError, checkExchangeDocument, createImportRequest, directCredentials, homeNamespaceOf, names, planAdmission, parseExportBundle, parseImportRequest, pendingRequestOf, pendingRequests,
   serializeDocument, type BundleErrorCode, type ConsumerSnapshot, type ImportRequest, type ProviderSnapshot,
 } from '../../src/federation/index.js';
 import { applyPlan, runScenario } from './scenario.js';
@@ -136,4 +136,34 @@ test('pendingRequests lists the exports a consumer has asked for and not importe
   const other = { providerClusterId: 'cluster3', namespace: 'db', exportName: 'postgres' };
   const second = applyPlan(consumer, createImportRequest(consumer, { consumerClusterId: 'cluster1', namespace: 'default', export: other }, { now }).plan);
   t.deepEqual(new Set(pendingRequests(second).map((r) => `${r.providerClusterId}/${r.namespace}/${r.exportName}`)), new Set(['cluster2/bookinfo/myreviews', 'cluster3/db/postgres']));
+});
+
+test('directCredentials: a new key and a CA-signed certificate, kept on a re-run, replaced when the CA changed', (t) => {
+  const spiffeId = 'spiffe://cluster.local/ns/istio-meshfed/sa/meshfed-egress';
+  const endpoint = ref;
+  const home = homeNamespaceOf(consumerStart);
+  const admission = planAdmission(provider, { namespace: 'bookinfo', exportName: 'myreviews', consumer: { clusterId: 'cluster1', gatewaySpiffeId: spiffeId } }, { now });
+  const first = directCredentials(consumerStart, admission, { consumerClusterId: 'cluster1', spiffeId, endpoint });
+  const ca = admission.objects.find((o) => o.kind === 'Secret' && o.metadata.name === 'meshfed-federation-ca');
+  const caPem = Buffer.from((ca!.data as Record<string, string>)['ca.crt']!, 'base64').toString('utf8');
+  t.is(first.caCertificatePem, caPem);
+  t.true(verifyCertificateChain(first.certificatePem, [caPem]).ok);
+  t.true(keyMatchesCertificate(first.privateKeyPem, first.certificatePem));
+  t.deepEqual(inspectCertificate(first.certificatePem).uris, [spiffeId]);
+
+  const binding = (credentials: typeof first) => ({
+    apiVersion: 'v1', kind: 'Secret',
+    metadata: { name: names.binding(ref.providerClusterId, ref.namespace, ref.exportName), namespace: home },
+    data: Object.fromEntries(Object.entries({ 'tls.crt': credentials.certificatePem, 'tls.key': credentials.privateKeyPem, 'ca.crt': credentials.caCertificatePem })
+      .map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+  });
+  const stored: ConsumerSnapshot = { ...consumerStart, existing: [binding(first)] };
+  t.deepEqual(directCredentials(stored, admission, { consumerClusterId: 'cluster1', spiffeId, endpoint }), first);
+
+  // Without its CA Secret the provider gets a new federation CA: the stored certificate no longer chains to it.
+  const newCa: ProviderSnapshot = { ...provider, existing: provider.existing.filter((o) => o.metadata.name !== 'meshfed-federation-ca') };
+  const otherAdmission = planAdmission(newCa, { namespace: 'bookinfo', exportName: 'myreviews', consumer: { clusterId: 'cluster1', gatewaySpiffeId: spiffeId } }, { now });
+  const renewed = directCredentials(stored, otherAdmission, { consumerClusterId: 'cluster1', spiffeId, endpoint });
+  t.not(renewed.caCertificatePem, first.caCertificatePem);
+  t.not(renewed.privateKeyPem, first.privateKeyPem);
 });
