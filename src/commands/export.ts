@@ -35,6 +35,8 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
     throw new UsageError(`invalid --mode "${args.mode}"`, { hint: `choose ${TRUST_MODES.join(' or ')}` });
   }
   const subset = parseKeyValues(args.subset, '--subset');
+  // Checked before anything is written, though only used after the apply.
+  const timeoutMs = waitTimeoutMs(args.timeout);
   if (!ui.interactive) {
     requireFlags([['--service', !args.service], ['--port', !args.port]], 'kubectl meshfed export -n bookinfo --service reviews --port 9080');
   }
@@ -99,7 +101,6 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
 
   // The gateway gets its address after the apply: wait for it (bounded) so that consumers can import right away.
   let address = gathered.snapshot.gatewayAddress;
-  const timeoutMs = waitTimeoutMs(args.timeout);
   const deployed = work.objects.some((o) => o.kind === 'Deployment' && o.metadata.name === GATEWAY_NAMES[role]);
   if (deployed && timeoutMs > 0 && dryRun === 'none') await waitForGatewayReady(session, writer, GATEWAY_NAMES[role], timeoutMs);
   if (!address && !plan.overlay && timeoutMs > 0) {

@@ -54,7 +54,11 @@ test.serial('export input mistakes name the object and the flag, exit 1 and writ
   t.regex(noPortName.stderr, /Service bookinfo\/myreviews has no port named "grpc"; its ports are 9080\/http \(--port\)/);
   const noPortNumber = await fed.runCounting(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9081']);
   t.is(noPortNumber.code, 1);
-  for (const run of [noService, noPortName, noPortNumber]) t.deepEqual(run.writes.cluster2, []);
+  const badTimeout = await fed.runCounting(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--timeout', '5x']);
+  t.is(badTimeout.code, 2);
+  t.regex(badTimeout.stderr, /invalid --timeout "5x"/);
+  t.false(badTimeout.stderr.includes('created'), 'a flag mistake is found before anything is applied');
+  for (const run of [noService, noPortName, noPortNumber, badTimeout]) t.deepEqual(run.writes.cluster2, []);
   for (const args of [['unexport', '--name', 'reviews'], ['revoke', '--name', 'reviews', '--consumer', 'cluster1']]) {
     const missing = await fed.runCounting([...args, '--context', 'cluster2', '-n', 'bookinfo']);
     t.is(missing.code, 1);
