@@ -96,6 +96,8 @@ async function importExport(session: Session, args: ImportArgs): Promise<void> {
   const ui = session.ui;
   const output = session.outputFormat(['json', 'yaml'] as const);
   const dryRun = dryRunMode(args['dry-run']);
+  // Only used after the apply, but a malformed value must stop the command before anything is written.
+  waitTimeoutMs(args.timeout);
   if (args['request-out'] && args.bundle) throw new UsageError('--request-out and --bundle are two different steps: run them one after the other');
   const ref = exportRef(args);
   if (!ui.interactive) {

@@ -103,6 +103,10 @@ test.serial('export again with the same inputs sends zero write requests', async
 });
 
 test.serial('import refuses to overwrite a Service meshfed does not manage, or to use a missing namespace, before writing anything', async (t) => {
+  const badTimeout = await fed.runCounting([...IMPORT, '--timeout', 'soon']);
+  t.is(badTimeout.code, 2);
+  t.regex(badTimeout.stderr, /invalid --timeout "soon"/);
+  t.deepEqual(badTimeout.writes, { cluster1: [], cluster2: [] });
   fed.world.cluster('cluster1').create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'legacy', namespace: 'default' }, spec: { ports: [{ name: 'http', port: 9080 }] } });
   const refused = await fed.runCounting(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'legacy']);
   t.is(refused.code, 1);
