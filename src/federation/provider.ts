@@ -279,7 +279,7 @@ function planProvider(snapshot: ProviderSnapshot, record: ExportRecord, options:
   plan.remove.push(...shared.remove);
   plan.warnings.push(...shared.warnings);
   if (record.consumers.length === 0) {
-    plan.warnings.push(`export ${record.namespace}/${record.exportName} admits no consumer yet: admit a consumer (answer its import request, or name it when exporting) before it can import`);
+    plan.warnings.push(`export ${record.namespace}/${record.exportName} admits no consumer: a consumer is admitted when it imports the export (kubectl meshfed import --from <provider context>) or when you answer its import request (kubectl meshfed admit)`);
   }
 
   checkNotForeign(snapshot, plan.objects);
