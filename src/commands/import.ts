@@ -4,7 +4,7 @@ import { InputError, UsageError } from '../errors.js';
 import {
   bundleCredentials, certificateFingerprint, checkExchangeDocument, consumerGatewaySpiffeId, createImportRequest, directCredentials, GATEWAY_NAMES,
   homeNamespaceOf, LABELS, names, parseExportBundle, pendingRequestOf, planAdmission, planImport, readExportRecords, readImportRecords, readSecret,
-  serializeDocument, type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
+  samePem, serializeDocument, type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
 } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
@@ -204,7 +204,7 @@ async function completeImport(
       return { bundle: parseExportBundle(text, { expect: expect(pending.nonce, pending.privateKeyPem), ...trust }), privateKeyPem: pending.privateKeyPem, pendingSecret: bindingSecret };
     }
     // Run again with the bundle already imported: its certificate is the stored one and fits the stored key.
-    if (nonce && stored?.['tls.key'] && typeof claimed.clientCertificatePem === 'string' && stored['tls.crt']?.trim() === claimed.clientCertificatePem.trim()) {
+    if (nonce && stored?.['tls.key'] && typeof claimed.clientCertificatePem === 'string' && stored['tls.crt'] !== undefined && samePem(stored['tls.crt'], claimed.clientCertificatePem)) {
       return { bundle: parseExportBundle(text, { expect: expect(nonce, stored['tls.key']), ...trust }), privateKeyPem: stored['tls.key'], pendingSecret: undefined };
     }
     // Shared-root keeps no key: a bundle already imported is checked for its signature, consumer and expiry.

@@ -159,8 +159,8 @@ export function createImportRequest(
     namespace: input.namespace,
     serviceAccounts,
     export: { ...input.export },
-    csr,
-    publicKeyPem: keys.publicKeyPem,
+    csr: unixLines(csr),
+    publicKeyPem: unixLines(keys.publicKeyPem),
     nonce,
     createdAt: now.toISOString(),
     expiresAt: expires.toISOString(),
@@ -217,6 +217,19 @@ export function pendingRequests(snapshot: ConsumerSnapshot): ExportRef[] {
     if (pendingRequestOf(snapshot, ref)) refs.push(ref);
   }
   return refs;
+}
+
+/**
+ * PEM with `\n` line ends. node-forge writes `\r\n`, which YAML can only keep as an escaped double-quoted string:
+ * exchange files people read and pass around carry PEM blocks as plain `|` blocks instead.
+ */
+function unixLines(pem: string): string {
+  return pem.replace(/\r\n/g, '\n');
+}
+
+/** The same PEM text, whatever its line ends and surrounding whitespace (files from earlier versions kept `\r\n`). */
+export function samePem(a: string, b: string): boolean {
+  return unixLines(a).trim() === unixLines(b).trim();
 }
 
 /** What each exchange document is and who uses it, for a file handed to the wrong step. */
@@ -354,8 +367,8 @@ export function admitImportRequest(
     nonce: r.nonce,
     createdAt: now.toISOString(),
     expiresAt: new Date(now.getTime() + (options.bundleTtlHours ?? DEFAULT_BUNDLE_TTL_HOURS) * 3_600_000).toISOString(),
-    federationCaPem: ca.certificatePem,
-    ...(clientCertificatePem ? { clientCertificatePem } : {}),
+    federationCaPem: unixLines(ca.certificatePem),
+    ...(clientCertificatePem ? { clientCertificatePem: unixLines(clientCertificatePem) } : {}),
     ...(plan.record.mode === 'shared-root' && (options.rootCaFingerprint ?? snapshot.rootCaPem)
       ? { providerRootCaFingerprint: options.rootCaFingerprint ?? certificateFingerprint(snapshot.rootCaPem!) }
       : {}),
@@ -398,7 +411,7 @@ export function parseExportBundle(
     throw new BundleError('malformed', `the ExportBundle's federation CA is unreadable: ${(err as Error).message}`);
   }
   if (!signed) {
-    throw options.trustedCaPem && options.trustedCaPem.trim() !== spec.federationCaPem.trim()
+    throw options.trustedCaPem && !samePem(options.trustedCaPem, spec.federationCaPem)
       ? new BundleError('foreign', `the ExportBundle was not signed by the federation CA of ${e.providerClusterId} this cluster already trusts; make sure it comes from that provider`)
       : new BundleError('bad-signature', 'the ExportBundle\'s signature does not match its content: it was altered after the provider made it; ask for a new one');
   }
@@ -439,7 +452,7 @@ export function directCredentials(
   const stored = readSecret(secret);
   const certificatePem = stored?.['tls.crt'];
   const privateKeyPem = stored?.['tls.key'];
-  if (certificatePem && privateKeyPem && stored?.['ca.crt']?.trim() === ca.certificatePem.trim()) {
+  if (certificatePem && privateKeyPem && stored?.['ca.crt'] !== undefined && samePem(stored['ca.crt'], ca.certificatePem)) {
     try {
       const info = inspectCertificate(certificatePem);
       if (info.uris.includes(input.spiffeId) && info.daysLeft >= RENEW_BEFORE_DAYS

@@ -5,7 +5,7 @@ import YAML from 'yaml';
 import { generateKeyPair, inspectCertificate, keyMatchesCertificate, verifyCertificateChain } from '../../src/pki/index.js';
 import {
   admitImportRequest, BundleError, checkExchangeDocument, createImportRequest, directCredentials, homeNamespaceOf, names, planAdmission, parseExportBundle, parseImportRequest, pendingRequestOf, pendingRequests,
-  serializeDocument, type BundleErrorCode, type ConsumerSnapshot, type ImportRequest, type ProviderSnapshot,
+  samePem, serializeDocument, type BundleErrorCode, type ConsumerSnapshot, type ImportRequest, type ProviderSnapshot,
 } from '../../src/federation/index.js';
 import { applyPlan, runScenario } from './scenario.js';
 
@@ -166,4 +166,16 @@ test('directCredentials: a new key and a CA-signed certificate, kept on a re-run
   const renewed = directCredentials(stored, otherAdmission, { consumerClusterId: 'cluster1', spiffeId, endpoint });
   t.not(renewed.caCertificatePem, first.caCertificatePem);
   t.not(renewed.privateKeyPem, first.privateKeyPem);
+});
+
+test('exchange files carry PEM blocks as plain YAML blocks (no \\r escapes), and their signatures hold', (t) => {
+  for (const text of [requestText, bundleText]) {
+    t.false(text.includes('\\r'), 'no escaped carriage returns');
+    t.regex(text, /Pem: \|\n {4}-----BEGIN /);
+  }
+  t.regex(requestText, /csr: \|\n {4}-----BEGIN CERTIFICATE REQUEST-----\n/);
+  t.deepEqual(parseImportRequest(requestText, { now }), request);
+  t.notThrows(() => parseExportBundle(bundleText, { now, expect: pending }));
+  t.true(samePem('-----BEGIN X-----\r\nAAAA\r\n-----END X-----\r\n', '-----BEGIN X-----\nAAAA\n-----END X-----\n'));
+  t.false(samePem('-----BEGIN X-----\nAAAA\n-----END X-----\n', '-----BEGIN X-----\nAAAB\n-----END X-----\n'));
 });
