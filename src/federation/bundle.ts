@@ -175,11 +175,25 @@ export function createImportRequest(
   const secret = kubeObject('v1', 'Secret', name, home, meshfedLabels('binding', {
     [LABELS.binding]: bindingLabel(input.export.providerClusterId, input.export.namespace, input.export.exportName),
     [LABELS.provider]: input.export.providerClusterId,
-  }), { type: 'Opaque', data: secretData({ 'tls.key': keys.privateKeyPem }) });
+  }), { type: 'Opaque', data: secretData(keyData(readSecret(findObject(snapshot, 'Secret', home, name)), keys.privateKeyPem)) });
   secret.metadata.annotations = { [PENDING_NONCE]: nonce, [PENDING_CONSUMER]: input.consumerClusterId, [PENDING_EXPIRES]: spec.expiresAt };
   plan.objects.push(secret);
   plan.secretsWithPrivateKeys.push(`${home}/${name}`);
   return { request, plan: finishPlan(plan) };
+}
+
+/** Where a binding Secret that already serves an import keeps the key of a newer request (re-keying). */
+const PENDING_KEY = 'pending.key';
+
+/**
+ * The binding Secret's data for a new request's key. A working import keeps its key and certificate (the egress
+ * gateway serves traffic with them) until the bundle for the new key is imported; the new key waits beside them.
+ */
+function keyData(current: Record<string, string> | undefined, privateKeyPem: string): Record<string, string> {
+  if (current?.['tls.crt'] && current['tls.key']) {
+    return { 'tls.key': current['tls.key'], 'tls.crt': current['tls.crt'], ...(current['ca.crt'] ? { 'ca.crt': current['ca.crt'] } : {}), [PENDING_KEY]: privateKeyPem };
+  }
+  return { 'tls.key': privateKeyPem };
 }
 
 const PENDING_NONCE = 'meshfed.io/request-nonce';
@@ -192,7 +206,8 @@ const PENDING_EXPIRES = 'meshfed.io/request-expires';
  */
 export function pendingRequestOf(snapshot: ConsumerSnapshot, ref: ExportRef): { privateKeyPem: string; nonce: string; consumerClusterId: string } | undefined {
   const secret = findObject(snapshot, 'Secret', homeNamespaceOf(snapshot), names.binding(ref.providerClusterId, ref.namespace, ref.exportName));
-  const key = readSecret(secret)?.['tls.key'];
+  const data = readSecret(secret);
+  const key = data?.[PENDING_KEY] ?? data?.['tls.key'];
   const annotations = secret?.metadata.annotations ?? {};
   if (!key || !annotations[PENDING_NONCE] || !annotations[PENDING_CONSUMER]) return undefined;
   return { privateKeyPem: key, nonce: annotations[PENDING_NONCE]!, consumerClusterId: annotations[PENDING_CONSUMER]! };

@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { createImportRequest, serializeDocument } from '../../src/federation/index.js';
+import YAML from 'yaml';
 import { binDir } from '../support/cli.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
 
@@ -137,6 +138,7 @@ test.serial('a bundle that answers an older request is refused once a new reques
   t.regex(refusedRekey.stderr, /--force/);
   const rekey = await fed.run(['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres', '--request-out', file('request2.yaml'), '--force']);
   t.is(rekey.code, 0, rekey.stderr);
+  t.is((await probeFromVault()).code, 0, 'the working key and certificate serve traffic until the new bundle is imported');
   const mismatched = await fed.runCounting(['import', '--context', 'operations', '-n', 'vault', '--bundle', file('bundle.yaml')]);
   t.is(mismatched.code, 1);
   t.regex(mismatched.stderr, /another import request|different key/);
@@ -146,6 +148,11 @@ test.serial('a bundle that answers an older request is refused once a new reques
   const completed = await fed.run(['import', '--context', 'operations', '-n', 'vault', '--bundle', file('bundle2.yaml')]);
   t.is(completed.code, 0, completed.stderr);
   t.is((await probeFromVault()).code, 0, 'the renewed certificate works');
+  const binding = fed.world.cluster('operations').get('v1', 'Secret', 'istio-meshfed', 'mf-bind-production-db-postgres')!;
+  t.deepEqual(Object.keys(binding.data as Record<string, string>).sort(), ['ca.crt', 'tls.crt', 'tls.key'], 'the pending key became the key');
+  t.deepEqual(Object.keys(binding.metadata.annotations ?? {}).filter((k) => k.startsWith('meshfed.io/request')), []);
+  const bundle2 = YAML.parse(readFileSync(file('bundle2.yaml'), 'utf8')) as { spec: { clientCertificatePem: string } };
+  t.is(Buffer.from((binding.data as Record<string, string>)['tls.crt']!, 'base64').toString('utf8').trim(), bundle2.spec.clientCertificatePem.trim());
 });
 
 test.serial('revoking operations removes its access', async (t) => {
