@@ -230,6 +230,8 @@ async function completeImport(
   const work = clusterWork(consumer, writer, plan, `consumer: import ${endpoint.providerClusterId}/${endpoint.namespace}/${endpoint.exportName} as ${plan.record.namespace}/${plan.record.localName}`, { deletions: extraDeletions });
   const rootWarning = endpoint.mode === 'shared-root' ? rootMismatch(snapshot.rootCaPem, bundle.spec.providerRootCaFingerprint, endpoint.providerClusterId) : undefined;
   if (rootWarning) work.warnings.push(rootWarning);
+  const injection = await injectionWarning(writer, namespace);
+  if (injection) work.warnings.push(injection);
   await diffAll([work]);
   const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `import ${plan.record.namespace}/${plan.record.localName}` });
   if (result.applied) await waitForEgress(session, work, args);
@@ -241,6 +243,17 @@ async function waitForEgress(session: Session, work: ClusterWork, args: ImportAr
   const timeoutMs = waitTimeoutMs(args.timeout);
   const deployed = work.objects.some((o) => o.kind === 'Deployment' && o.metadata.name === GATEWAY_NAMES.egress);
   if (deployed && timeoutMs > 0) await waitForGatewayReady(session, work.writer, GATEWAY_NAMES.egress, timeoutMs);
+}
+
+/**
+ * Apps reach an import through their sidecars (the local Service has no endpoints of its own): said at import time
+ * when the namespace does not inject them, since nothing else fails until the first call (verify: MF0105).
+ */
+async function injectionWarning(writer: ReturnType<typeof writerFor>, namespace: string): Promise<string | undefined> {
+  const labels = (await writer.get('v1', 'Namespace', undefined, namespace))?.metadata.labels ?? {};
+  if (labels['istio-injection'] === 'enabled' || (labels['istio.io/rev'] && labels['istio-injection'] !== 'disabled')) return undefined;
+  return `namespace ${namespace} does not inject Istio sidecars (label istio-injection=enabled or istio.io/rev): its apps reach the import only ` +
+    'from pods with a sidecar (label the namespace and restart them, or give the pods sidecar.istio.io/inject: "true")';
 }
 
 /**
@@ -330,6 +343,8 @@ async function importDirect(
     clusterWork(consumer, writer, consumerPlan, `consumer: import ${exportName} as ${consumerPlan.record.namespace}/${consumerPlan.record.localName}`),
   ];
   works[0]!.warnings = works[0]!.warnings.filter((w) => !w.includes('has no external address yet'));
+  const injection = await injectionWarning(writer, namespace);
+  if (injection) works[1]!.warnings.push(injection);
   if (record.mode === 'shared-root') {
     const rootWarning = rootMismatch(consumerSnapshot.rootCaPem, provider.snapshot.rootCaPem && certificateFingerprint(provider.snapshot.rootCaPem), provider.identity.clusterId);
     if (rootWarning) works[1]!.warnings.push(rootWarning);

@@ -122,6 +122,15 @@ test.serial('import refuses to overwrite a Service meshfed does not manage, or t
   t.deepEqual(noNamespace.writes, { cluster1: [], cluster2: [] });
 });
 
+test.serial('import into a namespace without sidecar injection warns that its apps cannot reach the import', async (t) => {
+  fed.world.cluster('cluster1').create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'plain' } });
+  const plain = await fed.run(['import', '--context', 'cluster1', '-n', 'plain', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--dry-run']);
+  t.is(plain.code, 0, plain.stderr);
+  t.regex(plain.stderr, /Warning: namespace plain does not inject Istio sidecars .*sidecar\.istio\.io\/inject/);
+  const injected = await fed.run([...IMPORT, '--dry-run']);
+  t.false(injected.stderr.includes('does not inject'), injected.stderr);
+});
+
 test.serial('import with both contexts admits cluster1, attaches 50/50 to reviews, and a pod in cluster1 reaches reviews v2 in cluster2', async (t) => {
   const first = await fed.runCounting(IMPORT);
   t.is(first.code, 0, first.stderr);
