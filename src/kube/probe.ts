@@ -73,7 +73,13 @@ export async function probeCluster(client: KubeClient, istioNamespace: string): 
   })();
 
   const outcomes = await Promise.allSettled([istio, mesh, root]);
-  for (const outcome of outcomes) if (outcome.status === 'rejected') problems.push(message(outcome.reason));
+  // Without istiod, Istio's ConfigMaps are missing too: "not found" for each of them would only repeat that.
+  const noIstio = !result.istioVersion && outcomes[0].status === 'fulfilled' && problems.length > 0;
+  for (const outcome of outcomes) {
+    if (outcome.status !== 'rejected') continue;
+    if (noIstio && (outcome.reason as { status?: number } | undefined)?.status === 404) continue;
+    problems.push(message(outcome.reason));
+  }
   // Without Istio several reads fail the same way (e.g. the namespace is not found): say it once.
   if (problems.length) result.reason = [...new Set(problems)].join('; ');
   return result;

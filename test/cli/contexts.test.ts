@@ -75,7 +75,10 @@ interface FakeApi {
 
 const ROOT = createFederationCA({ provider: 'mesh-root-test' });
 
-/** A tiny HTTPS API server: /version, istiod, mesh config, root CA; token "good" sees all, "limited" gets 403 in istio-system. */
+/**
+ * A tiny HTTPS API server: /version, istiod, mesh config, root CA; token "good" sees all, "limited" gets 403 in
+ * istio-system, "bare" sees a cluster without Istio.
+ */
 async function startFakeApi(): Promise<FakeApi> {
   const ca = createFederationCA({ provider: 'apiserver-test' });
   const cert = issueServerCertificate({ ca, hosts: ['kubernetes.test'] });
@@ -85,11 +88,15 @@ async function startFakeApi(): Promise<FakeApi> {
       res.end(JSON.stringify(body));
     };
     const token = req.headers.authorization;
-    if (token !== 'Bearer good' && token !== 'Bearer limited') {
+    if (token !== 'Bearer good' && token !== 'Bearer limited' && token !== 'Bearer bare') {
       return send(401, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 });
     }
     const url = new URL(req.url!, 'https://x');
     if (url.pathname === '/version') return send(200, { major: '1', minor: '30', gitVersion: 'v1.30.2' });
+    if (token === 'Bearer bare' && url.pathname.includes('/namespaces/istio-system/')) {
+      if (url.pathname.endsWith('/deployments')) return send(200, { kind: 'DeploymentList', items: [] });
+      return send(404, { kind: 'Status', status: 'Failure', reason: 'NotFound', code: 404, message: 'namespaces "istio-system" not found' });
+    }
     if (token === 'Bearer limited' && url.pathname.includes('/namespaces/istio-system/')) {
       return send(403, { kind: 'Status', status: 'Failure', reason: 'Forbidden', code: 403, message: 'forbidden' });
     }
@@ -121,6 +128,7 @@ test('contexts --probe reports reachable clusters, unreachable ones fast, and 40
     { name: 'production', server: api.url, token: 'good', ...common },
     { name: 'expired', server: api.url, token: 'stale', ...common },
     { name: 'limited', server: api.url, token: 'limited', ...common },
+    { name: 'bare', server: api.url, token: 'bare', ...common },
     { name: 'down', server: `https://127.0.0.1:${closedPort}` },
     { name: 'hanging', server: `https://127.0.0.1:${(silent.address() as AddressInfo).port}` },
   ], 'production');
@@ -140,6 +148,9 @@ test('contexts --probe reports reachable clusters, unreachable ones fast, and 40
   t.true(probes.limited.reachable);
   t.regex(probes.limited.reason, /forbidden to list deployments\.apps in namespace "istio-system"/);
   t.regex(probes.limited.reason, /forbidden to get configmaps "istio" in namespace "istio-system"/);
+
+  t.true(probes.bare.reachable);
+  t.is(probes.bare.reason, 'no istiod Deployment in namespace "istio-system" (use --istio-namespace if Istio is elsewhere)', 'no Istio is said once, not once per missing ConfigMap');
 
   t.false(probes.down.reachable);
   t.regex(probes.down.reason, new RegExp(`cannot reach https://127\\.0\\.0\\.1:${closedPort} \\(context "down"\\): connection refused`));
