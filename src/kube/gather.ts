@@ -323,12 +323,14 @@ export async function readGatewayAddress(
  * The existing gateway meshfed's objects were placed on by an earlier `--gateway-selector`: meshfed's own Gateway
  * objects live in its namespace, so a meshfed Gateway elsewhere selects an existing gateway there. Later commands
  * (import and admit on the provider, status, revoke, unexport, a re-run) then find it without the flag. Undefined
- * when there is none, or when objects sit on several (the flag must then say which).
+ * when there is none, or when objects sit on several or also on meshfed's own gateways (the flag must then say which).
  */
 export function existingGatewayInUse(managed: KubeObject[]): { namespace: string; selector: Record<string, string> } | undefined {
   const placements = new Map<string, { namespace: string; selector: Record<string, string> }>();
   for (const o of managed) {
-    if (o.kind !== 'Gateway' || !o.metadata.namespace || o.metadata.namespace === DEFAULT_GATEWAY_NAMESPACE) continue;
+    if (o.kind !== 'Gateway' || !o.metadata.namespace) continue;
+    // Some objects use meshfed's own gateways: which one a command means is for the flag to say.
+    if (o.metadata.namespace === DEFAULT_GATEWAY_NAMESPACE) return undefined;
     const selector = (o.spec as { selector?: Record<string, string> } | undefined)?.selector;
     if (!selector || Object.keys(selector).length === 0) continue;
     const key = `${o.metadata.namespace}/${Object.entries(selector).sort().map(([k, v]) => `${k}=${v}`).join(',')}`;

@@ -4,7 +4,7 @@ import { InputError, UsageError } from '../../src/errors.js';
 import { BundleError, FederationInputError, type ClusterPlan } from '../../src/federation/index.js';
 import { dropsOwnedFields } from '../../src/kube/apply.js';
 import type { ClusterWriter } from '../../src/kube/apply.js';
-import { clusterIdFromContext, type GatheredCluster } from '../../src/kube/gather.js';
+import { clusterIdFromContext, existingGatewayInUse, type GatheredCluster } from '../../src/kube/gather.js';
 import { clusterWork, dryRunMode, parseKeyValues, parseNamespacedName, requireFlags, translateCoreError } from '../../src/commands/federate.js';
 import { renderPlan, summarise } from '../../src/ui/plan.js';
 import { Ui } from '../../src/ui/terminal.js';
@@ -120,4 +120,16 @@ test('the plan shows each cluster, what changes, and counts; unchanged objects o
   ].join('\n'));
   t.true(renderPlan(ui, views, { verbose: true }).includes('  = Namespace istio-meshfed\n'));
   t.is(summarise([]), 'nothing to do');
+});
+
+test('the existing gateway in use is read from meshfed\'s Gateway objects only when they agree on one', (t) => {
+  const gateway = (namespace: string, selector: Record<string, string>) => ({
+    apiVersion: 'networking.istio.io/v1beta1', kind: 'Gateway', metadata: { name: `g-${namespace}-${Object.values(selector).join('')}`, namespace }, spec: { selector },
+  });
+  const ingress = gateway('istio-system', { istio: 'ingressgateway' });
+  t.deepEqual(existingGatewayInUse([ingress, { ...ingress, metadata: { ...ingress.metadata, name: 'other' } }]), { namespace: 'istio-system', selector: { istio: 'ingressgateway' } });
+  t.is(existingGatewayInUse([]), undefined, 'nothing exported or imported yet');
+  t.is(existingGatewayInUse([gateway('istio-meshfed', { istio: 'meshfed-ingress' })]), undefined, 'meshfed\'s own gateway');
+  t.is(existingGatewayInUse([ingress, gateway('istio-meshfed', { istio: 'meshfed-ingress' })]), undefined, 'mixed: the flag must say which');
+  t.is(existingGatewayInUse([ingress, gateway('istio-system', { istio: 'eastwestgateway' })]), undefined, 'two existing gateways');
 });
