@@ -111,7 +111,7 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
   } else if (!output) {
     ui.info(`Exported ${name}: gateway ${address}:${gathered.snapshot.existingGateway?.port ?? FEDERATION_PORT}, host ${plan.record.host}.`);
     if (plan.record.consumers.length === 0) {
-      ui.info(`Next: in the consumer cluster, kubectl meshfed import --context <consumer> --from ${context} --export ${name}`);
+      ui.info(`Next: in the consumer cluster, kubectl meshfed import --context <consumer> -n <namespace> --from ${context} --export ${name}`);
     }
   }
 }

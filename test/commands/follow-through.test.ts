@@ -1,0 +1,35 @@
+/**
+ * What a user does right after a command: paste the hint it printed, run a removal a second time, take back an
+ * import request that will never be answered. production exports postgres; operations imports it; staging asks
+ * for exports that do not exist and cancels the requests.
+ */
+import test from 'ava';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+
+let fed: FederationWorld;
+const dir = mkdtempSync(join(tmpdir(), 'meshfed-follow-'));
+
+test.before(async () => {
+  fed = await startFederationWorld({
+    seed: 'federation',
+    clusters: [{ name: 'operations' }, { name: 'staging' }, { name: 'production' }],
+  });
+});
+
+test.after.always(async () => {
+  await fed?.stop();
+});
+
+test.serial('the import command export prints as its next step runs once the placeholders are filled in', async (t) => {
+  const exported = await fed.run(['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432']);
+  t.is(exported.code, 0, exported.stderr);
+  const next = /Next: in the consumer cluster, (kubectl meshfed import .*)$/m.exec(exported.stderr)?.[1];
+  t.is(next, 'kubectl meshfed import --context <consumer> -n <namespace> --from production --export db/postgres');
+  const args = next!.replace('<consumer>', 'operations').replace('<namespace>', 'vault').split(' ').slice(2);
+  const imported = await fed.run(args);
+  t.is(imported.code, 0, imported.stderr);
+  t.regex(imported.stderr, /connect to postgres\.vault:5432/);
+});
