@@ -15,7 +15,7 @@ import {
 } from '../pki/index.js';
 import type { ImportCredentials } from './consumer.js';
 import { BundleError, FederationInputError } from './errors.js';
-import type { ClusterPlan, ConsumerIdentity, ConsumerSnapshot, ExportEndpoint, ProviderSnapshot } from './model.js';
+import type { ClusterPlan, ConsumerIdentity, ConsumerSnapshot, ExportEndpoint, KubeObject, ProviderSnapshot } from './model.js';
 import {
   bindingLabel, checkDnsLabel, consumerGatewaySpiffeId, FEDERATION_DOMAIN, GATEWAY_NAMES, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
 } from './naming.js';
@@ -176,7 +176,10 @@ export function createImportRequest(
     [LABELS.binding]: bindingLabel(input.export.providerClusterId, input.export.namespace, input.export.exportName),
     [LABELS.provider]: input.export.providerClusterId,
   }), { type: 'Opaque', data: secretData(keyData(readSecret(findObject(snapshot, 'Secret', home, name)), keys.privateKeyPem)) });
-  secret.metadata.annotations = { [PENDING_NONCE]: nonce, [PENDING_CONSUMER]: input.consumerClusterId, [PENDING_EXPIRES]: spec.expiresAt };
+  secret.metadata.annotations = {
+    [PENDING_NONCE]: nonce, [PENDING_CONSUMER]: input.consumerClusterId, [PENDING_EXPIRES]: spec.expiresAt,
+    [PENDING_EXPORT]: exportRefText(input.export),
+  };
   plan.objects.push(secret);
   plan.secretsWithPrivateKeys.push(`${home}/${name}`);
   return { request, plan: finishPlan(plan) };
@@ -199,6 +202,24 @@ function keyData(current: Record<string, string> | undefined, privateKeyPem: str
 const PENDING_NONCE = 'meshfed.io/request-nonce';
 const PENDING_CONSUMER = 'meshfed.io/request-consumer';
 const PENDING_EXPIRES = 'meshfed.io/request-expires';
+/** `<provider>/<namespace>/<export>` the request asks for, in full: the binding label may be shortened with a hash. */
+const PENDING_EXPORT = 'meshfed.io/request-export';
+
+function exportRefText(ref: ExportRef): string {
+  return `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`;
+}
+
+/** The export a pending Secret's request asks for: from its annotation, else (Secrets of earlier versions) its labels. */
+function requestedExport(secret: KubeObject, provider: string): ExportRef {
+  const [providerClusterId, namespace, exportName, ...rest] = (secret.metadata.annotations?.[PENDING_EXPORT] ?? '').split('/');
+  if (providerClusterId && namespace && exportName && rest.length === 0) return { providerClusterId, namespace, exportName };
+  // The binding label reads <provider>.<namespace>.<export> (see bindingLabel); a label shortened with a hash does
+  // not parse back, and pendingRequestOf then finds no Secret under the parsed name, so such a request is left out.
+  const binding = secret.metadata.labels?.[LABELS.binding] ?? '';
+  const labelRest = binding.startsWith(`${provider}.`) ? binding.slice(provider.length + 1) : binding;
+  const [labelNamespace = '', ...exportParts] = labelRest.split('.');
+  return { providerClusterId: provider, namespace: labelNamespace, exportName: exportParts.join('.') };
+}
 
 /**
  * The pending key of an import request, as stored in the consumer cluster by {@link createImportRequest}.
@@ -223,12 +244,7 @@ export function pendingRequests(snapshot: ConsumerSnapshot): ExportRef[] {
   for (const secret of snapshot.existing) {
     const provider = secret.metadata.labels?.[LABELS.provider];
     if (secret.kind !== 'Secret' || !provider || secret.metadata.namespace !== home || !secret.metadata.annotations?.[PENDING_NONCE]) continue;
-    // The binding label reads <provider>.<namespace>.<export> (see bindingLabel); a label shortened with a hash does
-    // not parse back, and pendingRequestOf below then finds no Secret under the parsed name, so it is left out.
-    const binding = secret.metadata.labels?.[LABELS.binding] ?? '';
-    const rest = binding.startsWith(`${provider}.`) ? binding.slice(provider.length + 1) : binding;
-    const [namespace = '', ...exportParts] = rest.split('.');
-    const ref = { providerClusterId: provider, namespace, exportName: exportParts.join('.') };
+    const ref = requestedExport(secret, provider);
     if (pendingRequestOf(snapshot, ref)) refs.push(ref);
   }
   return refs;

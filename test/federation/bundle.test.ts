@@ -138,6 +138,28 @@ test('pendingRequests lists the exports a consumer has asked for and not importe
   t.deepEqual(new Set(pendingRequests(second).map((r) => `${r.providerClusterId}/${r.namespace}/${r.exportName}`)), new Set(['cluster2/bookinfo/myreviews', 'cluster3/db/postgres']));
 });
 
+test('pendingRequests reads back a request whose export name is too long for the binding label', (t) => {
+  const long = { providerClusterId: 'cluster3', namespace: 'payments-and-settlements-production', exportName: 'postgres-primary-read-write-endpoint' };
+  const consumer = applyPlan(consumerStart, createImportRequest(consumerStart, { consumerClusterId: 'cluster1', namespace: 'default', export: long }, { now }).plan);
+  const secret = consumer.existing.find((o) => o.kind === 'Secret' && o.metadata.name === names.binding(long.providerClusterId, long.namespace, long.exportName))!;
+  t.not(secret.metadata.labels?.['meshfed.io/binding'], `${long.providerClusterId}.${long.namespace}.${long.exportName}`, 'the label is shortened');
+  t.deepEqual(pendingRequests(consumer), [long]);
+  t.truthy(pendingRequestOf(consumer, long));
+});
+
+test('pendingRequests still reads requests recorded by label only (Secrets of earlier versions)', (t) => {
+  const { consumer } = newRequest();
+  const old = {
+    ...consumer,
+    existing: consumer.existing.map((o) => {
+      if (o.kind !== 'Secret' || !o.metadata.annotations) return o;
+      const annotations = Object.fromEntries(Object.entries(o.metadata.annotations).filter(([k]) => k !== 'meshfed.io/request-export'));
+      return { ...o, metadata: { ...o.metadata, annotations } };
+    }),
+  };
+  t.deepEqual(pendingRequests(old), [ref]);
+});
+
 test('directCredentials: a new key and a CA-signed certificate, kept on a re-run, replaced when the CA changed', (t) => {
   const spiffeId = 'spiffe://cluster.local/ns/istio-meshfed/sa/meshfed-egress';
   const endpoint = ref;
