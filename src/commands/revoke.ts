@@ -1,4 +1,3 @@
-import { InputError } from '../errors.js';
 import { planRevoke, readExportRecords } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
 import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
@@ -24,8 +23,12 @@ async function revoke(session: Session, args: RevokeArgs): Promise<void> {
   const exportName = args.name ?? await session.prompter.select('--name', 'Export', records.map((r) => ({ value: r.exportName, name: r.exportName })));
   const record = records.find((r) => r.exportName === exportName);
   const consumer = args.consumer ?? await session.prompter.select('--consumer', 'Consumer to revoke', (record?.consumers ?? []).map((c) => ({ value: c.clusterId, name: c.clusterId })));
+  // Revoking what is not admitted succeeds, so that a revoke run twice (or by a script) is not an error; the admitted
+  // list still shows a mistyped --consumer. A missing export stays an error (planRevoke below).
   if (record && !record.consumers.some((c) => c.clusterId === consumer)) {
-    throw new InputError(`consumer "${consumer}" is not admitted to export ${namespace}/${exportName} (admitted: ${record.consumers.map((c) => c.clusterId).join(', ') || 'none'})`, { hint: 'check --consumer: it is the consumer\'s cluster id, as status shows it' });
+    const admitted = [...new Set(record.consumers.map((c) => c.clusterId))].join(', ') || 'none';
+    session.ui.info(`${consumer} is not admitted to ${namespace}/${exportName}; nothing to do (admitted: ${admitted}).`);
+    return;
   }
   const plan = await withCoreErrors({}, () => planRevoke(gathered.snapshot, { namespace, exportName, consumerClusterId: consumer }));
   const work = clusterWork({ ...gathered, identity: { ...gathered.identity, objects: [] } }, writer, plan, `provider: revoke ${consumer} from export ${namespace}/${exportName}`);

@@ -33,3 +33,16 @@ test.serial('the import command export prints as its next step runs once the pla
   t.is(imported.code, 0, imported.stderr);
   t.regex(imported.stderr, /connect to postgres\.vault:5432/);
 });
+
+test.serial('revoke run twice succeeds the second time and writes nothing; revoking from an export that does not exist fails', async (t) => {
+  const first = await fed.run(['revoke', '--context', 'production', '-n', 'db', '--name', 'postgres', '--consumer', 'operations']);
+  t.is(first.code, 0, first.stderr);
+  t.regex(first.stderr, /operations can no longer reach db\/postgres/);
+  const second = await fed.runCounting(['revoke', '--context', 'production', '-n', 'db', '--name', 'postgres', '--consumer', 'operations']);
+  t.is(second.code, 0, second.stderr);
+  t.regex(second.stderr, /operations is not admitted to db\/postgres; nothing to do \(admitted: none\)/);
+  t.deepEqual(second.writes.production, []);
+  const missing = await fed.run(['revoke', '--context', 'production', '-n', 'db', '--name', 'nothere', '--consumer', 'operations']);
+  t.is(missing.code, 1, missing.stderr);
+  t.regex(missing.stderr, /export db\/nothere does not exist/);
+});
