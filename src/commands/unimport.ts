@@ -1,5 +1,8 @@
-import { bindingLabel, homeNamespaceOf, LABELS, planUnimport, readImportRecords } from '../federation/index.js';
-import { gatherCluster } from '../kube/gather.js';
+import { InputError, UsageError } from '../errors.js';
+import {
+  bindingLabel, homeNamespaceOf, LABELS, pendingRequests, planCancelRequest, planUnimport, readImportRecords, type ExportRef, type PendingRequest,
+} from '../federation/index.js';
+import { gatherCluster, type GatheredCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
 import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
@@ -9,23 +12,59 @@ import type { CommandBody } from './index.js';
 
 interface UnimportArgs extends MutationArgs, GatewayArgs {
   name?: string;
+  export?: string;
+}
+
+/** Prefix of prompt choices that stand for a pending request rather than an import's local name. */
+const PENDING_CHOICE = 'pending:';
+
+function refText(ref: ExportRef): string {
+  return `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`;
+}
+
+/** `--export <provider cluster id>/<namespace>/<name>`, as status shows the source of a pending request. */
+function parseExportRef(value: string): ExportRef {
+  const [providerClusterId, namespace, exportName, ...rest] = value.split('/');
+  if (!providerClusterId || !namespace || !exportName || rest.length > 0) {
+    throw new UsageError(`invalid --export "${value}": expected <provider cluster id>/<namespace>/<name>, as status shows it, e.g. --export production/db/postgres`);
+  }
+  return { providerClusterId, namespace, exportName };
 }
 
 async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   const output = session.outputFormat(['json', 'yaml'] as const);
   const dryRun = dryRunMode(args['dry-run']);
-  if (!session.ui.interactive) requireFlags([['--name', !args.name]], 'kubectl meshfed unimport -n default --name myreviews');
+  if (args.name && args.export) throw new UsageError('--name and --export exclude each other: --name removes an import, --export cancels a pending import request');
+  const requested = args.export !== undefined ? parseExportRef(args.export) : undefined;
+  if (!session.ui.interactive && !requested) requireFlags([['--name', !args.name]], 'kubectl meshfed unimport -n default --name myreviews');
   const context = await chooseContext(session, args.context, '--context', 'Consumer context');
   const writer = writerFor(session, context, '--context');
+  // A pending request lives in meshfed's own namespace: cancelling one by --export needs no import namespace.
+  if (requested) return cancelRequest(session, args, await gatherCluster(writer, { namespaces: [], ...gatewayOptions(args) }), writer, requested, output, dryRun);
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace of the import');
   const gathered = await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
   const records = readImportRecords(gathered.snapshot);
-  const localName = args.name ?? await session.prompter.select('--name', 'Import to remove',
-    records.filter((r) => r.namespace === namespace).map((r) => ({ value: r.localName, name: `${r.localName} (from ${r.endpoint.providerClusterId}/${r.endpoint.namespace}/${r.endpoint.exportName})` })));
+  const pending = pendingRequests(gathered.snapshot);
+  // A request is offered under -n when it imports there (requests of earlier versions did not record where).
+  const pendingHere = pending.filter((p) => (p.importNamespace ?? namespace) === namespace);
+  const localName = args.name ?? await session.prompter.select('--name', 'Import to remove', [
+    ...records.filter((r) => r.namespace === namespace).map((r) => ({ value: r.localName, name: `${r.localName} (from ${r.endpoint.providerClusterId}/${r.endpoint.namespace}/${r.endpoint.exportName})` })),
+    ...pendingHere.map((p) => ({ value: `${PENDING_CHOICE}${refText(p)}`, name: `${p.exportName} (import request for ${refText(p)}, pending)` })),
+  ]);
+  if (localName.startsWith(PENDING_CHOICE)) return cancelRequest(session, args, gathered, writer, parseExportRef(localName.slice(PENDING_CHOICE.length)), output, dryRun);
+  const record = records.find((r) => r.namespace === namespace && r.localName === localName);
+  if (!record) {
+    // An import that never got past its request has no local name yet: --name then means the export it asks for.
+    const named = pendingHere.filter((p) => p.exportName === localName);
+    if (named.length === 1) return cancelRequest(session, args, gathered, writer, named[0]!, output, dryRun);
+    if (named.length > 1) {
+      throw new InputError(`--name ${localName} matches ${named.length} pending import requests (${named.map(refText).join(', ')})`, { hint: 'name the one to cancel with --export <provider cluster id>/<namespace>/<name>' });
+    }
+    if (pending.length > 0) throw notFound(namespace, localName, records.map((r) => `${r.namespace}/${r.localName}`), pending);
+  }
   const plan = await withCoreErrors({ '--local-name': '--name' }, () => planUnimport(gathered.snapshot, { namespace, localName }));
   // A key left pending by an import request of the same export (never completed) goes with the last import of it.
-  const record = records.find((r) => r.namespace === namespace && r.localName === localName)!;
-  const binding = bindingLabel(record.endpoint.providerClusterId, record.endpoint.namespace, record.endpoint.exportName);
+  const binding = bindingLabel(record!.endpoint.providerClusterId, record!.endpoint.namespace, record!.endpoint.exportName);
   const others = records.filter((r) => r !== record && bindingLabel(r.endpoint.providerClusterId, r.endpoint.namespace, r.endpoint.exportName) === binding);
   const leftovers = others.length > 0 ? [] : gathered.snapshot.existing.filter((o) => o.kind === 'Secret'
     && o.metadata.namespace === homeNamespaceOf(gathered.snapshot) && o.metadata.labels?.[LABELS.binding] === binding) as KubeObject[];
@@ -33,20 +72,42 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   await diffAll([work]);
   const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `unimport ${namespace}/${localName}` });
   if (output || !result.applied) return;
-  const source = `${record.endpoint.providerClusterId}/${record.endpoint.namespace}/${record.endpoint.exportName}`;
+  const source = refText(record!.endpoint);
   // Revoking is only right once no import of this cluster uses the admission any more.
   if (others.length > 0) {
     session.ui.info(`${others.map((r) => `${r.namespace}/${r.localName}`).join(', ')} still import${others.length === 1 ? 's' : ''} ${source}: keep the provider's admission of this cluster.`);
   } else {
-    session.ui.info(`The provider still admits this cluster until it runs: kubectl meshfed revoke --context <provider> -n ${record.endpoint.namespace} --name ${record.endpoint.exportName} --consumer ${gathered.identity.clusterId}`);
+    session.ui.info(`The provider still admits this cluster until it runs: kubectl meshfed revoke --context <provider> -n ${record!.endpoint.namespace} --name ${record!.endpoint.exportName} --consumer ${gathered.identity.clusterId}`);
   }
 }
 
-/** `kubectl meshfed unimport`: remove an import's own objects. */
+function notFound(namespace: string, localName: string, imports: string[], pending: PendingRequest[]): InputError {
+  return new InputError(`import ${namespace}/${localName} does not exist (imports: ${imports.join(', ') || 'none'}; pending import requests: ${pending.map((p) => `${refText(p)}${p.importNamespace ? ` into ${p.importNamespace}` : ''}`).join(', ')})`, {
+    hint: 'to cancel a pending import request, pass --export <provider cluster id>/<namespace>/<name>',
+  });
+}
+
+/** Cancels an import request that was never completed: its key goes, so no bundle made for it can be imported. */
+async function cancelRequest(
+  session: Session, args: UnimportArgs, gathered: GatheredCluster, writer: ReturnType<typeof writerFor>, ref: ExportRef,
+  output: 'json' | 'yaml' | undefined, dryRun: ReturnType<typeof dryRunMode>,
+): Promise<void> {
+  const plan = await withCoreErrors({}, () => planCancelRequest(gathered.snapshot, ref));
+  const work = clusterWork({ ...gathered, identity: { ...gathered.identity, objects: [] } }, writer, plan, `consumer: cancel the import request for ${refText(ref)}`);
+  await diffAll([work]);
+  const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `cancel import request ${refText(ref)}` });
+  if (output || !result.applied) return;
+  session.ui.info(`Cancelled the import request for ${refText(ref)}: its key is deleted, so a bundle made for it can no longer be imported.`);
+  session.ui.info(`If the provider admitted it already, it admits this cluster until it runs: kubectl meshfed revoke --context <provider> -n ${ref.namespace} --name ${ref.exportName} --consumer ${gathered.identity.clusterId}`);
+}
+
+/** `kubectl meshfed unimport`: remove an import's own objects, or cancel an import request that was never completed. */
 export const unimportCommand: CommandBody<UnimportArgs> = {
   builder: (yargs) =>
     gatewayFlags(mutationOptions(yargs))
-      .option('name', { alias: 'as', type: 'string', describe: 'The local name of the import (in -n)' })
-      .example('kubectl meshfed unimport --context cluster1 -n default --name myreviews', 'Remove an import'),
+      .option('name', { alias: 'as', type: 'string', describe: 'The local name of the import (in -n); for an import request never completed, the export name' })
+      .option('export', { type: 'string', describe: 'Cancel the pending import request for <provider cluster id>/<namespace>/<name> (as status shows it)' })
+      .example('kubectl meshfed unimport --context cluster1 -n default --name myreviews', 'Remove an import')
+      .example('kubectl meshfed unimport --context operations --export production/db/postgres', 'Cancel an import request that was never completed'),
   handler: withSession(unimport),
 };

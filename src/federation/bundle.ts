@@ -21,7 +21,7 @@ import {
 } from './naming.js';
 import { emptyPlan, findObject, finishPlan, gatewayNamespaceOf, homeNamespaceOf, kubeObject, meshfedLabels, readSecret, secretData } from './objects.js';
 import { federationCaOf, planAdmission, type ExportPlan, type PlanOptions } from './provider.js';
-import { readExportRecords } from './records.js';
+import { readExportRecords, readImportRecords } from './records.js';
 
 /** apiVersion of the exchange documents. */
 export const EXCHANGE_API_VERSION = 'meshfed.io/v1alpha1' as const;
@@ -178,7 +178,7 @@ export function createImportRequest(
   }), { type: 'Opaque', data: secretData(keyData(readSecret(findObject(snapshot, 'Secret', home, name)), keys.privateKeyPem)) });
   secret.metadata.annotations = {
     [PENDING_NONCE]: nonce, [PENDING_CONSUMER]: input.consumerClusterId, [PENDING_EXPIRES]: spec.expiresAt,
-    [PENDING_EXPORT]: exportRefText(input.export),
+    [PENDING_EXPORT]: exportRefText(input.export), [PENDING_NAMESPACE]: input.namespace,
   };
   plan.objects.push(secret);
   plan.secretsWithPrivateKeys.push(`${home}/${name}`);
@@ -204,6 +204,8 @@ const PENDING_CONSUMER = 'meshfed.io/request-consumer';
 const PENDING_EXPIRES = 'meshfed.io/request-expires';
 /** `<provider>/<namespace>/<export>` the request asks for, in full: the binding label may be shortened with a hash. */
 const PENDING_EXPORT = 'meshfed.io/request-export';
+/** The namespace the request imports into, so that `unimport -n <namespace> --name <export>` finds it. */
+const PENDING_NAMESPACE = 'meshfed.io/request-namespace';
 
 function exportRefText(ref: ExportRef): string {
   return `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`;
@@ -234,20 +236,56 @@ export function pendingRequestOf(snapshot: ConsumerSnapshot, ref: ExportRef): { 
   return { privateKeyPem: key, nonce: annotations[PENDING_NONCE]!, consumerClusterId: annotations[PENDING_CONSUMER]! };
 }
 
+/** An import request this consumer cluster has sent and not completed: the export it asks for. */
+export interface PendingRequest extends ExportRef {
+  /** The namespace it imports into; absent for requests made by earlier versions, which did not record it. */
+  importNamespace?: string;
+}
+
 /**
  * The exports this consumer cluster has sent an import request for and not imported yet (the request's key is still
- * pending in the meshfed home namespace), for `status`.
+ * pending in the meshfed home namespace), for `status` and `unimport`.
  */
-export function pendingRequests(snapshot: ConsumerSnapshot): ExportRef[] {
+export function pendingRequests(snapshot: ConsumerSnapshot): PendingRequest[] {
   const home = homeNamespaceOf(snapshot);
-  const refs: ExportRef[] = [];
+  const refs: PendingRequest[] = [];
   for (const secret of snapshot.existing) {
     const provider = secret.metadata.labels?.[LABELS.provider];
     if (secret.kind !== 'Secret' || !provider || secret.metadata.namespace !== home || !secret.metadata.annotations?.[PENDING_NONCE]) continue;
     const ref = requestedExport(secret, provider);
-    if (pendingRequestOf(snapshot, ref)) refs.push(ref);
+    const importNamespace = secret.metadata.annotations[PENDING_NAMESPACE];
+    if (pendingRequestOf(snapshot, ref)) refs.push({ ...ref, ...(importNamespace ? { importNamespace } : {}) });
   }
   return refs;
+}
+
+/**
+ * Cancels an import request that was never completed: deletes the Secret that keeps its key, so that no bundle made
+ * for it can be imported any more. A provider that admitted the request already keeps admitting this cluster until
+ * it revokes it.
+ *
+ * ```ts
+ * const plan = planCancelRequest(consumer, { providerClusterId: 'production', namespace: 'db', exportName: 'postgres' });
+ * ```
+ * @throws FederationInputError (flag `--export`) when no request for that export is pending, or when the export is
+ *   imported already (a re-keying request: its Secret also holds the key in use; unimport the import instead)
+ */
+export function planCancelRequest(snapshot: ConsumerSnapshot, ref: ExportRef): ClusterPlan {
+  const wanted = exportRefText(ref);
+  const pending = pendingRequests(snapshot);
+  if (!pending.some((p) => exportRefText(p) === wanted)) {
+    const known = pending.map(exportRefText).join(', ') || 'none';
+    throw new FederationInputError(`no import request for ${wanted} is pending in cluster ${snapshot.clusterId} (pending: ${known})`, '--export');
+  }
+  const imports = readImportRecords(snapshot).filter((r) => exportRefText(r.endpoint) === wanted);
+  if (imports.length > 0) {
+    const where = imports.map((r) => `${r.namespace}/${r.localName}`).join(', ');
+    throw new FederationInputError(`${wanted} is imported already (as ${where}) and its pending request re-keys that import: `
+      + 'complete it with import --bundle, or remove the import with unimport -n <namespace> --name <local name>', '--export');
+  }
+  const plan = emptyPlan(snapshot.clusterId);
+  plan.remove.push({ apiVersion: 'v1', kind: 'Secret', namespace: homeNamespaceOf(snapshot), name: names.binding(ref.providerClusterId, ref.namespace, ref.exportName) });
+  return finishPlan(plan);
 }
 
 /**

@@ -15,6 +15,6 @@ export {
 export { planImport, planUnimport, type ImportCredentials, type ImportPlan } from './consumer.js';
 export {
   admitImportRequest, bundleCredentials, directCredentials, RENEW_BEFORE_DAYS, canonicalJson, checkExchangeDocument, certificateFingerprint, createImportRequest, DEFAULT_BUNDLE_TTL_HOURS,
-  DEFAULT_REQUEST_TTL_HOURS, EXCHANGE_API_VERSION, parseExportBundle, parseImportRequest, pendingRequestOf, samePem,
+  DEFAULT_REQUEST_TTL_HOURS, EXCHANGE_API_VERSION, parseExportBundle, parseImportRequest, pendingRequestOf, planCancelRequest, samePem, type PendingRequest,
   pendingRequests, serializeDocument, type ExportBundle, type ExportRef, type ImportRequest,
 } from './bundle.js';

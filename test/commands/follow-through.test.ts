@@ -46,3 +46,35 @@ test.serial('revoke run twice succeeds the second time and writes nothing; revok
   t.is(missing.code, 1, missing.stderr);
   t.regex(missing.stderr, /export db\/nothere does not exist/);
 });
+
+test.serial('an import request that is never answered is cancelled by unimport, with --name as for an import or with --export', async (t) => {
+  const pendingSources = async () => (JSON.parse((await fed.run(['status', '--context', 'staging', '-o', 'json'])).stdout) as { imports: Array<{ source: string; state: string }> })
+    .imports.filter((i) => i.state === 'pending').map((i) => i.source).sort();
+  for (const name of ['nothere', 'gone']) {
+    const request = await fed.run(['import', '--context', 'staging', '-n', 'apps', '--from', 'production', '--export', `db/${name}`, '--request-out', join(dir, `${name}.yaml`)]);
+    t.is(request.code, 0, request.stderr);
+  }
+  t.deepEqual(await pendingSources(), ['production/db/gone', 'production/db/nothere']);
+
+  // Elsewhere than the request's namespace, --name finds no import and says how to cancel a request.
+  const wrongNamespace = await fed.run(['unimport', '--context', 'staging', '-n', 'default', '--name', 'nothere']);
+  t.is(wrongNamespace.code, 1, wrongNamespace.stderr);
+  t.regex(wrongNamespace.stderr, /pending import requests: production\/db\/(nothere|gone) into apps/);
+  t.regex(wrongNamespace.stderr, /--export <provider cluster id>\/<namespace>\/<name>/);
+
+  const byName = await fed.runCounting(['unimport', '--context', 'staging', '-n', 'apps', '--name', 'nothere']);
+  t.is(byName.code, 0, byName.stderr);
+  t.regex(byName.stderr, /Cancelled the import request for production\/db\/nothere/);
+  t.deepEqual(byName.writes.staging!.map((w) => `${w.method} ${w.path}`), ['DELETE /api/v1/namespaces/istio-meshfed/secrets/mf-bind-production-db-nothere']);
+  t.deepEqual(byName.writes.production, []);
+  t.deepEqual(await pendingSources(), ['production/db/gone']);
+
+  const byExport = await fed.run(['unimport', '--context', 'staging', '--export', 'production/db/gone']);
+  t.is(byExport.code, 0, byExport.stderr);
+  t.deepEqual(await pendingSources(), []);
+  t.false(fed.managedObjects('staging').some((o) => o.startsWith('Secret istio-meshfed/mf-bind-')), fed.managedObjects('staging').join('\n'));
+
+  const again = await fed.run(['unimport', '--context', 'staging', '--export', 'production/db/gone']);
+  t.is(again.code, 1, again.stderr);
+  t.regex(again.stderr, /no import request for production\/db\/gone is pending in cluster staging \(pending: none\)/);
+});

@@ -5,6 +5,7 @@ import YAML from 'yaml';
 import { generateKeyPair, inspectCertificate, keyMatchesCertificate, verifyCertificateChain } from '../../src/pki/index.js';
 import {
   admitImportRequest, BundleError, checkExchangeDocument, createImportRequest, directCredentials, homeNamespaceOf, names, planAdmission, parseExportBundle, parseImportRequest, pendingRequestOf, pendingRequests,
+  planCancelRequest, FederationInputError,
   samePem, serializeDocument, type BundleErrorCode, type ConsumerSnapshot, type ImportRequest, type ProviderSnapshot,
 } from '../../src/federation/index.js';
 import { applyPlan, runScenario } from './scenario.js';
@@ -132,7 +133,7 @@ test('a request admitted in another provider names the cluster it is for', (t) =
 test('pendingRequests lists the exports a consumer has asked for and not imported yet', (t) => {
   t.deepEqual(pendingRequests(consumerStart), []);
   const { consumer } = newRequest();
-  t.deepEqual(pendingRequests(consumer), [ref]);
+  t.deepEqual(pendingRequests(consumer), [{ ...ref, importNamespace: 'default' }]);
   const other = { providerClusterId: 'cluster3', namespace: 'db', exportName: 'postgres' };
   const second = applyPlan(consumer, createImportRequest(consumer, { consumerClusterId: 'cluster1', namespace: 'default', export: other }, { now }).plan);
   t.deepEqual(new Set(pendingRequests(second).map((r) => `${r.providerClusterId}/${r.namespace}/${r.exportName}`)), new Set(['cluster2/bookinfo/myreviews', 'cluster3/db/postgres']));
@@ -143,7 +144,7 @@ test('pendingRequests reads back a request whose export name is too long for the
   const consumer = applyPlan(consumerStart, createImportRequest(consumerStart, { consumerClusterId: 'cluster1', namespace: 'default', export: long }, { now }).plan);
   const secret = consumer.existing.find((o) => o.kind === 'Secret' && o.metadata.name === names.binding(long.providerClusterId, long.namespace, long.exportName))!;
   t.not(secret.metadata.labels?.['meshfed.io/binding'], `${long.providerClusterId}.${long.namespace}.${long.exportName}`, 'the label is shortened');
-  t.deepEqual(pendingRequests(consumer), [long]);
+  t.deepEqual(pendingRequests(consumer), [{ ...long, importNamespace: 'default' }]);
   t.truthy(pendingRequestOf(consumer, long));
 });
 
@@ -153,11 +154,33 @@ test('pendingRequests still reads requests recorded by label only (Secrets of ea
     ...consumer,
     existing: consumer.existing.map((o) => {
       if (o.kind !== 'Secret' || !o.metadata.annotations) return o;
-      const annotations = Object.fromEntries(Object.entries(o.metadata.annotations).filter(([k]) => k !== 'meshfed.io/request-export'));
+      const annotations = Object.fromEntries(Object.entries(o.metadata.annotations).filter(([k]) => k !== 'meshfed.io/request-export' && k !== 'meshfed.io/request-namespace'));
       return { ...o, metadata: { ...o.metadata, annotations } };
     }),
   };
   t.deepEqual(pendingRequests(old), [ref]);
+});
+
+test('planCancelRequest deletes the pending key of a request never completed, and only that', (t) => {
+  const { consumer } = newRequest();
+  const other = { providerClusterId: 'cluster3', namespace: 'db', exportName: 'postgres' };
+  const both = applyPlan(consumer, createImportRequest(consumer, { consumerClusterId: 'cluster1', namespace: 'default', export: other }, { now }).plan);
+  const plan = planCancelRequest(both, ref);
+  t.deepEqual(plan.remove, [{ apiVersion: 'v1', kind: 'Secret', namespace: homeNamespaceOf(both), name: names.binding(ref.providerClusterId, ref.namespace, ref.exportName) }]);
+  t.deepEqual(plan.objects, []);
+  const after = applyPlan(both, plan);
+  t.deepEqual(pendingRequests(after), [{ ...other, importNamespace: 'default' }]);
+  t.is(pendingRequestOf(after, ref), undefined);
+  const error = t.throws(() => planCancelRequest(after, ref), { instanceOf: FederationInputError });
+  t.is(error?.message, 'no import request for cluster2/bookinfo/myreviews is pending in cluster cluster1 (pending: cluster3/db/postgres)');
+});
+
+test('planCancelRequest refuses a request that re-keys a working import (its Secret holds the key in use)', (t) => {
+  const imported: ConsumerSnapshot = { ...base.input.consumer, existing: base.consumerObjects };
+  const rekeying = applyPlan(imported, createImportRequest(imported, { consumerClusterId: 'cluster1', namespace: 'default', export: ref }, { now }).plan);
+  t.deepEqual(pendingRequests(rekeying), [{ ...ref, importNamespace: 'default' }]);
+  const error = t.throws(() => planCancelRequest(rekeying, ref), { instanceOf: FederationInputError });
+  t.regex(error!.message, /cluster2\/bookinfo\/myreviews is imported already \(as default\/myreviews\)/);
 });
 
 test('directCredentials: a new key and a CA-signed certificate, kept on a re-run, replaced when the CA changed', (t) => {
