@@ -9,7 +9,7 @@ import {
 import { FederationInputError } from './errors.js';
 import {
   detectProtocol, type ClusterPlan, type ConsumerIdentity, type ExportEndpoint, type ExportSpec, type KubeObject,
-  type ProviderSnapshot, type ServicePort, type ServiceSnapshot,
+  type GatewayPlacement, type ProviderSnapshot, type ServicePort, type ServiceSnapshot,
 } from './model.js';
 import {
   checkDnsLabel, consumerGatewaySpiffeId, exportHost, exportLabel, FEDERATION_CA_SECRET, GATEWAY_NAMES, isLabelValue,
@@ -21,6 +21,9 @@ import {
   meshfedLabels, objectKey, readSecret, secretData,
 } from './objects.js';
 import { exportRecordObject, readExportRecords, type ExportRecord } from './records.js';
+import {
+  chooseFederationCa, describeGatewayAt, exportLocation, exportsServedFrom, gatewayFlagsFor, movesExport, type ExportLocation,
+} from './relocation.js';
 
 /** Options shared by the planners that issue certificates. */
 export interface PlanOptions {
@@ -30,6 +33,11 @@ export interface PlanOptions {
   certificateValidityDays?: number;
   /** An existing server certificate with fewer days left than this is reissued; default 30. */
   renewBeforeDays?: number;
+  /**
+   * {@link planExport} only: move an export to another gateway even though consumers are admitted (they reach it
+   * again once they import it anew, since the gateway's address changes). Default false: such a move is refused.
+   */
+  allowGatewayMove?: boolean;
 }
 
 /** A provider plan for one export. */
@@ -169,7 +177,7 @@ export function planExport(snapshot: ProviderSnapshot, spec: ExportSpec, options
       'the provider sidecars still treat it as Istio does: prefer naming the port (e.g. http-…, tcp-…) over --protocol',
     );
   }
-  return planProvider(snapshot, record, options, warnings);
+  return planProvider(snapshot, record, options, warnings, 'export');
 }
 
 /**
@@ -184,7 +192,7 @@ export function planAdmission(
   const record = existingRecord(snapshot, input.namespace, input.exportName, 'admit');
   const consumer = checkConsumer(input.consumer);
   consumerPrincipals(record, consumer);
-  return planProvider(snapshot, { ...record, consumers: mergeConsumers(record.consumers, [consumer]) }, options);
+  return planProvider(snapshot, { ...record, consumers: mergeConsumers(record.consumers, [consumer]) }, options, [], 'admit');
 }
 
 /**
@@ -199,7 +207,7 @@ export function planRevoke(
   const record = existingRecord(snapshot, input.namespace, input.exportName, 'remove');
   const consumers = record.consumers.filter((c) =>
     !(c.clusterId === input.consumerClusterId && (input.consumerNamespace === undefined || c.namespace === input.consumerNamespace)));
-  const plan = planProvider(snapshot, { ...record, consumers }, options);
+  const plan = planProvider(snapshot, { ...record, consumers }, options, [], 'revoke');
   if (consumers.length === record.consumers.length) {
     plan.warnings.push(`consumer ${input.consumerClusterId} was not admitted to export ${input.namespace}/${input.exportName}; nothing to revoke`);
   }
@@ -213,11 +221,12 @@ export function planRevoke(
 export function planUnexport(snapshot: ProviderSnapshot, input: { namespace: string; exportName: string }): ClusterPlan {
   const record = existingRecord(snapshot, input.namespace, input.exportName, 'remove');
   const remaining = readExportRecords(snapshot).filter((r) => !(r.namespace === record.namespace && r.exportName === record.exportName));
-  const home = homeNamespaceOf(snapshot);
+  // Where the export is served, which need not be where this command would place a new one.
+  const home = exportLocation(snapshot, record)?.namespace ?? homeNamespaceOf(snapshot);
   const plan = emptyPlan(snapshot.clusterId);
   const own = exportOwnObjects(snapshot, record, home, { placement: undefined });
   plan.remove.push(...own.map((o) => ({ apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name })).reverse());
-  const shared = sharedObjects(snapshot, record, remaining, home);
+  const shared = sharedObjects(snapshot, record, remaining, home, undefined, exportsServedFrom(snapshot, remaining, home));
   plan.objects.push(...shared.objects);
   plan.remove.push(...shared.remove);
   plan.prune.push(pruneSpec({ [LABELS.export]: exportLabel(record.namespace, record.exportName) }, []));
@@ -254,30 +263,66 @@ function workloadWarnings(snapshot: ProviderSnapshot, record: ExportRecord): str
   return warnings;
 }
 
-function planProvider(snapshot: ProviderSnapshot, record: ExportRecord, options: PlanOptions, warnings: string[] = []): ExportPlan {
+/**
+ * @param purpose what the caller does: only `export` may move an export to another gateway (refused while consumers
+ * are admitted, unless `options.allowGatewayMove`); admitting or revoking a consumer keeps it where it is served.
+ */
+function planProvider(
+  snapshot: ProviderSnapshot, record: ExportRecord, options: PlanOptions, warnings: string[], purpose: 'export' | 'admit' | 'revoke',
+): ExportPlan {
   const home = homeNamespaceOf(snapshot);
-  const others = readExportRecords(snapshot).filter((r) => !(r.namespace === record.namespace && r.exportName === record.exportName));
+  const records = readExportRecords(snapshot);
+  const isThis = (r: ExportRecord): boolean => r.namespace === record.namespace && r.exportName === record.exportName;
+  const previous = records.find(isThis);
+  const others = records.filter((r) => !isThis(r));
   const all = [...others, record];
-  const setup = gatewaySetup(snapshot, record.mode === 'boundary' ? 'ingress' : 'eastwest');
+  const role = record.mode === 'boundary' ? 'ingress' : 'eastwest';
+  const setup = gatewaySetup(snapshot, role);
+  const from = previous ? exportLocation(snapshot, previous) : undefined;
+  const moving = from !== undefined && movesExport(from, setup.placement);
   const plan = emptyPlan(snapshot.clusterId);
+  if (moving) plan.warnings.push(...checkMove(snapshot, previous!, from, setup.placement, role, purpose, options));
   plan.warnings.push(...warnings, ...setup.warnings);
   if (setup.overlay) plan.overlay = setup.overlay;
   plan.objects.push(...setup.objects);
 
-  const ca = federationCa(snapshot, home, options);
+  const found = chooseFederationCa(snapshot, home, options.now);
+  const ca = found.ca ?? createFederationCA({ provider: snapshot.clusterId, ...(options.now ? { now: options.now } : {}) });
   plan.objects.push(kubeObject('v1', 'Secret', FEDERATION_CA_SECRET, home, meshfedLabels('federation-ca'), {
     type: 'Opaque',
     data: secretData({ 'ca.crt': ca.certificatePem, 'ca.key': ca.privateKeyPem }),
   }));
   plan.secretsWithPrivateKeys.push(`${home}/${FEDERATION_CA_SECRET}`);
+  for (const copy of found.copies) {
+    // The CA moves with the gateways: a copy stays only while exports are still served from its namespace.
+    const namespace = copy.metadata.namespace!;
+    if (exportsServedFrom(snapshot, others, namespace).length === 0) plan.remove.push({ apiVersion: 'v1', kind: 'Secret', namespace, name: FEDERATION_CA_SECRET });
+  }
+  for (const other of found.others) {
+    plan.warnings.push(
+      `Secret ${other.metadata.namespace}/${FEDERATION_CA_SECRET} holds another federation CA than ${home}/${FEDERATION_CA_SECRET}, which this export uses: ` +
+      `consumers whose certificates it signed are refused; to keep them, delete ${home}/${FEDERATION_CA_SECRET} and run the export again (the other CA then moves here), ` +
+      `otherwise delete ${other.metadata.namespace}/${FEDERATION_CA_SECRET} and have those consumers import again`,
+    );
+  }
 
   const own = exportOwnObjects(snapshot, record, home, { placement: setup.placement, ca, options });
   plan.objects.push(...own);
   if (record.mode === 'boundary') plan.secretsWithPrivateKeys.push(`${home}/${names.export(record.namespace, record.exportName)}`);
-  const shared = sharedObjects(snapshot, record, all, home, setup.placement);
+  const shared = sharedObjects(snapshot, record, all, home, setup.placement, [...exportsServedFrom(snapshot, others, home), record]);
   plan.objects.push(...shared.objects);
   plan.remove.push(...shared.remove);
   plan.warnings.push(...shared.warnings);
+  if (moving && from.namespace !== home) {
+    // The export's own objects there go with the prune below (they carry its label); what it shared with the
+    // exports still served from there is re-planned from those alone.
+    const left = exportsServedFrom(snapshot, others, from.namespace);
+    const eastwest = left.filter((r) => r.mode === 'shared-root').map((r) => exportLocation(snapshot, r)).find((l) => l?.selector);
+    const placement = eastwest?.selector ? { ...setup.placement, namespace: from.namespace, selector: eastwest.selector, port: eastwest.port ?? setup.placement.port } : undefined;
+    const behind = sharedObjects(snapshot, record, all, from.namespace, placement, left, false);
+    plan.objects.push(...behind.objects);
+    plan.remove.push(...behind.remove);
+  }
   if (record.consumers.length === 0) {
     plan.warnings.push(`export ${record.namespace}/${record.exportName} admits no consumer: a consumer is admitted when it imports the export (kubectl meshfed import --from <provider context>) or when you answer its import request (kubectl meshfed admit)`);
   }
@@ -332,22 +377,40 @@ export function federationCaOf(plan: ClusterPlan): CertificateAndKey {
   return { certificatePem: data['ca.crt'], privateKeyPem: data['ca.key'] };
 }
 
-function federationCa(snapshot: ProviderSnapshot, home: string, options: PlanOptions): CertificateAndKey {
-  const secret = findObject(snapshot, 'Secret', home, FEDERATION_CA_SECRET);
-  const data = readSecret(secret);
-  if (data) {
-    const certificatePem = data['ca.crt'];
-    const privateKeyPem = data['ca.key'];
-    if (!certificatePem || !privateKeyPem || !keyMatchesCertificate(privateKeyPem, certificatePem)) {
-      throw new FederationInputError(`Secret ${home}/${FEDERATION_CA_SECRET} does not hold a matching ca.crt and ca.key; restore it from a backup (deleting it re-creates the CA and invalidates every consumer certificate)`);
-    }
-    const info = inspectCertificate(certificatePem, options.now);
-    if (info.daysLeft < 0) {
-      throw new FederationInputError(`the federation CA in Secret ${home}/${FEDERATION_CA_SECRET} expired on ${info.notAfter.toISOString()}; delete the Secret to create a new CA, then re-admit every consumer`);
-    }
-    return { certificatePem, privateKeyPem };
+/**
+ * Whether an export may move from where it is served to `placement`, and what the user must then do. Consumers
+ * connect to the gateway's address and port, which a move changes: with consumers admitted it is refused unless
+ * asked for, and admission or revocation never moves an export.
+ * @returns warnings for a move that goes ahead
+ * @throws FederationInputError when the move is refused
+ */
+function checkMove(
+  snapshot: ProviderSnapshot, previous: ExportRecord, from: ExportLocation, placement: GatewayPlacement, role: 'ingress' | 'eastwest',
+  purpose: 'export' | 'admit' | 'revoke', options: PlanOptions,
+): string[] {
+  const name = `${previous.namespace}/${previous.exportName}`;
+  const flags = gatewayFlagsFor(snapshot, from, role);
+  if (purpose !== 'export') {
+    throw new FederationInputError(
+      `export ${name} is served by the gateway in ${describeGatewayAt(from)}, not by the one this command selected (${describeGatewayAt(placement)}); ` +
+      `${purpose === 'admit' ? 'admitting' : 'revoking'} a consumer does not move an export: run the command with ${flags} ` +
+      '(kubectl meshfed export moves an export to another gateway)',
+      '--gateway-selector',
+    );
   }
-  return createFederationCA({ provider: snapshot.clusterId, ...(options.now ? { now: options.now } : {}) });
+  const consumers = [...new Set(previous.consumers.map((c) => c.clusterId))].sort();
+  if (consumers.length === 0) return [];
+  const who = `consumer${consumers.length > 1 ? 's' : ''} ${consumers.join(', ')}`;
+  const again = `kubectl meshfed import --from <this context> --export ${name} in each consumer, or a new bundle from kubectl meshfed admit`;
+  if (!options.allowGatewayMove) {
+    throw new FederationInputError(
+      `export ${name} is served by the gateway in ${describeGatewayAt(from)} and ${who} ${consumers.length > 1 ? 'are' : 'is'} admitted to it: ` +
+      `moving it to the gateway in ${describeGatewayAt(placement)} changes the address they connect to, so their imports stop working until they import it again. ` +
+      `To keep it where it is, run the export with ${flags}; to move it anyway, add --force, then import it again (${again})`,
+      '--gateway-selector',
+    );
+  }
+  return [`export ${name} moves from the gateway in ${describeGatewayAt(from)} to the gateway in ${describeGatewayAt(placement)}: ${who} reach it again once they import it again (${again})`];
 }
 
 function serverCertificate(snapshot: ProviderSnapshot, home: string, name: string, host: string, ca: CertificateAndKey, options: PlanOptions): CertificateAndKey {
@@ -445,7 +508,7 @@ function exportOwnObjects(
  */
 function sharedObjects(
   snapshot: ProviderSnapshot, focus: ExportRecord, all: ExportRecord[], home: string,
-  placement?: ReturnType<typeof gatewaySetup>['placement'],
+  placement: ReturnType<typeof gatewaySetup>['placement'] | undefined, served: ExportRecord[], guard = true,
 ): { objects: KubeObject[]; remove: ClusterPlan['remove']; warnings: string[] } {
   const objects: KubeObject[] = [];
   const remove: ClusterPlan['remove'] = [];
@@ -453,12 +516,14 @@ function sharedObjects(
   const removeIfPresent = (apiVersion: string, kind: string, namespace: string, name: string): void => {
     if (findObject(snapshot, kind, namespace, name)) remove.push({ apiVersion, kind, namespace, name });
   };
-  const sameService = all.filter((r) => r.namespace === focus.namespace && r.service === focus.service);
+  const isSameService = (r: ExportRecord): boolean => r.namespace === focus.namespace && r.service === focus.service;
+  const sameService = all.filter(isSameService);
   const fqdn = serviceFqdn(focus.service, focus.namespace);
 
-  // One DestinationRule per Service: two for one host in one namespace would not merge.
+  // One DestinationRule per Service and gateway namespace (two for one host in one namespace would not merge), with
+  // the subsets of the exports served from there: the gateways of that namespace are the only ones that see it.
   const subsets = new Map<string, Record<string, string>>();
-  for (const r of sameService) if (r.subset && r.subsetName) subsets.set(r.subsetName, r.subset);
+  for (const r of served.filter(isSameService)) if (r.subset && r.subsetName) subsets.set(r.subsetName, r.subset);
   const subsetsName = names.subsets(focus.namespace, focus.service);
   if (subsets.size > 0) {
     objects.push(kubeObject(API.networking, 'DestinationRule', subsetsName, home,
@@ -474,7 +539,7 @@ function sharedObjects(
     removeIfPresent(API.networking, 'DestinationRule', home, subsetsName);
   }
 
-  const sharedRoot = all.filter((r) => r.mode === 'shared-root');
+  const sharedRoot = served.filter((r) => r.mode === 'shared-root');
   if (sharedRoot.length > 0) {
     const gw = placement ?? gatewaySetup(snapshot, 'eastwest').placement;
     objects.push(kubeObject(API.networking, 'Gateway', GATEWAY_NAMES.eastwest, home, meshfedLabels('gateway'), {
@@ -492,6 +557,8 @@ function sharedObjects(
     removeIfPresent(API.networking, 'Gateway', home, GATEWAY_NAMES.eastwest);
   }
 
+  if (!guard) return { objects, remove, warnings };
+  // The workload guard sits beside the Service, whatever gateways its exports are served by.
   const guarded = sameService.filter((r) => r.mode === 'shared-root');
   const guardName = names.guard(focus.service);
   if (guarded.length > 0) {

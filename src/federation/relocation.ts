@@ -1,0 +1,140 @@
+/**
+ * Where an export is served now, and what moving it to another gateway means: the objects it leaves behind, the
+ * consumers whose path it breaks, and the federation CA, of which a provider cluster has one wherever its gateways
+ * live. Pure: reads snapshots only.
+ */
+import { inspectCertificate, keyMatchesCertificate, type CertificateAndKey } from '../pki/index.js';
+import { FederationInputError } from './errors.js';
+import type { ClusterSnapshot, GatewayPlacement, KubeObject } from './model.js';
+import { FEDERATION_CA_SECRET, GATEWAY_NAMES, LABELS, names } from './naming.js';
+import { gatewayNamespaceOf, isManaged, readSecret } from './objects.js';
+import type { ExportRecord } from './records.js';
+
+/** Where an export is served now, read from its record and its Gateway object. */
+export interface ExportLocation {
+  /** Namespace of the export's record and of its gateway objects. */
+  namespace: string;
+  /** Pod labels of the gateway workload its Gateway object selects; absent when that object is missing. */
+  selector?: Record<string, string>;
+  /** Gateway port its Gateway object listens on; absent when that object is missing. */
+  port?: number;
+}
+
+/**
+ * Where an export is served now: the namespace of its record ConfigMap, and the selector and port of its Gateway
+ * object there (boundary: the export's own Gateway; shared-root: the shared `meshfed-eastwest` Gateway).
+ * @returns undefined when the export has no record yet
+ */
+export function exportLocation(snapshot: ClusterSnapshot, record: Pick<ExportRecord, 'namespace' | 'exportName' | 'mode'>): ExportLocation | undefined {
+  const name = names.export(record.namespace, record.exportName);
+  const stored = snapshot.existing.find((o) => o.kind === 'ConfigMap' && o.metadata.name === name && isManaged(o)
+    && o.metadata.labels?.[LABELS.role] === 'export-record');
+  const namespace = stored?.metadata.namespace;
+  if (!namespace) return undefined;
+  const gatewayName = record.mode === 'boundary' ? name : GATEWAY_NAMES.eastwest;
+  const gateway = snapshot.existing.find((o) => o.kind === 'Gateway' && o.metadata.name === gatewayName && o.metadata.namespace === namespace);
+  const spec = gateway?.spec as { selector?: Record<string, string>; servers?: Array<{ port?: { number?: number } }> } | undefined;
+  const port = spec?.servers?.[0]?.port?.number;
+  return {
+    namespace,
+    ...(spec?.selector && Object.keys(spec.selector).length ? { selector: { ...spec.selector } } : {}),
+    ...(port !== undefined ? { port } : {}),
+  };
+}
+
+function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
+
+/**
+ * Whether serving an export at `placement` moves it away from where it is served now: another namespace, another
+ * gateway workload or another port. Consumers connect to the gateway's address and port, so a move changes their path.
+ */
+export function movesExport(from: ExportLocation, placement: GatewayPlacement): boolean {
+  return from.namespace !== placement.namespace
+    || (from.selector !== undefined && !sameLabels(from.selector, placement.selector))
+    || (from.port !== undefined && from.port !== placement.port);
+}
+
+/** A gateway as messages name it: `istio-system (istio=ingressgateway, port 15443)`. */
+export function describeGatewayAt(at: { namespace: string; selector?: Record<string, string>; port?: number }): string {
+  const labels = at.selector ? Object.entries(at.selector).map(([k, v]) => `${k}=${v}`).join(',') : undefined;
+  const details = [labels, at.port !== undefined ? `port ${at.port}` : undefined].filter(Boolean).join(', ');
+  return `namespace ${at.namespace}${details ? ` (${details})` : ''}`;
+}
+
+/**
+ * The gateway flags that keep a command on the gateway an export is served by: none for meshfed's own gateway of
+ * the role, `--gateway-selector` and `--gateway-namespace` for an existing one.
+ */
+export function gatewayFlagsFor(snapshot: ClusterSnapshot, from: ExportLocation, role: 'ingress' | 'eastwest'): string {
+  const own = from.namespace === gatewayNamespaceOf(snapshot) && (!from.selector || sameLabels(from.selector, { istio: GATEWAY_NAMES[role] }));
+  if (own || !from.selector) return 'no --gateway-selector';
+  return `--gateway-selector ${Object.entries(from.selector).map(([k, v]) => `${k}=${v}`).join(',')} --gateway-namespace ${from.namespace}`;
+}
+
+/**
+ * The records served from `namespace`: those whose record lives there, and `focus` (the export being planned) when
+ * it is planned there.
+ */
+export function exportsServedFrom(snapshot: ClusterSnapshot, records: readonly ExportRecord[], namespace: string): ExportRecord[] {
+  return records.filter((r) => exportLocation(snapshot, r)?.namespace === namespace);
+}
+
+/** The federation CA a provider plan uses, and what to do with other copies of it. */
+export interface FederationCaChoice {
+  /** The CA found in the cluster; undefined when there is none yet (the planner creates one). */
+  ca?: CertificateAndKey;
+  /** Namespace of the Secret it was found in. */
+  foundIn?: string;
+  /** Secrets holding the same CA outside the home namespace: a copy that no export is served from any more is removed. */
+  copies: KubeObject[];
+  /** Secrets holding a different CA (a cluster damaged by an earlier version that created a second CA). */
+  others: KubeObject[];
+}
+
+function caOf(secret: KubeObject, now: Date | undefined): CertificateAndKey {
+  const where = `${secret.metadata.namespace}/${secret.metadata.name}`;
+  const data = readSecret(secret) ?? {};
+  const certificatePem = data['ca.crt'];
+  const privateKeyPem = data['ca.key'];
+  if (!certificatePem || !privateKeyPem || !keyMatchesCertificate(privateKeyPem, certificatePem)) {
+    throw new FederationInputError(`Secret ${where} does not hold a matching ca.crt and ca.key; restore it from a backup (deleting it re-creates the CA and invalidates every consumer certificate)`);
+  }
+  const info = inspectCertificate(certificatePem, now);
+  if (info.daysLeft < 0) {
+    throw new FederationInputError(`the federation CA in Secret ${where} expired on ${info.notAfter.toISOString()}; delete the Secret to create a new CA, then re-admit every consumer`);
+  }
+  return { certificatePem, privateKeyPem };
+}
+
+const samePem = (a: string | undefined, b: string | undefined): boolean =>
+  a !== undefined && b !== undefined && a.replace(/\r\n/g, '\n').trim() === b.replace(/\r\n/g, '\n').trim();
+
+/**
+ * The provider's federation CA, wherever meshfed keeps it: the one next to the gateway (`home`) first, else the one
+ * in meshfed's own namespace, else any other. One CA per provider cluster: an export placed on a gateway in another
+ * namespace reuses it (its Secret moves there) rather than creating a second one, which would leave the consumers
+ * admitted before with certificates the gateway does not accept.
+ * @throws FederationInputError when the chosen Secret does not hold a usable CA
+ */
+export function chooseFederationCa(snapshot: ClusterSnapshot, home: string, now?: Date): FederationCaChoice {
+  const secrets = snapshot.existing
+    .filter((o) => o.kind === 'Secret' && o.metadata.name === FEDERATION_CA_SECRET && o.metadata.namespace && isManaged(o))
+    .sort((a, b) => rank(a) - rank(b) || a.metadata.namespace!.localeCompare(b.metadata.namespace!));
+  function rank(o: KubeObject): number {
+    return o.metadata.namespace === home ? 0 : o.metadata.namespace === gatewayNamespaceOf(snapshot) ? 1 : 2;
+  }
+  const chosen = secrets[0];
+  if (!chosen) return { copies: [], others: [] };
+  const ca = caOf(chosen, now);
+  const rest = secrets.slice(1).filter((o) => o.metadata.namespace !== home);
+  const isCopy = (o: KubeObject): boolean => samePem(readSecret(o)?.['ca.crt'], ca.certificatePem);
+  return {
+    ca,
+    foundIn: chosen.metadata.namespace!,
+    copies: [...(chosen.metadata.namespace !== home ? [chosen] : []), ...rest.filter(isCopy)],
+    others: rest.filter((o) => !isCopy(o)),
+  };
+}
