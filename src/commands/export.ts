@@ -18,6 +18,7 @@ interface ExportArgs extends MutationArgs, GatewayArgs {
   name?: string;
   mode?: string;
   timeout: string;
+  force: boolean;
 }
 
 /** How core messages name flags → how `export` spells them. */
@@ -83,7 +84,7 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
     ...(chosenSubset ? { subset: chosenSubset } : {}),
     ...(exportName ? { exportName } : {}),
     ...(args.mode ? { mode: args.mode as TrustMode } : {}),
-  });
+  }, { allowGatewayMove: args.force });
   const plan = await withCoreErrors(FLAGS, () => {
     if (portNumber === undefined) {
       // Let the core say what is wrong with the Service (not found, no selector) before asking for a port.
@@ -144,6 +145,7 @@ export const exportCommand: CommandBody<ExportArgs> = {
       .option('name', { type: 'string', describe: 'Export name consumers refer to (default: the Service name)' })
       .option('mode', { type: 'string', choices: TRUST_MODES as unknown as string[], describe: 'boundary (default: gateway-to-gateway mTLS with a federation CA) or shared-root (meshes share a root CA)' })
       .option('cluster-id', { type: 'string', describe: 'This cluster\'s federation id, the first time meshfed acts here (default: from the context name)' })
+      .option('force', { type: 'boolean', default: false, describe: 'Move the export to another gateway even though consumers are admitted (each must import it again)' })
       .option('timeout', { type: 'string', default: '2m', describe: 'How long to wait for the gateway to be ready and get an address (0: do not wait)' })
       .example('kubectl meshfed export --context cluster2 -n bookinfo --service reviews --port 9080 --subset version=v2', 'Export reviews v2 (HTTP)')
       .example('kubectl meshfed export --context production -n db --service postgres --port 5432', 'Export a TCP database')

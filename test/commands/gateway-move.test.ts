@@ -1,0 +1,69 @@
+/**
+ * Moving an export to another gateway through the built CLI: nothing is left where it was, the provider keeps one
+ * federation CA, and consumers admitted before are not cut off without being told (and reach it again after
+ * importing anew).
+ */
+import test from 'ava';
+import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+
+let fed: FederationWorld;
+
+test.before(async () => {
+  fed = await startFederationWorld({ seed: 'bookinfo', clusters: [{ name: 'cluster1' }, { name: 'cluster2' }, { name: 'legacy', istio: '1.9.0' }] });
+  const legacy = fed.world.cluster('legacy');
+  legacy.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bookinfo' } });
+  legacy.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'myreviews', namespace: 'bookinfo' }, spec: { selector: { app: 'reviews' }, ports: [{ name: 'http', port: 9080 }] } });
+});
+
+test.after.always(async () => {
+  await fed?.stop();
+});
+
+const caCertificates = (cluster: string): Array<[string, string]> => fed.world.cluster(cluster).list('v1', 'Secret')
+  .filter((s) => s.metadata.name === 'meshfed-federation-ca')
+  .map((s) => [s.metadata.namespace!, Buffer.from((s.data as Record<string, string>)['ca.crt']!, 'base64').toString('utf8')]);
+
+test.serial('Istio 1.9: an export moved onto the existing ingress gateway leaves no CA or subsets behind', async (t) => {
+  const EXPORT = ['export', '--context', 'legacy', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--subset', 'version=v2', '--name', 'reviews', '--timeout', '0'];
+  const first = await fed.run(EXPORT);
+  t.is(first.code, 0, first.stderr);
+  const [[, ca]] = caCertificates('legacy') as [[string, string]];
+  const moved = await fed.run([...EXPORT, '--gateway-selector', 'istio=ingressgateway']);
+  t.is(moved.code, 0, moved.stderr);
+  t.regex(moved.stderr, /Secret istio-meshfed\/meshfed-federation-ca \(delete\)|delete.*Secret.*istio-meshfed\/meshfed-federation-ca/, moved.stderr);
+  t.deepEqual(caCertificates('legacy'), [['istio-system', ca]], 'one federation CA, the same one, next to the gateway');
+  const left = fed.managedObjects('legacy').filter((o) => o.includes(' istio-meshfed/') && !/^(ConfigMap istio-meshfed\/meshfed-cluster)$/.test(o));
+  t.deepEqual(left, [], 'nothing of the export is left in istio-meshfed');
+  t.true(fed.managedObjects('legacy').includes('DestinationRule istio-system/mf-subsets-bookinfo-myreviews'), fed.managedObjects('legacy').join('\n'));
+});
+
+test.serial('a move that would cut admitted consumers off is refused; with --force they are told to import again, and then reach it', async (t) => {
+  const EXPORT = ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--subset', 'version=v2', '--name', 'reviews'];
+  const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'reviews-v2'];
+  const CALL = ['curl', '-sS', 'http://reviews-v2.default:9080/reviews/0'];
+  t.is((await fed.run(EXPORT)).code, 0);
+  const imported = await fed.run(IMPORT);
+  t.is(imported.code, 0, imported.stderr);
+  const before = await fed.curl('cluster1', 'default', 'sleep', CALL);
+  t.is(before.code, 0, before.stderr + before.trace.join('\n'));
+  const [[, ca]] = caCertificates('cluster2') as [[string, string]];
+
+  const refused = await fed.runCounting([...EXPORT, '--gateway-selector', 'istio=ingressgateway']);
+  t.is(refused.code, 1, refused.stderr);
+  t.regex(refused.stderr, /consumer cluster1 is admitted to it/);
+  t.regex(refused.stderr, /run the export with no --gateway-selector; to move it anyway, add --force/);
+  t.deepEqual(refused.writes.cluster2, [], 'nothing was changed');
+  t.is((await fed.curl('cluster1', 'default', 'sleep', CALL)).code, 0, 'the consumer still works');
+
+  const forced = await fed.run([...EXPORT, '--gateway-selector', 'istio=ingressgateway', '--force']);
+  t.is(forced.code, 0, forced.stderr);
+  t.regex(forced.stderr, /consumer cluster1 reach it again once they import it again \(kubectl meshfed import --from <this context> --export bookinfo\/reviews/);
+  t.deepEqual(caCertificates('cluster2'), [['istio-system', ca]], 'the consumer certificate still chains to the one federation CA');
+  t.deepEqual(fed.managedObjects('cluster2').filter((o) => /istio-meshfed\/(mf-|meshfed-federation-ca)/.test(o)), [], 'nothing of the export is left in istio-meshfed');
+
+  const reimported = await fed.run(IMPORT);
+  t.is(reimported.code, 0, reimported.stderr);
+  const after = await fed.curl('cluster1', 'default', 'sleep', CALL);
+  t.is(after.code, 0, after.stderr + after.trace.join('\n'));
+  t.regex(after.stdout, /reviews-v2/);
+});
