@@ -1,5 +1,5 @@
 import { InputError, UsageError } from '../errors.js';
-import { FEDERATION_PORT, GATEWAY_NAMES, planExport, TRUST_MODES, type ExportPlan, type TrustMode } from '../federation/index.js';
+import { FEDERATION_PORT, GATEWAY_NAMES, planExport, subsetChoices, TRUST_MODES, type ExportPlan, type TrustMode } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
 import type { PodSnapshot, ServiceSnapshot } from '../federation/index.js';
 import {
@@ -69,7 +69,7 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
   }
   let chosenSubset = subset;
   if (!chosenSubset && !args.subset && ui.interactive && service?.selector) {
-    chosenSubset = await askSubset(session, gathered.snapshot.pods ?? [], namespace, service);
+    chosenSubset = await askSubset(session, gathered.snapshot.pods ?? [], service);
   }
   const exportName = args.name ?? (ui.interactive
     ? await session.prompter.input('--name', 'Export name (consumers refer to it)', { default: serviceName })
@@ -118,18 +118,8 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
 }
 
 /** Offers the label values that tell the Service's pods apart (e.g. version=v1|v2|v3) as subsets. */
-async function askSubset(session: Session, pods: PodSnapshot[], namespace: string, service: ServiceSnapshot): Promise<Record<string, string> | undefined> {
-  const selected = pods.filter((p) => p.namespace === namespace && Object.entries(service.selector!).every(([k, v]) => p.labels[k] === v));
-  const values = new Map<string, Set<string>>();
-  for (const pod of selected) {
-    for (const [k, v] of Object.entries(pod.labels)) {
-      if (k in service.selector! || k === 'pod-template-hash' || k.includes('istio.io') || k.startsWith('security.istio')) continue;
-      (values.get(k) ?? values.set(k, new Set()).get(k)!).add(v);
-    }
-  }
-  const choices = [...values.entries()]
-    .filter(([, set]) => set.size > 1 || (set.size === 1 && selected.length > 0))
-    .flatMap(([k, set]) => [...set].sort().map((v) => ({ value: `${k}=${v}`, name: `${k}=${v}  (${selected.filter((p) => p.labels[k] === v).length} pod(s))` })));
+async function askSubset(session: Session, pods: PodSnapshot[], service: ServiceSnapshot): Promise<Record<string, string> | undefined> {
+  const choices = subsetChoices(pods, service).map((c) => ({ value: `${c.label}=${c.value}`, name: `${c.label}=${c.value}  (${c.pods} pod(s))` }));
   if (choices.length === 0) return undefined;
   const picked = await session.prompter.select<string>('--subset', 'Subset of the pods to export', [{ value: '', name: 'all pods of the Service' }, ...choices], '');
   return picked ? parseKeyValues(picked, '--subset') : undefined;

@@ -1,13 +1,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import YAML from 'yaml';
 import { InputError, UsageError } from '../errors.js';
 import {
-  bundleCredentials, certificateFingerprint, checkExchangeDocument, consumerGatewaySpiffeId, createImportRequest, directCredentials, GATEWAY_NAMES,
-  homeNamespaceOf, LABELS, names, parseExportBundle, pendingRequestOf, planAdmission, planImport, readExportRecords, readImportRecords, readSecret,
-  samePem, serializeDocument, type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
+  bundleCredentials, certificateFingerprint, checkExchangeDocument, claimedExport, consumerGatewaySpiffeId, createImportRequest, directCredentials, GATEWAY_NAMES,
+  homeNamespaceOf, names, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
+  type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
 } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
-import type { KubeObject } from '../kube/resources.js';
 import {
   clusterWork, diffAll, dryRunMode, mutationOptions, parseKeyValues, parseNamespacedName, requireFlags, runPlan,
   waitTimeoutMs, withCoreErrors, writerFor, type ClusterWork, type MutationArgs,
@@ -171,50 +169,18 @@ async function completeImport(
   // A request (or any other file) handed to this step is named as such, not looked up as an unknown export.
   await withCoreErrors(FLAGS, () => checkExchangeDocument(text, 'ExportBundle'));
   const snapshot = consumer.snapshot;
-  // What the bundle claims decides which pending key to check it against; parseExportBundle verifies all of it.
-  let claimed: { endpoint?: { providerClusterId?: unknown; namespace?: unknown; exportName?: unknown; mode?: unknown }; nonce?: unknown; clientCertificatePem?: unknown } = {};
-  try {
-    claimed = (YAML.parse(text) as { spec?: typeof claimed } | null)?.spec ?? {};
-  } catch {
-    // Malformed files are reported precisely by parseExportBundle below.
-  }
-  const target: ExportRef = {
-    providerClusterId: String(claimed.endpoint?.providerClusterId ?? ''), namespace: String(claimed.endpoint?.namespace ?? ''), exportName: String(claimed.endpoint?.exportName ?? ''),
-  };
+  const target = claimedExport(text).export;
   if (ref && (ref.namespace !== target.namespace || ref.exportName !== target.exportName || (ref.providerClusterId && ref.providerClusterId !== target.providerClusterId))) {
     throw new InputError(`the bundle ${args.bundle} is for export ${target.providerClusterId}/${target.namespace}/${target.exportName}, not ${args.export}`);
   }
   if (args.from && args.from !== target.providerClusterId) throw new InputError(`the bundle ${args.bundle} comes from provider ${target.providerClusterId}, not ${args.from} (--from)`);
-  const home = homeNamespaceOf(snapshot);
-  const pending = target.providerClusterId ? pendingRequestOf(snapshot, target) : undefined;
-  const bindingSecret = snapshot.existing.find((o) => o.kind === 'Secret' && o.metadata.namespace === home
-    && o.metadata.name === names.binding(target.providerClusterId, target.namespace, target.exportName));
-  const stored = readSecret(bindingSecret);
-  // Trust on first use: once this cluster holds the federation CA of a provider, bundles must be signed by it.
-  const trusted = snapshot.existing.find((o) => o.kind === 'Secret' && o.metadata.namespace === home
-    && o.metadata.labels?.[LABELS.provider] === target.providerClusterId && readSecret(o)?.['ca.crt']);
-  const trust = trusted ? { trustedCaPem: readSecret(trusted)!['ca.crt']! } : {};
-  const expect = (nonce: string, privateKeyPem?: string) => ({ nonce, consumerClusterId: consumer.identity.clusterId, ...(privateKeyPem ? { privateKeyPem } : {}) });
-  const nonce = typeof claimed.nonce === 'string' ? claimed.nonce : undefined;
-  const alreadyImported = readImportRecords(snapshot).some((r) => r.endpoint.providerClusterId === target.providerClusterId
-    && r.endpoint.namespace === target.namespace && r.endpoint.exportName === target.exportName);
-
-  const { bundle, privateKeyPem, pendingSecret } = await withCoreErrors(FLAGS, () => {
-    if (pending) {
-      return { bundle: parseExportBundle(text, { expect: expect(pending.nonce, pending.privateKeyPem), ...trust }), privateKeyPem: pending.privateKeyPem, pendingSecret: bindingSecret };
-    }
-    // Run again with the bundle already imported: its certificate is the stored one and fits the stored key.
-    if (nonce && stored?.['tls.key'] && typeof claimed.clientCertificatePem === 'string' && stored['tls.crt'] !== undefined && samePem(stored['tls.crt'], claimed.clientCertificatePem)) {
-      return { bundle: parseExportBundle(text, { expect: expect(nonce, stored['tls.key']), ...trust }), privateKeyPem: stored['tls.key'], pendingSecret: undefined };
-    }
-    // Shared-root keeps no key: a bundle already imported is checked for its signature, consumer and expiry.
-    if (nonce && alreadyImported && claimed.endpoint?.mode === 'shared-root') {
-      return { bundle: parseExportBundle(text, { expect: expect(nonce), ...trust }), privateKeyPem: undefined, pendingSecret: undefined };
-    }
+  const verified = await withCoreErrors(FLAGS, () => verifyBundleForImport(snapshot, text, { consumerClusterId: consumer.identity.clusterId }));
+  if (!verified) {
     throw new InputError(`context "${consumer.context}" has no pending import request for ${target.providerClusterId || '?'}/${target.namespace || '?'}/${target.exportName || '?'}, so the bundle ${args.bundle} cannot be checked against it`, {
       hint: 'run kubectl meshfed import … --request-out request.yaml in this cluster first, and have the provider admit that request',
     });
-  });
+  }
+  const { bundle, privateKeyPem } = verified;
 
   const endpoint = bundle.spec.endpoint;
   const credentials: ImportCredentials | undefined = endpoint.mode === 'boundary' && privateKeyPem ? bundleCredentials(bundle, privateKeyPem) : undefined;
@@ -225,11 +191,10 @@ async function completeImport(
     ...(localName ? { localName } : {}),
     ...(attachSpec(args, endpoint.exportName) ? { attach: attachSpec(args, endpoint.exportName)! } : {}),
   }));
-  // Shared-root imports need no key: the pending one made for the request is not kept.
-  const extraDeletions = endpoint.mode === 'shared-root' && pendingSecret ? [pendingSecret as KubeObject] : [];
-  const work = clusterWork(consumer, writer, plan, `consumer: import ${endpoint.providerClusterId}/${endpoint.namespace}/${endpoint.exportName} as ${plan.record.namespace}/${plan.record.localName}`, { deletions: extraDeletions });
-  const rootWarning = endpoint.mode === 'shared-root' ? rootMismatch(snapshot.rootCaPem, bundle.spec.providerRootCaFingerprint, endpoint.providerClusterId) : undefined;
-  if (rootWarning) work.warnings.push(rootWarning);
+  const work = clusterWork(consumer, writer, plan, `consumer: import ${endpoint.providerClusterId}/${endpoint.namespace}/${endpoint.exportName} as ${plan.record.namespace}/${plan.record.localName}`);
+  if (endpoint.mode === 'shared-root') {
+    work.warnings.push(...sharedRootWarnings(snapshot, { providerClusterId: endpoint.providerClusterId, providerRootCaFingerprint: bundle.spec.providerRootCaFingerprint, namespace }));
+  }
   const injection = await injectionWarning(writer, namespace);
   if (injection) work.warnings.push(injection);
   await diffAll([work]);
@@ -254,18 +219,6 @@ async function injectionWarning(writer: ReturnType<typeof writerFor>, namespace:
   if (labels['istio-injection'] === 'enabled' || (labels['istio.io/rev'] && labels['istio-injection'] !== 'disabled')) return undefined;
   return `namespace ${namespace} does not inject Istio sidecars (label istio-injection=enabled or istio.io/rev): its apps reach the import only ` +
     'from pods with a sidecar (label the namespace and restart them, or give the pods sidecar.istio.io/inject: "true")';
-}
-
-/**
- * Shared-root traffic is Istio mTLS end to end: it only works when both meshes issue workload certificates from one
- * root. Said at import time because nothing else fails until the first call (verify reports it as MF0405).
- */
-function rootMismatch(consumerRootPem: string | undefined, providerRootFingerprint: string | undefined, providerClusterId: string): string | undefined {
-  if (!consumerRootPem || !providerRootFingerprint) return undefined;
-  const consumerRootFingerprint = certificateFingerprint(consumerRootPem);
-  if (consumerRootFingerprint === providerRootFingerprint) return undefined;
-  return `shared-root needs one root CA, but this mesh's root (${consumerRootFingerprint.slice(0, 23)}…) is not that of cluster ${providerClusterId} ` +
-    `(${providerRootFingerprint.slice(0, 23)}…): calls will fail the mTLS handshake; plug both meshes into one root CA, or export in boundary mode (--mode boundary)`;
 }
 
 function announce(session: Session, host: string, port: number, protocol: string): void {
@@ -346,14 +299,12 @@ async function importDirect(
   const injection = await injectionWarning(writer, namespace);
   if (injection) works[1]!.warnings.push(injection);
   if (record.mode === 'shared-root') {
-    const rootWarning = rootMismatch(consumerSnapshot.rootCaPem, provider.snapshot.rootCaPem && certificateFingerprint(provider.snapshot.rootCaPem), provider.identity.clusterId);
-    if (rootWarning) works[1]!.warnings.push(rootWarning);
-    // Shared-root admits workloads by identity: say so when no pod of the namespace runs as an admitted account.
-    const accounts = [...new Set((consumerSnapshot.pods ?? []).filter((p) => p.namespace === namespace).map((p) => p.serviceAccount ?? 'default'))].sort();
-    if (accounts.length > 0 && !accounts.some((a) => identity.serviceAccounts!.includes(a))) {
-      works[1]!.warnings.push(`shared-root admits callers by identity: only service account${identity.serviceAccounts!.length > 1 ? 's' : ''} ${identity.serviceAccounts!.join(', ')} of namespace ${namespace}, ` +
-        `but its pods run as ${accounts.join(', ')}; the provider will deny them: pass --service-account <account> (repeatable)`);
-    }
+    works[1]!.warnings.push(...sharedRootWarnings(consumerSnapshot, {
+      providerClusterId: provider.identity.clusterId,
+      providerRootCaFingerprint: provider.snapshot.rootCaPem && certificateFingerprint(provider.snapshot.rootCaPem),
+      namespace,
+      serviceAccounts: identity.serviceAccounts,
+    }));
   }
   await diffAll(works);
   const result = await runPlan(session, works, { dryRun, output, showSecrets: args['show-secrets'], title: `import ${consumerPlan.record.namespace}/${consumerPlan.record.localName}` });

@@ -1,5 +1,5 @@
 import {
-  FEDERATION_PORT, homeNamespaceOf, names, pendingRequests, readExportRecords, readImportRecords, readSecret,
+  FEDERATION_PORT, homeNamespaceOf, importState, names, pendingRequests, readExportRecords, readImportRecords, readSecret,
   type KubeObject as CoreObject,
 } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
@@ -101,23 +101,12 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
   const importRecords = await withCoreErrors({}, () => readImportRecords(snapshot));
   const imports: ImportStatus[] = importRecords.map((r) => {
     const e = r.endpoint;
-    const own = names.import(r.localName);
-    const wanted: Array<[string, string, string]> = [['Service', r.namespace, r.localName], ['VirtualService', r.namespace, own]];
-    let certificate: string | undefined;
-    if (e.mode === 'boundary') {
-      const binding = names.binding(e.providerClusterId, e.namespace, e.exportName);
-      const placement = snapshot.existingGateway?.namespace ?? home;
-      wanted.push(['Secret', placement, binding], ['ServiceEntry', placement, binding], ['DestinationRule', placement, binding], ['Gateway', placement, binding], ['VirtualService', placement, binding]);
-      certificate = readSecret(find(existing, 'Secret', placement, binding))?.['tls.crt'];
-    } else {
-      wanted.push(['ServiceEntry', r.namespace, own], ['DestinationRule', r.namespace, own]);
-    }
-    const complete = wanted.every(([kind, ns, name]) => find(existing, kind, ns, name)) && (e.mode !== 'boundary' || !!certificate);
+    const { state, clientCertificatePem: certificate } = importState(snapshot, r);
     const expires = expiry(certificate);
     return {
       namespace: r.namespace, localName: r.localName, source: `${e.providerClusterId}/${e.namespace}/${e.exportName}`,
       mode: e.mode, protocol: e.protocol, port: e.port.number, gateway: `${e.gateway.address}:${e.gateway.port}`,
-      state: complete ? 'active' : 'incomplete',
+      state,
       ...(r.attach ? { attach: 'weight' in r.attach ? `${r.attach.service} (${r.attach.weight}%)` : `${r.attach.service} (${r.attach.header.name}: ${r.attach.header.value})` } : {}),
       ...(expires ? { certificateExpires: expires } : {}),
     };

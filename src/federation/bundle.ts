@@ -546,3 +546,110 @@ export function bundleCredentials(bundle: ExportBundle, privateKeyPem: string): 
   if (!bundle.spec.clientCertificatePem) throw new FederationInputError('this export bundle carries no client certificate (shared-root exports need none)');
   return { certificatePem: bundle.spec.clientCertificatePem, privateKeyPem, caCertificatePem: bundle.spec.federationCaPem };
 }
+
+/** What an export bundle says about itself before it is verified: enough to find what to verify it against. */
+export interface BundleClaim {
+  /** The export it is for; an empty string for each part the file does not give. */
+  export: ExportRef;
+  /** The endpoint's trust mode, when the file gives one. */
+  mode?: string;
+  /** The nonce of the request it answers, when the file gives one. */
+  nonce?: string;
+  /** Boundary: the client certificate it carries, when the file gives one. */
+  clientCertificatePem?: string;
+}
+
+/**
+ * Reads which export a bundle claims to be for, without verifying anything: the claim decides which pending key
+ * (or stored certificate) the bundle is then checked against with {@link parseExportBundle}, which verifies all of it.
+ * Never throws: a file that is not YAML or lacks fields claims empty values, and parseExportBundle says precisely
+ * what is wrong with it.
+ *
+ * ```ts
+ * const claim = claimedExport(text); // { export: { providerClusterId: 'cluster2', namespace: 'bookinfo', exportName: 'myreviews' }, … }
+ * ```
+ */
+export function claimedExport(text: string): BundleClaim {
+  let spec: { endpoint?: { providerClusterId?: unknown; namespace?: unknown; exportName?: unknown; mode?: unknown }; nonce?: unknown; clientCertificatePem?: unknown } = {};
+  try {
+    const doc: unknown = YAML.parse(text);
+    const candidate = doc && typeof doc === 'object' ? (doc as { spec?: unknown }).spec : undefined;
+    if (candidate && typeof candidate === 'object') spec = candidate as typeof spec;
+  } catch {
+    // An unreadable file claims nothing.
+  }
+  const endpoint = spec.endpoint && typeof spec.endpoint === 'object' ? spec.endpoint : {};
+  return {
+    export: {
+      providerClusterId: String(endpoint.providerClusterId ?? ''), namespace: String(endpoint.namespace ?? ''), exportName: String(endpoint.exportName ?? ''),
+    },
+    ...(typeof endpoint.mode === 'string' ? { mode: endpoint.mode } : {}),
+    ...(typeof spec.nonce === 'string' ? { nonce: spec.nonce } : {}),
+    ...(typeof spec.clientCertificatePem === 'string' ? { clientCertificatePem: spec.clientCertificatePem } : {}),
+  };
+}
+
+/**
+ * The federation CA of a provider that this consumer cluster already holds (in any meshfed Secret labelled with the
+ * provider's cluster id), for trust on first use: once a cluster has imported from a provider, later bundles of that
+ * provider must be signed by the same CA.
+ * @returns the CA certificate PEM, or undefined when this cluster has not trusted the provider yet
+ */
+export function trustedFederationCa(snapshot: ConsumerSnapshot, providerClusterId: string): string | undefined {
+  const home = homeNamespaceOf(snapshot);
+  for (const o of snapshot.existing) {
+    if (o.kind !== 'Secret' || o.metadata.namespace !== home || o.metadata.labels?.[LABELS.provider] !== providerClusterId) continue;
+    const ca = readSecret(o)?.['ca.crt'];
+    if (ca) return ca;
+  }
+  return undefined;
+}
+
+/** A bundle verified against what the consumer cluster holds for its export. */
+export interface VerifiedBundle {
+  bundle: ExportBundle;
+  /** Boundary: the key the bundle's client certificate is for (the pending request's, or the one already in use). */
+  privateKeyPem?: string;
+}
+
+/**
+ * Verifies an export bundle against what the consumer cluster holds for the export it claims: the pending import
+ * request (its nonce and key); or, when the same bundle is imported again, the certificate and key already stored
+ * (boundary) or the import record (shared-root, which keeps no key). A provider this cluster already trusts must
+ * have signed it with the same federation CA ({@link trustedFederationCa}).
+ *
+ * ```ts
+ * const verified = verifyBundleForImport(consumer, text, { consumerClusterId: 'cluster1' });
+ * if (!verified) // no pending request for that export: run import --request-out first
+ * ```
+ * @param options.now default: the current time
+ * @returns undefined when the cluster holds nothing to check the bundle against (no pending request for its export,
+ *   and not already imported with it)
+ * @throws BundleError as {@link parseExportBundle} does
+ */
+export function verifyBundleForImport(
+  snapshot: ConsumerSnapshot, text: string, options: { consumerClusterId: string; now?: Date },
+): VerifiedBundle | undefined {
+  const claim = claimedExport(text);
+  const target = claim.export;
+  const trustedCaPem = trustedFederationCa(snapshot, target.providerClusterId);
+  const parse = (nonce: string, privateKeyPem?: string): ExportBundle => parseExportBundle(text, {
+    expect: { nonce, consumerClusterId: options.consumerClusterId, ...(privateKeyPem ? { privateKeyPem } : {}) },
+    ...(trustedCaPem ? { trustedCaPem } : {}),
+    ...(options.now ? { now: options.now } : {}),
+  });
+  const pending = target.providerClusterId ? pendingRequestOf(snapshot, target) : undefined;
+  if (pending) return { bundle: parse(pending.nonce, pending.privateKeyPem), privateKeyPem: pending.privateKeyPem };
+  const nonce = claim.nonce;
+  if (!nonce) return undefined;
+  // Run again with the bundle already imported: its certificate is the stored one and fits the stored key.
+  const stored = readSecret(findObject(snapshot, 'Secret', homeNamespaceOf(snapshot), names.binding(target.providerClusterId, target.namespace, target.exportName)));
+  if (stored?.['tls.key'] && claim.clientCertificatePem !== undefined && stored['tls.crt'] !== undefined && samePem(stored['tls.crt'], claim.clientCertificatePem)) {
+    return { bundle: parse(nonce, stored['tls.key']), privateKeyPem: stored['tls.key'] };
+  }
+  // Shared-root keeps no key: a bundle already imported is checked for its signature, consumer and expiry.
+  const imported = readImportRecords(snapshot).some((r) => r.endpoint.providerClusterId === target.providerClusterId
+    && r.endpoint.namespace === target.namespace && r.endpoint.exportName === target.exportName);
+  if (imported && claim.mode === 'shared-root') return { bundle: parse(nonce) };
+  return undefined;
+}

@@ -19,7 +19,7 @@ import {
 } from './naming.js';
 import {
   API, checkNotForeign, emptyPlan, findObject, finishPlan, gatewaySetup, homeNamespaceOf, isManaged, kubeObject,
-  PRUNABLE_KINDS, meshfedLabels, objectKey, secretData,
+  PRUNABLE_KINDS, meshfedLabels, objectKey, readSecret, secretData,
 } from './objects.js';
 import { importRecordObject, readImportRecords, type ImportRecord } from './records.js';
 
@@ -398,4 +398,103 @@ export function planUnimport(snapshot: ConsumerSnapshot, input: { namespace: str
   }
   plan.prune.push({ selector: { [MANAGED_BY_LABEL]: MANAGED_BY, [LABELS.import]: importLabel(record.namespace, record.localName) }, kinds: [...PRUNABLE_KINDS], keep: [] });
   return finishPlan(plan);
+}
+
+/** One object a complete import has in the consumer cluster. */
+export interface ImportObjectRef {
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+/** Whether the objects an import needs to carry traffic are all in the consumer cluster, for `status`. */
+export interface ImportState {
+  /** `active` when nothing is missing, `incomplete` otherwise (running the import again recreates what is missing). */
+  state: 'active' | 'incomplete';
+  /** What is missing. A boundary binding Secret without a client certificate (only a pending key) counts as missing. */
+  missing: ImportObjectRef[];
+  /** Boundary: the client certificate the egress gateway presents, when the binding Secret holds one. */
+  clientCertificatePem?: string;
+}
+
+/**
+ * The objects {@link planImport} writes for one import that its traffic goes through, named as the planner names
+ * them: the local Service and its VirtualService, then (shared-root) the hidden ServiceEntry and DestinationRule, or
+ * (boundary) the binding's Secret, ServiceEntry, DestinationRule, Gateway and VirtualService next to the egress
+ * gateway.
+ */
+export function importObjectRefs(snapshot: ConsumerSnapshot, record: ImportRecord): ImportObjectRef[] {
+  const e = record.endpoint;
+  const own = names.import(record.localName);
+  const refs: ImportObjectRef[] = [
+    { kind: 'Service', namespace: record.namespace, name: record.localName },
+    { kind: 'VirtualService', namespace: record.namespace, name: own },
+  ];
+  if (e.mode === 'boundary') {
+    const binding = names.binding(e.providerClusterId, e.namespace, e.exportName);
+    // Where gatewaySetup places the egress gateway, without its checks: status reads, it does not plan.
+    const placement = homeNamespaceOf(snapshot);
+    for (const kind of ['Secret', 'ServiceEntry', 'DestinationRule', 'Gateway', 'VirtualService']) refs.push({ kind, namespace: placement, name: binding });
+  } else {
+    refs.push({ kind: 'ServiceEntry', namespace: record.namespace, name: own }, { kind: 'DestinationRule', namespace: record.namespace, name: own });
+  }
+  return refs;
+}
+
+/**
+ * Whether an import recorded in the consumer cluster still has all its objects ({@link importObjectRefs}) and, in
+ * boundary mode, a client certificate.
+ *
+ * ```ts
+ * for (const record of readImportRecords(snapshot)) console.log(record.localName, importState(snapshot, record).state);
+ * ```
+ */
+export function importState(snapshot: ConsumerSnapshot, record: ImportRecord): ImportState {
+  let clientCertificatePem: string | undefined;
+  const missing = importObjectRefs(snapshot, record).filter((ref) => {
+    const live = findObject(snapshot, ref.kind, ref.namespace, ref.name);
+    if (live && ref.kind === 'Secret') {
+      clientCertificatePem = readSecret(live)?.['tls.crt'] || undefined;
+      return !clientCertificatePem;
+    }
+    return !live;
+  });
+  return { state: missing.length === 0 ? 'active' : 'incomplete', missing, ...(clientCertificatePem ? { clientCertificatePem } : {}) };
+}
+
+/**
+ * What a consumer should know before a shared-root import, which nothing else reports until the first call fails:
+ * that the two meshes do not share one root CA (their workloads' mTLS handshake fails; verify reports it as MF0405),
+ * and, when the admitted service accounts are known (an import with both contexts), that no pod of the import
+ * namespace runs as one of them (the provider denies the others).
+ *
+ * ```ts
+ * plan.warnings.push(...sharedRootWarnings(consumer, { providerClusterId: 'cluster2', providerRootCaFingerprint,
+ *   namespace: 'default', serviceAccounts: ['default'] }));
+ * ```
+ * @param input.providerRootCaFingerprint SHA-256 fingerprint of the provider mesh's root CA; without it (or without
+ *   the consumer's root CA) the roots are not compared
+ * @param input.serviceAccounts the accounts the provider admits; without them the pods are not checked
+ */
+export function sharedRootWarnings(
+  snapshot: ConsumerSnapshot,
+  input: { providerClusterId: string; providerRootCaFingerprint?: string | undefined; namespace: string; serviceAccounts?: string[] | undefined },
+): string[] {
+  const warnings: string[] = [];
+  if (snapshot.rootCaPem && input.providerRootCaFingerprint) {
+    const consumerRootFingerprint = inspectCertificate(snapshot.rootCaPem).fingerprintSha256;
+    if (consumerRootFingerprint !== input.providerRootCaFingerprint) {
+      warnings.push(`shared-root needs one root CA, but this mesh's root (${consumerRootFingerprint.slice(0, 23)}…) is not that of cluster ${input.providerClusterId} ` +
+        `(${input.providerRootCaFingerprint.slice(0, 23)}…): calls will fail the mTLS handshake; plug both meshes into one root CA, or export in boundary mode (--mode boundary)`);
+    }
+  }
+  const admitted = input.serviceAccounts;
+  if (admitted) {
+    const accounts = [...new Set((snapshot.pods ?? []).filter((p) => p.namespace === input.namespace).map((p) => p.serviceAccount ?? 'default'))].sort();
+    if (accounts.length > 0 && !accounts.some((a) => admitted.includes(a))) {
+      warnings.push(`shared-root admits callers by identity: only service account${admitted.length > 1 ? 's' : ''} ${admitted.join(', ')} of namespace ${input.namespace}, ` +
+        `but its pods run as ${accounts.join(', ')}; the provider will deny them: pass --service-account <account> (repeatable)`);
+    }
+  }
+  return warnings;
 }
