@@ -280,8 +280,16 @@ function planProvider(
   const setup = gatewaySetup(snapshot, role);
   const from = previous ? exportLocation(snapshot, previous) : undefined;
   const moving = from !== undefined && movesExport(from, setup.placement);
+  // A namespace has one passthrough Gateway: placing a shared-root export on another gateway workload there moves
+  // every shared-root export served from that namespace with it.
+  const passengers = record.mode !== 'shared-root' ? [] : exportsServedFrom(snapshot, others, home).filter((r) => {
+    const at = r.mode === 'shared-root' ? exportLocation(snapshot, r) : undefined;
+    return at !== undefined && movesExport(at, setup.placement);
+  });
   const plan = emptyPlan(snapshot.clusterId);
-  if (moving) plan.warnings.push(...checkMove(snapshot, previous!, from, setup.placement, role, purpose, options));
+  if (moving || passengers.length) {
+    plan.warnings.push(...checkMove(snapshot, { record: previous ?? record, ...(moving ? { from } : {}), passengers }, setup.placement, role, purpose, options));
+  }
   plan.warnings.push(...warnings, ...setup.warnings);
   if (setup.overlay) plan.overlay = setup.overlay;
   plan.objects.push(...setup.objects);
@@ -385,32 +393,36 @@ export function federationCaOf(plan: ClusterPlan): CertificateAndKey {
  * @throws FederationInputError when the move is refused
  */
 function checkMove(
-  snapshot: ProviderSnapshot, previous: ExportRecord, from: ExportLocation, placement: GatewayPlacement, role: 'ingress' | 'eastwest',
-  purpose: 'export' | 'admit' | 'revoke', options: PlanOptions,
+  snapshot: ProviderSnapshot, move: { record: ExportRecord; from?: ExportLocation; passengers: ExportRecord[] }, placement: GatewayPlacement,
+  role: 'ingress' | 'eastwest', purpose: 'export' | 'admit' | 'revoke', options: PlanOptions,
 ): string[] {
-  const name = `${previous.namespace}/${previous.exportName}`;
+  const from = move.from ?? exportLocation(snapshot, move.passengers[0]!)!;
   const flags = gatewayFlagsFor(snapshot, from, role);
-  if (purpose !== 'export') {
+  if (move.from && purpose !== 'export') {
     throw new FederationInputError(
-      `export ${name} is served by the gateway in ${describeGatewayAt(from)}, not by the one this command selected (${describeGatewayAt(placement)}); ` +
+      `export ${move.record.namespace}/${move.record.exportName} is served by the gateway in ${describeGatewayAt(from)}, not by the one this command selected (${describeGatewayAt(placement)}); ` +
       `${purpose === 'admit' ? 'admitting' : 'revoking'} a consumer does not move an export: run the command with ${flags} ` +
       '(kubectl meshfed export moves an export to another gateway)',
       '--gateway-selector',
     );
   }
-  const consumers = [...new Set(previous.consumers.map((c) => c.clusterId))].sort();
+  const affected = [...(move.from ? [move.record] : []), ...move.passengers];
+  const consumers = [...new Set(affected.flatMap((r) => r.consumers.map((c) => c.clusterId)))].sort();
   if (consumers.length === 0) return [];
+  const names = affected.map((r) => `${r.namespace}/${r.exportName}`);
+  const what = names.length > 1 ? `exports ${names.join(', ')} (one passthrough Gateway serves them)` : `export ${names[0]}`;
   const who = `consumer${consumers.length > 1 ? 's' : ''} ${consumers.join(', ')}`;
-  const again = `kubectl meshfed import --from <this context> --export ${name} in each consumer, or a new bundle from kubectl meshfed admit`;
+  const it = names.length > 1 ? 'them' : 'it';
+  const again = `kubectl meshfed import --from <this context> --export ${names.length > 1 ? '<export>' : names[0]} in each consumer, or a new bundle from kubectl meshfed admit`;
   if (!options.allowGatewayMove) {
     throw new FederationInputError(
-      `export ${name} is served by the gateway in ${describeGatewayAt(from)} and ${who} ${consumers.length > 1 ? 'are' : 'is'} admitted to it: ` +
-      `moving it to the gateway in ${describeGatewayAt(placement)} changes the address they connect to, so their imports stop working until they import it again. ` +
-      `To keep it where it is, run the export with ${flags}; to move it anyway, add --force, then import it again (${again})`,
+      `${what} ${names.length > 1 ? 'are' : 'is'} served by the gateway in ${describeGatewayAt(from)} and ${who} ${consumers.length > 1 ? 'are' : 'is'} admitted to ${it}: ` +
+      `moving ${it} to the gateway in ${describeGatewayAt(placement)} changes the address they connect to, so their imports stop working until they import again. ` +
+      `To keep ${it} where ${names.length > 1 ? 'they are' : 'it is'}, run the export with ${flags}; to move ${it} anyway, add --force, then import ${it} again (${again})`,
       '--gateway-selector',
     );
   }
-  return [`export ${name} moves from the gateway in ${describeGatewayAt(from)} to the gateway in ${describeGatewayAt(placement)}: ${who} reach it again once they import it again (${again})`];
+  return [`${what} ${names.length > 1 ? 'move' : 'moves'} from the gateway in ${describeGatewayAt(from)} to the gateway in ${describeGatewayAt(placement)}: ${who} reach ${it} again once they import ${it} again (${again})`];
 }
 
 function serverCertificate(snapshot: ProviderSnapshot, home: string, name: string, host: string, ca: CertificateAndKey, options: PlanOptions): CertificateAndKey {

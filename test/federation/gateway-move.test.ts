@@ -152,3 +152,17 @@ test('a cluster left with two federation CAs is told which one is used and how t
   t.true(plan.warnings.some((w) => /Secret istio-meshfed\/meshfed-federation-ca holds another federation CA than istio-system\/meshfed-federation-ca.*delete istio-system\/meshfed-federation-ca and run the export again/.test(w)), plan.warnings.join('\n'));
   t.false(JSON.stringify(plan.warnings).includes('PRIVATE KEY'));
 });
+
+test('shared-root: placing an export on another passthrough gateway of the namespace moves the exports it serves, so their consumers count', (t) => {
+  const shared = (over: Partial<ExportSpec>): ExportSpec => spec({ mode: 'shared-root', subset: undefined, ...over });
+  let cluster = provider({ istioVersion: '1.22.3' });
+  cluster = apply(cluster, planExport(cluster, shared({ exportName: 'api' }), { now }));
+  cluster = apply(cluster, planAdmission(cluster, { namespace: 'shop', exportName: 'api', consumer: { clusterId: 'ops', namespace: 'apps', trustDomain: 'ops.local' } }, { now }));
+  const other: ProviderSnapshot = { ...cluster, existingGateway: { namespace: 'istio-meshfed', selector: { istio: 'other-eastwest' }, serviceName: 'other-eastwest' } };
+  const db = shared({ namespace: 'db', service: 'postgres', port: { number: 5432 }, exportName: 'postgres' });
+  t.throws(() => planExport(other, db, { now }), { instanceOf: FederationInputError, message: /^export shop\/api is served by the gateway in namespace istio-meshfed \(istio=meshfed-eastwest, port 15443\) and consumer ops is admitted to it/ });
+  const plan = planExport(other, db, { now, allowGatewayMove: true });
+  t.true(plan.warnings.some((w) => /^export shop\/api moves from the gateway in namespace istio-meshfed \(istio=meshfed-eastwest/.test(w)), plan.warnings.join('\n'));
+  t.deepEqual((plan.objects.find((o) => o.kind === 'Gateway' && o.metadata.name === 'meshfed-eastwest')!.spec as Spec).selector, { istio: 'other-eastwest' });
+  t.notThrows(() => planExport(cluster, db, { now }), 'on the same passthrough gateway nothing moves');
+});
