@@ -12,7 +12,7 @@ import {
   type GatewayPlacement, type ProviderSnapshot, type ServicePort, type ServiceSnapshot,
 } from './model.js';
 import {
-  checkDnsLabel, consumerGatewaySpiffeId, exportHost, exportLabel, FEDERATION_CA_SECRET, GATEWAY_NAMES, isLabelValue,
+  checkDnsLabel, consumerGatewaySpiffeId, exportHost, exportLabel, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, isLabelValue,
   LABELS, MANAGED_BY, MANAGED_BY_LABEL, names, passthroughSni, principalOf, serviceFqdn, serviceLabel, subsetName,
   workloadPrincipal,
 } from './naming.js';
@@ -226,7 +226,8 @@ export function planUnexport(snapshot: ProviderSnapshot, input: { namespace: str
   const plan = emptyPlan(snapshot.clusterId);
   const own = exportOwnObjects(snapshot, record, home, { placement: undefined });
   plan.remove.push(...own.map((o) => ({ apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name })).reverse());
-  const shared = sharedObjects(snapshot, record, remaining, home, undefined, exportsServedFrom(snapshot, remaining, home));
+  const served = exportsServedFrom(snapshot, remaining, home);
+  const shared = sharedObjects(snapshot, record, remaining, home, servingPlacement(snapshot, served, home), served);
   plan.objects.push(...shared.objects);
   plan.remove.push(...shared.remove);
   plan.prune.push(pruneSpec({ [LABELS.export]: exportLabel(record.namespace, record.exportName) }, []));
@@ -325,9 +326,7 @@ function planProvider(
     // The export's own objects there go with the prune below (they carry its label); what it shared with the
     // exports still served from there is re-planned from those alone.
     const left = exportsServedFrom(snapshot, others, from.namespace);
-    const eastwest = left.filter((r) => r.mode === 'shared-root').map((r) => exportLocation(snapshot, r)).find((l) => l?.selector);
-    const placement = eastwest?.selector ? { ...setup.placement, namespace: from.namespace, selector: eastwest.selector, port: eastwest.port ?? setup.placement.port } : undefined;
-    const behind = sharedObjects(snapshot, record, all, from.namespace, placement, left, false);
+    const behind = sharedObjects(snapshot, record, all, from.namespace, servingPlacement(snapshot, left, from.namespace), left, false);
     plan.objects.push(...behind.objects);
     plan.remove.push(...behind.remove);
   }
@@ -383,6 +382,16 @@ export function federationCaOf(plan: ClusterPlan): CertificateAndKey {
   const data = readSecret(plan.objects.find((o) => o.kind === 'Secret' && o.metadata.name === FEDERATION_CA_SECRET));
   if (!data?.['ca.crt'] || !data['ca.key']) throw new FederationInputError('the provider plan carries no federation CA Secret');
   return { certificatePem: data['ca.crt'], privateKeyPem: data['ca.key'] };
+}
+
+/**
+ * The passthrough gateway the shared-root exports `served` from `namespace` are on (their shared Gateway's selector
+ * and port), so that re-planning that Gateway keeps it there; undefined when none of them is shared-root.
+ */
+function servingPlacement(snapshot: ProviderSnapshot, served: ExportRecord[], namespace: string): GatewayPlacement | undefined {
+  const at = served.filter((r) => r.mode === 'shared-root').map((r) => exportLocation(snapshot, r)).find((l) => l?.selector);
+  if (!at?.selector) return undefined;
+  return { namespace, selector: at.selector, serviceName: GATEWAY_NAMES.eastwest, port: at.port ?? FEDERATION_PORT, deployed: false };
 }
 
 /**

@@ -166,3 +166,18 @@ test('shared-root: placing an export on another passthrough gateway of the names
   t.deepEqual((plan.objects.find((o) => o.kind === 'Gateway' && o.metadata.name === 'meshfed-eastwest')!.spec as Spec).selector, { istio: 'other-eastwest' });
   t.notThrows(() => planExport(cluster, db, { now }), 'on the same passthrough gateway nothing moves');
 });
+
+test('unexport re-plans the passthrough Gateway where the export was served, on the gateway it is on', (t) => {
+  const eastwest: ExistingGateway = { namespace: 'istio-system', selector: { istio: 'eastwestgateway' }, serviceName: 'istio-eastwestgateway', port: 15443 };
+  const shared = (over: Partial<ExportSpec>): ExportSpec => spec({ mode: 'shared-root', subset: undefined, ...over });
+  let cluster: ProviderSnapshot = { ...provider({ istioVersion: '1.22.3' }), existingGateway: eastwest };
+  cluster = apply(cluster, planExport(cluster, shared({ exportName: 'api' }), { now }));
+  cluster = apply(cluster, planExport(cluster, shared({ namespace: 'db', service: 'postgres', port: { number: 5432 }, exportName: 'postgres' }), { now }));
+  // A command run without --gateway-selector selects meshfed's own gateway: the Gateway stays where it is, as it is.
+  const { existingGateway: _, ...withoutFlag } = cluster;
+  const plan = planUnexport(withoutFlag, { namespace: 'db', exportName: 'postgres' });
+  const gateway = plan.objects.find((o) => o.kind === 'Gateway');
+  t.is(gateway?.metadata.namespace, 'istio-system');
+  t.deepEqual((gateway!.spec as Spec).selector, { istio: 'eastwestgateway' });
+  t.deepEqual((gateway!.spec as Spec).servers[0].hosts, ['api.shop.svc.cluster.local']);
+});
