@@ -280,7 +280,10 @@ function planProvider(
   const role = record.mode === 'boundary' ? 'ingress' : 'eastwest';
   const setup = gatewaySetup(snapshot, role);
   const from = previous ? exportLocation(snapshot, previous) : undefined;
-  const moving = from !== undefined && movesExport(from, setup.placement);
+  // A change of mode changes the consumers' path anyway (another gateway role, another SNI): only a move within one
+  // mode is checked, but objects left in another namespace are cleaned up either way.
+  const moving = from !== undefined && previous!.mode === record.mode && movesExport(from, setup.placement);
+  const relocated = from !== undefined && from.namespace !== home;
   // A namespace has one passthrough Gateway: placing a shared-root export on another gateway workload there moves
   // every shared-root export served from that namespace with it.
   const passengers = record.mode !== 'shared-root' ? [] : exportsServedFrom(snapshot, others, home).filter((r) => {
@@ -318,11 +321,14 @@ function planProvider(
   const own = exportOwnObjects(snapshot, record, home, { placement: setup.placement, ca, options });
   plan.objects.push(...own);
   if (record.mode === 'boundary') plan.secretsWithPrivateKeys.push(`${home}/${names.export(record.namespace, record.exportName)}`);
-  const shared = sharedObjects(snapshot, record, all, home, setup.placement, [...exportsServedFrom(snapshot, others, home), record]);
+  const servedHere = [...exportsServedFrom(snapshot, others, home), record];
+  // A boundary export leaves the passthrough Gateway of the shared-root exports on the gateway it is on.
+  const passthrough = record.mode === 'shared-root' ? setup.placement : servingPlacement(snapshot, servedHere, home);
+  const shared = sharedObjects(snapshot, record, all, home, passthrough, servedHere);
   plan.objects.push(...shared.objects);
   plan.remove.push(...shared.remove);
   plan.warnings.push(...shared.warnings);
-  if (moving && from.namespace !== home) {
+  if (relocated) {
     // The export's own objects there go with the prune below (they carry its label); what it shared with the
     // exports still served from there is re-planned from those alone.
     const left = exportsServedFrom(snapshot, others, from.namespace);
@@ -422,7 +428,8 @@ function checkMove(
   const what = names.length > 1 ? `exports ${names.join(', ')} (one passthrough Gateway serves them)` : `export ${names[0]}`;
   const who = `consumer${consumers.length > 1 ? 's' : ''} ${consumers.join(', ')}`;
   const it = names.length > 1 ? 'them' : 'it';
-  const again = `kubectl meshfed import --from <this context> --export ${names.length > 1 ? '<export>' : names[0]} in each consumer, or a new bundle from kubectl meshfed admit`;
+  // No flag names here: the export command renames some of the core's flags in its errors.
+  const again = 'kubectl meshfed import in each consumer, or a new bundle from kubectl meshfed admit';
   if (!options.allowGatewayMove) {
     throw new FederationInputError(
       `${what} ${names.length > 1 ? 'are' : 'is'} served by the gateway in ${describeGatewayAt(from)} and ${who} ${consumers.length > 1 ? 'are' : 'is'} admitted to ${it}: ` +

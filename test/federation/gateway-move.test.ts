@@ -82,7 +82,7 @@ test('a move that would break admitted consumers is refused with the way forward
   const error = t.throws(() => planExport(moved, spec(), { now }), { instanceOf: FederationInputError });
   t.regex(error!.message, /export shop\/api is served by the gateway in namespace istio-meshfed \(istio=meshfed-ingress, port 15443\) and consumer ops is admitted/);
   t.regex(error!.message, /namespace istio-system \(istio=ingressgateway, port 15443\) changes the address they connect to/);
-  t.regex(error!.message, /run the export with no --gateway-selector; to move it anyway, add --force, then import it again \(kubectl meshfed import --from <this context> --export shop\/api/);
+  t.regex(error!.message, /run the export with no --gateway-selector; to move it anyway, add --force, then import it again \(kubectl meshfed import in each consumer, or a new bundle from kubectl meshfed admit\)/);
   t.is(error!.flag, '--gateway-selector');
 
   const plan = planExport(moved, spec(), { now, allowGatewayMove: true });
@@ -165,6 +165,12 @@ test('shared-root: placing an export on another passthrough gateway of the names
   t.true(plan.warnings.some((w) => /^export shop\/api moves from the gateway in namespace istio-meshfed \(istio=meshfed-eastwest/.test(w)), plan.warnings.join('\n'));
   t.deepEqual((plan.objects.find((o) => o.kind === 'Gateway' && o.metadata.name === 'meshfed-eastwest')!.spec as Spec).selector, { istio: 'other-eastwest' });
   t.notThrows(() => planExport(cluster, db, { now }), 'on the same passthrough gateway nothing moves');
+
+  // A boundary export beside them leaves their passthrough Gateway on the gateway it is on.
+  const boundary = planExport(cluster, spec({ exportName: 'api-b', subset: undefined }), { now });
+  const passthrough = boundary.objects.find((o) => o.kind === 'Gateway' && o.metadata.name === 'meshfed-eastwest');
+  t.deepEqual((passthrough!.spec as Spec).selector, { istio: 'meshfed-eastwest' });
+  t.deepEqual((passthrough!.spec as Spec).servers[0].hosts, ['api.shop.svc.cluster.local']);
 });
 
 test('unexport re-plans the passthrough Gateway where the export was served, on the gateway it is on', (t) => {
