@@ -68,3 +68,17 @@ test.serial('a move that would cut admitted consumers off is refused; with --for
   t.is(after.code, 0, after.stderr + after.trace.join('\n'));
   t.regex(after.stdout, /reviews-v2/);
 });
+
+test.serial('a provider serving exports from both meshfed\'s gateway and an existing one: import --from finds the right gateway', async (t) => {
+  // cluster2 exports reviews v3 on meshfed's own gateway and ratings on the default ingress gateway.
+  const own = await fed.run(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--subset', 'version=v3', '--name', 'reviews-v3']);
+  t.is(own.code, 0, own.stderr);
+  const existing = await fed.run(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'ratings', '--port', '9080', '--name', 'ratings', '--gateway-selector', 'istio=ingressgateway']);
+  t.is(existing.code, 0, existing.stderr);
+  const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/ratings', '--as', 'remote-ratings']);
+  t.is(imported.code, 0, imported.stderr);
+  const call = await fed.curl('cluster1', 'default', 'sleep', ['curl', '-sS', 'http://remote-ratings.default:9080/ratings/0']);
+  t.is(call.code, 0, call.stderr + call.trace.join('\n'));
+  t.regex(call.stdout, /ratings/);
+  t.true(call.trace.some((hop) => hop.includes('istio-system/istio-ingressgateway')), call.trace.join('\n'));
+});
