@@ -8,13 +8,9 @@ import {
   planCancelRequest, FederationInputError,
   samePem, serializeDocument, type BundleErrorCode, type ConsumerSnapshot, type ImportRequest, type ProviderSnapshot,
 } from '../../src/federation/index.js';
-import { applyPlan, runScenario } from './scenario.js';
+import { applyPlan, runScenario, seedBlogExchange } from './scenario.js';
 
-const base = runScenario('seed-blog-boundary-http');
-const now = new Date(base.input.now);
-const provider: ProviderSnapshot = { ...base.input.provider, existing: base.providerObjects };
-const consumerStart: ConsumerSnapshot = { ...base.input.consumer, existing: [] };
-const ref = { providerClusterId: 'cluster2', namespace: 'bookinfo', exportName: 'myreviews' };
+const { base, now, provider, consumerStart, ref } = seedBlogExchange();
 
 function newRequest(at = now) {
   const { request, plan } = createImportRequest(consumerStart, { consumerClusterId: 'cluster1', namespace: 'default', export: ref }, { now: at });

@@ -4,15 +4,11 @@ import test from 'ava';
 import YAML from 'yaml';
 import {
   admitImportRequest, BundleError, claimedExport, createImportRequest, homeNamespaceOf, LABELS, parseImportRequest, pendingRequestOf, samePem,
-  serializeDocument, trustedFederationCa, verifyBundleForImport, type ConsumerSnapshot, type KubeObject, type ProviderSnapshot,
+  serializeDocument, trustedFederationCa, verifyBundleForImport, type ConsumerSnapshot, type KubeObject,
 } from '../../src/federation/index.js';
-import { applyPlan, runScenario } from './scenario.js';
+import { applyPlan, runScenario, seedBlogExchange } from './scenario.js';
 
-const base = runScenario('seed-blog-boundary-http');
-const now = new Date(base.input.now);
-const provider: ProviderSnapshot = { ...base.input.provider, existing: base.providerObjects };
-const consumerStart: ConsumerSnapshot = { ...base.input.consumer, existing: [] };
-const ref = { providerClusterId: 'cluster2', namespace: 'bookinfo', exportName: 'myreviews' };
+const { base, now, provider, consumerStart, ref } = seedBlogExchange();
 
 const requested = createImportRequest(consumerStart, { consumerClusterId: 'cluster1', namespace: 'default', export: ref }, { now });
 const consumerPending = applyPlan(consumerStart, requested.plan);

@@ -89,6 +89,21 @@ export function runScenario(name: string): ScenarioResult {
   };
 }
 
+/**
+ * The starting point of the exchange-document tests: the seed blog scenario run once, its clock, the provider as it
+ * stands after the export and admission, a consumer that has nothing yet, and the export it asks for.
+ */
+export function seedBlogExchange() {
+  const base = runScenario('seed-blog-boundary-http');
+  return {
+    base,
+    now: new Date(base.input.now),
+    provider: { ...base.input.provider, existing: base.providerObjects } as ProviderSnapshot,
+    consumerStart: { ...base.input.consumer, existing: [] } as ConsumerSnapshot,
+    ref: { providerClusterId: 'cluster2', namespace: 'bookinfo', exportName: 'myreviews' },
+  };
+}
+
 /** A PEM (certificate or key) as a stable description, so goldens do not change with random keys. */
 export function describePem(text: string, now: Date): string {
   const blocks = text.match(/-----BEGIN ([A-Z ]+)-----[\s\S]*?-----END \1-----/g) ?? [];
