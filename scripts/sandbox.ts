@@ -18,7 +18,7 @@ import type { ContainerRuntime, ExecHandler, ExecResult, SeedName, WorldView } f
 
 function usage(message: string): never {
   process.stderr.write(`sandbox: ${message}\n`);
-  process.stderr.write('usage: npm run sandbox -- [--clusters a,b] [--seed bookinfo|federation|none] [--istio 1.9.0|1.18.0|1.30.3|none] [--root shared|distinct] [--trust-domain per-cluster|cluster.local]\n');
+  process.stderr.write('usage: npm run sandbox -- [--clusters a,b] [--seed bookinfo|federation|none] [--istio <x.y.z>|none] [--root shared|distinct] [--trust-domain per-cluster|cluster.local]\n');
   process.exit(2);
 }
 
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   const seed = v.seed as string;
   if (!['bookinfo', 'federation', 'none'].includes(seed)) usage(`--seed must be bookinfo, federation or none, not "${seed}"`);
   const istio = v.istio === 'none' ? null : (v.istio as IstioVersion);
-  if (istio !== null && !ISTIO_VERSIONS.includes(istio)) usage(`--istio must be one of ${ISTIO_VERSIONS.join(', ')} or none, not "${v.istio}"`);
+  if (istio !== null && !/^1\.\d+\.\d+$/.test(istio)) usage(`--istio must be an Istio release such as ${ISTIO_VERSIONS.join(', ')} (or none), not "${v.istio}"`);
   if (!['shared', 'distinct'].includes(v.root as string)) usage(`--root must be shared or distinct, not "${v.root}"`);
   if (!['per-cluster', 'cluster.local'].includes(v['trust-domain'] as string)) usage(`--trust-domain must be per-cluster or cluster.local`);
   const defaultClusters = seed === 'federation' ? 'operations,staging,production' : 'cluster1,cluster2';

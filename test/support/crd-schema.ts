@@ -13,11 +13,36 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import type { KubeObject } from './emulator/runtime.js';
 
-/** The Istio releases whose CRDs the tests use. */
-export type IstioVersion = '1.9.0' | '1.18.0' | '1.30.3';
+/** The Istio releases whose CRD files the tests read (`shared/istio-crds/istio-<release>-crds.yaml`). */
+export type CrdRelease = '1.9.0' | '1.18.0' | '1.30.3';
 
-/** Every {@link IstioVersion}, oldest first. */
-export const ISTIO_VERSIONS: readonly IstioVersion[] = ['1.9.0', '1.18.0', '1.30.3'];
+/** Every {@link CrdRelease}, oldest first. */
+export const ISTIO_VERSIONS: readonly CrdRelease[] = ['1.9.0', '1.18.0', '1.30.3'];
+
+/**
+ * An Istio release a test cluster can run (`1.9.1`, `1.10.0`, …). Behaviour follows the exact release; its CRDs
+ * are those of {@link crdReleaseFor}.
+ */
+export type IstioVersion = `${number}.${number}.${number}`;
+
+/** Compares two `x.y.z` releases: negative when `a` is older. */
+export function compareIstioVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < 3; i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
+  return 0;
+}
+
+/**
+ * The CRD release that stands for `version`: the newest {@link CrdRelease} not newer than it (the oldest one for
+ * releases before 1.9.0). The `v1beta1` schemas meshfed writes did not change between neighbouring releases in a
+ * way the tests rely on.
+ */
+export function crdReleaseFor(version: IstioVersion): CrdRelease {
+  let release: CrdRelease = ISTIO_VERSIONS[0]!;
+  for (const r of ISTIO_VERSIONS) if (compareIstioVersions(r, version) <= 0) release = r;
+  return release;
+}
 
 /** One `x-kubernetes-validations` rule (CEL). */
 export interface ValidationRule {
@@ -89,7 +114,7 @@ export function istioCrdsDir(): string {
   return fileURLToPath(new URL('../../../shared/istio-crds', import.meta.url));
 }
 
-const crdCache = new Map<IstioVersion, KubeObject[]>();
+const crdCache = new Map<CrdRelease, KubeObject[]>();
 
 /**
  * The CustomResourceDefinitions of one Istio release, parsed and cached. Releases that ship
@@ -97,7 +122,8 @@ const crdCache = new Map<IstioVersion, KubeObject[]>();
  * server stores them: the top-level `validation`, `subresources` and `additionalPrinterColumns` move into every
  * version. Callers get fresh copies.
  */
-export function loadIstioCrds(version: IstioVersion): KubeObject[] {
+export function loadIstioCrds(istio: IstioVersion): KubeObject[] {
+  const version = crdReleaseFor(istio);
   let crds = crdCache.get(version);
   if (!crds) {
     const text = readFileSync(join(istioCrdsDir(), `istio-${version}-crds.yaml`), 'utf8');
@@ -146,7 +172,8 @@ export function crdToV1(crd: KubeObject): KubeObject {
  * The `openAPIV3Schema` that validates `kind` objects of `apiVersion` (e.g. `networking.istio.io/v1beta1`) in
  * one Istio release, or undefined when that release does not serve the kind in that version.
  */
-export function crdSchema(version: IstioVersion, apiVersion: string, kind: string): JSONSchemaProps | undefined {
+export function crdSchema(istio: IstioVersion, apiVersion: string, kind: string): JSONSchemaProps | undefined {
+  const version = crdReleaseFor(istio);
   const [group, ver] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
   const crd = (crdCache.get(version) ?? (loadIstioCrds(version), crdCache.get(version)))?.find((c) => {
     const spec = c.spec as { group: string; names: { kind: string } };

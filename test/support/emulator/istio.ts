@@ -5,7 +5,7 @@
  * sidecar injector (a mutating hook on pod creation).
  */
 import YAML from 'yaml';
-import { loadIstioCrds } from '../crd-schema.js';
+import { compareIstioVersions, loadIstioCrds } from '../crd-schema.js';
 import type { IstioVersion } from '../crd-schema.js';
 import type { ClusterApi } from './api.js';
 import { holdsApplication } from './kubelet.js';
@@ -19,13 +19,6 @@ export interface IstioSetup {
   /** The mesh trust domain (`<cluster>.local` or `cluster.local`). */
   trustDomain: string;
   caCerts: IstioCaCerts;
-}
-
-function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < 3; i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
-  return 0;
 }
 
 /** The proxy image of a release. */
@@ -155,7 +148,7 @@ function inject(api: ClusterApi, setup: IstioSetup, type: ResourceType, pod: Kub
   const image = proxyImage(setup.version);
   if (annotations['inject.istio.io/templates'] === 'gateway') {
     // Gateway injection (Istio 1.12+) only fills in the proxy image of containers declared with image "auto".
-    if (compareVersions(setup.version, '1.12.0') < 0) return;
+    if (compareIstioVersions(setup.version, '1.12.0') < 0) return;
     for (const c of spec.containers) if (c.image === 'auto') c.image = image;
     annotations['sidecar.istio.io/status'] = JSON.stringify({ initContainers: null, containers: ['istio-proxy'], volumes: ['workload-socket', 'credential-socket', 'workload-certs', 'istio-envoy', 'istio-data', 'istio-podinfo', 'istio-token', 'istiod-ca-cert'], imagePullSecrets: null, revision: 'default' });
     pod.metadata.annotations = annotations;
