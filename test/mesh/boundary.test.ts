@@ -4,8 +4,8 @@
  * faults that break it, each with the failure a real mesh gives.
  */
 import test from 'ava';
-import { BOUNDARY_HOST, boundaryWorld, clientCredential, getBoundaryPki } from '../support/mesh/scenarios.js';
-import { createRootCA, issueCertificate } from '../support/mesh/index.js';
+import { faultyWorld } from '../support/mesh/faults.js';
+import { BOUNDARY_HOST, boundaryWorld } from '../support/mesh/scenarios.js';
 import { edit, run } from './helpers.js';
 import type { World } from './helpers.js';
 
@@ -31,8 +31,7 @@ test('the blog scenario: reviews v2 from the other mesh answers with black stars
 });
 
 test('fault: provider Gateway missing -> the provider gateway refuses 15443, 503 URX', async (t) => {
-  const world = boundaryWorld();
-  world.remove('cluster2', 'networking.istio.io', 'Gateway', 'istio-meshfed', 'federation-ingress');
+  const world = faultyWorld('boundary/provider-gateway-missing');
   const r = await probe(world);
   t.is(r.exitCode, 0);
   t.is(r.status, '503');
@@ -41,10 +40,7 @@ test('fault: provider Gateway missing -> the provider gateway refuses 15443, 503
 });
 
 test('fault: SNI not in the provider Gateway hosts -> filter_chain_not_found, TLS reset', async (t) => {
-  const world = boundaryWorld();
-  edit(world, 'cluster2', 'networking.istio.io', 'Gateway', 'istio-meshfed', 'federation-ingress', (gw) => {
-    gw.spec.servers[0].hosts = ['details.bookinfo.svc.cluster2.global'];
-  });
+  const world = faultyWorld('boundary/sni-not-in-gateway-hosts');
   const r = await probe(world);
   t.is(r.status, '503');
   t.regex(r.body, /Connection reset by peer/);
@@ -52,10 +48,7 @@ test('fault: SNI not in the provider Gateway hosts -> filter_chain_not_found, TL
 });
 
 test('fault: provider credentialName names a missing Secret -> TLS reset at the provider gateway', async (t) => {
-  const world = boundaryWorld();
-  edit(world, 'cluster2', 'networking.istio.io', 'Gateway', 'istio-meshfed', 'federation-ingress', (gw) => {
-    gw.spec.servers[0].tls.credentialName = 'federation-server-typo';
-  });
+  const world = faultyWorld('boundary/provider-credential-missing');
   const r = await probe(world);
   t.is(r.status, '503');
   t.regex(r.body, /Connection reset by peer/);
@@ -63,51 +56,35 @@ test('fault: provider credentialName names a missing Secret -> TLS reset at the 
 });
 
 test('fault: consumer credentialName names a missing Secret -> Secret is not supplied by SDS', async (t) => {
-  const world = boundaryWorld();
-  edit(world, 'cluster1', 'networking.istio.io', 'DestinationRule', 'istio-meshfed', 'cluster2-federation', (dr) => {
-    dr.spec.trafficPolicy.tls.credentialName = 'cluster2-client-typo';
-  });
+  const world = faultyWorld('boundary/consumer-credential-missing');
   const r = await probe(world);
   t.is(r.status, '503');
   t.regex(r.body, /TLS error: Secret is not supplied by SDS/);
 });
 
 test('fault: client certificate from another CA -> the provider refuses the handshake (unknown CA)', async (t) => {
-  const world = boundaryWorld();
-  const rogue = createRootCA('not the federation CA');
-  const client = issueCertificate({ commonName: 'cluster1 egress', uris: ['spiffe://cluster1/ns/istio-meshfed/sa/istio-federation-egressgateway'] }, rogue);
-  world.add('cluster1', clientCredential(client, getBoundaryPki().federation.cert));
+  const world = faultyWorld('boundary/client-cert-other-ca');
   const r = await probe(world);
   t.is(r.status, '503');
   t.regex(r.body, /TLSV1_ALERT_UNKNOWN_CA/);
 });
 
 test('fault: expired client certificate -> the provider refuses it (certificate expired)', async (t) => {
-  const world = boundaryWorld();
-  const pki = getBoundaryPki();
-  const expired = issueCertificate({
-    commonName: 'cluster1 egress', uris: ['spiffe://cluster1/ns/istio-meshfed/sa/istio-federation-egressgateway'],
-    notBefore: new Date(Date.now() - 20 * 86400_000), notAfter: new Date(Date.now() - 86400_000),
-  }, pki.federation);
-  world.add('cluster1', clientCredential(expired, pki.federation.cert));
+  const world = faultyWorld('boundary/client-cert-expired');
   const r = await probe(world);
   t.is(r.status, '503');
   t.regex(r.body, /SSLV3_ALERT_CERTIFICATE_EXPIRED/);
 });
 
 test('fault: provider server certificate not trusted by the consumer -> CERTIFICATE_VERIFY_FAILED at the egress gateway', async (t) => {
-  const world = boundaryWorld();
-  world.add('cluster1', clientCredential(getBoundaryPki().client, createRootCA('some other CA').cert));
+  const world = faultyWorld('boundary/server-cert-untrusted');
   const r = await probe(world);
   t.is(r.status, '503');
   t.regex(r.body, /CERTIFICATE_VERIFY_FAILED/);
 });
 
 test('fault: consumer not admitted by the provider AuthorizationPolicy -> 403 RBAC: access denied', async (t) => {
-  const world = boundaryWorld();
-  edit(world, 'cluster2', 'security.istio.io', 'AuthorizationPolicy', 'istio-meshfed', 'federation-ingress', (ap) => {
-    ap.spec.rules[0].from[0].source.principals = ['cluster3/ns/istio-meshfed/sa/istio-federation-egressgateway'];
-  });
+  const world = faultyWorld('boundary/consumer-not-admitted');
   const r = await probe(world);
   t.is(r.exitCode, 0);
   t.is(r.status, '403');
@@ -115,11 +92,7 @@ test('fault: consumer not admitted by the provider AuthorizationPolicy -> 403 RB
 });
 
 test('fault: an ALLOW policy for the gateway on reviews locks out the in-mesh callers of the provider', async (t) => {
-  const world = boundaryWorld();
-  world.add('cluster2', {
-    apiVersion: 'security.istio.io/v1beta1', kind: 'AuthorizationPolicy', metadata: { name: 'reviews-federation', namespace: 'bookinfo' },
-    spec: { selector: { matchLabels: { app: 'reviews' } }, action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster.local/ns/istio-meshfed/sa/istio-federation-ingressgateway'] } }] }] },
-  });
+  const world = faultyWorld('boundary/workload-allow-locks-out-local-callers');
   const federated = await probe(world);
   t.is(federated.status, '200');
   const local = await run(world, 'cluster2', 'bookinfo', 'sleep-7dc47', ['curl', '-s', '-w', '\\n%{http_code}', 'http://myreviews:9080/reviews/0']);
@@ -127,20 +100,14 @@ test('fault: an ALLOW policy for the gateway on reviews locks out the in-mesh ca
 });
 
 test('fault: the provider LoadBalancer address changed since import -> connection timeout', async (t) => {
-  const world = boundaryWorld();
-  edit(world, 'cluster2', '', 'Service', 'istio-meshfed', 'istio-federation-ingressgateway', (svc) => {
-    svc.status.loadBalancer.ingress = [{ ip: '198.51.100.77' }];
-  });
+  const world = faultyWorld('boundary/provider-address-changed');
   const r = await probe(world);
   t.is(r.status, '503');
   t.is(r.body, `${UPSTREAM_CONNECT}connection timeout`);
 });
 
 test('fault: the provider Service has no ready endpoints -> 503 no healthy upstream', async (t) => {
-  const world = boundaryWorld();
-  for (const pod of ['reviews-v2-5cfcfb547f-2t6l4', 'reviews-v3-75b4759787-58wpr']) {
-    edit(world, 'cluster2', '', 'Pod', 'bookinfo', pod, (p) => { p.status.conditions = [{ type: 'Ready', status: 'False' }]; });
-  }
+  const world = faultyWorld('boundary/no-ready-endpoints');
   const r = await probe(world);
   t.is(r.status, '503');
   t.is(r.body, 'no healthy upstream');
@@ -148,24 +115,21 @@ test('fault: the provider Service has no ready endpoints -> 503 no healthy upstr
 });
 
 test('fault: the subset labels match no pod -> 503 no healthy upstream', async (t) => {
-  const world = boundaryWorld();
-  edit(world, 'cluster2', 'networking.istio.io', 'DestinationRule', 'bookinfo', 'reviews', (dr) => { dr.spec.subsets[0].labels = { version: 'v9' }; });
+  const world = faultyWorld('boundary/subset-matches-no-pod');
   const r = await probe(world);
   t.is(r.status, '503');
   t.is(r.body, 'no healthy upstream');
 });
 
 test('fault: a subset no DestinationRule defines -> 503 NC at the provider gateway', async (t) => {
-  const world = boundaryWorld();
-  edit(world, 'cluster2', 'networking.istio.io', 'VirtualService', 'istio-meshfed', 'reviews-bookinfo-v2', (vs) => { vs.spec.http[0].route[0].destination.subset = 'v4'; });
+  const world = faultyWorld('boundary/subset-undefined');
   const r = await probe(world);
   t.is(r.status, '503');
   t.regex(r.proxies.logOf('istio-federation-ingressgateway-7c9f2'), /" 503 NC /);
 });
 
 test('fault: no sidecar in the consumer pod -> the selector-less Service refuses (curl 7)', async (t) => {
-  const world = boundaryWorld();
-  edit(world, 'cluster1', '', 'Pod', 'default', 'sleep-6f8b4', (p) => { p.spec.containers = p.spec.containers.filter((c: { name: string }) => c.name !== 'istio-proxy'); });
+  const world = faultyWorld('boundary/no-consumer-sidecar');
   const r = await probe(world);
   t.is(r.exitCode, 7);
   t.is(r.status, '000');
@@ -173,16 +137,14 @@ test('fault: no sidecar in the consumer pod -> the selector-less Service refuses
 });
 
 test('fault: port mismatch between hops (provider Gateway on 15444, LoadBalancer to 15443) -> refused, 503 URX', async (t) => {
-  const world = boundaryWorld();
-  edit(world, 'cluster2', 'networking.istio.io', 'Gateway', 'istio-meshfed', 'federation-ingress', (gw) => { gw.spec.servers[0].port.number = 15444; });
+  const world = faultyWorld('boundary/gateway-port-mismatch');
   const r = await probe(world);
   t.is(r.status, '503');
   t.is(r.body, `${UPSTREAM_CONNECT}remote connection failure, transport failure reason: delayed connect error: 111`);
 });
 
 test('fault: the Host the provider gateway sees is not routed (no authority rewrite) -> 404 NR', async (t) => {
-  const world = boundaryWorld();
-  edit(world, 'cluster1', 'networking.istio.io', 'VirtualService', 'default', 'reviews', (vs) => { delete vs.spec.http[0].rewrite; });
+  const world = faultyWorld('boundary/authority-not-rewritten');
   const r = await probe(world);
   t.is(r.status, '404');
   t.regex(r.proxies.logOf('istio-federation-egressgateway-5d8c7'), /" 404 NR "reviews.default:9080"/);

@@ -6,9 +6,9 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import type { KubeObject } from '../support/emulator/runtime.js';
-import { cacertsData } from '../support/mesh/index.js';
-import { getSharedRootPki, POSTGRES_CHECK, secret, sharedRootWorld } from '../support/mesh/scenarios.js';
-import { edit, run } from './helpers.js';
+import { faultyWorld } from '../support/mesh/faults.js';
+import { POSTGRES_CHECK, sharedRootWorld } from '../support/mesh/scenarios.js';
+import { run } from './helpers.js';
 import type { World } from './helpers.js';
 
 const probe = (world: World) => run(world, 'operations', 'vault', 'vault-0', ['sh', '-c', POSTGRES_CHECK]);
@@ -34,8 +34,7 @@ test('the postgres reply reaches nc unchanged', async (t) => {
 });
 
 test('fault: shared-root mode with distinct roots -> the consumer sidecar rejects the provider certificate', async (t) => {
-  const world = sharedRootWorld();
-  world.add('operations', secret('istio-system', 'cacerts', cacertsData(getSharedRootPki().other)));
+  const world = faultyWorld('shared-root/distinct-roots');
   const r = await probe(world);
   assertNoAnswer(t, r);
   t.true(r.trace.some((h) => /postgres-0: Istio mTLS handshake refused by the client: (SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT)/.test(h)), r.trace.join('\n'));
@@ -43,25 +42,21 @@ test('fault: shared-root mode with distinct roots -> the consumer sidecar reject
 });
 
 test('fault: distinct trust domains without trustDomainAliases -> the provider sidecar refuses the peer', async (t) => {
-  const world = sharedRootWorld();
-  edit(world, 'production', '', 'ConfigMap', 'istio-system', 'istio', (cm) => { cm.data.mesh = 'trustDomain: production.local\n'; });
+  const world = faultyWorld('shared-root/trust-domain-not-aliased');
   const r = await probe(world);
   assertNoAnswer(t, r);
   t.true(r.trace.some((h) => h.includes('peer trust domain operations.local is not production.local')), r.trace.join('\n'));
 });
 
 test('fault: consumer not admitted by the workload AuthorizationPolicy -> connection closed by RBAC', async (t) => {
-  const world = sharedRootWorld();
-  edit(world, 'production', 'security.istio.io', 'AuthorizationPolicy', 'db', 'postgres', (ap) => {
-    ap.spec.rules[0].from[0].source.principals = ['production.local/ns/db/sa/migrations'];
-  });
+  const world = faultyWorld('shared-root/consumer-not-admitted');
   const r = await probe(world);
   assertNoAnswer(t, r);
   t.regex(r.proxies.logOf('postgres-0'), /rbac_access_denied/);
 });
 
 test('fault: the ALLOW policy locks out in-mesh callers it does not name; named ones still pass', async (t) => {
-  const world = sharedRootWorld();
+  const world = faultyWorld('shared-root/allow-locks-out-local-callers');
   const check = "printf '\\000\\000\\000\\010\\004\\322\\026\\057' | nc -w 3 postgres.db 5432 | grep -q N && echo ok || echo denied";
   const reporting = await run(world, 'production', 'analytics', 'reporting-5f6d8', ['sh', '-c', check]);
   t.is(reporting.stdout, 'denied\n');
@@ -70,44 +65,35 @@ test('fault: the ALLOW policy locks out in-mesh callers it does not name; named 
 });
 
 test('fault: Istio 1.9 east-west gateway without ISTIO_META_ROUTER_MODE=sni-dnat -> no SNI clusters', async (t) => {
-  const world = sharedRootWorld();
-  edit(world, 'production', '', 'Pod', 'istio-system', 'istio-eastwestgateway-6c9b8', (p) => { p.spec.containers[0].env = []; });
+  const world = faultyWorld('shared-root/no-sni-dnat');
   const r = await probe(world);
   assertNoAnswer(t, r);
   t.true(r.trace.some((h) => h.includes('without ISTIO_META_ROUTER_MODE=sni-dnat')));
 });
 
 test('fault: SNI for a host the AUTO_PASSTHROUGH gateway does not list -> filter_chain_not_found', async (t) => {
-  const world = sharedRootWorld();
-  edit(world, 'operations', 'networking.istio.io', 'DestinationRule', 'vault', 'postgres-production', (dr) => {
-    dr.spec.trafficPolicy.tls.sni = 'outbound_.5432_._.postgres.prod.svc.cluster.local';
-  });
+  const world = faultyWorld('shared-root/sni-not-listed');
   const r = await probe(world);
   assertNoAnswer(t, r);
   t.regex(r.proxies.logOf('istio-eastwestgateway-6c9b8'), /filter_chain_not_found/);
 });
 
 test('fault: port mismatch (ServiceEntry endpoint port 15444, gateway LoadBalancer on 15443) -> timeout', async (t) => {
-  const world = sharedRootWorld();
-  edit(world, 'operations', 'networking.istio.io', 'ServiceEntry', 'vault', 'postgres-production', (se) => {
-    se.spec.endpoints[0].ports['tcp-federation'] = 15444;
-  });
+  const world = faultyWorld('shared-root/endpoint-port-mismatch');
   const r = await probe(world);
   assertNoAnswer(t, r);
   t.regex(r.proxies.logOf('vault-0'), /"- - -" 0 UF "-" "203.0.113.10:15444"/);
 });
 
 test('fault: postgres has no ready endpoints -> the gateway has no upstream', async (t) => {
-  const world = sharedRootWorld();
-  edit(world, 'production', '', 'Pod', 'db', 'postgres-0', (p) => { p.status.conditions = [{ type: 'Ready', status: 'False' }]; });
+  const world = faultyWorld('shared-root/no-ready-endpoints');
   const r = await probe(world);
   assertNoAnswer(t, r);
   t.regex(r.proxies.logOf('istio-eastwestgateway-6c9b8'), /"- - -" 0 UH /);
 });
 
 test('fault: no sidecar in the consumer pod -> the selector-less Service refuses the connection', async (t) => {
-  const world = sharedRootWorld();
-  edit(world, 'operations', '', 'Pod', 'vault', 'vault-0', (p) => { p.spec.containers = p.spec.containers.filter((c: { name: string }) => c.name !== 'istio-proxy'); });
+  const world = faultyWorld('shared-root/no-consumer-sidecar');
   const r = await probe(world);
   t.is(r.exitCode, 1);
   t.is(r.stdout, 'no answer from postgres\n');
