@@ -1,0 +1,113 @@
+package envoy
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	"google.golang.org/protobuf/proto"
+
+	"meshfed.test/istio/oracle"
+)
+
+// requireEnvoy fails (never skips) when Envoy is missing: CI installs it.
+func requireEnvoy(t *testing.T) {
+	t.Helper()
+	if _, err := Binary(); err != nil {
+		t.Fatalf("these tests run a real Envoy: %v", err)
+	}
+	v, err := Version()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("envoy %s", v)
+}
+
+func TestIstioConfigOfEveryProxyPassesEnvoyValidate(t *testing.T) {
+	requireEnvoy(t)
+	sc := newScenario(t, fedPrincipal)
+	for _, p := range []*oracle.ProxyXDS{sc.sleep, sc.egress, sc.provider} {
+		r, err := Build(p, Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", p.Hop, err)
+		}
+		if len(r.MissingSecrets) > 0 {
+			t.Fatalf("%s: missing secrets %v", p.Hop, r.MissingSecrets)
+		}
+		start := time.Now()
+		if err := Validate(r.Bootstrap); err != nil {
+			t.Fatalf("%s: %v", p.Hop, err)
+		}
+		t.Logf("%s: envoy --mode validate ok in %s (%d listeners, %d clusters, %d extensions removed)",
+			p.Hop, time.Since(start).Round(time.Millisecond), len(r.Bootstrap.StaticResources.Listeners),
+			len(r.Bootstrap.StaticResources.Clusters), len(r.Dropped))
+		for _, d := range r.Dropped {
+			if _, known := istioOnly[d.Type]; !known {
+				t.Errorf("%s: removed %s (%s), which is not a known Istio-only extension", p.Hop, d.Name, d.Type)
+			}
+		}
+	}
+	// Removing Istio-only extensions keeps what decides traffic: the provider gateway's RBAC filter,
+	// its TLS context and the inline route to the subset.
+	r, err := Build(sc.provider, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := JSON(r.Bootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"envoy.filters.http.rbac"`, `"spiffe://` + fedPrincipal + `"`, `"require_client_certificate": true`,
+		`"name": "kubernetes://mf-export-bookinfo-myreviews"`, `"cluster": "outbound|9080|version-v2|myreviews.bookinfo.svc.cluster.local"`,
+	} {
+		if !strings.Contains(string(j), want) {
+			t.Errorf("provider gateway bootstrap lacks %s", want)
+		}
+	}
+}
+
+func TestEnvoyRejectsTwoFilterChainsWithTheSameMatch(t *testing.T) {
+	requireEnvoy(t)
+	sc := newScenario(t, fedPrincipal)
+	p := *sc.provider
+	p.Listeners = nil
+	for _, l := range sc.provider.Listeners {
+		l = proto.Clone(l).(*listener.Listener)
+		if l.Name == "0.0.0.0_15443" {
+			// a second server for the same SNI on the same port, as two Gateways claiming one host would give
+			l.FilterChains = append(l.FilterChains, proto.Clone(l.FilterChains[0]).(*listener.FilterChain))
+		}
+		p.Listeners = append(p.Listeners, l)
+	}
+	r, err := Build(&p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Validate(r.Bootstrap)
+	var rej *RejectedError
+	if !errors.As(err, &rej) {
+		t.Fatalf("envoy accepted a listener with two identical filter chain matches (err=%v)", err)
+	}
+	if !strings.Contains(rej.Output, "has the same matching rules defined as") {
+		t.Fatalf("unexpected rejection: %s", rej.Output)
+	}
+	if strings.Contains(rej.Output, "PRIVATE KEY") {
+		t.Fatalf("envoy's message carries key material")
+	}
+	t.Logf("envoy: %s", rej.Output)
+}
+
+func TestMissingSecretIsReported(t *testing.T) {
+	sc := newScenario(t, fedPrincipal)
+	delete(sc.provider.Secrets, "kubernetes://mf-export-bookinfo-myreviews")
+	r, err := Build(sc.provider, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.MissingSecrets) != 1 || r.MissingSecrets[0] != "kubernetes://mf-export-bookinfo-myreviews" {
+		t.Fatalf("missing secrets: %v", r.MissingSecrets)
+	}
+}
