@@ -1,6 +1,8 @@
 package envoy
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -27,8 +29,9 @@ func requireEnvoy(t *testing.T) {
 
 func TestIstioConfigOfEveryProxyPassesEnvoyValidate(t *testing.T) {
 	requireEnvoy(t)
-	sc := newScenario(t, fedPrincipal)
-	for _, p := range []*oracle.ProxyXDS{sc.sleep, sc.egress, sc.provider} {
+	sc := newScenario(t, fedPrincipal, HTTP)
+	tcp := newScenario(t, fedPrincipal, TCP)
+	for _, p := range []*oracle.ProxyXDS{sc.sleep, sc.egress, sc.provider, tcp.sleep, tcp.egress, tcp.provider} {
 		r, err := Build(p, Options{})
 		if err != nil {
 			t.Fatalf("%s: %v", p.Hop, err)
@@ -55,15 +58,20 @@ func TestIstioConfigOfEveryProxyPassesEnvoyValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := JSON(r.Bootstrap)
+	pretty, err := JSON(r.Bootstrap)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var j bytes.Buffer
+	if err := json.Compact(&j, pretty); err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{
-		`"envoy.filters.http.rbac"`, `"spiffe://` + fedPrincipal + `"`, `"require_client_certificate": true`,
-		`"name": "kubernetes://mf-export-bookinfo-myreviews"`, `"cluster": "outbound|9080|version-v2|myreviews.bookinfo.svc.cluster.local"`,
+		`"name":"envoy.filters.http.rbac"`, `"exact":"spiffe://` + fedPrincipal + `"`, `"require_client_certificate":true`,
+		`"tls_certificate_sds_secret_configs":[{"name":"kubernetes://mf-export-bookinfo-myreviews"}]`,
+		`"cluster":"outbound|9080|version-v2|myreviews.bookinfo.svc.cluster.local"`,
 	} {
-		if !strings.Contains(string(j), want) {
+		if !strings.Contains(j.String(), want) {
 			t.Errorf("provider gateway bootstrap lacks %s", want)
 		}
 	}
@@ -71,7 +79,7 @@ func TestIstioConfigOfEveryProxyPassesEnvoyValidate(t *testing.T) {
 
 func TestEnvoyRejectsTwoFilterChainsWithTheSameMatch(t *testing.T) {
 	requireEnvoy(t)
-	sc := newScenario(t, fedPrincipal)
+	sc := newScenario(t, fedPrincipal, HTTP)
 	p := *sc.provider
 	p.Listeners = nil
 	for _, l := range sc.provider.Listeners {
@@ -101,7 +109,7 @@ func TestEnvoyRejectsTwoFilterChainsWithTheSameMatch(t *testing.T) {
 }
 
 func TestMissingSecretIsReported(t *testing.T) {
-	sc := newScenario(t, fedPrincipal)
+	sc := newScenario(t, fedPrincipal, HTTP)
 	delete(sc.provider.Secrets, "kubernetes://mf-export-bookinfo-myreviews")
 	r, err := Build(sc.provider, Options{})
 	if err != nil {

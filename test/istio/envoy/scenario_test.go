@@ -99,7 +99,7 @@ kind: Service
 metadata: {name: myreviews, namespace: default}
 spec:
   clusterIP: 10.96.1.20
-  ports: [{name: http, port: 9080, targetPort: 9080, protocol: TCP}]
+  ports: [{name: {{.PortName}}, port: 9080, targetPort: 9080, protocol: TCP}]
 ---
 apiVersion: v1
 kind: Pod
@@ -120,7 +120,7 @@ spec:
   hosts: [` + exportHost + `]
   exportTo: [.]
   location: MESH_EXTERNAL
-  ports: [{number: 15443, name: http-federation, protocol: HTTP}]
+  ports: [{{if .TCP}}{number: 15443, name: tcp-federation, protocol: TCP}{{else}}{number: 15443, name: http-federation, protocol: HTTP}{{end}}]
   resolution: STATIC
   endpoints: [{address: ` + providerLB + `}]
 ---
@@ -146,8 +146,8 @@ spec:
   subsets:
   - name: mf-bind-cluster2-bookinfo-myreviews
     trafficPolicy:
-      connectionPool: {http: {useClientProtocol: true}}
-      tls: {mode: ISTIO_MUTUAL, sni: ` + exportHost + `}
+{{if not .TCP}}      connectionPool: {http: {useClientProtocol: true}}
+{{end}}      tls: {mode: ISTIO_MUTUAL, sni: ` + exportHost + `}
 ---
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -155,7 +155,7 @@ metadata: {name: mf-bind-cluster2-bookinfo-myreviews, namespace: istio-meshfed}
 spec:
   selector: {istio: meshfed-egress}
   servers:
-  - port: {number: 15443, name: https-mf-bind, protocol: HTTPS}
+  - port: {{if .TCP}}{number: 15443, name: tls-mf-bind, protocol: TLS}{{else}}{number: 15443, name: https-mf-bind, protocol: HTTPS}{{end}}
     hosts: [` + exportHost + `]
     tls: {mode: ISTIO_MUTUAL}
 ---
@@ -166,7 +166,7 @@ spec:
   hosts: [` + exportHost + `]
   gateways: [mf-bind-cluster2-bookinfo-myreviews]
   exportTo: [.]
-  http:
+  {{if .TCP}}tcp{{else}}http{{end}}:
   - match: [{port: 15443}]
     route: [{destination: {host: ` + exportHost + `, port: {number: 15443}}}]
 ---
@@ -175,13 +175,15 @@ kind: VirtualService
 metadata: {name: mf-import-myreviews, namespace: default}
 spec:
   hosts: [myreviews.default.svc.cluster.local]
-  http:
-  - route:
+  {{if .TCP}}tcp{{else}}http{{end}}:
+  - {{if .TCP}}match: [{port: 9080}]
+    {{end}}route:
     - destination:
         host: meshfed-egress.istio-meshfed.svc.cluster.local
         port: {number: 15443}
         subset: mf-bind-cluster2-bookinfo-myreviews
-    rewrite: {authority: ` + exportHost + `}
+{{if not .TCP}}    rewrite: {authority: ` + exportHost + `}
+{{end}}
 `
 
 const providerKube = `apiVersion: v1
@@ -226,7 +228,7 @@ metadata: {name: myreviews, namespace: bookinfo}
 spec:
   clusterIP: 10.96.2.20
   selector: {app: myreviews}
-  ports: [{name: http, port: 9080, targetPort: 9080, protocol: TCP}]
+  ports: [{name: {{.PortName}}, port: 9080, targetPort: 9080, protocol: TCP}]
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -238,7 +240,7 @@ addressType: IPv4
 endpoints:
 - addresses: [` + reviewsIP + `]
   targetRef: {kind: Pod, name: myreviews-v2-8f7d, namespace: bookinfo}
-ports: [{name: http, port: 9080, protocol: TCP}]
+ports: [{name: {{.PortName}}, port: 9080, protocol: TCP}]
 ---
 {{.ExportSecret}}
 `
@@ -257,7 +259,7 @@ metadata: {name: mf-export-bookinfo-myreviews, namespace: istio-meshfed}
 spec:
   selector: {istio: meshfed-ingress}
   servers:
-  - port: {number: 15443, name: https-mf-export, protocol: HTTPS}
+  - port: {{if .TCP}}{number: 15443, name: tls-mf-export, protocol: TLS}{{else}}{number: 15443, name: https-mf-export, protocol: HTTPS}{{end}}
     hosts: [` + exportHost + `]
     tls: {mode: MUTUAL, credentialName: mf-export-bookinfo-myreviews}
 ---
@@ -268,8 +270,9 @@ spec:
   hosts: [` + exportHost + `]
   gateways: [mf-export-bookinfo-myreviews]
   exportTo: [.]
-  http:
-  - route:
+  {{if .TCP}}tcp{{else}}http{{end}}:
+  - {{if .TCP}}match: [{port: 15443}]
+    {{end}}route:
     - destination:
         host: myreviews.bookinfo.svc.cluster.local
         port: {number: 9080}
@@ -283,8 +286,8 @@ spec:
   action: ALLOW
   rules:
   - from: [{source: {principals: [{{.Principal}}]}}]
-    to: [{operation: {hosts: [` + exportHost + `]}}]
-    when: [{key: connection.sni, values: [` + exportHost + `]}]
+{{if not .TCP}}    to: [{operation: {hosts: [` + exportHost + `]}}]
+{{end}}    when: [{key: connection.sni, values: [` + exportHost + `]}]
 `
 
 func meshConfig(td string) *meshconfig.MeshConfig {
@@ -318,7 +321,7 @@ func gatewayProxy(ns, pod, ip, istioLabel, sa string) *model.Proxy {
 
 // newScenario builds the three proxies' configs. principal is the consumer identity the provider's
 // AuthorizationPolicy admits.
-func newScenario(t *testing.T, principal string) *scenario {
+func newScenario(t *testing.T, principal string, proto Protocol) *scenario {
 	t.Helper()
 	var err error
 	sc := &scenario{}
@@ -338,18 +341,24 @@ func newScenario(t *testing.T, principal string) *scenario {
 		t.Fatal(err)
 	}
 
+	vars := map[string]any{"TCP": proto == TCP, "PortName": "http", "Principal": principal}
+	if proto == TCP {
+		vars["PortName"] = "tcp-reviews"
+	}
 	consumer := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{
 		MeshConfig:   meshConfig(consumerTD),
-		ConfigString: consumerConfig,
-		KubernetesObjectString: render(t, consumerKube, map[string]string{
+		ConfigString: render(t, consumerConfig, vars),
+		KubernetesObjectString: render(t, consumerKube, map[string]any{
+			"PortName": vars["PortName"],
 			"BindSecret": secretYAML("istio-meshfed", "mf-bind-cluster2-bookinfo-myreviews", "Opaque", map[string][]byte{
 				"tls.crt": sc.egressFedChain, "tls.key": sc.egressFedKey, "ca.crt": sc.fedCA.RootPEM}),
 		}),
 	})
 	provider := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{
 		MeshConfig:   meshConfig(providerTD),
-		ConfigString: render(t, providerConfig, map[string]string{"Principal": principal}),
-		KubernetesObjectString: render(t, providerKube, map[string]string{
+		ConfigString: render(t, providerConfig, vars),
+		KubernetesObjectString: render(t, providerKube, map[string]any{
+			"PortName": vars["PortName"],
 			"ExportSecret": secretYAML("istio-meshfed", "mf-export-bookinfo-myreviews", "kubernetes.io/tls", map[string][]byte{
 				"tls.crt": sc.exportChain, "tls.key": sc.exportKey, "ca.crt": sc.fedCA.RootPEM}),
 		}),
