@@ -12,7 +12,10 @@ import type { staticWorld } from './world.js';
 
 export type FaultWorld = ReturnType<typeof staticWorld>;
 
-/** The hops of a federated call, named as the Istio oracle (test/istio) names them. */
+/**
+ * The hops of a federated call, named as the Istio oracle (test/istio) names them. A fault belongs to the hop the
+ * request cannot pass: for a failed TLS handshake, the hop being connected to, whichever side rejects the other.
+ */
 export type Hop = 'client-sidecar' | 'egress-gateway' | 'provider-gateway' | 'workload';
 
 /** A call made from a pod: the URL as the application would use it (`http://…` or `tcp://host:port`). */
@@ -125,7 +128,7 @@ export const MODEL_FAULTS: readonly ModelFault[] = [
     },
   },
   {
-    id: 'boundary/server-cert-untrusted', scenario: B, hop: 'egress-gateway',
+    id: 'boundary/server-cert-untrusted', scenario: B, hop: 'provider-gateway',
     description: 'the consumer gateway does not trust the provider gateway certificate (ca.crt of another CA)',
     apply: (w) => w.add('cluster1', clientCredential(getBoundaryPki().client, createRootCA('some other CA').cert)),
   },
@@ -190,7 +193,7 @@ export const MODEL_FAULTS: readonly ModelFault[] = [
   },
   {
     id: 'shared-root/distinct-roots', scenario: S, hop: 'workload',
-    description: 'the consumer mesh runs on another root CA: the two sidecars do not trust each other',
+    description: 'the consumer mesh runs on another root CA: the calling sidecar does not trust the provider workload\'s certificate',
     apply: (w) => w.add('operations', secret('istio-system', 'cacerts', cacertsData(getSharedRootPki().other))),
   },
   {

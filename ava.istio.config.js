@@ -1,0 +1,11 @@
+// The Istio oracle's tests (npm run test:istio): scenarios run through meshfed against emulated clusters, then
+// judged by Istio's own translator and Envoy (test/istio), and compared with the data-path model. Kept out of
+// `npm test`: they need Go and Envoy, and take minutes.
+export default {
+  files: ['test/istio/**/*.test.ts'],
+  extensions: { ts: 'module' },
+  nodeArguments: ['--import=tsx'],
+  workerThreads: false,
+  timeout: '10m',
+  concurrency: 2,
+};
