@@ -17,7 +17,7 @@ type ProxyXDS struct {
 	Cluster string
 	// Namespace and Pod name the proxy's pod.
 	Namespace string
-	Pod string
+	Pod       string
 	// Router is true for a gateway (Istio proxy type "router"), false for a sidecar.
 	Router bool
 	// Identity is the SPIFFE id of the proxy's workload certificate (spiffe://<trust domain>/ns/<ns>/sa/<sa>).
@@ -58,4 +58,18 @@ type ProxyConfigJudge interface {
 	// Name is a short label for the validation list ("envoy").
 	Name() string
 	Judge(p *ProxyXDS) error
+}
+
+// LiveJudge runs the gateways of a traced path as real Envoy processes (with a backend standing in for the
+// workload) and sends the traced request through them (`--envoy live`).
+type LiveJudge interface {
+	Live(res *Result) (*LiveOutcome, error)
+}
+
+// LiveOutcome is what the real request did.
+type LiveOutcome struct {
+	// Reached is true when the backend answered (HTTP 200 / the TCP echo).
+	Reached bool `json:"reached"`
+	// Detail says what happened (status code, handshake error, ...).
+	Detail string `json:"detail"`
 }
