@@ -235,12 +235,21 @@ func Trace(st *State, from string, rawURL string, opts Options) (res *Result, er
 	authority := u.Host // curl sends host[:port] as typed
 	in := conn{srcIP: pod.Status.PodIP, dstIP: vip, dstPort: port, http: u.Scheme == "http",
 		req: request{method: method, authority: authority, path: path, headers: opts.Headers}}
-	if c.PodProxyKind(pod) != Sidecar {
+	var outs []pathOutcome
+	switch c.PodProxyKind(pod) {
+	case Sidecar:
+		outs = t.hop("client-sidecar", c, pod, in, nil, "resolved "+host+" to "+vip+" ("+how+")")
+	case NoProxy:
+		// No sidecar: the app's plaintext connection goes where the address leads (kube-proxy for a
+		// ClusterIP), outside the mesh's routing.
+		h := Hop{Hop: "client-sidecar", Cluster: cname, Proxy: ns + "/" + podName, Outcome: "passed", Validation: []string{},
+			Detail: fmt.Sprintf("the pod has no sidecar: the app connects to %s:%d itself in plaintext (resolved %s: %s)", vip, port, host, how)}
+		outs = t.handOff(c, pod, h, nil, in)
+	default:
 		res.Verdict = "cannot-judge"
-		res.CannotJudge = fmt.Sprintf("pod %s/%s/%s has no sidecar: the oracle traces calls from meshed pods", cname, ns, podName)
+		res.CannotJudge = fmt.Sprintf("pod %s/%s/%s is a gateway: the oracle traces calls from application pods", cname, ns, podName)
 		return res, nil
 	}
-	outs := t.hop("client-sidecar", c, pod, in, nil, "resolved "+host+" to "+vip+" ("+how+")")
 	res.Proxies = t.proxies
 	summarize(res, outs)
 	return res, nil
@@ -919,30 +928,38 @@ func (t *tracer) upstream(c *Cluster, pod *corev1.Pod, x *ProxyXDS, kind ProxyKi
 		out.tls = up
 	}
 
-	// The next proxy.
-	nc, npod, port, how, err := t.locate(c, e.ip, e.port)
+	h.Outcome = "passed"
+	if h.Detail == "" {
+		h.Detail = fmt.Sprintf("%s -> %s -> %s:%d", h.Listener, tg.cluster, e.ip, e.port)
+	}
+	return t.handOff(c, pod, h, prev, out)
+}
+
+// handOff delivers a connection leaving pod (in cluster c) to the pod that receives it and runs that hop.
+func (t *tracer) handOff(c *Cluster, pod *corev1.Pod, h Hop, prev []Hop, out conn) []pathOutcome {
+	nc, npod, port, how, err := t.locate(c, out.dstIP, out.dstPort)
 	if err != nil {
 		return refuse(h, prev, "unreachable-address", err.Error())
 	}
 	if npod == nil {
 		return refuse(h, prev, "no-endpoints", how)
 	}
-	out.dstIP, out.dstPort = npod.Status.PodIP, port
-	nx.To = fmt.Sprintf("%s/%s/%s:%d (%s)", nc.Name, npod.Namespace, npod.Name, port, how)
-	h.Outcome = "passed"
-	if h.Detail == "" {
-		h.Detail = fmt.Sprintf("%s -> %s -> %s:%d", h.Listener, tg.cluster, e.ip, e.port)
+	if h.Next != nil {
+		h.Next.To = fmt.Sprintf("%s/%s/%s:%d (%s)", nc.Name, npod.Namespace, npod.Name, port, how)
+	} else {
+		h.Detail += fmt.Sprintf(" -> %s/%s/%s:%d (%s)", nc.Name, npod.Namespace, npod.Name, port, how)
 	}
+	out.dstIP, out.dstPort = npod.Status.PodIP, port
 	nkind := nc.PodProxyKind(npod)
 	next := "workload"
 	if nkind == Gateway {
-		if nc.Name == c.Name && name == "client-sidecar" {
+		if nc.Name == c.Name && h.Hop == "client-sidecar" {
 			next = "egress-gateway"
 		} else {
 			next = "provider-gateway"
 		}
 	}
-	if nkind == Sidecar && name == "client-sidecar" && npod.Namespace == pod.Namespace && npod.Name == pod.Name {
+	if h.Hop == "client-sidecar" && npod.Namespace == pod.Namespace && npod.Name == pod.Name {
 		return cannot(h, prev, "the call loops back to the calling pod")
 	}
 	return t.hop(next, nc, npod, out, append(append([]Hop{}, prev...), h), "")

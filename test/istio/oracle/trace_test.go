@@ -86,7 +86,12 @@ func secretYAML(ns, name string, data map[string][]byte) string {
 // edits (old -> new, per cluster file) a test makes.
 func boundaryDir(t *testing.T, edits map[string][][2]string, skipSecrets ...string) string {
 	t.Helper()
-	pki := newTestPKI(t, "reviews.bookinfo.svc.cluster2.global", "spiffe://cluster1/ns/istio-meshfed/sa/istio-federation-egressgateway")
+	return boundaryDirWithClient(t, "spiffe://cluster1/ns/istio-meshfed/sa/istio-federation-egressgateway", edits, skipSecrets...)
+}
+
+func boundaryDirWithClient(t *testing.T, clientURI string, edits map[string][][2]string, skipSecrets ...string) string {
+	t.Helper()
+	pki := newTestPKI(t, "reviews.bookinfo.svc.cluster2.global", clientURI)
 	dir := t.TempDir()
 	if d := os.Getenv("ISTIO_ORACLE_WRITE_DIR"); d != "" {
 		dir = d
@@ -228,5 +233,78 @@ func TestMissingClientSecretRefusesAtEgressGateway(t *testing.T) {
 	wantPath(t, res, "refused", "client-sidecar:passed", "egress-gateway:refused")
 	if *res.Reason != "tls-missing-secret" {
 		t.Fatalf("reason %s", *res.Reason)
+	}
+}
+
+const principalLine = "principals: [cluster1/ns/istio-meshfed/sa/istio-federation-egressgateway]"
+
+// Istio expands a principal whose trust domain is the local one or an alias to every one of them
+// (pilot/pkg/security/trustdomain/bundle.go ReplaceTrustDomainAliases, used by
+// pilot/pkg/networking/plugin/authz/authorization.go): the oracle sees it through the RBAC Istio emits.
+func TestTrustDomainAliasOfTheProviderAdmitsTheConsumer(t *testing.T) {
+	policy := [2]string{principalLine, "principals: [cluster2/ns/istio-meshfed/sa/istio-federation-egressgateway]"}
+	withAlias := boundaryDir(t, map[string][][2]string{"cluster2": {policy, {"trustDomain: cluster2\n", "trustDomain: cluster2\n    trustDomainAliases: [cluster1]\n"}}})
+	res := trace(t, withAlias, "cluster1/default/sleep-6f8b4", "http://reviews.default:9080/reviews/0", Options{})
+	wantPath(t, res, "reached", "client-sidecar:passed", "egress-gateway:passed", "provider-gateway:passed", "workload:passed")
+
+	without := boundaryDir(t, map[string][][2]string{"cluster2": {policy}})
+	res = trace(t, without, "cluster1/default/sleep-6f8b4", "http://reviews.default:9080/reviews/0", Options{})
+	wantPath(t, res, "refused", "client-sidecar:passed", "egress-gateway:passed", "provider-gateway:refused")
+	if *res.Reason != "rbac-denied" {
+		t.Fatalf("reason %s", *res.Reason)
+	}
+}
+
+// A principal in trust domain "cluster.local" names the provider's own trust domain (same source): a consumer
+// whose certificate really says spiffe://cluster.local/... is not admitted by it.
+func TestConsumerTrustDomainClusterLocalIsRewrittenToTheProvidersOwn(t *testing.T) {
+	dir := boundaryDirWithClient(t, "spiffe://cluster.local/ns/istio-meshfed/sa/istio-federation-egressgateway", map[string][][2]string{
+		"cluster2": {{principalLine, "principals: [cluster.local/ns/istio-meshfed/sa/istio-federation-egressgateway]"}},
+	})
+	res := trace(t, dir, "cluster1/default/sleep-6f8b4", "http://reviews.default:9080/reviews/0", Options{})
+	wantPath(t, res, "refused", "client-sidecar:passed", "egress-gateway:passed", "provider-gateway:refused")
+	if *res.Reason != "rbac-denied" || res.Hops[2].RBAC.Principal != "spiffe://cluster.local/ns/istio-meshfed/sa/istio-federation-egressgateway" {
+		t.Fatalf("reason %s, principal %s", *res.Reason, res.Hops[2].RBAC.Principal)
+	}
+}
+
+func TestClientCertificateFromAnotherCAIsUntrusted(t *testing.T) {
+	// The consumer's client Secret holds a certificate of a CA the provider gateway does not trust.
+	dir := boundaryDir(t, nil, "cluster1")
+	other := newTestPKI(t, "x", "spiffe://cluster1/ns/istio-meshfed/sa/istio-federation-egressgateway")
+	good, err := os.ReadFile(filepath.Join(dir, "cluster2.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Trust the provider's server certificate (its CA) but present a client certificate of another CA.
+	caLine := ""
+	for _, l := range strings.Split(string(good), "\n") {
+		if strings.HasPrefix(l, "  ca.crt: ") {
+			caLine = strings.TrimPrefix(l, "  ca.crt: ")
+		}
+	}
+	ca, _ := base64.StdEncoding.DecodeString(caLine)
+	f, err := os.OpenFile(filepath.Join(dir, "cluster1.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString("\n" + secretYAML("istio-meshfed", "cluster2-federation-client", map[string][]byte{"tls.crt": other.clientCert, "tls.key": other.clientKey, "ca.crt": ca}))
+	_ = f.Close()
+	res := trace(t, dir, "cluster1/default/sleep-6f8b4", "http://reviews.default:9080/reviews/0", Options{})
+	wantPath(t, res, "refused", "client-sidecar:passed", "egress-gateway:passed", "provider-gateway:refused")
+	if *res.Reason != "tls-untrusted-peer" {
+		t.Fatalf("reason %s", *res.Reason)
+	}
+}
+
+func TestCallerWithoutSidecarGoesStraightToTheService(t *testing.T) {
+	dir := boundaryDir(t, map[string][][2]string{"cluster2": {{
+		"  - { name: sleep, image: curlimages/curl:8.11.1, command: [sleep, '3600'] }\n  - { name: istio-proxy, image: docker.io/istio/proxyv2:1.24.2 }",
+		"  - { name: sleep, image: curlimages/curl:8.11.1, command: [sleep, '3600'] }",
+	}, {"name: sleep-7dc47\n  namespace: bookinfo\n  labels: { app: sleep }", "name: sleep-7dc47\n  namespace: bookinfo\n  labels: { app: sleep, sidecar.istio.io/inject: 'false' }"}}})
+	res := trace(t, dir, "cluster2/bookinfo/sleep-7dc47", "http://myreviews.bookinfo:9080/reviews/0", Options{})
+	wantPath(t, res, "reached", "client-sidecar:passed", "workload:passed")
+	if res.Hops[1].Listener != "virtualInbound" {
+		t.Errorf("the workload's sidecar takes the plaintext call on %s", res.Hops[1].Listener)
 	}
 }
