@@ -17,8 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	kubeyaml "k8s.io/apimachinery/pkg/util/yaml"
-	sigsyaml "sigs.k8s.io/yaml"
+	yaml3 "go.yaml.in/yaml/v3"
 
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	"istio.io/istio/pilot/pkg/config/kube/crd"
@@ -103,9 +102,12 @@ func LoadState(dir string) (*State, error) {
 	return st, nil
 }
 
+// splitDocuments reads a multi-document YAML (or JSON) stream. It is read as YAML 1.2 (go.yaml.in/yaml/v3):
+// a dump written by a YAML 1.2 writer leaves strings like `yes` or `on` unquoted, and the API server holds them
+// as strings.
 func splitDocuments(data []byte) ([]map[string]any, error) {
 	var out []map[string]any
-	dec := kubeyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 1<<20)
+	dec := yaml3.NewDecoder(bytes.NewReader(data))
 	for {
 		var obj map[string]any
 		if err := dec.Decode(&obj); err != nil {
@@ -173,7 +175,7 @@ func LoadCluster(name string, data []byte) (*Cluster, error) {
 			if md, ok := o["metadata"].(map[string]any); ok {
 				delete(md, "managedFields")
 			}
-			y, err := sigsyaml.Marshal(o)
+			y, err := json.Marshal(o) // JSON is YAML: no re-interpretation of scalars
 			if err != nil {
 				return nil, err
 			}

@@ -106,7 +106,7 @@ func EvaluateChainRBAC(fc *listener.FilterChain, req RBACRequest) (*RBACOutcome,
 		if e.rules == nil {
 			continue // shadow rules only
 		}
-		r := RBACFilterResult{Filter: e.name, Action: e.rules.GetAction().String()}
+		r := RBACFilterResult{Filter: e.name, Action: e.rules.GetAction().String(), Matched: []string{}}
 		names := make([]string, 0, len(e.rules.GetPolicies()))
 		for n := range e.rules.GetPolicies() {
 			names = append(names, n)

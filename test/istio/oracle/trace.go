@@ -454,8 +454,12 @@ func (t *tracer) hop(name string, c *Cluster, pod *corev1.Pod, in conn, prev []H
 		t.seen[x] = true
 		t.proxies = append(t.proxies, x)
 	}
-	for _, v := range bp.validation {
-		h.Validation = append(h.Validation, "xdstest: "+v)
+	for i, v := range bp.validation {
+		if i == 5 {
+			h.Validation = append(h.Validation, fmt.Sprintf("xdstest: … %d more", len(bp.validation)-5))
+			break
+		}
+		h.Validation = append(h.Validation, "xdstest: "+compact(v))
 	}
 	if len(bp.validation) > 0 {
 		return refuse(h, prev, "invalid-config", "Istio's xdstest validation rejects the proxy's config")
@@ -953,10 +957,11 @@ func (t *tracer) handOff(c *Cluster, pod *corev1.Pod, h Hop, prev []Hop, out con
 	nkind := nc.PodProxyKind(npod)
 	next := "workload"
 	if nkind == Gateway {
-		if nc.Name == c.Name && h.Hop == "client-sidecar" {
+		next = "provider-gateway"
+		if nc.Name == c.Name && h.Hop == "client-sidecar" && !nc.exposed(npod) {
+			// A gateway of the caller's own cluster that no LoadBalancer exposes is the consumer's egress
+			// gateway; an exposed one (an ingress/east-west gateway) serves the provider side.
 			next = "egress-gateway"
-		} else {
-			next = "provider-gateway"
 		}
 	}
 	if h.Hop == "client-sidecar" && npod.Namespace == pod.Namespace && npod.Name == pod.Name {
@@ -1097,4 +1102,26 @@ func serviceEntryHostsAddrs(spec any) ([]string, []string) {
 		return nil, nil
 	}
 	return se.GetHosts(), se.GetAddresses()
+}
+
+// compact puts a multi-line message (xdstest prints JSON) on one line, at most 800 characters.
+func compact(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 800 {
+		s = s[:800] + "…"
+	}
+	return s
+}
+
+// exposed says whether a Service with a LoadBalancer selects the pod.
+func (c *Cluster) exposed(p *corev1.Pod) bool {
+	for _, svc := range c.Services {
+		if svc.Namespace != p.Namespace || !selectorMatches(svc.Spec.Selector, p.Labels) {
+			continue
+		}
+		if svc.Spec.Type == corev1.ServiceTypeLoadBalancer || len(svc.Status.LoadBalancer.Ingress) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -171,6 +171,13 @@ func printText(w io.Writer, res *oracle.Result) {
 			line += " [" + h.Reason + "] " + h.Detail
 		}
 		fmt.Fprintln(w, line)
+		if h.Outcome != "passed" {
+			for _, v := range h.Validation {
+				if !strings.HasSuffix(v, ": ok") {
+					fmt.Fprintln(w, "    "+v)
+				}
+			}
+		}
 	}
 	switch res.Verdict {
 	case "reached":
