@@ -42,7 +42,8 @@ export function writeClusterYaml(dir: string, cluster: string, objects: KubeObje
   const docs = sortObjects(objects).map((o) => {
     // managedFields say who wrote what, which no proxy reads; dropping them halves the file.
     const { managedFields: _managed, ...metadata } = o.metadata as KubeObject['metadata'] & { managedFields?: unknown };
-    return YAML.stringify({ ...o, metadata }, { lineWidth: 0 });
+    // YAML 1.1 quoting: Go readers (sigs.k8s.io/yaml) take an unquoted `yes`, `on` or `0755` for a bool or a number.
+    return YAML.stringify({ ...o, metadata }, { lineWidth: 0, version: '1.1' });
   });
   writeFileSync(path, docs.map((d) => `---\n${d}`).join(''));
   return path;
