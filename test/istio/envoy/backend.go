@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"meshfed.test/istio/oracle"
 )
 
 // Protocol of a backend or a probe.
@@ -30,12 +32,13 @@ type Backend struct {
 	Name string
 	Addr string
 
-	ln      net.Listener
-	srv     *http.Server
-	mu      sync.Mutex
-	peers   []string
-	wg      sync.WaitGroup
-	closing chan struct{}
+	ln       net.Listener
+	srv      *http.Server
+	mu       sync.Mutex
+	peers    []string
+	attempts []string
+	wg       sync.WaitGroup
+	closing  chan struct{}
 }
 
 // Peers are the SPIFFE ids of the clients that reached the backend (the provider gateway's identity).
@@ -45,18 +48,31 @@ func (b *Backend) Peers() []string {
 	return append([]string(nil), b.peers...)
 }
 
+// Attempts are the connections the backend accepted (whether or not the mTLS handshake succeeded).
+func (b *Backend) Attempts() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.attempts...)
+}
+
 // StartBackend listens on ip (port chosen freely) with a workload certificate for spiffeID from ca.
 func StartBackend(name, ip string, ca *CA, spiffeID string, proto Protocol) (*Backend, error) {
 	chain, key, err := ca.Workload(spiffeID)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := tls.X509KeyPair(chain, key)
+	return startBackendWith(name, ip, &oracle.SecretMaterial{CertChainPEM: chain, PrivateKeyPEM: key}, ca.RootPEM, proto)
+}
+
+// startBackendWith serves with the given workload certificate (e.g. the workload's SDS "default" as the
+// trace resolved it) and trusts clients chaining to rootPEM.
+func startBackendWith(name, ip string, m *oracle.SecretMaterial, rootPEM []byte, proto Protocol) (*Backend, error) {
+	cert, err := tls.X509KeyPair(m.CertChainPEM, m.PrivateKeyPEM)
 	if err != nil {
 		return nil, err
 	}
 	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(ca.RootPEM) {
+	if !roots.AppendCertsFromPEM(rootPEM) {
 		return nil, errors.New("backend: no root certificate")
 	}
 	cfg := &tls.Config{
@@ -85,6 +101,9 @@ func StartBackend(name, ip string, ca *CA, spiffeID string, proto Protocol) (*Ba
 				close(conns)
 				return
 			}
+			b.mu.Lock()
+			b.attempts = append(b.attempts, c.RemoteAddr().String())
+			b.mu.Unlock()
 			go func() {
 				tc := tls.Server(c, cfg)
 				_ = tc.SetDeadline(time.Now().Add(10 * time.Second))

@@ -76,6 +76,9 @@ type Options struct {
 	// Endpoints rewrites upstream endpoint addresses: key and value are "ip:port" (live mode: the
 	// provider gateway's LoadBalancer address -> its loopback listener, a pod -> the backend).
 	Endpoints map[string]string
+	// ClusterEndpoints replaces every endpoint of the named clusters by one address "ip:port" (live mode:
+	// a gateway's upstream cluster on the traced path -> the next live proxy or the backend).
+	ClusterEndpoints map[string]string
 }
 
 // Result is a static bootstrap built from one proxy's xDS.
@@ -88,6 +91,8 @@ type Result struct {
 	MissingSecrets []string
 	// ListenerAddresses maps a kept listener's name to the address it binds.
 	ListenerAddresses map[string]string
+
+	uses map[string]*secretUse
 }
 
 // MissingSecretsError is returned when the config names SDS secrets the oracle has no material for.
@@ -176,6 +181,26 @@ func Build(p *oracle.ProxyXDS, opts Options) (*Result, error) {
 			c.EdsClusterConfig = nil
 			c.LoadAssignment = la
 		}
+		if to, ok := opts.ClusterEndpoints[c.Name]; ok {
+			ep := &endpoint.Endpoint{Address: &core.Address{}}
+			if err := setSocketAddress(ep.Address, to); err != nil {
+				return nil, fmt.Errorf("cluster %s: %v", c.Name, err)
+			}
+			// Keep the first endpoint's metadata (tlsMode and friends decide the transport socket).
+			lbe := &endpoint.LbEndpoint{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: ep}}
+			if la := c.GetLoadAssignment(); la != nil && len(la.Endpoints) > 0 && len(la.Endpoints[0].LbEndpoints) > 0 {
+				lbe.Metadata = la.Endpoints[0].LbEndpoints[0].Metadata
+			}
+			switch c.GetType() {
+			case cluster.Cluster_STATIC, cluster.Cluster_STRICT_DNS, cluster.Cluster_LOGICAL_DNS:
+			default:
+				c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_STATIC}
+				c.LbPolicy = cluster.Cluster_ROUND_ROBIN
+				c.LbConfig = nil
+			}
+			c.LoadAssignment = &endpoint.ClusterLoadAssignment{ClusterName: c.Name,
+				Endpoints: []*endpoint.LocalityLbEndpoints{{LbEndpoints: []*endpoint.LbEndpoint{lbe}}}}
+		}
 		if len(opts.Endpoints) > 0 && c.LoadAssignment != nil {
 			for _, lle := range c.LoadAssignment.Endpoints {
 				for _, lbe := range lle.LbEndpoints {
@@ -205,31 +230,17 @@ func Build(p *oracle.ProxyXDS, opts Options) (*Result, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		use := b.secrets[n]
-		m := p.Secrets[n]
-		if use.cert && use.ca {
-			return nil, fmt.Errorf("SDS name %q is used both as a certificate and as a validation context", n)
+		sec, err := staticSecret(n, b.secrets[n], p.Secrets[n])
+		if err != nil {
+			return nil, err
 		}
-		switch {
-		case use.cert:
-			if m == nil || len(m.CertChainPEM) == 0 || len(m.PrivateKeyPEM) == 0 {
-				res.MissingSecrets = append(res.MissingSecrets, n)
-				continue
-			}
-			sr.Secrets = append(sr.Secrets, &tls.Secret{Name: n, Type: &tls.Secret_TlsCertificate{TlsCertificate: &tls.TlsCertificate{
-				CertificateChain: inlineBytes(m.CertChainPEM),
-				PrivateKey:       inlineBytes(m.PrivateKeyPEM),
-			}}})
-		case use.ca:
-			if m == nil || len(m.CACertPEM) == 0 {
-				res.MissingSecrets = append(res.MissingSecrets, n)
-				continue
-			}
-			sr.Secrets = append(sr.Secrets, &tls.Secret{Name: n, Type: &tls.Secret_ValidationContext{ValidationContext: &tls.CertificateValidationContext{
-				TrustedCa: inlineBytes(m.CACertPEM),
-			}}})
+		if sec == nil {
+			res.MissingSecrets = append(res.MissingSecrets, n)
+			continue
 		}
+		sr.Secrets = append(sr.Secrets, sec)
 	}
+	res.uses = b.secrets
 
 	admin := opts.AdminAddress
 	if admin == "" {
@@ -258,6 +269,28 @@ func Build(p *oracle.ProxyXDS, opts Options) (*Result, error) {
 	}
 	res.Dropped = b.dropped
 	return res, nil
+}
+
+// staticSecret is the static secret for an SDS name as the config uses it (nil: no material).
+func staticSecret(n string, use *secretUse, m *oracle.SecretMaterial) (*tls.Secret, error) {
+	if use.cert && use.ca {
+		return nil, fmt.Errorf("SDS name %q is used both as a certificate and as a validation context", n)
+	}
+	if use.cert {
+		if m == nil || len(m.CertChainPEM) == 0 || len(m.PrivateKeyPEM) == 0 {
+			return nil, nil
+		}
+		return &tls.Secret{Name: n, Type: &tls.Secret_TlsCertificate{TlsCertificate: &tls.TlsCertificate{
+			CertificateChain: inlineBytes(m.CertChainPEM),
+			PrivateKey:       inlineBytes(m.PrivateKeyPEM),
+		}}}, nil
+	}
+	if m == nil || len(m.CACertPEM) == 0 {
+		return nil, nil
+	}
+	return &tls.Secret{Name: n, Type: &tls.Secret_ValidationContext{ValidationContext: &tls.CertificateValidationContext{
+		TrustedCa: inlineBytes(m.CACertPEM),
+	}}}, nil
 }
 
 func inlineBytes(b []byte) *core.DataSource {

@@ -28,6 +28,10 @@ type Client struct {
 	// SANs the server certificate must carry one of (empty: chain only).
 	SANs    []string
 	Timeout time.Duration
+	// Plain sends without TLS (a sidecar whose cluster originates no TLS).
+	Plain bool
+	// Headers are added to an HTTP request.
+	Headers map[string]string
 }
 
 // SidecarTLS reads SNI, ALPN and subject alt names from the UpstreamTlsContext of an Istio sidecar
@@ -54,21 +58,33 @@ func SidecarTLS(c *cluster.Cluster) (sni string, alpn, sans []string, err error)
 	return up.Sni, up.GetCommonTlsContext().GetAlpnProtocols(), sans, nil
 }
 
-func (c *Client) dial(addr string) (*tls.Conn, error) {
-	cert, err := tls.X509KeyPair(c.CertChainPEM, c.KeyPEM)
-	if err != nil {
-		return nil, err
+func (c *Client) dial(addr string) (net.Conn, error) {
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	if c.Plain {
+		conn, err := net.DialTimeout("tcp", addr, timeout)
+		if err == nil {
+			_ = conn.SetDeadline(time.Now().Add(timeout))
+		}
+		return conn, err
+	}
+	var certs []tls.Certificate
+	if len(c.CertChainPEM) > 0 {
+		cert, err := tls.X509KeyPair(c.CertChainPEM, c.KeyPEM)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, cert)
 	}
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM(c.RootPEM) {
 		return nil, errors.New("client: no root certificate")
 	}
-	timeout := c.Timeout
-	if timeout == 0 {
-		timeout = 10 * time.Second
-	}
+	var err error
 	cfg := &tls.Config{
-		Certificates: []tls.Certificate{cert},
+		Certificates: certs,
 		ServerName:   c.SNI,
 		NextProtos:   c.ALPN,
 		MinVersion:   tls.VersionTLS12,
@@ -133,6 +149,9 @@ func (c *Client) Get(addr, authority, path string) (*Response, error) {
 		return nil, err
 	}
 	req.Close = true
+	for k, v := range c.Headers {
+		req.Header.Set(k, v)
+	}
 	if err := req.Write(conn); err != nil {
 		return nil, err
 	}

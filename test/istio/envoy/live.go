@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,8 @@ type LiveOptions struct {
 	Ports []uint32
 	// Endpoints rewrites upstream endpoints, "ip:port" -> "ip:port" (see Options.Endpoints).
 	Endpoints map[string]string
+	// ClusterEndpoints points whole clusters at one address (see Options.ClusterEndpoints).
+	ClusterEndpoints map[string]string
 }
 
 // Process is a running Envoy.
@@ -83,7 +86,7 @@ func StartProxy(name string, px *oracle.ProxyXDS, opts LiveOptions) (*Process, e
 	if err != nil {
 		return nil, err
 	}
-	res, err := Build(px, Options{AdminAddress: admin, Listeners: addrs, Endpoints: opts.Endpoints})
+	res, err := Build(px, Options{AdminAddress: admin, Listeners: addrs, Endpoints: opts.Endpoints, ClusterEndpoints: opts.ClusterEndpoints})
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +182,22 @@ func (p *Process) Stats(filter string) string {
 	var b bytes.Buffer
 	_, _ = b.ReadFrom(resp.Body)
 	return b.String()
+}
+
+// Counter sums the admin counters whose name ends with suffix (e.g. ".rbac.denied": the HTTP and network
+// RBAC filters' denials; shadow-policy counters end differently).
+func (p *Process) Counter(suffix string) int {
+	total := 0
+	for _, line := range strings.Split(p.Stats(strings.TrimPrefix(suffix, ".")), "\n") {
+		name, val, ok := strings.Cut(line, ": ")
+		if !ok || !strings.HasSuffix(name, suffix) || strings.Contains(name, "shadow") {
+			continue
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(val)); err == nil {
+			total += n
+		}
+	}
+	return total
 }
 
 // freeAddr returns ip:port with a port that was free a moment ago.
