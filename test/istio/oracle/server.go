@@ -1,6 +1,7 @@
 package oracle
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -171,23 +172,37 @@ func (cs *clusterServer) build(hop string, p *corev1.Pod) (bp *builtProxy, err e
 	for k, v := range p.Labels {
 		labels[k] = v
 	}
+	// istio-agent sends the proxy container's ISTIO_META_* variables as node metadata (NETWORK,
+	// REQUESTED_NETWORK_VIEW, ...; pkg/model/proxy.go NodeMetadata json names).
+	md := &model.NodeMetadata{}
+	raw := map[string]any{}
+	for _, ct := range p.Spec.Containers {
+		if ct.Name != "istio-proxy" {
+			continue
+		}
+		for _, e := range ct.Env {
+			if k, ok := strings.CutPrefix(e.Name, "ISTIO_META_"); ok && e.Value != "" {
+				raw[k] = e.Value
+			}
+		}
+	}
+	if len(raw) > 0 {
+		j, _ := json.Marshal(raw)
+		if err := json.Unmarshal(j, md); err != nil {
+			return nil, fmt.Errorf("pod %s/%s: ISTIO_META_* environment: %v", cs.c.Name, key, err)
+		}
+		md.Raw = raw
+	}
+	md.Labels, md.Namespace, md.ServiceAccount, md.IstioVersion = labels, p.Namespace, sa, ProxyIstioVersion
+	md.WorkloadName, md.Annotations, md.InstanceIPs, md.ClusterID = p.Name, p.Annotations, ips, "Kubernetes"
 	proxy := &model.Proxy{
-		Type:            model.SidecarProxy,
-		IPAddresses:     ips,
-		ID:              p.Name + "." + p.Namespace,
-		ConfigNamespace: p.Namespace,
-		DNSDomain:       p.Namespace + ".svc.cluster.local",
-		Labels:          labels,
-		Metadata: &model.NodeMetadata{
-			Labels:         labels,
-			Namespace:      p.Namespace,
-			ServiceAccount: sa,
-			IstioVersion:   ProxyIstioVersion,
-			WorkloadName:   p.Name,
-			Annotations:    p.Annotations,
-			InstanceIPs:    ips,
-			ClusterID:      "Kubernetes",
-		},
+		Type:             model.SidecarProxy,
+		IPAddresses:      ips,
+		ID:               p.Name + "." + p.Namespace,
+		ConfigNamespace:  p.Namespace,
+		DNSDomain:        p.Namespace + ".svc.cluster.local",
+		Labels:           labels,
+		Metadata:         md,
 		VerifiedIdentity: &spiffe.Identity{TrustDomain: cs.c.Mesh.GetTrustDomain(), Namespace: p.Namespace, ServiceAccount: sa},
 	}
 	if kind == Gateway {
