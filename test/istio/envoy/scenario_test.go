@@ -71,8 +71,8 @@ metadata:
   name: meshfed-egress-5d8f
   namespace: istio-meshfed
   labels: {istio: meshfed-egress, app: meshfed-egress}
-spec: {serviceAccountName: meshfed-egress}
-status: {podIP: ` + egressIP + `, phase: Running}
+spec: {serviceAccountName: meshfed-egress, containers: [{name: istio-proxy, image: 'docker.io/istio/proxyv2:1.24.2', args: [proxy, router], ports: [{containerPort: 15443}]}]}
+status: {podIP: ` + egressIP + `, phase: Running, conditions: [{type: Ready, status: 'True'}]}
 ---
 apiVersion: v1
 kind: Service
@@ -107,8 +107,8 @@ metadata:
   name: sleep-7d9c
   namespace: default
   labels: {app: sleep, security.istio.io/tlsMode: istio}
-spec: {serviceAccountName: sleep}
-status: {podIP: ` + sleepIP + `, phase: Running}
+spec: {serviceAccountName: sleep, containers: [{name: sleep, image: curlimages/curl}, {name: istio-proxy, image: 'docker.io/istio/proxyv2:1.24.2', args: [proxy, sidecar]}]}
+status: {podIP: ` + sleepIP + `, phase: Running, conditions: [{type: Ready, status: 'True'}]}
 ---
 {{.BindSecret}}
 `
@@ -200,8 +200,8 @@ metadata:
   name: meshfed-ingress-6c4b
   namespace: istio-meshfed
   labels: {istio: meshfed-ingress, app: meshfed-ingress}
-spec: {serviceAccountName: meshfed-ingress}
-status: {podIP: ` + ingressIP + `, phase: Running}
+spec: {serviceAccountName: meshfed-ingress, containers: [{name: istio-proxy, image: 'docker.io/istio/proxyv2:1.24.2', args: [proxy, router], ports: [{containerPort: 15443}]}]}
+status: {podIP: ` + ingressIP + `, phase: Running, conditions: [{type: Ready, status: 'True'}]}
 ---
 apiVersion: v1
 kind: Service
@@ -219,8 +219,8 @@ metadata:
   name: myreviews-v2-8f7d
   namespace: bookinfo
   labels: {app: myreviews, version: v2, security.istio.io/tlsMode: istio}
-spec: {serviceAccountName: myreviews}
-status: {podIP: ` + reviewsIP + `, phase: Running}
+spec: {serviceAccountName: reviews, containers: [{name: reviews, image: 'docker.io/istio/examples-bookinfo-reviews-v2:1.20.2'}, {name: istio-proxy, image: 'docker.io/istio/proxyv2:1.24.2', args: [proxy, sidecar]}]}
+status: {podIP: ` + reviewsIP + `, phase: Running, conditions: [{type: Ready, status: 'True'}]}
 ---
 apiVersion: v1
 kind: Service
