@@ -90,6 +90,7 @@ export interface DumpOptions {
 export async function dumpKubeconfig(options: DumpOptions): Promise<string[]> {
   const config = loadKubeconfig({ explicitPath: options.kubeconfig, env: options.env ?? process.env });
   const names = options.contexts ?? config.contextNames();
+  if (config.files.length === 0) throw new Error('no kubeconfig: pass --kubeconfig <file> or set KUBECONFIG (the sandbox prints the line to paste)');
   if (names.length === 0) throw new Error(`the kubeconfig (${config.describeFiles()}) has no contexts to dump`);
   const files: string[] = [];
   for (const name of names) {
