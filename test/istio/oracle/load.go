@@ -252,6 +252,22 @@ func LoadCluster(name string, data []byte) (*Cluster, error) {
 			c.Objects = append(c.Objects, ns)
 		}
 	}
+	// A pod the injector would have given a sidecar (its namespace is labelled for injection) but whose dump
+	// shows no istio-proxy container: the sidecar injection template also labels it
+	// security.istio.io/tlsMode=istio (manifests/charts/istio-control/istio-discovery/files/
+	// injection-template.yaml), which makes Istio's endpoints carry the mTLS transport-socket match.
+	for _, p := range c.Pods {
+		if proxy, _ := hasProxyContainer(p); proxy || c.PodProxyKind(p) != Sidecar {
+			continue
+		}
+		if _, ok := p.Labels["security.istio.io/tlsMode"]; !ok {
+			if p.Labels == nil {
+				p.Labels = map[string]string{}
+			}
+			p.Labels["security.istio.io/tlsMode"] = "istio"
+			c.Notes = append(c.Notes, fmt.Sprintf("pod %s/%s: sidecar injected by its namespace's label; labelled security.istio.io/tlsMode=istio as the injector does", p.Namespace, p.Name))
+		}
+	}
 	c.synthesizeEndpointSlices()
 
 	c.Mesh = mesh.DefaultMeshConfig()

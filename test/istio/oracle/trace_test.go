@@ -308,3 +308,20 @@ func TestCallerWithoutSidecarGoesStraightToTheService(t *testing.T) {
 		t.Errorf("the workload's sidecar takes the plaintext call on %s", res.Hops[1].Listener)
 	}
 }
+
+func TestTCPAllowPolicyAdmitsOnlyTheNamedCaller(t *testing.T) {
+	dir := boundaryDir(t, nil)
+	res := trace(t, dir, "cluster2/bookinfo/sleep-7dc47", "tcp://tcp-echo.bookinfo:9000", Options{})
+	wantPath(t, res, "reached", "client-sidecar:passed", "workload:passed")
+	w := res.Hops[1]
+	if w.RBAC == nil || !w.RBAC.Allowed || len(w.RBAC.Filters) == 0 || !strings.HasPrefix(w.RBAC.Filters[0].Filter, "network:") {
+		t.Fatalf("the workload's network RBAC: %+v", w.RBAC)
+	}
+
+	dir = boundaryDir(t, map[string][][2]string{"cluster2": {{"principals: [cluster2/ns/bookinfo/sa/sleep]", "principals: [cluster2/ns/bookinfo/sa/other]"}}})
+	res = trace(t, dir, "cluster2/bookinfo/sleep-7dc47", "tcp://tcp-echo.bookinfo:9000", Options{})
+	wantPath(t, res, "refused", "client-sidecar:passed", "workload:refused")
+	if *res.Reason != "rbac-denied" {
+		t.Fatalf("reason %s", *res.Reason)
+	}
+}
