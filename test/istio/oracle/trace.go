@@ -143,6 +143,7 @@ type tracer struct {
 	servers map[string]*clusterServer
 	proxies []*ProxyXDS
 	seen    map[*ProxyXDS]bool
+	judged  map[*ProxyXDS]error
 }
 
 // outcome of one path.
@@ -195,7 +196,7 @@ func Trace(st *State, from string, rawURL string, opts Options) (res *Result, er
 			res.Notes = append(res.Notes, n+": "+note)
 		}
 	}
-	t := &tracer{st: st, opts: opts, f: newFailer(), servers: map[string]*clusterServer{}, seen: map[*ProxyXDS]bool{}}
+	t := &tracer{st: st, opts: opts, f: newFailer(), servers: map[string]*clusterServer{}, seen: map[*ProxyXDS]bool{}, judged: map[*ProxyXDS]error{}}
 	defer t.f.Close()
 	defer func() {
 		if r := recover(); r != nil {
@@ -466,7 +467,10 @@ func (t *tracer) hop(name string, c *Cluster, pod *corev1.Pod, in conn, prev []H
 	}
 	h.Validation = append(h.Validation, "xdstest: ok")
 	if t.opts.Judge != nil {
-		if err := t.opts.Judge.Judge(x); err != nil {
+		if _, done := t.judged[x]; !done {
+			t.judged[x] = t.opts.Judge.Judge(x)
+		}
+		if err := t.judged[x]; err != nil {
 			h.Validation = append(h.Validation, t.opts.Judge.Name()+": "+err.Error())
 			return refuse(h, prev, "envoy-rejected-config", t.opts.Judge.Name()+" rejects the proxy's config")
 		}
@@ -742,14 +746,13 @@ func (t *tracer) checkHandshake(c *Cluster, pod *corev1.Pod, x *ProxyXDS, ts *co
 		return "", "", "", "" // inline certificates (not emitted by Istio)
 	}
 	certName := certs[0].GetName()
-	server, err := resolveSDS(c, pod.Namespace, x.Identity, certName)
+	server, err := proxySDS(c, pod, x, certName)
 	if err != nil {
 		if errors.Is(err, errMissingSecret) {
 			return "tls-missing-secret", "server certificate: " + err.Error(), "", ""
 		}
 		return "tls-untrusted-peer", err.Error(), "", ""
 	}
-	x.Secrets[certName] = server
 	// The originator validates the server certificate.
 	if len(cl.caPEM) > 0 {
 		if err := verifyChain(server.CertChainPEM, cl.caPEM, x509.ExtKeyUsageServerAuth); err != nil {
@@ -785,14 +788,13 @@ func (t *tracer) checkHandshake(c *Cluster, pod *corev1.Pod, x *ProxyXDS, ts *co
 		return "", "", "", ""
 	}
 	if caName != "" {
-		ca, err := resolveSDS(c, pod.Namespace, x.Identity, caName)
+		ca, err := proxySDS(c, pod, x, caName)
 		if err != nil {
 			if errors.Is(err, errMissingSecret) {
 				return "tls-missing-secret", "client CA: " + err.Error(), "", ""
 			}
 			return "tls-untrusted-peer", err.Error(), "", ""
 		}
-		x.Secrets[caName] = ca
 		if err := verifyChain(cl.clientCert.CertChainPEM, ca.CACertPEM, x509.ExtKeyUsageClientAuth); err != nil {
 			return "tls-untrusted-peer", fmt.Sprintf("the server's CA %s (%s) does not trust the client certificate %s of %s: %v", caName, ca.Source, cl.clientSDS, cl.origin, err), "", ""
 		}
@@ -990,14 +992,13 @@ func (t *tracer) upstreamTLS(c *Cluster, pod *corev1.Pod, x *ProxyXDS, utc *tlsv
 	st := &tlsState{sni: utc.GetSni(), alpn: ctc.GetAlpnProtocols(), origin: c.Name + " " + pod.Namespace + "/" + pod.Name}
 	if certs := ctc.GetTlsCertificateSdsSecretConfigs(); len(certs) > 0 {
 		st.clientSDS = certs[0].GetName()
-		m, err := resolveSDS(c, pod.Namespace, x.Identity, st.clientSDS)
+		m, err := proxySDS(c, pod, x, st.clientSDS)
 		if err != nil {
 			if errors.Is(err, errMissingSecret) {
 				return nil, "tls-missing-secret", "client certificate: " + err.Error()
 			}
 			return nil, "tls-untrusted-peer", err.Error()
 		}
-		x.Secrets[st.clientSDS] = m
 		st.clientCert = m
 		leaf, err := firstCert(m.CertChainPEM)
 		if err != nil {
@@ -1035,14 +1036,13 @@ func (t *tracer) upstreamTLS(c *Cluster, pod *corev1.Pod, x *ProxyXDS, utc *tlsv
 		}
 	}
 	if st.caSDS != "" {
-		m, err := resolveSDS(c, pod.Namespace, x.Identity, st.caSDS)
+		m, err := proxySDS(c, pod, x, st.caSDS)
 		if err != nil {
 			if errors.Is(err, errMissingSecret) {
 				return nil, "tls-missing-secret", "validation CA: " + err.Error()
 			}
 			return nil, "tls-untrusted-peer", err.Error()
 		}
-		x.Secrets[st.caSDS] = m
 		st.caPEM = m.CACertPEM
 	}
 	return st, "", ""
@@ -1124,4 +1124,18 @@ func (c *Cluster) exposed(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// proxySDS is the material behind an SDS name of one proxy, resolved once (the proxy's workload certificate
+// stays the same for every use).
+func proxySDS(c *Cluster, pod *corev1.Pod, x *ProxyXDS, name string) (*SecretMaterial, error) {
+	if m, ok := x.Secrets[name]; ok {
+		return m, nil
+	}
+	m, err := resolveSDS(c, pod.Namespace, x.Identity, name)
+	if err != nil {
+		return nil, err
+	}
+	x.Secrets[name] = m
+	return m, nil
 }
