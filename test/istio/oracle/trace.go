@@ -877,7 +877,7 @@ func (t *tracer) upstream(c *Cluster, pod *corev1.Pod, x *ProxyXDS, kind ProxyKi
 			return cannot(h, prev, err.Error())
 		}
 		for i := range eps {
-			if net.ParseIP(eps[i].ip) == nil {
+			if net.ParseIP(eps[i].ip) == nil && !t.isLoadBalancerHostname(eps[i].ip) {
 				ip, _, err := resolveHost(c, pod.Namespace, eps[i].ip+".")
 				if err != nil {
 					return cannot(h, prev, fmt.Sprintf("cluster %s endpoint %s is a DNS name outside the clusters: not modelled", tg.cluster, eps[i].ip))
@@ -1087,7 +1087,7 @@ func (t *tracer) locate(c *Cluster, ip string, port int) (*Cluster, *corev1.Pod,
 		cl := t.st.Clusters[n]
 		for _, svc := range cl.Services {
 			for _, ing := range svc.Status.LoadBalancer.Ingress {
-				if ing.IP == ip {
+				if ing.IP == ip || (ing.Hostname != "" && ing.Hostname == ip) {
 					return viaService(cl, svc, "LoadBalancer address")
 				}
 			}
@@ -1138,4 +1138,19 @@ func proxySDS(c *Cluster, pod *corev1.Pod, x *ProxyXDS, name string) (*SecretMat
 	}
 	x.Secrets[name] = m
 	return m, nil
+}
+
+// isLoadBalancerHostname says whether a name is a Service's LoadBalancer ingress hostname in some cluster
+// (cloud load balancers publish a DNS name instead of an IP).
+func (t *tracer) isLoadBalancerHostname(name string) bool {
+	for _, n := range t.st.Order {
+		for _, svc := range t.st.Clusters[n].Services {
+			for _, ing := range svc.Status.LoadBalancer.Ingress {
+				if ing.Hostname != "" && ing.Hostname == name {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
