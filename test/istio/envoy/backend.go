@@ -37,6 +37,7 @@ type Backend struct {
 	mu       sync.Mutex
 	peers    []string
 	attempts []string
+	lines    []string
 	wg       sync.WaitGroup
 	closing  chan struct{}
 }
@@ -46,6 +47,15 @@ func (b *Backend) Peers() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]string(nil), b.peers...)
+}
+
+// Lines are the TCP lines the backend received. (Envoy's tcp_proxy opens the upstream connection, mTLS
+// included, as soon as a downstream connection arrives, before a network RBAC filter in front of it sees
+// data and denies: a handshake alone does not mean the request got through.)
+func (b *Backend) Lines() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.lines...)
 }
 
 // Attempts are the connections the backend accepted (whether or not the mTLS handshake succeeded).
@@ -167,6 +177,9 @@ func (b *Backend) echo(c net.Conn) {
 	if err != nil && line == "" {
 		return
 	}
+	b.mu.Lock()
+	b.lines = append(b.lines, line)
+	b.mu.Unlock()
 	fmt.Fprintf(c, "backend %s echo: %s\n", b.Name, strings.TrimRight(line, "\r\n"))
 }
 

@@ -37,18 +37,9 @@ type Client struct {
 // SidecarTLS reads SNI, ALPN and subject alt names from the UpstreamTlsContext of an Istio sidecar
 // cluster (its transport_socket, or the tlsMode-istio transport socket match).
 func SidecarTLS(c *cluster.Cluster) (sni string, alpn, sans []string, err error) {
-	ts := c.GetTransportSocket()
-	for _, m := range c.GetTransportSocketMatches() {
-		if ts == nil && m.GetName() == "tlsMode-istio" {
-			ts = m.GetTransportSocket()
-		}
-	}
-	if ts == nil || ts.GetTypedConfig() == nil {
-		return "", nil, nil, fmt.Errorf("cluster %s originates no TLS", c.Name)
-	}
-	up := &tlsv3.UpstreamTlsContext{}
-	if err := ts.GetTypedConfig().UnmarshalTo(up); err != nil {
-		return "", nil, nil, fmt.Errorf("cluster %s: %v", c.Name, err)
+	up, err := upstreamTLS(c)
+	if err != nil {
+		return "", nil, nil, err
 	}
 	for _, m := range up.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().GetMatchSubjectAltNames() {
 		if m.GetExact() != "" {
@@ -56,6 +47,24 @@ func SidecarTLS(c *cluster.Cluster) (sni string, alpn, sans []string, err error)
 		}
 	}
 	return up.Sni, up.GetCommonTlsContext().GetAlpnProtocols(), sans, nil
+}
+
+// upstreamTLS is the UpstreamTlsContext of a cluster (its transport_socket, or the tlsMode-istio match).
+func upstreamTLS(c *cluster.Cluster) (*tlsv3.UpstreamTlsContext, error) {
+	ts := c.GetTransportSocket()
+	for _, m := range c.GetTransportSocketMatches() {
+		if ts == nil && m.GetName() == "tlsMode-istio" {
+			ts = m.GetTransportSocket()
+		}
+	}
+	if ts == nil || ts.GetTypedConfig() == nil {
+		return nil, fmt.Errorf("cluster %s originates no TLS", c.Name)
+	}
+	up := &tlsv3.UpstreamTlsContext{}
+	if err := ts.GetTypedConfig().UnmarshalTo(up); err != nil {
+		return nil, fmt.Errorf("cluster %s: %v", c.Name, err)
+	}
+	return up, nil
 }
 
 func (c *Client) dial(addr string) (net.Conn, error) {

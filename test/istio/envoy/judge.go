@@ -132,28 +132,29 @@ func (lr *LiveRunner) Live(res *oracle.Result) (*oracle.LiveOutcome, error) {
 		proto = TCP
 	}
 
-	// The backend: the workload's own certificate and root when the trace built its config; else (the
-	// trace stopped before the workload) a throwaway CA, and reaching it means the request left the last
-	// gateway towards the workload.
+	// The backend: the workload's own certificate and root when the trace built its config. Else (the
+	// trace stopped before the workload, e.g. refused at the provider gateway) it presents a certificate of
+	// a throwaway CA with the SANs the last gateway's upstream cluster verifies, and that CA is added to
+	// the gateway's validation secret for this run: the mesh-internal hop is played, the federation hops
+	// are untouched.
 	var backend *Backend
 	wl := byHop["workload"]
 	backendName := "workload"
 	if wl != nil {
 		backendName = wl.Namespace + "/" + wl.Pod
 	}
+	last := gws[len(gws)-1]
 	if wl != nil && wl.Secrets["default"] != nil && wl.Secrets["ROOTCA"] != nil {
 		backend, err = startBackendWith(backendName, "127.0.0.250", wl.Secrets["default"], wl.Secrets["ROOTCA"].CACertPEM, proto)
 	} else {
-		var ca *CA
-		if ca, err = NewCA("throwaway backend CA"); err == nil {
-			backend, err = StartBackend(backendName, "127.0.0.250", ca, "spiffe://unknown/ns/unknown/sa/unknown", proto)
-		}
+		var px *oracle.ProxyXDS
+		px, backend, err = playedWorkload(byHop[last.Hop], last.UpstreamCluster, backendName, proto)
+		byHop[last.Hop] = px
 	}
 	if err != nil {
 		return nil, fmt.Errorf("backend: %v", err)
 	}
 	defer backend.Close()
-	realBackend := wl != nil && wl.Secrets["default"] != nil
 
 	// Start from the last gateway back to the first: each needs the address of the one after it.
 	procs := make([]*Process, len(gws))
@@ -231,16 +232,77 @@ func (lr *LiveRunner) Live(res *oracle.Result) (*oracle.LiveOutcome, error) {
 			out.Detail = fmt.Sprintf("HTTP %d: %s", r.Status, firstLine(r.Body))
 		}
 	}
-	if !out.Reached && !realBackend && len(backend.Attempts()) > 0 {
-		out.Reached = true
-		out.Detail = "the last gateway connected upstream to the workload's address (the trace built no workload config, so the workload's mTLS was not played): " + out.Detail
-	}
 	for i, p := range procs {
 		if n := p.Counter(".rbac.denied"); n > 0 {
 			out.Detail += fmt.Sprintf(" [%s: Envoy's RBAC filter denied %d]", gws[i].Hop, n)
 		}
 	}
 	return out, nil
+}
+
+// playedWorkload starts a backend with a throwaway CA's certificate carrying the SANs the gateway's
+// upstream cluster verifies, and returns a copy of the gateway's config whose validation secret for that
+// cluster also trusts the throwaway CA.
+func playedWorkload(gw *oracle.ProxyXDS, upstream, name string, proto Protocol) (*oracle.ProxyXDS, *Backend, error) {
+	ca, err := NewCA("throwaway CA playing the workload")
+	if err != nil {
+		return nil, nil, err
+	}
+	var sans []string
+	vsName := ""
+	for _, c := range gw.Clusters {
+		if c.Name != upstream || upstream == "" {
+			continue
+		}
+		if up, err := upstreamTLS(c); err == nil {
+			ctx := up.GetCommonTlsContext()
+			for _, m := range ctx.GetCombinedValidationContext().GetDefaultValidationContext().GetMatchSubjectAltNames() {
+				if m.GetExact() != "" {
+					sans = append(sans, m.GetExact())
+				}
+			}
+			vsName = ctx.GetCombinedValidationContext().GetValidationContextSdsSecretConfig().GetName()
+			if vsName == "" {
+				vsName = ctx.GetValidationContextSdsSecretConfig().GetName()
+			}
+		}
+	}
+	var uris, dns []string
+	for _, s := range sans {
+		if strings.Contains(s, "://") {
+			uris = append(uris, s)
+		} else {
+			dns = append(dns, s)
+		}
+	}
+	chain, key, err := ca.Issue("workload played by the oracle", uris, dns)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The backend trusts the gateway's own mesh root (its client certificate "default").
+	clientRoot := ca.RootPEM
+	if r := gw.Secrets["ROOTCA"]; r != nil {
+		clientRoot = append(append([]byte{}, r.CACertPEM...), ca.RootPEM...)
+	}
+	b, err := startBackendWith(name, "127.0.0.250", &oracle.SecretMaterial{CertChainPEM: chain, PrivateKeyPEM: key}, clientRoot, proto)
+	if err != nil {
+		return nil, nil, err
+	}
+	cp := *gw
+	cp.Secrets = map[string]*oracle.SecretMaterial{}
+	for k, v := range gw.Secrets {
+		cp.Secrets[k] = v
+	}
+	if vsName != "" {
+		m := &oracle.SecretMaterial{Source: "played workload"}
+		if old := gw.Secrets[vsName]; old != nil {
+			m.CACertPEM = append(append([]byte{}, old.CACertPEM...), ca.RootPEM...)
+		} else {
+			m.CACertPEM = ca.RootPEM
+		}
+		cp.Secrets[vsName] = m
+	}
+	return &cp, b, nil
 }
 
 // listenerPort is the port of the listener the trace matched on a gateway hop (else the port the

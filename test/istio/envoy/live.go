@@ -190,7 +190,7 @@ func (p *Process) Counter(suffix string) int {
 	total := 0
 	for _, line := range strings.Split(p.Stats(strings.TrimPrefix(suffix, ".")), "\n") {
 		name, val, ok := strings.Cut(line, ": ")
-		if !ok || !strings.HasSuffix(name, suffix) || strings.Contains(name, "shadow") {
+		if !ok || !(strings.HasSuffix(name, suffix) || name == strings.TrimPrefix(suffix, ".")) || strings.Contains(name, "shadow") {
 			continue
 		}
 		if n, err := strconv.Atoi(strings.TrimSpace(val)); err == nil {

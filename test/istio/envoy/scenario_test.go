@@ -219,7 +219,7 @@ metadata:
   name: myreviews-v2-8f7d
   namespace: bookinfo
   labels: {app: myreviews, version: v2, security.istio.io/tlsMode: istio}
-spec: {serviceAccountName: reviews, containers: [{name: reviews, image: 'docker.io/istio/examples-bookinfo-reviews-v2:1.20.2'}, {name: istio-proxy, image: 'docker.io/istio/proxyv2:1.24.2', args: [proxy, sidecar]}]}
+spec: {serviceAccountName: myreviews, containers: [{name: reviews, image: 'docker.io/istio/examples-bookinfo-reviews-v2:1.20.2'}, {name: istio-proxy, image: 'docker.io/istio/proxyv2:1.24.2', args: [proxy, sidecar]}]}
 status: {podIP: ` + reviewsIP + `, phase: Running, conditions: [{type: Ready, status: 'True'}]}
 ---
 apiVersion: v1
