@@ -9,7 +9,7 @@
  * (0 reached, 1 refused, 2 usage, 3 cannot judge). See test/istio/README.md.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -39,9 +39,15 @@ export function ensureOracleBuilt({ log = (line) => process.stderr.write(`${line
   if (existsSync(ORACLE_BINARY) && statSync(ORACLE_BINARY).mtimeMs >= newestSource(ORACLE_MODULE)) return ORACLE_BINARY;
   log('istio-trace: building the Istio oracle (go build ./cmd/istio-trace; the first build takes minutes)');
   const started = Date.now();
-  const built = spawnSync('go', ['build', '-o', ORACLE_BINARY, './cmd/istio-trace'], { cwd: ORACLE_MODULE, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  // Built beside the binary, then renamed over it: two processes building at once never run a half-written file.
+  const partial = `${ORACLE_BINARY}.${process.pid}.partial`;
+  const built = spawnSync('go', ['build', '-o', partial, './cmd/istio-trace'], { cwd: ORACLE_MODULE, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (built.error) throw new Error(`cannot run go (is Go installed and on PATH?): ${built.error.message}`);
-  if (built.status !== 0) throw new Error(`go build ./cmd/istio-trace failed in ${ORACLE_MODULE}:\n${built.stdout}${built.stderr}`);
+  if (built.status !== 0) {
+    rmSync(partial, { force: true });
+    throw new Error(`go build ./cmd/istio-trace failed in ${ORACLE_MODULE}:\n${built.stdout}${built.stderr}`);
+  }
+  renameSync(partial, ORACLE_BINARY);
   log(`istio-trace: built ${ORACLE_BINARY} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return ORACLE_BINARY;
 }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { BOUNDARY_SCENARIO, MODEL_FAULTS, SHARED_ROOT_SCENARIO, type FaultCall, type FaultScenario, type FaultWorld, type ModelFault } from '../support/mesh/faults.js';
 import { dumpView } from './support/dump.js';
 import { ORACLE_ISTIO } from './support/scenarios.js';
-import { describeBoth, modelVerdict, oracleVerdict, report, short, worldFromDump, type Verdict } from './support/verdict.js';
+import { describeBoth, modelVerdict, oracleBinary, oracleVerdict, report, short, worldFromDump, type Verdict } from './support/verdict.js';
 
 const [MAJOR, MINOR] = ORACLE_ISTIO.split('.').map(Number) as [number, number];
 
@@ -34,9 +34,16 @@ async function judge(scenario: FaultScenario, fault: ModelFault | undefined, cal
   onOracleIstio(world);
   const dir = mkdtempSync(join(tmpdir(), `meshfed-oracle-fault-${scenario.name}-`));
   dumpView(world, dir);
-  const [model, oracle] = await Promise.all([modelVerdict(worldFromDump(dir), call), oracleVerdict(dir, call)]);
+  // One after the other: the model's TLS handshakes are real and must not compete with Istio's build for the CPU.
+  const model = await modelVerdict(worldFromDump(dir), call);
+  const oracle = await oracleVerdict(dir, call);
   return { model, oracle, both: describeBoth(call, model, oracle) };
 }
+
+// Build the oracle (when stale) before any test runs: the build blocks this process for minutes the first time.
+test.before(() => {
+  oracleBinary();
+});
 
 const REACHED: Verdict = { verdict: 'reached', refusedAt: null };
 

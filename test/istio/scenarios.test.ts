@@ -11,7 +11,12 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { runScenario, SCENARIOS, type RanScenario, type Scenario, type ScenarioCall } from './support/scenarios.js';
-import { describeBoth, modelVerdict, oracleVerdict, oracleWorkloadCluster, report, short, worldFromDump, type Call } from './support/verdict.js';
+import { describeBoth, modelVerdict, oracleBinary, oracleVerdict, oracleWorkloadCluster, report, short, worldFromDump, type Call } from './support/verdict.js';
+
+// Build the oracle (when stale) before any test runs: the build blocks this process for minutes the first time.
+test.before(() => {
+  oracleBinary();
+});
 
 const runs = new Map<string, Promise<RanScenario>>();
 
@@ -28,7 +33,9 @@ function ran(scenario: Scenario): Promise<RanScenario> {
 async function judge(t: ExecutionContext, scenario: Scenario, index: number, expectation: ScenarioCall): Promise<void> {
   const state = await ran(scenario);
   const { call } = state.calls[index]! as { call: Call };
-  const [model, oracle] = await Promise.all([modelVerdict(worldFromDump(state.dir), call), oracleVerdict(state.dir, call)]);
+  // One after the other: the model's TLS handshakes are real and must not compete with Istio's build for the CPU.
+  const model = await modelVerdict(worldFromDump(state.dir), call);
+  const oracle = await oracleVerdict(state.dir, call);
   const both = describeBoth(call, model, oracle);
   report(`scenario-${scenario.name}-${index}`, `${scenario.name}: ${expectation.title}\n${both}`);
   t.log(both);
