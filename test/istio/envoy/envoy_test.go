@@ -119,3 +119,55 @@ func TestMissingSecretIsReported(t *testing.T) {
 		t.Fatalf("missing secrets: %v", r.MissingSecrets)
 	}
 }
+
+func TestValidateVerdictsAreCachedByConfig(t *testing.T) {
+	requireEnvoy(t)
+	sc := newScenario(t, fedPrincipal, HTTP)
+	j, err := NewValidateJudge()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Judge(sc.provider); err != nil {
+		t.Fatal(err)
+	}
+	// The same config with a freshly minted workload certificate: Envoy's verdict is known.
+	chain, key, err := sc.providerCA.Workload(sc.provider.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := *sc.provider
+	again.Secrets = map[string]*oracle.SecretMaterial{}
+	for k, v := range sc.provider.Secrets {
+		again.Secrets[k] = v
+	}
+	again.Secrets["default"] = &oracle.SecretMaterial{CertChainPEM: chain, PrivateKeyPEM: key, Source: "workload certificate minted by the oracle from the mesh CA"}
+	sc.provider.Secrets["default"].Source = again.Secrets["default"].Source
+	if err := j.Judge(sc.provider); err != nil {
+		t.Fatal(err)
+	}
+	n := len(j.Timings())
+	if err := j.Judge(&again); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.Timings()) != n {
+		t.Fatalf("envoy ran again on a config it already judged")
+	}
+	// A different config is judged by Envoy, and its rejection is kept with Envoy's message.
+	broken := again
+	broken.Listeners = nil
+	for _, l := range again.Listeners {
+		l = proto.Clone(l).(*listener.Listener)
+		l.FilterChains = append(l.FilterChains, proto.Clone(l.FilterChains[0]).(*listener.FilterChain))
+		broken.Listeners = append(broken.Listeners, l)
+	}
+	for i := 0; i < 2; i++ {
+		err := j.Judge(&broken)
+		var rej *RejectedError
+		if !errors.As(err, &rej) || !strings.Contains(rej.Output, "has the same matching rules") {
+			t.Fatalf("run %d: %v", i, err)
+		}
+	}
+	if len(j.Timings()) != n+1 {
+		t.Fatalf("%d envoy runs, want %d", len(j.Timings()), n+1)
+	}
+}

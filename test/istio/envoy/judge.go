@@ -51,11 +51,27 @@ func (j *ValidateJudge) Judge(p *oracle.ProxyXDS) error {
 			return err
 		}
 	}
+	key, keyed := cacheKey(r.Bootstrap, p)
+	if keyed {
+		if found, rejection := cachedVerdict(key); found {
+			if rejection != "" {
+				return &RejectedError{Output: rejection}
+			}
+			return nil
+		}
+	}
 	start := time.Now()
 	err = Validate(r.Bootstrap)
 	j.mu.Lock()
 	j.timings = append(j.timings, Timing{Proxy: p.Hop + " " + p.Cluster + "/" + p.Namespace + "/" + p.Pod, Duration: time.Since(start)})
 	j.mu.Unlock()
+	var rej *RejectedError
+	switch {
+	case err == nil && keyed:
+		storeVerdict(key, "")
+	case errors.As(err, &rej) && keyed:
+		storeVerdict(key, rej.Output)
+	}
 	return err
 }
 
