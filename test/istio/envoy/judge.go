@@ -160,11 +160,21 @@ func (lr *LiveRunner) Live(res *oracle.Result) (*oracle.LiveOutcome, error) {
 		backendName = wl.Namespace + "/" + wl.Pod
 	}
 	last := gws[len(gws)-1]
+	// The last gateway's upstream: the cluster the trace followed; when the trace refused the request at that
+	// gateway it followed none, and every cluster of the gateway leads to the backend (any upstream
+	// connection is the request leaving the gateway).
+	lastUpstreams := []string{last.UpstreamCluster}
+	if last.UpstreamCluster == "" {
+		lastUpstreams = nil
+		for _, c := range byHop[last.Hop].Clusters {
+			lastUpstreams = append(lastUpstreams, c.Name)
+		}
+	}
 	if wl != nil && wl.Secrets["default"] != nil && wl.Secrets["ROOTCA"] != nil {
 		backend, err = startBackendWith(backendName, "127.0.0.250", wl.Secrets["default"], wl.Secrets["ROOTCA"].CACertPEM, proto)
 	} else {
 		var px *oracle.ProxyXDS
-		px, backend, err = playedWorkload(byHop[last.Hop], last.UpstreamCluster, backendName, proto)
+		px, backend, err = playedWorkload(byHop[last.Hop], lastUpstreams, backendName, proto)
 		byHop[last.Hop] = px
 	}
 	if err != nil {
@@ -192,6 +202,11 @@ func (lr *LiveRunner) Live(res *oracle.Result) (*oracle.LiveOutcome, error) {
 		ce := map[string]string{}
 		if h.UpstreamCluster != "" {
 			ce[h.UpstreamCluster] = next
+		}
+		if i == len(gws)-1 {
+			for _, c := range lastUpstreams {
+				ce[c] = next
+			}
 		}
 		start := time.Now()
 		p, err := StartProxy(h.Hop, px, LiveOptions{IP: "127.0.0." + strconv.Itoa(2+i), Ports: []uint32{port}, ClusterEndpoints: ce})
@@ -248,9 +263,22 @@ func (lr *LiveRunner) Live(res *oracle.Result) (*oracle.LiveOutcome, error) {
 			out.Detail = fmt.Sprintf("HTTP %d: %s", r.Status, firstLine(r.Body))
 		}
 	}
+	// What the Envoys counted: RBAC denials, failed upstream connections and handshakes.
 	for i, p := range procs {
-		if n := p.Counter(".rbac.denied"); n > 0 {
-			out.Detail += fmt.Sprintf(" [%s: Envoy's RBAC filter denied %d]", gws[i].Hop, n)
+		var notes []string
+		for _, c := range []struct{ suffix, what string }{
+			{".rbac.denied", "RBAC denied"},
+			{".upstream_cx_connect_fail", "upstream connect failures"},
+			{".ssl.fail_verify_san", "upstream certificates with the wrong SAN"},
+			{".ssl.fail_verify_error", "certificates failing verification"},
+			{".ssl.connection_error", "TLS connection errors"},
+		} {
+			if n := p.Counter(c.suffix); n > 0 {
+				notes = append(notes, fmt.Sprintf("%s %d", c.what, n))
+			}
+		}
+		if len(notes) > 0 {
+			out.Detail += fmt.Sprintf(" [%s: %s]", gws[i].Hop, strings.Join(notes, ", "))
 		}
 	}
 	return out, nil
@@ -259,15 +287,19 @@ func (lr *LiveRunner) Live(res *oracle.Result) (*oracle.LiveOutcome, error) {
 // playedWorkload starts a backend with a throwaway CA's certificate carrying the SANs the gateway's
 // upstream cluster verifies, and returns a copy of the gateway's config whose validation secret for that
 // cluster also trusts the throwaway CA.
-func playedWorkload(gw *oracle.ProxyXDS, upstream, name string, proto Protocol) (*oracle.ProxyXDS, *Backend, error) {
+func playedWorkload(gw *oracle.ProxyXDS, upstreams []string, name string, proto Protocol) (*oracle.ProxyXDS, *Backend, error) {
 	ca, err := NewCA("throwaway CA playing the workload")
 	if err != nil {
 		return nil, nil, err
 	}
+	want := map[string]bool{}
+	for _, u := range upstreams {
+		want[u] = true
+	}
 	var sans []string
-	vsName := ""
+	vsNames := map[string]bool{}
 	for _, c := range gw.Clusters {
-		if c.Name != upstream || upstream == "" {
+		if !want[c.Name] {
 			continue
 		}
 		if up, err := upstreamTLS(c); err == nil {
@@ -277,14 +309,21 @@ func playedWorkload(gw *oracle.ProxyXDS, upstream, name string, proto Protocol) 
 					sans = append(sans, m.GetExact())
 				}
 			}
-			vsName = ctx.GetCombinedValidationContext().GetValidationContextSdsSecretConfig().GetName()
-			if vsName == "" {
-				vsName = ctx.GetValidationContextSdsSecretConfig().GetName()
+			if n := ctx.GetCombinedValidationContext().GetValidationContextSdsSecretConfig().GetName(); n != "" {
+				vsNames[n] = true
+			}
+			if n := ctx.GetValidationContextSdsSecretConfig().GetName(); n != "" {
+				vsNames[n] = true
 			}
 		}
 	}
 	var uris, dns []string
+	seen := map[string]bool{}
 	for _, s := range sans {
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
 		if strings.Contains(s, "://") {
 			uris = append(uris, s)
 		} else {
@@ -309,7 +348,7 @@ func playedWorkload(gw *oracle.ProxyXDS, upstream, name string, proto Protocol) 
 	for k, v := range gw.Secrets {
 		cp.Secrets[k] = v
 	}
-	if vsName != "" {
+	for vsName := range vsNames {
 		m := &oracle.SecretMaterial{Source: "played workload"}
 		if old := gw.Secrets[vsName]; old != nil {
 			m.CACertPEM = append(append([]byte{}, old.CACertPEM...), ca.RootPEM...)

@@ -99,7 +99,7 @@ func TestJudgeOnTheOracleTraceHTTPNotAdmitted(t *testing.T) {
 	if res.Verdict != "refused" || *res.RefusedAt != "provider-gateway" {
 		t.Fatalf("oracle verdict %s at %v", res.Verdict, res.RefusedAt)
 	}
-	if lo.Reached || !strings.Contains(lo.Detail, "HTTP 403") {
+	if lo.Reached || !strings.Contains(lo.Detail, "HTTP 403") || !strings.Contains(lo.Detail, "[provider-gateway: RBAC denied 1]") {
 		t.Fatalf("live: %+v", lo)
 	}
 }
@@ -115,7 +115,8 @@ func TestJudgeOnTheOracleTraceTCP(t *testing.T) {
 	}
 	dir, _ = stateDir(t, "cluster9.meshfed.internal/ns/istio-meshfed/sa/meshfed-egress", TCP)
 	res, lo = traceLive(t, dir, "tcp://myreviews.default:9080")
-	if res.Verdict != "refused" || lo.Reached {
+	// refused by the provider gateway's RBAC, not by a failed upstream connection
+	if res.Verdict != "refused" || lo.Reached || !strings.HasSuffix(lo.Detail, "[provider-gateway: RBAC denied 1]") {
 		t.Fatalf("not admitted: oracle %s, live %+v", res.Verdict, lo)
 	}
 }
