@@ -139,8 +139,24 @@ export class KubeClient {
   async request<T = unknown>(req: KubeRequest): Promise<KubeResponse<T>> {
     const { url, headers, payload, isHttps } = await this.prepare(req);
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
-    const { status, text, warnings } = await new Promise<{ status: number; text: string; warnings: string[] }>((resolvePromise, reject) => {
-      const request = this.send(url, req.method, headers, isHttps, (response) => {
+    const { status, text, warnings } = await this.exchange(url, req.method, headers, isHttps, payload, timeoutMs).catch((error: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
+      // A kept-alive connection the server closed as idle just as we reused it is reset before the server read the
+      // request: send it once more on a fresh connection (Node's documented keep-alive race, http.ClientRequest
+      // `reusedSocket`). Any other reset is the server's answer.
+      if (error.code === 'ECONNRESET' && error.reusedSocket) return this.exchange(url, req.method, headers, isHttps, payload, timeoutMs);
+      throw error;
+    }).catch((error: NodeJS.ErrnoException) => {
+      throw this.connectionError(error, timeoutMs);
+    });
+    const body = parseBody(text);
+    if (status >= 400) throw this.statusError(req, status, body);
+    return { status, body: body as T, warnings };
+  }
+
+  /** One request and its whole response; a connection error carries whether the socket was a reused one. */
+  private exchange(url: URL, method: string, headers: Record<string, string>, isHttps: boolean, payload: string | undefined, timeoutMs: number): Promise<{ status: number; text: string; warnings: string[] }> {
+    return new Promise<{ status: number; text: string; warnings: string[] }>((resolvePromise, reject) => {
+      const request = this.send(url, method, headers, isHttps, (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
         response.on('end', () => {
@@ -152,14 +168,9 @@ export class KubeClient {
       const timer = timeoutMs > 0
         ? setTimeout(() => request.destroy(Object.assign(new Error('timeout'), { code: 'MESHFED_TIMEOUT' })), timeoutMs)
         : undefined;
-      request.on('error', (error) => { clearTimeout(timer); reject(error); });
+      request.on('error', (error) => { clearTimeout(timer); reject(Object.assign(error, { reusedSocket: request.reusedSocket })); });
       request.end(payload);
-    }).catch((error: NodeJS.ErrnoException) => {
-      throw this.connectionError(error, timeoutMs);
     });
-    const body = parseBody(text);
-    if (status >= 400) throw this.statusError(req, status, body);
-    return { status, body: body as T, warnings };
   }
 
   /**
