@@ -102,7 +102,7 @@ func StartProxy(name string, px *oracle.ProxyXDS, opts LiveOptions) (*Process, e
 			return nil, fmt.Errorf("%s: Istio built no listener on port %d", name, port)
 		}
 	}
-	dir, err := os.MkdirTemp("", "envoy-live-")
+	dir, err := configDir("live")
 	if err != nil {
 		return nil, err
 	}

@@ -85,7 +85,7 @@ func Validate(b *bootstrap.Bootstrap) error {
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "envoy-validate-")
+	dir, err := configDir("validate")
 	if err != nil {
 		return err
 	}
