@@ -30,8 +30,9 @@ type Client struct {
 	Timeout time.Duration
 	// Plain sends without TLS (a sidecar whose cluster originates no TLS).
 	Plain bool
-	// Headers are added to an HTTP request.
+	// Headers are added to an HTTP request; Method is its method (default GET).
 	Headers map[string]string
+	Method  string
 }
 
 // SidecarTLS reads SNI, ALPN and subject alt names from the UpstreamTlsContext of an Istio sidecar
@@ -145,7 +146,7 @@ type Response struct {
 	Body   string
 }
 
-// Get sends one HTTP/1.1 GET with the given authority (the Host header after the sidecar's route, e.g.
+// Get sends one HTTP/1.1 request (GET unless Method says otherwise) with the given authority (the Host header after the sidecar's route, e.g.
 // an authority rewrite) to addr over Istio mTLS.
 func (c *Client) Get(addr, authority, path string) (*Response, error) {
 	conn, err := c.dial(addr)
@@ -153,7 +154,11 @@ func (c *Client) Get(addr, authority, path string) (*Response, error) {
 		return nil, err
 	}
 	defer conn.Close()
-	req, err := http.NewRequest(http.MethodGet, "http://"+authority+path, nil)
+	method := c.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequest(method, "http://"+authority+path, nil)
 	if err != nil {
 		return nil, err
 	}

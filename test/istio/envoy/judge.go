@@ -108,10 +108,16 @@ func backMissingSecrets(r *Result) error {
 // calling pod's sidecar sends the traced request (HTTP GET or one TCP line) to the first gateway with the
 // SNI, ALPN, authority and client certificate the trace found.
 type LiveRunner struct {
-	// Headers are sent with the HTTP request (the trace's --header values).
+	// Headers are sent with the HTTP request (the trace's --header values); Method is its method (GET).
 	Headers map[string]string
+	Method  string
 	// Timings of the last run: gateway start-up times.
 	Timings []Timing
+}
+
+// SetRequest gives the live request the traced call's extra headers and method.
+func (lr *LiveRunner) SetRequest(headers map[string]string, method string) {
+	lr.Headers, lr.Method = headers, method
 }
 
 // Live runs the traced path through real Envoys.
@@ -221,7 +227,7 @@ func (lr *LiveRunner) Live(res *oracle.Result) (*oracle.LiveOutcome, error) {
 	// The client plays the calling pod's sidecar.
 	cs := res.Hops[0]
 	sidecar := byHop["client-sidecar"]
-	c := &Client{SNI: cs.Next.SNI, ALPN: cs.Next.ALPN, Headers: lr.Headers}
+	c := &Client{SNI: cs.Next.SNI, ALPN: cs.Next.ALPN, Headers: lr.Headers, Method: lr.Method}
 	switch cs.Next.TLS {
 	case "", "DISABLE", "NONE", "none", "plaintext":
 		c.Plain = true
