@@ -11,7 +11,7 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { runScenario, SCENARIOS, type RanScenario, type Scenario, type ScenarioCall } from './support/scenarios.js';
-import { describeBoth, modelVerdict, oracleBinary, oracleVerdict, oracleWorkloadCluster, report, short, worldFromDump, type Call } from './support/verdict.js';
+import { describeBoth, envoyMode, modelVerdict, oracleBinary, oracleVerdict, oracleWorkloadCluster, report, short, worldFromDump, type Call } from './support/verdict.js';
 
 // Build the oracle (when stale) before any test runs: the build blocks this process for minutes the first time.
 test.before(() => {
@@ -35,7 +35,7 @@ async function judge(t: ExecutionContext, scenario: Scenario, index: number, exp
   const { call } = state.calls[index]! as { call: Call };
   // One after the other: the model's TLS handshakes are real and must not compete with Istio's build for the CPU.
   const model = await modelVerdict(worldFromDump(state.dir), call);
-  const oracle = await oracleVerdict(state.dir, call);
+  const oracle = await oracleVerdict(state.dir, call, expectation.live && envoyMode() !== 'off' ? 'live' : envoyMode());
   const both = describeBoth(call, model, oracle);
   report(`scenario-${scenario.name}-${index}`, `${scenario.name}: ${expectation.title}\n${both}`);
   t.log(both);
@@ -45,6 +45,11 @@ async function judge(t: ExecutionContext, scenario: Scenario, index: number, exp
   t.deepEqual(short(oracle), right, `Istio's verdict is not the right one\n${both}\n${state.log}`);
   if ('reached' in expectation.expect && expectation.expect.cluster) {
     t.is(oracleWorkloadCluster(oracle), expectation.expect.cluster, `the call must reach the workload in ${expectation.expect.cluster}\n${both}`);
+  }
+
+  if (expectation.live && envoyMode() !== 'off') {
+    t.truthy(oracle.live, `the live Envoy run reported nothing\n${both}`);
+    t.is(oracle.live?.reached, 'reached' in expectation.expect, `real Envoy gateways disagree with the expected outcome\n${both}`);
   }
 
   // The model must agree with Istio (or say plainly that it cannot judge what it does not implement).

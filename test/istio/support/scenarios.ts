@@ -25,6 +25,8 @@ export interface ScenarioCall {
   headers?: Record<string, string>;
   /** The right outcome: the backend is reached (in `cluster` when given), or the named hop refuses. */
   expect: { reached: true; cluster?: string } | { refusedAt: Hop };
+  /** Also run the path's gateways as real Envoy processes on loopback and send the request through them. */
+  live?: boolean;
   /**
    * A wrong answer meshfed gives today, with the issue item that fixes it: the test is marked failing until then.
    */
@@ -176,9 +178,20 @@ export const SCENARIOS: Scenario[] = [
     seed: 'bookinfo', clusters: BOOKINFO,
     commands: [BLOG_EXPORT, ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews', '--attach', 'reviews', '--weight', '50']],
     calls: [
-      { title: 'the imported name reaches reviews v2 in cluster2', from: SLEEP1, url: 'http://myreviews.default:9080/reviews/0', expect: { reached: true, cluster: 'cluster2' } },
+      { title: 'the imported name reaches reviews v2 in cluster2 (live Envoy gateways)', from: SLEEP1, url: 'http://myreviews.default:9080/reviews/0', expect: { reached: true, cluster: 'cluster2' }, live: true },
       { title: 'the attached Service (by weight) still answers', from: SLEEP1, url: 'http://reviews.default:9080/reviews/0', expect: { reached: true } },
     ],
+  },
+  {
+    name: 'seed-blog-boundary-http-revoked',
+    description: 'the seed blog federation, then cluster2 revokes cluster1',
+    seed: 'bookinfo', clusters: BOOKINFO,
+    commands: [
+      BLOG_EXPORT,
+      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews'],
+      ['revoke', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews', '--consumer', 'cluster1'],
+    ],
+    calls: [{ title: 'the revoked consumer is refused by the provider gateway (live Envoy gateways)', from: SLEEP1, url: 'http://myreviews.default:9080/reviews/0', expect: { refusedAt: 'provider-gateway' }, live: true }],
   },
   {
     name: 'boundary-tcp',
@@ -188,7 +201,18 @@ export const SCENARIOS: Scenario[] = [
       ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432', '--mode', 'boundary'],
       ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres', '--as', 'postgres'],
     ],
-    calls: [{ title: 'vault reaches postgres through both federation gateways', from: VAULT, url: 'tcp://postgres.vault:5432', expect: { reached: true, cluster: 'production' } }],
+    calls: [{ title: 'vault reaches postgres through both federation gateways (live Envoy gateways)', from: VAULT, url: 'tcp://postgres.vault:5432', expect: { reached: true, cluster: 'production' }, live: true }],
+  },
+  {
+    name: 'boundary-tcp-revoked',
+    description: 'the boundary TCP federation of postgres, then production revokes operations',
+    seed: 'federation', clusters: ['operations', 'staging', 'production'],
+    commands: [
+      ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432', '--mode', 'boundary'],
+      ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres', '--as', 'postgres'],
+      ['revoke', '--context', 'production', '-n', 'db', '--name', 'postgres', '--consumer', 'operations'],
+    ],
+    calls: [{ title: 'the revoked consumer\'s connection is closed by the provider gateway (live Envoy gateways)', from: VAULT, url: 'tcp://postgres.vault:5432', expect: { refusedAt: 'provider-gateway' }, live: true }],
   },
   {
     name: 'seed-question-shared-root-tcp',

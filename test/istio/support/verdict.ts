@@ -138,6 +138,8 @@ export interface OracleVerdict extends Verdict {
   reason: string | null;
   istio?: string;
   hops: OracleHop[];
+  /** With `--envoy live`: what the request sent through real Envoy gateways on loopback did. */
+  live?: { reached: boolean; detail: string };
   stderr: string;
   /** The JSON as printed, for messages. */
   raw: string;
@@ -170,7 +172,7 @@ export async function oracleVerdict(dir: string, call: Call, envoy: 'off' | 'val
   const args = ['--dir', dir, '--from', `${call.cluster}/${call.namespace}/${call.pod}`, '--url', call.url, '--json', '--envoy', envoy];
   for (const [k, v] of Object.entries(call.headers ?? {})) args.push('--header', `${k}: ${v}`);
   const r = await run(oracleBinary(), args);
-  let parsed: { verdict?: Verdict['verdict']; refusedAt?: Hop | null; reason?: string | null; istio?: string; hops?: OracleHop[] } = {};
+  let parsed: { verdict?: Verdict['verdict']; refusedAt?: Hop | null; reason?: string | null; istio?: string; hops?: OracleHop[]; live?: { reached: boolean; detail: string } } = {};
   try {
     parsed = JSON.parse(r.stdout) as typeof parsed;
   } catch {
@@ -182,6 +184,7 @@ export async function oracleVerdict(dir: string, call: Call, envoy: 'off' | 'val
     reason: parsed.reason ?? null,
     istio: parsed.istio,
     hops: parsed.hops ?? [],
+    ...(parsed.live ? { live: parsed.live } : {}),
     exitCode: r.code,
     stderr: r.stderr,
     raw: r.stdout,
@@ -200,7 +203,8 @@ export function describeOracle(o: OracleVerdict): string {
   });
   const stderr = o.stderr.trim() ? `\n  stderr: ${o.stderr.trim().split('\n').join('\n          ')}` : '';
   const unparsed = o.hops.length === 0 && o.raw.trim() && !o.raw.trim().startsWith('{') ? `\n  stdout: ${o.raw.trim()}` : '';
-  return [head, ...hops].join('\n') + stderr + unparsed;
+  const live = o.live ? `\n  live Envoys: ${o.live.reached ? 'reached the backend' : 'refused'}: ${o.live.detail}` : '';
+  return [head, ...hops].join('\n') + live + stderr + unparsed;
 }
 
 export function describeModel(m: ModelVerdict): string {
