@@ -7,7 +7,7 @@
 import { keyMatchesCertificate, verifyCertificateChain } from '../../pki/index.js';
 import type { KubeObject } from '../model.js';
 import {
-  consumerGatewaySpiffeId, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, names, principalOf, serviceFqdn,
+  consumerGatewaySpiffeId, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, names, principalOf, serviceFqdn,
   workloadPrincipal,
 } from '../naming.js';
 import { istioMinor, needsSniDnatRouterMode, readSecret } from '../objects.js';
@@ -137,7 +137,7 @@ function consumerExpected(f: VerifyFacts): Expected[] {
       { kind: 'Secret', namespace: egressNs, name: binding },
       { kind: 'ServiceEntry', namespace: egressNs, name: binding, fields: { spec: { hosts: [e.sni], ports: [{ number: e.gateway.port }], endpoints: [{ address: e.gateway.address }] } } },
       { kind: 'DestinationRule', namespace: egressNs, name: binding, fields: { spec: { host: e.sni, trafficPolicy: { tls: { mode: 'MUTUAL', credentialName: binding, sni: e.sni } } } } },
-      { kind: 'Gateway', namespace: egressNs, name: binding, fields: { spec: { servers: [{ hosts: [e.sni], tls: { mode: 'ISTIO_MUTUAL' } }] } } },
+      { kind: 'Gateway', namespace: egressNs, name: binding, fields: { spec: { servers: [{ hosts: [`./${e.sni}`], tls: { mode: 'ISTIO_MUTUAL' } }] } } },
       {
         kind: 'VirtualService', namespace: egressNs, name: binding,
         fields: { spec: { hosts: [e.sni], gateways: [binding], [e.protocol === 'HTTP' ? 'http' : 'tcp']: [{ route: [{ destination: { host: e.sni, port: { number: e.gateway.port } } }] }] } },
@@ -165,6 +165,11 @@ function consumerExpected(f: VerifyFacts): Expected[] {
   return list;
 }
 
+/** Whether a provider Gateway selector is meshfed's own ingress gateway (not one chosen with --gateway-selector). */
+function ownGateway(selector: Record<string, string> | undefined): boolean {
+  return selector !== undefined && Object.keys(selector).length === 1 && selector['istio'] === GATEWAY_NAMES.ingress;
+}
+
 function providerExpected(f: VerifyFacts): Expected[] {
   const x = f.exportRecord!;
   const home = f.providerHome;
@@ -174,12 +179,14 @@ function providerExpected(f: VerifyFacts): Expected[] {
     const name = f.exportObjectName;
     const selector = specOf(f.providerGatewayObject).selector as Record<string, string> | undefined;
     const destination = { host: fqdn, port: { number: x.port.number }, ...(x.subsetName ? { subset: x.subsetName } : {}) };
+    // On a gateway meshfed does not own, the export's policy denies (scoped to its SNI host) rather than allows.
+    const action = ownGateway(selector) ? 'ALLOW' : 'DENY';
     list.push(
-      { kind: 'Secret', namespace: home, name: FEDERATION_CA_SECRET },
+      { kind: 'Secret', namespace: FEDERATION_CA_NAMESPACE, name: FEDERATION_CA_SECRET },
       { kind: 'Secret', namespace: home, name },
-      { kind: 'Gateway', namespace: home, name, fields: { spec: { servers: [{ hosts: [x.host], tls: { mode: 'MUTUAL', credentialName: name } }] } } },
+      { kind: 'Gateway', namespace: home, name, fields: { spec: { servers: [{ hosts: [`./${x.host}`], tls: { mode: 'MUTUAL', credentialName: name } }] } } },
       { kind: 'VirtualService', namespace: home, name, fields: { spec: { hosts: [x.host], gateways: [name], [x.protocol === 'HTTP' ? 'http' : 'tcp']: [{ route: [{ destination }] }] } } },
-      { kind: 'AuthorizationPolicy', namespace: home, name, fields: { spec: { action: 'ALLOW', ...(selector ? { selector: { matchLabels: selector } } : {}) } } },
+      { kind: 'AuthorizationPolicy', namespace: home, name, fields: { spec: { action, ...(selector ? { selector: { matchLabels: selector } } : {}) } } },
     );
   } else {
     list.push(
@@ -572,7 +579,8 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       const x = f.exportRecord!;
       const gateway = f.providerGatewayObject;
       const servers = (specOf(gateway).servers as Spec[] | undefined) ?? [];
-      const served = servers.flatMap((s) => (s.hosts as string[] | undefined) ?? []);
+      // A Gateway host is `[namespace/]host`: the namespace part limits which VirtualServices bind, not the SNI served.
+      const served = servers.flatMap((s) => (s.hosts as string[] | undefined) ?? []).map((h) => h.slice(h.indexOf('/') + 1));
       if (f.endpoint.mode === 'boundary') {
         const dr = f.bindingObject('DestinationRule');
         const sni = (((specOf(dr).trafficPolicy as Spec | undefined)?.tls as Spec | undefined)?.sni as string | undefined) ?? f.endpoint.sni;
