@@ -139,7 +139,10 @@ export class KubeClient {
   async request<T = unknown>(req: KubeRequest): Promise<KubeResponse<T>> {
     const { url, headers, payload, isHttps } = await this.prepare(req);
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
-    const { status, text, warnings } = await new Promise<{ status: number; text: string; warnings: string[] }>((resolvePromise, reject) => {
+    // A kept-alive socket the server closed while it sat idle is reset as soon as it is reused: the request never
+    // reached the server, so it is sent once more on a fresh socket (as Node's http documentation advises).
+    let retried = false;
+    const attempt = (): Promise<{ status: number; text: string; warnings: string[] }> => new Promise<{ status: number; text: string; warnings: string[] }>((resolvePromise, reject) => {
       const request = this.send(url, req.method, headers, isHttps, (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -152,9 +155,18 @@ export class KubeClient {
       const timer = timeoutMs > 0
         ? setTimeout(() => request.destroy(Object.assign(new Error('timeout'), { code: 'MESHFED_TIMEOUT' })), timeoutMs)
         : undefined;
-      request.on('error', (error) => { clearTimeout(timer); reject(error); });
+      request.on('error', (error: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        if (error.code === 'ECONNRESET' && request.reusedSocket && !retried) {
+          retried = true;
+          attempt().then(resolvePromise, reject);
+          return;
+        }
+        reject(error);
+      });
       request.end(payload);
-    }).catch((error: NodeJS.ErrnoException) => {
+    });
+    const { status, text, warnings } = await attempt().catch((error: NodeJS.ErrnoException) => {
       throw this.connectionError(error, timeoutMs);
     });
     const body = parseBody(text);
