@@ -300,3 +300,10 @@ test('Istio older than 1.9 is refused by every planner that writes, naming the c
   }
   t.notThrows(() => planExport(provider({ istioVersion: '1.9.0' }), spec(), { now }));
 });
+
+test('no gateway may be placed in the federation CA\'s namespace', (t) => {
+  const existingGateway = { namespace: 'meshfed-ca', selector: { istio: 'ingressgateway' }, serviceName: 'istio-ingressgateway', port: 15443 };
+  const error = t.throws(() => planExport(provider({ existingGateway }), spec(), { now }), { instanceOf: FederationInputError });
+  t.regex(error!.message, /namespace meshfed-ca holds the federation CA and must stay free of gateways/);
+  t.is(error!.flag, '--gateway-namespace');
+});
