@@ -5,6 +5,9 @@ import { ClusterError, InputError } from '../errors.js';
 import type { ResolvedContext } from './kubeconfig.js';
 import { describeRequest } from './request.js';
 
+/** Requests resent after a reset on a reused kept-alive socket (at most one per socket of the agent's pool). */
+const MAX_STALE_SOCKET_RETRIES = 16;
+
 /** One request to the API server. */
 export interface KubeRequest {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -140,8 +143,9 @@ export class KubeClient {
     const { url, headers, payload, isHttps } = await this.prepare(req);
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
     // A kept-alive socket the server closed while it sat idle is reset as soon as it is reused: the request never
-    // reached the server, so it is sent once more on a fresh socket (as Node's http documentation advises).
-    let retried = false;
+    // reached the server, so it is sent again (as Node's http documentation advises). After a long pause (a CA key
+    // being generated) every idle socket of the pool may be dead: each reset one leaves the pool, so the retries end.
+    let retries = 0;
     const attempt = (): Promise<{ status: number; text: string; warnings: string[] }> => new Promise<{ status: number; text: string; warnings: string[] }>((resolvePromise, reject) => {
       const request = this.send(url, req.method, headers, isHttps, (response) => {
         const chunks: Buffer[] = [];
@@ -157,8 +161,8 @@ export class KubeClient {
         : undefined;
       request.on('error', (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        if (error.code === 'ECONNRESET' && request.reusedSocket && !retried) {
-          retried = true;
+        if (error.code === 'ECONNRESET' && request.reusedSocket && retries < MAX_STALE_SOCKET_RETRIES) {
+          retries += 1;
           attempt().then(resolvePromise, reject);
           return;
         }
