@@ -19,7 +19,7 @@ import type { ClusterPlan, ConsumerIdentity, ConsumerSnapshot, ExportEndpoint, K
 import {
   bindingLabel, checkDnsLabel, consumerGatewaySpiffeId, FEDERATION_DOMAIN, GATEWAY_NAMES, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
 } from './naming.js';
-import { emptyPlan, findObject, finishPlan, gatewayNamespaceOf, homeNamespaceOf, kubeObject, meshfedLabels, readSecret, secretData } from './objects.js';
+import { checkSupportedIstio, emptyPlan, findObject, finishPlan, gatewayNamespaceOf, homeNamespaceOf, kubeObject, meshfedLabels, readSecret, secretData } from './objects.js';
 import { federationCaOf, planAdmission, type ExportPlan, type PlanOptions } from './provider.js';
 import { readExportRecords, readImportRecords } from './records.js';
 
@@ -138,6 +138,7 @@ export function createImportRequest(
   input: { consumerClusterId: string; namespace: string; serviceAccounts?: string[]; export: ExportRef },
   options: { now?: Date; ttlHours?: number } = {},
 ): { request: ImportRequest; plan: ClusterPlan } {
+  checkSupportedIstio(snapshot);
   checkDnsLabel(input.consumerClusterId, 'consumer cluster id', '--to');
   checkDnsLabel(input.namespace, 'namespace', '--namespace');
   checkDnsLabel(input.export.providerClusterId, 'provider cluster id', '--from');

@@ -18,7 +18,7 @@ import {
   serviceFqdn, workloadPrincipal,
 } from './naming.js';
 import {
-  API, checkNotForeign, emptyPlan, findObject, finishPlan, gatewaySetup, homeNamespaceOf, isManaged, kubeObject,
+  API, checkNotForeign, checkSupportedIstio, emptyPlan, findObject, finishPlan, gatewaySetup, homeNamespaceOf, isManaged, kubeObject,
   PRUNABLE_KINDS, meshfedLabels, objectKey, readSecret, secretData,
 } from './objects.js';
 import { importRecordObject, readImportRecords, type ImportRecord } from './records.js';
@@ -75,6 +75,7 @@ export function planImport(
   options: { now?: Date } = {},
 ): ImportPlan {
   const { endpoint } = input;
+  checkSupportedIstio(snapshot);
   checkEndpoint(endpoint);
   checkDnsLabel(spec.consumerClusterId, 'consumer cluster id', '--to');
   checkDnsLabel(spec.namespace, 'namespace', '--namespace');
@@ -242,7 +243,8 @@ function bindingObjects(endpoint: ExportEndpoint, credentials: ImportCredentials
         selector: { ...placement.selector },
         servers: [{
           port: { number: placement.port, name: `${serverProtocol.toLowerCase()}-${name}`, protocol: serverProtocol },
-          hosts: [host],
+          // "./": only VirtualServices of this namespace (meshfed's) can bind to the binding's host on this Gateway.
+          hosts: [`./${host}`],
           tls: { mode: 'ISTIO_MUTUAL' },
         }],
       },

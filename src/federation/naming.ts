@@ -70,6 +70,12 @@ export type GatewayRole = keyof typeof GATEWAY_NAMES;
 /** Secret holding the provider's federation CA certificate and key (`ca.crt`, `ca.key`). */
 export const FEDERATION_CA_SECRET = 'meshfed-federation-ca';
 
+/**
+ * Namespace of the federation CA Secret, where no gateway runs: a gateway's Role (which istiod's SDS check requires
+ * for `credentialName`) lets it read every Secret of its own namespace, and only export and admit need the CA key.
+ */
+export const FEDERATION_CA_NAMESPACE = 'meshfed-ca';
+
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const PLAIN_PART = /^[a-z0-9]+$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;

@@ -136,6 +136,52 @@ export function istioMinor(version: string): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
+/** The oldest Istio release meshfed supports: the first that serves every field and API version it writes. */
+export const MIN_ISTIO_VERSION = '1.9';
+
+/**
+ * Refuses a cluster whose Istio is older than {@link MIN_ISTIO_VERSION}: its CRDs and istiod do not know what
+ * meshfed writes (`networking.istio.io/v1beta1` with `credentialName` gateways, `security.istio.io/v1beta1`), so
+ * nothing is planned and nothing is written.
+ * @throws FederationInputError naming the cluster and its version
+ */
+export function checkSupportedIstio(snapshot: Pick<ClusterSnapshot, 'clusterId' | 'istioVersion'>): void {
+  const [major, minor] = istioMinor(snapshot.istioVersion);
+  if (major === 1 && minor < 9) {
+    throw new FederationInputError(
+      `cluster ${snapshot.clusterId} runs Istio ${snapshot.istioVersion}, older than ${MIN_ISTIO_VERSION}, the oldest release kubectl meshfed supports; ` +
+      'nothing was changed: upgrade Istio in this cluster to 1.9 or later, then run the command again',
+    );
+  }
+}
+
+/**
+ * Whether a gateway's HTTP authorization sees the principal of a client certificate on a `MUTUAL` (non-Istio)
+ * server. Istio 1.9 and 1.10 match HTTP `principals` against the `istio_authn` filter's metadata
+ * (`pilot/pkg/security/authz/model/generator.go`, `srcPrincipalGenerator.principal`, at 1.9.0 and 1.10.0), and
+ * istiod only adds that filter to a gateway's filter chain for `ISTIO_MUTUAL` servers
+ * (`pilot/pkg/networking/core/v1alpha3/gateway.go` sets `IstioMutualGateway`; `plugin/authn/authentication.go`
+ * `buildFilter`; `security/authn/v1beta1/policy_applier.go` `setAuthnFilterForPeerAuthn`). From 1.11 the
+ * generator matches the certificate itself (`principalAuthenticated`). TCP rules match the certificate on every
+ * release.
+ */
+export function gatewayHttpSeesClientPrincipal(version: string): boolean {
+  const [major, minor] = istioMinor(version);
+  return major > 1 || minor >= 11;
+}
+
+/**
+ * Whether the gateway injection template mounts istiod's token as a projected volume on every install, so the pod
+ * needs no auto-mounted ServiceAccount token. Before 1.22 the template only does so with
+ * `global.jwtPolicy=third-party-jwt` and pilot-agent reads the auto-mounted token otherwise
+ * (`manifests/charts/istio-control/istio-discovery/files/gateway-injection-template.yaml`, `istio-token` volume,
+ * at 1.21.0 and 1.22.0).
+ */
+export function gatewayNeedsNoServiceAccountToken(version: string): boolean {
+  const [major, minor] = istioMinor(version);
+  return major > 1 || minor >= 22;
+}
+
 /** Istio >= 1.12 deploys gateways by injection (`inject.istio.io/templates: gateway`, image `auto`). */
 export function supportsGatewayInjection(version: string): boolean {
   const [major, minor] = istioMinor(version);
@@ -160,6 +206,18 @@ export function gatewayNamespaceOf(snapshot: ClusterSnapshot): string {
  */
 export function homeNamespaceOf(snapshot: ClusterSnapshot): string {
   return snapshot.existingGateway?.namespace ?? gatewayNamespaceOf(snapshot);
+}
+
+/**
+ * Whether meshfed owns the gateway workload at `placement`: the one it deploys (or whose overlay it prints) for the
+ * role, in its gateway namespace. A gateway chosen with `--gateway-selector` belongs to whoever installed it and
+ * may carry other traffic, which meshfed's objects must leave alone.
+ */
+export function ownsGateway(snapshot: ClusterSnapshot, placement: GatewayPlacement, role: GatewayRole): boolean {
+  if (!snapshot.existingGateway) return true;
+  const own = { istio: GATEWAY_NAMES[role] };
+  const keys = Object.keys(placement.selector);
+  return placement.namespace === gatewayNamespaceOf(snapshot) && keys.length === 1 && placement.selector['istio'] === own.istio;
 }
 
 /** What a gateway role resolves to in one cluster. */
@@ -230,6 +288,8 @@ export function gatewaySetup(snapshot: ClusterSnapshot, role: GatewayRole): Gate
           },
           spec: {
             serviceAccountName: name,
+            // The gateway talks to istiod with its projected istio-token; no Kubernetes API token for an internet-facing pod.
+            ...(gatewayNeedsNoServiceAccountToken(snapshot.istioVersion) ? { automountServiceAccountToken: false } : {}),
             containers: [{ name: 'istio-proxy', image: 'auto', ports: [{ name: 'tls', containerPort: FEDERATION_PORT }] }],
           },
         },

@@ -12,13 +12,13 @@ import {
   type GatewayPlacement, type ProviderSnapshot, type ServicePort, type ServiceSnapshot,
 } from './model.js';
 import {
-  checkDnsLabel, consumerGatewaySpiffeId, exportHost, exportLabel, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, isLabelValue,
+  checkDnsLabel, consumerGatewaySpiffeId, exportHost, exportLabel, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, isLabelValue,
   LABELS, MANAGED_BY, MANAGED_BY_LABEL, names, passthroughSni, principalOf, serviceFqdn, serviceLabel, subsetName,
   workloadPrincipal,
 } from './naming.js';
 import {
-  API, checkNotForeign, emptyPlan, findObject, finishPlan, gatewaySetup, homeNamespaceOf, kubeObject, PRUNABLE_KINDS,
-  meshfedLabels, objectKey, readSecret, secretData,
+  API, checkNotForeign, checkSupportedIstio, emptyPlan, findObject, finishPlan, gatewayHttpSeesClientPrincipal, gatewaySetup,
+  homeNamespaceOf, kubeObject, PRUNABLE_KINDS, meshfedLabels, objectKey, ownsGateway, readSecret, secretData,
 } from './objects.js';
 import { exportRecordObject, readExportRecords, type ExportRecord } from './records.js';
 import {
@@ -271,7 +271,15 @@ function workloadWarnings(snapshot: ProviderSnapshot, record: ExportRecord): str
 function planProvider(
   snapshot: ProviderSnapshot, record: ExportRecord, options: PlanOptions, warnings: string[], purpose: 'export' | 'admit' | 'revoke',
 ): ExportPlan {
+  checkSupportedIstio(snapshot);
   const home = homeNamespaceOf(snapshot);
+  if (home === FEDERATION_CA_NAMESPACE) {
+    throw new FederationInputError(
+      `namespace ${FEDERATION_CA_NAMESPACE} holds the federation CA and must stay free of gateways (a gateway can read every Secret of its namespace): ` +
+      'choose another gateway namespace (--gateway-namespace)',
+      '--gateway-namespace',
+    );
+  }
   const records = readExportRecords(snapshot);
   const isThis = (r: ExportRecord): boolean => r.namespace === record.namespace && r.exportName === record.exportName;
   const previous = records.find(isThis);
@@ -298,22 +306,27 @@ function planProvider(
   if (setup.overlay) plan.overlay = setup.overlay;
   plan.objects.push(...setup.objects);
 
+  // The CA key lives in a namespace of its own: a gateway can read every Secret of its namespace (its Role).
+  const caNamespace = FEDERATION_CA_NAMESPACE;
   const found = chooseFederationCa(snapshot, home, options.now);
   const ca = found.ca ?? createFederationCA({ provider: snapshot.clusterId, ...(options.now ? { now: options.now } : {}) });
-  plan.objects.push(kubeObject('v1', 'Secret', FEDERATION_CA_SECRET, home, meshfedLabels('federation-ca'), {
+  plan.objects.push(kubeObject('v1', 'Namespace', caNamespace, undefined, { [MANAGED_BY_LABEL]: MANAGED_BY }, {}));
+  plan.objects.push(kubeObject('v1', 'Secret', FEDERATION_CA_SECRET, caNamespace, meshfedLabels('federation-ca'), {
     type: 'Opaque',
     data: secretData({ 'ca.crt': ca.certificatePem, 'ca.key': ca.privateKeyPem }),
   }));
-  plan.secretsWithPrivateKeys.push(`${home}/${FEDERATION_CA_SECRET}`);
+  plan.secretsWithPrivateKeys.push(`${caNamespace}/${FEDERATION_CA_SECRET}`);
   for (const copy of found.copies) {
-    // The CA moves with the gateways: a copy stays only while exports are still served from its namespace.
-    const namespace = copy.metadata.namespace!;
-    if (exportsServedFrom(snapshot, others, namespace).length === 0) plan.remove.push({ apiVersion: 'v1', kind: 'Secret', namespace, name: FEDERATION_CA_SECRET });
+    // Left beside a gateway by an earlier version: the key moves out of the gateway's reach.
+    plan.remove.push({ apiVersion: 'v1', kind: 'Secret', namespace: copy.metadata.namespace!, name: FEDERATION_CA_SECRET });
+  }
+  if (found.copies.length) {
+    plan.warnings.push(`the federation CA moves to namespace ${caNamespace} (from ${found.copies.map((c) => c.metadata.namespace).join(', ')}), out of the gateways' reach`);
   }
   for (const other of found.others) {
     plan.warnings.push(
-      `Secret ${other.metadata.namespace}/${FEDERATION_CA_SECRET} holds another federation CA than ${home}/${FEDERATION_CA_SECRET}, which this export uses: ` +
-      `consumers whose certificates it signed are refused; to keep them, delete ${home}/${FEDERATION_CA_SECRET} and run the export again (the other CA then moves here), ` +
+      `Secret ${other.metadata.namespace}/${FEDERATION_CA_SECRET} holds another federation CA than ${found.foundIn}/${FEDERATION_CA_SECRET}, which this export uses: ` +
+      `consumers whose certificates it signed are refused; to keep them, delete ${found.foundIn}/${FEDERATION_CA_SECRET} and run the export again (the other CA then moves to ${caNamespace}), ` +
       `otherwise delete ${other.metadata.namespace}/${FEDERATION_CA_SECRET} and have those consumers import again`,
     );
   }
@@ -481,13 +494,15 @@ function exportOwnObjects(
       out.push(kubeObject('v1', 'Secret', name, home, labels, {}));
     }
     const serverProtocol = record.protocol === 'HTTP' ? 'HTTPS' : 'TLS';
+    const admission = admissionPlan(snapshot, record, placement);
     out.push(kubeObject(API.networking, 'Gateway', name, home, labels, {
       spec: {
         selector: { ...placement.selector },
         servers: [{
           port: { number: placement.port, name: `${serverProtocol.toLowerCase()}-${name}`, protocol: serverProtocol },
-          hosts: [record.host],
-          tls: { mode: 'MUTUAL', credentialName: name },
+          // "./": only VirtualServices of this namespace (meshfed's) can bind to the export's host on this Gateway.
+          hosts: [`./${record.host}`],
+          tls: { mode: 'MUTUAL', credentialName: name, ...(admission.subjectAltNames.length ? { subjectAltNames: admission.subjectAltNames } : {}) },
         }],
       },
     }));
@@ -506,27 +521,63 @@ function exportOwnObjects(
           : { tcp: [{ match: [{ port: placement.port }], route: [{ destination }] }] }),
       },
     }));
-    const principals = [...new Set(record.consumers.flatMap((c) => consumerPrincipals(record, c)))].sort();
-    const sni = { key: 'connection.sni', values: [record.host] };
     out.push(kubeObject(API.security, 'AuthorizationPolicy', name, home, labels, {
-      spec: {
-        selector: { matchLabels: { ...placement.selector } },
-        action: 'ALLOW',
-        // An ALLOW policy without rules admits nobody: the export is closed until a consumer is admitted.
-        ...(principals.length
-          ? {
-            rules: [{
-              from: [{ source: { principals } }],
-              ...(record.protocol === 'HTTP' ? { to: [{ operation: { hosts: [record.host] } }] } : {}),
-              when: [sni],
-            }],
-          }
-          : {}),
-      },
+      spec: { selector: { matchLabels: { ...placement.selector } }, ...admission.policy },
     }));
   }
   out.push(exportRecordObject(record, home));
   return out;
+}
+
+/** How a boundary export admits its consumers at the provider gateway. */
+interface AdmissionPlan {
+  /** SPIFFE ids the gateway's TLS handshake accepts (empty: any certificate of the federation CA). */
+  subjectAltNames: string[];
+  /** The AuthorizationPolicy's `action` and `rules`. */
+  policy: { action: 'ALLOW' | 'DENY'; rules?: unknown[] };
+}
+
+/**
+ * Who may use an export, in what the provider's Istio can evaluate and without touching traffic that is not the
+ * export's:
+ *
+ * - The consumers' SPIFFE ids are checked where Istio sees them. A gateway's HTTP authorization does not see the
+ *   principal of a `MUTUAL` client certificate before Istio 1.11 ({@link gatewayHttpSeesClientPrincipal}), so an
+ *   HTTP export there admits them in the TLS handshake (`subjectAltNames` of its Gateway server) and its policy
+ *   names no principal. TCP rules see the certificate on every release.
+ * - On meshfed's own gateway an ALLOW policy admits them (an export without consumers: an ALLOW policy without
+ *   rules, which admits nobody). On a gateway meshfed does not own, an ALLOW policy would deny every request it does
+ *   not match, the owner's own routes included: a DENY policy scoped to the export's SNI host denies what is not
+ *   admitted there, and nothing else.
+ */
+function admissionPlan(snapshot: ProviderSnapshot, record: ExportRecord, placement: GatewayPlacement): AdmissionPlan {
+  const spiffeIds = [...new Set(record.consumers.map((c) => c.gatewaySpiffeId ?? consumerGatewaySpiffeId(c.clusterId)))].sort();
+  const principals = [...new Set(record.consumers.flatMap((c) => consumerPrincipals(record, c)))].sort();
+  const http = record.protocol === 'HTTP';
+  const inHandshake = http && !gatewayHttpSeesClientPrincipal(snapshot.istioVersion);
+  const sni = { key: 'connection.sni', values: [record.host] };
+  const subjectAltNames = inHandshake ? spiffeIds : [];
+  if (ownsGateway(snapshot, placement, 'ingress')) {
+    // An ALLOW policy without rules admits nobody: the export is closed until a consumer is admitted.
+    if (principals.length === 0) return { subjectAltNames, policy: { action: 'ALLOW' } };
+    return {
+      subjectAltNames,
+      policy: {
+        action: 'ALLOW',
+        rules: [{
+          ...(inHandshake ? {} : { from: [{ source: { principals } }] }),
+          ...(http ? { to: [{ operation: { hosts: [record.host] } }] } : {}),
+          when: [sni],
+        }],
+      },
+    };
+  }
+  // Every rule carries the export's SNI condition: the shared gateway's other traffic never matches.
+  if (principals.length === 0) return { subjectAltNames, policy: { action: 'DENY', rules: [{ when: [sni] }] } };
+  const rules: unknown[] = [];
+  if (!inHandshake) rules.push({ from: [{ source: { notPrincipals: principals } }], when: [sni] });
+  if (http) rules.push({ to: [{ operation: { notHosts: [record.host] } }], when: [sni] });
+  return { subjectAltNames, policy: { action: 'DENY', rules } };
 }
 
 /**

@@ -6,7 +6,7 @@
 import { inspectCertificate, keyMatchesCertificate, type CertificateAndKey } from '../pki/index.js';
 import { FederationInputError } from './errors.js';
 import type { ClusterSnapshot, GatewayPlacement, KubeObject } from './model.js';
-import { FEDERATION_CA_SECRET, GATEWAY_NAMES, LABELS, names } from './naming.js';
+import { FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, GATEWAY_NAMES, LABELS, names } from './naming.js';
 import { gatewayNamespaceOf, isManaged, readSecret } from './objects.js';
 import type { ExportRecord } from './records.js';
 
@@ -88,7 +88,10 @@ export interface FederationCaChoice {
   ca?: CertificateAndKey;
   /** Namespace of the Secret it was found in. */
   foundIn?: string;
-  /** Secrets holding the same CA outside the home namespace: a copy that no export is served from any more is removed. */
+  /**
+   * Secrets holding the same CA outside {@link FEDERATION_CA_NAMESPACE} (where earlier versions kept it, beside the
+   * gateways): the plan removes them, since a gateway's namespace is readable by the gateway.
+   */
   copies: KubeObject[];
   /** Secrets holding a different CA (a cluster damaged by an earlier version that created a second CA). */
   others: KubeObject[];
@@ -113,10 +116,10 @@ const samePem = (a: string | undefined, b: string | undefined): boolean =>
   a !== undefined && b !== undefined && a.replace(/\r\n/g, '\n').trim() === b.replace(/\r\n/g, '\n').trim();
 
 /**
- * The provider's federation CA, wherever meshfed keeps it: the one next to the gateway (`home`) first, else the one
- * in meshfed's own namespace, else any other. One CA per provider cluster: an export placed on a gateway in another
- * namespace reuses it (its Secret moves there) rather than creating a second one, which would leave the consumers
- * admitted before with certificates the gateway does not accept.
+ * The provider's federation CA, wherever meshfed keeps it: in {@link FEDERATION_CA_NAMESPACE} first, else beside
+ * the gateway (`home`, where versions before it kept it), else in meshfed's gateway namespace, else any other. One CA
+ * per provider cluster: a CA found beside a gateway moves to its own namespace rather than a second one being
+ * created, which would leave the consumers admitted before with certificates the gateway does not accept.
  * @throws FederationInputError when the chosen Secret does not hold a usable CA
  */
 export function chooseFederationCa(snapshot: ClusterSnapshot, home: string, now?: Date): FederationCaChoice {
@@ -124,17 +127,18 @@ export function chooseFederationCa(snapshot: ClusterSnapshot, home: string, now?
     .filter((o) => o.kind === 'Secret' && o.metadata.name === FEDERATION_CA_SECRET && o.metadata.namespace && isManaged(o))
     .sort((a, b) => rank(a) - rank(b) || a.metadata.namespace!.localeCompare(b.metadata.namespace!));
   function rank(o: KubeObject): number {
-    return o.metadata.namespace === home ? 0 : o.metadata.namespace === gatewayNamespaceOf(snapshot) ? 1 : 2;
+    const ns = o.metadata.namespace;
+    return ns === FEDERATION_CA_NAMESPACE ? 0 : ns === home ? 1 : ns === gatewayNamespaceOf(snapshot) ? 2 : 3;
   }
   const chosen = secrets[0];
   if (!chosen) return { copies: [], others: [] };
   const ca = caOf(chosen, now);
-  const rest = secrets.slice(1).filter((o) => o.metadata.namespace !== home);
+  const rest = secrets.slice(1);
   const isCopy = (o: KubeObject): boolean => samePem(readSecret(o)?.['ca.crt'], ca.certificatePem);
   return {
     ca,
     foundIn: chosen.metadata.namespace!,
-    copies: [...(chosen.metadata.namespace !== home ? [chosen] : []), ...rest.filter(isCopy)],
+    copies: [...(chosen.metadata.namespace !== FEDERATION_CA_NAMESPACE ? [chosen] : []), ...rest.filter(isCopy)],
     others: rest.filter((o) => !isCopy(o)),
   };
 }

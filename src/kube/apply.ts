@@ -55,18 +55,30 @@ export function isSubset(desired: unknown, live: unknown): boolean {
 export function dropsOwnedFields(desired: KubeObject, live: KubeObject): boolean {
   const entries = (live.metadata.managedFields ?? []) as Array<{ manager?: string; operation?: string; fieldsV1?: Record<string, unknown> }>;
   const owned = entries.find((entry) => entry.manager === FIELD_MANAGER && entry.operation === 'Apply')?.fieldsV1;
-  return owned ? missingOwned(owned, desired) : false;
+  return owned ? missingOwned(owned, desired, live) : false;
 }
 
-function missingOwned(fields: Record<string, unknown>, desired: unknown): boolean {
+function missingOwned(fields: Record<string, unknown>, desired: unknown, live: unknown): boolean {
   for (const [key, sub] of Object.entries(fields)) {
     if (!key.startsWith('f:')) continue;
     if (desired === null || typeof desired !== 'object' || Array.isArray(desired)) return true;
     const value = (desired as Record<string, unknown>)[key.slice(2)];
     if (value === undefined) return true;
-    if (sub && typeof sub === 'object' && !Array.isArray(value) && missingOwned(sub as Record<string, unknown>, value)) return true;
+    const liveValue = live !== null && typeof live === 'object' && !Array.isArray(live) ? (live as Record<string, unknown>)[key.slice(2)] : undefined;
+    if (Array.isArray(value)) {
+      // An atomic list (no `k:`/`v:`/`i:` item keys: Istio's lists) is owned whole: applying it replaces it, so a
+      // field dropped inside an item (a Gateway server's subjectAltNames, a rule's `from`) is a change too.
+      const atomic = !sub || typeof sub !== 'object' || Object.keys(sub).every((k) => !/^[kvi]:/.test(k));
+      if (atomic && !sameValue(value, liveValue)) return true;
+      continue;
+    }
+    if (sub && typeof sub === 'object' && missingOwned(sub as Record<string, unknown>, value, liveValue)) return true;
   }
   return false;
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  return isSubset(a, b) && isSubset(b, a);
 }
 
 /** Dependency tiers: a tier is applied after the one before it; objects of one tier go in parallel. */

@@ -5,6 +5,9 @@ import { ClusterError, InputError } from '../errors.js';
 import type { ResolvedContext } from './kubeconfig.js';
 import { describeRequest } from './request.js';
 
+/** Requests resent after a reset on a reused kept-alive socket (at most one per socket of the agent's pool). */
+const MAX_STALE_SOCKET_RETRIES = 16;
+
 /** One request to the API server. */
 export interface KubeRequest {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -139,15 +142,18 @@ export class KubeClient {
   async request<T = unknown>(req: KubeRequest): Promise<KubeResponse<T>> {
     const { url, headers, payload, isHttps } = await this.prepare(req);
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
-    const { status, text, warnings } = await this.exchange(url, req.method, headers, isHttps, payload, timeoutMs).catch((error: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
-      // A kept-alive connection the server closed as idle just as we reused it is reset before the server read the
-      // request: send it once more on a fresh connection (Node's documented keep-alive race, http.ClientRequest
-      // `reusedSocket`). Any other reset is the server's answer.
-      if (error.code === 'ECONNRESET' && error.reusedSocket) return this.exchange(url, req.method, headers, isHttps, payload, timeoutMs);
-      throw error;
-    }).catch((error: NodeJS.ErrnoException) => {
-      throw this.connectionError(error, timeoutMs);
-    });
+    // A kept-alive socket the server closed while it sat idle is reset as soon as it is reused, before the server read
+    // the request: it is sent again (Node's documented keep-alive race, http.ClientRequest `reusedSocket`). After a
+    // long pause (a CA key being generated) every idle socket of the pool may be dead: each reset one leaves the
+    // pool, so the retries end. Any other reset is the server's answer.
+    let exchanged: { status: number; text: string; warnings: string[] } | undefined;
+    for (let retries = 0; !exchanged; retries += 1) {
+      exchanged = await this.exchange(url, req.method, headers, isHttps, payload, timeoutMs).catch((error: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
+        if (error.code === 'ECONNRESET' && error.reusedSocket && retries < MAX_STALE_SOCKET_RETRIES) return undefined;
+        throw this.connectionError(error, timeoutMs);
+      });
+    }
+    const { status, text, warnings } = exchanged;
     const body = parseBody(text);
     if (status >= 400) throw this.statusError(req, status, body);
     return { status, body: body as T, warnings };

@@ -6,7 +6,7 @@
  */
 import { ClusterError, InputError } from '../errors.js';
 import {
-  exportLabel, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, type ImportRecord,
+  exportLabel, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, type ImportRecord,
 } from '../federation/index.js';
 import type { ProviderSide, SideSnapshot, VerifySnapshot } from '../federation/checks/index.js';
 import type { ClusterWriter } from './apply.js';
@@ -93,13 +93,18 @@ async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istio
       && o.metadata.labels?.[LABELS.export] === exportLabel(record.endpoint.namespace, record.endpoint.exportName));
     const home = exportRecord?.metadata.namespace ?? 'istio-meshfed';
     const { facts: mesh } = await readMesh(writer, istioNamespace);
-    // Authorization policies of the exported workload's namespace and of the mesh root namespace decide who may call it.
-    const policyNamespaces = [...new Set([record.endpoint.namespace, mesh.rootNamespace ?? 'istio-system'])];
-    const [extra, ...policies] = await Promise.all([
-      namespaceObjects(writer, [record.endpoint.namespace, home]),
+    // Authorization policies of the exported workload's namespace, of the gateway's and of the mesh root namespace
+    // decide who may call them.
+    const policyNamespaces = [...new Set([record.endpoint.namespace, home, mesh.rootNamespace ?? 'istio-system'])];
+    // Where federation CA Secrets are, and whether a gateway runs there.
+    const caNamespaces = managed.filter((o) => o.kind === 'Secret' && o.metadata.name === FEDERATION_CA_SECRET).map((o) => o.metadata.namespace!);
+    const [extra, gateways, ...policies] = await Promise.all([
+      namespaceObjects(writer, [record.endpoint.namespace, home, FEDERATION_CA_NAMESPACE, ...caNamespaces]),
+      // Every Gateway: another's Gateway selecting the federation gateway's pods shares it with other traffic.
+      optional(writer.list('networking.istio.io/v1beta1', 'Gateway', undefined), [] as KubeObject[]),
       ...policyNamespaces.map((ns) => optional(writer.list('security.istio.io/v1beta1', 'AuthorizationPolicy', ns), [] as KubeObject[])),
     ]);
-    return { status: 'present', snapshot: { context: writer.contextName, mesh, objects: merge(merge(managed, extra), policies.flat()) } };
+    return { status: 'present', snapshot: { context: writer.contextName, mesh, objects: merge(merge(merge(managed, extra), policies.flat()), gateways) } };
   } catch (error) {
     if (error instanceof ClusterError) {
       return { status: 'unreachable', context: writer.contextName, message: error.message };

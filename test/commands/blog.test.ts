@@ -91,7 +91,7 @@ test.serial('export --dry-run -o yaml writes nothing and prints exactly what exp
   // Everything applied was printed, except the two Secrets with private keys (federation CA, gateway certificate).
   const printedNames = new Set(printed.map((o) => `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`));
   const notPrinted = fed.managedObjects('cluster2').filter((name) => !printedNames.has(name));
-  t.deepEqual(notPrinted, ['Secret istio-meshfed/meshfed-federation-ca', 'Secret istio-meshfed/mf-export-bookinfo-reviews']);
+  t.deepEqual(notPrinted, ['Secret istio-meshfed/mf-export-bookinfo-reviews', 'Secret meshfed-ca/meshfed-federation-ca']);
   t.regex(applied.stderr, /gateway istio-meshfed\/meshfed-ingress has the address \d+\.\d+\.\d+\.\d+/);
 });
 
@@ -242,8 +242,8 @@ test.serial('unexport refuses while a consumer is admitted; unimport, revoke and
     'ServiceAccount istio-meshfed/meshfed-egress',
   ]);
   t.deepEqual(fed.managedObjects('cluster2'), [
-    'ConfigMap istio-meshfed/meshfed-cluster', 'Deployment istio-meshfed/meshfed-ingress', 'Namespace istio-meshfed',
-    'Role istio-meshfed/meshfed-ingress', 'RoleBinding istio-meshfed/meshfed-ingress', 'Secret istio-meshfed/meshfed-federation-ca',
+    'ConfigMap istio-meshfed/meshfed-cluster', 'Deployment istio-meshfed/meshfed-ingress', 'Namespace istio-meshfed', 'Namespace meshfed-ca',
+    'Role istio-meshfed/meshfed-ingress', 'RoleBinding istio-meshfed/meshfed-ingress', 'Secret meshfed-ca/meshfed-federation-ca',
     'Service istio-meshfed/meshfed-ingress', 'ServiceAccount istio-meshfed/meshfed-ingress',
   ]);
   // Nothing meshfed does not manage was written.

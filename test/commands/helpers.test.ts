@@ -74,8 +74,21 @@ test('a field meshfed applied before and no longer plans counts as a change', (t
   };
   const withoutRules = { apiVersion: live.apiVersion, kind: live.kind, metadata: { name: 'p', namespace: 'n' }, spec: { action: 'ALLOW', selector: { matchLabels: { istio: 'x' } } } };
   t.true(dropsOwnedFields(withoutRules, live));
-  t.false(dropsOwnedFields({ ...withoutRules, spec: { ...withoutRules.spec, rules: [] } }, live), 'fields of other managers do not count');
+  t.false(dropsOwnedFields({ ...withoutRules, spec: { ...withoutRules.spec, rules: [{ from: [] }] } }, live), 'fields of other managers do not count');
   t.false(dropsOwnedFields(withoutRules, { ...live, metadata: { name: 'p' } }), 'no managed fields: nothing known to drop');
+});
+
+test('a field dropped inside an item of an atomic list (a Gateway server\'s subjectAltNames) counts as a change', (t) => {
+  const server = { port: { number: 15443, name: 'https', protocol: 'HTTPS' }, hosts: ['./h'], tls: { mode: 'MUTUAL', credentialName: 'c', subjectAltNames: ['spiffe://a'] } };
+  const live = {
+    apiVersion: 'networking.istio.io/v1beta1', kind: 'Gateway',
+    metadata: { name: 'g', namespace: 'n', managedFields: [{ manager: 'kubectl-meshfed', operation: 'Apply', fieldsV1: { 'f:spec': { 'f:selector': { 'f:istio': {} }, 'f:servers': {} } } }] },
+    spec: { selector: { istio: 'x' }, servers: [server] },
+  };
+  const { subjectAltNames: _dropped, ...tls } = server.tls;
+  const desired = { apiVersion: live.apiVersion, kind: live.kind, metadata: { name: 'g', namespace: 'n' }, spec: { selector: { istio: 'x' }, servers: [{ ...server, tls }] } };
+  t.true(dropsOwnedFields(desired, live));
+  t.false(dropsOwnedFields({ ...desired, spec: { ...desired.spec, servers: [server] } }, live), 'the same list is no change');
 });
 
 test('a plan\'s deletions: explicit removals and stale objects of its label, never what it still plans', (t) => {

@@ -2,7 +2,7 @@
 // Istio 1.9.0, 1.18.0 and 1.30.3: a real API server would reject it with fieldValidation=Strict or prune it.
 import test from 'ava';
 import { crdSchema, ISTIO_VERSIONS, validateAgainstSchema } from '../support/crd-schema.js';
-import { planUnexport, planUnimport, type KubeObject } from '../../src/federation/index.js';
+import { planExport, planUnexport, planUnimport, type KubeObject, type ProviderSnapshot } from '../../src/federation/index.js';
 import { runScenario, scenarioNames } from './scenario.js';
 
 function istioObjects(objects: KubeObject[]): KubeObject[] {
@@ -32,3 +32,38 @@ for (const name of scenarioNames()) {
     }
   });
 }
+
+test('admission objects of every release and gateway owner validate strictly against every CRD release', (t) => {
+  const now = new Date('2026-06-01T12:00:00Z');
+  const base: ProviderSnapshot = {
+    clusterId: 'prod', istioVersion: '1.9.0', gatewayAddress: '192.0.2.10', existing: [],
+    services: [
+      { name: 'api', namespace: 'shop', selector: { app: 'api' }, ports: [{ name: 'http', port: 8080 }] },
+      { name: 'db', namespace: 'shop', selector: { app: 'db' }, ports: [{ name: 'tcp-db', port: 5432 }] },
+    ],
+  };
+  const ca = planExport(base, { providerClusterId: 'prod', namespace: 'shop', service: 'api', port: { number: 8080 } }, { now })
+    .objects.find((o) => o.metadata.name === 'meshfed-federation-ca')!;
+  const existingGateway = { namespace: 'istio-system', selector: { istio: 'ingressgateway' }, serviceName: 'istio-ingressgateway' };
+  const objects: KubeObject[] = [];
+  for (const istioVersion of ['1.9.0', '1.18.0']) {
+    for (const shared of [false, true]) {
+      for (const service of ['api', 'db']) {
+        for (const consumers of [[], [{ clusterId: 'ops' }]]) {
+          const snapshot: ProviderSnapshot = { ...base, istioVersion, existing: [ca], ...(shared ? { existingGateway } : {}) };
+          const port = service === 'api' ? 8080 : 5432;
+          objects.push(...istioObjects(planExport(snapshot, { providerClusterId: 'prod', namespace: 'shop', service, port: { number: port }, consumers }, { now }).objects));
+        }
+      }
+    }
+  }
+  t.true(objects.some((o) => JSON.stringify(o).includes('subjectAltNames')));
+  t.true(objects.some((o) => JSON.stringify(o).includes('notPrincipals')));
+  t.true(objects.some((o) => JSON.stringify(o).includes('notHosts')));
+  for (const version of ISTIO_VERSIONS) {
+    for (const o of objects) {
+      const { causes, unknownFields } = validateAgainstSchema(o, crdSchema(version, o.apiVersion, o.kind)!);
+      t.deepEqual([...causes, ...unknownFields], [], `Istio ${version}: ${o.kind} ${o.metadata.namespace}/${o.metadata.name}`);
+    }
+  }
+});

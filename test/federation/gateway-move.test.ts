@@ -50,23 +50,23 @@ const caPem = (o: KubeObject | undefined): string | undefined => readSecret(o)?.
 const admitted = (snapshot: ProviderSnapshot): ProviderSnapshot =>
   apply(snapshot, planAdmission(snapshot, { namespace: 'shop', exportName: 'api', consumer: { clusterId: 'ops' } }, { now }));
 
-test('an export moved to an existing gateway keeps the federation CA and leaves nothing in the namespace it left', (t) => {
+test('an export moved to an existing gateway keeps the federation CA in its own namespace and leaves nothing in the namespace it left', (t) => {
   const before = apply(provider(), planExport(provider(), spec(), { now }));
   const ca = caPem(caSecrets(before)[0]);
-  t.deepEqual(caSecrets(before).map((o) => o.metadata.namespace), ['istio-meshfed']);
+  t.deepEqual(caSecrets(before).map((o) => o.metadata.namespace), ['meshfed-ca']);
 
   const plan = planExport({ ...before, existingGateway }, spec(), { now });
-  t.deepEqual(plan.remove.filter((r) => r.kind === 'Secret'), [{ apiVersion: 'v1', kind: 'Secret', namespace: 'istio-meshfed', name: 'meshfed-federation-ca' }]);
+  t.deepEqual(plan.remove.filter((r) => r.kind === 'Secret'), []);
   const after = apply({ ...before, existingGateway }, plan);
 
-  t.deepEqual(caSecrets(after).map((o) => o.metadata.namespace), ['istio-system'], 'one federation CA, next to the gateway');
+  t.deepEqual(caSecrets(after).map((o) => o.metadata.namespace), ['meshfed-ca'], 'one federation CA, out of every gateway\'s namespace');
   t.is(caPem(caSecrets(after)[0]), ca, 'the same CA: certificates it signed stay valid');
   t.is(plan.federationCaPem, ca!);
-  t.deepEqual(keys(after, 'istio-meshfed'), [], 'no export object, subsets DestinationRule or CA is left behind');
+  t.deepEqual(keys(after, 'istio-meshfed'), [], 'no export object or subsets DestinationRule is left behind');
   t.deepEqual(keys(after, 'istio-system'), [
     'AuthorizationPolicy/istio-system/mf-export-shop-api', 'ConfigMap/istio-system/mf-export-shop-api',
     'DestinationRule/istio-system/mf-subsets-shop-api', 'Gateway/istio-system/mf-export-shop-api',
-    'Secret/istio-system/meshfed-federation-ca', 'Secret/istio-system/mf-export-shop-api', 'VirtualService/istio-system/mf-export-shop-api',
+    'Secret/istio-system/mf-export-shop-api', 'VirtualService/istio-system/mf-export-shop-api',
   ]);
   t.is(readSecret(after.existing.find((o) => objectKey(o) === 'Secret/istio-system/mf-export-shop-api'))?.['ca.crt'], ca, 'the gateway trusts client certificates of the same CA');
   t.false(plan.warnings.some((w) => /moves from/.test(w)), 'nobody to tell when no consumer is admitted');
@@ -90,7 +90,8 @@ test('a move that would break admitted consumers is refused with the way forward
   t.deepEqual(plan.record.consumers.map((c) => c.clusterId), ['ops'], 'the consumers stay admitted');
   const policy = plan.objects.find((o) => o.kind === 'AuthorizationPolicy')!;
   t.is(policy.metadata.namespace, 'istio-system');
-  t.deepEqual((policy.spec as Spec).rules[0].from[0].source.principals, ['ops.meshfed.internal/ns/istio-meshfed/sa/meshfed-egress']);
+  t.is((policy.spec as Spec).action, 'DENY', 'a gateway meshfed does not own gets no ALLOW policy');
+  t.deepEqual((policy.spec as Spec).rules[0].from[0].source.notPrincipals, ['ops.meshfed.internal/ns/istio-meshfed/sa/meshfed-egress']);
   const after = apply(moved, plan);
   t.is(caSecrets(after).length, 1);
   t.is(caPem(caSecrets(after)[0]), caPem(caSecrets(before)[0]), 'their certificates still chain to the CA');
@@ -113,7 +114,7 @@ test('admitting or revoking a consumer never moves an export: the command is tol
   t.notThrows(() => planRevoke(withConsumer, { namespace: 'shop', exportName: 'api', consumerClusterId: 'ops' }, { now }));
 });
 
-test('exports still served from the old namespace keep their subsets and the CA copy there until the last one goes', (t) => {
+test('exports still served from the old namespace keep their subsets there until the last one goes; the CA stays in its own namespace', (t) => {
   let cluster = provider();
   for (const s of [spec({ exportName: 'api-v1', subset: { version: 'v1' } }), spec({ exportName: 'api-v2', subset: { version: 'v2' } })]) {
     cluster = apply(cluster, planExport(cluster, s, { now }));
@@ -125,16 +126,16 @@ test('exports still served from the old namespace keep their subsets and the CA 
     (cluster.existing.find((o) => objectKey(o) === `DestinationRule/${namespace}/mf-subsets-shop-api`)?.spec as Spec | undefined)?.subsets;
   t.deepEqual(subsets('istio-system'), [{ name: 'version-v1', labels: { version: 'v1' } }], 'the new gateway sees only the subsets of exports served there');
   t.deepEqual(subsets('istio-meshfed'), [{ name: 'version-v2', labels: { version: 'v2' } }], 'api-v2 keeps its subset');
-  t.deepEqual(caSecrets(cluster).map((o) => [o.metadata.namespace, caPem(o) === ca]), [['istio-meshfed', true], ['istio-system', true]], 'one CA, in both gateway namespaces');
+  t.deepEqual(caSecrets(cluster).map((o) => [o.metadata.namespace, caPem(o) === ca]), [['meshfed-ca', true]], 'one CA, in neither gateway namespace');
   t.false(cluster.existing.some((o) => o.metadata.namespace === 'istio-meshfed' && o.metadata.name === 'mf-export-shop-api-v1'));
 
   const unexported = planUnexport({ ...cluster, existingGateway }, { namespace: 'shop', exportName: 'api-v2' });
   cluster = apply(cluster, unexported);
   t.is(subsets('istio-meshfed'), undefined, 'unexport removes the subsets where the export was served, whatever gateway the command selected');
   t.deepEqual(subsets('istio-system'), [{ name: 'version-v1', labels: { version: 'v1' } }]);
-  t.deepEqual(keys(cluster, 'istio-meshfed'), ['Secret/istio-meshfed/meshfed-federation-ca']);
+  t.deepEqual(keys(cluster, 'istio-meshfed'), []);
   const rerun = planExport({ ...cluster, existingGateway }, spec({ exportName: 'api-v1', subset: { version: 'v1' } }), { now });
-  t.deepEqual(rerun.remove, [{ apiVersion: 'v1', kind: 'Secret', namespace: 'istio-meshfed', name: 'meshfed-federation-ca' }], 'the copy goes once nothing is served from there');
+  t.deepEqual(rerun.remove, []);
 });
 
 test('a cluster left with two federation CAs is told which one is used and how to keep the other', (t) => {
@@ -147,9 +148,9 @@ test('a cluster left with two federation CAs is told which one is used and how t
     data: { 'ca.crt': Buffer.from(other.certificatePem).toString('base64'), 'ca.key': Buffer.from(other.privateKeyPem).toString('base64') },
   };
   const plan = planExport({ ...cluster, existing: [...cluster.existing, stale] }, spec(), { now });
-  t.is(plan.federationCaPem, caPem(caSecrets(cluster)[0])!, 'the CA next to the gateway is used');
+  t.is(plan.federationCaPem, caPem(caSecrets(cluster)[0])!, 'the CA in its own namespace is used');
   t.deepEqual(plan.remove, [], 'a different CA is never deleted by meshfed');
-  t.true(plan.warnings.some((w) => /Secret istio-meshfed\/meshfed-federation-ca holds another federation CA than istio-system\/meshfed-federation-ca.*delete istio-system\/meshfed-federation-ca and run the export again/.test(w)), plan.warnings.join('\n'));
+  t.true(plan.warnings.some((w) => /Secret istio-meshfed\/meshfed-federation-ca holds another federation CA than meshfed-ca\/meshfed-federation-ca.*delete meshfed-ca\/meshfed-federation-ca and run the export again/.test(w)), plan.warnings.join('\n'));
   t.false(JSON.stringify(plan.warnings).includes('PRIVATE KEY'));
 });
 

@@ -46,7 +46,15 @@ for (const name of scenarioNames()) {
     }
     const providerGatewayHosts = ofKind(r.providerObjects, 'Gateway').flatMap((g) => specOf(g).servers.flatMap((s: Spec) => s.hosts as string[]));
     const record = r.admission.record;
-    t.deepEqual(providerGatewayHosts, [record.host], 'the provider gateways serve exactly the exported host');
+    // A Gateway whose server routes through VirtualServices names its hosts "./<host>": only meshfed's own
+    // VirtualServices (its namespace) can bind to them. A passthrough server binds none.
+    t.deepEqual(providerGatewayHosts, [record.mode === 'boundary' ? `./${record.host}` : record.host], 'the provider gateways serve exactly the exported host');
+    for (const g of [...ofKind(r.providerObjects, 'Gateway'), ...ofKind(r.consumerObjects, 'Gateway')]) {
+      for (const s of specOf(g).servers as Spec[]) {
+        if (s.tls?.mode === 'AUTO_PASSTHROUGH') continue;
+        for (const h of s.hosts as string[]) t.true(h.startsWith('./'), `Gateway ${g.metadata.namespace}/${g.metadata.name} host ${h} binds VirtualServices of any namespace`);
+      }
+    }
     for (const vs of ofKind(r.providerObjects, 'VirtualService')) {
       const destinations = JSON.stringify(specOf(vs)).match(/"host":"[^"]+"/g) ?? [];
       t.deepEqual([...new Set(destinations)], [`"host":"${record.service}.${record.namespace}.svc.cluster.local"`]);
@@ -87,13 +95,13 @@ for (const name of scenarioNames()) {
     const served = specOf(providerGateway).servers.flatMap((s: Spec) => s.hosts as string[]);
     if (e.mode === 'boundary') {
       const originate = one(r.consumerObjects, 'DestinationRule', (o) => specOf(o).trafficPolicy?.tls?.mode === 'MUTUAL');
-      t.true(served.includes(specOf(originate).trafficPolicy.tls.sni));
+      t.true(served.includes(`./${specOf(originate).trafficPolicy.tls.sni}`));
       t.is(specOf(providerGateway).servers[0].tls.mode, 'MUTUAL');
       // The egress gateway's server matches the SNI the sidecar sends (egress routes subset).
       const routes = one(r.consumerObjects, 'DestinationRule', (o) => o.metadata.name === 'meshfed-egress-routes');
       const egressGateway = one(r.consumerObjects, 'Gateway');
       const sidecarSni = specOf(routes).subsets.map((s: Spec) => s.trafficPolicy.tls.sni);
-      t.deepEqual(sidecarSni, specOf(egressGateway).servers[0].hosts);
+      t.deepEqual(sidecarSni.map((h: string) => `./${h}`), specOf(egressGateway).servers[0].hosts);
     } else {
       const dr = one(r.consumerObjects, 'DestinationRule');
       const m = /^outbound_\.(\d+)_\.([^_]*)_\.(.+)$/.exec(specOf(dr).trafficPolicy.tls.sni);

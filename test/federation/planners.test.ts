@@ -155,10 +155,11 @@ test('an existing gateway is used as is: no deployment, its namespace and select
   const existingGateway = { namespace: 'istio-system', selector: { istio: 'ingressgateway' }, serviceName: 'istio-ingressgateway', port: 15443 };
   const plan = planExport(provider({ existingGateway, istioVersion: '1.9.5' }), spec(), { now });
   t.is(find(plan, 'Deployment'), undefined);
-  t.is(find(plan, 'Namespace'), undefined);
+  t.deepEqual(plan.objects.filter((o) => o.kind === 'Namespace').map((o) => o.metadata.name), ['meshfed-ca'], 'only the federation CA\'s own namespace');
   t.is(plan.overlay, undefined);
   t.deepEqual(specOf(find(plan, 'Gateway')).selector, { istio: 'ingressgateway' });
-  t.true(plan.objects.filter((o) => o.metadata.namespace).every((o) => o.metadata.namespace === 'istio-system'));
+  t.true(plan.objects.filter((o) => o.metadata.namespace && o.metadata.name !== 'meshfed-federation-ca').every((o) => o.metadata.namespace === 'istio-system'));
+  t.is(find(plan, 'Secret', 'meshfed-federation-ca')?.metadata.namespace, 'meshfed-ca', 'the CA key is out of the gateway\'s namespace');
 });
 
 /** Export + request + admission + import of `api` into `apps` of the consumer, with an attach. */
@@ -242,4 +243,67 @@ test('switching an export between modes prunes the old mode\'s objects and share
   const prune = back.prune[0]!;
   t.deepEqual(prune.keep, [`ConfigMap/istio-meshfed/${names.export('db', 'postgres')}`], 'the boundary Gateway, VirtualService, policy and certificate are pruned');
   t.false(prune.kinds.some((k) => k.kind === 'Namespace'));
+});
+
+test('admission per Istio release and gateway owner: what each release can evaluate, nothing beyond the export\'s SNI on a shared gateway', (t) => {
+  const existingGateway = { namespace: 'istio-system', selector: { istio: 'ingressgateway' }, serviceName: 'istio-ingressgateway', port: 15443 };
+  const host = 'api.shop.prod.export.meshfed.internal';
+  const sni = { key: 'connection.sni', values: [host] };
+  const principal = 'ops.meshfed.internal/ns/istio-meshfed/sa/meshfed-egress';
+  const consumers = [{ clusterId: 'ops' }];
+  const admitted = (over: Partial<ProviderSnapshot>, s: Partial<ExportSpec> = {}) => {
+    const plan = planExport(provider(over), spec({ consumers, ...s }), { now });
+    return { tls: specOf(find(plan, 'Gateway')).servers[0].tls, policy: specOf(find(plan, 'AuthorizationPolicy')) };
+  };
+  // 1.9/1.10, HTTP: the gateway's HTTP rules see no principal of a MUTUAL client: the handshake admits.
+  for (const istioVersion of ['1.9.0', '1.10.6']) {
+    const own = admitted({ istioVersion });
+    t.deepEqual(own.tls.subjectAltNames, [`spiffe://${principal}`], istioVersion);
+    t.deepEqual(own.policy.rules, [{ to: [{ operation: { hosts: [host] } }], when: [sni] }], istioVersion);
+    const shared = admitted({ istioVersion, existingGateway });
+    t.is(shared.policy.action, 'DENY');
+    t.deepEqual(shared.policy.rules, [{ to: [{ operation: { notHosts: [host] } }], when: [sni] }]);
+    // TCP rules see the certificate on every release.
+    const tcp = admitted({ istioVersion }, { service: 'postgres', namespace: 'db', port: { number: 5432 } });
+    t.is(tcp.tls.subjectAltNames, undefined);
+    t.deepEqual(tcp.policy.rules[0].from, [{ source: { principals: [principal] } }]);
+  }
+  // 1.11 on: principals in the policy, no handshake list.
+  const current = admitted({ istioVersion: '1.11.0' });
+  t.is(current.tls.subjectAltNames, undefined);
+  t.deepEqual(current.policy, { selector: { matchLabels: { istio: 'meshfed-ingress' } }, action: 'ALLOW', rules: [{ from: [{ source: { principals: [principal] } }], to: [{ operation: { hosts: [host] } }], when: [sni] }] });
+  const shared = admitted({ existingGateway });
+  t.deepEqual(shared.policy.rules, [
+    { from: [{ source: { notPrincipals: [principal] } }], when: [sni] },
+    { to: [{ operation: { notHosts: [host] } }], when: [sni] },
+  ]);
+  // No consumer: nobody is admitted, on a shared gateway only the export's SNI is closed.
+  for (const istioVersion of ['1.9.0', '1.30.3']) {
+    const closed = planExport(provider({ istioVersion, existingGateway }), spec(), { now });
+    t.is(specOf(find(closed, 'Gateway')).servers[0].tls.subjectAltNames, undefined);
+    t.deepEqual(specOf(find(closed, 'AuthorizationPolicy')).rules, [{ when: [sni] }]);
+    t.is(specOf(find(closed, 'AuthorizationPolicy')).action, 'DENY');
+  }
+});
+
+test('the gateway mounts no Kubernetes API token where the injection template always projects istiod\'s token (1.22 on)', (t) => {
+  const automount = (istioVersion: string) => specOf(find(planExport(provider({ istioVersion }), spec(), { now }), 'Deployment')).template.spec.automountServiceAccountToken;
+  t.is(automount('1.22.0'), false);
+  t.is(automount('1.30.3'), false);
+  t.is(automount('1.21.4'), undefined, 'first-party-jwt installs still read the mounted token');
+});
+
+test('Istio older than 1.9 is refused by every planner that writes, naming the cluster and version', (t) => {
+  for (const istioVersion of ['1.7.8', '1.8.6']) {
+    t.throws(() => planExport(provider({ istioVersion }), spec(), { now }), { instanceOf: FederationInputError, message: new RegExp(`cluster prod runs Istio ${istioVersion.replace(/\./g, '\\.')}, older than 1\\.9.*nothing was changed`) });
+    t.throws(() => createImportRequest(consumer({ istioVersion }), { consumerClusterId: 'ops', namespace: 'apps', export: { providerClusterId: 'prod', namespace: 'shop', exportName: 'api' } }, { now }), { message: /cluster ops runs Istio .*older than 1\.9/ });
+  }
+  t.notThrows(() => planExport(provider({ istioVersion: '1.9.0' }), spec(), { now }));
+});
+
+test('no gateway may be placed in the federation CA\'s namespace', (t) => {
+  const existingGateway = { namespace: 'meshfed-ca', selector: { istio: 'ingressgateway' }, serviceName: 'istio-ingressgateway', port: 15443 };
+  const error = t.throws(() => planExport(provider({ existingGateway }), spec(), { now }), { instanceOf: FederationInputError });
+  t.regex(error!.message, /namespace meshfed-ca holds the federation CA and must stay free of gateways/);
+  t.is(error!.flag, '--gateway-namespace');
 });

@@ -236,7 +236,7 @@ test.serial('fault: the provider VirtualService routes to another port than the 
 
 test.serial('fault: the provider server certificate has expired', async (t) => {
   const c = fed.world.cluster('cluster2');
-  const caData = readSecret(c.get('v1', 'Secret', HOME, 'meshfed-federation-ca') as never)!;
+  const caData = readSecret(c.get('v1', 'Secret', 'meshfed-ca', 'meshfed-federation-ca') as never)!;
   const expired = expiredServerCertificate(caData['ca.crt']!, caData['ca.key']!, HOST);
   const undo = await breakObject(fed, 'cluster2', ['v1', 'Secret', HOME, EXPORT], (o) => {
     const data = o.data as Record<string, string>;

@@ -143,6 +143,30 @@ const entries: CheckInfo[] = [
     message: 'the gateway pods {pods} run Istio {version} without ISTIO_META_ROUTER_MODE=sni-dnat: AUTO_PASSTHROUGH builds no SNI routes',
     hint: 'set the environment variable ISTIO_META_ROUTER_MODE=sni-dnat on the gateway (the overlay printed by kubectl meshfed export does)',
   },
+  {
+    code: 'MF0213', level: 'error', category: 'provider',
+    description: 'the export\'s authorization policy uses only what the provider\'s Istio evaluates',
+    message: '{detail}',
+    hint: 'run kubectl meshfed export again for {export}: on Istio 1.9 and 1.10 it admits HTTP consumers in the TLS handshake (the Gateway server\'s subjectAltNames) and names no principal in the policy',
+  },
+  {
+    code: 'MF0214', level: 'error', category: 'provider',
+    description: 'no other ALLOW policy on the provider gateway shuts out the export\'s traffic',
+    message: '{detail}',
+    hint: 'an ALLOW policy denies every request it does not match: add a rule with the condition connection.sni = {host} to {policy}, or export on meshfed\'s own gateway (no --gateway-selector)',
+  },
+  {
+    code: 'MF0215', level: 'warning', category: 'provider',
+    description: 'the provider gateway carries federation traffic only',
+    message: '{detail}',
+    hint: 'meshfed restricts only its own SNI hosts there; the gateway\'s other servers and policies are its owner\'s, and they can change what reaches the export: to keep them apart, export on meshfed\'s own gateway (no --gateway-selector)',
+  },
+  {
+    code: 'MF0216', level: 'error', category: 'provider',
+    description: 'the federation CA key is in a namespace no gateway runs in',
+    message: '{detail}',
+    hint: 'a gateway can read every Secret of its namespace: run kubectl meshfed export again, which moves the CA to namespace {caNamespace}; keep gateways out of {caNamespace}',
+  },
   // consumer
   {
     code: 'MF0301', level: 'error', category: 'consumer',
@@ -240,6 +264,12 @@ const entries: CheckInfo[] = [
     description: 'the authorization policies of the exported workload admit the federation\'s callers',
     message: '{detail}',
     hint: 'an ALLOW policy denies every caller it does not list: add the principal(s) {principals} to {policy}',
+  },
+  {
+    code: 'MF0410', level: 'error', category: 'federation',
+    description: 'the provider gateway\'s TLS handshake accepts the consumer\'s client certificate',
+    message: '{detail}',
+    hint: 'the provider Gateway server\'s subjectAltNames lists the admitted consumers: admit the consumer again (kubectl meshfed import --from, or kubectl meshfed admit), or run kubectl meshfed export again for {export}',
   },
   // probe
   {

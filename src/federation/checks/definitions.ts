@@ -7,10 +7,10 @@
 import { keyMatchesCertificate, verifyCertificateChain } from '../../pki/index.js';
 import type { KubeObject } from '../model.js';
 import {
-  consumerGatewaySpiffeId, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, names, principalOf, serviceFqdn,
+  consumerGatewaySpiffeId, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, names, principalOf, serviceFqdn,
   workloadPrincipal,
 } from '../naming.js';
-import { istioMinor, needsSniDnatRouterMode, readSecret } from '../objects.js';
+import { gatewayHttpSeesClientPrincipal, istioMinor, needsSniDnatRouterMode, readSecret } from '../objects.js';
 import {
   describe, describeObject, find, isManaged, isPodReady, labelsMatch, loadBalancerAddress, servicePorts, specOf,
   type CertificateRead, type GatewayFacts, type Spec, type VerifyFacts,
@@ -137,7 +137,7 @@ function consumerExpected(f: VerifyFacts): Expected[] {
       { kind: 'Secret', namespace: egressNs, name: binding },
       { kind: 'ServiceEntry', namespace: egressNs, name: binding, fields: { spec: { hosts: [e.sni], ports: [{ number: e.gateway.port }], endpoints: [{ address: e.gateway.address }] } } },
       { kind: 'DestinationRule', namespace: egressNs, name: binding, fields: { spec: { host: e.sni, trafficPolicy: { tls: { mode: 'MUTUAL', credentialName: binding, sni: e.sni } } } } },
-      { kind: 'Gateway', namespace: egressNs, name: binding, fields: { spec: { servers: [{ hosts: [e.sni], tls: { mode: 'ISTIO_MUTUAL' } }] } } },
+      { kind: 'Gateway', namespace: egressNs, name: binding, fields: { spec: { servers: [{ hosts: [`./${e.sni}`], tls: { mode: 'ISTIO_MUTUAL' } }] } } },
       {
         kind: 'VirtualService', namespace: egressNs, name: binding,
         fields: { spec: { hosts: [e.sni], gateways: [binding], [e.protocol === 'HTTP' ? 'http' : 'tcp']: [{ route: [{ destination: { host: e.sni, port: { number: e.gateway.port } } }] }] } },
@@ -165,6 +165,11 @@ function consumerExpected(f: VerifyFacts): Expected[] {
   return list;
 }
 
+/** Whether a provider Gateway selector is meshfed's own ingress gateway (not one chosen with --gateway-selector). */
+function ownGateway(selector: Record<string, string> | undefined): boolean {
+  return selector !== undefined && Object.keys(selector).length === 1 && selector['istio'] === GATEWAY_NAMES.ingress;
+}
+
 function providerExpected(f: VerifyFacts): Expected[] {
   const x = f.exportRecord!;
   const home = f.providerHome;
@@ -174,12 +179,14 @@ function providerExpected(f: VerifyFacts): Expected[] {
     const name = f.exportObjectName;
     const selector = specOf(f.providerGatewayObject).selector as Record<string, string> | undefined;
     const destination = { host: fqdn, port: { number: x.port.number }, ...(x.subsetName ? { subset: x.subsetName } : {}) };
+    // On a gateway meshfed does not own, the export's policy denies (scoped to its SNI host) rather than allows.
+    const action = ownGateway(selector) ? 'ALLOW' : 'DENY';
     list.push(
-      { kind: 'Secret', namespace: home, name: FEDERATION_CA_SECRET },
+      { kind: 'Secret', namespace: FEDERATION_CA_NAMESPACE, name: FEDERATION_CA_SECRET },
       { kind: 'Secret', namespace: home, name },
-      { kind: 'Gateway', namespace: home, name, fields: { spec: { servers: [{ hosts: [x.host], tls: { mode: 'MUTUAL', credentialName: name } }] } } },
+      { kind: 'Gateway', namespace: home, name, fields: { spec: { servers: [{ hosts: [`./${x.host}`], tls: { mode: 'MUTUAL', credentialName: name } }] } } },
       { kind: 'VirtualService', namespace: home, name, fields: { spec: { hosts: [x.host], gateways: [name], [x.protocol === 'HTTP' ? 'http' : 'tcp']: [{ route: [{ destination }] }] } } },
-      { kind: 'AuthorizationPolicy', namespace: home, name, fields: { spec: { action: 'ALLOW', ...(selector ? { selector: { matchLabels: selector } } : {}) } } },
+      { kind: 'AuthorizationPolicy', namespace: home, name, fields: { spec: { action, ...(selector ? { selector: { matchLabels: selector } } : {}) } } },
     );
   } else {
     list.push(
@@ -248,6 +255,97 @@ function workloadCallers(f: VerifyFacts): string[] {
   const entry = x.consumers.find((c) => c.clusterId === f.record.consumerClusterId && c.namespace === f.record.namespace);
   const accounts = entry?.serviceAccounts?.length ? entry.serviceAccounts : ['default'];
   return accounts.map((sa) => workloadPrincipal(entry?.trustDomain ?? f.consumer.mesh.trustDomain, f.record.namespace, sa));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Authorization at the provider gateway (boundary mode)
+
+/** What the provider gateway's RBAC knows about a request of the export. */
+interface GatewayRequest {
+  /** The caller's principal, when the release's rules can see it (see {@link principalVisible}). */
+  principal?: string;
+  sni: string;
+  /** HTTP only: the Host of the request. */
+  host?: string;
+  port: number;
+}
+
+/**
+ * Whether the provider gateway's rules see the consumer's principal: TCP rules on every release, HTTP rules from
+ * Istio 1.11 ({@link gatewayHttpSeesClientPrincipal}). An unknown release counts as a current one.
+ */
+function principalVisible(f: VerifyFacts): boolean {
+  const version = f.provider?.mesh.istioVersion;
+  if (f.exportRecord?.protocol !== 'HTTP' || !version) return true;
+  try {
+    return gatewayHttpSeesClientPrincipal(version);
+  } catch {
+    return true;
+  }
+}
+
+function listMatches(patterns: unknown, value: string | undefined): boolean {
+  return value !== undefined && ((patterns as string[] | undefined) ?? []).some((p) => principalMatches(p, value));
+}
+
+/**
+ * Whether a rule matches the request as Istio's RBAC filter would: sources by principal and namespace, operations by
+ * host and port (methods and paths match any request), and `connection.sni` conditions. A field the request does not
+ * carry never matches a positive list and always satisfies a negative one, as Envoy's `not` matchers do.
+ */
+function gatewayRuleMatches(rule: Spec, req: GatewayRequest): boolean {
+  const namespace = req.principal ? /\/ns\/([^/]+)\//.exec(req.principal)?.[1] : undefined;
+  const froms = rule.from as Array<{ source?: Spec }> | undefined;
+  if (froms && !froms.some(({ source = {} }) => (!source.principals || listMatches(source.principals, req.principal))
+    && (!source.notPrincipals || !listMatches(source.notPrincipals, req.principal))
+    && (!source.namespaces || listMatches(source.namespaces, namespace))
+    && (!source.notNamespaces || !listMatches(source.notNamespaces, namespace)))) return false;
+  const tos = rule.to as Array<{ operation?: Spec }> | undefined;
+  if (tos && !tos.some(({ operation = {} }) => (!operation.hosts || listMatches(operation.hosts, req.host))
+    && (!operation.notHosts || !listMatches(operation.notHosts, req.host))
+    && (!operation.ports || listMatches(operation.ports, String(req.port)))
+    && (!operation.notPorts || !listMatches(operation.notPorts, String(req.port))))) return false;
+  const when = (rule.when as Spec[] | undefined) ?? [];
+  return when.every((c) => c.key !== 'connection.sni'
+    || ((!c.values || listMatches(c.values, req.sni)) && (!c.notValues || !listMatches(c.notValues, req.sni))));
+}
+
+/** Whether a policy lets the request through: an ALLOW policy when a rule matches, a DENY policy when none does. */
+function policyLetsThrough(policy: KubeObject, req: GatewayRequest): boolean {
+  const rules = (specOf(policy).rules as Spec[] | undefined) ?? [];
+  const matched = rules.some((rule) => gatewayRuleMatches(rule, req));
+  return ((specOf(policy).action as string | undefined) ?? 'ALLOW') === 'DENY' ? !matched : matched;
+}
+
+/** The request the consumer's egress gateway sends for the export, as the provider gateway's RBAC sees it. */
+function exportRequest(f: VerifyFacts, spiffe: string | undefined): GatewayRequest {
+  const x = f.exportRecord!;
+  return {
+    ...(spiffe && principalVisible(f) ? { principal: principalOf(spiffe) } : {}),
+    sni: x.host,
+    ...(x.protocol === 'HTTP' ? { host: x.host } : {}),
+    port: FEDERATION_PORT,
+  };
+}
+
+/** AuthorizationPolicies of others (not meshfed's) that apply to the provider gateway's pods. */
+function foreignGatewayPolicies(f: VerifyFacts): KubeObject[] {
+  const provider = f.provider!;
+  const gw = f.providerGateway;
+  const root = provider.mesh.rootNamespace ?? 'istio-system';
+  const pods = gw?.pods ?? [];
+  return provider.objects.filter((o) => {
+    if (o.kind !== 'AuthorizationPolicy' || isManaged(o)) return false;
+    if (o.metadata.namespace !== gw?.namespace && o.metadata.namespace !== root) return false;
+    const selector = (specOf(o).selector as { matchLabels?: Record<string, string> } | undefined)?.matchLabels;
+    return !selector || Object.keys(selector).length === 0 || pods.some((p) => labelsMatch(selector, p.metadata.labels));
+  });
+}
+
+/** Whether a pod is a gateway: only proxy containers. */
+function isGatewayPod(pod: KubeObject): boolean {
+  const containers = (specOf(pod).containers as Array<{ image?: string }> | undefined) ?? [];
+  return containers.length > 0 && containers.every((c) => /(^|\/)proxyv2(:|@|$)/.test(c.image ?? ''));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -493,6 +591,81 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
         : [ok(describe('Gateway', gw.namespace, GATEWAY_NAMES.eastwest))];
     },
   },
+  {
+    code: 'MF0213',
+    needsProvider: true,
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      if (x.mode !== 'boundary') return [];
+      const policy = find(f.provider!, 'AuthorizationPolicy', f.providerHome, f.exportObjectName);
+      if (!policy) return [];
+      const object = describeObject(policy);
+      if (principalVisible(f)) return [ok(object)];
+      const blind = ((specOf(policy).rules as Spec[] | undefined) ?? []).flatMap((rule) => ((rule.from as Array<{ source?: Spec }> | undefined) ?? []))
+        .flatMap(({ source = {} }) => ['principals', 'notPrincipals', 'namespaces', 'notNamespaces'].filter((k) => source[k]));
+      if (blind.length === 0) return [ok(object, 'no rule depends on the client\'s principal')];
+      return [fail({
+        detail: `${object} matches ${[...new Set(blind)].join(', ')} of HTTP requests, but on Istio ${f.provider!.mesh.istioVersion} a gateway's HTTP rules see no principal of a MUTUAL client certificate ` +
+          '(only ISTIO_MUTUAL servers get the istio_authn filter before 1.11): such a rule never admits anyone',
+      }, object)];
+    },
+  },
+  {
+    code: 'MF0214',
+    needsProvider: true,
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      if (x.mode !== 'boundary') return [];
+      const cert = f.clientCertificate;
+      const spiffe = cert.ok ? cert.info.uris.find((u) => u.startsWith('spiffe://')) : undefined;
+      const req = exportRequest(f, spiffe ?? consumerGatewaySpiffeId(f.record.consumerClusterId));
+      const allows = foreignGatewayPolicies(f).filter((p) => ((specOf(p).action as string | undefined) ?? 'ALLOW') === 'ALLOW');
+      const object = `provider gateway in ${f.providerGateway?.namespace ?? f.providerHome}`;
+      if (allows.length === 0) return [ok(object, 'no other ALLOW policy selects it')];
+      if (allows.some((p) => policyLetsThrough(p, req))) return [ok(object, `admitted by ${allows.filter((p) => policyLetsThrough(p, req)).map(describeObject).join(', ')}`)];
+      const listed = allows.map(describeObject).join(', ');
+      return [fail({
+        detail: `ALLOW ${allows.length === 1 ? 'policy' : 'policies'} ${listed} ${allows.length === 1 ? 'selects' : 'select'} the provider gateway and match${allows.length === 1 ? 'es' : ''} no request of the export (SNI ${x.host}): the gateway denies them`,
+        host: x.host,
+        policy: listed,
+      }, object)];
+    },
+  },
+  {
+    code: 'MF0215',
+    needsProvider: true,
+    requires: ['MF0201'],
+    run: (f) => {
+      if (f.exportRecord!.mode !== 'boundary') return [];
+      const pods = f.providerGateway?.pods ?? [];
+      const object = `provider gateway in ${f.providerGateway?.namespace ?? f.providerHome}`;
+      const others = f.provider!.objects.filter((o) => o.kind === 'Gateway' && !isManaged(o)
+        && pods.some((p) => labelsMatch(specOf(o).selector as Record<string, string> | undefined, p.metadata.labels)));
+      if (others.length === 0) return [ok(object)];
+      return [fail({ detail: `the gateway pods also serve ${others.map(describeObject).join(', ')}, which meshfed does not manage` }, object)];
+    },
+  },
+  {
+    code: 'MF0216',
+    needsProvider: true,
+    run: (f) => {
+      const provider = f.provider!;
+      const secrets = provider.objects.filter((o) => o.kind === 'Secret' && o.metadata.name === FEDERATION_CA_SECRET && isManaged(o));
+      if (secrets.length === 0) return [skip('no federation CA Secret in the provider cluster')];
+      return secrets.map((secret) => {
+        const object = describeObject(secret);
+        const ns = secret.metadata.namespace!;
+        const gateways = provider.objects.filter((o) => o.kind === 'Pod' && o.metadata.namespace === ns && isGatewayPod(o)).map((p) => p.metadata.name);
+        if (ns !== FEDERATION_CA_NAMESPACE) {
+          return fail({ detail: `${object} holds the federation CA key in namespace ${ns}, not in ${FEDERATION_CA_NAMESPACE}${gateways.length ? `, where gateway pod(s) ${gateways.join(', ')} run` : ''}`, caNamespace: FEDERATION_CA_NAMESPACE }, object);
+        }
+        if (gateways.length) return fail({ detail: `gateway pod(s) ${gateways.join(', ')} run in ${ns}, beside the federation CA key`, caNamespace: FEDERATION_CA_NAMESPACE }, object);
+        return ok(object);
+      });
+    },
+  },
   // consumer ----------------------------------------------------------------------------------------------
   {
     code: 'MF0301',
@@ -572,7 +745,8 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       const x = f.exportRecord!;
       const gateway = f.providerGatewayObject;
       const servers = (specOf(gateway).servers as Spec[] | undefined) ?? [];
-      const served = servers.flatMap((s) => (s.hosts as string[] | undefined) ?? []);
+      // A Gateway host is `[namespace/]host`: the namespace part limits which VirtualServices bind, not the SNI served.
+      const served = servers.flatMap((s) => (s.hosts as string[] | undefined) ?? []).map((h) => h.slice(h.indexOf('/') + 1));
       if (f.endpoint.mode === 'boundary') {
         const dr = f.bindingObject('DestinationRule');
         const sni = (((specOf(dr).trafficPolicy as Spec | undefined)?.tls as Spec | undefined)?.sni as string | undefined) ?? f.endpoint.sni;
@@ -614,11 +788,9 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
         const listed = x.consumers.some((c) => principalOf(c.gatewaySpiffeId ?? consumerGatewaySpiffeId(c.clusterId)) === principal);
         const policy = find(f.provider!, 'AuthorizationPolicy', f.providerHome, f.exportObjectName);
         if (!policy) return [fail({ detail: `the provider has no AuthorizationPolicy ${f.providerHome}/${f.exportObjectName}: the gateway admits no one` }, object)];
-        const rules = (specOf(policy).rules as Spec[] | undefined) ?? [];
-        const admitted = rules.some((rule) => ((rule.from as Spec[] | undefined) ?? []).some((from) =>
-          (((from.source as Spec | undefined)?.principals as string[] | undefined) ?? []).some((p) => p === principal || p === '*')));
-        if (!admitted) {
-          return [fail({ detail: `${describeObject(policy)} does not admit principal ${principal} (the client certificate's SPIFFE id)${listed ? ', although the export record lists it' : ''}` }, object)];
+        if (!policyLetsThrough(policy, exportRequest(f, spiffe))) {
+          const unseen = principalVisible(f) ? '' : ` (on Istio ${f.provider!.mesh.istioVersion} the gateway's HTTP rules see no principal of a MUTUAL client certificate)`;
+          return [fail({ detail: `${describeObject(policy)} does not admit principal ${principal} (the client certificate's SPIFFE id)${unseen}${listed ? ', although the export record lists it' : ''}` }, object)];
         }
         if (!listed) return [fail({ detail: `export ${f.exportName} does not list consumer ${r.consumerClusterId} (${principal}); the policy admits it only until the next export` }, object)];
         return [ok(object, principal)];
@@ -782,6 +954,28 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
         principals: locked.join(', '),
         policy: listed,
       }, object)];
+    },
+  },
+  {
+    code: 'MF0410',
+    needsProvider: true,
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      if (x.mode !== 'boundary') return [];
+      const cert = f.clientCertificate;
+      const spiffe = cert.ok ? cert.info.uris.find((u) => u.startsWith('spiffe://')) : undefined;
+      const object = `consumer ${f.record.consumerClusterId}`;
+      if (!spiffe) return [skip('the client certificate cannot be read (MF0305)', object)];
+      const server = ((specOf(f.providerGatewayObject).servers as Spec[] | undefined) ?? [])[0];
+      const sans = (server?.tls as Spec | undefined)?.subjectAltNames as string[] | undefined;
+      if (sans?.length && !sans.includes(spiffe)) {
+        return [fail({ detail: `${describeObject(f.providerGatewayObject!)} accepts client certificates of ${sans.join(', ')} only, not ${spiffe}: the handshake is refused` }, object)];
+      }
+      if (!sans?.length && !principalVisible(f)) {
+        return [fail({ detail: `${describeObject(f.providerGatewayObject!)} lists no subjectAltNames, and on Istio ${f.provider!.mesh.istioVersion} its HTTP rules cannot tell consumers apart: any certificate of the federation CA is accepted or none is` }, object)];
+      }
+      return [ok(object, sans?.length ? 'listed in the server\'s subjectAltNames' : 'any certificate of the federation CA; the policy decides')];
     },
   },
 ];

@@ -5,7 +5,7 @@
 import { inspectCertificate, type CertificateInfo } from '../../pki/index.js';
 import type { KubeObject } from '../model.js';
 import {
-  bindingLabel, exportLabel, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, LABELS, names,
+  bindingLabel, exportLabel, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, LABELS, names,
 } from '../naming.js';
 import { isManaged, readSecret } from '../objects.js';
 import type { ExportRecord } from '../records.js';
@@ -262,7 +262,9 @@ export class VerifyFacts {
   get federationCa(): CertificateRead {
     const provider = this.provider;
     if (!provider) return { ok: false, reason: 'no provider' };
-    return this.memo('ca', () => certificateIn(find(provider, 'Secret', this.providerHome, FEDERATION_CA_SECRET), 'ca.crt', this.snapshot.now));
+    // In its own namespace; beside the gateway where versions before that kept it (MF0216 reports that).
+    const secret = find(provider, 'Secret', FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET) ?? find(provider, 'Secret', this.providerHome, FEDERATION_CA_SECRET);
+    return this.memo('ca', () => certificateIn(secret, 'ca.crt', this.snapshot.now));
   }
 
   /** The provider gateway's server certificate (boundary mode). */

@@ -815,7 +815,11 @@ async function gatewayInbound(ctx: PathContext, cluster: ClusterView, pod: KubeO
   const principal = uri?.slice('spiffe://'.length);
   const inner = conn.payload.kind === 'stream' ? conn.payload.conn.payload : conn.payload;
   if (inner.kind === 'stream') return { ok: true, reply: { kind: 'closed' } };
-  if (!authz(principal, inner.kind === 'http' ? inner.request : undefined)) {
+  // HTTP RBAC on Istio 1.9/1.10 reads the principal from istio_authn metadata, which istiod only configures on a
+  // gateway for ISTIO_MUTUAL servers (1.9.0/1.10.0 generator.go srcPrincipalGenerator.principal; gateway.go
+  // IstioMutualGateway; authn/v1beta1/policy_applier.go setAuthnFilterForPeerAuthn). TCP rules read the certificate.
+  const rbacPrincipal = inner.kind === 'http' && mode !== 'ISTIO_MUTUAL' && !httpRbacSeesCertificate(pod) ? undefined : principal;
+  if (!authz(rbacPrincipal, inner.kind === 'http' ? inner.request : undefined)) {
     if (inner.kind === 'http') {
       log(ctx, cluster, pod, httpLogLine(inner.request, 403, '-', '-', '-') + ' rbac_access_denied_matched_policy[none]');
       return { ok: true, reply: { kind: 'http', response: { status: 403, headers: { 'content-type': 'text/plain', server: 'istio-envoy' }, body: 'RBAC: access denied' } } };
@@ -824,6 +828,16 @@ async function gatewayInbound(ctx: PathContext, cluster: ClusterView, pod: KubeO
     return { ok: true, reply: { kind: 'closed' } };
   }
   return gatewayServe(ctx, proxy, chosen, serverPort, inner, principal, sni);
+}
+
+/**
+ * Whether a gateway's HTTP authorization sees the principal of a non-Istio (MUTUAL) client certificate: from Istio
+ * 1.11 (`srcPrincipalGenerator` matches the certificate, `principalAuthenticated`); on 1.9 and 1.10 it only sees
+ * the `istio_authn` metadata of ISTIO_MUTUAL servers. A gateway of unknown version counts as a current one.
+ */
+function httpRbacSeesCertificate(pod: KubeObject): boolean {
+  const version = proxyVersion(containersOf(pod)[0]?.image ?? '');
+  return !version || version[0] > 1 || version[1] >= 11;
 }
 
 /** After any TLS termination: HTTP routes for HTTP/HTTPS servers, TCP routes for TCP/TLS servers. */
