@@ -245,6 +245,8 @@ export interface ClusterSnapshot {
   trustDomain?: string;
   /** The mesh's `trustDomainAliases`, when known. */
   trustDomainAliases?: string[];
+  /** The mesh config's `rootNamespace`; default `istio-system`. */
+  rootNamespace?: string;
   /** PEM of the mesh root CA (shared-root mode compares them across clusters). */
   rootCaPem?: string;
   /** Namespace for meshfed's gateways and federation objects; default `istio-meshfed`. */
@@ -257,7 +259,8 @@ export interface ClusterSnapshot {
   pods?: PodSnapshot[];
   /**
    * Objects already in the cluster that matter: everything meshfed manages (records, Secrets, Istio config),
-   * and Istio config that may conflict (VirtualServices of an attach target, PeerAuthentications).
+   * and Istio config that may conflict (VirtualServices of an attach target, the user's DestinationRules,
+   * PeerAuthentications).
    */
   existing: KubeObject[];
 }

@@ -136,13 +136,10 @@ for (const name of ['seed-question-shared-root-tcp', 'boundary-tcp']) {
     const vault = await simulateCurl(world, { cluster: 'operations', namespace: 'vault', pod: 'vault-0' }, check, { random: () => 0 });
     t.is(vault.stdout.trim(), 'postgres answered', `${vault.stderr}\n${vault.trace.join('\n')}`);
     const intruder = await simulateCurl(world, { cluster: 'operations', namespace: 'vault', pod: 'intruder-0' }, check, { random: () => 0 });
-    if (shared) {
-      // Shared-root admits workloads: another service account in the same namespace is denied at postgres.
-      t.is(intruder.stdout.trim(), 'no answer from postgres', intruder.trace.join('\n'));
-    } else {
-      // Boundary admits the consumer cluster's gateway: access control inside the consumer is the consumer's own.
-      t.is(intruder.stdout.trim(), 'postgres answered');
-    }
+    // Shared-root admits workloads: another service account in the same namespace is denied at postgres. Boundary
+    // admits the consumer's gateway, and the import (--service-account vault) only vault at the egress gateway.
+    t.is(intruder.stdout.trim(), 'no answer from postgres', intruder.trace.join('\n'));
+    if (!shared) t.true(intruder.trace.some((h) => /denied by .*mf-bind-production-db-postgres/.test(h)), intruder.trace.join('\n'));
   });
 }
 
