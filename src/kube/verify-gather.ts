@@ -81,8 +81,12 @@ export interface VerifyGatherOptions {
 }
 
 async function gatherConsumer(writer: ClusterWriter, namespaces: string[], istioNamespace: string, managed: KubeObject[]): Promise<SideSnapshot> {
-  const [mesh, extra] = await Promise.all([readMesh(writer, istioNamespace).then((read) => read.facts), namespaceObjects(writer, namespaces)]);
-  return { context: writer.contextName, mesh, objects: merge(managed, extra) };
+  // The user's VirtualServices too: which one sidecars use for an attached Service (MF0308).
+  const [mesh, extra, virtualServices] = await Promise.all([
+    readMesh(writer, istioNamespace).then((read) => read.facts), namespaceObjects(writer, namespaces),
+    optional(writer.list('networking.istio.io/v1beta1', 'VirtualService', undefined), [] as KubeObject[]),
+  ]);
+  return { context: writer.contextName, mesh, objects: merge(merge(managed, extra), virtualServices) };
 }
 
 async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istioNamespace: string): Promise<ProviderSide> {
@@ -95,11 +99,13 @@ async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istio
     const { facts: mesh } = await readMesh(writer, istioNamespace);
     // Authorization policies of the exported workload's namespace and of the mesh root namespace decide who may call it.
     const policyNamespaces = [...new Set([record.endpoint.namespace, mesh.rootNamespace ?? 'istio-system'])];
-    const [extra, ...policies] = await Promise.all([
+    // The user's DestinationRules too: the rule the gateway gets for the Service, and the owner's (MF0220–MF0222).
+    const [extra, destinationRules, ...policies] = await Promise.all([
       namespaceObjects(writer, [record.endpoint.namespace, home]),
+      optional(writer.list('networking.istio.io/v1beta1', 'DestinationRule', undefined), [] as KubeObject[]),
       ...policyNamespaces.map((ns) => optional(writer.list('security.istio.io/v1beta1', 'AuthorizationPolicy', ns), [] as KubeObject[])),
     ]);
-    return { status: 'present', snapshot: { context: writer.contextName, mesh, objects: merge(merge(managed, extra), policies.flat()) } };
+    return { status: 'present', snapshot: { context: writer.contextName, mesh, objects: merge(merge(merge(managed, extra), policies.flat()), destinationRules) } };
   } catch (error) {
     if (error instanceof ClusterError) {
       return { status: 'unreachable', context: writer.contextName, message: error.message };

@@ -3,7 +3,7 @@
 // a real cluster adds on its own: workload pods, ClusterIPs, the gateway pods a Deployment (or the IstioOperator
 // overlay) creates, a LoadBalancer address, and the mesh CA.
 import test from 'ava';
-import { planRevoke, planUnexport, type KubeObject } from '../../src/federation/index.js';
+import { planRevoke, planUnexport } from '../../src/federation/index.js';
 import { cacertsData, createIntermediateCA, createRootCA, simulateCurl, staticWorld } from '../support/mesh/index.js';
 import { secret } from '../support/mesh/scenarios.js';
 import { applyPlan, runScenario, type ScenarioResult } from './scenario.js';
