@@ -440,8 +440,9 @@ function routesHostForSidecars(vs: KubeObject, fqdn: string, namespace: string, 
   });
 }
 
+/** An object not created yet (planned) is the newest. */
 function createdAt(o: KubeObject): string {
-  return typeof o.metadata.creationTimestamp === 'string' ? o.metadata.creationTimestamp : '';
+  return typeof o.metadata.creationTimestamp === 'string' ? o.metadata.creationTimestamp : '\uffff';
 }
 
 /**
