@@ -448,7 +448,7 @@ function createdAt(o: KubeObject): string {
 /**
  * The VirtualService Istio uses for `service`'s host on the sidecars of `namespace`: on sidecars two VirtualServices
  * for one host are not merged and the oldest one wins (`pilot/pkg/model/push_context.go` `initVirtualServices` sorts
- * by creation time; `pilot/pkg/networking/core/v1alpha3/httproute.go` `buildSidecarOutboundHTTPRouteConfig` keeps
+ * by creation time; `pilot/pkg/networking/core/v1alpha3/httproute.go` `buildSidecarOutboundVirtualHosts` (`duplicateVirtualHost`) keeps
  * the first virtual host per domain). Undefined when no VirtualService routes it.
  */
 export function winningVirtualService(snapshot: ConsumerSnapshot, namespace: string, service: string): KubeObject | undefined {
