@@ -6,8 +6,9 @@ import type { KubeObject } from '../../src/federation/index.js';
 
 type Loose = KubeObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-let ipCounter = 10;
-const nextIp = (prefix: string): string => `${prefix}.${ipCounter++}`;
+let ipCounter = 0;
+// The last octet stays a valid one however many worlds a test file builds (a world uses far fewer than 240).
+const nextIp = (prefix: string): string => `${prefix}.${10 + (ipCounter++ % 240)}`;
 
 export function pod(name: string, namespace: string, labels: Record<string, string>, sa: string, containers: unknown[], proxyVersion: string, ip: string, sidecar = true): KubeObject {
   return {
