@@ -121,6 +121,8 @@ export interface ClusterWork {
   /** `namespace/name` of Secrets holding private keys. */
   secretsWithPrivateKeys: string[];
   overlay?: KubeObject;
+  /** Objects meshfed does not manage that the user allowed it to change (`--merge-into`), by `Kind/namespace/name`. */
+  consented: string[];
   /** Filled in by {@link diffAll}. */
   changes?: Change[];
 }
@@ -167,6 +169,7 @@ export function clusterWork(gathered: GatheredCluster, writer: ClusterWriter, pl
     deletions: [...deletions.values()],
     warnings: [...plan.warnings],
     secretsWithPrivateKeys: [...plan.secretsWithPrivateKeys],
+    consented: [...(plan.consented ?? [])],
     ...(plan.overlay ? { overlay: plan.overlay as KubeObject } : {}),
   };
 }
@@ -174,7 +177,7 @@ export function clusterWork(gathered: GatheredCluster, writer: ClusterWriter, pl
 /** Diffs every cluster's objects against the live ones (reads only); refuses foreign objects before any write. */
 export async function diffAll(works: readonly ClusterWork[]): Promise<void> {
   await Promise.all(works.map(async (work) => {
-    work.changes = await work.writer.diff(work.objects, { known: work.gathered.snapshot.existing as KubeObject[] });
+    work.changes = await work.writer.diff(work.objects, { known: work.gathered.snapshot.existing as KubeObject[], consented: work.consented });
   }));
 }
 

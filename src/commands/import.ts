@@ -23,6 +23,7 @@ interface ImportArgs extends MutationArgs, GatewayArgs {
   weight?: number;
   'match-header'?: string;
   'attach-port'?: number;
+  'merge-into'?: string;
   'service-account'?: string[];
   'request-out'?: string;
   bundle?: string;
@@ -35,11 +36,16 @@ const FLAGS = { '--local-name': '--as', '--header': '--match-header', '--to': '-
 
 function attachSpec(args: ImportArgs, exportName: string): AttachSpec | undefined {
   if (args.attach === undefined) {
-    if (args.weight !== undefined || args['match-header'] !== undefined) throw new UsageError('--weight and --match-header need --attach <local Service>');
+    if (args.weight !== undefined || args['match-header'] !== undefined || args['merge-into'] !== undefined) {
+      throw new UsageError('--weight, --match-header and --merge-into need --attach <local Service>');
+    }
     return undefined;
   }
   const service = args.attach || exportName;
-  const port = args['attach-port'] !== undefined ? { port: args['attach-port'] } : {};
+  const port = {
+    ...(args['attach-port'] !== undefined ? { port: args['attach-port'] } : {}),
+    ...(args['merge-into'] !== undefined ? { mergeInto: args['merge-into'] } : {}),
+  };
   if (args['match-header'] !== undefined) {
     if (args.weight !== undefined) throw new UsageError('--weight and --match-header exclude each other: split by share or by header');
     const header = parseKeyValues(args['match-header'], '--match-header')!;
@@ -190,6 +196,7 @@ async function completeImport(
     namespace,
     ...(localName ? { localName } : {}),
     ...(attachSpec(args, endpoint.exportName) ? { attach: attachSpec(args, endpoint.exportName)! } : {}),
+    ...(args['service-account']?.length ? { serviceAccounts: args['service-account'] } : {}),
   }));
   const work = clusterWork(consumer, writer, plan, `consumer: import ${endpoint.providerClusterId}/${endpoint.namespace}/${endpoint.exportName} as ${plan.record.namespace}/${plan.record.localName}`);
   if (endpoint.mode === 'shared-root') {
@@ -200,6 +207,7 @@ async function completeImport(
   await diffAll([work]);
   const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `import ${plan.record.namespace}/${plan.record.localName}` });
   if (result.applied) await waitForEgress(session, work, args);
+  if (result.applied) await requireEgressGateway(work, plan.record.endpoint.mode);
   if (result.applied && !output) announce(session, plan.localHost, plan.record.endpoint.port.number, plan.record.endpoint.protocol);
 }
 
@@ -208,6 +216,28 @@ async function waitForEgress(session: Session, work: ClusterWork, args: ImportAr
   const timeoutMs = waitTimeoutMs(args.timeout);
   const deployed = work.objects.some((o) => o.kind === 'Deployment' && o.metadata.name === GATEWAY_NAMES.egress);
   if (deployed && timeoutMs > 0) await waitForGatewayReady(session, work.writer, GATEWAY_NAMES.egress, timeoutMs);
+}
+
+/**
+ * A boundary import works only once an egress gateway runs where its Gateway objects select one. When meshfed could
+ * not deploy it (Istio < 1.12: the IstioOperator overlay is for the operator to install) and no such gateway pod
+ * exists, the import is applied but cannot carry traffic yet: said, with a non-zero exit, instead of "Imported".
+ */
+async function requireEgressGateway(work: ClusterWork, mode: string): Promise<void> {
+  if (mode !== 'boundary') return;
+  const snapshot = work.gathered.snapshot;
+  const gateway = work.objects.find((o) => o.kind === 'Gateway' && o.metadata.labels?.['meshfed.io/role'] === 'binding');
+  const selector = (gateway?.spec as { selector?: Record<string, string> } | undefined)?.selector;
+  if (!gateway || !selector) return;
+  const namespace = gateway.metadata.namespace!;
+  const pods = await work.writer.list('v1', 'Pod', namespace, Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(','));
+  if (pods.length > 0) return;
+  const how = work.overlay
+    ? `install it with the IstioOperator overlay (kubectl meshfed import … --dry-run -o yaml prints it; istioctl install -f <file>), Istio ${snapshot.istioVersion} cannot deploy it by injection`
+    : 'deploy a gateway with those labels there, or choose an existing one with --gateway-selector';
+  throw new InputError(`the import is applied but cannot work yet: no egress gateway pod labelled ${Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',')} runs in namespace ${namespace}`, {
+    hint: `${how}; then kubectl meshfed verify checks the path`,
+  });
 }
 
 /**
@@ -289,6 +319,7 @@ async function importDirect(
     namespace,
     ...(localName ? { localName } : {}),
     ...(attach ? { attach } : {}),
+    ...(args['service-account']?.length ? { serviceAccounts: args['service-account'] } : {}),
   }));
   const exportName = `${record.namespace}/${record.exportName}`;
   const works: ClusterWork[] = [
@@ -309,6 +340,7 @@ async function importDirect(
   await diffAll(works);
   const result = await runPlan(session, works, { dryRun, output, showSecrets: args['show-secrets'], title: `import ${consumerPlan.record.namespace}/${consumerPlan.record.localName}` });
   if (result.applied) await waitForEgress(session, works[1]!, args);
+  if (result.applied) await requireEgressGateway(works[1]!, endpoint.mode);
   if (result.applied && !output) announce(session, consumerPlan.localHost, endpoint.port.number, endpoint.protocol);
 }
 
@@ -323,7 +355,8 @@ export const importCommand: CommandBody<ImportArgs> = {
       .option('weight', { type: 'number', describe: 'With --attach: percentage of the traffic for the import (default 50)' })
       .option('match-header', { type: 'string', describe: 'With --attach: only requests with this header, e.g. x-federate=yes (HTTP)' })
       .option('attach-port', { type: 'number', describe: 'With --attach: the local Service port, when it has several' })
-      .option('service-account', { type: 'string', array: true, describe: 'shared-root: service accounts of the calling workloads (default: default)' })
+      .option('merge-into', { type: 'string', describe: 'With --attach: fold the split into your VirtualService <namespace>/<name> that already routes the Service (it wins over meshfed\'s)' })
+      .option('service-account', { type: 'string', array: true, describe: 'Service accounts of the calling workloads: only they may use the import (default: every workload of the namespace; shared-root: default)' })
       // nargs: 1 makes yargs take "-" (stdin/stdout) as the value instead of a stray argument.
       .option('request-out', { type: 'string', nargs: 1, describe: 'Three-step flow, step 1: write an import request file for the provider (- for stdout)' })
       .option('bundle', { type: 'string', nargs: 1, describe: 'Three-step flow, step 3: complete the import with the provider\'s export bundle (- for stdin)' })
@@ -332,6 +365,8 @@ export const importCommand: CommandBody<ImportArgs> = {
       .option('force', { type: 'boolean', default: false, describe: 'With --request-out: make a new request even though the export is already imported (re-keys it)' })
       .example('kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews --as myreviews', 'Import with access to both clusters')
       .example('kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews --as myreviews --attach reviews --weight 50', 'Send half of reviews\' traffic to the import')
+      .example('kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews --attach reviews --weight 20 --merge-into default/reviews', 'Fold the split into your own VirtualService of reviews')
+      .example('kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews --service-account productpage', 'Only productpage\'s workloads may call the import')
       .example('kubectl meshfed import --context operations -n vault --from production --export db/postgres --request-out request.yaml', 'Three-step flow, step 1 (no access to the provider)')
       .example('kubectl meshfed import --context operations -n vault --bundle bundle.yaml', 'Three-step flow, step 3'),
   handler: withSession(importExport),

@@ -1,8 +1,9 @@
 import {
-  FEDERATION_PORT, homeNamespaceOf, importState, names, pendingRequests, readExportRecords, readImportRecords, readSecret,
-  type KubeObject as CoreObject,
+  FEDERATION_PORT, homeNamespaceOf, importState, names, pendingRequests, readExportRecords, readImportRecords, readSecret, winningVirtualService,
+  type ImportRecord, type KubeObject as CoreObject,
 } from '../federation/index.js';
-import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
+import { gatherCluster, optional, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
+import type { KubeObject } from '../kube/resources.js';
 import { inspectCertificate } from '../pki/index.js';
 import { formatData } from '../ui/format.js';
 import { renderTable } from '../ui/table.js';
@@ -47,6 +48,11 @@ export interface ImportStatus {
   /** `active`, `incomplete` (objects missing: run import again) or `pending` (request sent, bundle not imported). */
   state: 'active' | 'incomplete' | 'pending';
   attach?: string;
+  /**
+   * The VirtualService sidecars use for the attached Service (`namespace/name`): Istio keeps the oldest one of a host,
+   * so unless it is the attach route (or the user's VirtualService the split was folded into), the attach does nothing.
+   */
+  attachRoute?: { virtualService: string; used: boolean };
   /** Expiry of the client certificate (boundary), ISO 8601. */
   certificateExpires?: string;
 }
@@ -75,6 +81,13 @@ function find(existing: CoreObject[], kind: string, namespace: string, name: str
   return existing.find((o) => o.kind === kind && o.metadata.namespace === namespace && o.metadata.name === name);
 }
 
+function attachRoute(snapshot: Parameters<typeof winningVirtualService>[0], r: ImportRecord): { virtualService: string; used: boolean } {
+  const expected = r.mergedInto ?? { namespace: r.namespace, name: names.attach(r.attach!.service) };
+  const winner = winningVirtualService(snapshot, r.namespace, r.attach!.service);
+  if (!winner) return { virtualService: '-', used: false };
+  return { virtualService: `${winner.metadata.namespace}/${winner.metadata.name}`, used: winner.metadata.namespace === expected.namespace && winner.metadata.name === expected.name };
+}
+
 /** What meshfed has set up in one gathered cluster. */
 export async function clusterStatus(gathered: GatheredCluster, writer: ReturnType<typeof writerFor>): Promise<ClusterStatus> {
   const snapshot = gathered.snapshot;
@@ -99,6 +112,10 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
     };
   });
   const importRecords = await withCoreErrors({}, () => readImportRecords(snapshot));
+  // The user's VirtualServices of attached Services' namespaces: which one wins for the host on sidecars.
+  const attachNamespaces = [...new Set(importRecords.filter((r) => r.attach).map((r) => r.namespace))];
+  const userRoutes = (await Promise.all(attachNamespaces.map((ns) => optional(writer.list('networking.istio.io/v1beta1', 'VirtualService', ns), [] as KubeObject[])))).flat();
+  const routed = { ...snapshot, existing: [...existing.filter((o) => o.kind !== 'VirtualService' || !attachNamespaces.includes(o.metadata.namespace ?? '')), ...userRoutes] };
   const imports: ImportStatus[] = importRecords.map((r) => {
     const e = r.endpoint;
     const { state, clientCertificatePem: certificate } = importState(snapshot, r);
@@ -108,6 +125,7 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
       mode: e.mode, protocol: e.protocol, port: e.port.number, gateway: `${e.gateway.address}:${e.gateway.port}`,
       state,
       ...(r.attach ? { attach: 'weight' in r.attach ? `${r.attach.service} (${r.attach.weight}%)` : `${r.attach.service} (${r.attach.header.name}: ${r.attach.header.value})` } : {}),
+      ...(r.attach ? { attachRoute: attachRoute(routed, r) } : {}),
       ...(expires ? { certificateExpires: expires } : {}),
     };
   });
@@ -160,7 +178,7 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
       i.port ? `${i.port}/${i.protocol}` : '-',
       i.mode,
       i.state === 'active' ? c.green(i.state) : c.yellow(i.state),
-      i.attach ?? '-',
+      i.attach ? `${i.attach}${i.attachRoute && !i.attachRoute.used ? ` ignored: ${i.attachRoute.virtualService} wins` : ''}` : '-',
       i.certificateExpires?.slice(0, 10) ?? '-',
     ])));
   }

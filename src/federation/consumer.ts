@@ -12,9 +12,9 @@
  */
 import { inspectCertificate, keyMatchesCertificate, verifyCertificateChain } from '../pki/index.js';
 import { FederationInputError } from './errors.js';
-import type { AttachSpec, ClusterPlan, ConsumerSnapshot, ExportEndpoint, GatewayPlacement, ImportSpec, KubeObject, ServicePort } from './model.js';
+import type { ClusterPlan, ConsumerSnapshot, ExportEndpoint, GatewayPlacement, ImportSpec, KubeObject, ServicePort } from './model.js';
 import {
-  bindingLabel, checkDnsLabel, FEDERATION_PORT, importHost, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
+  bindingLabel, checkDnsLabel, EXPORT_TO_ANNOTATION, type Role, FEDERATION_PORT, importHost, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
   serviceFqdn, workloadPrincipal,
 } from './naming.js';
 import {
@@ -80,14 +80,17 @@ export function planImport(
   checkDnsLabel(spec.consumerClusterId, 'consumer cluster id', '--to');
   checkDnsLabel(spec.namespace, 'namespace', '--namespace');
   const localName = checkDnsLabel(spec.localName ?? endpoint.exportName, 'local name', '--local-name');
+  for (const sa of spec.serviceAccounts ?? []) checkDnsLabel(sa, 'service account', '--service-account');
+  const accounts = [...new Set(spec.serviceAccounts ?? [])].sort();
+  const existing = readImportRecords(snapshot).find((r) => r.namespace === spec.namespace && r.localName === localName);
   const record: ImportRecord = {
     consumerClusterId: spec.consumerClusterId,
     namespace: spec.namespace,
     localName,
     endpoint,
     ...(spec.attach ? { attach: spec.attach } : {}),
+    ...(accounts.length ? { serviceAccounts: accounts } : {}),
   };
-  const existing = readImportRecords(snapshot).find((r) => r.namespace === spec.namespace && r.localName === localName);
   if (existing && bindingLabel(existing.endpoint.providerClusterId, existing.endpoint.namespace, existing.endpoint.exportName)
     !== bindingLabel(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName)) {
     throw new FederationInputError(
@@ -96,50 +99,94 @@ export function planImport(
   }
   const home = homeNamespaceOf(snapshot);
   const plan = emptyPlan(snapshot.clusterId);
-  const importLabels = meshfedLabels('import', {
-    [LABELS.import]: importLabel(spec.namespace, localName),
-    [LABELS.binding]: bindingLabel(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName),
-    [LABELS.provider]: endpoint.providerClusterId,
-  });
-  const localHost = serviceFqdn(localName, spec.namespace);
-
-  // A selector-less ClusterIP Service: a DNS name and a VIP for the sidecar to intercept, on every Istio version.
-  const port: ServicePort = {
-    name: endpoint.port.name, port: endpoint.port.number, targetPort: endpoint.port.number, protocol: 'TCP',
-    ...(endpoint.port.appProtocol ? { appProtocol: endpoint.port.appProtocol } : {}),
-  };
-  plan.objects.push(kubeObject('v1', 'Service', localName, spec.namespace, importLabels, { spec: { type: 'ClusterIP', ports: [port] } }));
+  const others = readImportRecords(snapshot).filter((r) => !(r.namespace === spec.namespace && r.localName === localName));
+  const all = [...others, record];
 
   if (!snapshot.existingGateway) plan.objects.push(kubeObject('v1', 'Namespace', home, undefined, { [MANAGED_BY_LABEL]: MANAGED_BY }, {}));
-  let remote: RemoteDestination;
+  let placement: GatewayPlacement | undefined;
   if (endpoint.mode === 'boundary') {
     if (!input.credentials) {
       throw new FederationInputError(`importing ${endpoint.providerClusterId}/${endpoint.namespace}/${endpoint.exportName} in boundary mode needs the client certificate from the export bundle (--bundle)`, '--bundle');
     }
     const setup = gatewaySetup(snapshot, 'egress');
+    placement = setup.placement;
     plan.warnings.push(...setup.warnings);
     if (setup.overlay) plan.overlay = setup.overlay;
     plan.objects.push(...setup.objects);
-    plan.objects.push(...bindingObjects(endpoint, input.credentials, setup.placement, options.now));
-    plan.secretsWithPrivateKeys.push(`${setup.placement.namespace}/${names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName)}`);
-    const bindings = [...readImportRecords(snapshot).filter((r) => !(r.namespace === spec.namespace && r.localName === localName)), record];
-    plan.objects.push(egressRoutes(bindings, setup.placement));
+    plan.objects.push(...bindingObjects(endpoint, input.credentials, placement, all, snapshot, options.now));
+    plan.secretsWithPrivateKeys.push(`${placement.namespace}/${names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName)}`);
+    plan.objects.push(egressRoutes(all, placement));
+  } else {
+    // The request's key signed the request only; shared-root traffic uses the workloads' own mesh certificates.
+    const pendingKey = names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName);
+    if (findObject(snapshot, 'Secret', home, pendingKey)) plan.remove.push({ apiVersion: 'v1', kind: 'Secret', namespace: home, name: pendingKey });
+  }
+  plan.objects.push(...importObjects(snapshot, record, placement, plan.warnings));
+  // mergeAttach records the user's VirtualService it changes (with consent) in the record.
+  if (record.mergedInto) plan.consented = [`VirtualService/${record.mergedInto.namespace}/${record.mergedInto.name}`];
+  plan.objects.push(importRecordObject(record, home));
+  if (placement) relocateImports(snapshot, others, all, placement, plan, options.now);
+
+  checkNotForeign(snapshot, plan.objects.filter((o) => !plan.consented?.includes(objectKey(o))));
+  const label = { [LABELS.import]: importLabel(spec.namespace, localName) };
+  plan.prune.push({
+    selector: { [MANAGED_BY_LABEL]: MANAGED_BY, ...label },
+    kinds: [...PRUNABLE_KINDS],
+    keep: plan.objects.filter((o) => o.metadata.labels?.[LABELS.import] === label[LABELS.import]).map(objectKey),
+  });
+  return { ...finishPlan(plan), record, localHost: serviceFqdn(localName, spec.namespace) };
+}
+
+/** The labels of one import's own objects. */
+function importLabelsOf(record: ImportRecord): Record<string, string> {
+  const e = record.endpoint;
+  return meshfedLabels('import', {
+    [LABELS.import]: importLabel(record.namespace, record.localName),
+    [LABELS.binding]: bindingLabel(e.providerClusterId, e.namespace, e.exportName),
+    [LABELS.provider]: e.providerClusterId,
+  });
+}
+
+/**
+ * The objects of one import in its namespace: the local Service, its VirtualService, (shared-root) the hidden
+ * ServiceEntry and DestinationRule, and the attach route. Every one is visible to the import's namespace only
+ * (`exportTo`), so the other namespaces of the cluster cannot use the import (issue: any namespace could).
+ * @param placement the egress gateway (boundary mode); undefined in shared-root mode
+ */
+function importObjects(snapshot: ConsumerSnapshot, record: ImportRecord, placement: GatewayPlacement | undefined, warnings: string[]): KubeObject[] {
+  const endpoint = record.endpoint;
+  const labels = importLabelsOf(record);
+  const out: KubeObject[] = [];
+  // A selector-less ClusterIP Service: a DNS name and a VIP for the sidecar to intercept, on every Istio version. The
+  // exportTo annotation (Istio 1.9 pilot/pkg/serviceregistry/kube/conversion.go `ConvertService`) keeps it out of
+  // the other namespaces' sidecars: they get no listener for its VIP, so their calls go nowhere.
+  const port: ServicePort = {
+    name: endpoint.port.name, port: endpoint.port.number, targetPort: endpoint.port.number, protocol: 'TCP',
+    ...(endpoint.port.appProtocol ? { appProtocol: endpoint.port.appProtocol } : {}),
+  };
+  out.push({
+    ...kubeObject('v1', 'Service', record.localName, record.namespace, labels, { spec: { type: 'ClusterIP', ports: [port] } }),
+    metadata: { name: record.localName, namespace: record.namespace, labels, annotations: { [EXPORT_TO_ANNOTATION]: '.' } },
+  });
+  let remote: RemoteDestination;
+  if (endpoint.mode === 'boundary') {
     remote = {
       destination: {
-        host: serviceFqdn(setup.placement.serviceName, setup.placement.namespace),
-        port: { number: setup.placement.port },
+        host: serviceFqdn(placement!.serviceName, placement!.namespace),
+        port: { number: placement!.port },
         subset: names.bindingSubset(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName),
       },
       authority: endpoint.protocol === 'HTTP' ? endpoint.sni : undefined,
     };
   } else {
-    const hidden = importHost(spec.namespace, localName);
-    const name = names.import(localName);
+    const hidden = importHost(record.namespace, record.localName);
+    const name = names.import(record.localName);
     const address = endpoint.gateway.address;
     const isIp = /^\d{1,3}(\.\d{1,3}){3}$/.test(address) || address.includes(':');
-    plan.objects.push(kubeObject(API.networking, 'ServiceEntry', name, spec.namespace, importLabels, {
+    out.push(kubeObject(API.networking, 'ServiceEntry', name, record.namespace, labels, {
       spec: {
         hosts: [hidden],
+        exportTo: ['.'],
         location: 'MESH_INTERNAL',
         // Port 15443 rather than the exported port: a ServiceEntry without addresses listens on 0.0.0.0:<port>
         // in every sidecar it is visible to, and 15443 is not a port applications use.
@@ -149,32 +196,62 @@ export function planImport(
       },
     }));
     const sans = (endpoint.serviceAccounts ?? []).map((sa) => `spiffe://${workloadPrincipal(endpoint.trustDomain ?? 'cluster.local', endpoint.namespace, sa)}`);
-    plan.objects.push(kubeObject(API.networking, 'DestinationRule', name, spec.namespace, importLabels, {
+    out.push(kubeObject(API.networking, 'DestinationRule', name, record.namespace, labels, {
       spec: {
         host: hidden,
+        exportTo: ['.'],
         trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL', sni: endpoint.sni, ...(sans.length ? { subjectAltNames: sans } : {}) } },
       },
     }));
     remote = { destination: { host: hidden, port: { number: FEDERATION_PORT } } };
-    // The request's key signed the request only; shared-root traffic uses the workloads' own mesh certificates.
-    const pendingKey = names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName);
-    if (findObject(snapshot, 'Secret', home, pendingKey)) plan.remove.push({ apiVersion: 'v1', kind: 'Secret', namespace: home, name: pendingKey });
   }
-
-  plan.objects.push(kubeObject(API.networking, 'VirtualService', names.import(localName), spec.namespace, importLabels, {
-    spec: { hosts: [localHost], ...routesTo(endpoint, remote, endpoint.port.number) },
+  out.push(kubeObject(API.networking, 'VirtualService', names.import(record.localName), record.namespace, labels, {
+    spec: { hosts: [serviceFqdn(record.localName, record.namespace)], exportTo: ['.'], ...routesTo(endpoint, remote, endpoint.port.number) },
   }));
-  if (spec.attach) plan.objects.push(attachObject(snapshot, spec.attach, endpoint, remote, spec.namespace, importLabels, plan.warnings));
-  plan.objects.push(importRecordObject(record, home));
+  if (record.attach) out.push(attachObject(snapshot, record, remote, labels, warnings));
+  return out;
+}
 
-  checkNotForeign(snapshot, plan.objects);
-  const label = { [LABELS.import]: importLabel(spec.namespace, localName) };
-  plan.prune.push({
-    selector: { [MANAGED_BY_LABEL]: MANAGED_BY, ...label },
-    kinds: [...PRUNABLE_KINDS],
-    keep: plan.objects.filter((o) => o.metadata.labels?.[LABELS.import] === label[LABELS.import]).map(objectKey),
-  });
-  return { ...finishPlan(plan), record, localHost };
+/**
+ * The egress gateway moved (another `--gateway-namespace`/`--gateway-selector` than the imports were made with):
+ * every boundary binding moves with it — its client certificate and key copied from the Secret in the old namespace,
+ * which stays in the cluster — every other import is re-planned to reach the new gateway, and what is left in the
+ * old namespace (binding Secrets with their private keys, routes, policies, records) is removed. An import whose
+ * old Secret holds no usable certificate cannot move: it is said, and it must be imported again.
+ */
+function relocateImports(snapshot: ConsumerSnapshot, others: ImportRecord[], all: ImportRecord[], placement: GatewayPlacement, plan: ClusterPlan, now?: Date): void {
+  const home = homeNamespaceOf(snapshot);
+  const movable = new Set<Role>(['binding', 'egress-routes', 'import-record']);
+  const stale = snapshot.existing.filter((o) => isManaged(o) && o.metadata.namespace !== undefined && o.metadata.namespace !== placement.namespace
+    && movable.has(o.metadata.labels?.[LABELS.role] as Role) && (o.metadata.labels?.[LABELS.role] !== 'import-record' || o.metadata.namespace !== home));
+  if (stale.length === 0) return;
+  const from = [...new Set(stale.map((o) => o.metadata.namespace!))].sort();
+  for (const o of stale) plan.remove.push({ apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace!, name: o.metadata.name });
+  const moved = new Set<string>();
+  for (const r of others) {
+    const e = r.endpoint;
+    if (e.mode === 'boundary') {
+      const name = names.binding(e.providerClusterId, e.namespace, e.exportName);
+      if (!moved.has(name)) {
+        const old = stale.find((o) => o.kind === 'Secret' && o.metadata.name === name);
+        const data = readSecret(old);
+        if (!data?.['tls.crt'] || !data['tls.key'] || !data['ca.crt']) {
+          plan.warnings.push(`import ${r.namespace}/${r.localName} cannot move to the egress gateway in ${placement.namespace}: Secret ${from.join(', ')}/${name} holds no client certificate; import it again`);
+          continue;
+        }
+        plan.objects.push(...bindingObjects(e, { certificatePem: data['tls.crt'], privateKeyPem: data['tls.key'], caCertificatePem: data['ca.crt'] }, placement, all, snapshot, now));
+        plan.secretsWithPrivateKeys.push(`${placement.namespace}/${name}`);
+        moved.add(name);
+      }
+    }
+    plan.objects.push(...importObjects(snapshot, r, placement, plan.warnings), importRecordObject(r, home));
+    if (r.mergedInto) plan.consented = [...(plan.consented ?? []), `VirtualService/${r.mergedInto.namespace}/${r.mergedInto.name}`];
+  }
+  plan.warnings.push(`the egress gateway moved to ${describePlacement(placement)}: every import moves with it, and meshfed's objects in ${from.join(', ')} (client certificates included) are removed`);
+}
+
+function describePlacement(p: GatewayPlacement): string {
+  return `${p.namespace} (${Object.entries(p.selector).map(([k, v]) => `${k}=${v}`).join(',')})`;
 }
 
 /** Where the consumer's sidecars send an import's traffic, and the HTTP authority the next hop routes by. */
@@ -191,8 +268,37 @@ function routesTo(endpoint: ExportEndpoint, remote: RemoteDestination, port: num
   return { tcp: [{ match: [{ port }], route: [{ destination: remote.destination }] }] };
 }
 
-/** Consumer objects of one binding (one provider export), shared by every import of that export. */
-function bindingObjects(endpoint: ExportEndpoint, credentials: ImportCredentials, placement: GatewayPlacement, now?: Date): KubeObject[] {
+/** Whether two import records are bound to one provider export. */
+function sameBinding(a: ExportEndpoint, b: ExportEndpoint): boolean {
+  return bindingLabel(a.providerClusterId, a.namespace, a.exportName) === bindingLabel(b.providerClusterId, b.namespace, b.exportName);
+}
+
+/**
+ * The local Services whose traffic a weighted HTTP attach splits onto this binding. The sidecar rewrites the split
+ * route's authority to the attached Service's own name (a route-level `rewrite.authority`, Envoy's
+ * `host_rewrite_literal` on every Istio from 1.9: `pilot/pkg/networking/core/v1alpha3/route/route.go`
+ * `translateRoute`), and the egress gateway rewrites that name to the export host. A per-destination Host header
+ * would not do: Istio 1.10.0's webhook rejects it (`pkg/config/validation/validation.go`
+ * `validateHTTPRouteDestinations` → `ValidateHTTPHeaderOperationName`: "cannot set Host header"), and before 1.12
+ * it is a plain request header that only Envoy's `treat_host_like_authority` turned into the authority
+ * (1.11.0 `route.go` `translateAppendHeadersForDestination`).
+ */
+function attachHosts(records: ImportRecord[], endpoint: ExportEndpoint): string[] {
+  return [...new Set(records
+    .filter((r) => sameBinding(r.endpoint, endpoint) && r.attach && 'weight' in r.attach && r.attach.weight < 100 && endpoint.protocol === 'HTTP')
+    .map((r) => serviceFqdn(r.attach!.service, r.namespace)))].sort();
+}
+
+/**
+ * Consumer objects of one binding (one provider export), shared by every import of that export: its client
+ * credential, the provider's address, the TLS origination, the egress Gateway server and routes, and the policy
+ * that admits only the importing namespaces (and service accounts) at the egress gateway.
+ * @param records every import of the cluster (the ones of this binding are used)
+ */
+function bindingObjects(
+  endpoint: ExportEndpoint, credentials: ImportCredentials, placement: GatewayPlacement, records: ImportRecord[],
+  snapshot: ConsumerSnapshot, now?: Date,
+): KubeObject[] {
   const at = now ?? new Date();
   if (!keyMatchesCertificate(credentials.privateKeyPem, credentials.certificatePem)) {
     throw new FederationInputError('the client certificate in the export bundle was not issued for this cluster\'s pending key; create a new import request and have it admitted again');
@@ -212,6 +318,8 @@ function bindingObjects(endpoint: ExportEndpoint, credentials: ImportCredentials
   const protocol = istioPortProtocol(endpoint);
   const isIp = /^\d{1,3}(\.\d{1,3}){3}$/.test(endpoint.gateway.address) || endpoint.gateway.address.includes(':');
   const serverProtocol = endpoint.protocol === 'HTTP' ? 'HTTPS' : 'TLS';
+  const attached = attachHosts(records, endpoint);
+  const toProvider = { destination: { host, port: { number: endpoint.gateway.port } } };
   return [
     kubeObject('v1', 'Secret', name, namespace, labels, {
       // Opaque, like the pending key Secret it replaces: a Secret's type cannot change.
@@ -243,29 +351,57 @@ function bindingObjects(endpoint: ExportEndpoint, credentials: ImportCredentials
         selector: { ...placement.selector },
         servers: [{
           port: { number: placement.port, name: `${serverProtocol.toLowerCase()}-${name}`, protocol: serverProtocol },
-          // "./": only VirtualServices of this namespace (meshfed's) can bind to the binding's host on this Gateway.
-          hosts: [`./${host}`],
+          // "./": only VirtualServices of this namespace (meshfed's) can bind to these hosts on this Gateway. The
+          // attached Services' names are hosts of this server too (selected by the export host's SNI) so that the
+          // split share, which arrives with such a name as its authority, is routed here.
+          hosts: [host, ...attached].map((h) => `./${h}`),
           tls: { mode: 'ISTIO_MUTUAL' },
         }],
       },
     }),
     kubeObject(API.networking, 'VirtualService', name, namespace, labels, {
       spec: {
-        hosts: [host],
+        hosts: [host, ...attached],
         gateways: [name],
         exportTo: ['.'],
         ...(endpoint.protocol === 'HTTP'
-          ? { http: [{ match: [{ port: placement.port }], route: [{ destination: { host, port: { number: endpoint.gateway.port } } }] }] }
-          : { tcp: [{ match: [{ port: placement.port }], route: [{ destination: { host, port: { number: endpoint.gateway.port } } }] }] }),
+          ? { http: [{ match: [{ port: placement.port }], ...(attached.length ? { rewrite: { authority: host } } : {}), route: [toProvider] }] }
+          : { tcp: [{ match: [{ port: placement.port }], route: [toProvider] }] }),
       },
     }),
+    egressAdmission(endpoint, placement, records, snapshot, labels, name),
   ];
 }
 
 /**
+ * A DENY policy on the egress gateway for one binding's SNI: a caller that is neither in an importing namespace
+ * (imports without service accounts) nor one of the admitted service accounts is refused. DENY, scoped by
+ * `connection.sni`, because an ALLOW policy would deny every other use of the gateway; the egress gateway's server
+ * is ISTIO_MUTUAL, so the caller's principal and namespace come from its workload certificate on every Istio from
+ * 1.9 (`pilot/pkg/security/authz/model/generator.go` `srcPrincipalGenerator`, `srcNamespaceGenerator`).
+ */
+function egressAdmission(
+  endpoint: ExportEndpoint, placement: GatewayPlacement, records: ImportRecord[], snapshot: ConsumerSnapshot,
+  labels: Record<string, string>, name: string,
+): KubeObject {
+  const trustDomain = snapshot.trustDomain ?? 'cluster.local';
+  const bound = records.filter((r) => sameBinding(r.endpoint, endpoint));
+  const namespaces = [...new Set(bound.filter((r) => !r.serviceAccounts?.length).map((r) => r.namespace))].sort();
+  const principals = [...new Set(bound.flatMap((r) => (r.serviceAccounts ?? []).map((sa) => workloadPrincipal(trustDomain, r.namespace, sa))))].sort();
+  const source = { ...(namespaces.length ? { notNamespaces: namespaces } : {}), ...(principals.length ? { notPrincipals: principals } : {}) };
+  return kubeObject(API.security, 'AuthorizationPolicy', name, placement.namespace, labels, {
+    spec: {
+      selector: { matchLabels: { ...placement.selector } },
+      action: 'DENY',
+      rules: [{ from: [{ source }], when: [{ key: 'connection.sni', values: [endpoint.sni] }] }],
+    },
+  });
+}
+
+/**
  * The DestinationRule of the consumer's egress gateway: one subset per imported export, each with the SNI the
- * egress gateway's Gateway server for that export matches. One object because two DestinationRules for one host
- * do not merge; visible to all namespaces because sidecars in every importing namespace use it.
+ * egress gateway's Gateway server for that export matches. One object, recomputed from every import, visible to
+ * the importing namespaces only.
  */
 function egressRoutes(records: ImportRecord[], placement: GatewayPlacement): KubeObject {
   const subsets = new Map<string, { sni: string; http: boolean }>();
@@ -277,7 +413,8 @@ function egressRoutes(records: ImportRecord[], placement: GatewayPlacement): Kub
   return kubeObject(API.networking, 'DestinationRule', names.egressRoutes(), placement.namespace, meshfedLabels('egress-routes'), {
     spec: {
       host: serviceFqdn(placement.serviceName, placement.namespace),
-      exportTo: ['*'],
+      // Only the namespaces with a boundary import see it (and so can reach the bindings at all).
+      exportTo: [...new Set(records.filter((r) => r.endpoint.mode === 'boundary').map((r) => r.namespace))].sort(),
       subsets: [...subsets.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, s]) => ({
         name,
         trafficPolicy: {
@@ -290,10 +427,45 @@ function egressRoutes(records: ImportRecord[], placement: GatewayPlacement): Kub
   });
 }
 
+/** A user VirtualService that routes `fqdn` for the sidecars of `namespace`, with the host it routes it by. */
+function routesHostForSidecars(vs: KubeObject, fqdn: string, namespace: string, service: string): boolean {
+  const spec = vs.spec as { hosts?: string[]; gateways?: string[]; exportTo?: string[] } | undefined;
+  if (spec?.gateways?.length && !spec.gateways.includes('mesh')) return false;
+  const own = vs.metadata.namespace ?? 'default';
+  const exportTo = spec?.exportTo ?? [];
+  if (exportTo.length && !exportTo.some((e) => e === '*' || e === namespace || (e === '.' && own === namespace))) return false;
+  const shortNames = new Set([`${service}.${namespace}`, `${service}.${namespace}.svc`, fqdn]);
+  return (spec?.hosts ?? []).some((h) => {
+    const expanded = h.includes('.') || h === '*' ? h : `${h}.${own}.svc.cluster.local`;
+    if (expanded === fqdn || shortNames.has(h)) return true;
+    return expanded.startsWith('*') && fqdn.endsWith(expanded.slice(1));
+  });
+}
+
+/** An object not created yet (planned) is the newest. */
+function createdAt(o: KubeObject): string {
+  return typeof o.metadata.creationTimestamp === 'string' ? o.metadata.creationTimestamp : '\uffff';
+}
+
+/**
+ * The VirtualService Istio uses for `service`'s host on the sidecars of `namespace`: on sidecars two VirtualServices
+ * for one host are not merged and the oldest one wins (`pilot/pkg/model/push_context.go` `initVirtualServices` sorts
+ * by creation time; `pilot/pkg/networking/core/v1alpha3/httproute.go` `buildSidecarOutboundVirtualHosts` (`duplicateVirtualHost`) keeps
+ * the first virtual host per domain). Undefined when no VirtualService routes it.
+ */
+export function winningVirtualService(snapshot: ConsumerSnapshot, namespace: string, service: string): KubeObject | undefined {
+  const fqdn = serviceFqdn(service, namespace);
+  return snapshot.existing
+    .filter((o) => o.kind === 'VirtualService' && routesHostForSidecars(o, fqdn, namespace, service))
+    .sort((a, b) => createdAt(a).localeCompare(createdAt(b)) || `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))[0];
+}
+
 function attachObject(
-  snapshot: ConsumerSnapshot, attach: AttachSpec, endpoint: ExportEndpoint, remote: RemoteDestination,
-  namespace: string, labels: Record<string, string>, warnings: string[],
+  snapshot: ConsumerSnapshot, record: ImportRecord, remote: RemoteDestination, labels: Record<string, string>, warnings: string[],
 ): KubeObject {
+  const attach = record.attach!;
+  const endpoint = record.endpoint;
+  const namespace = record.namespace;
   const service = snapshot.services.find((s) => s.namespace === namespace && s.name === attach.service);
   if (!service) {
     throw new FederationInputError(`Service ${namespace}/${attach.service} to attach the import to was not found; attach to an existing Service in the import namespace (--attach)`, '--attach');
@@ -306,55 +478,128 @@ function attachObject(
   }
   const fqdn = serviceFqdn(attach.service, namespace);
   const local = { host: fqdn, port: { number: localPort.port } };
-  const shortNames = new Set([attach.service, `${attach.service}.${namespace}`, `${attach.service}.${namespace}.svc`, fqdn]);
-  for (const o of snapshot.existing) {
-    if (o.kind !== 'VirtualService' || isManaged(o)) continue;
-    const spec = o.spec as { hosts?: string[]; gateways?: string[] } | undefined;
-    const forSidecars = !spec?.gateways || spec.gateways.includes('mesh');
-    const sameNamespaceShort = (h: string): boolean => h === attach.service && o.metadata.namespace === namespace;
-    if (forSidecars && spec?.hosts?.some((h) => (shortNames.has(h) && h !== attach.service) || sameNamespaceShort(h))) {
-      warnings.push(
-        `VirtualService ${o.metadata.namespace}/${o.metadata.name} already routes ${fqdn}; Istio does not merge two VirtualServices for one host on sidecars, ` +
-        `so one of them is ignored: fold its routes into ${names.attach(attach.service)} or delete it`,
-      );
-    }
+  const ownName = names.attach(attach.service);
+  const winner = winningVirtualService({ ...snapshot, existing: snapshot.existing.filter((o) => !(isManaged(o) && o.metadata.namespace === namespace && o.metadata.name === ownName)) }, namespace, attach.service);
+  if (winner && isManaged(winner)) {
+    throw new FederationInputError(
+      `VirtualService ${winner.metadata.namespace}/${winner.metadata.name} of another import already routes ${fqdn}; one Service can be attached to one import: unimport that one first`, '--attach');
   }
-  let spec: Record<string, unknown>;
-  if ('weight' in attach) {
-    if (!Number.isInteger(attach.weight) || attach.weight < 1 || attach.weight > 100) {
-      throw new FederationInputError(`attach weight ${attach.weight} must be a whole percentage from 1 to 100 (--weight)`, '--weight');
-    }
-    const remoteShare = { destination: remote.destination, weight: attach.weight };
-    if (endpoint.protocol === 'HTTP') {
-      // Per-destination authority: only the remote share must carry the export host.
-      const remoteRoute = remote.authority ? { ...remoteShare, headers: { request: { set: { host: remote.authority } } } } : remoteShare;
-      const route = attach.weight === 100 ? [{ ...remoteRoute, weight: 100 }] : [{ destination: local, weight: 100 - attach.weight }, remoteRoute];
-      spec = { http: [{ route }] };
-    } else {
-      const route = attach.weight === 100 ? [remoteShare] : [{ destination: local, weight: 100 - attach.weight }, remoteShare];
-      spec = { tcp: [{ match: [{ port: localPort.port }], route }] };
-    }
-  } else {
+  if ('weight' in attach && (!Number.isInteger(attach.weight) || attach.weight < 1 || attach.weight > 100)) {
+    throw new FederationInputError(`attach weight ${attach.weight} must be a whole percentage from 1 to 100 (--weight)`, '--weight');
+  }
+  if (!('weight' in attach)) {
     if (endpoint.protocol !== 'HTTP') {
       throw new FederationInputError(`export ${endpoint.namespace}/${endpoint.exportName} is TCP: header matching needs HTTP; attach by --weight instead`, '--header');
     }
     if (!/^[a-z0-9-]+$/i.test(attach.header.name)) {
       throw new FederationInputError(`header name "${attach.header.name}" is not an HTTP header name (--header)`, '--header');
     }
-    spec = {
-      http: [
-        {
-          match: [{ headers: { [attach.header.name.toLowerCase()]: { exact: attach.header.value } } }],
-          route: [{ destination: remote.destination }],
-          ...(remote.authority ? { rewrite: { authority: remote.authority } } : {}),
-        },
-        { route: [{ destination: local }] },
-      ],
-    };
   }
-  return kubeObject(API.networking, 'VirtualService', names.attach(attach.service), namespace, { ...labels, [LABELS.role]: 'attach' }, {
-    spec: { hosts: [fqdn], ...spec },
+  const remoteRoute = {
+    ...('weight' in attach ? {} : { match: [{ headers: { [attach.header.name.toLowerCase()]: { exact: attach.header.value } } }] }),
+    route: [{ destination: remote.destination }],
+    ...(remote.authority ? { rewrite: { authority: remote.authority } } : {}),
+  };
+  // The split route: its authority becomes the attached Service's own name (the egress gateway maps that name to the
+  // export host), so the local share keeps a name its workloads answer to. See attachHosts.
+  const split = (destinations: Array<{ destination: unknown; weight: number }>): Record<string, unknown> => ({
+    route: [...destinations, { destination: remote.destination, weight: (attach as { weight: number }).weight }],
+    ...(remote.authority ? { rewrite: { authority: fqdn } } : {}),
   });
+
+  if (attach.mergeInto !== undefined) return mergeAttach(snapshot, record, winner, remoteRoute, split, warnings);
+  if (winner) {
+    throw new FederationInputError(
+      `VirtualService ${winner.metadata.namespace}/${winner.metadata.name} already routes ${fqdn} for sidecars, and Istio uses only the oldest VirtualService of a host there: ` +
+      `meshfed's ${ownName} would be ignored and no traffic would reach the import. Fold the split into it with --merge-into ${winner.metadata.namespace}/${winner.metadata.name} ` +
+      '(the plan shows the change; unimport restores it), or delete it', '--merge-into');
+  }
+  let spec: Record<string, unknown>;
+  if ('weight' in attach) {
+    if (endpoint.protocol === 'HTTP') {
+      spec = { http: [attach.weight === 100 ? remoteRoute : split([{ destination: local, weight: 100 - attach.weight }])] };
+    } else {
+      const remoteShare = { destination: remote.destination, weight: attach.weight };
+      const route = attach.weight === 100 ? [remoteShare] : [{ destination: local, weight: 100 - attach.weight }, remoteShare];
+      spec = { tcp: [{ match: [{ port: localPort.port }], route }] };
+    }
+  } else {
+    spec = { http: [remoteRoute, { route: [{ destination: local }] }] };
+  }
+  return kubeObject(API.networking, 'VirtualService', ownName, namespace, { ...labels, [LABELS.role]: 'attach' }, {
+    // Visible in the import's namespace only: callers of the Service in other namespaces keep reaching it locally.
+    spec: { hosts: [fqdn], exportTo: ['.'], ...spec },
+  });
+}
+
+/** `<namespace>/<name>` or `<name>` (in `namespace`). */
+function parseVirtualServiceRef(ref: string, namespace: string): { namespace: string; name: string } {
+  const [ns, name] = ref.includes('/') ? ref.split('/', 2) as [string, string] : [namespace, ref];
+  checkDnsLabel(ns, 'namespace of the VirtualService', '--merge-into');
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) throw new FederationInputError(`"${ref}" is not a VirtualService name (--merge-into)`, '--merge-into');
+  return { namespace: ns, name };
+}
+
+/**
+ * `--merge-into`: the split folded into the user's VirtualService, which sidecars use for the host. Weighted: every
+ * HTTP (or TCP) route keeps its destinations, scaled to the local share, plus the import's share; by header: a route
+ * for the header first. Computed from the spec recorded before meshfed first changed it, so a re-run never applies
+ * the split twice; unimport restores that spec.
+ */
+function mergeAttach(
+  snapshot: ConsumerSnapshot, record: ImportRecord, winner: KubeObject | undefined, remoteRoute: Record<string, unknown>,
+  split: (destinations: Array<{ destination: unknown; weight: number }>) => Record<string, unknown>, warnings: string[],
+): KubeObject {
+  const attach = record.attach!;
+  const target = parseVirtualServiceRef(attach.mergeInto!, record.namespace);
+  const live = snapshot.existing.find((o) => o.kind === 'VirtualService' && o.metadata.namespace === target.namespace && o.metadata.name === target.name);
+  if (!live || isManaged(live)) {
+    throw new FederationInputError(`VirtualService ${target.namespace}/${target.name} was not found among the user's VirtualServices (--merge-into)`, '--merge-into');
+  }
+  if (!winner || winner.metadata.namespace !== target.namespace || winner.metadata.name !== target.name) {
+    throw new FederationInputError(
+      `VirtualService ${target.namespace}/${target.name} is not the one sidecars use for ${serviceFqdn(attach.service, record.namespace)}` +
+      `${winner ? ` (the oldest, ${winner.metadata.namespace}/${winner.metadata.name}, is)` : ' (it does not route that host for sidecars)'} (--merge-into)`, '--merge-into');
+  }
+  const previous = readImportRecords(snapshot).find((r) => r.namespace === record.namespace && r.localName === record.localName)?.mergedInto;
+  const originalSpec = previous && previous.namespace === target.namespace && previous.name === target.name
+    ? previous.originalSpec
+    : structuredClone((live.spec ?? {}) as Record<string, unknown>);
+  record.mergedInto = { namespace: target.namespace, name: target.name, originalSpec };
+  const spec = structuredClone(originalSpec) as { http?: Array<Record<string, unknown>>; tcp?: Array<Record<string, unknown>>; tls?: unknown[] };
+  const what = `VirtualService ${target.namespace}/${target.name}`;
+  if ('weight' in attach) {
+    const scale = (routes: Array<Record<string, unknown>>, kind: 'http' | 'tcp'): Array<Record<string, unknown>> => routes.map((r, i) => {
+      for (const field of ['redirect', 'directResponse', 'delegate']) {
+        if (r[field] !== undefined) throw new FederationInputError(`${what}: http route ${i + 1} has ${field}, so it has no destinations to share with the import (--merge-into)`, '--merge-into');
+      }
+      if (kind === 'http' && (r.rewrite as { authority?: string } | undefined)?.authority) {
+        throw new FederationInputError(`${what}: http route ${i + 1} already rewrites the authority, which the import's share needs (--merge-into)`, '--merge-into');
+      }
+      const destinations = (r.route as Array<{ destination: unknown; weight?: number }> | undefined) ?? [];
+      const weights = destinations.map((d) => d.weight ?? (destinations.length === 1 ? 100 : 0));
+      const total = weights.reduce((a, b) => a + b, 0) || 1;
+      const localShare = 100 - attach.weight;
+      const scaled = destinations.map((d, j) => ({ ...d, weight: Math.floor((weights[j]! * localShare) / total) }));
+      const rest = localShare - scaled.reduce((a, d) => a + d.weight, 0);
+      if (scaled.length) scaled[scaled.length - 1]!.weight += rest;
+      const kept = scaled.filter((d) => d.weight > 0);
+      if (kind === 'tcp') return { ...r, route: [...kept, { destination: (remoteRoute.route as Array<{ destination: unknown }>)[0]!.destination, weight: attach.weight }] };
+      const folded = split(kept);
+      return { ...r, ...folded, rewrite: { ...(r.rewrite as object | undefined), ...(folded.rewrite as object | undefined) } };
+    });
+    if (record.endpoint.protocol === 'HTTP') {
+      if (!spec.http?.length) throw new FederationInputError(`${what} has no HTTP routes to fold the split into (--merge-into)`, '--merge-into');
+      spec.http = scale(spec.http, 'http').map((r) => (Object.keys(r.rewrite as object).length ? r : (({ rewrite: _unused, ...rest }) => rest)(r)));
+    } else {
+      if (!spec.tcp?.length) throw new FederationInputError(`${what} has no TCP routes to fold the split into (--merge-into)`, '--merge-into');
+      spec.tcp = scale(spec.tcp, 'tcp');
+    }
+  } else {
+    spec.http = [{ name: `meshfed-${record.localName}`, ...remoteRoute }, ...(spec.http ?? [])];
+  }
+  warnings.push(`${what} is changed with your consent (--merge-into): the import's share is folded into its routes; kubectl meshfed unimport restores it`);
+  return { apiVersion: API.networking, kind: 'VirtualService', metadata: { name: target.name, namespace: target.namespace }, spec };
 }
 
 /**
@@ -378,7 +623,16 @@ export function planUnimport(snapshot: ConsumerSnapshot, input: { namespace: str
   };
   const own = names.import(record.localName);
   del(API.networking, 'VirtualService', record.namespace, own);
-  if (record.attach) del(API.networking, 'VirtualService', record.namespace, names.attach(record.attach.service));
+  if (record.attach && !record.mergedInto) del(API.networking, 'VirtualService', record.namespace, names.attach(record.attach.service));
+  if (record.mergedInto) {
+    // The user's VirtualService gets back the spec it had before --merge-into.
+    const m = record.mergedInto;
+    if (snapshot.existing.some((o) => o.kind === 'VirtualService' && o.metadata.namespace === m.namespace && o.metadata.name === m.name)) {
+      plan.objects.push({ apiVersion: API.networking, kind: 'VirtualService', metadata: { name: m.name, namespace: m.namespace }, spec: structuredClone(m.originalSpec) });
+      plan.consented = [`VirtualService/${m.namespace}/${m.name}`];
+      plan.warnings.push(`VirtualService ${m.namespace}/${m.name} gets back the routes it had before the import was folded into it`);
+    }
+  }
   del(API.networking, 'DestinationRule', record.namespace, own);
   del(API.networking, 'ServiceEntry', record.namespace, own);
   del('v1', 'Service', record.namespace, record.localName);
@@ -393,7 +647,21 @@ export function planUnimport(snapshot: ConsumerSnapshot, input: { namespace: str
       del(API.networking, 'Gateway', placement.namespace, name);
       del(API.networking, 'DestinationRule', placement.namespace, name);
       del(API.networking, 'ServiceEntry', placement.namespace, name);
+      del(API.security, 'AuthorizationPolicy', placement.namespace, name);
       del('v1', 'Secret', placement.namespace, name);
+    } else {
+      // The binding's hosts (attached Services) and its admitted namespaces are recomputed from the imports left.
+      const credentials = readSecret(findObject(snapshot, 'Secret', placement.namespace, names.binding(e.providerClusterId, e.namespace, e.exportName)));
+      if (credentials?.['tls.crt'] && credentials['tls.key'] && credentials['ca.crt']) {
+        const survivor = remaining.find((r) => bindingLabel(r.endpoint.providerClusterId, r.endpoint.namespace, r.endpoint.exportName) === binding)!;
+        try {
+          plan.objects.push(...bindingObjects(survivor.endpoint, { certificatePem: credentials['tls.crt'], privateKeyPem: credentials['tls.key'], caCertificatePem: credentials['ca.crt'] }, placement, remaining, snapshot));
+          plan.secretsWithPrivateKeys.push(`${placement.namespace}/${names.binding(e.providerClusterId, e.namespace, e.exportName)}`);
+        } catch (error) {
+          if (!(error instanceof FederationInputError)) throw error;
+          plan.warnings.push(`the routes of ${binding} at the egress gateway were left as they are: ${error.message}`);
+        }
+      }
     }
     if (remaining.some((r) => r.endpoint.mode === 'boundary')) plan.objects.push(egressRoutes(remaining, placement));
     else del(API.networking, 'DestinationRule', placement.namespace, names.egressRoutes());

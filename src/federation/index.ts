@@ -14,7 +14,10 @@ export {
 } from './provider.js';
 export { subsetChoices, type SubsetChoice } from './subsets.js';
 export {
-  importObjectRefs, importState, planImport, planUnimport, sharedRootWarnings, type ImportCredentials, type ImportObjectRef, type ImportPlan,
+  effectiveDestinationRule, ownerDestinationRule, sameLabels, type DestinationRuleSubset, type EffectiveDestinationRule,
+} from './destination-rules.js';
+export {
+  importObjectRefs, importState, planImport, winningVirtualService, planUnimport, sharedRootWarnings, type ImportCredentials, type ImportObjectRef, type ImportPlan,
   type ImportState,
 } from './consumer.js';
 export {

@@ -172,10 +172,15 @@ export interface ExportSpec {
   consumers?: ConsumerIdentity[];
 }
 
-/** How an import is attached to an existing local Service: a share of its traffic goes to the import. */
+/**
+ * How an import is attached to an existing local Service: a share of its traffic goes to the import.
+ * `mergeInto` names the user's own VirtualService (`<namespace>/<name>` or `<name>`) that already routes the
+ * Service for sidecars: the split is folded into it instead of a VirtualService of meshfed's, which Istio would
+ * ignore (the oldest VirtualService of a host wins on sidecars). Default: none, and such a VirtualService is refused.
+ */
 export type AttachSpec =
-  | { service: string; weight: number; port?: number }
-  | { service: string; header: { name: string; value: string }; port?: number };
+  | { service: string; weight: number; port?: number; mergeInto?: string }
+  | { service: string; header: { name: string; value: string }; port?: number; mergeInto?: string };
 
 /** What a user imports: an export bound into a namespace of the consumer cluster under a local name. */
 export interface ImportSpec {
@@ -187,6 +192,11 @@ export interface ImportSpec {
   localName?: string;
   /** Route part of an existing local Service's traffic to the import (HTTP: weight or header; TCP: weight). */
   attach?: AttachSpec;
+  /**
+   * The service accounts of the import namespace allowed to call the import; default: every workload of the
+   * namespace. Boundary mode enforces it at the egress gateway (shared-root at the provider's workloads).
+   */
+  serviceAccounts?: string[];
 }
 
 /**
@@ -235,6 +245,8 @@ export interface ClusterSnapshot {
   trustDomain?: string;
   /** The mesh's `trustDomainAliases`, when known. */
   trustDomainAliases?: string[];
+  /** The mesh config's `rootNamespace`; default `istio-system`. */
+  rootNamespace?: string;
   /** PEM of the mesh root CA (shared-root mode compares them across clusters). */
   rootCaPem?: string;
   /** Namespace for meshfed's gateways and federation objects; default `istio-meshfed`. */
@@ -247,7 +259,8 @@ export interface ClusterSnapshot {
   pods?: PodSnapshot[];
   /**
    * Objects already in the cluster that matter: everything meshfed manages (records, Secrets, Istio config),
-   * and Istio config that may conflict (VirtualServices of an attach target, PeerAuthentications).
+   * and Istio config that may conflict (VirtualServices of an attach target, the user's DestinationRules,
+   * PeerAuthentications).
    */
   existing: KubeObject[];
 }
@@ -287,4 +300,9 @@ export interface ClusterPlan {
   secretsWithPrivateKeys: string[];
   /** Istio < 1.12 without an existing gateway: an IstioOperator overlay the operator must install. */
   overlay?: KubeObject;
+  /**
+   * Objects in `objects` (by `Kind/namespace/name`) that meshfed does not manage and changes with the user's explicit
+   * consent (`--merge-into`); every other object of that name not managed by meshfed is refused.
+   */
+  consented?: string[];
 }

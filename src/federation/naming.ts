@@ -13,6 +13,8 @@ export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'kubectl-meshfed';
 /** Server-side apply field manager. */
 export const FIELD_MANAGER = 'kubectl-meshfed';
+/** Istio's annotation limiting the namespaces whose proxies see a Kubernetes Service (`.`: its own). */
+export const EXPORT_TO_ANNOTATION = 'networking.istio.io/exportTo';
 /** Default namespace of meshfed's gateways, federation CA and records. */
 export const DEFAULT_GATEWAY_NAMESPACE = 'istio-meshfed';
 /** The port federation gateways listen on (container port and default Service port). */

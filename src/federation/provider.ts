@@ -20,6 +20,7 @@ import {
   API, checkNotForeign, checkSupportedIstio, emptyPlan, findObject, finishPlan, gatewayHttpSeesClientPrincipal, gatewaySetup,
   homeNamespaceOf, kubeObject, PRUNABLE_KINDS, meshfedLabels, objectKey, ownsGateway, readSecret, secretData,
 } from './objects.js';
+import { ownerDestinationRule, sameLabels, type EffectiveDestinationRule } from './destination-rules.js';
 import { exportRecordObject, readExportRecords, type ExportRecord } from './records.js';
 import {
   chooseFederationCa, describeGatewayAt, exportLocation, exportsServedFrom, gatewayFlagsFor, movesExport, type ExportLocation,
@@ -269,7 +270,7 @@ function workloadWarnings(snapshot: ProviderSnapshot, record: ExportRecord): str
  * are admitted, unless `options.allowGatewayMove`); admitting or revoking a consumer keeps it where it is served.
  */
 function planProvider(
-  snapshot: ProviderSnapshot, record: ExportRecord, options: PlanOptions, warnings: string[], purpose: 'export' | 'admit' | 'revoke',
+  snapshot: ProviderSnapshot, given: ExportRecord, options: PlanOptions, warnings: string[], purpose: 'export' | 'admit' | 'revoke',
 ): ExportPlan {
   checkSupportedIstio(snapshot);
   const home = homeNamespaceOf(snapshot);
@@ -280,6 +281,7 @@ function planProvider(
       '--gateway-namespace',
     );
   }
+  const record = withOwnerSubset(snapshot, given, home);
   const records = readExportRecords(snapshot);
   const isThis = (r: ExportRecord): boolean => r.namespace === record.namespace && r.exportName === record.exportName;
   const previous = records.find(isThis);
@@ -517,7 +519,10 @@ function exportOwnObjects(
         gateways: [name],
         exportTo: ['.'],
         ...(record.protocol === 'HTTP'
-          ? { http: [{ route: [{ destination }] }] }
+          // The workload sees its Service's own name, not the federation host: apps and policies that match the
+          // Host keep working (a route-level rewrite: host_rewrite_literal on every Istio from 1.9,
+          // pilot/pkg/networking/core/v1alpha3/route/route.go translateRoute).
+          ? { http: [{ route: [{ destination }], rewrite: { authority: serviceFqdn(record.service, record.namespace) } }] }
           : { tcp: [{ match: [{ port: placement.port }], route: [{ destination }] }] }),
       },
     }));
@@ -599,21 +604,53 @@ function sharedObjects(
   const sameService = all.filter(isSameService);
   const fqdn = serviceFqdn(focus.service, focus.namespace);
 
-  // One DestinationRule per Service and gateway namespace (two for one host in one namespace would not merge), with
-  // the subsets of the exports served from there: the gateways of that namespace are the only ones that see it.
+  // The subsets of the exports served from this namespace that the Service owner's rule (the one the gateways here
+  // get without meshfed's) does not define. When it defines them all, meshfed writes no rule; otherwise one rule per
+  // Service and gateway namespace that carries the owner's traffic policy and subsets, since Istio uses the rule of
+  // the proxy's namespace alone (see destination-rules.ts).
+  const owner = ownerDestinationRule(snapshot, home, fqdn, focus.namespace);
   const subsets = new Map<string, Record<string, string>>();
-  for (const r of served.filter(isSameService)) if (r.subset && r.subsetName) subsets.set(r.subsetName, r.subset);
+  for (const r of served.filter(isSameService)) {
+    if (!r.subset || !r.subsetName) continue;
+    const theirs = owner?.subsets.find((s) => s.name === r.subsetName);
+    if (theirs && sameLabels(theirs.labels, r.subset)) continue;
+    if (theirs) {
+      throw new FederationInputError(
+        `subset ${r.subsetName} of DestinationRule ${describeRules(owner!)} selects other pods than export ${r.namespace}/${r.exportName} (${Object.entries(r.subset).map(([k, v]) => `${k}=${v}`).join(',')}); ` +
+        'rename that subset, or export with other labels (--subset)', '--subset');
+    }
+    subsets.set(r.subsetName, r.subset);
+  }
   const subsetsName = names.subsets(focus.namespace, focus.service);
   if (subsets.size > 0) {
+    const needsOwn = [...subsets.keys()].includes(focus.subsetName ?? '') && served.some((r) => r.namespace === focus.namespace && r.exportName === focus.exportName);
+    const what = `subset ${focus.subsetName} (${Object.entries(focus.subset ?? {}).map(([k, v]) => `${k}=${v}`).join(',')}) of Service ${focus.namespace}/${focus.service}`;
+    if (needsOwn && snapshot.existingGateway?.namespace === home) {
+      throw new FederationInputError(
+        `export ${focus.namespace}/${focus.exportName} needs ${what}, which no DestinationRule the gateways in ${home} use defines. meshfed will not write one into ${home}: ` +
+        `gateways it does not own run there, and Istio gives every proxy of a namespace that namespace's rule for the host, hiding the Service owner's rule from them. ` +
+        `Add a subset with labels ${Object.entries(focus.subset ?? {}).map(([k, v]) => `${k}: ${v}`).join(', ')} to ${owner ? `DestinationRule ${describeRules(owner)}` : `a DestinationRule of ${fqdn} in namespace ${focus.namespace}`} ` +
+        '(exported to the gateway\'s namespace), or export through meshfed\'s own gateway (without --gateway-selector)', '--gateway-selector');
+    }
+    if (needsOwn && owner && owner.namespace === home) {
+      throw new FederationInputError(
+        `DestinationRule ${describeRules(owner)} for ${fqdn} is in the gateway namespace ${home}, where meshfed would write the rule with ${what}; ` +
+        `add that subset to it instead (labels ${Object.entries(focus.subset ?? {}).map(([k, v]) => `${k}: ${v}`).join(', ')})`, '--subset');
+    }
     objects.push(kubeObject(API.networking, 'DestinationRule', subsetsName, home,
       meshfedLabels('subsets', { [LABELS.service]: serviceLabel(focus.namespace, focus.service) }), {
         spec: {
           host: fqdn,
           // Only meshfed's gateways in this namespace see it: the mesh's own routing to the Service is untouched.
           exportTo: ['.'],
-          subsets: [...subsets.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, labels]) => ({ name, labels })),
+          ...(owner?.trafficPolicy ? { trafficPolicy: structuredClone(owner.trafficPolicy) } : {}),
+          subsets: [
+            ...(owner?.subsets ?? []).map((s) => structuredClone(s)),
+            ...[...subsets.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, labels]) => ({ name, labels })),
+          ],
         },
       }));
+    if (owner) warnings.push(`DestinationRule ${home}/${subsetsName} carries the traffic policy and subsets of ${describeRules(owner)}; run the export again when that rule changes (kubectl meshfed verify tells)`);
   } else {
     removeIfPresent(API.networking, 'DestinationRule', home, subsetsName);
   }
@@ -648,6 +685,22 @@ function sharedObjects(
     removeIfPresent(API.security, 'AuthorizationPolicy', focus.namespace, guardName);
   }
   return { objects, remove, warnings };
+}
+
+function describeRules(rule: EffectiveDestinationRule): string {
+  return rule.rules.map((o) => `${o.metadata.namespace}/${o.metadata.name}`).join(' + ');
+}
+
+/**
+ * The export's subset under the name the Service owner's rule gives it, when that rule (the one meshfed's gateways
+ * get) defines a subset with exactly these labels: then meshfed needs no rule of its own for it.
+ */
+function withOwnerSubset(snapshot: ProviderSnapshot, record: ExportRecord, home: string): ExportRecord {
+  if (!record.subset) return record;
+  const owner = ownerDestinationRule(snapshot, home, serviceFqdn(record.service, record.namespace), record.namespace);
+  const theirs = owner?.subsets.find((s) => sameLabels(s.labels, record.subset!));
+  if (!theirs || theirs.name === record.subsetName) return record;
+  return { ...record, subsetName: theirs.name };
 }
 
 /**

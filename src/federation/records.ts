@@ -35,6 +35,13 @@ export interface ImportRecord {
   localName: string;
   endpoint: ExportEndpoint;
   attach?: AttachSpec;
+  /** The service accounts of the namespace allowed to call the import; absent: every workload of the namespace. */
+  serviceAccounts?: string[];
+  /**
+   * `--merge-into`: the user's VirtualService the attach split was folded into, and its spec before meshfed changed
+   * it (restored by unimport; the base of every re-plan, so the split is never applied twice).
+   */
+  mergedInto?: { namespace: string; name: string; originalSpec: Record<string, unknown> };
 }
 
 const EXPORT_KEY = 'export.json';

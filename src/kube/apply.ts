@@ -143,9 +143,10 @@ export class ClusterWriter {
   /**
    * What applying `desired` would do. Refuses — before anything is written — when an object of the same name exists
    * and meshfed does not manage it (except namespaces, which are used as they are). `known`: meshfed objects the
-   * caller has just read (only those labelled as meshfed's are used), so that they are not read again.
+   * caller has just read (only those labelled as meshfed's are used), so that they are not read again. `consented`:
+   * objects (`Kind/namespace/name`) the user explicitly allowed meshfed to change although it does not manage them.
    */
-  async diff(desired: readonly KubeObject[], options: { known?: readonly KubeObject[] } = {}): Promise<Change[]> {
+  async diff(desired: readonly KubeObject[], options: { known?: readonly KubeObject[]; consented?: readonly string[] } = {}): Promise<Change[]> {
     // Objects just read (e.g. listed by label) need not be read again; anything else, foreign ones included, is.
     const known = new Map((options.known ?? []).filter(isManagedByMeshfed).map((object) => [objectKey(object), object]));
     const changes = await Promise.all(desired.map(async (raw): Promise<Change> => {
@@ -155,7 +156,9 @@ export class ClusterWriter {
       if (object.kind === 'Namespace' && !isManagedByMeshfed(live)) return { action: 'unchanged', object, live };
       return { action: isSubset(object, live) && !dropsOwnedFields(object, live) ? 'unchanged' : 'update', object, live };
     }));
-    const foreign = changes.filter((change) => change.live && change.object.kind !== 'Namespace' && !isManagedByMeshfed(change.live));
+    const consented = new Set(options.consented ?? []);
+    const foreign = changes.filter((change) => change.live && change.object.kind !== 'Namespace' && !isManagedByMeshfed(change.live)
+      && !consented.has(`${change.object.kind}/${change.object.metadata.namespace ?? ''}/${change.object.metadata.name}`));
     if (foreign.length) {
       const names = foreign.map((change) => describeObject(change.object)).join(', ');
       throw new InputError(`${names} already exist${foreign.length === 1 ? 's' : ''} in context "${this.contextName}" and ${foreign.length === 1 ? 'is' : 'are'} not managed by kubectl-meshfed; nothing was changed`, {

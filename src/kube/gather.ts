@@ -250,8 +250,10 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
       return used ? findExistingGateway(writer, used.namespace, used.selector) : undefined;
     });
 
-  const [identity, mesh, managed, perNamespace, existingGateway] = await Promise.all([
-    identityP, meshP, managedP, perNamespaceP, existingGatewayP,
+  // The user's DestinationRules: meshfed's own rule for a Service carries its owner's (Istio never merges the two).
+  const destinationRulesP = optional(writer.list('networking.istio.io/v1beta1', 'DestinationRule', undefined), [] as KubeObject[]);
+  const [identity, mesh, managed, perNamespace, existingGateway, destinationRules] = await Promise.all([
+    identityP, meshP, managedP, perNamespaceP, existingGatewayP, destinationRulesP,
   ]);
 
   const { facts } = mesh;
@@ -280,6 +282,13 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
       }
     }
   }
+  for (const dr of destinationRules) {
+    const key = `${dr.kind}/${dr.metadata.namespace ?? ''}/${dr.metadata.name}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      existing.push(dr);
+    }
+  }
   const services = perNamespace.flatMap((n) => n.services).map(serviceSnapshot);
   const pods = perNamespace.flatMap((n) => n.pods).map(podSnapshot);
 
@@ -292,6 +301,7 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
     istioVersion: facts.istioVersion ?? '0.0',
     trustDomain: facts.trustDomain,
     ...(facts.trustDomainAliases.length ? { trustDomainAliases: facts.trustDomainAliases } : {}),
+    rootNamespace: facts.rootNamespace ?? istioNamespace,
     ...(facts.rootCaPem ? { rootCaPem: facts.rootCaPem } : {}),
     ...(existingGateway ? { existingGateway } : {}),
     services,

@@ -81,8 +81,12 @@ export interface VerifyGatherOptions {
 }
 
 async function gatherConsumer(writer: ClusterWriter, namespaces: string[], istioNamespace: string, managed: KubeObject[]): Promise<SideSnapshot> {
-  const [mesh, extra] = await Promise.all([readMesh(writer, istioNamespace).then((read) => read.facts), namespaceObjects(writer, namespaces)]);
-  return { context: writer.contextName, mesh, objects: merge(managed, extra) };
+  // The user's VirtualServices too: which one sidecars use for an attached Service (MF0308).
+  const [mesh, extra, virtualServices] = await Promise.all([
+    readMesh(writer, istioNamespace).then((read) => read.facts), namespaceObjects(writer, namespaces),
+    optional(writer.list('networking.istio.io/v1beta1', 'VirtualService', undefined), [] as KubeObject[]),
+  ]);
+  return { context: writer.contextName, mesh, objects: merge(merge(managed, extra), virtualServices) };
 }
 
 async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istioNamespace: string): Promise<ProviderSide> {
@@ -98,13 +102,15 @@ async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istio
     const policyNamespaces = [...new Set([record.endpoint.namespace, home, mesh.rootNamespace ?? 'istio-system'])];
     // Where federation CA Secrets are, and whether a gateway runs there.
     const caNamespaces = managed.filter((o) => o.kind === 'Secret' && o.metadata.name === FEDERATION_CA_SECRET).map((o) => o.metadata.namespace!);
-    const [extra, gateways, ...policies] = await Promise.all([
+    const [extra, gateways, destinationRules, ...policies] = await Promise.all([
       namespaceObjects(writer, [record.endpoint.namespace, home, FEDERATION_CA_NAMESPACE, ...caNamespaces]),
       // Every Gateway: another's Gateway selecting the federation gateway's pods shares it with other traffic.
       optional(writer.list('networking.istio.io/v1beta1', 'Gateway', undefined), [] as KubeObject[]),
+      // The user's DestinationRules too: the rule the gateway gets for the Service, and the owner's (MF0220–MF0222).
+      optional(writer.list('networking.istio.io/v1beta1', 'DestinationRule', undefined), [] as KubeObject[]),
       ...policyNamespaces.map((ns) => optional(writer.list('security.istio.io/v1beta1', 'AuthorizationPolicy', ns), [] as KubeObject[])),
     ]);
-    return { status: 'present', snapshot: { context: writer.contextName, mesh, objects: merge(merge(merge(managed, extra), policies.flat()), gateways) } };
+    return { status: 'present', snapshot: { context: writer.contextName, mesh, objects: merge(merge(merge(merge(managed, extra), policies.flat()), gateways), destinationRules) } };
   } catch (error) {
     if (error instanceof ClusterError) {
       return { status: 'unreachable', context: writer.contextName, message: error.message };

@@ -13,6 +13,13 @@ test.before(async () => {
   const legacy = fed.world.cluster('legacy');
   legacy.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bookinfo' } });
   legacy.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'myreviews', namespace: 'bookinfo' }, spec: { selector: { app: 'reviews' }, ports: [{ name: 'http', port: 9080 }] } });
+  // The Service owner's rule (bookinfo's destination-rule-all): meshfed's gateways use its subsets, wherever they run.
+  for (const cluster of ['cluster2', 'legacy']) {
+    fed.world.cluster(cluster).create({
+      apiVersion: 'networking.istio.io/v1beta1', kind: 'DestinationRule', metadata: { name: 'myreviews', namespace: 'bookinfo' },
+      spec: { host: 'myreviews', subsets: ['v1', 'v2', 'v3'].map((v) => ({ name: v, labels: { version: v } })) },
+    });
+  }
 });
 
 test.after.always(async () => {
@@ -33,7 +40,9 @@ test.serial('Istio 1.9: an export moved onto the existing ingress gateway leaves
   t.deepEqual(caCertificates('legacy'), [['meshfed-ca', ca]], 'one federation CA, the same one, where no gateway runs');
   const left = fed.managedObjects('legacy').filter((o) => o.includes(' istio-meshfed/') && !/^(ConfigMap istio-meshfed\/meshfed-cluster)$/.test(o));
   t.deepEqual(left, [], 'nothing of the export is left in istio-meshfed');
-  t.true(fed.managedObjects('legacy').includes('DestinationRule istio-system/mf-subsets-bookinfo-myreviews'), fed.managedObjects('legacy').join('\n'));
+  t.false(fed.managedObjects('legacy').some((o) => o.startsWith('DestinationRule ')), 'the owner\'s rule defines v2: meshfed writes no DestinationRule beside the ingress gateway');
+  const route = fed.world.cluster('legacy').get('networking.istio.io/v1beta1', 'VirtualService', 'istio-system', 'mf-export-bookinfo-reviews')!;
+  t.is((route.spec as { http: Array<{ route: Array<{ destination: { subset: string } }> }> }).http[0]!.route[0]!.destination.subset, 'v2');
 });
 
 test.serial('a move that would cut admitted consumers off is refused; with --force they are told to import again, and then reach it', async (t) => {
@@ -80,4 +89,29 @@ test.serial('a provider serving exports from both meshfed\'s gateway and an exis
   t.is(call.code, 0, call.stderr + call.trace.join('\n'));
   t.regex(call.stdout, /ratings/);
   t.true(call.trace.some((hop) => hop.includes('istio-system/istio-ingressgateway')), call.trace.join('\n'));
+});
+
+test.serial('the consumer\'s egress gateway moves: every import goes along, nothing is left behind, calls still answer', async (t) => {
+  t.is((await fed.run(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'ratings', '--port', '9080', '--name', 'moving'])).code, 0);
+  const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/moving', '--as', 'moving'];
+  t.is((await fed.run(IMPORT)).code, 0);
+  const moved = await fed.run([...IMPORT, '--gateway-selector', 'istio=ingressgateway']);
+  t.is(moved.code, 0, moved.stderr);
+  t.regex(moved.stderr, /the egress gateway moved to istio-system/);
+  const left = fed.managedObjects('cluster1').filter((o) => o.includes(' istio-meshfed/') && !/meshfed-egress|meshfed-cluster/.test(o));
+  t.deepEqual(left, [], 'no binding, Secret, route or record is left in istio-meshfed');
+  const call = await fed.curl('cluster1', 'default', 'sleep', ['curl', '-sS', 'http://moving.default:9080/ratings/0']);
+  t.is(call.code, 0, call.stderr + call.trace.join('\n'));
+  t.true(call.trace.some((hop) => hop.includes('istio-system/istio-ingressgateway')), call.trace.join('\n'));
+  t.is((await fed.run(['unimport', '--context', 'cluster1', '-n', 'default', '--name', 'moving'])).code, 0);
+});
+
+test.serial('Istio 1.9 consumer without an egress gateway: the import is applied and says it cannot work yet (exit 1)', async (t) => {
+  // Nothing of meshfed's on legacy's ingress gateway any more, so the import would use meshfed's own egress gateway.
+  t.is((await fed.run(['unexport', '--context', 'legacy', '-n', 'bookinfo', '--name', 'reviews'])).code, 0);
+  const r = await fed.run(['import', '--context', 'legacy', '-n', 'bookinfo', '--from', 'cluster2', '--export', 'bookinfo/moving', '--as', 'remote', '--timeout', '0']);
+  t.is(r.code, 1, r.stderr);
+  t.regex(r.stderr, /the import is applied but cannot work yet: no egress gateway pod labelled istio=meshfed-egress runs in namespace istio-meshfed/);
+  t.regex(r.stderr, /IstioOperator overlay/);
+  t.notRegex(r.stderr, /Imported:/);
 });

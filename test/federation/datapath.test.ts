@@ -3,57 +3,11 @@
 // a real cluster adds on its own: workload pods, ClusterIPs, the gateway pods a Deployment (or the IstioOperator
 // overlay) creates, a LoadBalancer address, and the mesh CA.
 import test from 'ava';
-import { planRevoke, planUnexport, type KubeObject } from '../../src/federation/index.js';
+import { planRevoke, planUnexport } from '../../src/federation/index.js';
 import { cacertsData, createIntermediateCA, createRootCA, simulateCurl, staticWorld } from '../support/mesh/index.js';
 import { secret } from '../support/mesh/scenarios.js';
 import { applyPlan, runScenario, type ScenarioResult } from './scenario.js';
-
-type Loose = KubeObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-let ipCounter = 10;
-const nextIp = (prefix: string): string => `${prefix}.${ipCounter++}`;
-
-function pod(name: string, namespace: string, labels: Record<string, string>, sa: string, containers: unknown[], proxyVersion: string, ip: string, sidecar = true): KubeObject {
-  return {
-    apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels: { ...labels, ...(sidecar ? { 'security.istio.io/tlsMode': 'istio' } : {}) } },
-    spec: { serviceAccountName: sa, containers: [...containers, ...(sidecar ? [{ name: 'istio-proxy', image: `docker.io/istio/proxyv2:${proxyVersion}` }] : [])] },
-    status: { phase: 'Running', podIP: ip, conditions: [{ type: 'Ready', status: 'True' }] },
-  };
-}
-
-function meshConfig(trustDomain: string, aliases: string[] = []): KubeObject {
-  const mesh = `trustDomain: ${trustDomain}\n${aliases.length ? `trustDomainAliases: [${aliases.join(', ')}]\n` : ''}`;
-  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio', namespace: 'istio-system' }, data: { mesh } };
-}
-
-/** What the cluster does with the planned objects: ClusterIPs, gateway pods for Deployments or overlays, the LB address. */
-function realise(objects: KubeObject[], version: string, subnet: string, overlay: KubeObject | undefined, lbAddress?: string): KubeObject[] {
-  const out = objects.map((o) => structuredClone(o) as Loose);
-  for (const o of out) {
-    if (o.kind === 'Service' && o.apiVersion === 'v1') {
-      o.spec.clusterIP = nextIp(subnet.replace(/^10\.24/, '10.9'));
-      if (o.spec.type === 'LoadBalancer' && lbAddress) o.status = { loadBalancer: { ingress: [{ ip: lbAddress }] } };
-    }
-    if (o.kind === 'Deployment') {
-      const tpl = o.spec.template;
-      out.push(pod(`${o.metadata.name}-5d8c7`, o.metadata.namespace!, tpl.metadata.labels, tpl.spec.serviceAccountName,
-        [{ name: 'istio-proxy', image: `docker.io/istio/proxyv2:${version}`, ports: [{ containerPort: 15443 }] }], version, nextIp(subnet), false));
-    }
-  }
-  if (overlay) {
-    const components = (overlay as Loose).spec.components;
-    for (const c of [...(components.ingressGateways ?? []), ...(components.egressGateways ?? [])]) {
-      out.push({
-        apiVersion: 'v1', kind: 'Service', metadata: { name: c.name, namespace: c.namespace },
-        spec: { type: c.k8s.service.type, clusterIP: nextIp('10.96.90'), selector: c.label, ports: c.k8s.service.ports },
-        ...(c.k8s.service.type === 'LoadBalancer' && lbAddress ? { status: { loadBalancer: { ingress: [{ ip: lbAddress }] } } } : {}),
-      } as KubeObject);
-      out.push(pod(`${c.name}-7c9f2`, c.namespace, c.label, `${c.name}-service-account`,
-        [{ name: 'istio-proxy', image: `docker.io/istio/proxyv2:${version}`, env: c.k8s.env ?? [], ports: [{ containerPort: 15443 }] }], version, nextIp(subnet), false));
-    }
-  }
-  return out;
-}
+import { meshConfig, pod, realise } from './world.js';
 
 async function curl(world: ReturnType<typeof staticWorld>, cluster: string, namespace: string, podName: string, argv: string[], random = 0) {
   const r = await simulateCurl(world, { cluster, namespace, pod: podName }, argv, { random: () => random });
@@ -136,13 +90,10 @@ for (const name of ['seed-question-shared-root-tcp', 'boundary-tcp']) {
     const vault = await simulateCurl(world, { cluster: 'operations', namespace: 'vault', pod: 'vault-0' }, check, { random: () => 0 });
     t.is(vault.stdout.trim(), 'postgres answered', `${vault.stderr}\n${vault.trace.join('\n')}`);
     const intruder = await simulateCurl(world, { cluster: 'operations', namespace: 'vault', pod: 'intruder-0' }, check, { random: () => 0 });
-    if (shared) {
-      // Shared-root admits workloads: another service account in the same namespace is denied at postgres.
-      t.is(intruder.stdout.trim(), 'no answer from postgres', intruder.trace.join('\n'));
-    } else {
-      // Boundary admits the consumer cluster's gateway: access control inside the consumer is the consumer's own.
-      t.is(intruder.stdout.trim(), 'postgres answered');
-    }
+    // Shared-root admits workloads: another service account in the same namespace is denied at postgres. Boundary
+    // admits the consumer's gateway, and the import (--service-account vault) only vault at the egress gateway.
+    t.is(intruder.stdout.trim(), 'no answer from postgres', intruder.trace.join('\n'));
+    if (!shared) t.true(intruder.trace.some((h) => /denied by .*mf-bind-production-db-postgres/.test(h)), intruder.trace.join('\n'));
   });
 }
 

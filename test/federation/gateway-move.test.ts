@@ -11,6 +11,14 @@ type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-ex
 const now = new Date('2026-06-01T12:00:00Z');
 const existingGateway: ExistingGateway = { namespace: 'istio-system', selector: { istio: 'ingressgateway' }, serviceName: 'istio-ingressgateway', port: 15443 };
 
+/** The Service owner's DestinationRule for shop/api, with these subsets (by version). */
+const ownerRule = (...versions: string[]): KubeObject => ({
+  apiVersion: 'networking.istio.io/v1beta1', kind: 'DestinationRule', metadata: { name: 'api', namespace: 'shop' },
+  spec: { host: 'api', subsets: versions.map((v) => ({ name: v, labels: { version: v } })) },
+});
+
+// The owner's rule names the subsets: meshfed never writes a DestinationRule beside an existing gateway, which it does
+// not own (see boundary-correctness.test.ts), so exports with a subset move there only with the owner's subset.
 function provider(over: Partial<ProviderSnapshot> = {}): ProviderSnapshot {
   return {
     clusterId: 'prod', istioVersion: '1.9.5', trustDomain: 'prod.local', gatewayAddress: '192.0.2.10',
@@ -18,7 +26,7 @@ function provider(over: Partial<ProviderSnapshot> = {}): ProviderSnapshot {
       { name: 'api', namespace: 'shop', selector: { app: 'api' }, ports: [{ name: 'http', port: 8080, targetPort: 8080 }] },
       { name: 'postgres', namespace: 'db', selector: { app: 'postgres' }, ports: [{ name: 'tcp-postgres', port: 5432, targetPort: 5432 }] },
     ],
-    existing: [],
+    existing: [ownerRule('v1', 'v2')],
     ...over,
   };
 }
@@ -65,7 +73,7 @@ test('an export moved to an existing gateway keeps the federation CA in its own 
   t.deepEqual(keys(after, 'istio-meshfed'), [], 'no export object or subsets DestinationRule is left behind');
   t.deepEqual(keys(after, 'istio-system'), [
     'AuthorizationPolicy/istio-system/mf-export-shop-api', 'ConfigMap/istio-system/mf-export-shop-api',
-    'DestinationRule/istio-system/mf-subsets-shop-api', 'Gateway/istio-system/mf-export-shop-api',
+    'Gateway/istio-system/mf-export-shop-api',
     'Secret/istio-system/mf-export-shop-api', 'VirtualService/istio-system/mf-export-shop-api',
   ]);
   t.is(readSecret(after.existing.find((o) => objectKey(o) === 'Secret/istio-system/mf-export-shop-api'))?.['ca.crt'], ca, 'the gateway trusts client certificates of the same CA');
@@ -115,7 +123,8 @@ test('admitting or revoking a consumer never moves an export: the command is tol
 });
 
 test('exports still served from the old namespace keep their subsets there until the last one goes; the CA stays in its own namespace', (t) => {
-  let cluster = provider();
+  // The owner's rule names v1 only: api-v2 needs meshfed's rule, which only meshfed's own gateway namespace may hold.
+  let cluster = provider({ existing: [ownerRule('v1')] });
   for (const s of [spec({ exportName: 'api-v1', subset: { version: 'v1' } }), spec({ exportName: 'api-v2', subset: { version: 'v2' } })]) {
     cluster = apply(cluster, planExport(cluster, s, { now }));
   }
@@ -124,15 +133,17 @@ test('exports still served from the old namespace keep their subsets there until
   cluster = apply({ ...cluster, existingGateway }, plan);
   const subsets = (namespace: string): unknown =>
     (cluster.existing.find((o) => objectKey(o) === `DestinationRule/${namespace}/mf-subsets-shop-api`)?.spec as Spec | undefined)?.subsets;
-  t.deepEqual(subsets('istio-system'), [{ name: 'version-v1', labels: { version: 'v1' } }], 'the new gateway sees only the subsets of exports served there');
-  t.deepEqual(subsets('istio-meshfed'), [{ name: 'version-v2', labels: { version: 'v2' } }], 'api-v2 keeps its subset');
+  t.is(subsets('istio-system'), undefined, 'no rule of meshfed\'s beside the existing gateway: api-v1 uses the owner\'s subset');
+  const route = cluster.existing.find((o) => o.kind === 'VirtualService' && o.metadata.namespace === 'istio-system' && o.metadata.labels?.['meshfed.io/export'] === 'shop.api-v1')?.spec as Spec;
+  t.is(route.http[0].route[0].destination.subset, 'v1');
+  t.deepEqual(subsets('istio-meshfed'), [{ name: 'v1', labels: { version: 'v1' } }, { name: 'version-v2', labels: { version: 'v2' } }], 'api-v2 keeps its subset, beside the owner\'s');
   t.deepEqual(caSecrets(cluster).map((o) => [o.metadata.namespace, caPem(o) === ca]), [['meshfed-ca', true]], 'one CA, in neither gateway namespace');
   t.false(cluster.existing.some((o) => o.metadata.namespace === 'istio-meshfed' && o.metadata.name === 'mf-export-shop-api-v1'));
 
   const unexported = planUnexport({ ...cluster, existingGateway }, { namespace: 'shop', exportName: 'api-v2' });
   cluster = apply(cluster, unexported);
   t.is(subsets('istio-meshfed'), undefined, 'unexport removes the subsets where the export was served, whatever gateway the command selected');
-  t.deepEqual(subsets('istio-system'), [{ name: 'version-v1', labels: { version: 'v1' } }]);
+  t.is(subsets('istio-system'), undefined);
   t.deepEqual(keys(cluster, 'istio-meshfed'), []);
   const rerun = planExport({ ...cluster, existingGateway }, spec({ exportName: 'api-v1', subset: { version: 'v1' } }), { now });
   t.deepEqual(rerun.remove, []);

@@ -186,14 +186,29 @@ test('attach by header: matching requests go remote with the export host, the re
   t.deepEqual(vs.http[1].route, [{ destination: { host: 'api.apps.svc.cluster.local', port: { number: 8080 } } }]);
 });
 
-test('attach refusals and the conflicting VirtualService warning', (t) => {
+test('attach refusals; a Service with a VirtualService of its own: refused (the oldest wins on sidecars), or folded in with --merge-into', (t) => {
   t.throws(() => imported({ service: 'api', weight: 0 }), { message: /whole percentage from 1 to 100/ });
   t.throws(() => imported({ service: 'nope', weight: 10 }), { message: /Service apps\/nope to attach/ });
-  const theirs: KubeObject = { apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', metadata: { name: 'api', namespace: 'apps' }, spec: { hosts: ['api'] } };
-  const { importPlan } = imported({ service: 'api', weight: 20 }, consumer({ existing: [theirs] }));
-  t.true(importPlan.warnings.some((w) => /VirtualService apps\/api already routes api\.apps\.svc\.cluster\.local/.test(w)));
-  const route = specOf(find(importPlan, 'VirtualService', names.attach('api'))).http[0].route;
-  t.deepEqual(route.map((r: Spec) => r.weight), [80, 20]);
+  const theirs: KubeObject = {
+    apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', metadata: { name: 'api', namespace: 'apps', creationTimestamp: '2026-01-01T00:00:00Z' },
+    spec: { hosts: ['api'], http: [{ route: [{ destination: { host: 'api', subset: 'v1' }, weight: 75 }, { destination: { host: 'api', subset: 'v2' }, weight: 25 }] }] },
+  };
+  t.throws(() => imported({ service: 'api', weight: 20 }, consumer({ existing: [theirs] })),
+    { instanceOf: FederationInputError, message: /VirtualService apps\/api already routes api\.apps\.svc\.cluster\.local .*oldest.*--merge-into apps\/api/ });
+  t.throws(() => imported({ service: 'api', weight: 20, mergeInto: 'apps/other' }, consumer({ existing: [theirs] })), { message: /VirtualService apps\/other was not found/ });
+  const { importPlan, consumer: after, bundle, pending } = imported({ service: 'api', weight: 20, mergeInto: 'apps/api' }, consumer({ existing: [theirs] }));
+  t.is(find(importPlan, 'VirtualService', names.attach('api')), undefined, 'no VirtualService of meshfed\'s for the host');
+  t.deepEqual(importPlan.consented, ['VirtualService/apps/api']);
+  const merged = specOf(find(importPlan, 'VirtualService', 'api'));
+  t.deepEqual(merged.http[0].route.map((r: Spec) => [r.destination.subset ?? r.destination.host, r.weight]),
+    [['v1', 60], ['v2', 20], ['mf-bind-prod-shop-api', 20]]);
+  t.is(merged.http[0].rewrite.authority, 'api.apps.svc.cluster.local');
+  // A re-run starts from the recorded original: the split is not applied twice.
+  const again = planImport(after, { endpoint: bundle.spec.endpoint, credentials: bundleCredentials(bundle, pending.privateKeyPem) },
+    { consumerClusterId: 'ops', namespace: 'apps', localName: 'remote-api', attach: { service: 'api', weight: 20, mergeInto: 'apps/api' } }, { now });
+  t.deepEqual(specOf(find(again, 'VirtualService', 'api')), merged);
+  const removed = planUnimport(after, { namespace: 'apps', localName: 'remote-api' });
+  t.deepEqual(specOf(find(removed, 'VirtualService', 'api')), theirs.spec, 'unimport restores the user\'s routes');
 });
 
 test('import refuses a bundle certificate that is not for the pending key', (t) => {

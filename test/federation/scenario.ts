@@ -56,7 +56,11 @@ export function applyPlan<T extends ClusterSnapshot>(snapshot: T, plan: ClusterP
 
 /** Runs one scenario. */
 export function runScenario(name: string): ScenarioResult {
-  const input = YAML.parse(readFileSync(join(FIXTURES, name, 'input.yaml'), 'utf8')) as ScenarioInput;
+  return runScenarioInput(YAML.parse(readFileSync(join(FIXTURES, name, 'input.yaml'), 'utf8')) as ScenarioInput);
+}
+
+/** Runs a scenario given as data. */
+export function runScenarioInput(input: ScenarioInput): ScenarioResult {
   const now = new Date(input.now);
   let provider: ProviderSnapshot = { ...input.provider, existing: input.provider.existing ?? [] };
   let consumer: ConsumerSnapshot = { ...input.consumer, existing: input.consumer.existing ?? [] };

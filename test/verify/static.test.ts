@@ -181,3 +181,74 @@ test('a server certificate that does not name the export host is MF0210 and MF04
   const codes = failures(runChecks({ ...base, provider: { status: 'present', snapshot: { ...base.provider.snapshot, objects } } }, STATIC_CHECKS));
   t.deepEqual(codes.map(([code]) => code).sort(), ['MF0210', 'MF0404']);
 });
+
+/** The snapshot with each side's objects changed. */
+function changed(base: VerifySnapshot, change: { consumer?: (objects: KubeObject[]) => KubeObject[]; provider?: (objects: KubeObject[]) => KubeObject[]; consumerVersion?: string }): VerifySnapshot {
+  if (base.provider.status !== 'present') throw new Error('no provider');
+  return {
+    ...base,
+    consumer: { ...base.consumer, objects: (change.consumer ?? ((o) => o))(base.consumer.objects), mesh: { ...base.consumer.mesh, ...(change.consumerVersion ? { istioVersion: change.consumerVersion } : {}) } },
+    provider: { status: 'present', snapshot: { ...base.provider.snapshot, objects: (change.provider ?? ((o) => o))(base.provider.snapshot.objects) } },
+  };
+}
+
+test('an older VirtualService of the attached Service wins on sidecars: MF0308 names it', (t) => {
+  const base = snapshotOf(scenario('seed-blog-boundary-http'));
+  const allV1: KubeObject = {
+    apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', metadata: { name: 'reviews', namespace: 'default', creationTimestamp: '2025-01-01T00:00:00Z' },
+    spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v1' } }] }] },
+  };
+  const results = runChecks(changed(base, { consumer: (objects) => [...objects, allV1] }), STATIC_CHECKS);
+  t.deepEqual(failures(results), [['MF0308', 'VirtualService default/mf-attach-reviews']]);
+  const outcome = results.find((r) => r.code === 'MF0308')!.outcome;
+  t.regex(outcome.status === 'fail' ? `${outcome.message} ${outcome.hint}` : '', /VirtualService default\/reviews is older .*--merge-into default\/reviews/);
+});
+
+test('DestinationRule conflicts: a changed owner rule is MF0220, a rule beside foreign gateways MF0221, a gateway rule without the subset MF0222', (t) => {
+  const base = snapshotOf(scenario('seed-blog-boundary-http'));
+  const owner: KubeObject = {
+    apiVersion: 'networking.istio.io/v1beta1', kind: 'DestinationRule', metadata: { name: 'myreviews', namespace: 'bookinfo' },
+    spec: { host: 'myreviews', trafficPolicy: { connectionPool: { tcp: { maxConnections: 10 } } }, subsets: [{ name: 'v3', labels: { version: 'v3' } }] },
+  };
+  t.deepEqual(failures(runChecks(changed(base, { provider: (objects) => [...objects, owner] }), STATIC_CHECKS)),
+    [['MF0220', 'DestinationRule istio-meshfed/mf-subsets-bookinfo-myreviews']]);
+  const foreignGateway = pod('istio-meshfed', 'istio-ingressgateway-0', { istio: 'ingressgateway' }, 'istio-ingressgateway');
+  t.deepEqual(failures(runChecks(changed(base, { provider: (objects) => [...objects, foreignGateway] }), STATIC_CHECKS)),
+    [['MF0221', 'DestinationRule istio-meshfed/mf-subsets-bookinfo-myreviews']]);
+  const withoutOurs = (objects: KubeObject[]) => [...objects.filter((o) => o.metadata.name !== 'mf-subsets-bookinfo-myreviews'), owner];
+  t.deepEqual(failures(runChecks(changed(base, { provider: withoutOurs }), STATIC_CHECKS)).filter(([code]) => code !== 'MF0207'),
+    [['MF0222', 'DestinationRule bookinfo/myreviews']]);
+});
+
+test('objects of imports left in another namespace are MF0310; an import visible to every namespace is MF0311', (t) => {
+  const base = snapshotOf(scenario('seed-blog-boundary-http'));
+  const stale = (objects: KubeObject[]) => [...objects, ...objects.filter((o) => o.kind === 'Secret' && o.metadata.labels?.['meshfed.io/role'] === 'binding')
+    .map((o) => ({ ...o, metadata: { ...o.metadata, namespace: 'old-egress' } }))];
+  t.deepEqual(failures(runChecks(changed(base, { consumer: stale }), STATIC_CHECKS)), [['MF0310', 'namespace old-egress']]);
+  const open = (objects: KubeObject[]) => objects.map((o) => (o.kind === 'Service' && o.metadata.name === 'myreviews' ? { ...o, metadata: { ...o.metadata, annotations: {} } } : o));
+  t.deepEqual(failures(runChecks(changed(base, { consumer: open }), STATIC_CHECKS)), [['MF0311', 'import default/myreviews']]);
+});
+
+test('a Host header on a weighted destination (an older meshfed\'s attach) is MF0312 on Istio 1.10.0, not on 1.12', (t) => {
+  const base = snapshotOf(scenario('seed-blog-boundary-http'));
+  const old = (objects: KubeObject[]) => objects.map((o) => {
+    if (o.metadata.name !== 'mf-attach-reviews') return o;
+    const spec = structuredClone(o.spec) as { http: Array<{ route: Array<Record<string, unknown>>; rewrite?: unknown }> };
+    delete spec.http[0]!.rewrite;
+    spec.http[0]!.route[1]!.headers = { request: { set: { host: 'myreviews.bookinfo.cluster2.export.meshfed.internal' } } };
+    return { ...o, spec };
+  });
+  t.deepEqual(failures(runChecks(changed(base, { consumer: old, consumerVersion: '1.10.0' }), STATIC_CHECKS)), [['MF0312', 'VirtualService default/mf-attach-reviews']]);
+  t.deepEqual(failures(runChecks(changed(base, { consumer: old, consumerVersion: '1.12.0' }), STATIC_CHECKS)), []);
+});
+
+test('an export route that hands the workload the federation host is MF0223', (t) => {
+  const base = snapshotOf(scenario('seed-blog-boundary-http'));
+  const noRewrite = (objects: KubeObject[]) => objects.map((o) => {
+    if (o.kind !== 'VirtualService' || o.metadata.name !== 'mf-export-bookinfo-myreviews') return o;
+    const spec = structuredClone(o.spec) as { http: Array<{ rewrite?: unknown }> };
+    delete spec.http[0]!.rewrite;
+    return { ...o, spec };
+  });
+  t.deepEqual(failures(runChecks(changed(base, { provider: noRewrite }), STATIC_CHECKS)), [['MF0223', 'VirtualService istio-meshfed/mf-export-bookinfo-myreviews']]);
+});

@@ -167,6 +167,30 @@ const entries: CheckInfo[] = [
     message: '{detail}',
     hint: 'a gateway can read every Secret of its namespace: run kubectl meshfed export again, which moves the CA to namespace {caNamespace}; keep gateways out of {caNamespace}',
   },
+  {
+    code: 'MF0220', level: 'error', category: 'provider',
+    description: 'meshfed\'s subsets DestinationRule carries the Service owner\'s current rule',
+    message: '{object} no longer carries {owner}: {detail}',
+    hint: 'the owner\'s rule changed since the export: run kubectl meshfed export again for {export} (it carries the current rule)',
+  },
+  {
+    code: 'MF0221', level: 'error', category: 'provider',
+    description: 'no DestinationRule of meshfed\'s sits beside gateways meshfed does not own',
+    message: '{object} is in namespace {namespace}, where gateway pods meshfed does not own run ({pods}): Istio gives them this rule for {host} instead of the Service owner\'s',
+    hint: 'add the export\'s subset to the owner\'s DestinationRule of {host} and run kubectl meshfed export again (meshfed then removes its rule), or export through meshfed\'s own gateway',
+  },
+  {
+    code: 'MF0222', level: 'error', category: 'provider',
+    description: 'the DestinationRule the provider gateway uses for the Service defines the export\'s subset',
+    message: '{detail}',
+    hint: 'a DestinationRule in the gateway\'s namespace (or a more specific one) takes precedence over meshfed\'s: add subset {subset} with labels {labels} to it, or remove it, then run kubectl meshfed export again',
+  },
+  {
+    code: 'MF0223', level: 'error', category: 'provider',
+    description: 'the provider workload receives its Service\'s own name as the authority',
+    message: '{object} forwards requests with the federation host as their authority (no rewrite to {fqdn}): apps and policies that match the Host see a name they do not know',
+    hint: 'run kubectl meshfed export again for {export}: its VirtualService rewrites the authority to {fqdn}',
+  },
   // consumer
   {
     code: 'MF0301', level: 'error', category: 'consumer',
@@ -209,6 +233,36 @@ const entries: CheckInfo[] = [
     description: 'the consumer uses the provider gateway\'s current address',
     message: 'the import sends traffic to {used}, but the provider gateway {service} now has address {current}',
     hint: 'the provider\'s LoadBalancer address changed since the import: run kubectl meshfed import again (with --from, or with a new bundle)',
+  },
+  {
+    code: 'MF0308', level: 'error', category: 'consumer',
+    description: 'the attach route is the VirtualService sidecars use for the attached Service',
+    message: '{winner} is older and routes {host} for sidecars, so {ours} is ignored (Istio keeps the oldest VirtualService of a host): no call to {service} reaches the import',
+    hint: 'fold the split into it: kubectl meshfed import … --attach {service} --merge-into {winnerRef}, or delete {winner} and import again',
+  },
+  {
+    code: 'MF0309', level: 'error', category: 'consumer',
+    description: 'the VirtualService the import was folded into still sends the import its share',
+    message: '{detail}',
+    hint: 'someone changed it since the import: run kubectl meshfed import again with --attach {service} --merge-into {winnerRef}',
+  },
+  {
+    code: 'MF0310', level: 'error', category: 'consumer',
+    description: 'no object of the imports is left outside the egress gateway\'s namespace',
+    message: '{objects} in {namespaces} belong to imports but the egress gateway is in {namespace} (a move left them behind{secrets})',
+    hint: 'run kubectl meshfed import again for one import: it moves every import to the current egress gateway and removes what is left behind',
+  },
+  {
+    code: 'MF0311', level: 'error', category: 'consumer',
+    description: 'the import\'s objects are visible to its namespace only, and the egress gateway admits only its callers',
+    message: '{detail}',
+    hint: 'run kubectl meshfed import again for {import}: it restores exportTo and the egress gateway\'s policy',
+  },
+  {
+    code: 'MF0312', level: 'error', category: 'consumer',
+    description: 'the attach route works on this Istio version',
+    message: '{object} sets the Host header on a weighted destination, which Istio {version} {why}',
+    hint: 'run kubectl meshfed import again for {import}: the split then rewrites the authority at the egress gateway, which works on every Istio from 1.9',
   },
   // across the two
   {

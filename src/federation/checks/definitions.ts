@@ -10,6 +10,8 @@ import {
   consumerGatewaySpiffeId, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, names, principalOf, serviceFqdn,
   workloadPrincipal,
 } from '../naming.js';
+import { winningVirtualService } from '../consumer.js';
+import { effectiveDestinationRule, ownerDestinationRule, sameLabels } from '../destination-rules.js';
 import { gatewayHttpSeesClientPrincipal, istioMinor, needsSniDnatRouterMode, readSecret } from '../objects.js';
 import {
   describe, describeObject, find, isManaged, isPodReady, labelsMatch, loadBalancerAddress, servicePorts, specOf,
@@ -137,11 +139,17 @@ function consumerExpected(f: VerifyFacts): Expected[] {
       { kind: 'Secret', namespace: egressNs, name: binding },
       { kind: 'ServiceEntry', namespace: egressNs, name: binding, fields: { spec: { hosts: [e.sni], ports: [{ number: e.gateway.port }], endpoints: [{ address: e.gateway.address }] } } },
       { kind: 'DestinationRule', namespace: egressNs, name: binding, fields: { spec: { host: e.sni, trafficPolicy: { tls: { mode: 'MUTUAL', credentialName: binding, sni: e.sni } } } } },
-      { kind: 'Gateway', namespace: egressNs, name: binding, fields: { spec: { servers: [{ hosts: [`./${e.sni}`], tls: { mode: 'ISTIO_MUTUAL' } }] } } },
+      // The first host is the SNI; the others are attached Services' names (a weighted attach's split share).
+      {
+        kind: 'Gateway', namespace: egressNs, name: binding, fields: { spec: { servers: [{ tls: { mode: 'ISTIO_MUTUAL' } }] } },
+        extra: (live) => differences(`./${e.sni}`, ((specOf(live).servers as Spec[] | undefined)?.[0]?.hosts as string[] | undefined)?.[0], 'spec.servers[0].hosts[0]'),
+      },
       {
         kind: 'VirtualService', namespace: egressNs, name: binding,
-        fields: { spec: { hosts: [e.sni], gateways: [binding], [e.protocol === 'HTTP' ? 'http' : 'tcp']: [{ route: [{ destination: { host: e.sni, port: { number: e.gateway.port } } }] }] } },
+        fields: { spec: { gateways: [binding], [e.protocol === 'HTTP' ? 'http' : 'tcp']: [{ route: [{ destination: { host: e.sni, port: { number: e.gateway.port } } }] }] } },
+        extra: (live) => differences(e.sni, (specOf(live).hosts as string[] | undefined)?.[0], 'spec.hosts[0]'),
       },
+      { kind: 'AuthorizationPolicy', namespace: egressNs, name: binding, fields: { spec: { action: 'DENY' } } },
     );
   } else {
     const hidden = importHost(r.namespace, r.localName);
@@ -161,7 +169,7 @@ function consumerExpected(f: VerifyFacts): Expected[] {
       { kind: 'DestinationRule', namespace: r.namespace, name, fields: { spec: { host: hidden, trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL', sni: e.sni } } } } },
     );
   }
-  if (r.attach) list.push({ kind: 'VirtualService', namespace: r.namespace, name: names.attach(r.attach.service) });
+  if (r.attach && !r.mergedInto) list.push({ kind: 'VirtualService', namespace: r.namespace, name: names.attach(r.attach.service) });
   return list;
 }
 
@@ -203,7 +211,10 @@ function providerExpected(f: VerifyFacts): Expected[] {
       { kind: 'AuthorizationPolicy', namespace: x.namespace, name: names.guard(x.service), fields: { spec: { action: 'DENY' } } },
     );
   }
-  if (x.subset && x.subsetName) {
+  // meshfed writes no rule of its own when the Service owner's rule (the one its gateway gets) defines the subset.
+  const owner = ownerDestinationRule(sideCluster(f.provider!), home, fqdn, x.namespace);
+  const ownerDefines = owner?.subsets.some((s) => s.name === x.subsetName && x.subset && sameLabels(s.labels, x.subset));
+  if (x.subset && x.subsetName && !ownerDefines) {
     list.push({
       kind: 'DestinationRule', namespace: home, name: names.subsets(x.namespace, x.service), fields: { spec: { host: fqdn } },
       extra: (live) => {
@@ -342,11 +353,6 @@ function foreignGatewayPolicies(f: VerifyFacts): KubeObject[] {
   });
 }
 
-/** Whether a pod is a gateway: only proxy containers. */
-function isGatewayPod(pod: KubeObject): boolean {
-  const containers = (specOf(pod).containers as Array<{ image?: string }> | undefined) ?? [];
-  return containers.length > 0 && containers.every((c) => /(^|\/)proxyv2(:|@|$)/.test(c.image ?? ''));
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The list
@@ -365,6 +371,23 @@ function supportedVersion(version: string | undefined): boolean | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A side's objects as the planners' snapshots carry them, for the rules shared with the planners. */
+function sideCluster(side: SideSnapshot): { clusterId: string; istioVersion: string; services: []; existing: KubeObject[]; rootNamespace?: string } {
+  return { clusterId: side.context, istioVersion: side.mesh.istioVersion ?? '0.0', services: [], existing: side.objects, ...(side.mesh.rootNamespace ? { rootNamespace: side.mesh.rootNamespace } : {}) };
+}
+
+/** A gateway pod: every container is the Istio proxy (named istio-proxy, or running the proxyv2 image). */
+function isGatewayPod(pod: KubeObject): boolean {
+  const containers = (specOf(pod).containers as Array<{ name?: string; image?: string }> | undefined) ?? [];
+  return containers.length > 0 && containers.every((c) => c.name === 'istio-proxy' || /(^|\/)proxyv2(:|@|$)/.test(c.image ?? ''));
+}
+
+/** A gateway meshfed deployed (its Deployment's label) or had installed from its overlay (its names). */
+function ownGatewayPod(pod: KubeObject): boolean {
+  const labels = pod.metadata.labels ?? {};
+  return isManaged(pod) || (Object.values(GATEWAY_NAMES) as string[]).includes(labels.istio ?? '');
 }
 
 /** Every static check, in the order they run within their category. */
@@ -666,6 +689,81 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       });
     },
   },
+  {
+    code: 'MF0220',
+    needsProvider: true,
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const ours = find(f.provider!, 'DestinationRule', f.providerHome, names.subsets(x.namespace, x.service));
+      if (!ours) return [ok(`export ${f.exportName}`, 'meshfed writes no DestinationRule for the Service')];
+      const object = describeObject(ours);
+      const owner = ownerDestinationRule(sideCluster(f.provider!), f.providerHome, serviceFqdn(x.service, x.namespace), x.namespace);
+      if (!owner) return [ok(object, 'the Service owner has no DestinationRule')];
+      const spec = specOf(ours);
+      const problems = [
+        ...differences(owner.trafficPolicy ?? null, spec.trafficPolicy ?? null, 'trafficPolicy'),
+        ...owner.subsets.flatMap((subset) => {
+          const carried = ((spec.subsets as Spec[] | undefined) ?? []).find((s) => s.name === subset.name);
+          return carried ? differences(subset, carried, `subsets[${subset.name}]`) : [`subset ${subset.name} is missing`];
+        }),
+      ];
+      const ownerName = owner.rules.map((o) => describeObject(o)).join(' + ');
+      return [problems.length ? fail({ object, owner: ownerName, detail: problems.join('; ') }, object) : ok(object, `carries ${ownerName}`)];
+    },
+  },
+  {
+    code: 'MF0221',
+    needsProvider: true,
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const ours = find(f.provider!, 'DestinationRule', f.providerHome, names.subsets(x.namespace, x.service));
+      if (!ours) return [ok(`export ${f.exportName}`, 'meshfed writes no DestinationRule for the Service')];
+      const foreign = f.provider!.objects.filter((o) => o.kind === 'Pod' && o.metadata.namespace === f.providerHome && isGatewayPod(o) && !ownGatewayPod(o));
+      const object = describeObject(ours);
+      return [foreign.length
+        ? fail({ object, namespace: f.providerHome, pods: foreign.map((p) => p.metadata.name).join(', '), host: serviceFqdn(x.service, x.namespace) }, object)
+        : ok(object)];
+    },
+  },
+  {
+    code: 'MF0222',
+    needsProvider: true,
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      if (!x.subset || !x.subsetName) return [ok(`export ${f.exportName}`, 'no subset')];
+      const fqdn = serviceFqdn(x.service, x.namespace);
+      const rule = effectiveDestinationRule(sideCluster(f.provider!), f.providerHome, fqdn, x.namespace);
+      const labels = Object.entries(x.subset).map(([k, v]) => `${k}=${v}`).join(',');
+      const params = { subset: x.subsetName, labels };
+      if (!rule) return [fail({ ...params, detail: `the gateways in ${f.providerHome} get no DestinationRule for ${fqdn}, so subset ${x.subsetName} is unknown to them (503 NC)` }, `export ${f.exportName}`)];
+      const object = rule.rules.map((o) => describeObject(o)).join(' + ');
+      const found = rule.subsets.find((s) => s.name === x.subsetName);
+      if (!found) return [fail({ ...params, detail: `the gateways in ${f.providerHome} get ${object} for ${fqdn}, which has no subset ${x.subsetName} (503 NC)` }, object)];
+      if (!sameLabels(found.labels, x.subset)) {
+        return [fail({ ...params, detail: `the gateways in ${f.providerHome} get ${object} for ${fqdn}, whose subset ${x.subsetName} selects ${show(found.labels)}, not ${labels}` }, object)];
+      }
+      return [ok(object)];
+    },
+  },
+  {
+    code: 'MF0223',
+    needsProvider: true,
+    mode: 'boundary',
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      if (x.protocol !== 'HTTP') return [ok(`export ${f.exportName}`, 'TCP: no authority')];
+      const vs = find(f.provider!, 'VirtualService', f.providerHome, f.exportObjectName);
+      if (!vs) return [skip('the export\'s VirtualService is missing (MF0208)')];
+      const fqdn = serviceFqdn(x.service, x.namespace);
+      const routes = (specOf(vs).http as Spec[] | undefined) ?? [];
+      const rewrites = routes.length > 0 && routes.every((r) => (r.rewrite as Spec | undefined)?.authority === fqdn);
+      return [rewrites ? ok(describeObject(vs)) : fail({ object: describeObject(vs), fqdn }, describeObject(vs))];
+    },
+  },
   // consumer ----------------------------------------------------------------------------------------------
   {
     code: 'MF0301',
@@ -734,6 +832,101 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       return [used === current
         ? ok(object, used)
         : fail({ used, current, service: `${gw.service!.metadata.namespace}/${gw.service!.metadata.name}` }, object)];
+    },
+  },
+  {
+    code: 'MF0308',
+    run: (f) => {
+      const r = f.record;
+      if (!r.attach) return [ok(`import ${f.importName}`, 'not attached')];
+      const winner = winningVirtualService(sideCluster(f.consumer), r.namespace, r.attach.service);
+      const expected = r.mergedInto ?? { namespace: r.namespace, name: names.attach(r.attach.service) };
+      const ours = describe('VirtualService', expected.namespace, expected.name);
+      if (!winner) return [skip(`no VirtualService routes ${serviceFqdn(r.attach.service, r.namespace)} (MF0302)`, ours)];
+      if (winner.metadata.namespace === expected.namespace && winner.metadata.name === expected.name) return [ok(ours, 'it is the oldest for the host')];
+      return [fail({
+        winner: describeObject(winner), winnerRef: `${winner.metadata.namespace}/${winner.metadata.name}`, ours, service: r.attach.service,
+        host: serviceFqdn(r.attach.service, r.namespace),
+      }, ours)];
+    },
+  },
+  {
+    code: 'MF0309',
+    run: (f) => {
+      const r = f.record;
+      if (!r.mergedInto || !r.attach) return [ok(`import ${f.importName}`, 'not folded into a VirtualService of yours')];
+      const vs = find(f.consumer, 'VirtualService', r.mergedInto.namespace, r.mergedInto.name);
+      const object = describe('VirtualService', r.mergedInto.namespace, r.mergedInto.name);
+      const params = { service: r.attach.service, winnerRef: `${r.mergedInto.namespace}/${r.mergedInto.name}` };
+      if (!vs) return [fail({ ...params, detail: `${object}, which the import was folded into, no longer exists: the attach sends nothing to the import` }, object)];
+      const e = r.endpoint;
+      const remote = e.mode === 'boundary' ? names.bindingSubset(e.providerClusterId, e.namespace, e.exportName) : importHost(r.namespace, r.localName);
+      return [JSON.stringify(specOf(vs)).includes(`"${remote}"`) ? ok(object) : fail({ ...params, detail: `${object} has no route to the import (${remote}) any more` }, object)];
+    },
+  },
+  {
+    code: 'MF0310',
+    run: (f) => {
+      const movable = new Set(['binding', 'egress-routes', 'import-record']);
+      const egressNs = f.egressNamespace;
+      const stale = f.consumer.objects.filter((o) => isManaged(o) && o.metadata.namespace && movable.has(o.metadata.labels?.['meshfed.io/role'] ?? '')
+        && (o.metadata.labels?.['meshfed.io/role'] === 'import-record' ? o.metadata.namespace !== f.snapshot.consumerHome : o.metadata.namespace !== egressNs));
+      if (stale.length === 0) return [ok(`namespace ${egressNs}`)];
+      const secrets = stale.filter((o) => o.kind === 'Secret').length;
+      return [fail({
+        objects: stale.map((o) => describeObject(o)).join(', '), namespaces: [...new Set(stale.map((o) => o.metadata.namespace))].join(', '), namespace: egressNs,
+        secrets: secrets ? `, ${secrets} Secret(s) with a private key among them` : '',
+      }, `namespace ${[...new Set(stale.map((o) => o.metadata.namespace))].join(', ')}`)];
+    },
+  },
+  {
+    code: 'MF0311',
+    run: (f) => {
+      const r = f.record;
+      const problems: string[] = [];
+      const service = find(f.consumer, 'Service', r.namespace, r.localName);
+      if (service && service.metadata.annotations?.['networking.istio.io/exportTo'] !== '.') problems.push(`Service ${r.namespace}/${r.localName} is visible to every namespace (no networking.istio.io/exportTo: "." annotation)`);
+      const vs = find(f.consumer, 'VirtualService', r.namespace, names.import(r.localName));
+      if (vs && JSON.stringify(specOf(vs).exportTo) !== JSON.stringify(['.'])) problems.push(`VirtualService ${r.namespace}/${names.import(r.localName)} is not limited to its namespace (exportTo)`);
+      if (r.endpoint.mode === 'boundary') {
+        const policy = find(f.consumer, 'AuthorizationPolicy', f.egressNamespace, f.bindingName);
+        const source = ((((specOf(policy).rules as Spec[] | undefined) ?? [])[0]?.from as Spec[] | undefined)?.[0]?.source ?? {}) as Spec;
+        const trustDomain = f.consumer.mesh.trustDomain;
+        const admitted = r.serviceAccounts?.length
+          ? r.serviceAccounts.every((sa) => ((source.notPrincipals as string[] | undefined) ?? []).includes(workloadPrincipal(trustDomain, r.namespace, sa)))
+          : ((source.notNamespaces as string[] | undefined) ?? []).includes(r.namespace);
+        if (!policy) problems.push(`the egress gateway has no AuthorizationPolicy ${f.egressNamespace}/${f.bindingName}: every namespace can use the import`);
+        else if (specOf(policy).action !== 'DENY' || !admitted) problems.push(`AuthorizationPolicy ${f.egressNamespace}/${f.bindingName} does not admit exactly the import's callers`);
+      }
+      const object = `import ${f.importName}`;
+      return [problems.length ? fail({ detail: problems.join('; ') }, object) : ok(object)];
+    },
+  },
+  {
+    code: 'MF0312',
+    run: (f) => {
+      const r = f.record;
+      const version = f.consumer.mesh.istioVersion;
+      if (!r.attach || !version) return [ok(`import ${f.importName}`)];
+      const name = r.mergedInto ?? { namespace: r.namespace, name: names.attach(r.attach.service) };
+      const vs = find(f.consumer, 'VirtualService', name.namespace, name.name);
+      if (!vs) return [ok(`import ${f.importName}`)];
+      const hostOnWeighted = ((specOf(vs).http as Spec[] | undefined) ?? []).some((route) => ((route.route as Spec[] | undefined) ?? []).some((d) => {
+        const request = ((d.headers as Spec | undefined)?.request ?? {}) as Spec;
+        return [...Object.keys((request.set ?? {}) as Spec), ...Object.keys((request.add ?? {}) as Spec)].some((h) => h.toLowerCase() === 'host');
+      }));
+      if (!hostOnWeighted) return [ok(describeObject(vs))];
+      let minor: [number, number];
+      try {
+        minor = istioMinor(version);
+      } catch {
+        return [ok(describeObject(vs))];
+      }
+      if (minor[0] > 1 || minor[1] >= 12) return [ok(describeObject(vs), `Istio ${version} turns it into an authority rewrite`)];
+      const why = version.replace(/^v/, '').startsWith('1.10.0')
+        ? 'refuses (its validation webhook rejects the next change of it)'
+        : 'passes to Envoy as a plain header that only a deprecated Envoy behaviour turns into the authority';
+      return [fail({ object: describeObject(vs), version, why }, describeObject(vs))];
     },
   },
   // across the two -------------------------------------------------------------------------------------------

@@ -34,6 +34,12 @@ export type PatchType = 'application/merge-patch+json' | 'application/strategic-
 /** A mutating admission hook: may change the object before validation. Runs on create only. */
 export type Mutator = (type: ResourceType, obj: KubeObject) => void;
 
+/**
+ * A validating admission webhook: throws an ApiError to deny a create or update (after defaulting and mutation, as
+ * the apiserver calls validating webhooks last).
+ */
+export type Validator = (type: ResourceType, obj: KubeObject) => void;
+
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
@@ -57,6 +63,7 @@ export class ClusterApi {
   readonly store = new Store();
   readonly registry = new Registry();
   readonly mutators: Mutator[] = [];
+  readonly validators: Validator[] = [];
   private readonly serviceIps = new Set<string>();
   private nextServiceIp = 10;
   private nextNodePort = 30000;
@@ -348,6 +355,7 @@ export class ClusterApi {
     this.defaults(type, obj);
     for (const m of this.mutators) m(type, obj);
     this.validateBuiltin(type, obj);
+    for (const v of this.validators) v(type, obj);
     obj.metadata.uid = randomUUID();
     obj.metadata.creationTimestamp = timestamp();
     if (type.subresources.includes('status') || type.custom) obj.metadata.generation = 1;
@@ -435,6 +443,7 @@ export class ClusterApi {
     this.defaults(type, next, current);
     this.validateMetadata(type, next);
     this.validateBuiltin(type, next);
+    if (subresource !== 'status') for (const v of this.validators) v(type, next);
     const specChanged = JSON.stringify(stripMeta(current)) !== JSON.stringify(stripMeta(next));
     if (current.metadata.generation !== undefined) {
       next.metadata.generation = (current.metadata.generation as number) + (specChanged && subresource !== 'status' ? 1 : 0);

@@ -10,6 +10,7 @@ import type { IstioVersion } from '../crd-schema.js';
 import type { ClusterApi } from './api.js';
 import { holdsApplication } from './kubelet.js';
 import type { IstioCaCerts } from './pki.js';
+import { ApiError } from './errors.js';
 import type { ResourceType } from './registry.js';
 import type { KubeObject } from './runtime.js';
 
@@ -101,6 +102,30 @@ export function installIstio(api: ClusterApi, setup: IstioSetup): void {
     }
   });
   api.mutators.push((type, obj) => inject(api, setup, type, obj));
+  api.validators.push((type, obj) => validateIstioConfig(setup.version, type, obj));
+}
+
+/**
+ * istiod's validating webhook (`validation.istio.io`), for the rules that differ between the releases the tests run.
+ * Istio 1.10.0 validates the header operations of a weighted destination with `ValidateHTTPHeaderOperationName`,
+ * which refuses `Host` (1.10.0 `pkg/config/validation/validation.go` `validateHTTPRouteDestinations`); 1.9.x only
+ * checks that names are not empty (`ValidateHTTPHeaderName`) and 1.10.1 allows Host again
+ * (`ValidateHTTPHeaderWithHostOperationName`). A denial is a 403 (a webhook's `allowed: false` without a code).
+ */
+export function validateIstioConfig(version: string, type: ResourceType, obj: KubeObject): void {
+  if (type.group !== 'networking.istio.io' || type.kind !== 'VirtualService' || version !== '1.10.0') return;
+  const http = ((obj.spec as { http?: Array<{ route?: Array<{ headers?: { request?: Record<string, unknown> } }> }> } | undefined)?.http) ?? [];
+  const errors: string[] = [];
+  for (const route of http) {
+    for (const destination of route.route ?? []) {
+      const request = destination.headers?.request ?? {};
+      const names = [...Object.keys((request.add ?? {}) as object), ...Object.keys((request.set ?? {}) as object), ...((request.remove ?? []) as string[])];
+      for (const name of names) if (name.toLowerCase() === 'host') errors.push(`invalid header "${name}": cannot set Host header`);
+    }
+  }
+  if (errors.length) {
+    throw new ApiError(403, 'Forbidden', `admission webhook "validation.istio.io" denied the request: configuration is invalid: ${errors.join(', ')}`);
+  }
 }
 
 function deployment(name: string, labels: Record<string, string>, serviceAccount: string, container: Record<string, unknown>): KubeObject {

@@ -168,23 +168,50 @@ export function normaliseGatewayRef(g: string, namespace: string): string {
 }
 
 /**
- * The DestinationRule for `host` as Istio picks it for a proxy in `proxyNs`: the proxy's namespace first, then the
- * service's namespace, then the root namespace; within a namespace the most specific host, then the oldest.
+ * The DestinationRule for `host` as Istio picks it for a proxy in `proxyNs` (`pilot/pkg/model/push_context.go`
+ * `DestinationRule`, 1.9.0; `destinationRule`, 1.30.3): the proxy's namespace first — for a proxy in the root namespace
+ * only the root namespace's `exportTo: ["."]` rules — then the service's namespace, then the root namespace, each only
+ * if exported to the proxy's namespace; never merged across namespaces. Within a namespace the most specific host; the
+ * rules of one namespace for that host are merged, the oldest first: subsets appended (a repeated name is dropped),
+ * the first top-level traffic policy kept (`pilot/pkg/model/destination_rule.go` `mergeDestinationRule`).
  */
 export function destinationRuleFor(cluster: ClusterView, proxyNs: string, host: string, serviceNs: string | undefined): KubeObject | undefined {
   const root = meshSettings(cluster).rootNamespace;
   const all = cluster.list('networking.istio.io', 'DestinationRule');
-  for (const ns of [proxyNs, serviceNs, root]) {
+  const privateOnly = (dr: KubeObject): boolean => {
+    const e = (specOf(dr)['exportTo'] as string[] | undefined) ?? [];
+    return e.length === 1 && e[0] === '.';
+  };
+  const steps: Array<{ ns: string | undefined; keep: (dr: KubeObject) => boolean }> = [
+    { ns: proxyNs, keep: (dr) => (proxyNs === root ? privateOnly(dr) : visibleTo(dr, proxyNs)) },
+    { ns: serviceNs, keep: (dr) => !privateOnly(dr) && visibleTo(dr, proxyNs) },
+    { ns: root, keep: (dr) => !privateOnly(dr) && visibleTo(dr, proxyNs) },
+  ];
+  for (const { ns, keep } of steps) {
     if (ns === undefined) continue;
-    let best: { dr: KubeObject; rank: number } | undefined;
+    let best = -1;
+    const ranked: Array<{ dr: KubeObject; rank: number }> = [];
     for (const dr of all.filter((d) => (d.metadata.namespace ?? 'default') === ns).sort(byAge)) {
-      if (!visibleTo(dr, proxyNs)) continue;
+      if (!keep(dr)) continue;
       const spec = specOf(dr);
       if (spec['workloadSelector']) unmodelled(`${ref(dr)}: workloadSelector`);
       const rank = matchRank(expandHost(spec['host'] as string, ns), host);
-      if (rank >= 0 && (!best || rank < best.rank)) best = { dr, rank };
+      if (rank < 0) continue;
+      ranked.push({ dr, rank });
+      if (best < 0 || rank < best) best = rank;
     }
-    if (best) return best.dr;
+    if (best < 0) continue;
+    const rules = ranked.filter((r) => r.rank === best).map((r) => r.dr);
+    if (rules.length === 1) return rules[0];
+    const merged = structuredClone(rules[0]!);
+    const spec = specOf(merged);
+    const subsets = [...((spec['subsets'] as Spec[] | undefined) ?? [])];
+    for (const dr of rules.slice(1)) {
+      for (const subset of (specOf(dr)['subsets'] as Spec[] | undefined) ?? []) if (!subsets.some((x) => x['name'] === subset['name'])) subsets.push(subset);
+      if (spec['trafficPolicy'] === undefined && specOf(dr)['trafficPolicy'] !== undefined) spec['trafficPolicy'] = specOf(dr)['trafficPolicy'];
+    }
+    spec['subsets'] = subsets;
+    return merged;
   }
   return undefined;
 }
