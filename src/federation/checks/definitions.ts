@@ -528,14 +528,6 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
   },
   // consumer ----------------------------------------------------------------------------------------------
   {
-    code: 'MF0315',
-    mode: 'shared-root',
-    run: (f) => {
-      const td = f.consumer.mesh.trustDomain;
-      return [td === 'cluster.local' ? fail({ context: f.consumer.context }, 'consumer trust domain') : ok('consumer trust domain', td)];
-    },
-  },
-  {
     code: 'MF0301',
     run: (f) => {
       const r = f.record;
@@ -602,6 +594,14 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       return [used === current
         ? ok(object, used)
         : fail({ used, current, service: `${gw.service!.metadata.namespace}/${gw.service!.metadata.name}` }, object)];
+    },
+  },
+  {
+    code: 'MF0315',
+    mode: 'shared-root',
+    run: (f) => {
+      const td = f.consumer.mesh.trustDomain;
+      return [td === 'cluster.local' ? fail({ context: f.consumer.context }, 'consumer trust domain') : ok('consumer trust domain', td)];
     },
   },
   // across the two -------------------------------------------------------------------------------------------
