@@ -106,7 +106,11 @@ function stagingTwin(fed: FederationWorld): void {
   for (const [apiVersion, kind] of kinds) {
     for (const o of operations.list(apiVersion, kind).filter((x) => x.metadata.labels?.['app.kubernetes.io/managed-by'] === 'kubectl-meshfed')) {
       const copy = { apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata.name, namespace: o.metadata.namespace, labels: o.metadata.labels }, spec: structuredClone(o.spec) } as KubeObject;
-      if (kind === 'Service') delete (copy.spec as { clusterIP?: string; clusterIPs?: string[] }).clusterIP, delete (copy.spec as { clusterIPs?: string[] }).clusterIPs;
+      if (kind === 'Service') {
+        const spec = copy.spec as { clusterIP?: string; clusterIPs?: string[] };
+        delete spec.clusterIP;
+        delete spec.clusterIPs;
+      }
       if (!staging.get(apiVersion, kind, o.metadata.namespace, o.metadata.name)) staging.create(copy);
     }
   }
