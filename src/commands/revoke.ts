@@ -40,7 +40,7 @@ async function revoke(session: Session, args: RevokeArgs): Promise<void> {
   const effect = plan.revocation;
   if (effect && !effect.effective) {
     // The record no longer lists it, but the provider still lets its workloads through: say so, never the opposite.
-    throw new MeshfedError(`${consumer} is no longer listed as a consumer of ${namespace}/${exportName}, but its workloads can still reach it: ${effect.reason}`, {
+    throw new MeshfedError(`${consumer} is no longer listed as a consumer of ${namespace}/${exportName}, but the workload guard still lets its identities through: ${effect.reason}`, {
       hint: `to cut it off, unexport ${namespace}/${exportName} (kubectl meshfed unexport), or give the meshes distinct trust domains, or export in boundary mode`,
     });
   }

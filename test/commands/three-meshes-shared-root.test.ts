@@ -207,4 +207,19 @@ for (const version of ['1.9.1', '1.30.3'] as IstioVersion[]) {
     t.regex(admitted.stderr, /trust domain "\*" is not a trust domain/);
     t.deepEqual(admitted.writes.production, []);
   });
+
+  test.serial(`Istio ${version}: a revoke that cannot take effect says so and exits 1`, async (t) => {
+    arrange(fed, ['operations.local'], false);
+    t.is((await fed.run(IMPORT)).code, 0);
+    // The provider mesh later takes the consumer's trust domain: operations' workloads now pass as local callers.
+    const production = fed.world.cluster('production');
+    const cm = production.get('v1', 'ConfigMap', 'istio-system', 'istio')!;
+    const mesh = YAML.parse((cm.data as { mesh: string }).mesh) as Record<string, unknown>;
+    production.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio', namespace: 'istio-system' }, data: { ...(cm.data as Record<string, string>), mesh: YAML.stringify({ ...mesh, trustDomain: 'operations.local' }) } }, 'test');
+    const revoked = await fed.run(REVOKE);
+    t.is(revoked.code, 1);
+    t.regex(revoked.stderr, /operations is no longer listed as a consumer of db\/postgres, but the workload guard still lets its identities through: its workloads carry this mesh's trust domain \(operations\.local\)/);
+    t.notRegex(revoked.stderr, /can no longer reach/);
+    production.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio', namespace: 'istio-system' }, data: cm.data as Record<string, string> }, 'test');
+  });
 }

@@ -184,3 +184,54 @@ test('a server certificate that does not name the export host is MF0210 and MF04
   const codes = failures(runChecks({ ...base, provider: { status: 'present', snapshot: { ...base.provider.snapshot, objects } } }, STATIC_CHECKS));
   t.deepEqual(codes.map(([code]) => code).sort(), ['MF0210', 'MF0404']);
 });
+
+/** The seed question's snapshot with the provider's objects or mesh changed. */
+function sharedRootChanged(change: (objects: KubeObject[]) => KubeObject[], mesh: Partial<VerifySnapshot['consumer']['mesh']> = {}): VerifySnapshot {
+  const base = snapshotOf(scenario('seed-question-shared-root-tcp'));
+  if (base.provider.status !== 'present') throw new Error('no provider');
+  const p = base.provider.snapshot;
+  return { ...base, provider: { status: 'present', snapshot: { ...p, mesh: { ...p.mesh, ...mesh }, objects: change(structuredClone(p.objects)) } } };
+}
+
+const passthrough = (objects: KubeObject[]) => objects.find((o) => o.kind === 'Gateway' && o.metadata.name === 'meshfed-eastwest')! as KubeObject & { spec: { servers: Array<{ hosts: string[] }> } };
+
+test('MF0421: the passthrough hosts must suit the release — *.<fqdn> on 1.9.1, not on 1.9.5', (t) => {
+  const without = sharedRootChanged((objects) => {
+    passthrough(objects).spec.servers[0]!.hosts = ['postgres.db.svc.cluster.local'];
+    return objects;
+  });
+  const found = runChecks(without, STATIC_CHECKS).find((r) => r.code === 'MF0421')!;
+  t.is(found.outcome.status, 'fail');
+  t.regex((found.outcome as { message: string }).message, /Istio 1\.9\.1 matches the SNI against the Gateway hosts literally: outbound_\.5432_\._\.postgres\.db\.svc\.cluster\.local matches none of postgres\.db\.svc\.cluster\.local \(it needs \*\.postgres\.db\.svc\.cluster\.local\)/);
+  // Upgraded to 1.9.5 without exporting again: the leftover wildcard is reported, the vulnerability no longer.
+  const upgraded = runChecks(sharedRootChanged((objects) => objects, { istioVersion: '1.9.5' }), STATIC_CHECKS);
+  t.deepEqual(failures(upgraded), [['MF0421', 'Gateway istio-meshfed/meshfed-eastwest']]);
+  t.regex((upgraded.find((r) => r.code === 'MF0421')!.outcome as { message: string }).message, /\*\.postgres\.db\.svc\.cluster\.local is only needed before Istio 1\.9\.5/);
+});
+
+test('MF0423: a guard that trust domain aliases widen (the admitted principal as a positive principal) lets the aliased twin through', (t) => {
+  const widened = sharedRootChanged((objects) => {
+    const guard = objects.find((o) => o.kind === 'AuthorizationPolicy' && o.metadata.name === 'mf-guard-postgres')! as KubeObject & { spec: { rules: unknown[] } };
+    guard.spec.rules = [{ from: [{ source: { principals: ['*'], notPrincipals: ['production.nrc.local/*', 'operations.nrc.local/ns/vault/sa/vault'] } }] }];
+    return objects;
+  }, { trustDomainAliases: ['operations.nrc.local', 'cluster.local'] });
+  const found = runChecks(widened, STATIC_CHECKS).find((r) => r.code === 'MF0423')!;
+  t.is(found.outcome.status, 'fail');
+  t.regex((found.outcome as { message: string }).message, /it lets cluster\.local\/ns\/vault\/sa\/vault through on port 5432/);
+  // The guard meshfed writes holds under the same aliases.
+  const fine = sharedRootChanged((objects) => objects, { trustDomainAliases: ['operations.nrc.local', 'cluster.local'] });
+  t.is(runChecks(fine, STATIC_CHECKS).find((r) => r.code === 'MF0423')!.outcome.status, 'ok');
+});
+
+test('MF0422: another consumer of the provider with the same trust domain is reported', (t) => {
+  const twin = sharedRootChanged((objects) => {
+    const record = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.labels?.['meshfed.io/role'] === 'export-record')! as KubeObject & { data: Record<string, string> };
+    const x = JSON.parse(record.data['export.json']!) as { consumers: Array<Record<string, unknown>> };
+    x.consumers.push({ clusterId: 'staging', trustDomain: 'operations.nrc.local', namespace: 'apps', serviceAccounts: ['sleep'] });
+    record.data['export.json'] = JSON.stringify(x);
+    return objects;
+  });
+  const found = runChecks(twin, STATIC_CHECKS).find((r) => r.code === 'MF0422')!;
+  t.is(found.outcome.status, 'fail');
+  t.regex((found.outcome as { message: string }).message, /consumer staging of the provider has the trust domain of operations \(operations\.nrc\.local\)/);
+});
