@@ -672,8 +672,9 @@ function sharedObjects(
 /**
  * The passthrough Gateway's hosts: the exported Services' FQDNs, and on Istio releases that take them literally as
  * Envoy `server_names` ({@link autoPassthroughMatchesLiteralHosts}) also `*.<fqdn>`, the narrowest host that Istio's
- * validation accepts (DNS-1123 labels: `*.5432_._.<fqdn>` is refused) and Envoy matches against the SNI
- * `outbound_.<port>_.<subset>_.<fqdn>` (`findFilterChainForServerName`: the longest `*.suffix` ending the name).
+ * validation accepts (`pkg/config/validation/validation.go` `validateServer` → `ValidateWildcardDomain` at 1.9.0:
+ * DNS-1123 labels after the wildcard, so `*.5432_._.<fqdn>` is refused) and Envoy matches against the SNI
+ * `outbound_.<port>_.<subset>_.<fqdn>` (Envoy's `FilterChainMatch.server_names`: the exact name, then `*.example.com`, then `*.com` for `www.example.com`).
  */
 export function passthroughHosts(snapshot: Pick<ProviderSnapshot, 'istioVersion'>, records: Array<Pick<ExportRecord, 'host'>>): string[] {
   const hosts = new Set(records.map((r) => r.host));

@@ -822,7 +822,7 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       const sni = f.endpoint.sni;
       const object = describeObject(gateway);
       if (autoPassthroughMatchesLiteralHosts(version)) {
-        // Envoy `server_names`: exact, or `*.suffix` ending the SNI (filter_chain_manager_impl.cc findFilterChainForServerName).
+        // Envoy `server_names`: exact, or `*.suffix` ending the SNI (Envoy FilterChainMatch docs: www.example.com, then *.example.com, then *.com).
         const matched = hosts.some((h) => h === '*' || h === sni || (h.startsWith('*.') && sni.endsWith(h.slice(1))));
         return [matched ? ok(object, `SNI ${sni} matches`) : fail({ detail: `Istio ${version} matches the SNI against the Gateway hosts literally: ${sni} matches none of ${hosts.join(', ')} (it needs *.${fqdn})` }, object)];
       }

@@ -729,8 +729,8 @@ function autoPassthroughRank(cluster: ClusterView, gatewayNs: string, serverHost
 
 /**
  * Envoy's filter chain match on `server_names`: an exact name first, then the longest `*.suffix` wildcard whose
- * suffix (with its dot) ends the SNI (`source/common/listener_manager/filter_chain_manager_impl.cc`
- * `findFilterChainForServerName`), then a chain without server names (`*` here).
+ * suffix (with its dot) ends the SNI (Envoy's `FilterChainMatch` documentation: for `www.example.com`,
+ * `www.example.com`, then `*.example.com`, then `*.com`), then a chain without server names (`*` here).
  */
 function sniRank(host: string, sni: string | undefined): number {
   if (host === '*') return 2000;
