@@ -285,3 +285,16 @@ test('shared-root revoke says whether it takes effect: not when the consumer now
   t.like(revoked.revocation, { effective: false });
   t.regex((revoked.revocation as { reason: string }).reason, /this mesh's trust domain \(ops\.local\)/);
 });
+
+test('shared-root guard: identities admitted to different ports of one Service are each confined to their own', (t) => {
+  const ops = (sa: string) => ({ clusterId: 'ops', trustDomain: 'ops.local', namespace: 'vault', serviceAccounts: [sa] });
+  let p = applyPlan(provider(), planExport(provider(), spec({ mode: 'shared-root', consumers: [ops('vault')] }), { now }));
+  const second = planExport(p, spec({ mode: 'shared-root', port: { number: 9090 }, exportName: 'api-admin', consumers: [{ ...ops('admin'), namespace: 'tools' }] }), { now });
+  p = applyPlan(p, second);
+  t.deepEqual(specOf(find(second, 'AuthorizationPolicy', names.guard('api'))).rules, [
+    { from: [{ source: { principals: ['*'], notPrincipals: ['prod.local/*', 'ops.local/*'] } }] },
+    { from: [{ source: { principals: ['ops.local/*'], notPrincipals: ['ops.local/ns/tools/sa/admin', 'ops.local/ns/vault/sa/vault'] } }] },
+    { from: [{ source: { principals: ['ops.local/*'], notPrincipals: ['ops.local/ns/tools/sa/admin'] } }], to: [{ operation: { notPorts: ['8080'] } }] },
+    { from: [{ source: { principals: ['ops.local/*'], notPrincipals: ['ops.local/ns/vault/sa/vault'] } }], to: [{ operation: { notPorts: ['9090'] } }] },
+  ]);
+});
