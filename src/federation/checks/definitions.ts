@@ -221,16 +221,20 @@ function principalMatches(pattern: string, principal: string): boolean {
   return false;
 }
 
-/** Whether an ALLOW rule admits a caller by its source (operations and conditions are not the federation's concern). */
-function ruleAdmits(rule: Spec, principal: string): boolean {
+/**
+ * Whether an ALLOW rule admits a caller by its source (operations and conditions are not the federation's concern);
+ * `bundle`: the provider's trust domain and aliases, which Istio applies to the rule's principals.
+ */
+function ruleAdmits(rule: Spec, principal: string, bundle: string[] = []): boolean {
   const froms = rule.from as Array<{ source?: Spec }> | undefined;
   if (!froms || froms.length === 0) return true;
   const namespace = /\/ns\/([^/]+)\//.exec(principal)?.[1] ?? '';
   return froms.some(({ source = {} }) => {
     const list = (key: string) => source[key] as string[] | undefined;
-    if (list('notPrincipals')?.some((p) => principalMatches(p, principal))) return false;
+    const expanded = (key: string) => list(key)?.flatMap((p) => (bundle.length ? expandForBundle(p, bundle) : [p]));
+    if (expanded('notPrincipals')?.some((p) => principalMatches(p, principal))) return false;
     if (list('notNamespaces')?.some((n) => principalMatches(n, namespace))) return false;
-    const principals = list('principals');
+    const principals = expanded('principals');
     const namespaces = list('namespaces');
     if (!principals && !namespaces) return true;
     return Boolean(principals?.some((p) => principalMatches(p, principal)) || namespaces?.some((n) => principalMatches(n, namespace)));
@@ -910,7 +914,7 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       if (allowPolicies.length === 0) return [ok(object, 'no ALLOW policy selects it')];
       const callers = workloadCallers(f);
       const locked = callers.filter((principal) => !allowPolicies.some((policy) =>
-        ((specOf(policy).rules as Spec[] | undefined) ?? []).some((rule) => ruleAdmits(rule, principal))));
+        ((specOf(policy).rules as Spec[] | undefined) ?? []).some((rule) => ruleAdmits(rule, principal, [provider.mesh.trustDomain, ...provider.mesh.trustDomainAliases]))));
       if (locked.length === 0) return [ok(object, `admitted by ${allowPolicies.map(describeObject).join(', ')}`)];
       const listed = allowPolicies.map(describeObject).join(', ');
       return [fail({
