@@ -35,6 +35,7 @@ async function admit(session: Session, args: AdmitArgs): Promise<void> {
   if (address) provider = { ...provider, snapshot: { ...provider.snapshot, gatewayAddress: address } };
   const { plan, bundle } = await withCoreErrors(FLAGS, () => admitImportRequest(provider.snapshot, request));
   const work = clusterWork(provider, writer, plan, `provider: admit ${request.spec.consumerClusterId} to export ${ref.namespace}/${ref.exportName}`);
+  if (plan.admittedPrincipals) session.ui.info(`Shared-root export ${ref.namespace}/${ref.exportName} admits the workloads with these identities: ${plan.admittedPrincipals.join(', ')}`);
   await diffAll([work]);
   const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `admission of ${request.spec.consumerClusterId}` });
   if (!result.applied) {

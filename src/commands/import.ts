@@ -337,6 +337,7 @@ async function importDirect(
       serviceAccounts: identity.serviceAccounts,
     }));
   }
+  if (providerPlan.admittedPrincipals) session.ui.info(`Shared-root export ${exportName} admits the workloads with these identities: ${providerPlan.admittedPrincipals.join(', ')}`);
   await diffAll(works);
   const result = await runPlan(session, works, { dryRun, output, showSecrets: args['show-secrets'], title: `import ${consumerPlan.record.namespace}/${consumerPlan.record.localName}` });
   if (result.applied) await waitForEgress(session, works[1]!, args);

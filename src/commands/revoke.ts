@@ -1,3 +1,4 @@
+import { MeshfedError } from '../errors.js';
 import { planRevoke, readExportRecords } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
 import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
@@ -35,7 +36,17 @@ async function revoke(session: Session, args: RevokeArgs): Promise<void> {
   work.warnings = work.warnings.filter((w) => !w.includes('has no external address yet'));
   await diffAll([work]);
   const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `revoke ${consumer}` });
-  if (result.applied && !output) session.ui.info(`${consumer} can no longer reach ${namespace}/${exportName}: the provider refuses its certificate and identity.`);
+  if (!result.applied || output) return;
+  const effect = plan.revocation;
+  if (effect && !effect.effective) {
+    // The record no longer lists it, but the provider still lets its workloads through: say so, never the opposite.
+    throw new MeshfedError(`${consumer} is no longer listed as a consumer of ${namespace}/${exportName}, but the workload guard still lets its identities through: ${effect.reason}`, {
+      hint: `to cut it off, unexport ${namespace}/${exportName} (kubectl meshfed unexport), or give the meshes distinct trust domains, or export in boundary mode`,
+    });
+  }
+  session.ui.info(plan.record.mode === 'shared-root'
+    ? `${consumer} can no longer reach ${namespace}/${exportName}: the workload guard on Service ${namespace}/${plan.record.service} denies its identities.`
+    : `${consumer} can no longer reach ${namespace}/${exportName}: the provider refuses its certificate and identity.`);
 }
 
 /** `kubectl meshfed revoke`: withdraw a consumer's admission. */

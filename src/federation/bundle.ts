@@ -17,11 +17,12 @@ import type { ImportCredentials } from './consumer.js';
 import { BundleError, FederationInputError } from './errors.js';
 import type { ClusterPlan, ConsumerIdentity, ConsumerSnapshot, ExportEndpoint, KubeObject, ProviderSnapshot } from './model.js';
 import {
-  bindingLabel, checkDnsLabel, consumerGatewaySpiffeId, FEDERATION_DOMAIN, GATEWAY_NAMES, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
+  bindingLabel, checkDnsLabel, consumerGatewaySpiffeId, FEDERATION_DOMAIN, GATEWAY_NAMES, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
 } from './naming.js';
 import { checkSupportedIstio, emptyPlan, findObject, finishPlan, gatewayNamespaceOf, homeNamespaceOf, kubeObject, meshfedLabels, readSecret, secretData } from './objects.js';
 import { federationCaOf, planAdmission, type ExportPlan, type PlanOptions } from './provider.js';
 import { readExportRecords, readImportRecords } from './records.js';
+import { checkTrustDomain } from './trust.js';
 
 /** apiVersion of the exchange documents. */
 export const EXCHANGE_API_VERSION = 'meshfed.io/v1alpha1' as const;
@@ -370,6 +371,16 @@ export function parseImportRequest(text: string, options: { now?: Date } = {}): 
     throw new BundleError('malformed', 'the ImportRequest does not say which export it asks for');
   }
   if (!Array.isArray(spec.serviceAccounts) || !spec.serviceAccounts.every((s) => typeof s === 'string')) throw new BundleError('malformed', 'the ImportRequest has no service account list');
+  // Every name below ends up in the provider's policies (`<trustDomain>/ns/<namespace>/sa/<account>`): a wildcard or
+  // a `/` there would admit workloads the consumer never named, so anything but plain names is refused.
+  try {
+    checkTrustDomain(spec.trustDomain, 'the ImportRequest\'s trust domain');
+  } catch (e) {
+    throw new BundleError('malformed', `${(e as Error).message}; the consumer's mesh must have a trust domain of that form`);
+  }
+  for (const [value, what] of [[spec.consumerClusterId, 'consumer cluster id'], [spec.namespace, 'namespace'], ...spec.serviceAccounts.map((sa) => [sa, 'service account'])] as Array<[string, string]>) {
+    if (!isDnsLabel(value)) throw new BundleError('malformed', `the ImportRequest's ${what} "${value}" is not a DNS-1123 label (lower-case letters, digits and "-"; no wildcard)`);
+  }
   let csrFingerprint: string;
   let keyFingerprint: string;
   try {

@@ -4,12 +4,12 @@ export * from './errors.js';
 export * from './model.js';
 export * from './naming.js';
 export {
-  API, MANAGED_KINDS, PRUNABLE_KINDS, gatewaySetup, homeNamespaceOf, inApplyOrder, isManaged, istioMinor, needsSniDnatRouterMode,
+  API, autoPassthroughMatchesLiteralHosts, MANAGED_KINDS, PRUNABLE_KINDS, gatewaySetup, homeNamespaceOf, inApplyOrder, isManaged, istioMinor, needsSniDnatRouterMode,
   objectKey, readSecret, supportsGatewayInjection, type GatewaySetup,
 } from './objects.js';
 export { readExportRecords, readImportRecords, type ExportRecord, type ImportRecord } from './records.js';
 export {
-  consumerPrincipals, endpointOf, federationCaOf, planAdmission, planExport, planRevoke, planUnexport, resolveExport,
+  consumerPrincipals, endpointOf, federationCaOf, passthroughHosts, planAdmission, planExport, planRevoke, planUnexport, resolveExport,
   type ExportPlan, type PlanOptions,
 } from './provider.js';
 export { subsetChoices, type SubsetChoice } from './subsets.js';
@@ -26,3 +26,7 @@ export {
   pendingRequests, serializeDocument, claimedExport, trustedFederationCa, verifyBundleForImport, type BundleClaim, type ExportBundle,
   type ExportRef, type ImportRequest, type VerifiedBundle,
 } from './bundle.js';
+export {
+  checkTrustDomain, guardRules, inseparableReason, LOCAL_TRUST_DOMAIN_NAME, revocationEffect, trustDomainAcceptance, trustDomainAdvice,
+  type GuardEntry, type ProviderTrust, type RevocationEffect, type TrustDomainAcceptance,
+} from './trust.js';

@@ -247,6 +247,8 @@ export interface ClusterSnapshot {
   trustDomainAliases?: string[];
   /** The mesh config's `rootNamespace`; default `istio-system`. */
   rootNamespace?: string;
+  /** istiod runs with `PILOT_SKIP_VALIDATE_TRUST_DOMAIN=true`: its sidecars accept peers of any trust domain of the root. */
+  skipValidateTrustDomain?: boolean;
   /** PEM of the mesh root CA (shared-root mode compares them across clusters). */
   rootCaPem?: string;
   /** Namespace for meshfed's gateways and federation objects; default `istio-meshfed`. */

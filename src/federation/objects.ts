@@ -188,6 +188,21 @@ export function supportsGatewayInjection(version: string): boolean {
   return major > 1 || minor >= 12;
 }
 
+/**
+ * Istio releases whose AUTO_PASSTHROUGH filter chain matches the SNI against the Gateway server's hosts taken
+ * literally as Envoy `server_names` (1.8.0–1.8.5, 1.9.0–1.9.4, before the fix of ISTIO-SECURITY-2021-006 /
+ * CVE-2021-31921): `pilot/pkg/networking/core/v1alpha3/gateway.go` `buildGatewayNetworkFiltersFromTLSRoutes` at
+ * 1.9.0 sets `sniHosts: node.MergedGateway.SNIHostsByServer[server]`; 1.9.5 and 1.10.0 build one chain per Service
+ * port and subset instead (`builtAutoPassthroughFilterChains`). Those releases also route any SNI that reaches the
+ * chain to the cluster it names (the `sni_cluster` filter), the published vulnerability.
+ */
+export function autoPassthroughMatchesLiteralHosts(version: string): boolean {
+  const m = /^v?(\d+)\.(\d+)(?:\.(\d+))?/.exec(version.trim());
+  if (!m) return false;
+  const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+  return major === 1 && ((minor === 8 && patch < 6) || (minor === 9 && patch < 5));
+}
+
 /** Istio 1.8 to 1.11 need `ISTIO_META_ROUTER_MODE=sni-dnat` for AUTO_PASSTHROUGH gateways. */
 export function needsSniDnatRouterMode(version: string): boolean {
   const [major, minor] = istioMinor(version);

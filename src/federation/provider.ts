@@ -17,11 +17,16 @@ import {
   workloadPrincipal,
 } from './naming.js';
 import {
-  API, checkNotForeign, checkSupportedIstio, emptyPlan, findObject, finishPlan, gatewayHttpSeesClientPrincipal, gatewaySetup,
-  homeNamespaceOf, kubeObject, PRUNABLE_KINDS, meshfedLabels, objectKey, ownsGateway, readSecret, secretData,
+  API, autoPassthroughMatchesLiteralHosts, checkNotForeign, checkSupportedIstio, emptyPlan, findObject, finishPlan,
+  gatewayHttpSeesClientPrincipal, gatewaySetup, homeNamespaceOf, kubeObject, PRUNABLE_KINDS, meshfedLabels, objectKey, ownsGateway,
+  readSecret, secretData,
 } from './objects.js';
 import { ownerDestinationRule, sameLabels, type EffectiveDestinationRule } from './destination-rules.js';
 import { exportRecordObject, readExportRecords, type ExportRecord } from './records.js';
+import {
+  checkTrustDomain, guardRules, inseparableReason, revocationEffect, trustDomainAcceptance, trustDomainAdvice, type GuardEntry,
+  type ProviderTrust, type RevocationEffect,
+} from './trust.js';
 import {
   chooseFederationCa, describeGatewayAt, exportLocation, exportsServedFrom, gatewayFlagsFor, movesExport, type ExportLocation,
 } from './relocation.js';
@@ -52,6 +57,10 @@ export interface ExportPlan extends ClusterPlan {
    * Secret among `objects` (see {@link federationCaOf}), so printing a plan's fields never shows it.
    */
   federationCaPem: string;
+  /** Shared-root: the SPIFFE ids the export admits once the plan is applied (shown before it is). */
+  admittedPrincipals?: string[];
+  /** Revoke, shared-root: whether the revoked consumer is cut off; a revoke that is not must not say it is. */
+  revocation?: RevocationEffect;
 }
 
 const DEFAULT_TRUST_DOMAIN = 'cluster.local';
@@ -78,7 +87,44 @@ function checkConsumer(c: ConsumerIdentity): ConsumerIdentity {
   checkDnsLabel(c.clusterId, 'consumer cluster id', '--consumer');
   if (c.namespace !== undefined) checkDnsLabel(c.namespace, 'consumer namespace', '--consumer-namespace');
   for (const sa of c.serviceAccounts ?? []) checkDnsLabel(sa, 'consumer service account', '--consumer-service-account');
+  if (c.trustDomain !== undefined) checkTrustDomain(c.trustDomain, `trust domain of consumer ${c.clusterId}`, '--consumer');
   return c;
+}
+
+/** The provider mesh's trust settings. */
+function providerTrust(snapshot: ProviderSnapshot): ProviderTrust {
+  return {
+    trustDomain: snapshot.trustDomain ?? DEFAULT_TRUST_DOMAIN,
+    ...(snapshot.trustDomainAliases ? { trustDomainAliases: snapshot.trustDomainAliases } : {}),
+    ...(snapshot.skipValidateTrustDomain ? { skipValidateTrustDomain: true } : {}),
+  };
+}
+
+/** The consumers of every shared-root export (`record` as planned) other than `consumer` itself. */
+function otherConsumers(snapshot: ProviderSnapshot, record: ExportRecord, consumer: ConsumerIdentity): ConsumerIdentity[] {
+  const all = [...readExportRecords(snapshot).filter((r) => !(r.namespace === record.namespace && r.exportName === record.exportName)), record];
+  return all.filter((r) => r.mode === 'shared-root').flatMap((r) => r.consumers).filter((c) => c !== consumer && c.clusterId !== consumer.clusterId);
+}
+
+/**
+ * Refuses, before anything is written, a shared-root consumer that no policy can admit alone (see
+ * {@link inseparableReason}): same trust domain as the provider, `cluster.local`, or that of another consumer.
+ */
+function checkSeparable(snapshot: ProviderSnapshot, record: ExportRecord, previous: ExportRecord | undefined): void {
+  if (record.mode !== 'shared-root') return;
+  const known = new Set((previous?.mode === 'shared-root' ? previous.consumers : []).map((c) => JSON.stringify(c)));
+  for (const c of record.consumers) {
+    if (known.has(JSON.stringify(c))) continue;
+    const reason = inseparableReason(providerTrust(snapshot), c, otherConsumers(snapshot, record, c));
+    if (reason) {
+      throw new FederationInputError(
+        `shared-root cannot admit ${c.clusterId} to export ${record.namespace}/${record.exportName}: ${reason}. ` +
+        'Give each mesh its own trust domain (meshConfig.trustDomain, e.g. <cluster>.example.com; it changes every workload identity of that mesh), ' +
+        'or export in boundary mode (--mode boundary), which admits consumers by their federation certificates at the gateway',
+        '--consumer',
+      );
+    }
+  }
 }
 
 /** Stable identity of a consumer entry: one per cluster in boundary mode, per cluster and namespace in shared-root. */
@@ -212,6 +258,17 @@ export function planRevoke(
   if (consumers.length === record.consumers.length) {
     plan.warnings.push(`consumer ${input.consumerClusterId} was not admitted to export ${input.namespace}/${input.exportName}; nothing to revoke`);
   }
+  if (record.mode === 'shared-root') {
+    const revoked = record.consumers.filter((c) => !consumers.includes(c));
+    // Who the workload guard still admits: the consumers of the shared-root exports of the same Service.
+    const remaining = [
+      ...readExportRecords(snapshot).filter((r) => r.mode === 'shared-root' && r.namespace === record.namespace && r.service === record.service && r.exportName !== record.exportName).flatMap((r) => r.consumers),
+      ...consumers,
+    ];
+    const principalsOf = (c: ConsumerIdentity): string[] => consumerPrincipals(record, c);
+    const effects = revoked.map((c) => revocationEffect(providerTrust(snapshot), c, principalsOf, remaining));
+    plan.revocation = effects.find((e) => !e.effective) ?? { effective: true };
+  }
   return plan;
 }
 
@@ -285,6 +342,7 @@ function planProvider(
   const records = readExportRecords(snapshot);
   const isThis = (r: ExportRecord): boolean => r.namespace === record.namespace && r.exportName === record.exportName;
   const previous = records.find(isThis);
+  if (purpose !== 'revoke') checkSeparable(snapshot, record, previous);
   const others = records.filter((r) => !isThis(r));
   const all = [...others, record];
   const role = record.mode === 'boundary' ? 'ingress' : 'eastwest';
@@ -365,7 +423,10 @@ function planProvider(
   } else {
     plan.warnings.push(`the provider gateway ${setup.placement.namespace}/${setup.placement.serviceName} has no external address yet: consumers cannot import until its LoadBalancer gets one`);
   }
-  return { ...finishPlan(plan), record, ...(endpoint ? { endpoint } : {}), federationCaPem: ca.certificatePem };
+  const admittedPrincipals = record.mode === 'shared-root'
+    ? [...new Set(record.consumers.flatMap((c) => consumerPrincipals(record, c)))].sort().map((p) => `spiffe://${p}`)
+    : undefined;
+  return { ...finishPlan(plan), record, ...(endpoint ? { endpoint } : {}), federationCaPem: ca.certificatePem, ...(admittedPrincipals ? { admittedPrincipals } : {}) };
 }
 
 /** What a consumer needs to reach an export through the provider gateway at `gateway`. */
@@ -664,11 +725,21 @@ function sharedObjects(
         servers: [{
           port: { number: gw.port, name: 'tls-passthrough', protocol: 'TLS' },
           // Explicit hosts, never *.local: only exported Services are reachable through the gateway.
-          hosts: [...new Set(sharedRoot.map((r) => r.host))].sort(),
+          hosts: passthroughHosts(snapshot, sharedRoot),
           tls: { mode: 'AUTO_PASSTHROUGH' },
         }],
       },
     }));
+    if (autoPassthroughMatchesLiteralHosts(snapshot.istioVersion)) {
+      const services = [...new Set(sharedRoot.map((r) => `${r.namespace}/${r.service}`))].sort().join(', ');
+      warnings.push(
+        `Istio ${snapshot.istioVersion} on cluster ${snapshot.clusterId} carries the published vulnerability ISTIO-SECURITY-2021-006 (CVE-2021-31921): ` +
+        'its AUTO_PASSTHROUGH gateways match the SNI against the Gateway hosts taken literally and send every SNI that matches to the service it names. ' +
+        `The passthrough Gateway therefore lists *.<host> beside each exported host, so that outbound_.<port>_._.<host> matches; through it every port and subset of ${services} ` +
+        'can be reached, and the workload guard confines admitted consumers to the exported ports. Upgrade the mesh to Istio 1.9.5 or later ' +
+        '(istioctl upgrade, or a canary revision), then run kubectl meshfed export again: the wildcard hosts go.',
+      );
+    }
   } else {
     removeIfPresent(API.networking, 'Gateway', home, GATEWAY_NAMES.eastwest);
   }
@@ -704,19 +775,33 @@ function withOwnerSubset(snapshot: ProviderSnapshot, record: ExportRecord, home:
 }
 
 /**
- * The shared-root workload guard: a DENY policy on the exported Service's workloads. It denies authenticated
- * callers that are neither from the provider's own trust domain nor admitted, confines admitted consumers to the
- * ports exported to them, and denies the other workloads of each consumer namespace on the exported ports (the
- * one separation that survives trust domain aliases). A DENY policy is used rather than ALLOW because
+ * The passthrough Gateway's hosts: the exported Services' FQDNs, and on Istio releases that take them literally as
+ * Envoy `server_names` ({@link autoPassthroughMatchesLiteralHosts}) also `*.<fqdn>`, the narrowest host that Istio's
+ * validation accepts (`pkg/config/validation/validation.go` `validateServer` → `ValidateWildcardDomain` at 1.9.0:
+ * DNS-1123 labels after the wildcard, so `*.5432_._.<fqdn>` is refused) and Envoy matches against the SNI
+ * `outbound_.<port>_.<subset>_.<fqdn>` (Envoy's `FilterChainMatch.server_names`: the exact name, then `*.example.com`, then `*.com` for `www.example.com`).
+ */
+export function passthroughHosts(snapshot: Pick<ProviderSnapshot, 'istioVersion'>, records: Array<Pick<ExportRecord, 'host'>>): string[] {
+  const hosts = new Set(records.map((r) => r.host));
+  if (autoPassthroughMatchesLiteralHosts(snapshot.istioVersion)) for (const h of [...hosts]) hosts.add(`*.${h}`);
+  return [...hosts].sort();
+}
+
+/**
+ * The shared-root workload guard: a DENY policy on the exported Service's workloads ({@link guardRules}). It denies
+ * authenticated callers that are neither from the provider's own trust domain nor admitted, and confines admitted
+ * consumers to the ports exported to them, written so that trust domain aliases on the provider (Istio's
+ * `ReplaceTrustDomainAliases`) neither widen nor narrow it. A DENY policy is used rather than ALLOW because
  * adding the first ALLOW policy to a workload denies every caller it does not list: the provider's own
  * callers, plaintext ones included, keep the access they had.
  */
 function workloadGuard(snapshot: ProviderSnapshot, focus: ExportRecord, exports: ExportRecord[], name: string): { object: KubeObject; warnings: string[] } {
   const warnings: string[] = [];
   const service = findService(snapshot, focus.namespace, focus.service);
-  const trustDomain = snapshot.trustDomain ?? DEFAULT_TRUST_DOMAIN;
-  const portsByPrincipal = new Map<string, Set<string>>();
+  const trust = providerTrust(snapshot);
+  const entries: GuardEntry[] = [];
   let confinable = true;
+  const advised = new Set<string>();
   for (const r of exports) {
     const target = r.port.targetPort ?? r.port.number;
     if (typeof target !== 'number') {
@@ -725,55 +810,34 @@ function workloadGuard(snapshot: ProviderSnapshot, focus: ExportRecord, exports:
     }
     for (const c of r.consumers) {
       const consumerTrustDomain = c.trustDomain ?? DEFAULT_TRUST_DOMAIN;
-      if (consumerTrustDomain === trustDomain) {
-        warnings.push(
-          `consumer ${c.clusterId} has the same trust domain as this mesh (${trustDomain}): its principals are indistinguishable from local workloads ` +
-          'with the same namespace and service account, and its other workloads pass as local callers; give the meshes distinct trust domains',
-        );
-      } else if ((snapshot.trustDomainAliases ?? []).includes(consumerTrustDomain)) {
-        warnings.push(
-          `trust domain ${consumerTrustDomain} of consumer ${c.clusterId} is an alias of this mesh's: Istio then treats its principals as local ones, so ` +
-          `only namespace ${c.namespace ?? '?'} of ${c.clusterId} is held to the admitted service accounts (local workloads of a namespace with that name too), ` +
-          `and its other namespaces pass as local callers; to keep the meshes apart, drop the alias and set PILOT_SKIP_VALIDATE_TRUST_DOMAIN=true on istiod`,
-        );
-      } else {
-        warnings.push(
-          `the sidecars of cluster ${snapshot.clusterId} reject certificates of trust domain ${consumerTrustDomain} (consumer ${c.clusterId}) until istiod accepts it: ` +
-          'set PILOT_SKIP_VALIDATE_TRUST_DOMAIN=true on istiod (keeps the meshes\' principals apart), or add it to meshConfig.trustDomainAliases (then Istio treats them as local ones)',
-        );
+      // Admitted by an earlier release: no policy can admit it alone, so it is left out (denied, or a local caller).
+      const inseparable = inseparableReason(trust, c, otherConsumers(snapshot, r, c));
+      if (inseparable) {
+        warnings.push(`${inseparable}; it is not admitted by the workload guard: revoke it and import it in boundary mode (kubectl meshfed export --mode boundary)`);
+        continue;
       }
-      for (const p of consumerPrincipals(r, c)) {
-        const set = portsByPrincipal.get(p) ?? new Set<string>();
-        if (typeof target === 'number') set.add(String(target));
-        portsByPrincipal.set(p, set);
+      if (!advised.has(consumerTrustDomain)) {
+        advised.add(consumerTrustDomain);
+        const acceptance = trustDomainAcceptance(trust, consumerTrustDomain);
+        if (acceptance === 'rejected') {
+          warnings.push(`the sidecars of cluster ${snapshot.clusterId} reject certificates of trust domain ${consumerTrustDomain} (consumer ${c.clusterId}): ${trustDomainAdvice(consumerTrustDomain, snapshot.clusterId)}`);
+        } else if (acceptance === 'skip-validation') {
+          warnings.push(
+            `the sidecars of cluster ${snapshot.clusterId} accept trust domain ${consumerTrustDomain} (consumer ${c.clusterId}) only because istiod skips trust domain validation ` +
+            '(PILOT_SKIP_VALIDATE_TRUST_DOMAIN=true), which makes every sidecar of the mesh accept every trust domain of the shared root; the workload guard still admits ' +
+            `only the admitted service accounts, but listing ${consumerTrustDomain} in meshConfig.trustDomainAliases instead is narrower`,
+          );
+        }
+      }
+      for (const principal of consumerPrincipals(r, c)) {
+        entries.push({ trustDomain: consumerTrustDomain, principal, ...(typeof target === 'number' ? { ports: [String(target)] } : {}) });
       }
     }
     if (r.subset) {
       warnings.push(`export ${r.namespace}/${r.exportName}: in shared-root mode a subset selects where traffic goes, not who may be reached; admitted consumers can reach every pod of Service ${r.namespace}/${r.service} on port ${r.port.number}`);
     }
   }
-  const admitted = [...portsByPrincipal.keys()].sort();
-  // 1. Authenticated callers from outside this trust domain that are not admitted.
-  const rules: unknown[] = [{ from: [{ source: { principals: ['*'], notPrincipals: [`${trustDomain}/*`, ...admitted] } }] }];
-  // 2. Admitted consumers only on the ports exported to them.
-  if (confinable) {
-    for (const principal of admitted) {
-      rules.push({ from: [{ source: { principals: [principal] } }], to: [{ operation: { notPorts: [...portsByPrincipal.get(principal)!].sort() } }] });
-    }
-  }
-  // 3. The rest of each consumer namespace, on the exported ports. Rule 1 already covers this unless the consumer's
-  // trust domain is an alias of this one (Istio then folds its principals onto local ones); this rule still holds then.
-  const exportedPorts = [...new Set(exports.map((r) => r.port.targetPort ?? r.port.number).filter((p): p is number => typeof p === 'number'))].sort((a, b) => a - b).map(String);
-  const byNamespace = new Map<string, string[]>();
-  for (const principal of admitted) {
-    const m = /^(.*\/ns\/[^/]+\/)sa\/[^/]+$/.exec(principal);
-    if (m) byNamespace.set(`${m[1]}*`, [...(byNamespace.get(`${m[1]}*`) ?? []), principal]);
-  }
-  if (exportedPorts.length) {
-    for (const [namespacePattern, inNamespace] of [...byNamespace.entries()].sort(([a], [b]) => a.localeCompare(b))) {
-      rules.push({ from: [{ source: { principals: [namespacePattern], notPrincipals: inNamespace } }], to: [{ operation: { ports: exportedPorts } }] });
-    }
-  }
+  const rules = guardRules(trust.trustDomain, entries, confinable);
   const object = kubeObject(API.security, 'AuthorizationPolicy', name, focus.namespace,
     meshfedLabels('workload-guard', { [LABELS.service]: serviceLabel(focus.namespace, focus.service) }), {
       spec: { selector: { matchLabels: { ...service.selector! } }, action: 'DENY', rules },

@@ -103,7 +103,7 @@ export interface GatheredCluster {
 }
 
 interface Deployment extends KubeObject {
-  spec?: { template?: { spec?: { containers?: Array<{ name: string; image?: string }> } } };
+  spec?: { template?: { spec?: { containers?: Array<{ name: string; image?: string; env?: Array<{ name: string; value?: string }> }> } } };
 }
 
 /** The external address of a gateway Service (LoadBalancer ingress IP or host name), if it has one. */
@@ -194,7 +194,11 @@ export async function readMesh(writer: ClusterWriter, istioNamespace: string): P
   const facts: MeshFacts = { trustDomain: 'cluster.local', trustDomainAliases: [] };
   const istiod = (istiods as Deployment[]).find((d) => d.metadata.name === 'istiod') ?? (istiods as Deployment[])[0];
   const containers = istiod?.spec?.template?.spec?.containers ?? [];
-  const image = (containers.find((c) => c.name === 'discovery') ?? containers[0])?.image;
+  const discovery = containers.find((c) => c.name === 'discovery') ?? containers[0];
+  const image = discovery?.image;
+  // Go's strconv.ParseBool, as istiod reads it.
+  const skip = discovery?.env?.find((e) => e.name === 'PILOT_SKIP_VALIDATE_TRUST_DOMAIN')?.value;
+  if (skip !== undefined && ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(skip)) facts.skipValidateTrustDomain = true;
   const version = istioVersionFromImage(image) ?? istiod?.metadata.labels?.['operator.istio.io/version'];
   if (version) facts.istioVersion = version;
   else facts.problem = istiod ? `cannot tell the Istio version from istiod's image "${image ?? ''}"` : `no istiod Deployment in namespace "${istioNamespace}"`;
@@ -302,6 +306,7 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
     trustDomain: facts.trustDomain,
     ...(facts.trustDomainAliases.length ? { trustDomainAliases: facts.trustDomainAliases } : {}),
     rootNamespace: facts.rootNamespace ?? istioNamespace,
+    ...(facts.skipValidateTrustDomain ? { skipValidateTrustDomain: true } : {}),
     ...(facts.rootCaPem ? { rootCaPem: facts.rootCaPem } : {}),
     ...(existingGateway ? { existingGateway } : {}),
     services,

@@ -220,3 +220,17 @@ test('exchange files carry PEM blocks as plain YAML blocks (no \\r escapes), and
   t.true(samePem('-----BEGIN X-----\r\nAAAA\r\n-----END X-----\r\n', '-----BEGIN X-----\nAAAA\n-----END X-----\n'));
   t.false(samePem('-----BEGIN X-----\nAAAA\n-----END X-----\n', '-----BEGIN X-----\nAAAB\n-----END X-----\n'));
 });
+
+test('import request: a signed request with a wildcard or malformed trust domain or name is refused as malformed', (t) => {
+  const signed = (trustDomain: string, serviceAccounts?: string[], namespace = 'default') => serializeDocument(createImportRequest(
+    { ...consumerStart, trustDomain },
+    { consumerClusterId: 'cluster1', namespace, export: ref, ...(serviceAccounts ? { serviceAccounts } : {}) },
+    { now },
+  ).request);
+  for (const td of ['*', '*.local', 'ops.local/ns/vault', 'Ops.Local', 'spiffe://ops.local', 'ops.local:443']) {
+    refused(t, () => parseImportRequest(signed(td), { now }), 'malformed', /is not a trust domain/);
+  }
+  t.notThrows(() => parseImportRequest(signed('operations.nrc.example'), { now }));
+  // createImportRequest checks names itself; a request written by something else is checked on reading.
+  refused(t, () => parseImportRequest(edit(requestText, (d) => { d.spec.serviceAccounts = ['*']; }), { now }), 'malformed', /service account "\*" is not a DNS-1123 label/);
+});

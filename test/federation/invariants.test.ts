@@ -5,7 +5,7 @@ import { connect, createServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import { inspectCertificate, keyMatchesCertificate, verifyCertificateChain } from '../../src/pki/index.js';
-import { principalOf, readSecret, type KubeObject } from '../../src/federation/index.js';
+import { autoPassthroughMatchesLiteralHosts, principalOf, readSecret, type KubeObject } from '../../src/federation/index.js';
 import { runScenario, scenarioNames, type ScenarioResult } from './scenario.js';
 
 type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -41,14 +41,18 @@ const scenario = (name: string): ScenarioResult => {
 for (const name of scenarioNames()) {
   test(`${name}: nothing exposes more than the export (no wildcard hosts)`, (t) => {
     const r = scenario(name);
+    const record = r.admission.record;
+    // Istio 1.9.0–1.9.4 match the SNI against the passthrough hosts literally: `*.<fqdn>` is the one wildcard allowed
+    // there, the narrowest host that matches outbound_.<port>_._.<fqdn> (see MF0420/MF0421).
+    const legacy = record.mode === 'shared-root' && autoPassthroughMatchesLiteralHosts(r.input.provider.istioVersion);
     for (const host of [...allHosts(r.providerObjects), ...allHosts(r.consumerObjects)]) {
+      if (legacy && host === `*.${record.host}`) continue;
       t.false(host.includes('*'), `wildcard host ${host}`);
     }
     const providerGatewayHosts = ofKind(r.providerObjects, 'Gateway').flatMap((g) => specOf(g).servers.flatMap((s: Spec) => s.hosts as string[]));
-    const record = r.admission.record;
     // A Gateway whose server routes through VirtualServices names its hosts "./<host>": only meshfed's own
     // VirtualServices (its namespace) can bind to them. A passthrough server binds none.
-    t.deepEqual(providerGatewayHosts, [record.mode === 'boundary' ? `./${record.host}` : record.host], 'the provider gateways serve exactly the exported host');
+    t.deepEqual(providerGatewayHosts, record.mode === 'boundary' ? [`./${record.host}`] : legacy ? [`*.${record.host}`, record.host] : [record.host], 'the provider gateways serve exactly the exported host');
     for (const g of [...ofKind(r.providerObjects, 'Gateway'), ...ofKind(r.consumerObjects, 'Gateway')]) {
       for (const s of specOf(g).servers as Spec[]) {
         if (s.tls?.mode === 'AUTO_PASSTHROUGH') continue;
@@ -193,12 +197,13 @@ for (const name of scenarioNames()) {
       const guard = one(r.providerObjects, 'AuthorizationPolicy');
       const consumer = `${r.input.consumer.trustDomain}/ns/${r.input.import.namespace}/sa/${r.input.import.serviceAccounts![0]}`;
       t.is(specOf(guard).action, 'DENY', 'a DENY guard never locks out the provider\'s own callers');
-      t.deepEqual(specOf(guard).rules[0].from[0].source.notPrincipals, [`${r.input.provider.trustDomain}/*`, consumer]);
-      t.deepEqual(specOf(guard).rules[1].from[0].source.principals, [consumer]);
-      t.deepEqual(specOf(guard).rules[1].to[0].operation.notPorts, [String(r.input.export.port.number)]);
-      const namespaceRule = specOf(guard).rules[2];
-      t.deepEqual(namespaceRule.from[0].source, { principals: [`${r.input.consumer.trustDomain}/ns/${r.input.import.namespace}/*`], notPrincipals: [consumer] });
-      t.deepEqual(namespaceRule.to[0].operation.ports, [String(r.input.export.port.number)]);
+      // Positive principals are only patterns Istio never rewrites for trust domain aliases (`*`, `<td>/*`).
+      const td = r.input.consumer.trustDomain;
+      t.deepEqual(specOf(guard).rules[0].from[0].source, { principals: ['*'], notPrincipals: [`${r.input.provider.trustDomain}/*`, `${td}/*`] });
+      t.deepEqual(specOf(guard).rules[1].from[0].source, { principals: [`${td}/*`], notPrincipals: [consumer] });
+      t.is(specOf(guard).rules[1].to, undefined);
+      t.deepEqual(specOf(guard).rules[2].from[0].source, { principals: [`${td}/*`] });
+      t.deepEqual(specOf(guard).rules[2].to[0].operation.notPorts, [String(r.input.export.port.number)]);
       t.is(specOf(guard).rules.length, 3);
       t.deepEqual(specOf(guard).selector.matchLabels, r.input.provider.services[0]!.selector);
     }

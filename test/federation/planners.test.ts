@@ -120,18 +120,37 @@ test('shared-root: the passthrough host list covers every export and shrinks on 
   t.is(find(last, 'Gateway'), undefined);
 });
 
-test('shared-root: identity warnings (same trust domain, missing alias, subset not enforced)', (t) => {
-  const same = planExport(provider({ trustDomain: 'cluster.local' }), spec({
-    mode: 'shared-root', subset: { version: 'v1' },
-    consumers: [{ clusterId: 'ops', namespace: 'vault', serviceAccounts: ['vault'] }],
-  }), { now });
-  t.true(same.warnings.some((w) => /same trust domain as this mesh \(cluster\.local\)/.test(w)));
-  t.true(same.warnings.some((w) => /a subset selects where traffic goes, not who may be reached/.test(w)));
-  const alias = planExport(provider(), spec({ mode: 'shared-root', consumers: [{ clusterId: 'ops', trustDomain: 'ops.local', namespace: 'vault' }] }), { now });
-  t.true(alias.warnings.some((w) => /add it to meshConfig.trustDomainAliases/.test(w)));
+test('shared-root: a consumer no policy can separate is refused before anything is written; a missing alias is one piece of advice', (t) => {
+  // Same trust domain as the provider: refused (it used to be a warning, and the guard admitted the provider's own twins).
+  t.throws(() => planExport(provider({ trustDomain: 'cluster.local' }), spec({
+    mode: 'shared-root', consumers: [{ clusterId: 'ops', namespace: 'vault', serviceAccounts: ['vault'] }],
+  }), { now }), { message: /shared-root cannot admit ops .*trust domain of this mesh \(cluster\.local\).*boundary mode/ });
+  // cluster.local is what Istio calls "the local trust domain" in policies: refused with the fix.
+  t.throws(() => planExport(provider(), spec({
+    mode: 'shared-root', consumers: [{ clusterId: 'ops', trustDomain: 'cluster.local', namespace: 'vault', serviceAccounts: ['vault'] }],
+  }), { now }), { message: /trust domain cluster\.local, which Istio reads in a policy as this mesh's own.*meshConfig\.trustDomain/ });
+  const alias = planExport(provider(), spec({ mode: 'shared-root', subset: { version: 'v1' }, consumers: [{ clusterId: 'ops', trustDomain: 'ops.local', namespace: 'vault' }] }), { now });
+  t.true(alias.warnings.some((w) => /a subset selects where traffic goes, not who may be reached/.test(w)));
+  t.true(alias.warnings.some((w) => /add "ops\.local" to meshConfig\.trustDomainAliases of the provider mesh/.test(w)));
+  t.false(alias.warnings.some((w) => /PILOT_SKIP_VALIDATE_TRUST_DOMAIN=true on istiod/.test(w)), 'one recommendation, not two');
+  t.deepEqual(alias.admittedPrincipals, ['spiffe://ops.local/ns/vault/sa/default']);
   const guard = specOf(find(alias, 'AuthorizationPolicy', names.guard('api')));
-  t.deepEqual(guard.rules[0].from[0].source.notPrincipals, ['prod.local/*', 'ops.local/ns/vault/sa/default']);
-  t.deepEqual(guard.rules[1].to[0].operation.notPorts, ['8080']);
+  t.deepEqual(guard.rules, [
+    { from: [{ source: { principals: ['*'], notPrincipals: ['prod.local/*', 'ops.local/*'] } }] },
+    { from: [{ source: { principals: ['ops.local/*'], notPrincipals: ['ops.local/ns/vault/sa/default'] } }] },
+    { from: [{ source: { principals: ['ops.local/*'] } }], to: [{ operation: { notPorts: ['8080'] } }] },
+  ]);
+});
+
+test('shared-root: two consumer clusters with one trust domain are refused; a bad trust domain is refused by name', (t) => {
+  const ops = planExport(provider(), spec({ mode: 'shared-root', consumers: [{ clusterId: 'ops', trustDomain: 'corp.example', namespace: 'vault', serviceAccounts: ['vault'] }] }), { now });
+  const p = applyPlan(provider(), ops);
+  t.throws(() => planAdmission(p, { namespace: 'shop', exportName: 'api', consumer: { clusterId: 'staging', trustDomain: 'corp.example', namespace: 'vault', serviceAccounts: ['vault'] } }, { now }),
+    { message: /consumers ops and staging have the same trust domain \(corp\.example\)/ });
+  for (const td of ['*', 'ops.local/ns/x', 'Ops.Local', '*.local', '']) {
+    t.throws(() => planAdmission(p, { namespace: 'shop', exportName: 'api', consumer: { clusterId: 'dev', trustDomain: td, namespace: 'vault' } }, { now }), { message: /is not a trust domain/ }, td);
+  }
+  t.throws(() => planAdmission(p, { namespace: 'shop', exportName: 'api', consumer: { clusterId: 'dev', trustDomain: 'dev.local', namespace: 'vault', serviceAccounts: ['*'] } }, { now }), { message: /service account "\*" is not a DNS-1123 label/ });
 });
 
 test('admission and revocation change exactly the admitted principals', (t) => {
@@ -321,4 +340,40 @@ test('no gateway may be placed in the federation CA\'s namespace', (t) => {
   const error = t.throws(() => planExport(provider({ existingGateway }), spec(), { now }), { instanceOf: FederationInputError });
   t.regex(error!.message, /namespace meshfed-ca holds the federation CA and must stay free of gateways/);
   t.is(error!.flag, '--gateway-namespace');
+});
+
+test('shared-root on Istio 1.9.0–1.9.4: the passthrough Gateway adds *.<fqdn> and says the release is vulnerable; 1.9.5 needs neither', (t) => {
+  const consumers = [{ clusterId: 'ops', trustDomain: 'ops.local', namespace: 'vault', serviceAccounts: ['vault'] }];
+  const old = planExport(provider({ istioVersion: '1.9.1' }), spec({ mode: 'shared-root', consumers }), { now });
+  t.deepEqual(specOf(find(old, 'Gateway', 'meshfed-eastwest')).servers[0].hosts, ['*.api.shop.svc.cluster.local', 'api.shop.svc.cluster.local']);
+  t.true(old.warnings.some((w) => /Istio 1\.9\.1 .*ISTIO-SECURITY-2021-006 \(CVE-2021-31921\).*Upgrade the mesh to Istio 1\.9\.5 or later/.test(w)));
+  for (const version of ['1.9.5', '1.10.0', '1.30.3']) {
+    const fixed = planExport(provider({ istioVersion: version }), spec({ mode: 'shared-root', consumers }), { now });
+    t.deepEqual(specOf(find(fixed, 'Gateway', 'meshfed-eastwest')).servers[0].hosts, ['api.shop.svc.cluster.local'], version);
+    t.false(fixed.warnings.some((w) => /ISTIO-SECURITY-2021-006/.test(w)), version);
+  }
+});
+
+test('shared-root revoke says whether it takes effect: not when the consumer now shares the provider\'s trust domain', (t) => {
+  const consumers = [{ clusterId: 'ops', trustDomain: 'ops.local', namespace: 'vault', serviceAccounts: ['vault'] }];
+  const p = applyPlan(provider(), planExport(provider(), spec({ mode: 'shared-root', consumers }), { now }));
+  t.deepEqual(planRevoke(p, { namespace: 'shop', exportName: 'api', consumerClusterId: 'ops' }, { now }).revocation, { effective: true });
+  // The provider mesh was later moved to the consumer's trust domain: its workloads pass as local ones.
+  const merged = { ...p, trustDomain: 'ops.local' };
+  const revoked = planRevoke(merged, { namespace: 'shop', exportName: 'api', consumerClusterId: 'ops' }, { now });
+  t.like(revoked.revocation, { effective: false });
+  t.regex((revoked.revocation as { reason: string }).reason, /this mesh's trust domain \(ops\.local\)/);
+});
+
+test('shared-root guard: identities admitted to different ports of one Service are each confined to their own', (t) => {
+  const ops = (sa: string) => ({ clusterId: 'ops', trustDomain: 'ops.local', namespace: 'vault', serviceAccounts: [sa] });
+  let p = applyPlan(provider(), planExport(provider(), spec({ mode: 'shared-root', consumers: [ops('vault')] }), { now }));
+  const second = planExport(p, spec({ mode: 'shared-root', port: { number: 9090 }, exportName: 'api-admin', consumers: [{ ...ops('admin'), namespace: 'tools' }] }), { now });
+  p = applyPlan(p, second);
+  t.deepEqual(specOf(find(second, 'AuthorizationPolicy', names.guard('api'))).rules, [
+    { from: [{ source: { principals: ['*'], notPrincipals: ['prod.local/*', 'ops.local/*'] } }] },
+    { from: [{ source: { principals: ['ops.local/*'], notPrincipals: ['ops.local/ns/tools/sa/admin', 'ops.local/ns/vault/sa/vault'] } }] },
+    { from: [{ source: { principals: ['ops.local/*'], notPrincipals: ['ops.local/ns/tools/sa/admin'] } }], to: [{ operation: { notPorts: ['8080'] } }] },
+    { from: [{ source: { principals: ['ops.local/*'], notPrincipals: ['ops.local/ns/vault/sa/vault'] } }], to: [{ operation: { notPorts: ['9090'] } }] },
+  ]);
 });

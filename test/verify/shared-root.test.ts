@@ -1,8 +1,9 @@
 /**
  * `verify` on shared-root HTTP federations of the bookinfo seed: with one root CA and distinct trust domains
  * (the provider listing the consumer's as an alias) everything passes end to end; with a root CA per mesh and the
- * same trust domain everywhere, verify explains both problems — different roots (MF0405, and the probe's failed
- * handshake) and ambiguous principals (MF0406, a warning).
+ * same trust domain everywhere (set after the import: meshfed refuses to admit such a pair), verify explains both
+ * problems — different roots (MF0405, and the probe's failed handshake) and indistinguishable principals (MF0406,
+ * MF0315).
  */
 import test from 'ava';
 import YAML from 'yaml';
@@ -44,12 +45,14 @@ test.before(async () => {
   ]);
   // The provider mesh accepts the consumer's trust domain, as meshfed's export warns it must.
   editMesh(shared, 'cluster2', { trustDomainAliases: ['cluster1.local'] });
-  // Both meshes keep Istio's default trust domain, as many installations do.
-  editMesh(distinct, 'cluster1', { trustDomain: 'cluster.local' });
-  editMesh(distinct, 'cluster2', { trustDomain: 'cluster.local' });
   await Promise.all([shared.world.waitIdle(), distinct.world.waitIdle()]);
   const [sharedImport, distinctImport] = await Promise.all([federate(shared), federate(distinct)]);
   importOutput = { shared: sharedImport, distinct: distinctImport };
+  // Then both meshes go back to Istio's default trust domain, as many installations have it: meshfed refuses to admit
+  // such a pair, so only verify can find it.
+  editMesh(distinct, 'cluster1', { trustDomain: 'cluster.local' });
+  editMesh(distinct, 'cluster2', { trustDomain: 'cluster.local' });
+  await distinct.world.waitIdle();
 });
 
 test.after.always(async () => {
@@ -68,19 +71,21 @@ test('shared root, distinct trust domains: every check passes and the probe reac
   t.deepEqual(probePods(shared, 'cluster1'), []);
 });
 
-test('distinct roots and one trust domain: MF0405 (error) and MF0406 (warning), and the probe\'s handshake fails', async (t) => {
+test('distinct roots and one trust domain: MF0405 and MF0406 (errors), the consumer on cluster.local (MF0315), and the probe\'s handshake fails', async (t) => {
   const run = await verifyJson(distinct, VERIFY);
   t.is(run.code, 3);
-  assertFails(t, run, [['MF0405', 'mesh root CAs'], ['MF0406', 'trust domains'], ['MF0510', PROBE]]);
-  t.is(run.report.checks.find((c) => c.code === 'MF0406')!.level, 'warning');
+  // The consumer was admitted under its earlier trust domain: MF0402 says the mesh changed since.
+  t.deepEqual(failingCodes(run), ['MF0315', 'MF0402', 'MF0405', 'MF0406', 'MF0510']);
+  assertFails(t, run, [['MF0315', 'consumer trust domain'], ['MF0405', 'mesh root CAs'], ['MF0406', 'trust domains'], ['MF0510', PROBE]]);
+  t.is(run.report.checks.find((c) => c.code === 'MF0406')!.level, 'error');
   t.regex(run.report.checks.find((c) => c.code === 'MF0406')!.message!, /both meshes use trust domain "cluster\.local"/);
   t.deepEqual(probePods(distinct, 'cluster1'), []);
   const text = await distinct.run(['verify', ...VERIFY]);
   t.is(text.code, 3);
   t.regex(text.stdout, /^× in shared-root mode, the two meshes share a root CA \[MF0405\]\n {4}the root CAs differ: consumer [0-9A-F:]+, provider [0-9A-F:]+\n {4}hint: .*\n {4}see docs\/checks\.md#mf0405$/m);
-  t.regex(text.stdout, /^‼ in shared-root mode, the two meshes have distinct trust domains \[MF0406\]$/m);
-  t.regex(text.stdout, /\n× verify failed: 2 errors, 1 warning \(\d+ passed\)\n$/);
-  t.regex(text.stderr, /error: 2 checks failed for import default\/myreviews/);
+  t.regex(text.stdout, /^× in shared-root mode, the two meshes have distinct trust domains \[MF0406\]$/m);
+  t.regex(text.stdout, /\n× verify failed: 5 errors \(\d+ passed.*\)\n$/);
+  t.regex(text.stderr, /error: 5 checks failed for import default\/myreviews/);
 });
 
 test('import says at once when shared-root meshes do not share a root CA (and is silent when they do)', (t) => {

@@ -264,6 +264,12 @@ const entries: CheckInfo[] = [
     message: '{object} sets the Host header on a weighted destination, which Istio {version} {why}',
     hint: 'run kubectl meshfed import again for {import}: the split then rewrites the authority at the egress gateway, which works on every Istio from 1.9',
   },
+  {
+    code: 'MF0315', level: 'error', category: 'consumer',
+    description: 'in shared-root mode, the consumer mesh has a trust domain of its own',
+    message: 'the consumer mesh uses trust domain "cluster.local", which Istio reads in the provider\'s policies as the provider\'s own trust domain: no policy can admit its workloads alone',
+    hint: 'give the consumer mesh its own trust domain (meshConfig.trustDomain of context {context}, e.g. {context}.example.com), or import in boundary mode',
+  },
   // across the two
   {
     code: 'MF0401', level: 'error', category: 'federation',
@@ -296,16 +302,16 @@ const entries: CheckInfo[] = [
     hint: 'shared-root mode needs both meshes to use certificates from one root (plug-in CA certificates); otherwise export in boundary mode',
   },
   {
-    code: 'MF0406', level: 'warning', category: 'federation',
+    code: 'MF0406', level: 'error', category: 'federation',
     description: 'in shared-root mode, the two meshes have distinct trust domains',
     message: 'both meshes use trust domain "{trustDomain}": the provider cannot tell the consumer\'s workloads from its own with the same namespace and service account',
-    hint: 'give each mesh its own trust domain (meshConfig.trustDomain) and add the consumer\'s to the provider\'s trustDomainAliases',
+    hint: 'give each mesh its own trust domain (meshConfig.trustDomain), then list the consumer\'s in the provider\'s meshConfig.trustDomainAliases; or use boundary mode (--mode boundary)',
   },
   {
     code: 'MF0407', level: 'error', category: 'federation',
     description: 'in shared-root mode, the provider mesh accepts the consumer\'s trust domain',
-    message: 'the provider mesh (trust domain "{providerTrustDomain}") does not list the consumer\'s trust domain "{consumerTrustDomain}" in trustDomainAliases: its sidecars reject the consumer\'s certificates',
-    hint: 'add "{consumerTrustDomain}" to meshConfig.trustDomainAliases of the provider mesh',
+    message: 'the provider mesh (trust domain "{providerTrustDomain}") neither lists the consumer\'s trust domain "{consumerTrustDomain}" in trustDomainAliases nor skips trust domain validation: its sidecars reject the consumer\'s certificates',
+    hint: 'add "{consumerTrustDomain}" to meshConfig.trustDomainAliases of the provider mesh; meshfed\'s workload guard still admits only the admitted service accounts (PILOT_SKIP_VALIDATE_TRUST_DOMAIN=true on istiod works too, but makes every sidecar of the mesh accept every trust domain of the root)',
   },
   {
     code: 'MF0408', level: 'error', category: 'federation',
@@ -324,6 +330,30 @@ const entries: CheckInfo[] = [
     description: 'the provider gateway\'s TLS handshake accepts the consumer\'s client certificate',
     message: '{detail}',
     hint: 'the provider Gateway server\'s subjectAltNames lists the admitted consumers: admit the consumer again (kubectl meshfed import --from, or kubectl meshfed admit), or run kubectl meshfed export again for {export}',
+  },
+  {
+    code: 'MF0420', level: 'warning', category: 'federation',
+    description: 'the provider\'s Istio release has the fix for ISTIO-SECURITY-2021-006',
+    message: 'the provider runs Istio {version}, which carries the published vulnerability ISTIO-SECURITY-2021-006 (CVE-2021-31921): its AUTO_PASSTHROUGH gateways route every SNI that matches a Gateway host to the service it names',
+    hint: 'upgrade the provider mesh to Istio 1.9.5 or later (istioctl upgrade, or a canary revision), then run kubectl meshfed export again (https://istio.io/latest/news/security/istio-security-2021-006/)',
+  },
+  {
+    code: 'MF0421', level: 'error', category: 'federation',
+    description: 'the passthrough Gateway hosts suit the provider\'s Istio release',
+    message: '{detail}',
+    hint: 'run kubectl meshfed export again on the provider: it writes the hosts this Istio release needs',
+  },
+  {
+    code: 'MF0422', level: 'error', category: 'federation',
+    description: 'in shared-root mode, no other consumer of the provider shares the consumer\'s trust domain',
+    message: '{detail}',
+    hint: 'give each consumer mesh its own trust domain (meshConfig.trustDomain), or use boundary mode for one of them',
+  },
+  {
+    code: 'MF0423', level: 'error', category: 'federation',
+    description: 'the workload guard admits exactly the admitted identities under the provider\'s trust domain aliases',
+    message: '{detail}',
+    hint: 'run kubectl meshfed export again on the provider: it rewrites the workload guard',
   },
   // probe
   {

@@ -7,12 +7,13 @@
 import { keyMatchesCertificate, verifyCertificateChain } from '../../pki/index.js';
 import type { KubeObject } from '../model.js';
 import {
-  consumerGatewaySpiffeId, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, names, principalOf, serviceFqdn,
-  workloadPrincipal,
+  consumerGatewaySpiffeId, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, LABELS, names, principalOf,
+  serviceFqdn, workloadPrincipal,
 } from '../naming.js';
 import { winningVirtualService } from '../consumer.js';
 import { effectiveDestinationRule, ownerDestinationRule, sameLabels } from '../destination-rules.js';
-import { gatewayHttpSeesClientPrincipal, istioMinor, needsSniDnatRouterMode, readSecret } from '../objects.js';
+import { autoPassthroughMatchesLiteralHosts, gatewayHttpSeesClientPrincipal, istioMinor, needsSniDnatRouterMode, readSecret } from '../objects.js';
+import type { ExportRecord } from '../records.js';
 import {
   describe, describeObject, find, isManaged, isPodReady, labelsMatch, loadBalancerAddress, servicePorts, specOf,
   type CertificateRead, type GatewayFacts, type Spec, type VerifyFacts,
@@ -238,19 +239,55 @@ function principalMatches(pattern: string, principal: string): boolean {
   return false;
 }
 
-/** Whether an ALLOW rule admits a caller by its source (operations and conditions are not the federation's concern). */
-function ruleAdmits(rule: Spec, principal: string): boolean {
+/**
+ * Whether an ALLOW rule admits a caller by its source (operations and conditions are not the federation's concern);
+ * `bundle`: the provider's trust domain and aliases, which Istio applies to the rule's principals.
+ */
+function ruleAdmits(rule: Spec, principal: string, bundle: string[] = []): boolean {
   const froms = rule.from as Array<{ source?: Spec }> | undefined;
   if (!froms || froms.length === 0) return true;
   const namespace = /\/ns\/([^/]+)\//.exec(principal)?.[1] ?? '';
   return froms.some(({ source = {} }) => {
     const list = (key: string) => source[key] as string[] | undefined;
-    if (list('notPrincipals')?.some((p) => principalMatches(p, principal))) return false;
+    const expanded = (key: string) => list(key)?.flatMap((p) => (bundle.length ? expandForBundle(p, bundle) : [p]));
+    if (expanded('notPrincipals')?.some((p) => principalMatches(p, principal))) return false;
     if (list('notNamespaces')?.some((n) => principalMatches(n, namespace))) return false;
-    const principals = list('principals');
+    const principals = expanded('principals');
     const namespaces = list('namespaces');
     if (!principals && !namespaces) return true;
     return Boolean(principals?.some((p) => principalMatches(p, principal)) || namespaces?.some((n) => principalMatches(n, namespace)));
+  });
+}
+
+/**
+ * Istio's rewriting of policy principals for the mesh's trust domains `bundle` (`pilot/pkg/security/trustdomain/bundle.go`
+ * `ReplaceTrustDomainAliases`): a five-part principal of a trust domain in the bundle, or of `cluster.local`, stands for
+ * that identity in every trust domain of the bundle; anything else (`td/*`, `*`, other trust domains) stays as written.
+ */
+function expandForBundle(principal: string, bundle: string[]): string[] {
+  const parts = principal.split('/');
+  if (parts.length !== 5 || parts[0] === '*') return [principal];
+  if (!bundle.includes(parts[0]!) && parts[0] !== 'cluster.local') return [principal];
+  return [...new Set(bundle.map((td) => [td, ...parts.slice(1)].join('/')))];
+}
+
+/** Whether a DENY policy denies an authenticated caller on a workload port (sources and ports; other fields deny nothing here). */
+function guardDenies(policy: KubeObject, principal: string, port: number, bundle: string[]): boolean {
+  const matches = (list: string[] | undefined): boolean => (list ?? []).flatMap((p) => expandForBundle(p, bundle)).some((p) => principalMatches(p, principal));
+  return ((specOf(policy).rules as Spec[] | undefined) ?? []).some((rule) => {
+    const froms = (rule.from as Array<{ source?: Spec }> | undefined) ?? [{}];
+    const fromOk = froms.some(({ source = {} }) => {
+      const principals = source.principals as string[] | undefined;
+      const notPrincipals = source.notPrincipals as string[] | undefined;
+      return (!principals || matches(principals)) && !(notPrincipals && matches(notPrincipals));
+    });
+    const tos = (rule.to as Array<{ operation?: Spec }> | undefined) ?? [{}];
+    const toOk = tos.some(({ operation = {} }) => {
+      const ports = operation.ports as string[] | undefined;
+      const notPorts = operation.notPorts as string[] | undefined;
+      return (!ports || ports.includes(String(port))) && !(notPorts && notPorts.includes(String(port)));
+    });
+    return fromOk && toOk;
   });
 }
 
@@ -929,6 +966,14 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       return [fail({ object: describeObject(vs), version, why }, describeObject(vs))];
     },
   },
+  {
+    code: 'MF0315',
+    mode: 'shared-root',
+    run: (f) => {
+      const td = f.consumer.mesh.trustDomain;
+      return [td === 'cluster.local' ? fail({ context: f.consumer.context }, 'consumer trust domain') : ok('consumer trust domain', td)];
+    },
+  },
   // across the two -------------------------------------------------------------------------------------------
   {
     code: 'MF0401',
@@ -1076,9 +1121,11 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       const c = f.consumer.mesh.trustDomain;
       const provider = f.provider!.mesh;
       if (c === provider.trustDomain) return [ok('provider trust domain aliases', 'same trust domain (see MF0406)')];
-      return [provider.trustDomainAliases.includes(c)
-        ? ok('provider trust domain aliases', c)
-        : fail({ consumerTrustDomain: c, providerTrustDomain: provider.trustDomain }, 'provider trust domain aliases')];
+      if (provider.trustDomainAliases.includes(c)) return [ok('provider trust domain aliases', c)];
+      // istiod's PILOT_SKIP_VALIDATE_TRUST_DOMAIN: sidecars accept every trust domain of the root
+      // (`pilot/pkg/networking/plugin/authn/util.go` `trustDomainsForValidation`).
+      if (provider.skipValidateTrustDomain) return [ok('provider trust domain aliases', `${c} accepted: istiod skips trust domain validation (mesh-wide; an alias is narrower)`)];
+      return [fail({ consumerTrustDomain: c, providerTrustDomain: provider.trustDomain }, 'provider trust domain aliases')];
     },
   },
   {
@@ -1121,6 +1168,99 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     },
   },
   {
+    code: 'MF0420',
+    needsProvider: true,
+    mode: 'shared-root',
+    run: (f) => {
+      const version = f.provider!.mesh.istioVersion;
+      if (!version) return [skip('the provider\'s Istio version is unknown', 'provider Istio release')];
+      return [autoPassthroughMatchesLiteralHosts(version) ? fail({ version }, 'provider Istio release') : ok('provider Istio release', version)];
+    },
+  },
+  {
+    code: 'MF0421',
+    needsProvider: true,
+    mode: 'shared-root',
+    requires: ['MF0201'],
+    run: (f) => {
+      const version = f.provider!.mesh.istioVersion;
+      const gateway = f.providerGatewayObject;
+      if (!version || !gateway) return [skip(!version ? 'the provider\'s Istio version is unknown' : 'the passthrough Gateway is missing (MF0205)', 'passthrough Gateway hosts')];
+      const hosts = ((specOf(gateway).servers as Spec[] | undefined) ?? []).flatMap((s) => ((s.hosts as string[] | undefined) ?? []).map((h) => h.split('/').pop()!));
+      const fqdn = serviceFqdn(f.exportRecord!.service, f.exportRecord!.namespace);
+      const sni = f.endpoint.sni;
+      const object = describeObject(gateway);
+      if (autoPassthroughMatchesLiteralHosts(version)) {
+        // Envoy `server_names`: exact, or `*.suffix` ending the SNI (Envoy FilterChainMatch docs: www.example.com, then *.example.com, then *.com).
+        const matched = hosts.some((h) => h === '*' || h === sni || (h.startsWith('*.') && sni.endsWith(h.slice(1))));
+        return [matched ? ok(object, `SNI ${sni} matches`) : fail({ detail: `Istio ${version} matches the SNI against the Gateway hosts literally: ${sni} matches none of ${hosts.join(', ')} (it needs *.${fqdn})` }, object)];
+      }
+      const stale = hosts.filter((h) => h === `*.${fqdn}`);
+      return [stale.length
+        ? fail({ detail: `host ${stale.join(', ')} is only needed before Istio 1.9.5; on ${version} it also serves every host under ${fqdn}` }, object)
+        : ok(object)];
+    },
+  },
+  {
+    code: 'MF0422',
+    needsProvider: true,
+    mode: 'shared-root',
+    requires: ['MF0201'],
+    run: (f) => {
+      const r = f.record;
+      const td = f.consumer.mesh.trustDomain;
+      const object = `consumer ${r.consumerClusterId}`;
+      const twins = new Set<string>();
+      for (const o of f.provider!.objects) {
+        if (o.kind !== 'ConfigMap' || o.metadata.labels?.[LABELS.role] !== 'export-record') continue;
+        let record: ExportRecord;
+        try {
+          record = JSON.parse((o.data as Record<string, string> | undefined)?.['export.json'] ?? '') as ExportRecord;
+        } catch {
+          continue;
+        }
+        if (record.mode !== 'shared-root') continue;
+        for (const c of record.consumers) if (c.clusterId !== r.consumerClusterId && (c.trustDomain ?? 'cluster.local') === td) twins.add(c.clusterId);
+      }
+      return [twins.size
+        ? fail({ detail: `consumer${twins.size > 1 ? 's' : ''} ${[...twins].sort().join(', ')} of the provider ${twins.size > 1 ? 'have' : 'has'} the trust domain of ${r.consumerClusterId} (${td}): their workloads with the same namespace and service account carry the same identity` }, object)
+        : ok(object, td)];
+    },
+  },
+  {
+    code: 'MF0423',
+    needsProvider: true,
+    mode: 'shared-root',
+    requires: ['MF0402'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const provider = f.provider!;
+      const guard = find(provider, 'AuthorizationPolicy', x.namespace, names.guard(x.service));
+      const object = describe('AuthorizationPolicy', x.namespace, names.guard(x.service));
+      if (!guard) return [fail({ detail: `${object} is missing: every authenticated caller of the root reaches the exported workload` }, object)];
+      const bundle = [provider.mesh.trustDomain, ...provider.mesh.trustDomainAliases];
+      const port = typeof x.port.targetPort === 'number' ? x.port.targetPort : x.port.number;
+      const entry = x.consumers.find((c) => c.clusterId === f.record.consumerClusterId && c.namespace === f.record.namespace);
+      const td = entry?.trustDomain ?? f.consumer.mesh.trustDomain;
+      const accounts = entry?.serviceAccounts?.length ? entry.serviceAccounts : ['default'];
+      const admittedElsewhere = new Set(x.consumers.flatMap((c) => (c.serviceAccounts?.length ? c.serviceAccounts : ['default']).map((sa) => workloadPrincipal(c.trustDomain ?? 'cluster.local', c.namespace ?? '', sa))));
+      const problems: string[] = [];
+      for (const sa of accounts) {
+        const p = workloadPrincipal(td, f.record.namespace, sa);
+        if (guardDenies(guard, p, port, bundle)) problems.push(`it denies the admitted ${p} on port ${port}`);
+      }
+      const mustDeny = [
+        workloadPrincipal(td, f.record.namespace, 'meshfed-not-admitted'),
+        workloadPrincipal('not-admitted.invalid', f.record.namespace, accounts[0]!),
+        ...bundle.filter((d) => d !== td && d !== provider.mesh.trustDomain).map((d) => workloadPrincipal(d, f.record.namespace, accounts[0]!)),
+      ].filter((p) => !admittedElsewhere.has(p));
+      for (const p of mustDeny) if (!guardDenies(guard, p, port, bundle)) problems.push(`it lets ${p} through on port ${port}`);
+      const local = workloadPrincipal(provider.mesh.trustDomain, f.record.namespace, accounts[0]!);
+      if (guardDenies(guard, local, port, bundle)) problems.push(`it denies this mesh's own ${local}`);
+      return [problems.length ? fail({ detail: `under the provider's trust domains (${bundle.join(', ')}), ${problems.join('; ')}` }, object) : ok(object)];
+    },
+  },
+  {
     code: 'MF0409',
     needsProvider: true,
     requires: ['MF0202'],
@@ -1139,7 +1279,7 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       if (allowPolicies.length === 0) return [ok(object, 'no ALLOW policy selects it')];
       const callers = workloadCallers(f);
       const locked = callers.filter((principal) => !allowPolicies.some((policy) =>
-        ((specOf(policy).rules as Spec[] | undefined) ?? []).some((rule) => ruleAdmits(rule, principal))));
+        ((specOf(policy).rules as Spec[] | undefined) ?? []).some((rule) => ruleAdmits(rule, principal, [provider.mesh.trustDomain, ...provider.mesh.trustDomainAliases]))));
       if (locked.length === 0) return [ok(object, `admitted by ${allowPolicies.map(describeObject).join(', ')}`)];
       const listed = allowPolicies.map(describeObject).join(', ');
       return [fail({

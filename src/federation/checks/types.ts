@@ -33,6 +33,8 @@ export interface MeshFacts {
   /** Mesh trust domain; `cluster.local` when the mesh config does not set one. */
   trustDomain: string;
   trustDomainAliases: string[];
+  /** istiod runs with `PILOT_SKIP_VALIDATE_TRUST_DOMAIN=true` (its sidecars accept every trust domain of the root). */
+  skipValidateTrustDomain?: boolean;
   /** The mesh root namespace (`rootNamespace` of the mesh config; default `istio-system`): its policies apply mesh-wide. */
   rootNamespace?: string;
   /** PEM of the mesh root CA (`istio-ca-root-cert`), when readable. */

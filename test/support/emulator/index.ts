@@ -44,6 +44,8 @@ export interface ClusterOptions {
   kubernetesVersion?: string;
   /** The Istio release installed, or null/absent for a cluster without Istio. Default: the world's `istio`. */
   istio?: IstioVersion | null;
+  /** The mesh's trust domain, overriding the world's `trustDomain` for this cluster (e.g. `cluster.local`). */
+  trustDomain?: string;
   /** Extra bearer tokens with their rules (least-privilege tests). The admin token is always present. */
   tokens?: Record<string, { user?: string; rules: AccessRule[] }>;
 }
@@ -206,7 +208,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     bootstrap(api, kubelet.nodeName, ctx.version.gitVersion);
     const istio = istioOf(options_);
     const ca = caCerts[index];
-    const trustDomain = istio ? (options.trustDomain === 'cluster.local' ? 'cluster.local' : `${options_.name}.local`) : undefined;
+    const trustDomain = istio ? (options_.trustDomain ?? (options.trustDomain === 'cluster.local' ? 'cluster.local' : `${options_.name}.local`)) : undefined;
     if (istio && ca && trustDomain) installIstio(api, { version: istio, trustDomain, caCerts: ca });
     const server = await startServer(ctx, serving.server);
     stops.push(async () => {

@@ -32,24 +32,50 @@ function matchAny(patterns: unknown, value: string | undefined): boolean {
   return (patterns as string[]).some((p) => matchValue(p, value));
 }
 
-/** Principals compare with trust domain aliases folded onto the local trust domain, as Istio does. */
-function normalisePrincipal(p: string, local: string, aliases: string[]): string {
-  const i = p.indexOf('/ns/');
-  if (i < 0) return p;
-  const td = p.slice(0, i);
-  return td === local || aliases.includes(td) ? `${local}${p.slice(i)}` : p;
+/** `pilot/pkg/security/trustdomain/util.go` `prefixMatch`/`suffixMatch`/`stringMatch` (1.9.0, unchanged at 1.30.3). */
+function tdPrefixMatch(a: string, pattern: string): boolean {
+  return pattern.endsWith('*') && a.startsWith(pattern.slice(0, -1));
+}
+function tdSuffixMatch(a: string, pattern: string): boolean {
+  return pattern.startsWith('*') && a.endsWith(pattern.slice(1));
+}
+function tdStringMatch(a: string, list: string[]): boolean {
+  return list.some((s) => a === s || s === '*' || tdPrefixMatch(a, s) || tdPrefixMatch(s, a) || tdSuffixMatch(a, s) || tdSuffixMatch(s, a));
+}
+
+/**
+ * How istiod rewrites a policy principal for the mesh's trust domain bundle `[trustDomain, ...trustDomainAliases]`
+ * (`pilot/pkg/security/trustdomain/bundle.go` `ReplaceTrustDomainAliases`, applied to `principals`,
+ * `notPrincipals` and `source.principal` by `pilot/pkg/security/authz/model/model.go` `MigrateTrustDomain`; 1.9.0
+ * and 1.30.3 alike): a principal of exactly five `/`-separated parts whose trust domain is in the bundle, or is
+ * `cluster.local` (which stands for the local trust domain), becomes one principal per bundle trust domain (the
+ * literal `cluster.local` one is dropped unless it is in the bundle). Other principals — other trust domains,
+ * `*` as the trust domain, and patterns such as `td/*` or `td/ns/x/*` — stay as written. The peer's own
+ * principal is never rewritten: Envoy compares it with the expanded list.
+ */
+export function expandPolicyPrincipal(principal: string, bundle: string[]): string[] {
+  const parts = principal.split('/');
+  if (parts.length !== 5 || parts[0] === '*') return [principal];
+  const td = parts[0]!;
+  if (!tdStringMatch(td, bundle) && td !== 'cluster.local') return [principal];
+  const out: string[] = [];
+  for (const t of bundle) {
+    const p = tdSuffixMatch(t, td) ? principal : [t, ...parts.slice(1)].join('/');
+    if (!out.includes(p)) out.push(p);
+  }
+  return out;
 }
 
 const SOURCE_FIELDS = new Set(['principals', 'notPrincipals', 'namespaces', 'notNamespaces']);
 const OPERATION_FIELDS = new Set(['hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'notMethods', 'paths', 'notPaths']);
 const HTTP_ONLY_OPERATION_FIELDS = new Set(['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths']);
 
-interface Ctx { req: AuthzRequest; td: string; aliases: string[]; where: string; action: string }
+interface Ctx { req: AuthzRequest; bundle: string[]; where: string; action: string }
 
 function sourceMatches(source: Spec, ctx: Ctx): boolean {
   for (const k of Object.keys(source)) if (!SOURCE_FIELDS.has(k)) unmodelled(`${ctx.where}: rules[].from[].source.${k}`);
-  const principal = ctx.req.principal ? normalisePrincipal(ctx.req.principal, ctx.td, ctx.aliases) : undefined;
-  const norm = (list: unknown): string[] => (list as string[]).map((p) => (p === '*' ? p : normalisePrincipal(p, ctx.td, ctx.aliases)));
+  const principal = ctx.req.principal;
+  const norm = (list: unknown): string[] => (list as string[]).flatMap((p) => expandPolicyPrincipal(p, ctx.bundle));
   const namespace = principal ? /\/ns\/([^/]+)\//.exec(principal)?.[1] : undefined;
   if (source['principals'] && !matchAny(norm(source['principals']), principal)) return false;
   if (source['notPrincipals'] && principal !== undefined && matchAny(norm(source['notPrincipals']), principal)) return false;
@@ -91,14 +117,14 @@ function conditionMatches(cond: Spec, ctx: Ctx): boolean {
   let actual: string | undefined;
   const principal = ctx.req.principal;
   if (key === 'connection.sni') actual = ctx.req.sni;
-  else if (key === 'source.principal') actual = principal ? normalisePrincipal(principal, ctx.td, ctx.aliases) : undefined;
+  else if (key === 'source.principal') actual = principal;
   else if (key === 'source.namespace') actual = principal ? /\/ns\/([^/]+)\//.exec(principal)?.[1] : undefined;
   else if (key === 'destination.port') actual = String(ctx.req.port);
   else if (key.startsWith('request.headers[')) {
     if (!ctx.req.http) return ctx.action !== 'ALLOW';
     actual = ctx.req.http.headers[key.slice('request.headers['.length, -1).toLowerCase()];
   } else unmodelled(`${ctx.where}: rules[].when[].key ${key}`);
-  const norm = (list: string[]): string[] => (key === 'source.principal' ? list.map((p) => normalisePrincipal(p, ctx.td, ctx.aliases)) : list);
+  const norm = (list: string[]): string[] => (key === 'source.principal' ? list.flatMap((p) => expandPolicyPrincipal(p, ctx.bundle)) : list);
   if (values && !matchAny(norm(values), actual)) return false;
   if (notValues && actual !== undefined && matchAny(norm(notValues), actual)) return false;
   return true;
@@ -139,7 +165,8 @@ export function authorize(cluster: ClusterView, pod: KubeObject, req: AuthzReque
     if (!['ALLOW', 'DENY'].includes(action)) unmodelled(`${ref(p)}: action ${action}`);
     if (specOf(p)['provider']) unmodelled(`${ref(p)}: provider`);
   }
-  const ctxFor = (p: KubeObject, action: string): Ctx => ({ req, td: mesh.trustDomain, aliases: mesh.trustDomainAliases, where: ref(p), action });
+  const bundle = [mesh.trustDomain, ...mesh.trustDomainAliases];
+  const ctxFor = (p: KubeObject, action: string): Ctx => ({ req, bundle, where: ref(p), action });
   for (const p of byAction('DENY')) {
     const rules = (specOf(p)['rules'] as Spec[] | undefined) ?? [];
     if (rules.some((r) => ruleMatches(r, ctxFor(p, 'DENY')))) return { allowed: false, policy: `${p.metadata.namespace}/${p.metadata.name}` };

@@ -20,7 +20,7 @@ import { workloadCertificate } from './pki.js';
 import { handshake } from './tls.js';
 import type { TlsClientSide, TlsServerSide } from './tls.js';
 import {
-  CLUSTER_DOMAIN, findPodByIp, hasSidecar, isGatewayPod, isPodReady, labelsMatch, meshSettings, podIp, proxyVersion,
+  CLUSTER_DOMAIN, envBool, findPodByIp, istiodSettings, skipsTrustDomainValidation, hasSidecar, isGatewayPod, isPodReady, labelsMatch, meshSettings, podIp, proxyVersion,
   containersOf, ref, secretData, serviceAccountOf, specOf, unmodelled,
 } from './world.js';
 import type { Spec } from './world.js';
@@ -253,8 +253,11 @@ async function sidecarInbound(ctx: PathContext, cluster: ClusterView, pod: KubeO
     const uri = hs.clientCertificate?.uris.find((u) => u.startsWith('spiffe://'));
     const mesh = meshSettings(cluster);
     const td = uri ? uri.slice('spiffe://'.length).split('/')[0] : undefined;
-    if (!td || (td !== mesh.trustDomain && !mesh.trustDomainAliases.includes(td))) {
-      // Istio's inbound TLS context only accepts peers from the local trust domain and its aliases.
+    // Istio's inbound TLS context only accepts peers from the local trust domain and its aliases (a SAN prefix match
+    // on spiffe://<td>/ for each), unless istiod runs with PILOT_SKIP_VALIDATE_TRUST_DOMAIN=true: then any peer
+    // whose certificate chains to the root. `pilot/pkg/networking/plugin/authn/util.go` `trustDomainsForValidation`
+    // and `pilot/pkg/security/model/authentication.go` `ApplyToCommonTLSContext` (1.9.0; the same at 1.30.3).
+    if (!td || (td !== mesh.trustDomain && !mesh.trustDomainAliases.includes(td) && !skipsTrustDomainValidation(cluster))) {
       ctx.trace.push(`${pod.metadata.name}: peer trust domain ${td ?? '(none)'} is not ${mesh.trustDomain} or an alias`);
       return { ok: false, failure: { kind: 'tls', side: 'server', code: 'CERTIFICATE_VERIFY_FAILED', message: `peer trust domain ${td ?? '(none)'} not accepted` } };
     }
@@ -686,6 +689,49 @@ function boundVirtualServices(cluster: ClusterView, gs: GatewayServer, proxyNs: 
   return out;
 }
 
+/**
+ * Whether istiod builds an AUTO_PASSTHROUGH server's filter chain with the server's hosts as Envoy `server_names`
+ * (then SNI `outbound_.5432_._.postgres.db.svc.cluster.local` matches `*.local` or `*.postgres.db.svc.cluster.local`
+ * by Envoy's wildcard suffix rule, never the literal `postgres.db.svc.cluster.local`): Istio before the fix of
+ * ISTIO-SECURITY-2021-006 (1.9.0–1.9.4, 1.8.0–1.8.5), `pilot/pkg/networking/core/v1alpha3/gateway.go`
+ * `buildGatewayNetworkFiltersFromTLSRoutes` at 1.9.0 (`sniHosts: node.MergedGateway.SNIHostsByServer[server]`,
+ * from `pilot/pkg/model/gateway.go` `GetSNIHostsForServer`, with the `sni_cluster` filter stack). From 1.9.5 and
+ * 1.10.0 the same function calls `builtAutoPassthroughFilterChains` (one chain per Service port and subset whose
+ * host is a subset of a server host), unless istiod sets PILOT_ENABLE_LEGACY_AUTO_PASSTHROUGH.
+ */
+function autoPassthroughUsesServerHosts(cluster: ClusterView): boolean {
+  const istiod = istiodSettings(cluster);
+  if (envBool(istiod.env['PILOT_ENABLE_LEGACY_AUTO_PASSTHROUGH'])) return true;
+  const v = istiod.version;
+  if (!v || v[0] !== 1) return false;
+  return v[1] < 8 || (v[1] === 8 && v[2] < 6) || (v[1] === 9 && v[2] < 5);
+}
+
+/**
+ * Istio 1.9.5+/1.10.0+ `builtAutoPassthroughFilterChains` (`gateway.go`): an exact `server_names` entry
+ * `outbound_.<port>_.<subset>_.<host>` for every non-MESH_EXTERNAL service visible to the gateway whose host is a
+ * subset of the server host `serverHost`, for each of its (non-UDP) ports and each subset of its DestinationRule.
+ */
+function autoPassthroughRank(cluster: ClusterView, gatewayNs: string, serverHost: string, sni: string | undefined): number {
+  const m = sni ? /^outbound_\.(\d+)_\.([^_]*)_\.(.+)$/.exec(sni) : null;
+  if (!m) return -1;
+  const [, port, subset, host] = m as unknown as [string, string, string, string];
+  if (serverHost !== '*' && !hostMatches(serverHost, host)) return -1;
+  const svc = serviceByHost(cluster, gatewayNs, host);
+  if (!svc || !svc.ports.some((p) => p.number === Number(port))) return -1;
+  if (svc.kind === 'ServiceEntry' && ((specOf(svc.object)['location'] as string | undefined) ?? 'MESH_EXTERNAL') === 'MESH_EXTERNAL') return -1;
+  if (subset) {
+    const dr = destinationRuleFor(cluster, gatewayNs, host, svc.namespace);
+    if (!((dr && (specOf(dr)['subsets'] as Spec[] | undefined)) ?? []).some((s) => s['name'] === subset)) return -1;
+  }
+  return 0;
+}
+
+/**
+ * Envoy's filter chain match on `server_names`: an exact name first, then the longest `*.suffix` wildcard whose
+ * suffix (with its dot) ends the SNI (Envoy's `FilterChainMatch` documentation: for `www.example.com`,
+ * `www.example.com`, then `*.example.com`, then `*.com`), then a chain without server names (`*` here).
+ */
 function sniRank(host: string, sni: string | undefined): number {
   if (host === '*') return 2000;
   if (sni === undefined) return -1;
@@ -725,11 +771,11 @@ async function gatewayInbound(ctx: PathContext, cluster: ClusterView, pod: KubeO
   const sni = conn.tls.servername;
   let chosen: GatewayServer | undefined;
   let bestRank = Infinity;
+  const literalServerNames = autoPassthroughUsesServerHosts(cluster);
   for (const s of tlsServers) {
     for (const h of s.hosts) {
       const mode = (s.server['tls'] as Spec)['mode'] as string | undefined;
-      const target = mode === 'AUTO_PASSTHROUGH' && sni ? (/^outbound_\.\d+_\.[^_]*_\.(.+)$/.exec(sni)?.[1] ?? sni) : sni;
-      const r = sniRank(h.host, target);
+      const r = mode === 'AUTO_PASSTHROUGH' && !literalServerNames ? autoPassthroughRank(cluster, ns, h.host, sni) : sniRank(h.host, sni);
       if (r >= 0 && r < bestRank) { bestRank = r; chosen = s; }
     }
   }

@@ -59,6 +59,39 @@ export function meshSettings(cluster: ClusterView): MeshSettings {
   };
 }
 
+/** What the mesh's istiod runs: its release (from the `discovery` container image) and its environment. */
+export interface IstiodSettings {
+  /** `[major, minor, patch]` of istiod's image tag, or undefined (no istiod, or an untagged image). */
+  version?: [number, number, number];
+  env: Record<string, string>;
+}
+
+/** istiod as the emulated cluster runs it (Deployment `istio-system/istiod`). */
+export function istiodSettings(cluster: ClusterView): IstiodSettings {
+  const istiod = cluster.get('apps', 'Deployment', 'istio-system', 'istiod');
+  const template = ((istiod?.['spec'] as Spec | undefined)?.['template'] as Spec | undefined)?.['spec'] as Spec | undefined;
+  const containers = (template?.['containers'] as ContainerSpec[] | undefined) ?? [];
+  const discovery = containers.find((c) => c.name === 'discovery') ?? containers[0];
+  const m = /:(\d+)\.(\d+)(?:\.(\d+))?/.exec(discovery?.image ?? '');
+  const env: Record<string, string> = {};
+  for (const e of discovery?.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+  return { ...(m ? { version: [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] as [number, number, number] } : {}), env };
+}
+
+/**
+ * istiod's PILOT_SKIP_VALIDATE_TRUST_DOMAIN: the inbound mTLS context of every sidecar then accepts peers of any
+ * trust domain under the root (`pilot/pkg/networking/plugin/authn/util.go` `trustDomainsForValidation`, 1.9.0 and
+ * 1.30.3: nil instead of the trust domain and its aliases). Policies are unchanged by it.
+ */
+export function skipsTrustDomainValidation(cluster: ClusterView): boolean {
+  return envBool(istiodSettings(cluster).env['PILOT_SKIP_VALIDATE_TRUST_DOMAIN']);
+}
+
+/** Go's strconv.ParseBool, which istiod's boolean variables use (invalid values keep the default, false here). */
+export function envBool(value: string | undefined): boolean {
+  return ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(value ?? '');
+}
+
 export interface ContainerSpec {
   name: string;
   image: string;
