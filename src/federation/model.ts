@@ -187,6 +187,11 @@ export interface ImportSpec {
   localName?: string;
   /** Route part of an existing local Service's traffic to the import (HTTP: weight or header; TCP: weight). */
   attach?: AttachSpec;
+  /**
+   * Shared-root: the service accounts of the import namespace the provider admits (as the import request or the
+   * admission named them). Recorded with the import so that `verify` probes as one of them; default: not recorded.
+   */
+  serviceAccounts?: string[];
 }
 
 /**

@@ -35,6 +35,8 @@ export interface ImportRecord {
   localName: string;
   endpoint: ExportEndpoint;
   attach?: AttachSpec;
+  /** Shared-root: the service accounts of `namespace` the provider admits, when the import knew them. */
+  serviceAccounts?: string[];
 }
 
 const EXPORT_KEY = 'export.json';

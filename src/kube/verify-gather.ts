@@ -81,8 +81,17 @@ export interface VerifyGatherOptions {
 }
 
 async function gatherConsumer(writer: ClusterWriter, namespaces: string[], istioNamespace: string, managed: KubeObject[]): Promise<SideSnapshot> {
-  const [mesh, extra] = await Promise.all([readMesh(writer, istioNamespace).then((read) => read.facts), namespaceObjects(writer, namespaces)]);
-  return { context: writer.contextName, mesh, objects: merge(managed, extra) };
+  const [mesh, extra, accounts] = await Promise.all([
+    readMesh(writer, istioNamespace).then((read) => read.facts),
+    namespaceObjects(writer, namespaces),
+    // The probe runs as one of the import namespace's service accounts; a cluster that does not let us list them
+    // leaves the list empty (every namespace has at least `default`, so empty means unknown).
+    writer.list('v1', 'ServiceAccount', namespaces[0]).catch((error: unknown) => {
+      if (error instanceof ClusterError && (error.status === 403 || error.status === 404)) return [] as KubeObject[];
+      throw error;
+    }),
+  ]);
+  return { context: writer.contextName, mesh, objects: merge(merge(managed, extra), accounts.map((a) => ({ ...a, apiVersion: 'v1', kind: 'ServiceAccount' }))) };
 }
 
 async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istioNamespace: string): Promise<ProviderSide> {

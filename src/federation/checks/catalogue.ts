@@ -241,6 +241,18 @@ const entries: CheckInfo[] = [
     message: '{detail}',
     hint: 'an ALLOW policy denies every caller it does not list: add the principal(s) {principals} to {policy}',
   },
+  {
+    code: 'MF0430', level: 'error', category: 'federation',
+    description: 'in shared-root mode, workloads of the import namespace run as a service account the provider admits',
+    message: 'the provider admits service account(s) {admitted} of namespace {namespace}, but its pods ({pods}) run as {accounts}: their calls are denied',
+    hint: 'admit the account the workloads run as: kubectl meshfed import again with --service-account {account} (or a new import request with it, then admit), or run the workloads as {admitted}',
+  },
+  {
+    code: 'MF0431', level: 'warning', category: 'federation',
+    description: 'in shared-root mode, every pod of the import namespace runs as an admitted service account',
+    message: 'pods {pods} of namespace {namespace} run as service accounts the provider does not admit ({admitted} only): their calls to the import are denied',
+    hint: 'if they should reach the import, import again with one --service-account per account; otherwise nothing to do (least privilege)',
+  },
   // probe
   {
     code: 'MF0501', level: 'error', category: 'probe',
@@ -325,6 +337,18 @@ const entries: CheckInfo[] = [
     description: 'the probe finishes within --timeout',
     message: '{detail}',
     hint: 'raise --timeout, or run with --keep-probe and inspect the pod (kubectl describe pod {pod} -n {namespace})',
+  },
+  {
+    code: 'MF0515', level: 'error', category: 'probe',
+    description: 'in shared-root mode, the probe runs as a service account the provider admits',
+    message: 'the probe runs as service account {account}, but the provider admits {admitted} of namespace {namespace}: its call will be denied',
+    hint: 'run verify with --service-account {first} (the account the import was admitted for), or admit {account} (kubectl meshfed import --service-account {account})',
+  },
+  {
+    code: 'MF0516', level: 'error', category: 'probe',
+    description: 'the probe\'s service account exists in the import namespace',
+    message: 'service account {namespace}/{account} does not exist: the cluster refuses a pod that runs as it',
+    hint: 'create it (kubectl create serviceaccount {account} -n {namespace}) or pass --service-account with an account that exists',
   },
 ];
 

@@ -756,6 +756,47 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     },
   },
   {
+    // Who is admitted and who calls: shared-root admits service accounts, so a namespace whose workloads run as others gets nothing.
+    code: 'MF0430',
+    mode: 'shared-root',
+    run: (f) => {
+      const admitted = f.admittedAccounts;
+      const object = `namespace ${f.record.namespace}`;
+      if (!admitted) return [skip('the admitted service accounts are unknown: pass --from <provider-context> to read them from the export', object)];
+      const pods = f.callerPods;
+      if (pods.length === 0) return [ok(object, 'no pod with a sidecar runs there yet')];
+      const accountOf = (p: KubeObject): string => (specOf(p).serviceAccountName as string | undefined) ?? 'default';
+      const callers = pods.filter((p) => admitted.accounts.includes(accountOf(p)));
+      if (callers.length > 0) return [ok(object, `${callers.length} pod(s) run as ${[...new Set(callers.map(accountOf))].sort().join(', ')}`)];
+      const running = [...new Set(pods.map(accountOf))].sort();
+      return [fail({
+        namespace: f.record.namespace,
+        admitted: admitted.accounts.join(', '),
+        accounts: running.join(', '),
+        pods: pods.map((p) => p.metadata.name).sort().join(', '),
+        account: running[0]!,
+      }, object)];
+    },
+  },
+  {
+    code: 'MF0431',
+    mode: 'shared-root',
+    requires: ['MF0430'],
+    run: (f) => {
+      const admitted = f.admittedAccounts;
+      if (!admitted) return [];
+      const accountOf = (p: KubeObject): string => (specOf(p).serviceAccountName as string | undefined) ?? 'default';
+      const others = f.callerPods.filter((p) => !admitted.accounts.includes(accountOf(p)));
+      const object = `namespace ${f.record.namespace}`;
+      if (others.length === 0) return [ok(object, `every pod runs as ${admitted.accounts.join(', ')}`)];
+      return [fail({
+        namespace: f.record.namespace,
+        admitted: admitted.accounts.join(', '),
+        pods: others.map((p) => `${p.metadata.name} (${accountOf(p)})`).sort().join(', '),
+      }, object)];
+    },
+  },
+  {
     code: 'MF0409',
     needsProvider: true,
     requires: ['MF0202'],

@@ -197,6 +197,25 @@ export class VerifyFacts {
     });
   }
 
+  /**
+   * Shared-root: the service accounts of the import namespace the provider admits — from the provider's export
+   * record when it was read (authoritative), else as the import recorded them; undefined when neither says.
+   */
+  get admittedAccounts(): { accounts: string[]; source: 'export' | 'import' } | undefined {
+    const entry = this.exportRecord?.consumers.find((c) => c.clusterId === this.record.consumerClusterId && c.namespace === this.record.namespace);
+    if (entry) return { accounts: entry.serviceAccounts?.length ? [...entry.serviceAccounts] : ['default'], source: 'export' };
+    if (this.record.serviceAccounts?.length) return { accounts: [...this.record.serviceAccounts], source: 'import' };
+    return undefined;
+  }
+
+  /** The pods of the import namespace that call through their sidecars (meshfed's probe pods left out). */
+  get callerPods(): KubeObject[] {
+    return this.consumer.objects.filter((o) => o.kind === 'Pod' && o.metadata.namespace === this.record.namespace
+      && o.metadata.labels?.[LABELS.role] !== 'probe' && !o.metadata.deletionTimestamp
+      && [...((specOf(o).containers as Array<{ name: string }> | undefined) ?? []), ...((specOf(o).initContainers as Array<{ name: string }> | undefined) ?? [])]
+        .some((c) => c.name === 'istio-proxy'));
+  }
+
   /** Every export record of the provider, as `<namespace>/<name>`, for messages. */
   get knownExports(): string[] {
     return (this.provider?.objects ?? [])
