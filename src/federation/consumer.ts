@@ -12,7 +12,10 @@
  */
 import { inspectCertificate, keyMatchesCertificate, verifyCertificateChain } from '../pki/index.js';
 import { FederationInputError } from './errors.js';
-import type { AttachSpec, ClusterPlan, ConsumerSnapshot, ExportEndpoint, GatewayPlacement, ImportSpec, KubeObject, ServicePort } from './model.js';
+import {
+  detectProtocol, type AttachSpec, type ClusterPlan, type ConsumerSnapshot, type ExportEndpoint, type GatewayPlacement, type ImportSpec,
+  type KubeObject, type ServicePort,
+} from './model.js';
 import {
   bindingLabel, checkDnsLabel, FEDERATION_PORT, importHost, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
   serviceFqdn, workloadPrincipal,
@@ -50,6 +53,31 @@ function istioPortProtocol(endpoint: ExportEndpoint): string {
   return 'HTTP';
 }
 
+/**
+ * The port of the local Service apps call, named so that the consumer's sidecars treat it as the export's protocol.
+ * Istio reads a Service port's protocol from `appProtocol`, else from the name's prefix (`pkg/config/kube/conversion.go`
+ * `ConvertProtocol`, appProtocol honoured since Istio 1.6.0, commit 3a2b767614f); a port that declares neither
+ * (`db`, `web`) is sniffed, so an HTTP-looking request on a TCP import goes to the HTTP route table, where the import
+ * has no route, and a server-first protocol (MySQL) waits for a first client byte that never comes. A name whose
+ * prefix already declares the exported protocol is kept; any other gets the protocol's prefix (`db` → `tcp-db`), and
+ * an `appProtocol` that would declare another protocol is left out (it overrides the name).
+ */
+export function localServicePort(endpoint: Pick<ExportEndpoint, 'port' | 'protocol'>): ServicePort {
+  const { name, number, appProtocol } = endpoint.port;
+  const byName = detectProtocol({ name, port: number });
+  const keepName = byName.source === 'name' && byName.protocol === endpoint.protocol;
+  const prefix = endpoint.protocol === 'TCP' ? 'tcp' : httpPrefix(endpoint.port);
+  const localName = keepName ? name : `${prefix}-${name}`.slice(0, 63).replace(/-+$/, '');
+  const keepAppProtocol = appProtocol !== undefined && detectProtocol({ name: '', port: number, appProtocol }).source === 'appProtocol'
+    && detectProtocol({ name: '', port: number, appProtocol }).protocol === endpoint.protocol;
+  return { name: localName, port: number, targetPort: number, protocol: 'TCP', ...(keepAppProtocol ? { appProtocol } : {}) };
+}
+
+function httpPrefix(port: ExportEndpoint['port']): string {
+  const declared = (port.appProtocol ?? port.name.split('-')[0] ?? '').toLowerCase();
+  return ['grpc', 'grpc-web', 'http2'].includes(declared) ? declared : declared === 'h2c' || declared === 'kubernetes.io/h2c' ? 'http2' : 'http';
+}
+
 function checkEndpoint(endpoint: ExportEndpoint): void {
   checkDnsLabel(endpoint.providerClusterId, 'provider cluster id');
   checkDnsLabel(endpoint.namespace, 'export namespace');
@@ -85,7 +113,9 @@ export function planImport(
     localName,
     endpoint,
     ...(spec.attach ? { attach: spec.attach } : {}),
+    ...(endpoint.mode === 'shared-root' && spec.serviceAccounts?.length ? { serviceAccounts: [...new Set(spec.serviceAccounts)].sort() } : {}),
   };
+  for (const sa of record.serviceAccounts ?? []) checkDnsLabel(sa, 'service account', '--service-account');
   const existing = readImportRecords(snapshot).find((r) => r.namespace === spec.namespace && r.localName === localName);
   if (existing && bindingLabel(existing.endpoint.providerClusterId, existing.endpoint.namespace, existing.endpoint.exportName)
     !== bindingLabel(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName)) {
@@ -103,10 +133,7 @@ export function planImport(
   const localHost = serviceFqdn(localName, spec.namespace);
 
   // A selector-less ClusterIP Service: a DNS name and a VIP for the sidecar to intercept, on every Istio version.
-  const port: ServicePort = {
-    name: endpoint.port.name, port: endpoint.port.number, targetPort: endpoint.port.number, protocol: 'TCP',
-    ...(endpoint.port.appProtocol ? { appProtocol: endpoint.port.appProtocol } : {}),
-  };
+  const port = localServicePort(endpoint);
   plan.objects.push(kubeObject('v1', 'Service', localName, spec.namespace, importLabels, { spec: { type: 'ClusterIP', ports: [port] } }));
 
   if (!snapshot.existingGateway) plan.objects.push(kubeObject('v1', 'Namespace', home, undefined, { [MANAGED_BY_LABEL]: MANAGED_BY }, {}));
@@ -139,6 +166,9 @@ export function planImport(
     plan.objects.push(kubeObject(API.networking, 'ServiceEntry', name, spec.namespace, importLabels, {
       spec: {
         hosts: [hidden],
+        // Only the import namespace's sidecars: a ServiceEntry without addresses gives every sidecar it is visible
+        // to a 0.0.0.0:15443 listener that forwards whatever is opened there to the provider.
+        exportTo: ['.'],
         location: 'MESH_INTERNAL',
         // Port 15443 rather than the exported port: a ServiceEntry without addresses listens on 0.0.0.0:<port>
         // in every sidecar it is visible to, and 15443 is not a port applications use.
@@ -151,6 +181,7 @@ export function planImport(
     plan.objects.push(kubeObject(API.networking, 'DestinationRule', name, spec.namespace, importLabels, {
       spec: {
         host: hidden,
+        exportTo: ['.'],
         trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL', sni: endpoint.sni, ...(sans.length ? { subjectAltNames: sans } : {}) } },
       },
     }));
@@ -160,8 +191,10 @@ export function planImport(
     if (findObject(snapshot, 'Secret', home, pendingKey)) plan.remove.push({ apiVersion: 'v1', kind: 'Secret', namespace: home, name: pendingKey });
   }
 
+  // Shared-root: the path exists for the import namespace only (its ServiceEntry is not exported further), and so do its routes.
+  const scope = endpoint.mode === 'shared-root' ? { exportTo: ['.'] } : {};
   plan.objects.push(kubeObject(API.networking, 'VirtualService', names.import(localName), spec.namespace, importLabels, {
-    spec: { hosts: [localHost], ...routesTo(endpoint, remote, endpoint.port.number) },
+    spec: { hosts: [localHost], ...scope, ...routesTo(endpoint, remote, endpoint.port.number) },
   }));
   if (spec.attach) plan.objects.push(attachObject(snapshot, spec.attach, endpoint, remote, spec.namespace, importLabels, plan.warnings));
   plan.objects.push(importRecordObject(record, home));
@@ -350,8 +383,10 @@ function attachObject(
       ],
     };
   }
+  // Shared-root: the remote share reaches the provider only from the import namespace (see the ServiceEntry), so the
+  // attach applies there alone; callers in other namespaces keep the local Service as it was.
   return kubeObject(API.networking, 'VirtualService', names.attach(attach.service), namespace, { ...labels, [LABELS.role]: 'attach' }, {
-    spec: { hosts: [fqdn], ...spec },
+    spec: { hosts: [fqdn], ...(endpoint.mode === 'shared-root' ? { exportTo: ['.'] } : {}), ...spec },
   });
 }
 

@@ -14,12 +14,12 @@ export {
 } from './provider.js';
 export { subsetChoices, type SubsetChoice } from './subsets.js';
 export {
-  importObjectRefs, importState, planImport, planUnimport, sharedRootWarnings, type ImportCredentials, type ImportObjectRef, type ImportPlan,
+  importObjectRefs, importState, localServicePort, planImport, planUnimport, sharedRootWarnings, type ImportCredentials, type ImportObjectRef, type ImportPlan,
   type ImportState,
 } from './consumer.js';
 export {
   admitImportRequest, bundleCredentials, directCredentials, RENEW_BEFORE_DAYS, canonicalJson, checkExchangeDocument, certificateFingerprint, createImportRequest, DEFAULT_BUNDLE_TTL_HOURS,
-  DEFAULT_REQUEST_TTL_HOURS, EXCHANGE_API_VERSION, parseExportBundle, parseImportRequest, pendingRequestOf, planCancelRequest, samePem, type PendingRequest,
+  DEFAULT_REQUEST_TTL_HOURS, EXCHANGE_API_VERSION, parseExportBundle, parseImportRequest, pendingRequestOf, pendingServiceAccounts, planCancelRequest, samePem, type PendingRequest,
   pendingRequests, serializeDocument, claimedExport, trustedFederationCa, verifyBundleForImport, type BundleClaim, type ExportBundle,
   type ExportRef, type ImportRequest, type VerifiedBundle,
 } from './bundle.js';

@@ -170,6 +170,13 @@ export function planExport(snapshot: ProviderSnapshot, spec: ExportSpec, options
   const warnings = workloadWarnings(snapshot, record);
   const service = findService(snapshot, record.namespace, record.service);
   const detected = detectProtocol(findPort(service, record.port));
+  if (detected.source === 'default' && (spec.protocol ?? detected.protocol) === 'TCP') {
+    warnings.push(
+      `port ${record.port.number} (${record.port.name}) of Service ${record.namespace}/${record.service} declares no protocol (name prefix or appProtocol): ` +
+      `it is exported as TCP and consumers name their local port tcp-${record.port.name}, but this mesh's own sidecars sniff it, which server-first ` +
+      `protocols (MySQL) do not survive: name the port tcp-${record.port.name} or set appProtocol: tcp`,
+    );
+  }
   if (spec.protocol && spec.protocol !== detected.protocol) {
     warnings.push(
       `port ${record.port.number} (${record.port.name}) of Service ${record.namespace}/${record.service} is ${detected.protocol} for Istio ` +

@@ -54,9 +54,18 @@ export function applyPlan<T extends ClusterSnapshot>(snapshot: T, plan: ClusterP
   return { ...snapshot, existing: [...byKey.values()] };
 }
 
+/** A scenario's input, as read from `test/fixtures/<name>/input.yaml`. */
+export function scenarioInput(name: string): ScenarioInput {
+  return YAML.parse(readFileSync(join(FIXTURES, name, 'input.yaml'), 'utf8')) as ScenarioInput;
+}
+
 /** Runs one scenario. */
 export function runScenario(name: string): ScenarioResult {
-  const input = YAML.parse(readFileSync(join(FIXTURES, name, 'input.yaml'), 'utf8')) as ScenarioInput;
+  return runScenarioInput(scenarioInput(name));
+}
+
+/** Runs a scenario from its input (a fixture's, or one a test derived from it). */
+export function runScenarioInput(input: ScenarioInput): ScenarioResult {
   const now = new Date(input.now);
   let provider: ProviderSnapshot = { ...input.provider, existing: input.provider.existing ?? [] };
   let consumer: ConsumerSnapshot = { ...input.consumer, existing: input.consumer.existing ?? [] };

@@ -181,3 +181,21 @@ test('a server certificate that does not name the export host is MF0210 and MF04
   const codes = failures(runChecks({ ...base, provider: { status: 'present', snapshot: { ...base.provider.snapshot, objects } } }, STATIC_CHECKS));
   t.deepEqual(codes.map(([code]) => code).sort(), ['MF0210', 'MF0404']);
 });
+
+test('an import whose local port declares no protocol, and whose ServiceEntry every namespace sees: MF0320 and MF0321', (t) => {
+  const base = snapshotOf(scenario('seed-question-shared-root-tcp'));
+  const objects = base.consumer.objects.map((o) => {
+    if (o.kind === 'Service' && o.metadata.name === 'postgres') return { ...o, spec: { ...(o.spec as object), ports: [{ name: 'db', port: 5432, targetPort: 5432, protocol: 'TCP' }] } };
+    if (o.kind === 'ServiceEntry') {
+      const { exportTo: _exportTo, ...spec } = o.spec as Record<string, unknown>;
+      return { ...o, spec };
+    }
+    return o;
+  });
+  const found = failures(runChecks({ ...base, consumer: { ...base.consumer, objects } }, STATIC_CHECKS));
+  t.deepEqual(found, [['MF0320', 'Service vault/postgres'], ['MF0321', 'ServiceEntry vault/mf-import-postgres']]);
+  const results = runChecks({ ...base, consumer: { ...base.consumer, objects } }, STATIC_CHECKS);
+  const mf0320 = results.find((r) => r.code === 'MF0320')!;
+  t.is(mf0320.outcome.status === 'fail' && mf0320.outcome.message, 'Service vault/postgres port 5432 (db) declares no protocol Istio knows, so the sidecars sniff it, but the import carries TCP');
+  t.regex(mf0320.outcome.status === 'fail' ? mf0320.outcome.hint : '', /names the port by protocol \(e\.g\. tcp-db\)/);
+});

@@ -186,6 +186,18 @@ const entries: CheckInfo[] = [
     message: 'the import sends traffic to {used}, but the provider gateway {service} now has address {current}',
     hint: 'the provider\'s LoadBalancer address changed since the import: run kubectl meshfed import again (with --from, or with a new bundle)',
   },
+  {
+    code: 'MF0320', level: 'error', category: 'consumer',
+    description: 'the local Service port declares the protocol the import carries',
+    message: 'Service {service} {port} {detail}, but the import carries {protocol}',
+    hint: 'run kubectl meshfed import again for {import}: it names the port by protocol (e.g. {name}); the consumer sidecars then route it as {protocol}',
+  },
+  {
+    code: 'MF0321', level: 'warning', category: 'consumer',
+    description: 'in shared-root mode, the import\'s ServiceEntry is visible to the import namespace only',
+    message: '{object} has exportTo {exportTo}: every sidecar it is exported to listens on port 15443 and forwards what is opened there to the provider',
+    hint: 'run kubectl meshfed import again for {import}: it sets exportTo ["."] (only namespace {namespace} calls the import)',
+  },
   // across the two
   {
     code: 'MF0401', level: 'error', category: 'federation',

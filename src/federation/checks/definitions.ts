@@ -5,7 +5,7 @@
  * a hand edit shows up as a difference.
  */
 import { keyMatchesCertificate, verifyCertificateChain } from '../../pki/index.js';
-import type { KubeObject } from '../model.js';
+import { detectProtocol, type KubeObject } from '../model.js';
 import {
   consumerGatewaySpiffeId, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, names, principalOf, serviceFqdn,
   workloadPrincipal,
@@ -507,6 +507,42 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
         return [fail({ detail: `Service ${r.namespace}/${r.localName} has no port ${f.endpoint.port.number} (ports: ${ports.map((p) => p.port).join(', ') || 'none'})` }, object)];
       }
       return [ok(object, `port ${f.endpoint.port.number}`)];
+    },
+  },
+  {
+    // Istio reads the protocol from appProtocol, else the name's prefix (pkg/config/kube/conversion.go ConvertProtocol);
+    // an undeclared port is sniffed, which breaks TCP imports (HTTP-looking bytes miss the TCP route, server-first hangs).
+    code: 'MF0320',
+    requires: ['MF0301'],
+    run: (f) => {
+      const r = f.record;
+      const service = find(f.consumer, 'Service', r.namespace, r.localName)!;
+      const port = servicePorts(service).find((p) => p.port === f.endpoint.port.number)! as { name?: string; port: number; appProtocol?: string };
+      const object = describe('Service', r.namespace, r.localName);
+      let declared: ReturnType<typeof detectProtocol> | undefined;
+      try {
+        declared = detectProtocol({ port: port.port, ...(port.name ? { name: port.name } : {}), ...(port.appProtocol ? { appProtocol: port.appProtocol } : {}) });
+      } catch {
+        declared = undefined;
+      }
+      const shown = `port ${port.port}${port.name ? ` (${port.name}${port.appProtocol ? `, appProtocol ${port.appProtocol}` : ''})` : ''}`;
+      const params = { service: `${r.namespace}/${r.localName}`, port: shown, protocol: f.endpoint.protocol, name: `${f.endpoint.protocol === 'TCP' ? 'tcp' : 'http'}-${port.name ?? 'port'}` };
+      if (!declared || declared.source === 'default') return [fail({ ...params, detail: 'declares no protocol Istio knows, so the sidecars sniff it' }, object)];
+      if (declared.protocol !== f.endpoint.protocol) return [fail({ ...params, detail: `declares ${declared.declared} (${declared.protocol}) from its ${declared.source}` }, object)];
+      return [ok(object, `${shown}: ${declared.declared}`)];
+    },
+  },
+  {
+    code: 'MF0321',
+    mode: 'shared-root',
+    run: (f) => {
+      const r = f.record;
+      const entry = find(f.consumer, 'ServiceEntry', r.namespace, names.import(r.localName));
+      if (!entry) return [skip(`ServiceEntry ${r.namespace}/${names.import(r.localName)} is missing (MF0302)`)];
+      const exportTo = specOf(entry).exportTo as string[] | undefined;
+      const object = describeObject(entry);
+      const scoped = exportTo !== undefined && exportTo.length > 0 && exportTo.every((e) => e === '.' || e === r.namespace);
+      return [scoped ? ok(object, `exportTo ${JSON.stringify(exportTo)}`) : fail({ object, exportTo: show(exportTo), namespace: r.namespace }, object)];
     },
   },
   { code: 'MF0302', run: (f) => presence(f.consumer, consumerExpected(f)) },
