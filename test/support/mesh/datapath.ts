@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { ClusterView, KubeObject, WorldView } from '../emulator/runtime.js';
 import { applicationOn } from './apps.js';
+import { duplicatePassthroughChain } from './gateway-chains.js';
 import type { HttpRequest, Payload, Reply } from './apps.js';
 import { authorize } from './authz.js';
 import {
@@ -709,6 +710,13 @@ async function gatewayInbound(ctx: PathContext, cluster: ClusterView, pod: KubeO
   }
   if (servers.length === 0) {
     ctx.trace.push(`gateway ${ns}/${pod.metadata.name}: no Gateway server listens on ${port}`);
+    return { ok: false, failure: { kind: 'refused' } };
+  }
+  // Envoy refuses a listener whose filter chains repeat a match; a proxy that never accepted one has nothing on the port.
+  const duplicate = duplicatePassthroughChain(cluster, pod, servers);
+  if (duplicate) {
+    ctx.trace.push(`gateway ${ns}/${pod.metadata.name}: listener on ${port} rejected: multiple filter chains with the same matching rules (SNI ${duplicate.sni}, from ${duplicate.gateways.join(', ')})`);
+    log(ctx, cluster, pod, `listener 0.0.0.0_${port} rejected: error adding listener: multiple filter chains with the same matching rules are defined (${duplicate.sni})`);
     return { ok: false, failure: { kind: 'refused' } };
   }
   const serverPort = ((servers[0]!.server['port'] as Spec)['number'] as number);
