@@ -7,7 +7,8 @@ export {
   API, MANAGED_KINDS, PRUNABLE_KINDS, gatewaySetup, homeNamespaceOf, inApplyOrder, isManaged, istioMinor, needsSniDnatRouterMode,
   objectKey, readSecret, supportsGatewayInjection, type GatewaySetup,
 } from './objects.js';
-export { readExportRecords, readImportRecords, type ExportRecord, type ImportRecord } from './records.js';
+export { readExportRecords, readImportRecords, type ExportRecord, type ImportRecord, type PassthroughCover } from './records.js';
+export { coverOf } from './relocation.js';
 export {
   consumerPrincipals, endpointOf, federationCaOf, planAdmission, planExport, planRevoke, planUnexport, resolveExport,
   type ExportPlan, type PlanOptions,

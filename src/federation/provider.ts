@@ -17,10 +17,10 @@ import {
   workloadPrincipal,
 } from './naming.js';
 import {
-  API, checkNotForeign, emptyPlan, findObject, finishPlan, gatewaySetup, homeNamespaceOf, kubeObject, PRUNABLE_KINDS,
+  API, checkNotForeign, emptyPlan, findObject, finishPlan, gatewaySetup, homeNamespaceOf, isManaged, kubeObject, PRUNABLE_KINDS,
   meshfedLabels, objectKey, readSecret, secretData,
 } from './objects.js';
-import { exportRecordObject, readExportRecords, type ExportRecord } from './records.js';
+import { exportRecordObject, readExportRecords, type ExportRecord, type PassthroughCover } from './records.js';
 import {
   chooseFederationCa, describeGatewayAt, exportLocation, exportsServedFrom, gatewayFlagsFor, movesExport, type ExportLocation,
 } from './relocation.js';
@@ -283,9 +283,20 @@ function planProvider(
   const isThis = (r: ExportRecord): boolean => r.namespace === record.namespace && r.exportName === record.exportName;
   const previous = records.find(isThis);
   const others = records.filter((r) => !isThis(r));
-  const all = [...others, record];
   const role = record.mode === 'boundary' ? 'ingress' : 'eastwest';
   const setup = gatewaySetup(snapshot, role);
+  const { coveredBy: _stale, ...uncovered } = record;
+  const cover = record.mode === 'shared-root' ? coveringPassthrough(snapshot, setup.placement, record.host) : undefined;
+  record = cover ? { ...uncovered, coveredBy: cover } : uncovered;
+  if (cover) {
+    warnings.push(
+      `Gateway ${cover.gateway} already passes ${cover.hosts.join(', ')} through on port ${cover.port} of the gateway this export uses (${describeGatewayAt({ namespace: home, selector: cover.selector })}), ` +
+      `which covers ${record.host}: meshfed adds no server of its own for it (a second AUTO_PASSTHROUGH server for the same service makes istiod emit duplicate filter chains, and Envoy rejects the listener). ` +
+      `The explicit host list no longer limits exposure there: every service matching ${cover.hosts.join(', ')} is reachable through that gateway by anyone the mesh's root CA trusts; ` +
+      'only the workload guard protects the export. To limit exposure, serve shared-root exports from a gateway without that Gateway (e.g. meshfed\'s own, without --gateway-selector)',
+    );
+  }
+  const all = [...others, record];
   const from = previous ? exportLocation(snapshot, previous) : undefined;
   // A change of mode changes the consumers' path anyway (another gateway role, another SNI): only a move within one
   // mode is checked, but objects left in another namespace are cleaned up either way.
@@ -575,15 +586,18 @@ function sharedObjects(
   }
 
   const sharedRoot = served.filter((r) => r.mode === 'shared-root');
-  if (sharedRoot.length > 0) {
-    const gw = placement ?? gatewaySetup(snapshot, 'eastwest').placement;
+  const gw = sharedRoot.length > 0 ? placement ?? gatewaySetup(snapshot, 'eastwest').placement : undefined;
+  // Hosts another AUTO_PASSTHROUGH server of that workload and port already covers get no server of ours: the two
+  // would produce the same filter chain match, which Envoy rejects (see coveringPassthrough).
+  const passthroughHosts = gw ? [...new Set(sharedRoot.map((r) => r.host))].filter((h) => !coveringPassthrough(snapshot, gw, h)).sort() : [];
+  if (gw && passthroughHosts.length > 0) {
     objects.push(kubeObject(API.networking, 'Gateway', GATEWAY_NAMES.eastwest, home, meshfedLabels('gateway'), {
       spec: {
         selector: { ...gw.selector },
         servers: [{
           port: { number: gw.port, name: 'tls-passthrough', protocol: 'TLS' },
           // Explicit hosts, never *.local: only exported Services are reachable through the gateway.
-          hosts: [...new Set(sharedRoot.map((r) => r.host))].sort(),
+          hosts: passthroughHosts,
           tls: { mode: 'AUTO_PASSTHROUGH' },
         }],
       },
@@ -604,6 +618,38 @@ function sharedObjects(
     removeIfPresent(API.security, 'AuthorizationPolicy', focus.namespace, guardName);
   }
   return { objects, remove, warnings };
+}
+
+/** Istio's `host.Name.SubsetOf` for a Gateway server host (`ns/` prefix dropped): exact, `*`, or a `*.suffix` wildcard. */
+function hostCovers(serverHost: string, host: string): boolean {
+  const h = (serverHost.includes('/') ? serverHost.slice(serverHost.indexOf('/') + 1) : serverHost).toLowerCase();
+  return h === '*' || h === host || (h.startsWith('*.') && host.endsWith(h.slice(1)));
+}
+
+/**
+ * An AUTO_PASSTHROUGH server meshfed does not manage that the gateway workload at `placement` also serves on its port
+ * and whose hosts cover `host` — typically Istio's own east-west Gateway (`*.local`, samples/multicluster/expose-services.yaml).
+ * From Istio 1.9.5 and 1.10.0 on, istiod gives every AUTO_PASSTHROUGH server one filter chain per service it covers
+ * (`pilot/pkg/networking/core/v1alpha3/gateway.go` `builtAutoPassthroughFilterChains`; `pilot/pkg/networking/core/gateway.go`
+ * at 1.30.3) and `MergeGateways` (`pilot/pkg/model/gateway.go`) only drops servers whose literal hosts repeat, so a
+ * second server covering the same service repeats a filter chain match and Envoy rejects the whole listener.
+ * A Gateway applies to the workload when its selector is contained in the placement's labels (Gateways of every
+ * namespace apply: Istio's default, PILOT_SCOPE_GATEWAY_TO_NAMESPACE=false).
+ */
+function coveringPassthrough(snapshot: ProviderSnapshot, placement: GatewayPlacement, host: string): PassthroughCover | undefined {
+  const candidates = snapshot.existing.filter((o) => o.kind === 'Gateway' && !isManaged(o)).sort((a, b) => objectKey(a).localeCompare(objectKey(b)));
+  for (const gateway of candidates) {
+    const spec = (gateway.spec ?? {}) as { selector?: Record<string, string>; servers?: Array<{ port?: { number?: number }; hosts?: string[]; tls?: { mode?: string } }> };
+    const selector = spec.selector ?? {};
+    if (Object.keys(selector).length === 0 || !Object.entries(selector).every(([k, v]) => placement.selector[k] === v)) continue;
+    for (const server of spec.servers ?? []) {
+      if (server.port?.number !== placement.port || server.tls?.mode !== 'AUTO_PASSTHROUGH') continue;
+      if ((server.hosts ?? []).some((h) => hostCovers(h, host))) {
+        return { gateway: `${gateway.metadata.namespace}/${gateway.metadata.name}`, hosts: [...(server.hosts ?? [])], selector: { ...placement.selector }, port: placement.port };
+      }
+    }
+  }
+  return undefined;
 }
 
 /**

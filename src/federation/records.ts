@@ -26,6 +26,23 @@ export interface ExportRecord {
   host: string;
   /** Admitted consumers. */
   consumers: ConsumerIdentity[];
+  /**
+   * Shared-root: an AUTO_PASSTHROUGH server that meshfed does not manage, on the gateway workload and port the export
+   * is served from, already covers its host (Istio's `*.local` east-west Gateway), so meshfed adds no server for it.
+   */
+  coveredBy?: PassthroughCover;
+}
+
+/** A Gateway server meshfed does not manage that already passes an export's host through, and where it listens. */
+export interface PassthroughCover {
+  /** `namespace/name` of the Gateway. */
+  gateway: string;
+  /** The server's hosts, as written (e.g. `*.local`). */
+  hosts: string[];
+  /** The gateway workload's pod labels, as meshfed selects it. */
+  selector: Record<string, string>;
+  /** The server port. */
+  port: number;
 }
 
 /** What a consumer remembers about one import. */

@@ -7,7 +7,7 @@ import YAML from 'yaml';
 import { ClusterError, InputError, UsageError } from '../errors.js';
 import {
   DEFAULT_GATEWAY_NAMESPACE, FEDERATION_PORT, GATEWAY_NAMES, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL,
-  MANAGED_KINDS, type ExistingGateway, type GatewayRole, type PodSnapshot, type ProviderSnapshot, type ServicePort,
+  MANAGED_KINDS, coverOf, type ExistingGateway, type GatewayRole, type PodSnapshot, type ProviderSnapshot, type ServicePort,
   type ServiceSnapshot,
 } from '../federation/index.js';
 import type { MeshFacts } from '../federation/checks/index.js';
@@ -250,8 +250,15 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
       return used ? findExistingGateway(writer, used.namespace, used.selector) : undefined;
     });
 
-  const [identity, mesh, managed, perNamespace, existingGateway] = await Promise.all([
-    identityP, meshP, managedP, perNamespaceP, existingGatewayP,
+  // Gateways meshfed does not manage, in every namespace: a passthrough server of theirs on the gateway meshfed uses
+  // decides whether meshfed adds one (two covering one service make Envoy reject the listener).
+  // Reading them cluster-wide may be forbidden: verify's MF0225 still reports a covering server then.
+  const gatewaysP = writer.list('networking.istio.io/v1beta1', 'Gateway', undefined).catch((error: unknown) => {
+    if (error instanceof ClusterError && (error.status === 403 || error.status === 404)) return [] as KubeObject[];
+    throw error;
+  });
+  const [identity, mesh, managed, perNamespace, existingGateway, gateways] = await Promise.all([
+    identityP, meshP, managedP, perNamespaceP, existingGatewayP, gatewaysP,
   ]);
 
   const { facts } = mesh;
@@ -278,6 +285,13 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
         seen.add(key);
         existing.push(vs);
       }
+    }
+  }
+  for (const gateway of gateways) {
+    const key = `Gateway/${gateway.metadata.namespace ?? ''}/${gateway.metadata.name}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      existing.push({ ...gateway, apiVersion: 'networking.istio.io/v1beta1', kind: 'Gateway' });
     }
   }
   const services = perNamespace.flatMap((n) => n.services).map(serviceSnapshot);
@@ -328,6 +342,11 @@ export async function readGatewayAddress(
 export function existingGatewayInUse(managed: KubeObject[]): { namespace: string; selector: Record<string, string> } | undefined {
   const placements = new Map<string, { namespace: string; selector: Record<string, string> }>();
   for (const o of managed) {
+    // A shared-root export served through a passthrough server meshfed does not manage has no Gateway of meshfed's there.
+    const cover = o.kind === 'ConfigMap' && o.metadata.labels?.[LABELS.role] === 'export-record' ? coverOf(o) : undefined;
+    if (cover && o.metadata.namespace && o.metadata.namespace !== DEFAULT_GATEWAY_NAMESPACE) {
+      placements.set(`${o.metadata.namespace}/${Object.entries(cover.selector).sort().map(([k, v]) => `${k}=${v}`).join(',')}`, { namespace: o.metadata.namespace, selector: cover.selector });
+    }
     if (o.kind !== 'Gateway' || !o.metadata.namespace) continue;
     // Some objects use meshfed's own gateways: which one a command means is for the flag to say.
     if (o.metadata.namespace === DEFAULT_GATEWAY_NAMESPACE) return undefined;

@@ -104,11 +104,16 @@ async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istio
     const { facts: mesh } = await readMesh(writer, istioNamespace);
     // Authorization policies of the exported workload's namespace and of the mesh root namespace decide who may call it.
     const policyNamespaces = [...new Set([record.endpoint.namespace, mesh.rootNamespace ?? 'istio-system'])];
-    const [extra, ...policies] = await Promise.all([
+    const [extra, gateways, ...policies] = await Promise.all([
       namespaceObjects(writer, [record.endpoint.namespace, home]),
+      // Gateways meshfed does not manage may serve the same gateway workload and port (MF0225, MF0226).
+      writer.list('networking.istio.io/v1beta1', 'Gateway', undefined).catch((error: unknown) => {
+        if (error instanceof ClusterError && (error.status === 403 || error.status === 404)) return [] as KubeObject[];
+        throw error;
+      }),
       ...policyNamespaces.map((ns) => optional(writer.list('security.istio.io/v1beta1', 'AuthorizationPolicy', ns), [] as KubeObject[])),
     ]);
-    return { status: 'present', snapshot: { context: writer.contextName, mesh, objects: merge(merge(managed, extra), policies.flat()) } };
+    return { status: 'present', snapshot: { context: writer.contextName, mesh, objects: merge(merge(merge(managed, extra), policies.flat()), gateways) } };
   } catch (error) {
     if (error instanceof ClusterError) {
       return { status: 'unreachable', context: writer.contextName, message: error.message };

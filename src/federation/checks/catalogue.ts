@@ -143,6 +143,18 @@ const entries: CheckInfo[] = [
     message: 'the gateway pods {pods} run Istio {version} without ISTIO_META_ROUTER_MODE=sni-dnat: AUTO_PASSTHROUGH builds no SNI routes',
     hint: 'set the environment variable ISTIO_META_ROUTER_MODE=sni-dnat on the gateway (the overlay printed by kubectl meshfed export does)',
   },
+  {
+    code: 'MF0225', level: 'warning', category: 'provider',
+    description: 'in shared-root mode, only the exported hosts pass through the provider gateway',
+    message: '{gateway} passes {hosts} through on the gateway and port that serve {host}: every service matching it is reachable there, not only the exported ones',
+    hint: 'the explicit host list of meshfed no longer limits exposure on that gateway (the workload guard still protects the export); to limit it, export from a gateway without that Gateway, e.g. meshfed\'s own (export again without --gateway-selector)',
+  },
+  {
+    code: 'MF0226', level: 'error', category: 'provider',
+    description: 'in shared-root mode, no two passthrough servers of the provider gateway cover one service',
+    message: '{object} lists {host}, which {gateway} ({hosts}) also covers on the same port: Istio {version} builds a filter chain per covered service and server, and Envoy rejects the listener with duplicate matches',
+    hint: 'run kubectl meshfed export again for {export}: it leaves hosts another passthrough server covers to that server',
+  },
   // consumer
   {
     code: 'MF0301', level: 'error', category: 'consumer',

@@ -182,7 +182,8 @@ function providerExpected(f: VerifyFacts): Expected[] {
       { kind: 'AuthorizationPolicy', namespace: home, name, fields: { spec: { action: 'ALLOW', ...(selector ? { selector: { matchLabels: selector } } : {}) } } },
     );
   } else {
-    list.push(
+    // An export covered by a passthrough server meshfed does not manage has no server of meshfed's (MF0225 says so).
+    if (!x.coveredBy) list.push(
       {
         kind: 'Gateway', namespace: home, name: GATEWAY_NAMES.eastwest,
         extra: (live) => {
@@ -193,6 +194,8 @@ function providerExpected(f: VerifyFacts): Expected[] {
           return mode === 'AUTO_PASSTHROUGH' ? [] : [`the server for ${x.host} has tls.mode ${show(mode)}, expected "AUTO_PASSTHROUGH"`];
         },
       },
+    );
+    list.push(
       { kind: 'AuthorizationPolicy', namespace: x.namespace, name: names.guard(x.service), fields: { spec: { action: 'DENY' } } },
     );
   }
@@ -493,6 +496,39 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
         : [ok(describe('Gateway', gw.namespace, GATEWAY_NAMES.eastwest))];
     },
   },
+  {
+    code: 'MF0225',
+    needsProvider: true,
+    mode: 'shared-root',
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const covers = f.foreignPassthroughCovers;
+      const object = `host ${x.host}`;
+      if (covers.length === 0) return [ok(object, 'only explicit hosts pass through')];
+      return covers.map(({ gateway, hosts }) => fail({ gateway: describeObject(gateway), hosts: hosts.join(', '), host: x.host }, object));
+    },
+  },
+  {
+    code: 'MF0226',
+    needsProvider: true,
+    mode: 'shared-root',
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const own = find(f.provider!, 'Gateway', f.providerHome, GATEWAY_NAMES.eastwest);
+      const listed = ((specOf(own).servers as Spec[] | undefined) ?? []).some((s) => ((s.hosts as string[] | undefined) ?? []).includes(x.host));
+      const object = own ? describeObject(own) : `host ${x.host}`;
+      const covers = f.foreignPassthroughCovers;
+      const version = f.provider!.mesh.istioVersion;
+      if (!listed || covers.length === 0) return [ok(object)];
+      // Istio 1.9.0-1.9.4 match the servers' literal hosts: the two servers do not collide there.
+      const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version ?? '');
+      const perService = !m || Number(m[1]) > 1 || Number(m[2]) > 9 || (Number(m[2]) === 9 && Number(m[3]) >= 5);
+      if (!perService) return [ok(object, `Istio ${version} matches literal hosts`)];
+      return [fail({ object, host: x.host, gateway: covers.map((c) => describeObject(c.gateway)).join(', '), hosts: covers.flatMap((c) => c.hosts).join(', '), version: version ?? '?' }, object)];
+    },
+  },
   // consumer ----------------------------------------------------------------------------------------------
   {
     code: 'MF0301',
@@ -627,7 +663,11 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       if (!m) return [fail({ detail: `the consumer sends SNI ${sni}, which is not of the form outbound_.<port>_.<subset>_.<host> that a passthrough gateway routes by` }, object)];
       const [, port, subset, host] = m;
       if (!gateway) return [fail({ detail: `the consumer sends SNI ${sni}, and the provider has no Gateway ${f.providerHome}/${GATEWAY_NAMES.eastwest}` }, object)];
-      if (!served.includes(host!)) return [fail({ detail: `the consumer sends SNI for ${host}, but ${describeObject(gateway)} serves ${served.join(', ') || 'no host'}` }, object)];
+      const covers = (h: string): boolean => {
+        const bare = h.includes('/') ? h.slice(h.indexOf('/') + 1) : h;
+        return bare === host || bare === '*' || (bare.startsWith('*.') && host!.endsWith(bare.slice(1)));
+      };
+      if (!served.some(covers)) return [fail({ detail: `the consumer sends SNI for ${host}, but ${describeObject(gateway)} serves ${served.join(', ') || 'no host'}` }, object)];
       if (host !== x.host) return [fail({ detail: `the consumer's SNI names ${host}, the export is ${x.host}` }, object)];
       if (Number(port) !== x.port.number) return [fail({ detail: `the consumer's SNI names port ${port}, the export is port ${x.port.number}` }, object)];
       if ((subset || undefined) !== x.subsetName) return [fail({ detail: `the consumer's SNI names subset "${subset}", the export's subset is "${x.subsetName ?? ''}"` }, object)];
