@@ -25,6 +25,9 @@ import {
   PRUNABLE_KINDS, meshfedLabels, objectKey, readSecret, secretData,
 } from './objects.js';
 import { importRecordObject, readImportRecords, type ImportRecord } from './records.js';
+import {
+  SERVICE_EXPORT_TO_ANNOTATION, serviceVisibleTo, sidecarFix, sidecarFor, unmetEgressNeeds, type EgressNeed,
+} from './visibility.js';
 
 /** The consumer's half of a boundary-mode binding: its client certificate, its key, and the provider's federation CA. */
 export interface ImportCredentials {
@@ -150,7 +153,20 @@ export function planImport(
     plan.secretsWithPrivateKeys.push(`${setup.placement.namespace}/${names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName)}`);
     const bindings = [...readImportRecords(snapshot).filter((r) => !(r.namespace === spec.namespace && r.localName === localName)), record];
     plan.objects.push(egressRoutes(bindings, setup.placement));
+    // Sidecars of the import namespace route to the egress gateway's Service: it must be exported to them.
+    const egressService = setup.objects.find((o) => o.kind === 'Service' && o.metadata.name === setup.placement.serviceName);
+    if (!serviceVisibleTo({ namespace: setup.placement.namespace }, snapshot.defaultServiceExportTo, spec.namespace)) {
+      if (egressService) {
+        egressService.metadata.annotations = { ...egressService.metadata.annotations, [SERVICE_EXPORT_TO_ANNOTATION]: '*' };
+      } else {
+        plan.warnings.push(
+          `the mesh's defaultServiceExportTo ${JSON.stringify(snapshot.defaultServiceExportTo)} hides the egress gateway Service ${setup.placement.namespace}/${setup.placement.serviceName} ` +
+          `from namespace ${spec.namespace} unless it says otherwise: kubectl annotate service ${setup.placement.serviceName} -n ${setup.placement.namespace} ${SERVICE_EXPORT_TO_ANNOTATION}=* --overwrite (verify reports it as MF0323)`,
+        );
+      }
+    }
     remote = {
+      namespace: setup.placement.namespace,
       destination: {
         host: serviceFqdn(setup.placement.serviceName, setup.placement.namespace),
         port: { number: setup.placement.port },
@@ -185,7 +201,7 @@ export function planImport(
         trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL', sni: endpoint.sni, ...(sans.length ? { subjectAltNames: sans } : {}) } },
       },
     }));
-    remote = { destination: { host: hidden, port: { number: FEDERATION_PORT } } };
+    remote = { namespace: spec.namespace, destination: { host: hidden, port: { number: FEDERATION_PORT } } };
     // The request's key signed the request only; shared-root traffic uses the workloads' own mesh certificates.
     const pendingKey = names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName);
     if (findObject(snapshot, 'Secret', home, pendingKey)) plan.remove.push({ apiVersion: 'v1', kind: 'Secret', namespace: home, name: pendingKey });
@@ -196,6 +212,10 @@ export function planImport(
   plan.objects.push(kubeObject(API.networking, 'VirtualService', names.import(localName), spec.namespace, importLabels, {
     spec: { hosts: [localHost], ...scope, ...routesTo(endpoint, remote, endpoint.port.number) },
   }));
+  plan.warnings.push(...visibilityWarnings(snapshot, spec.namespace, [
+    { namespace: spec.namespace, host: localHost, port: endpoint.port.number, ports: [endpoint.port.number] },
+    { namespace: remote.namespace, host: remote.destination.host, ports: [remote.destination.port.number] },
+  ]));
   if (spec.attach) plan.objects.push(attachObject(snapshot, spec.attach, endpoint, remote, spec.namespace, importLabels, plan.warnings));
   plan.objects.push(importRecordObject(record, home));
 
@@ -209,8 +229,36 @@ export function planImport(
   return { ...finishPlan(plan), record, localHost };
 }
 
+/**
+ * What visibility settings of the consumer mesh keep the import namespace's workloads from reaching the import, with
+ * the exact change: a Sidecar resource whose egress listeners do not select the local Service (on its port) and the
+ * next hop (see visibility.ts).
+ */
+function visibilityWarnings(snapshot: ConsumerSnapshot, namespace: string, needs: EgressNeed[]): string[] {
+  const root = snapshot.rootNamespace ?? 'istio-system';
+  const labelSets = (snapshot.pods ?? []).filter((p) => p.namespace === namespace).map((p) => p.labels);
+  const sidecars = new Map<string, KubeObject>();
+  for (const labels of labelSets.length ? labelSets : [undefined]) {
+    const sidecar = sidecarFor(snapshot.existing, namespace, root, labels);
+    if (sidecar) sidecars.set(`${sidecar.metadata.namespace}/${sidecar.metadata.name}`, sidecar);
+  }
+  const warnings: string[] = [];
+  for (const sidecar of sidecars.values()) {
+    const unmet = unmetEgressNeeds(sidecar, needs);
+    if (unmet.length === 0) continue;
+    warnings.push(
+      `Sidecar ${sidecar.metadata.namespace}/${sidecar.metadata.name} limits what the workloads of namespace ${namespace} reach, and not to ` +
+      `${unmet.map((n) => `${n.namespace}/${n.host}${n.port !== undefined ? ` (port ${n.port})` : ''}`).join(', ')}: their calls to the import will not leave the pod. ` +
+      `Fix: ${sidecarFix(sidecar, unmet)} (verify reports it as MF0322)`,
+    );
+  }
+  return warnings;
+}
+
 /** Where the consumer's sidecars send an import's traffic, and the HTTP authority the next hop routes by. */
 interface RemoteDestination {
+  /** Namespace of the destination host (the import namespace, or the egress gateway's). */
+  namespace: string;
   destination: { host: string; port: { number: number }; subset?: string };
   authority?: string | undefined;
 }

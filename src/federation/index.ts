@@ -10,6 +10,9 @@ export {
 export { readExportRecords, readImportRecords, type ExportRecord, type ImportRecord, type PassthroughCover } from './records.js';
 export { coverOf } from './relocation.js';
 export {
+  serviceExportTo, serviceVisibleTo, sidecarFix, sidecarFor, SERVICE_EXPORT_TO_ANNOTATION, unmetEgressNeeds, widenedExportTo, type EgressNeed,
+} from './visibility.js';
+export {
   consumerPrincipals, endpointOf, federationCaOf, planAdmission, planExport, planRevoke, planUnexport, resolveExport,
   type ExportPlan, type PlanOptions,
 } from './provider.js';

@@ -53,6 +53,8 @@ export interface ServiceSnapshot {
   /** Pod selector; a Service without one cannot be exported (there are no workloads to route to). */
   selector?: Record<string, string>;
   labels?: Record<string, string>;
+  /** Its `networking.istio.io/exportTo` annotation, split on commas; undefined when it has none. */
+  exportTo?: string[];
 }
 
 /** A pod, reduced to what tells whether an export or a subset has somewhere to go. */
@@ -240,6 +242,10 @@ export interface ClusterSnapshot {
   trustDomain?: string;
   /** The mesh's `trustDomainAliases`, when known. */
   trustDomainAliases?: string[];
+  /** The mesh's `defaultServiceExportTo` (visibility of Services without an exportTo annotation), when set. */
+  defaultServiceExportTo?: string[];
+  /** The mesh root namespace (its selector-less Sidecar applies to namespaces without one); default `istio-system`. */
+  rootNamespace?: string;
   /** PEM of the mesh root CA (shared-root mode compares them across clusters). */
   rootCaPem?: string;
   /** Namespace for meshfed's gateways and federation objects; default `istio-meshfed`. */

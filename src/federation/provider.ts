@@ -20,6 +20,7 @@ import {
   API, checkNotForeign, emptyPlan, findObject, finishPlan, gatewaySetup, homeNamespaceOf, isManaged, kubeObject, PRUNABLE_KINDS,
   meshfedLabels, objectKey, readSecret, secretData,
 } from './objects.js';
+import { SERVICE_EXPORT_TO_ANNOTATION, serviceVisibleTo, widenedExportTo } from './visibility.js';
 import { exportRecordObject, readExportRecords, type ExportRecord, type PassthroughCover } from './records.js';
 import {
   chooseFederationCa, describeGatewayAt, exportLocation, exportsServedFrom, gatewayFlagsFor, movesExport, type ExportLocation,
@@ -297,6 +298,12 @@ function planProvider(
     );
   }
   const all = [...others, record];
+  const hidden = exportedServiceHidden(snapshot, record, setup.placement.namespace);
+  if (hidden) {
+    // Revoking must still work: it narrows access, it never needs the gateway to see the Service.
+    if (purpose === 'revoke') warnings.push(hidden);
+    else throw new FederationInputError(hidden, '--service');
+  }
   const from = previous ? exportLocation(snapshot, previous) : undefined;
   // A change of mode changes the consumers' path anyway (another gateway role, another SNI): only a move within one
   // mode is checked, but objects left in another namespace are cleaned up either way.
@@ -369,6 +376,25 @@ function planProvider(
     plan.warnings.push(`the provider gateway ${setup.placement.namespace}/${setup.placement.serviceName} has no external address yet: consumers cannot import until its LoadBalancer gets one`);
   }
   return { ...finishPlan(plan), record, ...(endpoint ? { endpoint } : {}), federationCaPem: ca.certificatePem };
+}
+
+/**
+ * Why the gateway in `gatewayNamespace` cannot see the exported Service, with the exact change; undefined when it can.
+ * A gateway proxy knows only the Services exported to its namespace (`networking.istio.io/exportTo`, else
+ * `meshConfig.defaultServiceExportTo`): an AUTO_PASSTHROUGH server builds filter chains for those alone
+ * (`builtAutoPassthroughFilterChains` iterates `push.Services(proxy)` at 1.10.0, `SidecarScope.Services()` at 1.18.0),
+ * and a VirtualService route to an unseen host has no cluster.
+ */
+function exportedServiceHidden(snapshot: ProviderSnapshot, record: ExportRecord, gatewayNamespace: string): string | undefined {
+  const service = findService(snapshot, record.namespace, record.service);
+  if (serviceVisibleTo({ namespace: service.namespace, exportTo: service.exportTo }, snapshot.defaultServiceExportTo, gatewayNamespace)) return undefined;
+  const why = service.exportTo
+    ? `its annotation ${SERVICE_EXPORT_TO_ANNOTATION}=${service.exportTo.join(',')}`
+    : `the mesh's defaultServiceExportTo ${JSON.stringify(snapshot.defaultServiceExportTo)}`;
+  const value = widenedExportTo(service.exportTo, snapshot.defaultServiceExportTo, [gatewayNamespace]);
+  return `Service ${record.namespace}/${record.service} is not visible to the federation gateway in namespace ${gatewayNamespace} (${why}): ` +
+    'the gateway would have no route to it and every import would fail silently; make it visible there: ' +
+    `kubectl annotate service ${record.service} -n ${record.namespace} ${SERVICE_EXPORT_TO_ANNOTATION}=${value} --overwrite`;
 }
 
 /** What a consumer needs to reach an export through the provider gateway at `gateway`. */

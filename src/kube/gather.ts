@@ -7,7 +7,7 @@ import YAML from 'yaml';
 import { ClusterError, InputError, UsageError } from '../errors.js';
 import {
   DEFAULT_GATEWAY_NAMESPACE, FEDERATION_PORT, GATEWAY_NAMES, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL,
-  MANAGED_KINDS, coverOf, type ExistingGateway, type GatewayRole, type PodSnapshot, type ProviderSnapshot, type ServicePort,
+  MANAGED_KINDS, coverOf, serviceExportTo, type ExistingGateway, type GatewayRole, type PodSnapshot, type ProviderSnapshot, type ServicePort,
   type ServiceSnapshot,
 } from '../federation/index.js';
 import type { MeshFacts } from '../federation/checks/index.js';
@@ -126,6 +126,7 @@ function serviceSnapshot(object: KubeObject): ServiceSnapshot {
     })),
     ...(spec.selector ? { selector: spec.selector } : {}),
     ...(object.metadata.labels ? { labels: object.metadata.labels } : {}),
+    ...(serviceExportTo(object) ? { exportTo: serviceExportTo(object)! } : {}),
   };
 }
 
@@ -202,8 +203,9 @@ export async function readMesh(writer: ClusterWriter, istioNamespace: string): P
   const text = (mesh?.data as Record<string, string> | undefined)?.mesh;
   if (text) {
     try {
-      const config = YAML.parse(text) as { trustDomain?: string; trustDomainAliases?: string[]; rootNamespace?: string } | null;
+      const config = YAML.parse(text) as { trustDomain?: string; trustDomainAliases?: string[]; rootNamespace?: string; defaultServiceExportTo?: string[] } | null;
       facts.trustDomain = config?.trustDomain || 'cluster.local';
+      if (Array.isArray(config?.defaultServiceExportTo)) facts.defaultServiceExportTo = config.defaultServiceExportTo.map(String);
       if (config?.rootNamespace) facts.rootNamespace = config.rootNamespace;
       if (Array.isArray(config?.trustDomainAliases)) facts.trustDomainAliases = config.trustDomainAliases;
     } catch {
@@ -234,12 +236,14 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
         hint: 'import into a namespace where the calling apps run (with sidecar injection)',
       });
     }
-    const [services, pods, virtualServices] = await Promise.all([
+    const [services, pods, virtualServices, sidecars] = await Promise.all([
       writer.list('v1', 'Service', ns),
       writer.list('v1', 'Pod', ns),
       optional(writer.list('networking.istio.io/v1beta1', 'VirtualService', ns), [] as KubeObject[]),
+      // Sidecar resources scope what the namespace's workloads reach (an import's objects included).
+      optional(writer.list('networking.istio.io/v1beta1', 'Sidecar', ns), [] as KubeObject[]),
     ]);
-    return { services, pods, virtualServices };
+    return { services, pods, virtualServices: [...virtualServices, ...sidecars] };
   }));
   const gatewayNamespace = options.gatewayNamespace ?? istioNamespace;
   const existingGatewayP: Promise<ExistingGateway | undefined> = options.gatewaySelector
@@ -257,8 +261,10 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
     if (error instanceof ClusterError && (error.status === 403 || error.status === 404)) return [] as KubeObject[];
     throw error;
   });
-  const [identity, mesh, managed, perNamespace, existingGateway, gateways] = await Promise.all([
-    identityP, meshP, managedP, perNamespaceP, existingGatewayP, gatewaysP,
+  // The mesh root namespace's selector-less Sidecar applies to every namespace without one of its own.
+  const rootSidecarsP = meshP.then((m) => optional(writer.list('networking.istio.io/v1beta1', 'Sidecar', m.facts.rootNamespace ?? istioNamespace), [] as KubeObject[]));
+  const [identity, mesh, managed, perNamespace, existingGateway, gateways, rootSidecars] = await Promise.all([
+    identityP, meshP, managedP, perNamespaceP, existingGatewayP, gatewaysP, rootSidecarsP,
   ]);
 
   const { facts } = mesh;
@@ -287,11 +293,11 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
       }
     }
   }
-  for (const gateway of gateways) {
-    const key = `Gateway/${gateway.metadata.namespace ?? ''}/${gateway.metadata.name}`;
+  for (const gateway of [...gateways, ...rootSidecars]) {
+    const key = `${gateway.kind}/${gateway.metadata.namespace ?? ''}/${gateway.metadata.name}`;
     if (!seen.has(key)) {
       seen.add(key);
-      existing.push({ ...gateway, apiVersion: 'networking.istio.io/v1beta1', kind: 'Gateway' });
+      existing.push({ ...gateway, apiVersion: 'networking.istio.io/v1beta1' });
     }
   }
   const services = perNamespace.flatMap((n) => n.services).map(serviceSnapshot);
@@ -306,6 +312,8 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
     istioVersion: facts.istioVersion ?? '0.0',
     trustDomain: facts.trustDomain,
     ...(facts.trustDomainAliases.length ? { trustDomainAliases: facts.trustDomainAliases } : {}),
+    ...(facts.defaultServiceExportTo ? { defaultServiceExportTo: facts.defaultServiceExportTo } : {}),
+    ...(facts.rootNamespace ? { rootNamespace: facts.rootNamespace } : {}),
     ...(facts.rootCaPem ? { rootCaPem: facts.rootCaPem } : {}),
     ...(existingGateway ? { existingGateway } : {}),
     services,

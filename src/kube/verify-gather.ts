@@ -91,7 +91,10 @@ async function gatherConsumer(writer: ClusterWriter, namespaces: string[], istio
       throw error;
     }),
   ]);
-  return { context: writer.contextName, mesh, objects: merge(merge(managed, extra), accounts.map((a) => ({ ...a, apiVersion: 'v1', kind: 'ServiceAccount' }))) };
+  // Sidecar resources of the import namespace and of the mesh root namespace scope what its workloads reach (MF0322).
+  const sidecars = (await Promise.all([...new Set([namespaces[0]!, mesh.rootNamespace ?? istioNamespace])].map((ns) =>
+    optional(writer.list('networking.istio.io/v1beta1', 'Sidecar', ns), [] as KubeObject[])))).flat();
+  return { context: writer.contextName, mesh, objects: merge(merge(merge(managed, extra), accounts.map((a) => ({ ...a, apiVersion: 'v1', kind: 'ServiceAccount' }))), sidecars) };
 }
 
 async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istioNamespace: string): Promise<ProviderSide> {

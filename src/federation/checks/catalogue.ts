@@ -155,6 +155,12 @@ const entries: CheckInfo[] = [
     message: '{object} lists {host}, which {gateway} ({hosts}) also covers on the same port: Istio {version} builds a filter chain per covered service and server, and Envoy rejects the listener with duplicate matches',
     hint: 'run kubectl meshfed export again for {export}: it leaves hosts another passthrough server covers to that server',
   },
+  {
+    code: 'MF0227', level: 'error', category: 'provider',
+    description: 'the exported Service is visible to the provider gateway\'s namespace',
+    message: 'Service {service} is not exported to namespace {gatewayNamespace}, where the federation gateway runs ({why}): the gateway has no route to it',
+    hint: 'export it there too, keeping what it had: {command}',
+  },
   // consumer
   {
     code: 'MF0301', level: 'error', category: 'consumer',
@@ -209,6 +215,18 @@ const entries: CheckInfo[] = [
     description: 'in shared-root mode, the import\'s ServiceEntry is visible to the import namespace only',
     message: '{object} has exportTo {exportTo}: every sidecar it is exported to listens on port 15443 and forwards what is opened there to the provider',
     hint: 'run kubectl meshfed import again for {import}: it sets exportTo ["."] (only namespace {namespace} calls the import)',
+  },
+  {
+    code: 'MF0322', level: 'error', category: 'consumer',
+    description: 'the Sidecar resource of the import namespace lets its workloads reach the import',
+    message: '{sidecar} scopes the egress of namespace {namespace} and does not select {hosts}: calls to the import do not leave the pod',
+    hint: 'change the Sidecar: {fix}',
+  },
+  {
+    code: 'MF0323', level: 'error', category: 'consumer',
+    description: 'the egress gateway Service is visible to the import namespace',
+    message: 'Service {service} is not exported to namespace {namespace} ({why}): its sidecars have no route to the egress gateway',
+    hint: 'export it to the importing namespaces: {command}',
   },
   // across the two
   {

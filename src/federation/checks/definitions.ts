@@ -16,6 +16,9 @@ import {
   type CertificateRead, type GatewayFacts, type Spec, type VerifyFacts,
 } from './facts.js';
 import { fail, ok, skip, type CheckDefinition, type Finding } from './runner.js';
+import {
+  SERVICE_EXPORT_TO_ANNOTATION, serviceExportTo, serviceVisibleTo, sidecarFix, sidecarFor, unmetEgressNeeds, widenedExportTo,
+} from '../visibility.js';
 import type { SideSnapshot } from './types.js';
 
 /** A certificate expiring sooner than this many days is a warning. */
@@ -529,6 +532,25 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       return [fail({ object, host: x.host, gateway: covers.map((c) => describeObject(c.gateway)).join(', '), hosts: covers.flatMap((c) => c.hosts).join(', '), version: version ?? '?' }, object)];
     },
   },
+  {
+    code: 'MF0227',
+    needsProvider: true,
+    requires: ['MF0202'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const service = f.exportedService!;
+      const gatewayNamespace = f.providerGateway?.namespace ?? f.providerHome;
+      const exportTo = serviceExportTo(service);
+      const defaults = f.provider!.mesh.defaultServiceExportTo;
+      const object = describeObject(service);
+      if (serviceVisibleTo({ namespace: x.namespace, exportTo }, defaults, gatewayNamespace)) return [ok(object, `visible in ${gatewayNamespace}`)];
+      return [fail({
+        service: `${x.namespace}/${x.service}`, gatewayNamespace,
+        why: exportTo ? `its annotation ${SERVICE_EXPORT_TO_ANNOTATION}=${exportTo.join(',')}` : `the mesh's defaultServiceExportTo ${JSON.stringify(defaults)}`,
+        command: `kubectl annotate service ${x.service} -n ${x.namespace} ${SERVICE_EXPORT_TO_ANNOTATION}=${widenedExportTo(exportTo, defaults, [gatewayNamespace])} --overwrite`,
+      }, object)];
+    },
+  },
   // consumer ----------------------------------------------------------------------------------------------
   {
     code: 'MF0301',
@@ -543,42 +565,6 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
         return [fail({ detail: `Service ${r.namespace}/${r.localName} has no port ${f.endpoint.port.number} (ports: ${ports.map((p) => p.port).join(', ') || 'none'})` }, object)];
       }
       return [ok(object, `port ${f.endpoint.port.number}`)];
-    },
-  },
-  {
-    // Istio reads the protocol from appProtocol, else the name's prefix (pkg/config/kube/conversion.go ConvertProtocol);
-    // an undeclared port is sniffed, which breaks TCP imports (HTTP-looking bytes miss the TCP route, server-first hangs).
-    code: 'MF0320',
-    requires: ['MF0301'],
-    run: (f) => {
-      const r = f.record;
-      const service = find(f.consumer, 'Service', r.namespace, r.localName)!;
-      const port = servicePorts(service).find((p) => p.port === f.endpoint.port.number)! as { name?: string; port: number; appProtocol?: string };
-      const object = describe('Service', r.namespace, r.localName);
-      let declared: ReturnType<typeof detectProtocol> | undefined;
-      try {
-        declared = detectProtocol({ port: port.port, ...(port.name ? { name: port.name } : {}), ...(port.appProtocol ? { appProtocol: port.appProtocol } : {}) });
-      } catch {
-        declared = undefined;
-      }
-      const shown = `port ${port.port}${port.name ? ` (${port.name}${port.appProtocol ? `, appProtocol ${port.appProtocol}` : ''})` : ''}`;
-      const params = { service: `${r.namespace}/${r.localName}`, port: shown, protocol: f.endpoint.protocol, name: `${f.endpoint.protocol === 'TCP' ? 'tcp' : 'http'}-${port.name ?? 'port'}` };
-      if (!declared || declared.source === 'default') return [fail({ ...params, detail: 'declares no protocol Istio knows, so the sidecars sniff it' }, object)];
-      if (declared.protocol !== f.endpoint.protocol) return [fail({ ...params, detail: `declares ${declared.declared} (${declared.protocol}) from its ${declared.source}` }, object)];
-      return [ok(object, `${shown}: ${declared.declared}`)];
-    },
-  },
-  {
-    code: 'MF0321',
-    mode: 'shared-root',
-    run: (f) => {
-      const r = f.record;
-      const entry = find(f.consumer, 'ServiceEntry', r.namespace, names.import(r.localName));
-      if (!entry) return [skip(`ServiceEntry ${r.namespace}/${names.import(r.localName)} is missing (MF0302)`)];
-      const exportTo = specOf(entry).exportTo as string[] | undefined;
-      const object = describeObject(entry);
-      const scoped = exportTo !== undefined && exportTo.length > 0 && exportTo.every((e) => e === '.' || e === r.namespace);
-      return [scoped ? ok(object, `exportTo ${JSON.stringify(exportTo)}`) : fail({ object, exportTo: show(exportTo), namespace: r.namespace }, object)];
     },
   },
   { code: 'MF0302', run: (f) => presence(f.consumer, consumerExpected(f)) },
@@ -633,6 +619,88 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       return [used === current
         ? ok(object, used)
         : fail({ used, current, service: `${gw.service!.metadata.namespace}/${gw.service!.metadata.name}` }, object)];
+    },
+  },
+  {
+    // Istio reads the protocol from appProtocol, else the name's prefix (pkg/config/kube/conversion.go ConvertProtocol);
+    // an undeclared port is sniffed, which breaks TCP imports (HTTP-looking bytes miss the TCP route, server-first hangs).
+    code: 'MF0320',
+    requires: ['MF0301'],
+    run: (f) => {
+      const r = f.record;
+      const service = find(f.consumer, 'Service', r.namespace, r.localName)!;
+      const port = servicePorts(service).find((p) => p.port === f.endpoint.port.number)! as { name?: string; port: number; appProtocol?: string };
+      const object = describe('Service', r.namespace, r.localName);
+      let declared: ReturnType<typeof detectProtocol> | undefined;
+      try {
+        declared = detectProtocol({ port: port.port, ...(port.name ? { name: port.name } : {}), ...(port.appProtocol ? { appProtocol: port.appProtocol } : {}) });
+      } catch {
+        declared = undefined;
+      }
+      const shown = `port ${port.port}${port.name ? ` (${port.name}${port.appProtocol ? `, appProtocol ${port.appProtocol}` : ''})` : ''}`;
+      const params = { service: `${r.namespace}/${r.localName}`, port: shown, protocol: f.endpoint.protocol, name: `${f.endpoint.protocol === 'TCP' ? 'tcp' : 'http'}-${port.name ?? 'port'}` };
+      if (!declared || declared.source === 'default') return [fail({ ...params, detail: 'declares no protocol Istio knows, so the sidecars sniff it' }, object)];
+      if (declared.protocol !== f.endpoint.protocol) return [fail({ ...params, detail: `declares ${declared.declared} (${declared.protocol}) from its ${declared.source}` }, object)];
+      return [ok(object, `${shown}: ${declared.declared}`)];
+    },
+  },
+  {
+    code: 'MF0321',
+    mode: 'shared-root',
+    run: (f) => {
+      const r = f.record;
+      const entry = find(f.consumer, 'ServiceEntry', r.namespace, names.import(r.localName));
+      if (!entry) return [skip(`ServiceEntry ${r.namespace}/${names.import(r.localName)} is missing (MF0302)`)];
+      const exportTo = specOf(entry).exportTo as string[] | undefined;
+      const object = describeObject(entry);
+      const scoped = exportTo !== undefined && exportTo.length > 0 && exportTo.every((e) => e === '.' || e === r.namespace);
+      return [scoped ? ok(object, `exportTo ${JSON.stringify(exportTo)}`) : fail({ object, exportTo: show(exportTo), namespace: r.namespace }, object)];
+    },
+  },
+  {
+    code: 'MF0322',
+    run: (f) => {
+      const r = f.record;
+      const e = f.endpoint;
+      const root = f.consumer.mesh.rootNamespace ?? 'istio-system';
+      const remote = e.mode === 'shared-root'
+        ? { namespace: r.namespace, host: importHost(r.namespace, r.localName), ports: [FEDERATION_PORT] }
+        : { namespace: f.egressNamespace, host: serviceFqdn(f.egressGateway.service?.metadata.name ?? GATEWAY_NAMES.egress, f.egressNamespace), ports: [federationServicePort(f.egressGateway)] };
+      const needs = [{ namespace: r.namespace, host: serviceFqdn(r.localName, r.namespace), port: e.port.number, ports: [e.port.number] }, remote];
+      const labelSets = f.callerPods.map((p) => p.metadata.labels ?? {});
+      const sidecars = new Map<string, KubeObject>();
+      for (const labels of labelSets.length ? labelSets : [undefined]) {
+        const sidecar = sidecarFor(f.consumer.objects, r.namespace, root, labels);
+        if (sidecar) sidecars.set(describeObject(sidecar), sidecar);
+      }
+      if (sidecars.size === 0) return [ok(`namespace ${r.namespace}`, 'no Sidecar resource limits its egress')];
+      return [...sidecars.values()].map((sidecar) => {
+        const unmet = unmetEgressNeeds(sidecar, needs);
+        const object = describeObject(sidecar);
+        return unmet.length === 0 ? ok(object) : fail({
+          sidecar: object, namespace: r.namespace,
+          hosts: unmet.map((n) => `${n.namespace}/${n.host}${n.port !== undefined ? ` (port ${n.port})` : ''}`).join(', '),
+          fix: sidecarFix(sidecar, unmet),
+        }, object);
+      });
+    },
+  },
+  {
+    code: 'MF0323',
+    mode: 'boundary',
+    requires: ['MF0304'],
+    run: (f) => {
+      const service = f.egressGateway.service;
+      if (!service) return [];
+      const exportTo = serviceExportTo(service);
+      const defaults = f.consumer.mesh.defaultServiceExportTo;
+      const object = describeObject(service);
+      if (serviceVisibleTo({ namespace: service.metadata.namespace!, exportTo }, defaults, f.record.namespace)) return [ok(object, `visible in ${f.record.namespace}`)];
+      return [fail({
+        service: `${service.metadata.namespace}/${service.metadata.name}`,
+        why: exportTo ? `its annotation ${SERVICE_EXPORT_TO_ANNOTATION}=${exportTo.join(',')}` : `the mesh's defaultServiceExportTo ${JSON.stringify(defaults)}`,
+        command: `kubectl annotate service ${service.metadata.name} -n ${service.metadata.namespace} ${SERVICE_EXPORT_TO_ANNOTATION}=${widenedExportTo(exportTo, defaults, [f.record.namespace])} --overwrite`,
+      }, object)];
     },
   },
   // across the two -------------------------------------------------------------------------------------------
