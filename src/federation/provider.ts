@@ -298,6 +298,11 @@ function planProvider(
     );
   }
   const all = [...others, record];
+  const clash = record.mode === 'shared-root' ? plainTextClash(snapshot, setup.placement) : undefined;
+  if (clash) {
+    if (purpose === 'revoke') warnings.push(clash);
+    else throw new FederationInputError(clash, '--gateway-selector');
+  }
   const hidden = exportedServiceHidden(snapshot, record, setup.placement.namespace);
   if (hidden) {
     // Revoking must still work: it narrows access, it never needs the gateway to see the Service.
@@ -673,6 +678,29 @@ function coveringPassthrough(snapshot: ProviderSnapshot, placement: GatewayPlace
       if ((server.hosts ?? []).some((h) => hostCovers(h, host))) {
         return { gateway: `${gateway.metadata.namespace}/${gateway.metadata.name}`, hosts: [...(server.hosts ?? [])], selector: { ...placement.selector }, port: placement.port };
       }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why a passthrough server cannot share the port of the gateway at `placement`: a Gateway meshfed does not manage
+ * serves plain text (no `tls`) on that workload and port. Istio merges servers of one port only when all use TLS (or
+ * all are plain-text HTTP); the other is skipped ("conflict with existing server", `MergeGateways` in
+ * `pilot/pkg/model/gateway.go` at 1.10.0, likewise at 1.18.0), which would silently drop meshfed's server or theirs.
+ * An existing gateway's port is the one its Service maps to 15443, so the way out is another gateway.
+ */
+function plainTextClash(snapshot: ProviderSnapshot, placement: GatewayPlacement): string | undefined {
+  for (const gateway of snapshot.existing.filter((o) => o.kind === 'Gateway' && !isManaged(o)).sort((a, b) => objectKey(a).localeCompare(objectKey(b)))) {
+    const spec = (gateway.spec ?? {}) as { selector?: Record<string, string>; servers?: Array<{ port?: { number?: number; protocol?: string }; tls?: unknown }> };
+    const selector = spec.selector ?? {};
+    if (Object.keys(selector).length === 0 || !Object.entries(selector).every(([k, v]) => placement.selector[k] === v)) continue;
+    const server = (spec.servers ?? []).find((sv) => sv.port?.number === placement.port && !sv.tls);
+    if (server) {
+      return `Gateway ${gateway.metadata.namespace}/${gateway.metadata.name} serves ${server.port?.protocol ?? 'plain text'} without TLS on port ${placement.port} of the gateway ` +
+        `in ${describeGatewayAt({ namespace: placement.namespace, selector: placement.selector })}; Istio does not put a plain-text and a TLS server on one gateway port ` +
+        '(it skips one of them), so a passthrough server there would not work or would take that port from them: serve shared-root exports from another gateway, ' +
+        'e.g. meshfed\'s own (no --gateway-selector), or one whose port reaching 15443 is free';
     }
   }
   return undefined;

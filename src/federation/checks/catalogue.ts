@@ -161,6 +161,12 @@ const entries: CheckInfo[] = [
     message: 'Service {service} is not exported to namespace {gatewayNamespace}, where the federation gateway runs ({why}): the gateway has no route to it',
     hint: 'export it there too, keeping what it had: {command}',
   },
+  {
+    code: 'MF0228', level: 'error', category: 'provider',
+    description: 'in shared-root mode, no plain-text server shares the passthrough gateway\'s port',
+    message: '{gateways} serve(s) plain text on port {port} of the gateway meshfed\'s passthrough server uses: Istio skips one of the two servers',
+    hint: 'serve shared-root exports from another gateway (kubectl meshfed export without --gateway-selector uses meshfed\'s own), or move the plain-text server to another port',
+  },
   // consumer
   {
     code: 'MF0301', level: 'error', category: 'consumer',

@@ -533,6 +533,27 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     },
   },
   {
+    code: 'MF0228',
+    needsProvider: true,
+    mode: 'shared-root',
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const own = find(f.provider!, 'Gateway', f.providerHome, GATEWAY_NAMES.eastwest);
+      const selector = (specOf(own).selector as Record<string, string> | undefined) ?? x.coveredBy?.selector;
+      const port = (((specOf(own).servers as Spec[] | undefined)?.[0]?.port as Spec | undefined)?.number as number | undefined) ?? x.coveredBy?.port;
+      const object = `port ${port ?? '?'} of the passthrough gateway`;
+      if (!selector || port === undefined) return [skip('the passthrough Gateway is missing (MF0207)', object)];
+      const clashes = f.provider!.objects.filter((o) => o.kind === 'Gateway' && !isManaged(o)).flatMap((gateway) => {
+        const gwSelector = (specOf(gateway).selector as Record<string, string> | undefined) ?? {};
+        if (Object.keys(gwSelector).length === 0 || !Object.entries(gwSelector).every(([k, v]) => selector[k] === v)) return [];
+        return ((specOf(gateway).servers as Spec[] | undefined) ?? []).filter((sv) => (sv.port as Spec | undefined)?.number === port && !sv.tls)
+          .map((sv) => `${describeObject(gateway)} (${String((sv.port as Spec | undefined)?.protocol ?? '?')})`);
+      });
+      return [clashes.length ? fail({ gateways: clashes.join(', '), port }, object) : ok(object)];
+    },
+  },
+  {
     code: 'MF0227',
     needsProvider: true,
     requires: ['MF0202'],
