@@ -295,12 +295,6 @@ const entries: CheckInfo[] = [
     message: 'the provider admits service account(s) {admitted} of namespace {namespace}, but its pods ({pods}) run as {accounts}: their calls are denied',
     hint: 'admit the account the workloads run as: kubectl meshfed import again with --service-account {account} (or a new import request with it, then admit), or run the workloads as {admitted}',
   },
-  {
-    code: 'MF0431', level: 'warning', category: 'federation',
-    description: 'in shared-root mode, every pod of the import namespace runs as an admitted service account',
-    message: 'pods {pods} of namespace {namespace} run as service accounts the provider does not admit ({admitted} only): their calls to the import are denied',
-    hint: 'if they should reach the import, import again with one --service-account per account; otherwise nothing to do (least privilege)',
-  },
   // probe
   {
     code: 'MF0501', level: 'error', category: 'probe',

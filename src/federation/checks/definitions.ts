@@ -944,24 +944,6 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     },
   },
   {
-    code: 'MF0431',
-    mode: 'shared-root',
-    requires: ['MF0430'],
-    run: (f) => {
-      const admitted = f.admittedAccounts;
-      if (!admitted) return [];
-      const accountOf = (p: KubeObject): string => (specOf(p).serviceAccountName as string | undefined) ?? 'default';
-      const others = f.callerPods.filter((p) => !admitted.accounts.includes(accountOf(p)));
-      const object = `namespace ${f.record.namespace}`;
-      if (others.length === 0) return [ok(object, `every pod runs as ${admitted.accounts.join(', ')}`)];
-      return [fail({
-        namespace: f.record.namespace,
-        admitted: admitted.accounts.join(', '),
-        pods: others.map((p) => `${p.metadata.name} (${accountOf(p)})`).sort().join(', '),
-      }, object)];
-    },
-  },
-  {
     code: 'MF0409',
     needsProvider: true,
     requires: ['MF0202'],
