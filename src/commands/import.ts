@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { InputError, UsageError } from '../errors.js';
 import {
   bundleCredentials, certificateFingerprint, checkExchangeDocument, claimedExport, consumerGatewaySpiffeId, createImportRequest, directCredentials, GATEWAY_NAMES,
-  homeNamespaceOf, names, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
+  homeNamespaceOf, names, pendingServiceAccounts, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
   type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
 } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
@@ -191,16 +191,22 @@ async function completeImport(
   const endpoint = bundle.spec.endpoint;
   const credentials: ImportCredentials | undefined = endpoint.mode === 'boundary' && privateKeyPem ? bundleCredentials(bundle, privateKeyPem) : undefined;
   const localName = args.as ?? (session.ui.interactive ? await session.prompter.input('--as', 'Local name apps will call', { default: endpoint.exportName }) : undefined);
+  // Shared-root: the accounts the request asked to admit (recorded with the import: verify probes as one of them).
+  const admittedAccounts = args['service-account']?.length ? args['service-account'] : pendingServiceAccounts(snapshot, target);
   const plan = await withCoreErrors(FLAGS, () => planImport(snapshot, { endpoint, ...(credentials ? { credentials } : {}) }, {
     consumerClusterId: consumer.identity.clusterId,
     namespace,
+    ...(admittedAccounts?.length ? { serviceAccounts: admittedAccounts } : {}),
     ...(localName ? { localName } : {}),
     ...(attachSpec(args, endpoint.exportName) ? { attach: attachSpec(args, endpoint.exportName)! } : {}),
     ...(args['service-account']?.length ? { serviceAccounts: args['service-account'] } : {}),
   }));
   const work = clusterWork(consumer, writer, plan, `consumer: import ${endpoint.providerClusterId}/${endpoint.namespace}/${endpoint.exportName} as ${plan.record.namespace}/${plan.record.localName}`);
   if (endpoint.mode === 'shared-root') {
-    work.warnings.push(...sharedRootWarnings(snapshot, { providerClusterId: endpoint.providerClusterId, providerRootCaFingerprint: bundle.spec.providerRootCaFingerprint, namespace }));
+    work.warnings.push(...sharedRootWarnings(snapshot, {
+      providerClusterId: endpoint.providerClusterId, providerRootCaFingerprint: bundle.spec.providerRootCaFingerprint, namespace,
+      ...(admittedAccounts?.length ? { serviceAccounts: admittedAccounts } : {}),
+    }));
   }
   const injection = await injectionWarning(writer, namespace);
   if (injection) work.warnings.push(injection);
@@ -317,6 +323,7 @@ async function importDirect(
   const consumerPlan = await withCoreErrors(FLAGS, () => planImport(consumerSnapshot, { endpoint, ...(credentials ? { credentials } : {}) }, {
     consumerClusterId: consumer.identity.clusterId,
     namespace,
+    serviceAccounts: identity.serviceAccounts ?? ['default'],
     ...(localName ? { localName } : {}),
     ...(attach ? { attach } : {}),
     ...(args['service-account']?.length ? { serviceAccounts: args['service-account'] } : {}),

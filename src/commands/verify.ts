@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ChecksFailedError, ClusterError, InputError, InterruptedError, UsageError } from '../errors.js';
 import {
-  DEFAULT_PROBE_IMAGE, parseProbeLog, probePod, probeRunResults, resultOf, runChecks, STATIC_CHECKS, tcpGreeting,
+  DEFAULT_PROBE_IMAGE, parseProbeLog, probeIdentityFor, probePod, probeRunResults, resultOf, runChecks, STATIC_CHECKS, tcpGreeting,
   type ProbeTarget, type VerifySnapshot,
 } from '../federation/checks/index.js';
 import { ClusterWriter } from '../kube/apply.js';
@@ -25,6 +25,7 @@ interface VerifyArgs extends GlobalArgs {
   'keep-probe': boolean;
   timeout: string;
   'istio-namespace': string;
+  'service-account'?: string;
 }
 
 /** Default of `--timeout`: the whole run, reads and probe included. */
@@ -156,13 +157,17 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
   const target = probeTarget(snapshot, args);
 
   let probeReport: ProbeReport | null = null;
+  const identity = probeIdentityFor(snapshot, args['service-account']);
   if (!args.probe) {
     results.push(resultOf('MF0503', { status: 'skip', reason: 'not run: --no-probe' }));
+  } else if (!identity.runnable) {
+    results.push(...identity.results, resultOf('MF0503', { status: 'skip', reason: 'the probe\'s service account does not exist (MF0516)' }));
   } else {
+    results.push(...identity.results);
     const name = `meshfed-probe-${randomBytes(4).toString('hex').slice(0, 5)}`;
     const remainingMs = Math.max(1000, deadline - Date.now());
     const pod = probePod({
-      name, namespace, localName, image: args['probe-image'], target,
+      name, namespace, localName, image: args['probe-image'], target, ...(identity.account ? { serviceAccount: identity.account } : {}),
       maxTimeSeconds: Math.max(1, Math.min(15, Math.floor(remainingMs / 3000))),
       activeDeadlineSeconds: Math.ceil(remainingMs / 1000) + 30,
     });
@@ -245,6 +250,7 @@ export const verifyCommand: CommandBody<VerifyArgs> = {
       .option('keep-probe', { type: 'boolean', default: false, describe: 'Keep the probe pod afterwards, to read its logs' })
       .option('timeout', { type: 'string', default: DEFAULT_TIMEOUT, describe: 'Bound on the whole run, probe included (e.g. 30s, 2m)' })
       .option('istio-namespace', { type: 'string', default: 'istio-system', describe: 'Namespace of istiod and the mesh config (both clusters)' })
+      .option('service-account', { type: 'string', describe: 'Service account the probe pod runs as; default: in shared-root mode an account the provider admits, else the namespace\'s default' })
       .example('kubectl meshfed verify --context cluster1 -n default --import myreviews --from cluster2', 'Check both sides and probe the import')
       .example('kubectl meshfed verify --context cluster1 -n default --import myreviews --path /reviews/0', 'Consumer side only, probing an HTTP path')
       .example('kubectl meshfed verify --context ops -n vault --import postgres --from prod -o json', 'The report as JSON (exit code 3 when a check fails)')

@@ -181,6 +181,7 @@ export function createImportRequest(
   secret.metadata.annotations = {
     [PENDING_NONCE]: nonce, [PENDING_CONSUMER]: input.consumerClusterId, [PENDING_EXPIRES]: spec.expiresAt,
     [PENDING_EXPORT]: exportRefText(input.export), [PENDING_NAMESPACE]: input.namespace,
+    [PENDING_ACCOUNTS]: serviceAccounts.join(','),
   };
   plan.objects.push(secret);
   plan.secretsWithPrivateKeys.push(`${home}/${name}`);
@@ -208,6 +209,18 @@ const PENDING_EXPIRES = 'meshfed.io/request-expires';
 const PENDING_EXPORT = 'meshfed.io/request-export';
 /** The namespace the request imports into, so that `unimport -n <namespace> --name <export>` finds it. */
 const PENDING_NAMESPACE = 'meshfed.io/request-namespace';
+/** The service accounts the request asks to admit (comma-separated), recorded with the import for verify's probe. */
+const PENDING_ACCOUNTS = 'meshfed.io/request-service-accounts';
+
+/**
+ * The service accounts a pending import request asked the provider to admit (shared-root), as recorded by
+ * {@link createImportRequest}; undefined for no pending request, or one made by an earlier version.
+ */
+export function pendingServiceAccounts(snapshot: ConsumerSnapshot, ref: ExportRef): string[] | undefined {
+  const secret = findObject(snapshot, 'Secret', homeNamespaceOf(snapshot), names.binding(ref.providerClusterId, ref.namespace, ref.exportName));
+  const text = secret?.metadata.annotations?.[PENDING_ACCOUNTS];
+  return text ? text.split(',').filter(Boolean) : undefined;
+}
 
 function exportRefText(ref: ExportRef): string {
   return `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`;

@@ -12,7 +12,10 @@
  */
 import { inspectCertificate, keyMatchesCertificate, verifyCertificateChain } from '../pki/index.js';
 import { FederationInputError } from './errors.js';
-import type { ClusterPlan, ConsumerSnapshot, ExportEndpoint, GatewayPlacement, ImportSpec, KubeObject, ServicePort } from './model.js';
+import {
+  detectProtocol, type ClusterPlan, type ConsumerSnapshot, type ExportEndpoint, type GatewayPlacement, type ImportSpec,
+  type KubeObject, type ServicePort,
+} from './model.js';
 import {
   bindingLabel, checkDnsLabel, EXPORT_TO_ANNOTATION, type Role, FEDERATION_PORT, importHost, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
   serviceFqdn, workloadPrincipal,
@@ -22,6 +25,9 @@ import {
   PRUNABLE_KINDS, meshfedLabels, objectKey, readSecret, secretData,
 } from './objects.js';
 import { importRecordObject, readImportRecords, type ImportRecord } from './records.js';
+import {
+  SERVICE_EXPORT_TO_ANNOTATION, serviceVisibleTo, sidecarFix, sidecarFor, unmetEgressNeeds, type EgressNeed,
+} from './visibility.js';
 
 /** The consumer's half of a boundary-mode binding: its client certificate, its key, and the provider's federation CA. */
 export interface ImportCredentials {
@@ -48,6 +54,31 @@ function istioPortProtocol(endpoint: ExportEndpoint): string {
   if (declared === 'grpc-web') return 'GRPC-WEB';
   if (declared === 'http2' || declared === 'h2c' || declared === 'kubernetes.io/h2c') return 'HTTP2';
   return 'HTTP';
+}
+
+/**
+ * The port of the local Service apps call, named so that the consumer's sidecars treat it as the export's protocol.
+ * Istio reads a Service port's protocol from `appProtocol`, else from the name's prefix (`pkg/config/kube/conversion.go`
+ * `ConvertProtocol`, appProtocol honoured since Istio 1.6.0, commit 3a2b767614f); a port that declares neither
+ * (`db`, `web`) is sniffed, so an HTTP-looking request on a TCP import goes to the HTTP route table, where the import
+ * has no route, and a server-first protocol (MySQL) waits for a first client byte that never comes. A name whose
+ * prefix already declares the exported protocol is kept; any other gets the protocol's prefix (`db` → `tcp-db`), and
+ * an `appProtocol` that would declare another protocol is left out (it overrides the name).
+ */
+export function localServicePort(endpoint: Pick<ExportEndpoint, 'port' | 'protocol'>): ServicePort {
+  const { name, number, appProtocol } = endpoint.port;
+  const byName = detectProtocol({ name, port: number });
+  const keepName = byName.source === 'name' && byName.protocol === endpoint.protocol;
+  const prefix = endpoint.protocol === 'TCP' ? 'tcp' : httpPrefix(endpoint.port);
+  const localName = keepName ? name : `${prefix}-${name}`.slice(0, 63).replace(/-+$/, '');
+  const keepAppProtocol = appProtocol !== undefined && detectProtocol({ name: '', port: number, appProtocol }).source === 'appProtocol'
+    && detectProtocol({ name: '', port: number, appProtocol }).protocol === endpoint.protocol;
+  return { name: localName, port: number, targetPort: number, protocol: 'TCP', ...(keepAppProtocol ? { appProtocol } : {}) };
+}
+
+function httpPrefix(port: ExportEndpoint['port']): string {
+  const declared = (port.appProtocol ?? port.name.split('-')[0] ?? '').toLowerCase();
+  return ['grpc', 'grpc-web', 'http2'].includes(declared) ? declared : declared === 'h2c' || declared === 'kubernetes.io/h2c' ? 'http2' : 'http';
 }
 
 function checkEndpoint(endpoint: ExportEndpoint): void {
@@ -116,6 +147,18 @@ export function planImport(
     plan.objects.push(...bindingObjects(endpoint, input.credentials, placement, all, snapshot, options.now));
     plan.secretsWithPrivateKeys.push(`${placement.namespace}/${names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName)}`);
     plan.objects.push(egressRoutes(all, placement));
+    // Sidecars of the import namespace route to the egress gateway's Service: it must be exported to them.
+    const egressService = setup.objects.find((o) => o.kind === 'Service' && o.metadata.name === placement!.serviceName);
+    if (!serviceVisibleTo({ namespace: placement.namespace }, snapshot.defaultServiceExportTo, spec.namespace)) {
+      if (egressService) {
+        egressService.metadata.annotations = { ...egressService.metadata.annotations, [SERVICE_EXPORT_TO_ANNOTATION]: '*' };
+      } else {
+        plan.warnings.push(
+          `the mesh's defaultServiceExportTo ${JSON.stringify(snapshot.defaultServiceExportTo)} hides the egress gateway Service ${placement.namespace}/${placement.serviceName} ` +
+          `from namespace ${spec.namespace} unless it says otherwise: kubectl annotate service ${placement.serviceName} -n ${placement.namespace} ${SERVICE_EXPORT_TO_ANNOTATION}=* --overwrite (verify reports it as MF0323)`,
+        );
+      }
+    }
   } else {
     // The request's key signed the request only; shared-root traffic uses the workloads' own mesh certificates.
     const pendingKey = names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName);
@@ -160,10 +203,8 @@ function importObjects(snapshot: ConsumerSnapshot, record: ImportRecord, placeme
   // A selector-less ClusterIP Service: a DNS name and a VIP for the sidecar to intercept, on every Istio version. The
   // exportTo annotation (Istio 1.9 pilot/pkg/serviceregistry/kube/conversion.go `ConvertService`) keeps it out of
   // the other namespaces' sidecars: they get no listener for its VIP, so their calls go nowhere.
-  const port: ServicePort = {
-    name: endpoint.port.name, port: endpoint.port.number, targetPort: endpoint.port.number, protocol: 'TCP',
-    ...(endpoint.port.appProtocol ? { appProtocol: endpoint.port.appProtocol } : {}),
-  };
+  // The port is named by protocol (localServicePort), so the sidecars do not sniff it.
+  const port = localServicePort(endpoint);
   out.push({
     ...kubeObject('v1', 'Service', record.localName, record.namespace, labels, { spec: { type: 'ClusterIP', ports: [port] } }),
     metadata: { name: record.localName, namespace: record.namespace, labels, annotations: { [EXPORT_TO_ANNOTATION]: '.' } },
@@ -171,6 +212,7 @@ function importObjects(snapshot: ConsumerSnapshot, record: ImportRecord, placeme
   let remote: RemoteDestination;
   if (endpoint.mode === 'boundary') {
     remote = {
+      namespace: placement!.namespace,
       destination: {
         host: serviceFqdn(placement!.serviceName, placement!.namespace),
         port: { number: placement!.port },
@@ -186,6 +228,8 @@ function importObjects(snapshot: ConsumerSnapshot, record: ImportRecord, placeme
     out.push(kubeObject(API.networking, 'ServiceEntry', name, record.namespace, labels, {
       spec: {
         hosts: [hidden],
+        // Only the import namespace's sidecars: a ServiceEntry without addresses gives every sidecar it is visible
+        // to a 0.0.0.0:15443 listener that forwards whatever is opened there to the provider.
         exportTo: ['.'],
         location: 'MESH_INTERNAL',
         // Port 15443 rather than the exported port: a ServiceEntry without addresses listens on 0.0.0.0:<port>
@@ -203,11 +247,16 @@ function importObjects(snapshot: ConsumerSnapshot, record: ImportRecord, placeme
         trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL', sni: endpoint.sni, ...(sans.length ? { subjectAltNames: sans } : {}) } },
       },
     }));
-    remote = { destination: { host: hidden, port: { number: FEDERATION_PORT } } };
+    remote = { namespace: record.namespace, destination: { host: hidden, port: { number: FEDERATION_PORT } } };
   }
   out.push(kubeObject(API.networking, 'VirtualService', names.import(record.localName), record.namespace, labels, {
     spec: { hosts: [serviceFqdn(record.localName, record.namespace)], exportTo: ['.'], ...routesTo(endpoint, remote, endpoint.port.number) },
   }));
+  const localHost = serviceFqdn(record.localName, record.namespace);
+  warnings.push(...visibilityWarnings(snapshot, record.namespace, [
+    { namespace: record.namespace, host: localHost, port: endpoint.port.number, ports: [endpoint.port.number] },
+    { namespace: remote.namespace, host: remote.destination.host, ports: [remote.destination.port.number] },
+  ]));
   if (record.attach) out.push(attachObject(snapshot, record, remote, labels, warnings));
   return out;
 }
@@ -254,8 +303,36 @@ function describePlacement(p: GatewayPlacement): string {
   return `${p.namespace} (${Object.entries(p.selector).map(([k, v]) => `${k}=${v}`).join(',')})`;
 }
 
+/**
+ * What visibility settings of the consumer mesh keep the import namespace's workloads from reaching the import, with
+ * the exact change: a Sidecar resource whose egress listeners do not select the local Service (on its port) and the
+ * next hop (see visibility.ts).
+ */
+function visibilityWarnings(snapshot: ConsumerSnapshot, namespace: string, needs: EgressNeed[]): string[] {
+  const root = snapshot.rootNamespace ?? 'istio-system';
+  const labelSets = (snapshot.pods ?? []).filter((p) => p.namespace === namespace).map((p) => p.labels);
+  const sidecars = new Map<string, KubeObject>();
+  for (const labels of labelSets.length ? labelSets : [undefined]) {
+    const sidecar = sidecarFor(snapshot.existing, namespace, root, labels);
+    if (sidecar) sidecars.set(`${sidecar.metadata.namespace}/${sidecar.metadata.name}`, sidecar);
+  }
+  const warnings: string[] = [];
+  for (const sidecar of sidecars.values()) {
+    const unmet = unmetEgressNeeds(sidecar, needs);
+    if (unmet.length === 0) continue;
+    warnings.push(
+      `Sidecar ${sidecar.metadata.namespace}/${sidecar.metadata.name} limits what the workloads of namespace ${namespace} reach, and not to ` +
+      `${unmet.map((n) => `${n.namespace}/${n.host}${n.port !== undefined ? ` (port ${n.port})` : ''}`).join(', ')}: their calls to the import will not leave the pod. ` +
+      `Fix: ${sidecarFix(sidecar, unmet)} (verify reports it as MF0322)`,
+    );
+  }
+  return warnings;
+}
+
 /** Where the consumer's sidecars send an import's traffic, and the HTTP authority the next hop routes by. */
 interface RemoteDestination {
+  /** Namespace of the destination host (the import namespace, or the egress gateway's). */
+  namespace: string;
   destination: { host: string; port: { number: number }; subset?: string };
   authority?: string | undefined;
 }

@@ -7,7 +7,11 @@ export {
   API, autoPassthroughMatchesLiteralHosts, MANAGED_KINDS, PRUNABLE_KINDS, gatewaySetup, homeNamespaceOf, inApplyOrder, isManaged, istioMinor, needsSniDnatRouterMode,
   objectKey, readSecret, supportsGatewayInjection, type GatewaySetup,
 } from './objects.js';
-export { readExportRecords, readImportRecords, type ExportRecord, type ImportRecord } from './records.js';
+export { readExportRecords, readImportRecords, type ExportRecord, type ImportRecord, type PassthroughCover } from './records.js';
+export { coverOf } from './relocation.js';
+export {
+  serviceExportTo, serviceVisibleTo, sidecarFix, sidecarFor, SERVICE_EXPORT_TO_ANNOTATION, unmetEgressNeeds, widenedExportTo, type EgressNeed,
+} from './visibility.js';
 export {
   consumerPrincipals, endpointOf, federationCaOf, passthroughHosts, planAdmission, planExport, planRevoke, planUnexport, resolveExport,
   type ExportPlan, type PlanOptions,
@@ -17,12 +21,12 @@ export {
   effectiveDestinationRule, ownerDestinationRule, sameLabels, type DestinationRuleSubset, type EffectiveDestinationRule,
 } from './destination-rules.js';
 export {
-  importObjectRefs, importState, planImport, winningVirtualService, planUnimport, sharedRootWarnings, type ImportCredentials, type ImportObjectRef, type ImportPlan,
+  importObjectRefs, importState, localServicePort, planImport, winningVirtualService, planUnimport, sharedRootWarnings, type ImportCredentials, type ImportObjectRef, type ImportPlan,
   type ImportState,
 } from './consumer.js';
 export {
   admitImportRequest, bundleCredentials, directCredentials, RENEW_BEFORE_DAYS, canonicalJson, checkExchangeDocument, certificateFingerprint, createImportRequest, DEFAULT_BUNDLE_TTL_HOURS,
-  DEFAULT_REQUEST_TTL_HOURS, EXCHANGE_API_VERSION, parseExportBundle, parseImportRequest, pendingRequestOf, planCancelRequest, samePem, type PendingRequest,
+  DEFAULT_REQUEST_TTL_HOURS, EXCHANGE_API_VERSION, parseExportBundle, parseImportRequest, pendingRequestOf, pendingServiceAccounts, planCancelRequest, samePem, type PendingRequest,
   pendingRequests, serializeDocument, claimedExport, trustedFederationCa, verifyBundleForImport, type BundleClaim, type ExportBundle,
   type ExportRef, type ImportRequest, type VerifiedBundle,
 } from './bundle.js';

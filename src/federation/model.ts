@@ -53,6 +53,8 @@ export interface ServiceSnapshot {
   /** Pod selector; a Service without one cannot be exported (there are no workloads to route to). */
   selector?: Record<string, string>;
   labels?: Record<string, string>;
+  /** Its `networking.istio.io/exportTo` annotation, split on commas; undefined when it has none. */
+  exportTo?: string[];
 }
 
 /** A pod, reduced to what tells whether an export or a subset has somewhere to go. */
@@ -194,7 +196,8 @@ export interface ImportSpec {
   attach?: AttachSpec;
   /**
    * The service accounts of the import namespace allowed to call the import; default: every workload of the
-   * namespace. Boundary mode enforces it at the egress gateway (shared-root at the provider's workloads).
+   * namespace. Boundary mode enforces it at the egress gateway, shared-root at the provider's workloads (the
+   * accounts the import request or the admission named). `verify` probes as one of them.
    */
   serviceAccounts?: string[];
 }
@@ -249,6 +252,8 @@ export interface ClusterSnapshot {
   rootNamespace?: string;
   /** istiod runs with `PILOT_SKIP_VALIDATE_TRUST_DOMAIN=true`: its sidecars accept peers of any trust domain of the root. */
   skipValidateTrustDomain?: boolean;
+  /** The mesh's `defaultServiceExportTo` (visibility of Services without an exportTo annotation), when set. */
+  defaultServiceExportTo?: string[];
   /** PEM of the mesh root CA (shared-root mode compares them across clusters). */
   rootCaPem?: string;
   /** Namespace for meshfed's gateways and federation objects; default `istio-meshfed`. */

@@ -18,11 +18,12 @@ import {
 } from './naming.js';
 import {
   API, autoPassthroughMatchesLiteralHosts, checkNotForeign, checkSupportedIstio, emptyPlan, findObject, finishPlan,
-  gatewayHttpSeesClientPrincipal, gatewaySetup, homeNamespaceOf, kubeObject, PRUNABLE_KINDS, meshfedLabels, objectKey, ownsGateway,
+  gatewayHttpSeesClientPrincipal, gatewaySetup, homeNamespaceOf, isManaged, kubeObject, PRUNABLE_KINDS, meshfedLabels, objectKey, ownsGateway,
   readSecret, secretData,
 } from './objects.js';
 import { ownerDestinationRule, sameLabels, type EffectiveDestinationRule } from './destination-rules.js';
-import { exportRecordObject, readExportRecords, type ExportRecord } from './records.js';
+import { SERVICE_EXPORT_TO_ANNOTATION, serviceVisibleTo, widenedExportTo } from './visibility.js';
+import { exportRecordObject, readExportRecords, type ExportRecord, type PassthroughCover } from './records.js';
 import {
   checkTrustDomain, guardRules, inseparableReason, revocationEffect, trustDomainAcceptance, trustDomainAdvice, type GuardEntry,
   type ProviderTrust, type RevocationEffect,
@@ -217,6 +218,13 @@ export function planExport(snapshot: ProviderSnapshot, spec: ExportSpec, options
   const warnings = workloadWarnings(snapshot, record);
   const service = findService(snapshot, record.namespace, record.service);
   const detected = detectProtocol(findPort(service, record.port));
+  if (detected.source === 'default' && (spec.protocol ?? detected.protocol) === 'TCP') {
+    warnings.push(
+      `port ${record.port.number} (${record.port.name}) of Service ${record.namespace}/${record.service} declares no protocol (name prefix or appProtocol): ` +
+      `it is exported as TCP and consumers name their local port tcp-${record.port.name}, but this mesh's own sidecars sniff it, which server-first ` +
+      `protocols (MySQL) do not survive: name the port tcp-${record.port.name} or set appProtocol: tcp`,
+    );
+  }
   if (spec.protocol && spec.protocol !== detected.protocol) {
     warnings.push(
       `port ${record.port.number} (${record.port.name}) of Service ${record.namespace}/${record.service} is ${detected.protocol} for Istio ` +
@@ -338,15 +346,37 @@ function planProvider(
       '--gateway-namespace',
     );
   }
-  const record = withOwnerSubset(snapshot, given, home);
+  let record = withOwnerSubset(snapshot, given, home);
   const records = readExportRecords(snapshot);
   const isThis = (r: ExportRecord): boolean => r.namespace === record.namespace && r.exportName === record.exportName;
   const previous = records.find(isThis);
   if (purpose !== 'revoke') checkSeparable(snapshot, record, previous);
   const others = records.filter((r) => !isThis(r));
-  const all = [...others, record];
   const role = record.mode === 'boundary' ? 'ingress' : 'eastwest';
   const setup = gatewaySetup(snapshot, role);
+  const { coveredBy: _stale, ...uncovered } = record;
+  const cover = record.mode === 'shared-root' ? coveringPassthrough(snapshot, setup.placement, record.host) : undefined;
+  record = cover ? { ...uncovered, coveredBy: cover } : uncovered;
+  if (cover) {
+    warnings.push(
+      `Gateway ${cover.gateway} already passes ${cover.hosts.join(', ')} through on port ${cover.port} of the gateway this export uses (${describeGatewayAt({ namespace: home, selector: cover.selector })}), ` +
+      `which covers ${record.host}: meshfed adds no server of its own for it (a second AUTO_PASSTHROUGH server for the same service makes istiod emit duplicate filter chains, and Envoy rejects the listener). ` +
+      `The explicit host list no longer limits exposure there: every service matching ${cover.hosts.join(', ')} is reachable through that gateway by anyone the mesh's root CA trusts; ` +
+      'only the workload guard protects the export. To limit exposure, serve shared-root exports from a gateway without that Gateway (e.g. meshfed\'s own, without --gateway-selector)',
+    );
+  }
+  const all = [...others, record];
+  const clash = record.mode === 'shared-root' ? plainTextClash(snapshot, setup.placement) : undefined;
+  if (clash) {
+    if (purpose === 'revoke') warnings.push(clash);
+    else throw new FederationInputError(clash, '--gateway-selector');
+  }
+  const hidden = exportedServiceHidden(snapshot, record, setup.placement.namespace);
+  if (hidden) {
+    // Revoking must still work: it narrows access, it never needs the gateway to see the Service.
+    if (purpose === 'revoke') warnings.push(hidden);
+    else throw new FederationInputError(hidden, '--service');
+  }
   const from = previous ? exportLocation(snapshot, previous) : undefined;
   // A change of mode changes the consumers' path anyway (another gateway role, another SNI): only a move within one
   // mode is checked, but objects left in another namespace are cleaned up either way.
@@ -427,6 +457,25 @@ function planProvider(
     ? [...new Set(record.consumers.flatMap((c) => consumerPrincipals(record, c)))].sort().map((p) => `spiffe://${p}`)
     : undefined;
   return { ...finishPlan(plan), record, ...(endpoint ? { endpoint } : {}), federationCaPem: ca.certificatePem, ...(admittedPrincipals ? { admittedPrincipals } : {}) };
+}
+
+/**
+ * Why the gateway in `gatewayNamespace` cannot see the exported Service, with the exact change; undefined when it can.
+ * A gateway proxy knows only the Services exported to its namespace (`networking.istio.io/exportTo`, else
+ * `meshConfig.defaultServiceExportTo`): an AUTO_PASSTHROUGH server builds filter chains for those alone
+ * (`builtAutoPassthroughFilterChains` iterates `push.Services(proxy)` at 1.10.0, `SidecarScope.Services()` at 1.18.0),
+ * and a VirtualService route to an unseen host has no cluster.
+ */
+function exportedServiceHidden(snapshot: ProviderSnapshot, record: ExportRecord, gatewayNamespace: string): string | undefined {
+  const service = findService(snapshot, record.namespace, record.service);
+  if (serviceVisibleTo({ namespace: service.namespace, exportTo: service.exportTo }, snapshot.defaultServiceExportTo, gatewayNamespace)) return undefined;
+  const why = service.exportTo
+    ? `its annotation ${SERVICE_EXPORT_TO_ANNOTATION}=${service.exportTo.join(',')}`
+    : `the mesh's defaultServiceExportTo ${JSON.stringify(snapshot.defaultServiceExportTo)}`;
+  const value = widenedExportTo(service.exportTo, snapshot.defaultServiceExportTo, [gatewayNamespace]);
+  return `Service ${record.namespace}/${record.service} is not visible to the federation gateway in namespace ${gatewayNamespace} (${why}): ` +
+    'the gateway would have no route to it and every import would fail silently; make it visible there: ' +
+    `kubectl annotate service ${record.service} -n ${record.namespace} ${SERVICE_EXPORT_TO_ANNOTATION}=${value} --overwrite`;
 }
 
 /** What a consumer needs to reach an export through the provider gateway at `gateway`. */
@@ -717,15 +766,18 @@ function sharedObjects(
   }
 
   const sharedRoot = served.filter((r) => r.mode === 'shared-root');
-  if (sharedRoot.length > 0) {
-    const gw = placement ?? gatewaySetup(snapshot, 'eastwest').placement;
+  const gw = sharedRoot.length > 0 ? placement ?? gatewaySetup(snapshot, 'eastwest').placement : undefined;
+  // Hosts another AUTO_PASSTHROUGH server of that workload and port already covers get no server of ours: the two
+  // would produce the same filter chain match, which Envoy rejects (see coveringPassthrough).
+  const uncovered = gw ? sharedRoot.filter((r) => !coveringPassthrough(snapshot, gw, r.host)) : [];
+  if (gw && uncovered.length > 0) {
     objects.push(kubeObject(API.networking, 'Gateway', GATEWAY_NAMES.eastwest, home, meshfedLabels('gateway'), {
       spec: {
         selector: { ...gw.selector },
         servers: [{
           port: { number: gw.port, name: 'tls-passthrough', protocol: 'TLS' },
           // Explicit hosts, never *.local: only exported Services are reachable through the gateway.
-          hosts: passthroughHosts(snapshot, sharedRoot),
+          hosts: passthroughHosts(snapshot, uncovered),
           tls: { mode: 'AUTO_PASSTHROUGH' },
         }],
       },
@@ -760,6 +812,61 @@ function sharedObjects(
 
 function describeRules(rule: EffectiveDestinationRule): string {
   return rule.rules.map((o) => `${o.metadata.namespace}/${o.metadata.name}`).join(' + ');
+}
+
+/** Istio's `host.Name.SubsetOf` for a Gateway server host (`ns/` prefix dropped): exact, `*`, or a `*.suffix` wildcard. */
+function hostCovers(serverHost: string, host: string): boolean {
+  const h = (serverHost.includes('/') ? serverHost.slice(serverHost.indexOf('/') + 1) : serverHost).toLowerCase();
+  return h === '*' || h === host || (h.startsWith('*.') && host.endsWith(h.slice(1)));
+}
+
+/**
+ * An AUTO_PASSTHROUGH server meshfed does not manage that the gateway workload at `placement` also serves on its port
+ * and whose hosts cover `host` — typically Istio's own east-west Gateway (`*.local`, samples/multicluster/expose-services.yaml).
+ * From Istio 1.9.5 and 1.10.0 on, istiod gives every AUTO_PASSTHROUGH server one filter chain per service it covers
+ * (`pilot/pkg/networking/core/v1alpha3/gateway.go` `builtAutoPassthroughFilterChains`; `pilot/pkg/networking/core/gateway.go`
+ * at 1.30.3) and `MergeGateways` (`pilot/pkg/model/gateway.go`) only drops servers whose literal hosts repeat, so a
+ * second server covering the same service repeats a filter chain match and Envoy rejects the whole listener.
+ * A Gateway applies to the workload when its selector is contained in the placement's labels (Gateways of every
+ * namespace apply: Istio's default, PILOT_SCOPE_GATEWAY_TO_NAMESPACE=false).
+ */
+function coveringPassthrough(snapshot: ProviderSnapshot, placement: GatewayPlacement, host: string): PassthroughCover | undefined {
+  const candidates = snapshot.existing.filter((o) => o.kind === 'Gateway' && !isManaged(o)).sort((a, b) => objectKey(a).localeCompare(objectKey(b)));
+  for (const gateway of candidates) {
+    const spec = (gateway.spec ?? {}) as { selector?: Record<string, string>; servers?: Array<{ port?: { number?: number }; hosts?: string[]; tls?: { mode?: string } }> };
+    const selector = spec.selector ?? {};
+    if (Object.keys(selector).length === 0 || !Object.entries(selector).every(([k, v]) => placement.selector[k] === v)) continue;
+    for (const server of spec.servers ?? []) {
+      if (server.port?.number !== placement.port || server.tls?.mode !== 'AUTO_PASSTHROUGH') continue;
+      if ((server.hosts ?? []).some((h) => hostCovers(h, host))) {
+        return { gateway: `${gateway.metadata.namespace}/${gateway.metadata.name}`, hosts: [...(server.hosts ?? [])], selector: { ...placement.selector }, port: placement.port };
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why a passthrough server cannot share the port of the gateway at `placement`: a Gateway meshfed does not manage
+ * serves plain text (no `tls`) on that workload and port. Istio merges servers of one port only when all use TLS (or
+ * all are plain-text HTTP); the other is skipped ("conflict with existing server", `MergeGateways` in
+ * `pilot/pkg/model/gateway.go` at 1.10.0, likewise at 1.18.0), which would silently drop meshfed's server or theirs.
+ * An existing gateway's port is the one its Service maps to 15443, so the way out is another gateway.
+ */
+function plainTextClash(snapshot: ProviderSnapshot, placement: GatewayPlacement): string | undefined {
+  for (const gateway of snapshot.existing.filter((o) => o.kind === 'Gateway' && !isManaged(o)).sort((a, b) => objectKey(a).localeCompare(objectKey(b)))) {
+    const spec = (gateway.spec ?? {}) as { selector?: Record<string, string>; servers?: Array<{ port?: { number?: number; protocol?: string }; tls?: unknown }> };
+    const selector = spec.selector ?? {};
+    if (Object.keys(selector).length === 0 || !Object.entries(selector).every(([k, v]) => placement.selector[k] === v)) continue;
+    const server = (spec.servers ?? []).find((sv) => sv.port?.number === placement.port && !sv.tls);
+    if (server) {
+      return `Gateway ${gateway.metadata.namespace}/${gateway.metadata.name} serves ${server.port?.protocol ?? 'plain text'} without TLS on port ${placement.port} of the gateway ` +
+        `in ${describeGatewayAt({ namespace: placement.namespace, selector: placement.selector })}; Istio does not put a plain-text and a TLS server on one gateway port ` +
+        '(it skips one of them), so a passthrough server there would not work or would take that port from them: serve shared-root exports from another gateway, ' +
+        'e.g. meshfed\'s own (no --gateway-selector), or one whose port reaching 15443 is free';
+    }
+  }
+  return undefined;
 }
 
 /**

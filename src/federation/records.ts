@@ -26,6 +26,23 @@ export interface ExportRecord {
   host: string;
   /** Admitted consumers. */
   consumers: ConsumerIdentity[];
+  /**
+   * Shared-root: an AUTO_PASSTHROUGH server that meshfed does not manage, on the gateway workload and port the export
+   * is served from, already covers its host (Istio's `*.local` east-west Gateway), so meshfed adds no server for it.
+   */
+  coveredBy?: PassthroughCover;
+}
+
+/** A Gateway server meshfed does not manage that already passes an export's host through, and where it listens. */
+export interface PassthroughCover {
+  /** `namespace/name` of the Gateway. */
+  gateway: string;
+  /** The server's hosts, as written (e.g. `*.local`). */
+  hosts: string[];
+  /** The gateway workload's pod labels, as meshfed selects it. */
+  selector: Record<string, string>;
+  /** The server port. */
+  port: number;
 }
 
 /** What a consumer remembers about one import. */
@@ -35,7 +52,8 @@ export interface ImportRecord {
   localName: string;
   endpoint: ExportEndpoint;
   attach?: AttachSpec;
-  /** The service accounts of the namespace allowed to call the import; absent: every workload of the namespace. */
+  /** The service accounts of the namespace allowed to call the import; absent: every workload of the namespace.
+   * In shared-root mode, the accounts the provider admits; `verify` probes as one of them. */
   serviceAccounts?: string[];
   /**
    * `--merge-into`: the user's VirtualService the attach split was folded into, and its spec before meshfed changed

@@ -8,7 +8,7 @@ import { FederationInputError } from './errors.js';
 import type { ClusterSnapshot, GatewayPlacement, KubeObject } from './model.js';
 import { FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, GATEWAY_NAMES, LABELS, names } from './naming.js';
 import { gatewayNamespaceOf, isManaged, readSecret } from './objects.js';
-import type { ExportRecord } from './records.js';
+import type { ExportRecord, PassthroughCover } from './records.js';
 
 /** Where an export is served now, read from its record and its Gateway object. */
 export interface ExportLocation {
@@ -33,13 +33,28 @@ export function exportLocation(snapshot: ClusterSnapshot, record: Pick<ExportRec
   if (!namespace) return undefined;
   const gatewayName = record.mode === 'boundary' ? name : GATEWAY_NAMES.eastwest;
   const gateway = snapshot.existing.find((o) => o.kind === 'Gateway' && o.metadata.name === gatewayName && o.metadata.namespace === namespace);
-  const spec = gateway?.spec as { selector?: Record<string, string>; servers?: Array<{ port?: { number?: number } }> } | undefined;
+  let spec = gateway?.spec as { selector?: Record<string, string>; servers?: Array<{ port?: { number?: number } }> } | undefined;
+  if (!gateway && record.mode === 'shared-root') {
+    // Served through a passthrough server meshfed does not manage: where is in the record.
+    const cover = coverOf(stored);
+    if (cover) spec = { selector: cover.selector, servers: [{ port: { number: cover.port } }] };
+  }
   const port = spec?.servers?.[0]?.port?.number;
   return {
     namespace,
     ...(spec?.selector && Object.keys(spec.selector).length ? { selector: { ...spec.selector } } : {}),
     ...(port !== undefined ? { port } : {}),
   };
+}
+
+/** The `coveredBy` of an export record ConfigMap, when it has one. */
+export function coverOf(recordObject: KubeObject | undefined): PassthroughCover | undefined {
+  try {
+    const record = JSON.parse((recordObject?.data as Record<string, string> | undefined)?.['export.json'] ?? '') as ExportRecord;
+    return record.coveredBy?.selector && typeof record.coveredBy.port === 'number' ? record.coveredBy : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {

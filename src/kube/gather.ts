@@ -7,7 +7,7 @@ import YAML from 'yaml';
 import { ClusterError, InputError, UsageError } from '../errors.js';
 import {
   DEFAULT_GATEWAY_NAMESPACE, FEDERATION_PORT, GATEWAY_NAMES, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL,
-  MANAGED_KINDS, type ExistingGateway, type GatewayRole, type PodSnapshot, type ProviderSnapshot, type ServicePort,
+  MANAGED_KINDS, coverOf, serviceExportTo, type ExistingGateway, type GatewayRole, type PodSnapshot, type ProviderSnapshot, type ServicePort,
   type ServiceSnapshot,
 } from '../federation/index.js';
 import type { MeshFacts } from '../federation/checks/index.js';
@@ -126,6 +126,7 @@ function serviceSnapshot(object: KubeObject): ServiceSnapshot {
     })),
     ...(spec.selector ? { selector: spec.selector } : {}),
     ...(object.metadata.labels ? { labels: object.metadata.labels } : {}),
+    ...(serviceExportTo(object) ? { exportTo: serviceExportTo(object)! } : {}),
   };
 }
 
@@ -206,8 +207,9 @@ export async function readMesh(writer: ClusterWriter, istioNamespace: string): P
   const text = (mesh?.data as Record<string, string> | undefined)?.mesh;
   if (text) {
     try {
-      const config = YAML.parse(text) as { trustDomain?: string; trustDomainAliases?: string[]; rootNamespace?: string } | null;
+      const config = YAML.parse(text) as { trustDomain?: string; trustDomainAliases?: string[]; rootNamespace?: string; defaultServiceExportTo?: string[] } | null;
       facts.trustDomain = config?.trustDomain || 'cluster.local';
+      if (Array.isArray(config?.defaultServiceExportTo)) facts.defaultServiceExportTo = config.defaultServiceExportTo.map(String);
       if (config?.rootNamespace) facts.rootNamespace = config.rootNamespace;
       if (Array.isArray(config?.trustDomainAliases)) facts.trustDomainAliases = config.trustDomainAliases;
     } catch {
@@ -238,12 +240,14 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
         hint: 'import into a namespace where the calling apps run (with sidecar injection)',
       });
     }
-    const [services, pods, virtualServices] = await Promise.all([
+    const [services, pods, virtualServices, sidecars] = await Promise.all([
       writer.list('v1', 'Service', ns),
       writer.list('v1', 'Pod', ns),
       optional(writer.list('networking.istio.io/v1beta1', 'VirtualService', ns), [] as KubeObject[]),
+      // Sidecar resources scope what the namespace's workloads reach (an import's objects included).
+      optional(writer.list('networking.istio.io/v1beta1', 'Sidecar', ns), [] as KubeObject[]),
     ]);
-    return { services, pods, virtualServices };
+    return { services, pods, virtualServices: [...virtualServices, ...sidecars] };
   }));
   const gatewayNamespace = options.gatewayNamespace ?? istioNamespace;
   const existingGatewayP: Promise<ExistingGateway | undefined> = options.gatewaySelector
@@ -256,8 +260,17 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
 
   // The user's DestinationRules: meshfed's own rule for a Service carries its owner's (Istio never merges the two).
   const destinationRulesP = optional(writer.list('networking.istio.io/v1beta1', 'DestinationRule', undefined), [] as KubeObject[]);
-  const [identity, mesh, managed, perNamespace, existingGateway, destinationRules] = await Promise.all([
-    identityP, meshP, managedP, perNamespaceP, existingGatewayP, destinationRulesP,
+  // Gateways meshfed does not manage, in every namespace: a passthrough server of theirs on the gateway meshfed uses
+  // decides whether meshfed adds one (two covering one service make Envoy reject the listener).
+  // Reading them cluster-wide may be forbidden: verify's MF0225 still reports a covering server then.
+  const gatewaysP = writer.list('networking.istio.io/v1beta1', 'Gateway', undefined).catch((error: unknown) => {
+    if (error instanceof ClusterError && (error.status === 403 || error.status === 404)) return [] as KubeObject[];
+    throw error;
+  });
+  // The mesh root namespace's selector-less Sidecar applies to every namespace without one of its own.
+  const rootSidecarsP = meshP.then((m) => optional(writer.list('networking.istio.io/v1beta1', 'Sidecar', m.facts.rootNamespace ?? istioNamespace), [] as KubeObject[]));
+  const [identity, mesh, managed, perNamespace, existingGateway, destinationRules, gateways, rootSidecars] = await Promise.all([
+    identityP, meshP, managedP, perNamespaceP, existingGatewayP, destinationRulesP, gatewaysP, rootSidecarsP,
   ]);
 
   const { facts } = mesh;
@@ -293,6 +306,13 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
       existing.push(dr);
     }
   }
+  for (const gateway of [...gateways, ...rootSidecars]) {
+    const key = `${gateway.kind}/${gateway.metadata.namespace ?? ''}/${gateway.metadata.name}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      existing.push({ ...gateway, apiVersion: 'networking.istio.io/v1beta1' });
+    }
+  }
   const services = perNamespace.flatMap((n) => n.services).map(serviceSnapshot);
   const pods = perNamespace.flatMap((n) => n.pods).map(podSnapshot);
 
@@ -307,6 +327,7 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
     ...(facts.trustDomainAliases.length ? { trustDomainAliases: facts.trustDomainAliases } : {}),
     rootNamespace: facts.rootNamespace ?? istioNamespace,
     ...(facts.skipValidateTrustDomain ? { skipValidateTrustDomain: true } : {}),
+    ...(facts.defaultServiceExportTo ? { defaultServiceExportTo: facts.defaultServiceExportTo } : {}),
     ...(facts.rootCaPem ? { rootCaPem: facts.rootCaPem } : {}),
     ...(existingGateway ? { existingGateway } : {}),
     services,
@@ -343,6 +364,11 @@ export async function readGatewayAddress(
 export function existingGatewayInUse(managed: KubeObject[]): { namespace: string; selector: Record<string, string> } | undefined {
   const placements = new Map<string, { namespace: string; selector: Record<string, string> }>();
   for (const o of managed) {
+    // A shared-root export served through a passthrough server meshfed does not manage has no Gateway of meshfed's there.
+    const cover = o.kind === 'ConfigMap' && o.metadata.labels?.[LABELS.role] === 'export-record' ? coverOf(o) : undefined;
+    if (cover && o.metadata.namespace && o.metadata.namespace !== DEFAULT_GATEWAY_NAMESPACE) {
+      placements.set(`${o.metadata.namespace}/${Object.entries(cover.selector).sort().map(([k, v]) => `${k}=${v}`).join(',')}`, { namespace: o.metadata.namespace, selector: cover.selector });
+    }
     if (o.kind !== 'Gateway' || !o.metadata.namespace) continue;
     // Some objects use meshfed's own gateways: which one a command means is for the flag to say.
     if (o.metadata.namespace === DEFAULT_GATEWAY_NAMESPACE) return undefined;

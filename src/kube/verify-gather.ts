@@ -81,12 +81,23 @@ export interface VerifyGatherOptions {
 }
 
 async function gatherConsumer(writer: ClusterWriter, namespaces: string[], istioNamespace: string, managed: KubeObject[]): Promise<SideSnapshot> {
-  // The user's VirtualServices too: which one sidecars use for an attached Service (MF0308).
-  const [mesh, extra, virtualServices] = await Promise.all([
-    readMesh(writer, istioNamespace).then((read) => read.facts), namespaceObjects(writer, namespaces),
+  const [mesh, extra, virtualServices, accounts] = await Promise.all([
+    readMesh(writer, istioNamespace).then((read) => read.facts),
+    namespaceObjects(writer, namespaces),
+    // The user's VirtualServices too: which one sidecars use for an attached Service (MF0308).
     optional(writer.list('networking.istio.io/v1beta1', 'VirtualService', undefined), [] as KubeObject[]),
+    // The probe runs as one of the import namespace's service accounts; a cluster that does not let us list them
+    // leaves the list empty (every namespace has at least `default`, so empty means unknown).
+    writer.list('v1', 'ServiceAccount', namespaces[0]).catch((error: unknown) => {
+      if (error instanceof ClusterError && (error.status === 403 || error.status === 404)) return [] as KubeObject[];
+      throw error;
+    }),
   ]);
-  return { context: writer.contextName, mesh, objects: merge(merge(managed, extra), virtualServices) };
+  // Sidecar resources of the import namespace and of the mesh root namespace scope what its workloads reach (MF0322).
+  const sidecars = (await Promise.all([...new Set([namespaces[0]!, mesh.rootNamespace ?? istioNamespace])].map((ns) =>
+    optional(writer.list('networking.istio.io/v1beta1', 'Sidecar', ns), [] as KubeObject[])))).flat();
+  const serviceAccounts = accounts.map((a) => ({ ...a, apiVersion: 'v1', kind: 'ServiceAccount' }));
+  return { context: writer.contextName, mesh, objects: merge(merge(merge(merge(managed, extra), virtualServices), serviceAccounts), sidecars) };
 }
 
 async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istioNamespace: string): Promise<ProviderSide> {
@@ -104,7 +115,8 @@ async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istio
     const caNamespaces = managed.filter((o) => o.kind === 'Secret' && o.metadata.name === FEDERATION_CA_SECRET).map((o) => o.metadata.namespace!);
     const [extra, gateways, destinationRules, ...policies] = await Promise.all([
       namespaceObjects(writer, [record.endpoint.namespace, home, FEDERATION_CA_NAMESPACE, ...caNamespaces]),
-      // Every Gateway: another's Gateway selecting the federation gateway's pods shares it with other traffic.
+      // Every Gateway: another's Gateway selecting the federation gateway's pods shares it with other traffic, and
+      // may serve the same gateway workload and port (MF0225, MF0226).
       optional(writer.list('networking.istio.io/v1beta1', 'Gateway', undefined), [] as KubeObject[]),
       // The user's DestinationRules too: the rule the gateway gets for the Service, and the owner's (MF0220–MF0222).
       optional(writer.list('networking.istio.io/v1beta1', 'DestinationRule', undefined), [] as KubeObject[]),

@@ -3,11 +3,13 @@
 // a real cluster adds on its own: workload pods, ClusterIPs, the gateway pods a Deployment (or the IstioOperator
 // overlay) creates, a LoadBalancer address, and the mesh CA.
 import test from 'ava';
-import { planRevoke, planUnexport } from '../../src/federation/index.js';
+import { planRevoke, planUnexport, type KubeObject } from '../../src/federation/index.js';
 import { cacertsData, createIntermediateCA, createRootCA, simulateCurl, staticWorld } from '../support/mesh/index.js';
-import { secret } from '../support/mesh/scenarios.js';
-import { applyPlan, runScenario, type ScenarioResult } from './scenario.js';
+import { POSTGRES_CHECK, secret } from '../support/mesh/scenarios.js';
+import { applyPlan, runScenario, runScenarioInput, scenarioInput, type ScenarioResult } from './scenario.js';
 import { meshConfig, pod, realise } from './world.js';
+
+type Loose = KubeObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 async function curl(world: ReturnType<typeof staticWorld>, cluster: string, namespace: string, podName: string, argv: string[], random = 0) {
   const r = await simulateCurl(world, { cluster, namespace, pod: podName }, argv, { random: () => random });
@@ -63,6 +65,53 @@ test.serial('seed blog: before admission the provider gateway admits nobody (403
   const before = r.providerObjects.map((o) => (o.kind === 'AuthorizationPolicy' ? r.exportPlan.objects.find((p) => p.kind === 'AuthorizationPolicy')! : o));
   const denied = await curl(blogWorld(r, before), 'cluster1', 'default', 'sleep-6f8b4', [...probe, 'http://myreviews.default:9080/reviews/0']);
   t.is(denied.status, '403', `${denied.stderr}\n${denied.body}`);
+});
+
+/** The seed question's clusters (shared root, Istio 1.9.1) with the planned objects of `r` and extra consumer pods. */
+function questionWorld(r: ScenarioResult, extraConsumer: KubeObject[] = [], postgresPortName = 'tcp-postgres') {
+  const root = createRootCA('NRC shared root');
+  return staticWorld({
+    production: [
+      meshConfig(r.input.provider.trustDomain!, r.input.provider.trustDomainAliases), secret('istio-system', 'cacerts', cacertsData(createIntermediateCA('production intermediate', root))),
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'postgres', namespace: 'db' }, spec: { clusterIP: '10.101.20.5', selector: { app: 'postgres' }, ports: [{ name: postgresPortName, port: 5432, targetPort: 5432 }] } },
+      pod('postgres-0', 'db', { app: 'postgres' }, 'postgres', [{ name: 'postgres', image: 'docker.io/library/postgres:15', ports: [{ containerPort: 5432 }] }], '1.9.1', '10.245.8.10'),
+      ...realise(r.providerObjects, '1.9.1', '10.245.7', r.admission.overlay, r.input.provider.gatewayAddress),
+    ],
+    operations: [
+      meshConfig(r.input.consumer.trustDomain!), secret('istio-system', 'cacerts', cacertsData(createIntermediateCA('operations intermediate', root))),
+      pod('vault-0', 'vault', { app: 'vault' }, 'vault', [{ name: 'vault', image: 'busybox:1.36' }], '1.9.1', '10.244.5.10'),
+      ...extraConsumer,
+      ...realise(r.consumerObjects, '1.9.1', '10.244.6', r.importPlan.overlay),
+    ],
+  });
+}
+
+test.serial('shared-root: only the import namespace\'s sidecars get the 15443 path to the provider; a pod elsewhere in the consumer mesh does not', async (t) => {
+  const r = runScenario('seed-question-shared-root-tcp');
+  const toolbox = pod('toolbox-0', 'tools', { app: 'toolbox' }, 'toolbox', [{ name: 'toolbox', image: 'busybox:1.36' }], '1.9.1', '10.244.5.20');
+  const world = questionWorld(r, [toolbox]);
+  // Any address on port 15443: a ServiceEntry without addresses is a 0.0.0.0:15443 listener in every sidecar that sees it.
+  const stray = await simulateCurl(world, { cluster: 'operations', namespace: 'tools', pod: 'toolbox-0' }, ['sh', '-c', "printf '\\000\\000\\000\\010\\004\\322\\026\\057' | nc -w 3 10.96.200.1 15443"], { random: () => 0 });
+  t.false(stray.trace.some((h) => h.includes(`LoadBalancer ${r.input.provider.gatewayAddress}:15443`)), stray.trace.join('\n'));
+  t.true(stray.trace.some((h) => h.startsWith('PassthroughCluster 10.96.200.1:15443')), stray.trace.join('\n'));
+  const vault = await simulateCurl(world, { cluster: 'operations', namespace: 'vault', pod: 'vault-0' }, ['sh', '-c', POSTGRES_CHECK], { random: () => 0 });
+  t.is(vault.stdout.trim(), 'postgres answered', vault.trace.join('\n'));
+});
+
+test.serial('a TCP export whose port name declares no protocol (db): the consumer\'s local port says tcp, so even an HTTP-looking request is carried to the provider', async (t) => {
+  const input = scenarioInput('seed-question-shared-root-tcp');
+  input.provider.services[0]!.ports = [{ name: 'db', port: 5432, targetPort: 5432, protocol: 'TCP' }];
+  const r = runScenarioInput(input);
+  const local = r.importPlan.objects.find((o) => o.kind === 'Service' && o.metadata.name === 'postgres') as Loose;
+  t.deepEqual(local.spec.ports, [{ name: 'tcp-db', port: 5432, targetPort: 5432, protocol: 'TCP' }]);
+  const world = questionWorld(r, [], 'db');
+  const vault = await simulateCurl(world, { cluster: 'operations', namespace: 'vault', pod: 'vault-0' }, ['sh', '-c', POSTGRES_CHECK], { random: () => 0 });
+  t.is(vault.stdout.trim(), 'postgres answered', vault.trace.join('\n'));
+  // A sniffed port would hand this request to the HTTP route table, where the TCP import has no route (404 NR).
+  const http = await simulateCurl(world, { cluster: 'operations', namespace: 'vault', pod: 'vault-0' }, ['curl', '-sS', '-w', '%{http_code}', 'http://postgres.vault:5432/'], { random: () => 0 });
+  t.not(http.stdout, '404', http.trace.join('\n'));
+  t.true(http.trace.some((h) => h.includes(`LoadBalancer ${r.input.provider.gatewayAddress}:15443`)), http.trace.join('\n'));
+  t.true(http.trace.some((h) => h.includes('10.245.8.10:5432')), 'the bytes reach postgres');
 });
 
 for (const name of ['seed-question-shared-root-tcp', 'boundary-tcp']) {

@@ -54,12 +54,17 @@ export function applyPlan<T extends ClusterSnapshot>(snapshot: T, plan: ClusterP
   return { ...snapshot, existing: [...byKey.values()] };
 }
 
-/** Runs one scenario. */
-export function runScenario(name: string): ScenarioResult {
-  return runScenarioInput(YAML.parse(readFileSync(join(FIXTURES, name, 'input.yaml'), 'utf8')) as ScenarioInput);
+/** A scenario's input, as read from `test/fixtures/<name>/input.yaml`. */
+export function scenarioInput(name: string): ScenarioInput {
+  return YAML.parse(readFileSync(join(FIXTURES, name, 'input.yaml'), 'utf8')) as ScenarioInput;
 }
 
-/** Runs a scenario given as data. */
+/** Runs one scenario. */
+export function runScenario(name: string): ScenarioResult {
+  return runScenarioInput(scenarioInput(name));
+}
+
+/** Runs a scenario from its input (a fixture's, or one a test derived from it). */
 export function runScenarioInput(input: ScenarioInput): ScenarioResult {
   const now = new Date(input.now);
   let provider: ProviderSnapshot = { ...input.provider, existing: input.provider.existing ?? [] };

@@ -8,7 +8,7 @@ import type { ExecutionContext } from 'ava';
 import type { KubeObject } from '../support/emulator/runtime.js';
 import { faultyWorld } from '../support/mesh/faults.js';
 import { POSTGRES_CHECK, sharedRootWorld } from '../support/mesh/scenarios.js';
-import { run } from './helpers.js';
+import { edit, run } from './helpers.js';
 import type { World } from './helpers.js';
 
 const probe = (world: World) => run(world, 'operations', 'vault', 'vault-0', ['sh', '-c', POSTGRES_CHECK]);
@@ -120,4 +120,30 @@ test('an AuthorizationPolicy on the passthrough gateway can only use connection.
   const r = await probe(world);
   assertNoAnswer(t, r);
   t.regex(r.proxies.logOf('istio-eastwestgateway-6c9b8'), /rbac_access_denied/);
+});
+
+// Istio's own east-west gateway Gateway (samples/multicluster/expose-services.yaml): AUTO_PASSTHROUGH for *.local.
+const crossNetwork = (): KubeObject => ({
+  apiVersion: 'networking.istio.io/v1beta1', kind: 'Gateway', metadata: { name: 'cross-network-gateway', namespace: 'istio-system' },
+  spec: { selector: { istio: 'eastwestgateway' }, servers: [{ port: { number: 15443, name: 'tls', protocol: 'TLS' }, hosts: ['*.local'], tls: { mode: 'AUTO_PASSTHROUGH' } }] },
+});
+
+test('a *.local AUTO_PASSTHROUGH server beside an explicit one on the same port: Istio 1.10+ emits duplicate filter chains and Envoy rejects the listener', async (t) => {
+  const world = sharedRootWorld();
+  world.add('production', crossNetwork());
+  edit(world, 'production', '', 'Pod', 'istio-system', 'istio-eastwestgateway-6c9b8', (p) => { p.spec.containers[0].image = 'docker.io/istio/proxyv2:1.10.0'; });
+  const r = await probe(world);
+  assertNoAnswer(t, r);
+  t.regex(r.proxies.logOf('istio-eastwestgateway-6c9b8'), /listener 0\.0\.0\.0_15443 rejected: error adding listener: multiple filter chains with the same matching rules are defined \(outbound_\.5432_\._\.postgres\.db\.svc\.cluster\.local\)/);
+  // The *.local server alone serves the host (and every other *.local service).
+  world.remove('production', 'networking.istio.io', 'Gateway', 'istio-system', 'cross-mesh-gateway');
+  t.is((await probe(world)).stdout, 'postgres answered\n');
+});
+
+test('the same two servers on Istio 1.9.1: chains match the literal hosts (legacy sni_cluster), no duplicate; *.local matches the SNI', async (t) => {
+  const world = sharedRootWorld();
+  world.add('production', crossNetwork());
+  const r = await probe(world);
+  t.is(r.stdout, 'postgres answered\n', r.trace.join('\n'));
+  t.notRegex(r.proxies.logOf('istio-eastwestgateway-6c9b8'), /rejected/);
 });

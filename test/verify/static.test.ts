@@ -306,3 +306,44 @@ test('MF0422: another consumer of the provider with the same trust domain is rep
   t.is(found.outcome.status, 'fail');
   t.regex((found.outcome as { message: string }).message, /consumer staging of the provider has the trust domain of operations \(operations\.nrc\.local\)/);
 });
+
+test('an import whose local port declares no protocol, and whose ServiceEntry every namespace sees: MF0320 and MF0321', (t) => {
+  const base = snapshotOf(scenario('seed-question-shared-root-tcp'));
+  const objects = base.consumer.objects.map((o) => {
+    if (o.kind === 'Service' && o.metadata.name === 'postgres') return { ...o, spec: { ...(o.spec as object), ports: [{ name: 'db', port: 5432, targetPort: 5432, protocol: 'TCP' }] } };
+    if (o.kind === 'ServiceEntry') {
+      const { exportTo: _exportTo, ...spec } = o.spec as Record<string, unknown>;
+      return { ...o, spec };
+    }
+    return o;
+  });
+  const found = failures(runChecks({ ...base, consumer: { ...base.consumer, objects } }, STATIC_CHECKS));
+  t.deepEqual(found, [['MF0320', 'Service vault/postgres'], ['MF0321', 'ServiceEntry vault/mf-import-postgres']]);
+  const results = runChecks({ ...base, consumer: { ...base.consumer, objects } }, STATIC_CHECKS);
+  const mf0320 = results.find((r) => r.code === 'MF0320')!;
+  t.is(mf0320.outcome.status === 'fail' && mf0320.outcome.message, 'Service vault/postgres port 5432 (db) declares no protocol Istio knows, so the sidecars sniff it, but the import carries TCP');
+  t.regex(mf0320.outcome.status === 'fail' ? mf0320.outcome.hint : '', /names the port by protocol \(e\.g\. tcp-db\)/);
+});
+
+test('visibility: an exported Service hidden from the gateway namespace (MF0227), a Sidecar that does not select the import (MF0322), an egress gateway hidden by the mesh default (MF0323)', (t) => {
+  const shared = snapshotOf(scenario('seed-question-shared-root-tcp'));
+  if (shared.provider.status !== 'present') throw new Error('no provider');
+  const hiddenObjects = shared.provider.snapshot.objects.map((o) => (o.kind === 'Service' && o.metadata.name === 'postgres'
+    ? { ...o, metadata: { ...o.metadata, annotations: { 'networking.istio.io/exportTo': '.' } } } : o));
+  const hidden = runChecks({ ...shared, provider: { status: 'present', snapshot: { ...shared.provider.snapshot, objects: hiddenObjects } } }, STATIC_CHECKS);
+  t.deepEqual(failures(hidden), [['MF0227', 'Service db/postgres']]);
+  const mf0227 = hidden.find((r) => r.code === 'MF0227')!;
+  t.is(mf0227.outcome.status === 'fail' && mf0227.outcome.hint, 'export it there too, keeping what it had: kubectl annotate service postgres -n db networking.istio.io/exportTo=.,istio-meshfed --overwrite');
+
+  const sidecar: KubeObject = { apiVersion: 'networking.istio.io/v1beta1', kind: 'Sidecar', metadata: { name: 'default', namespace: 'vault' }, spec: { egress: [{ hosts: ['istio-system/*'] }] } };
+  const scoped = runChecks({ ...shared, consumer: { ...shared.consumer, objects: [...shared.consumer.objects, sidecar] } }, STATIC_CHECKS);
+  t.deepEqual(failures(scoped), [['MF0322', 'Sidecar vault/default']]);
+  const mf0322 = scoped.find((r) => r.code === 'MF0322')!;
+  t.regex(mf0322.outcome.status === 'fail' ? mf0322.outcome.hint : '', /^change the Sidecar: add "vault\/postgres\.vault\.svc\.cluster\.local", "vault\/postgres\.vault\.import\.meshfed\.internal" to the hosts/);
+
+  const boundary = snapshotOf(scenario('boundary-tcp'));
+  const restricted = runChecks({ ...boundary, consumer: { ...boundary.consumer, mesh: { ...boundary.consumer.mesh, defaultServiceExportTo: ['.'] } } }, STATIC_CHECKS);
+  t.deepEqual(failures(restricted).map(([code]) => code), ['MF0323']);
+  const mf0323 = restricted.find((r) => r.code === 'MF0323')!;
+  t.regex(mf0323.outcome.status === 'fail' ? mf0323.outcome.hint : '', /kubectl annotate service meshfed-egress -n istio-meshfed networking\.istio\.io\/exportTo=\.,vault --overwrite$/);
+});

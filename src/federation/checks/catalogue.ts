@@ -191,6 +191,30 @@ const entries: CheckInfo[] = [
     message: '{object} forwards requests with the federation host as their authority (no rewrite to {fqdn}): apps and policies that match the Host see a name they do not know',
     hint: 'run kubectl meshfed export again for {export}: its VirtualService rewrites the authority to {fqdn}',
   },
+  {
+    code: 'MF0225', level: 'warning', category: 'provider',
+    description: 'in shared-root mode, only the exported hosts pass through the provider gateway',
+    message: '{gateway} passes {hosts} through on the gateway and port that serve {host}: every service matching it is reachable there, not only the exported ones',
+    hint: 'the explicit host list of meshfed no longer limits exposure on that gateway (the workload guard still protects the export); to limit it, export from a gateway without that Gateway, e.g. meshfed\'s own (export again without --gateway-selector)',
+  },
+  {
+    code: 'MF0226', level: 'error', category: 'provider',
+    description: 'in shared-root mode, no two passthrough servers of the provider gateway cover one service',
+    message: '{object} lists {host}, which {gateway} ({hosts}) also covers on the same port: Istio {version} builds a filter chain per covered service and server, and Envoy rejects the listener with duplicate matches',
+    hint: 'run kubectl meshfed export again for {export}: it leaves hosts another passthrough server covers to that server',
+  },
+  {
+    code: 'MF0227', level: 'error', category: 'provider',
+    description: 'the exported Service is visible to the provider gateway\'s namespace',
+    message: 'Service {service} is not exported to namespace {gatewayNamespace}, where the federation gateway runs ({why}): the gateway has no route to it',
+    hint: 'export it there too, keeping what it had: {command}',
+  },
+  {
+    code: 'MF0228', level: 'error', category: 'provider',
+    description: 'in shared-root mode, no plain-text server shares the passthrough gateway\'s port',
+    message: '{gateways} serve(s) plain text on port {port} of the gateway meshfed\'s passthrough server uses: Istio skips one of the two servers',
+    hint: 'serve shared-root exports from another gateway (kubectl meshfed export without --gateway-selector uses meshfed\'s own), or move the plain-text server to another port',
+  },
   // consumer
   {
     code: 'MF0301', level: 'error', category: 'consumer',
@@ -269,6 +293,30 @@ const entries: CheckInfo[] = [
     description: 'in shared-root mode, the consumer mesh has a trust domain of its own',
     message: 'the consumer mesh uses trust domain "cluster.local", which Istio reads in the provider\'s policies as the provider\'s own trust domain: no policy can admit its workloads alone',
     hint: 'give the consumer mesh its own trust domain (meshConfig.trustDomain of context {context}, e.g. {context}.example.com), or import in boundary mode',
+  },
+  {
+    code: 'MF0320', level: 'error', category: 'consumer',
+    description: 'the local Service port declares the protocol the import carries',
+    message: 'Service {service} {port} {detail}, but the import carries {protocol}',
+    hint: 'run kubectl meshfed import again for {import}: it names the port by protocol (e.g. {name}); the consumer sidecars then route it as {protocol}',
+  },
+  {
+    code: 'MF0321', level: 'warning', category: 'consumer',
+    description: 'in shared-root mode, the import\'s ServiceEntry is visible to the import namespace only',
+    message: '{object} has exportTo {exportTo}: every sidecar it is exported to listens on port 15443 and forwards what is opened there to the provider',
+    hint: 'run kubectl meshfed import again for {import}: it sets exportTo ["."] (only namespace {namespace} calls the import)',
+  },
+  {
+    code: 'MF0322', level: 'error', category: 'consumer',
+    description: 'the Sidecar resource of the import namespace lets its workloads reach the import',
+    message: '{sidecar} scopes the egress of namespace {namespace} and does not select {hosts}: calls to the import do not leave the pod',
+    hint: 'change the Sidecar: {fix}',
+  },
+  {
+    code: 'MF0323', level: 'error', category: 'consumer',
+    description: 'the egress gateway Service is visible to the import namespace',
+    message: 'Service {service} is not exported to namespace {namespace} ({why}): its sidecars have no route to the egress gateway',
+    hint: 'export it to the importing namespaces: {command}',
   },
   // across the two
   {
@@ -355,6 +403,12 @@ const entries: CheckInfo[] = [
     message: '{detail}',
     hint: 'run kubectl meshfed export again on the provider: it rewrites the workload guard',
   },
+  {
+    code: 'MF0430', level: 'error', category: 'federation',
+    description: 'in shared-root mode, workloads of the import namespace run as a service account the provider admits',
+    message: 'the provider admits service account(s) {admitted} of namespace {namespace}, but its pods ({pods}) run as {accounts}: their calls are denied',
+    hint: 'admit the account the workloads run as: kubectl meshfed import again with --service-account {account} (or a new import request with it, then admit), or run the workloads as {admitted}',
+  },
   // probe
   {
     code: 'MF0501', level: 'error', category: 'probe',
@@ -439,6 +493,18 @@ const entries: CheckInfo[] = [
     description: 'the probe finishes within --timeout',
     message: '{detail}',
     hint: 'raise --timeout, or run with --keep-probe and inspect the pod (kubectl describe pod {pod} -n {namespace})',
+  },
+  {
+    code: 'MF0515', level: 'error', category: 'probe',
+    description: 'in shared-root mode, the probe runs as a service account the provider admits',
+    message: 'the probe runs as service account {account}, but the provider admits {admitted} of namespace {namespace}: its call will be denied',
+    hint: 'run verify with --service-account {first} (the account the import was admitted for), or admit {account} (kubectl meshfed import --service-account {account})',
+  },
+  {
+    code: 'MF0516', level: 'error', category: 'probe',
+    description: 'the probe\'s service account exists in the import namespace',
+    message: 'service account {namespace}/{account} does not exist: the cluster refuses a pod that runs as it',
+    hint: 'create it (kubectl create serviceaccount {account} -n {namespace}) or pass --service-account with an account that exists',
   },
 ];
 

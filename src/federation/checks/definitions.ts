@@ -5,7 +5,7 @@
  * a hand edit shows up as a difference.
  */
 import { keyMatchesCertificate, verifyCertificateChain } from '../../pki/index.js';
-import type { KubeObject } from '../model.js';
+import { detectProtocol, type KubeObject } from '../model.js';
 import {
   consumerGatewaySpiffeId, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, LABELS, names, principalOf,
   serviceFqdn, workloadPrincipal,
@@ -19,6 +19,9 @@ import {
   type CertificateRead, type GatewayFacts, type Spec, type VerifyFacts,
 } from './facts.js';
 import { fail, ok, skip, type CheckDefinition, type Finding } from './runner.js';
+import {
+  SERVICE_EXPORT_TO_ANNOTATION, serviceExportTo, serviceVisibleTo, sidecarFix, sidecarFor, unmetEgressNeeds, widenedExportTo,
+} from '../visibility.js';
 import type { SideSnapshot } from './types.js';
 
 /** A certificate expiring sooner than this many days is a warning. */
@@ -198,7 +201,8 @@ function providerExpected(f: VerifyFacts): Expected[] {
       { kind: 'AuthorizationPolicy', namespace: home, name, fields: { spec: { action, ...(selector ? { selector: { matchLabels: selector } } : {}) } } },
     );
   } else {
-    list.push(
+    // An export covered by a passthrough server meshfed does not manage has no server of meshfed's (MF0225 says so).
+    if (!x.coveredBy) list.push(
       {
         kind: 'Gateway', namespace: home, name: GATEWAY_NAMES.eastwest,
         extra: (live) => {
@@ -209,6 +213,8 @@ function providerExpected(f: VerifyFacts): Expected[] {
           return mode === 'AUTO_PASSTHROUGH' ? [] : [`the server for ${x.host} has tls.mode ${show(mode)}, expected "AUTO_PASSTHROUGH"`];
         },
       },
+    );
+    list.push(
       { kind: 'AuthorizationPolicy', namespace: x.namespace, name: names.guard(x.service), fields: { spec: { action: 'DENY' } } },
     );
   }
@@ -801,6 +807,79 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       return [rewrites ? ok(describeObject(vs)) : fail({ object: describeObject(vs), fqdn }, describeObject(vs))];
     },
   },
+  {
+    code: 'MF0225',
+    needsProvider: true,
+    mode: 'shared-root',
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const covers = f.foreignPassthroughCovers;
+      const object = `host ${x.host}`;
+      if (covers.length === 0) return [ok(object, 'only explicit hosts pass through')];
+      return covers.map(({ gateway, hosts }) => fail({ gateway: describeObject(gateway), hosts: hosts.join(', '), host: x.host }, object));
+    },
+  },
+  {
+    code: 'MF0226',
+    needsProvider: true,
+    mode: 'shared-root',
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const own = find(f.provider!, 'Gateway', f.providerHome, GATEWAY_NAMES.eastwest);
+      const listed = ((specOf(own).servers as Spec[] | undefined) ?? []).some((s) => ((s.hosts as string[] | undefined) ?? []).includes(x.host));
+      const object = own ? describeObject(own) : `host ${x.host}`;
+      const covers = f.foreignPassthroughCovers;
+      const version = f.provider!.mesh.istioVersion;
+      if (!listed || covers.length === 0) return [ok(object)];
+      // Istio 1.9.0-1.9.4 match the servers' literal hosts: the two servers do not collide there.
+      const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version ?? '');
+      const perService = !m || Number(m[1]) > 1 || Number(m[2]) > 9 || (Number(m[2]) === 9 && Number(m[3]) >= 5);
+      if (!perService) return [ok(object, `Istio ${version} matches literal hosts`)];
+      return [fail({ object, host: x.host, gateway: covers.map((c) => describeObject(c.gateway)).join(', '), hosts: covers.flatMap((c) => c.hosts).join(', '), version: version ?? '?' }, object)];
+    },
+  },
+  {
+    code: 'MF0228',
+    needsProvider: true,
+    mode: 'shared-root',
+    requires: ['MF0201'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const own = find(f.provider!, 'Gateway', f.providerHome, GATEWAY_NAMES.eastwest);
+      const selector = (specOf(own).selector as Record<string, string> | undefined) ?? x.coveredBy?.selector;
+      const port = (((specOf(own).servers as Spec[] | undefined)?.[0]?.port as Spec | undefined)?.number as number | undefined) ?? x.coveredBy?.port;
+      const object = `port ${port ?? '?'} of the passthrough gateway`;
+      if (!selector || port === undefined) return [skip('the passthrough Gateway is missing (MF0207)', object)];
+      const clashes = f.provider!.objects.filter((o) => o.kind === 'Gateway' && !isManaged(o)).flatMap((gateway) => {
+        const gwSelector = (specOf(gateway).selector as Record<string, string> | undefined) ?? {};
+        if (Object.keys(gwSelector).length === 0 || !Object.entries(gwSelector).every(([k, v]) => selector[k] === v)) return [];
+        return ((specOf(gateway).servers as Spec[] | undefined) ?? []).filter((sv) => (sv.port as Spec | undefined)?.number === port && !sv.tls)
+          .map((sv) => `${describeObject(gateway)} (${String((sv.port as Spec | undefined)?.protocol ?? '?')})`);
+      });
+      return [clashes.length ? fail({ gateways: clashes.join(', '), port }, object) : ok(object)];
+    },
+  },
+  {
+    code: 'MF0227',
+    needsProvider: true,
+    requires: ['MF0202'],
+    run: (f) => {
+      const x = f.exportRecord!;
+      const service = f.exportedService!;
+      const gatewayNamespace = f.providerGateway?.namespace ?? f.providerHome;
+      const exportTo = serviceExportTo(service);
+      const defaults = f.provider!.mesh.defaultServiceExportTo;
+      const object = describeObject(service);
+      if (serviceVisibleTo({ namespace: x.namespace, exportTo }, defaults, gatewayNamespace)) return [ok(object, `visible in ${gatewayNamespace}`)];
+      return [fail({
+        service: `${x.namespace}/${x.service}`, gatewayNamespace,
+        why: exportTo ? `its annotation ${SERVICE_EXPORT_TO_ANNOTATION}=${exportTo.join(',')}` : `the mesh's defaultServiceExportTo ${JSON.stringify(defaults)}`,
+        command: `kubectl annotate service ${x.service} -n ${x.namespace} ${SERVICE_EXPORT_TO_ANNOTATION}=${widenedExportTo(exportTo, defaults, [gatewayNamespace])} --overwrite`,
+      }, object)];
+    },
+  },
   // consumer ----------------------------------------------------------------------------------------------
   {
     code: 'MF0301',
@@ -974,6 +1053,88 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       return [td === 'cluster.local' ? fail({ context: f.consumer.context }, 'consumer trust domain') : ok('consumer trust domain', td)];
     },
   },
+  {
+    // Istio reads the protocol from appProtocol, else the name's prefix (pkg/config/kube/conversion.go ConvertProtocol);
+    // an undeclared port is sniffed, which breaks TCP imports (HTTP-looking bytes miss the TCP route, server-first hangs).
+    code: 'MF0320',
+    requires: ['MF0301'],
+    run: (f) => {
+      const r = f.record;
+      const service = find(f.consumer, 'Service', r.namespace, r.localName)!;
+      const port = servicePorts(service).find((p) => p.port === f.endpoint.port.number)! as { name?: string; port: number; appProtocol?: string };
+      const object = describe('Service', r.namespace, r.localName);
+      let declared: ReturnType<typeof detectProtocol> | undefined;
+      try {
+        declared = detectProtocol({ port: port.port, ...(port.name ? { name: port.name } : {}), ...(port.appProtocol ? { appProtocol: port.appProtocol } : {}) });
+      } catch {
+        declared = undefined;
+      }
+      const shown = `port ${port.port}${port.name ? ` (${port.name}${port.appProtocol ? `, appProtocol ${port.appProtocol}` : ''})` : ''}`;
+      const params = { service: `${r.namespace}/${r.localName}`, port: shown, protocol: f.endpoint.protocol, name: `${f.endpoint.protocol === 'TCP' ? 'tcp' : 'http'}-${port.name ?? 'port'}` };
+      if (!declared || declared.source === 'default') return [fail({ ...params, detail: 'declares no protocol Istio knows, so the sidecars sniff it' }, object)];
+      if (declared.protocol !== f.endpoint.protocol) return [fail({ ...params, detail: `declares ${declared.declared} (${declared.protocol}) from its ${declared.source}` }, object)];
+      return [ok(object, `${shown}: ${declared.declared}`)];
+    },
+  },
+  {
+    code: 'MF0321',
+    mode: 'shared-root',
+    run: (f) => {
+      const r = f.record;
+      const entry = find(f.consumer, 'ServiceEntry', r.namespace, names.import(r.localName));
+      if (!entry) return [skip(`ServiceEntry ${r.namespace}/${names.import(r.localName)} is missing (MF0302)`)];
+      const exportTo = specOf(entry).exportTo as string[] | undefined;
+      const object = describeObject(entry);
+      const scoped = exportTo !== undefined && exportTo.length > 0 && exportTo.every((e) => e === '.' || e === r.namespace);
+      return [scoped ? ok(object, `exportTo ${JSON.stringify(exportTo)}`) : fail({ object, exportTo: show(exportTo), namespace: r.namespace }, object)];
+    },
+  },
+  {
+    code: 'MF0322',
+    run: (f) => {
+      const r = f.record;
+      const e = f.endpoint;
+      const root = f.consumer.mesh.rootNamespace ?? 'istio-system';
+      const remote = e.mode === 'shared-root'
+        ? { namespace: r.namespace, host: importHost(r.namespace, r.localName), ports: [FEDERATION_PORT] }
+        : { namespace: f.egressNamespace, host: serviceFqdn(f.egressGateway.service?.metadata.name ?? GATEWAY_NAMES.egress, f.egressNamespace), ports: [federationServicePort(f.egressGateway)] };
+      const needs = [{ namespace: r.namespace, host: serviceFqdn(r.localName, r.namespace), port: e.port.number, ports: [e.port.number] }, remote];
+      const labelSets = f.callerPods.map((p) => p.metadata.labels ?? {});
+      const sidecars = new Map<string, KubeObject>();
+      for (const labels of labelSets.length ? labelSets : [undefined]) {
+        const sidecar = sidecarFor(f.consumer.objects, r.namespace, root, labels);
+        if (sidecar) sidecars.set(describeObject(sidecar), sidecar);
+      }
+      if (sidecars.size === 0) return [ok(`namespace ${r.namespace}`, 'no Sidecar resource limits its egress')];
+      return [...sidecars.values()].map((sidecar) => {
+        const unmet = unmetEgressNeeds(sidecar, needs);
+        const object = describeObject(sidecar);
+        return unmet.length === 0 ? ok(object) : fail({
+          sidecar: object, namespace: r.namespace,
+          hosts: unmet.map((n) => `${n.namespace}/${n.host}${n.port !== undefined ? ` (port ${n.port})` : ''}`).join(', '),
+          fix: sidecarFix(sidecar, unmet),
+        }, object);
+      });
+    },
+  },
+  {
+    code: 'MF0323',
+    mode: 'boundary',
+    requires: ['MF0304'],
+    run: (f) => {
+      const service = f.egressGateway.service;
+      if (!service) return [];
+      const exportTo = serviceExportTo(service);
+      const defaults = f.consumer.mesh.defaultServiceExportTo;
+      const object = describeObject(service);
+      if (serviceVisibleTo({ namespace: service.metadata.namespace!, exportTo }, defaults, f.record.namespace)) return [ok(object, `visible in ${f.record.namespace}`)];
+      return [fail({
+        service: `${service.metadata.namespace}/${service.metadata.name}`,
+        why: exportTo ? `its annotation ${SERVICE_EXPORT_TO_ANNOTATION}=${exportTo.join(',')}` : `the mesh's defaultServiceExportTo ${JSON.stringify(defaults)}`,
+        command: `kubectl annotate service ${service.metadata.name} -n ${service.metadata.namespace} ${SERVICE_EXPORT_TO_ANNOTATION}=${widenedExportTo(exportTo, defaults, [f.record.namespace])} --overwrite`,
+      }, object)];
+    },
+  },
   // across the two -------------------------------------------------------------------------------------------
   {
     code: 'MF0401',
@@ -1003,7 +1164,11 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       if (!m) return [fail({ detail: `the consumer sends SNI ${sni}, which is not of the form outbound_.<port>_.<subset>_.<host> that a passthrough gateway routes by` }, object)];
       const [, port, subset, host] = m;
       if (!gateway) return [fail({ detail: `the consumer sends SNI ${sni}, and the provider has no Gateway ${f.providerHome}/${GATEWAY_NAMES.eastwest}` }, object)];
-      if (!served.includes(host!)) return [fail({ detail: `the consumer sends SNI for ${host}, but ${describeObject(gateway)} serves ${served.join(', ') || 'no host'}` }, object)];
+      const covers = (h: string): boolean => {
+        const bare = h.includes('/') ? h.slice(h.indexOf('/') + 1) : h;
+        return bare === host || bare === '*' || (bare.startsWith('*.') && host!.endsWith(bare.slice(1)));
+      };
+      if (!served.some(covers)) return [fail({ detail: `the consumer sends SNI for ${host}, but ${describeObject(gateway)} serves ${served.join(', ') || 'no host'}` }, object)];
       if (host !== x.host) return [fail({ detail: `the consumer's SNI names ${host}, the export is ${x.host}` }, object)];
       if (Number(port) !== x.port.number) return [fail({ detail: `the consumer's SNI names port ${port}, the export is port ${x.port.number}` }, object)];
       if ((subset || undefined) !== x.subsetName) return [fail({ detail: `the consumer's SNI names subset "${subset}", the export's subset is "${x.subsetName ?? ''}"` }, object)];
@@ -1258,6 +1423,29 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       const local = workloadPrincipal(provider.mesh.trustDomain, f.record.namespace, accounts[0]!);
       if (guardDenies(guard, local, port, bundle)) problems.push(`it denies this mesh's own ${local}`);
       return [problems.length ? fail({ detail: `under the provider's trust domains (${bundle.join(', ')}), ${problems.join('; ')}` }, object) : ok(object)];
+    },
+  },
+  {
+    // Who is admitted and who calls: shared-root admits service accounts, so a namespace whose workloads run as others gets nothing.
+    code: 'MF0430',
+    mode: 'shared-root',
+    run: (f) => {
+      const admitted = f.admittedAccounts;
+      const object = `namespace ${f.record.namespace}`;
+      if (!admitted) return [skip('the admitted service accounts are unknown: pass --from <provider-context> to read them from the export', object)];
+      const pods = f.callerPods;
+      if (pods.length === 0) return [ok(object, 'no pod with a sidecar runs there yet')];
+      const accountOf = (p: KubeObject): string => (specOf(p).serviceAccountName as string | undefined) ?? 'default';
+      const callers = pods.filter((p) => admitted.accounts.includes(accountOf(p)));
+      if (callers.length > 0) return [ok(object, `${callers.length} pod(s) run as ${[...new Set(callers.map(accountOf))].sort().join(', ')}`)];
+      const running = [...new Set(pods.map(accountOf))].sort();
+      return [fail({
+        namespace: f.record.namespace,
+        admitted: admitted.accounts.join(', '),
+        accounts: running.join(', '),
+        pods: pods.map((p) => p.metadata.name).sort().join(', '),
+        account: running[0]!,
+      }, object)];
     },
   },
   {

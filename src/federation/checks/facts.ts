@@ -197,6 +197,25 @@ export class VerifyFacts {
     });
   }
 
+  /**
+   * Shared-root: the service accounts of the import namespace the provider admits — from the provider's export
+   * record when it was read (authoritative), else as the import recorded them; undefined when neither says.
+   */
+  get admittedAccounts(): { accounts: string[]; source: 'export' | 'import' } | undefined {
+    const entry = this.exportRecord?.consumers.find((c) => c.clusterId === this.record.consumerClusterId && c.namespace === this.record.namespace);
+    if (entry) return { accounts: entry.serviceAccounts?.length ? [...entry.serviceAccounts] : ['default'], source: 'export' };
+    if (this.record.serviceAccounts?.length) return { accounts: [...this.record.serviceAccounts], source: 'import' };
+    return undefined;
+  }
+
+  /** The pods of the import namespace that call through their sidecars (meshfed's probe pods left out). */
+  get callerPods(): KubeObject[] {
+    return this.consumer.objects.filter((o) => o.kind === 'Pod' && o.metadata.namespace === this.record.namespace
+      && o.metadata.labels?.[LABELS.role] !== 'probe' && !o.metadata.deletionTimestamp
+      && [...((specOf(o).containers as Array<{ name: string }> | undefined) ?? []), ...((specOf(o).initContainers as Array<{ name: string }> | undefined) ?? [])]
+        .some((c) => c.name === 'istio-proxy'));
+  }
+
   /** Every export record of the provider, as `<namespace>/<name>`, for messages. */
   get knownExports(): string[] {
     return (this.provider?.objects ?? [])
@@ -231,7 +250,44 @@ export class VerifyFacts {
     const provider = this.provider;
     if (!provider) return undefined;
     const name = this.endpoint.mode === 'boundary' ? this.exportObjectName : GATEWAY_NAMES.eastwest;
-    return find(provider, 'Gateway', this.providerHome, name);
+    const own = find(provider, 'Gateway', this.providerHome, name);
+    const cover = this.exportRecord?.coveredBy;
+    if (own || !cover) return own;
+    // Shared-root through a passthrough server meshfed does not manage: that Gateway serves the export.
+    const [namespace, gatewayName] = cover.gateway.split('/');
+    return find(provider, 'Gateway', namespace, gatewayName!);
+  }
+
+  /**
+   * Shared-root: AUTO_PASSTHROUGH servers of Gateways meshfed does not manage, on the workload and port that serve the
+   * export, whose hosts cover the export's host.
+   */
+  get foreignPassthroughCovers(): Array<{ gateway: KubeObject; hosts: string[] }> {
+    const provider = this.provider;
+    const x = this.exportRecord;
+    if (!provider || !x || x.mode !== 'shared-root') return [];
+    return this.memo('covers', () => {
+      const own = find(provider, 'Gateway', this.providerHome, GATEWAY_NAMES.eastwest);
+      const selector = (specOf(own).selector as Record<string, string> | undefined) ?? x.coveredBy?.selector;
+      const port = ((specOf(own).servers as Spec[] | undefined)?.[0]?.port as Spec | undefined)?.number as number | undefined ?? x.coveredBy?.port;
+      if (!selector || port === undefined) return [];
+      const covers = (serverHost: string): boolean => {
+        const h = (serverHost.includes('/') ? serverHost.slice(serverHost.indexOf('/') + 1) : serverHost).toLowerCase();
+        return h === '*' || h === x.host || (h.startsWith('*.') && x.host.endsWith(h.slice(1)));
+      };
+      const out: Array<{ gateway: KubeObject; hosts: string[] }> = [];
+      for (const gateway of provider.objects.filter((o) => o.kind === 'Gateway' && !isManaged(o))) {
+        const gwSelector = (specOf(gateway).selector as Record<string, string> | undefined) ?? {};
+        if (Object.keys(gwSelector).length === 0 || !Object.entries(gwSelector).every(([k, v]) => selector[k] === v)) continue;
+        for (const server of (specOf(gateway).servers as Spec[] | undefined) ?? []) {
+          const hosts = (server.hosts as string[] | undefined) ?? [];
+          if ((server.port as Spec | undefined)?.number === port && (server.tls as Spec | undefined)?.mode === 'AUTO_PASSTHROUGH' && hosts.some(covers)) {
+            out.push({ gateway, hosts });
+          }
+        }
+      }
+      return out;
+    });
   }
 
   get providerGateway(): GatewayFacts | undefined {

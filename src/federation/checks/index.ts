@@ -7,6 +7,6 @@ export type { CheckResult, MeshFacts, Outcome, ProviderSide, SideSnapshot, Verif
 export { failure, resultOf, runChecks, type CheckDefinition, type Finding } from './runner.js';
 export { differences, EXPIRY_WARNING_DAYS, STATIC_CHECKS } from './definitions.js';
 export {
-  DEFAULT_PROBE_IMAGE, interpretProbe, parseProbeLog, PROBE_MARKER, PROBE_ROLE, probePod, probeRunResults, probeScript, responseFlagsOf,
-  tcpGreeting, type ProbeContext, type ProbeOutput, type ProbePodOptions, type ProbeRun, type ProbeTarget,
+  DEFAULT_PROBE_IMAGE, interpretProbe, parseProbeLog, PROBE_MARKER, PROBE_ROLE, probeIdentity, probeIdentityFor, probePod, probeRunResults, probeScript, responseFlagsOf,
+  tcpGreeting, type ProbeContext, type ProbeIdentity, type ProbeOutput, type ProbePodOptions, type ProbeRun, type ProbeTarget,
 } from './probe.js';

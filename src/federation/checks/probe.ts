@@ -11,7 +11,8 @@
  */
 import type { ExportEndpoint, KubeObject, Protocol } from '../model.js';
 import { importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL } from '../naming.js';
-import type { CheckResult } from './types.js';
+import { VerifyFacts } from './facts.js';
+import type { CheckResult, VerifySnapshot } from './types.js';
 import { failure, resultOf } from './runner.js';
 
 /** The default probe image: curl at a pinned tag (its busybox provides sh and nc). */
@@ -95,6 +96,66 @@ export interface ProbePodOptions {
   maxTimeSeconds: number;
   /** The pod is killed by the kubelet after this many seconds even if verify could not delete it. */
   activeDeadlineSeconds: number;
+  /** The service account the probe runs as (its Istio identity); default: the namespace's `default`. */
+  serviceAccount?: string;
+}
+
+/** Who the probe runs as, and what verify says about it before the pod is created. */
+export interface ProbeIdentity {
+  /** The service account for the probe pod; undefined: the namespace's `default` (boundary mode). */
+  account?: string;
+  /** MF0515/MF0516 results. */
+  results: CheckResult[];
+  /** False when the pod cannot be created as this account (it does not exist): the probe is not run. */
+  runnable: boolean;
+}
+
+/**
+ * The service account the probe runs as. Shared-root mode admits callers by service account, so a probe running as
+ * the namespace's `default` proves nothing about the workloads that were admitted (and fails when `default` is not
+ * one of them): it runs as `requested` (`--service-account`) or else as an admitted account — the one most pods of the
+ * namespace run as, else the first that exists. Boundary mode admits the consumer's egress gateway, so any account
+ * will do and the pod keeps the namespace's default.
+ * @param input.admitted the admitted accounts, when known (see VerifyFacts.admittedAccounts)
+ * @param input.existing service accounts that exist in the import namespace; undefined when they could not be read
+ * @param input.running the service accounts of the namespace's pods, one entry per pod
+ */
+export function probeIdentity(input: {
+  mode: ExportEndpoint['mode']; namespace: string; requested?: string | undefined; admitted?: string[] | undefined;
+  existing?: string[] | undefined; running?: string[];
+}): ProbeIdentity {
+  const { namespace, admitted, existing } = input;
+  if (input.mode === 'boundary' && input.requested === undefined) return { results: [], runnable: true };
+  const count = (sa: string): number => (input.running ?? []).filter((r) => r === sa).length;
+  const candidates = [...(admitted ?? [])].sort((a, b) => count(b) - count(a) || a.localeCompare(b));
+  const account = input.requested ?? candidates.find((sa) => existing?.includes(sa) ?? true) ?? candidates[0] ?? 'default';
+  const object = `service account ${namespace}/${account}`;
+  const results: CheckResult[] = [];
+  if (input.mode === 'shared-root') {
+    if (!admitted) results.push(resultOf('MF0515', { status: 'skip', reason: 'the admitted service accounts are unknown (pass --from to read them from the export)' }, object));
+    else if (admitted.includes(account)) results.push(resultOf('MF0515', { status: 'ok', note: `admitted: ${admitted.join(', ')}` }, object));
+    else results.push(failure('MF0515', { account, admitted: admitted.join(', '), namespace, first: candidates[0] ?? 'default' }, object));
+  }
+  const exists = existing === undefined || account === 'default' || existing.includes(account);
+  results.push(exists ? resultOf('MF0516', { status: 'ok' }, object) : failure('MF0516', { account, namespace }, object));
+  return { account, results, runnable: exists };
+}
+
+/**
+ * {@link probeIdentity} for an import as verify read it: the admitted accounts (the export's record, else the import's),
+ * the import namespace's service accounts and the accounts its pods run as.
+ */
+export function probeIdentityFor(snapshot: VerifySnapshot, requested: string | undefined): ProbeIdentity {
+  const facts = new VerifyFacts(snapshot);
+  const r = snapshot.record;
+  const inNamespace = snapshot.consumer.objects.filter((o) => o.metadata.namespace === r.namespace);
+  const existing = inNamespace.filter((o) => o.kind === 'ServiceAccount').map((o) => o.metadata.name);
+  return probeIdentity({
+    mode: r.endpoint.mode, namespace: r.namespace, requested, admitted: facts.admittedAccounts?.accounts,
+    // Every namespace has `default`: an empty list means the accounts could not be read.
+    existing: existing.length ? existing : undefined,
+    running: facts.callerPods.map((p) => ((p.spec as { serviceAccountName?: string } | undefined)?.serviceAccountName) ?? 'default'),
+  });
 }
 
 /** The probe pod: restartPolicy Never, the sidecar started before curl, a deadline as a safety net. */
@@ -117,6 +178,7 @@ export function probePod(options: ProbePodOptions): KubeObject {
       },
     },
     spec: {
+      ...(options.serviceAccount ? { serviceAccountName: options.serviceAccount } : {}),
       restartPolicy: 'Never',
       activeDeadlineSeconds: Math.max(1, Math.ceil(options.activeDeadlineSeconds)),
       terminationGracePeriodSeconds: 1,

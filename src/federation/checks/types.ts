@@ -37,6 +37,8 @@ export interface MeshFacts {
   skipValidateTrustDomain?: boolean;
   /** The mesh root namespace (`rootNamespace` of the mesh config; default `istio-system`): its policies apply mesh-wide. */
   rootNamespace?: string;
+  /** `defaultServiceExportTo` of the mesh config, when set. */
+  defaultServiceExportTo?: string[];
   /** PEM of the mesh root CA (`istio-ca-root-cert`), when readable. */
   rootCaPem?: string;
   /** Why the Istio facts are incomplete, in the user's terms. */

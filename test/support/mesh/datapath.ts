@@ -9,6 +9,8 @@
 import { createHash } from 'node:crypto';
 import type { ClusterView, KubeObject, WorldView } from '../emulator/runtime.js';
 import { applicationOn } from './apps.js';
+import { duplicatePassthroughChain } from './gateway-chains.js';
+import { serviceInScope, sidecarScopeFor, virtualServiceInScope } from './sidecar-scope.js';
 import type { HttpRequest, Payload, Reply } from './apps.js';
 import { authorize } from './authz.js';
 import {
@@ -383,6 +385,11 @@ async function toUpstream(ctx: PathContext, proxy: Proxy, dest: Destination, def
   const port = dest.port ?? (svc && svc.ports.length === 1 ? svc.ports[0]!.number : defaultPort);
   const clusterName = `outbound|${port}|${dest.subset ?? ''}|${dest.host}`;
   if (!svc) return { ok: false, cluster: { kind: 'NC', detail: `${clusterName}: no service ${dest.host} visible from ${proxy.namespace}` } };
+  // A sidecar has clusters only for what its Sidecar resource's egress listeners select.
+  const scope = proxy.kind === 'sidecar' ? sidecarScopeFor(proxy.cluster, proxy.pod) : undefined;
+  if (scope && !serviceInScope(scope, svc.namespace, svc.host, svc.ports.map((p) => p.number))) {
+    return { ok: false, cluster: { kind: 'NC', detail: `${clusterName}: ${dest.host} is not in the egress hosts of ${ref(scope.sidecar)}` } };
+  }
   const svcPort: ServicePort | undefined = svc.ports.find((p) => p.number === port);
   if (!svcPort) return { ok: false, cluster: { kind: 'NC', detail: `${clusterName}: ${dest.host} has no port ${port}` } };
   const dr = destinationRuleFor(proxy.cluster, proxy.namespace, dest.host, svc.namespace);
@@ -594,7 +601,14 @@ export async function sidecarOutbound(ctx: PathContext, cluster: ClusterView, po
   assertModelledCluster(cluster);
   const ns = pod.metadata.namespace ?? 'default';
   const proxy: Proxy = { cluster, pod, namespace: ns, kind: 'sidecar' };
-  const reg = registry(cluster, ns);
+  // The outbound listener of this port knows only what the Sidecar resource's egress listener for it selects.
+  const scope = sidecarScopeFor(cluster, pod);
+  const reg = registry(cluster, ns).filter((s) => !scope || serviceInScope(scope, s.namespace, s.host, s.ports.map((p) => p.number), dstPort));
+  const scopedVirtualService = (hosts: string[]): ReturnType<typeof virtualServiceFor> => {
+    const found = virtualServiceFor(cluster, ns, 'mesh', hosts);
+    return found && scope && !virtualServiceInScope(scope, found.vs, dstPort) ? undefined : found;
+  };
+  if (scope) ctx.trace.push(`${ref(scope.sidecar)} scopes the sidecar of ${ns}/${pod.metadata.name}`);
   ctx.trace.push(`${cluster.name} sidecar ${ns}/${pod.metadata.name} outbound ${dstIp}:${dstPort}`);
   const byVip = reg.find((s) => s.addresses.includes(dstIp) && s.ports.some((p) => p.number === dstPort));
   const vipPort = byVip?.ports.find((p) => p.number === dstPort);
@@ -605,7 +619,7 @@ export async function sidecarOutbound(ctx: PathContext, cluster: ClusterView, po
     const req = payload.request;
     const hosts = authorityHosts(cluster, ns, req.authority);
     const src: RouteSource = { gateway: 'mesh', pod, port: dstPort };
-    const match = virtualServiceFor(cluster, ns, 'mesh', hosts);
+    const match = scopedVirtualService(hosts);
     if (match) {
       ctx.trace.push(`${ref(match.vs)} for ${match.host}`);
       const reply = await routeHttp(ctx, proxy, match.vs, req, src);
@@ -629,7 +643,7 @@ export async function sidecarOutbound(ctx: PathContext, cluster: ClusterView, po
       ?? reg.find((s) => s.kind === 'ServiceEntry' && autoAllocated(s.host) === dstIp);
     if (svc) {
       let dest: Destination = { host: svc.host, port: dstPort };
-      const match = virtualServiceFor(cluster, ns, 'mesh', [svc.host]);
+      const match = scopedVirtualService([svc.host]);
       if (match) {
         const tcp = (specOf(match.vs)['tcp'] as Spec[] | undefined) ?? [];
         const route = tcp.find((r) => ((r['match'] as Spec[] | undefined) ?? [{}]).some((m) => {
@@ -755,6 +769,13 @@ async function gatewayInbound(ctx: PathContext, cluster: ClusterView, pod: KubeO
   }
   if (servers.length === 0) {
     ctx.trace.push(`gateway ${ns}/${pod.metadata.name}: no Gateway server listens on ${port}`);
+    return { ok: false, failure: { kind: 'refused' } };
+  }
+  // Envoy refuses a listener whose filter chains repeat a match; a proxy that never accepted one has nothing on the port.
+  const duplicate = duplicatePassthroughChain(cluster, pod, servers);
+  if (duplicate) {
+    ctx.trace.push(`gateway ${ns}/${pod.metadata.name}: listener on ${port} rejected: multiple filter chains with the same matching rules (SNI ${duplicate.sni}, from ${duplicate.gateways.join(', ')})`);
+    log(ctx, cluster, pod, `listener 0.0.0.0_${port} rejected: error adding listener: multiple filter chains with the same matching rules are defined (${duplicate.sni})`);
     return { ok: false, failure: { kind: 'refused' } };
   }
   const serverPort = ((servers[0]!.server['port'] as Spec)['number'] as number);

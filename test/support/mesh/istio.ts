@@ -8,6 +8,7 @@ import {
   CLUSTER_DOMAIN, isPodReady, labelsMatch, meshSettings, podIp, ref, specOf, targetPortOn, unmodelled,
 } from './world.js';
 import type { Spec } from './world.js';
+import { assertModelledSidecar } from './sidecar-scope.js';
 
 /** A port of a registry service. `protocol` is Istio's: from the port name / appProtocol, or 'auto'. */
 export interface ServicePort {
@@ -83,8 +84,7 @@ function byAge(a: KubeObject, b: KubeObject): number {
 
 /** Fails loudly on cluster-wide Istio features that would change every proxy's behaviour. */
 export function assertModelledCluster(cluster: ClusterView): void {
-  const sidecar = cluster.list('networking.istio.io', 'Sidecar')[0];
-  if (sidecar) unmodelled(`${ref(sidecar)} (Sidecar resources)`);
+  for (const sidecar of cluster.list('networking.istio.io', 'Sidecar')) assertModelledSidecar(sidecar);
   // Istio's own telemetry filters (installed by 1.9-era profiles in the root namespace) do not change routing.
   const root = meshSettings(cluster).rootNamespace;
   const telemetry = /^(tcp-)?(stats-filter|metadata-exchange)-1\.\d+$/;
@@ -92,11 +92,32 @@ export function assertModelledCluster(cluster: ClusterView): void {
   if (filter) unmodelled(`${ref(filter)} (EnvoyFilter)`);
 }
 
+/**
+ * Whether a Kubernetes Service is visible to proxies in `fromNs`: its `networking.istio.io/exportTo` annotation
+ * (comma-separated, no trimming: `pilot/pkg/serviceregistry/kube/conversion.go` `ConvertService` at 1.9.1), else the
+ * mesh's `defaultServiceExportTo`, of which Istio honours `.` and `*` (`pilot/pkg/model/push_context.go`
+ * `initDefaultExportMaps` and `initServiceRegistry` at 1.9.1); `~` hides it from everyone.
+ */
+export function serviceVisibleTo(cluster: ClusterView, svc: KubeObject, fromNs: string): boolean {
+  const ns = svc.metadata.namespace ?? 'default';
+  const annotation = svc.metadata.annotations?.['networking.istio.io/exportTo'];
+  if (annotation) {
+    const list = annotation.split(',');
+    if (list.includes('*')) return true;
+    if (list.includes('~')) return false;
+    return list.some((e) => ((e === '.' || e === ns) && fromNs === ns) || e === fromNs);
+  }
+  const defaults = meshSettings(cluster).defaultServiceExportTo;
+  if (!defaults) return true;
+  if (defaults.includes('.')) return fromNs === ns;
+  return defaults.includes('*');
+}
+
 /** The service registry as seen from a proxy in `fromNs`. */
 export function registry(cluster: ClusterView, fromNs: string): RegistryService[] {
   const out: RegistryService[] = [];
   for (const svc of cluster.list('', 'Service')) {
-    if (!visibleTo(svc, fromNs)) continue;
+    if (!serviceVisibleTo(cluster, svc, fromNs)) continue;
     const spec = specOf(svc);
     const ns = svc.metadata.namespace ?? 'default';
     if (spec['type'] === 'ExternalName') continue;

@@ -42,6 +42,8 @@ export interface MeshSettings {
   outboundPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
   /** `defaultConfig` of the mesh config (proxy config defaults). */
   defaultConfig: Record<string, unknown>;
+  /** `defaultServiceExportTo`: the visibility of Services without a `networking.istio.io/exportTo` annotation. */
+  defaultServiceExportTo?: string[];
 }
 
 export function meshSettings(cluster: ClusterView): MeshSettings {
@@ -56,6 +58,7 @@ export function meshSettings(cluster: ClusterView): MeshSettings {
     rootNamespace: (mesh['rootNamespace'] as string | undefined) ?? 'istio-system',
     outboundPolicy: outbound === 'REGISTRY_ONLY' ? 'REGISTRY_ONLY' : 'ALLOW_ANY',
     defaultConfig: (mesh['defaultConfig'] as Record<string, unknown> | undefined) ?? {},
+    ...(Array.isArray(mesh['defaultServiceExportTo']) ? { defaultServiceExportTo: mesh['defaultServiceExportTo'] as string[] } : {}),
   };
 }
 
