@@ -191,15 +191,16 @@ async function completeImport(
   const endpoint = bundle.spec.endpoint;
   const credentials: ImportCredentials | undefined = endpoint.mode === 'boundary' && privateKeyPem ? bundleCredentials(bundle, privateKeyPem) : undefined;
   const localName = args.as ?? (session.ui.interactive ? await session.prompter.input('--as', 'Local name apps will call', { default: endpoint.exportName }) : undefined);
-  // Shared-root: the accounts the request asked to admit (recorded with the import: verify probes as one of them).
-  const admittedAccounts = args['service-account']?.length ? args['service-account'] : pendingServiceAccounts(snapshot, target);
+  // The accounts that may call the import: --service-account, else (shared-root) the accounts the request asked the
+  // provider to admit, recorded with the import so that verify probes as one of them. Boundary mode without the flag
+  // admits every workload of the namespace at the egress gateway.
+  const admittedAccounts = args['service-account']?.length ? args['service-account'] : endpoint.mode === 'shared-root' ? pendingServiceAccounts(snapshot, target) : undefined;
   const plan = await withCoreErrors(FLAGS, () => planImport(snapshot, { endpoint, ...(credentials ? { credentials } : {}) }, {
     consumerClusterId: consumer.identity.clusterId,
     namespace,
     ...(admittedAccounts?.length ? { serviceAccounts: admittedAccounts } : {}),
     ...(localName ? { localName } : {}),
     ...(attachSpec(args, endpoint.exportName) ? { attach: attachSpec(args, endpoint.exportName)! } : {}),
-    ...(args['service-account']?.length ? { serviceAccounts: args['service-account'] } : {}),
   }));
   const work = clusterWork(consumer, writer, plan, `consumer: import ${endpoint.providerClusterId}/${endpoint.namespace}/${endpoint.exportName} as ${plan.record.namespace}/${plan.record.localName}`);
   if (endpoint.mode === 'shared-root') {
@@ -323,10 +324,11 @@ async function importDirect(
   const consumerPlan = await withCoreErrors(FLAGS, () => planImport(consumerSnapshot, { endpoint, ...(credentials ? { credentials } : {}) }, {
     consumerClusterId: consumer.identity.clusterId,
     namespace,
-    serviceAccounts: identity.serviceAccounts ?? ['default'],
+    // Shared-root: the admitted accounts (verify probes as one of them); boundary: only the ones named, else every
+    // workload of the namespace may call the import.
+    ...(endpoint.mode === 'shared-root' || args['service-account']?.length ? { serviceAccounts: identity.serviceAccounts ?? ['default'] } : {}),
     ...(localName ? { localName } : {}),
     ...(attach ? { attach } : {}),
-    ...(args['service-account']?.length ? { serviceAccounts: args['service-account'] } : {}),
   }));
   const exportName = `${record.namespace}/${record.exportName}`;
   const works: ClusterWork[] = [

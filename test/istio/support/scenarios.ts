@@ -251,7 +251,6 @@ export const SCENARIOS: Scenario[] = [
     commands: SHARED_ROOT_EXISTING,
     calls: [{
       title: 'the imported name reaches reviews v3 in cluster2', from: SLEEP1, url: 'http://reviews-v3.default:9080/reviews/0', expect: { reached: true, cluster: 'cluster2' },
-      knownFailure: 'issue 12 item 7: a second AUTO_PASSTHROUGH server on the port of the `*.local` one gives overlapping filter chains',
     }],
   },
   {
@@ -271,7 +270,6 @@ export const SCENARIOS: Scenario[] = [
       {
         title: 'the provider\'s own public route through the shared gateway still answers', from: { cluster: 'cluster2', namespace: 'web', app: 'sleep' },
         url: 'http://istio-ingressgateway.istio-system:80/reviews/0', expect: { reached: true, cluster: 'cluster2' },
-        knownFailure: 'issue 11 items 2 and 3: the ALLOW policy on the shared gateway denies its other traffic, and the subset DestinationRule in istio-system hides the owner\'s (no subset v3)',
       },
     ],
   },
@@ -292,34 +290,31 @@ export const SCENARIOS: Scenario[] = [
       {
         title: 'the owner\'s route to subset v3 through the gateway still answers', from: { cluster: 'cluster2', namespace: 'web', app: 'sleep' },
         url: 'http://istio-ingressgateway.istio-system:80/reviews/0', expect: { reached: true, cluster: 'cluster2' },
-        knownFailure: 'issue 11 item 3 (and item 2): meshfed\'s subset DestinationRule in istio-system wins over the owner\'s and lacks subset v3',
       },
     ],
   },
   {
     name: 'consumer-own-virtualservice',
-    description: 'cluster1 already routes its reviews with its own VirtualService and DestinationRule (all to v1); the import attaches to reviews by header',
+    description: 'cluster1 already routes its reviews with its own VirtualService and DestinationRule (all to v1); the import attaches to reviews by header, folded into that VirtualService (--merge-into)',
     seed: 'bookinfo', clusters: BOOKINFO,
     prepare: (fed) => create(fed.world.cluster('cluster1'), [
       { apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', metadata: { name: 'reviews', namespace: 'default' }, spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v1' } }] }] } },
       { apiVersion: 'networking.istio.io/v1beta1', kind: 'DestinationRule', metadata: { name: 'reviews', namespace: 'default' }, spec: { host: 'reviews', subsets: [{ name: 'v1', labels: { version: 'v1' } }] } },
     ]),
-    commands: [BLOG_EXPORT, ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews', '--attach', 'reviews', '--match-header', 'x-federate=yes']],
+    commands: [BLOG_EXPORT, ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews', '--attach', 'reviews', '--match-header', 'x-federate=yes', '--merge-into', 'default/reviews']],
     calls: [
       { title: 'the user\'s own route still answers', from: SLEEP1, url: 'http://reviews.default:9080/reviews/0', expect: { reached: true, cluster: 'cluster1' } },
       {
         title: 'attach by header beside the user\'s VirtualService goes to cluster2', from: SLEEP1, url: 'http://reviews.default:9080/reviews/0', headers: { 'x-federate': 'yes' }, expect: { reached: true, cluster: 'cluster2' },
-        knownFailure: 'issue 11 item 6: the older user VirtualService for reviews wins on sidecars, the attach is ignored',
       },
     ],
   },
   {
-    name: 'consumer-trust-domain-cluster-local',
-    description: 'shared-root: the consumer mesh keeps Istio\'s default trust domain cluster.local (the provider aliases it)',
+    name: 'consumer-trust-domain-aliased',
+    description: 'shared-root: the provider accepts the consumer\'s trust domain (cluster1.local) as an alias; a workload of the provider runs in a namespace named like the consumer\'s',
     seed: 'bookinfo', clusters: BOOKINFO,
     prepare: (fed) => {
-      editMesh(fed.world.cluster('cluster1'), (mesh) => { mesh.trustDomain = 'cluster.local'; });
-      editMesh(fed.world.cluster('cluster2'), addAlias('cluster.local'));
+      editMesh(fed.world.cluster('cluster2'), addAlias('cluster1.local'));
       clientAs(fed.world.cluster('cluster1'), 'default', 'intruder');
       clientAs(fed.world.cluster('cluster2'), 'default', 'reporting');
     },
@@ -331,12 +326,11 @@ export const SCENARIOS: Scenario[] = [
       { title: 'the admitted consumer reaches reviews v3', from: SLEEP1, url: 'http://reviews-v3.default:9080/reviews/0', expect: { reached: true, cluster: 'cluster2' } },
       { title: 'a consumer workload that is not admitted is refused', from: { cluster: 'cluster1', namespace: 'default', app: 'intruder' }, url: 'http://reviews-v3.default:9080/reviews/0', expect: { refusedAt: 'workload' } },
       {
+        // The guard names the admitted identity only in notPrincipals and never a four-part pattern such as
+        // `cluster1.local/ns/default/*`: Istio expands five-part principals only
+        // (pilot/pkg/security/trustdomain/bundle.go `ReplaceTrustDomainAliases`, `isTrustDomainBeingEnforced`).
         title: 'the provider\'s own caller in a namespace named like the consumer\'s still reaches myreviews', from: { cluster: 'cluster2', namespace: 'default', app: 'reporting' },
         url: 'http://myreviews.bookinfo:9080/reviews/0', expect: { reached: true, cluster: 'cluster2' },
-        // Istio reaches (the guard's `cluster.local/ns/default/*` has four parts, so Istio keeps it as written:
-        // pilot/pkg/security/trustdomain/bundle.go `ReplaceTrustDomainAliases`, `isTrustDomainBeingEnforced`); the
-        // model folds it onto the provider's trust domain and denies.
-        knownFailure: 'issue 12 items 2-3 (the model\'s trust-domain folding): the model expands aliases in principals Istio keeps as written and denies what Istio admits',
       },
     ],
   },
@@ -360,7 +354,6 @@ export const SCENARIOS: Scenario[] = [
       { title: 'bytes reach tcp-echo', from: SLEEP1, url: 'tcp://tcp-echo.default:9000', expect: { reached: true, cluster: 'cluster2' } },
       {
         title: 'HTTP-looking bytes over the TCP export reach ratings', from: SLEEP1, url: 'http://ratings-web.default:9080/ratings/0', expect: { reached: true, cluster: 'cluster2' },
-        knownFailure: 'issue 12 item 9: the local Service port keeps the name without protocol, so the consumer sidecar sniffs HTTP and misses the TCP route',
       },
     ],
   },

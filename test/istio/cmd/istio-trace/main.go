@@ -22,6 +22,11 @@ import (
 // proxy-config judge for --envoy validate|live and the live runner for --envoy live.
 var envoyHooks func(mode string) (oracle.ProxyConfigJudge, oracle.LiveJudge, error)
 
+// requestSetter is a live judge that sends the traced call's headers and method (envoy.LiveRunner).
+type requestSetter interface {
+	SetRequest(headers map[string]string, method string)
+}
+
 type headerFlags []string
 
 func (h *headerFlags) String() string     { return strings.Join(*h, ", ") }
@@ -81,6 +86,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		opts.Judge = j
 		if *envoyMode == "live" {
 			live = l
+			// The live request carries the traced call's headers and method (a header attach routes by them).
+			if r, ok := l.(requestSetter); ok {
+				r.SetRequest(hdrs, *method)
+			}
 		}
 	default:
 		return usage(fmt.Sprintf("--envoy %q: want off, validate or live", *envoyMode))
