@@ -255,7 +255,8 @@ function importObjects(snapshot: ConsumerSnapshot, record: ImportRecord, placeme
   const localHost = serviceFqdn(record.localName, record.namespace);
   warnings.push(...visibilityWarnings(snapshot, record.namespace, [
     { namespace: record.namespace, host: localHost, port: endpoint.port.number, ports: [endpoint.port.number] },
-    { namespace: remote.namespace, host: remote.destination.host, ports: [remote.destination.port.number] },
+    // Reached through the import's VirtualService: a listener that selects it takes its destination in too.
+    { namespace: remote.namespace, host: remote.destination.host, ports: [remote.destination.port.number], via: { namespace: record.namespace, host: localHost } },
   ]));
   if (record.attach) out.push(attachObject(snapshot, record, remote, labels, warnings));
   return out;

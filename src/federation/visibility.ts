@@ -46,6 +46,11 @@ export interface EgressNeed {
   port?: number;
   /** Every port of the host (a port-scoped listener selects a host only if it has that port). */
   ports: number[];
+  /**
+   * The VirtualService host (in `namespace` of the VirtualService) whose route sends to this host: a listener that
+   * selects that VirtualService takes its destinations into scope too.
+   */
+  via?: { namespace: string; host: string };
 }
 
 interface Listener { port?: number; hosts: Array<[string, string]> }
@@ -97,8 +102,20 @@ export function unmetEgressNeeds(sidecar: KubeObject, needs: EgressNeed[]): Egre
       const listener = listeners.find((l) => l.port === need.port) ?? listeners.find((l) => l.port === undefined);
       return !listener || !selects(listener, need);
     }
-    return !listeners.some((l) => selects(l, need));
+    return !listeners.some((l) => selects(l, need) || inferred(l, need));
   });
+}
+
+/**
+ * Istio adds the destinations of the VirtualServices a listener selects to its services ("Infer more possible
+ * destinations from virtual services", `pilot/pkg/model/sidecar.go` `ConvertToSidecarScope`, present in the 1.9 line
+ * and at main); a listener with a port keeps only destinations that have that port.
+ */
+function inferred(listener: Listener, need: EgressNeed): boolean {
+  if (!need.via) return false;
+  const via = need.via;
+  return listener.hosts.some(([n, h]) => n !== '~' && (n === '*' || n === via.namespace) && hostMatch(h, via.host))
+    && (listener.port === undefined || need.ports.includes(listener.port));
 }
 
 /** How to fix unmet needs: the egress hosts to add (and listeners to add for ports no listener covers). */

@@ -60,6 +60,24 @@ test.serial('seed blog: the other half of reviews.default goes to v2 in cluster2
   t.regex(JSON.parse(remote.body).podname, /^reviews-v2-/);
 });
 
+// Istio adds the destinations of the VirtualServices a Sidecar's egress listener selects to that listener's scope
+// (pilot/pkg/model/sidecar.go ConvertToSidecarScope, "Infer more possible destinations from virtual services"; the
+// Istio oracle's consumer-namespace-with-sidecar scenario): the egress gateway need not be listed.
+test.serial('seed blog: a Sidecar listing only ./* and istio-system/* still reaches the egress gateway through the import\'s VirtualService; one listing istio-system/* only does not', async (t) => {
+  const r = blog();
+  const sidecar = (hosts: string[]): KubeObject => ({ apiVersion: 'networking.istio.io/v1beta1', kind: 'Sidecar', metadata: { name: 'default', namespace: 'default' }, spec: { egress: [{ hosts }] } });
+  const withSidecar = (hosts: string[]) => {
+    const world = blogWorld(r);
+    world.add('cluster1', sidecar(hosts));
+    return world;
+  };
+  const scoped = await curl(withSidecar(['./*', 'istio-system/*']), 'cluster1', 'default', 'sleep-6f8b4', [...probe, 'http://myreviews.default:9080/reviews/0']);
+  t.is(scoped.status, '200', `${scoped.stderr}\n${scoped.body}\n${scoped.trace.join('\n')}`);
+  const narrow = await curl(withSidecar(['istio-system/*']), 'cluster1', 'default', 'sleep-6f8b4', [...probe, 'http://myreviews.default:9080/reviews/0']);
+  t.not(narrow.status, '200', narrow.trace.join('\n'));
+  t.false(narrow.trace.some((h) => h.includes('meshfed-egress')), 'nothing reaches the egress gateway');
+});
+
 test.serial('seed blog: before admission the provider gateway admits nobody (403)', async (t) => {
   const r = blog();
   const before = r.providerObjects.map((o) => (o.kind === 'AuthorizationPolicy' ? r.exportPlan.objects.find((p) => p.kind === 'AuthorizationPolicy')! : o));

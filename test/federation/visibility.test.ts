@@ -58,6 +58,14 @@ test('a Sidecar of the import namespace that does not select the import: import 
   t.regex(portScoped.importPlan.warnings.find((w) => w.startsWith('Sidecar'))!, /and an egress listener for port 5432 \(or one without a port\)/);
 });
 
+test('boundary: a Sidecar that selects the import\'s VirtualService (./*) is enough, the egress gateway comes in as its destination; one that does not is reported', (t) => {
+  const input = scenarioInput('boundary-tcp');
+  const scoped = runScenarioInput({ ...input, consumer: { ...input.consumer, existing: [sidecar(['./*', 'istio-system/*'])] } });
+  t.false(scoped.importPlan.warnings.some((w) => w.startsWith('Sidecar')), scoped.importPlan.warnings.join('\n'));
+  const narrow = runScenarioInput({ ...input, consumer: { ...input.consumer, existing: [sidecar(['istio-system/*'])] } });
+  t.regex(narrow.importPlan.warnings.find((w) => w.startsWith('Sidecar')) ?? '', /not to vault\/postgres\.vault\.svc\.cluster\.local \(port 5432\), istio-meshfed\/meshfed-egress\.istio-meshfed\.svc\.cluster\.local/);
+});
+
 // The data path, with the seed question's clusters (Istio 1.9.1, shared root).
 function world(r: ScenarioResult, consumerExtra: KubeObject[], providerMesh = '', postgresAnnotations: Record<string, string> = {}) {
   const root = createRootCA('NRC shared root');

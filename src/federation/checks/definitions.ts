@@ -1095,9 +1095,11 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       const r = f.record;
       const e = f.endpoint;
       const root = f.consumer.mesh.rootNamespace ?? 'istio-system';
+      // The import's VirtualService (host: the local name) routes to the next hop: selecting it brings that hop in.
+      const via = { namespace: r.namespace, host: serviceFqdn(r.localName, r.namespace) };
       const remote = e.mode === 'shared-root'
-        ? { namespace: r.namespace, host: importHost(r.namespace, r.localName), ports: [FEDERATION_PORT] }
-        : { namespace: f.egressNamespace, host: serviceFqdn(f.egressGateway.service?.metadata.name ?? GATEWAY_NAMES.egress, f.egressNamespace), ports: [federationServicePort(f.egressGateway)] };
+        ? { namespace: r.namespace, host: importHost(r.namespace, r.localName), ports: [FEDERATION_PORT], via }
+        : { namespace: f.egressNamespace, host: serviceFqdn(f.egressGateway.service?.metadata.name ?? GATEWAY_NAMES.egress, f.egressNamespace), ports: [federationServicePort(f.egressGateway)], via };
       const needs = [{ namespace: r.namespace, host: serviceFqdn(r.localName, r.namespace), port: e.port.number, ports: [e.port.number] }, remote];
       const labelSets = f.callerPods.map((p) => p.metadata.labels ?? {});
       const sidecars = new Map<string, KubeObject>();

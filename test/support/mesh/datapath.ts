@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import type { ClusterView, KubeObject, WorldView } from '../emulator/runtime.js';
 import { applicationOn } from './apps.js';
 import { duplicatePassthroughChain } from './gateway-chains.js';
-import { serviceInScope, sidecarScopeFor, virtualServiceInScope } from './sidecar-scope.js';
+import { inferredFromVirtualServices, serviceInScope, sidecarScopeFor, virtualServiceInScope } from './sidecar-scope.js';
 import type { HttpRequest, Payload, Reply } from './apps.js';
 import { authorize } from './authz.js';
 import {
@@ -387,7 +387,10 @@ async function toUpstream(ctx: PathContext, proxy: Proxy, dest: Destination, def
   if (!svc) return { ok: false, cluster: { kind: 'NC', detail: `${clusterName}: no service ${dest.host} visible from ${proxy.namespace}` } };
   // A sidecar has clusters only for what its Sidecar resource's egress listeners select.
   const scope = proxy.kind === 'sidecar' ? sidecarScopeFor(proxy.cluster, proxy.pod) : undefined;
-  if (scope && !serviceInScope(scope, svc.namespace, svc.host, svc.ports.map((p) => p.number))) {
+  const meshVirtualServices = (): KubeObject[] => proxy.cluster.list('networking.istio.io', 'VirtualService').filter((vs) => visibleTo(vs, proxy.namespace)
+    && ((specOf(vs)['gateways'] as string[] | undefined) ?? ['mesh']).includes('mesh'));
+  if (scope && !serviceInScope(scope, svc.namespace, svc.host, svc.ports.map((p) => p.number))
+    && !inferredFromVirtualServices(scope, meshVirtualServices(), svc.host, svc.ports.map((p) => p.number))) {
     return { ok: false, cluster: { kind: 'NC', detail: `${clusterName}: ${dest.host} is not in the egress hosts of ${ref(scope.sidecar)}` } };
   }
   const svcPort: ServicePort | undefined = svc.ports.find((p) => p.number === port);

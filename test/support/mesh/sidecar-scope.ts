@@ -7,7 +7,11 @@
  * VirtualService is in scope when a host of its own namespace (or of `*`) matches one of its hosts
  * (`pilot/pkg/model/sidecar.go` `convertIstioListenerToWrapper`, `selectServices`, `matchingService`,
  * `selectVirtualServices` at 1.9.1). A listener with a port builds the outbound listener of that port only and
- * trims the services it selects to that port; the selector-less listener covers every other port.
+ * trims the services it selects to that port; the selector-less listener covers every other port. The destinations
+ * of the VirtualServices a listener selects are in scope too ("Infer more possible destinations from virtual
+ * services", `pilot/pkg/model/sidecar.go` `ConvertToSidecarScope`, at Istio main eed52ebb66ad — the oracle's pin —
+ * and in the 1.9 line's form `virtualServiceDestinations`): a Sidecar that does not list the egress gateway's
+ * namespace still reaches it through the import's VirtualService.
  * Ingress listeners, `outboundTrafficPolicy`, `bind`, `captureMode` and `localhost` are not modelled (fail loudly).
  */
 import type { ClusterView, KubeObject } from '../emulator/runtime.js';
@@ -93,4 +97,37 @@ export function virtualServiceInScope(scope: SidecarScope, vs: KubeObject, port:
   // Short VirtualService hosts are written relative to the VirtualService's namespace.
   const expanded = hosts.map((h) => (h.includes('.') || h === '*' ? h : `${h}.${ns}.svc.cluster.local`));
   return listener !== undefined && listenerSelects(listener, ns, [...hosts, ...expanded]);
+}
+
+/** The hosts (and the port, when the route names one) a VirtualService's routes send to, short names resolved. */
+function destinationsOf(vs: KubeObject): Array<{ host: string; port?: number }> {
+  const ns = vs.metadata.namespace ?? 'default';
+  const out: Array<{ host: string; port?: number }> = [];
+  for (const kind of ['http', 'tcp', 'tls']) {
+    for (const route of (specOf(vs)[kind] as Spec[] | undefined) ?? []) {
+      for (const r of (route['route'] as Spec[] | undefined) ?? []) {
+        const d = (r['destination'] as Spec | undefined) ?? {};
+        const h = ((d['host'] as string | undefined) ?? '').toLowerCase();
+        if (!h) continue;
+        const port = (d['port'] as Spec | undefined)?.['number'] as number | undefined;
+        out.push({ host: h.includes('.') ? h : `${h}.${ns}.svc.cluster.local`, ...(port !== undefined ? { port } : {}) });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Whether a service is in scope as the destination of a VirtualService some egress listener selects (Istio adds
+ * those destinations to the listener's services; see the file comment). `virtualServices`: the mesh-bound
+ * VirtualServices visible to the sidecar's namespace.
+ */
+export function inferredFromVirtualServices(scope: SidecarScope, virtualServices: KubeObject[], host: string, ports: number[]): boolean {
+  return scope.listeners.some((listener) => virtualServices.some((vs) => {
+    const ns = vs.metadata.namespace ?? 'default';
+    const hosts = ((specOf(vs)['hosts'] as string[] | undefined) ?? []).map((h) => h.toLowerCase());
+    const expanded = hosts.map((h) => (h.includes('.') || h === '*' ? h : `${h}.${ns}.svc.cluster.local`));
+    if (!listenerSelects(listener, ns, [...hosts, ...expanded])) return false;
+    return destinationsOf(vs).some((d) => d.host === host && (d.port === undefined || ports.includes(d.port)));
+  }));
 }
