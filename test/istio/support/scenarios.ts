@@ -42,6 +42,11 @@ export interface Scenario {
   prepare?(fed: FederationWorld): Promise<void> | void;
   /** meshfed's commands, as the user types them (`--kubeconfig` is added). */
   commands: string[][];
+  /**
+   * A command (by index in `commands`) meshfed must refuse, with what its error must say: the refusal is checked,
+   * and nothing it refused is in the dump the calls are judged on.
+   */
+  refused?: { command: number; error: RegExp };
   calls: ScenarioCall[];
   /** The model does not implement something this scenario needs (it says so with exit 125): why. */
   modelAbstains?: string;
@@ -313,6 +318,27 @@ export const SCENARIOS: Scenario[] = [
     ],
   },
   {
+    name: 'consumer-trust-domain-cluster-local',
+    description: 'shared-root: the consumer mesh keeps Istio\'s default trust domain cluster.local (the provider aliases it); meshfed refuses the import, since no policy can tell its workloads from the provider\'s own',
+    seed: 'bookinfo', clusters: BOOKINFO,
+    prepare: (fed) => {
+      editMesh(fed.world.cluster('cluster1'), (mesh) => { mesh.trustDomain = 'cluster.local'; });
+      editMesh(fed.world.cluster('cluster2'), addAlias('cluster.local'));
+      clientAs(fed.world.cluster('cluster2'), 'default', 'reporting');
+    },
+    commands: [
+      ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--subset', 'version=v3', '--name', 'reviews-v3', '--mode', 'shared-root'],
+      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews-v3', '--as', 'reviews-v3', '--service-account', 'sleep'],
+    ],
+    refused: { command: 1, error: /consumer cluster1 has trust domain cluster\.local, which Istio reads in a policy as this mesh's own trust domain/ },
+    calls: [{
+      // The export's workload guard under the provider's alias cluster.local: Istio expands five-part principals
+      // only (pilot/pkg/security/trustdomain/bundle.go `ReplaceTrustDomainAliases`), and the model must agree.
+      title: 'the provider\'s own caller in a namespace named like the consumer\'s still reaches myreviews', from: { cluster: 'cluster2', namespace: 'default', app: 'reporting' },
+      url: 'http://myreviews.bookinfo:9080/reviews/0', expect: { reached: true, cluster: 'cluster2' },
+    }],
+  },
+  {
     name: 'consumer-trust-domain-aliased',
     description: 'shared-root: the provider accepts the consumer\'s trust domain (cluster1.local) as an alias; a workload of the provider runs in a namespace named like the consumer\'s',
     seed: 'bookinfo', clusters: BOOKINFO,
@@ -383,9 +409,13 @@ export async function runScenario(scenario: Scenario): Promise<RanScenario> {
     await scenario.prepare?.(fed);
     await fed.world.waitIdle();
     let log = '';
-    for (const args of scenario.commands) {
+    for (const [index, args] of scenario.commands.entries()) {
       const r = await fed.run(args, { timeoutMs: 120_000 });
       log += `$ kubectl meshfed ${args.join(' ')}\n${r.stderr}${r.stdout}(exit ${r.code})\n`;
+      if (scenario.refused?.command === index) {
+        if (r.code !== 1 || !scenario.refused.error.test(r.stderr)) throw new Error(`scenario ${scenario.name}: kubectl meshfed ${args.join(' ')} was to be refused (exit 1, ${scenario.refused.error})\n${log}`);
+        continue;
+      }
       if (r.code !== 0) throw new Error(`scenario ${scenario.name}: kubectl meshfed ${args.join(' ')} failed\n${log}`);
     }
     // Pods created by the commands (gateways) must be running before their state is dumped.
