@@ -11,14 +11,18 @@ import type { ContainerRuntime, World } from '../support/emulator/index.js';
 let world: World;
 let kc: KubeConfig;
 
-/** Containers with command `ticker N` print `tick 1` … `tick N`, 30 ms apart, after a first wait, then exit 0. */
+/**
+ * Containers with command `ticker N` print `tick 1` … `tick N`, then exit 0; each line after the first is printed only
+ * once the test has received the one before (it opens the next gate), so a follow stream is checked without timing.
+ */
+const tickerGates: Array<() => void> = [];
 const ticker: ContainerRuntime = (run) => {
   if (run.container.command?.[0] !== 'ticker') return undefined;
   const n = Number(run.container.command[1] ?? 3);
   return (async () => {
     for (let i = 1; i <= n; i++) {
-      await new Promise((r) => setTimeout(r, i === 1 ? 150 : 30));
       run.log(`tick ${i}\n`);
+      if (i < n) await new Promise<void>((r) => tickerGates.push(r));
     }
     return 0;
   })();
@@ -287,13 +291,17 @@ test('pods: Running with container statuses, logs from the runtime, Log follow s
   await chatter.waitIdle();
   const stream = new PassThrough();
   const chunks: string[] = [];
-  stream.on('data', (chunk: Buffer) => chunks.push(chunk.toString()));
+  stream.on('data', (chunk: Buffer) => {
+    chunks.push(chunk.toString());
+    tickerGates.shift()?.();
+  });
   // client-node 1.4 never calls a done callback: the piped stream ending is the signal.
   const ended = new Promise<void>((resolve) => stream.on('end', () => resolve()));
   await new Log(kc).log(ns, 'ticker', 'main', stream, { follow: true });
   await ended;
   t.is(chunks.join(''), 'tick 1\ntick 2\ntick 3\n');
-  t.true(chunks.length >= 2, 'lines arrived in several chunks, as printed');
+  // Each line was printed only after the previous one arrived: the stream delivers lines while the container runs.
+  t.true(chunks.length >= 3, 'lines arrived one by one, as printed');
   t.is(await core.readNamespacedPodLog({ name: 'ticker', namespace: ns, tailLines: 1 }), 'tick 3\n');
   await chatter.waitIdle();
   t.is((await core.readNamespacedPod({ name: 'ticker', namespace: ns })).status?.phase, 'Succeeded');
