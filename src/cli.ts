@@ -2,7 +2,7 @@ import yargs, { type Argv } from 'yargs';
 import { commandModules, commandName, commands, namedCommands } from './commands/index.js';
 import { SESSION } from './commands/run.js';
 import type { GlobalArgs, Session } from './commands/session.js';
-import { ExitCode, InterruptedError, MeshfedError, UsageError, exitCodeFor } from './errors.js';
+import { ExitCode, InterruptedError, MeshfedError, SIGNAL_EXIT_CODES, UsageError, exitCodeFor, type HandledSignal } from './errors.js';
 import { Ui, type TerminalIO } from './ui/terminal.js';
 
 declare const __MESHFED_VERSION__: string;
@@ -113,7 +113,7 @@ export async function main(argv: string[], io: TerminalIO): Promise<number> {
     .alias('help', 'h')
     .version('version', 'Show the plugin version', VERSION)
     .example('kubectl meshfed contexts --probe', 'See which clusters are reachable and run Istio')
-    .epilogue("Exit codes: 0 success, 1 error, 2 usage, 3 checks failed (verify), 130 interrupted.\nRun 'kubectl meshfed <command> --help' for a command's flags and examples.")
+    .epilogue("Exit codes: 0 success, 1 error, 2 usage, 3 checks failed (verify), 129 SIGHUP, 130 interrupted (Ctrl-C), 143 SIGTERM.\nRun 'kubectl meshfed <command> --help' for a command's flags and examples.")
     .wrap(Math.min(110, (io.stdout as { columns?: number }).columns ?? 100))
     .exitProcess(false)
     .fail((message, error) => {
@@ -149,9 +149,22 @@ export async function main(argv: string[], io: TerminalIO): Promise<number> {
         io.stdout.write(output.endsWith('\n') ? output : output + '\n');
       }
     });
+    // A signal the command outlived (it came after the last request) still ends it as interrupted: never swallowed.
+    if (session?.interruptedBy) {
+      reportInterruption(session);
+      return SIGNAL_EXIT_CODES[session.interruptedBy];
+    }
     return ExitCode.ok;
   } catch (error) {
     const ui = session?.ui ?? fallbackUi;
+    // Once a signal came, whatever the command failed with on the way out (an aborted request, a cleanup) is the
+    // signal's doing: the exit code is the signal's.
+    if (session?.interruptedBy) {
+      if (!(error instanceof InterruptedError)) ui.debug(`while stopping: ${(error as Error)?.message ?? String(error)}`);
+      reportInterruption(session);
+      if (ui.verbose && error instanceof Error && error.stack) io.stderr.write(error.stack + '\n');
+      return SIGNAL_EXIT_CODES[session.interruptedBy];
+    }
     const code = exitCodeFor(error);
     if (error instanceof UsageError) {
       ui.error(error.message, error.hint);
@@ -176,8 +189,36 @@ export async function main(argv: string[], io: TerminalIO): Promise<number> {
   }
 }
 
-/** The session of the invocation in progress, so that SIGINT can reach it. */
+/**
+ * The last words of an interrupted command: which signal, and, when it was applying, what it wrote before it
+ * stopped (nothing is written after the signal) and that running it again finishes the job.
+ */
+function reportInterruption(session: Session): void {
+  const ui = session.ui;
+  const { done, unanswered, recording } = session.journal;
+  ui.info(`interrupted (${session.interruptedBy})`);
+  if (!recording) return;
+  if (done.length === 0 && unanswered.length === 0) {
+    ui.info('Nothing was written: the command stopped before its first write.');
+    return;
+  }
+  ui.info(`Stopped before the next write. Applied before the signal (${done.length}):`);
+  for (const entry of done) ui.info(`  ${entry}`);
+  if (unanswered.length) {
+    ui.info(`In flight when the signal came, so possibly applied (${unanswered.length}):`);
+    for (const entry of unanswered) ui.info(`  ${entry}`);
+  }
+  ui.info('Run the same command again to finish: it applies only what is missing.');
+}
+
+/** The session of the invocation in progress, so that signals can reach it. */
 let activeSession: Session | undefined;
+
+/** How long a stopping command may take to clean up before the process ends anyway (a backstop, never reached by the
+ * commands' own cleanups, whose deadlines are shorter). */
+const STOP_BACKSTOP_MS = 20_000;
+
+const SIGNAL_WORDS: Record<HandledSignal, string> = { SIGINT: 'interrupted', SIGTERM: 'terminated', SIGHUP: 'hung up' };
 
 /** Entry point of bin/kubectl-meshfed. */
 export async function run(): Promise<void> {
@@ -190,12 +231,26 @@ export async function run(): Promise<void> {
       process.exit(process.exitCode ?? ExitCode.ok);
     });
   }
-  // Ctrl-C: a command section that must clean up (Session.interruptible) gets the first one; otherwise, and on a
-  // second one, exit at once with 130.
-  process.on('SIGINT', () => {
-    if (activeSession?.interrupt()) return;
-    io.stderr.write('\ninterrupted\n');
-    process.exit(ExitCode.interrupted);
-  });
+  // SIGINT (Ctrl-C), SIGTERM (a cancelled CI job), SIGHUP (the terminal closed): the first one aborts the command's
+  // requests; the command deletes what it must not leave behind (the probe pod) and ends with 128 + the signal's
+  // number. A second one while such a cleanup runs lets it finish (it has its own short deadline); otherwise, or on a
+  // third one, the process ends at once.
+  for (const signal of Object.keys(SIGNAL_EXIT_CODES) as HandledSignal[]) {
+    process.on(signal, () => {
+      const action = activeSession?.interrupt(signal) ?? 'exit';
+      if (action === 'stop') {
+        io.stderr.write(`\n${signal}: stopping (cleaning up first)\n`);
+        setTimeout(() => process.exit(SIGNAL_EXIT_CODES[signal]), STOP_BACKSTOP_MS).unref();
+        return;
+      }
+      if (action === 'cleaning-up') {
+        io.stderr.write(`\n${signal}: still cleaning up (a few seconds at most); send it again to quit at once\n`);
+        return;
+      }
+      if (activeSession) reportInterruption(activeSession);
+      else io.stderr.write(`\n${SIGNAL_WORDS[signal]}\n`);
+      process.exit(SIGNAL_EXIT_CODES[activeSession?.interruptedBy ?? signal]);
+    });
+  }
   process.exitCode = await main(process.argv.slice(2), io);
 }

@@ -15,9 +15,19 @@ export const ExitCode = {
   usage: 2,
   /** `verify` ran and at least one error-level check failed. */
   checksFailed: 3,
-  /** Interrupted by SIGINT (Ctrl-C). */
+  /** Hung up: SIGHUP (the terminal closed), after cleaning up. 128 + 1, as shells report it. */
+  hangup: 129,
+  /** Interrupted by SIGINT (Ctrl-C), after cleaning up. 128 + 2. */
   interrupted: 130,
+  /** Terminated by SIGTERM (e.g. a cancelled CI job), after cleaning up. 128 + 15. */
+  terminated: 143,
 } as const;
+
+/** The signals the CLI handles, and the exit code each one ends the process with. */
+export const SIGNAL_EXIT_CODES = { SIGHUP: ExitCode.hangup, SIGINT: ExitCode.interrupted, SIGTERM: ExitCode.terminated } as const;
+
+/** A signal the CLI handles. */
+export type HandledSignal = keyof typeof SIGNAL_EXIT_CODES;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -66,10 +76,13 @@ export class ChecksFailedError extends MeshfedError {
   }
 }
 
-/** The user pressed Ctrl-C (or closed a prompt). */
+/** The user pressed Ctrl-C (or closed a prompt), or the process got SIGTERM or SIGHUP. */
 export class InterruptedError extends MeshfedError {
-  constructor(message = 'interrupted') {
-    super(message, { exitCode: ExitCode.interrupted });
+  readonly signal: HandledSignal;
+
+  constructor(message = 'interrupted', signal: HandledSignal = 'SIGINT') {
+    super(message, { exitCode: SIGNAL_EXIT_CODES[signal] });
+    this.signal = signal;
   }
 }
 

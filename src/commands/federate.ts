@@ -271,6 +271,8 @@ export async function runPlan(session: Session, works: ClusterWork[], options: R
     ui.info(`${options.title}: dry run (client), nothing was changed.`);
     return result;
   }
+  // Every permission the writes need, checked in every cluster before the first one (src/kube/preflight.ts).
+  await session.beforeWrites(works);
   if (options.dryRun === 'server') {
     for (const work of works) {
       await work.writer.apply(work.changes ?? [], { dryRun: true });

@@ -1,5 +1,8 @@
-import { UsageError } from '../errors.js';
-import { KubeClient } from '../kube/client.js';
+import { setMaxListeners } from 'node:events';
+import { InterruptedError, UsageError, type HandledSignal } from '../errors.js';
+import { KubeClient, type KubeClientOptions, type KubeRequest, type KubeResponse } from '../kube/client.js';
+import { preflightPermissions, type PreflightTarget } from '../kube/preflight.js';
+import { describeRequest } from '../kube/request.js';
 import { loadKubeconfig, type Kubeconfig, type ResolvedContext } from '../kube/kubeconfig.js';
 import { parseDuration } from '../options.js';
 import { Prompter } from '../ui/prompt.js';
@@ -25,6 +28,44 @@ export interface GlobalArgs {
   verbose: boolean;
 }
 
+/** Writes sent once a command started applying, for the message an interrupt ends with. */
+export interface WriteJournal {
+  recording: boolean;
+  /** Writes the server answered, in order: `created Secret istio-meshfed/x (context "c")`. */
+  done: string[];
+  /** Writes sent but aborted by the interrupt before an answer: the server may or may not have applied them. */
+  unanswered: string[];
+}
+
+const PAST: Record<KubeRequest['method'], string> = { GET: 'read', POST: 'created', PUT: 'replaced', PATCH: 'applied', DELETE: 'deleted' };
+
+/** A client that notes, in the session's journal, every write it sends while the journal records. */
+class JournalingClient extends KubeClient {
+  private readonly interruptSignal: AbortSignal | undefined;
+
+  constructor(context: ResolvedContext, options: KubeClientOptions, private readonly journal: WriteJournal) {
+    super(context, options);
+    this.interruptSignal = options.signal;
+  }
+
+  override async request<T = unknown>(req: KubeRequest): Promise<KubeResponse<T>> {
+    const signal = req.signal ?? this.interruptSignal;
+    // Questions (SelfSubjectAccessReviews) and dry runs write nothing.
+    const question = req.path.endsWith('/selfsubjectaccessreviews');
+    if (!this.journal.recording || req.method === 'GET' || question || req.query?.dryRun !== undefined || signal?.aborted) return super.request<T>(req);
+    const what = describeRequest(req.method, req.path);
+    const entry = `${PAST[req.method]} ${what.resource} ${what.namespace ? `${what.namespace}/` : ''}${what.name ?? ''} (context "${this.context.name}")`;
+    try {
+      const response = await super.request<T>(req);
+      this.journal.done.push(entry);
+      return response;
+    } catch (error) {
+      if (error instanceof InterruptedError) this.journal.unanswered.push(entry);
+      throw error;
+    }
+  }
+}
+
 /**
  * What a command handler works with: the terminal, prompts, the kubeconfig and one client per context. Built once per
  * invocation from the global flags; nothing is read before a command needs it.
@@ -36,9 +77,16 @@ export class Session {
   private readonly clients = new Map<string, KubeClient>();
   readonly requestTimeoutMs: number;
   private readonly interruption = new AbortController();
-  private interruptibleSections = 0;
+  /** The first signal received, if any. */
+  private received: HandledSignal | undefined;
+  /** Sections that clean up what they created (the probe pod), running now. */
+  private cleanupSections = 0;
+  private waitedForCleanup = false;
+  readonly journal: WriteJournal = { recording: false, done: [], unanswered: [] };
 
   constructor(readonly args: GlobalArgs, readonly io: TerminalIO) {
+    // Every request in flight listens to the interrupt: a plan applies many objects at once.
+    setMaxListeners(0, this.interruption.signal);
     this.ui = new Ui(io, { noColor: args.color === false, yes: args.yes, verbose: args.verbose });
     this.prompter = new Prompter(this.ui);
     this.requestTimeoutMs = parseDuration(args['request-timeout'], '--request-timeout');
@@ -61,7 +109,7 @@ export class Session {
     const key = `${context.name}\u0000${timeoutMs}`;
     let client = this.clients.get(key);
     if (!client) {
-      client = new KubeClient(context, { timeoutMs, userAgent: 'kubectl-meshfed' });
+      client = new JournalingClient(context, { timeoutMs, userAgent: 'kubectl-meshfed', signal: this.interruption.signal }, this.journal);
       this.clients.set(key, client);
     }
     return client;
@@ -83,24 +131,60 @@ export class Session {
   }
 
   /**
-   * Runs `section` so that the first Ctrl-C aborts the signal it is given (the section cleans up, e.g. deletes its
-   * probe pod, then throws InterruptedError) instead of ending the process at once. A second Ctrl-C still exits
-   * immediately. The CLI root owns SIGINT and asks {@link interrupt} first.
+   * Aborted by the first SIGINT, SIGTERM or SIGHUP (its reason is an {@link InterruptedError}): every request of the
+   * session's clients in flight is aborted and no further one is sent, so the command stops where it is.
    */
-  async interruptible<T>(section: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    this.interruptibleSections += 1;
+  get signal(): AbortSignal {
+    return this.interruption.signal;
+  }
+
+  /** The signal that interrupted the command, if one did. */
+  get interruptedBy(): HandledSignal | undefined {
+    return this.received;
+  }
+
+  /**
+   * Runs `section`, which creates something it must remove again (the probe pod) and removes it in a `finally`
+   * within a short deadline of its own, also once {@link signal} is aborted. A second signal while such a section
+   * runs lets it finish its cleanup instead of ending the process at once.
+   */
+  async withCleanup<T>(section: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    this.cleanupSections += 1;
     try {
       return await section(this.interruption.signal);
     } finally {
-      this.interruptibleSections -= 1;
+      this.cleanupSections -= 1;
     }
   }
 
-  /** Called by the CLI root on SIGINT: true when an interruptible section takes care of it. */
-  interrupt(): boolean {
-    if (this.interruptibleSections === 0 || this.interruption.signal.aborted) return false;
-    this.interruption.abort();
-    return true;
+  /**
+   * Called by the CLI root on SIGINT, SIGTERM and SIGHUP. `stop`: the first signal; the command stops and cleans up.
+   * `cleaning-up`: a second signal while a cleanup runs; it is let finish (it has its own short deadline).
+   * `exit`: nothing left to wait for (or a third signal): the process may end at once.
+   */
+  interrupt(signal: HandledSignal): 'stop' | 'cleaning-up' | 'exit' {
+    if (!this.received) {
+      this.received = signal;
+      this.interruption.abort(new InterruptedError('interrupted', signal));
+      return 'stop';
+    }
+    if (this.cleanupSections > 0 && !this.waitedForCleanup) {
+      this.waitedForCleanup = true;
+      return 'cleaning-up';
+    }
+    return 'exit';
+  }
+
+  /**
+   * Called once a command is about to write (the apply step): checks in every cluster that the user may do every
+   * write the plan needs (see src/kube/preflight.ts), and from then on notes each write, so that an interrupt can
+   * say what was applied.
+   * @throws ClusterError listing every missing permission, before anything is written
+   */
+  async beforeWrites(targets: readonly PreflightTarget[]): Promise<void> {
+    this.journal.recording = true;
+    const report = await preflightPermissions(targets);
+    if (report.reviews > 0) this.ui.debug(`permissions checked: ${report.reviews} SelfSubjectAccessReview request(s)${report.skipped.length ? `; not checked in ${report.skipped.join(', ')}` : ''}`);
   }
 
   /** Total requests sent to all clusters (shown with --verbose). */

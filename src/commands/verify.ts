@@ -174,18 +174,21 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
     const progress = await startProgress(ui, `Probing ${target.protocol === 'HTTP' ? `http://${target.host}:${target.port}${target.path}` : `tcp://${target.host}:${target.port}`} from pod ${namespace}/${name}`);
     let run: ProbePodRun;
     try {
-      // Ctrl-C while the probe pod exists aborts the probe, which deletes the pod before verify exits with 130.
-      run = await session.interruptible((signal) => runProbePod(consumer, { pod, timeoutMs: remainingMs, keep: args['keep-probe'], signal }));
+      // A signal while the probe pod may exist (from its creation on) stops the probe, which deletes the pod, with a
+      // deadline of its own, before verify exits with the signal's code.
+      run = await session.withCleanup((signal) => runProbePod(consumer, {
+        pod, timeoutMs: remainingMs, keep: args['keep-probe'], signal,
+        onLeftBehind: (reason) => ui.warn(`the probe pod ${namespace}/${name} could not be deleted (${reason}): kubectl delete pod ${name} -n ${namespace} --context ${consumerContext}`),
+      }));
     } catch (error) {
       progress.fail();
       throw error;
     }
     if (run.ending === 'aborted') {
       progress.fail(`probe interrupted${run.deleted ? `; pod ${namespace}/${name} deleted` : ''}`);
-      throw new InterruptedError();
+      throw new InterruptedError('interrupted', session.interruptedBy);
     }
     progress.stop();
-    if (run.deleteError) ui.warn(`the probe pod ${namespace}/${name} could not be deleted (${run.deleteError}): kubectl delete pod ${name} -n ${namespace} --context ${consumerContext}`);
     if (args['keep-probe']) ui.info(`Kept the probe pod: kubectl logs ${name} -n ${namespace} --context ${consumerContext} (-c istio-proxy for its sidecar); kubectl delete pod ${name} -n ${namespace} --context ${consumerContext}`);
     const output = run.ending === 'completed' ? parseProbeLog(run.log, run.proxyLog) : undefined;
     if (ui.verbose && run.log) ui.debug(`probe log:\n${run.log.trimEnd()}`);

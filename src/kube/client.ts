@@ -1,7 +1,7 @@
 import { request as httpsRequest, Agent, type AgentOptions, type RequestOptions } from 'node:https';
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { ClusterError, InputError } from '../errors.js';
+import { ClusterError, InputError, InterruptedError } from '../errors.js';
 import type { ResolvedContext } from './kubeconfig.js';
 import { describeRequest } from './request.js';
 
@@ -19,6 +19,12 @@ export interface KubeRequest {
   contentType?: string;
   /** Overrides the client's timeout for this request (ms; 0 = none). */
   timeoutMs?: number;
+  /**
+   * Aborts this request (before it is sent, or while it is in flight); it then fails with the signal's reason.
+   * Default: the client's {@link KubeClientOptions.signal}. A cleanup that must still run after an interrupt passes
+   * a signal of its own (its own deadline).
+   */
+  signal?: AbortSignal;
 }
 
 /** A successful answer. */
@@ -35,6 +41,8 @@ export interface KubeClientOptions {
   timeoutMs?: number;
   /** User agent sent with every request. */
   userAgent?: string;
+  /** Aborts every request and stream of this client that does not bring its own signal (the CLI's interrupt). */
+  signal?: AbortSignal;
 }
 
 interface Transport {
@@ -140,6 +148,9 @@ export class KubeClient {
 
   /** Sends one request and returns the parsed JSON body; errors become {@link ClusterError}s that say what failed. */
   async request<T = unknown>(req: KubeRequest): Promise<KubeResponse<T>> {
+    const signal = req.signal ?? this.options.signal;
+    // Interrupted: nothing more is sent.
+    if (signal?.aborted) throw abortReason(signal);
     const { url, headers, payload, isHttps } = await this.prepare(req);
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
     // A kept-alive socket the server closed while it sat idle is reset as soon as it is reused, before the server read
@@ -148,7 +159,8 @@ export class KubeClient {
     // pool, so the retries end. Any other reset is the server's answer.
     let exchanged: { status: number; text: string; warnings: string[] } | undefined;
     for (let retries = 0; !exchanged; retries += 1) {
-      exchanged = await this.exchange(url, req.method, headers, isHttps, payload, timeoutMs).catch((error: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
+      exchanged = await this.exchange(url, req.method, headers, isHttps, payload, timeoutMs, signal).catch((error: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
+        if (signal?.aborted) throw abortReason(signal);
         if (error.code === 'ECONNRESET' && error.reusedSocket && retries < MAX_STALE_SOCKET_RETRIES) return undefined;
         throw this.connectionError(error, timeoutMs);
       });
@@ -160,21 +172,28 @@ export class KubeClient {
   }
 
   /** One request and its whole response; a connection error carries whether the socket was a reused one. */
-  private exchange(url: URL, method: string, headers: Record<string, string>, isHttps: boolean, payload: string | undefined, timeoutMs: number): Promise<{ status: number; text: string; warnings: string[] }> {
+  private exchange(url: URL, method: string, headers: Record<string, string>, isHttps: boolean, payload: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<{ status: number; text: string; warnings: string[] }> {
     return new Promise<{ status: number; text: string; warnings: string[] }>((resolvePromise, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
       const request = this.send(url, method, headers, isHttps, (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
         response.on('end', () => {
-          clearTimeout(timer);
+          done();
           resolvePromise({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), warnings: warningsOf(response) });
         });
-        response.on('error', (error) => { clearTimeout(timer); reject(error); });
+        response.on('error', (error) => { done(); reject(error); });
       });
       const timer = timeoutMs > 0
         ? setTimeout(() => request.destroy(Object.assign(new Error('timeout'), { code: 'MESHFED_TIMEOUT' })), timeoutMs)
         : undefined;
-      request.on('error', (error) => { clearTimeout(timer); reject(Object.assign(error, { reusedSocket: request.reusedSocket })); });
+      // An interrupt aborts the call in flight (the caller turns the error into the signal's reason).
+      const onAbort = () => request.destroy(Object.assign(new Error('aborted'), { code: 'MESHFED_ABORTED' }));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      request.on('error', (error) => { done(); reject(Object.assign(error, { reusedSocket: request.reusedSocket })); });
       request.end(payload);
     });
   }
@@ -185,6 +204,9 @@ export class KubeClient {
    * and the response headers only, not to the stream.
    */
   async stream(req: Omit<KubeRequest, 'method' | 'body'>, onLine: (line: string) => void, signal?: AbortSignal): Promise<void> {
+    // The client's signal (an interrupt) fails the stream; the caller's `signal` ends it quietly.
+    const interrupt = req.signal ?? this.options.signal;
+    if (interrupt?.aborted) throw abortReason(interrupt);
     const { url, headers, isHttps } = await this.prepare({ ...req, method: 'GET' });
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
     await new Promise<void>((resolvePromise, reject) => {
@@ -195,6 +217,7 @@ export class KubeClient {
         settled = true;
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
+        interrupt?.removeEventListener('abort', onInterrupt);
         if (error) reject(error);
         else resolvePromise();
       };
@@ -230,6 +253,11 @@ export class KubeClient {
         finish();
       };
       signal?.addEventListener('abort', onAbort, { once: true });
+      const onInterrupt = () => {
+        request.destroy();
+        finish(abortReason(interrupt!));
+      };
+      interrupt?.addEventListener('abort', onInterrupt, { once: true });
       const timer = timeoutMs > 0
         ? setTimeout(() => request.destroy(Object.assign(new Error('timeout'), { code: 'MESHFED_TIMEOUT' })), timeoutMs)
         : undefined;
@@ -297,6 +325,11 @@ export class KubeClient {
     }
     return new ClusterError(`${what.verb} ${target}${ns} failed (context "${this.context.name}"): ${serverMessage}`, options);
   }
+}
+
+/** The error an aborted request fails with: the signal's reason when it is an error, else an interrupt. */
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error && signal.reason.name !== 'AbortError' ? signal.reason : new InterruptedError();
 }
 
 function warningsOf(response: IncomingMessage): string[] {

@@ -31,8 +31,39 @@ export interface ProbePodOptions {
   timeoutMs: number;
   /** Keep the pod afterwards (`--keep-probe`). Default false. */
   keep?: boolean;
-  /** Aborting (Ctrl-C) stops the wait; the pod is still deleted. */
+  /**
+   * Aborting (a signal to the CLI) stops the run; the pod is still deleted. A creation in flight is let finish first
+   * (an API server that received it creates the pod even if the client goes away), within `cleanupMs`.
+   */
   signal?: AbortSignal;
+  /** Called when the pod could not be deleted (also when the run then fails), with the reason. */
+  onLeftBehind?: (reason: string) => void;
+  /** Deadline of the cleanup: for a creation in flight to finish after an abort, then for the delete. Default 5 s. */
+  cleanupMs?: number;
+}
+
+/** Default of {@link ProbePodOptions.cleanupMs}. */
+export const PROBE_CLEANUP_MS = 5_000;
+
+/** Starts a deadline at once when given to {@link graceAfter}. */
+const ALREADY_ABORTED = AbortSignal.abort();
+
+/** A signal that aborts `ms` after `signal` does (or never, without one), with a timeout error saying `what`. */
+function graceAfter(signal: AbortSignal | undefined, ms: number, what: string): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const start = () => {
+    timer = setTimeout(() => controller.abort(new ClusterError(`${what}: no answer within ${ms / 1000}s`)), ms);
+  };
+  if (signal?.aborted) start();
+  else signal?.addEventListener('abort', start, { once: true });
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', start);
+    },
+  };
 }
 
 interface ContainerStatus {
@@ -94,22 +125,34 @@ export async function runProbePod(writer: ClusterWriter, options: ProbePodOption
   const namespace = options.pod.metadata.namespace!;
   const name = options.pod.metadata.name;
   const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`;
-  try {
-    await writer.client.request({ method: 'POST', path, body: options.pod });
-  } catch (error) {
-    // Refused by RBAC, an admission policy or a quota: a result of the probe, not the end of verify.
-    if (error instanceof ClusterError && error.status !== undefined) {
-      return {
-        name, phase: 'Pending', ending: 'refused', sidecar: false, log: '', proxyLog: '', deleted: true, durationMs: Date.now() - started,
-        error: `the cluster refused to create the probe pod in namespace "${namespace}": ${error.message}${error.hint ? ` (${error.hint})` : ''}`,
-      };
-    }
-    throw error;
-  }
+  const cleanupMs = options.cleanupMs ?? PROBE_CLEANUP_MS;
   let last: KubeObject | undefined;
   let ending: ProbePodRun['ending'] = 'completed';
   const run: ProbePodRun = { name, phase: 'Pending', ending, sidecar: false, log: '', proxyLog: '', deleted: false, durationMs: 0 };
+  // From the moment the create is sent until the delete: the pod may exist.
+  let mayExist = false;
   try {
+    // Not aborted at once by a signal: a create the server has received ends with a pod whether or not the client
+    // waits, so it is let finish (briefly) and the pod then deleted, rather than left to appear after meshfed is gone.
+    // A signal that came before the pod was asked for: nothing to create, nothing to clean up.
+    if (options.signal?.aborted) return Object.assign(run, { ending: 'aborted' as const, deleted: true });
+    mayExist = true;
+    const creating = graceAfter(options.signal, cleanupMs, `creating the probe pod ${namespace}/${name}`);
+    try {
+      await writer.client.request({ method: 'POST', path, body: options.pod, signal: creating.signal });
+    } catch (error) {
+      // Refused by RBAC, an admission policy or a quota: a result of the probe, not the end of verify.
+      if (error instanceof ClusterError && error.status !== undefined) {
+        mayExist = false;
+        return Object.assign(run, {
+          ending: 'refused' as const, deleted: true,
+          error: `the cluster refused to create the probe pod in namespace "${namespace}": ${error.message}${error.hint ? ` (${error.hint})` : ''}`,
+        });
+      }
+      throw error;
+    } finally {
+      creating.dispose();
+    }
     try {
       // Ctrl-C during the create: a signal that is already aborted would not wake the watch.
       if (options.signal?.aborted) throw new ClusterError('stopped waiting for the probe pod');
@@ -138,13 +181,20 @@ export async function runProbePod(writer: ClusterWriter, options: ProbePodOption
       run.proxyLog = proxyLog;
     }
   } finally {
-    if (!options.keep) {
+    if (!options.keep && mayExist) {
+      // Its own deadline, whatever happened to the run (an interrupt aborts every other request).
+      const deleting = graceAfter(ALREADY_ABORTED, cleanupMs, `deleting the probe pod ${namespace}/${name}`);
       try {
-        await writer.client.request({ method: 'DELETE', path: `${path}/${encodeURIComponent(name)}`, query: { gracePeriodSeconds: '0', propagationPolicy: 'Background' } });
+        await writer.client.request({ method: 'DELETE', path: `${path}/${encodeURIComponent(name)}`, query: { gracePeriodSeconds: '0', propagationPolicy: 'Background' }, signal: deleting.signal });
         run.deleted = true;
       } catch (error) {
         if (error instanceof ClusterError && error.status === 404) run.deleted = true;
-        else run.deleteError = (error as Error).message;
+        else {
+          run.deleteError = (error as Error).message;
+          options.onLeftBehind?.(run.deleteError);
+        }
+      } finally {
+        deleting.dispose();
       }
     }
     run.durationMs = Date.now() - started;

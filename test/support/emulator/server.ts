@@ -51,6 +51,12 @@ export interface Fault {
   delayMs?: number;
   /** Destroy the connection without an answer. */
   drop?: boolean;
+  /**
+   * Hold the request until this promise settles (after `delayMs`), then go on as the other fields say: a test
+   * reaches a point of a client's run deterministically (the request is in the log with status 0 while held) and
+   * lets it go when it wants to. A client that gives up meanwhile finds its connection closed when it is let go.
+   */
+  hold?: Promise<unknown>;
   /** How many matching requests get the fault; default 1. */
   times?: number;
 }
@@ -278,6 +284,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       fault.remaining -= 1;
       if (fault.remaining <= 0) ctx.faults.splice(ctx.faults.indexOf(fault), 1);
       if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+      if (fault.hold) await fault.hold.catch(() => undefined);
       if (fault.drop) {
         record.status = -1;
         req.socket.destroy();
