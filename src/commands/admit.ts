@@ -2,7 +2,7 @@ import { InputError } from '../errors.js';
 import { admitImportRequest, parseImportRequest, readExportRecords, serializeDocument } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress } from '../kube/gather.js';
 import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
-import { readDocument, writeDocument } from './import.js';
+import { checkWritablePath, readDocument, writeDocument } from './import.js';
 import { chooseContext, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
@@ -19,6 +19,8 @@ async function admit(session: Session, args: AdmitArgs): Promise<void> {
   const output = session.outputFormat(['json', 'yaml'] as const);
   const dryRun = dryRunMode(args['dry-run']);
   requireFlags([['--request', !args.request], ['--bundle-out', !args['bundle-out'] && dryRun === 'none']], 'kubectl meshfed admit --context cluster2 --request request.yaml --bundle-out bundle.yaml');
+  // The bundle is written after the admission is applied: a path that cannot be written stops the command first.
+  if (args['bundle-out']) checkWritablePath(args['bundle-out'], '--bundle-out');
   const text = await readDocument(session, args.request!, '--request');
   const request = await withCoreErrors(FLAGS, () => parseImportRequest(text));
   const ref = request.spec.export;

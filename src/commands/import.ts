@@ -1,7 +1,8 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
 import {
-  bundleCredentials, certificateFingerprint, checkExchangeDocument, claimedExport, consumerGatewaySpiffeId, createImportRequest, directCredentials, GATEWAY_NAMES,
+  bundleCredentials, certificateFingerprint, checkExchangeDocument, claimedExport, importBeingRekeyed, consumerGatewaySpiffeId, createImportRequest, directCredentials, GATEWAY_NAMES,
   homeNamespaceOf, names, pendingServiceAccounts, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
   type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
 } from '../federation/index.js';
@@ -86,6 +87,43 @@ export async function readDocument(session: Session, path: string, flag: string)
   }
 }
 
+/**
+ * Checks, before anything is written to a cluster, that an exchange document can be written to `path` later: its
+ * directory exists and is writable, and the path is not a directory or a read-only file. (`-` is stdout.)
+ * @throws InputError naming the flag and the path
+ */
+export function checkWritablePath(path: string, flag: string): void {
+  if (path === '-') return;
+  const fail = (reason: string, hint?: string): never => {
+    throw new InputError(`cannot write ${flag} ${path}: ${reason}; nothing was changed`, { hint: hint ?? `choose another path for ${flag}` });
+  };
+  const directory = dirname(resolve(path));
+  let info;
+  try {
+    info = statSync(directory);
+  } catch {
+    fail(`directory ${dirname(path) === '.' ? directory : dirname(path)} does not exist`, `create it first (mkdir -p ${dirname(path)}) or choose another path for ${flag}`);
+  }
+  if (!info!.isDirectory()) fail(`${dirname(path)} is not a directory`);
+  try {
+    accessSync(directory, constants.W_OK);
+  } catch {
+    fail(`directory ${dirname(path)} is not writable`);
+  }
+  let existing;
+  try {
+    existing = statSync(path);
+  } catch {
+    return;
+  }
+  if (existing.isDirectory()) fail('it is a directory');
+  try {
+    accessSync(path, constants.W_OK);
+  } catch {
+    fail('the file is not writable');
+  }
+}
+
 /** Writes an exchange document; `-` is stdout. */
 export function writeDocument(session: Session, path: string, text: string, flag: string): void {
   if (path === '-') return session.ui.data(text);
@@ -103,6 +141,8 @@ async function importExport(session: Session, args: ImportArgs): Promise<void> {
   // Only used after the apply, but a malformed value must stop the command before anything is written.
   waitTimeoutMs(args.timeout);
   if (args['request-out'] && args.bundle) throw new UsageError('--request-out and --bundle are two different steps: run them one after the other');
+  // Local steps that can fail come before the first cluster write: the request file is written after the key Secret.
+  if (args['request-out']) checkWritablePath(args['request-out'], '--request-out');
   const ref = exportRef(args);
   if (!ui.interactive) {
     if (args['request-out']) {
@@ -117,6 +157,8 @@ async function importExport(session: Session, args: ImportArgs): Promise<void> {
   // The bundle is read before the cluster: in `import --request-out - | admit … | import --bundle -` the pending
   // request this step checks the bundle against exists only once the bundle has come through the pipe.
   const bundleText = args.bundle ? await readDocument(session, args.bundle, '--bundle') : undefined;
+  // A file that is not a bundle is named as such, before the clusters are read.
+  if (bundleText !== undefined) await withCoreErrors(FLAGS, () => checkExchangeDocument(bundleText, 'ExportBundle'));
   const consumer = await gatherCluster(writer, { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) });
 
   if (args['request-out']) return requestImport(session, args, consumer, writer, namespace, ref, output, dryRun);
@@ -190,17 +232,23 @@ async function completeImport(
 
   const endpoint = bundle.spec.endpoint;
   const credentials: ImportCredentials | undefined = endpoint.mode === 'boundary' && privateKeyPem ? bundleCredentials(bundle, privateKeyPem) : undefined;
-  const localName = args.as ?? (session.ui.interactive ? await session.prompter.input('--as', 'Local name apps will call', { default: endpoint.exportName }) : undefined);
-  // The accounts that may call the import: --service-account, else (shared-root) the accounts the request asked the
-  // provider to admit, recorded with the import so that verify probes as one of them. Boundary mode without the flag
-  // admits every workload of the namespace at the egress gateway.
-  const admittedAccounts = args['service-account']?.length ? args['service-account'] : endpoint.mode === 'shared-root' ? pendingServiceAccounts(snapshot, target) : undefined;
+  // A bundle answering a re-keying request (--request-out --force) completes the import it re-keys: same local name,
+  // accounts and attach split, unless flags say otherwise.
+  const rekeyed = args.as === undefined ? await withCoreErrors(FLAGS, () => importBeingRekeyed(snapshot, target, namespace)) : undefined;
+  const localName = args.as ?? rekeyed?.localName
+    ?? (session.ui.interactive ? await session.prompter.input('--as', 'Local name apps will call', { default: endpoint.exportName }) : undefined);
+  // The accounts that may call the import: --service-account, else those of the import being re-keyed, else
+  // (shared-root) the accounts the request asked the provider to admit, recorded with the import so that verify
+  // probes as one of them. Boundary mode without any admits every workload of the namespace at the egress gateway.
+  const admittedAccounts = args['service-account']?.length ? args['service-account'] : rekeyed ? rekeyed.serviceAccounts
+    : endpoint.mode === 'shared-root' ? pendingServiceAccounts(snapshot, target) : undefined;
+  const attach = attachSpec(args, endpoint.exportName) ?? rekeyed?.attach;
   const plan = await withCoreErrors(FLAGS, () => planImport(snapshot, { endpoint, ...(credentials ? { credentials } : {}) }, {
     consumerClusterId: consumer.identity.clusterId,
     namespace,
     ...(admittedAccounts?.length ? { serviceAccounts: admittedAccounts } : {}),
     ...(localName ? { localName } : {}),
-    ...(attachSpec(args, endpoint.exportName) ? { attach: attachSpec(args, endpoint.exportName)! } : {}),
+    ...(attach ? { attach } : {}),
   }));
   const work = clusterWork(consumer, writer, plan, `consumer: import ${endpoint.providerClusterId}/${endpoint.namespace}/${endpoint.exportName} as ${plan.record.namespace}/${plan.record.localName}`);
   if (endpoint.mode === 'shared-root') {

@@ -21,7 +21,7 @@ import {
 } from './naming.js';
 import { checkSupportedIstio, emptyPlan, findObject, finishPlan, gatewayNamespaceOf, homeNamespaceOf, kubeObject, meshfedLabels, readSecret, secretData } from './objects.js';
 import { federationCaOf, planAdmission, type ExportPlan, type PlanOptions } from './provider.js';
-import { readExportRecords, readImportRecords } from './records.js';
+import { readExportRecords, readImportRecords, type ImportRecord } from './records.js';
 import { checkTrustDomain } from './trust.js';
 
 /** apiVersion of the exchange documents. */
@@ -635,6 +635,23 @@ export interface VerifiedBundle {
   bundle: ExportBundle;
   /** Boundary: the key the bundle's client certificate is for (the pending request's, or the one already in use). */
   privateKeyPem?: string;
+}
+
+/**
+ * The import a bundle completes a re-keying of: the consumer's import of the same export in `namespace`, whose
+ * binding (one per export: {@link names.binding}) the `--force` request replaced the key of. Completing the re-key
+ * keeps that import's local name, admitted accounts and attach split unless the command says otherwise, instead of
+ * planning a second import under the default name next to it.
+ * @returns undefined when the export is not imported in that namespace (a first import)
+ * @throws FederationInputError (flag `--as`) when it is imported there under several local names
+ */
+export function importBeingRekeyed(snapshot: ConsumerSnapshot, target: ExportRef, namespace: string): ImportRecord | undefined {
+  const wanted = exportRefText(target);
+  const imports = readImportRecords(snapshot).filter((r) => r.namespace === namespace && exportRefText(r.endpoint) === wanted);
+  if (imports.length > 1) {
+    throw new FederationInputError(`${wanted} is imported in namespace ${namespace} under several local names (${imports.map((r) => r.localName).join(', ')}): say which one the bundle re-keys with --as`, '--as');
+  }
+  return imports[0];
 }
 
 /**

@@ -93,7 +93,8 @@ export async function startFederationWorld(options: FederationWorldOptions): Pro
       const reads: Record<string, number> = {};
       for (const cluster of world.clusters) {
         const sent = cluster.requests.slice(marks.get(cluster.name)).filter((r) => r.userAgent?.startsWith('kubectl-meshfed'));
-        writes[cluster.name] = sent.filter((r) => WRITE_METHODS.has(r.method) && r.query.dryRun === undefined);
+        // A SelfSubjectAccessReview (the permissions preflight) is a POST that asks and stores nothing: a read.
+        writes[cluster.name] = sent.filter((r) => WRITE_METHODS.has(r.method) && r.query.dryRun === undefined && !r.path.endsWith('/selfsubjectaccessreviews'));
         reads[cluster.name] = sent.length - writes[cluster.name]!.length;
       }
       return { ...result, writes, reads };
