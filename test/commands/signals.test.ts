@@ -55,7 +55,11 @@ function start(args: string[]): Running {
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
-    for (const waiter of [...waiters]) if (waiter.pattern.test(stderr)) waiters.splice(waiters.indexOf(waiter), 1) && waiter.resolve();
+    for (const waiter of [...waiters]) {
+      if (!waiter.pattern.test(stderr)) continue;
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve();
+    }
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
