@@ -152,6 +152,7 @@ export class KubeClient {
     // Interrupted: nothing more is sent.
     if (signal?.aborted) throw abortReason(signal);
     const { url, headers, payload, isHttps } = await this.prepare(req);
+    if (signal?.aborted) throw abortReason(signal);
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
     // A kept-alive socket the server closed while it sat idle is reset as soon as it is reused, before the server read
     // the request: it is sent again (Node's documented keep-alive race, http.ClientRequest `reusedSocket`). After a
