@@ -1,7 +1,7 @@
 import { InputError } from '../errors.js';
 import { admitImportRequest, parseImportRequest, readExportRecords, serializeDocument } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress } from '../kube/gather.js';
-import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
+import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
 import { checkWritablePath, readDocument, writeDocument } from './import.js';
 import { chooseContext, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
@@ -32,14 +32,19 @@ async function admit(session: Session, args: AdmitArgs): Promise<void> {
       hint: 'check --context: the request must be admitted by the provider cluster it names',
     });
   }
-  const record = readExportRecords(provider.snapshot).find((r) => r.namespace === ref.namespace && r.exportName === ref.exportName);
-  const address = record ? await readGatewayAddress(writer, provider.snapshot, record.mode === 'boundary' ? 'ingress' : 'eastwest') : undefined;
-  if (address) provider = { ...provider, snapshot: { ...provider.snapshot, gatewayAddress: address } };
-  const { plan, bundle } = await withCoreErrors(FLAGS, () => admitImportRequest(provider.snapshot, request));
-  const work = clusterWork(provider, writer, plan, `provider: admit ${request.spec.consumerClusterId} to export ${ref.namespace}/${ref.exportName}`);
-  if (plan.admittedPrincipals) session.ui.info(`Shared-root export ${ref.namespace}/${ref.exportName} admits the workloads with these identities: ${plan.admittedPrincipals.join(', ')}`);
-  await diffAll([work]);
-  const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `admission of ${request.spec.consumerClusterId}` });
+  const planFor = async (attempt: number) => {
+    // After a write conflict: the cluster is read again and the admission planned again from the fresh read (the
+    // bundle then carries a certificate signed by the CA that is in the cluster now).
+    if (attempt > 1) provider = await gatherCluster(writer, { namespaces: [ref.namespace], ...gatewayOptions(args) });
+    const record = readExportRecords(provider.snapshot).find((r) => r.namespace === ref.namespace && r.exportName === ref.exportName);
+    const address = record ? await readGatewayAddress(writer, provider.snapshot, record.mode === 'boundary' ? 'ingress' : 'eastwest') : undefined;
+    if (address) provider = { ...provider, snapshot: { ...provider.snapshot, gatewayAddress: address } };
+    const { plan, bundle } = await withCoreErrors(FLAGS, () => admitImportRequest(provider.snapshot, request));
+    const work = clusterWork(provider, writer, plan, `provider: admit ${request.spec.consumerClusterId} to export ${ref.namespace}/${ref.exportName}`);
+    if (plan.admittedPrincipals && attempt === 1) session.ui.info(`Shared-root export ${ref.namespace}/${ref.exportName} admits the workloads with these identities: ${plan.admittedPrincipals.join(', ')}`);
+    return { works: [work], value: bundle };
+  };
+  const { result, value: bundle } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: `admission of ${request.spec.consumerClusterId}` });
   if (!result.applied) {
     session.ui.info('No bundle was written: the admission is not applied.');
     return;

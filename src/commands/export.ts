@@ -1,9 +1,9 @@
 import { InputError, UsageError } from '../errors.js';
 import { FEDERATION_PORT, GATEWAY_NAMES, planExport, subsetChoices, TRUST_MODES, type ExportPlan, type TrustMode } from '../federation/index.js';
-import { gatherCluster } from '../kube/gather.js';
+import { gatherCluster, type GatherOptions } from '../kube/gather.js';
 import type { PodSnapshot, ServiceSnapshot } from '../federation/index.js';
 import {
-  clusterWork, diffAll, dryRunMode, mutationOptions, parseKeyValues, requireFlags, runPlan, waitTimeoutMs, withCoreErrors,
+  applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, requireFlags, waitTimeoutMs, withCoreErrors,
   writerFor, type MutationArgs,
 } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGateway, waitForGatewayReady } from './shared.js';
@@ -47,7 +47,8 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace of the Service to export');
 
   const role = args.mode === 'shared-root' ? 'eastwest' : 'ingress';
-  const gathered = await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args), addressOf: role });
+  const gatherOptions: GatherOptions = { namespaces: [namespace], ...gatewayOptions(args), addressOf: role };
+  let gathered = await gatherCluster(writer, gatherOptions);
   const services = gathered.snapshot.services.filter((s) => s.namespace === namespace);
   let serviceName = args.service;
   if (!serviceName) {
@@ -85,20 +86,29 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
     ...(exportName ? { exportName } : {}),
     ...(args.mode ? { mode: args.mode as TrustMode } : {}),
   }, { allowGatewayMove: args.force });
-  const plan = await withCoreErrors(FLAGS, () => {
-    if (portNumber === undefined) {
-      // Let the core say what is wrong with the Service (not found, no selector) before asking for a port.
-      build();
-      throw new UsageError('missing value for --port', { hint: 'pass --port' });
-    }
-    return build();
+  const planFor = async (attempt: number) => {
+    // After a write conflict: read the cluster again (the planner is pure: the same inputs on a fresh snapshot).
+    if (attempt > 1) gathered = await gatherCluster(writer, gatherOptions);
+    const plan = await withCoreErrors(FLAGS, () => {
+      if (portNumber === undefined) {
+        // Let the core say what is wrong with the Service (not found, no selector) before asking for a port.
+        build();
+        throw new UsageError('missing value for --port', { hint: 'pass --port' });
+      }
+      return build();
+    });
+    const name = `${plan.record.namespace}/${plan.record.exportName}`;
+    const work = clusterWork(gathered, writer, plan, `provider: export ${name} (Service ${plan.record.service}:${plan.record.port.number}, ${plan.record.protocol}, ${plan.record.mode})`);
+    work.warnings = work.warnings.filter((w) => !w.includes('has no external address yet'));
+    return { works: [work], value: plan };
+  };
+  const first = await planFor(1);
+  const title = `export ${first.value.record.namespace}/${first.value.record.exportName}`;
+  const { result, works: [work], value: plan } = await applyWithReplan(session, async (attempt) => attempt === 1 ? first : planFor(attempt), {
+    dryRun, output, showSecrets: args['show-secrets'], title,
   });
   const name = `${plan.record.namespace}/${plan.record.exportName}`;
-  const work = clusterWork(gathered, writer, plan, `provider: export ${name} (Service ${plan.record.service}:${plan.record.port.number}, ${plan.record.protocol}, ${plan.record.mode})`);
-  work.warnings = work.warnings.filter((w) => !w.includes('has no external address yet'));
-  await diffAll([work]);
-  const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `export ${name}` });
-  if (!result.applied) return;
+  if (!result.applied || !work) return;
 
   // The gateway gets its address after the apply: wait for it (bounded) so that consumers can import right away.
   let address = gathered.snapshot.gatewayAddress;

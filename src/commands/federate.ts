@@ -4,9 +4,9 @@
  * print or dry-run it, confirm, then apply cluster by cluster and prune what is no longer planned.
  */
 import type { Argv } from 'yargs';
-import { InputError, MeshfedError, UsageError } from '../errors.js';
+import { ClusterError, InputError, MeshfedError, UsageError } from '../errors.js';
 import { BundleError, FederationInputError, objectKey as coreKey, type ClusterPlan, type KubeObject as CoreObject } from '../federation/index.js';
-import { ClusterWriter, type Change } from '../kube/apply.js';
+import { ClusterWriter, WriteConflictError, type Change } from '../kube/apply.js';
 import type { GatheredCluster } from '../kube/gather.js';
 import { describeObject, objectKey, type KubeObject } from '../kube/resources.js';
 import { formatObjects, type DataFormat } from '../ui/format.js';
@@ -233,6 +233,11 @@ export interface RunOptions {
   showSecrets: boolean;
   /** e.g. "Export bookinfo/reviews". */
   title: string;
+  /**
+   * A plan computed again after a write conflict ({@link applyWithReplan}): the user already saw and accepted the
+   * command's plan, so it is neither shown again (only with -v), nor printed with -o, nor confirmed again.
+   */
+  replanned?: boolean;
 }
 
 /** Result of {@link runPlan}. */
@@ -255,10 +260,15 @@ export async function runPlan(session: Session, works: ClusterWork[], options: R
   const ui = session.ui;
   const views = planViews(works);
   const changes = hasChanges(views);
-  for (const work of works) for (const warning of work.warnings) ui.warn(warning);
-  ui.info(renderPlan(ui, views, { verbose: ui.verbose || (!options.output && options.dryRun !== 'none') }).trimEnd());
-  if (options.output) ui.data(renderObjects(session, works, options.output, options.showSecrets));
+  if (options.replanned) {
+    if (ui.verbose) ui.info(renderPlan(ui, views, { verbose: true }).trimEnd());
+  } else {
+    for (const work of works) for (const warning of work.warnings) ui.warn(warning);
+    ui.info(renderPlan(ui, views, { verbose: ui.verbose || (!options.output && options.dryRun !== 'none') }).trimEnd());
+    if (options.output) ui.data(renderObjects(session, works, options.output, options.showSecrets));
+  }
   for (const work of works) {
+    if (options.replanned) break;
     if (!work.overlay) continue;
     const text = formatObjects([work.overlay], 'yaml');
     ui.warn(`context "${work.gathered.context}": install the federation gateway with this IstioOperator overlay (save it and run istioctl install -f <file>):`);
@@ -287,7 +297,7 @@ export async function runPlan(session: Session, works: ClusterWork[], options: R
     result.applied = true;
     return result;
   }
-  if (ui.interactive) {
+  if (ui.interactive && !options.replanned) {
     const ok = await session.prompter.confirm(`Apply these changes to ${works.length === 1 ? `context "${works[0]!.gathered.context}"` : `${works.length} clusters`}?`, true);
     if (!ok) {
       ui.info('Nothing was changed.');
@@ -310,12 +320,74 @@ export async function runPlan(session: Session, works: ClusterWork[], options: R
       for (const outcome of outcomes) for (const warning of outcome.warnings) ui.warn(`${describeObject(outcome.object)}: ${warning}`);
       progress.succeed(`context "${work.gathered.context}": ${summarise(view.lines).replace(/to create/, 'created').replace(/to change/, 'changed').replace(/to delete/, 'deleted')}`);
     } catch (error) {
-      progress.fail(`context "${work.gathered.context}": applying failed`);
+      progress.fail(error instanceof WriteConflictError
+        ? `context "${work.gathered.context}": changed by someone else while applying`
+        : `context "${work.gathered.context}": applying failed`);
       throw error;
     }
   }
   result.applied = true;
   return result;
+}
+
+/** How many times a command plans and applies before a conflict that keeps coming back is reported. */
+export const MAX_PLAN_ATTEMPTS = 5;
+
+/** One attempt's plan: the works to apply, and whatever the command needs afterwards (records, endpoints). */
+export interface PlannedWork<T> {
+  works: ClusterWork[];
+  value: T;
+}
+
+/**
+ * Plans, diffs and applies with optimistic concurrency. Guarded writes (see `ClusterWriter.apply`) fail when an
+ * object changed after the snapshot the plan was computed from; then every cluster is read again, the (pure)
+ * planners run again on the fresh snapshots, and the new plan is applied — what this command already wrote is
+ * unchanged in it, what another command wrote meanwhile is kept. At most {@link MAX_PLAN_ATTEMPTS} attempts, with
+ * a growing, jittered pause between them so that racing commands fall out of step; a conflict that persists is
+ * reported (exit 1) with the objects that kept changing.
+ * @param plan computes attempt `n` (1-based); from the second attempt on it must read the clusters again
+ */
+export async function applyWithReplan<T>(session: Session, plan: (attempt: number) => Promise<PlannedWork<T>>, options: RunOptions): Promise<{ result: RunResult; works: ClusterWork[]; value: T; attempts: number }> {
+  let lastConflict: WriteConflictError | undefined;
+  for (let attempt = 1; attempt <= MAX_PLAN_ATTEMPTS; attempt += 1) {
+    if (attempt > 1) {
+      // 50–150 ms, then twice that, …: racing commands that conflicted together retry at different times.
+      await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** (attempt - 2) * (1 + Math.random() * 2)));
+    }
+    let planned: PlannedWork<T>;
+    try {
+      planned = await plan(attempt);
+      await diffAll(planned.works);
+    } catch (error) {
+      // An object that appeared after the read: read again.
+      if (!(error instanceof WriteConflictError) || attempt === MAX_PLAN_ATTEMPTS) throw persistent(error, attempt);
+      lastConflict = error;
+      announceReplan(session, error, attempt);
+      continue;
+    }
+    try {
+      const result = await runPlan(session, planned.works, { ...options, replanned: attempt > 1 });
+      return { result, works: planned.works, value: planned.value, attempts: attempt };
+    } catch (error) {
+      if (!(error instanceof WriteConflictError) || attempt === MAX_PLAN_ATTEMPTS) throw persistent(error, attempt);
+      lastConflict = error;
+      announceReplan(session, error, attempt);
+    }
+  }
+  throw persistent(lastConflict, MAX_PLAN_ATTEMPTS);
+}
+
+function announceReplan(session: Session, conflict: WriteConflictError, attempt: number): void {
+  session.ui.info(`${conflict.objects.join(', ')} changed in context "${conflict.context}" after meshfed read it (another command is changing them too): reading again and planning again (attempt ${attempt + 1} of ${MAX_PLAN_ATTEMPTS}).`);
+}
+
+function persistent(error: unknown, attempts: number): unknown {
+  if (!(error instanceof WriteConflictError) || attempts < MAX_PLAN_ATTEMPTS) return error;
+  return new ClusterError(`${error.objects.join(', ')} kept changing in context "${error.context}" while meshfed applied (${attempts} attempts, each after reading the cluster again and planning again): the command stopped before completing, and every write it made was checked against what it had read`, {
+    status: 409, reason: 'Conflict', cause: error,
+    hint: 'another meshfed command (or a controller) keeps writing the same objects: wait for it to finish, then run this command again (it continues from where it stopped)',
+  });
 }
 
 /** `--timeout` → ms (0 = do not wait). */

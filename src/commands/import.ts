@@ -8,7 +8,7 @@ import {
 } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
 import {
-  clusterWork, diffAll, dryRunMode, mutationOptions, parseKeyValues, parseNamespacedName, requireFlags, runPlan,
+  applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, parseNamespacedName, requireFlags,
   waitTimeoutMs, withCoreErrors, writerFor, type ClusterWork, type MutationArgs,
 } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGatewayReady } from './shared.js';
@@ -188,15 +188,19 @@ async function requestImport(
       hint: 'to renew the certificate anyway, pass --force; to import under another local name, run import --bundle with the bundle you have',
     });
   }
-  const { request, plan } = await withCoreErrors(FLAGS, () => createImportRequest(snapshot, {
-    consumerClusterId: consumer.identity.clusterId,
-    namespace,
-    ...(args['service-account']?.length ? { serviceAccounts: args['service-account'] } : {}),
-    export: target,
-  }));
-  const work = clusterWork(consumer, writer, plan, `consumer: import request for ${target.providerClusterId}/${target.namespace}/${target.exportName}`);
-  await diffAll([work]);
-  const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: 'import request' });
+  const planFor = async (attempt: number) => {
+    // After a write conflict: the cluster is read again and the request planned again (with a key of its own).
+    if (attempt > 1) consumer = await gatherCluster(writer, { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) });
+    const { request, plan } = await withCoreErrors(FLAGS, () => createImportRequest(consumer.snapshot, {
+      consumerClusterId: consumer.identity.clusterId,
+      namespace,
+      ...(args['service-account']?.length ? { serviceAccounts: args['service-account'] } : {}),
+      export: target,
+    }));
+    const work = clusterWork(consumer, writer, plan, `consumer: import request for ${target.providerClusterId}/${target.namespace}/${target.exportName}`);
+    return { works: [work], value: request };
+  };
+  const { result, value: request } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: 'import request' });
   if (!result.applied) {
     session.ui.info(`No request file was written (${dryRun === 'none' ? 'not applied' : 'dry run'}): its key must be stored in the cluster first.`);
     return;
@@ -237,32 +241,39 @@ async function completeImport(
   const rekeyed = args.as === undefined ? await withCoreErrors(FLAGS, () => importBeingRekeyed(snapshot, target, namespace)) : undefined;
   const localName = args.as ?? rekeyed?.localName
     ?? (session.ui.interactive ? await session.prompter.input('--as', 'Local name apps will call', { default: endpoint.exportName }) : undefined);
-  // The accounts that may call the import: --service-account, else those of the import being re-keyed, else
-  // (shared-root) the accounts the request asked the provider to admit, recorded with the import so that verify
-  // probes as one of them. Boundary mode without any admits every workload of the namespace at the egress gateway.
-  const admittedAccounts = args['service-account']?.length ? args['service-account'] : rekeyed ? rekeyed.serviceAccounts
-    : endpoint.mode === 'shared-root' ? pendingServiceAccounts(snapshot, target) : undefined;
   const attach = attachSpec(args, endpoint.exportName) ?? rekeyed?.attach;
-  const plan = await withCoreErrors(FLAGS, () => planImport(snapshot, { endpoint, ...(credentials ? { credentials } : {}) }, {
-    consumerClusterId: consumer.identity.clusterId,
-    namespace,
-    ...(admittedAccounts?.length ? { serviceAccounts: admittedAccounts } : {}),
-    ...(localName ? { localName } : {}),
-    ...(attach ? { attach } : {}),
-  }));
-  const work = clusterWork(consumer, writer, plan, `consumer: import ${endpoint.providerClusterId}/${endpoint.namespace}/${endpoint.exportName} as ${plan.record.namespace}/${plan.record.localName}`);
-  if (endpoint.mode === 'shared-root') {
-    work.warnings.push(...sharedRootWarnings(snapshot, {
-      providerClusterId: endpoint.providerClusterId, providerRootCaFingerprint: bundle.spec.providerRootCaFingerprint, namespace,
+  const planFor = async (attempt: number) => {
+    // After a write conflict: the cluster is read again and the import planned again from the fresh read.
+    const read = attempt === 1 ? snapshot : (consumer = await gatherCluster(writer, { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) })).snapshot;
+    // The accounts that may call the import: --service-account, else those of the import being re-keyed, else
+    // (shared-root) the accounts the request asked the provider to admit, recorded with the import so that verify
+    // probes as one of them. Boundary mode without any admits every workload of the namespace at the egress gateway.
+    const admittedAccounts = args['service-account']?.length ? args['service-account'] : rekeyed ? rekeyed.serviceAccounts
+      : endpoint.mode === 'shared-root' ? pendingServiceAccounts(read, target) : undefined;
+    const plan = await withCoreErrors(FLAGS, () => planImport(read, { endpoint, ...(credentials ? { credentials } : {}) }, {
+      consumerClusterId: consumer.identity.clusterId,
+      namespace,
       ...(admittedAccounts?.length ? { serviceAccounts: admittedAccounts } : {}),
+      ...(localName ? { localName } : {}),
+      ...(attach ? { attach } : {}),
     }));
-  }
-  const injection = await injectionWarning(writer, namespace);
-  if (injection) work.warnings.push(injection);
-  await diffAll([work]);
-  const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `import ${plan.record.namespace}/${plan.record.localName}` });
-  if (result.applied) await waitForEgress(session, work, args);
-  if (result.applied) await requireEgressGateway(work, plan.record.endpoint.mode);
+    const work = clusterWork(consumer, writer, plan, `consumer: import ${endpoint.providerClusterId}/${endpoint.namespace}/${endpoint.exportName} as ${plan.record.namespace}/${plan.record.localName}`);
+    if (endpoint.mode === 'shared-root') {
+      work.warnings.push(...sharedRootWarnings(read, {
+        providerClusterId: endpoint.providerClusterId, providerRootCaFingerprint: bundle.spec.providerRootCaFingerprint, namespace,
+        ...(admittedAccounts?.length ? { serviceAccounts: admittedAccounts } : {}),
+      }));
+    }
+    const injection = await injectionWarning(writer, namespace);
+    if (injection) work.warnings.push(injection);
+    return { works: [work], value: plan };
+  };
+  const first = await planFor(1);
+  const { result, works: [work], value: plan } = await applyWithReplan(session, async (attempt) => attempt === 1 ? first : planFor(attempt), {
+    dryRun, output, showSecrets: args['show-secrets'], title: `import ${first.value.record.namespace}/${first.value.record.localName}`,
+  });
+  if (result.applied) await waitForEgress(session, work!, args);
+  if (result.applied) await requireEgressGateway(work!, plan.record.endpoint.mode);
   if (result.applied && !output) announce(session, plan.localHost, plan.record.endpoint.port.number, plan.record.endpoint.protocol);
 }
 
@@ -342,6 +353,41 @@ async function importDirect(
       hint: `export it first: kubectl meshfed export --context ${providerContext} -n ${target.namespace} --service <service> --port <port> --name ${target.exportName}`,
     });
   }
+  const localName = args.as ?? (session.ui.interactive ? await session.prompter.input('--as', 'Local name apps will call', { default: record.exportName }) : undefined);
+  const consumerGather = { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) };
+  const providerGather = { namespaces: [target.namespace], istioNamespace: args['istio-namespace'] };
+  const planFor = async (attempt: number) => {
+    if (attempt > 1) {
+      // After a write conflict: both clusters are read again and both sides planned again from the fresh reads.
+      [consumer, provider] = await Promise.all([gatherCluster(writer, consumerGather), gatherCluster(providerWriter, providerGather)]);
+    }
+    return planDirect(session, args, consumer, writer, provider, providerWriter, target!, namespace, localName);
+  };
+  const first = await planFor(1);
+  const { result, works, value: { consumerPlan, endpoint } } = await applyWithReplan(session, async (attempt) => attempt === 1 ? first : planFor(attempt), {
+    dryRun, output, showSecrets: args['show-secrets'], title: `import ${first.value.consumerPlan.record.namespace}/${first.value.consumerPlan.record.localName}`,
+  });
+  if (result.applied) await waitForEgress(session, works[1]!, args);
+  if (result.applied) await requireEgressGateway(works[1]!, endpoint.mode);
+  if (result.applied && !output) announce(session, consumerPlan.localHost, endpoint.port.number, endpoint.protocol);
+}
+
+/**
+ * The provider's admission and the consumer's import, planned from one read of each cluster (pure planners; the
+ * only reads here are the gateway's address and the namespace's injection label).
+ */
+async function planDirect(
+  session: Session, args: ImportArgs, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, providerRead: GatheredCluster,
+  providerWriter: ReturnType<typeof writerFor>, target: { namespace: string; exportName: string }, namespace: string, localName: string | undefined,
+) {
+  let provider = providerRead;
+  const providerContext = provider.context;
+  const record = readExportRecords(provider.snapshot).find((r) => r.namespace === target.namespace && r.exportName === target.exportName);
+  if (!record) {
+    throw new InputError(`export ${target.namespace}/${target.exportName} no longer exists in context "${providerContext}"`, {
+      hint: 'it was removed while this import ran: ask the provider, then import again',
+    });
+  }
   const address = await readGatewayAddress(providerWriter, provider.snapshot, record.mode === 'boundary' ? 'ingress' : 'eastwest');
   if (!address) {
     throw new InputError(`the federation gateway of context "${providerContext}" has no external address yet, so this cluster cannot reach it`, {
@@ -349,7 +395,6 @@ async function importDirect(
     });
   }
   provider = { ...provider, snapshot: { ...provider.snapshot, gatewayAddress: address } };
-  const localName = args.as ?? (session.ui.interactive ? await session.prompter.input('--as', 'Local name apps will call', { default: record.exportName }) : undefined);
 
   const consumerSnapshot = consumer.snapshot;
   const home = homeNamespaceOf(consumerSnapshot);
@@ -395,11 +440,7 @@ async function importDirect(
     }));
   }
   if (providerPlan.admittedPrincipals) session.ui.info(`Shared-root export ${exportName} admits the workloads with these identities: ${providerPlan.admittedPrincipals.join(', ')}`);
-  await diffAll(works);
-  const result = await runPlan(session, works, { dryRun, output, showSecrets: args['show-secrets'], title: `import ${consumerPlan.record.namespace}/${consumerPlan.record.localName}` });
-  if (result.applied) await waitForEgress(session, works[1]!, args);
-  if (result.applied) await requireEgressGateway(works[1]!, endpoint.mode);
-  if (result.applied && !output) announce(session, consumerPlan.localHost, endpoint.port.number, endpoint.protocol);
+  return { works, value: { consumerPlan, endpoint } };
 }
 
 /** `kubectl meshfed import`: the consumer side, with both contexts or in three steps with files (see docs/commands.md). */

@@ -1,7 +1,7 @@
 import { MeshfedError } from '../errors.js';
 import { planRevoke, readExportRecords } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
-import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
+import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
@@ -31,11 +31,15 @@ async function revoke(session: Session, args: RevokeArgs): Promise<void> {
     session.ui.info(`${consumer} is not admitted to ${namespace}/${exportName}; nothing to do (admitted: ${admitted}).`);
     return;
   }
-  const plan = await withCoreErrors({}, () => planRevoke(gathered.snapshot, { namespace, exportName, consumerClusterId: consumer }));
-  const work = clusterWork({ ...gathered, identity: { ...gathered.identity, objects: [] } }, writer, plan, `provider: revoke ${consumer} from export ${namespace}/${exportName}`);
-  work.warnings = work.warnings.filter((w) => !w.includes('has no external address yet'));
-  await diffAll([work]);
-  const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `revoke ${consumer}` });
+  const planFor = async (attempt: number) => {
+    // After a write conflict: the cluster is read again and the revocation planned again from the fresh read.
+    const read = attempt === 1 ? gathered : await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
+    const plan = await withCoreErrors({}, () => planRevoke(read.snapshot, { namespace, exportName, consumerClusterId: consumer }));
+    const work = clusterWork({ ...read, identity: { ...read.identity, objects: [] } }, writer, plan, `provider: revoke ${consumer} from export ${namespace}/${exportName}`);
+    work.warnings = work.warnings.filter((w) => !w.includes('has no external address yet'));
+    return { works: [work], value: plan };
+  };
+  const { result, value: plan } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: `revoke ${consumer}` });
   if (!result.applied || output) return;
   const effect = plan.revocation;
   if (effect && !effect.effective) {

@@ -1,7 +1,7 @@
 import { InputError } from '../errors.js';
 import { planUnexport, readExportRecords } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
-import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
+import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
@@ -29,10 +29,13 @@ async function unexport(session: Session, args: UnexportArgs): Promise<void> {
       hint: `revoke them first (kubectl meshfed revoke --context ${context} -n ${namespace} --name ${exportName} --consumer <id>), or pass --force`,
     });
   }
-  const plan = await withCoreErrors({ '--name': '--name' }, () => planUnexport(gathered.snapshot, { namespace, exportName }));
-  const work = clusterWork({ ...gathered, identity: { ...gathered.identity, objects: [] } }, writer, plan, `provider: remove export ${namespace}/${exportName}`);
-  await diffAll([work]);
-  await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `unexport ${namespace}/${exportName}` });
+  const planFor = async (attempt: number) => {
+    // After a write conflict: the cluster is read again and the removal planned again from the fresh read.
+    const read = attempt === 1 ? gathered : await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
+    const plan = await withCoreErrors({ '--name': '--name' }, () => planUnexport(read.snapshot, { namespace, exportName }));
+    return { works: [clusterWork({ ...read, identity: { ...read.identity, objects: [] } }, writer, plan, `provider: remove export ${namespace}/${exportName}`)], value: plan };
+  };
+  await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: `unexport ${namespace}/${exportName}` });
 }
 
 /** `kubectl meshfed unexport`: remove an export's own objects. */

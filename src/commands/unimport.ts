@@ -4,7 +4,7 @@ import {
 } from '../federation/index.js';
 import { gatherCluster, type GatheredCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
-import { clusterWork, diffAll, dryRunMode, mutationOptions, requireFlags, runPlan, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
+import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
@@ -62,15 +62,20 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
     }
     if (pending.length > 0) throw notFound(namespace, localName, records.map((r) => `${r.namespace}/${r.localName}`), pending);
   }
-  const plan = await withCoreErrors({ '--local-name': '--name' }, () => planUnimport(gathered.snapshot, { namespace, localName }));
   // A key left pending by an import request of the same export (never completed) goes with the last import of it.
   const binding = bindingLabel(record!.endpoint.providerClusterId, record!.endpoint.namespace, record!.endpoint.exportName);
-  const others = records.filter((r) => r !== record && bindingLabel(r.endpoint.providerClusterId, r.endpoint.namespace, r.endpoint.exportName) === binding);
-  const leftovers = others.length > 0 ? [] : gathered.snapshot.existing.filter((o) => o.kind === 'Secret'
-    && o.metadata.namespace === homeNamespaceOf(gathered.snapshot) && o.metadata.labels?.[LABELS.binding] === binding) as KubeObject[];
-  const work = clusterWork({ ...gathered, identity: { ...gathered.identity, objects: [] } }, writer, plan, `consumer: remove import ${namespace}/${localName}`, { deletions: leftovers });
-  await diffAll([work]);
-  const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `unimport ${namespace}/${localName}` });
+  const planFor = async (attempt: number) => {
+    // After a write conflict: the cluster is read again and the removal planned again from the fresh read.
+    const read = attempt === 1 ? gathered : await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
+    const plan = await withCoreErrors({ '--local-name': '--name' }, () => planUnimport(read.snapshot, { namespace, localName }));
+    const others = readImportRecords(read.snapshot).filter((r) => !(r.namespace === namespace && r.localName === localName)
+      && bindingLabel(r.endpoint.providerClusterId, r.endpoint.namespace, r.endpoint.exportName) === binding);
+    const leftovers = others.length > 0 ? [] : read.snapshot.existing.filter((o) => o.kind === 'Secret'
+      && o.metadata.namespace === homeNamespaceOf(read.snapshot) && o.metadata.labels?.[LABELS.binding] === binding) as KubeObject[];
+    const work = clusterWork({ ...read, identity: { ...read.identity, objects: [] } }, writer, plan, `consumer: remove import ${namespace}/${localName}`, { deletions: leftovers });
+    return { works: [work], value: others };
+  };
+  const { result, value: others } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: `unimport ${namespace}/${localName}` });
   if (output || !result.applied) return;
   const source = refText(record!.endpoint);
   // Revoking is only right once no import of this cluster uses the admission any more.
@@ -92,10 +97,13 @@ async function cancelRequest(
   session: Session, args: UnimportArgs, gathered: GatheredCluster, writer: ReturnType<typeof writerFor>, ref: ExportRef,
   output: 'json' | 'yaml' | undefined, dryRun: ReturnType<typeof dryRunMode>,
 ): Promise<void> {
-  const plan = await withCoreErrors({}, () => planCancelRequest(gathered.snapshot, ref));
-  const work = clusterWork({ ...gathered, identity: { ...gathered.identity, objects: [] } }, writer, plan, `consumer: cancel the import request for ${refText(ref)}`);
-  await diffAll([work]);
-  const result = await runPlan(session, [work], { dryRun, output, showSecrets: args['show-secrets'], title: `cancel import request ${refText(ref)}` });
+  const planFor = async (attempt: number) => {
+    // After a write conflict: the cluster is read again and the cancellation planned again from the fresh read.
+    const read = attempt === 1 ? gathered : await gatherCluster(writer, { namespaces: [], ...gatewayOptions(args) });
+    const plan = await withCoreErrors({}, () => planCancelRequest(read.snapshot, ref));
+    return { works: [clusterWork({ ...read, identity: { ...read.identity, objects: [] } }, writer, plan, `consumer: cancel the import request for ${refText(ref)}`)], value: plan };
+  };
+  const { result } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: `cancel import request ${refText(ref)}` });
   if (output || !result.applied) return;
   session.ui.info(`Cancelled the import request for ${refText(ref)}: its key is deleted, so a bundle made for it can no longer be imported.`);
   session.ui.info(`If the provider admitted it already, it admits this cluster until it runs: kubectl meshfed revoke --context <provider> -n ${ref.namespace} --name ${ref.exportName} --consumer ${gathered.identity.clusterId}`);

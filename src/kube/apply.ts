@@ -18,6 +18,36 @@ export interface Change {
   live?: KubeObject;
 }
 
+/**
+ * Kinds written without a resourceVersion precondition: their content does not depend on which exports or imports
+ * exist (a gateway's Deployment, Service and ServiceAccount, a Namespace), and controllers keep changing them (a
+ * Deployment's or a LoadBalancer Service's status bumps the resourceVersion), so a precondition would only make
+ * them conflict with the cluster itself. Every other meshfed object is guarded (see {@link ClusterWriter.apply}).
+ */
+const UNGUARDED_KINDS = new Set(['Namespace', 'Deployment', 'Service', 'ServiceAccount']);
+
+/** Is `object` written with optimistic concurrency (create-if-absent, or an apply that fails on a stale read)? */
+export function isGuarded(object: { kind: string }): boolean {
+  return !UNGUARDED_KINDS.has(object.kind);
+}
+
+/**
+ * A guarded write lost a race: the object changed (or appeared, or went away) after meshfed read it. The command
+ * re-reads, plans again and re-applies (see `applyWithReplan`); when that keeps happening the error is reported.
+ */
+export class WriteConflictError extends ClusterError {
+  /** `Kind namespace/name` of each object that changed under meshfed. */
+  readonly objects: string[];
+
+  constructor(readonly context: string, objects: string[], detail: string) {
+    super(`${objects.join(', ')} changed in context "${context}" while meshfed was applying (${detail})`, {
+      status: 409, reason: 'Conflict',
+      hint: 'another meshfed command (or someone else) is changing the same objects: run the command again once it has finished',
+    });
+    this.objects = objects;
+  }
+}
+
 export function isManagedByMeshfed(object: { metadata: { labels?: Record<string, string> } }): boolean {
   return object.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
 }
@@ -153,6 +183,11 @@ export class ClusterWriter {
       const object = normaliseObject(raw);
       const live = known.get(objectKey(object)) ?? await this.get(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);
       if (!live) return { action: 'create', object };
+      // The snapshot holds every meshfed object: one that is not in it but exists now was written by someone else
+      // after the plan was computed, so the plan does not account for it.
+      if (options.known && !known.has(objectKey(object)) && isManagedByMeshfed(live) && isGuarded(object)) {
+        throw new WriteConflictError(this.contextName, [describeObject(object)], 'it was created after meshfed read the cluster');
+      }
       if (object.kind === 'Namespace' && !isManagedByMeshfed(live)) return { action: 'unchanged', object, live };
       return { action: isSubset(object, live) && !dropsOwnedFields(object, live) ? 'unchanged' : 'update', object, live };
     }));
@@ -175,18 +210,83 @@ export class ClusterWriter {
   async apply(changes: readonly Change[], options: { dryRun?: boolean } = {}): Promise<ApplyOutcome[]> {
     const outcomes: ApplyOutcome[] = [];
     for (const tier of inDependencyOrder(changes.map((change) => change.object))) {
-      const results = await Promise.all(tier.map(async (object): Promise<ApplyOutcome> => {
+      const results = await Promise.allSettled(tier.map(async (object): Promise<ApplyOutcome> => {
         const change = changes.find((c) => c.object === object)!;
         if (change.action === 'unchanged') return { object: change.live ?? object, action: 'unchanged', warnings: [] };
-        const applied = await this.serverSideApply(object, options.dryRun ?? false);
+        const dryRun = options.dryRun ?? false;
+        const applied = !isGuarded(object) ? await this.serverSideApply(object, dryRun)
+          : change.action === 'create' ? await this.createIfAbsent(object, dryRun)
+          : await this.serverSideApply(object, dryRun, change.live?.metadata.resourceVersion as string | undefined);
         return { object: applied.object, action: change.action, warnings: applied.warnings };
       }));
-      outcomes.push(...results);
+      const conflicts = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (conflicts.length) {
+        // Every write of the tier has finished (none is left in flight while the command re-plans); a conflict is
+        // reported with all the objects that conflicted, any other error as it is.
+        const other = conflicts.find((r) => !(r.reason instanceof WriteConflictError));
+        if (other) throw other.reason;
+        const lost = conflicts.map((r) => r.reason as WriteConflictError);
+        throw new WriteConflictError(this.contextName, lost.flatMap((e) => e.objects), 'it was changed after meshfed read it');
+      }
+      outcomes.push(...results.map((r) => (r as PromiseFulfilledResult<ApplyOutcome>).value));
     }
     return outcomes;
   }
 
-  private async serverSideApply(object: KubeObject, dryRun: boolean): Promise<{ object: KubeObject; warnings: string[] }> {
+  /**
+   * Creates a guarded object that did not exist when the plan was computed: POST, which fails with 409
+   * AlreadyExists when someone else created it meanwhile (server-side apply would merge into theirs). A POST
+   * records the field manager's fields as an `Update` operation; they are then handed to meshfed's `Apply` entry
+   * (managedFields set explicitly, with the created resourceVersion as precondition), so that later applies
+   * remove the fields meshfed stops applying, exactly as for objects created by server-side apply.
+   */
+  private async createIfAbsent(object: KubeObject, dryRun: boolean): Promise<{ object: KubeObject; warnings: string[] }> {
+    const collection = await this.mapper.collectionPath(object.apiVersion, object.kind, object.metadata.namespace);
+    let created: { object: KubeObject; warnings: string[] };
+    try {
+      const response = await this.client.request<KubeObject>({
+        method: 'POST', path: collection,
+        query: { fieldManager: FIELD_MANAGER, fieldValidation: 'Strict', dryRun: dryRun ? 'All' : undefined },
+        body: object,
+      });
+      created = { object: response.body, warnings: response.warnings };
+    } catch (error) {
+      if (error instanceof ClusterError && error.status === 409) {
+        throw new WriteConflictError(this.contextName, [describeObject(object)], 'it was created by someone else after meshfed read the cluster');
+      }
+      throw this.rejected(object, error);
+    }
+    if (dryRun) return created;
+    const managed = (created.object.metadata.managedFields ?? []) as Array<Record<string, unknown>>;
+    if (!managed.some((entry) => entry.manager === FIELD_MANAGER && entry.operation === 'Update')) return created;
+    const handedOver = managed.map((entry) => entry.manager === FIELD_MANAGER && entry.operation === 'Update' ? { ...entry, operation: 'Apply' } : entry);
+    const path = await this.mapper.objectPath(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);
+    try {
+      const response = await this.client.request<KubeObject>({
+        method: 'PATCH', path,
+        contentType: 'application/json-patch+json',
+        body: [
+          // A resourceVersion in the patched object is a precondition: 409 Conflict if it changed since the POST.
+          { op: 'replace', path: '/metadata/resourceVersion', value: created.object.metadata.resourceVersion },
+          { op: 'replace', path: '/metadata/managedFields', value: handedOver },
+        ],
+      });
+      return { object: response.body, warnings: created.warnings };
+    } catch (error) {
+      if (error instanceof ClusterError && (error.status === 409 || error.status === 404)) {
+        throw new WriteConflictError(this.contextName, [describeObject(object)], 'it was changed by someone else right after meshfed created it');
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Server-side apply. With `resourceVersion` (the version the plan was computed from) the apply is conditional:
+   * the API server answers 409 Conflict when the object changed since (Kubernetes' optimistic concurrency: a
+   * resourceVersion in the applied configuration is a precondition, see the server-side apply documentation,
+   * "Using server-side apply in a controller").
+   */
+  private async serverSideApply(object: KubeObject, dryRun: boolean, resourceVersion?: string): Promise<{ object: KubeObject; warnings: string[] }> {
     const path = await this.mapper.objectPath(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);
     try {
       const response = await this.client.request<KubeObject>({
@@ -195,35 +295,63 @@ export class ClusterWriter {
         // Force: the object is meshfed's (checked in diff), so meshfed takes back fields someone edited by hand.
         query: { fieldManager: FIELD_MANAGER, fieldValidation: 'Strict', force: 'true', dryRun: dryRun ? 'All' : undefined },
         contentType: 'application/apply-patch+yaml',
-        body: object,
+        body: resourceVersion ? { ...object, metadata: { ...object.metadata, resourceVersion } } : object,
       });
       return { object: response.body, warnings: response.warnings };
     } catch (error) {
-      if (error instanceof ClusterError && (error.status === 400 || error.status === 422)) {
-        throw new ClusterError(`context "${this.contextName}" rejected ${describeObject(object)}: ${error.message.replace(/^.*?failed \(context "[^"]*"\): /, '')}`, {
-          status: error.status, reason: error.reason,
-          hint: 'the cluster\'s Istio may not know a field meshfed uses; check `kubectl meshfed contexts --probe` for its version',
-        });
+      if (resourceVersion && error instanceof ClusterError && error.status === 409 && error.reason === 'Conflict') {
+        throw new WriteConflictError(this.contextName, [describeObject(object)], 'it was changed by someone else after meshfed read it');
       }
-      throw error;
+      throw this.rejected(object, error);
     }
   }
 
-  /** Deletes objects (only meshfed's; others are skipped and reported). Already-gone objects are fine. */
+  /** A validation error of the server, said in terms of the object; other errors as they are. */
+  private rejected(object: KubeObject, error: unknown): unknown {
+    if (error instanceof ClusterError && (error.status === 400 || error.status === 422)) {
+      return new ClusterError(`context "${this.contextName}" rejected ${describeObject(object)}: ${error.message.replace(/^.*?failed \(context "[^"]*"\): /, '')}`, {
+        status: error.status, reason: error.reason,
+        hint: 'the cluster\'s Istio may not know a field meshfed uses; check `kubectl meshfed contexts --probe` for its version',
+      });
+    }
+    return error;
+  }
+
+  /**
+   * Deletes objects (only meshfed's; others are skipped and reported). Already-gone objects are fine. A guarded
+   * object read with a resourceVersion is deleted only if it is still that version (DeleteOptions preconditions:
+   * 409 Conflict otherwise), so that a deletion planned from a stale read never removes what someone else just
+   * wrote into it.
+   */
   async delete(objects: readonly KubeObject[], options: { dryRun?: boolean } = {}): Promise<KubeObject[]> {
     const deleted: KubeObject[] = [];
     // Reverse dependency order: routes and policies first, then workloads, then secrets and accounts.
     for (const tier of inDependencyOrder(objects).reverse()) {
-      await Promise.all(tier.map(async (object) => {
+      const results = await Promise.allSettled(tier.map(async (object) => {
         if (!isManagedByMeshfed(object)) return;
         const path = await this.mapper.objectPath(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);
+        const resourceVersion = isGuarded(object) ? object.metadata.resourceVersion : undefined;
         try {
-          await this.client.request({ method: 'DELETE', path, query: { dryRun: options.dryRun ? 'All' : undefined, propagationPolicy: 'Background' } });
+          await this.client.request({
+            method: 'DELETE', path,
+            query: { dryRun: options.dryRun ? 'All' : undefined, propagationPolicy: 'Background' },
+            ...(resourceVersion ? { body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { resourceVersion } } } : {}),
+          });
           deleted.push(object);
         } catch (error) {
-          if (!(error instanceof ClusterError && error.status === 404)) throw error;
+          if (error instanceof ClusterError && error.status === 404) return;
+          if (resourceVersion && error instanceof ClusterError && error.status === 409) {
+            throw new WriteConflictError(this.contextName, [describeObject(object)], 'it was changed by someone else after meshfed read it');
+          }
+          throw error;
         }
       }));
+      const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed.length) {
+        const other = failed.find((r) => !(r.reason instanceof WriteConflictError));
+        if (other) throw other.reason;
+        throw new WriteConflictError(this.contextName, failed.flatMap((r) => (r.reason as WriteConflictError).objects), 'it was changed by someone else after meshfed read it');
+      }
     }
     return deleted;
   }

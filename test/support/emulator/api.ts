@@ -473,6 +473,15 @@ export class ClusterApi {
         throw badRequest(`the name of the object (${applied.metadata.name}) does not match the name on the URL (${name})`);
       }
       applied.metadata.name = name;
+      // A resourceVersion in the applied configuration is a precondition, as for an update: the apiserver's
+      // registry Store.Update (staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go) answers 409
+      // Conflict when it differs from the stored object's ("the object has been modified; please apply your
+      // changes to the latest version and try again"), which is why the server-side apply documentation tells
+      // controllers to leave it out unless they want that check.
+      const precondition = applied.metadata.resourceVersion;
+      if (current && precondition !== undefined && precondition !== '' && precondition !== current.metadata.resourceVersion) {
+        throw conflict(type.plural, type.group, name, 'the object has been modified; please apply your changes to the latest version and try again');
+      }
       // Unknown fields are judged on the applied configuration, before they could be merged into anything.
       const schema = this.fieldSchema(type, version);
       if (schema) applied = this.unknownFields(type, version, applied, schema, opts);
@@ -509,8 +518,17 @@ export class ClusterApi {
   }
 
   /** Deletes an object and, through ownerReferences, what it owns; deleting a namespace empties it. */
-  delete(type: ResourceType, namespace: string | undefined, name: string, opts: WriteOptions & { propagationPolicy?: string } = {}): KubeObject {
+  delete(type: ResourceType, namespace: string | undefined, name: string, opts: WriteOptions & { propagationPolicy?: string; preconditions?: { resourceVersion?: string; uid?: string } } = {}): KubeObject {
     const current = this.get(type, namespace, name);
+    // DeleteOptions.preconditions, checked against the stored object as etcd3's store checkPreconditions does
+    // (staging/src/k8s.io/apiserver/pkg/storage/etcd3/store.go), which the registry answers with 409 Conflict.
+    const pre = opts.preconditions;
+    if (pre?.uid && pre.uid !== current.metadata.uid) {
+      throw conflict(type.plural, type.group, name, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${current.metadata.uid}`);
+    }
+    if (pre?.resourceVersion && pre.resourceVersion !== current.metadata.resourceVersion) {
+      throw conflict(type.plural, type.group, name, `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`);
+    }
     if (opts.dryRun) return structuredClone(current);
     if (type.kind === 'Namespace') {
       for (const t of this.registry.all()) {

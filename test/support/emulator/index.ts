@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import type { IstioVersion } from '../crd-schema.js';
 import { ClusterApi } from './api.js';
+import { Holds, type Hold, type HoldHandle } from './holds.js';
 import { Controllers } from './controllers.js';
 import { installIstio } from './istio.js';
 import { DEFAULT_IMAGE_ALLOW_LIST, Kubelet } from './kubelet.js';
@@ -92,6 +93,10 @@ export interface EmulatedCluster {
     /** Adds a fault for the next `times` (default 1) matching requests. */
     add(fault: Fault): void;
     clear(): void;
+  };
+  /** Holds requests until several users each have one waiting (holds.ts): deterministic interleavings. */
+  readonly holds: {
+    add(hold: Hold): HoldHandle;
   };
   /** Creates an object, bypassing HTTP (admission, defaulting and validation still apply). */
   create(obj: KubeObject): KubeObject;
@@ -196,6 +201,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       version: parseVersion(options_.kubernetesVersion),
       tokens,
       faults: [],
+      holds: new Holds(),
       requests: [],
       logs: {
         read: (ns, pod, o) => kubelet.readLog(ns, pod, o),
@@ -212,6 +218,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     if (istio && ca && trustDomain) installIstio(api, { version: istio, trustDomain, caCerts: ca });
     const server = await startServer(ctx, serving.server);
     stops.push(async () => {
+      ctx.holds.releaseAll();
       controllers.stop();
       kubelet.stop();
       await server.close();
@@ -227,6 +234,9 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       trustDomain,
       view,
       requests: ctx.requests,
+      holds: {
+        add: (hold) => ctx.holds.add(hold),
+      },
       faults: {
         add: (fault) => {
           ctx.faults.push({ ...fault, remaining: fault.times ?? 1 });

@@ -12,6 +12,7 @@ import { ApiError, badRequest, forbidden, invalid, methodNotAllowed } from './er
 import type { Duplex } from 'node:stream';
 import { handleUpgrade } from './exec.js';
 import type { ExecContext } from './exec.js';
+import type { Holds } from './holds.js';
 import type { LogOptions } from './kubelet.js';
 import { jsonPatch, mergePatch } from './patch.js';
 import type { ResourceType } from './registry.js';
@@ -88,6 +89,8 @@ export interface ServerContext {
   version: VersionInfo;
   tokens: Map<string, TokenGrant>;
   faults: Array<Fault & { remaining: number }>;
+  /** Requests held until others arrive (see holds.ts). */
+  holds: Holds;
   requests: RequestRecord[];
   logs: {
     read(namespace: string, pod: string, opts: LogOptions): string;
@@ -308,6 +311,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       return;
     }
     record.user = grant.user;
+    await ctx.holds.pass(record.method, url.pathname, grant.user);
     await serve(ctx, grant, req, res, url);
   } catch (err) {
     sendError(res, err);
@@ -439,8 +443,12 @@ async function serve(ctx: ServerContext, grant: TokenGrant, req: IncomingMessage
       return;
     }
     case 'DELETE': {
-      const body = parseBody(await readBody(req), 'json') as { propagationPolicy?: string; dryRun?: string[] } | undefined;
-      const delOpts = { dryRun: dryRun || (body?.dryRun ?? []).includes('All'), propagationPolicy: q.get('propagationPolicy') ?? body?.propagationPolicy ?? 'Background' };
+      const body = parseBody(await readBody(req), 'json') as { propagationPolicy?: string; dryRun?: string[]; preconditions?: { resourceVersion?: string; uid?: string } } | undefined;
+      const delOpts = {
+        dryRun: dryRun || (body?.dryRun ?? []).includes('All'),
+        propagationPolicy: q.get('propagationPolicy') ?? body?.propagationPolicy ?? 'Background',
+        ...(body?.preconditions ? { preconditions: body.preconditions } : {}),
+      };
       if (r.name) {
         const removed = api.delete(type, r.namespace, r.name, delOpts);
         send(res, 200, servedAs(removed, r));
