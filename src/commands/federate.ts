@@ -331,7 +331,7 @@ export async function runPlan(session: Session, works: ClusterWork[], options: R
 }
 
 /** How many times a command plans and applies before a conflict that keeps coming back is reported. */
-export const MAX_PLAN_ATTEMPTS = 5;
+export const MAX_PLAN_ATTEMPTS = 8;
 
 /** One attempt's plan: the works to apply, and whatever the command needs afterwards (records, endpoints). */
 export interface PlannedWork<T> {

@@ -1,0 +1,293 @@
+/**
+ * Concurrent commands never lose an update. Several `kubectl meshfed` processes (the built CLI, each with a bearer
+ * token of its own) run at once against the emulated clusters, in several interleavings forced with the emulator's
+ * holds (no sleeps): "read-all-then-write" holds the first write of every process to the shared cluster until each
+ * process has one waiting, so that every plan is computed from the same snapshot (the interleaving that lost
+ * updates before writes were guarded); "shared-object" holds the writes of the one object every process contributes
+ * to (the export record, the egress routes, the federation CA) the same way; "free" lets them run as they come.
+ * Every run must end in the state that the same commands run one after another produce (objects compared without
+ * resourceVersions, managedFields, timestamps, generated addresses and certificate material), with exactly one
+ * federation CA that every certificate chains to, and `verify` clean.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FEDERATION_CA_SECRET } from '../../src/federation/index.js';
+import { verifyCertificateChain } from '../../src/pki/index.js';
+import { runMeshfed, writeKubeconfig, type CliResult } from '../support/cli.js';
+import type { Hold, HoldHandle, KubeObject, World } from '../support/emulator/index.js';
+import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+
+const KINDS: Array<[string, string]> = [
+  ['v1', 'Namespace'], ['v1', 'ServiceAccount'], ['v1', 'Secret'], ['v1', 'ConfigMap'], ['v1', 'Service'],
+  ['apps/v1', 'Deployment'], ['rbac.authorization.k8s.io/v1', 'Role'], ['rbac.authorization.k8s.io/v1', 'RoleBinding'],
+  ['networking.istio.io/v1beta1', 'Gateway'], ['networking.istio.io/v1beta1', 'VirtualService'],
+  ['networking.istio.io/v1beta1', 'DestinationRule'], ['networking.istio.io/v1beta1', 'ServiceEntry'],
+  ['security.istio.io/v1beta1', 'AuthorizationPolicy'],
+];
+
+const dir = mkdtempSync(join(tmpdir(), 'meshfed-concurrency-'));
+let tokenCounter = 0;
+
+/** Figures of the whole file, logged at the end. */
+const figures = { interleavings: 0, processes: 0, conflicts: 0, replans: 0, maxReplansPerProcess: 0 };
+
+/** A kubeconfig like the world's, with a bearer token of its own in every cluster: one "user" per process. */
+function partyKubeconfig(world: World): string {
+  tokenCounter += 1;
+  const contexts = world.clusters.map((cluster) => {
+    const token = `party-${tokenCounter}-${cluster.name}`;
+    cluster.addToken(token, undefined, `party-${tokenCounter}`);
+    return { name: cluster.name, cluster: cluster.name, user: cluster.name, server: cluster.server, caPem: cluster.caPem, token };
+  });
+  return writeKubeconfig(contexts, world.clusters[0]!.name, dir);
+}
+
+function isManaged(object: KubeObject): boolean {
+  return object.metadata.labels?.['app.kubernetes.io/managed-by'] === 'kubectl-meshfed';
+}
+
+/** Removes everything meshfed made in every cluster: the seeds' state again, for the next interleaving. */
+async function reset(world: World): Promise<void> {
+  for (const cluster of world.clusters) {
+    for (const [apiVersion, kind] of [...KINDS].reverse()) {
+      for (const object of cluster.list(apiVersion, kind).filter(isManaged)) cluster.delete(apiVersion, kind, object.metadata.namespace, object.metadata.name);
+    }
+  }
+  await world.waitIdle();
+}
+
+const PEM = /-----BEGIN ([A-Z ]+)-----[\s\S]*?-----END \1-----\n?/g;
+/** Masks what differs between two equal states: key material, times, addresses the cluster hands out, hashes. */
+function maskText(text: string): string {
+  return text
+    .replace(PEM, (_, type: string) => `<${type}>`)
+    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>')
+    .replace(/\b(198\.51\.100|203\.0\.113|192\.0\.2)\.\d+\b/g, '<lb-address>')
+    .replace(/\b(?:[0-9A-Fa-f]{2}:){15,}[0-9A-Fa-f]{2}\b/g, '<fingerprint>')
+    .replace(/\b[0-9a-fA-F]{16,}\b/g, '<hex>')
+    .replace(/[A-Za-z0-9+/_-]{40,}={0,2}/g, '<base64>');
+}
+
+function mask(value: unknown): unknown {
+  if (typeof value === 'string') return maskText(value);
+  if (Array.isArray(value)) return value.map(mask);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, mask(v)]));
+  return value;
+}
+
+/** One object as compared: what meshfed decided, not what the server or the randomness of key generation added. */
+function normalised(object: KubeObject): unknown {
+  const { metadata, status: _status, ...rest } = object as KubeObject & { status?: unknown; data?: Record<string, string> };
+  const body = structuredClone(rest) as Record<string, unknown>;
+  if (object.kind === 'Secret' && body.data) {
+    body.data = Object.fromEntries(Object.entries(body.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+  }
+  if (object.kind === 'Service') {
+    const spec = body.spec as { clusterIP?: string; clusterIPs?: string[]; ports?: Array<{ nodePort?: number }> };
+    delete spec.clusterIP;
+    delete spec.clusterIPs;
+    for (const port of spec.ports ?? []) delete port.nodePort;
+  }
+  return mask({ metadata: { name: metadata.name, namespace: metadata.namespace, labels: metadata.labels, annotations: metadata.annotations }, ...body });
+}
+
+/** Every meshfed object of every cluster, normalised, by cluster and `Kind namespace/name`. */
+function state(world: World): Record<string, Record<string, unknown>> {
+  return Object.fromEntries(world.clusters.map((cluster) => [cluster.name, Object.fromEntries(KINDS.flatMap(([apiVersion, kind]) =>
+    cluster.list(apiVersion, kind).filter(isManaged).map((o) => [`${kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`, normalised(o)])))]));
+}
+
+/** Exactly one federation CA in the provider, and every certificate meshfed stored anywhere chains to it. */
+function assertOneCa(t: ExecutionContext, world: World, provider: string, label: string): void {
+  const secrets = world.clusters.flatMap((cluster) => cluster.list('v1', 'Secret').filter(isManaged).map((secret) => ({ cluster: cluster.name, secret })));
+  const cas = secrets.filter(({ cluster, secret }) => cluster === provider && secret.metadata.name === FEDERATION_CA_SECRET);
+  t.is(cas.length, 1, `${label}: one federation CA Secret`);
+  const caPem = Buffer.from(((cas[0]?.secret as { data?: Record<string, string> }).data ?? {})['ca.crt'] ?? '', 'base64').toString('utf8');
+  let checked = 0;
+  for (const { cluster, secret } of secrets) {
+    if (secret === cas[0]?.secret) continue;
+    for (const [key, value] of Object.entries((secret as { data?: Record<string, string> }).data ?? {})) {
+      const text = Buffer.from(value, 'base64').toString('utf8');
+      for (const pem of text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []) {
+        if (pem.trim() === caPem.trim()) continue;
+        const chain = verifyCertificateChain(pem, [caPem]);
+        t.true(chain.ok, `${label}: ${cluster} Secret ${secret.metadata.namespace}/${secret.metadata.name} ${key} chains to the federation CA${chain.ok ? '' : `: ${chain.reason}`}`);
+        checked += 1;
+      }
+    }
+  }
+  t.true(checked > 0, `${label}: some certificates were checked`);
+}
+
+interface Interleaving {
+  name: string;
+  /** Holds to add before the processes start (cluster name → hold), given the number of processes. */
+  holds: (parties: number) => Array<[string, Hold]>;
+}
+
+/** Runs the commands at once, each as a process of its own; returns their results. */
+async function runTogether(fed: FederationWorld, commands: string[][], holds: Array<[string, Hold]>): Promise<{ results: CliResult[]; opened: boolean[]; conflicts: number }> {
+  const handles: HoldHandle[] = holds.map(([cluster, hold]) => fed.world.cluster(cluster).holds.add({ timeoutMs: 45_000, ...hold }));
+  const marks = fed.world.clusters.map((c) => c.requests.length);
+  const results = await Promise.all(commands.map((args) => runMeshfed([...args, '--kubeconfig', partyKubeconfig(fed.world)], { timeoutMs: 90_000 })));
+  const opened = await Promise.all(handles.map((h) => h.opened));
+  const conflicts = fed.world.clusters.reduce((n, c, i) => n + c.requests.slice(marks[i]).filter((r) => r.status === 409).length, 0);
+  return { results, opened, conflicts };
+}
+
+const replansOf = (result: CliResult) => (result.stderr.match(/planning again \(attempt/g) ?? []).length;
+
+/**
+ * One scenario: `setup` (sequential) then `race` run one after another gives the expected state; then, for each
+ * interleaving, from the seeds again: `setup`, `race` at once, `finish`; the state must equal the expected one.
+ */
+async function scenario(t: ExecutionContext, fed: FederationWorld, options: {
+  provider: string;
+  setup: string[][];
+  race: string[][];
+  finish?: string[][];
+  interleavings: Interleaving[];
+  verify: string[][];
+}): Promise<void> {
+  const run = async (args: string[]) => {
+    const result = await fed.run(args);
+    t.is(result.code, 0, `kubectl meshfed ${args.join(' ')}\n${result.stderr}`);
+    return result;
+  };
+  for (const args of [...options.setup, ...options.race, ...(options.finish ?? [])]) await run(args);
+  const expected = state(fed.world);
+  assertOneCa(t, fed.world, options.provider, 'one after another');
+
+  for (const [index, interleaving] of options.interleavings.entries()) {
+    await reset(fed.world);
+    for (const args of options.setup) await run(args);
+    const { results, opened, conflicts } = await runTogether(fed, options.race, interleaving.holds(options.race.length));
+    for (const [i, result] of results.entries()) {
+      t.is(result.code, 0, `${interleaving.name}: kubectl meshfed ${options.race[i]!.join(' ')}\n${result.stderr}`);
+    }
+    t.true(opened.every(Boolean), `${interleaving.name}: every hold opened because all processes arrived`);
+    const replans = results.map(replansOf);
+    figures.interleavings += 1;
+    figures.processes += results.length;
+    figures.conflicts += conflicts;
+    figures.replans += replans.reduce((a, b) => a + b, 0);
+    figures.maxReplansPerProcess = Math.max(figures.maxReplansPerProcess, ...replans);
+    t.log(`${interleaving.name}: ${results.length} processes, ${conflicts} write conflicts (409), re-plans per process ${replans.join('/')}`);
+    if (interleaving.name === 'read-all-then-write') t.true(conflicts > 0 && replans.some((n) => n > 0), `${interleaving.name}: the processes did collide (and re-planned)`);
+    for (const args of options.finish ?? []) await run(args);
+    t.deepEqual(state(fed.world), expected, `${interleaving.name}: the same state as one after another`);
+    assertOneCa(t, fed.world, options.provider, interleaving.name);
+    if (index === options.interleavings.length - 1) {
+      for (const args of options.verify) {
+        const verified = await fed.run(args);
+        t.is(verified.code, 0, `${interleaving.name}: kubectl meshfed ${args.join(' ')}\n${verified.stdout}${verified.stderr}`);
+      }
+    }
+  }
+}
+
+/** Holds the first writes (any object) of every process to `cluster` until each process has one waiting. */
+const readAllThenWrite = (cluster: string): Interleaving => ({ name: 'read-all-then-write', holds: (parties) => [[cluster, { parties }]] });
+/** Holds the writes of one shared object (path pattern, any write method) until each process has one waiting. */
+const sharedObject = (cluster: string, path: RegExp, method?: string): Interleaving => ({
+  name: 'shared-object', holds: (parties) => [[cluster, { parties, path, ...(method ? { method } : {}) }]],
+});
+const free: Interleaving = { name: 'free', holds: () => [] };
+
+test.after.always(() => {
+  // The figures the concurrency design is judged by (docs/architecture.md quotes them).
+  console.log(`concurrency figures: ${JSON.stringify(figures)}`);
+});
+
+test.serial('three consumers importing one export at once are all admitted', async (t) => {
+  const fed = await startFederationWorld({ seed: 'federation', clusters: [{ name: 'production' }, { name: 'operations' }, { name: 'staging' }, { name: 'qa' }] });
+  try {
+    fed.world.cluster('qa').create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'apps', labels: { 'istio-injection': 'enabled' } } });
+    await scenario(t, fed, {
+      provider: 'production',
+      setup: [['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432']],
+      race: [
+        ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres'],
+        ['import', '--context', 'staging', '-n', 'apps', '--from', 'production', '--export', 'db/postgres'],
+        ['import', '--context', 'qa', '-n', 'apps', '--from', 'production', '--export', 'db/postgres'],
+      ],
+      // Each import first writes the export record (a ConfigMap) on the provider, then the admission policy.
+      interleavings: [readAllThenWrite('production'), sharedObject('production', /\/authorizationpolicies/), free],
+      verify: [
+        ['verify', '--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'production'],
+        ['verify', '--context', 'staging', '-n', 'apps', '--import', 'postgres', '--from', 'production', '--no-probe'],
+        ['verify', '--context', 'qa', '-n', 'apps', '--import', 'postgres', '--from', 'production', '--no-probe'],
+      ],
+    });
+  } finally {
+    await fed.stop();
+  }
+});
+
+test.serial('one consumer importing three exports at once keeps every route', async (t) => {
+  const fed = await startFederationWorld({ seed: 'federation', clusters: [{ name: 'production' }, { name: 'operations' }, { name: 'staging' }] });
+  try {
+    const names = ['pg1', 'pg2', 'pg3'];
+    await scenario(t, fed, {
+      provider: 'production',
+      setup: names.map((name) => ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432', '--name', name]),
+      race: names.map((name) => ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', `db/${name}`]),
+      // The egress routes DestinationRule is shared by every import of the consumer.
+      interleavings: [readAllThenWrite('operations'), sharedObject('operations', /\/destinationrules/)],
+      // The probe for one import, the static checks (both sides' objects) for the others.
+      verify: names.map((name, i) => ['verify', '--context', 'operations', '-n', 'vault', '--import', name, '--from', 'production', ...(i > 0 ? ['--no-probe'] : [])]),
+    });
+  } finally {
+    await fed.stop();
+  }
+});
+
+test.serial('four exports at once on a fresh provider make one federation CA that signs every certificate', async (t) => {
+  const fed = await startFederationWorld({ seed: 'federation', clusters: [{ name: 'production' }, { name: 'operations' }, { name: 'staging' }] });
+  try {
+    const names = ['pg1', 'pg2', 'pg3', 'pg4'];
+    await scenario(t, fed, {
+      provider: 'production',
+      setup: [],
+      race: names.map((name) => ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432', '--name', name]),
+      // Imported after the race: the consumer's certificate is signed by the CA that won, and the gateway serves
+      // a certificate of that CA.
+      finish: [['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/pg4']],
+      // The CA Secret is created (POST) in its own namespace by every export.
+      interleavings: [readAllThenWrite('production'), sharedObject('production', /^\/api\/v1\/namespaces\/meshfed-ca\/secrets$/, 'POST'), free],
+      verify: [['verify', '--context', 'operations', '-n', 'vault', '--import', 'pg4', '--from', 'production']],
+    });
+  } finally {
+    await fed.stop();
+  }
+});
+
+test.serial('an export racing an admission and a revocation of the same export loses neither', async (t) => {
+  const fed = await startFederationWorld({ seed: 'federation', clusters: [{ name: 'production' }, { name: 'operations' }, { name: 'staging' }] });
+  try {
+    const request = join(dir, 'request.yaml');
+    const bundle = join(dir, 'bundle.yaml');
+    await scenario(t, fed, {
+      provider: 'production',
+      setup: [
+        ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432'],
+        ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres'],
+        ['import', '--context', 'staging', '-n', 'apps', '--from', 'production', '--export', 'db/postgres', '--request-out', request],
+      ],
+      race: [
+        ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432', '--name', 'pg2'],
+        ['admit', '--context', 'production', '--request', request, '--bundle-out', bundle],
+        ['revoke', '--context', 'production', '-n', 'db', '--name', 'postgres', '--consumer', 'operations'],
+      ],
+      finish: [['import', '--context', 'staging', '-n', 'apps', '--bundle', bundle]],
+      // A second export of the same gateway, the admission of staging and the revocation of operations all rewrite
+      // objects of the provider gateway (its Gateway, its admission policy) and the export record.
+      interleavings: [readAllThenWrite('production'), sharedObject('production', /\/authorizationpolicies/)],
+      verify: [['verify', '--context', 'staging', '-n', 'apps', '--import', 'postgres', '--from', 'production']],
+    });
+  } finally {
+    await fed.stop();
+  }
+});
