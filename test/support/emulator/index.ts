@@ -32,6 +32,7 @@ export type { AccessRule, Fault, RequestRecord, TokenGrant } from './server.js';
 export type { ClusterView, ContainerExec, ContainerRun, ContainerRuntime, ExecHandler, ExecResult, KubeObject, WorldView } from './runtime.js';
 export type { IstioCaCerts, PemPair } from './pki.js';
 export type { SeedName } from './seeds.js';
+export type { Hold, HoldHandle } from './holds.js';
 export { certificateFingerprint } from './pki.js';
 export { DEFAULT_IMAGE_ALLOW_LIST, defaultRuntime, imageAllowed } from './kubelet.js';
 export { loadBalancerPool } from './controllers.js';
