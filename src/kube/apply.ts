@@ -264,6 +264,8 @@ export class ClusterWriter {
     try {
       const response = await this.client.request<KubeObject>({
         method: 'PATCH', path,
+        // Only managedFields change: no field is recorded for the manager of this patch.
+        query: { fieldManager: FIELD_MANAGER, fieldValidation: 'Strict' },
         contentType: 'application/json-patch+json',
         body: [
           // A resourceVersion in the patched object is a precondition: 409 Conflict if it changed since the POST.
