@@ -292,3 +292,26 @@ test.serial('an export racing an admission and a revocation of the same export l
     await fed.stop();
   }
 });
+
+test.serial('a conflict that persists is reported with the object that kept changing, and a re-run converges', async (t) => {
+  const fed = await startFederationWorld({ seed: 'federation', clusters: [{ name: 'production' }, { name: 'operations' }, { name: 'staging' }] });
+  try {
+    const exported = await fed.run(['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432']);
+    t.is(exported.code, 0, exported.stderr);
+    // Every conditional write of the export record answers 409 Conflict, as if another command always wrote first.
+    const production = fed.world.cluster('production');
+    production.faults.add({ method: 'PATCH', path: '/api/v1/namespaces/istio-meshfed/configmaps/mf-export-db-postgres', status: 409, times: 1000 });
+    const imported = await fed.run(['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres']);
+    t.is(imported.code, 1, imported.stderr);
+    t.regex(imported.stderr, /ConfigMap istio-meshfed\/mf-export-db-postgres kept changing in context "production" while meshfed applied \(8 attempts/);
+    t.is((imported.stderr.match(/planning again \(attempt/g) ?? []).length, 7, 'planned again after each of the first seven conflicts');
+    t.is(production.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/configmaps/mf-export-db-postgres') && r.status === 409).length, 8);
+    production.faults.clear();
+    const again = await fed.run(['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres']);
+    t.is(again.code, 0, again.stderr);
+    const verified = await fed.run(['verify', '--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'production', '--no-probe']);
+    t.is(verified.code, 0, verified.stdout + verified.stderr);
+  } finally {
+    await fed.stop();
+  }
+});
