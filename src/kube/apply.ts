@@ -209,58 +209,72 @@ export class ClusterWriter {
    */
   async apply(changes: readonly Change[], options: { dryRun?: boolean } = {}): Promise<ApplyOutcome[]> {
     const outcomes: ApplyOutcome[] = [];
+    const dryRun = options.dryRun ?? false;
     for (const tier of inDependencyOrder(changes.map((change) => change.object))) {
+      const created: KubeObject[] = [];
       const results = await Promise.allSettled(tier.map(async (object): Promise<ApplyOutcome> => {
         const change = changes.find((c) => c.object === object)!;
         if (change.action === 'unchanged') return { object: change.live ?? object, action: 'unchanged', warnings: [] };
-        const dryRun = options.dryRun ?? false;
-        const applied = !isGuarded(object) ? await this.serverSideApply(object, dryRun)
-          : change.action === 'create' ? await this.createIfAbsent(object, dryRun)
-          : await this.serverSideApply(object, dryRun, change.live?.metadata.resourceVersion as string | undefined);
+        if (isGuarded(object) && change.action === 'create') {
+          const applied = await this.createIfAbsent(object, dryRun);
+          if (!dryRun) created.push(applied.object);
+          return { object: applied.object, action: change.action, warnings: applied.warnings };
+        }
+        const applied = await this.serverSideApply(object, dryRun, isGuarded(object) ? change.live?.metadata.resourceVersion as string | undefined : undefined);
         return { object: applied.object, action: change.action, warnings: applied.warnings };
       }));
-      const conflicts = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (conflicts.length) {
+      // The objects this tier created get their field ownership handed over together (also when another write of
+      // the tier conflicted: they exist now, and a re-plan leaves them unchanged).
+      const handOvers = await Promise.allSettled(created.map((object) => this.handOver(object)));
+      const failed = [...results, ...handOvers].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed.length) {
         // Every write of the tier has finished (none is left in flight while the command re-plans); a conflict is
         // reported with all the objects that conflicted, any other error as it is.
-        const other = conflicts.find((r) => !(r.reason instanceof WriteConflictError));
+        const other = failed.find((r) => !(r.reason instanceof WriteConflictError));
         if (other) throw other.reason;
-        const lost = conflicts.map((r) => r.reason as WriteConflictError);
+        const lost = failed.map((r) => r.reason as WriteConflictError);
         throw new WriteConflictError(this.contextName, lost.flatMap((e) => e.objects), 'it was changed after meshfed read it');
       }
-      outcomes.push(...results.map((r) => (r as PromiseFulfilledResult<ApplyOutcome>).value));
+      const handedOver = new Map(handOvers.map((r, i) => [created[i]!, (r as PromiseFulfilledResult<KubeObject>).value]));
+      outcomes.push(...results.map((r) => {
+        const outcome = (r as PromiseFulfilledResult<ApplyOutcome>).value;
+        return { ...outcome, object: handedOver.get(outcome.object) ?? outcome.object };
+      }));
     }
     return outcomes;
   }
 
   /**
    * Creates a guarded object that did not exist when the plan was computed: POST, which fails with 409
-   * AlreadyExists when someone else created it meanwhile (server-side apply would merge into theirs). A POST
-   * records the field manager's fields as an `Update` operation; they are then handed to meshfed's `Apply` entry
-   * (managedFields set explicitly, with the created resourceVersion as precondition), so that later applies
-   * remove the fields meshfed stops applying, exactly as for objects created by server-side apply.
+   * AlreadyExists when someone else created it meanwhile (server-side apply would merge into theirs).
    */
   private async createIfAbsent(object: KubeObject, dryRun: boolean): Promise<{ object: KubeObject; warnings: string[] }> {
     const collection = await this.mapper.collectionPath(object.apiVersion, object.kind, object.metadata.namespace);
-    let created: { object: KubeObject; warnings: string[] };
     try {
       const response = await this.client.request<KubeObject>({
         method: 'POST', path: collection,
         query: { fieldManager: FIELD_MANAGER, fieldValidation: 'Strict', dryRun: dryRun ? 'All' : undefined },
         body: object,
       });
-      created = { object: response.body, warnings: response.warnings };
+      return { object: response.body, warnings: response.warnings };
     } catch (error) {
       if (error instanceof ClusterError && error.status === 409) {
         throw new WriteConflictError(this.contextName, [describeObject(object)], 'it was created by someone else after meshfed read the cluster');
       }
       throw this.rejected(object, error);
     }
-    if (dryRun) return created;
-    const managed = (created.object.metadata.managedFields ?? []) as Array<Record<string, unknown>>;
+  }
+
+  /**
+   * A POST records the field manager's fields as an `Update` operation; they are handed to meshfed's `Apply` entry
+   * (managedFields set explicitly, with the created resourceVersion as precondition), so that later server-side
+   * applies remove the fields meshfed stops applying, exactly as for objects created by server-side apply.
+   */
+  private async handOver(created: KubeObject): Promise<KubeObject> {
+    const managed = (created.metadata.managedFields ?? []) as Array<Record<string, unknown>>;
     if (!managed.some((entry) => entry.manager === FIELD_MANAGER && entry.operation === 'Update')) return created;
     const handedOver = managed.map((entry) => entry.manager === FIELD_MANAGER && entry.operation === 'Update' ? { ...entry, operation: 'Apply' } : entry);
-    const path = await this.mapper.objectPath(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);
+    const path = await this.mapper.objectPath(created.apiVersion, created.kind, created.metadata.namespace, created.metadata.name);
     try {
       const response = await this.client.request<KubeObject>({
         method: 'PATCH', path,
@@ -269,14 +283,14 @@ export class ClusterWriter {
         contentType: 'application/json-patch+json',
         body: [
           // A resourceVersion in the patched object is a precondition: 409 Conflict if it changed since the POST.
-          { op: 'replace', path: '/metadata/resourceVersion', value: created.object.metadata.resourceVersion },
+          { op: 'replace', path: '/metadata/resourceVersion', value: created.metadata.resourceVersion },
           { op: 'replace', path: '/metadata/managedFields', value: handedOver },
         ],
       });
-      return { object: response.body, warnings: created.warnings };
+      return response.body;
     } catch (error) {
       if (error instanceof ClusterError && (error.status === 409 || error.status === 404)) {
-        throw new WriteConflictError(this.contextName, [describeObject(object)], 'it was changed by someone else right after meshfed created it');
+        throw new WriteConflictError(this.contextName, [describeObject(created)], 'it was changed by someone else right after meshfed created it');
       }
       throw error;
     }
