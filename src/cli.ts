@@ -14,7 +14,7 @@ function globalOptions(parser: Argv) {
     .option('kubeconfig', { type: 'string', global: true, describe: 'Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)' })
     .option('context', { type: 'string', global: true, describe: 'The kubeconfig context to act on (default: the current context)' })
     .option('namespace', { alias: 'n', type: 'string', global: true, describe: 'Namespace (default: the context\'s namespace, else "default")' })
-    .option('request-timeout', { type: 'string', global: true, default: '0', describe: 'How long to wait for each API request (e.g. 5s, 1m; 0 = no limit)' })
+    .option('request-timeout', { type: 'string', global: true, describe: 'How long to wait for each API request (e.g. 5s, 1m; default 30s; 0 = no limit, connecting still bounded)' })
     .option('output', { alias: 'o', type: 'string', global: true, describe: 'Output format: json|yaml (and others where a command says so)' })
     .option('yes', { alias: 'y', type: 'boolean', global: true, default: false, describe: 'Never ask: fail on missing values, skip confirmations' })
     .option('color', { type: 'boolean', global: true, default: true, describe: 'Colour output on a terminal (--no-color to disable; NO_COLOR is honoured)' })
@@ -183,7 +183,8 @@ export async function main(argv: string[], io: TerminalIO): Promise<number> {
     return code;
   } finally {
     if (session) {
-      session.ui.debug(`${session.requestCount()} API request(s)`);
+      const retries = session.retryCount();
+      session.ui.debug(`${session.requestCount()} API request(s)${retries ? `, ${retries} of them retries` : ''}`);
       session.close();
     }
   }

@@ -21,7 +21,7 @@ export interface ContextRow {
   probe?: ClusterProbe;
 }
 
-/** Probe timeout when --request-timeout is 0 (unbounded): a probe must never hang on a dead cluster. */
+/** Probe timeout unless --request-timeout gives one (not 0): a probe must never wait long on a dead cluster. */
 const DEFAULT_PROBE_TIMEOUT_MS = 5000;
 
 async function listContexts(session: Session, args: ContextsArgs): Promise<void> {
@@ -44,7 +44,7 @@ async function listContexts(session: Session, args: ContextsArgs): Promise<void>
   if (args.probe) {
     // Loaded here: the probe reads the root CA with node-forge, which listing contexts does not need.
     const { probeCluster } = await import('../kube/probe.js');
-    const timeout = session.requestTimeoutMs || DEFAULT_PROBE_TIMEOUT_MS;
+    const timeout = session.boundedRequestTimeout(DEFAULT_PROBE_TIMEOUT_MS);
     await Promise.all(rows.map(async (row) => {
       if (!row.server) {
         row.probe = { reachable: false, reason: `cluster "${row.cluster}" is not in the kubeconfig` };

@@ -1,12 +1,18 @@
 import { setMaxListeners } from 'node:events';
 import { InterruptedError, UsageError, type HandledSignal } from '../errors.js';
-import { KubeClient, type KubeClientOptions, type KubeRequest, type KubeResponse } from '../kube/client.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, KubeClient, type KubeClientOptions, type KubeRequest, type KubeResponse } from '../kube/client.js';
 import { preflightPermissions, type PreflightTarget } from '../kube/preflight.js';
 import { describeRequest } from '../kube/request.js';
 import { loadKubeconfig, type Kubeconfig, type ResolvedContext } from '../kube/kubeconfig.js';
 import { parseDuration } from '../options.js';
 import { Prompter } from '../ui/prompt.js';
 import { Ui, type TerminalIO } from '../ui/terminal.js';
+
+/**
+ * A command retries failed requests (see src/kube/client.ts) only during its first ten minutes: a control plane that
+ * keeps failing for longer ends the command with the last error rather than stretching it without bound.
+ */
+const RETRY_DEADLINE_MS = 10 * 60_000;
 
 /** Global flags, shared by every command (see src/cli.ts). */
 export interface GlobalArgs {
@@ -16,8 +22,8 @@ export interface GlobalArgs {
   context?: string;
   /** `-n/--namespace`: default: the context's namespace, else `default`. */
   namespace?: string;
-  /** `--request-timeout`: per request, kubectl syntax (`0` = none). Default `0`. */
-  'request-timeout': string;
+  /** `--request-timeout`: per request, kubectl syntax (`0` = none, as kubectl's). Default 30s ({@link DEFAULT_REQUEST_TIMEOUT_MS}). */
+  'request-timeout'?: string;
   /** `-o/--output`. */
   output?: string;
   /** `-y/--yes`: never prompt. */
@@ -75,7 +81,10 @@ export class Session {
   readonly prompter: Prompter;
   private loaded: Kubeconfig | undefined;
   private readonly clients = new Map<string, KubeClient>();
+  /** The per-request timeout (ms): `--request-timeout`, else {@link DEFAULT_REQUEST_TIMEOUT_MS}; 0 = none. */
   readonly requestTimeoutMs: number;
+  /** No request is retried after this time (epoch ms): the command's overall deadline for retries. */
+  readonly retryDeadline: number;
   private readonly interruption = new AbortController();
   /** The first signal received, if any. */
   private received: HandledSignal | undefined;
@@ -89,7 +98,20 @@ export class Session {
     setMaxListeners(0, this.interruption.signal);
     this.ui = new Ui(io, { noColor: args.color === false, yes: args.yes, verbose: args.verbose });
     this.prompter = new Prompter(this.ui);
-    this.requestTimeoutMs = parseDuration(args['request-timeout'], '--request-timeout');
+    const flag = args['request-timeout'];
+    this.requestTimeoutMs = flag === undefined ? DEFAULT_REQUEST_TIMEOUT_MS : parseDuration(flag, '--request-timeout');
+    this.requestTimeoutGiven = flag !== undefined;
+    this.retryDeadline = Date.now() + RETRY_DEADLINE_MS;
+  }
+
+  private readonly requestTimeoutGiven: boolean;
+
+  /**
+   * The per-request timeout of a step that must never wait long (a probe): `--request-timeout` when given and not 0,
+   * else `fallbackMs`.
+   */
+  boundedRequestTimeout(fallbackMs: number): number {
+    return this.requestTimeoutGiven && this.requestTimeoutMs > 0 ? this.requestTimeoutMs : fallbackMs;
   }
 
   /** The merged kubeconfig (loaded on first use). */
@@ -103,13 +125,20 @@ export class Session {
     return this.kubeconfig().context(name ?? this.args.context, flag);
   }
 
-  /** The client of one context (created once; each context has its own credentials). */
-  client(contextName?: string, flag = '--context', timeoutMs = this.requestTimeoutMs): KubeClient {
+  /**
+   * The client of one context (created once per timeout and deadline; each context has its own credentials).
+   * `deadline` (epoch ms): a command's own bound, e.g. verify's `--timeout`; no retry may run past it.
+   */
+  client(contextName?: string, flag = '--context', timeoutMs = this.requestTimeoutMs, deadline?: number): KubeClient {
     const context = this.context(contextName, flag);
-    const key = `${context.name}\u0000${timeoutMs}`;
+    const retryDeadline = Math.min(this.retryDeadline, deadline ?? Infinity);
+    const key = `${context.name}\u0000${timeoutMs}\u0000${retryDeadline}`;
     let client = this.clients.get(key);
     if (!client) {
-      client = new JournalingClient(context, { timeoutMs, userAgent: 'kubectl-meshfed', signal: this.interruption.signal }, this.journal);
+      client = new JournalingClient(context, {
+        timeoutMs, userAgent: 'kubectl-meshfed', signal: this.interruption.signal, deadline: retryDeadline,
+        log: (message) => this.ui.debug(message),
+      }, this.journal);
       this.clients.set(key, client);
     }
     return client;
@@ -187,10 +216,17 @@ export class Session {
     if (report.reviews > 0) this.ui.debug(`permissions checked: ${report.reviews} SelfSubjectAccessReview request(s)${report.skipped.length ? `; not checked in ${report.skipped.join(', ')}` : ''}`);
   }
 
-  /** Total requests sent to all clusters (shown with --verbose). */
+  /** Total requests sent to all clusters, retries included (shown with --verbose). */
   requestCount(): number {
     let total = 0;
     for (const client of this.clients.values()) total += client.requestCount;
+    return total;
+  }
+
+  /** Retries among {@link requestCount}. */
+  retryCount(): number {
+    let total = 0;
+    for (const client of this.clients.values()) total += client.retryCount;
     return total;
   }
 

@@ -30,7 +30,7 @@ interface VerifyArgs extends GlobalArgs {
 
 /** Default of `--timeout`: the whole run, reads and probe included. */
 const DEFAULT_TIMEOUT = '60s';
-/** Per-request timeout when `--request-timeout` is 0: a dead cluster must not eat the whole `--timeout`. */
+/** Per-request timeout unless `--request-timeout` gives one (not 0): a dead cluster must not eat the whole `--timeout`. */
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 
 /** The probe part of `verify -o json|yaml`. */
@@ -131,15 +131,15 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
   if (timeoutMs <= 0) throw new UsageError('--timeout must be longer than 0', { hint: `e.g. --timeout ${DEFAULT_TIMEOUT}` });
   const deadline = Date.now() + timeoutMs;
   // Half the run at most: a provider that does not answer becomes a finding (MF0102) before --timeout ends the run.
-  const requestTimeoutMs = session.requestTimeoutMs || Math.min(DEFAULT_REQUEST_TIMEOUT_MS, Math.max(1000, Math.floor(timeoutMs / 2)));
+  const requestTimeoutMs = session.boundedRequestTimeout(Math.min(DEFAULT_REQUEST_TIMEOUT_MS, Math.max(1000, Math.floor(timeoutMs / 2))));
   const consumerContext = session.context(args.context).name;
   const namespace = session.namespace(consumerContext);
-  const consumer = new ClusterWriter(session.client(consumerContext, '--context', requestTimeoutMs));
+  const consumer = new ClusterWriter(session.client(consumerContext, '--context', requestTimeoutMs, deadline));
   const providerContext = args.from !== undefined ? session.context(args.from, '--from').name : undefined;
   if (providerContext !== undefined && providerContext === consumerContext) {
     throw new UsageError(`--from "${providerContext}" is the consumer context itself`, { hint: 'pass the provider cluster\'s context with --from, or omit it to check the consumer side only' });
   }
-  const provider = providerContext !== undefined ? new ClusterWriter(session.client(providerContext, '--from', requestTimeoutMs)) : undefined;
+  const provider = providerContext !== undefined ? new ClusterWriter(session.client(providerContext, '--from', requestTimeoutMs, deadline)) : undefined;
   const localName = args.import ?? await chooseImport(session, consumer, namespace);
 
   const reading = await startProgress(ui, `Reading import ${namespace}/${localName} from context ${consumerContext}${providerContext ? ` and its export from ${providerContext}` : ''}`);

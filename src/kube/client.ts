@@ -1,5 +1,7 @@
 import { request as httpsRequest, Agent, type AgentOptions, type RequestOptions } from 'node:https';
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { ClusterError, InputError, InterruptedError } from '../errors.js';
 import type { ResolvedContext } from './kubeconfig.js';
@@ -7,6 +9,56 @@ import { describeRequest } from './request.js';
 
 /** Requests resent after a reset on a reused kept-alive socket (at most one per socket of the agent's pool). */
 const MAX_STALE_SOCKET_RETRIES = 16;
+
+/**
+ * Default `--request-timeout`: how long one attempt of a request may wait for its answer. kubectl's default is 0 (no
+ * limit, k8s.io/cli-runtime `genericclioptions.ConfigFlags`), which lets a server that accepts connections and never
+ * answers hang a command forever; meshfed bounds every request by default. The API server ends its own
+ * non-long-running requests after 60 s (kube-apiserver `--request-timeout`), so a healthy server answers well within.
+ */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** Bound on opening a TCP connection, whatever `--request-timeout` says (client-go `transport/cache.go`: `net.Dialer{Timeout: 30s}`). */
+export const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
+/** Bound on the TLS handshake, whatever `--request-timeout` says (client-go `transport/cache.go`: `TLSHandshakeTimeout: 10s`). */
+export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/**
+ * When and how a failed request is sent again. Modelled on client-go (kubernetes/client-go at 32ce75a, July 2026):
+ * `rest/request.go` `Request.request` loops while `rest/with_retry.go` `withRetry.IsNextRetry` allows it — its
+ * `checkWait` retries 429 and 5xx answers that carry `Retry-After`, `isErrRetryableFunc` GETs that met a connection
+ * reset — and `withRetry.Before` sleeps the larger of the backoff and `Retry-After`; `util/flowcontrol/backoff.go`
+ * `Backoff.Next` doubles the delay per retry, adds up to `maxJitterFactor` of it at random and caps it. client-go
+ * allows 10 retries (`NewRequest`); meshfed makes 5 attempts, since a person waits. Unlike client-go, meshfed also
+ * retries 500/502/503/504 without `Retry-After` and connection failures of every idempotent request (not only GETs),
+ * because its server-side applies are as safe to repeat as reads; and it never repeats a non-idempotent write the
+ * server may have received.
+ */
+export interface RetryPolicy {
+  /** Attempts per request, the first one included. Default 5. */
+  maxAttempts: number;
+  /** Wait before the first retry; it doubles with each further retry. Default 200 ms. */
+  initialBackoffMs: number;
+  /** Cap of the backoff. Default 5 s. */
+  maxBackoffMs: number;
+  /** Up to this fraction of the backoff is added at random, so that clients do not retry in step. Default 0.2. */
+  jitterFactor: number;
+  /** Cap of a server's `Retry-After`. Default 10 s. */
+  maxRetryAfterMs: number;
+  /**
+   * Timeouts (connect, TLS handshake, no answer) retried per request. Default 1: a server that never answers is
+   * given up after two attempts, not five.
+   */
+  maxTimeoutRetries: number;
+}
+
+export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
+  maxAttempts: 5,
+  initialBackoffMs: 200,
+  maxBackoffMs: 5000,
+  jitterFactor: 0.2,
+  maxRetryAfterMs: 10_000,
+  maxTimeoutRetries: 1,
+});
 
 /** One request to the API server. */
 export interface KubeRequest {
@@ -20,9 +72,14 @@ export interface KubeRequest {
   /** Overrides the client's timeout for this request (ms; 0 = none). */
   timeoutMs?: number;
   /**
-   * Aborts this request (before it is sent, or while it is in flight); it then fails with the signal's reason.
-   * Default: the client's {@link KubeClientOptions.signal}. A cleanup that must still run after an interrupt passes
-   * a signal of its own (its own deadline).
+   * Whether sending the request twice has the effect of sending it once. Default: derived from the request (see
+   * {@link isIdempotent}); only idempotent requests are retried after the server may have received them.
+   */
+  idempotent?: boolean;
+  /**
+   * Aborts this request (before it is sent, while it is in flight, or while it waits to be retried); it then fails
+   * with the signal's reason. Default: the client's {@link KubeClientOptions.signal}. A cleanup that must still run
+   * after an interrupt passes a signal of its own (its own deadline).
    */
   signal?: AbortSignal;
 }
@@ -37,12 +94,31 @@ export interface KubeResponse<T> {
 
 /** Options of a {@link KubeClient}. */
 export interface KubeClientOptions {
-  /** Per-request timeout in ms (`--request-timeout`); 0 means none. Default 0, as kubectl. */
+  /**
+   * Per-request timeout in ms (`--request-timeout`): how long each attempt may take, from sending it to the end of
+   * the answer (for streams: to the start of the answer). 0 means none, as kubectl's `--request-timeout 0`; the
+   * connect and TLS handshake bounds still apply. Default {@link DEFAULT_REQUEST_TIMEOUT_MS}.
+   */
   timeoutMs?: number;
-  /** User agent sent with every request. */
-  userAgent?: string;
+  /** Bound on opening a connection (ms). Default {@link DEFAULT_DIAL_TIMEOUT_MS}. */
+  dialTimeoutMs?: number;
+  /** Bound on the TLS handshake (ms). Default {@link DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS}. */
+  tlsHandshakeTimeoutMs?: number;
+  /** Retry policy; unset fields take {@link DEFAULT_RETRY_POLICY}'s. */
+  retry?: Partial<RetryPolicy>;
+  /**
+   * The command's overall deadline (epoch ms): no retry is made that could still be under way then (its wait plus
+   * the per-request timeout). Default: none.
+   */
+  deadline?: number;
+  /** Receives one line per retry (`--verbose`). Never given bodies, headers or credentials. */
+  log?: (message: string) => void;
   /** Aborts every request and stream of this client that does not bring its own signal (the CLI's interrupt). */
   signal?: AbortSignal;
+  /** Source of randomness for the jitter (tests). Default Math.random. */
+  random?: () => number;
+  /** User agent sent with every request. */
+  userAgent?: string;
 }
 
 interface Transport {
@@ -50,17 +126,229 @@ interface Transport {
   headers: Record<string, string>;
 }
 
+interface Prepared {
+  url: URL;
+  headers: Record<string, string>;
+  payload: string | undefined;
+  isHttps: boolean;
+}
+
+/** Where a request was when it failed: the phase decides whether the server can have received it. */
+type Phase = 'connect' | 'tls' | 'sent' | 'response';
+
+/** A connection-level failure of one attempt, with what is known about how far the request got. */
+type AttemptError = NodeJS.ErrnoException & {
+  /** The socket was a kept-alive one used before (Node's `ClientRequest.reusedSocket`). */
+  reusedSocket?: boolean;
+  phase?: Phase;
+  /** For timeouts: the bound that elapsed (ms) and the flag or default it comes from. */
+  limitMs?: number;
+  limitName?: string;
+};
+
+/** The outcome of one attempt that did not succeed. */
+export type AttemptFailure =
+  | { status: number; retryAfter?: string | undefined; body?: unknown }
+  | { error: AttemptError };
+
+/** What to do after a failed attempt. */
+export type RetryVerdict = { retry: true; waitMs: number; reason: string; timeout: boolean } | { retry: false; why?: string };
+
+const TIMEOUT_CODES = new Set(['MESHFED_TIMEOUT', 'MESHFED_DIAL_TIMEOUT', 'MESHFED_TLS_TIMEOUT']);
+const RETRIED_STATUSES = new Set([500, 502, 503, 504]);
+const STATUS_TEXT: Record<number, string> = {
+  429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+};
+/** Virtual resources whose POST stores nothing: asking them twice is asking once. */
+const REVIEW_RESOURCES = /^\/apis\/authorization\.k8s\.io\/[^/]+\/(?:namespaces\/[^/]+\/)?(?:selfsubjectaccessreviews|selfsubjectrulesreviews|subjectaccessreviews|localsubjectaccessreviews)$|^\/apis\/authentication\.k8s\.io\/[^/]+\/(?:selfsubjectreviews|tokenreviews)$/;
+
+/**
+ * Whether a request may be sent again after the server may have received it, because repeating it cannot do more
+ * than doing it once: reads; server-side apply (declarative: applying the same configuration twice yields the same
+ * object); writes with a precondition (a DELETE with `preconditions`, a PUT carrying the `resourceVersion` it
+ * replaces: a second copy fails with 409 instead of acting twice); dry runs and access reviews (they store nothing).
+ * A POST (create), other PATCHes and a DELETE without preconditions are not.
+ */
+export function isIdempotent(req: Pick<KubeRequest, 'method' | 'path' | 'query' | 'body' | 'contentType' | 'idempotent'>): boolean {
+  if (req.idempotent !== undefined) return req.idempotent;
+  if (req.query?.dryRun === 'All') return true;
+  const body = req.body && typeof req.body === 'object' ? req.body as { preconditions?: { uid?: string; resourceVersion?: string }; metadata?: { resourceVersion?: string } } : undefined;
+  switch (req.method) {
+    case 'GET':
+      return true;
+    case 'PATCH':
+      return req.contentType === 'application/apply-patch+yaml' && Boolean(req.query?.fieldManager);
+    case 'DELETE':
+      return Boolean(body?.preconditions?.uid || body?.preconditions?.resourceVersion);
+    case 'PUT':
+      return Boolean(body?.metadata?.resourceVersion);
+    case 'POST':
+      return REVIEW_RESOURCES.test(req.path);
+    default:
+      return false;
+  }
+}
+
+/**
+ * `Retry-After` in ms: delay-seconds or an HTTP date (RFC 9110 section 10.2.3; client-go `retryAfterSeconds` reads
+ * only the seconds form). Undefined when absent or malformed; a date in the past is 0.
+ */
+export function parseRetryAfter(header: string | undefined, now = Date.now()): number | undefined {
+  const text = header?.trim();
+  if (!text) return undefined;
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  if (Number.isNaN(date) || !/[a-z]/i.test(text)) return undefined;
+  return Math.max(0, date - now);
+}
+
+/** The backoff before retry number `retry` (1 = the first retry): doubling from the initial delay, jittered, capped. */
+export function backoffMs(policy: RetryPolicy, retry: number, random: () => number = Math.random): number {
+  const base = policy.initialBackoffMs * 2 ** Math.max(0, retry - 1);
+  return Math.round(Math.min(policy.maxBackoffMs, base + random() * policy.jitterFactor * base));
+}
+
+/**
+ * Decides whether attempt number `attempt` of a request, which failed with `failure`, is followed by another one, and
+ * after how long. Pure: the client's retry loop and the unit tests share it.
+ */
+export function retryVerdict(input: {
+  method: string;
+  idempotent: boolean;
+  failure: AttemptFailure;
+  attempt: number;
+  /** Timeouts among the attempts before this one. */
+  timeoutsBefore: number;
+  policy: RetryPolicy;
+  now: number;
+  /** No retry that could still be under way at this time (epoch ms). */
+  deadline?: number | undefined;
+  /** How long the next attempt may take (the per-request timeout; 0 = unbounded, counted as nothing). */
+  attemptTimeoutMs?: number;
+  random?: () => number;
+}): RetryVerdict {
+  const { idempotent, failure, attempt, policy } = input;
+  let reason: string;
+  let retryAfterMs: number | undefined;
+  let timeout = false;
+  if ('status' in failure) {
+    const status = failure.status;
+    reason = `${status} ${STATUS_TEXT[status] ?? ''}`.trim();
+    // The API server answers 429 from its max-in-flight and priority-and-fairness filters, before any handler ran:
+    // the request was not executed, whatever its verb (client-go retries it for every verb too).
+    if (status === 429) retryAfterMs = parseRetryAfter(failure.retryAfter, input.now);
+    else if (RETRIED_STATUSES.has(status)) {
+      // A 5xx may come after the write was done (e.g. a storage timeout): only idempotent requests are repeated.
+      if (!idempotent) return { retry: false, why: `a ${input.method} is not repeated once the server has received it` };
+      retryAfterMs = parseRetryAfter(failure.retryAfter, input.now);
+    } else {
+      return { retry: false };
+    }
+    if (retryAfterMs !== undefined) reason += `, Retry-After ${formatMs(Math.min(retryAfterMs, policy.maxRetryAfterMs))}`;
+  } else {
+    const error = failure.error;
+    const code = error.code ?? '';
+    const neverSent = error.phase === 'connect' || error.phase === 'tls';
+    timeout = TIMEOUT_CODES.has(code) || code === 'ETIMEDOUT';
+    if (code === 'ECONNREFUSED') reason = 'connection refused';
+    else if (timeout) reason = describeTimeout(error);
+    else if (code === 'ECONNRESET' || code === 'EPIPE') reason = 'connection reset';
+    else return { retry: false };
+    // Refused, or not yet through the TLS handshake: the server never saw the request, any method may go again.
+    if (!idempotent && !(code === 'ECONNREFUSED' || neverSent)) {
+      return { retry: false, why: `a ${input.method} is not repeated once the server may have received it` };
+    }
+    if (timeout && input.timeoutsBefore >= policy.maxTimeoutRetries) return { retry: false };
+  }
+  if (attempt >= policy.maxAttempts) return { retry: false };
+  const waitMs = Math.max(backoffMs(policy, attempt, input.random), Math.min(retryAfterMs ?? 0, policy.maxRetryAfterMs));
+  if (input.deadline !== undefined && input.now + waitMs + (input.attemptTimeoutMs ?? 0) > input.deadline) {
+    return { retry: false, why: 'the command\'s deadline for retries has passed' };
+  }
+  return { retry: true, waitMs, reason, timeout };
+}
+
+function describeTimeout(error: AttemptError): string {
+  const within = error.limitMs !== undefined ? ` within ${formatMs(error.limitMs)}` : '';
+  const flag = error.limitName ? ` (${error.limitName})` : '';
+  switch (error.code) {
+    case 'MESHFED_DIAL_TIMEOUT':
+    case 'ETIMEDOUT':
+      return `no connection${within}${flag}`;
+    case 'MESHFED_TLS_TIMEOUT':
+      return `no TLS handshake${within}${flag}`;
+    default:
+      return `no answer${within}${flag}`;
+  }
+}
+
+/** The error an aborted request fails with: the signal's reason when it is an error, else an interrupt. */
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error && signal.reason.name !== 'AbortError' ? signal.reason : new InterruptedError();
+}
+
+/** Waits `ms`, or rejects as soon as `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    if (signal?.aborted) return reject(abortError(signal));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortError(signal!));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolvePromise();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** The first of several optional signals to abort. */
+function anySignal(signals: Array<AbortSignal | undefined>): AbortSignal | undefined {
+  const present = signals.filter((s): s is AbortSignal => s !== undefined);
+  if (present.length <= 1) return present[0];
+  return AbortSignal.any(present);
+}
+
+/** What one attempt received: the status and, for an error status, what is needed to retry or report it. */
+interface Answer {
+  status: number;
+  retryAfter: string | undefined;
+  text: string;
+  warnings: string[];
+}
+
+/** An attempt whose response has started. */
+interface Opened {
+  request: ClientRequest;
+  response: IncomingMessage;
+  /** Stops the per-request timer (a stream whose answer has started runs as long as it needs). */
+  stopTimer(): void;
+  /** Clears every timer and listener of the attempt. */
+  finish(): void;
+  /** Why the attempt was cut (a timeout), if it was. */
+  cutBy(): AttemptError | undefined;
+}
+
 /**
  * A client for one kubeconfig context (one per context: credentials are never shared or switched). It speaks the
  * REST API directly with Node's https, so the plugin starts fast; `@kubernetes/client-node` is loaded only for users
  * whose credentials come from an `exec` plugin or an `auth-provider`, which it knows how to run.
+ *
+ * Every wait is bounded: connecting ({@link DEFAULT_DIAL_TIMEOUT_MS}), the TLS handshake
+ * ({@link DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS}) and, unless `timeoutMs` is 0, each attempt. Failed attempts are retried
+ * by {@link retryVerdict}'s rules.
  */
 export class KubeClient {
   readonly server: string;
   private transport: Promise<Transport> | undefined;
   private agent: Agent | undefined;
-  /** Requests sent by this client, for `--verbose` and tests. */
+  /** Requests sent by this client, retries included, for `--verbose` and tests. */
   requestCount = 0;
+  /** Retries among them. */
+  retryCount = 0;
+  /** Aborted by {@link close}: requests still under way (a failed command's other reads) stop, none is retried. */
+  private readonly closing = new AbortController();
 
   constructor(readonly context: ResolvedContext, private readonly options: KubeClientOptions = {}) {
     this.server = (context.cluster?.server ?? '').replace(/\/+$/, '');
@@ -69,10 +357,18 @@ export class KubeClient {
         hint: `set it with kubectl config set-cluster ${context.clusterName} --server=https://<address>`,
       });
     }
+    // Every request under way listens to these signals: a command may well have more than ten at once.
+    setMaxListeners(0, this.closing.signal);
+    if (options.signal) setMaxListeners(0, options.signal);
   }
 
+  /** The per-request timeout in ms (0 = none). */
   get timeoutMs(): number {
-    return this.options.timeoutMs ?? 0;
+    return this.options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  }
+
+  private get policy(): RetryPolicy {
+    return { ...DEFAULT_RETRY_POLICY, ...this.options.retry };
   }
 
   private async loadTransport(): Promise<Transport> {
@@ -119,7 +415,7 @@ export class KubeClient {
     return { agentOptions, headers };
   }
 
-  private async prepare(req: KubeRequest): Promise<{ url: URL; headers: Record<string, string>; payload: string | undefined; isHttps: boolean }> {
+  private async prepare(req: KubeRequest): Promise<Prepared> {
     this.transport ??= this.loadTransport();
     const transport = await this.transport;
     const url = new URL(this.server + req.path);
@@ -136,7 +432,6 @@ export class KubeClient {
     }
     const isHttps = url.protocol === 'https:';
     if (isHttps) this.agent ??= new Agent({ keepAlive: true, ...transport.agentOptions });
-    this.requestCount += 1;
     return { url, headers, payload, isHttps };
   }
 
@@ -148,166 +443,270 @@ export class KubeClient {
 
   /** Sends one request and returns the parsed JSON body; errors become {@link ClusterError}s that say what failed. */
   async request<T = unknown>(req: KubeRequest): Promise<KubeResponse<T>> {
-    const signal = req.signal ?? this.options.signal;
-    // Interrupted: nothing more is sent.
-    if (signal?.aborted) throw abortReason(signal);
-    const { url, headers, payload, isHttps } = await this.prepare(req);
-    if (signal?.aborted) throw abortReason(signal);
+    const interrupt = req.signal ?? this.options.signal;
+    // Interrupted: nothing more is sent (checked again before each attempt).
+    if (interrupt?.aborted) throw abortError(interrupt);
+    const prepared = await this.prepare(req);
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
-    // A kept-alive socket the server closed while it sat idle is reset as soon as it is reused, before the server read
-    // the request: it is sent again (Node's documented keep-alive race, http.ClientRequest `reusedSocket`). After a
-    // long pause (a CA key being generated) every idle socket of the pool may be dead: each reset one leaves the
-    // pool, so the retries end. Any other reset is the server's answer.
-    let exchanged: { status: number; text: string; warnings: string[] } | undefined;
-    for (let retries = 0; !exchanged; retries += 1) {
-      exchanged = await this.exchange(url, req.method, headers, isHttps, payload, timeoutMs, signal).catch((error: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
-        if (signal?.aborted) throw abortReason(signal);
-        if (error.code === 'ECONNRESET' && error.reusedSocket && retries < MAX_STALE_SOCKET_RETRIES) return undefined;
-        throw this.connectionError(error, timeoutMs);
-      });
-    }
-    const { status, text, warnings } = exchanged;
-    const body = parseBody(text);
-    if (status >= 400) throw this.statusError(req, status, body);
-    return { status, body: body as T, warnings };
-  }
-
-  /** One request and its whole response; a connection error carries whether the socket was a reused one. */
-  private exchange(url: URL, method: string, headers: Record<string, string>, isHttps: boolean, payload: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<{ status: number; text: string; warnings: string[] }> {
-    return new Promise<{ status: number; text: string; warnings: string[] }>((resolvePromise, reject) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const request = this.send(url, method, headers, isHttps, (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => {
-          done();
-          resolvePromise({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), warnings: warningsOf(response) });
-        });
-        response.on('error', (error) => { done(); reject(error); });
-      });
-      const timer = timeoutMs > 0
-        ? setTimeout(() => request.destroy(Object.assign(new Error('timeout'), { code: 'MESHFED_TIMEOUT' })), timeoutMs)
-        : undefined;
-      // An interrupt aborts the call in flight (the caller turns the error into the signal's reason).
-      const onAbort = () => request.destroy(Object.assign(new Error('aborted'), { code: 'MESHFED_ABORTED' }));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      request.on('error', (error) => { done(); reject(Object.assign(error, { reusedSocket: request.reusedSocket })); });
-      request.end(payload);
-    });
+    const signal = anySignal([this.closing.signal, interrupt]);
+    const answer = await this.withRetries(req, timeoutMs, signal, async () => {
+      const opened = await this.open(prepared, req.method, timeoutMs, signal);
+      const text = await readBody(opened, signal);
+      return { status: opened.response.statusCode ?? 0, retryAfter: header(opened.response, 'retry-after'), text, warnings: warningsOf(opened.response) };
+    }, (result) => (result.status >= 400 ? result : undefined));
+    return { status: answer.status, body: parseBody(answer.text) as T, warnings: answer.warnings };
   }
 
   /**
    * Opens a streaming GET (a watch or a followed log) and calls `onLine` for every line received, until the server
    * ends the response or `signal` aborts (then it resolves quietly). `--request-timeout` applies to the connection
-   * and the response headers only, not to the stream.
+   * and the response headers only, not to the stream; failures before the stream starts are retried.
    */
   async stream(req: Omit<KubeRequest, 'method' | 'body'>, onLine: (line: string) => void, signal?: AbortSignal): Promise<void> {
     // The client's signal (an interrupt) fails the stream; the caller's `signal` ends it quietly.
     const interrupt = req.signal ?? this.options.signal;
-    if (interrupt?.aborted) throw abortReason(interrupt);
-    const { url, headers, isHttps } = await this.prepare({ ...req, method: 'GET' });
+    if (interrupt?.aborted) throw abortError(interrupt);
+    const getRequest: KubeRequest = { ...req, method: 'GET' };
+    const prepared = await this.prepare(getRequest);
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
+    const abort = anySignal([this.closing.signal, interrupt, signal]);
+    if (signal?.aborted) return;
+    let opened: Opened;
+    try {
+      ({ opened } = await this.withRetries(getRequest, timeoutMs, abort, async () => {
+        const started = await this.open(prepared, 'GET', timeoutMs, abort);
+        const status = started.response.statusCode ?? 0;
+        if (status < 400) {
+          started.stopTimer();
+          return { opened: started, answer: undefined };
+        }
+        const text = await readBody(started, abort);
+        return { opened: started, answer: { status, retryAfter: header(started.response, 'retry-after'), text, warnings: [] } };
+      }, (result) => result.answer));
+    } catch (error) {
+      if (signal?.aborted) return;
+      throw error;
+    }
+    const { request, response } = opened;
     await new Promise<void>((resolvePromise, reject) => {
-      if (signal?.aborted) return resolvePromise();
       let settled = false;
       const finish = (error?: unknown) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        interrupt?.removeEventListener('abort', onInterrupt);
+        opened.finish();
+        abort?.removeEventListener('abort', onAbort);
         if (error) reject(error);
         else resolvePromise();
       };
-      const request = this.send(url, 'GET', headers, isHttps, (response) => {
-        clearTimeout(timer);
-        const status = response.statusCode ?? 0;
-        if (status >= 400) {
-          const chunks: Buffer[] = [];
-          response.on('data', (chunk: Buffer) => chunks.push(chunk));
-          response.on('end', () => finish(this.statusError({ ...req, method: 'GET' }, status, parseBody(Buffer.concat(chunks).toString('utf8')))));
-          return;
-        }
-        let buffered = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => {
-          buffered += chunk;
-          let newline: number;
-          while ((newline = buffered.indexOf('\n')) >= 0) {
-            const line = buffered.slice(0, newline);
-            buffered = buffered.slice(newline + 1);
-            if (line.trim()) onLine(line);
-          }
-        });
-        response.on('end', () => {
-          if (buffered.trim()) onLine(buffered);
-          finish();
-        });
-        response.on('error', (error) => finish(signal?.aborted ? undefined : error));
-        response.on('aborted', () => finish());
-      });
       const onAbort = () => {
         request.destroy();
+        // The caller's own signal ends the stream quietly; the client's (an interrupt) is an error.
+        finish(signal?.aborted ? undefined : abortError(abort!));
+      };
+      if (abort?.aborted) return onAbort();
+      abort?.addEventListener('abort', onAbort, { once: true });
+      let buffered = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        buffered += chunk;
+        let newline: number;
+        while ((newline = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, newline);
+          buffered = buffered.slice(newline + 1);
+          if (line.trim()) onLine(line);
+        }
+      });
+      response.on('end', () => {
+        if (buffered.trim()) onLine(buffered);
         finish();
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const onInterrupt = () => {
-        request.destroy();
-        finish(abortReason(interrupt!));
-      };
-      interrupt?.addEventListener('abort', onInterrupt, { once: true });
-      const timer = timeoutMs > 0
-        ? setTimeout(() => request.destroy(Object.assign(new Error('timeout'), { code: 'MESHFED_TIMEOUT' })), timeoutMs)
-        : undefined;
-      request.on('error', (error: NodeJS.ErrnoException) => finish(signal?.aborted ? undefined : this.connectionError(error, timeoutMs)));
-      request.end();
+      });
+      response.on('error', (error) => finish(abort?.aborted ? undefined : error));
+      response.on('aborted', () => finish());
     });
   }
 
-  /** Closes idle keep-alive connections so the process can exit promptly. */
+  /**
+   * Runs `attempt` until it succeeds or {@link retryVerdict} says to stop; `failureOf` tells an error answer from a
+   * success. Each retry is logged (`--verbose`) with the method, path and reason, never a body or a header.
+   */
+  private async withRetries<R>(req: KubeRequest, timeoutMs: number, signal: AbortSignal | undefined, attempt: () => Promise<R>, failureOf: (result: R) => Answer | undefined): Promise<R> {
+    const policy = this.policy;
+    const idempotent = isIdempotent(req);
+    let staleResets = 0;
+    let timeouts = 0;
+    for (let n = 1; ;) {
+      if (signal?.aborted) throw abortError(signal);
+      this.requestCount += 1;
+      let result: R | undefined;
+      let error: AttemptError | undefined;
+      try {
+        result = await attempt();
+      } catch (caught) {
+        if (signal?.aborted) throw abortError(signal);
+        error = caught as AttemptError;
+      }
+      // A kept-alive socket the server closed while it sat idle is reset as soon as it is reused, before the server
+      // read the request: it is sent again at once, whatever the method (Node's documented keep-alive race,
+      // http.ClientRequest `reusedSocket`). After a long pause (a CA key being generated) every idle socket of the
+      // pool may be dead: each reset one leaves the pool, so these resends end.
+      if (error?.code === 'ECONNRESET' && error.reusedSocket && error.phase !== 'response' && staleResets < MAX_STALE_SOCKET_RETRIES) {
+        staleResets += 1;
+        this.options.log?.(`retrying ${req.method} ${req.path} (context "${this.context.name}") at once: the server had closed the kept-alive connection it went out on`);
+        this.retryCount += 1;
+        continue;
+      }
+      const answer = result === undefined ? undefined : failureOf(result);
+      if (result !== undefined && answer === undefined) return result;
+      const failure: AttemptFailure = error ? { error } : { status: answer!.status, retryAfter: answer!.retryAfter };
+      const verdict = retryVerdict({
+        method: req.method, idempotent, failure, attempt: n, timeoutsBefore: timeouts, policy, now: Date.now(),
+        deadline: this.options.deadline, attemptTimeoutMs: timeoutMs, random: this.options.random ?? Math.random,
+      });
+      if (!verdict.retry) {
+        throw error ? this.connectionError(error, req, n, verdict.why) : this.statusError(req, answer!.status, parseBody(answer!.text), n, verdict.why);
+      }
+      this.options.log?.(`retrying ${req.method} ${req.path} (context "${this.context.name}") after ${verdict.reason} (attempt ${n + 1}/${policy.maxAttempts}, waiting ${formatMs(verdict.waitMs)})`);
+      if (verdict.timeout) timeouts += 1;
+      this.retryCount += 1;
+      await sleep(verdict.waitMs, signal);
+      n += 1;
+    }
+  }
+
+  /**
+   * Sends one attempt and resolves when its response starts. Connecting and the TLS handshake are bounded by their
+   * own timeouts; `timeoutMs` (if not 0) bounds the whole attempt until {@link Opened.stopTimer} or
+   * {@link Opened.finish}. A connection error carries the phase it happened in and whether the socket was reused.
+   */
+  private open(prepared: Prepared, method: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<Opened> {
+    const dialMs = this.options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
+    const tlsMs = this.options.tlsHandshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
+    return new Promise<Opened>((resolvePromise, reject) => {
+      let phase: Phase = 'connect';
+      let cutError: AttemptError | undefined;
+      let dialTimer: NodeJS.Timeout | undefined;
+      let tlsTimer: NodeJS.Timeout | undefined;
+      let requestTimer: NodeJS.Timeout | undefined;
+      const finish = () => {
+        clearTimeout(dialTimer);
+        clearTimeout(tlsTimer);
+        clearTimeout(requestTimer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const cut = (code: string, limitMs: number, limitName?: string) => {
+        if (cutError) return;
+        cutError = Object.assign(new Error(code), { code, phase, limitMs, ...(limitName ? { limitName } : {}) });
+        request.destroy(cutError);
+      };
+      const request = this.send(prepared.url, method, prepared.headers, prepared.isHttps, (response) => {
+        phase = 'response';
+        clearTimeout(dialTimer);
+        clearTimeout(tlsTimer);
+        resolvePromise({ request, response, stopTimer: () => clearTimeout(requestTimer), finish, cutBy: () => cutError });
+      });
+      if (timeoutMs > 0) {
+        requestTimer = setTimeout(() => {
+          cut(phase === 'connect' ? 'MESHFED_DIAL_TIMEOUT' : phase === 'tls' ? 'MESHFED_TLS_TIMEOUT' : 'MESHFED_TIMEOUT', timeoutMs, '--request-timeout');
+        }, timeoutMs);
+      }
+      request.on('socket', (socket: Socket) => {
+        // A kept-alive socket is connected (and through TLS) already.
+        if (!socket.connecting) {
+          phase = 'sent';
+          return;
+        }
+        dialTimer = setTimeout(() => cut('MESHFED_DIAL_TIMEOUT', dialMs), dialMs);
+        socket.once('connect', () => {
+          clearTimeout(dialTimer);
+          if (!prepared.isHttps) {
+            phase = 'sent';
+            return;
+          }
+          phase = 'tls';
+          tlsTimer = setTimeout(() => cut('MESHFED_TLS_TIMEOUT', tlsMs), tlsMs);
+          socket.once('secureConnect', () => {
+            clearTimeout(tlsTimer);
+            phase = 'sent';
+          });
+        });
+      });
+      const onAbort = () => request.destroy(abortError(signal!));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      request.on('error', (error: AttemptError) => {
+        finish();
+        if (signal?.aborted) return reject(abortError(signal));
+        const failure = cutError ?? error;
+        reject(Object.assign(failure, { reusedSocket: request.reusedSocket, phase: failure.phase ?? phase }));
+      });
+      request.end(prepared.payload);
+    });
+  }
+
+  /**
+   * Ends the client: requests still under way are cancelled (never retried) and keep-alive connections closed, so
+   * the process can exit promptly.
+   */
   close(): void {
+    if (!this.closing.signal.aborted) this.closing.abort(new ClusterError(`requests to ${this.server} (context "${this.context.name}") were cancelled: the command ended`));
     this.agent?.destroy();
   }
 
-  private connectionError(error: NodeJS.ErrnoException, timeoutMs: number): ClusterError {
+  private connectionError(error: AttemptError, req: KubeRequest, attempts: number, why: string | undefined): ClusterError {
     const where = `${this.server} (context "${this.context.name}")`;
+    const what = describeRequest(req.method, req.path, definedQuery(req));
+    const ns = what.namespace ? ` in namespace "${what.namespace}"` : '';
+    const target = what.name ? `${what.resource} "${what.name}"` : what.resource;
+    // What was being done, and how often it was tried.
+    const during = `, ${attempts > 1 ? `${attempts} attempts` : 'trying'} to ${what.verb} ${target}${ns}`;
     const hint = 'check that the cluster is running and that the server address in the kubeconfig is right';
+    const rerun = why ? `it was not sent again (${why}): run the command again once the server is reachable` : hint;
+    const options = { cause: error };
     switch (error.code) {
       case 'MESHFED_TIMEOUT':
-        return new ClusterError(`cannot reach ${where}: no answer within ${formatMs(timeoutMs)} (--request-timeout)`, { hint, cause: error });
+      case 'MESHFED_DIAL_TIMEOUT':
+      case 'MESHFED_TLS_TIMEOUT':
+      case 'ETIMEDOUT': {
+        const phrase = error.code === 'MESHFED_TIMEOUT' ? 'no answer' : error.code === 'MESHFED_TLS_TIMEOUT' ? 'the TLS handshake did not complete' : 'no connection';
+        const within = error.limitMs !== undefined ? ` within ${formatMs(error.limitMs)}` : '';
+        const flag = error.limitName ? ` (${error.limitName})` : '';
+        return new ClusterError(`cannot reach ${where}: ${phrase}${within}${flag}${during}`, {
+          ...options,
+          hint: error.limitName
+            ? `the server accepted the connection but did not answer in time: check it, or allow more with --request-timeout (e.g. 2m; 0 = no limit)`
+            : hint,
+        });
+      }
       case 'ECONNREFUSED':
-        return new ClusterError(`cannot reach ${where}: connection refused`, { hint, cause: error });
+        return new ClusterError(`cannot reach ${where}: connection refused${during}`, { ...options, hint });
       case 'ENOTFOUND':
       case 'EAI_AGAIN':
-        return new ClusterError(`cannot reach ${where}: host name not found`, { hint, cause: error });
+        return new ClusterError(`cannot reach ${where}: host name not found`, { ...options, hint });
       case 'ECONNRESET':
-        return new ClusterError(`cannot reach ${where}: the connection was reset`, { hint, cause: error });
+      case 'EPIPE':
+        return new ClusterError(`cannot reach ${where}: the connection was reset${during}`, { ...options, hint: rerun });
       case 'EHOSTUNREACH':
       case 'ENETUNREACH':
-        return new ClusterError(`cannot reach ${where}: no route to host`, { hint, cause: error });
+        return new ClusterError(`cannot reach ${where}: no route to host`, { ...options, hint });
       case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
       case 'SELF_SIGNED_CERT_IN_CHAIN':
       case 'DEPTH_ZERO_SELF_SIGNED_CERT':
       case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
         return new ClusterError(`cannot trust ${where}: its TLS certificate is signed by an unknown authority`, {
-          hint: 'check certificate-authority(-data) of the cluster in the kubeconfig', cause: error,
+          hint: 'check certificate-authority(-data) of the cluster in the kubeconfig', ...options,
         });
       case 'ERR_TLS_CERT_ALTNAME_INVALID':
-        return new ClusterError(`cannot trust ${where}: its TLS certificate is not valid for this address`, { hint: 'check the server address or tls-server-name in the kubeconfig', cause: error });
+        return new ClusterError(`cannot trust ${where}: its TLS certificate is not valid for this address`, { hint: 'check the server address or tls-server-name in the kubeconfig', ...options });
       case 'CERT_HAS_EXPIRED':
-        return new ClusterError(`cannot trust ${where}: its TLS certificate has expired`, { cause: error });
+        return new ClusterError(`cannot trust ${where}: its TLS certificate has expired`, options);
       default:
-        return new ClusterError(`cannot reach ${where}: ${error.message}`, { hint, cause: error });
+        return new ClusterError(`cannot reach ${where}: ${error.message}${during}`, { ...options, hint });
     }
   }
 
-  private statusError(req: KubeRequest, status: number, body: unknown): ClusterError {
+  private statusError(req: KubeRequest, status: number, body: unknown, attempts = 1, why?: string): ClusterError {
     const statusObject = body && typeof body === 'object' ? (body as { message?: string; reason?: string }) : {};
     const serverMessage = statusObject.message ?? (typeof body === 'string' && body ? body.trim() : `HTTP ${status}`);
-    const what = describeRequest(req.method, req.path, Object.fromEntries(Object.entries(req.query ?? {}).filter((e): e is [string, string] => e[1] !== undefined)));
+    const what = describeRequest(req.method, req.path, definedQuery(req));
     const ns = what.namespace ? ` in namespace "${what.namespace}"` : '';
     const target = what.name ? `${what.resource} "${what.name}"` : what.resource;
     const options = { status, reason: statusObject.reason };
@@ -324,13 +723,54 @@ export class KubeClient {
     if (status === 404 && what.name) {
       return new ClusterError(`${target} not found${ns} (context "${this.context.name}")`, options);
     }
-    return new ClusterError(`${what.verb} ${target}${ns} failed (context "${this.context.name}"): ${serverMessage}`, options);
+    const tried = attempts > 1 ? ` (${attempts} attempts)` : '';
+    if (status === 429 || RETRIED_STATUSES.has(status)) {
+      return new ClusterError(`${what.verb} ${target}${ns} failed (context "${this.context.name}"): ${serverMessage}${tried}`, {
+        ...options,
+        hint: why
+          ? `it was not sent again (${why}): run the command again once the API server is healthy; a re-run applies only what is missing`
+          : 'the API server kept failing: run the command again once it is healthy; a re-run applies only what is missing',
+      });
+    }
+    return new ClusterError(`${what.verb} ${target}${ns} failed (context "${this.context.name}"): ${serverMessage}${tried}`, options);
   }
 }
 
-/** The error an aborted request fails with: the signal's reason when it is an error, else an interrupt. */
-function abortReason(signal: AbortSignal): Error {
-  return signal.reason instanceof Error && signal.reason.name !== 'AbortError' ? signal.reason : new InterruptedError();
+function definedQuery(req: KubeRequest): Record<string, string> {
+  return Object.fromEntries(Object.entries(req.query ?? {}).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+function header(response: IncomingMessage, name: string): string | undefined {
+  const value = response.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Reads a whole response body; a cut attempt or an abort rejects with its reason. */
+function readBody(opened: Opened, signal: AbortSignal | undefined): Promise<string> {
+  const { response } = opened;
+  return new Promise<string>((resolvePromise, reject) => {
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const fail = (error: AttemptError) => {
+      if (settled) return;
+      settled = true;
+      opened.finish();
+      if (signal?.aborted) return reject(abortError(signal));
+      const cut = opened.cutBy();
+      reject(cut ?? Object.assign(error, { phase: 'response' as const }));
+    };
+    response.on('data', (chunk: Buffer) => chunks.push(chunk));
+    response.on('end', () => {
+      if (settled) return;
+      settled = true;
+      opened.finish();
+      resolvePromise(Buffer.concat(chunks).toString('utf8'));
+    });
+    response.on('error', (error: AttemptError) => fail(error));
+    response.on('close', () => {
+      if (!response.complete) fail(Object.assign(new Error('the connection was closed during the answer'), { code: 'ECONNRESET' }));
+    });
+  });
 }
 
 function warningsOf(response: IncomingMessage): string[] {

@@ -1,6 +1,7 @@
 /**
  * The REST client keeps connections alive; a server may close an idle one just as the client reuses it. That race
- * resets a request the server never read: it is sent once more on a fresh connection. Any other reset is an error.
+ * resets a request the server never read: it is sent once more on a fresh connection, whatever its method. Any other
+ * reset is retried only for requests that are safe to repeat.
  */
 import test from 'ava';
 import { createServer } from 'node:https';
@@ -33,7 +34,9 @@ async function serverResettingAt(resetAt: number) {
     cluster: { server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, 'insecure-skip-tls-verify': true },
     user: { token: 't' },
   };
-  return { seen, client: new KubeClient(context), close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  // Short waits between retries: the policy's shape, not its pace, is under test.
+  const client = new KubeClient(context, { retry: { initialBackoffMs: 1, maxBackoffMs: 5 } });
+  return { seen, client, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 test('a request reset on a reused kept-alive connection is sent again on a fresh connection', async (t) => {
@@ -49,12 +52,24 @@ test('a request reset on a reused kept-alive connection is sent again on a fresh
   }
 });
 
-test('a reset on a fresh connection is not retried: it is an error that names the server', async (t) => {
+test('a POST reset on a fresh connection is not sent again (the server may have read it): an error that names the server', async (t) => {
+  const s = await serverResettingAt(1);
+  try {
+    const error = await t.throwsAsync(s.client.request({ method: 'POST', path: '/api/v1/namespaces/default/configmaps', body: { metadata: { name: 'x' } } }));
+    t.regex(error!.message, /cannot reach https:\/\/127\.0\.0\.1:\d+ \(context "test"\): the connection was reset, trying to create configmaps in namespace "default"/);
+    t.is(s.seen.requests, 1);
+  } finally {
+    s.client.close();
+    await s.close();
+  }
+});
+
+test('a GET reset on a fresh connection is retried (it is safe to repeat), up to the attempt limit', async (t) => {
   const s = await serverResettingAt(1);
   try {
     const error = await t.throwsAsync(s.client.request({ method: 'GET', path: '/api/v1/namespaces/default' }));
-    t.regex(error!.message, /cannot reach https:\/\/127\.0\.0\.1:\d+ \(context "test"\): the connection was reset/);
-    t.is(s.seen.requests, 1);
+    t.regex(error!.message, /the connection was reset, 5 attempts to get namespaces "default"/);
+    t.is(s.seen.requests, 5);
   } finally {
     s.client.close();
     await s.close();

@@ -58,6 +58,11 @@ export interface Fault {
    * lets it go when it wants to. A client that gives up meanwhile finds its connection closed when it is let go.
    */
   hold?: Promise<unknown>;
+  /**
+   * With `status`: a `Retry-After` header, in seconds (also `details.retryAfterSeconds`, as the apiserver's 429s carry
+   * it) or as given (an HTTP date).
+   */
+  retryAfter?: number | string;
   /** How many matching requests get the fault; default 1. */
   times?: number;
 }
@@ -295,7 +300,9 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       }
       if (fault.status) {
         const reason = REASONS[fault.status] ?? 'InternalError';
-        send(res, fault.status, new ApiError(fault.status, reason, MESSAGES[fault.status] ?? `injected ${fault.status} ${reason}`).toStatus());
+        const details = typeof fault.retryAfter === 'number' ? { retryAfterSeconds: fault.retryAfter } : undefined;
+        if (fault.retryAfter !== undefined) res.setHeader('Retry-After', String(fault.retryAfter));
+        send(res, fault.status, new ApiError(fault.status, reason, MESSAGES[fault.status] ?? `injected ${fault.status} ${reason}`, details).toStatus());
         return;
       }
     }

@@ -1,0 +1,83 @@
+/**
+ * Bounded waits as the user meets them: a server that accepts connections and never answers, and one that never
+ * completes TLS, end `status` with a clear error naming the context, the server and `--request-timeout` — by default
+ * too, and with `--request-timeout 0` (kubectl's "no per-request limit") the TLS handshake bound still applies.
+ * The bounds are set with the flag users have; the asserts are on the messages, with generous test timeouts.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { createServer as createHttpsServer } from 'node:https';
+import { PassThrough } from 'node:stream';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from '../../src/kube/client.js';
+import { Session } from '../../src/commands/session.js';
+import { createFederationCA, issueServerCertificate } from '../../src/pki/index.js';
+import { runMeshfed, writeKubeconfig } from '../support/cli.js';
+
+/** An HTTPS server that completes the handshake, reads requests and never answers them. */
+async function hangingApi(t: ExecutionContext) {
+  const ca = createFederationCA({ provider: 'apiserver-test' });
+  const cert = issueServerCertificate({ ca, hosts: ['kubernetes.test'] });
+  const requests = new Map<string, number>();
+  const server = createHttpsServer({ cert: cert.certificatePem, key: cert.privateKeyPem }, (req) => {
+    requests.set(req.url!, (requests.get(req.url!) ?? 0) + 1);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => { server.closeAllConnections(); server.close(); });
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  /** The most often any one request was sent. */
+  return { url, caPem: ca.certificatePem, mostSent: () => Math.max(...requests.values()) };
+}
+
+/** A TCP server that accepts connections and never says a word: a TLS handshake never completes. */
+async function silentTcp(t: ExecutionContext) {
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((socket) => { sockets.add(socket); socket.on('error', () => {}); });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => { for (const socket of sockets) socket.destroy(); server.close(); });
+  return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+test('status against a server that never answers: a clear timeout error naming the context and --request-timeout', async (t) => {
+  t.timeout(60_000);
+  const api = await hangingApi(t);
+  const kubeconfig = writeKubeconfig([{ name: 'hanging', server: api.url, caPem: api.caPem, tlsServerName: 'kubernetes.test' }], 'hanging');
+  const result = await runMeshfed(['status', '--request-timeout', '3s'], { env: { KUBECONFIG: kubeconfig }, timeoutMs: 50_000 });
+  t.is(result.signal, null, 'it ended by itself');
+  t.is(result.code, 1);
+  const [message, hint] = result.stderr.trim().split('\n');
+  t.regex(message!, new RegExp(`^error: cannot reach ${api.url.replace(/\./g, '\\.')} \\(context "hanging"\\): no answer within 3s \\(--request-timeout\\), 2 attempts to \\w+ `));
+  t.regex(hint!, /allow more with --request-timeout/);
+  t.is(api.mostSent(), 2, 'sent once more (a read is safe to repeat), then given up; nothing is retried after the command ended');
+});
+
+test('--request-timeout 0 lifts the per-request limit, as kubectl\'s does, but the TLS handshake stays bounded (10s)', async (t) => {
+  t.timeout(90_000);
+  const silent = await silentTcp(t);
+  const kubeconfig = writeKubeconfig([{ name: 'silent', server: silent.url }], 'silent');
+  const result = await runMeshfed(['status', '--request-timeout', '0'], { env: { KUBECONFIG: kubeconfig }, timeoutMs: 80_000 });
+  t.is(result.signal, null, 'it ended by itself');
+  t.is(result.code, 1);
+  t.regex(result.stderr, /^error: cannot reach https:\/\/127\.0\.0\.1:\d+ \(context "silent"\): the TLS handshake did not complete within 10s, 2 attempts to \w+ /);
+});
+
+test('-v shows each retry and how many requests were retries', async (t) => {
+  t.timeout(60_000);
+  const api = await hangingApi(t);
+  const kubeconfig = writeKubeconfig([{ name: 'hanging', server: api.url, caPem: api.caPem, tlsServerName: 'kubernetes.test' }], 'hanging');
+  const result = await runMeshfed(['status', '--request-timeout', '2s', '-v'], { env: { KUBECONFIG: kubeconfig }, timeoutMs: 50_000 });
+  t.is(result.code, 1);
+  t.regex(result.stderr, /retrying GET \/\S+ \(context "hanging"\) after no answer within 2s \(--request-timeout\) \(attempt 2\/5, waiting \d+ms\)/);
+  const [, sent, retried] = /(\d+) API request\(s\), (\d+) of them retries/.exec(result.stderr) ?? [];
+  t.true(Number(retried) > 0 && Number(sent) > Number(retried), `the count of requests and retries is printed (${sent}, ${retried})`);
+  t.notRegex(result.stderr.slice(result.stderr.indexOf('API request(s)')), /retrying/, 'nothing is retried once the command has ended');
+  t.false(result.stderr.includes('token'), 'no credentials in the log');
+});
+
+test('without the flag, every request is bounded by the 30s default; the help says so', async (t) => {
+  const io = { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough(), env: {} };
+  t.is(new Session({ yes: true, color: false, verbose: false }, io).requestTimeoutMs, 30_000);
+  t.is(DEFAULT_REQUEST_TIMEOUT_MS, 30_000);
+  t.is(new Session({ 'request-timeout': '0', yes: true, color: false, verbose: false }, io).requestTimeoutMs, 0);
+  const help = await runMeshfed(['status', '--help']);
+  t.regex(help.stdout, /--request-timeout\s+How long to wait for each API request \(e\.g\. 5s, 1m; default 30s; 0 = no\s+limit/);
+});

@@ -1,0 +1,226 @@
+/**
+ * The fault suite: a flaky API server during `export` and `import --from`. Each fault kind is injected at the first,
+ * a middle and the last write of a clean run (positions counted from the emulator's request log). Transient faults
+ * (one 503, one 500, one 429 with Retry-After, one connection reset, one attempt that times out) are survived: exit
+ * 0, each retry visible with -v, and the end state is the clean run's (for import, `verify` passes too). A persistent
+ * 503 fails with exit 1, a message naming the object and telling to run again; the re-run without faults converges
+ * to the clean run's objects. One world per command, reset between cases.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { X509Certificate } from 'node:crypto';
+import type { Fault, KubeObject, RequestRecord, World } from '../support/emulator/index.js';
+import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+
+const EXPORT = ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432'];
+const IMPORT = ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres'];
+const VERIFY = ['verify', '--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'production', '--no-probe'];
+const CLUSTERS = [{ name: 'operations' }, { name: 'staging' }, { name: 'production' }];
+
+/** A fault kind: what the server does to the chosen write, and what the user sees. */
+interface FaultKind {
+  name: string;
+  fault: Omit<Fault, 'path' | 'method'>;
+  transient: boolean;
+  /** What -v says about the retry. */
+  retried: RegExp;
+  args?: string[];
+}
+
+const KINDS: FaultKind[] = [
+  { name: 'one 503', fault: { status: 503 }, transient: true, retried: /after 503 Service Unavailable \(attempt 2\/5/ },
+  { name: 'one 500', fault: { status: 500 }, transient: true, retried: /after 500 Internal Server Error \(attempt 2\/5/ },
+  { name: 'one 429 with Retry-After', fault: { status: 429, retryAfter: 1 }, transient: true, retried: /after 429 Too Many Requests, Retry-After 1s \(attempt 2\/5, waiting 1s\)/ },
+  // A reset on a kept-alive connection is sent again at once; on a fresh one, after a backoff: either way, visible.
+  { name: 'one connection reset', fault: { drop: true }, transient: true, retried: /(after connection reset \(attempt 2\/5|at once: the server had closed the kept-alive connection)/ },
+  // The server answers after 2.5 s; the client gives that attempt 2 s, then sends the apply again.
+  { name: 'one timeout, then OK', fault: { delayMs: 2500 }, transient: true, retried: /after no answer within 2s \(--request-timeout\) \(attempt 2\/5/, args: ['--request-timeout', '2s'] },
+  { name: 'a persistent 503', fault: { status: 503, times: 1000 }, transient: false, retried: /after 503 Service Unavailable \(attempt 5\/5/ },
+];
+
+const KIND_LIST: Array<[string, string]> = [
+  ['v1', 'Namespace'], ['v1', 'ServiceAccount'], ['v1', 'Secret'], ['v1', 'ConfigMap'], ['v1', 'Service'],
+  ['apps/v1', 'Deployment'], ['rbac.authorization.k8s.io/v1', 'Role'], ['rbac.authorization.k8s.io/v1', 'RoleBinding'],
+  ['networking.istio.io/v1beta1', 'Gateway'], ['networking.istio.io/v1beta1', 'VirtualService'],
+  ['networking.istio.io/v1beta1', 'DestinationRule'], ['networking.istio.io/v1beta1', 'ServiceEntry'],
+  ['security.istio.io/v1beta1', 'AuthorizationPolicy'],
+];
+
+/**
+ * meshfed's objects in a cluster, as they would compare between two clean runs: key material differs per run (only
+ * the Secret keys are compared), and so do the addresses and ports the server allocates.
+ */
+function managedState(world: World, cluster: string): Record<string, unknown> {
+  const c = world.cluster(cluster);
+  const state: Record<string, unknown> = {};
+  for (const [apiVersion, kind] of KIND_LIST) {
+    for (const object of c.list(apiVersion, kind)) {
+      if (object.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'kubectl-meshfed') continue;
+      const { metadata, status: _status, ...rest } = object as KubeObject & { status?: unknown };
+      const content = JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
+      if (kind === 'Secret') content.data = Object.keys((content.data ?? {}) as object).sort();
+      if (kind === 'Service') {
+        const spec = content.spec as { clusterIP?: string; clusterIPs?: string[]; ports?: Array<{ nodePort?: number }> };
+        delete spec.clusterIP;
+        delete spec.clusterIPs;
+        for (const port of spec.ports ?? []) delete port.nodePort;
+      }
+      state[`${kind} ${metadata.namespace ?? ''}/${metadata.name}`] = { labels: metadata.labels, annotations: metadata.annotations, ...content };
+    }
+  }
+  return state;
+}
+
+/** The provider's server certificate chains to the federation CA stored beside it (key material is per run). */
+function serverCertificateChains(world: World): boolean {
+  const c = world.cluster('production');
+  const pem = (name: string, namespace: string, key: string) => Buffer.from((c.get('v1', 'Secret', namespace, name)?.data as Record<string, string>)[key]!, 'base64').toString('utf8');
+  const ca = new X509Certificate(pem('meshfed-federation-ca', 'meshfed-ca', 'ca.crt'));
+  const server = new X509Certificate(pem('mf-export-db-postgres', 'istio-meshfed', 'tls.crt'));
+  return server.verify(ca.publicKey);
+}
+
+/** Writes meshfed sent since `marks`, in the order the servers received them. */
+function writesSince(world: World, marks: Map<string, number>): Array<RequestRecord & { cluster: string }> {
+  return world.clusters.flatMap((c) => c.requests.slice(marks.get(c.name)).map((r) => ({ ...r, cluster: c.name })))
+    .filter((r) => r.userAgent?.startsWith('kubectl-meshfed') && ['POST', 'PUT', 'PATCH', 'DELETE'].includes(r.method) && r.query.dryRun === undefined)
+    .sort((a, b) => a.time.getTime() - b.time.getTime());
+}
+
+function marks(world: World): Map<string, number> {
+  return new Map(world.clusters.map((c) => [c.name, c.requests.length]));
+}
+
+/** Waits until no request is pending (a delayed one may still write after its client gave up), then for controllers. */
+async function settle(world: World): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (world.clusters.some((c) => c.requests.some((r) => r.status === 0 && r.query.watch === undefined)) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  for (const c of world.clusters) c.faults.clear();
+  await world.waitIdle();
+}
+
+/** Figures of one group, reported at the end. */
+interface Figures {
+  injected: number;
+  survived: number;
+  failedCleanly: number;
+  converged: number;
+}
+
+/**
+ * Runs every fault kind at every position of `command`'s writes. `reset` puts the world back as it was before the
+ * clean run; `check` asserts the end state (returns false when it is not the clean one).
+ */
+async function faultMatrix(t: ExecutionContext, fed: FederationWorld, command: string[], reset: () => Promise<void>, check: () => Promise<boolean>): Promise<Figures> {
+  const world = fed.world;
+  const before = marks(world);
+  const clean = await fed.run(command, { direct: true });
+  t.is(clean.code, 0, clean.stderr);
+  const writes = writesSince(world, before);
+  t.true(writes.length >= 10, `a clean run writes enough to pick positions (${writes.length})`);
+  const positions = [
+    ['first', writes[0]!],
+    ['middle', writes[Math.floor(writes.length / 2)]!],
+    ['last', writes[writes.length - 1]!],
+  ] as const;
+  await settle(world);
+  const cleanState = Object.fromEntries(world.clusters.map((c) => [c.name, managedState(world, c.name)]));
+  t.true(await check(), 'the clean run passes the end-state check');
+  const converged = () => world.clusters.every((c) => JSON.stringify(managedState(world, c.name)) === JSON.stringify(cleanState[c.name]));
+
+  const figures: Figures = { injected: 0, survived: 0, failedCleanly: 0, converged: 0 };
+  for (const kind of KINDS) {
+    for (const [position, write] of positions) {
+      const label = `${kind.name} at the ${position} write (${write.method} ${write.path}, context ${write.cluster})`;
+      await reset();
+      world.cluster(write.cluster).faults.add({ method: write.method, path: write.path, ...kind.fault });
+      figures.injected += 1;
+      const run = await fed.run([...command, '-v', ...(kind.args ?? [])], { direct: true, timeoutMs: 90_000 });
+      await settle(world);
+      t.regex(run.stderr, kind.retried, `${label}: the retry is visible with -v`);
+      if (kind.transient) {
+        t.is(run.code, 0, `${label}: survived\n${run.stderr}`);
+        if (run.code === 0) figures.survived += 1;
+      } else {
+        t.is(run.code, 1, `${label}: fails`);
+        const what = /(\w+) "([^"]+)"(?: in namespace "([^"]+)")? failed \(context "(\w+)"\): .* \(5 attempts\)\n\s+the API server kept failing: run the command again once it is healthy; a re-run applies only what is missing/;
+        const match = what.exec(run.stderr);
+        t.truthy(match, `${label}: the message names the object and tells to run again\n${run.stderr}`);
+        t.true(match !== null && write.path.endsWith(`/${match[2]}`) && match[4] === write.cluster, `${label}: the object named is the one that failed`);
+        if (match) figures.failedCleanly += 1;
+        const again = await fed.run(command, { direct: true });
+        await settle(world);
+        t.is(again.code, 0, `${label}: the re-run succeeds\n${again.stderr}`);
+      }
+      const same = converged();
+      const checked = same && await check();
+      t.true(same, `${label}: the end state is the clean run's`);
+      t.true(checked, `${label}: the end state passes the check`);
+      if (same && checked) figures.converged += 1;
+    }
+  }
+  return figures;
+}
+
+function report(t: ExecutionContext, command: string, figures: Figures): void {
+  t.log(`${command}: ${figures.injected} faults injected; ${figures.survived} transient survived (exit 0), ${figures.failedCleanly} persistent failed cleanly; ${figures.converged}/${figures.injected} converged to the clean state`);
+  t.is(figures.survived, KINDS.filter((k) => k.transient).length * 3);
+  t.is(figures.failedCleanly, KINDS.filter((k) => !k.transient).length * 3);
+  t.is(figures.converged, figures.injected);
+}
+
+let exportWorld: FederationWorld | undefined;
+let importWorld: FederationWorld | undefined;
+
+test.after.always(async () => {
+  await Promise.all([exportWorld?.stop(), importWorld?.stop()]);
+});
+
+test('export survives transient API faults at its first, middle and last write; a persistent one fails cleanly and a re-run converges', async (t) => {
+  t.timeout(240_000);
+  const fed = exportWorld = await startFederationWorld({ seed: 'federation', clusters: CLUSTERS });
+  const production = fed.world.cluster('production');
+  const reset = async () => {
+    // Everything the export created lives in these two namespaces; deleting one deletes its objects.
+    production.delete('v1', 'Namespace', undefined, 'istio-meshfed');
+    production.delete('v1', 'Namespace', undefined, 'meshfed-ca');
+    await fed.world.waitIdle();
+  };
+  const figures = await faultMatrix(t, fed, EXPORT, reset, async () => serverCertificateChains(fed.world));
+  report(t, 'export', figures);
+});
+
+test('import --from survives transient API faults at its first, middle and last write (both clusters); a persistent one fails cleanly and a re-run converges', async (t) => {
+  t.timeout(240_000);
+  const fed = importWorld = await startFederationWorld({ seed: 'federation', clusters: CLUSTERS });
+  const exported = await fed.run(EXPORT, { direct: true });
+  t.is(exported.code, 0, exported.stderr);
+  // The provider's objects the import changes (its admission), as the export left them.
+  const production = fed.world.cluster('production');
+  const admission = [
+    ['v1', 'ConfigMap'], ['security.istio.io/v1beta1', 'AuthorizationPolicy'],
+  ].map(([apiVersion, kind]) => {
+    const live = production.get(apiVersion!, kind!, 'istio-meshfed', 'mf-export-db-postgres')!;
+    const { metadata, status: _status, ...content } = live as KubeObject & { status?: unknown };
+    return { ...content, metadata: { name: metadata.name, namespace: metadata.namespace, labels: metadata.labels, annotations: metadata.annotations } } as KubeObject;
+  });
+  const providerAfterExport = JSON.stringify(managedState(fed.world, 'production'));
+  const operations = fed.world.cluster('operations');
+  const reset = async () => {
+    operations.delete('v1', 'Namespace', undefined, 'istio-meshfed');
+    operations.delete('v1', 'Service', 'vault', 'postgres');
+    operations.delete('networking.istio.io/v1beta1', 'VirtualService', 'vault', 'mf-import-postgres');
+    // Re-applied by meshfed's field manager, as revoke would: the admission's fields go.
+    for (const object of admission) production.apply(object, 'kubectl-meshfed');
+    await fed.world.waitIdle();
+    t.is(JSON.stringify(managedState(fed.world, 'production')), providerAfterExport, 'the reset takes the provider back to the export alone');
+  };
+  const verifies = async () => {
+    const verified = await fed.run(VERIFY, { direct: true });
+    if (verified.code !== 0) t.log(verified.stdout, verified.stderr);
+    return verified.code === 0;
+  };
+  const figures = await faultMatrix(t, fed, IMPORT, reset, verifies);
+  report(t, 'import --from', figures);
+});
