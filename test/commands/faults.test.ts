@@ -79,10 +79,11 @@ function serverCertificateChains(world: World): boolean {
   return server.verify(ca.publicKey);
 }
 
-/** Writes meshfed sent since `marks`, in the order the servers received them. */
+/** Writes meshfed sent since `marks`, in the order the servers received them (access reviews ask, they write nothing). */
 function writesSince(world: World, marks: Map<string, number>): Array<RequestRecord & { cluster: string }> {
   return world.clusters.flatMap((c) => c.requests.slice(marks.get(c.name)).map((r) => ({ ...r, cluster: c.name })))
     .filter((r) => r.userAgent?.startsWith('kubectl-meshfed') && ['POST', 'PUT', 'PATCH', 'DELETE'].includes(r.method) && r.query.dryRun === undefined)
+    .filter((r) => !r.path.endsWith('/selfsubjectaccessreviews'))
     .sort((a, b) => a.time.getTime() - b.time.getTime());
 }
 
