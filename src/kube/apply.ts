@@ -255,6 +255,9 @@ export class ClusterWriter {
         method: 'POST', path: collection,
         query: { fieldManager: FIELD_MANAGER, fieldValidation: 'Strict', dryRun: dryRun ? 'All' : undefined },
         body: object,
+        // Safe to send again after a 5xx or a timeout: a create of a named object cannot happen twice; a repeat
+        // whose first copy did land meets 409 AlreadyExists, and the conflict re-plans from a fresh read.
+        idempotent: true,
       });
       return { object: response.body, warnings: response.warnings };
     } catch (error) {

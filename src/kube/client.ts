@@ -165,9 +165,10 @@ const REVIEW_RESOURCES = /^\/apis\/authorization\.k8s\.io\/[^/]+\/(?:namespaces\
 /**
  * Whether a request may be sent again after the server may have received it, because repeating it cannot do more
  * than doing it once: reads; server-side apply (declarative: applying the same configuration twice yields the same
- * object); writes with a precondition (a DELETE with `preconditions`, a PUT carrying the `resourceVersion` it
- * replaces: a second copy fails with 409 instead of acting twice); dry runs and access reviews (they store nothing).
- * A POST (create), other PATCHes and a DELETE without preconditions are not.
+ * object); writes with a precondition (a DELETE with `preconditions`, a PUT or a JSON patch carrying the
+ * `resourceVersion` it expects: a second copy fails with 409 instead of acting twice); dry runs and access reviews
+ * (they store nothing). A POST (create), other PATCHes and a DELETE without preconditions are not, unless the caller
+ * says so (`idempotent`), e.g. because it handles the 409 a repeated create would meet.
  */
 export function isIdempotent(req: Pick<KubeRequest, 'method' | 'path' | 'query' | 'body' | 'contentType' | 'idempotent'>): boolean {
   if (req.idempotent !== undefined) return req.idempotent;
@@ -177,6 +178,10 @@ export function isIdempotent(req: Pick<KubeRequest, 'method' | 'path' | 'query' 
     case 'GET':
       return true;
     case 'PATCH':
+      if (req.contentType === 'application/json-patch+json' && Array.isArray(req.body)) {
+        // A JSON patch that sets or tests metadata.resourceVersion has the version it expects as a precondition.
+        return (req.body as Array<{ op?: string; path?: string }>).some((op) => (op.op === 'replace' || op.op === 'test') && op.path === '/metadata/resourceVersion');
+      }
       return req.contentType === 'application/apply-patch+yaml' && Boolean(req.query?.fieldManager);
     case 'DELETE':
       return Boolean(body?.preconditions?.uid || body?.preconditions?.resourceVersion);

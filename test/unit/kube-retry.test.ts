@@ -47,6 +47,9 @@ test('idempotent requests: reads, server-side apply, writes with preconditions, 
   t.true(isIdempotent({ method: 'DELETE', path: '/api/v1/namespaces/a/secrets/b', body: { preconditions: { uid: 'u' } } }));
   t.true(isIdempotent({ method: 'PUT', path: '/api/v1/namespaces/a/secrets/b', body: { metadata: { resourceVersion: '7' } } }));
   t.false(isIdempotent({ method: 'PUT', path: '/api/v1/namespaces/a/secrets/b', body: { metadata: {} } }));
+  t.true(isIdempotent({ method: 'PATCH', path: '/x', contentType: 'application/json-patch+json', body: [{ op: 'replace', path: '/metadata/resourceVersion', value: '7' }, { op: 'replace', path: '/metadata/managedFields', value: [] }] }));
+  t.false(isIdempotent({ method: 'PATCH', path: '/x', contentType: 'application/json-patch+json', body: [{ op: 'add', path: '/spec/hosts/-', value: 'a' }] }));
+  t.true(isIdempotent({ ...CREATE, idempotent: true }), 'a create whose caller handles the 409 of a repeat');
   t.false(isIdempotent({ method: 'GET', path: '/x', idempotent: false }), 'the caller may say otherwise');
 });
 
