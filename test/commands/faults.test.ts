@@ -148,7 +148,11 @@ async function faultMatrix(t: ExecutionContext, fed: FederationWorld, command: s
         const what = /(\w+) "([^"]+)"(?: in namespace "([^"]+)")? failed \(context "(\w+)"\): .* \(5 attempts\)\n\s+the API server kept failing: run the command again once it is healthy; a re-run applies only what is missing/;
         const match = what.exec(run.stderr);
         t.truthy(match, `${label}: the message names the object and tells to run again\n${run.stderr}`);
-        t.true(match !== null && write.path.endsWith(`/${match[2]}`) && match[4] === write.cluster, `${label}: the object named is the one that failed`);
+        // A create (POST) goes to the collection: its path names the namespace and resource, not the object.
+        const names = (m: RegExpExecArray): boolean => (write.method === 'POST'
+          ? (m[3] === undefined || write.path.includes(`/namespaces/${m[3]}/`)) && write.path.split('/').pop()!.startsWith(m[1]!.toLowerCase().replace(/y$/, ''))
+          : write.path.endsWith(`/${m[2]}`));
+        t.true(match !== null && names(match) && match[4] === write.cluster, `${label}: the object named is the one that failed\n${run.stderr}`);
         if (match) figures.failedCleanly += 1;
         const again = await fed.run(command, { direct: true });
         await settle(world);
