@@ -235,7 +235,8 @@ export interface RunOptions {
   title: string;
   /**
    * A plan computed again after a write conflict ({@link applyWithReplan}): the user already saw and accepted the
-   * command's plan, so it is neither shown again (only with -v), nor printed with -o, nor confirmed again.
+   * command's plan, so it is neither shown again (only with -v) nor confirmed again; with -o, the objects printed
+   * once applied are this plan's.
    */
   replanned?: boolean;
 }
@@ -265,8 +266,13 @@ export async function runPlan(session: Session, works: ClusterWork[], options: R
   } else {
     for (const work of works) for (const warning of work.warnings) ui.warn(warning);
     ui.info(renderPlan(ui, views, { verbose: ui.verbose || (!options.output && options.dryRun !== 'none') }).trimEnd());
-    if (options.output) ui.data(renderObjects(session, works, options.output, options.showSecrets));
+    // A dry run prints what it would apply now; a real run prints what it applied, once it did (see below): after a
+    // write conflict that is the objects of the plan computed again, not of this one.
+    if (options.output && options.dryRun !== 'none') ui.data(renderObjects(session, works, options.output, options.showSecrets));
   }
+  const printApplied = () => {
+    if (options.output && options.dryRun === 'none') ui.data(renderObjects(session, works, options.output, options.showSecrets));
+  };
   for (const work of works) {
     if (options.replanned) break;
     if (!work.overlay) continue;
@@ -295,6 +301,7 @@ export async function runPlan(session: Session, works: ClusterWork[], options: R
     ui.info(`${options.title}: everything is already in place; nothing to change.`);
     for (const work of works) result.live.set(work, (work.changes ?? []).map((c) => c.live ?? c.object));
     result.applied = true;
+    printApplied();
     return result;
   }
   if (ui.interactive && !options.replanned) {
@@ -327,6 +334,7 @@ export async function runPlan(session: Session, works: ClusterWork[], options: R
     }
   }
   result.applied = true;
+  printApplied();
   return result;
 }
 

@@ -83,9 +83,71 @@ export function isSubset(desired: unknown, live: unknown): boolean {
  * isSubset, which compares lists element by element.
  */
 export function dropsOwnedFields(desired: KubeObject, live: KubeObject): boolean {
-  const entries = (live.metadata.managedFields ?? []) as Array<{ manager?: string; operation?: string; fieldsV1?: Record<string, unknown> }>;
-  const owned = entries.find((entry) => entry.manager === FIELD_MANAGER && entry.operation === 'Apply')?.fieldsV1;
-  return owned ? missingOwned(owned, desired, live) : false;
+  return ownedFieldSets(live).some((owned) => missingOwned(owned, desired, live));
+}
+
+/**
+ * The field sets meshfed owns in `live`: its `Apply` entry (server-side apply, or a create handed over) and its
+ * `Update` entry (the conditional patches that update guarded objects, see {@link ClusterWriter.apply}).
+ */
+function ownedFieldSets(live: KubeObject): Array<Record<string, unknown>> {
+  const entries = (live.metadata.managedFields ?? []) as Array<{ manager?: string; operation?: string; subresource?: string; fieldsV1?: Record<string, unknown> }>;
+  return entries.filter((entry) => entry.manager === FIELD_MANAGER && (entry.operation === 'Apply' || entry.operation === 'Update') && !entry.subresource && entry.fieldsV1)
+    .map((entry) => entry.fieldsV1!);
+}
+
+/** Does meshfed own the field at `path` (e.g. `['metadata', 'labels', 'app']`) of `live`? */
+function ownsField(live: KubeObject, path: readonly string[]): boolean {
+  return ownedFieldSets(live).some((owned) => {
+    let node: unknown = owned;
+    for (const key of path) {
+      node = node && typeof node === 'object' ? (node as Record<string, unknown>)[`f:${key}`] : undefined;
+      if (node === undefined) return false;
+    }
+    return true;
+  });
+}
+
+/** Top-level fields that are not content: identity, server-set metadata, and the status subresource. */
+const NOT_CONTENT = new Set(['apiVersion', 'kind', 'metadata', 'status']);
+
+/** A JSON pointer segment (RFC 6901: `~` and `/` escaped). */
+function pointerSegment(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+/**
+ * The JSON patch (RFC 6902) that turns guarded object `live` into `desired`, carrying `live`'s resourceVersion as a
+ * precondition. Content fields are replaced whole (meshfed computes the complete value of each), content fields
+ * meshfed wrote before and no longer wants are removed, and of labels and annotations only meshfed's own change:
+ * the same result as a server-side apply, but a patch that is not an apply never creates the object, so the
+ * server answers 404 NotFound when the object was deleted after meshfed read it and 409 Conflict when it was changed
+ * or replaced (a resourceVersion is the revision of the object's last write in the cluster's storage: a new object
+ * of the same name never has the old one's).
+ */
+export function conditionalPatch(desired: KubeObject, live: KubeObject): Array<{ op: string; path: string; value?: unknown }> {
+  const ops: Array<{ op: string; path: string; value?: unknown }> = [
+    { op: 'replace', path: '/metadata/resourceVersion', value: live.metadata.resourceVersion },
+  ];
+  for (const field of ['labels', 'annotations'] as const) {
+    const wanted = (desired.metadata[field] ?? {}) as Record<string, string>;
+    const current = (live.metadata[field] ?? {}) as Record<string, string>;
+    // Keys someone else added stay; keys meshfed set and no longer wants go.
+    const kept = Object.fromEntries(Object.entries(current).filter(([key]) => !(key in wanted) && !ownsField(live, ['metadata', field, key])));
+    const next = { ...kept, ...wanted };
+    if (sameValue(next, current) && sameValue(current, next)) continue;
+    ops.push({ op: 'add', path: `/metadata/${field}`, value: next });
+  }
+  for (const [key, value] of Object.entries(desired)) {
+    if (NOT_CONTENT.has(key)) continue;
+    // `add` replaces a member that exists (RFC 6902 section 4.1).
+    ops.push({ op: 'add', path: `/${pointerSegment(key)}`, value });
+  }
+  for (const key of Object.keys(live)) {
+    if (NOT_CONTENT.has(key) || key in desired || !ownsField(live, [key])) continue;
+    ops.push({ op: 'remove', path: `/${pointerSegment(key)}` });
+  }
+  return ops;
 }
 
 function missingOwned(fields: Record<string, unknown>, desired: unknown, live: unknown): boolean {
@@ -220,7 +282,12 @@ export class ClusterWriter {
           if (!dryRun) created.push(applied.object);
           return { object: applied.object, action: change.action, warnings: applied.warnings };
         }
-        const applied = await this.serverSideApply(object, dryRun, isGuarded(object) ? change.live?.metadata.resourceVersion as string | undefined : undefined);
+        // A guarded object read from the cluster is updated only if it is still the version the plan was computed
+        // from: a server-side apply would re-create it if someone deleted it meanwhile (an apply is an upsert;
+        // kubernetes/kubernetes#106745), undoing a removal that raced this command.
+        const applied = isGuarded(object) && change.live
+          ? await this.patchIfUnchanged(object, change.live, dryRun)
+          : await this.serverSideApply(object, dryRun);
         return { object: applied.object, action: change.action, warnings: applied.warnings };
       }));
       // The objects this tier created get their field ownership handed over together (also when another write of
@@ -300,12 +367,10 @@ export class ClusterWriter {
   }
 
   /**
-   * Server-side apply. With `resourceVersion` (the version the plan was computed from) the apply is conditional:
-   * the API server answers 409 Conflict when the object changed since (Kubernetes' optimistic concurrency: a
-   * resourceVersion in the applied configuration is a precondition, see the server-side apply documentation,
-   * "Using server-side apply in a controller").
+   * Server-side apply, unconditional: for the unguarded kinds, whose content does not depend on which exports or
+   * imports exist (see {@link UNGUARDED_KINDS}).
    */
-  private async serverSideApply(object: KubeObject, dryRun: boolean, resourceVersion?: string): Promise<{ object: KubeObject; warnings: string[] }> {
+  private async serverSideApply(object: KubeObject, dryRun: boolean): Promise<{ object: KubeObject; warnings: string[] }> {
     const path = await this.mapper.objectPath(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);
     try {
       const response = await this.client.request<KubeObject>({
@@ -314,12 +379,38 @@ export class ClusterWriter {
         // Force: the object is meshfed's (checked in diff), so meshfed takes back fields someone edited by hand.
         query: { fieldManager: FIELD_MANAGER, fieldValidation: 'Strict', force: 'true', dryRun: dryRun ? 'All' : undefined },
         contentType: 'application/apply-patch+yaml',
-        body: resourceVersion ? { ...object, metadata: { ...object.metadata, resourceVersion } } : object,
+        body: object,
       });
       return { object: response.body, warnings: response.warnings };
     } catch (error) {
-      if (resourceVersion && error instanceof ClusterError && error.status === 409 && error.reason === 'Conflict') {
+      throw this.rejected(object, error);
+    }
+  }
+
+  /**
+   * Updates a guarded object with {@link conditionalPatch}: 409 Conflict when it changed or was replaced since
+   * `live` was read, 404 NotFound when it was deleted (a patch that is not an apply never creates; the API server's
+   * patch handler allows a create only for apply patches, `staging/src/k8s.io/apiserver/pkg/endpoints/handlers/
+   * patch.go`, `patchResource`: `forceAllowCreate`). Either is a lost race: the command re-reads and plans again. The
+   * patch carries the resourceVersion it expects, so it is safe to send again after a 5xx or a timeout (a copy that
+   * landed makes the repeat meet 409, which re-plans).
+   */
+  private async patchIfUnchanged(object: KubeObject, live: KubeObject, dryRun: boolean): Promise<{ object: KubeObject; warnings: string[] }> {
+    const path = await this.mapper.objectPath(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);
+    try {
+      const response = await this.client.request<KubeObject>({
+        method: 'PATCH', path,
+        query: { fieldManager: FIELD_MANAGER, fieldValidation: 'Strict', dryRun: dryRun ? 'All' : undefined },
+        contentType: 'application/json-patch+json',
+        body: conditionalPatch(object, live),
+      });
+      return { object: response.body, warnings: response.warnings };
+    } catch (error) {
+      if (error instanceof ClusterError && error.status === 409) {
         throw new WriteConflictError(this.contextName, [describeObject(object)], 'it was changed by someone else after meshfed read it');
+      }
+      if (error instanceof ClusterError && error.status === 404) {
+        throw new WriteConflictError(this.contextName, [describeObject(object)], 'it was deleted by someone else after meshfed read it');
       }
       throw this.rejected(object, error);
     }
@@ -338,9 +429,10 @@ export class ClusterWriter {
 
   /**
    * Deletes objects (only meshfed's; others are skipped and reported). Already-gone objects are fine. A guarded
-   * object read with a resourceVersion is deleted only if it is still that version (DeleteOptions preconditions:
-   * 409 Conflict otherwise), so that a deletion planned from a stale read never removes what someone else just
-   * wrote into it.
+   * object read with a resourceVersion is deleted only if it is still that version, any other only if it is still
+   * the object read (its uid) (DeleteOptions preconditions: 409 Conflict otherwise), so that a deletion planned from
+   * a stale read never removes what someone else just wrote into it; either precondition makes the delete safe to
+   * retry.
    */
   async delete(objects: readonly KubeObject[], options: { dryRun?: boolean } = {}): Promise<KubeObject[]> {
     const deleted: KubeObject[] = [];
@@ -349,18 +441,25 @@ export class ClusterWriter {
       const results = await Promise.allSettled(tier.map(async (object) => {
         if (!isManagedByMeshfed(object)) return;
         const path = await this.mapper.objectPath(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);
-        const resourceVersion = isGuarded(object) ? object.metadata.resourceVersion : undefined;
+        const resourceVersion = isGuarded(object) ? object.metadata.resourceVersion as string | undefined : undefined;
+        // Unguarded kinds are changed by controllers (no resourceVersion precondition), but the uid still makes the
+        // delete one of this very object: never of one created again under its name, and safe to send again after a
+        // 5xx or a timeout (a repeat of a delete that landed meets 404).
+        const uid = object.metadata.uid as string | undefined;
+        const preconditions = { ...(uid ? { uid } : {}), ...(resourceVersion ? { resourceVersion } : {}) };
         try {
           await this.client.request({
             method: 'DELETE', path,
             query: { dryRun: options.dryRun ? 'All' : undefined, propagationPolicy: 'Background' },
-            ...(resourceVersion ? { body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { resourceVersion } } } : {}),
+            ...(uid || resourceVersion ? { body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions } } : {}),
           });
           deleted.push(object);
         } catch (error) {
           if (error instanceof ClusterError && error.status === 404) return;
-          if (resourceVersion && error instanceof ClusterError && error.status === 409) {
-            throw new WriteConflictError(this.contextName, [describeObject(object)], 'it was changed by someone else after meshfed read it');
+          if ((uid || resourceVersion) && error instanceof ClusterError && error.status === 409) {
+            throw new WriteConflictError(this.contextName, [describeObject(object)], resourceVersion
+              ? 'it was changed by someone else after meshfed read it'
+              : 'it was replaced by someone else after meshfed read it');
           }
           throw error;
         }

@@ -44,7 +44,10 @@ export interface MissingPermission extends Permission {
 export interface PreflightReport {
   /** SelfSubjectAccessReviews sent, all clusters together. */
   reviews: number;
-  /** Contexts whose API server would not answer a SelfSubjectAccessReview: not checked (their writes say it). */
+  /**
+   * Contexts whose API server does not serve SelfSubjectAccessReviews or whose user may not ask them: not checked
+   * (their writes say what is missing). A server that fails to answer stops the command instead.
+   */
   skipped: string[];
 }
 
@@ -95,7 +98,12 @@ export async function preflightPermissions(targets: readonly PreflightTarget[]):
   return report;
 }
 
-/** Whether the user may do it; undefined when the server does not answer the question (then nothing is known). */
+/**
+ * Whether the user may do it; undefined when the server does not serve the question or the user may not ask it
+ * (then nothing is known, and the writes say what is missing).
+ * @throws ClusterError when the server keeps failing to answer (the client retried 429, 5xx and connection errors):
+ * a cluster that cannot answer a question is not written to
+ */
 async function review(client: KubeClient, permission: Permission): Promise<boolean | undefined> {
   try {
     const { body } = await client.request<{ status?: { allowed?: boolean } }>({
@@ -111,9 +119,18 @@ async function review(client: KubeClient, permission: Permission): Promise<boole
   } catch (error) {
     // An API server that does not serve the review, or a user that may not ask (every authenticated user may,
     // through the system:basic-user ClusterRole, unless an admin took it away): the writes will say what is missing.
-    if (error instanceof ClusterError && error.status !== undefined && error.status !== 401) return undefined;
+    if (error instanceof ClusterError && (error.status === 403 || error.status === 404)) return undefined;
+    if (error instanceof ClusterError && error.status !== 401) throw unanswered(client.context.name, error);
     throw error;
   }
+}
+
+/** The preflight could not get an answer from a cluster (after the client's retries): nothing has been written. */
+function unanswered(context: string, error: ClusterError): ClusterError {
+  return new ClusterError(`could not check permissions in context "${context}" before writing (SelfSubjectAccessReview): ${error.message}; nothing was written`, {
+    ...(error.status !== undefined ? { status: error.status } : {}), ...(error.reason ? { reason: error.reason } : {}), cause: error,
+    hint: error.hint ?? `check that the API server of context "${context}" is healthy, then run the command again`,
+  });
 }
 
 function resourceName(permission: Permission): string {

@@ -3,6 +3,7 @@
  * the time runs out or the caller aborts, reads the logs of the probe and of its sidecar, and deletes it in every
  * case — unless the user asked to keep it for debugging.
  */
+import { randomUUID } from 'node:crypto';
 import { ClusterError } from '../errors.js';
 import type { ProbeRun } from '../federation/checks/index.js';
 import type { ClusterWriter } from './apply.js';
@@ -41,6 +42,12 @@ export interface ProbePodOptions {
   /** Deadline of the cleanup: for a creation in flight to finish after an abort, then for the delete. Default 5 s. */
   cleanupMs?: number;
 }
+
+/**
+ * Annotation with a token of one run: a create that is sent again (its first answer was lost) and meets 409
+ * AlreadyExists tells its own pod, which the lost answer would have returned, from someone else's of that name.
+ */
+export const PROBE_RUN_ANNOTATION = 'meshfed.io/probe-run';
 
 /** Default of {@link ProbePodOptions.cleanupMs}. */
 export const PROBE_CLEANUP_MS = 5_000;
@@ -131,6 +138,8 @@ export async function runProbePod(writer: ClusterWriter, options: ProbePodOption
   const run: ProbePodRun = { name, phase: 'Pending', ending, sidecar: false, log: '', proxyLog: '', deleted: false, durationMs: 0 };
   // From the moment the create is sent until the delete: the pod may exist.
   let mayExist = false;
+  /** The pod's uid once known: the delete's precondition (only this very pod, and safe to retry). */
+  let uid: string | undefined;
   try {
     // Not aborted at once by a signal: a create the server has received ends with a pod whether or not the client
     // waits, so it is let finish (briefly) and the pod then deleted, rather than left to appear after meshfed is gone.
@@ -138,8 +147,22 @@ export async function runProbePod(writer: ClusterWriter, options: ProbePodOption
     if (options.signal?.aborted) return Object.assign(run, { ending: 'aborted' as const, deleted: true });
     mayExist = true;
     const creating = graceAfter(options.signal, cleanupMs, `creating the probe pod ${namespace}/${name}`);
+    const token = randomUUID();
+    const pod = { ...options.pod, metadata: { ...options.pod.metadata, annotations: { ...options.pod.metadata.annotations, [PROBE_RUN_ANNOTATION]: token } } };
     try {
-      await writer.client.request({ method: 'POST', path, body: options.pod, signal: creating.signal });
+      try {
+        // Safe to send again after a 5xx, a reset or a timeout: a repeat whose first copy landed meets 409
+        // AlreadyExists, and the pod it finds is recognised as this run's by its token.
+        uid = (await writer.client.request<KubeObject>({ method: 'POST', path, body: pod, signal: creating.signal, idempotent: true })).body.metadata.uid as string | undefined;
+      } catch (error) {
+        if (!(error instanceof ClusterError && error.status === 409 && error.reason === 'AlreadyExists')) throw error;
+        const existing = await writer.get('v1', 'Pod', namespace, name);
+        if (existing?.metadata.annotations?.[PROBE_RUN_ANNOTATION] !== token) {
+          mayExist = false;
+          throw error;
+        }
+        uid = existing.metadata.uid as string | undefined;
+      }
     } catch (error) {
       // Refused by RBAC, an admission policy or a quota: a result of the probe, not the end of verify.
       if (error instanceof ClusterError && error.status !== undefined) {
@@ -185,10 +208,15 @@ export async function runProbePod(writer: ClusterWriter, options: ProbePodOption
       // Its own deadline, whatever happened to the run (an interrupt aborts every other request).
       const deleting = graceAfter(ALREADY_ABORTED, cleanupMs, `deleting the probe pod ${namespace}/${name}`);
       try {
-        await writer.client.request({ method: 'DELETE', path: `${path}/${encodeURIComponent(name)}`, query: { gracePeriodSeconds: '0', propagationPolicy: 'Background' }, signal: deleting.signal });
+        await writer.client.request({
+          method: 'DELETE', path: `${path}/${encodeURIComponent(name)}`, query: { gracePeriodSeconds: '0', propagationPolicy: 'Background' }, signal: deleting.signal,
+          // With the uid as precondition the delete is retried (a repeat of one that landed meets 404: deleted).
+          ...(uid ? { body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { uid } } } : {}),
+        });
         run.deleted = true;
       } catch (error) {
-        if (error instanceof ClusterError && error.status === 404) run.deleted = true;
+        // 409: the uid precondition failed, the pod of that name is not this run's any more (this one is gone).
+        if (error instanceof ClusterError && (error.status === 404 || error.status === 409)) run.deleted = true;
         else {
           run.deleteError = (error as Error).message;
           options.onLeftBehind?.(run.deleteError);

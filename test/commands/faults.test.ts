@@ -9,7 +9,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { X509Certificate } from 'node:crypto';
 import type { Fault, KubeObject, RequestRecord, World } from '../support/emulator/index.js';
-import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+import { MESHFED_KINDS, startFederationWorld, type FederationWorld } from '../support/federation.js';
 
 const EXPORT = ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432'];
 const IMPORT = ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres'];
@@ -37,14 +37,6 @@ const KINDS: FaultKind[] = [
   { name: 'a persistent 503', fault: { status: 503, times: 1000 }, transient: false, retried: /after 503 Service Unavailable \(attempt 5\/5/ },
 ];
 
-const KIND_LIST: Array<[string, string]> = [
-  ['v1', 'Namespace'], ['v1', 'ServiceAccount'], ['v1', 'Secret'], ['v1', 'ConfigMap'], ['v1', 'Service'],
-  ['apps/v1', 'Deployment'], ['rbac.authorization.k8s.io/v1', 'Role'], ['rbac.authorization.k8s.io/v1', 'RoleBinding'],
-  ['networking.istio.io/v1beta1', 'Gateway'], ['networking.istio.io/v1beta1', 'VirtualService'],
-  ['networking.istio.io/v1beta1', 'DestinationRule'], ['networking.istio.io/v1beta1', 'ServiceEntry'],
-  ['security.istio.io/v1beta1', 'AuthorizationPolicy'],
-];
-
 /**
  * meshfed's objects in a cluster, as they would compare between two clean runs: key material differs per run (only
  * the Secret keys are compared), and so do the addresses and ports the server allocates.
@@ -52,7 +44,7 @@ const KIND_LIST: Array<[string, string]> = [
 function managedState(world: World, cluster: string): Record<string, unknown> {
   const c = world.cluster(cluster);
   const state: Record<string, unknown> = {};
-  for (const [apiVersion, kind] of KIND_LIST) {
+  for (const [apiVersion, kind] of MESHFED_KINDS) {
     for (const object of c.list(apiVersion, kind)) {
       if (object.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'kubectl-meshfed') continue;
       const { metadata, status: _status, ...rest } = object as KubeObject & { status?: unknown };

@@ -39,8 +39,8 @@ export interface FederationWorldOptions {
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-/** Kinds meshfed may create, by API group, for {@link FederationWorld.managedObjects}. */
-const KINDS: Array<[string, string]> = [
+/** Kinds meshfed may create, as `[apiVersion, kind]`, in dependency order (for {@link FederationWorld.managedObjects}). */
+export const MESHFED_KINDS: ReadonlyArray<readonly [string, string]> = [
   ['v1', 'Namespace'], ['v1', 'ServiceAccount'], ['v1', 'Secret'], ['v1', 'ConfigMap'], ['v1', 'Service'],
   ['apps/v1', 'Deployment'], ['rbac.authorization.k8s.io/v1', 'Role'], ['rbac.authorization.k8s.io/v1', 'RoleBinding'],
   ['networking.istio.io/v1beta1', 'Gateway'], ['networking.istio.io/v1beta1', 'VirtualService'],
@@ -108,7 +108,7 @@ export async function startFederationWorld(options: FederationWorldOptions): Pro
     },
     managedObjects(cluster) {
       const c = world.cluster(cluster);
-      return KINDS.flatMap(([apiVersion, kind]) => c.list(apiVersion, kind)
+      return MESHFED_KINDS.flatMap(([apiVersion, kind]) => c.list(apiVersion, kind)
         .filter((o) => o.metadata.labels?.['app.kubernetes.io/managed-by'] === 'kubectl-meshfed')
         .map((o) => `${kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`)).sort();
     },
