@@ -108,6 +108,18 @@ function ownsField(live: KubeObject, path: readonly string[]): boolean {
   });
 }
 
+/** The union of two `FieldsV1` sets (trees of `f:`, `k:`, `v:`, `i:` and `.` keys). */
+function unionFields(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [key, value] of Object.entries(b)) {
+    const mineValue = out[key];
+    out[key] = mineValue && typeof mineValue === 'object' && value && typeof value === 'object'
+      ? unionFields(mineValue as Record<string, unknown>, value as Record<string, unknown>)
+      : value;
+  }
+  return out;
+}
+
 /** Top-level fields that are not content: identity, server-set metadata, and the status subresource. */
 const NOT_CONTENT = new Set(['apiVersion', 'kind', 'metadata', 'status']);
 
@@ -285,13 +297,16 @@ export class ClusterWriter {
         // A guarded object read from the cluster is updated only if it is still the version the plan was computed
         // from: a server-side apply would re-create it if someone deleted it meanwhile (an apply is an upsert;
         // kubernetes/kubernetes#106745), undoing a removal that raced this command.
-        const applied = isGuarded(object) && change.live
-          ? await this.patchIfUnchanged(object, change.live, dryRun)
-          : await this.serverSideApply(object, dryRun);
+        if (isGuarded(object) && change.live) {
+          const applied = await this.patchIfUnchanged(object, change.live, dryRun);
+          if (!dryRun) created.push(applied.object);
+          return { object: applied.object, action: change.action, warnings: applied.warnings };
+        }
+        const applied = await this.serverSideApply(object, dryRun);
         return { object: applied.object, action: change.action, warnings: applied.warnings };
       }));
-      // The objects this tier created get their field ownership handed over together (also when another write of
-      // the tier conflicted: they exist now, and a re-plan leaves them unchanged).
+      // The guarded objects this tier created or updated get their field ownership handed over together (also when
+      // another write of the tier conflicted: they are written now, and a re-plan leaves them unchanged).
       const handOvers = await Promise.allSettled(created.map((object) => this.handOver(object)));
       const failed = [...results, ...handOvers].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed.length) {
@@ -336,14 +351,21 @@ export class ClusterWriter {
   }
 
   /**
-   * A POST records the field manager's fields as an `Update` operation; they are handed to meshfed's `Apply` entry
-   * (managedFields set explicitly, with the created resourceVersion as precondition), so that later server-side
-   * applies remove the fields meshfed stops applying, exactly as for objects created by server-side apply.
+   * A POST or a JSON patch records the field manager's fields as an `Update` operation; they are handed to meshfed's
+   * `Apply` entry (merged into it; managedFields set explicitly, with the written resourceVersion as precondition),
+   * so that meshfed owns its fields as one applier, exactly as for objects written by server-side apply: an apply
+   * of meshfed's field manager (an earlier version of meshfed, or `kubectl apply --server-side
+   * --field-manager=kubectl-meshfed`) then removes the fields it no longer applies, whichever way they were written.
    */
   private async handOver(created: KubeObject): Promise<KubeObject> {
-    const managed = (created.metadata.managedFields ?? []) as Array<Record<string, unknown>>;
-    if (!managed.some((entry) => entry.manager === FIELD_MANAGER && entry.operation === 'Update')) return created;
-    const handedOver = managed.map((entry) => entry.manager === FIELD_MANAGER && entry.operation === 'Update' ? { ...entry, operation: 'Apply' } : entry);
+    const managed = (created.metadata.managedFields ?? []) as Array<{ manager?: string; operation?: string; subresource?: string; fieldsV1?: Record<string, unknown> }>;
+    const mine = (entry: (typeof managed)[number]) => entry.manager === FIELD_MANAGER && !entry.subresource;
+    const updates = managed.filter((entry) => mine(entry) && entry.operation === 'Update');
+    if (updates.length === 0) return created;
+    const applier = managed.find((entry) => mine(entry) && entry.operation === 'Apply');
+    const merged = { ...(applier ?? updates[0]!), operation: 'Apply', fieldsV1: [applier, ...updates].reduce<Record<string, unknown>>((all, entry) => unionFields(all, entry?.fieldsV1 ?? {}), {}) };
+    const first = managed.findIndex((entry) => entry === applier || updates.includes(entry));
+    const handedOver = managed.flatMap((entry, index) => (index === first ? [merged] : entry === applier || updates.includes(entry) ? [] : [entry]));
     const path = await this.mapper.objectPath(created.apiVersion, created.kind, created.metadata.namespace, created.metadata.name);
     try {
       const response = await this.client.request<KubeObject>({
@@ -360,7 +382,7 @@ export class ClusterWriter {
       return response.body;
     } catch (error) {
       if (error instanceof ClusterError && (error.status === 409 || error.status === 404)) {
-        throw new WriteConflictError(this.contextName, [describeObject(created)], 'it was changed by someone else right after meshfed created it');
+        throw new WriteConflictError(this.contextName, [describeObject(created)], 'it was changed by someone else right after meshfed wrote it');
       }
       throw error;
     }

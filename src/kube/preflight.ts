@@ -4,10 +4,11 @@
  * reported together, with the RBAC rules that grant them, and nothing is written; without the preflight the first
  * forbidden write would stop a half-applied plan.
  *
- * What a plan needs follows what the apply step sends (src/kube/apply.ts): every object that changes is written with
- * server-side apply, a PATCH (`patch`), which creates the object when it does not exist, and the API server then also
- * checks `create` (kubernetes `staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go`, `PatchResource`: the
- * patcher's `createValidation` is wrapped in `withAuthorization` with verb "create"); objects the plan removes or
+ * What a plan needs follows what the apply step sends (src/kube/apply.ts): a new object is created (`create`: a POST,
+ * or a server-side apply, a PATCH that creates, for which the API server also checks `create`: kubernetes
+ * `staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go`, `PatchResource`: the patcher's `createValidation` is
+ * wrapped in `withAuthorization` with verb "create") and its field ownership handed over (`patch`); a changed object
+ * is patched (`patch`: a JSON patch with a resourceVersion precondition, or a server-side apply); objects the plan removes or
  * prunes are deleted one by one (`delete`). The reads the plan was computed from (lists by label, the diff's reads
  * by name) ran before this check, so a missing read permission has already stopped the command before any write.
  */

@@ -140,6 +140,7 @@ export async function runProbePod(writer: ClusterWriter, options: ProbePodOption
   let mayExist = false;
   /** The pod's uid once known: the delete's precondition (only this very pod, and safe to retry). */
   let uid: string | undefined;
+  const token = randomUUID();
   try {
     // Not aborted at once by a signal: a create the server has received ends with a pod whether or not the client
     // waits, so it is let finish (briefly) and the pod then deleted, rather than left to appear after meshfed is gone.
@@ -147,7 +148,6 @@ export async function runProbePod(writer: ClusterWriter, options: ProbePodOption
     if (options.signal?.aborted) return Object.assign(run, { ending: 'aborted' as const, deleted: true });
     mayExist = true;
     const creating = graceAfter(options.signal, cleanupMs, `creating the probe pod ${namespace}/${name}`);
-    const token = randomUUID();
     const pod = { ...options.pod, metadata: { ...options.pod.metadata, annotations: { ...options.pod.metadata.annotations, [PROBE_RUN_ANNOTATION]: token } } };
     try {
       try {
@@ -166,10 +166,12 @@ export async function runProbePod(writer: ClusterWriter, options: ProbePodOption
     } catch (error) {
       // Refused by RBAC, an admission policy or a quota: a result of the probe, not the end of verify.
       if (error instanceof ClusterError && error.status !== undefined) {
-        mayExist = false;
+        // A server error may come after the pod was stored: the cleanup below looks for it (by its token).
+        const serverError = error.status >= 500;
+        mayExist = serverError;
         return Object.assign(run, {
           ending: 'refused' as const, deleted: true,
-          error: `the cluster refused to create the probe pod in namespace "${namespace}": ${error.message}${error.hint ? ` (${error.hint})` : ''}`,
+          error: `${serverError ? 'the API server failed to create' : 'the cluster refused to create'} the probe pod in namespace "${namespace}": ${error.message}${error.hint ? ` (${error.hint})` : ''}`,
         });
       }
       throw error;
@@ -208,11 +210,23 @@ export async function runProbePod(writer: ClusterWriter, options: ProbePodOption
       // Its own deadline, whatever happened to the run (an interrupt aborts every other request).
       const deleting = graceAfter(ALREADY_ABORTED, cleanupMs, `deleting the probe pod ${namespace}/${name}`);
       try {
-        await writer.client.request({
-          method: 'DELETE', path: `${path}/${encodeURIComponent(name)}`, query: { gracePeriodSeconds: '0', propagationPolicy: 'Background' }, signal: deleting.signal,
-          // With the uid as precondition the delete is retried (a repeat of one that landed meets 404: deleted).
-          ...(uid ? { body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { uid } } } : {}),
-        });
+        // A create whose answer never came: the pod is this run's only if it carries the run's token.
+        if (!uid) {
+          const found = await writer.client.request<KubeObject>({ method: 'GET', path: `${path}/${encodeURIComponent(name)}`, signal: deleting.signal })
+            .then((response) => response.body, (error: unknown) => {
+              if (error instanceof ClusterError && error.status === 404) return undefined;
+              throw error;
+            });
+          uid = found?.metadata.annotations?.[PROBE_RUN_ANNOTATION] === token ? found.metadata.uid as string | undefined : undefined;
+        }
+        // Without a uid now, no pod of this run exists: nothing to delete.
+        if (uid) {
+          await writer.client.request({
+            method: 'DELETE', path: `${path}/${encodeURIComponent(name)}`, query: { gracePeriodSeconds: '0', propagationPolicy: 'Background' }, signal: deleting.signal,
+            // With the uid as precondition the delete is retried (a repeat of one that landed meets 404: deleted).
+            body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { uid } },
+          });
+        }
         run.deleted = true;
       } catch (error) {
         // 409: the uid precondition failed, the pod of that name is not this run's any more (this one is gone).

@@ -129,6 +129,25 @@ test.serial('preflight: a user who may not patch DestinationRules in istio-meshf
   }
 });
 
+test.serial('preflight: a cluster whose access reviews keep failing stops the command before any write, naming the context and the error; one failure is retried', async (t) => {
+  const production = fed.world.cluster('production');
+  const reviews = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews';
+  const args = ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432', '--name', 'unasked'];
+  production.faults.add({ method: 'POST', path: reviews, status: 503, times: 1000 });
+  try {
+    const run = await fed.runCounting(args);
+    t.is(run.code, 1, run.stderr);
+    t.regex(run.stderr, /could not check permissions in context "production" before writing \(SelfSubjectAccessReview\): create selfsubjectaccessreviews\.authorization\.k8s\.io failed \(context "production"\): The server is currently unable to handle the request \(5 attempts\); nothing was written/);
+    t.deepEqual(changes(run.writes.production), [], 'nothing written');
+  } finally {
+    production.faults.clear();
+  }
+  production.faults.add({ method: 'POST', path: reviews, status: 503 });
+  const again = await fed.runCounting([...args, '-v']);
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stderr, /retrying POST \/apis\/authorization\.k8s\.io\/v1\/selfsubjectaccessreviews \(context "production"\) after 503/);
+});
+
 test.serial('preflight cost: one SelfSubjectAccessReview per (verb, resource, namespace) written, none on a re-run', async (t) => {
   const production = fed.world.cluster('production');
   const staging = fed.world.cluster('staging');
