@@ -60,10 +60,10 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
     if (named.length > 1) {
       throw new InputError(`--name ${localName} matches ${named.length} pending import requests (${named.map(refText).join(', ')})`, { hint: 'name the one to cancel with --export <provider cluster id>/<namespace>/<name>' });
     }
-    if (pending.length > 0) throw notFound(namespace, localName, records.map((r) => `${r.namespace}/${r.localName}`), pending);
+    throw notFound(namespace, localName, records.map((r) => `${r.namespace}/${r.localName}`), pending);
   }
   // A key left pending by an import request of the same export (never completed) goes with the last import of it.
-  const binding = bindingLabel(record!.endpoint.providerClusterId, record!.endpoint.namespace, record!.endpoint.exportName);
+  const binding = bindingLabel(record.endpoint.providerClusterId, record.endpoint.namespace, record.endpoint.exportName);
   const planFor = async (attempt: number) => {
     // After a write conflict: the cluster is read again and the removal planned again from the fresh read.
     const read = attempt === 1 ? gathered : await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
@@ -77,18 +77,18 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   };
   const { result, value: others } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: `unimport ${namespace}/${localName}` });
   if (output || !result.applied) return;
-  const source = refText(record!.endpoint);
+  const source = refText(record.endpoint);
   // Revoking is only right once no import of this cluster uses the admission any more.
   if (others.length > 0) {
     session.ui.info(`${others.map((r) => `${r.namespace}/${r.localName}`).join(', ')} still import${others.length === 1 ? 's' : ''} ${source}: keep the provider's admission of this cluster.`);
   } else {
-    session.ui.info(`The provider still admits this cluster until it runs: kubectl meshfed revoke --context <provider> -n ${record!.endpoint.namespace} --name ${record!.endpoint.exportName} --consumer ${gathered.identity.clusterId}`);
+    session.ui.info(`The provider still admits this cluster until it runs: kubectl meshfed revoke --context <provider> -n ${record.endpoint.namespace} --name ${record.endpoint.exportName} --consumer ${gathered.identity.clusterId}`);
   }
 }
 
 function notFound(namespace: string, localName: string, imports: string[], pending: PendingRequest[]): InputError {
-  return new InputError(`import ${namespace}/${localName} does not exist (imports: ${imports.join(', ') || 'none'}; pending import requests: ${pending.map((p) => `${refText(p)}${p.importNamespace ? ` into ${p.importNamespace}` : ''}`).join(', ')})`, {
-    hint: 'to cancel a pending import request, pass --export <provider cluster id>/<namespace>/<name>',
+  return new InputError(`import ${namespace}/${localName} does not exist (imports: ${imports.join(', ') || 'none'}; pending import requests: ${pending.map((p) => `${refText(p)}${p.importNamespace ? ` into ${p.importNamespace}` : ''}`).join(', ') || 'none'})`, {
+    hint: pending.length > 0 ? 'to cancel a pending import request, pass --export <provider cluster id>/<namespace>/<name>' : 'check -n and --name (kubectl meshfed status lists the imports)',
   });
 }
 

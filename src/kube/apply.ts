@@ -1,5 +1,5 @@
 import { ClusterError, InputError } from '../errors.js';
-import { FIELD_MANAGER, MANAGED_BY as MANAGED_BY_VALUE, MANAGED_BY_LABEL } from '../federation/naming.js';
+import { FIELD_MANAGER, LABELS, MANAGED_BY as MANAGED_BY_VALUE, MANAGED_BY_LABEL, type Role } from '../federation/naming.js';
 import type { KubeClient } from './client.js';
 import { describeObject, groupOf, objectKey, ResourceMapper, type KubeObject } from './resources.js';
 
@@ -25,6 +25,9 @@ export interface Change {
  * them conflict with the cluster itself. Every other meshfed object is guarded (see {@link ClusterWriter.apply}).
  */
 const UNGUARDED_KINDS = new Set(['Namespace', 'Deployment', 'Service', 'ServiceAccount']);
+
+/** Roles of the records of exports and imports (deleted after everything else, see {@link ClusterWriter.delete}). */
+const RECORD_ROLES = new Set<Role>(['export-record', 'import-record']);
 
 /** Is `object` written with optimistic concurrency (create-if-absent, or an apply that fails on a stale read)? */
 export function isGuarded(object: { kind: string }): boolean {
@@ -458,8 +461,12 @@ export class ClusterWriter {
    */
   async delete(objects: readonly KubeObject[], options: { dryRun?: boolean } = {}): Promise<KubeObject[]> {
     const deleted: KubeObject[] = [];
-    // Reverse dependency order: routes and policies first, then workloads, then secrets and accounts.
-    for (const tier of inDependencyOrder(objects).reverse()) {
+    // Reverse dependency order: routes and policies first, then workloads, then secrets and accounts; the records of
+    // exports and imports last, since a command finds what it removes by them: a removal stopped half-way (an API
+    // server that kept failing) is finished by running it again.
+    const isRecord = (object: KubeObject) => RECORD_ROLES.has(object.metadata.labels?.[LABELS.role] as Role);
+    const batches = [...inDependencyOrder(objects.filter((object) => !isRecord(object))).reverse(), objects.filter(isRecord)].filter((batch) => batch.length > 0);
+    for (const tier of batches) {
       const results = await Promise.allSettled(tier.map(async (object) => {
         if (!isManagedByMeshfed(object)) return;
         const path = await this.mapper.objectPath(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);

@@ -310,7 +310,7 @@ test('verify: the probe pod\'s create and delete survive transient API faults; a
       } else if (position === 'create') {
         // The probe could not run: its check fails with the API server's error; no pod exists.
         t.is(run.code, 3, `${label}: verify fails\n${run.stdout}${run.stderr}`);
-        const clear = /MF0501/.test(run.stdout) && /could not be created|refused to create the probe pod/.test(run.stdout) && /5 attempts/.test(run.stdout);
+        const clear = /MF0501/.test(run.stdout) && /(failed|refused) to create the probe pod/.test(run.stdout) && /5 attempts/.test(run.stdout);
         t.true(clear, `${label}: the probe's check says the pod could not be created and why\n${run.stdout}`);
         t.deepEqual(probePods(), [], `${label}: no probe pod exists`);
         if (run.code === 3 && clear && probePods().length === 0) figures.failedCleanly += 1;

@@ -2,7 +2,7 @@
 import test from 'ava';
 import { InputError, UsageError } from '../../src/errors.js';
 import { BundleError, FederationInputError, type ClusterPlan } from '../../src/federation/index.js';
-import { dropsOwnedFields } from '../../src/kube/apply.js';
+import { conditionalPatch, dropsOwnedFields } from '../../src/kube/apply.js';
 import type { ClusterWriter } from '../../src/kube/apply.js';
 import { clusterIdFromContext, existingGatewayInUse, type GatheredCluster } from '../../src/kube/gather.js';
 import { clusterWork, dryRunMode, parseKeyValues, parseNamespacedName, requireFlags, translateCoreError } from '../../src/commands/federate.js';
@@ -89,6 +89,31 @@ test('a field dropped inside an item of an atomic list (a Gateway server\'s subj
   const desired = { apiVersion: live.apiVersion, kind: live.kind, metadata: { name: 'g', namespace: 'n' }, spec: { selector: { istio: 'x' }, servers: [{ ...server, tls }] } };
   t.true(dropsOwnedFields(desired, live));
   t.false(dropsOwnedFields({ ...desired, spec: { ...desired.spec, servers: [server] } }, live), 'the same list is no change');
+});
+
+test('the update of a guarded object is a JSON patch with the read resourceVersion first; it keeps what others added and drops what meshfed no longer wants', (t) => {
+  const live = {
+    apiVersion: 'v1', kind: 'ConfigMap',
+    metadata: {
+      name: 'r', namespace: 'n', resourceVersion: '41', uid: 'u-1',
+      labels: { 'app.kubernetes.io/managed-by': 'kubectl-meshfed', 'meshfed.io/old': 'x', team: 'db' },
+      annotations: { note: 'by hand' },
+      managedFields: [
+        { manager: 'kubectl-meshfed', operation: 'Apply', fieldsV1: { 'f:metadata': { 'f:labels': { 'f:app.kubernetes.io/managed-by': {}, 'f:meshfed.io/old': {} } }, 'f:data': { 'f:a': {} }, 'f:binaryData': {} } },
+        { manager: 'kubectl', operation: 'Update', fieldsV1: { 'f:metadata': { 'f:labels': { 'f:team': {} }, 'f:annotations': { 'f:note': {} } } } },
+      ],
+    },
+    data: { a: '1' },
+    binaryData: { b: 'AA==' },
+  };
+  const desired = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'r', namespace: 'n', labels: { 'app.kubernetes.io/managed-by': 'kubectl-meshfed' } }, data: { a: '2', 'c/d~e': '3' } };
+  t.deepEqual(conditionalPatch(desired, live), [
+    { op: 'replace', path: '/metadata/resourceVersion', value: '41' },
+    // meshfed's label it no longer wants goes; the one someone else added stays; annotations are not touched.
+    { op: 'add', path: '/metadata/labels', value: { team: 'db', 'app.kubernetes.io/managed-by': 'kubectl-meshfed' } },
+    { op: 'add', path: '/data', value: { a: '2', 'c/d~e': '3' } },
+    { op: 'remove', path: '/binaryData' },
+  ]);
 });
 
 test('a plan\'s deletions: explicit removals and stale objects of its label, never what it still plans', (t) => {
