@@ -37,13 +37,18 @@ export const generateOnDemand: KeySource = {
   take: (bits) => generateKeyPairSync('rsa', { modulusLength: checkBits(bits), publicExponent: 0x10001 }).privateKey,
 };
 
+/** Raised inside {@link KeyPool.plan} when a planner asks for a key still being generated. */
+class KeysPending extends Error {}
+
 /**
  * RSA keys generated ahead of time, off the main thread (node:crypto's asynchronous generateKeyPair runs in libuv's
- * thread pool, several keys at once). {@link take} hands out a prepared key when one of the asked size is ready and
- * otherwise generates one on the spot, so a pool never makes a plan fail or wait.
+ * thread pool, several keys at once), typically started while a command reads its clusters. Keys are handed to a
+ * synchronous planner through {@link plan}, which waits for the pool only when the planner needs more keys than
+ * are ready: a run that needs none (nothing to issue) never waits for them.
  */
 export class KeyPool implements KeySource {
   private readonly ready: KeyObject[] = [];
+  private settled = false;
   private readonly pending: Promise<void>;
 
   private constructor(count: number, private readonly bits: number) {
@@ -53,7 +58,9 @@ export class KeyPool implements KeySource {
         if (!error) this.ready.push(privateKey);
         resolve();
       });
-    }))).then(() => undefined);
+    }))).then(() => {
+      this.settled = true;
+    });
   }
 
   /** Starts generating `count` keys of `bits` bits (default 2048) in the background. */
@@ -61,14 +68,46 @@ export class KeyPool implements KeySource {
     return new KeyPool(count, checkBits(bits));
   }
 
-  /** Resolves once every key started is ready (or failed, then it is generated on demand); never rejects. */
+  /** Resolves once every key started is ready (or failed: it is then generated on demand); never rejects. */
   async prepared(): Promise<this> {
     await this.pending;
     return this;
   }
 
+  /**
+   * A prepared key when one of that size is ready; once the pool has settled, a key generated on the spot.
+   * @throws KeysPending (only inside {@link plan}) while keys are still being generated
+   */
   take(bits: number): KeyObject {
-    return (bits === this.bits ? this.ready.shift() : undefined) ?? generateOnDemand.take(bits);
+    if (bits !== this.bits) return generateOnDemand.take(bits);
+    const key = this.ready.shift();
+    if (key) return key;
+    if (!this.settled) throw new KeysPending('a key is still being generated');
+    return generateOnDemand.take(bits);
+  }
+
+  /**
+   * Runs a pure, synchronous planner with keys from this pool. When it asks for a key that is not ready yet, its
+   * result is discarded, the keys it took are put back, and it runs again once the pool has settled (a pure planner
+   * computes the same plan again; only its CPU time is spent twice, milliseconds).
+   */
+  async plan<T>(run: (keys: KeySource) => T): Promise<T> {
+    const taken: KeyObject[] = [];
+    const source: KeySource = {
+      take: (bits) => {
+        const key = this.take(bits);
+        taken.push(key);
+        return key;
+      },
+    };
+    try {
+      return run(source);
+    } catch (error) {
+      if (!(error instanceof KeysPending)) throw error;
+      this.ready.unshift(...taken.filter((key) => key.asymmetricKeyDetails?.modulusLength === this.bits));
+      await this.pending;
+      return run(this);
+    }
   }
 }
 
