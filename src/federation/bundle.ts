@@ -304,7 +304,7 @@ export function planCancelRequest(snapshot: ConsumerSnapshot, ref: ExportRef): C
 }
 
 /**
- * PEM with `\n` line ends. node-forge writes `\r\n`, which YAML can only keep as an escaped double-quoted string:
+ * PEM with `\n` line ends. A PEM with `\r\n` (as some tools write it) YAML can only keep as an escaped double-quoted string:
  * exchange files people read and pass around carry PEM blocks as plain `|` blocks instead.
  */
 function unixLines(pem: string): string {
