@@ -43,9 +43,9 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
     requireFlags([['--service', !args.service], ['--port', !args.port]], 'kubectl meshfed export -n bookinfo --service reviews --port 9080');
   }
 
-  // A first export needs new keys (the federation CA's, and in boundary mode the gateway certificate's): generated in
-  // the background while the cluster is read, used only if the plan issues certificates.
-  const keys = KeyPool.start(args.mode === 'shared-root' ? 1 : 2);
+  // A first export needs new keys (the federation CA's, and in boundary mode the gateway certificate's): generated
+  // together, off the main thread, once the plan asks for one; a re-run that issues nothing generates none.
+  const keys = KeyPool.whenNeeded(args.mode === 'shared-root' ? 1 : 2);
   const context = await chooseContext(session, args.context, '--context', 'Provider context (the cluster that exports)');
   const writer = writerFor(session, context, '--context');
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace of the Service to export');

@@ -152,9 +152,10 @@ async function importExport(session: Session, args: ImportArgs): Promise<void> {
       requireFlags([['--from', !args.from], ['--export', !ref]], 'kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews');
     }
   }
-  // A request, or a direct import the first time, needs a new key for the egress gateway: generated in the background
-  // while the clusters are read (a bundle's import uses the key its request stored).
-  const keys = !args.bundle ? KeyPool.start(1) : undefined;
+  // A request, or a direct import the first time, needs a new key for the egress gateway: generated off the main
+  // thread once the plan asks for it (a re-run that keeps its certificate generates none; a bundle's import uses the
+  // key its request stored).
+  const keys = KeyPool.whenNeeded(1);
   const context = await chooseContext(session, args.context, '--context', 'Consumer context (the cluster that imports)');
   const writer = writerFor(session, context, '--context');
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace to import into (where apps call it)');
@@ -165,9 +166,9 @@ async function importExport(session: Session, args: ImportArgs): Promise<void> {
   if (bundleText !== undefined) await withCoreErrors(FLAGS, () => checkExchangeDocument(bundleText, 'ExportBundle'));
   const consumer = await gatherCluster(writer, { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) });
 
-  if (args['request-out']) return requestImport(session, args, consumer, writer, namespace, ref, output, dryRun, keys ?? KeyPool.start(0));
+  if (args['request-out']) return requestImport(session, args, consumer, writer, namespace, ref, output, dryRun, keys);
   if (bundleText !== undefined) return completeImport(session, args, bundleText, consumer, writer, namespace, ref, output, dryRun);
-  return importDirect(session, args, consumer, writer, namespace, ref, output, dryRun, keys ?? KeyPool.start(0));
+  return importDirect(session, args, consumer, writer, namespace, ref, output, dryRun, keys);
 }
 
 type Output = 'json' | 'yaml' | undefined;

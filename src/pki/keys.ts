@@ -41,19 +41,35 @@ export const generateOnDemand: KeySource = {
 class KeysPending extends Error {}
 
 /**
- * RSA keys generated ahead of time, off the main thread (node:crypto's asynchronous generateKeyPair runs in libuv's
- * thread pool, several keys at once), typically started while a command reads its clusters. Keys are handed to a
- * synchronous planner through {@link plan}, which waits for the pool only when the planner needs more keys than
- * are ready: a run that needs none (nothing to issue) never waits for them.
+ * RSA keys generated off the main thread (node:crypto's asynchronous generateKeyPair runs in libuv's thread pool,
+ * several keys at once). Keys are handed to a synchronous planner through {@link plan}, which waits for the pool
+ * only when the planner needs more keys than are ready. A pool made with {@link start} begins at once (for keys a
+ * command is sure to need, generated while it reads its clusters); one made with {@link whenNeeded} begins the first
+ * time a planner asks for a key, so that a run that issues nothing (a re-run) spends no CPU on keys.
  */
 export class KeyPool implements KeySource {
   private readonly ready: KeyObject[] = [];
   private settled = false;
-  private readonly pending: Promise<void>;
+  private pending: Promise<void> | undefined;
+  private planning = false;
 
-  private constructor(count: number, private readonly bits: number) {
-    this.pending = Promise.all(Array.from({ length: count }, () => new Promise<void>((resolve) => {
-      generateKeyPairNative('rsa', { modulusLength: bits, publicExponent: 0x10001 }, (error, _publicKey, privateKey) => {
+  private constructor(private readonly count: number, private readonly bits: number) {}
+
+  /** Starts generating `count` keys of `bits` bits (default 2048) in the background now. */
+  static start(count: number, bits: number = DEFAULT_KEY_BITS): KeyPool {
+    const pool = new KeyPool(count, checkBits(bits));
+    pool.begin();
+    return pool;
+  }
+
+  /** A pool that generates `count` keys of `bits` bits at once, in the background, when a planner first needs one. */
+  static whenNeeded(count: number, bits: number = DEFAULT_KEY_BITS): KeyPool {
+    return new KeyPool(count, checkBits(bits));
+  }
+
+  private begin(): Promise<void> {
+    this.pending ??= Promise.all(Array.from({ length: this.count }, () => new Promise<void>((resolve) => {
+      generateKeyPairNative('rsa', { modulusLength: this.bits, publicExponent: 0x10001 }, (error, _publicKey, privateKey) => {
         // A failure here only means the key is generated on demand instead.
         if (!error) this.ready.push(privateKey);
         resolve();
@@ -61,35 +77,32 @@ export class KeyPool implements KeySource {
     }))).then(() => {
       this.settled = true;
     });
+    return this.pending;
   }
 
-  /** Starts generating `count` keys of `bits` bits (default 2048) in the background. */
-  static start(count: number, bits: number = DEFAULT_KEY_BITS): KeyPool {
-    return new KeyPool(count, checkBits(bits));
-  }
-
-  /** Resolves once every key started is ready (or failed: it is then generated on demand); never rejects. */
+  /** Resolves once every key of the pool is ready (or failed: it is then generated on demand); never rejects. */
   async prepared(): Promise<this> {
-    await this.pending;
+    await this.begin();
     return this;
   }
 
   /**
-   * A prepared key when one of that size is ready; once the pool has settled, a key generated on the spot.
-   * @throws KeysPending (only inside {@link plan}) while keys are still being generated
+   * A prepared key when one of that size is ready; otherwise, outside {@link plan} or once the pool has settled, a
+   * key generated on the spot.
    */
   take(bits: number): KeyObject {
     if (bits !== this.bits) return generateOnDemand.take(bits);
     const key = this.ready.shift();
     if (key) return key;
-    if (!this.settled) throw new KeysPending('a key is still being generated');
+    if (this.planning && !this.settled) throw new KeysPending('a key is still being generated');
     return generateOnDemand.take(bits);
   }
 
   /**
-   * Runs a pure, synchronous planner with keys from this pool. When it asks for a key that is not ready yet, its
-   * result is discarded, the keys it took are put back, and it runs again once the pool has settled (a pure planner
-   * computes the same plan again; only its CPU time is spent twice, milliseconds).
+   * Runs a pure, synchronous planner with keys from this pool. When it asks for a key that is not ready, its result
+   * is discarded, the keys it took are put back, the pool's keys are generated (if they were not being generated
+   * yet), and it runs again once they are (a pure planner computes the same plan again; only its CPU time, a few
+   * milliseconds, is spent twice).
    */
   async plan<T>(run: (keys: KeySource) => T): Promise<T> {
     const taken: KeyObject[] = [];
@@ -100,14 +113,17 @@ export class KeyPool implements KeySource {
         return key;
       },
     };
+    this.planning = true;
     try {
       return run(source);
     } catch (error) {
       if (!(error instanceof KeysPending)) throw error;
-      this.ready.unshift(...taken.filter((key) => key.asymmetricKeyDetails?.modulusLength === this.bits));
-      await this.pending;
-      return run(this);
+    } finally {
+      this.planning = false;
     }
+    this.ready.unshift(...taken.filter((key) => key.asymmetricKeyDetails?.modulusLength === this.bits));
+    await this.begin();
+    return run(this);
   }
 }
 

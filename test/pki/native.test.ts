@@ -133,6 +133,22 @@ test('a planner run through a key pool gets its keys whether or not they were re
   await t.throwsAsync(pool.plan(() => createFederationCA({ provider: ' ' })), { instanceOf: PkiError });
 });
 
+test('a pool made for when keys are needed begins when a planner asks for one, and the planner runs again with it', async (t) => {
+  const pool = KeyPool.whenNeeded(2);
+  t.true((await pool.plan(() => inspectCertificate(world.ca.certificatePem))).isCA);
+  let runs = 0;
+  const ca = await pool.plan((keys) => {
+    runs += 1;
+    return createFederationCA({ provider: 'cluster2', keys });
+  });
+  // The first run met no ready key: the pool began generating, and the planner ran again with one of its keys.
+  t.is(runs, 2);
+  t.true(keyMatchesCertificate(ca.privateKeyPem, ca.certificatePem));
+  const server = await pool.plan((keys) => issueServerCertificate({ ca, hosts: exportHosts, keys }));
+  t.true(keyMatchesCertificate(server.privateKeyPem, server.certificatePem));
+  t.not(server.privateKeyPem, ca.privateKeyPem);
+});
+
 test('a planner that needs no key never waits for the pool', async (t) => {
   const pool = KeyPool.start(1);
   let settled = false;
