@@ -152,10 +152,10 @@ async function importExport(session: Session, args: ImportArgs): Promise<void> {
       requireFlags([['--from', !args.from], ['--export', !ref]], 'kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews');
     }
   }
-  // A request, or a direct import the first time, needs a new key for the egress gateway: generated off the main
-  // thread once the plan asks for it (a re-run that keeps its certificate generates none; a bundle's import uses the
-  // key its request stored).
-  const keys = KeyPool.whenNeeded(1);
+  // A request, or a direct import the first time, needs a new key for the egress gateway, generated off the main
+  // thread: for a request (always a new key) while the cluster is read; for a direct import once the plan asks for it
+  // (a re-run that keeps its certificate generates none). A bundle's import uses the key its request stored.
+  const keys = args['request-out'] ? KeyPool.start(1) : KeyPool.whenNeeded(1);
   const context = await chooseContext(session, args.context, '--context', 'Consumer context (the cluster that imports)');
   const writer = writerFor(session, context, '--context');
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace to import into (where apps call it)');
