@@ -42,7 +42,7 @@ async function listContexts(session: Session, args: ContextsArgs): Promise<void>
   });
 
   if (args.probe) {
-    // Loaded here: the probe reads the root CA with node-forge, which listing contexts does not need.
+    // Loaded here: the probe reads the clusters and inspects their root CAs, which listing contexts does not need.
     const { probeCluster } = await import('../kube/probe.js');
     const timeout = session.boundedRequestTimeout(DEFAULT_PROBE_TIMEOUT_MS);
     await Promise.all(rows.map(async (row) => {

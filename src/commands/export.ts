@@ -2,6 +2,7 @@ import { InputError, UsageError } from '../errors.js';
 import { FEDERATION_PORT, GATEWAY_NAMES, planExport, subsetChoices, TRUST_MODES, type ExportPlan, type TrustMode } from '../federation/index.js';
 import { gatherCluster, type GatherOptions } from '../kube/gather.js';
 import type { PodSnapshot, ServiceSnapshot } from '../federation/index.js';
+import { KeyPool, type KeySource } from '../pki/index.js';
 import {
   applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, requireFlags, waitTimeoutMs, withCoreErrors,
   writerFor, type MutationArgs,
@@ -42,6 +43,9 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
     requireFlags([['--service', !args.service], ['--port', !args.port]], 'kubectl meshfed export -n bookinfo --service reviews --port 9080');
   }
 
+  // A first export needs new keys (the federation CA's, and in boundary mode the gateway certificate's): generated
+  // together, off the main thread, once the plan asks for one; a re-run that issues nothing generates none.
+  const keys = KeyPool.whenNeeded(args.mode === 'shared-root' ? 1 : 2);
   const context = await chooseContext(session, args.context, '--context', 'Provider context (the cluster that exports)');
   const writer = writerFor(session, context, '--context');
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace of the Service to export');
@@ -76,7 +80,7 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
     ? await session.prompter.input('--name', 'Export name (consumers refer to it)', { default: serviceName })
     : undefined);
 
-  const build = (): ExportPlan => planExport(gathered.snapshot, {
+  const build = (source: KeySource): ExportPlan => planExport(gathered.snapshot, {
     providerContext: context,
     providerClusterId: gathered.identity.clusterId,
     namespace,
@@ -85,18 +89,18 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
     ...(chosenSubset ? { subset: chosenSubset } : {}),
     ...(exportName ? { exportName } : {}),
     ...(args.mode ? { mode: args.mode as TrustMode } : {}),
-  }, { allowGatewayMove: args.force });
+  }, { allowGatewayMove: args.force, keys: source });
   const planFor = async (attempt: number) => {
     // After a write conflict: read the cluster again (the planner is pure: the same inputs on a fresh snapshot).
     if (attempt > 1) gathered = await gatherCluster(writer, gatherOptions);
-    const plan = await withCoreErrors(FLAGS, () => {
+    const plan = await withCoreErrors(FLAGS, () => keys.plan((source) => {
       if (portNumber === undefined) {
         // Let the core say what is wrong with the Service (not found, no selector) before asking for a port.
-        build();
+        build(source);
         throw new UsageError('missing value for --port', { hint: 'pass --port' });
       }
-      return build();
-    });
+      return build(source);
+    }));
     const name = `${plan.record.namespace}/${plan.record.exportName}`;
     const work = clusterWork(gathered, writer, plan, `provider: export ${name} (Service ${plan.record.service}:${plan.record.port.number}, ${plan.record.protocol}, ${plan.record.mode})`);
     work.warnings = work.warnings.filter((w) => !w.includes('has no external address yet'));

@@ -7,6 +7,7 @@ import {
   type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
 } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
+import { KeyPool } from '../pki/index.js';
 import {
   applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, parseNamespacedName, requireFlags,
   waitTimeoutMs, withCoreErrors, writerFor, type ClusterWork, type MutationArgs,
@@ -151,6 +152,10 @@ async function importExport(session: Session, args: ImportArgs): Promise<void> {
       requireFlags([['--from', !args.from], ['--export', !ref]], 'kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews');
     }
   }
+  // A request, or a direct import the first time, needs a new key for the egress gateway, generated off the main
+  // thread: for a request (always a new key) while the cluster is read; for a direct import once the plan asks for it
+  // (a re-run that keeps its certificate generates none). A bundle's import uses the key its request stored.
+  const keys = args['request-out'] ? KeyPool.start(1) : KeyPool.whenNeeded(1);
   const context = await chooseContext(session, args.context, '--context', 'Consumer context (the cluster that imports)');
   const writer = writerFor(session, context, '--context');
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace to import into (where apps call it)');
@@ -161,9 +166,9 @@ async function importExport(session: Session, args: ImportArgs): Promise<void> {
   if (bundleText !== undefined) await withCoreErrors(FLAGS, () => checkExchangeDocument(bundleText, 'ExportBundle'));
   const consumer = await gatherCluster(writer, { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) });
 
-  if (args['request-out']) return requestImport(session, args, consumer, writer, namespace, ref, output, dryRun);
+  if (args['request-out']) return requestImport(session, args, consumer, writer, namespace, ref, output, dryRun, keys);
   if (bundleText !== undefined) return completeImport(session, args, bundleText, consumer, writer, namespace, ref, output, dryRun);
-  return importDirect(session, args, consumer, writer, namespace, ref, output, dryRun);
+  return importDirect(session, args, consumer, writer, namespace, ref, output, dryRun, keys);
 }
 
 type Output = 'json' | 'yaml' | undefined;
@@ -172,7 +177,7 @@ type DryRunValue = ReturnType<typeof dryRunMode>;
 /** Step 1 of 3: a key pair for the egress gateway, stored in this cluster only, and a request file with its CSR. */
 async function requestImport(
   session: Session, args: ImportArgs, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, namespace: string,
-  ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue,
+  ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue, keys: KeyPool,
 ): Promise<void> {
   const providerClusterId = ref?.providerClusterId ?? args.from;
   if (!providerClusterId || !ref) throw new UsageError('missing value for --from or --export', { hint: 'e.g. --from cluster2 --export bookinfo/reviews (the provider\'s cluster id, as its `kubectl meshfed status` shows)' });
@@ -191,12 +196,12 @@ async function requestImport(
   const planFor = async (attempt: number) => {
     // After a write conflict: the cluster is read again and the request planned again (with a key of its own).
     if (attempt > 1) consumer = await gatherCluster(writer, { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) });
-    const { request, plan } = await withCoreErrors(FLAGS, () => createImportRequest(consumer.snapshot, {
+    const { request, plan } = await withCoreErrors(FLAGS, () => keys.plan((source) => createImportRequest(consumer.snapshot, {
       consumerClusterId: consumer.identity.clusterId,
       namespace,
       ...(args['service-account']?.length ? { serviceAccounts: args['service-account'] } : {}),
       export: target,
-    }));
+    }, { keys: source })));
     const work = clusterWork(consumer, writer, plan, `consumer: import request for ${target.providerClusterId}/${target.namespace}/${target.exportName}`);
     return { works: [work], value: request };
   };
@@ -327,7 +332,7 @@ function announce(session: Session, host: string, port: number, protocol: string
 /** With both contexts: admit on the provider and apply the consumer side, in one command. */
 async function importDirect(
   session: Session, args: ImportArgs, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, namespace: string,
-  ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue,
+  ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue, keys: KeyPool,
 ): Promise<void> {
   const providerContext = await chooseContext(session, args.from, '--from', 'Provider context (the cluster that exports)', consumer.context);
   if (providerContext === consumer.context) throw new UsageError(`--from "${providerContext}" is the consumer context itself: import from another cluster`);
@@ -361,7 +366,7 @@ async function importDirect(
       // After a write conflict: both clusters are read again and both sides planned again from the fresh reads.
       [consumer, provider] = await Promise.all([gatherCluster(writer, consumerGather), gatherCluster(providerWriter, providerGather)]);
     }
-    return planDirect(session, args, consumer, writer, provider, providerWriter, target!, namespace, localName);
+    return planDirect(session, args, consumer, writer, provider, providerWriter, target!, namespace, localName, keys);
   };
   const first = await planFor(1);
   const { result, works, value: { consumerPlan, endpoint } } = await applyWithReplan(session, async (attempt) => attempt === 1 ? first : planFor(attempt), {
@@ -379,6 +384,7 @@ async function importDirect(
 async function planDirect(
   session: Session, args: ImportArgs, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, providerRead: GatheredCluster,
   providerWriter: ReturnType<typeof writerFor>, target: { namespace: string; exportName: string }, namespace: string, localName: string | undefined,
+  keys: KeyPool,
 ) {
   let provider = providerRead;
   const providerContext = provider.context;
@@ -411,7 +417,7 @@ async function planDirect(
   const endpoint = providerPlan.endpoint;
 
   const credentials = endpoint.mode === 'boundary'
-    ? await withCoreErrors(FLAGS, () => directCredentials(consumerSnapshot, providerPlan, { consumerClusterId: consumer.identity.clusterId, spiffeId, endpoint }))
+    ? await withCoreErrors(FLAGS, () => keys.plan((source) => directCredentials(consumerSnapshot, providerPlan, { consumerClusterId: consumer.identity.clusterId, spiffeId, endpoint }, { keys: source })))
     : undefined;
   const attach = attachSpec(args, record.exportName);
   const consumerPlan = await withCoreErrors(FLAGS, () => planImport(consumerSnapshot, { endpoint, ...(credentials ? { credentials } : {}) }, {

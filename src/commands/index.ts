@@ -16,7 +16,7 @@ export interface CommandEntry {
   describe: string;
   /**
    * Loads the module that defines its flags and handler. Loaded only when the command line names the command:
-   * most commands pull in the YAML parser, node-forge and the federation core, which `--help`, `--version` and the
+   * most commands pull in the YAML parser, the PKI and the federation core, which `--help`, `--version` and the
    * other commands must not pay for at startup.
    */
   load(): Promise<CommandBody>;

@@ -11,7 +11,7 @@ import { createHash, createPublicKey } from 'node:crypto';
 import YAML from 'yaml';
 import {
   createCertificateRequest, generateKeyPair, inspectCertificate, inspectCertificateRequest, keyMatchesCertificate,
-  PkiError, signClientCertificate, signDetached, verifyCertificateChain, verifyDetached,
+  PkiError, signClientCertificate, signDetached, verifyCertificateChain, verifyDetached, type KeySource,
 } from '../pki/index.js';
 import type { ImportCredentials } from './consumer.js';
 import { BundleError, FederationInputError } from './errors.js';
@@ -137,7 +137,7 @@ export function certificateFingerprint(pem: string): string {
 export function createImportRequest(
   snapshot: ConsumerSnapshot,
   input: { consumerClusterId: string; namespace: string; serviceAccounts?: string[]; export: ExportRef },
-  options: { now?: Date; ttlHours?: number } = {},
+  options: { now?: Date; ttlHours?: number; keys?: KeySource } = {},
 ): { request: ImportRequest; plan: ClusterPlan } {
   checkSupportedIstio(snapshot);
   checkDnsLabel(input.consumerClusterId, 'consumer cluster id', '--to');
@@ -149,7 +149,7 @@ export function createImportRequest(
   for (const sa of serviceAccounts) checkDnsLabel(sa, 'service account', '--service-account');
   const now = options.now ?? new Date();
   const expires = new Date(now.getTime() + (options.ttlHours ?? DEFAULT_REQUEST_TTL_HOURS) * 3_600_000);
-  const keys = generateKeyPair();
+  const keys = generateKeyPair(options.keys ? { keys: options.keys } : {});
   const gatewayNamespace = snapshot.existingGateway?.namespace ?? gatewayNamespaceOf(snapshot);
   const spiffeId = consumerGatewaySpiffeId(input.consumerClusterId, gatewayNamespace, GATEWAY_NAMES.egress);
   const csr = createCertificateRequest({ privateKeyPem: keys.privateKeyPem, commonName: `${input.consumerClusterId} federation egress`, spiffeId });
@@ -304,7 +304,7 @@ export function planCancelRequest(snapshot: ConsumerSnapshot, ref: ExportRef): C
 }
 
 /**
- * PEM with `\n` line ends. node-forge writes `\r\n`, which YAML can only keep as an escaped double-quoted string:
+ * PEM with `\n` line ends. A PEM with `\r\n` (as some tools write it) YAML can only keep as an escaped double-quoted string:
  * exchange files people read and pass around carry PEM blocks as plain `|` blocks instead.
  */
 function unixLines(pem: string): string {
@@ -540,6 +540,7 @@ export const RENEW_BEFORE_DAYS = 30;
  */
 export function directCredentials(
   consumer: ConsumerSnapshot, admission: ClusterPlan, input: { consumerClusterId: string; spiffeId: string; endpoint: Pick<ExportEndpoint, 'providerClusterId' | 'namespace' | 'exportName'> },
+  options: { keys?: KeySource } = {},
 ): ImportCredentials {
   const ca = federationCaOf(admission);
   const secret = findObject(consumer, 'Secret', homeNamespaceOf(consumer), names.binding(input.endpoint.providerClusterId, input.endpoint.namespace, input.endpoint.exportName));
@@ -557,7 +558,7 @@ export function directCredentials(
       // An unreadable stored certificate is replaced below.
     }
   }
-  const keys = generateKeyPair();
+  const keys = generateKeyPair(options.keys ? { keys: options.keys } : {});
   const csrPem = createCertificateRequest({ privateKeyPem: keys.privateKeyPem, commonName: `${input.consumerClusterId} federation egress`, spiffeId: input.spiffeId });
   return {
     certificatePem: signClientCertificate({ ca, csrPem, expectSpiffeId: input.spiffeId }),

@@ -4,7 +4,7 @@
  */
 import {
   createFederationCA, inspectCertificate, issueServerCertificate, keyMatchesCertificate, verifyCertificateChain,
-  type CertificateAndKey,
+  type CertificateAndKey, type KeySource,
 } from '../pki/index.js';
 import { FederationInputError } from './errors.js';
 import {
@@ -45,6 +45,8 @@ export interface PlanOptions {
    * again once they import it anew, since the gateway's address changes). Default false: such a move is refused.
    */
   allowGatewayMove?: boolean;
+  /** Where new private keys (federation CA, gateway certificates) come from; default: generated when needed. */
+  keys?: KeySource;
 }
 
 /** A provider plan for one export. */
@@ -399,7 +401,7 @@ function planProvider(
   // The CA key lives in a namespace of its own: a gateway can read every Secret of its namespace (its Role).
   const caNamespace = FEDERATION_CA_NAMESPACE;
   const found = chooseFederationCa(snapshot, home, options.now);
-  const ca = found.ca ?? createFederationCA({ provider: snapshot.clusterId, ...(options.now ? { now: options.now } : {}) });
+  const ca = found.ca ?? createFederationCA({ provider: snapshot.clusterId, ...(options.now ? { now: options.now } : {}), ...(options.keys ? { keys: options.keys } : {}) });
   plan.objects.push(kubeObject('v1', 'Namespace', caNamespace, undefined, { [MANAGED_BY_LABEL]: MANAGED_BY }, {}));
   plan.objects.push(kubeObject('v1', 'Secret', FEDERATION_CA_SECRET, caNamespace, meshfedLabels('federation-ca'), {
     type: 'Opaque',
@@ -582,7 +584,9 @@ function serverCertificate(snapshot: ProviderSnapshot, home: string, name: strin
       // An unreadable certificate is replaced below.
     }
   }
-  return issueServerCertificate({ ca, hosts: [host], now, ...(options.certificateValidityDays ? { validityDays: options.certificateValidityDays } : {}) });
+  return issueServerCertificate({
+    ca, hosts: [host], now, ...(options.certificateValidityDays ? { validityDays: options.certificateValidityDays } : {}), ...(options.keys ? { keys: options.keys } : {}),
+  });
 }
 
 /** Objects that belong to one export alone (all carry its export label). */

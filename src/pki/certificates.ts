@@ -1,10 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
-import forge from 'node-forge';
+import { createHash, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
+import * as der from './der.js';
 import { PkiError } from './errors.js';
 import { checkCertificateRequest, checkCommonName, createCertificateRequest, MAX_COMMON_NAME } from './csr.js';
-import { DEFAULT_KEY_BITS, forgePrivateKey, forgeRsaKeyPair, generateKeyPair, keyMatchesCertificate, privateKeyToPem } from './keys.js';
+import { DEFAULT_KEY_BITS, generateKeyPair, generateOnDemand, keyMatchesCertificate, privateKeyToPem, rsaPrivateKey, type KeySource } from './keys.js';
 import { normaliseDnsName } from './names.js';
-import { inspectCertificate } from './inspect.js';
+import { describeParsed, parseCertificate, subjectKeyIdentifierOf } from './inspect.js';
 
 /** PEM-encoded certificate and its private key (PKCS#8 PEM for keys meshfed generates). */
 export interface CertificateAndKey {
@@ -18,6 +18,11 @@ export interface ValidityOptions {
   now?: Date;
   /** Validity in days; the default depends on the kind of certificate (CA 3650, server and client 365). */
   validityDays?: number;
+}
+
+/** Where a certificate's new key comes from (see {@link KeySource}); default: generated when needed. */
+export interface KeyOptions {
+  keys?: KeySource;
 }
 
 /** Default lifetime of a federation CA, in days. */
@@ -34,12 +39,45 @@ export const ORGANISATION = 'kubectl-meshfed';
 
 const DAY_MS = 86_400_000;
 
-function serialNumber(): string {
+function serialNumber(): Buffer {
   // 128 random bits, first byte in 0x40-0x7f: positive and minimally encoded as a DER INTEGER.
   const bytes = randomBytes(16);
   bytes[0] = (bytes[0]! & 0x3f) | 0x40;
-  return bytes.toString('hex');
+  return bytes;
 }
+
+/** The SubjectPublicKeyInfo of a key, as DER. */
+function spkiOf(key: KeyObject): Buffer {
+  return createPublicKey(key).export({ type: 'spki', format: 'der' });
+}
+
+interface CertificateFields {
+  serial: Buffer;
+  issuer: Buffer;
+  subject: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+  spki: Buffer;
+  extensions: Buffer[];
+}
+
+/** Encodes an X.509 v3 certificate and signs it (RSA PKCS#1 v1.5, SHA-256) with node:crypto. */
+function signCertificate(fields: CertificateFields, signer: KeyObject): string {
+  const tbs = der.sequence(
+    der.explicit(0, der.integer(2)),
+    der.integer(fields.serial),
+    der.sha256WithRsa(),
+    fields.issuer,
+    der.sequence(der.time(fields.notBefore), der.time(fields.notAfter)),
+    fields.subject,
+    fields.spki,
+    der.explicit(3, der.sequence(...fields.extensions)),
+  );
+  const signature = sign('sha256', tbs, signer);
+  return der.toPem('CERTIFICATE', der.sequence(tbs, der.sha256WithRsa(), der.bitString(signature)));
+}
+
+const KEY_USAGE_BIT = { digitalSignature: 0, keyEncipherment: 2, keyCertSign: 5, cRLSign: 6 } as const;
 
 function validityWindow(options: ValidityOptions, defaultDays: number): { notBefore: Date; notAfter: Date } {
   const now = options.now ?? new Date();
@@ -68,36 +106,36 @@ function caCommonName(provider: string): string {
  * @param options.validityDays default 3650
  * @param options.now default: the current time; notBefore is 5 minutes earlier to absorb clock skew
  */
-export function createFederationCA(options: { provider: string; keyBits?: number } & ValidityOptions): CertificateAndKey {
+export function createFederationCA(options: { provider: string; keyBits?: number } & ValidityOptions & KeyOptions): CertificateAndKey {
   if (options.provider.trim() === '') throw new PkiError('the provider name of a federation CA must not be empty');
   const { notBefore, notAfter } = validityWindow(options, DEFAULT_CA_VALIDITY_DAYS);
-  const keys = forgeRsaKeyPair(options.keyBits ?? DEFAULT_KEY_BITS);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = keys.publicKey;
-  cert.serialNumber = serialNumber();
-  cert.validity.notBefore = notBefore;
-  cert.validity.notAfter = notAfter;
-  const name = [{ name: 'organizationName', value: ORGANISATION }, { name: 'commonName', value: caCommonName(options.provider) }];
-  cert.setSubject(name);
-  cert.setIssuer(name);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
-    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier: true },
-  ]);
-  cert.sign(keys.privateKey, forge.md.sha256.create());
-  return { certificatePem: forge.pki.certificateToPem(cert), privateKeyPem: privateKeyToPem(keys.privateKey) };
+  const key = (options.keys ?? generateOnDemand).take(options.keyBits ?? DEFAULT_KEY_BITS);
+  const spki = spkiOf(key);
+  const name = der.name([[der.OID.organizationName, ORGANISATION], [der.OID.commonName, caCommonName(options.provider)]]);
+  const keyId = subjectKeyIdentifierOf(spki);
+  const certificatePem = signCertificate({
+    serial: serialNumber(), issuer: name, subject: name, notBefore, notAfter, spki,
+    extensions: [
+      der.extension(der.OID.basicConstraints, true, der.sequence(der.boolean(true), der.integer(0))),
+      der.extension(der.OID.keyUsage, true, der.namedBits([KEY_USAGE_BIT.keyCertSign, KEY_USAGE_BIT.cRLSign])),
+      der.extension(der.OID.subjectKeyIdentifier, false, der.octetString(keyId)),
+      der.extension(der.OID.authorityKeyIdentifier, false, der.sequence(der.implicitPrimitive(0, keyId))),
+    ],
+  }, key);
+  return { certificatePem, privateKeyPem: privateKeyToPem(key) };
 }
 
 interface SigningCA {
-  certificate: forge.pki.Certificate;
-  privateKey: forge.pki.rsa.PrivateKey;
+  /** The CA's subject exactly as encoded in its certificate: a leaf's issuer must match it. */
+  subject: Buffer;
+  keyIdentifier: Buffer;
+  privateKey: KeyObject;
   notAfter: Date;
 }
 
 function loadCA(ca: CertificateAndKey, now: Date): SigningCA {
-  const info = inspectCertificate(ca.certificatePem, now);
+  const parsed = parseCertificate(ca.certificatePem);
+  const info = describeParsed(parsed, now);
   if (!info.isCA || !info.keyUsage.includes('keyCertSign')) {
     throw new PkiError(`${info.subject} is not a CA that may sign certificates (needs CA:TRUE and keyCertSign)`);
   }
@@ -107,46 +145,38 @@ function loadCA(ca: CertificateAndKey, now: Date): SigningCA {
   if (!keyMatchesCertificate(ca.privateKeyPem, ca.certificatePem)) {
     throw new PkiError(`the private key given for ${info.subject} does not belong to that certificate`);
   }
-  let certificate: forge.pki.Certificate;
-  try {
-    certificate = forge.pki.certificateFromPem(ca.certificatePem);
-  } catch {
+  if (parsed.x509.publicKey.asymmetricKeyType !== 'rsa') {
     throw new PkiError(`the federation CA ${info.subject} does not have an RSA key; meshfed signs with RSA only`);
   }
-  return { certificate, privateKey: forgePrivateKey(ca.privateKeyPem, 'the federation CA key'), notAfter: info.notAfter };
+  return {
+    subject: parsed.subjectDer,
+    keyIdentifier: parsed.subjectKeyIdentifier ?? subjectKeyIdentifierOf(parsed.x509.publicKey.export({ type: 'spki', format: 'der' })),
+    privateKey: rsaPrivateKey(ca.privateKeyPem, 'the federation CA key'),
+    notAfter: info.notAfter,
+  };
 }
 
 function signLeaf(
   ca: SigningCA,
-  publicKey: forge.pki.PublicKey,
-  subject: forge.pki.CertificateField[],
-  usage: { extKeyUsage: 'serverAuth' | 'clientAuth'; altNames: { type: number; value: string }[] },
+  spki: Buffer,
+  subject: Buffer,
+  usage: { extKeyUsage: 'serverAuth' | 'clientAuth'; altNames: Buffer[] },
   options: ValidityOptions,
 ): string {
   const window = validityWindow(options, DEFAULT_LEAF_VALIDITY_DAYS);
   // A leaf outliving its CA would look valid but fail every handshake after the CA expires.
   const notAfter = window.notAfter > ca.notAfter ? ca.notAfter : window.notAfter;
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = publicKey;
-  cert.serialNumber = serialNumber();
-  cert.validity.notBefore = window.notBefore;
-  cert.validity.notAfter = notAfter;
-  cert.setSubject(subject);
-  cert.setIssuer(ca.certificate.subject.attributes);
-  const caKeyId = (ca.certificate.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | undefined)?.subjectKeyIdentifier;
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', [usage.extKeyUsage]: true },
-    { name: 'subjectAltName', altNames: usage.altNames },
-    { name: 'subjectKeyIdentifier' },
-    {
-      name: 'authorityKeyIdentifier',
-      keyIdentifier: caKeyId ? forge.util.hexToBytes(caKeyId) : ca.certificate.generateSubjectKeyIdentifier().getBytes(),
-    },
-  ]);
-  cert.sign(ca.privateKey, forge.md.sha256.create());
-  return forge.pki.certificateToPem(cert);
+  return signCertificate({
+    serial: serialNumber(), issuer: ca.subject, subject, notBefore: window.notBefore, notAfter, spki,
+    extensions: [
+      der.extension(der.OID.basicConstraints, true, der.sequence()),
+      der.extension(der.OID.keyUsage, true, der.namedBits([KEY_USAGE_BIT.digitalSignature, KEY_USAGE_BIT.keyEncipherment])),
+      der.extension(der.OID.extKeyUsage, false, der.sequence(der.oid(der.OID[usage.extKeyUsage]))),
+      der.extension(der.OID.subjectAltName, false, der.sequence(...usage.altNames)),
+      der.extension(der.OID.subjectKeyIdentifier, false, der.octetString(subjectKeyIdentifierOf(spki))),
+      der.extension(der.OID.authorityKeyIdentifier, false, der.sequence(der.implicitPrimitive(0, ca.keyIdentifier))),
+    ],
+  }, ca.privateKey);
 }
 
 /**
@@ -159,19 +189,19 @@ function signLeaf(
  * @param options.validityDays default 365, never beyond the CA's notAfter
  * @param options.now default: the current time
  */
-export function issueServerCertificate(options: { ca: CertificateAndKey; hosts: string[]; commonName?: string } & ValidityOptions): CertificateAndKey {
+export function issueServerCertificate(options: { ca: CertificateAndKey; hosts: string[]; commonName?: string } & ValidityOptions & KeyOptions): CertificateAndKey {
   const hosts = [...new Set(options.hosts.map(normaliseDnsName))];
   if (hosts.length === 0) throw new PkiError('a federation gateway server certificate needs at least one host');
   const ca = loadCA(options.ca, options.now ?? new Date());
   const commonName = options.commonName ?? (hosts[0]!.length <= MAX_COMMON_NAME ? hosts[0]! : 'meshfed federation gateway');
-  const keys = forgeRsaKeyPair(DEFAULT_KEY_BITS);
+  const subject = der.name([[der.OID.organizationName, ORGANISATION], [der.OID.commonName, checkCommonName(commonName)]]);
+  const key = (options.keys ?? generateOnDemand).take(DEFAULT_KEY_BITS);
   const certificatePem = signLeaf(
-    ca, keys.publicKey,
-    [{ name: 'organizationName', value: ORGANISATION }, { name: 'commonName', value: checkCommonName(commonName) }],
-    { extKeyUsage: 'serverAuth', altNames: hosts.map((value) => ({ type: 2, value })) },
+    ca, spkiOf(key), subject,
+    { extKeyUsage: 'serverAuth', altNames: hosts.map((host) => der.implicitPrimitive(2, Buffer.from(host, 'ascii'))) },
     options,
   );
-  return { certificatePem, privateKeyPem: privateKeyToPem(keys.privateKey) };
+  return { certificatePem, privateKeyPem: privateKeyToPem(key) };
 }
 
 /**
@@ -191,9 +221,9 @@ export function signClientCertificate(options: { ca: CertificateAndKey; csrPem: 
   }
   const ca = loadCA(options.ca, options.now ?? new Date());
   return signLeaf(
-    ca, request.request.publicKey!,
-    [{ name: 'organizationName', value: ORGANISATION }, { name: 'commonName', value: request.commonName }],
-    { extKeyUsage: 'clientAuth', altNames: [{ type: 6, value: request.spiffeId }] },
+    ca, request.spki,
+    der.name([[der.OID.organizationName, ORGANISATION], [der.OID.commonName, request.commonName]]),
+    { extKeyUsage: 'clientAuth', altNames: [der.implicitPrimitive(6, Buffer.from(request.spiffeId, 'ascii'))] },
     options,
   );
 }
@@ -202,9 +232,9 @@ export function signClientCertificate(options: { ca: CertificateAndKey; csrPem: 
  * Key, CSR and signature in one step, for when one process may hold the consumer's key (tests,
  * single-cluster flows). Same certificate as {@link signClientCertificate}.
  */
-export function issueClientCertificate(options: { ca: CertificateAndKey; commonName: string; spiffeId: string } & ValidityOptions): CertificateAndKey {
-  const { privateKeyPem } = generateKeyPair();
+export function issueClientCertificate(options: { ca: CertificateAndKey; commonName: string; spiffeId: string } & ValidityOptions & KeyOptions): CertificateAndKey {
+  const { privateKeyPem } = generateKeyPair(options.keys ? { keys: options.keys } : {});
   const csrPem = createCertificateRequest({ privateKeyPem, commonName: options.commonName, spiffeId: options.spiffeId });
-  const { commonName: _commonName, spiffeId: _spiffeId, ...signing } = options;
+  const { commonName: _commonName, spiffeId: _spiffeId, keys: _keys, ...signing } = options;
   return { certificatePem: signClientCertificate({ ...signing, csrPem }), privateKeyPem };
 }

@@ -1,8 +1,9 @@
-import { createHash, createPublicKey } from 'node:crypto';
-import forge from 'node-forge';
+import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import * as der from './der.js';
 import { PkiError } from './errors.js';
-import { colonHex, forgePrivateKey } from './keys.js';
+import { colonHex, rsaPrivateKey } from './keys.js';
 import { checkSpiffeId } from './names.js';
+import { readGeneralNames, readName } from './inspect.js';
 
 /** An X.509 common name is at most 64 characters (RFC 5280 ub-common-name). */
 export const MAX_COMMON_NAME = 64;
@@ -25,24 +26,71 @@ export function checkCommonName(commonName: string): string {
  * @returns the request as PEM (`BEGIN CERTIFICATE REQUEST`)
  */
 export function createCertificateRequest(options: { privateKeyPem: string; commonName: string; spiffeId: string }): string {
-  const privateKey = forgePrivateKey(options.privateKeyPem, 'the consumer private key');
-  const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = forge.pki.rsa.setPublicKey(privateKey.n, privateKey.e);
-  csr.setSubject([{ name: 'commonName', value: checkCommonName(options.commonName) }]);
-  csr.setAttributes([{
-    name: 'extensionRequest',
-    extensions: [{ name: 'subjectAltName', altNames: [{ type: 6, value: checkSpiffeId(options.spiffeId) }] }],
-  }]);
-  csr.sign(privateKey, forge.md.sha256.create());
-  return forge.pki.certificationRequestToPem(csr);
+  const privateKey = rsaPrivateKey(options.privateKeyPem, 'the consumer private key');
+  const subject = der.name([[der.OID.commonName, checkCommonName(options.commonName)]]);
+  const san = der.sequence(der.implicitPrimitive(6, Buffer.from(checkSpiffeId(options.spiffeId), 'ascii')));
+  const info = der.sequence(
+    der.integer(0),
+    subject,
+    createPublicKey(privateKey).export({ type: 'spki', format: 'der' }),
+    // attributes [0] IMPLICIT SET OF Attribute: one extensionRequest holding the subjectAltName.
+    der.tlv(0xa0, der.sequence(der.oid(der.OID.extensionRequest), der.set(der.sequence(der.extension(der.OID.subjectAltName, false, san))))),
+  );
+  const signature = sign('sha256', info, privateKey);
+  return der.toPem('CERTIFICATE REQUEST', der.sequence(info, der.sha256WithRsa(), der.bitString(signature)));
 }
 
-/** A request that passed {@link inspectCertificateRequest}, with the parsed forge object for signing. */
+/** A request that passed {@link inspectCertificateRequest}, with its key for signing. */
 export interface CheckedRequest {
   commonName: string;
   spiffeId: string;
   publicKeyFingerprint: string;
-  request: forge.pki.CertificateSigningRequest;
+  /** The request's SubjectPublicKeyInfo, DER: what the certificate certifies. */
+  spki: Buffer;
+}
+
+/** RSA signature algorithms a request may be signed with, by OID. */
+const RSA_SIGNATURE_HASHES: Record<string, string> = {
+  '1.2.840.113549.1.1.5': 'sha1', '1.2.840.113549.1.1.14': 'sha224', [der.OID.sha256WithRSAEncryption]: 'sha256',
+  '1.2.840.113549.1.1.12': 'sha384', '1.2.840.113549.1.1.13': 'sha512',
+};
+
+interface RequestParts {
+  info: der.Node;
+  spki: der.Node;
+  subject: der.Node;
+  attributes: der.Node | undefined;
+  algorithm: string;
+  signature: Buffer;
+}
+
+function requestParts(pem: string): RequestParts {
+  const bytes = der.fromPem(pem, /(?:NEW )?CERTIFICATE REQUEST/);
+  if (!bytes) throw new der.DerError('no PEM block');
+  const root = der.decode(bytes);
+  const info = der.child(root, 0, der.TAG.sequence);
+  der.child(info, 0, der.TAG.integer);
+  return {
+    info,
+    subject: der.child(info, 1, der.TAG.sequence),
+    spki: der.child(info, 2, der.TAG.sequence),
+    attributes: info.children.find((node) => node.tag === 0xa0),
+    algorithm: der.readOid(der.child(der.child(root, 1, der.TAG.sequence), 0)),
+    signature: der.readBitStringBytes(der.child(root, 2)),
+  };
+}
+
+/** The subjectAltName entries of the request's extensionRequest attribute (empty when it has none). */
+function requestedAltNames(attributes: der.Node | undefined): Array<{ type: number; value: string }> {
+  for (const attribute of attributes?.children ?? []) {
+    if (der.readOid(der.child(attribute, 0)) !== der.OID.extensionRequest) continue;
+    const extensions = der.child(der.child(attribute, 1, der.TAG.set), 0, der.TAG.sequence);
+    for (const extension of extensions.children) {
+      if (der.readOid(der.child(extension, 0)) !== der.OID.subjectAltName) continue;
+      return readGeneralNames(der.decode(extension.children.at(-1)!.content));
+    }
+  }
+  return [];
 }
 
 /** Parses and checks a CSR; see {@link inspectCertificateRequest}. */
@@ -50,34 +98,41 @@ export function checkCertificateRequest(csrPem: string): CheckedRequest {
   if (!/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(csrPem)) {
     throw new PkiError('the certificate signing request is not a PEM "CERTIFICATE REQUEST"');
   }
-  let request: forge.pki.CertificateSigningRequest;
+  let parts: RequestParts;
+  let publicKey: KeyObject;
+  let altNames: Array<{ type: number; value: string }>;
+  let commonName: string | undefined;
   try {
-    request = forge.pki.certificationRequestFromPem(csrPem.replace(/(BEGIN|END) NEW CERTIFICATE REQUEST/g, '$1 CERTIFICATE REQUEST'), true);
-  } catch (error) {
-    const why = error instanceof Error && /OID is not RSA/.test(error.message)
-      ? 'its key is not an RSA key (meshfed issues RSA certificates only)'
-      : 'it cannot be parsed';
-    throw new PkiError(`the certificate signing request is unusable: ${why}`);
+    parts = requestParts(csrPem);
+    publicKey = createPublicKey({ key: parts.spki.raw, format: 'der', type: 'spki' });
+    altNames = requestedAltNames(parts.attributes);
+    commonName = readName(parts.subject).find((rdn) => rdn.key === 'CN')?.value;
+  } catch {
+    throw new PkiError('the certificate signing request is unusable: it cannot be parsed');
+  }
+  if (publicKey.asymmetricKeyType !== 'rsa') {
+    throw new PkiError('the certificate signing request is unusable: its key is not an RSA key (meshfed issues RSA certificates only)');
+  }
+  const hash = RSA_SIGNATURE_HASHES[parts.algorithm];
+  if (hash === undefined) {
+    throw new PkiError(`the certificate signing request is unusable: its signature algorithm ${parts.algorithm} is not RSA with SHA-1 or SHA-2`);
   }
   let signatureValid = false;
   try {
-    signatureValid = request.verify();
+    signatureValid = verify(hash, parts.info.raw, publicKey, parts.signature);
   } catch {
     signatureValid = false;
   }
   if (!signatureValid) {
     throw new PkiError('the certificate signing request is forged or damaged: its signature does not match its content and key');
   }
-  const publicKey = request.publicKey as forge.pki.rsa.PublicKey;
-  if (publicKey.n.bitLength() < 2048) {
-    throw new PkiError(`the certificate signing request has a ${publicKey.n.bitLength()}-bit key; at least 2048 bits are required`);
+  const bits = publicKey.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (bits < 2048) {
+    throw new PkiError(`the certificate signing request has a ${bits}-bit key; at least 2048 bits are required`);
   }
-  const commonName = request.subject.getField('CN')?.value as string | undefined;
   if (commonName === undefined || commonName === '') throw new PkiError('the certificate signing request has no subject common name (CN)');
   checkCommonName(commonName);
 
-  const extensionRequest = (request.getAttribute({ name: 'extensionRequest' }) as { extensions?: { name?: string; altNames?: { type: number; value: string }[] }[] } | null);
-  const altNames = extensionRequest?.extensions?.find((e) => e.name === 'subjectAltName')?.altNames ?? [];
   const uris = altNames.filter((n) => n.type === 6).map((n) => n.value);
   const others = altNames.filter((n) => n.type !== 6);
   if (uris.length !== 1) {
@@ -87,8 +142,7 @@ export function checkCertificateRequest(csrPem: string): CheckedRequest {
     throw new PkiError('the certificate signing request has DNS, IP or e-mail subjectAltNames; a consumer gateway identity is its SPIFFE URI only');
   }
   const spiffeId = checkSpiffeId(uris[0]!);
-  const spki = createPublicKey(forge.pki.publicKeyToPem(publicKey)).export({ type: 'spki', format: 'der' });
-  return { commonName, spiffeId, publicKeyFingerprint: colonHex(createHash('sha256').update(spki).digest()), request };
+  return { commonName, spiffeId, publicKeyFingerprint: colonHex(createHash('sha256').update(parts.spki.raw).digest()), spki: Buffer.from(parts.spki.raw) };
 }
 
 /**

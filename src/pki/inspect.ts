@@ -1,5 +1,5 @@
-import { X509Certificate } from 'node:crypto';
-import forge from 'node-forge';
+import { createHash, X509Certificate } from 'node:crypto';
+import * as der from './der.js';
 import { PkiError } from './errors.js';
 import { colonHex, fingerprintPublicKey } from './keys.js';
 
@@ -61,19 +61,75 @@ function escapeDnValue(value: string): string {
 
 interface Rdn { key: string; value: string }
 
-function readName(name: forge.asn1.Asn1): Rdn[] {
-  const attributes = (forge.pki as unknown as { RDNAttributesAsArray(rdn: forge.asn1.Asn1): { type: string; shortName?: string; value: string }[] })
-    .RDNAttributesAsArray(name);
-  return attributes.map((a) => ({ key: a.shortName ?? a.type, value: String(a.value) }));
+/** Short names of the attribute types users meet in certificates (RFC 4514); others are shown by OID. */
+const ATTRIBUTE_NAMES: Record<string, string> = {
+  '2.5.4.3': 'CN', '2.5.4.6': 'C', '2.5.4.7': 'L', '2.5.4.8': 'ST', '2.5.4.10': 'O', '2.5.4.11': 'OU',
+  '1.2.840.113549.1.9.1': 'E',
+};
+
+/** The attributes of a Name, in DER order (least specific first). */
+export function readName(name: der.Node): Rdn[] {
+  if (name.tag !== der.TAG.sequence) throw new der.DerError('not a Name');
+  return name.children.flatMap((rdn) => rdn.children.map((attribute) => {
+    const type = der.readOid(der.child(attribute, 0));
+    return { key: ATTRIBUTE_NAMES[type] ?? type, value: der.readString(der.child(attribute, 1)) };
+  }));
 }
 
 function formatName(rdns: Rdn[]): string {
   return [...rdns].reverse().map((r) => `${r.key}=${escapeDnValue(r.value)}`).join(',');
 }
 
-function readTime(node: forge.asn1.Asn1): Date {
-  const text = node.value as string;
-  return node.type === forge.asn1.Type.UTCTIME ? forge.asn1.utcTimeToDate(text) : forge.asn1.generalizedTimeToDate(text);
+function formatIp(bytes: Buffer): string {
+  if (bytes.length === 4) return [...bytes].join('.');
+  const groups = Array.from({ length: bytes.length / 2 }, (_, i) => bytes.readUInt16BE(i * 2).toString(16));
+  return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
+}
+
+/**
+ * GeneralNames (subjectAltName): `type` is the GeneralName choice (2 dNSName, 6 URI, 7 iPAddress, 1 rfc822Name);
+ * `ip` is set for addresses.
+ */
+export function readGeneralNames(names: der.Node): Array<{ type: number; value: string; ip?: string }> {
+  if (names.tag !== der.TAG.sequence) throw new der.DerError('not GeneralNames');
+  return names.children.map((entry) => {
+    const type = entry.tag & 0x1f;
+    if (type === 7) return { type, value: entry.content.toString('latin1'), ip: formatIp(entry.content) };
+    return { type, value: entry.tag & 0x20 ? '' : entry.content.toString('utf8') };
+  });
+}
+
+/** The extensions meshfed reads, decoded; absent ones are undefined. */
+interface Extensions {
+  basicConstraints?: { isCA: boolean; pathLength?: number };
+  /** Set bit numbers. */
+  keyUsage?: number[];
+  /** Purposes by OID. */
+  extKeyUsage?: string[];
+  altNames?: Array<{ type: number; value: string; ip?: string }>;
+  subjectKeyIdentifier?: Buffer;
+}
+
+function readExtensions(node: der.Node | undefined): Extensions {
+  const out: Extensions = {};
+  for (const extension of node ? der.child(node, 0, der.TAG.sequence).children : []) {
+    const id = der.readOid(der.child(extension, 0));
+    const value = der.decode(der.child(extension, extension.children.length - 1, der.TAG.octetString).content);
+    if (id === der.OID.basicConstraints) {
+      const isCA = value.children[0]?.tag === der.TAG.boolean && value.children[0].content[0] !== 0;
+      const length = value.children.find((c) => c.tag === der.TAG.integer);
+      out.basicConstraints = { isCA, ...(length ? { pathLength: length.content.readUIntBE(0, Math.min(length.content.length, 6)) } : {}) };
+    } else if (id === der.OID.keyUsage) {
+      out.keyUsage = der.readNamedBits(value);
+    } else if (id === der.OID.extKeyUsage) {
+      out.extKeyUsage = value.children.map(der.readOid);
+    } else if (id === der.OID.subjectAltName) {
+      out.altNames = readGeneralNames(value);
+    } else if (id === der.OID.subjectKeyIdentifier) {
+      out.subjectKeyIdentifier = Buffer.from(value.content);
+    }
+  }
+  return out;
 }
 
 /** A certificate parsed once: Node's X509 object (any key type) plus the fields Node does not expose. */
@@ -81,9 +137,17 @@ export interface ParsedCertificate {
   x509: X509Certificate;
   subject: Rdn[];
   issuer: Rdn[];
+  /** The subject Name as encoded: the issuer of what this certificate signs. */
+  subjectDer: Buffer;
   notBefore: Date;
   notAfter: Date;
-  extensions: Record<string, unknown>[];
+  extensions: Extensions;
+  subjectKeyIdentifier?: Buffer;
+}
+
+/** RFC 5280 4.2.1.2 method (1): SHA-1 of the subjectPublicKey bits of a DER SubjectPublicKeyInfo. */
+export function subjectKeyIdentifierOf(spki: Buffer): Buffer {
+  return createHash('sha1').update(der.readBitStringBytes(der.child(der.decode(spki), 1))).digest();
 }
 
 /** Parses the first certificate of a PEM. @throws PkiError naming `what` when there is none or it is damaged */
@@ -92,19 +156,15 @@ export function parseCertificate(pem: string, what = 'the certificate'): ParsedC
   if (first === undefined) throw new PkiError(`${what} contains no PEM certificate`);
   try {
     const x509 = new X509Certificate(first);
-    const root = forge.asn1.fromDer(forge.util.createBuffer(x509.raw.toString('binary')));
-    const tbs = (root.value as forge.asn1.Asn1[])[0]!.value as forge.asn1.Asn1[];
-    const hasVersion = tbs[0]!.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && tbs[0]!.type === 0;
-    const at = (i: number) => tbs[(hasVersion ? 1 : 0) + i]!;
-    const validity = at(3).value as forge.asn1.Asn1[];
-    const extensionsNode = tbs.find((n) => n.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && n.type === 3);
-    const extensions = extensionsNode
-      ? ((forge.pki as unknown as { certificateExtensionsFromAsn1(n: forge.asn1.Asn1): Record<string, unknown>[] })
-        .certificateExtensionsFromAsn1(extensionsNode))
-      : [];
+    const tbs = der.child(der.decode(x509.raw), 0, der.TAG.sequence);
+    const offset = tbs.children[0]?.tag === 0xa0 ? 1 : 0;
+    const at = (i: number) => der.child(tbs, offset + i);
+    const validity = at(3);
+    const extensions = readExtensions(tbs.children.find((n) => n.tag === 0xa3));
     return {
-      x509, subject: readName(at(4)), issuer: readName(at(2)),
-      notBefore: readTime(validity[0]!), notAfter: readTime(validity[1]!), extensions,
+      x509, subject: readName(at(4)), issuer: readName(at(2)), subjectDer: Buffer.from(at(4).raw),
+      notBefore: der.readTime(der.child(validity, 0)), notAfter: der.readTime(der.child(validity, 1)), extensions,
+      ...(extensions.subjectKeyIdentifier ? { subjectKeyIdentifier: extensions.subjectKeyIdentifier } : {}),
     };
   } catch (error) {
     if (error instanceof PkiError) throw error;
@@ -112,19 +172,18 @@ export function parseCertificate(pem: string, what = 'the certificate'): ParsedC
   }
 }
 
-function extension(parsed: ParsedCertificate, name: string): Record<string, unknown> | undefined {
-  return parsed.extensions.find((e) => e['name'] === name);
-}
+/** Names of the extended key usages meshfed and users meet; others are shown by OID. */
+const PURPOSE_NAMES: Record<string, string> = {
+  [der.OID.serverAuth]: 'serverAuth', [der.OID.clientAuth]: 'clientAuth', '1.3.6.1.5.5.7.3.3': 'codeSigning',
+  '1.3.6.1.5.5.7.3.4': 'emailProtection', '1.3.6.1.5.5.7.3.8': 'timeStamping',
+};
 
-const extensionBookkeeping = new Set(['id', 'critical', 'value', 'name']);
-
-function describe(parsed: ParsedCertificate, now: Date): CertificateInfo {
-  const san = (extension(parsed, 'subjectAltName')?.['altNames'] ?? []) as { type: number; value: string; ip?: string }[];
-  const keyUsage = extension(parsed, 'keyUsage');
-  const extKeyUsage = extension(parsed, 'extKeyUsage');
-  const basic = extension(parsed, 'basicConstraints');
+/** {@link inspectCertificate} of a certificate already parsed. */
+export function describeParsed(parsed: ParsedCertificate, now: Date): CertificateInfo {
+  const { extensions } = parsed;
+  const san = extensions.altNames ?? [];
   const commonName = parsed.subject.find((r) => r.key === 'CN')?.value;
-  const pathLength = basic?.['pathLenConstraint'];
+  const pathLength = extensions.basicConstraints?.pathLength;
   return {
     subject: formatName(parsed.subject),
     ...(commonName === undefined ? {} : { commonName }),
@@ -136,12 +195,10 @@ function describe(parsed: ParsedCertificate, now: Date): CertificateInfo {
     dnsNames: san.filter((n) => n.type === 2).map((n) => n.value),
     uris: san.filter((n) => n.type === 6).map((n) => n.value),
     ipAddresses: san.filter((n) => n.type === 7 && n.ip !== undefined).map((n) => n.ip!),
-    isCA: basic?.['cA'] === true,
+    isCA: extensions.basicConstraints?.isCA === true,
     ...(typeof pathLength === 'number' ? { pathLength } : {}),
-    keyUsage: keyUsage ? keyUsageBits.filter((bit) => keyUsage[bit] === true) : [],
-    extKeyUsage: extKeyUsage
-      ? Object.keys(extKeyUsage).filter((k) => !extensionBookkeeping.has(k) && extKeyUsage[k] === true)
-      : [],
+    keyUsage: keyUsageBits.filter((_, bit) => extensions.keyUsage?.includes(bit)),
+    extKeyUsage: (extensions.extKeyUsage ?? []).map((id) => PURPOSE_NAMES[id] ?? id),
     fingerprintSha256: colonHex(Buffer.from(parsed.x509.fingerprint256.replaceAll(':', ''), 'hex')),
     publicKeyFingerprint: fingerprintPublicKey(parsed.x509.publicKey),
   };
@@ -155,7 +212,7 @@ function describe(parsed: ParsedCertificate, now: Date): CertificateInfo {
  * @throws PkiError when the PEM holds no readable certificate
  */
 export function inspectCertificate(pem: string, now: Date = new Date()): CertificateInfo {
-  return describe(parseCertificate(pem), now);
+  return describeParsed(parseCertificate(pem), now);
 }
 
 function validityProblem(parsed: ParsedCertificate, name: string, now: Date): string | undefined {
@@ -170,9 +227,9 @@ function issuerProblem(issuer: ParsedCertificate, child: ParsedCertificate, inte
   if (!child.x509.verify(issuer.x509.publicKey)) {
     return `the signature of ${formatName(child.subject)} does not verify with the key of the trusted ${name} (a CA of that name with another key signed it: recreated, or another provider's)`;
   }
-  const info = describe(issuer, now);
+  const info = describeParsed(issuer, now);
   if (!info.isCA) return `${name} signed ${formatName(child.subject)} but is not a CA (basicConstraints CA:FALSE or missing)`;
-  if (extension(issuer, 'keyUsage') && !info.keyUsage.includes('keyCertSign')) return `${name} is not allowed to sign certificates (no keyCertSign key usage)`;
+  if (issuer.extensions.keyUsage && !info.keyUsage.includes('keyCertSign')) return `${name} is not allowed to sign certificates (no keyCertSign key usage)`;
   if (info.pathLength !== undefined && intermediates > info.pathLength) return `${name} allows ${info.pathLength} intermediate CA(s) below it, the chain has ${intermediates}`;
   return validityProblem(issuer, `CA ${name}`, now);
 }

@@ -79,6 +79,8 @@ export interface RequestRecord {
   /** The authenticated user, if any. */
   user: string | undefined;
   time: Date;
+  /** Bytes of response body sent so far (what the client read; upgraded connections count 0). */
+  bytes: number;
 }
 
 /** The `/version` answer. */
@@ -246,7 +248,7 @@ export async function startServer(ctx: ServerContext, tls: { certPem: string; ke
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
     const record: RequestRecord = {
       method: req.method ?? 'GET', path: url.pathname, query: Object.fromEntries(url.searchParams), contentType: req.headers['content-type'],
-      status: 0, userAgent: req.headers['user-agent'], user: undefined, time: new Date(),
+      status: 0, userAgent: req.headers['user-agent'], user: undefined, time: new Date(), bytes: 0,
     };
     ctx.requests.push(record);
     handleUpgrade(ctx, req, socket, record);
@@ -268,6 +270,23 @@ export async function startServer(ctx: ServerContext, tls: { certPem: string; ke
   };
 }
 
+/** Adds the size of every body chunk `res` sends to `record.bytes`. */
+function countBodyBytes(res: ServerResponse, record: RequestRecord): void {
+  const size = (chunk: unknown, encoding?: unknown) => (typeof chunk === 'string'
+    ? Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding as BufferEncoding : 'utf8')
+    : chunk instanceof Uint8Array ? chunk.byteLength : 0);
+  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+  (res as unknown as { write: (...args: unknown[]) => boolean }).write = (...args: unknown[]) => {
+    record.bytes += size(args[0], args[1]);
+    return write(...args);
+  };
+  (res as unknown as { end: (...args: unknown[]) => ServerResponse }).end = (...args: unknown[]) => {
+    if (typeof args[0] !== 'function') record.bytes += size(args[0], args[1]);
+    return end(...args);
+  };
+}
+
 async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'https://127.0.0.1');
   const record: RequestRecord = {
@@ -279,8 +298,10 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     userAgent: req.headers['user-agent'],
     user: undefined,
     time: new Date(),
+    bytes: 0,
   };
   ctx.requests.push(record);
+  countBodyBytes(res, record);
   const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
   (res as unknown as { writeHead: (...args: unknown[]) => ServerResponse }).writeHead = (...args: unknown[]) => {
     record.status = args[0] as number;
