@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
 import {
   bundleCredentials, certificateFingerprint, checkExchangeDocument, claimedExport, importBeingRekeyed, consumerGatewaySpiffeId, createImportRequest, directCredentials, GATEWAY_NAMES,
-  homeNamespaceOf, names, pendingServiceAccounts, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
+  homeNamespaceOf, names, noteClientRenewal, pendingServiceAccounts, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
   type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
 } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
@@ -410,9 +410,12 @@ async function planDirect(
   if (!providerPlan.endpoint) throw new InputError(`the federation gateway of context "${providerContext}" has no external address yet`);
   const endpoint = providerPlan.endpoint;
 
-  const credentials = endpoint.mode === 'boundary'
+  const issued = endpoint.mode === 'boundary'
     ? await withCoreErrors(FLAGS, () => directCredentials(consumerSnapshot, providerPlan, { consumerClusterId: consumer.identity.clusterId, spiffeId, endpoint }))
     : undefined;
+  const credentials = issued ? { certificatePem: issued.certificatePem, privateKeyPem: issued.privateKeyPem, caCertificatePem: issued.caCertificatePem } : undefined;
+  // During a CA rotation a new certificate comes from the next CA: the provider notes it (rotate --ca --finish checks).
+  if (issued?.renewed) noteClientRenewal(providerPlan, consumer.identity.clusterId);
   const attach = attachSpec(args, record.exportName);
   const consumerPlan = await withCoreErrors(FLAGS, () => planImport(consumerSnapshot, { endpoint, ...(credentials ? { credentials } : {}) }, {
     consumerClusterId: consumer.identity.clusterId,
