@@ -4,7 +4,7 @@
  * after each one, unimport with the provider at hand (the admission is withdrawn), unexport, and uninstall on both
  * sides: nothing meshfed manages is left in either cluster, and the user's own objects are untouched.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
 
 let fed: FederationWorld;
@@ -43,7 +43,7 @@ function secretText(cluster: string, namespace: string, name: string, key: strin
 
 const certificates = (pem: string): number => (pem.match(/BEGIN CERTIFICATE/g) ?? []).length;
 
-async function probePasses(t: import('ava').ExecutionContext, when: string): Promise<void> {
+async function probePasses(t: ExecutionContext, when: string): Promise<void> {
   const verify = await fed.run(VERIFY);
   t.is(verify.code, 0, `${when}: ${verify.stdout}\n${verify.stderr}`);
   t.regex(verify.stdout, /the probe calls the imported service through the federation/, when);

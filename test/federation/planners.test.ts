@@ -3,10 +3,11 @@
 import test from 'ava';
 import {
   createImportRequest, FederationInputError, names, parseImportRequest, pendingRequestOf, planAdmission, planExport,
-  planImport, planRevoke, planUnexport, planUnimport, readSecret, serializeDocument, admitImportRequest, bundleCredentials,
+  noteClientRenewal, planImport, planProviderRotation, planRevoke, planUnexport, planUnimport, readSecret, serializeDocument, admitImportRequest, bundleCredentials,
   type ClusterPlan, type ConsumerSnapshot, type ExportSpec, type KubeObject, type ProviderSnapshot,
 } from '../../src/federation/index.js';
 import { applyPlan } from './scenario.js';
+import { verifyCertificateChain } from '../../src/pki/index.js';
 
 type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const now = new Date('2026-06-01T12:00:00Z');
@@ -82,10 +83,47 @@ test('re-planning reuses the federation CA and a still-valid server certificate'
   const secret = (p: ClusterPlan, name: string) => readSecret(find(p, 'Secret', name));
   t.deepEqual(secret(again, 'meshfed-federation-ca'), secret(first, 'meshfed-federation-ca'));
   t.deepEqual(secret(again, names.export('shop', 'api')), secret(first, names.export('shop', 'api')));
-  // Close to expiry it is reissued by the same CA.
+  // Close to expiry a re-run still keeps it: it never re-keys a working gateway (renewing ahead is rotate's job).
   const late = planExport(applyPlan(provider(), first), spec(), { now: new Date(now.getTime() + 340 * 86_400_000) });
-  t.not(secret(late, names.export('shop', 'api'))!['tls.crt'], secret(first, names.export('shop', 'api'))!['tls.crt']);
-  t.is(secret(late, 'meshfed-federation-ca')!['ca.crt'], secret(first, 'meshfed-federation-ca')!['ca.crt']);
+  t.deepEqual(secret(late, names.export('shop', 'api')), secret(first, names.export('shop', 'api')));
+  t.false(late.warnings.some((w) => w.includes('is replaced')));
+  // Asked to renew (rotate), it is reissued by the same CA, with a new key.
+  const renewed = planExport(applyPlan(provider(), first), spec(), { now: new Date(now.getTime() + 340 * 86_400_000), renewServerCertificates: true });
+  t.not(secret(renewed, names.export('shop', 'api'))!['tls.key'], secret(first, names.export('shop', 'api'))!['tls.key']);
+  t.is(secret(renewed, 'meshfed-federation-ca')!['ca.crt'], secret(first, 'meshfed-federation-ca')!['ca.crt']);
+  // Once expired, a re-run replaces it and says why.
+  const expired = planExport(applyPlan(provider(), first), spec(), { now: new Date(now.getTime() + 366 * 86_400_000) });
+  t.not(secret(expired, names.export('shop', 'api'))!['tls.crt'], secret(first, names.export('shop', 'api'))!['tls.crt']);
+  t.true(expired.warnings.some((w) => /server certificate in Secret istio-meshfed\/mf-export-shop-api is replaced \(new key\): it expires on/.test(w)), expired.warnings.join('\n'));
+});
+
+test('a federation CA rotation: the next CA is trusted beside the current one, signs client certificates, and replaces it at the finish', (t) => {
+  let p = applyPlan(provider(), planExport(provider(), spec({ consumers: [{ clusterId: 'c1' }] }), { now }));
+  const secret = (plan: ClusterPlan, name: string) => readSecret(find(plan, 'Secret', name));
+  const before = secret(planExport(p, spec(), { now }), 'meshfed-federation-ca')!;
+  t.throws(() => planProviderRotation(p, { servers: false, ca: 'finish', now }), { instanceOf: FederationInputError, message: /no federation CA rotation is under way/ });
+  const start = planProviderRotation(p, { servers: false, ca: 'start', now });
+  const started = secret(start, 'meshfed-federation-ca')!;
+  t.is(started['ca.crt'], before['ca.crt'], 'the current CA stays');
+  t.truthy(started['next.crt']);
+  t.is((secret(start, names.export('shop', 'api'))!['ca.crt']!.match(/BEGIN CERTIFICATE/g) ?? []).length, 2, 'the gateway trusts both');
+  t.deepEqual(start.notRenewed, []);
+  p = applyPlan(p, start);
+  t.throws(() => planProviderRotation(p, { servers: false, ca: 'start', now }), { instanceOf: FederationInputError, message: /already under way/ });
+  // A re-run of export during the rotation keeps it going.
+  t.is(secret(planExport(p, spec(), { now }), 'meshfed-federation-ca')!['next.crt'], started['next.crt']);
+  t.deepEqual(planProviderRotation(p, { servers: false, ca: 'finish', now }).notRenewed, ['c1'], 'c1 has no certificate from the next CA');
+  const admission = planAdmission(p, { namespace: 'shop', exportName: 'api', consumer: { clusterId: 'c1' } }, { now });
+  noteClientRenewal(admission, 'c1');
+  p = applyPlan(p, admission);
+  const finish = planProviderRotation(p, { servers: false, ca: 'finish', now });
+  t.deepEqual(finish.notRenewed, []);
+  const finished = secret(finish, 'meshfed-federation-ca')!;
+  t.is(finished['ca.crt'], started['next.crt'], 'the next CA is the only one');
+  t.false('next.crt' in finished);
+  const server = secret(finish, names.export('shop', 'api'))!;
+  t.is(server['ca.crt'], started['next.crt']);
+  t.true(verifyCertificateChain(server['tls.crt']!, [started['next.crt']!], now).ok, 'the server certificate comes from the new CA');
 });
 
 test('two exports of one Service share one subsets DestinationRule; unexport recomputes it', (t) => {
