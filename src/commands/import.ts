@@ -16,7 +16,11 @@ import type { Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
 
-interface ImportArgs extends MutationArgs, GatewayArgs {
+/** An export bundle already read by the caller (`rotate --bundle -`: standard input can be read only once). */
+export const BUNDLE_TEXT = Symbol('bundle text');
+
+export interface ImportArgs extends MutationArgs, GatewayArgs {
+  [BUNDLE_TEXT]?: string;
   from?: string;
   export?: string;
   as?: string;
@@ -134,7 +138,8 @@ export function writeDocument(session: Session, path: string, text: string, flag
   }
 }
 
-async function importExport(session: Session, args: ImportArgs): Promise<void> {
+/** The import command's handler (rotate runs its exchange-file steps through it). */
+export async function importExport(session: Session, args: ImportArgs): Promise<void> {
   const ui = session.ui;
   const output = session.outputFormat(['json', 'yaml'] as const);
   const dryRun = dryRunMode(args['dry-run']);
@@ -156,7 +161,7 @@ async function importExport(session: Session, args: ImportArgs): Promise<void> {
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace to import into (where apps call it)');
   // The bundle is read before the cluster: in `import --request-out - | admit … | import --bundle -` the pending
   // request this step checks the bundle against exists only once the bundle has come through the pipe.
-  const bundleText = args.bundle ? await readDocument(session, args.bundle, '--bundle') : undefined;
+  const bundleText = args.bundle ? args[BUNDLE_TEXT] ?? await readDocument(session, args.bundle, '--bundle') : undefined;
   // A file that is not a bundle is named as such, before the clusters are read.
   if (bundleText !== undefined) await withCoreErrors(FLAGS, () => checkExchangeDocument(bundleText, 'ExportBundle'));
   const consumer = await gatherCluster(writer, { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) });

@@ -1,6 +1,6 @@
 import { InputError, UsageError } from '../errors.js';
 import {
-  consumerGatewaySpiffeId, DEFAULT_GATEWAY_NAMESPACE, GATEWAY_NAMES, homeNamespaceOf, planClientRotation, planProviderRotation, readExportRecords, readImportRecords,
+  claimedExport, consumerGatewaySpiffeId, DEFAULT_GATEWAY_NAMESPACE, GATEWAY_NAMES, homeNamespaceOf, planClientRotation, planProviderRotation, readExportRecords, readImportRecords,
   type ExportRecord,
 } from '../federation/index.js';
 import { gatherCluster, type GatheredCluster } from '../kube/gather.js';
@@ -9,9 +9,12 @@ import { chooseContext, gatewayFlags, gatewayOptions, type GatewayArgs } from '.
 import type { Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
+import { BUNDLE_TEXT, importExport, readDocument, type ImportArgs } from './import.js';
 
 interface RotateArgs extends MutationArgs, GatewayArgs {
   from?: string;
+  'request-out'?: string;
+  bundle?: string;
   name?: string;
   ca: boolean;
   finish: boolean;
@@ -42,8 +45,11 @@ async function rotate(session: Session, args: RotateArgs): Promise<void> {
   const days = validityDays(args.validity);
   if (args.finish && !args.ca) throw new UsageError('--finish ends a CA rotation: pass it with --ca (kubectl meshfed rotate --ca --finish)');
   if (args.from && args.ca) throw new UsageError('--ca rotates the provider\'s federation CA, in the provider context: run it without --from (then renew each consumer with --from)');
-  const context = await chooseContext(session, args.context, '--context', args.from ? 'Consumer context' : 'Provider context');
+  const files = args['request-out'] !== undefined || args.bundle !== undefined;
+  if (files && (args.ca || args.validity)) throw new UsageError('--request-out and --bundle renew a consumer\'s client certificate through the exchange files: --ca and --validity are the provider\'s (admit signs for the CA\'s default validity)');
+  const context = await chooseContext(session, args.context, '--context', args.from || files ? 'Consumer context' : 'Provider context');
   const writer = writerFor(session, context, '--context');
+  if (files) return rotateThroughFiles(session, args, context, writer);
   if (args.from) return rotateClients(session, args, context, writer, { output, dryRun, days });
   // The exports' namespaces are known from their records: re-planning an export reads its Service.
   const first = await gatherCluster(writer, { namespaces: [], ...gatewayOptions(args) });
@@ -100,11 +106,50 @@ async function rotate(session: Session, args: RotateArgs): Promise<void> {
  */
 function renewCommand(provider: GatheredCluster, consumer: string, records: ExportRecord[]): string {
   const direct = `kubectl meshfed rotate --context ${consumer} --from ${provider.context}`;
-  const record = records.find((r) => r.mode === 'boundary' && r.consumers.some((c) => c.clusterId === consumer));
-  const namespace = record?.consumers.find((c) => c.clusterId === consumer)?.namespace;
-  if (!record || !namespace) return direct;
-  return `${direct} (without access to both: kubectl meshfed import --context ${consumer} -n ${namespace} --from ${provider.identity.clusterId} --export ${record.namespace}/${record.exportName} --request-out request.yaml --force, ` +
-    `then kubectl meshfed admit --context ${provider.context} --request request.yaml --bundle-out bundle.yaml, then kubectl meshfed import --context ${consumer} -n ${namespace} --bundle bundle.yaml)`;
+  const exported = records.filter((r) => r.mode === 'boundary' && r.consumers.some((c) => c.clusterId === consumer));
+  // A request renews one export's binding: with several exports of this provider, one round each.
+  const rounds = exported.length > 1 ? ` (once per export: ${exported.map((r) => `${r.namespace}/${r.exportName}`).join(', ')}; choose it with -n and --name)` : '';
+  return `${direct} (without access to both: kubectl meshfed rotate --context ${consumer} --from ${provider.identity.clusterId} --request-out request.yaml${rounds}, ` +
+    `then kubectl meshfed admit --context ${provider.context} --request request.yaml --bundle-out bundle.yaml, then kubectl meshfed rotate --context ${consumer} --bundle bundle.yaml)`;
+}
+
+/**
+ * The consumer side without access to the provider, through the same files as the three-step import: `--request-out`
+ * makes a re-keying request for the import of `--from` (the provider's cluster id), `admit` answers it, `--bundle`
+ * completes it onto that import (the old key and certificate serve until then).
+ */
+async function rotateThroughFiles(session: Session, args: RotateArgs, context: string, writer: ReturnType<typeof writerFor>): Promise<void> {
+  if (args['request-out'] !== undefined && args.bundle !== undefined) throw new UsageError('--request-out and --bundle are two different steps: run them one after the other');
+  const gathered = await gatherCluster(writer, { namespaces: [], ...gatewayOptions(args) });
+  const imports = readImportRecords(gathered.snapshot);
+  const base = { ...args, ca: undefined, finish: undefined, validity: undefined, force: true, timeout: '2m' } as unknown as ImportArgs;
+  if (args.bundle !== undefined) {
+    // The import the bundle completes: the one of its export (in -n when it is imported in several namespaces).
+    const text = await readDocument(session, args.bundle, '--bundle');
+    const claim = claimedExport(text).export;
+    const matching = imports.filter((r) => r.endpoint.providerClusterId === claim.providerClusterId && r.endpoint.namespace === claim.namespace
+      && r.endpoint.exportName === claim.exportName && (args.namespace === undefined || r.namespace === args.namespace));
+    if (matching.length === 0) {
+      throw new InputError(`context "${context}" imports nothing from ${claim.providerClusterId}/${claim.namespace}/${claim.exportName}${args.namespace ? ` in namespace ${args.namespace}` : ''}, so the bundle ${args.bundle} renews nothing here`, {
+        hint: 'a first import completes with kubectl meshfed import --bundle',
+      });
+    }
+    const namespaces = [...new Set(matching.map((r) => r.namespace))];
+    if (namespaces.length > 1) throw new UsageError(`${claim.providerClusterId}/${claim.namespace}/${claim.exportName} is imported in namespaces ${namespaces.join(', ')}: say which with -n`);
+    return importExport(session, { ...base, namespace: namespaces[0]!, bundle: args.bundle, [BUNDLE_TEXT]: text } as ImportArgs);
+  }
+  if (!args.from) throw new UsageError('--request-out needs --from <provider cluster id> (as status shows the source of the import)', { hint: `e.g. kubectl meshfed rotate --context ${context} --from ${imports[0]?.endpoint.providerClusterId ?? 'cluster2'} --request-out request.yaml` });
+  const candidates = imports.filter((r) => r.endpoint.providerClusterId === args.from && r.endpoint.mode === 'boundary'
+    && (args.namespace === undefined || r.namespace === args.namespace) && (args.name === undefined || r.localName === args.name));
+  const exports = [...new Set(candidates.map((r) => `${r.endpoint.namespace}/${r.endpoint.exportName}`))];
+  if (exports.length === 0) throw new InputError(`context "${context}" has no boundary import from ${args.from}${args.name ? ` named ${args.name}` : ''} (a request renews the client certificate of one)`);
+  if (exports.length > 1) {
+    throw new UsageError(`context "${context}" imports several exports of ${args.from} (${exports.join(', ')}): a request renews one; choose it with -n and --name (its local name)`);
+  }
+  const record = candidates[0]!;
+  return importExport(session, {
+    ...base, namespace: record.namespace, from: args.from, export: `${args.from}/${record.endpoint.namespace}/${record.endpoint.exportName}`, 'request-out': args['request-out'],
+  } as ImportArgs);
 }
 
 /** The consumer side with both contexts: new client keys and certificates for the imports of `--from`. */
@@ -153,8 +198,12 @@ export const rotateCommand: CommandBody<RotateArgs> = {
       .option('finish', { type: 'boolean', default: false, describe: 'With --ca: end the overlap (server certificates from the new CA; the old CA no longer trusted)' })
       .option('validity', { type: 'string', describe: 'Lifetime of the new certificates, e.g. 90d (default: 365d for server and client certificates, 3650d for a CA)' })
       .option('force', { type: 'boolean', default: false, describe: 'With --ca --finish: finish even though some consumers have no certificate from the new CA yet (they lose access)' })
+      // nargs: 1 makes yargs take "-" (stdin/stdout) as the value instead of a stray argument.
+      .option('request-out', { type: 'string', nargs: 1, describe: 'Consumer without access to the provider: write a re-keying request for the import of --from (its cluster id) for the provider to admit (- for stdout)' })
+      .option('bundle', { type: 'string', nargs: 1, describe: 'Consumer without access to the provider: complete the renewal with the provider\'s bundle (- for stdin)' })
       .example('kubectl meshfed rotate --context cluster2', 'Renew the server certificates of every export')
       .example('kubectl meshfed rotate --context cluster1 --from cluster2', 'Renew the client certificates of the imports from cluster2')
+      .example('kubectl meshfed rotate --context cluster1 --from cluster2 --request-out request.yaml', 'Without access to the provider: a re-keying request (then admit, then rotate --bundle)')
       .example('kubectl meshfed rotate --context cluster2 --ca', 'Start a federation CA rotation (both CAs trusted)')
       .example('kubectl meshfed rotate --context cluster2 --ca --finish', 'Finish it once every consumer is renewed'),
   handler: withSession(rotate),
