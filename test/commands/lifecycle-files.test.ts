@@ -92,6 +92,8 @@ test.serial('export, then import in three steps through the exchange files; the 
   t.is((await fed.run(EXPORT)).code, 0);
   await exchange(t, false);
   await probePasses(t, 'after the import');
+  const status = JSON.parse((await fed.run(['status', '--context', 'cluster2', '--check-consumers', '-o', 'json'])).stdout);
+  t.deepEqual(status.exports[0].consumerUse, { cluster1: 'imports' });
 });
 
 test.serial('server rotation on the provider alone; client rotation through the same files (re-keying request)', async (t) => {
@@ -138,6 +140,9 @@ test.serial('unimport without the provider names the exact revoke command; then 
   t.deepEqual(unimport.writes.cluster2, []);
   const command = /kubectl meshfed revoke --context cluster2 -n bookinfo --name reviews --consumer cluster1/.exec(unimport.stderr);
   t.truthy(command, unimport.stderr);
+  const status = await fed.run(['status', '--context', 'cluster2', '--check-consumers']);
+  t.regex(status.stdout, /cluster1 \(no longer imports\)/, 'the provider sees an admitted consumer that no longer imports');
+  t.regex(status.stderr, /withdraw their admission with kubectl meshfed revoke --context cluster2 -n bookinfo --name reviews --consumer cluster1/);
   const revoke = await fed.run(command![0].split(' ').slice(2));
   t.is(revoke.code, 0, revoke.stderr);
   t.is((await fed.run(['unexport', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews'])).code, 0);

@@ -85,6 +85,12 @@ test.serial('rotate renews the server certificate (new key, same CA); the probe 
   const status = JSON.parse((await fed.run(['status', '--context', 'cluster2', '-o', 'json'])).stdout);
   const days = (Date.parse(status.exports[0].certificateExpires) - Date.now()) / 86_400_000;
   t.true(days > 88 && days <= 90, `--validity 90d gives 90 days (${days})`);
+  t.falsy(status.exports[0].certificateExpired);
+  t.truthy(status.federationCa.expires);
+  const bad = await fed.runCounting(['rotate', '--context', 'cluster2', '--validity', '3 weeks']);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /invalid --validity "3 weeks"/);
+  t.deepEqual(bad.writes.cluster2, []);
   await probePasses(t, 'after the server rotation');
 });
 
@@ -122,8 +128,12 @@ test.serial('rotate --ca: both CAs trusted during the overlap, the probe passes 
   t.regex(refused.stderr, /kubectl meshfed rotate --context cluster1 --from cluster2/);
   t.deepEqual(refused.writes.cluster2, []);
 
+  const during = JSON.parse((await fed.run(['status', '--context', 'cluster2', '-o', 'json'])).stdout);
+  t.deepEqual(during.federationCa.rotation.renewedConsumers, []);
   const consumer = await fed.run(['rotate', '--context', 'cluster1', '--from', 'cluster2']);
   t.is(consumer.code, 0, consumer.stderr);
+  t.deepEqual(JSON.parse((await fed.run(['status', '--context', 'cluster2', '-o', 'json'])).stdout).federationCa.rotation.renewedConsumers, ['cluster1']);
+  t.regex((await fed.run(['status', '--context', 'cluster2'])).stdout, /rotation under way .*renewed consumers: cluster1; finish: kubectl meshfed rotate --context cluster2 --ca --finish/);
   t.is(certificates(secretText('cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'ca.crt')), 2, 'the consumer trusts both CAs');
   await probePasses(t, 'during the CA rotation, the consumer renewed under the next CA');
 
