@@ -65,7 +65,9 @@ export function planUninstall(snapshot: ClusterSnapshot, input: { foreign: Recor
     const others = input.foreign[o.metadata.name] ?? [];
     if (others.length > 0) {
       keptNamespaces[o.metadata.name] = others;
-      plan.warnings.push(`namespace ${o.metadata.name} stays: meshfed created it, but it also holds ${others.join(', ')}, which meshfed does not manage`);
+      // Handed over: applied without meshfed's label, which server-side apply then removes (meshfed's field manager owns it).
+      plan.objects.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: o.metadata.name } });
+      plan.warnings.push(`namespace ${o.metadata.name} stays, no longer labelled as meshfed's: meshfed created it, but it also holds ${others.join(', ')}, which meshfed does not manage`);
       continue;
     }
     namespaces.push(o.metadata.name);
