@@ -151,6 +151,22 @@ test.serial('rotate --ca: both CAs trusted during the overlap, the probe passes 
   await probePasses(t, 'after the consumer dropped the old CA');
 });
 
+test.serial('verify warns ahead of expiry with the exact rotate command; status marks the near expiry', async (t) => {
+  t.is((await fed.run(['rotate', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews', '--validity', '20d'])).code, 0);
+  t.is((await fed.run(['rotate', '--context', 'cluster1', '--from', 'cluster2', '-n', 'default', '--name', 'myreviews', '--validity', '20d'])).code, 0);
+  const verify = await fed.run(VERIFY);
+  t.is(verify.code, 0, 'warnings only');
+  t.regex(verify.stdout, /MF0211[\s\S]*kubectl meshfed rotate --context cluster2 -n bookinfo --name reviews/);
+  t.regex(verify.stdout, /MF0306[\s\S]*kubectl meshfed rotate --context cluster1 --from cluster2 -n default --name myreviews/);
+  const status = await fed.run(['status', '--context', 'cluster1']);
+  t.regex(status.stdout, /default\/myreviews .*\d{4}-\d\d-\d\d \(19d\)/);
+  // Renewed again with the default validity, the warnings go.
+  t.is((await fed.run(['rotate', '--context', 'cluster2'])).code, 0);
+  t.is((await fed.run(['rotate', '--context', 'cluster1', '--from', 'cluster2'])).code, 0);
+  const clean = await fed.run([...VERIFY, '--no-probe']);
+  t.false(/MF0211|MF0306/.test(clean.stdout.split('\n').filter((l) => !l.startsWith('√')).join('\n')), clean.stdout);
+});
+
 test.serial('uninstall refuses while something still depends on meshfed, naming it', async (t) => {
   const refused = await fed.runCounting(['uninstall', '--context', 'cluster1']);
   t.is(refused.code, 1);
