@@ -3,11 +3,11 @@
 import test from 'ava';
 import {
   createImportRequest, FederationInputError, names, parseImportRequest, pendingRequestOf, planAdmission, planExport,
-  noteClientRenewal, planImport, planProviderRotation, planRevoke, planUnexport, planUnimport, readSecret, serializeDocument, admitImportRequest, bundleCredentials,
+  noteClientRenewal, planImport, planProviderRotation, planRevoke, planUninstall, hasDependents, planClientRotation, directCredentials, planUnexport, planUnimport, readSecret, serializeDocument, admitImportRequest, bundleCredentials,
   type ClusterPlan, type ConsumerSnapshot, type ExportSpec, type KubeObject, type ProviderSnapshot,
 } from '../../src/federation/index.js';
 import { applyPlan } from './scenario.js';
-import { verifyCertificateChain } from '../../src/pki/index.js';
+import { inspectCertificate, verifyCertificateChain } from '../../src/pki/index.js';
 
 type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const now = new Date('2026-06-01T12:00:00Z');
@@ -414,4 +414,43 @@ test('shared-root guard: identities admitted to different ports of one Service a
     { from: [{ source: { principals: ['ops.local/*'], notPrincipals: ['ops.local/ns/tools/sa/admin'] } }], to: [{ operation: { notPorts: ['8080'] } }] },
     { from: [{ source: { principals: ['ops.local/*'], notPrincipals: ['ops.local/ns/vault/sa/vault'] } }], to: [{ operation: { notPorts: ['9090'] } }] },
   ]);
+});
+
+test('uninstall: every meshfed object, its own namespaces unless they hold objects of others; dependents listed', (t) => {
+  const p = applyPlan(provider(), planExport(provider(), spec({ consumers: [{ clusterId: 'c1' }] }), { now }));
+  const plan = planUninstall(p, { foreign: { 'istio-meshfed': ['ConfigMap/notes'] } });
+  t.deepEqual(plan.dependents, { exports: ['shop/api'], imports: [], pending: [] });
+  t.true(hasDependents(plan.dependents));
+  t.true(plan.remove.some((r) => r.kind === 'Secret' && r.name === 'meshfed-federation-ca'));
+  t.true(plan.remove.some((r) => r.kind === 'Namespace' && r.name === 'meshfed-ca'));
+  t.false(plan.remove.some((r) => r.kind === 'Namespace' && r.name === 'istio-meshfed'), 'a namespace holding the user\'s object stays');
+  t.deepEqual(plan.keptNamespaces, { 'istio-meshfed': ['ConfigMap/notes'] });
+  t.false(plan.remove.some((r) => r.kind === 'Service' && r.name === 'api'), 'the exported Service is the user\'s');
+  // Objects before namespaces: a namespace goes last.
+  t.is(plan.remove.at(-1)!.kind, 'Namespace');
+  t.false(hasDependents(planUninstall(bare(), { foreign: {} }).dependents));
+});
+
+test('client rotation: new keys for the provider\'s boundary imports, the CAs the provider trusts, a note on the provider during a CA rotation', (t) => {
+  let p = applyPlan(provider(), planExport(provider(), spec({ consumers: [{ clusterId: 'ops' }] }), { now }));
+  const spiffeId = 'spiffe://ops.meshfed.internal/ns/istio-meshfed/sa/meshfed-egress';
+  const admission = planAdmission(p, { namespace: 'shop', exportName: 'api', consumer: { clusterId: 'ops', gatewaySpiffeId: spiffeId } }, { now });
+  const first = directCredentials(consumer(), admission, { consumerClusterId: 'ops', spiffeId, endpoint: admission.endpoint! }, { now });
+  const imported = planImport(consumer(), { endpoint: admission.endpoint!, credentials: first }, { consumerClusterId: 'ops', namespace: 'apps' }, { now });
+  let c = applyPlan(consumer(), imported) as ConsumerSnapshot;
+  t.throws(() => planClientRotation(c, p, { consumerClusterId: 'ops', providerClusterId: 'prod', spiffeId, now, only: { namespace: 'apps', localName: 'nope' } }), { instanceOf: FederationInputError, message: /has no import apps\/nope of prod/ });
+  const plain = planClientRotation(c, p, { consumerClusterId: 'ops', providerClusterId: 'prod', spiffeId, now });
+  t.deepEqual(plain.imports, ['apps/api']);
+  t.deepEqual(plain.provider.objects, [], 'outside a CA rotation the provider is not written');
+  const renewed = readSecret(plain.consumer.objects[0]);
+  t.not(renewed!['tls.key'], first.privateKeyPem);
+  t.deepEqual(inspectCertificate(renewed!['tls.crt']!, now).uris, [spiffeId]);
+  p = applyPlan(p, planProviderRotation(p, { servers: false, ca: 'start', now }));
+  c = applyPlan(c, plain.consumer) as ConsumerSnapshot;
+  const during = planClientRotation(c, p, { consumerClusterId: 'ops', providerClusterId: 'prod', spiffeId, now });
+  const trusted = readSecret(during.consumer.objects[0])!['ca.crt']!;
+  t.is((trusted.match(/BEGIN CERTIFICATE/g) ?? []).length, 2, 'both CAs trusted');
+  const next = readSecret(find(p.existing, 'Secret', 'meshfed-federation-ca'))!['next.crt']!;
+  t.true(verifyCertificateChain(readSecret(during.consumer.objects[0])!['tls.crt']!, [next], now).ok, 'signed by the next CA');
+  t.deepEqual(JSON.parse(readSecret(during.provider.objects[0])!['next-consumers.json']!), ['ops']);
 });
