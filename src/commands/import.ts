@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
 import {
   bundleCredentials, certificateFingerprint, checkExchangeDocument, claimedExport, importBeingRekeyed, consumerGatewaySpiffeId, createImportRequest, directCredentials, GATEWAY_NAMES,
-  homeNamespaceOf, names, pendingServiceAccounts, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
+  homeNamespaceOf, names, noteClientRenewal, pendingServiceAccounts, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
   type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
 } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
@@ -17,7 +17,11 @@ import type { Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
 
-interface ImportArgs extends MutationArgs, GatewayArgs {
+/** An export bundle already read by the caller (`rotate --bundle -`: standard input can be read only once). */
+export const BUNDLE_TEXT = Symbol('bundle text');
+
+export interface ImportArgs extends MutationArgs, GatewayArgs {
+  [BUNDLE_TEXT]?: string;
   from?: string;
   export?: string;
   as?: string;
@@ -135,7 +139,8 @@ export function writeDocument(session: Session, path: string, text: string, flag
   }
 }
 
-async function importExport(session: Session, args: ImportArgs): Promise<void> {
+/** The import command's handler (rotate runs its exchange-file steps through it). */
+export async function importExport(session: Session, args: ImportArgs): Promise<void> {
   const ui = session.ui;
   const output = session.outputFormat(['json', 'yaml'] as const);
   const dryRun = dryRunMode(args['dry-run']);
@@ -161,7 +166,7 @@ async function importExport(session: Session, args: ImportArgs): Promise<void> {
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace to import into (where apps call it)');
   // The bundle is read before the cluster: in `import --request-out - | admit … | import --bundle -` the pending
   // request this step checks the bundle against exists only once the bundle has come through the pipe.
-  const bundleText = args.bundle ? await readDocument(session, args.bundle, '--bundle') : undefined;
+  const bundleText = args.bundle ? args[BUNDLE_TEXT] ?? await readDocument(session, args.bundle, '--bundle') : undefined;
   // A file that is not a bundle is named as such, before the clusters are read.
   if (bundleText !== undefined) await withCoreErrors(FLAGS, () => checkExchangeDocument(bundleText, 'ExportBundle'));
   const consumer = await gatherCluster(writer, { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) });
@@ -416,9 +421,12 @@ async function planDirect(
   if (!providerPlan.endpoint) throw new InputError(`the federation gateway of context "${providerContext}" has no external address yet`);
   const endpoint = providerPlan.endpoint;
 
-  const credentials = endpoint.mode === 'boundary'
+  const issued = endpoint.mode === 'boundary'
     ? await withCoreErrors(FLAGS, () => keys.plan((source) => directCredentials(consumerSnapshot, providerPlan, { consumerClusterId: consumer.identity.clusterId, spiffeId, endpoint }, { keys: source })))
     : undefined;
+  const credentials = issued ? { certificatePem: issued.certificatePem, privateKeyPem: issued.privateKeyPem, caCertificatePem: issued.caCertificatePem } : undefined;
+  // During a CA rotation a new certificate comes from the next CA: the provider notes it (rotate --ca --finish checks).
+  if (issued?.renewed) noteClientRenewal(providerPlan, consumer.identity.clusterId);
   const attach = attachSpec(args, record.exportName);
   const consumerPlan = await withCoreErrors(FLAGS, () => planImport(consumerSnapshot, { endpoint, ...(credentials ? { credentials } : {}) }, {
     consumerClusterId: consumer.identity.clusterId,

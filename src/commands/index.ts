@@ -68,6 +68,16 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import('./unimport.js')).unimportCommand,
   },
   {
+    command: 'rotate',
+    describe: 'Renew certificates without stopping traffic: server (provider), client (consumer, --from), federation CA (--ca, then --ca --finish)',
+    load: async () => (await import('./rotate.js')).rotateCommand,
+  },
+  {
+    command: 'uninstall',
+    describe: 'Remove everything meshfed created in a cluster (gateways, CA, cluster id, records) once it exports and imports nothing',
+    load: async () => (await import('./uninstall.js')).uninstallCommand,
+  },
+  {
     command: 'verify',
     describe: 'Check an import across both clusters (a catalogue of checks with hints) and call it from a probe pod',
     load: async () => (await import('./verify.js')).verifyCommand,

@@ -1,5 +1,5 @@
 import {
-  FEDERATION_PORT, homeNamespaceOf, importState, names, pendingRequests, readExportRecords, readImportRecords, readSecret, winningVirtualService,
+  FEDERATION_PORT, federationCaStateIn, homeNamespaceOf, RENEW_BEFORE_DAYS, importState, names, pendingRequests, readExportRecords, readImportRecords, readSecret, winningVirtualService,
   type ImportRecord, type KubeObject as CoreObject,
 } from '../federation/index.js';
 import { gatherCluster, optional, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
@@ -15,7 +15,11 @@ import type { CommandBody } from './index.js';
 
 interface StatusArgs extends GlobalArgs {
   'istio-namespace': string;
+  'check-consumers': boolean;
 }
+
+/** Whether an admitted consumer still imports an export, as far as the provider's operator can tell. */
+export type ConsumerUse = 'imports' | 'no-longer-imports' | 'cannot-tell';
 
 /** One export in `status -o json|yaml`. */
 export interface ExportStatus {
@@ -31,8 +35,15 @@ export interface ExportStatus {
   /** `address:port` of the provider gateway, or null while it has none. */
   gateway: string | null;
   consumers: string[];
+  /**
+   * With `--check-consumers`: per admitted consumer, whether it still imports the export (read from the consumer's
+   * import records through the kubeconfig context named as its cluster id), or `cannot-tell` without that context.
+   */
+  consumerUse?: Record<string, ConsumerUse>;
   /** Expiry of the gateway's server certificate (boundary), ISO 8601. */
   certificateExpires?: string;
+  /** True when that certificate has expired. */
+  certificateExpired?: boolean;
 }
 
 /** One import in `status -o json|yaml`. */
@@ -55,6 +66,17 @@ export interface ImportStatus {
   attachRoute?: { virtualService: string; used: boolean };
   /** Expiry of the client certificate (boundary), ISO 8601. */
   certificateExpires?: string;
+  /** True when that certificate has expired. */
+  certificateExpired?: boolean;
+}
+
+/** The provider's federation CA in `status -o json|yaml`. */
+export interface FederationCaStatus {
+  /** ISO 8601. */
+  expires: string;
+  expired: boolean;
+  /** A CA rotation under way (`rotate --ca`): the next CA's expiry and the consumers it has signed for. */
+  rotation?: { nextExpires: string; renewedConsumers: string[] };
 }
 
 /** `status -o json|yaml` (stable for scripts). */
@@ -64,17 +86,29 @@ export interface ClusterStatus {
   clusterId: string | null;
   istioVersion: string | null;
   trustDomain: string | null;
+  /** Provider: its federation CA (absent before its first export). */
+  federationCa?: FederationCaStatus;
   exports: ExportStatus[];
   imports: ImportStatus[];
 }
 
-function expiry(pem: string | undefined): string | undefined {
-  if (!pem) return undefined;
+/** When a certificate expires (ISO 8601) and whether it has, as status fields. */
+function expiry(pem: string | undefined): { certificateExpires: string; certificateExpired?: true } | Record<string, never> {
+  if (!pem) return {};
   try {
-    return inspectCertificate(pem).notAfter.toISOString();
+    const info = inspectCertificate(pem);
+    return { certificateExpires: info.notAfter.toISOString(), ...(info.daysLeft < 0 || info.notAfter.getTime() < Date.now() ? { certificateExpired: true as const } : {}) };
   } catch {
-    return undefined;
+    return {};
   }
+}
+
+/** Expiry as the table shows it: the date, marked when expired or within the 30 days verify warns about. */
+function expiryCell(c: Session['ui']['out'], expires: string | undefined, expired: boolean | undefined): string {
+  if (!expires) return '-';
+  if (expired) return c.red(`${expires.slice(0, 10)} EXPIRED`);
+  const days = Math.floor((Date.parse(expires) - Date.now()) / 86_400_000);
+  return days < RENEW_BEFORE_DAYS ? c.yellow(`${expires.slice(0, 10)} (${days}d)`) : expires.slice(0, 10);
 }
 
 function find(existing: CoreObject[], kind: string, namespace: string, name: string): CoreObject | undefined {
@@ -101,14 +135,13 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
   const exports: ExportStatus[] = exportsRecords.map((r) => {
     const address = addresses.get(r.mode === 'boundary' ? 'ingress' : 'eastwest');
     const certificate = r.mode === 'boundary' ? readSecret(find(existing, 'Secret', home, names.export(r.namespace, r.exportName)))?.['tls.crt'] : undefined;
-    const expires = expiry(certificate);
     return {
       namespace: r.namespace, name: r.exportName, service: r.service, port: r.port.number, protocol: r.protocol, mode: r.mode,
       ...(r.subset ? { subset: r.subset } : {}),
       host: r.host,
       gateway: address ? `${address}:${snapshot.existingGateway?.port ?? FEDERATION_PORT}` : null,
       consumers: [...new Set(r.consumers.map((c) => c.clusterId))],
-      ...(expires ? { certificateExpires: expires } : {}),
+      ...expiry(certificate),
     };
   });
   const importRecords = await withCoreErrors({}, () => readImportRecords(snapshot));
@@ -119,14 +152,13 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
   const imports: ImportStatus[] = importRecords.map((r) => {
     const e = r.endpoint;
     const { state, clientCertificatePem: certificate } = importState(snapshot, r);
-    const expires = expiry(certificate);
     return {
       namespace: r.namespace, localName: r.localName, source: `${e.providerClusterId}/${e.namespace}/${e.exportName}`,
       mode: e.mode, protocol: e.protocol, port: e.port.number, gateway: `${e.gateway.address}:${e.gateway.port}`,
       state,
       ...(r.attach ? { attach: 'weight' in r.attach ? `${r.attach.service} (${r.attach.weight}%)` : `${r.attach.service} (${r.attach.header.name}: ${r.attach.header.value})` } : {}),
       ...(r.attach ? { attachRoute: attachRoute(routed, r) } : {}),
-      ...(expires ? { certificateExpires: expires } : {}),
+      ...expiry(certificate),
     };
   });
   for (const ref of pendingRequests(snapshot)) {
@@ -134,11 +166,20 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
       namespace: '-', localName: '-', source: `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`, mode: '-', protocol: '-', port: 0, gateway: '-', state: 'pending',
     });
   }
+  const ca = federationCaStateIn(snapshot);
+  const caExpiry = ca ? expiry(ca.current.certificatePem) : {};
+  const nextExpiry = ca?.next ? expiry(ca.next.certificatePem) : {};
   return {
     context: gathered.context,
     clusterId: gathered.identity.stored ? gathered.identity.clusterId : null,
     istioVersion: snapshot.istioVersion === '0.0' ? null : snapshot.istioVersion,
     trustDomain: snapshot.trustDomain ?? null,
+    ...('certificateExpires' in caExpiry ? {
+      federationCa: {
+        expires: caExpiry.certificateExpires, expired: caExpiry.certificateExpired === true,
+        ...('certificateExpires' in nextExpiry ? { rotation: { nextExpires: nextExpiry.certificateExpires, renewedConsumers: [...ca!.renewed].sort() } } : {}),
+      },
+    } : {}),
     exports,
     imports,
   };
@@ -150,6 +191,7 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
   const writer = writerFor(session, context, '--context');
   const gathered = await gatherCluster(writer, { namespaces: [], istioNamespace: args['istio-namespace'], istioOptional: true });
   const status = await clusterStatus(gathered, writer);
+  if (args['check-consumers']) await checkConsumers(session, status);
   if (format) {
     session.ui.data(formatData(status, format));
     return;
@@ -166,9 +208,20 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
       `${e.port}/${e.protocol}`,
       e.mode,
       e.gateway ?? c.yellow('<pending>'),
-      e.consumers.join(',') || c.dim('none'),
-      e.certificateExpires?.slice(0, 10) ?? '-',
+      e.consumers.map((id) => e.consumerUse?.[id] === 'no-longer-imports' ? c.yellow(`${id} (no longer imports)`)
+        : e.consumerUse?.[id] === 'cannot-tell' ? `${id} (?)` : id).join(',') || c.dim('none'),
+      expiryCell(c, e.certificateExpires, e.certificateExpired),
     ])));
+    const unknown = status.exports.some((e) => Object.values(e.consumerUse ?? {}).includes('cannot-tell'));
+    if (unknown) ui.data(c.dim('(?) cannot tell whether it still imports: no reachable kubeconfig context is named as its cluster id\n'));
+    const stale = status.exports.flatMap((e) => Object.entries(e.consumerUse ?? {}).filter(([, use]) => use === 'no-longer-imports')
+      .map(([id]) => `kubectl meshfed revoke --context ${status.context} -n ${e.namespace} --name ${e.name} --consumer ${id}`));
+    if (stale.length) ui.warn(`admitted consumers that no longer import: withdraw their admission with ${stale.join('; ')}`);
+  }
+  if (status.federationCa) {
+    const ca = status.federationCa;
+    ui.data(`\nFederation CA expires ${expiryCell(c, ca.expires, ca.expired)}${ca.rotation
+      ? `; rotation under way (next CA expires ${ca.rotation.nextExpires.slice(0, 10)}; renewed consumers: ${ca.rotation.renewedConsumers.join(', ') || 'none'}; finish: kubectl meshfed rotate --context ${status.context} --ca --finish)` : ''}\n`);
   }
   ui.data(`\nImports (${status.imports.length})\n`);
   if (status.imports.length) {
@@ -179,8 +232,36 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
       i.mode,
       i.state === 'active' ? c.green(i.state) : c.yellow(i.state),
       i.attach ? `${i.attach}${i.attachRoute && !i.attachRoute.used ? ` ignored: ${i.attachRoute.virtualService} wins` : ''}` : '-',
-      i.certificateExpires?.slice(0, 10) ?? '-',
+      expiryCell(c, i.certificateExpires, i.certificateExpired),
     ])));
+  }
+}
+
+/**
+ * `--check-consumers`: asks each admitted consumer's cluster, through the kubeconfig context named as its cluster id
+ * (meshfed's default cluster id), whether it still imports the export; `cannot-tell` without such a context, when it
+ * is unreachable, or when that context is another cluster.
+ */
+async function checkConsumers(session: Session, status: ClusterStatus): Promise<void> {
+  const ids = [...new Set(status.exports.flatMap((e) => e.consumers))];
+  const known = new Set(session.kubeconfig().contextNames());
+  const imports = new Map<string, ImportRecord[] | undefined>();
+  await Promise.all(ids.map(async (id) => {
+    if (!known.has(id) || id === status.context) return imports.set(id, undefined);
+    try {
+      const consumer = await gatherCluster(writerFor(session, id, '--context'), { namespaces: [], istioOptional: true });
+      imports.set(id, consumer.identity.stored && consumer.identity.clusterId === id ? readImportRecords(consumer.snapshot) : undefined);
+    } catch {
+      imports.set(id, undefined);
+    }
+  }));
+  for (const e of status.exports) {
+    e.consumerUse = Object.fromEntries(e.consumers.map((id) => {
+      const records = imports.get(id);
+      if (!records) return [id, 'cannot-tell' as const];
+      const uses = records.some((r) => r.endpoint.providerClusterId === status.clusterId && r.endpoint.namespace === e.namespace && r.endpoint.exportName === e.name);
+      return [id, uses ? 'imports' as const : 'no-longer-imports' as const];
+    }));
   }
 }
 
@@ -189,7 +270,9 @@ export const statusCommand: CommandBody<StatusArgs> = {
   builder: (yargs) =>
     yargs
       .option('istio-namespace', { type: 'string', default: 'istio-system', describe: 'Namespace of istiod and the mesh config' })
+      .option('check-consumers', { type: 'boolean', default: false, describe: 'Provider: ask each admitted consumer (the kubeconfig context named as its cluster id) whether it still imports' })
       .example('kubectl meshfed status --context cluster2', 'What cluster2 exports and imports')
-      .example('kubectl meshfed status -o json', 'The same, for scripts'),
+      .example('kubectl meshfed status -o json', 'The same, for scripts')
+      .example('kubectl meshfed status --context cluster2 --check-consumers', 'Also show admitted consumers that no longer import'),
   handler: withSession(showStatus),
 };

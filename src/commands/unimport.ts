@@ -1,6 +1,6 @@
 import { InputError, UsageError } from '../errors.js';
 import {
-  bindingLabel, homeNamespaceOf, LABELS, pendingRequests, planCancelRequest, planUnimport, readImportRecords, type ExportRef, type PendingRequest,
+  bindingLabel, homeNamespaceOf, LABELS, pendingRequests, planCancelRequest, planRevoke, planUnimport, readExportRecords, readImportRecords, type ExportRef, type PendingRequest,
 } from '../federation/index.js';
 import { gatherCluster, type GatheredCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
@@ -13,6 +13,7 @@ import type { CommandBody } from './index.js';
 interface UnimportArgs extends MutationArgs, GatewayArgs {
   name?: string;
   export?: string;
+  from?: string;
 }
 
 /** Prefix of prompt choices that stand for a pending request rather than an import's local name. */
@@ -62,6 +63,16 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
     }
     throw notFound(namespace, localName, records.map((r) => `${r.namespace}/${r.localName}`), pending);
   }
+  let provider: (GatheredCluster & { writer: ReturnType<typeof writerFor> }) | undefined;
+  if (args.from) {
+    if (args.from === context) throw new UsageError(`--from "${args.from}" is the consumer context itself: name the provider's context`);
+    const providerWriter = writerFor(session, args.from, '--from');
+    const read = await gatherCluster(providerWriter, { namespaces: [record!.endpoint.namespace], istioNamespace: args['istio-namespace'] });
+    if (read.identity.clusterId !== record!.endpoint.providerClusterId) {
+      throw new UsageError(`--from "${args.from}" is cluster ${read.identity.clusterId}, but import ${namespace}/${localName} comes from ${record!.endpoint.providerClusterId}`);
+    }
+    provider = { ...read, writer: providerWriter };
+  }
   // A key left pending by an import request of the same export (never completed) goes with the last import of it.
   const binding = bindingLabel(record.endpoint.providerClusterId, record.endpoint.namespace, record.endpoint.exportName);
   const planFor = async (attempt: number) => {
@@ -73,7 +84,21 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
     const leftovers = others.length > 0 ? [] : read.snapshot.existing.filter((o) => o.kind === 'Secret'
       && o.metadata.namespace === homeNamespaceOf(read.snapshot) && o.metadata.labels?.[LABELS.binding] === binding) as KubeObject[];
     const work = clusterWork({ ...read, identity: { ...read.identity, objects: [] } }, writer, plan, `consumer: remove import ${namespace}/${localName}`, { deletions: leftovers });
-    return { works: [work], value: others };
+    const works = [work];
+    // With the provider at hand, its admission of this cluster goes too once no import of this cluster uses it (as
+    // import --from granted it). The consumer stops calling first, then the provider stops admitting.
+    if (provider && others.length === 0) {
+      const providerRead = attempt === 1 ? provider : await gatherCluster(provider.writer, { namespaces: [record!.endpoint.namespace], istioNamespace: args['istio-namespace'] });
+      if (attempt > 1) provider = { ...providerRead, writer: provider.writer };
+      const exportRecord = readExportRecords(providerRead.snapshot).find((r) => r.namespace === record!.endpoint.namespace && r.exportName === record!.endpoint.exportName);
+      if (exportRecord?.consumers.some((c) => c.clusterId === read.identity.clusterId)) {
+        const revocation = await withCoreErrors({}, () => planRevoke(providerRead.snapshot, { namespace: exportRecord.namespace, exportName: exportRecord.exportName, consumerClusterId: read.identity.clusterId }));
+        const revokeWork = clusterWork({ ...providerRead, identity: { ...providerRead.identity, objects: [] } }, provider.writer, revocation, `provider: withdraw ${read.identity.clusterId}'s admission to export ${exportRecord.namespace}/${exportRecord.exportName}`);
+        revokeWork.warnings = revokeWork.warnings.filter((w) => !w.includes('has no external address yet') && !w.includes('admits no consumer'));
+        works.push(revokeWork);
+      }
+    }
+    return { works, value: others };
   };
   const { result, value: others } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: `unimport ${namespace}/${localName}` });
   if (output || !result.applied) return;
@@ -81,9 +106,19 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   // Revoking is only right once no import of this cluster uses the admission any more.
   if (others.length > 0) {
     session.ui.info(`${others.map((r) => `${r.namespace}/${r.localName}`).join(', ')} still import${others.length === 1 ? 's' : ''} ${source}: keep the provider's admission of this cluster.`);
+  } else if (provider) {
+    session.ui.info(`${source} no longer admits this cluster (${gathered.identity.clusterId}).`);
   } else {
-    session.ui.info(`The provider still admits this cluster until it runs: kubectl meshfed revoke --context <provider> -n ${record.endpoint.namespace} --name ${record.endpoint.exportName} --consumer ${gathered.identity.clusterId}`);
+    session.ui.info(`${source} still admits this cluster until its operator runs: ${revokeCommand(record.endpoint, gathered.identity.clusterId)}`);
   }
+}
+
+/**
+ * The provider operator's command that withdraws this cluster's admission, with real names: the provider's cluster id
+ * is the context name meshfed derives it from by default.
+ */
+function revokeCommand(ref: ExportRef, consumerClusterId: string): string {
+  return `kubectl meshfed revoke --context ${ref.providerClusterId} -n ${ref.namespace} --name ${ref.exportName} --consumer ${consumerClusterId}`;
 }
 
 function notFound(namespace: string, localName: string, imports: string[], pending: PendingRequest[]): InputError {
@@ -106,7 +141,7 @@ async function cancelRequest(
   const { result } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: `cancel import request ${refText(ref)}` });
   if (output || !result.applied) return;
   session.ui.info(`Cancelled the import request for ${refText(ref)}: its key is deleted, so a bundle made for it can no longer be imported.`);
-  session.ui.info(`If the provider admitted it already, it admits this cluster until it runs: kubectl meshfed revoke --context <provider> -n ${ref.namespace} --name ${ref.exportName} --consumer ${gathered.identity.clusterId}`);
+  session.ui.info(`If the provider admitted it already, it admits this cluster until its operator runs: ${revokeCommand(ref, gathered.identity.clusterId)}`);
 }
 
 /** `kubectl meshfed unimport`: remove an import's own objects, or cancel an import request that was never completed. */
@@ -115,7 +150,9 @@ export const unimportCommand: CommandBody<UnimportArgs> = {
     gatewayFlags(mutationOptions(yargs))
       .option('name', { alias: 'as', type: 'string', describe: 'The local name of the import (in -n); for an import request never completed, the export name' })
       .option('export', { type: 'string', describe: 'Cancel the pending import request for <provider cluster id>/<namespace>/<name> (as status shows it)' })
+      .option('from', { type: 'string', describe: 'The provider\'s context: also withdraw this cluster\'s admission there (as import --from granted it)' })
       .example('kubectl meshfed unimport --context cluster1 -n default --name myreviews', 'Remove an import')
+      .example('kubectl meshfed unimport --context cluster1 -n default --name myreviews --from cluster2', 'Remove an import and its admission on the provider')
       .example('kubectl meshfed unimport --context operations --export production/db/postgres', 'Cancel an import request that was never completed'),
   handler: withSession(unimport),
 };

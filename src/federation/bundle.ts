@@ -11,7 +11,7 @@ import { createHash, createPublicKey } from 'node:crypto';
 import YAML from 'yaml';
 import {
   createCertificateRequest, generateKeyPair, inspectCertificate, inspectCertificateRequest, keyMatchesCertificate,
-  PkiError, signClientCertificate, signDetached, verifyCertificateChain, verifyDetached, type KeySource,
+  PkiError, signClientCertificate, signDetached, splitPemBundle, verifyCertificateChain, verifyDetached, type KeySource,
 } from '../pki/index.js';
 import type { ImportCredentials } from './consumer.js';
 import { BundleError, FederationInputError } from './errors.js';
@@ -20,7 +20,7 @@ import {
   bindingLabel, checkDnsLabel, consumerGatewaySpiffeId, FEDERATION_DOMAIN, GATEWAY_NAMES, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
 } from './naming.js';
 import { checkSupportedIstio, emptyPlan, findObject, finishPlan, gatewayNamespaceOf, homeNamespaceOf, kubeObject, meshfedLabels, readSecret, secretData } from './objects.js';
-import { federationCaOf, planAdmission, type ExportPlan, type PlanOptions } from './provider.js';
+import { clientSigner, federationCaStateOf, noteClientRenewal, planAdmission, trustBundle, type ExportPlan, type PlanOptions } from './provider.js';
 import { readExportRecords, readImportRecords, type ImportRecord } from './records.js';
 import { checkTrustDomain } from './trust.js';
 
@@ -442,7 +442,11 @@ export function admitImportRequest(
   if (!plan.endpoint) {
     throw new FederationInputError('the provider gateway has no external address yet, so consumers cannot reach it; wait for its LoadBalancer address and admit the request again');
   }
-  const ca = federationCaOf(plan);
+  // During a CA rotation the next CA signs the client certificate and the bundle names both CAs; the bundle itself is
+  // signed by the current CA, the one the consumer already trusts, which so vouches for the next one.
+  const caState = federationCaStateOf(plan);
+  const ca = clientSigner(caState);
+  if (plan.record.mode === 'boundary') noteClientRenewal(plan, r.consumerClusterId);
   let clientCertificatePem: string | undefined;
   if (plan.record.mode === 'boundary') {
     try {
@@ -461,14 +465,14 @@ export function admitImportRequest(
     nonce: r.nonce,
     createdAt: now.toISOString(),
     expiresAt: new Date(now.getTime() + (options.bundleTtlHours ?? DEFAULT_BUNDLE_TTL_HOURS) * 3_600_000).toISOString(),
-    federationCaPem: unixLines(ca.certificatePem),
+    federationCaPem: unixLines(trustBundle(caState)),
     ...(clientCertificatePem ? { clientCertificatePem: unixLines(clientCertificatePem) } : {}),
     ...(plan.record.mode === 'shared-root' && (options.rootCaFingerprint ?? snapshot.rootCaPem)
       ? { providerRootCaFingerprint: options.rootCaFingerprint ?? certificateFingerprint(snapshot.rootCaPem!) }
       : {}),
   };
   const unsigned = { apiVersion: EXCHANGE_API_VERSION, kind: 'ExportBundle' as const, spec };
-  const bundle: ExportBundle = { ...unsigned, signature: signDetached(ca.privateKeyPem, signedBytes(unsigned)) };
+  const bundle: ExportBundle = { ...unsigned, signature: signDetached(caState.current.privateKeyPem, signedBytes(unsigned)) };
   return { plan, bundle };
 }
 
@@ -499,7 +503,8 @@ export function parseExportBundle(
   let signed: boolean;
   try {
     if (!inspectCertificate(spec.federationCaPem, now).isCA) throw new BundleError('malformed', 'the ExportBundle\'s federation CA is not a CA certificate');
-    signed = verifyDetached(signer, signedBytes(bundle), bundle.signature);
+    // A CA bundle (during and after a CA rotation, the consumer trusts two): any of its CAs may have signed it.
+    signed = splitPemBundle(signer).some((pem) => verifyDetached(pem, signedBytes(bundle), bundle.signature));
   } catch (err) {
     if (err instanceof BundleError) throw err;
     throw new BundleError('malformed', `the ExportBundle's federation CA is unreadable: ${(err as Error).message}`);
@@ -527,33 +532,40 @@ export function parseExportBundle(
   return bundle;
 }
 
-/** A stored client certificate with fewer days left than this is re-issued when a direct import runs again. */
+/** Certificates with fewer days left than this are reported ahead of expiry (status, verify), to be renewed with `rotate`. */
 export const RENEW_BEFORE_DAYS = 30;
 
 /**
  * The credentials planImport needs for a direct boundary-mode import (both contexts at hand): those stored in the
- * consumer's binding Secret when they can be kept as they are (same federation CA, the gateway's SPIFFE id, at least
- * {@link RENEW_BEFORE_DAYS} left, the key matching), else a new key pair and a certificate the provider's federation
- * CA (from its admission plan) signs for it. The new key exists only in the returned credentials, which the consumer
- * plan writes to the consumer cluster alone.
+ * consumer's binding Secret when they can be kept (the gateway's SPIFFE id, still valid under a CA the provider
+ * trusts, the key matching; the CAs to trust are brought up to date), else a new key pair and a certificate the
+ * provider's federation CA signs for it (during a CA rotation: the next CA). A re-run never re-keys a working import:
+ * renewing ahead of expiry is `rotate`'s job (`renew`), and `reason` says why new credentials were made. The new key
+ * exists only in the returned credentials, which the consumer plan writes to the consumer cluster alone.
+ * @param options.renew make a new key and certificate even when the stored ones can be kept (`rotate`)
  * @throws PkiError when the CSR made here does not satisfy the CA (not expected: it is made for `spiffeId`)
  */
 export function directCredentials(
   consumer: ConsumerSnapshot, admission: ClusterPlan, input: { consumerClusterId: string; spiffeId: string; endpoint: Pick<ExportEndpoint, 'providerClusterId' | 'namespace' | 'exportName'> },
-  options: { keys?: KeySource } = {},
-): ImportCredentials {
-  const ca = federationCaOf(admission);
+  options: { renew?: boolean; now?: Date; validityDays?: number; keys?: KeySource } = {},
+): ImportCredentials & { renewed: boolean; reason?: string } {
+  const state = federationCaStateOf(admission);
+  const ca = clientSigner(state);
+  const trust = trustBundle(state);
   const secret = findObject(consumer, 'Secret', homeNamespaceOf(consumer), names.binding(input.endpoint.providerClusterId, input.endpoint.namespace, input.endpoint.exportName));
   const stored = readSecret(secret);
   const certificatePem = stored?.['tls.crt'];
   const privateKeyPem = stored?.['tls.key'];
-  if (certificatePem && privateKeyPem && stored?.['ca.crt'] !== undefined && samePem(stored['ca.crt'], ca.certificatePem)) {
+  let reason: string | undefined;
+  if (certificatePem && privateKeyPem && !options.renew) {
+    reason = 'the stored certificate cannot be read';
     try {
-      const info = inspectCertificate(certificatePem);
-      if (info.uris.includes(input.spiffeId) && info.daysLeft >= RENEW_BEFORE_DAYS
-        && verifyCertificateChain(certificatePem, [ca.certificatePem]).ok && keyMatchesCertificate(privateKeyPem, certificatePem)) {
-        return { certificatePem, privateKeyPem, caCertificatePem: ca.certificatePem };
-      }
+      const info = inspectCertificate(certificatePem, options.now);
+      const chain = verifyCertificateChain(certificatePem, [trust], options.now);
+      if (!info.uris.includes(input.spiffeId)) reason = `the stored certificate is for ${info.uris.join(', ') || 'no SPIFFE id'}, not ${input.spiffeId}`;
+      else if (!chain.ok) reason = `the stored certificate is not valid under the provider's federation CA (${chain.reason})`;
+      else if (!keyMatchesCertificate(privateKeyPem, certificatePem)) reason = 'the stored key does not match the stored certificate';
+      else return { certificatePem, privateKeyPem, caCertificatePem: trust, renewed: false };
     } catch {
       // An unreadable stored certificate is replaced below.
     }
@@ -561,9 +573,13 @@ export function directCredentials(
   const keys = generateKeyPair(options.keys ? { keys: options.keys } : {});
   const csrPem = createCertificateRequest({ privateKeyPem: keys.privateKeyPem, commonName: `${input.consumerClusterId} federation egress`, spiffeId: input.spiffeId });
   return {
-    certificatePem: signClientCertificate({ ca, csrPem, expectSpiffeId: input.spiffeId }),
+    certificatePem: signClientCertificate({
+      ca, csrPem, expectSpiffeId: input.spiffeId, ...(options.now ? { now: options.now } : {}), ...(options.validityDays ? { validityDays: options.validityDays } : {}),
+    }),
     privateKeyPem: keys.privateKeyPem,
-    caCertificatePem: ca.certificatePem,
+    caCertificatePem: trust,
+    renewed: true,
+    ...(reason ? { reason } : {}),
   };
 }
 

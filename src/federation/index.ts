@@ -13,8 +13,9 @@ export {
   serviceExportTo, serviceVisibleTo, sidecarFix, sidecarFor, SERVICE_EXPORT_TO_ANNOTATION, unmetEgressNeeds, widenedExportTo, type EgressNeed,
 } from './visibility.js';
 export {
-  consumerPrincipals, endpointOf, federationCaOf, passthroughHosts, planAdmission, planExport, planRevoke, planUnexport, resolveExport,
-  type ExportPlan, type PlanOptions,
+  clientSigner, consumerPrincipals, endpointOf, federationCaOf, federationCaSecret, federationCaStateOf, noteClientRenewal, passthroughHosts, planAdmission, planExport, planRevoke,
+  planUnexport, resolveExport, trustBundle, federationCaStateIn, planProviderRotation, type ExportPlan, type FederationCaState, type PlanOptions,
+  type ProviderRotation, type ProviderRotationPlan,
 } from './provider.js';
 export { subsetChoices, type SubsetChoice } from './subsets.js';
 export {
@@ -34,3 +35,5 @@ export {
   checkTrustDomain, guardRules, inseparableReason, LOCAL_TRUST_DOMAIN_NAME, revocationEffect, trustDomainAcceptance, trustDomainAdvice,
   type GuardEntry, type ProviderTrust, type RevocationEffect, type TrustDomainAcceptance,
 } from './trust.js';
+export { planClientRotation, type ClientRotation, type ClientRotationPlan } from './rotation.js';
+export { hasDependents, planUninstall, type UninstallDependents, type UninstallPlan } from './uninstall.js';

@@ -29,7 +29,7 @@ import {
   type ProviderTrust, type RevocationEffect,
 } from './trust.js';
 import {
-  chooseFederationCa, describeGatewayAt, exportLocation, exportsServedFrom, gatewayFlagsFor, movesExport, type ExportLocation,
+  chooseFederationCa, describeGatewayAt, exportLocation, exportsServedFrom, gatewayFlagsFor, movesExport, NEXT_CA_KEYS, type ExportLocation,
 } from './relocation.js';
 
 /** Options shared by the planners that issue certificates. */
@@ -38,8 +38,15 @@ export interface PlanOptions {
   now?: Date;
   /** Lifetime of newly issued gateway certificates in days; default 365. */
   certificateValidityDays?: number;
-  /** An existing server certificate with fewer days left than this is reissued; default 30. */
+  /** An existing server certificate with fewer days left than this is reissued; default 0 (a re-run renews only what expired: `rotate` renews ahead). */
   renewBeforeDays?: number;
+  /** Issue new server certificates (new keys) even where the current ones still fit (`rotate`). Default false. */
+  renewServerCertificates?: boolean;
+  /**
+   * The federation CA to plan with, instead of the one read from the snapshot (a CA rotation decides it once for
+   * every export it re-plans).
+   */
+  federationCa?: FederationCaState;
   /**
    * {@link planExport} only: move an export to another gateway even though consumers are admitted (they reach it
    * again once they import it anew, since the gateway's address changes). Default false: such a move is refused.
@@ -47,6 +54,42 @@ export interface PlanOptions {
   allowGatewayMove?: boolean;
   /** Where new private keys (federation CA, gateway certificates) come from; default: generated when needed. */
   keys?: KeySource;
+}
+
+/**
+ * A provider's federation CA as plans use it. Outside a CA rotation only `current` is set. During one
+ * (`rotate --ca`), `next` is trusted beside `current` by the provider gateway and by the consumers it renews, and
+ * signs their new client certificates; server certificates stay signed by `current`, which every consumer trusts,
+ * until the rotation finishes and `next` becomes `current`.
+ */
+export interface FederationCaState {
+  current: CertificateAndKey;
+  next?: CertificateAndKey;
+  /** Consumer cluster ids whose client certificates `next` signed. */
+  renewed: string[];
+}
+
+/** The CAs to trust, as one PEM bundle (`ca.crt`): the current CA, then the next one during a rotation. */
+export function trustBundle(state: Pick<FederationCaState, 'current' | 'next'>): string {
+  if (!state.next) return state.current.certificatePem;
+  const pems = [state.current.certificatePem, state.next.certificatePem];
+  return pems.map((pem) => `${pem.replace(/\r\n/g, '\n').trim()}\n`).join('');
+}
+
+/** The CA that signs client certificates: the next CA during a rotation, else the current one. */
+export function clientSigner(state: Pick<FederationCaState, 'current' | 'next'>): CertificateAndKey {
+  return state.next ?? state.current;
+}
+
+/** The Secret that holds a provider's federation CA (and, during a rotation, the next one). */
+export function federationCaSecret(state: FederationCaState): KubeObject {
+  const values: Record<string, string> = { 'ca.crt': state.current.certificatePem, 'ca.key': state.current.privateKeyPem };
+  if (state.next) {
+    values[NEXT_CA_KEYS.certificate] = state.next.certificatePem;
+    values[NEXT_CA_KEYS.key] = state.next.privateKeyPem;
+    values[NEXT_CA_KEYS.renewed] = JSON.stringify([...new Set(state.renewed)].sort());
+  }
+  return kubeObject('v1', 'Secret', FEDERATION_CA_SECRET, FEDERATION_CA_NAMESPACE, meshfedLabels('federation-ca'), { type: 'Opaque', data: secretData(values) });
 }
 
 /** A provider plan for one export. */
@@ -401,12 +444,14 @@ function planProvider(
   // The CA key lives in a namespace of its own: a gateway can read every Secret of its namespace (its Role).
   const caNamespace = FEDERATION_CA_NAMESPACE;
   const found = chooseFederationCa(snapshot, home, options.now);
-  const ca = found.ca ?? createFederationCA({ provider: snapshot.clusterId, ...(options.now ? { now: options.now } : {}), ...(options.keys ? { keys: options.keys } : {}) });
+  const caState: FederationCaState = options.federationCa ?? {
+    current: found.ca ?? createFederationCA({ provider: snapshot.clusterId, ...(options.now ? { now: options.now } : {}), ...(options.keys ? { keys: options.keys } : {}) }),
+    ...(found.next ? { next: found.next } : {}),
+    renewed: found.renewed,
+  };
+  const ca = caState.current;
   plan.objects.push(kubeObject('v1', 'Namespace', caNamespace, undefined, { [MANAGED_BY_LABEL]: MANAGED_BY }, {}));
-  plan.objects.push(kubeObject('v1', 'Secret', FEDERATION_CA_SECRET, caNamespace, meshfedLabels('federation-ca'), {
-    type: 'Opaque',
-    data: secretData({ 'ca.crt': ca.certificatePem, 'ca.key': ca.privateKeyPem }),
-  }));
+  plan.objects.push(federationCaSecret(caState));
   plan.secretsWithPrivateKeys.push(`${caNamespace}/${FEDERATION_CA_SECRET}`);
   for (const copy of found.copies) {
     // Left beside a gateway by an earlier version: the key moves out of the gateway's reach.
@@ -423,7 +468,7 @@ function planProvider(
     );
   }
 
-  const own = exportOwnObjects(snapshot, record, home, { placement: setup.placement, ca, options });
+  const own = exportOwnObjects(snapshot, record, home, { placement: setup.placement, ca, trust: trustBundle(caState), options, warnings: plan.warnings });
   plan.objects.push(...own);
   if (record.mode === 'boundary') plan.secretsWithPrivateKeys.push(`${home}/${names.export(record.namespace, record.exportName)}`);
   const servedHere = [...exportsServedFrom(snapshot, others, home), record];
@@ -508,13 +553,41 @@ export function endpointOf(record: ExportRecord, gateway: { address: string; por
 }
 
 /**
- * The federation CA (certificate and key) carried by a provider plan's CA Secret.
+ * The federation CA that signs client certificates, carried by a provider plan's CA Secret: the next CA during a CA
+ * rotation ({@link clientSigner}), else the current one.
  * @throws FederationInputError when the plan has no CA Secret
  */
 export function federationCaOf(plan: ClusterPlan): CertificateAndKey {
+  return clientSigner(federationCaStateOf(plan));
+}
+
+/**
+ * The whole federation CA state carried by a provider plan's CA Secret (current CA, and the next one during a CA rotation).
+ * @throws FederationInputError when the plan has no CA Secret
+ */
+export function federationCaStateOf(plan: ClusterPlan): FederationCaState {
   const data = readSecret(plan.objects.find((o) => o.kind === 'Secret' && o.metadata.name === FEDERATION_CA_SECRET));
   if (!data?.['ca.crt'] || !data['ca.key']) throw new FederationInputError('the provider plan carries no federation CA Secret');
-  return { certificatePem: data['ca.crt'], privateKeyPem: data['ca.key'] };
+  const next = data[NEXT_CA_KEYS.certificate] && data[NEXT_CA_KEYS.key]
+    ? { certificatePem: data[NEXT_CA_KEYS.certificate]!, privateKeyPem: data[NEXT_CA_KEYS.key]! } : undefined;
+  let renewed: string[] = [];
+  try {
+    renewed = next ? JSON.parse(data[NEXT_CA_KEYS.renewed] ?? '[]') as string[] : [];
+  } catch {
+    renewed = [];
+  }
+  return { current: { certificatePem: data['ca.crt'], privateKeyPem: data['ca.key'] }, ...(next ? { next } : {}), renewed };
+}
+
+/**
+ * Notes in a provider plan's CA Secret that the next CA signed a client certificate for `consumerClusterId`
+ * (nothing to note outside a CA rotation): finishing the rotation checks that every admitted consumer has one.
+ */
+export function noteClientRenewal(plan: ClusterPlan, consumerClusterId: string): void {
+  const state = federationCaStateOf(plan);
+  if (!state.next || state.renewed.includes(consumerClusterId)) return;
+  const index = plan.objects.findIndex((o) => o.kind === 'Secret' && o.metadata.name === FEDERATION_CA_SECRET);
+  plan.objects[index] = federationCaSecret({ ...state, renewed: [...state.renewed, consumerClusterId] });
 }
 
 /**
@@ -568,21 +641,27 @@ function checkMove(
   return [`${what} ${names.length > 1 ? 'move' : 'moves'} from the gateway in ${describeGatewayAt(from)} to the gateway in ${describeGatewayAt(placement)}: ${who} reach ${it} again once they import ${it} again (${again})`];
 }
 
-function serverCertificate(snapshot: ProviderSnapshot, home: string, name: string, host: string, ca: CertificateAndKey, options: PlanOptions): CertificateAndKey {
+function serverCertificate(snapshot: ProviderSnapshot, home: string, name: string, host: string, ca: CertificateAndKey, options: PlanOptions, warnings?: string[]): CertificateAndKey {
   const now = options.now ?? new Date();
   const data = readSecret(findObject(snapshot, 'Secret', home, name));
   const certificatePem = data?.['tls.crt'];
   const privateKeyPem = data?.['tls.key'];
-  if (certificatePem && privateKeyPem) {
-    // Reuse while it still fits: reissuing on every run would churn the gateway's certificate for nothing.
+  if (certificatePem && privateKeyPem && !options.renewServerCertificates) {
+    // Reuse while it still fits: a re-run never re-keys a working gateway; renewing ahead of expiry is `rotate`'s
+    // job (status and verify warn 30 days ahead). One that no longer fits is replaced, and the plan says why.
+    let why = 'it cannot be read';
     try {
       const info = inspectCertificate(certificatePem, now);
-      const fits = info.dnsNames.includes(host) && info.daysLeft >= (options.renewBeforeDays ?? 30)
-        && verifyCertificateChain(certificatePem, [ca.certificatePem], now).ok && keyMatchesCertificate(privateKeyPem, certificatePem);
-      if (fits) return { certificatePem, privateKeyPem };
+      const chain = verifyCertificateChain(certificatePem, [ca.certificatePem], now);
+      if (!info.dnsNames.includes(host)) why = `it does not name ${host}`;
+      else if (info.daysLeft < (options.renewBeforeDays ?? 0)) why = `it expires on ${info.notAfter.toISOString().slice(0, 10)}`;
+      else if (!chain.ok) why = `it is not valid under the federation CA (${chain.reason})`;
+      else if (!keyMatchesCertificate(privateKeyPem, certificatePem)) why = 'its key does not match';
+      else return { certificatePem, privateKeyPem };
     } catch {
       // An unreadable certificate is replaced below.
     }
+    warnings?.push(`the server certificate in Secret ${home}/${name} is replaced (new key): ${why}`);
   }
   return issueServerCertificate({
     ca, hosts: [host], now, ...(options.certificateValidityDays ? { validityDays: options.certificateValidityDays } : {}), ...(options.keys ? { keys: options.keys } : {}),
@@ -592,7 +671,7 @@ function serverCertificate(snapshot: ProviderSnapshot, home: string, name: strin
 /** Objects that belong to one export alone (all carry its export label). */
 function exportOwnObjects(
   snapshot: ProviderSnapshot, record: ExportRecord, home: string,
-  context: { placement: ReturnType<typeof gatewaySetup>['placement'] | undefined; ca?: CertificateAndKey; options?: PlanOptions },
+  context: { placement: ReturnType<typeof gatewaySetup>['placement'] | undefined; ca?: CertificateAndKey; trust?: string; options?: PlanOptions; warnings?: string[] },
 ): KubeObject[] {
   const name = names.export(record.namespace, record.exportName);
   const labels = meshfedLabels('export', { [LABELS.export]: exportLabel(record.namespace, record.exportName) });
@@ -600,11 +679,11 @@ function exportOwnObjects(
   if (record.mode === 'boundary') {
     const placement = context.placement ?? gatewaySetup(snapshot, 'ingress').placement;
     if (context.ca) {
-      const cert = serverCertificate(snapshot, home, name, record.host, context.ca, context.options ?? {});
+      const cert = serverCertificate(snapshot, home, name, record.host, context.ca, context.options ?? {}, context.warnings);
       out.push(kubeObject('v1', 'Secret', name, home, labels, {
         type: 'kubernetes.io/tls',
         // The SDS layout Istio reads for MUTUAL gateways: certificate, key and the CA that signs client certificates.
-        data: secretData({ 'tls.crt': cert.certificatePem, 'tls.key': cert.privateKeyPem, 'ca.crt': context.ca.certificatePem }),
+        data: secretData({ 'tls.crt': cert.certificatePem, 'tls.key': cert.privateKeyPem, 'ca.crt': context.trust ?? context.ca.certificatePem }),
       }));
     } else {
       out.push(kubeObject('v1', 'Secret', name, home, labels, {}));
@@ -954,4 +1033,115 @@ function workloadGuard(snapshot: ProviderSnapshot, focus: ExportRecord, exports:
       spec: { selector: { matchLabels: { ...service.selector! } }, action: 'DENY', rules },
     });
   return { object, warnings };
+}
+
+/** The federation CA a provider cluster holds (and the next one during a CA rotation); undefined before its first export. */
+export function federationCaStateIn(snapshot: ProviderSnapshot, now?: Date): FederationCaState | undefined {
+  const found = chooseFederationCa(snapshot, homeNamespaceOf(snapshot), now);
+  if (!found.ca) return undefined;
+  return { current: found.ca, ...(found.next ? { next: found.next } : {}), renewed: found.renewed };
+}
+
+/** What `rotate` renews in a provider cluster. */
+export interface ProviderRotation {
+  /** Only this export (default: every export of the cluster). */
+  only?: { namespace: string; exportName: string };
+  /** Issue new server certificates (new keys). */
+  servers: boolean;
+  /**
+   * The federation CA: `start` creates the next CA, trusted beside the current one (consumers are then renewed under
+   * it); `finish` makes it the only CA (server certificates re-issued by it, the old CA no longer trusted).
+   */
+  ca?: 'start' | 'finish';
+  /** Lifetime of new server certificates in days; default 365. */
+  validityDays?: number;
+  /** Lifetime of a new federation CA in days; default 3650. */
+  caValidityDays?: number;
+  now?: Date;
+}
+
+/** A provider's rotation plan. */
+export interface ProviderRotationPlan extends ClusterPlan {
+  /** The exports whose server certificates the plan renews, as `namespace/name`. */
+  exports: string[];
+  /** The CA state once the plan is applied. */
+  federationCa: FederationCaState;
+  /**
+   * `finish`: the admitted boundary consumers (cluster ids) whose client certificates the next CA has not signed: they
+   * lose access when the old CA is no longer trusted (the command refuses unless forced).
+   */
+  notRenewed: string[];
+  /** The admitted boundary consumers of the exports, by cluster id (who must renew during a CA rotation). */
+  consumers: string[];
+}
+
+/**
+ * Plans a rotation on the provider: new server certificates for its exports and/or a step of a federation CA
+ * rotation. Every export is re-planned as it stands (routes, admissions unchanged); only certificates and CA trust
+ * change.
+ * @throws FederationInputError when the cluster has no federation CA yet, the export does not exist, a CA rotation is
+ *   started twice or finished before it was started
+ */
+export function planProviderRotation(snapshot: ProviderSnapshot, rotation: ProviderRotation): ProviderRotationPlan {
+  const state = federationCaStateIn(snapshot, rotation.now);
+  if (!state) {
+    throw new FederationInputError(`cluster ${snapshot.clusterId} has no federation CA: nothing to rotate (it is created by the first kubectl meshfed export)`);
+  }
+  const records = readExportRecords(snapshot);
+  const selected = rotation.only ? [existingRecord(snapshot, rotation.only.namespace, rotation.only.exportName, 'remove')] : records;
+  const consumers = [...new Set(records.filter((r) => r.mode === 'boundary').flatMap((r) => r.consumers.map((c) => c.clusterId)))].sort();
+  let next: FederationCaState = state;
+  let notRenewed: string[] = [];
+  if (rotation.ca === 'start') {
+    if (state.next) {
+      throw new FederationInputError(`a federation CA rotation is already under way in cluster ${snapshot.clusterId} (the next CA is trusted beside the current one): renew the consumers, then finish it (--finish)`, '--ca');
+    }
+    const created = createFederationCA({
+      provider: snapshot.clusterId, ...(rotation.now ? { now: rotation.now } : {}), ...(rotation.caValidityDays ? { validityDays: rotation.caValidityDays } : {}),
+    });
+    next = { current: state.current, next: created, renewed: [] };
+  } else if (rotation.ca === 'finish') {
+    if (!state.next) {
+      throw new FederationInputError(`no federation CA rotation is under way in cluster ${snapshot.clusterId}: start one first (kubectl meshfed rotate --ca)`, '--finish');
+    }
+    notRenewed = consumers.filter((c) => !state.renewed.includes(c));
+    next = { current: state.next, renewed: [] };
+  }
+  const options: PlanOptions = {
+    federationCa: next,
+    // Finishing: every server certificate is re-issued by the CA that is now the only one.
+    renewServerCertificates: rotation.servers || rotation.ca === 'finish',
+    ...(rotation.now ? { now: rotation.now } : {}),
+    ...(rotation.validityDays ? { certificateValidityDays: rotation.validityDays } : {}),
+  };
+  // Starting a CA rotation changes the CA trusted by every export's gateway; renewing server certificates changes the
+  // selected ones only.
+  const planned = rotation.ca ? records : selected;
+  const plan = emptyPlan(snapshot.clusterId) as ProviderRotationPlan;
+  const byKey = new Map<string, KubeObject>();
+  const push = (o: KubeObject): void => {
+    byKey.delete(objectKey(o));
+    byKey.set(objectKey(o), o);
+  };
+  push(kubeObject('v1', 'Namespace', FEDERATION_CA_NAMESPACE, undefined, { [MANAGED_BY_LABEL]: MANAGED_BY }, {}));
+  push(federationCaSecret(next));
+  plan.secretsWithPrivateKeys.push(`${FEDERATION_CA_NAMESPACE}/${FEDERATION_CA_SECRET}`);
+  for (const record of planned) {
+    const renew = selected.includes(record) ? options : { ...options, renewServerCertificates: rotation.ca === 'finish' };
+    const one = planProvider(snapshot, record, renew, [], 'admit');
+    for (const o of one.objects) push(o);
+    plan.remove.push(...one.remove);
+    plan.prune.push(...one.prune);
+    plan.warnings.push(...one.warnings.filter((w) => !plan.warnings.includes(w) && !w.includes('admits no consumer') && !w.includes('has no external address yet')));
+    for (const s of one.secretsWithPrivateKeys) if (!plan.secretsWithPrivateKeys.includes(s)) plan.secretsWithPrivateKeys.push(s);
+  }
+  plan.objects.push(...byKey.values());
+  const renewed = rotation.servers || rotation.ca === 'finish' ? (rotation.ca === 'finish' ? records : selected) : [];
+  return {
+    ...(finishPlan(plan) as ProviderRotationPlan),
+    exports: renewed.filter((r) => r.mode === 'boundary').map((r) => `${r.namespace}/${r.exportName}`),
+    federationCa: next,
+    notRenewed,
+    consumers,
+  };
 }

@@ -110,6 +110,34 @@ export interface FederationCaChoice {
   copies: KubeObject[];
   /** Secrets holding a different CA (a cluster damaged by an earlier version that created a second CA). */
   others: KubeObject[];
+  /**
+   * A CA rotation under way (`rotate --ca`): the next federation CA, trusted beside the current one until the
+   * rotation finishes, and the consumers whose client certificates it has signed since.
+   */
+  next?: CertificateAndKey;
+  /** Consumer cluster ids whose client certificates the next CA signed (empty when no rotation is under way). */
+  renewed: string[];
+}
+
+/** Data keys of the CA Secret during a CA rotation: the next CA and the consumers it has signed for. */
+export const NEXT_CA_KEYS = { certificate: 'next.crt', key: 'next.key', renewed: 'next-consumers.json' } as const;
+
+function nextCaOf(secret: KubeObject): { next?: CertificateAndKey; renewed: string[] } {
+  const data = readSecret(secret) ?? {};
+  const certificatePem = data[NEXT_CA_KEYS.certificate];
+  const privateKeyPem = data[NEXT_CA_KEYS.key];
+  if (!certificatePem || !privateKeyPem) return { renewed: [] };
+  if (!keyMatchesCertificate(privateKeyPem, certificatePem)) {
+    throw new FederationInputError(`Secret ${secret.metadata.namespace}/${secret.metadata.name} holds a next federation CA whose ${NEXT_CA_KEYS.key} does not match ${NEXT_CA_KEYS.certificate}; restore it from a backup, or remove both keys and start the CA rotation again (kubectl meshfed rotate --ca)`);
+  }
+  let renewed: string[] = [];
+  try {
+    const parsed: unknown = JSON.parse(data[NEXT_CA_KEYS.renewed] ?? '[]');
+    if (Array.isArray(parsed)) renewed = parsed.filter((v): v is string => typeof v === 'string');
+  } catch {
+    renewed = [];
+  }
+  return { next: { certificatePem, privateKeyPem }, renewed };
 }
 
 function caOf(secret: KubeObject, now: Date | undefined): CertificateAndKey {
@@ -146,7 +174,7 @@ export function chooseFederationCa(snapshot: ClusterSnapshot, home: string, now?
     return ns === FEDERATION_CA_NAMESPACE ? 0 : ns === home ? 1 : ns === gatewayNamespaceOf(snapshot) ? 2 : 3;
   }
   const chosen = secrets[0];
-  if (!chosen) return { copies: [], others: [] };
+  if (!chosen) return { copies: [], others: [], renewed: [] };
   const ca = caOf(chosen, now);
   const rest = secrets.slice(1);
   const isCopy = (o: KubeObject): boolean => samePem(readSecret(o)?.['ca.crt'], ca.certificatePem);
@@ -155,5 +183,6 @@ export function chooseFederationCa(snapshot: ClusterSnapshot, home: string, now?
     foundIn: chosen.metadata.namespace!,
     copies: [...(chosen.metadata.namespace !== FEDERATION_CA_NAMESPACE ? [chosen] : []), ...rest.filter(isCopy)],
     others: rest.filter((o) => !isCopy(o)),
+    ...nextCaOf(chosen),
   };
 }

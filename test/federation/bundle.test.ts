@@ -199,7 +199,16 @@ test('directCredentials: a new key and a CA-signed certificate, kept on a re-run
       .map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
   });
   const stored: ConsumerSnapshot = { ...consumerStart, existing: [binding(first)] };
-  t.deepEqual(directCredentials(stored, admission, { consumerClusterId: 'cluster1', spiffeId, endpoint }), first);
+  // A re-run keeps the stored key and certificate: it never re-keys a working import.
+  const kept = directCredentials(stored, admission, { consumerClusterId: 'cluster1', spiffeId, endpoint });
+  t.false(kept.renewed);
+  t.deepEqual({ ...kept, renewed: true }, first);
+  // Even with fewer than 30 days left (renewing ahead of expiry is rotate's job, which passes renew).
+  const late = directCredentials(stored, admission, { consumerClusterId: 'cluster1', spiffeId, endpoint }, { now: new Date(Date.now() + 350 * 86_400_000) });
+  t.is(late.privateKeyPem, first.privateKeyPem);
+  const rotated = directCredentials(stored, admission, { consumerClusterId: 'cluster1', spiffeId, endpoint }, { renew: true });
+  t.true(rotated.renewed);
+  t.not(rotated.privateKeyPem, first.privateKeyPem);
 
   // Without its CA Secret the provider gets a new federation CA: the stored certificate no longer chains to it.
   const newCa: ProviderSnapshot = { ...provider, existing: provider.existing.filter((o) => o.metadata.name !== 'meshfed-federation-ca') };

@@ -3,10 +3,11 @@
 import test from 'ava';
 import {
   createImportRequest, FederationInputError, names, parseImportRequest, pendingRequestOf, planAdmission, planExport,
-  planImport, planRevoke, planUnexport, planUnimport, readSecret, serializeDocument, admitImportRequest, bundleCredentials,
+  noteClientRenewal, planImport, planProviderRotation, planRevoke, planUninstall, hasDependents, planClientRotation, directCredentials, planUnexport, planUnimport, readSecret, serializeDocument, admitImportRequest, bundleCredentials,
   type ClusterPlan, type ConsumerSnapshot, type ExportSpec, type KubeObject, type ProviderSnapshot,
 } from '../../src/federation/index.js';
 import { applyPlan } from './scenario.js';
+import { inspectCertificate, verifyCertificateChain } from '../../src/pki/index.js';
 
 type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const now = new Date('2026-06-01T12:00:00Z');
@@ -82,10 +83,47 @@ test('re-planning reuses the federation CA and a still-valid server certificate'
   const secret = (p: ClusterPlan, name: string) => readSecret(find(p, 'Secret', name));
   t.deepEqual(secret(again, 'meshfed-federation-ca'), secret(first, 'meshfed-federation-ca'));
   t.deepEqual(secret(again, names.export('shop', 'api')), secret(first, names.export('shop', 'api')));
-  // Close to expiry it is reissued by the same CA.
+  // Close to expiry a re-run still keeps it: it never re-keys a working gateway (renewing ahead is rotate's job).
   const late = planExport(applyPlan(provider(), first), spec(), { now: new Date(now.getTime() + 340 * 86_400_000) });
-  t.not(secret(late, names.export('shop', 'api'))!['tls.crt'], secret(first, names.export('shop', 'api'))!['tls.crt']);
-  t.is(secret(late, 'meshfed-federation-ca')!['ca.crt'], secret(first, 'meshfed-federation-ca')!['ca.crt']);
+  t.deepEqual(secret(late, names.export('shop', 'api')), secret(first, names.export('shop', 'api')));
+  t.false(late.warnings.some((w) => w.includes('is replaced')));
+  // Asked to renew (rotate), it is reissued by the same CA, with a new key.
+  const renewed = planExport(applyPlan(provider(), first), spec(), { now: new Date(now.getTime() + 340 * 86_400_000), renewServerCertificates: true });
+  t.not(secret(renewed, names.export('shop', 'api'))!['tls.key'], secret(first, names.export('shop', 'api'))!['tls.key']);
+  t.is(secret(renewed, 'meshfed-federation-ca')!['ca.crt'], secret(first, 'meshfed-federation-ca')!['ca.crt']);
+  // Once expired, a re-run replaces it and says why.
+  const expired = planExport(applyPlan(provider(), first), spec(), { now: new Date(now.getTime() + 366 * 86_400_000) });
+  t.not(secret(expired, names.export('shop', 'api'))!['tls.crt'], secret(first, names.export('shop', 'api'))!['tls.crt']);
+  t.true(expired.warnings.some((w) => /server certificate in Secret istio-meshfed\/mf-export-shop-api is replaced \(new key\): it expires on/.test(w)), expired.warnings.join('\n'));
+});
+
+test('a federation CA rotation: the next CA is trusted beside the current one, signs client certificates, and replaces it at the finish', (t) => {
+  let p = applyPlan(provider(), planExport(provider(), spec({ consumers: [{ clusterId: 'c1' }] }), { now }));
+  const secret = (plan: ClusterPlan, name: string) => readSecret(find(plan, 'Secret', name));
+  const before = secret(planExport(p, spec(), { now }), 'meshfed-federation-ca')!;
+  t.throws(() => planProviderRotation(p, { servers: false, ca: 'finish', now }), { instanceOf: FederationInputError, message: /no federation CA rotation is under way/ });
+  const start = planProviderRotation(p, { servers: false, ca: 'start', now });
+  const started = secret(start, 'meshfed-federation-ca')!;
+  t.is(started['ca.crt'], before['ca.crt'], 'the current CA stays');
+  t.truthy(started['next.crt']);
+  t.is((secret(start, names.export('shop', 'api'))!['ca.crt']!.match(/BEGIN CERTIFICATE/g) ?? []).length, 2, 'the gateway trusts both');
+  t.deepEqual(start.notRenewed, []);
+  p = applyPlan(p, start);
+  t.throws(() => planProviderRotation(p, { servers: false, ca: 'start', now }), { instanceOf: FederationInputError, message: /already under way/ });
+  // A re-run of export during the rotation keeps it going.
+  t.is(secret(planExport(p, spec(), { now }), 'meshfed-federation-ca')!['next.crt'], started['next.crt']);
+  t.deepEqual(planProviderRotation(p, { servers: false, ca: 'finish', now }).notRenewed, ['c1'], 'c1 has no certificate from the next CA');
+  const admission = planAdmission(p, { namespace: 'shop', exportName: 'api', consumer: { clusterId: 'c1' } }, { now });
+  noteClientRenewal(admission, 'c1');
+  p = applyPlan(p, admission);
+  const finish = planProviderRotation(p, { servers: false, ca: 'finish', now });
+  t.deepEqual(finish.notRenewed, []);
+  const finished = secret(finish, 'meshfed-federation-ca')!;
+  t.is(finished['ca.crt'], started['next.crt'], 'the next CA is the only one');
+  t.false('next.crt' in finished);
+  const server = secret(finish, names.export('shop', 'api'))!;
+  t.is(server['ca.crt'], started['next.crt']);
+  t.true(verifyCertificateChain(server['tls.crt']!, [started['next.crt']!], now).ok, 'the server certificate comes from the new CA');
 });
 
 test('two exports of one Service share one subsets DestinationRule; unexport recomputes it', (t) => {
@@ -376,4 +414,43 @@ test('shared-root guard: identities admitted to different ports of one Service a
     { from: [{ source: { principals: ['ops.local/*'], notPrincipals: ['ops.local/ns/tools/sa/admin'] } }], to: [{ operation: { notPorts: ['8080'] } }] },
     { from: [{ source: { principals: ['ops.local/*'], notPrincipals: ['ops.local/ns/vault/sa/vault'] } }], to: [{ operation: { notPorts: ['9090'] } }] },
   ]);
+});
+
+test('uninstall: every meshfed object, its own namespaces unless they hold objects of others; dependents listed', (t) => {
+  const p = applyPlan(provider(), planExport(provider(), spec({ consumers: [{ clusterId: 'c1' }] }), { now }));
+  const plan = planUninstall(p, { foreign: { 'istio-meshfed': ['ConfigMap/notes'] } });
+  t.deepEqual(plan.dependents, { exports: ['shop/api'], imports: [], pending: [] });
+  t.true(hasDependents(plan.dependents));
+  t.true(plan.remove.some((r) => r.kind === 'Secret' && r.name === 'meshfed-federation-ca'));
+  t.true(plan.remove.some((r) => r.kind === 'Namespace' && r.name === 'meshfed-ca'));
+  t.false(plan.remove.some((r) => r.kind === 'Namespace' && r.name === 'istio-meshfed'), 'a namespace holding the user\'s object stays');
+  t.deepEqual(plan.keptNamespaces, { 'istio-meshfed': ['ConfigMap/notes'] });
+  t.false(plan.remove.some((r) => r.kind === 'Service' && r.name === 'api'), 'the exported Service is the user\'s');
+  // Objects before namespaces: a namespace goes last.
+  t.is(plan.remove.at(-1)!.kind, 'Namespace');
+  t.false(hasDependents(planUninstall(bare(), { foreign: {} }).dependents));
+});
+
+test('client rotation: new keys for the provider\'s boundary imports, the CAs the provider trusts, a note on the provider during a CA rotation', (t) => {
+  let p = applyPlan(provider(), planExport(provider(), spec({ consumers: [{ clusterId: 'ops' }] }), { now }));
+  const spiffeId = 'spiffe://ops.meshfed.internal/ns/istio-meshfed/sa/meshfed-egress';
+  const admission = planAdmission(p, { namespace: 'shop', exportName: 'api', consumer: { clusterId: 'ops', gatewaySpiffeId: spiffeId } }, { now });
+  const first = directCredentials(consumer(), admission, { consumerClusterId: 'ops', spiffeId, endpoint: admission.endpoint! }, { now });
+  const imported = planImport(consumer(), { endpoint: admission.endpoint!, credentials: first }, { consumerClusterId: 'ops', namespace: 'apps' }, { now });
+  let c = applyPlan(consumer(), imported) as ConsumerSnapshot;
+  t.throws(() => planClientRotation(c, p, { consumerClusterId: 'ops', providerClusterId: 'prod', spiffeId, now, only: { namespace: 'apps', localName: 'nope' } }), { instanceOf: FederationInputError, message: /has no import apps\/nope of prod/ });
+  const plain = planClientRotation(c, p, { consumerClusterId: 'ops', providerClusterId: 'prod', spiffeId, now });
+  t.deepEqual(plain.imports, ['apps/api']);
+  t.deepEqual(plain.provider.objects, [], 'outside a CA rotation the provider is not written');
+  const renewed = readSecret(plain.consumer.objects[0]);
+  t.not(renewed!['tls.key'], first.privateKeyPem);
+  t.deepEqual(inspectCertificate(renewed!['tls.crt']!, now).uris, [spiffeId]);
+  p = applyPlan(p, planProviderRotation(p, { servers: false, ca: 'start', now }));
+  c = applyPlan(c, plain.consumer) as ConsumerSnapshot;
+  const during = planClientRotation(c, p, { consumerClusterId: 'ops', providerClusterId: 'prod', spiffeId, now });
+  const trusted = readSecret(during.consumer.objects[0])!['ca.crt']!;
+  t.is((trusted.match(/BEGIN CERTIFICATE/g) ?? []).length, 2, 'both CAs trusted');
+  const next = readSecret(find(p.existing, 'Secret', 'meshfed-federation-ca'))!['next.crt']!;
+  t.true(verifyCertificateChain(readSecret(during.consumer.objects[0])!['tls.crt']!, [next], now).ok, 'signed by the next CA');
+  t.deepEqual(JSON.parse(readSecret(during.provider.objects[0])!['next-consumers.json']!), ['ops']);
 });

@@ -135,7 +135,7 @@ const entries: CheckInfo[] = [
     code: 'MF0211', level: 'warning', category: 'provider',
     description: 'the provider gateway\'s server certificate does not expire within 30 days',
     message: 'the server certificate in Secret {secret} expires on {date} ({days} days left)',
-    hint: 'run kubectl meshfed export again for {export} to renew it',
+    hint: 'renew it (new key, same federation CA; consumers keep working): {rotate}',
   },
   {
     code: 'MF0212', level: 'error', category: 'provider',
@@ -250,7 +250,7 @@ const entries: CheckInfo[] = [
     code: 'MF0306', level: 'warning', category: 'consumer',
     description: 'the client certificate does not expire within 30 days',
     message: 'the client certificate in Secret {secret} expires on {date} ({days} days left)',
-    hint: 'have the provider admit a new import request before it expires',
+    hint: 'renew it before it expires: {rotate} (without access to the provider: import --request-out --force, admit, import --bundle)',
   },
   {
     code: 'MF0307', level: 'error', category: 'consumer',

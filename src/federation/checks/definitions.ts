@@ -98,11 +98,12 @@ function gatewayReadiness(gw: GatewayFacts, what: string): Finding[] {
  * A readable certificate that expires within {@link EXPIRY_WARNING_DAYS} fails (with its date and days left); an
  * unreadable one gives nothing, since the check that reads it has already failed.
  */
-function expiry(cert: CertificateRead, secret: string): Finding[] {
+/** @param rotate the exact command that renews the certificate */
+function expiry(cert: CertificateRead, secret: string, rotate: string): Finding[] {
   if (!cert.ok) return [];
   const object = `certificate in Secret ${secret}`;
   return [cert.info.daysLeft < EXPIRY_WARNING_DAYS
-    ? fail({ secret, date: cert.info.notAfter.toISOString().slice(0, 10), days: cert.info.daysLeft }, object)
+    ? fail({ secret, date: cert.info.notAfter.toISOString().slice(0, 10), days: cert.info.daysLeft, rotate }, object)
     : ok(object, `${cert.info.daysLeft} days left`)];
 }
 
@@ -636,7 +637,8 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     requires: ['MF0210'],
     run: (f) => {
       const secret = f.serverCredentialSecret!;
-      return expiry(f.serverCertificate, `${secret.metadata.namespace}/${secret.metadata.name}`);
+      const x = f.exportRecord!;
+      return expiry(f.serverCertificate, `${secret.metadata.namespace}/${secret.metadata.name}`, `kubectl meshfed rotate --context ${f.provider!.context} -n ${x.namespace} --name ${x.exportName}`);
     },
   },
   {
@@ -933,7 +935,8 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     mode: 'boundary',
     requires: ['MF0305'],
     run: (f) => {
-      return expiry(f.clientCertificate, `${f.egressNamespace}/${f.bindingName}`);
+      const from = f.provider?.context ?? f.record.endpoint.providerClusterId;
+      return expiry(f.clientCertificate, `${f.egressNamespace}/${f.bindingName}`, `kubectl meshfed rotate --context ${f.consumer.context} --from ${from} -n ${f.record.namespace} --name ${f.record.localName}`);
     },
   },
   {
@@ -1218,6 +1221,9 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       const ca = f.federationCa;
       if (!ca.ok) return [fail({ detail: `the provider's federation CA cannot be read: ${ca.reason}` }, object)];
       const chain = verifyCertificateChain(cert.pem, [ca.pem], f.snapshot.now);
+      // During a CA rotation the next CA signs the renewed consumers' certificates; the provider trusts both.
+      const next = f.nextFederationCa;
+      if (!chain.ok && next?.ok && verifyCertificateChain(cert.pem, [next.pem], f.snapshot.now).ok) return [ok(object, `${next.info.subject} (the next CA of the rotation under way)`)];
       return [chain.ok ? ok(object, ca.info.subject) : fail({ detail: `the client certificate is not valid under the provider's federation CA (${ca.info.subject}): ${chain.reason}` }, object)];
     },
   },

@@ -323,6 +323,15 @@ export class VerifyFacts {
     return this.memo('ca', () => certificateIn(secret, 'ca.crt', this.snapshot.now));
   }
 
+  /** During a federation CA rotation (`rotate --ca`): the next CA, trusted beside the current one. */
+  get nextFederationCa(): CertificateRead | undefined {
+    const provider = this.provider;
+    if (!provider) return undefined;
+    const secret = find(provider, 'Secret', FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET);
+    const next = this.memo('nextCa', () => certificateIn(secret, 'next.crt', this.snapshot.now));
+    return next.ok ? next : undefined;
+  }
+
   /** The provider gateway's server certificate (boundary mode). */
   get serverCertificate(): CertificateRead {
     const provider = this.provider;

@@ -1,0 +1,157 @@
+/**
+ * The whole lifecycle of the seed blog scenario with the two sides unable to reach each other: no command is given
+ * both contexts, and everything crossing between them goes through the exchange files (import request, export
+ * bundle). Export, import in three steps, rotation of the server, client and federation CA certificates (the client
+ * ones through the same files) with the probe (verify) passing before, during and after each one, unimport (the
+ * provider's operator gets the exact revoke command), unexport, and uninstall on both sides.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+
+let fed: FederationWorld;
+const dir = mkdtempSync(join(tmpdir(), 'meshfed-lifecycle-files-'));
+const file = (name: string) => join(dir, name);
+
+const EXPORT = ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--subset', 'version=v2', '--name', 'reviews'];
+// Without --from: provider checks are skipped, the probe still runs.
+const VERIFY = ['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--path', '/reviews/0', '--timeout', '2m'];
+const MANAGED = 'app.kubernetes.io/managed-by';
+
+/** Every kind meshfed may create, and the kinds of the user's objects it must never touch. */
+const KINDS: Array<[string, string]> = [
+  ['v1', 'Namespace'], ['v1', 'Service'], ['v1', 'ServiceAccount'], ['v1', 'ConfigMap'], ['v1', 'Secret'], ['apps/v1', 'Deployment'],
+  ['rbac.authorization.k8s.io/v1', 'Role'], ['rbac.authorization.k8s.io/v1', 'RoleBinding'],
+  ['networking.istio.io/v1beta1', 'VirtualService'], ['networking.istio.io/v1beta1', 'DestinationRule'], ['networking.istio.io/v1beta1', 'Gateway'],
+  ['networking.istio.io/v1beta1', 'ServiceEntry'], ['security.istio.io/v1beta1', 'AuthorizationPolicy'],
+];
+
+function everything(cluster: string) {
+  return KINDS.flatMap(([apiVersion, kind]) => fed.world.cluster(cluster).list(apiVersion, kind));
+}
+
+/** The user's objects (not meshfed's), as `Kind namespace/name` → resourceVersion. */
+function userObjects(cluster: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const o of everything(cluster)) {
+    if (o.metadata.labels?.[MANAGED] === 'kubectl-meshfed') continue;
+    out.set(`${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`, o.metadata.resourceVersion ?? '');
+  }
+  return out;
+}
+
+function secretText(cluster: string, namespace: string, name: string, key: string): string {
+  const data = fed.world.cluster(cluster).get('v1', 'Secret', namespace, name)?.data as Record<string, string> | undefined;
+  return Buffer.from(String(data?.[key] ?? ''), 'base64').toString('utf8');
+}
+
+const certificates = (pem: string): number => (pem.match(/BEGIN CERTIFICATE/g) ?? []).length;
+
+async function probePasses(t: ExecutionContext, when: string): Promise<void> {
+  const verify = await fed.run(VERIFY);
+  t.is(verify.code, 0, `${when}: ${verify.stdout}\n${verify.stderr}`);
+  t.regex(verify.stdout, /the probe calls the imported service through the federation/, when);
+}
+
+let before: Record<string, Map<string, string>>;
+let round = 0;
+
+/**
+ * The three steps: a request from the consumer, the provider's bundle, the consumer imports it (the first time) or
+ * completes its renewal (`rotate --request-out` and `rotate --bundle` later).
+ */
+async function exchange(t: ExecutionContext, renew: boolean): Promise<void> {
+  round += 1;
+  const request = await fed.runCounting(renew
+    ? ['rotate', '--context', 'cluster1', '--from', 'cluster2', '--request-out', file(`request-${round}.yaml`)]
+    : ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'cluster2/bookinfo/reviews', '--request-out', file(`request-${round}.yaml`)]);
+  t.is(request.code, 0, request.stderr);
+  t.deepEqual(request.writes.cluster2, [], 'the consumer step never touches the provider');
+  const admit = await fed.runCounting(['admit', '--context', 'cluster2', '--request', file(`request-${round}.yaml`), '--bundle-out', file(`bundle-${round}.yaml`)]);
+  t.is(admit.code, 0, admit.stderr);
+  t.deepEqual(admit.writes.cluster1, [], 'the provider step never touches the consumer');
+  const complete = await fed.runCounting(renew
+    ? ['rotate', '--context', 'cluster1', '--bundle', file(`bundle-${round}.yaml`)]
+    : ['import', '--context', 'cluster1', '-n', 'default', '--bundle', file(`bundle-${round}.yaml`), '--as', 'myreviews']);
+  t.is(complete.code, 0, complete.stderr);
+  t.deepEqual(complete.writes.cluster2, []);
+}
+
+test.before(async () => {
+  fed = await startFederationWorld({ seed: 'bookinfo', clusters: [{ name: 'cluster1' }, { name: 'cluster2' }] });
+});
+
+test.after.always(async () => {
+  await fed?.stop();
+});
+
+test.serial('export, then import in three steps through the exchange files; the probe passes', async (t) => {
+  before = { cluster1: userObjects('cluster1'), cluster2: userObjects('cluster2') };
+  t.is((await fed.run(EXPORT)).code, 0);
+  await exchange(t, false);
+  await probePasses(t, 'after the import');
+  const status = JSON.parse((await fed.run(['status', '--context', 'cluster2', '--check-consumers', '-o', 'json'])).stdout);
+  t.deepEqual(status.exports[0].consumerUse, { cluster1: 'imports' });
+});
+
+test.serial('server rotation on the provider alone; client rotation through the same files (re-keying request)', async (t) => {
+  const server = secretText('cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'tls.key');
+  const rotated = await fed.runCounting(['rotate', '--context', 'cluster2']);
+  t.is(rotated.code, 0, rotated.stderr);
+  t.deepEqual(rotated.writes.cluster1, []);
+  t.not(secretText('cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'tls.key'), server);
+  await probePasses(t, 'after the server rotation');
+
+  const client = secretText('cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'tls.key');
+  await exchange(t, true);
+  t.not(secretText('cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'tls.key'), client);
+  await probePasses(t, 'after the client rotation');
+});
+
+test.serial('CA rotation through the files: both CAs trusted during the overlap, the probe passes at every step', async (t) => {
+  const oldCa = secretText('cluster2', 'meshfed-ca', 'meshfed-federation-ca', 'ca.crt');
+  const start = await fed.runCounting(['rotate', '--context', 'cluster2', '--ca']);
+  t.is(start.code, 0, start.stderr);
+  t.deepEqual(start.writes.cluster1, []);
+  t.regex(start.stderr, /kubectl meshfed rotate --context cluster1 --from cluster2 --request-out request\.yaml, then kubectl meshfed admit --context cluster2 --request request\.yaml --bundle-out bundle\.yaml, then kubectl meshfed rotate --context cluster1 --bundle bundle\.yaml/);
+  await probePasses(t, 'after the CA rotation started');
+
+  await exchange(t, true);
+  t.is(certificates(secretText('cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'ca.crt')), 2, 'the bundle brought the next CA beside the current one');
+  await probePasses(t, 'during the CA rotation, the consumer renewed under the next CA');
+
+  const finish = await fed.runCounting(['rotate', '--context', 'cluster2', '--ca', '--finish']);
+  t.is(finish.code, 0, finish.stderr);
+  t.deepEqual(finish.writes.cluster1, []);
+  t.not(secretText('cluster2', 'meshfed-ca', 'meshfed-federation-ca', 'ca.crt'), oldCa);
+  await probePasses(t, 'after the CA rotation finished');
+
+  // A bundle signed by the new CA is accepted by the consumer that trusts it beside the old one, and drops the old.
+  await exchange(t, true);
+  t.is(certificates(secretText('cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'ca.crt')), 1);
+  await probePasses(t, 'after the consumer dropped the old CA');
+});
+
+test.serial('unimport without the provider names the exact revoke command; then unexport and uninstall leave nothing of meshfed', async (t) => {
+  const unimport = await fed.runCounting(['unimport', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews']);
+  t.is(unimport.code, 0, unimport.stderr);
+  t.deepEqual(unimport.writes.cluster2, []);
+  const command = /kubectl meshfed revoke --context cluster2 -n bookinfo --name reviews --consumer cluster1/.exec(unimport.stderr);
+  t.truthy(command, unimport.stderr);
+  const status = await fed.run(['status', '--context', 'cluster2', '--check-consumers']);
+  t.regex(status.stdout, /cluster1 \(no longer imports\)/, 'the provider sees an admitted consumer that no longer imports');
+  t.regex(status.stderr, /withdraw their admission with kubectl meshfed revoke --context cluster2 -n bookinfo --name reviews --consumer cluster1/);
+  const revoke = await fed.run(command![0].split(' ').slice(2));
+  t.is(revoke.code, 0, revoke.stderr);
+  t.is((await fed.run(['unexport', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews'])).code, 0);
+  for (const cluster of ['cluster1', 'cluster2']) {
+    const removed = await fed.run(['uninstall', '--context', cluster]);
+    t.is(removed.code, 0, removed.stderr);
+    t.deepEqual(everything(cluster).filter((o) => o.metadata.labels?.[MANAGED] === 'kubectl-meshfed').map((o) => `${o.kind} ${o.metadata.name}`), [], `${cluster}: nothing of meshfed is left`);
+    for (const ns of ['istio-meshfed', 'meshfed-ca']) t.falsy(fed.world.cluster(cluster).get('v1', 'Namespace', undefined, ns), `${cluster}: namespace ${ns} is gone`);
+    const after = userObjects(cluster);
+    for (const [key, version] of before[cluster]!) t.is(after.get(key), version, `${cluster}: ${key} untouched`);
+  }
+});
