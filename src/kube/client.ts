@@ -8,6 +8,19 @@ import type { ResolvedContext } from './kubeconfig.js';
 import { describeRequest } from './request.js';
 import { impersonationHeaders, proxyFor, runExecPlugin, TunnelAgent, type Impersonation } from './transport.js';
 
+declare const __MESHFED_VERSION__: string;
+
+/**
+ * The User-Agent, in client-go's shape (`rest.DefaultKubernetesUserAgent`: `<command>/<version> (<os>/<arch>)
+ * kubernetes/<commit>`), with the plugin's name and version: `kubectl-meshfed/v0.1.0 (linux/amd64) kubectl-meshfed/0.1.0`.
+ * The API server derives a default field manager from its first word.
+ */
+export function userAgent(): string {
+  const version = typeof __MESHFED_VERSION__ === 'string' ? __MESHFED_VERSION__ : 'dev';
+  const arch = ({ x64: 'amd64', ia32: '386', arm: 'arm', arm64: 'arm64', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[process.arch] ?? process.arch;
+  return `kubectl-meshfed/${version === 'dev' ? version : `v${version}`} (${process.platform}/${arch}) kubectl-meshfed/${version}`;
+}
+
 /** Requests resent after a reset on a reused kept-alive socket (at most one per socket of the agent's pool). */
 const MAX_STALE_SOCKET_RETRIES = 16;
 
@@ -443,7 +456,7 @@ export class KubeClient {
     const payload = req.body === undefined ? undefined : typeof req.body === 'string' ? req.body : JSON.stringify(req.body);
     const headers: Record<string, string | string[]> = {
       accept: 'application/json',
-      'user-agent': this.options.userAgent ?? 'kubectl-meshfed',
+      'user-agent': this.options.userAgent ?? userAgent(),
       ...transport.headers,
     };
     if (payload !== undefined) {
@@ -738,6 +751,11 @@ export class KubeClient {
     if (status === 401) {
       return new ClusterError(`the server ${this.server} rejected the credentials of user "${this.context.userName}" (context "${this.context.name}"): 401 Unauthorized`, {
         ...options, hint: 'your token or certificate may have expired: log in to the cluster again',
+      });
+    }
+    if (status === 403 && /cannot impersonate/.test(serverMessage)) {
+      return new ClusterError(`user "${this.context.userName}" (context "${this.context.name}") may not act as the user it impersonates: ${serverMessage}`, {
+        ...options, hint: 'check --as, --as-group, --as-uid and the kubeconfig user\'s as, as-groups, as-uid and as-user-extra, or ask a cluster admin for the impersonate permission',
       });
     }
     if (status === 403) {

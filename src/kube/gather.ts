@@ -168,22 +168,25 @@ export async function optional<T>(read: Promise<T>, fallback: T): Promise<T> {
  */
 export function secretNamespaces(managed: readonly KubeObject[]): string[] {
   const homes = managed.filter((o) => ['Gateway', 'ConfigMap', 'ServiceAccount', 'Deployment'].includes(o.kind) && o.metadata.namespace).map((o) => o.metadata.namespace!);
-  // The CA's namespace exists (labelled as meshfed's) only where an export created it: never on a consumer.
-  const ca = managed.some((o) => o.kind === 'Namespace' && o.metadata.name === FEDERATION_CA_NAMESPACE) ? [FEDERATION_CA_NAMESPACE] : [];
-  return [...new Set([DEFAULT_GATEWAY_NAMESPACE, ...ca, ...homes])].sort();
+  return [...new Set([DEFAULT_GATEWAY_NAMESPACE, FEDERATION_CA_NAMESPACE, ...homes])].sort();
 }
 
 /**
  * Every object meshfed manages in the cluster (kinds the cluster does not serve are skipped): each kind listed by
  * meshfed's label across namespaces, except Secrets, which are listed (by the same label) only in
- * {@link secretNamespaces}, so that meshfed never needs to read Secrets cluster-wide.
+ * {@link secretNamespaces}, so that meshfed never needs to read Secrets cluster-wide. The federation CA's namespace
+ * exists on providers only: a consumer's user, who has no business there, may be refused it (then it holds nothing
+ * of the consumer's); a provider's user who may not read it may not write it either, which the preflight says.
  */
 export async function managedObjects(writer: ClusterWriter): Promise<KubeObject[]> {
   const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
   const lists = await Promise.all(MANAGED_KINDS.filter(({ kind }) => kind !== 'Secret').map(({ apiVersion, kind }) =>
     optional(writer.list(apiVersion, kind, undefined, selector), [] as KubeObject[])));
   const objects = lists.flat();
-  const secrets = await Promise.all(secretNamespaces(objects).map((ns) => optional(writer.list('v1', 'Secret', ns, selector), [] as KubeObject[])));
+  const secrets = await Promise.all(secretNamespaces(objects).map((ns) => optional(writer.list('v1', 'Secret', ns, selector), [] as KubeObject[]).catch((error: unknown) => {
+    if (ns === FEDERATION_CA_NAMESPACE && error instanceof ClusterError && error.status === 403) return [] as KubeObject[];
+    throw error;
+  })));
   return [...objects, ...secrets.flat()];
 }
 

@@ -197,6 +197,9 @@ export function proxyFor(server: URL, proxyUrl: string | undefined, env: Record<
   const value = https ? env.HTTPS_PROXY ?? env.https_proxy : env.HTTP_PROXY ?? env.http_proxy;
   if (!value) return undefined;
   const port = server.port || (https ? '443' : '80');
+  // Go's ProxyFromEnvironment never proxies localhost or a loopback address (golang.org/x/net/http/httpproxy, useProxy).
+  const host = server.hostname.replace(/^\[|\]$/g, '');
+  if (host === 'localhost' || /^127\./.test(host) || host === '::1') return undefined;
   if (noProxyMatches(env.NO_PROXY ?? env.no_proxy ?? '', server.hostname, port)) return undefined;
   return parse(value, https ? 'HTTPS_PROXY' : 'HTTP_PROXY');
 }

@@ -91,8 +91,9 @@ function namesRule(rule: RbacRule, app: string[]): RegExp {
     const [plural, sub] = r.split('/');
     return escape(`${plural}${rule.apiGroups[0] ? `.${rule.apiGroups[0]}` : ''}${sub ? `/${sub}` : ''}`);
   });
+  // A cluster-wide rule also grants what a command reads in one namespace (istiod's Deployment in Istio's).
   const where = rule.scope === 'cluster'
-    ? '\\(cluster-wide\\)'
+    ? '(?:\\(cluster-wide\\)|in namespace "[^"]+")'
     : `in namespace "(?:${namespacesOf(rule, app).map(escape).join('|')})"`;
   return new RegExp(`(?:${rule.verbs.join('|')}) (?:${resources.join('|')})(?: "[^"]+")? ${where}`);
 }
