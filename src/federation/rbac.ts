@@ -61,7 +61,10 @@ const COMMON_READS: RbacRule[] = [
     scope: 'cluster', apiGroups: [NETWORKING], resources: ['gateways', 'virtualservices', 'destinationrules', 'serviceentries'], verbs: ['list'],
     why: 'meshfed\'s routes by its label; the user\'s DestinationRules, Gateways and VirtualServices, which meshfed\'s must agree with',
   },
-  { scope: 'cluster', apiGroups: [SECURITY], resources: ['authorizationpolicies'], verbs: ['list'], why: 'meshfed\'s policies, by its label' },
+  {
+    scope: 'cluster', apiGroups: [SECURITY], resources: ['authorizationpolicies'], verbs: ['list'],
+    why: 'meshfed\'s policies by its label; for verify, the policies that decide who may call the exported Service and its gateway',
+  },
   { scope: 'home', apiGroups: [CORE], resources: ['secrets'], verbs: ['list'], why: 'certificates and the federation CA (Secrets are read in meshfed\'s namespaces only)' },
   { scope: 'istio', apiGroups: [CORE], resources: ['configmaps'], verbs: ['get'], why: 'the mesh config (trust domain, root namespace) and the root CA' },
   { scope: 'istio', apiGroups: [NETWORKING], resources: ['sidecars'], verbs: ['list'], why: 'the mesh-wide default Sidecar' },
@@ -84,10 +87,7 @@ const VERIFY_READS: RbacRule[] = [
   { scope: 'cluster', apiGroups: [CORE], resources: ['namespaces'], verbs: ['get'], why: 'the namespaces involved (sidecar injection)' },
   { scope: 'apps', apiGroups: [CORE], resources: ['services', 'pods', 'serviceaccounts'], verbs: ['list'], why: 'the exported and calling workloads and their service accounts' },
   { scope: 'apps', apiGroups: [NETWORKING], resources: ['sidecars'], verbs: ['list'], why: 'Sidecar scopes of the import\'s namespace' },
-  { scope: 'apps', apiGroups: [SECURITY], resources: ['authorizationpolicies'], verbs: ['list'], why: 'policies that decide who may call the exported Service' },
   { scope: 'home', apiGroups: [CORE], resources: ['services', 'pods'], verbs: ['list'], why: 'the federation gateways and their pods' },
-  { scope: 'home', apiGroups: [SECURITY], resources: ['authorizationpolicies'], verbs: ['list'], why: 'who the gateways admit' },
-  { scope: 'istio', apiGroups: [SECURITY], resources: ['authorizationpolicies'], verbs: ['list'], why: 'mesh-wide policies' },
 ];
 
 const WRITE = ['create', 'patch', 'delete'];
@@ -113,8 +113,8 @@ export const RBAC_RULES: Readonly<Record<RbacRole, readonly RbacRule[]>> = {
     ...OPERATOR_READS,
     ...homeWrites(['gateways', 'virtualservices', 'destinationrules']),
     {
-      scope: 'cluster', apiGroups: [CORE], resources: ['namespaces'], verbs: ['get', 'create', 'patch'], resourceNames: [DEFAULT_GATEWAY_NAMESPACE, FEDERATION_CA_NAMESPACE],
-      why: 'meshfed\'s own namespaces (never another)',
+      scope: 'cluster', apiGroups: [CORE], resources: ['namespaces'], verbs: ['get'], resourceNames: [DEFAULT_GATEWAY_NAMESPACE, FEDERATION_CA_NAMESPACE],
+      why: 'meshfed\'s own namespaces, which the cluster admin creates with the role (meshfed never changes a namespace it did not create)',
     },
     {
       scope: 'apps', apiGroups: [SECURITY], resources: ['authorizationpolicies'], verbs: ['get', ...WRITE], when: 'shared-root mode',
@@ -124,13 +124,12 @@ export const RBAC_RULES: Readonly<Record<RbacRole, readonly RbacRule[]>> = {
   consumer: [
     ...COMMON_READS,
     ...OPERATOR_READS,
-    { scope: 'cluster', apiGroups: [CORE], resources: ['namespaces'], verbs: ['get'], why: 'whether the import\'s namespace exists' },
+    {
+      scope: 'cluster', apiGroups: [CORE], resources: ['namespaces'], verbs: ['get'],
+      why: 'whether the import\'s namespace exists; meshfed\'s own, which the cluster admin creates with the role',
+    },
     { scope: 'home', apiGroups: [CORE], resources: ['pods'], verbs: ['list'], why: 'whether the egress gateway runs' },
     ...homeWrites(['gateways', 'virtualservices', 'destinationrules', 'serviceentries']),
-    {
-      scope: 'cluster', apiGroups: [CORE], resources: ['namespaces'], verbs: ['get', 'create', 'patch'], resourceNames: [DEFAULT_GATEWAY_NAMESPACE],
-      why: 'meshfed\'s own namespace (never another)',
-    },
     { scope: 'apps', apiGroups: [CORE], resources: ['services'], verbs: ['get', ...WRITE], why: 'the import\'s local Service' },
     {
       scope: 'apps', apiGroups: [NETWORKING], resources: ['serviceentries', 'destinationrules', 'virtualservices'], verbs: ['get', ...WRITE],

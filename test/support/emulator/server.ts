@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import YAML from 'yaml';
 import type { ClusterApi, WriteOptions } from './api.js';
@@ -172,7 +173,7 @@ export function authenticate(ctx: ServerContext, req: IncomingMessage): Subject 
     const grant = ctx.tokens.get(token);
     if (grant) who = { user: grant.user, groups: withImpliedGroups(grant.user, grant.groups ?? []), ...(grant.uid ? { uid: grant.uid } : {}) };
   } else {
-    const socket = req.socket as import('node:tls').TLSSocket;
+    const socket = req.socket as TLSSocket;
     const peer = typeof socket.getPeerCertificate === 'function' && socket.authorized ? socket.getPeerCertificate() : undefined;
     if (peer?.subject?.CN) {
       const orgs = peer.subject.O === undefined ? [] : Array.isArray(peer.subject.O) ? peer.subject.O : [peer.subject.O];
