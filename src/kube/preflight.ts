@@ -74,12 +74,13 @@ export async function neededPermissions(target: PreflightTarget): Promise<Permis
   }
   for (const object of target.deletions) await add(object, ['delete']);
   // What the command reads once it has applied, checked now so that a missing read does not stop it half-way: it
-  // waits for the gateway Deployments of the plan to be ready (get, then list and watch), and an import lists the
-  // pods of its egress gateway (src/commands/shared.ts waitForGatewayReady, src/commands/import.ts).
+  // reads the gateway Deployment of the plan and, when that changes, waits for it to be ready (list and watch); an
+  // import lists the pods of its egress gateway (src/commands/shared.ts waitForGatewayReady, src/commands/import.ts).
   const changes = target.changes ?? [];
-  if (changes.some((change) => change.action === 'create' || change.action === 'update')) {
+  const writes = (change: Change) => change.action === 'create' || change.action === 'update';
+  if (changes.some(writes)) {
     for (const change of changes) {
-      if (change.object.kind === 'Deployment') await add(change.object, ['get', 'list', 'watch']);
+      if (change.object.kind === 'Deployment') await add(change.object, writes(change) ? ['get', 'list', 'watch'] : ['get']);
       if (change.object.kind === 'Gateway' && change.object.metadata.labels?.['meshfed.io/role'] === 'binding') {
         await add({ apiVersion: 'v1', kind: 'Pod', metadata: { name: '', namespace: change.object.metadata.namespace! } }, ['list']);
       }
