@@ -4,13 +4,14 @@ import { SESSION } from './commands/run.js';
 import type { GlobalArgs, Session } from './commands/session.js';
 import { ExitCode, InterruptedError, MeshfedError, SIGNAL_EXIT_CODES, UsageError, exitCodeFor, type HandledSignal } from './errors.js';
 import { Ui, type TerminalIO } from './ui/terminal.js';
+import { impersonationOptions } from './options.js';
 
 declare const __MESHFED_VERSION__: string;
 /** Set by the bundler from package.json; "dev" when run from source. */
 export const VERSION = typeof __MESHFED_VERSION__ === 'string' ? __MESHFED_VERSION__ : 'dev';
 
 function globalOptions(parser: Argv) {
-  return parser
+  return impersonationOptions(parser)
     .option('kubeconfig', { type: 'string', global: true, describe: 'Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)' })
     .option('context', { type: 'string', global: true, describe: 'The kubeconfig context to act on (default: the current context)' })
     .option('namespace', { alias: 'n', type: 'string', global: true, describe: 'Namespace (default: the context\'s namespace, else "default")' })
@@ -95,7 +96,9 @@ export async function main(argv: string[], io: TerminalIO): Promise<number> {
       const arrays = new Set((parser as unknown as { getOptions(): { array: string[] } }).getOptions().array);
       // Longest names first: an error names --namespace rather than its alias -n or its camel-case twin.
       for (const [key, value] of Object.entries(args).sort(([a], [b]) => b.length - a.length)) {
-        if (key === '_' || arrays.has(key) || !Array.isArray(value)) continue;
+        // yargs also sets each flag's camel-case twin (asGroup for --as-group): an array flag's twin is an array too.
+        const kebab = key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+        if (key === '_' || arrays.has(key) || arrays.has(kebab) || !Array.isArray(value)) continue;
         const values = [...new Set(value.map(String))];
         if (values.length > 1) throw new UsageError(`${flagName(key)} was given more than once (${values.join(', ')})`, { hint: `give ${flagName(key)} once` });
         args[key] = value[0];

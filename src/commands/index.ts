@@ -83,6 +83,11 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import('./verify.js')).verifyCommand,
   },
   {
+    command: 'rbac',
+    describe: 'Print the least-privilege RBAC of a role (provider, consumer, viewer) for a user, group or service account',
+    load: async () => (await import('./rbac.js')).rbacCommand,
+  },
+  {
     command: 'completion [shell]',
     describe: 'Print a shell completion script (bash or zsh)',
     load: async () => (await import('./completion.js')).completionCommand,

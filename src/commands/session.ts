@@ -1,10 +1,10 @@
 import { setMaxListeners } from 'node:events';
 import { InterruptedError, UsageError, type HandledSignal } from '../errors.js';
-import { DEFAULT_REQUEST_TIMEOUT_MS, KubeClient, type KubeClientOptions, type KubeRequest, type KubeResponse } from '../kube/client.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, KubeClient, userAgent, type KubeClientOptions, type KubeRequest, type KubeResponse } from '../kube/client.js';
 import { preflightPermissions, type PreflightTarget } from '../kube/preflight.js';
 import { describeRequest } from '../kube/request.js';
 import { loadKubeconfig, type Kubeconfig, type ResolvedContext } from '../kube/kubeconfig.js';
-import { parseDuration } from '../options.js';
+import { impersonationFromArgs, parseDuration } from '../options.js';
 import { Prompter } from '../ui/prompt.js';
 import { Ui, type TerminalIO } from '../ui/terminal.js';
 
@@ -135,8 +135,10 @@ export class Session {
     const key = `${context.name}\u0000${timeoutMs}\u0000${retryDeadline}`;
     let client = this.clients.get(key);
     if (!client) {
+      const command = (this.args as { _?: unknown[] })._?.[0];
       client = new JournalingClient(context, {
-        timeoutMs, userAgent: 'kubectl-meshfed', signal: this.interruption.signal, deadline: retryDeadline,
+        timeoutMs, userAgent: userAgent(), signal: this.interruption.signal, deadline: retryDeadline, env: this.io.env,
+        impersonate: impersonationFromArgs(this.args as Parameters<typeof impersonationFromArgs>[0], typeof command === 'string' ? command : undefined),
         log: (message) => this.ui.debug(message),
       }, this.journal);
       this.clients.set(key, client);

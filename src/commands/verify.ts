@@ -6,6 +6,7 @@ import {
 } from '../federation/checks/index.js';
 import { ClusterWriter } from '../kube/apply.js';
 import { runProbePod, type ProbePodRun } from '../kube/probe-pod.js';
+import { checkPermissions } from '../kube/preflight.js';
 import { gatherVerify, listImports } from '../kube/verify-gather.js';
 import { parseDuration } from '../options.js';
 import { renderChecks, reportChecks, REPORT_API_VERSION, REPORT_KIND, summarize, summaryLine } from '../ui/checks.js';
@@ -171,6 +172,13 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
       maxTimeSeconds: Math.max(1, Math.min(15, Math.floor(remainingMs / 3000))),
       activeDeadlineSeconds: Math.ceil(remainingMs / 1000) + 30,
     });
+    // The probe pod is verify's one write: its permissions are checked before it is created, so a missing one is said
+    // in full and no pod is left behind (a pod created but not deletable, or not watchable).
+    const podPermission = (verb: string, resource = 'pods') => ({ verb, group: '', resource, namespace });
+    await checkPermissions([{
+      client: consumer.client, contextName: consumerContext,
+      permissions: [podPermission('create'), podPermission('watch'), podPermission('get', 'pods/log'), ...(args['keep-probe'] ? [] : [podPermission('delete')])],
+    }]);
     const progress = await startProgress(ui, `Probing ${target.protocol === 'HTTP' ? `http://${target.host}:${target.port}${target.path}` : `tcp://${target.host}:${target.port}`} from pod ${namespace}/${name}`);
     let run: ProbePodRun;
     try {

@@ -6,6 +6,20 @@ import { readFileSync } from 'node:fs';
 import { ClusterError, InputError, InterruptedError } from '../errors.js';
 import type { ResolvedContext } from './kubeconfig.js';
 import { describeRequest } from './request.js';
+import { impersonationHeaders, proxyFor, runExecPlugin, TunnelAgent, type Impersonation } from './transport.js';
+
+declare const __MESHFED_VERSION__: string;
+
+/**
+ * The User-Agent, in client-go's shape (`rest.DefaultKubernetesUserAgent`: `<command>/<version> (<os>/<arch>)
+ * kubernetes/<commit>`), with the plugin's name and version: `kubectl-meshfed/v0.1.0 (linux/amd64) kubectl-meshfed/0.1.0`.
+ * The API server derives a default field manager from its first word.
+ */
+export function userAgent(): string {
+  const version = typeof __MESHFED_VERSION__ === 'string' ? __MESHFED_VERSION__ : 'dev';
+  const arch = ({ x64: 'amd64', ia32: '386', arm: 'arm', arm64: 'arm64', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[process.arch] ?? process.arch;
+  return `kubectl-meshfed/${version === 'dev' ? version : `v${version}`} (${process.platform}/${arch}) kubectl-meshfed/${version}`;
+}
 
 /** Requests resent after a reset on a reused kept-alive socket (at most one per socket of the agent's pool). */
 const MAX_STALE_SOCKET_RETRIES = 16;
@@ -119,16 +133,20 @@ export interface KubeClientOptions {
   random?: () => number;
   /** User agent sent with every request. */
   userAgent?: string;
+  /** `--as`, `--as-group`, `--as-uid`: override the kubeconfig user's impersonation. */
+  impersonate?: Impersonation;
+  /** Environment for proxies (HTTPS_PROXY, NO_PROXY) and exec plugins. Default process.env. */
+  env?: Record<string, string | undefined>;
 }
 
 interface Transport {
   agentOptions: AgentOptions;
-  headers: Record<string, string>;
+  headers: Record<string, string | string[]>;
 }
 
 interface Prepared {
   url: URL;
-  headers: Record<string, string>;
+  headers: Record<string, string | string[]>;
   payload: string | undefined;
   isHttps: boolean;
 }
@@ -393,12 +411,21 @@ export class KubeClient {
     if (cluster['insecure-skip-tls-verify']) agentOptions.rejectUnauthorized = false;
     if (cluster['tls-server-name']) agentOptions.servername = cluster['tls-server-name'];
 
-    if (user.exec || user['auth-provider']) {
+    if (user.exec) {
+      // Run as kubectl runs it: its stderr is the user's (device-code logins), a relative command is the kubeconfig's.
+      const credential = await runExecPlugin(user.exec, {
+        contextName: this.context.name, cluster: { ...cluster, server: this.server },
+        ...(this.options.env ? { env: this.options.env as NodeJS.ProcessEnv } : {}),
+      });
+      if (credential.token) headers.authorization = `Bearer ${credential.token}`;
+      if (credential.cert) agentOptions.cert = credential.cert;
+      if (credential.key) agentOptions.key = credential.key;
+    } else if (user['auth-provider']) {
       const { KubeConfig } = await import('@kubernetes/client-node');
       const kc = new KubeConfig();
       kc.loadFromOptions({
         clusters: [{ name: this.context.clusterName, server: this.server, skipTLSVerify: Boolean(cluster['insecure-skip-tls-verify']) }],
-        users: [{ name: this.context.userName, exec: user.exec, authProvider: user['auth-provider'] }],
+        users: [{ name: this.context.userName, authProvider: user['auth-provider'] }],
         contexts: [{ name: this.context.name, cluster: this.context.clusterName, user: this.context.userName }],
         currentContext: this.context.name,
       });
@@ -412,6 +439,7 @@ export class KubeClient {
     else if (user['client-certificate']) agentOptions.cert = read(user['client-certificate'], 'client certificate');
     if (user['client-key-data']) agentOptions.key = Buffer.from(user['client-key-data'], 'base64');
     else if (user['client-key']) agentOptions.key = read(user['client-key'], 'client key');
+    Object.assign(headers, impersonationHeaders(user, this.options.impersonate, this.context.name));
     if (user.token) headers.authorization = `Bearer ${user.token}`;
     else if (user.tokenFile) headers.authorization = `Bearer ${read(user.tokenFile, 'token file').toString('utf8').trim()}`;
     else if (user.username !== undefined && user.password !== undefined) {
@@ -426,9 +454,9 @@ export class KubeClient {
     const url = new URL(this.server + req.path);
     for (const [key, value] of Object.entries(req.query ?? {})) if (value !== undefined) url.searchParams.set(key, value);
     const payload = req.body === undefined ? undefined : typeof req.body === 'string' ? req.body : JSON.stringify(req.body);
-    const headers: Record<string, string> = {
+    const headers: Record<string, string | string[]> = {
       accept: 'application/json',
-      'user-agent': this.options.userAgent ?? 'kubectl-meshfed',
+      'user-agent': this.options.userAgent ?? userAgent(),
       ...transport.headers,
     };
     if (payload !== undefined) {
@@ -436,11 +464,16 @@ export class KubeClient {
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
     const isHttps = url.protocol === 'https:';
-    if (isHttps) this.agent ??= new Agent({ keepAlive: true, ...transport.agentOptions });
+    if (isHttps && !this.agent) {
+      const proxy = proxyFor(url, this.context.cluster?.['proxy-url'], this.options.env ?? process.env);
+      this.agent = proxy
+        ? new TunnelAgent(proxy, { keepAlive: true, ...transport.agentOptions }, this.options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS)
+        : new Agent({ keepAlive: true, ...transport.agentOptions });
+    }
     return { url, headers, payload, isHttps };
   }
 
-  private send(url: URL, method: string, headers: Record<string, string>, isHttps: boolean, onResponse: (response: IncomingMessage) => void): ClientRequest {
+  private send(url: URL, method: string, headers: Record<string, string | string[]>, isHttps: boolean, onResponse: (response: IncomingMessage) => void): ClientRequest {
     return isHttps
       ? httpsRequest(url, { method, headers, agent: this.agent }, onResponse)
       : httpRequest(url, { method, headers }, onResponse);
@@ -720,9 +753,16 @@ export class KubeClient {
         ...options, hint: 'your token or certificate may have expired: log in to the cluster again',
       });
     }
+    if (status === 403 && /cannot impersonate/.test(serverMessage)) {
+      return new ClusterError(`user "${this.context.userName}" (context "${this.context.name}") may not act as the user it impersonates: ${serverMessage}`, {
+        ...options, hint: 'check --as, --as-group, --as-uid and the kubeconfig user\'s as, as-groups, as-uid and as-user-extra, or ask a cluster admin for the impersonate permission',
+      });
+    }
     if (status === 403) {
-      return new ClusterError(`user "${this.context.userName}" (context "${this.context.name}") is forbidden to ${what.verb} ${target}${ns}`, {
-        ...options, hint: `ask a cluster admin for RBAC permission to ${what.verb} ${what.resource}${ns}`,
+      // A request without a namespace reads across namespaces (or a cluster-scoped kind): a ClusterRole grants it.
+      const scope = ns || ' (cluster-wide)';
+      return new ClusterError(`user "${this.context.userName}" (context "${this.context.name}") is forbidden to ${what.verb} ${target}${scope}`, {
+        ...options, hint: `ask a cluster admin for RBAC permission to ${what.verb} ${what.resource}${scope} (kubectl meshfed rbac prints the roles meshfed needs)`,
       });
     }
     if (status === 404 && what.name) {

@@ -6,7 +6,7 @@
 import YAML from 'yaml';
 import { ClusterError, InputError, UsageError } from '../errors.js';
 import {
-  DEFAULT_GATEWAY_NAMESPACE, FEDERATION_PORT, GATEWAY_NAMES, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL,
+  DEFAULT_GATEWAY_NAMESPACE, FEDERATION_CA_NAMESPACE, FEDERATION_PORT, GATEWAY_NAMES, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL,
   MANAGED_KINDS, coverOf, serviceExportTo, type ExistingGateway, type GatewayRole, type PodSnapshot, type ProviderSnapshot, type ServicePort,
   type ServiceSnapshot,
 } from '../federation/index.js';
@@ -57,8 +57,11 @@ export function identityObjects(clusterId: string): KubeObject[] {
  * Reads the cluster id stored in the cluster; when there is none, the id to store: `--cluster-id` if given, else
  * {@link clusterIdFromContext}. A stored id is never replaced: a different `--cluster-id` is a usage error.
  */
-export async function readClusterIdentity(writer: ClusterWriter, override?: string): Promise<ClusterIdentity> {
-  const stored = await writer.get('v1', 'ConfigMap', IDENTITY_NAMESPACE, IDENTITY_CONFIGMAP);
+export async function readClusterIdentity(writer: ClusterWriter, override?: string, managed?: Promise<KubeObject[]>): Promise<ClusterIdentity> {
+  // The identity ConfigMap carries meshfed's label: the list of its objects, when read anyway, already holds it.
+  const stored = managed
+    ? (await managed).find((o) => o.kind === 'ConfigMap' && o.metadata.namespace === IDENTITY_NAMESPACE && o.metadata.name === IDENTITY_CONFIGMAP)
+    : await writer.get('v1', 'ConfigMap', IDENTITY_NAMESPACE, IDENTITY_CONFIGMAP);
   const storedId = (stored?.data as Record<string, string> | undefined)?.clusterId;
   if (stored && storedId) {
     if (override !== undefined && override !== storedId) {
@@ -158,11 +161,48 @@ export async function optional<T>(read: Promise<T>, fallback: T): Promise<T> {
   }
 }
 
-/** Every object meshfed manages in the cluster, any namespace (kinds the cluster does not serve are skipped). */
+/**
+ * The namespaces where meshfed keeps Secrets: its own (gateways, records, cluster identity), the federation CA's,
+ * and every namespace where it placed a gateway, a record or a service account (an existing gateway's namespace
+ * with `--gateway-selector`; a CA copy left beside a gateway by an earlier version). Never the applications'.
+ */
+export function secretNamespaces(managed: readonly KubeObject[]): string[] {
+  const homes = managed.filter((o) => ['Gateway', 'ConfigMap', 'ServiceAccount', 'Deployment'].includes(o.kind) && o.metadata.namespace).map((o) => o.metadata.namespace!);
+  return [...new Set([DEFAULT_GATEWAY_NAMESPACE, FEDERATION_CA_NAMESPACE, ...homes])].sort();
+}
+
+/**
+ * Every object meshfed manages in the cluster (kinds the cluster does not serve are skipped): each kind listed by
+ * meshfed's label across namespaces, except Secrets, which are listed (by the same label) only in
+ * {@link secretNamespaces}, so that meshfed never needs to read Secrets cluster-wide. The federation CA's namespace
+ * exists on providers only: a consumer's user, who has no business there, may be refused it (then it holds nothing
+ * of the consumer's); a provider's user who may not read it may not write it either, which the preflight says.
+ */
 export async function managedObjects(writer: ClusterWriter): Promise<KubeObject[]> {
-  const lists = await Promise.all(MANAGED_KINDS.map(({ apiVersion, kind }) =>
-    optional(writer.list(apiVersion, kind, undefined, `${MANAGED_BY_LABEL}=${MANAGED_BY}`), [] as KubeObject[])));
-  return lists.flat();
+  const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+  const lists = await Promise.all(MANAGED_KINDS.filter(({ kind }) => kind !== 'Secret').map(({ apiVersion, kind }) =>
+    optional(writer.list(apiVersion, kind, undefined, selector), [] as KubeObject[])));
+  const objects = lists.flat();
+  const secrets = await Promise.all(secretNamespaces(objects).map((ns) => optional(writer.list('v1', 'Secret', ns, selector), [] as KubeObject[]).catch((error: unknown) => {
+    if (ns === FEDERATION_CA_NAMESPACE && error instanceof ClusterError && error.status === 403) return [] as KubeObject[];
+    throw error;
+  })));
+  return [...objects, ...secrets.flat()];
+}
+
+/**
+ * Every Istio Gateway in the cluster, whoever manages it: another's passthrough server on a gateway meshfed uses
+ * decides whether meshfed adds one (two covering one service make Envoy reject the listener), and `verify` reports
+ * Gateways that share a federation gateway (MF0225, MF0226). A user who may not list them cluster-wide, or a cluster
+ * without Istio's CRDs, gets none: the checks then say what they could not see.
+ */
+export async function listGateways(writer: ClusterWriter): Promise<KubeObject[]> {
+  try {
+    return await writer.list('networking.istio.io/v1beta1', 'Gateway', undefined);
+  } catch (error) {
+    if (error instanceof ClusterError && (error.status === 403 || error.status === 404)) return [];
+    throw error;
+  }
 }
 
 function selectorMatches(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
@@ -230,9 +270,9 @@ export async function readMesh(writer: ClusterWriter, istioNamespace: string): P
  */
 export async function gatherCluster(writer: ClusterWriter, options: GatherOptions): Promise<GatheredCluster> {
   const istioNamespace = options.istioNamespace ?? 'istio-system';
-  const identityP = readClusterIdentity(writer, options.clusterIdOverride);
   const meshP = readMesh(writer, istioNamespace);
   const managedP = managedObjects(writer);
+  const identityP = readClusterIdentity(writer, options.clusterIdOverride, managedP);
   const namespaces = [...new Set(options.namespaces)];
   const perNamespaceP = Promise.all(namespaces.map(async (ns) => {
     if (options.requireNamespaces && !(await writer.get('v1', 'Namespace', undefined, ns))) {
@@ -260,13 +300,8 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
 
   // The user's DestinationRules: meshfed's own rule for a Service carries its owner's (Istio never merges the two).
   const destinationRulesP = optional(writer.list('networking.istio.io/v1beta1', 'DestinationRule', undefined), [] as KubeObject[]);
-  // Gateways meshfed does not manage, in every namespace: a passthrough server of theirs on the gateway meshfed uses
-  // decides whether meshfed adds one (two covering one service make Envoy reject the listener).
-  // Reading them cluster-wide may be forbidden: verify's MF0225 still reports a covering server then.
-  const gatewaysP = writer.list('networking.istio.io/v1beta1', 'Gateway', undefined).catch((error: unknown) => {
-    if (error instanceof ClusterError && (error.status === 403 || error.status === 404)) return [] as KubeObject[];
-    throw error;
-  });
+  // Gateways meshfed does not manage, in every namespace (see listGateways).
+  const gatewaysP = listGateways(writer);
   // The mesh root namespace's selector-less Sidecar applies to every namespace without one of its own.
   const rootSidecarsP = meshP.then((m) => optional(writer.list('networking.istio.io/v1beta1', 'Sidecar', m.facts.rootNamespace ?? istioNamespace), [] as KubeObject[]));
   const [identity, mesh, managed, perNamespace, existingGateway, destinationRules, gateways, rootSidecars] = await Promise.all([

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
+import { delimiter, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import YAML from 'yaml';
 import { InputError } from '../errors.js';
 
@@ -175,7 +175,12 @@ export function loadKubeconfig(source: KubeconfigSource): Kubeconfig {
     }
     for (const entry of raw.users ?? []) {
       if (entry?.name && !users.has(entry.name)) {
-        users.set(entry.name, absolutise(entry.user ?? {}, ['client-certificate', 'client-key', 'tokenFile'], base));
+        const user = absolutise(entry.user ?? {}, ['client-certificate', 'client-key', 'tokenFile'], base);
+        // An exec plugin's command with a path separator is relative to the kubeconfig's directory; a bare name is
+        // looked up on PATH (client-go tools/clientcmd/loader.go, GetAuthInfoFileReferences).
+        const command = user.exec?.command;
+        if (typeof command === 'string' && command.includes(sep) && !isAbsolute(command)) user.exec = { ...user.exec, command: resolve(base, command) };
+        users.set(entry.name, user);
       }
     }
     for (const entry of raw.contexts ?? []) {

@@ -33,6 +33,11 @@ export interface Permission {
   resource: string;
   /** Undefined for cluster-scoped resources. */
   namespace: string | undefined;
+  /**
+   * The object, for cluster-scoped resources: a cluster admin may grant them by name (`resourceNames`, as meshfed's
+   * documented roles do for its own Namespaces), and the API server authorizes a write with the object's name.
+   */
+  name?: string;
 }
 
 /** A permission the user lacks in one context. */
@@ -61,9 +66,10 @@ export async function neededPermissions(target: PreflightTarget): Promise<Permis
   const add = async (object: KubeObject, verbs: string[]) => {
     const info = await target.writer.mapper.info(object.apiVersion, object.kind);
     const namespace = info.namespaced ? object.metadata.namespace : undefined;
+    const name = info.namespaced ? undefined : object.metadata.name;
     for (const verb of verbs) {
-      const permission = { verb, group: groupOf(object.apiVersion), resource: info.plural, namespace };
-      needs.set(`${verb}/${permission.group}/${permission.resource}/${namespace ?? ''}`, permission);
+      const permission = { verb, group: groupOf(object.apiVersion), resource: info.plural, namespace, ...(name !== undefined ? { name } : {}) };
+      needs.set(`${verb}/${permission.group}/${permission.resource}/${namespace ?? ''}/${name ?? ''}`, permission);
     }
   };
   for (const change of target.changes ?? []) {
@@ -71,6 +77,19 @@ export async function neededPermissions(target: PreflightTarget): Promise<Permis
     else if (change.action === 'update') await add(change.object, ['patch']);
   }
   for (const object of target.deletions) await add(object, ['delete']);
+  // What the command reads once it has applied, checked now so that a missing read does not stop it half-way: it
+  // reads the gateway Deployment of the plan and, when that changes, waits for it to be ready (list and watch); an
+  // import lists the pods of its egress gateway (src/commands/shared.ts waitForGatewayReady, src/commands/import.ts).
+  const changes = target.changes ?? [];
+  const writes = (change: Change) => change.action === 'create' || change.action === 'update';
+  if (changes.some(writes)) {
+    for (const change of changes) {
+      if (change.object.kind === 'Deployment') await add(change.object, writes(change) ? ['get', 'list', 'watch'] : ['get']);
+      if (change.object.kind === 'Gateway' && change.object.metadata.labels?.['meshfed.io/role'] === 'binding') {
+        await add({ apiVersion: 'v1', kind: 'Pod', metadata: { name: '', namespace: change.object.metadata.namespace! } }, ['list']);
+      }
+    }
+  }
   return [...needs.values()];
 }
 
@@ -79,20 +98,29 @@ export async function neededPermissions(target: PreflightTarget): Promise<Permis
  * @throws ClusterError when any permission is missing; nothing has been written then
  */
 export async function preflightPermissions(targets: readonly PreflightTarget[]): Promise<PreflightReport> {
+  return checkPermissions(await Promise.all(targets.map(async (target) => ({
+    client: target.writer.client, contextName: target.writer.contextName, permissions: await neededPermissions(target),
+  }))));
+}
+
+/**
+ * Asks the API server of each context whether its user has the given permissions (all reviews in parallel): the
+ * preflight of a step that writes something other than a plan (verify's probe pod).
+ * @throws ClusterError when any permission is missing; nothing has been written then
+ */
+export async function checkPermissions(targets: ReadonlyArray<{ client: KubeClient; contextName: string; permissions: readonly Permission[] }>): Promise<PreflightReport> {
   const report: PreflightReport = { reviews: 0, skipped: [] };
   const missing: MissingPermission[] = [];
-  await Promise.all(targets.map(async (target) => {
-    const needs = await neededPermissions(target);
+  await Promise.all(targets.map(async ({ client, contextName, permissions: needs }) => {
     if (needs.length === 0) return;
     report.reviews += needs.length;
-    const client = target.writer.client;
     const answers = await Promise.all(needs.map((permission) => review(client, permission)));
     if (answers.includes(undefined)) {
-      report.skipped.push(`context "${target.writer.contextName}"`);
+      report.skipped.push(`context "${contextName}"`);
       return;
     }
     needs.forEach((permission, index) => {
-      if (answers[index] === false) missing.push({ ...permission, context: target.writer.contextName, user: client.context.userName });
+      if (answers[index] === false) missing.push({ ...permission, context: contextName, user: client.context.userName });
     });
   }));
   if (missing.length) throw missingPermissionsError(missing);
@@ -113,7 +141,14 @@ async function review(client: KubeClient, permission: Permission): Promise<boole
       body: {
         apiVersion: 'authorization.k8s.io/v1',
         kind: 'SelfSubjectAccessReview',
-        spec: { resourceAttributes: { verb: permission.verb, group: permission.group, resource: permission.resource, ...(permission.namespace ? { namespace: permission.namespace } : {}) } },
+        spec: {
+          resourceAttributes: {
+            // `pods/log`: the resource and its subresource are separate attributes of a review.
+            verb: permission.verb, group: permission.group, resource: permission.resource.split('/')[0],
+            ...(permission.resource.includes('/') ? { subresource: permission.resource.split('/').slice(1).join('/') } : {}),
+            ...(permission.namespace ? { namespace: permission.namespace } : {}), ...(permission.name ? { name: permission.name } : {}),
+          },
+        },
       },
     });
     return body.status?.allowed === true;
@@ -146,7 +181,7 @@ function byVerb(a: string, b: string): number {
 export function missingPermissionsError(missing: readonly MissingPermission[]): ClusterError {
   const sorted = [...missing].sort((a, b) => a.context.localeCompare(b.context) || (a.namespace ?? '').localeCompare(b.namespace ?? '')
     || resourceName(a).localeCompare(resourceName(b)) || byVerb(a.verb, b.verb));
-  const lines = sorted.map((m) => `  - ${m.verb} ${resourceName(m)}${m.namespace ? ` in namespace "${m.namespace}"` : ' (cluster-wide)'} (context "${m.context}", user "${m.user}")`);
+  const lines = sorted.map((m) => `  - ${m.verb} ${resourceName(m)}${m.name ? ` "${m.name}"` : ''}${m.namespace ? ` in namespace "${m.namespace}"` : ' (cluster-wide)'} (context "${m.context}", user "${m.user}")`);
   // One Role (or ClusterRole) per context and namespace; one rule per API group and set of verbs.
   const scopes = new Map<string, MissingPermission[]>();
   for (const m of sorted) {
@@ -159,16 +194,19 @@ export function missingPermissionsError(missing: readonly MissingPermission[]): 
     rules.push(first.namespace
       ? `context "${first.context}": a Role in namespace ${first.namespace}, bound to user "${first.user}", with`
       : `context "${first.context}": a ClusterRole, bound to user "${first.user}", with`);
-    const grouped = new Map<string, { group: string; resources: Set<string>; verbs: Set<string> }>();
+    const grouped = new Map<string, { group: string; resources: Set<string>; names: Set<string>; verbs: Set<string> }>();
     for (const m of permissions) {
-      const verbsOf = permissions.filter((p) => p.group === m.group && p.resource === m.resource).map((p) => p.verb).sort(byVerb).join(',');
+      const verbsOf = [...new Set(permissions.filter((p) => p.group === m.group && p.resource === m.resource).map((p) => p.verb))].sort(byVerb).join(',');
       const key = `${m.group}\u0000${verbsOf}`;
-      const rule = grouped.get(key) ?? { group: m.group, resources: new Set<string>(), verbs: new Set(verbsOf.split(',')) };
+      const rule = grouped.get(key) ?? { group: m.group, resources: new Set<string>(), names: new Set<string>(), verbs: new Set(verbsOf.split(',')) };
       rule.resources.add(m.resource);
+      if (m.name) rule.names.add(m.name);
       grouped.set(key, rule);
     }
     for (const rule of grouped.values()) {
-      rules.push(`  - apiGroups: ["${rule.group}"]`, `    resources: [${[...rule.resources].sort().map((r) => `"${r}"`).join(', ')}]`, `    verbs: [${[...rule.verbs].map((v) => `"${v}"`).join(', ')}]`);
+      rules.push(`  - apiGroups: ["${rule.group}"]`, `    resources: [${[...rule.resources].sort().map((r) => `"${r}"`).join(', ')}]`);
+      if (rule.names.size) rules.push(`    resourceNames: [${[...rule.names].sort().map((n) => `"${n}"`).join(', ')}]`);
+      rules.push(`    verbs: [${[...rule.verbs].map((v) => `"${v}"`).join(', ')}]`);
     }
   }
   const contexts = [...new Set(sorted.map((m) => m.context))];

@@ -10,7 +10,7 @@ import {
 } from '../federation/index.js';
 import type { ProviderSide, SideSnapshot, VerifySnapshot } from '../federation/checks/index.js';
 import type { ClusterWriter } from './apply.js';
-import { managedObjects, optional, readMesh } from './gather.js';
+import { listGateways, managedObjects, optional, readMesh } from './gather.js';
 import type { KubeObject } from './resources.js';
 
 /** Services, pods and the Namespace object of each namespace. */
@@ -117,7 +117,7 @@ async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istio
       namespaceObjects(writer, [record.endpoint.namespace, home, FEDERATION_CA_NAMESPACE, ...caNamespaces]),
       // Every Gateway: another's Gateway selecting the federation gateway's pods shares it with other traffic, and
       // may serve the same gateway workload and port (MF0225, MF0226).
-      optional(writer.list('networking.istio.io/v1beta1', 'Gateway', undefined), [] as KubeObject[]),
+      listGateways(writer),
       // The user's DestinationRules too: the rule the gateway gets for the Service, and the owner's (MF0220–MF0222).
       optional(writer.list('networking.istio.io/v1beta1', 'DestinationRule', undefined), [] as KubeObject[]),
       ...policyNamespaces.map((ns) => optional(writer.list('security.istio.io/v1beta1', 'AuthorizationPolicy', ns), [] as KubeObject[])),

@@ -31,7 +31,7 @@ function partyKubeconfig(world: World): string {
   tokenCounter += 1;
   const contexts = world.clusters.map((cluster) => {
     const token = `party-${tokenCounter}-${cluster.name}`;
-    cluster.addToken(token, undefined, `party-${tokenCounter}`);
+    cluster.addToken(token, `party-${tokenCounter}`, ['system:masters']);
     return { name: cluster.name, cluster: cluster.name, user: cluster.name, server: cluster.server, caPem: cluster.caPem, token };
   });
   return writeKubeconfig(contexts, world.clusters[0]!.name, dir);

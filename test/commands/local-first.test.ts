@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { runMeshfed, writeKubeconfig } from '../support/cli.js';
 import type { EmulatedCluster, RequestRecord } from '../support/emulator/index.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+import { grant } from '../support/rbac.js';
 
 let fed: FederationWorld;
 const dir = mkdtempSync(join(tmpdir(), 'meshfed-local-first-'));
@@ -97,13 +98,15 @@ test.serial('re-keying (--request-out --force, admit, import --bundle) completes
 
 /** Every verb on every resource of the groups meshfed writes, except `patch destinationrules` in istio-meshfed. */
 function allButPatchingDestinationRules(cluster: EmulatedCluster): string {
-  cluster.addToken('limited-token', [
+  cluster.addToken('limited-token', 'limited');
+  grant(cluster, 'limited', { user: 'limited' }, [
     { verbs: ['*'], apiGroups: ['', 'apps', 'rbac.authorization.k8s.io', 'security.istio.io', 'apiextensions.k8s.io'], resources: ['*'] },
-    { verbs: ['create'], apiGroups: ['authorization.k8s.io'], resources: ['selfsubjectaccessreviews'] },
     { verbs: ['*'], apiGroups: ['networking.istio.io'], resources: ['gateways', 'virtualservices', 'serviceentries', 'sidecars', 'workloadentries'] },
     { verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'], apiGroups: ['networking.istio.io'], resources: ['destinationrules'] },
-    { verbs: ['patch'], apiGroups: ['networking.istio.io'], resources: ['destinationrules'], namespaces: ['vault', 'apps'] },
-  ], 'limited');
+  ]);
+  for (const namespace of ['vault', 'apps'].filter((ns) => cluster.get('v1', 'Namespace', undefined, ns))) {
+    grant(cluster, 'limited-patch-destinationrules', { user: 'limited' }, [{ verbs: ['patch'], apiGroups: ['networking.istio.io'], resources: ['destinationrules'] }], namespace);
+  }
   return 'limited-token';
 }
 

@@ -6,6 +6,7 @@ import {
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { startWorld } from '../support/emulator/index.js';
 import { apiRequest } from '../support/emulator/request.js';
+import { grant } from '../support/rbac.js';
 import type { ContainerRuntime, World } from '../support/emulator/index.js';
 
 let world: World;
@@ -307,10 +308,11 @@ test('pods: Running with container statuses, logs from the runtime, Log follow s
   t.is((await core.readNamespacedPod({ name: 'ticker', namespace: ns })).status?.phase, 'Succeeded');
 });
 
-test('least privilege: tokens limited by rules get 403 Forbidden outside them, 401 without a valid token', async (t) => {
+test('least privilege: a user bound by a RoleBinding gets 403 Forbidden outside its Role, 401 without a valid token', async (t) => {
   const cluster = world.clusters[0]!;
   const ns = await namespace();
-  cluster.addToken('reader-token', [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['configmaps'], namespaces: [ns] }], 'reader');
+  cluster.addToken('reader-token', 'reader');
+  grant(cluster, 'reader', { user: 'reader' }, [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['configmaps'] }], ns);
   const limited = new KubeConfig();
   limited.loadFromFile(world.kubeconfigPath);
   limited.users[0] = { ...limited.users[0]!, token: 'reader-token' };

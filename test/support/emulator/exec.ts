@@ -9,7 +9,8 @@ import type { Duplex } from 'node:stream';
 import { ApiError, badRequest, forbidden, notFound } from './errors.js';
 import type { ExecHandler, ExecResult, KubeObject } from './runtime.js';
 import type { RequestRecord, ServerContext } from './server.js';
-import { allowed } from './server.js';
+import { authenticate } from './server.js';
+import { authorize } from './rbac.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -79,16 +80,15 @@ function notFoundResult(command: string[]): ExecResult {
 export function handleUpgrade(ctx: ServerContext, req: IncomingMessage, socket: Duplex, record: RequestRecord): void {
   const url = new URL(req.url ?? '/', 'https://127.0.0.1');
   try {
-    const auth = req.headers.authorization ?? '';
-    const grant = auth.startsWith('Bearer ') ? ctx.tokens.get(auth.slice(7).trim()) : undefined;
-    if (!grant) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
-    record.user = grant.user;
+    const who = authenticate(ctx, req);
+    record.user = who.user;
     const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/exec$/.exec(url.pathname);
     if (!m) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     const namespace = decodeURIComponent(m[1] as string);
     const name = decodeURIComponent(m[2] as string);
-    if (!allowed(grant, 'create', '', 'pods/exec', namespace, name) && !allowed(grant, 'get', '', 'pods/exec', namespace, name)) {
-      throw forbidden(grant.user, 'create', 'pods/exec', '', namespace, name);
+    const may = (verb: string): boolean => authorize(ctx.api, who, { verb, group: '', resource: 'pods', subresource: 'exec', namespace, name });
+    if (!may('create') && !may('get')) {
+      throw forbidden(who.user, 'create', 'pods/exec', '', namespace, name);
     }
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       throw badRequest('the emulator supports exec over WebSockets only (kubectl 1.30 or later); SPDY upgrades are not emulated');

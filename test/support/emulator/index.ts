@@ -20,15 +20,17 @@ import { Holds, type Hold, type HoldHandle } from './holds.js';
 import { Controllers } from './controllers.js';
 import { installIstio } from './istio.js';
 import { DEFAULT_IMAGE_ALLOW_LIST, Kubelet } from './kubelet.js';
-import { createIstioCaCerts, createRootCa, servingCertificates } from './pki.js';
+import { clientCertificate, createIstioCaCerts, createRootCa, servingCertificates } from './pki.js';
 import type { IstioCaCerts, PemPair } from './pki.js';
 import type { ClusterView, ContainerRuntime, ExecHandler, KubeObject, WorldView } from './runtime.js';
 import { seedObjects } from './seeds.js';
 import type { SeedName } from './seeds.js';
 import { startServer } from './server.js';
-import type { AccessRule, Fault, RequestRecord, ServerContext, TokenGrant } from './server.js';
+import type { Fault, RequestRecord, ServerContext, TokenGrant } from './server.js';
+import { bootstrapRbac } from './rbac.js';
 
-export type { AccessRule, Fault, RequestRecord, TokenGrant } from './server.js';
+export type { Fault, RequestRecord, TokenGrant } from './server.js';
+export type { PolicyRule, Subject } from './rbac.js';
 export type { ClusterView, ContainerExec, ContainerRun, ContainerRuntime, ExecHandler, ExecResult, KubeObject, WorldView } from './runtime.js';
 export type { IstioCaCerts, PemPair } from './pki.js';
 export type { SeedName } from './seeds.js';
@@ -48,8 +50,12 @@ export interface ClusterOptions {
   istio?: IstioVersion | null;
   /** The mesh's trust domain, overriding the world's `trustDomain` for this cluster (e.g. `cluster.local`). */
   trustDomain?: string;
-  /** Extra bearer tokens with their rules (least-privilege tests). The admin token is always present. */
-  tokens?: Record<string, { user?: string; rules: AccessRule[] }>;
+  /**
+   * Extra bearer tokens and who they authenticate as (default: a user named after the token, no groups); what they
+   * may do is up to the cluster's RBAC objects. The admin token (user `kubernetes-admin`, group `system:masters`)
+   * is always present.
+   */
+  tokens?: Record<string, { user?: string; groups?: string[] }>;
 }
 
 /** Options of {@link startWorld}. */
@@ -108,8 +114,13 @@ export interface EmulatedCluster {
   list(apiVersionOrGroup: string, kind: string, namespace?: string): KubeObject[];
   /** Deletes an object; false when it did not exist. */
   delete(apiVersionOrGroup: string, kind: string, namespace: string | undefined, name: string): boolean;
-  /** Accepts another bearer token, limited to `rules` (no rules: admin). */
-  addToken(token: string, rules?: AccessRule[], user?: string): void;
+  /**
+   * Accepts another bearer token, authenticating as `user` (default: the token) with `groups`; what it may do is up
+   * to the cluster's RBAC objects (group `system:masters` is bound to `cluster-admin`).
+   */
+  addToken(token: string, user?: string, groups?: string[]): void;
+  /** A client certificate (and key) signed by the cluster's CA: CN `user`, O `groups`, as kubeadm issues them. */
+  clientCertificate(user: string, groups?: string[]): Promise<PemPair>;
   /** Sets a Service's load balancer address (an IPv4 address or a hostname), as a cloud LB that changed would. */
   setLoadBalancerAddress(namespace: string, name: string, address: string): KubeObject;
   /** Forgets the watch history: watches from an older resourceVersion get 410 Expired. */
@@ -192,8 +203,8 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     };
     views.set(options_.name, view);
     const adminToken = randomToken();
-    const tokens = new Map<string, TokenGrant>([[adminToken, { user: 'kubernetes-admin' }]]);
-    for (const [token, grant] of Object.entries(options_.tokens ?? {})) tokens.set(token, { user: grant.user ?? token, rules: grant.rules });
+    const tokens = new Map<string, TokenGrant>([[adminToken, { user: 'kubernetes-admin', groups: ['system:masters'] }]]);
+    for (const [token, grant] of Object.entries(options_.tokens ?? {})) tokens.set(token, { user: grant.user ?? token, ...(grant.groups ? { groups: grant.groups } : {}) });
     const kubelet = new Kubelet(api, view, () => worldView, () => runtimes, options.imageAllowList ?? DEFAULT_IMAGE_ALLOW_LIST, index);
     const controllers = new Controllers(api, index);
     idlers.push(() => controllers.busy || kubelet.busy > 0);
@@ -217,7 +228,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     const ca = caCerts[index];
     const trustDomain = istio ? (options_.trustDomain ?? (options.trustDomain === 'cluster.local' ? 'cluster.local' : `${options_.name}.local`)) : undefined;
     if (istio && ca && trustDomain) installIstio(api, { version: istio, trustDomain, caCerts: ca });
-    const server = await startServer(ctx, serving.server);
+    const server = await startServer(ctx, { ...serving.server, clientCaPem: serving.ca.certPem });
     stops.push(async () => {
       ctx.holds.releaseAll();
       controllers.stop();
@@ -260,9 +271,10 @@ export async function startWorld(options: WorldOptions): Promise<World> {
         api.delete(t, namespace, name);
         return true;
       },
-      addToken: (token, rules, user) => {
-        tokens.set(token, { user: user ?? token, ...(rules ? { rules } : {}) });
+      addToken: (token, user, groups) => {
+        tokens.set(token, { user: user ?? token, ...(groups ? { groups } : {}) });
       },
+      clientCertificate: (user, groups = []) => clientCertificate(serving.ca, user, groups),
       setLoadBalancerAddress: (namespace, name, address) => {
         const t = api.typeOf('', 'Service');
         const svc = api.get(t, namespace, name);
@@ -334,6 +346,7 @@ function bootstrap(api: ClusterApi, nodeName: string, gitVersion: string): void 
       nodeInfo: { kubeletVersion: gitVersion, containerRuntimeVersion: 'containerd://1.7.18', operatingSystem: 'linux', architecture: 'amd64' },
     },
   });
+  for (const obj of bootstrapRbac()) write(obj);
   write({
     apiVersion: 'v1',
     kind: 'Service',

@@ -28,6 +28,8 @@ export interface KubectlOptions {
   timeoutMs?: number;
   /** Working directory for relative `-f` paths. */
   cwd?: string;
+  /** Extra environment (e.g. HTTPS_PROXY). */
+  env?: Record<string, string>;
 }
 
 /** The kubectl on PATH (a dispatcher choosing 1.27–1.33 from the server's version), overridable with $KUBECTL. */
@@ -45,7 +47,7 @@ export function runKubectl(args: string[], options: KubectlOptions): Promise<Kub
       kubectlBinary(),
       fullArgs,
       {
-        env: { ...process.env, KUBECONFIG: options.kubeconfig, KUBECACHEDIR: cacheDir, NO_COLOR: '1' },
+        env: { ...process.env, KUBECONFIG: options.kubeconfig, KUBECACHEDIR: cacheDir, NO_COLOR: '1', ...options.env },
         encoding: 'utf8',
         timeout: options.timeoutMs ?? 30_000,
         ...(options.cwd ? { cwd: options.cwd } : {}),

@@ -145,6 +145,20 @@ export function servingCertificates(): Promise<{ ca: PemPair; server: PemPair }>
   return servingPromise;
 }
 
+/** A client certificate signed by `ca` for API server authentication: CN the user, one O per group. */
+export async function clientCertificate(ca: PemPair, user: string, groups: readonly string[]): Promise<PemPair> {
+  const keys = await generateRsaKey();
+  const caCert = forge.pki.certificateFromPem(ca.certPem);
+  const cert = makeCertificate({
+    subject: [...groups.map((value) => ({ name: 'organizationName', value })), { name: 'commonName', value: user }],
+    publicKey: keys.publicKey,
+    signer: { cert: caCert, key: forge.pki.privateKeyFromPem(ca.keyPem) as forge.pki.rsa.PrivateKey },
+    ca: false,
+    days: 365,
+  });
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: forge.pki.privateKeyToPem(keys.privateKey) };
+}
+
 /** A self-signed root CA as Istio's `tools/certs` Makefile makes it (O=Istio, CN=Root CA), with key {@link caKey}(keyIndex). */
 export async function createRootCa(commonName = 'Root CA', keyIndex = 0): Promise<PemPair> {
   const keys = await caKey(keyIndex);

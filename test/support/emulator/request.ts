@@ -12,7 +12,12 @@ export interface ApiResponse {
 /** Sends one request with the cluster's admin token (or `token`) and CA. */
 export function apiRequest(
   cluster: { server: string; caPem: string; token: string },
-  options: { method?: string; path: string; body?: unknown; contentType?: string; token?: string; accept?: string },
+  options: {
+    method?: string; path: string; body?: unknown; contentType?: string; token?: string; accept?: string;
+    /** Authenticate with this client certificate instead of a token. */
+    clientCert?: { certPem: string; keyPem: string };
+    headers?: Record<string, string | string[]>;
+  },
 ): Promise<ApiResponse> {
   const url = new URL(options.path, cluster.server);
   const payload = options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
@@ -22,8 +27,10 @@ export function apiRequest(
       {
         method: options.method ?? 'GET',
         ca: cluster.caPem,
+        ...(options.clientCert ? { cert: options.clientCert.certPem, key: options.clientCert.keyPem } : {}),
         headers: {
-          Authorization: `Bearer ${options.token ?? cluster.token}`,
+          ...options.headers,
+          ...(options.clientCert ? {} : { Authorization: `Bearer ${options.token ?? cluster.token}` }),
           Accept: options.accept ?? 'application/json',
           ...(payload !== undefined ? { 'Content-Type': options.contentType ?? 'application/json', 'Content-Length': Buffer.byteLength(payload) } : {}),
         },

@@ -1,10 +1,13 @@
 /**
- * The HTTPS front of an emulated cluster: bearer-token authentication and per-token rules, fault injection,
- * the request log, discovery, OpenAPI v3, CRUD/PATCH/watch of every served kind, tables, and pod logs.
+ * The HTTPS front of an emulated cluster: authentication (bearer tokens mapped to users and groups, client
+ * certificates signed by the cluster's CA: CN the user, O the groups), impersonation, RBAC authorization from the
+ * cluster's Role/ClusterRole/RoleBinding/ClusterRoleBinding objects (rbac.ts), fault injection, the request log
+ * (with the bytes sent), discovery, OpenAPI v3, CRUD/PATCH/watch of every served kind, tables, and pod logs.
  */
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import YAML from 'yaml';
 import type { ClusterApi, WriteOptions } from './api.js';
@@ -19,25 +22,16 @@ import type { ResourceType } from './registry.js';
 import type { ExecHandler, KubeObject } from './runtime.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import type { Matcher } from './selectors.js';
+import { authorize, withImpliedGroups, type Attributes, type Subject } from './rbac.js';
 import { typeKey } from './store.js';
 import type { StoreEvent } from './store.js';
 import { toTable } from './tables.js';
 
-/** One RBAC-like rule of a token. `*` matches anything; `namespaces` absent means every namespace. */
-export interface AccessRule {
-  verbs: string[];
-  /** API groups; the core group is ''. */
-  apiGroups: string[];
-  /** Plural resource names, with subresources as `pods/log`. */
-  resources: string[];
-  namespaces?: string[];
-  resourceNames?: string[];
-}
-
-/** A bearer token the cluster accepts. Without `rules` the token is a cluster admin. */
+/** A bearer token the cluster accepts, and who it authenticates as (what it may do is up to RBAC objects). */
 export interface TokenGrant {
   user: string;
-  rules?: AccessRule[];
+  groups?: string[];
+  uid?: string;
 }
 
 /** An injected fault: the next `times` requests matching method and path get it. */
@@ -76,11 +70,13 @@ export interface RequestRecord {
   /** The status code sent, 0 while the response has not started, -1 for a dropped connection. */
   status: number;
   userAgent: string | undefined;
-  /** The authenticated user, if any. */
+  /** The authenticated user, if any (the impersonated one when the request impersonates). */
   user: string | undefined;
-  time: Date;
-  /** Bytes of response body sent so far (what the client read; upgraded connections count 0). */
+  /** The request's headers, as received. */
+  headers: IncomingHttpHeaders;
+  /** Bytes of the response body sent (for streams: so far). */
   bytes: number;
+  time: Date;
 }
 
 /** The `/version` answer. */
@@ -163,17 +159,69 @@ function parseBody(text: string, contentType: string): unknown {
   }
 }
 
-function ruleAllows(rule: AccessRule, verb: string, group: string, resource: string, namespace: string | undefined, name: string | undefined): boolean {
-  const has = (list: string[] | undefined, v: string): boolean => !list || list.includes('*') || list.includes(v);
-  return has(rule.verbs, verb) && has(rule.apiGroups, group) && has(rule.resources, resource) &&
-    (rule.namespaces === undefined || (namespace !== undefined && has(rule.namespaces, namespace))) &&
-    (rule.resourceNames === undefined || rule.resourceNames.length === 0 || (name !== undefined && rule.resourceNames.includes(name)));
+/**
+ * Who sent a request: a bearer token the cluster knows, or a client certificate its CA signed (CN the user, O the
+ * groups), then the impersonation headers if any, each checked against RBAC as kube-apiserver's impersonation
+ * filter does (`staging/src/k8s.io/apiserver/pkg/endpoints/filters/impersonation.go`, `WithImpersonation`).
+ * @throws ApiError 401 when unauthenticated, 403 when an impersonation is not allowed
+ */
+export function authenticate(ctx: ServerContext, req: IncomingMessage): Subject {
+  const auth = req.headers.authorization ?? '';
+  const token = auth.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
+  let who: Subject | undefined;
+  if (token) {
+    const grant = ctx.tokens.get(token);
+    if (grant) who = { user: grant.user, groups: withImpliedGroups(grant.user, grant.groups ?? []), ...(grant.uid ? { uid: grant.uid } : {}) };
+  } else {
+    const socket = req.socket as TLSSocket;
+    const peer = typeof socket.getPeerCertificate === 'function' && socket.authorized ? socket.getPeerCertificate() : undefined;
+    if (peer?.subject?.CN) {
+      const orgs = peer.subject.O === undefined ? [] : Array.isArray(peer.subject.O) ? peer.subject.O : [peer.subject.O];
+      who = { user: String(peer.subject.CN), groups: withImpliedGroups(String(peer.subject.CN), orgs.map(String)) };
+    }
+  }
+  if (!who) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
+  return impersonate(ctx.api, who, req.headers);
 }
 
-/** True when a grant allows a verb on a resource (`pods/log` for subresources). */
-export function allowed(grant: TokenGrant, verb: string, group: string, resource: string, namespace: string | undefined, name?: string): boolean {
-  if (!grant.rules) return true;
-  return grant.rules.some((r) => ruleAllows(r, verb, group, resource, namespace, name));
+function headerValues(headers: IncomingHttpHeaders, name: string): string[] {
+  const value = headers[name];
+  if (value === undefined) return [];
+  return (Array.isArray(value) ? value : [value]).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+}
+
+function impersonate(api: ClusterApi, who: Subject, headers: IncomingHttpHeaders): Subject {
+  const [user] = headerValues(headers, 'impersonate-user');
+  const groups = headerValues(headers, 'impersonate-group');
+  const [uid] = headerValues(headers, 'impersonate-uid');
+  const extraKeys = Object.keys(headers).filter((h) => h.startsWith('impersonate-extra-'));
+  if (user === undefined) {
+    if (groups.length || uid !== undefined || extraKeys.length) {
+      throw badRequest('requested impersonation of groups, uid or extra without impersonating a user');
+    }
+    return who;
+  }
+  const check = (attrs: Attributes): void => {
+    if (!authorize(api, who, attrs)) {
+      const what = attrs.group ? `${attrs.resource}.${attrs.group}` : attrs.resource;
+      const scope = attrs.namespace ? `in the namespace "${attrs.namespace}"` : 'at the cluster scope';
+      throw new ApiError(403, 'Forbidden', `${what} "${attrs.name}" is forbidden: User "${who.user}" cannot impersonate resource "${attrs.subresource ? `${attrs.resource}/${attrs.subresource}` : attrs.resource}" in API group "${attrs.group}" ${scope}`);
+    }
+  };
+  const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(user);
+  if (sa) check({ verb: 'impersonate', group: '', resource: 'serviceaccounts', namespace: sa[1]!, name: sa[2]! });
+  else check({ verb: 'impersonate', group: '', resource: 'users', name: user });
+  for (const group of groups) check({ verb: 'impersonate', group: '', resource: 'groups', name: group });
+  if (uid !== undefined) check({ verb: 'impersonate', group: 'authentication.k8s.io', resource: 'uids', name: uid });
+  const extra: Record<string, string[]> = {};
+  for (const header of extraKeys) {
+    const key = decodeURIComponent(header.slice('impersonate-extra-'.length));
+    for (const value of headerValues(headers, header)) {
+      check({ verb: 'impersonate', group: 'authentication.k8s.io', resource: 'userextras', subresource: key, name: value });
+      (extra[key] ??= []).push(value);
+    }
+  }
+  return { user, groups: withImpliedGroups(user, groups), ...(uid !== undefined ? { uid } : {}), ...(extraKeys.length ? { extra } : {}) };
 }
 
 interface Route {
@@ -239,8 +287,9 @@ function defaultManager(userAgent: string | undefined): string {
 }
 
 /** Starts the HTTPS server of one cluster on 127.0.0.1 and an ephemeral port. */
-export async function startServer(ctx: ServerContext, tls: { certPem: string; keyPem: string }): Promise<{ port: number; close: () => Promise<void> }> {
-  const server = https.createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
+export async function startServer(ctx: ServerContext, tls: { certPem: string; keyPem: string; clientCaPem: string }): Promise<{ port: number; close: () => Promise<void> }> {
+  // Client certificates are asked for, not required: a request without one authenticates with its bearer token.
+  const server = https.createServer({ cert: tls.certPem, key: tls.keyPem, ca: tls.clientCaPem, requestCert: true, rejectUnauthorized: false }, (req, res) => {
     void handle(ctx, req, res);
   });
   server.keepAliveTimeout = 5000;
@@ -248,7 +297,7 @@ export async function startServer(ctx: ServerContext, tls: { certPem: string; ke
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
     const record: RequestRecord = {
       method: req.method ?? 'GET', path: url.pathname, query: Object.fromEntries(url.searchParams), contentType: req.headers['content-type'],
-      status: 0, userAgent: req.headers['user-agent'], user: undefined, time: new Date(), bytes: 0,
+      status: 0, userAgent: req.headers['user-agent'], user: undefined, headers: req.headers, bytes: 0, time: new Date(),
     };
     ctx.requests.push(record);
     handleUpgrade(ctx, req, socket, record);
@@ -297,8 +346,9 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     status: 0,
     userAgent: req.headers['user-agent'],
     user: undefined,
-    time: new Date(),
+    headers: req.headers,
     bytes: 0,
+    time: new Date(),
   };
   ctx.requests.push(record);
   countBodyBytes(res, record);
@@ -331,22 +381,16 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       send(res, 200, 'ok');
       return;
     }
-    const auth = req.headers.authorization ?? '';
-    const token = auth.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
-    const grant = token ? ctx.tokens.get(token) : undefined;
-    if (!grant) {
-      send(res, 401, new ApiError(401, 'Unauthorized', 'Unauthorized').toStatus());
-      return;
-    }
-    record.user = grant.user;
-    await ctx.holds.pass(record.method, url.pathname, grant.user);
-    await serve(ctx, grant, req, res, url);
+    const who = authenticate(ctx, req);
+    record.user = who.user;
+    await ctx.holds.pass(record.method, url.pathname, who.user);
+    await serve(ctx, who, req, res, url);
   } catch (err) {
     sendError(res, err);
   }
 }
 
-async function serve(ctx: ServerContext, grant: TokenGrant, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+async function serve(ctx: ServerContext, who: Subject, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const { api } = ctx;
   const parts = url.pathname.split('/').filter((p) => p !== '').map(decodeURIComponent);
   const method = req.method ?? 'GET';
@@ -356,6 +400,9 @@ async function serve(ctx: ServerContext, grant: TokenGrant, req: IncomingMessage
   if (method === 'GET') {
     const discovery = discoveryDocument(ctx, parts, url);
     if (discovery !== undefined) {
+      if (!authorize(api, who, { verb: 'get', path: url.pathname })) {
+        throw new ApiError(403, 'Forbidden', `forbidden: User "${who.user}" cannot get path "${url.pathname}"`);
+      }
       if (discovery === null) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
       if (Buffer.isBuffer(discovery)) {
         res.writeHead(200, { 'Content-Type': OPENAPI_V2_PROTOBUF });
@@ -382,10 +429,12 @@ async function serve(ctx: ServerContext, grant: TokenGrant, req: IncomingMessage
     }
   })();
   const resource = r.subresource ? `${type.plural}/${r.subresource}` : type.plural;
-  const authorize = (v: string, name = r.name): void => {
-    if (!allowed(grant, v, type.group, resource, r.namespace, name)) throw forbidden(grant.user, v, resource, type.group, r.namespace, name);
+  const allow = (v: string, name = r.name): void => {
+    if (!authorize(api, who, { verb: v, group: type.group, resource: type.plural, ...(r.subresource ? { subresource: r.subresource } : {}), ...(r.namespace !== undefined ? { namespace: r.namespace } : {}), ...(name !== undefined ? { name } : {}) })) {
+      throw forbidden(who.user, v, resource, type.group, r.namespace, name);
+    }
   };
-  authorize(verb);
+  allow(verb);
   if (r.subresource && !type.subresources.includes(r.subresource)) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
 
   const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
@@ -418,9 +467,14 @@ async function serve(ctx: ServerContext, grant: TokenGrant, req: IncomingMessage
   if (type.kind === 'SelfSubjectAccessReview' && method === 'POST') {
     const body = parseBody(await readBody(req), contentType) as { spec?: { resourceAttributes?: Record<string, string> } } | undefined;
     const attrs = body?.spec?.resourceAttributes ?? {};
-    const res2 = attrs.subresource ? `${attrs.resource}/${attrs.subresource}` : (attrs.resource ?? '');
-    const ok = allowed(grant, attrs.verb ?? '', attrs.group ?? '', res2, attrs.namespace || undefined, attrs.name || undefined);
-    send(res, 201, { kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null }, spec: body?.spec ?? {}, status: { allowed: ok, ...(ok ? { reason: grant.rules ? 'allowed by token rules' : 'cluster admin' } : {}) } });
+    const nonResource = (body?.spec as { nonResourceAttributes?: { path?: string; verb?: string } } | undefined)?.nonResourceAttributes;
+    const ok = nonResource
+      ? authorize(api, who, { verb: nonResource.verb ?? '', path: nonResource.path ?? '' })
+      : authorize(api, who, {
+        verb: attrs.verb ?? '', group: attrs.group ?? '', resource: attrs.resource ?? '',
+        ...(attrs.subresource ? { subresource: attrs.subresource } : {}), ...(attrs.namespace ? { namespace: attrs.namespace } : {}), ...(attrs.name ? { name: attrs.name } : {}),
+      });
+    send(res, 201, { kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null }, spec: body?.spec ?? {}, status: { allowed: ok, ...(ok ? { reason: 'RBAC: allowed by the cluster\'s roles and bindings' } : {}) } });
     return;
   }
 
@@ -463,7 +517,7 @@ async function serve(ctx: ServerContext, grant: TokenGrant, req: IncomingMessage
       const patchTypes = ['application/merge-patch+json', 'application/strategic-merge-patch+json', 'application/json-patch+json', 'application/apply-patch+yaml'];
       if (!patchTypes.includes(contentType)) throw unsupportedMediaType(contentType, patchTypes);
       const isApply = contentType === 'application/apply-patch+yaml';
-      if (isApply && !api.find(type, r.namespace, r.name)) authorize('create');
+      if (isApply && !api.find(type, r.namespace, r.name)) allow('create');
       const body = parseBody(await readBody(req), isApply ? 'yaml' : 'json');
       const existed = api.find(type, r.namespace, r.name) !== undefined;
       const patched = api.patch(type, r.namespace, r.name, contentType, body, opts, r.version, r.subresource);
