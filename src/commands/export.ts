@@ -4,7 +4,7 @@ import { gatherCluster, type GatherOptions } from '../kube/gather.js';
 import type { PodSnapshot, ServiceSnapshot } from '../federation/index.js';
 import {
   applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, requireFlags, waitTimeoutMs, withCoreErrors,
-  writerFor, type MutationArgs,
+  writerFor, type MutationArgs, printOptions,
 } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGateway, waitForGatewayReady } from './shared.js';
 import type { Session } from './session.js';
@@ -30,7 +30,7 @@ function describeService(service: ServiceSnapshot): string {
 
 async function exportService(session: Session, args: ExportArgs): Promise<void> {
   const ui = session.ui;
-  const output = session.outputFormat(['json', 'yaml'] as const);
+  const output = session.outputFormat(['json', 'yaml', 'name'] as const);
   const dryRun = dryRunMode(args['dry-run']);
   if (args.mode !== undefined && !TRUST_MODES.includes(args.mode as TrustMode)) {
     throw new UsageError(`invalid --mode "${args.mode}"`, { hint: `choose ${TRUST_MODES.join(' or ')}` });
@@ -105,7 +105,7 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
   const first = await planFor(1);
   const title = `export ${first.value.record.namespace}/${first.value.record.exportName}`;
   const { result, works: [work], value: plan } = await applyWithReplan(session, async (attempt) => attempt === 1 ? first : planFor(attempt), {
-    dryRun, output, showSecrets: args['show-secrets'], title,
+    dryRun, output, ...printOptions(args), title,
   });
   const name = `${plan.record.namespace}/${plan.record.exportName}`;
   if (!result.applied || !work) return;

@@ -9,7 +9,7 @@ import {
 import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
 import {
   applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, parseNamespacedName, requireFlags,
-  waitTimeoutMs, withCoreErrors, writerFor, type ClusterWork, type MutationArgs,
+  waitTimeoutMs, withCoreErrors, writerFor, type ClusterWork, type MutationArgs, printOptions,
 } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGatewayReady } from './shared.js';
 import type { Session } from './session.js';
@@ -124,6 +124,17 @@ export function checkWritablePath(path: string, flag: string): void {
   }
 }
 
+/**
+ * stdout carries one kind of document: an exchange document written to `-` and `-o` objects would share it (and
+ * `kubectl apply -f -` or the next command of a pipeline would read both).
+ */
+export function refuseTwoDocuments(output: string | undefined, path: string | undefined, flag: string, document: string, file: string): void {
+  if (output === undefined || path !== '-') return;
+  throw new UsageError(`${flag} - writes the ${document} to stdout, so -o ${output} cannot print the objects there too`, {
+    hint: `write the ${document} to a file (${flag} ${file}) to print the objects with -o ${output}, or leave out -o`,
+  });
+}
+
 /** Writes an exchange document; `-` is stdout. */
 export function writeDocument(session: Session, path: string, text: string, flag: string): void {
   if (path === '-') return session.ui.data(text);
@@ -136,13 +147,14 @@ export function writeDocument(session: Session, path: string, text: string, flag
 
 async function importExport(session: Session, args: ImportArgs): Promise<void> {
   const ui = session.ui;
-  const output = session.outputFormat(['json', 'yaml'] as const);
+  const output = session.outputFormat(['json', 'yaml', 'name'] as const);
   const dryRun = dryRunMode(args['dry-run']);
   // Only used after the apply, but a malformed value must stop the command before anything is written.
   waitTimeoutMs(args.timeout);
   if (args['request-out'] && args.bundle) throw new UsageError('--request-out and --bundle are two different steps: run them one after the other');
   // Local steps that can fail come before the first cluster write: the request file is written after the key Secret.
   if (args['request-out']) checkWritablePath(args['request-out'], '--request-out');
+  refuseTwoDocuments(output, args['request-out'], '--request-out', 'import request', 'request.yaml');
   const ref = exportRef(args);
   if (!ui.interactive) {
     if (args['request-out']) {
@@ -166,7 +178,7 @@ async function importExport(session: Session, args: ImportArgs): Promise<void> {
   return importDirect(session, args, consumer, writer, namespace, ref, output, dryRun);
 }
 
-type Output = 'json' | 'yaml' | undefined;
+type Output = 'json' | 'yaml' | 'name' | undefined;
 type DryRunValue = ReturnType<typeof dryRunMode>;
 
 /** Step 1 of 3: a key pair for the egress gateway, stored in this cluster only, and a request file with its CSR. */
@@ -200,7 +212,7 @@ async function requestImport(
     const work = clusterWork(consumer, writer, plan, `consumer: import request for ${target.providerClusterId}/${target.namespace}/${target.exportName}`);
     return { works: [work], value: request };
   };
-  const { result, value: request } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: 'import request' });
+  const { result, value: request } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), title: 'import request' });
   if (!result.applied) {
     session.ui.info(`No request file was written (${dryRun === 'none' ? 'not applied' : 'dry run'}): its key must be stored in the cluster first.`);
     return;
@@ -270,7 +282,7 @@ async function completeImport(
   };
   const first = await planFor(1);
   const { result, works: [work], value: plan } = await applyWithReplan(session, async (attempt) => attempt === 1 ? first : planFor(attempt), {
-    dryRun, output, showSecrets: args['show-secrets'], title: `import ${first.value.record.namespace}/${first.value.record.localName}`,
+    dryRun, output, ...printOptions(args), title: `import ${first.value.record.namespace}/${first.value.record.localName}`,
   });
   if (result.applied) await waitForEgress(session, work!, args);
   if (result.applied) await requireEgressGateway(work!, plan.record.endpoint.mode);
@@ -365,7 +377,7 @@ async function importDirect(
   };
   const first = await planFor(1);
   const { result, works, value: { consumerPlan, endpoint } } = await applyWithReplan(session, async (attempt) => attempt === 1 ? first : planFor(attempt), {
-    dryRun, output, showSecrets: args['show-secrets'], title: `import ${first.value.consumerPlan.record.namespace}/${first.value.consumerPlan.record.localName}`,
+    dryRun, output, ...printOptions(args), title: `import ${first.value.consumerPlan.record.namespace}/${first.value.consumerPlan.record.localName}`,
   });
   if (result.applied) await waitForEgress(session, works[1]!, args);
   if (result.applied) await requireEgressGateway(works[1]!, endpoint.mode);

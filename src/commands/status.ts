@@ -5,6 +5,7 @@ import {
 import { gatherCluster, optional, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
 import { inspectCertificate } from '../pki/index.js';
+import { REPORT_API_VERSION } from '../ui/checks.js';
 import { formatData } from '../ui/format.js';
 import { renderTable } from '../ui/table.js';
 import { withCoreErrors, writerFor } from './federate.js';
@@ -57,8 +58,10 @@ export interface ImportStatus {
   certificateExpires?: string;
 }
 
-/** `status -o json|yaml` (stable for scripts). */
+/** `status -o json|yaml` (stable for scripts; schema in docs/commands.md). */
 export interface ClusterStatus {
+  apiVersion: typeof REPORT_API_VERSION;
+  kind: 'Status';
   context: string;
   /** null when meshfed has not acted in the cluster yet. */
   clusterId: string | null;
@@ -135,6 +138,8 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
     });
   }
   return {
+    apiVersion: REPORT_API_VERSION,
+    kind: 'Status',
     context: gathered.context,
     clusterId: gathered.identity.stored ? gathered.identity.clusterId : null,
     istioVersion: snapshot.istioVersion === '0.0' ? null : snapshot.istioVersion,
@@ -144,12 +149,28 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
   };
 }
 
+/**
+ * `status -o name`: one line per export and import, kubectl style (`kind.group/…`), with the namespace as exports
+ * and imports are named by meshfed: `export.meshfed.io/<namespace>/<name>`, `import.meshfed.io/<namespace>/<local
+ * name>`, and `importrequest.meshfed.io/<provider>/<namespace>/<export>` for a pending request.
+ */
+function statusNames(status: ClusterStatus): string {
+  return [
+    ...status.exports.map((e) => `export.meshfed.io/${e.namespace}/${e.name}\n`),
+    ...status.imports.map((i) => i.state === 'pending' ? `importrequest.meshfed.io/${i.source}\n` : `import.meshfed.io/${i.namespace}/${i.localName}\n`),
+  ].join('');
+}
+
 async function showStatus(session: Session, args: StatusArgs): Promise<void> {
-  const format = session.outputFormat(['json', 'yaml'] as const);
+  const format = session.outputFormat(['json', 'yaml', 'name'] as const);
   const context = await chooseContext(session, args.context, '--context', 'Context');
   const writer = writerFor(session, context, '--context');
   const gathered = await gatherCluster(writer, { namespaces: [], istioNamespace: args['istio-namespace'], istioOptional: true });
   const status = await clusterStatus(gathered, writer);
+  if (format === 'name') {
+    session.ui.data(statusNames(status));
+    return;
+  }
   if (format) {
     session.ui.data(formatData(status, format));
     return;
