@@ -7,6 +7,7 @@ import type { IstioVersion } from './crd-schema.js';
 import { runMeshfed, type CliOptions, type CliResult } from './cli.js';
 import { startWorld, type ClusterOptions, type KubeObject, type RequestRecord, type SeedName, type World } from './emulator/index.js';
 import { meshRuntimes, simulateCurl } from './mesh/index.js';
+import type { MeshOptions } from './mesh/runtime.js';
 
 /** A started world and helpers bound to it. */
 export interface FederationWorld {
@@ -35,6 +36,8 @@ export interface FederationWorldOptions {
   /** Istio for clusters that do not say; default 1.18.0. */
   istio?: IstioVersion;
   root?: 'shared' | 'distinct';
+  /** Options of the mesh data-path model (e.g. `pushDelayMs`); `random` is always 0.5. */
+  mesh?: Omit<MeshOptions, 'random'>;
 }
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -76,7 +79,7 @@ export async function startFederationWorld(options: FederationWorldOptions): Pro
     clusters: options.clusters,
     istio: options.istio ?? '1.18.0',
     seed: options.seed,
-    runtimes: meshRuntimes({ random: () => 0.5 }),
+    runtimes: meshRuntimes({ ...options.mesh, random: () => 0.5 }),
     ...(options.root ? { root: options.root } : {}),
   });
   await untilPodsRun(world);

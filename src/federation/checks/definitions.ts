@@ -18,7 +18,7 @@ import {
   describe, describeObject, find, isManaged, isPodReady, labelsMatch, loadBalancerAddress, servicePorts, specOf,
   type CertificateRead, type GatewayFacts, type Spec, type VerifyFacts,
 } from './facts.js';
-import { fail, ok, skip, type CheckDefinition, type Finding } from './runner.js';
+import { fail, ok, providerAbsentReason, skip, type CheckDefinition, type Finding } from './runner.js';
 import {
   SERVICE_EXPORT_TO_ANNOTATION, serviceExportTo, serviceVisibleTo, sidecarFix, sidecarFor, unmetEgressNeeds, widenedExportTo,
 } from '../visibility.js';
@@ -449,7 +449,7 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     code: 'MF0102',
     run: (f) => {
       const provider = f.snapshot.provider;
-      if (provider.status === 'absent') return [skip('no provider context: pass --from <provider-context> to check the provider side')];
+      if (provider.status === 'absent') return [skip(providerAbsentReason(f.snapshot))];
       if (provider.status === 'unreachable') return [fail({ context: provider.context, detail: provider.message }, `context ${provider.context}`)];
       return [ok(`context ${provider.snapshot.context}`)];
     },
