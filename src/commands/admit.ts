@@ -3,7 +3,7 @@ import { admitImportRequest, parseImportRequest, readExportRecords, serializeDoc
 import { gatherCluster, readGatewayAddress } from '../kube/gather.js';
 import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs, printOptions } from './federate.js';
 import { checkWritablePath, readDocument, refuseTwoDocuments, writeDocument } from './import.js';
-import { chooseContext, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
+import { chooseContext, contextOfCluster, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
@@ -54,7 +54,7 @@ async function admit(session: Session, args: AdmitArgs): Promise<void> {
   writeDocument(session, args['bundle-out']!, bundleText, '--bundle-out');
   if (args['bundle-out'] !== '-') {
     session.ui.info(`Admitted ${request.spec.consumerClusterId} to ${ref.namespace}/${ref.exportName}; wrote the export bundle to ${args['bundle-out']} (no private key).`);
-    session.ui.info(`Next: the consumer runs kubectl meshfed import --context <consumer> -n ${request.spec.namespace} --bundle ${args['bundle-out']}`);
+    session.ui.info(`Next: the consumer runs kubectl meshfed import --context ${contextOfCluster(session, request.spec.consumerClusterId)} -n ${request.spec.namespace} --bundle ${args['bundle-out']}`);
   }
 }
 

@@ -11,7 +11,7 @@ import {
   applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, parseNamespacedName, requireFlags,
   waitTimeoutMs, withCoreErrors, writerFor, type ClusterWork, type MutationArgs, printOptions,
 } from './federate.js';
-import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGatewayReady } from './shared.js';
+import { chooseContext, chooseNamespace, contextOfCluster, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGatewayReady } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
@@ -221,7 +221,7 @@ async function requestImport(
   writeDocument(session, args['request-out']!, text, '--request-out');
   if (args['request-out'] !== '-') {
     session.ui.info(`Wrote the import request to ${args['request-out']} (no private key: it stays in Secret ${homeNamespaceOf(snapshot)}/${names.binding(target.providerClusterId, target.namespace, target.exportName)}).`);
-    session.ui.info(`Next: give it to the provider, who runs kubectl meshfed admit --context <provider> --request ${args['request-out']} --bundle-out bundle.yaml; then run import --bundle bundle.yaml here.`);
+    session.ui.info(`Next: give it to the provider, who runs kubectl meshfed admit --context ${contextOfCluster(session, target.providerClusterId)} --request ${args['request-out']} --bundle-out bundle.yaml; then run import --bundle bundle.yaml here.`);
   }
 }
 

@@ -26,7 +26,7 @@ async function unexport(session: Session, args: UnexportArgs): Promise<void> {
   const record = records.find((r) => r.namespace === namespace && r.exportName === exportName);
   if (record && record.consumers.length > 0 && !args.force) {
     throw new InputError(`export ${namespace}/${exportName} still admits ${record.consumers.map((c) => c.clusterId).join(', ')}; removing it breaks their imports`, {
-      hint: `revoke them first (kubectl meshfed revoke --context ${context} -n ${namespace} --name ${exportName} --consumer <id>), or pass --force`,
+      hint: `revoke them first (${record.consumers.map((c) => `kubectl meshfed revoke --context ${context} -n ${namespace} --name ${exportName} --consumer ${c.clusterId}`).join('; ')}), or pass --force`,
     });
   }
   const planFor = async (attempt: number) => {

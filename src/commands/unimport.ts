@@ -6,7 +6,7 @@ import { gatherCluster, type GatheredCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
 import type { OutputFormat } from '../ui/format.js';
 import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs, printOptions } from './federate.js';
-import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
+import { chooseContext, chooseNamespace, contextOfCluster, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
@@ -83,7 +83,7 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   if (others.length > 0) {
     session.ui.info(`${others.map((r) => `${r.namespace}/${r.localName}`).join(', ')} still import${others.length === 1 ? 's' : ''} ${source}: keep the provider's admission of this cluster.`);
   } else {
-    session.ui.info(`The provider still admits this cluster until it runs: kubectl meshfed revoke --context <provider> -n ${record!.endpoint.namespace} --name ${record!.endpoint.exportName} --consumer ${gathered.identity.clusterId}`);
+    session.ui.info(`The provider still admits this cluster until it runs: kubectl meshfed revoke --context ${contextOfCluster(session, record!.endpoint.providerClusterId)} -n ${record!.endpoint.namespace} --name ${record!.endpoint.exportName} --consumer ${gathered.identity.clusterId}`);
   }
 }
 
@@ -107,7 +107,7 @@ async function cancelRequest(
   const { result } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), title: `cancel import request ${refText(ref)}` });
   if (output || !result.applied) return;
   session.ui.info(`Cancelled the import request for ${refText(ref)}: its key is deleted, so a bundle made for it can no longer be imported.`);
-  session.ui.info(`If the provider admitted it already, it admits this cluster until it runs: kubectl meshfed revoke --context <provider> -n ${ref.namespace} --name ${ref.exportName} --consumer ${gathered.identity.clusterId}`);
+  session.ui.info(`If the provider admitted it already, it admits this cluster until it runs: kubectl meshfed revoke --context ${contextOfCluster(session, ref.providerClusterId)} -n ${ref.namespace} --name ${ref.exportName} --consumer ${gathered.identity.clusterId}`);
 }
 
 /** `kubectl meshfed unimport`: remove an import's own objects, or cancel an import request that was never completed. */

@@ -115,6 +115,9 @@ function probeTarget(snapshot: VerifySnapshot, args: VerifyArgs): ProbeTarget {
     protocol: e.protocol,
     path: args.path.startsWith('/') ? args.path : `/${args.path}`,
     ...(e.protocol === 'TCP' ? { send: args.send !== undefined ? unescapeSend(args.send) : tcpGreeting(e) } : {}),
+    gateways: e.mode === 'boundary'
+      ? `the egress gateway in namespace ${snapshot.consumerHome} of context ${snapshot.consumer.context} and the federation gateway of cluster ${e.providerClusterId} (kubectl meshfed status shows both)`
+      : `the east-west gateway of cluster ${e.providerClusterId} (shared-root: it passes TLS through, so the provider workload's sidecar logs the refusal) and the probe's sidecar (verify --keep-probe keeps the pod and prints how to read it)`,
   };
 }
 

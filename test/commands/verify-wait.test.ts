@@ -61,3 +61,10 @@ test.serial('without --from and without a context of the provider cluster in the
   t.is(result.code, 0, `${result.stdout}\n${result.stderr}`);
   t.regex(result.stdout, /no context of the kubeconfig is the provider cluster cluster2: pass --from <the context of cluster2> to check the provider side/);
 });
+
+test.serial('hints name the real consumers and contexts: unexport lists a revoke command per admitted consumer', async (t) => {
+  const refused = await fed.run(['unexport', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews']);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /revoke them first \(kubectl meshfed revoke --context cluster2 -n bookinfo --name reviews --consumer cluster1\), or pass --force/);
+  t.notRegex(refused.stderr, /<id>/);
+});

@@ -1434,7 +1434,7 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     run: (f) => {
       const admitted = f.admittedAccounts;
       const object = `namespace ${f.record.namespace}`;
-      if (!admitted) return [skip('the admitted service accounts are unknown: pass --from <provider-context> to read them from the export', object)];
+      if (!admitted) return [skip(`the admitted service accounts are unknown: pass --from <the context of cluster ${f.endpoint.providerClusterId}> to read them from the export`, object)];
       const pods = f.callerPods;
       if (pods.length === 0) return [ok(object, 'no pod with a sidecar runs there yet')];
       const accountOf = (p: KubeObject): string => (specOf(p).serviceAccountName as string | undefined) ?? 'default';
