@@ -1,5 +1,5 @@
 import { InputError, UsageError } from '../errors.js';
-import { FEDERATION_PORT, GATEWAY_NAMES, planExport, subsetChoices, TRUST_MODES, type ExportPlan, type TrustMode } from '../federation/index.js';
+import { federationCaFingerprint, FEDERATION_PORT, GATEWAY_NAMES, planExport, subsetChoices, TRUST_MODES, type ExportPlan, type KubeObject, type TrustMode } from '../federation/index.js';
 import { gatherCluster, type GatherOptions } from '../kube/gather.js';
 import type { PodSnapshot, ServiceSnapshot } from '../federation/index.js';
 import {
@@ -121,6 +121,8 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
     ui.warn(`the federation gateway has no external address yet: consumers can import once its LoadBalancer Service has one (kubectl meshfed status --context ${context})`);
   } else if (!output) {
     ui.info(`Exported ${name}: gateway ${address}:${gathered.snapshot.existingGateway?.port ?? FEDERATION_PORT}, host ${plan.record.host}.`);
+    const ca = federationCaFingerprint([...work.objects, ...(gathered.snapshot.existing as KubeObject[])]);
+    if (ca) ui.info(`Federation CA of this provider: ${ca} (a consumer importing a bundle compares it: --ca-fingerprint ${ca}).`);
     if (plan.record.consumers.length === 0) {
       ui.info(`Next: in the consumer cluster, kubectl meshfed import --context <consumer> -n <namespace> --from ${context} --export ${name}`);
     }

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
 import {
   bundleCredentials, certificateFingerprint, checkExchangeDocument, claimedExport, importBeingRekeyed, consumerGatewaySpiffeId, createImportRequest, directCredentials, GATEWAY_NAMES,
-  homeNamespaceOf, names, pendingServiceAccounts, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
+  homeNamespaceOf, names, pendingServiceAccounts, providerCaTrust, sameFingerprint, type ProviderCaTrust, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
   type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
 } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
@@ -18,6 +18,8 @@ import type { CommandBody } from './index.js';
 
 interface ImportArgs extends MutationArgs, GatewayArgs {
   from?: string;
+  /** `--ca-fingerprint SHA256:…`: the provider federation CA a bundle must carry (trust on first use). */
+  'ca-fingerprint'?: string;
   export?: string;
   as?: string;
   attach?: string;
@@ -226,6 +228,34 @@ async function requestImport(
 }
 
 /** Step 3 of 3: verify the bundle against the pending request and apply the consumer side. */
+/**
+ * Trust on first use: a bundle is signed by the CA it carries, so the first bundle of a provider (or one carrying
+ * another CA than the one this cluster uses for it) is taken only when the user confirms its fingerprint — on a
+ * terminal by answering, else with `--ca-fingerprint` — before anything is written.
+ */
+async function confirmProviderCa(session: Session, args: ImportArgs, trust: ProviderCaTrust, provider: string): Promise<void> {
+  const given = args['ca-fingerprint'];
+  const compare = `compare it with the fingerprint kubectl meshfed status --context ${contextOfCluster(session, provider)} (or export) prints on the provider`;
+  if (given !== undefined) {
+    if (sameFingerprint(given, trust.fingerprint)) return;
+    throw new InputError(`the bundle ${args.bundle} carries the federation CA ${trust.fingerprint} for provider ${provider}, not the one --ca-fingerprint names (${given}); nothing was written`, {
+      hint: 'the bundle may not come from the provider: ask for it again over a channel you trust, and check the fingerprint with the provider',
+    });
+  }
+  if (trust.status === 'known') return;
+  const what = trust.status === 'new'
+    ? `this cluster imports from provider ${provider} for the first time: the bundle's federation CA is ${trust.fingerprint}`
+    : `the bundle carries another federation CA for provider ${provider} (${trust.fingerprint}) than the one this cluster uses for it (${trust.knownFingerprints.join(', ')})`;
+  if (session.ui.interactive) {
+    session.ui.info(`${what}; ${compare}.`);
+    if (await session.prompter.confirm(`Trust federation CA ${trust.fingerprint} for provider ${provider}?`, false)) return;
+    throw new InputError(`federation CA ${trust.fingerprint} of provider ${provider} not confirmed; nothing was written`);
+  }
+  throw new InputError(`${what}; nothing was written`, {
+    hint: `${compare}, then pass --ca-fingerprint ${trust.fingerprint}`,
+  });
+}
+
 async function completeImport(
   session: Session, args: ImportArgs, text: string, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, namespace: string,
   ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue,
@@ -245,6 +275,7 @@ async function completeImport(
     });
   }
   const { bundle, privateKeyPem } = verified;
+  await confirmProviderCa(session, args, providerCaTrust(snapshot, bundle.spec.endpoint.providerClusterId, bundle.spec.federationCaPem), bundle.spec.endpoint.providerClusterId);
 
   const endpoint = bundle.spec.endpoint;
   const credentials: ImportCredentials | undefined = endpoint.mode === 'boundary' && privateKeyPem ? bundleCredentials(bundle, privateKeyPem) : undefined;
@@ -470,6 +501,7 @@ export const importCommand: CommandBody<ImportArgs> = {
       .option('service-account', { type: 'string', array: true, describe: 'Service accounts of the calling workloads: only they may use the import (default: every workload of the namespace; shared-root: default)' })
       // nargs: 1 makes yargs take "-" (stdin/stdout) as the value instead of a stray argument.
       .option('request-out', { type: 'string', nargs: 1, describe: 'Three-step flow, step 1: write an import request file for the provider (- for stdout)' })
+      .option('ca-fingerprint', { type: 'string', nargs: 1, describe: 'With --bundle: the SHA-256 fingerprint of the provider\'s federation CA, as the provider\'s export or status prints it (SHA256:AB:CD:…); required without a terminal when the provider is new to this cluster or its CA changed' })
       .option('bundle', { type: 'string', nargs: 1, describe: 'Three-step flow, step 3: complete the import with the provider\'s export bundle (- for stdin)' })
       .option('cluster-id', { type: 'string', describe: 'This cluster\'s federation id, the first time meshfed acts here (default: from the context name)' })
       .option('timeout', { type: 'string', default: '2m', describe: 'How long to wait for the egress gateway to be ready (0: do not wait)' })

@@ -1,5 +1,5 @@
 import {
-  FEDERATION_PORT, homeNamespaceOf, importState, names, pendingRequests, readExportRecords, readImportRecords, readSecret, winningVirtualService,
+  federationCaFingerprint, FEDERATION_PORT, homeNamespaceOf, importState, names, pendingRequests, readExportRecords, readImportRecords, readSecret, winningVirtualService,
   type ImportRecord, type KubeObject as CoreObject,
 } from '../federation/index.js';
 import { gatherCluster, optional, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
@@ -67,6 +67,8 @@ export interface ClusterStatus {
   clusterId: string | null;
   istioVersion: string | null;
   trustDomain: string | null;
+  /** `SHA256:…` of the federation CA this cluster signs with as a provider (null before its first export). */
+  federationCaFingerprint: string | null;
   exports: ExportStatus[];
   imports: ImportStatus[];
 }
@@ -144,6 +146,7 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
     clusterId: gathered.identity.stored ? gathered.identity.clusterId : null,
     istioVersion: snapshot.istioVersion === '0.0' ? null : snapshot.istioVersion,
     trustDomain: snapshot.trustDomain ?? null,
+    federationCaFingerprint: federationCaFingerprint(snapshot.existing) ?? null,
     exports,
     imports,
   };
@@ -179,6 +182,7 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
   const c = ui.out;
   ui.data(`Context ${status.context}: ${status.clusterId ? `federation cluster ${status.clusterId}` : 'meshfed has not acted here yet'}` +
     `${status.istioVersion ? `, Istio ${status.istioVersion}, trust domain ${status.trustDomain}` : ', no Istio found'}\n`);
+  if (status.federationCaFingerprint) ui.data(`Federation CA: ${status.federationCaFingerprint} (consumers importing a bundle compare it)\n`);
   ui.data(`\nExports (${status.exports.length})\n`);
   if (status.exports.length) {
     ui.data(renderTable(['name', 'service', 'port', 'mode', 'gateway', 'consumers', 'cert expires'], status.exports.map((e) => [

@@ -34,3 +34,4 @@ export {
   checkTrustDomain, guardRules, inseparableReason, LOCAL_TRUST_DOMAIN_NAME, revocationEffect, trustDomainAcceptance, trustDomainAdvice,
   type GuardEntry, type ProviderTrust, type RevocationEffect, type TrustDomainAcceptance,
 } from './trust.js';
+export { caFingerprint, federationCaFingerprint, providerCaTrust, sameFingerprint, type ProviderCaTrust } from './first-use.js';

@@ -24,6 +24,8 @@ export interface FederationWorld {
    * `random` drives load balancing and route weights (default: always 0.5).
    */
   curl(cluster: string, namespace: string, app: string, argv: string[], options?: { random?: () => number }): Promise<{ code: number; stdout: string; stderr: string; trace: string[] }>;
+  /** The federation CA fingerprint a provider's `status -o json` shows (what a consumer passes as --ca-fingerprint). */
+  caFingerprint(cluster: string): Promise<string>;
   /** Objects carrying `app.kubernetes.io/managed-by: kubectl-meshfed` in a cluster, as `Kind ns/name`. */
   managedObjects(cluster: string): string[];
   stop(): Promise<void>;
@@ -89,6 +91,12 @@ export async function startFederationWorld(options: FederationWorldOptions): Pro
     world,
     kubeconfig,
     run,
+    async caFingerprint(cluster) {
+      const status = await run(['status', '--context', cluster, '-o', 'json']);
+      const fingerprint = (JSON.parse(status.stdout) as { federationCaFingerprint?: string | null }).federationCaFingerprint;
+      if (!fingerprint) throw new Error(`context ${cluster} shows no federation CA fingerprint: ${status.stdout}${status.stderr}`);
+      return fingerprint;
+    },
     async runCounting(args, runOptions) {
       const marks = new Map(world.clusters.map((c) => [c.name, c.requests.length]));
       const result = await run(args, runOptions);
