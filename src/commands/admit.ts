@@ -45,7 +45,7 @@ async function admit(session: Session, args: AdmitArgs): Promise<void> {
     if (plan.admittedPrincipals && attempt === 1) session.ui.info(`Shared-root export ${ref.namespace}/${ref.exportName} admits the workloads with these identities: ${plan.admittedPrincipals.join(', ')}`);
     return { works: [work], value: bundle };
   };
-  const { result, value: bundle } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), title: `admission of ${request.spec.consumerClusterId}` });
+  const { result, value: bundle } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), stdoutTaken: args['bundle-out'] === '-', title: `admission of ${request.spec.consumerClusterId}` });
   if (!result.applied) {
     session.ui.info('No bundle was written: the admission is not applied.');
     return;

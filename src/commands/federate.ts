@@ -295,6 +295,8 @@ export interface RunOptions {
   only?: string;
   /** `--output-dir`: see {@link printObjects}. */
   outputDir?: string;
+  /** stdout carries an exchange document (`--request-out -`, `--bundle-out -`): nothing else is written there. */
+  stdoutTaken?: boolean;
   /** e.g. "Export bookinfo/reviews". */
   title: string;
   /**
@@ -341,8 +343,9 @@ export async function runPlan(session: Session, works: ClusterWork[], options: R
     if (!work.overlay) continue;
     const text = formatObjects([work.overlay], 'yaml');
     ui.warn(`context "${work.gathered.context}": install the federation gateway with this IstioOperator overlay (save it and run istioctl install -f <file>):`);
-    // With -o, stdout holds exactly the objects to apply (pipeable into kubectl apply): the overlay goes to stderr.
-    if (options.output) ui.info(text.trimEnd());
+    // With -o, stdout holds exactly the objects to apply (pipeable into kubectl apply), and with --request-out - or
+    // --bundle-out - the exchange document: the overlay goes to stderr.
+    if (options.output || options.stdoutTaken) ui.info(text.trimEnd());
     else ui.data(text);
   }
   const result: RunResult = { applied: false, live: new Map(), writes: 0 };

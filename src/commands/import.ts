@@ -214,7 +214,7 @@ async function requestImport(
     const work = clusterWork(consumer, writer, plan, `consumer: import request for ${target.providerClusterId}/${target.namespace}/${target.exportName}`);
     return { works: [work], value: request };
   };
-  const { result, value: request } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), title: 'import request' });
+  const { result, value: request } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), stdoutTaken: args['request-out'] === '-', title: 'import request' });
   if (!result.applied) {
     session.ui.info(`No request file was written (${dryRun === 'none' ? 'not applied' : 'dry run'}): its key must be stored in the cluster first.`);
     return;
