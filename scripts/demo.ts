@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { istioCrdSource } from '../test/support/crd-schema.js';
 import { startFederationWorld, type FederationWorld } from '../test/support/federation.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   say('Starting two emulated clusters with Istio 1.18 (cluster1: bookinfo in namespace default; cluster2: reviews v2 and v3 behind Service myreviews in namespace bookinfo)…');
   const fed = await startFederationWorld({ seed: 'bookinfo', clusters: [{ name: 'cluster1' }, { name: 'cluster2' }] });
+  process.stdout.write(`${istioCrdSource('1.18.0').description}\n`);
   let failed = false;
   try {
     await step(fed, '1. In the provider cluster (cluster2), export port 9080 of Service myreviews, only the pods labelled version=v2, under the name "reviews".\n   meshfed deploys a federation gateway, creates a federation CA and a certificate for the gateway, and routes the export host to reviews v2; nobody is admitted yet.',

@@ -11,7 +11,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ISTIO_VERSIONS } from '../test/support/crd-schema.js';
+import { crdReleaseFor, ISTIO_VERSIONS, istioCrdSource } from '../test/support/crd-schema.js';
 import type { IstioVersion } from '../test/support/crd-schema.js';
 import { certificateFingerprint, startWorld } from '../test/support/emulator/index.js';
 import type { ContainerRuntime, ExecHandler, ExecResult, SeedName, WorldView } from '../test/support/emulator/index.js';
@@ -85,6 +85,7 @@ async function main(): Promise<void> {
   });
   process.stdout.write(`export KUBECONFIG=${world.kubeconfigPath}\n`);
   const lines = [`sandbox: ${names.length} emulated cluster(s), seed ${seed}, Istio ${istio ?? 'none'}, ${v.root} root, runtime: ${source}`];
+  if (istio !== null) lines.push(`  ${istioCrdSource(crdReleaseFor(istio)).description}`);
   for (const c of world.clusters) {
     const root = c.istioCa ? ` root ${certificateFingerprint(c.istioCa['root-cert.pem']).slice(0, 23)}…` : '';
     lines.push(`  context ${c.name.padEnd(12)} ${c.server}${c.trustDomain ? `  trust domain ${c.trustDomain}` : ''}${root}`);

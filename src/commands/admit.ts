@@ -1,9 +1,9 @@
 import { InputError } from '../errors.js';
 import { admitImportRequest, parseImportRequest, readExportRecords, serializeDocument } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress } from '../kube/gather.js';
-import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
-import { checkWritablePath, readDocument, writeDocument } from './import.js';
-import { chooseContext, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
+import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs, printOptions } from './federate.js';
+import { checkWritablePath, readDocument, refuseTwoDocuments, writeDocument } from './import.js';
+import { chooseContext, contextOfCluster, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
@@ -16,8 +16,9 @@ interface AdmitArgs extends MutationArgs, GatewayArgs {
 const FLAGS = { '--from': '--context', '--consumer': '--request', '--consumer-namespace': '--request' };
 
 async function admit(session: Session, args: AdmitArgs): Promise<void> {
-  const output = session.outputFormat(['json', 'yaml'] as const);
+  const output = session.outputFormat(['json', 'yaml', 'name'] as const);
   const dryRun = dryRunMode(args['dry-run']);
+  refuseTwoDocuments(output, args['bundle-out'], '--bundle-out', 'bundle', 'bundle.yaml');
   requireFlags([['--request', !args.request], ['--bundle-out', !args['bundle-out'] && dryRun === 'none']], 'kubectl meshfed admit --context cluster2 --request request.yaml --bundle-out bundle.yaml');
   // The bundle is written after the admission is applied: a path that cannot be written stops the command first.
   if (args['bundle-out']) checkWritablePath(args['bundle-out'], '--bundle-out');
@@ -44,7 +45,7 @@ async function admit(session: Session, args: AdmitArgs): Promise<void> {
     if (plan.admittedPrincipals && attempt === 1) session.ui.info(`Shared-root export ${ref.namespace}/${ref.exportName} admits the workloads with these identities: ${plan.admittedPrincipals.join(', ')}`);
     return { works: [work], value: bundle };
   };
-  const { result, value: bundle } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: `admission of ${request.spec.consumerClusterId}` });
+  const { result, value: bundle } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), stdoutTaken: args['bundle-out'] === '-', title: `admission of ${request.spec.consumerClusterId}` });
   if (!result.applied) {
     session.ui.info('No bundle was written: the admission is not applied.');
     return;
@@ -53,7 +54,7 @@ async function admit(session: Session, args: AdmitArgs): Promise<void> {
   writeDocument(session, args['bundle-out']!, bundleText, '--bundle-out');
   if (args['bundle-out'] !== '-') {
     session.ui.info(`Admitted ${request.spec.consumerClusterId} to ${ref.namespace}/${ref.exportName}; wrote the export bundle to ${args['bundle-out']} (no private key).`);
-    session.ui.info(`Next: the consumer runs kubectl meshfed import --context <consumer> -n ${request.spec.namespace} --bundle ${args['bundle-out']}`);
+    session.ui.info(`Next: the consumer runs kubectl meshfed import --context ${contextOfCluster(session, request.spec.consumerClusterId)} -n ${request.spec.namespace} --bundle ${args['bundle-out']}`);
   }
 }
 

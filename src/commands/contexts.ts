@@ -1,4 +1,5 @@
 import type { ClusterProbe } from '../kube/probe.js';
+import { REPORT_API_VERSION } from '../ui/checks.js';
 import { formatData } from '../ui/format.js';
 import { renderTable } from '../ui/table.js';
 import type { GlobalArgs, Session } from './session.js';
@@ -25,7 +26,7 @@ export interface ContextRow {
 const DEFAULT_PROBE_TIMEOUT_MS = 5000;
 
 async function listContexts(session: Session, args: ContextsArgs): Promise<void> {
-  const format = session.outputFormat(['json', 'yaml', 'wide'] as const);
+  const format = session.outputFormat(['json', 'yaml', 'wide', 'name'] as const);
   const kubeconfig = session.kubeconfig();
   // With --context, show just that one (and fail clearly if it does not exist).
   const names = args.context ? [session.context(args.context).name] : kubeconfig.contextNames();
@@ -55,7 +56,12 @@ async function listContexts(session: Session, args: ContextsArgs): Promise<void>
   }
 
   if (format === 'json' || format === 'yaml') {
-    session.ui.data(formatData({ currentContext: kubeconfig.currentContext ?? null, contexts: rows }, format));
+    session.ui.data(formatData({ apiVersion: REPORT_API_VERSION, kind: 'ContextList', currentContext: kubeconfig.currentContext ?? null, contexts: rows }, format));
+    return;
+  }
+  if (format === 'name') {
+    // As `kubectl config get-contexts -o name`: the names alone.
+    session.ui.data(rows.map((row) => `${row.name}\n`).join(''));
     return;
   }
   if (rows.length === 0) {

@@ -1,11 +1,11 @@
 import { InputError, UsageError } from '../errors.js';
-import { FEDERATION_PORT, GATEWAY_NAMES, planExport, subsetChoices, TRUST_MODES, type ExportPlan, type TrustMode } from '../federation/index.js';
+import { federationCaFingerprint, FEDERATION_PORT, GATEWAY_NAMES, planExport, subsetChoices, TRUST_MODES, type ExportPlan, type KubeObject, type TrustMode } from '../federation/index.js';
 import { gatherCluster, type GatherOptions } from '../kube/gather.js';
 import type { PodSnapshot, ServiceSnapshot } from '../federation/index.js';
 import { KeyPool, type KeySource } from '../pki/index.js';
 import {
   applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, requireFlags, waitTimeoutMs, withCoreErrors,
-  writerFor, type MutationArgs,
+  writerFor, type MutationArgs, printOptions,
 } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGateway, waitForGatewayReady } from './shared.js';
 import type { Session } from './session.js';
@@ -31,7 +31,7 @@ function describeService(service: ServiceSnapshot): string {
 
 async function exportService(session: Session, args: ExportArgs): Promise<void> {
   const ui = session.ui;
-  const output = session.outputFormat(['json', 'yaml'] as const);
+  const output = session.outputFormat(['json', 'yaml', 'name'] as const);
   const dryRun = dryRunMode(args['dry-run']);
   if (args.mode !== undefined && !TRUST_MODES.includes(args.mode as TrustMode)) {
     throw new UsageError(`invalid --mode "${args.mode}"`, { hint: `choose ${TRUST_MODES.join(' or ')}` });
@@ -109,7 +109,7 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
   const first = await planFor(1);
   const title = `export ${first.value.record.namespace}/${first.value.record.exportName}`;
   const { result, works: [work], value: plan } = await applyWithReplan(session, async (attempt) => attempt === 1 ? first : planFor(attempt), {
-    dryRun, output, showSecrets: args['show-secrets'], title,
+    dryRun, output, ...printOptions(args), title,
   });
   const name = `${plan.record.namespace}/${plan.record.exportName}`;
   if (!result.applied || !work) return;
@@ -125,6 +125,8 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
     ui.warn(`the federation gateway has no external address yet: consumers can import once its LoadBalancer Service has one (kubectl meshfed status --context ${context})`);
   } else if (!output) {
     ui.info(`Exported ${name}: gateway ${address}:${gathered.snapshot.existingGateway?.port ?? FEDERATION_PORT}, host ${plan.record.host}.`);
+    const ca = federationCaFingerprint([...work.objects, ...(gathered.snapshot.existing as KubeObject[])]);
+    if (ca) ui.info(`Federation CA of this provider: ${ca} (a consumer importing a bundle compares it: --ca-fingerprint ${ca}).`);
     if (plan.record.consumers.length === 0) {
       ui.info(`Next: in the consumer cluster, kubectl meshfed import --context <consumer> -n <namespace> --from ${context} --export ${name}`);
     }

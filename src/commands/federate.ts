@@ -3,13 +3,15 @@
  * core's errors into the CLI's, and the apply pipeline — diff every cluster before the first write, show the plan,
  * print or dry-run it, confirm, then apply cluster by cluster and prune what is no longer planned.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import { ClusterError, InputError, MeshfedError, UsageError } from '../errors.js';
 import { BundleError, FederationInputError, objectKey as coreKey, type ClusterPlan, type KubeObject as CoreObject } from '../federation/index.js';
 import { ClusterWriter, WriteConflictError, type Change } from '../kube/apply.js';
 import type { GatheredCluster } from '../kube/gather.js';
 import { describeObject, objectKey, type KubeObject } from '../kube/resources.js';
-import { formatObjects, type DataFormat } from '../ui/format.js';
+import { formatNames, formatObjects, type OutputFormat } from '../ui/format.js';
 import { hasChanges, renderPlan, summarise, type ClusterPlanView, type PlanLine } from '../ui/plan.js';
 import { startProgress } from '../ui/progress.js';
 import type { GlobalArgs, Session } from './session.js';
@@ -22,6 +24,10 @@ export interface MutationArgs extends GlobalArgs {
   'dry-run'?: string;
   /** `--show-secrets`: include Secrets holding private keys in `-o` output. */
   'show-secrets': boolean;
+  /** `--only provider|consumer|CONTEXT`: the one cluster whose objects `-o` prints. */
+  only?: string;
+  /** `--output-dir DIR`: `-o` writes each cluster's objects to `DIR/<context>.<yaml|json|txt>` instead of stdout. */
+  'output-dir'?: string;
 }
 
 /** Adds `--dry-run` and `--show-secrets` to a command. */
@@ -31,7 +37,18 @@ export function mutationOptions<T>(yargs: Argv<T>) {
       type: 'string',
       describe: 'Change nothing: "client" (default when given without a value) computes the plan locally, "server" also has the API servers validate every object',
     })
-    .option('show-secrets', { type: 'boolean', default: false, describe: 'Include Secrets holding private keys in -o output (they are left out by default)' });
+    .option('show-secrets', { type: 'boolean', default: false, describe: 'Include Secrets holding private keys in -o output (they are left out by default)' })
+    .option('only', { type: 'string', nargs: 1, describe: 'With -o: print the objects of one cluster only: provider, consumer or its context name (required with -o when the command acts on two clusters, unless --output-dir)' })
+    .option('output-dir', { type: 'string', nargs: 1, describe: 'With -o: write each cluster\'s objects to DIR/<context>.yaml (or .json, .txt for -o name) instead of stdout' });
+}
+
+/** What of {@link RunOptions} comes from the flags of {@link mutationOptions}. */
+export function printOptions(args: MutationArgs): Pick<RunOptions, 'showSecrets' | 'only' | 'outputDir'> {
+  return {
+    showSecrets: args['show-secrets'],
+    ...(args.only !== undefined ? { only: args.only } : {}),
+    ...(args['output-dir'] !== undefined ? { outputDir: args['output-dir'] } : {}),
+  };
 }
 
 /** How a command should treat `--dry-run`. */
@@ -199,38 +216,87 @@ function isPrivateKeySecret(work: ClusterWork, object: KubeObject): boolean {
   return object.kind === 'Secret' && work.secretsWithPrivateKeys.includes(`${object.metadata.namespace ?? ''}/${object.metadata.name}`);
 }
 
+/** `provider` or `consumer`: the side a cluster plays in a command (from {@link ClusterWork.role}). */
+function sideOf(work: ClusterWork): string {
+  return work.role.slice(0, work.role.indexOf(':'));
+}
+
 /**
- * The objects `-o` prints for the given clusters: every planned object (unchanged ones too, so the output is the
- * complete desired state), Secrets holding private keys only with `--show-secrets`. With several clusters each
- * cluster's objects are preceded by a `# context: <name>` comment (YAML) or form their own List (JSON).
+ * The clusters whose objects `-o` prints: every one with `--output-dir` (a file each), the one `--only` names, or
+ * the only one. Objects of two clusters are never written to one stream: piped into `kubectl apply`, the provider's
+ * Gateway and policy would land in the consumer's cluster.
  */
-export function renderObjects(session: Session, works: readonly ClusterWork[], format: DataFormat, showSecrets: boolean): string {
-  const omitted: string[] = [];
-  const parts = works.map((work) => {
-    const objects = work.objects.filter((object) => {
-      if (showSecrets || !isPrivateKeySecret(work, object)) return true;
-      omitted.push(describeObject(object));
-      return false;
-    });
-    const text = formatObjects(objects, format);
-    return works.length > 1 && format === 'yaml' ? `# context: ${work.gathered.context}\n${text}` : text;
+export function selectPrinted(works: readonly ClusterWork[], options: Pick<RunOptions, 'output' | 'only' | 'outputDir'>): ClusterWork[] {
+  const flag = options.output ? `-o ${options.output}` : '-o';
+  const choices = works.flatMap((w) => [sideOf(w), w.gathered.context]);
+  if (options.only !== undefined) {
+    const chosen = works.filter((w) => sideOf(w) === options.only || w.gathered.context === options.only);
+    if (chosen.length !== 1) {
+      throw new UsageError(`--only "${options.only}" names none of the clusters this command acts on`, { hint: `use --only ${[...new Set(choices)].join('|')}` });
+    }
+    if (options.outputDir !== undefined) throw new UsageError('--only and --output-dir cannot be combined', { hint: '--output-dir writes a file per cluster; --only prints one cluster to stdout' });
+    return chosen;
+  }
+  if (options.outputDir !== undefined || works.length <= 1) return [...works];
+  throw new UsageError(`${flag} would write the objects of ${works.length} clusters (${works.map((w) => `${sideOf(w)} ${w.gathered.context}`).join(', ')}) into one stream, which cannot be applied with one --context`, {
+    hint: `choose one with --only ${works.map(sideOf).join('|')} (e.g. --only ${sideOf(works[works.length - 1]!)} | kubectl --context ${works[works.length - 1]!.gathered.context} apply -f -), or write one file per context with --output-dir DIR`,
   });
+}
+
+/**
+ * The objects `-o` prints for one cluster: every planned object (unchanged ones too, so the output is the complete
+ * desired state), Secrets holding private keys only with `--show-secrets` (`-o name` lists them all: names hold no
+ * key).
+ */
+function printedObjects(work: ClusterWork, format: OutputFormat, showSecrets: boolean, omitted: string[]): string {
+  if (format === 'name') return formatNames(work.objects);
+  const objects = work.objects.filter((object) => {
+    if (showSecrets || !isPrivateKeySecret(work, object)) return true;
+    omitted.push(describeObject(object));
+    return false;
+  });
+  return formatObjects(objects, format);
+}
+
+/**
+ * Prints what `-o` asks for: to stdout for one cluster ({@link selectPrinted}), or with `--output-dir` to one file
+ * per cluster, `DIR/<context>.<yaml|json|txt>`, each to be applied with its own `--context`.
+ */
+export function printObjects(session: Session, works: readonly ClusterWork[], options: Pick<RunOptions, 'output' | 'only' | 'outputDir' | 'showSecrets'>): void {
+  const format = options.output!;
+  const chosen = selectPrinted(works, options);
+  const omitted: string[] = [];
+  const texts = chosen.map((work) => ({ work, text: printedObjects(work, format, options.showSecrets, omitted) }));
   if (omitted.length) {
     session.ui.warn(`left out ${omitted.length} Secret${omitted.length > 1 ? 's' : ''} holding private keys (${omitted.join(', ')}); --show-secrets includes them`);
-  } else if (showSecrets && works.some((work) => work.objects.some((object) => isPrivateKeySecret(work, object)))) {
+  } else if (options.showSecrets && format !== 'name' && chosen.some((work) => work.objects.some((object) => isPrivateKeySecret(work, object)))) {
     session.ui.warn('the output contains private keys (--show-secrets): do not store or share it');
   }
-  if (works.length > 1) {
-    session.ui.info(`The output holds objects for ${works.length} contexts (${works.map((w) => w.gathered.context).join(', ')}), in that order: apply each part with its --context.`);
+  if (options.outputDir === undefined) {
+    for (const { text } of texts) session.ui.data(text);
+    return;
   }
-  return format === 'yaml' ? parts.join('---\n') : parts.join('');
+  const files = texts.map(({ work, text }) => ({ work, text, path: join(options.outputDir!, `${work.gathered.context}.${format === 'name' ? 'txt' : format}`) }));
+  try {
+    mkdirSync(options.outputDir, { recursive: true });
+    for (const file of files) writeFileSync(file.path, file.text, { mode: options.showSecrets ? 0o600 : 0o644 });
+  } catch (error) {
+    throw new InputError(`cannot write to --output-dir ${options.outputDir}: ${(error as Error).message}`, { cause: error, hint: 'choose a directory you can write to' });
+  }
+  for (const file of files) session.ui.info(`Wrote the ${sideOf(file.work)}'s objects to ${file.path}: kubectl --context ${file.work.gathered.context} apply -f ${file.path}`);
 }
 
 /** How {@link runPlan} presents and applies. */
 export interface RunOptions {
   dryRun: DryRun;
-  output: DataFormat | undefined;
+  output: OutputFormat | undefined;
   showSecrets: boolean;
+  /** `--only`: see {@link selectPrinted}. */
+  only?: string;
+  /** `--output-dir`: see {@link printObjects}. */
+  outputDir?: string;
+  /** stdout carries an exchange document (`--request-out -`, `--bundle-out -`): nothing else is written there. */
+  stdoutTaken?: boolean;
   /** e.g. "Export bookinfo/reviews". */
   title: string;
   /**
@@ -259,6 +325,11 @@ export interface RunResult {
  */
 export async function runPlan(session: Session, works: ClusterWork[], options: RunOptions): Promise<RunResult> {
   const ui = session.ui;
+  if (!options.output && (options.only !== undefined || options.outputDir !== undefined)) {
+    throw new UsageError(`${options.only !== undefined ? '--only' : '--output-dir'} chooses where -o prints the objects, and -o was not given`, { hint: 'add -o yaml, -o json or -o name' });
+  }
+  // Before anything is shown or applied: a selection that cannot be printed stops the command.
+  if (options.output && !options.replanned) selectPrinted(works, options);
   const views = planViews(works);
   const changes = hasChanges(views);
   if (options.replanned) {
@@ -268,18 +339,19 @@ export async function runPlan(session: Session, works: ClusterWork[], options: R
     ui.info(renderPlan(ui, views, { verbose: ui.verbose || (!options.output && options.dryRun !== 'none') }).trimEnd());
     // A dry run prints what it would apply now; a real run prints what it applied, once it did (see below): after a
     // write conflict that is the objects of the plan computed again, not of this one.
-    if (options.output && options.dryRun !== 'none') ui.data(renderObjects(session, works, options.output, options.showSecrets));
+    if (options.output && options.dryRun !== 'none') printObjects(session, works, options);
   }
   const printApplied = () => {
-    if (options.output && options.dryRun === 'none') ui.data(renderObjects(session, works, options.output, options.showSecrets));
+    if (options.output && options.dryRun === 'none') printObjects(session, works, options);
   };
   for (const work of works) {
     if (options.replanned) break;
     if (!work.overlay) continue;
     const text = formatObjects([work.overlay], 'yaml');
     ui.warn(`context "${work.gathered.context}": install the federation gateway with this IstioOperator overlay (save it and run istioctl install -f <file>):`);
-    // With -o, stdout holds exactly the objects to apply (pipeable into kubectl apply): the overlay goes to stderr.
-    if (options.output) ui.info(text.trimEnd());
+    // With -o, stdout holds exactly the objects to apply (pipeable into kubectl apply), and with --request-out - or
+    // --bundle-out - the exchange document: the overlay goes to stderr.
+    if (options.output || options.stdoutTaken) ui.info(text.trimEnd());
     else ui.data(text);
   }
   const result: RunResult = { applied: false, live: new Map(), writes: 0 };

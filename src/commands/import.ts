@@ -3,16 +3,16 @@ import { dirname, resolve } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
 import {
   bundleCredentials, certificateFingerprint, checkExchangeDocument, claimedExport, importBeingRekeyed, consumerGatewaySpiffeId, createImportRequest, directCredentials, GATEWAY_NAMES,
-  homeNamespaceOf, names, noteClientRenewal, pendingServiceAccounts, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
+  homeNamespaceOf, names, noteClientRenewal, pendingServiceAccounts, providerCaTrust, sameFingerprint, type ProviderCaTrust, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
   type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
 } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
 import { KeyPool } from '../pki/index.js';
 import {
   applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, parseNamespacedName, requireFlags,
-  waitTimeoutMs, withCoreErrors, writerFor, type ClusterWork, type MutationArgs,
+  waitTimeoutMs, withCoreErrors, writerFor, type ClusterWork, type MutationArgs, printOptions,
 } from './federate.js';
-import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGatewayReady } from './shared.js';
+import { chooseContext, chooseNamespace, contextOfCluster, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGatewayReady } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
@@ -23,6 +23,8 @@ export const BUNDLE_TEXT = Symbol('bundle text');
 export interface ImportArgs extends MutationArgs, GatewayArgs {
   [BUNDLE_TEXT]?: string;
   from?: string;
+  /** `--ca-fingerprint SHA256:…`: the provider federation CA a bundle must carry (trust on first use). */
+  'ca-fingerprint'?: string;
   export?: string;
   as?: string;
   attach?: string;
@@ -129,6 +131,17 @@ export function checkWritablePath(path: string, flag: string): void {
   }
 }
 
+/**
+ * stdout carries one kind of document: an exchange document written to `-` and `-o` objects would share it (and
+ * `kubectl apply -f -` or the next command of a pipeline would read both).
+ */
+export function refuseTwoDocuments(output: string | undefined, path: string | undefined, flag: string, document: string, file: string): void {
+  if (output === undefined || path !== '-') return;
+  throw new UsageError(`${flag} - writes the ${document} to stdout, so -o ${output} cannot print the objects there too`, {
+    hint: `write the ${document} to a file (${flag} ${file}) to print the objects with -o ${output}, or leave out -o`,
+  });
+}
+
 /** Writes an exchange document; `-` is stdout. */
 export function writeDocument(session: Session, path: string, text: string, flag: string): void {
   if (path === '-') return session.ui.data(text);
@@ -142,13 +155,14 @@ export function writeDocument(session: Session, path: string, text: string, flag
 /** The import command's handler (rotate runs its exchange-file steps through it). */
 export async function importExport(session: Session, args: ImportArgs): Promise<void> {
   const ui = session.ui;
-  const output = session.outputFormat(['json', 'yaml'] as const);
+  const output = session.outputFormat(['json', 'yaml', 'name'] as const);
   const dryRun = dryRunMode(args['dry-run']);
   // Only used after the apply, but a malformed value must stop the command before anything is written.
   waitTimeoutMs(args.timeout);
   if (args['request-out'] && args.bundle) throw new UsageError('--request-out and --bundle are two different steps: run them one after the other');
   // Local steps that can fail come before the first cluster write: the request file is written after the key Secret.
   if (args['request-out']) checkWritablePath(args['request-out'], '--request-out');
+  refuseTwoDocuments(output, args['request-out'], '--request-out', 'import request', 'request.yaml');
   const ref = exportRef(args);
   if (!ui.interactive) {
     if (args['request-out']) {
@@ -176,7 +190,7 @@ export async function importExport(session: Session, args: ImportArgs): Promise<
   return importDirect(session, args, consumer, writer, namespace, ref, output, dryRun, keys);
 }
 
-type Output = 'json' | 'yaml' | undefined;
+type Output = 'json' | 'yaml' | 'name' | undefined;
 type DryRunValue = ReturnType<typeof dryRunMode>;
 
 /** Step 1 of 3: a key pair for the egress gateway, stored in this cluster only, and a request file with its CSR. */
@@ -210,7 +224,7 @@ async function requestImport(
     const work = clusterWork(consumer, writer, plan, `consumer: import request for ${target.providerClusterId}/${target.namespace}/${target.exportName}`);
     return { works: [work], value: request };
   };
-  const { result, value: request } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: 'import request' });
+  const { result, value: request } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), stdoutTaken: args['request-out'] === '-', title: 'import request' });
   if (!result.applied) {
     session.ui.info(`No request file was written (${dryRun === 'none' ? 'not applied' : 'dry run'}): its key must be stored in the cluster first.`);
     return;
@@ -219,11 +233,39 @@ async function requestImport(
   writeDocument(session, args['request-out']!, text, '--request-out');
   if (args['request-out'] !== '-') {
     session.ui.info(`Wrote the import request to ${args['request-out']} (no private key: it stays in Secret ${homeNamespaceOf(snapshot)}/${names.binding(target.providerClusterId, target.namespace, target.exportName)}).`);
-    session.ui.info(`Next: give it to the provider, who runs kubectl meshfed admit --context <provider> --request ${args['request-out']} --bundle-out bundle.yaml; then run import --bundle bundle.yaml here.`);
+    session.ui.info(`Next: give it to the provider, who runs kubectl meshfed admit --context ${contextOfCluster(session, target.providerClusterId)} --request ${args['request-out']} --bundle-out bundle.yaml; then run import --bundle bundle.yaml here.`);
   }
 }
 
 /** Step 3 of 3: verify the bundle against the pending request and apply the consumer side. */
+/**
+ * Trust on first use: a bundle is signed by the CA it carries, so the first bundle of a provider (or one carrying
+ * another CA than the one this cluster uses for it) is taken only when the user confirms its fingerprint — on a
+ * terminal by answering, else with `--ca-fingerprint` — before anything is written.
+ */
+async function confirmProviderCa(session: Session, args: ImportArgs, trust: ProviderCaTrust, provider: string): Promise<void> {
+  const given = args['ca-fingerprint'];
+  const compare = `compare it with the fingerprint kubectl meshfed status --context ${contextOfCluster(session, provider)} (or export) prints on the provider`;
+  if (given !== undefined) {
+    if (sameFingerprint(given, trust.fingerprint)) return;
+    throw new InputError(`the bundle ${args.bundle} carries the federation CA ${trust.fingerprint} for provider ${provider}, not the one --ca-fingerprint names (${given}); nothing was written`, {
+      hint: 'the bundle may not come from the provider: ask for it again over a channel you trust, and check the fingerprint with the provider',
+    });
+  }
+  if (trust.status === 'known') return;
+  const what = trust.status === 'new'
+    ? `this cluster imports from provider ${provider} for the first time: the bundle's federation CA is ${trust.fingerprint}`
+    : `the bundle carries another federation CA for provider ${provider} (${trust.fingerprint}) than the one this cluster uses for it (${trust.knownFingerprints.join(', ')})`;
+  if (session.ui.interactive) {
+    session.ui.info(`${what}; ${compare}.`);
+    if (await session.prompter.confirm(`Trust federation CA ${trust.fingerprint} for provider ${provider}?`, false)) return;
+    throw new InputError(`federation CA ${trust.fingerprint} of provider ${provider} not confirmed; nothing was written`);
+  }
+  throw new InputError(`${what}; nothing was written`, {
+    hint: `${compare}, then pass --ca-fingerprint ${trust.fingerprint}`,
+  });
+}
+
 async function completeImport(
   session: Session, args: ImportArgs, text: string, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, namespace: string,
   ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue,
@@ -243,6 +285,7 @@ async function completeImport(
     });
   }
   const { bundle, privateKeyPem } = verified;
+  await confirmProviderCa(session, args, providerCaTrust(snapshot, bundle.spec.endpoint.providerClusterId, bundle.spec.federationCaPem), bundle.spec.endpoint.providerClusterId);
 
   const endpoint = bundle.spec.endpoint;
   const credentials: ImportCredentials | undefined = endpoint.mode === 'boundary' && privateKeyPem ? bundleCredentials(bundle, privateKeyPem) : undefined;
@@ -280,7 +323,7 @@ async function completeImport(
   };
   const first = await planFor(1);
   const { result, works: [work], value: plan } = await applyWithReplan(session, async (attempt) => attempt === 1 ? first : planFor(attempt), {
-    dryRun, output, showSecrets: args['show-secrets'], title: `import ${first.value.record.namespace}/${first.value.record.localName}`,
+    dryRun, output, ...printOptions(args), title: `import ${first.value.record.namespace}/${first.value.record.localName}`,
   });
   if (result.applied) await waitForEgress(session, work!, args);
   if (result.applied) await requireEgressGateway(work!, plan.record.endpoint.mode);
@@ -375,7 +418,7 @@ async function importDirect(
   };
   const first = await planFor(1);
   const { result, works, value: { consumerPlan, endpoint } } = await applyWithReplan(session, async (attempt) => attempt === 1 ? first : planFor(attempt), {
-    dryRun, output, showSecrets: args['show-secrets'], title: `import ${first.value.consumerPlan.record.namespace}/${first.value.consumerPlan.record.localName}`,
+    dryRun, output, ...printOptions(args), title: `import ${first.value.consumerPlan.record.namespace}/${first.value.consumerPlan.record.localName}`,
   });
   if (result.applied) await waitForEgress(session, works[1]!, args);
   if (result.applied) await requireEgressGateway(works[1]!, endpoint.mode);
@@ -472,6 +515,7 @@ export const importCommand: CommandBody<ImportArgs> = {
       .option('service-account', { type: 'string', array: true, describe: 'Service accounts of the calling workloads: only they may use the import (default: every workload of the namespace; shared-root: default)' })
       // nargs: 1 makes yargs take "-" (stdin/stdout) as the value instead of a stray argument.
       .option('request-out', { type: 'string', nargs: 1, describe: 'Three-step flow, step 1: write an import request file for the provider (- for stdout)' })
+      .option('ca-fingerprint', { type: 'string', nargs: 1, describe: 'With --bundle: the SHA-256 fingerprint of the provider\'s federation CA, as the provider\'s export or status prints it (SHA256:AB:CD:…); required without a terminal when the provider is new to this cluster or its CA changed' })
       .option('bundle', { type: 'string', nargs: 1, describe: 'Three-step flow, step 3: complete the import with the provider\'s export bundle (- for stdin)' })
       .option('cluster-id', { type: 'string', describe: 'This cluster\'s federation id, the first time meshfed acts here (default: from the context name)' })
       .option('timeout', { type: 'string', default: '2m', describe: 'How long to wait for the egress gateway to be ready (0: do not wait)' })

@@ -1,7 +1,7 @@
 import { MeshfedError } from '../errors.js';
 import { planRevoke, readExportRecords } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
-import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
+import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs, printOptions } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
@@ -13,7 +13,7 @@ interface RevokeArgs extends MutationArgs, GatewayArgs {
 }
 
 async function revoke(session: Session, args: RevokeArgs): Promise<void> {
-  const output = session.outputFormat(['json', 'yaml'] as const);
+  const output = session.outputFormat(['json', 'yaml', 'name'] as const);
   const dryRun = dryRunMode(args['dry-run']);
   if (!session.ui.interactive) requireFlags([['--name', !args.name], ['--consumer', !args.consumer]], 'kubectl meshfed revoke -n db --name postgres --consumer operations');
   const context = await chooseContext(session, args.context, '--context', 'Provider context');
@@ -39,7 +39,7 @@ async function revoke(session: Session, args: RevokeArgs): Promise<void> {
     work.warnings = work.warnings.filter((w) => !w.includes('has no external address yet'));
     return { works: [work], value: plan };
   };
-  const { result, value: plan } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: `revoke ${consumer}` });
+  const { result, value: plan } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), title: `revoke ${consumer}` });
   if (!result.applied || output) return;
   const effect = plan.revocation;
   if (effect && !effect.effective) {

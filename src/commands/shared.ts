@@ -122,3 +122,11 @@ export async function waitForGateway(session: Session, writer: ClusterWriter, ga
     return undefined;
   }
 }
+
+/**
+ * How a hint names the context of federation cluster `clusterId`: the context of that name when the kubeconfig has
+ * one (a cluster's id is its context name unless `--cluster-id` chose another), else a description to fill in.
+ */
+export function contextOfCluster(session: Session, clusterId: string): string {
+  return session.kubeconfig().contextNames().includes(clusterId) ? clusterId : `<the context of cluster ${clusterId}>`;
+}

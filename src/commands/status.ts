@@ -1,10 +1,11 @@
 import {
-  FEDERATION_PORT, federationCaStateIn, homeNamespaceOf, RENEW_BEFORE_DAYS, importState, names, pendingRequests, readExportRecords, readImportRecords, readSecret, winningVirtualService,
+  federationCaFingerprint, FEDERATION_PORT, federationCaStateIn, homeNamespaceOf, RENEW_BEFORE_DAYS, importState, names, pendingRequests, readExportRecords, readImportRecords, readSecret, winningVirtualService,
   type ImportRecord, type KubeObject as CoreObject,
 } from '../federation/index.js';
 import { gatherCluster, optional, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
 import { inspectCertificate } from '../pki/index.js';
+import { REPORT_API_VERSION } from '../ui/checks.js';
 import { formatData } from '../ui/format.js';
 import { renderTable } from '../ui/table.js';
 import { withCoreErrors, writerFor } from './federate.js';
@@ -79,8 +80,10 @@ export interface FederationCaStatus {
   rotation?: { nextExpires: string; renewedConsumers: string[] };
 }
 
-/** `status -o json|yaml` (stable for scripts). */
+/** `status -o json|yaml` (stable for scripts; schema in docs/commands.md). */
 export interface ClusterStatus {
+  apiVersion: typeof REPORT_API_VERSION;
+  kind: 'Status';
   context: string;
   /** null when meshfed has not acted in the cluster yet. */
   clusterId: string | null;
@@ -88,6 +91,8 @@ export interface ClusterStatus {
   trustDomain: string | null;
   /** Provider: its federation CA (absent before its first export). */
   federationCa?: FederationCaStatus;
+  /** `SHA256:…` of the federation CA this cluster signs with as a provider (null before its first export). */
+  federationCaFingerprint: string | null;
   exports: ExportStatus[];
   imports: ImportStatus[];
 }
@@ -170,6 +175,8 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
   const caExpiry = ca ? expiry(ca.current.certificatePem) : {};
   const nextExpiry = ca?.next ? expiry(ca.next.certificatePem) : {};
   return {
+    apiVersion: REPORT_API_VERSION,
+    kind: 'Status',
     context: gathered.context,
     clusterId: gathered.identity.stored ? gathered.identity.clusterId : null,
     istioVersion: snapshot.istioVersion === '0.0' ? null : snapshot.istioVersion,
@@ -180,18 +187,35 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
         ...('certificateExpires' in nextExpiry ? { rotation: { nextExpires: nextExpiry.certificateExpires, renewedConsumers: [...ca!.renewed].sort() } } : {}),
       },
     } : {}),
+    federationCaFingerprint: federationCaFingerprint(snapshot.existing) ?? null,
     exports,
     imports,
   };
 }
 
+/**
+ * `status -o name`: one line per export and import, kubectl style (`kind.group/…`), with the namespace as exports
+ * and imports are named by meshfed: `export.meshfed.io/<namespace>/<name>`, `import.meshfed.io/<namespace>/<local
+ * name>`, and `importrequest.meshfed.io/<provider>/<namespace>/<export>` for a pending request.
+ */
+function statusNames(status: ClusterStatus): string {
+  return [
+    ...status.exports.map((e) => `export.meshfed.io/${e.namespace}/${e.name}\n`),
+    ...status.imports.map((i) => i.state === 'pending' ? `importrequest.meshfed.io/${i.source}\n` : `import.meshfed.io/${i.namespace}/${i.localName}\n`),
+  ].join('');
+}
+
 async function showStatus(session: Session, args: StatusArgs): Promise<void> {
-  const format = session.outputFormat(['json', 'yaml'] as const);
+  const format = session.outputFormat(['json', 'yaml', 'name'] as const);
   const context = await chooseContext(session, args.context, '--context', 'Context');
   const writer = writerFor(session, context, '--context');
   const gathered = await gatherCluster(writer, { namespaces: [], istioNamespace: args['istio-namespace'], istioOptional: true });
   const status = await clusterStatus(gathered, writer);
   if (args['check-consumers']) await checkConsumers(session, status);
+  if (format === 'name') {
+    session.ui.data(statusNames(status));
+    return;
+  }
   if (format) {
     session.ui.data(formatData(status, format));
     return;
@@ -200,6 +224,7 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
   const c = ui.out;
   ui.data(`Context ${status.context}: ${status.clusterId ? `federation cluster ${status.clusterId}` : 'meshfed has not acted here yet'}` +
     `${status.istioVersion ? `, Istio ${status.istioVersion}, trust domain ${status.trustDomain}` : ', no Istio found'}\n`);
+  if (status.federationCaFingerprint) ui.data(`Federation CA: ${status.federationCaFingerprint} (consumers importing a bundle compare it)\n`);
   ui.data(`\nExports (${status.exports.length})\n`);
   if (status.exports.length) {
     ui.data(renderTable(['name', 'service', 'port', 'mode', 'gateway', 'consumers', 'cert expires'], status.exports.map((e) => [

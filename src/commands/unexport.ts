@@ -1,7 +1,7 @@
 import { InputError } from '../errors.js';
 import { planUnexport, readExportRecords } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
-import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
+import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs, printOptions } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
@@ -13,7 +13,7 @@ interface UnexportArgs extends MutationArgs, GatewayArgs {
 }
 
 async function unexport(session: Session, args: UnexportArgs): Promise<void> {
-  const output = session.outputFormat(['json', 'yaml'] as const);
+  const output = session.outputFormat(['json', 'yaml', 'name'] as const);
   const dryRun = dryRunMode(args['dry-run']);
   if (!session.ui.interactive) requireFlags([['--name', !args.name]], 'kubectl meshfed unexport -n bookinfo --name reviews');
   const context = await chooseContext(session, args.context, '--context', 'Provider context');
@@ -26,7 +26,7 @@ async function unexport(session: Session, args: UnexportArgs): Promise<void> {
   const record = records.find((r) => r.namespace === namespace && r.exportName === exportName);
   if (record && record.consumers.length > 0 && !args.force) {
     throw new InputError(`export ${namespace}/${exportName} still admits ${record.consumers.map((c) => c.clusterId).join(', ')}; removing it breaks their imports`, {
-      hint: `revoke them first (kubectl meshfed revoke --context ${context} -n ${namespace} --name ${exportName} --consumer <id>), or pass --force`,
+      hint: `revoke them first (${record.consumers.map((c) => `kubectl meshfed revoke --context ${context} -n ${namespace} --name ${exportName} --consumer ${c.clusterId}`).join('; ')}), or pass --force`,
     });
   }
   const planFor = async (attempt: number) => {
@@ -35,7 +35,7 @@ async function unexport(session: Session, args: UnexportArgs): Promise<void> {
     const plan = await withCoreErrors({ '--name': '--name' }, () => planUnexport(read.snapshot, { namespace, exportName }));
     return { works: [clusterWork({ ...read, identity: { ...read.identity, objects: [] } }, writer, plan, `provider: remove export ${namespace}/${exportName}`)], value: plan };
   };
-  await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: `unexport ${namespace}/${exportName}` });
+  await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), title: `unexport ${namespace}/${exportName}` });
 }
 
 /** `kubectl meshfed unexport`: remove an export's own objects. */

@@ -4,8 +4,9 @@ import {
 } from '../federation/index.js';
 import { gatherCluster, type GatheredCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
-import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
-import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
+import type { OutputFormat } from '../ui/format.js';
+import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs, printOptions } from './federate.js';
+import { chooseContext, chooseNamespace, contextOfCluster, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
@@ -33,7 +34,7 @@ function parseExportRef(value: string): ExportRef {
 }
 
 async function unimport(session: Session, args: UnimportArgs): Promise<void> {
-  const output = session.outputFormat(['json', 'yaml'] as const);
+  const output = session.outputFormat(['json', 'yaml', 'name'] as const);
   const dryRun = dryRunMode(args['dry-run']);
   if (args.name && args.export) throw new UsageError('--name and --export exclude each other: --name removes an import, --export cancels a pending import request');
   const requested = args.export !== undefined ? parseExportRef(args.export) : undefined;
@@ -100,7 +101,7 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
     }
     return { works, value: others };
   };
-  const { result, value: others } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: `unimport ${namespace}/${localName}` });
+  const { result, value: others } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), title: `unimport ${namespace}/${localName}` });
   if (output || !result.applied) return;
   const source = refText(record.endpoint);
   // Revoking is only right once no import of this cluster uses the admission any more.
@@ -109,7 +110,7 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   } else if (provider) {
     session.ui.info(`${source} no longer admits this cluster (${gathered.identity.clusterId}).`);
   } else {
-    session.ui.info(`${source} still admits this cluster until its operator runs: ${revokeCommand(record.endpoint, gathered.identity.clusterId)}`);
+    session.ui.info(`${source} still admits this cluster until its operator runs: ${revokeCommand(session, record.endpoint, gathered.identity.clusterId)}`);
   }
 }
 
@@ -117,8 +118,8 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
  * The provider operator's command that withdraws this cluster's admission, with real names: the provider's cluster id
  * is the context name meshfed derives it from by default.
  */
-function revokeCommand(ref: ExportRef, consumerClusterId: string): string {
-  return `kubectl meshfed revoke --context ${ref.providerClusterId} -n ${ref.namespace} --name ${ref.exportName} --consumer ${consumerClusterId}`;
+function revokeCommand(session: Session, ref: ExportRef, consumerClusterId: string): string {
+  return `kubectl meshfed revoke --context ${contextOfCluster(session, ref.providerClusterId)} -n ${ref.namespace} --name ${ref.exportName} --consumer ${consumerClusterId}`;
 }
 
 function notFound(namespace: string, localName: string, imports: string[], pending: PendingRequest[]): InputError {
@@ -130,7 +131,7 @@ function notFound(namespace: string, localName: string, imports: string[], pendi
 /** Cancels an import request that was never completed: its key goes, so no bundle made for it can be imported. */
 async function cancelRequest(
   session: Session, args: UnimportArgs, gathered: GatheredCluster, writer: ReturnType<typeof writerFor>, ref: ExportRef,
-  output: 'json' | 'yaml' | undefined, dryRun: ReturnType<typeof dryRunMode>,
+  output: OutputFormat | undefined, dryRun: ReturnType<typeof dryRunMode>,
 ): Promise<void> {
   const planFor = async (attempt: number) => {
     // After a write conflict: the cluster is read again and the cancellation planned again from the fresh read.
@@ -138,10 +139,10 @@ async function cancelRequest(
     const plan = await withCoreErrors({}, () => planCancelRequest(read.snapshot, ref));
     return { works: [clusterWork({ ...read, identity: { ...read.identity, objects: [] } }, writer, plan, `consumer: cancel the import request for ${refText(ref)}`)], value: plan };
   };
-  const { result } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: `cancel import request ${refText(ref)}` });
+  const { result } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), title: `cancel import request ${refText(ref)}` });
   if (output || !result.applied) return;
   session.ui.info(`Cancelled the import request for ${refText(ref)}: its key is deleted, so a bundle made for it can no longer be imported.`);
-  session.ui.info(`If the provider admitted it already, it admits this cluster until its operator runs: ${revokeCommand(ref, gathered.identity.clusterId)}`);
+  session.ui.info(`If the provider admitted it already, it admits this cluster until its operator runs: ${revokeCommand(session, ref, gathered.identity.clusterId)}`);
 }
 
 /** `kubectl meshfed unimport`: remove an import's own objects, or cancel an import request that was never completed. */

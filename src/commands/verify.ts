@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { ChecksFailedError, ClusterError, InputError, InterruptedError, UsageError } from '../errors.js';
 import {
   DEFAULT_PROBE_IMAGE, parseProbeLog, probeIdentityFor, probePod, probeRunResults, resultOf, runChecks, STATIC_CHECKS, tcpGreeting,
-  type ProbeTarget, type VerifySnapshot,
+  type CheckResult, type ProbeTarget, type VerifySnapshot,
 } from '../federation/checks/index.js';
+import type { ImportRecord } from '../federation/index.js';
 import { ClusterWriter } from '../kube/apply.js';
 import { runProbePod, type ProbePodRun } from '../kube/probe-pod.js';
 import { checkPermissions } from '../kube/preflight.js';
-import { gatherVerify, listImports } from '../kube/verify-gather.js';
+import { findClusterContext, gatherVerify, listImports } from '../kube/verify-gather.js';
 import { parseDuration } from '../options.js';
 import { renderChecks, reportChecks, REPORT_API_VERSION, REPORT_KIND, summarize, summaryLine } from '../ui/checks.js';
 import { formatData } from '../ui/format.js';
@@ -25,6 +26,8 @@ interface VerifyArgs extends GlobalArgs {
   probe: boolean;
   'keep-probe': boolean;
   timeout: string;
+  /** `--wait D`: retry a failing probe until it passes or D has passed. */
+  wait?: string;
   'istio-namespace': string;
   'service-account'?: string;
 }
@@ -113,7 +116,41 @@ function probeTarget(snapshot: VerifySnapshot, args: VerifyArgs): ProbeTarget {
     protocol: e.protocol,
     path: args.path.startsWith('/') ? args.path : `/${args.path}`,
     ...(e.protocol === 'TCP' ? { send: args.send !== undefined ? unescapeSend(args.send) : tcpGreeting(e) } : {}),
+    gateways: e.mode === 'boundary'
+      ? `the egress gateway in namespace ${snapshot.consumerHome} of context ${snapshot.consumer.context} and the federation gateway of cluster ${e.providerClusterId} (kubectl meshfed status shows both)`
+      : `the east-west gateway of cluster ${e.providerClusterId} (shared-root: it passes TLS through, so the provider workload's sidecar logs the refusal) and the probe's sidecar (verify --keep-probe keeps the pod and prints how to read it)`,
   };
+}
+
+/** Longest pause between two probes of `--wait`. */
+const MAX_WAIT_PAUSE_MS = 10_000;
+
+function targetUrl(target: ProbeTarget): string {
+  return target.protocol === 'HTTP' ? `http://${target.host}:${target.port}${target.path}` : `tcp://${target.host}:${target.port}`;
+}
+
+/** The probe did not pass: an error-level probe result failed. */
+function failed(results: readonly CheckResult[]): boolean {
+  return results.some((r) => r.level === 'error' && r.outcome.status === 'fail');
+}
+
+function firstFailure(results: readonly CheckResult[]): string {
+  const failure = results.find((r) => r.level === 'error' && r.outcome.status === 'fail');
+  return failure && failure.outcome.status === 'fail' ? `${failure.code}: ${failure.outcome.message}` : 'no result';
+}
+
+/** Waits `ms`, or until the command is interrupted (then throws, as the probe would). */
+async function pause(ms: number, session: Session): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      session.signal.removeEventListener('abort', done);
+      resolve();
+    }
+    session.signal.addEventListener('abort', done, { once: true });
+  });
+  if (session.signal.aborted) throw new InterruptedError('interrupted', session.interruptedBy);
 }
 
 /** `--send` takes C-style escapes (`\r\n`, `\x00`, `\0`) so that binary greetings fit on a command line. */
@@ -130,26 +167,39 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
   const ui = session.ui;
   const timeoutMs = parseDuration(args.timeout, '--timeout');
   if (timeoutMs <= 0) throw new UsageError('--timeout must be longer than 0', { hint: `e.g. --timeout ${DEFAULT_TIMEOUT}` });
-  const deadline = Date.now() + timeoutMs;
+  const waitMs = args.wait !== undefined ? parseDuration(args.wait, '--wait') : 0;
+  // --timeout bounds a run that probes once; --wait adds the time it may spend probing again.
+  const deadline = Date.now() + timeoutMs + waitMs;
   // Half the run at most: a provider that does not answer becomes a finding (MF0102) before --timeout ends the run.
   const requestTimeoutMs = session.boundedRequestTimeout(Math.min(DEFAULT_REQUEST_TIMEOUT_MS, Math.max(1000, Math.floor(timeoutMs / 2))));
   const consumerContext = session.context(args.context).name;
   const namespace = session.namespace(consumerContext);
   const consumer = new ClusterWriter(session.client(consumerContext, '--context', requestTimeoutMs, deadline));
-  const providerContext = args.from !== undefined ? session.context(args.from, '--from').name : undefined;
+  let providerContext = args.from !== undefined ? session.context(args.from, '--from').name : undefined;
   if (providerContext !== undefined && providerContext === consumerContext) {
-    throw new UsageError(`--from "${providerContext}" is the consumer context itself`, { hint: 'pass the provider cluster\'s context with --from, or omit it to check the consumer side only' });
+    throw new UsageError(`--from "${providerContext}" is the consumer context itself`, { hint: 'pass the provider cluster\'s context with --from, or omit it to find it from the import\'s record' });
   }
-  const provider = providerContext !== undefined ? new ClusterWriter(session.client(providerContext, '--from', requestTimeoutMs, deadline)) : undefined;
+  const fromRecord = providerContext === undefined;
+  // Without --from: the context of the provider cluster the import's record names (its stored federation id).
+  const provider = providerContext !== undefined
+    ? new ClusterWriter(session.client(providerContext, '--from', requestTimeoutMs, deadline))
+    : async (record: ImportRecord) => {
+      const candidates = session.kubeconfig().contextNames().filter((name) => name !== consumerContext)
+        .map((name) => new ClusterWriter(session.client(name, '--from', requestTimeoutMs, deadline)));
+      const found = await findClusterContext(candidates, record.endpoint.providerClusterId);
+      providerContext = found.writer?.contextName;
+      return found;
+    };
   const localName = args.import ?? await chooseImport(session, consumer, namespace);
 
-  const reading = await startProgress(ui, `Reading import ${namespace}/${localName} from context ${consumerContext}${providerContext ? ` and its export from ${providerContext}` : ''}`);
+  const reading = await startProgress(ui, `Reading import ${namespace}/${localName} from context ${consumerContext}${providerContext ? ` and its export from ${providerContext}` : ' and its export from the provider it names'}`);
   let snapshot: VerifySnapshot;
   try {
     snapshot = await beforeDeadline(gatherVerify({
-      consumer, ...(provider ? { provider } : {}), namespace, localName, istioNamespace: args['istio-namespace'], now: new Date(),
+      consumer, provider, namespace, localName, istioNamespace: args['istio-namespace'], now: new Date(),
     }), deadline, 'reading the clusters', args.timeout);
     reading.stop();
+    if (fromRecord && providerContext) ui.info(`Provider: context ${providerContext} (federation cluster ${snapshot.record.endpoint.providerClusterId}, named by the import's record)`);
   } catch (error) {
     reading.fail();
     throw error;
@@ -165,13 +215,6 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
     results.push(...identity.results, resultOf('MF0503', { status: 'skip', reason: 'the probe\'s service account does not exist (MF0516)' }));
   } else {
     results.push(...identity.results);
-    const name = `meshfed-probe-${randomBytes(4).toString('hex').slice(0, 5)}`;
-    const remainingMs = Math.max(1000, deadline - Date.now());
-    const pod = probePod({
-      name, namespace, localName, image: args['probe-image'], target, ...(identity.account ? { serviceAccount: identity.account } : {}),
-      maxTimeSeconds: Math.max(1, Math.min(15, Math.floor(remainingMs / 3000))),
-      activeDeadlineSeconds: Math.ceil(remainingMs / 1000) + 30,
-    });
     // The probe pod is verify's one write: its permissions are checked before it is created, so a missing one is said
     // in full and no pod is left behind (a pod created but not deletable, or not watchable).
     const podPermission = (verb: string, resource = 'pods') => ({ verb, group: '', resource, namespace });
@@ -179,40 +222,68 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
       client: consumer.client, contextName: consumerContext,
       permissions: [podPermission('create'), podPermission('watch'), podPermission('get', 'pods/log'), ...(args['keep-probe'] ? [] : [podPermission('delete')])],
     }]);
-    const progress = await startProgress(ui, `Probing ${target.protocol === 'HTTP' ? `http://${target.host}:${target.port}${target.path}` : `tcp://${target.host}:${target.port}`} from pod ${namespace}/${name}`);
-    let run: ProbePodRun;
-    try {
-      // A signal while the probe pod may exist (from its creation on) stops the probe, which deletes the pod, with a
-      // deadline of its own, before verify exits with the signal's code.
-      run = await session.withCleanup((signal) => runProbePod(consumer, {
-        pod, timeoutMs: remainingMs, keep: args['keep-probe'], signal,
-        onLeftBehind: (reason) => ui.warn(`the probe pod ${namespace}/${name} could not be deleted (${reason}): kubectl delete pod ${name} -n ${namespace} --context ${consumerContext}`),
-      }));
-    } catch (error) {
-      progress.fail();
-      throw error;
-    }
-    if (run.ending === 'aborted') {
-      progress.fail(`probe interrupted${run.deleted ? `; pod ${namespace}/${name} deleted` : ''}`);
-      throw new InterruptedError('interrupted', session.interruptedBy);
-    }
-    progress.stop();
-    if (args['keep-probe']) ui.info(`Kept the probe pod: kubectl logs ${name} -n ${namespace} --context ${consumerContext} (-c istio-proxy for its sidecar); kubectl delete pod ${name} -n ${namespace} --context ${consumerContext}`);
-    const output = run.ending === 'completed' ? parseProbeLog(run.log, run.proxyLog) : undefined;
-    if (ui.verbose && run.log) ui.debug(`probe log:\n${run.log.trimEnd()}`);
-    results.push(...probeRunResults(run, output, target, namespace, args.timeout));
-    probeReport = {
-      pod: `${namespace}/${name}`,
-      image: args['probe-image'],
-      target: target.protocol === 'HTTP' ? `http://${target.host}:${target.port}${target.path}` : `tcp://${target.host}:${target.port}`,
-      ending: run.ending,
-      kept: Boolean(args['keep-probe']),
-      httpStatus: output?.httpStatus ?? null,
-      exitCode: output?.exitCode ?? null,
-      timeMs: output?.timeMs ?? null,
-      answered: output?.answered ?? null,
-      responseFlags: output?.responseFlags ?? null,
+    const probeOnce = async (): Promise<{ results: CheckResult[]; report: ProbeReport }> => {
+      const name = `meshfed-probe-${randomBytes(4).toString('hex').slice(0, 5)}`;
+      const remainingMs = Math.max(1000, deadline - Date.now());
+      const pod = probePod({
+        name, namespace, localName, image: args['probe-image'], target, ...(identity.account ? { serviceAccount: identity.account } : {}),
+        maxTimeSeconds: Math.max(1, Math.min(15, Math.floor(remainingMs / 3000))),
+        activeDeadlineSeconds: Math.ceil(remainingMs / 1000) + 30,
+      });
+      const progress = await startProgress(ui, `Probing ${targetUrl(target)} from pod ${namespace}/${name}`);
+      let run: ProbePodRun;
+      try {
+        // A signal while the probe pod may exist (from its creation on) stops the probe, which deletes the pod, with a
+        // deadline of its own, before verify exits with the signal's code.
+        run = await session.withCleanup((signal) => runProbePod(consumer, {
+          pod, timeoutMs: remainingMs, keep: args['keep-probe'], signal,
+          onLeftBehind: (reason) => ui.warn(`the probe pod ${namespace}/${name} could not be deleted (${reason}): kubectl delete pod ${name} -n ${namespace} --context ${consumerContext}`),
+        }));
+      } catch (error) {
+        progress.fail();
+        throw error;
+      }
+      if (run.ending === 'aborted') {
+        progress.fail(`probe interrupted${run.deleted ? `; pod ${namespace}/${name} deleted` : ''}`);
+        throw new InterruptedError('interrupted', session.interruptedBy);
+      }
+      progress.stop();
+      if (args['keep-probe']) ui.info(`Kept the probe pod: kubectl logs ${name} -n ${namespace} --context ${consumerContext} (-c istio-proxy for its sidecar); kubectl delete pod ${name} -n ${namespace} --context ${consumerContext}`);
+      const output = run.ending === 'completed' ? parseProbeLog(run.log, run.proxyLog) : undefined;
+      if (ui.verbose && run.log) ui.debug(`probe log:\n${run.log.trimEnd()}`);
+      return {
+        results: probeRunResults(run, output, target, namespace, args.timeout),
+        report: {
+          pod: `${namespace}/${name}`,
+          image: args['probe-image'],
+          target: targetUrl(target),
+          ending: run.ending,
+          kept: Boolean(args['keep-probe']),
+          httpStatus: output?.httpStatus ?? null,
+          exitCode: output?.exitCode ?? null,
+          timeMs: output?.timeMs ?? null,
+          answered: output?.answered ?? null,
+          responseFlags: output?.responseFlags ?? null,
+        },
+      };
     };
+    const waitUntil = Date.now() + waitMs;
+    let probe = await probeOnce();
+    // --wait: Istio pushes a new configuration to the proxies some time after it is written (istiod debounces
+    // changes, up to PILOT_DEBOUNCE_MAX, 10 s by default), so a probe right after an import may fail and pass later.
+    for (let pauseMs = 1000, tries = 1; failed(probe.results) && Date.now() + pauseMs < waitUntil; pauseMs = Math.min(pauseMs * 2, MAX_WAIT_PAUSE_MS)) {
+      ui.info(`probe ${tries} failed (${firstFailure(probe.results)}); probing again in ${pauseMs / 1000}s (--wait ${args.wait})`);
+      await pause(pauseMs, session);
+      probe = await probeOnce();
+      tries += 1;
+    }
+    if (failed(probe.results) && waitMs === 0) {
+      ui.info(`The probe failed. Right after an import, Istio may not have pushed the configuration yet: kubectl meshfed verify --context ${consumerContext} -n ${namespace} --import ${localName} --wait 60s probes again until it passes.`);
+    } else if (failed(probe.results)) {
+      ui.info(`The probe still failed after --wait ${args.wait}.`);
+    }
+    results.push(...probe.results);
+    probeReport = probe.report;
   }
 
   const summary = summarize(results);
@@ -236,7 +307,7 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
     const header = `Import ${c.bold(`${namespace}/${localName}`)} in context ${consumerContext} ← export ${e.namespace}/${e.exportName} of cluster ${e.providerClusterId}`
       + `${providerContext ? ` (context ${providerContext})` : ''}: ${e.mode}, ${e.protocol} port ${e.port.number}, via ${e.gateway.address}:${e.gateway.port}`;
     const headings = {
-      provider: `provider (${providerContext ? `context ${providerContext}` : 'no --from'})`,
+      provider: `provider (${providerContext ? `context ${providerContext}` : 'no context of the provider cluster'})`,
       consumer: `consumer (context ${consumerContext})`,
       probe: `probe (${target.protocol === 'HTTP' ? 'http' : 'tcp'}://${target.host}:${target.port}${target.protocol === 'HTTP' ? target.path : ''})`,
     };
@@ -253,13 +324,14 @@ export const verifyCommand: CommandBody<VerifyArgs> = {
     yargs
       // --name as in unimport, which takes the same local name.
       .option('import', { alias: 'name', type: 'string', describe: 'Local name of the import to verify (in -n); asked for on a terminal' })
-      .option('from', { type: 'string', describe: 'kubeconfig context of the provider cluster; without it provider checks are skipped' })
+      .option('from', { type: 'string', describe: 'kubeconfig context of the provider cluster; default: the context whose cluster is the provider the import\'s record names (provider checks are skipped when there is none)' })
       .option('path', { type: 'string', default: '/', describe: 'HTTP path the probe requests, e.g. /health' })
       .option('send', { type: 'string', describe: 'TCP: bytes the probe sends (escapes \\r \\n \\xNN); default: a greeting for well-known ports (PostgreSQL, Redis…), else a newline' })
       .option('probe-image', { type: 'string', default: DEFAULT_PROBE_IMAGE, describe: 'Image of the probe pod (curl with a shell and nc), e.g. from a registry an air-gapped cluster can pull' })
       .option('probe', { type: 'boolean', default: true, describe: 'Run the probe pod (--no-probe: static checks only)' })
       .option('keep-probe', { type: 'boolean', default: false, describe: 'Keep the probe pod afterwards, to read its logs' })
-      .option('timeout', { type: 'string', default: DEFAULT_TIMEOUT, describe: 'Bound on the whole run, probe included (e.g. 30s, 2m)' })
+      .option('timeout', { type: 'string', default: DEFAULT_TIMEOUT, describe: 'Bound on the whole run, probe included (e.g. 30s, 2m); --wait adds to it' })
+      .option('wait', { type: 'string', describe: 'When the probe fails, probe again (1s, 2s, 4s… at most 10s apart) until it passes or this much time has passed, e.g. 60s: Istio applies a new import some seconds after it is written' })
       .option('istio-namespace', { type: 'string', default: 'istio-system', describe: 'Namespace of istiod and the mesh config (both clusters)' })
       .option('service-account', { type: 'string', describe: 'Service account the probe pod runs as; default: in shared-root mode an account the provider admits, else the namespace\'s default' })
       .example('kubectl meshfed verify --context cluster1 -n default --import myreviews --from cluster2', 'Check both sides and probe the import')

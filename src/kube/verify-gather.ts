@@ -10,7 +10,7 @@ import {
 } from '../federation/index.js';
 import type { ProviderSide, SideSnapshot, VerifySnapshot } from '../federation/checks/index.js';
 import type { ClusterWriter } from './apply.js';
-import { listGateways, managedObjects, optional, readMesh } from './gather.js';
+import { IDENTITY_CONFIGMAP, IDENTITY_NAMESPACE, listGateways, managedObjects, optional, readMesh } from './gather.js';
 import type { KubeObject } from './resources.js';
 
 /** Services, pods and the Namespace object of each namespace. */
@@ -72,8 +72,11 @@ export async function findImport(writer: ClusterWriter, namespace: string, local
 /** Options of {@link gatherVerify}. */
 export interface VerifyGatherOptions {
   consumer: ClusterWriter;
-  /** The provider's writer (`--from`), if any. */
-  provider?: ClusterWriter;
+  /**
+   * The provider's writer (`--from`), or how to find it from the import's record (see {@link findClusterContext});
+   * none: the provider side is not read.
+   */
+  provider?: ClusterWriter | ((record: ImportRecord) => Promise<{ writer?: ClusterWriter; searched: string[] }>);
   namespace: string;
   localName: string;
   istioNamespace: string;
@@ -142,9 +145,35 @@ export async function gatherVerify(options: VerifyGatherOptions): Promise<Verify
     findImport(consumer, namespace, localName),
     managedObjects(consumer),
   ]);
+  const found = typeof options.provider === 'function' ? await options.provider(record) : { writer: options.provider, searched: [] };
   const [consumerSide, provider] = await Promise.all([
     gatherConsumer(consumer, [namespace, home], istioNamespace, managed),
-    options.provider ? gatherProvider(options.provider, record, istioNamespace) : Promise.resolve<ProviderSide>({ status: 'absent' }),
+    found.writer ? gatherProvider(found.writer, record, istioNamespace) : Promise.resolve<ProviderSide>({ status: 'absent', searched: found.searched }),
   ]);
   return { now: options.now, consumer: consumerSide, consumerHome: home, record, provider };
+}
+
+/** The federation cluster id stored in a cluster (ConfigMap istio-meshfed/meshfed-cluster), or undefined. */
+async function storedClusterId(writer: ClusterWriter): Promise<string | undefined> {
+  try {
+    const stored = await writer.get('v1', 'ConfigMap', IDENTITY_NAMESPACE, IDENTITY_CONFIGMAP);
+    return (stored?.data as Record<string, string> | undefined)?.clusterId;
+  } catch {
+    // Unreachable, or not allowed to read it: not a context this run can use as the provider.
+    return undefined;
+  }
+}
+
+/**
+ * Which of `candidates` (kubeconfig contexts) is the federation cluster `clusterId`, as its stored identity says: the
+ * context named like the id first (the default id is the context name), all the others, in parallel, only when that
+ * one is not it. Contexts that cannot be read are passed over. `searched` lists the contexts read.
+ */
+export async function findClusterContext(candidates: ClusterWriter[], clusterId: string): Promise<{ writer?: ClusterWriter; searched: string[] }> {
+  const named = candidates.find((w) => w.contextName === clusterId);
+  if (named && await storedClusterId(named) === clusterId) return { writer: named, searched: [named.contextName] };
+  const others = candidates.filter((w) => w !== named);
+  const ids = await Promise.all(others.map(storedClusterId));
+  const writer = others.find((_, i) => ids[i] === clusterId);
+  return { ...(writer ? { writer } : {}), searched: candidates.map((w) => w.contextName) };
 }

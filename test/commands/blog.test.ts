@@ -6,6 +6,9 @@
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import YAML from 'yaml';
 import { isSubset } from '../../src/kube/apply.js';
 import type { KubeObject } from '../support/emulator/index.js';
@@ -184,16 +187,19 @@ test.serial('a curl pod started with kubectl run in cluster1 gets its answer fro
   await kubectl(['delete', 'pod', 'probe', '--wait=false']);
 });
 
-test.serial('import --dry-run=server -o json: both API servers validate the objects, nothing is stored, one List per cluster', async (t) => {
-  const dry = await fed.runCounting(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'reviews-two', '--dry-run=server', '-o', 'json']);
+test.serial('import --dry-run=server -o json --output-dir: both API servers validate the objects, nothing is stored, one List per cluster in its own file', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'meshfed-blog-objects-'));
+  const dry = await fed.runCounting(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'reviews-two', '--dry-run=server', '-o', 'json', '--output-dir', out]);
   t.is(dry.code, 0, dry.stderr);
   t.deepEqual(dry.writes, { cluster1: [], cluster2: [] }, 'no stored write');
   const validated = fed.world.cluster('cluster1').requests.filter((r) => r.query.dryRun === 'All');
   t.true(validated.some((r) => r.path.endsWith('/services/reviews-two')), 'the consumer objects went to the server as a dry run');
-  const lists = JSON.parse(`[${dry.stdout.trim().replace(/\n\}\n\{/g, '\n},{')}]`) as Array<{ kind: string; items: Array<{ kind: string; metadata: { name: string } }> }>;
+  t.is(dry.stdout, '');
+  const lists = ['cluster2', 'cluster1'].map((context) => JSON.parse(readFileSync(join(out, `${context}.json`), 'utf8')) as { kind: string; items: Array<{ kind: string; metadata: { name: string } }> });
   t.deepEqual(lists.map((l) => l.kind), ['List', 'List']);
   t.true(lists[1]!.items.some((o) => o.kind === 'Service' && o.metadata.name === 'reviews-two'));
-  t.regex(dry.stderr, /objects for 2 contexts \(cluster2, cluster1\)/);
+  t.false(lists[0]!.items.some((o) => o.kind === 'Service' && o.metadata.name === 'reviews-two'));
+  t.regex(dry.stderr, /Wrote the consumer's objects to .*cluster1\.json: kubectl --context cluster1 apply -f /);
   t.falsy(fed.world.cluster('cluster1').get('v1', 'Service', 'default', 'reviews-two'));
 });
 

@@ -167,11 +167,13 @@ async function scenario(t: ExecutionContext, fed: FederationWorld, options: {
   provider: string;
   setup: string[][];
   race: string[][];
-  finish?: string[][];
+  /** After the race; a function computes its arguments then (e.g. the fingerprint of the CA that won). */
+  finish?: Array<string[] | (() => Promise<string[]>)>;
   interleavings: Interleaving[];
   verify: string[][];
 }): Promise<void> {
-  const run = async (args: string[]) => {
+  const run = async (step: string[] | (() => Promise<string[]>)) => {
+    const args = typeof step === 'function' ? await step() : step;
     const result = await fed.run(args);
     t.is(result.code, 0, `kubectl meshfed ${args.join(' ')}\n${result.stderr}`);
     return result;
@@ -312,7 +314,7 @@ test.serial('an export racing an admission and a revocation of the same export l
         ['admit', '--context', 'production', '--request', request, '--bundle-out', bundle],
         ['revoke', '--context', 'production', '-n', 'db', '--name', 'postgres', '--consumer', 'operations'],
       ],
-      finish: [['import', '--context', 'staging', '-n', 'apps', '--bundle', bundle]],
+      finish: [async () => ['import', '--context', 'staging', '-n', 'apps', '--bundle', bundle, '--ca-fingerprint', await fed.caFingerprint('production')]],
       // A second export of the same gateway, the admission of staging and the revocation of operations all rewrite
       // objects of the provider gateway (its Gateway, its admission policy) and the export record.
       interleavings: [readAllThenWrite('production'), sharedObject('production', /\/authorizationpolicies/)],

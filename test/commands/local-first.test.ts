@@ -66,7 +66,7 @@ test.serial('re-keying (--request-out --force, admit, import --bundle) completes
   const steps = [
     ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres', '--request-out', file('r1.yaml')],
     ['admit', '--context', 'production', '--request', file('r1.yaml'), '--bundle-out', file('b1.yaml')],
-    ['import', '--context', 'operations', '-n', 'vault', '--bundle', file('b1.yaml'), '--as', 'pg'],
+    ['import', '--context', 'operations', '-n', 'vault', '--bundle', file('b1.yaml'), '--as', 'pg', '--ca-fingerprint', await fed.caFingerprint('production')],
   ];
   for (const step of steps) {
     const result = await fed.run(step);

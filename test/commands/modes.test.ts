@@ -75,7 +75,8 @@ test.serial('shared-root TCP, three-step: request and bundle files, then bytes r
   const admit = await fed.run(['admit', '--context', 'cluster2', '--request', join(dir, 'request.yaml'), '--bundle-out', join(dir, 'bundle.yaml')]);
   t.is(admit.code, 0, admit.stderr);
   t.regex(readFileSync(join(dir, 'bundle.yaml'), 'utf8'), /mode: shared-root/);
-  const complete = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--bundle', join(dir, 'bundle.yaml'), '--as', 'echo-sr']);
+  const fingerprint = await fed.caFingerprint('cluster2');
+  const complete = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--bundle', join(dir, 'bundle.yaml'), '--as', 'echo-sr', '--ca-fingerprint', fingerprint]);
   t.is(complete.code, 0, complete.stderr);
   t.false(complete.stderr.includes('root CA'), 'one root: nothing to warn about');
   // The bundle carries the provider's root fingerprint: a consumer mesh on another root hears about it at once.
@@ -83,7 +84,7 @@ test.serial('shared-root TCP, three-step: request and bundle files, then bytes r
   const rootConfig = c1.get('v1', 'ConfigMap', 'istio-system', 'istio-ca-root-cert')!;
   const otherRoot = Buffer.from((c1.get('v1', 'Secret', 'istio-system', 'cacerts')!.data as Record<string, string>)['ca-cert.pem']!, 'base64').toString('utf8');
   c1.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio-ca-root-cert', namespace: 'istio-system' }, data: { 'root-cert.pem': otherRoot } }, 'test');
-  const otherMesh = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--bundle', join(dir, 'bundle.yaml'), '--as', 'echo-sr', '--dry-run']);
+  const otherMesh = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--bundle', join(dir, 'bundle.yaml'), '--as', 'echo-sr', '--dry-run', '--ca-fingerprint', fingerprint]);
   c1.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio-ca-root-cert', namespace: 'istio-system' }, data: rootConfig.data as Record<string, string> }, 'test');
   t.is(otherMesh.code, 0, otherMesh.stderr);
   t.regex(otherMesh.stderr, /shared-root needs one root CA, but this mesh's root .* is not that of cluster cluster2/);

@@ -57,7 +57,22 @@ test.serial('production exports postgres as TCP; operations is admitted through 
   t.regex(bundleText, /kind: ExportBundle/);
   t.false(bundleText.includes('PRIVATE KEY'), 'the bundle carries no private key');
 
-  const completed = await fed.runCounting(['import', '--context', 'operations', '-n', 'vault', '--bundle', file('bundle.yaml')]);
+  // Trust on first use: operations has never imported from production, so the bundle's CA must be confirmed.
+  const fingerprint = await fed.caFingerprint('production');
+  t.regex(fingerprint, /^SHA256:([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+  const unconfirmed = await fed.runCounting(['import', '--context', 'operations', '-n', 'vault', '--bundle', file('bundle.yaml')]);
+  t.is(unconfirmed.code, 1);
+  t.regex(unconfirmed.stderr, new RegExp(`imports from provider production for the first time: the bundle's federation CA is ${fingerprint}; nothing was written`));
+  t.regex(unconfirmed.stderr, new RegExp(`kubectl meshfed status --context production \\(or export\\) prints on the provider, then pass --ca-fingerprint ${fingerprint}`));
+  t.deepEqual(unconfirmed.writes.operations, []);
+  const wrong = await fed.runCounting(['import', '--context', 'operations', '-n', 'vault', '--bundle', file('bundle.yaml'), '--ca-fingerprint', `SHA256:${'AB:'.repeat(31)}AB`]);
+  t.is(wrong.code, 1);
+  t.regex(wrong.stderr, /not the one --ca-fingerprint names/);
+  t.deepEqual(wrong.writes.operations, []);
+  const providerStatus = await fed.run(['status', '--context', 'production']);
+  t.true(providerStatus.stdout.includes(`Federation CA: ${fingerprint}`), providerStatus.stdout);
+
+  const completed = await fed.runCounting(['import', '--context', 'operations', '-n', 'vault', '--bundle', file('bundle.yaml'), '--ca-fingerprint', fingerprint.toLowerCase()]);
   t.is(completed.code, 0, completed.stderr);
   t.regex(completed.stderr, /connect to postgres\.vault:5432/);
   t.deepEqual(completed.writes.production, []);
@@ -171,7 +186,7 @@ test.serial('the three steps piped into each other, with - for every file, as on
   const pipeline = [
     `${meshfed} import --context staging -n apps --from production --export db/postgres --request-out -`,
     `${meshfed} admit --context production --request - --bundle-out -`,
-    `${meshfed} import --context staging -n apps --bundle -`,
+    `${meshfed} import --context staging -n apps --bundle - --ca-fingerprint ${await fed.caFingerprint('production')}`,
   ].join(' | ');
   // Each step starts at once; the last one must wait for the bundle before it looks for the pending request.
   const result = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {

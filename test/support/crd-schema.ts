@@ -7,7 +7,8 @@
  * `spec.servers[0].port.number: Invalid value: "string": spec.servers[0].port.number in body must be of type
  * integer: "string"`.
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
@@ -114,6 +115,58 @@ export function istioCrdsDir(): string {
   return fileURLToPath(new URL('../../../shared/istio-crds', import.meta.url));
 }
 
+/** Where the CRDs that stand for one {@link CrdRelease} come from. */
+export interface CrdSource {
+  /** `exact`: that release's own CRD file; `istio-api-module`: the Istio API Go module pinned by the oracle. */
+  kind: 'exact' | 'istio-api-module';
+  file: string;
+  /** One line for people, e.g. `Istio CRDs: istio.io/api v1.31… (Go module cache) for every release`. */
+  description: string;
+}
+
+const OFFLINE_HINT = 'set MESHFED_SHARED_DIR to a folder holding istio-crds/istio-<release>-crds.yaml, or install Go (1.21 or later) so that the module istio.io/api pinned in test/istio/go.mod can be read';
+
+let moduleSource: CrdSource | undefined;
+
+/**
+ * The CRD file of the Istio API module (`istio.io/api`, `kubernetes/customresourcedefinitions.gen.yaml`) at the
+ * version test/istio/go.mod pins, from Go's module cache: `go mod download` fetches it once and checks it against
+ * go.sum. It is Istio's own source of the CRDs that every release installs.
+ */
+function istioApiModuleSource(): CrdSource {
+  if (moduleSource) return moduleSource;
+  const oracle = fileURLToPath(new URL('../istio', import.meta.url));
+  let out: string;
+  try {
+    out = execFileSync('go', ['mod', 'download', '-json', 'istio.io/api'], { cwd: oracle, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException & { stderr?: string; stdout?: string };
+    const why = e.code === 'ENOENT' ? 'go is not on PATH' : (e.stdout || e.stderr || e.message).trim().split('\n').slice(-3).join(' ');
+    throw new Error(`the Istio CRD schemas are not available: no ${istioCrdsDir()} and the module istio.io/api could not be read (${why}); ${OFFLINE_HINT}`);
+  }
+  const info = JSON.parse(out) as { Version?: string; Dir?: string; Error?: string };
+  if (!info.Dir) throw new Error(`the Istio CRD schemas are not available: go mod download istio.io/api: ${info.Error ?? 'no directory'}; ${OFFLINE_HINT}`);
+  const file = join(info.Dir, 'kubernetes', 'customresourcedefinitions.gen.yaml');
+  if (!existsSync(file)) throw new Error(`the Istio CRD schemas are not available: ${file} is missing; ${OFFLINE_HINT}`);
+  moduleSource = {
+    kind: 'istio-api-module',
+    file,
+    description: `Istio CRDs: istio.io/api ${info.Version} (the Istio API module test/istio/go.mod pins) for every release, as ${istioCrdsDir()} is missing; unknown and invalid fields are rejected, fields newer than the emulated release are not`,
+  };
+  return moduleSource;
+}
+
+/**
+ * Where the CRDs of `release` come from: its exact upstream file in {@link istioCrdsDir} when present (the tests'
+ * source), otherwise the Istio API module's CRDs, which stand for every release (a fresh clone with nothing beside
+ * it: the sandbox and the demo still validate every Istio object strictly against Istio's own schemas).
+ */
+export function istioCrdSource(release: CrdRelease): CrdSource {
+  const exact = join(istioCrdsDir(), `istio-${release}-crds.yaml`);
+  if (existsSync(exact)) return { kind: 'exact', file: exact, description: `Istio CRDs: ${exact}` };
+  return istioApiModuleSource();
+}
+
 const crdCache = new Map<CrdRelease, KubeObject[]>();
 
 /**
@@ -126,7 +179,7 @@ export function loadIstioCrds(istio: IstioVersion): KubeObject[] {
   const version = crdReleaseFor(istio);
   let crds = crdCache.get(version);
   if (!crds) {
-    const text = readFileSync(join(istioCrdsDir(), `istio-${version}-crds.yaml`), 'utf8');
+    const text = readFileSync(istioCrdSource(version).file, 'utf8');
     crds = YAML.parseAllDocuments(text)
       .map((doc) => doc.toJS() as KubeObject | null)
       .filter((obj): obj is KubeObject => obj?.kind === 'CustomResourceDefinition')

@@ -7,6 +7,7 @@ import type { IstioVersion } from './crd-schema.js';
 import { runMeshfed, type CliOptions, type CliResult } from './cli.js';
 import { startWorld, type ClusterOptions, type KubeObject, type RequestRecord, type SeedName, type World } from './emulator/index.js';
 import { meshRuntimes, simulateCurl } from './mesh/index.js';
+import type { MeshOptions } from './mesh/runtime.js';
 
 /** A started world and helpers bound to it. */
 export interface FederationWorld {
@@ -23,6 +24,8 @@ export interface FederationWorld {
    * `random` drives load balancing and route weights (default: always 0.5).
    */
   curl(cluster: string, namespace: string, app: string, argv: string[], options?: { random?: () => number }): Promise<{ code: number; stdout: string; stderr: string; trace: string[] }>;
+  /** The federation CA fingerprint a provider's `status -o json` shows (what a consumer passes as --ca-fingerprint). */
+  caFingerprint(cluster: string): Promise<string>;
   /** Objects carrying `app.kubernetes.io/managed-by: kubectl-meshfed` in a cluster, as `Kind ns/name`. */
   managedObjects(cluster: string): string[];
   stop(): Promise<void>;
@@ -35,6 +38,8 @@ export interface FederationWorldOptions {
   /** Istio for clusters that do not say; default 1.18.0. */
   istio?: IstioVersion;
   root?: 'shared' | 'distinct';
+  /** Options of the mesh data-path model (e.g. `pushDelayMs`); `random` is always 0.5. */
+  mesh?: Omit<MeshOptions, 'random'>;
 }
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -76,7 +81,7 @@ export async function startFederationWorld(options: FederationWorldOptions): Pro
     clusters: options.clusters,
     istio: options.istio ?? '1.18.0',
     seed: options.seed,
-    runtimes: meshRuntimes({ random: () => 0.5 }),
+    runtimes: meshRuntimes({ ...options.mesh, random: () => 0.5 }),
     ...(options.root ? { root: options.root } : {}),
   });
   await untilPodsRun(world);
@@ -86,6 +91,12 @@ export async function startFederationWorld(options: FederationWorldOptions): Pro
     world,
     kubeconfig,
     run,
+    async caFingerprint(cluster) {
+      const status = await run(['status', '--context', cluster, '-o', 'json']);
+      const fingerprint = (JSON.parse(status.stdout) as { federationCaFingerprint?: string | null }).federationCaFingerprint;
+      if (!fingerprint) throw new Error(`context ${cluster} shows no federation CA fingerprint: ${status.stdout}${status.stderr}`);
+      return fingerprint;
+    },
     async runCounting(args, runOptions) {
       const marks = new Map(world.clusters.map((c) => [c.name, c.requests.length]));
       const result = await run(args, runOptions);

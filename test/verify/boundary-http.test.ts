@@ -98,16 +98,17 @@ test.serial('the text output groups √ lines by category and ends with a summar
   t.notRegex(run.stdout + run.stderr, /PRIVATE KEY/);
 });
 
-test.serial('without --from, provider checks are skipped with the reason and the probe still runs', async (t) => {
+test.serial('without --from, the provider context is found from the import\'s record and its checks run', async (t) => {
   const run = await verifyJson(fed, VERIFY.filter((a, i, all) => a !== '--from' && all[i - 1] !== '--from'));
   t.is(run.code, 0, run.stdout);
-  const skipped = run.report.checks.filter((c) => c.status === 'skip');
-  t.true(skipped.some((c) => c.code === 'MF0206'));
-  t.true(skipped.filter((c) => c.category === 'provider').every((c) => /pass --from <provider-context>/.test(c.reason ?? '')));
+  t.is((run.report as unknown as { import: { provider: { context: string } } }).import.provider.context, 'cluster2');
+  t.true(run.report.checks.some((c) => c.code === 'MF0206' && c.status === 'ok'));
+  t.false(run.report.checks.some((c) => c.category === 'provider' && c.status === 'skip' && /--from/.test(c.reason ?? '')));
   t.like(run.report.probe, { httpStatus: 200 });
   const text = await fed.run(['verify', ...VERIFY.slice(0, 6)]);
   t.is(text.code, 0);
-  t.regex(text.stdout, /provider \(no --from\)\n-+\n- the export exists in the provider cluster \[MF0201\]\n {4}skipped: no provider context: pass --from <provider-context>/);
+  t.regex(text.stderr, /Provider: context cluster2 \(federation cluster cluster2, named by the import's record\)/);
+  t.regex(text.stdout, /provider \(context cluster2\)\n-+\n√ the export exists in the provider cluster/);
 });
 
 test.serial('an import that does not exist is a clear error (exit 1) naming the imports there are', async (t) => {

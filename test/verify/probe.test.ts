@@ -114,3 +114,11 @@ test('how the pod run ended: refused and stuck fail MF0501 and skip the call, a 
   const noSidecar = probeRunResults(run({ sidecar: false }), parseProbeLog(marker(200, 0)), http, 'default', '60s');
   t.deepEqual(outcome(noSidecar), [['MF0501', 'ok'], ['MF0502', 'fail'], ['MF0503', 'ok']]);
 });
+
+test('the reset-connection hint names the gateways the verify run passes in, never a gateway of the other mode', (t) => {
+  const sharedRoot: ProbeTarget = { ...tcp, gateways: 'the east-west gateway of cluster production' };
+  const [reset] = interpretProbe(parseProbeLog('meshfed-probe answered=no exitcode=0\n', ''), context(sharedRoot)).filter((r) => r.outcome.status === 'fail');
+  t.is(reset!.code, 'MF0508');
+  t.regex(reset!.outcome.status === 'fail' ? reset!.outcome.hint : '', /read the logs of the east-west gateway of cluster production, and check MF0402 and MF0403/);
+  t.notRegex(reset!.outcome.status === 'fail' ? reset!.outcome.hint : '', /meshfed-ingress/);
+});

@@ -46,7 +46,7 @@ test('checks run in category order; failures get the catalogue message and hint 
 test('provider checks are skipped with the reason when there is no provider or it is unreachable', (t) => {
   const checks: CheckDefinition[] = [{ code: 'MF0206', needsProvider: true, run: () => [ok('x')] }, { code: 'MF0301', run: () => [ok('y')] }];
   t.deepEqual(outcomes(runChecks(snapshot(), checks)), [
-    ['MF0206', 'skip', 'no provider context: pass --from <provider-context> to check the provider side'],
+    ['MF0206', 'skip', 'no context of the kubeconfig is the provider cluster cluster2: pass --from <the context of cluster2> to check the provider side'],
     ['MF0301', 'ok', 'y'],
   ]);
   const unreachable = runChecks(snapshot({ status: 'unreachable', context: 'cluster2', message: 'connection refused' }), checks);

@@ -456,7 +456,7 @@ const entries: CheckInfo[] = [
     code: 'MF0508', level: 'error', category: 'probe',
     description: 'the connection is not reset on the way',
     message: '{detail}',
-    hint: 'a gateway rejected the client certificate or found no route: read the gateway logs (kubectl logs -n istio-meshfed deploy/meshfed-ingress) and check MF0402 and MF0403',
+    hint: 'a gateway rejected the client certificate or found no route: read the logs of {gateways}, and check MF0402 and MF0403',
   },
   {
     code: 'MF0509', level: 'error', category: 'probe',

@@ -18,7 +18,7 @@ import {
   describe, describeObject, find, isManaged, isPodReady, labelsMatch, loadBalancerAddress, servicePorts, specOf,
   type CertificateRead, type GatewayFacts, type Spec, type VerifyFacts,
 } from './facts.js';
-import { fail, ok, skip, type CheckDefinition, type Finding } from './runner.js';
+import { fail, ok, providerAbsentReason, skip, type CheckDefinition, type Finding } from './runner.js';
 import {
   SERVICE_EXPORT_TO_ANNOTATION, serviceExportTo, serviceVisibleTo, describeNeeds, importEgressNeeds, sidecarFix, sidecarsScoping, unmetEgressNeeds, widenedExportTo,
 } from '../visibility.js';
@@ -450,7 +450,7 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     code: 'MF0102',
     run: (f) => {
       const provider = f.snapshot.provider;
-      if (provider.status === 'absent') return [skip('no provider context: pass --from <provider-context> to check the provider side')];
+      if (provider.status === 'absent') return [skip(providerAbsentReason(f.snapshot))];
       if (provider.status === 'unreachable') return [fail({ context: provider.context, detail: provider.message }, `context ${provider.context}`)];
       return [ok(`context ${provider.snapshot.context}`)];
     },
@@ -1433,7 +1433,7 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     run: (f) => {
       const admitted = f.admittedAccounts;
       const object = `namespace ${f.record.namespace}`;
-      if (!admitted) return [skip('the admitted service accounts are unknown: pass --from <provider-context> to read them from the export', object)];
+      if (!admitted) return [skip(`the admitted service accounts are unknown: pass --from <the context of cluster ${f.endpoint.providerClusterId}> to read them from the export`, object)];
       const pods = f.callerPods;
       if (pods.length === 0) return [ok(object, 'no pod with a sidecar runs there yet')];
       const accountOf = (p: KubeObject): string => (specOf(p).serviceAccountName as string | undefined) ?? 'default';

@@ -43,6 +43,8 @@ export interface ProbeTarget {
   path: string;
   /** TCP: bytes to send; default chosen by {@link tcpGreeting}. */
   send?: string;
+  /** The gateways on the way, for hints, e.g. `the egress gateway in namespace istio-meshfed of context cluster1 …`. */
+  gateways?: string;
 }
 
 /** The bytes a TCP probe sends to an endpoint: a protocol's greeting for well-known ports or names, else a newline. */
@@ -272,7 +274,7 @@ export interface ProbeContext {
 export function interpretProbe(output: ProbeOutput, context: ProbeContext): CheckResult[] {
   const t = context.target;
   const object = `${t.protocol === 'HTTP' ? 'http' : 'tcp'}://${t.host}:${t.port}${t.protocol === 'HTTP' ? t.path : ''}`;
-  const base = { pod: context.pod, namespace: context.namespace, host: t.host, target: `${t.host}:${t.port}`, service: context.service };
+  const base = { pod: context.pod, namespace: context.namespace, host: t.host, target: `${t.host}:${t.port}`, service: context.service, gateways: t.gateways ?? 'the federation gateways' };
   const flagsNote = output.responseFlags ? ` (sidecar access log: response flags ${output.responseFlags})` : '';
   if (!output.complete) {
     return [failure('MF0503', { ...base, detail: `the probe printed no result${output.body ? `; its log ends with: ${output.body}` : ''}` }, object)];

@@ -66,9 +66,20 @@ function baseParams(facts: VerifyFacts): Record<string, string> {
   };
 }
 
+/**
+ * Why the provider side was not read: no context of the kubeconfig is the import's provider cluster (as its stored
+ * federation id says), so `--from` must name one.
+ */
+export function providerAbsentReason(snapshot: VerifySnapshot): string {
+  const provider = snapshot.provider;
+  const cluster = snapshot.record.endpoint.providerClusterId;
+  const searched = provider.status === 'absent' ? provider.searched ?? [] : [];
+  return `no context of the kubeconfig is the provider cluster ${cluster}${searched.length ? ` (read: ${searched.join(', ')})` : ''}: pass --from <the context of ${cluster}> to check the provider side`;
+}
+
 function providerSkipReason(snapshot: VerifySnapshot): string | undefined {
   const provider = snapshot.provider;
-  if (provider.status === 'absent') return 'no provider context: pass --from <provider-context> to check the provider side';
+  if (provider.status === 'absent') return providerAbsentReason(snapshot);
   if (provider.status === 'unreachable') return `the provider context "${provider.context}" is not reachable (MF0102)`;
   return undefined;
 }

@@ -61,7 +61,8 @@ export interface SideSnapshot {
 /** The provider side: read, not asked for (no `--from`), or not reachable. */
 export type ProviderSide =
   | { status: 'present'; snapshot: SideSnapshot }
-  | { status: 'absent' }
+  /** Not read: no `--from`, and no other context of the kubeconfig (`searched`) is the provider's cluster. */
+  | { status: 'absent'; searched?: string[] }
   | { status: 'unreachable'; context: string; message: string };
 
 /** Everything the static checks need. */

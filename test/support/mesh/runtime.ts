@@ -3,7 +3,7 @@
  * (curlimages/curl with its entrypoint, busybox) running commands through the model's sh and curl, and the
  * application images that serve until their pod goes away.
  */
-import type { ContainerRun, ContainerRuntime, KubeObject, WorldView } from '../emulator/runtime.js';
+import type { ClusterView, ContainerRun, ContainerRuntime, KubeObject, WorldView } from '../emulator/runtime.js';
 import type { PathContext, ProxyRegistry } from './datapath.js';
 import { Shell } from './shell.js';
 import type { ProgramResult } from './curl.js';
@@ -19,6 +19,48 @@ export interface MeshOptions {
   random?: () => number;
   /** How long a client waits for its pod's sidecar with holdApplicationUntilProxyStarts, in ms. Default 10000. */
   proxyStartTimeoutMs?: number;
+  /**
+   * Istio's push delay, in ms: how long after an Istio object (`*.istio.io`) is written the proxies apply it. Until
+   * then the data path does not see it (a changed object is absent until pushed, not in its old form). Default 0:
+   * every write is in effect at once. istiod debounces config events (`DebounceAfter`, PILOT_DEBOUNCE_AFTER 100 ms,
+   * up to `DebounceMax`, PILOT_DEBOUNCE_MAX 10 s: istio.io/istio pilot/pkg/features/tuning.go, and `debounce` in
+   * pilot/pkg/xds/discovery.go, at the commit test/istio/go.mod pins) and then pushes to every proxy, so a probe
+   * right after an import can meet the old configuration on a real mesh.
+   */
+  pushDelayMs?: number;
+}
+
+/** When an object was last written: the newest of its creation time and its managed fields' times (seconds). */
+function writtenAt(object: KubeObject): number {
+  const managed = (object.metadata.managedFields as Array<{ time?: string }> | undefined) ?? [];
+  const times = [object.metadata.creationTimestamp as string | undefined, ...managed.map((m) => m.time)]
+    .filter((t): t is string => typeof t === 'string').map((t) => Date.parse(t)).filter((t) => !Number.isNaN(t));
+  return times.length ? Math.max(...times) : 0;
+}
+
+/**
+ * The world as the proxies see it with a push delay ({@link MeshOptions.pushDelayMs}): Istio objects written less
+ * than `delayMs` ago are not there yet. Timestamps have a precision of one second, so the delay is `delayMs` minus
+ * up to one second.
+ */
+export function pushedView(world: WorldView, delayMs: number, now: () => number = Date.now): WorldView {
+  if (delayMs <= 0) return world;
+  const pushed = (group: string, object: KubeObject) => !group.endsWith('istio.io') || now() - writtenAt(object) >= delayMs;
+  const wrap = (cluster: ClusterView): ClusterView => ({
+    name: cluster.name,
+    list: (group, kind, namespace) => cluster.list(group, kind, namespace).filter((o) => pushed(group, o)),
+    get: (group, kind, namespace, name) => {
+      const object = cluster.get(group, kind, namespace, name);
+      return object && pushed(group, object) ? object : undefined;
+    },
+  });
+  return {
+    clusters: () => world.clusters().map(wrap),
+    cluster: (name) => {
+      const cluster = world.cluster(name);
+      return cluster ? wrap(cluster) : undefined;
+    },
+  };
 }
 
 type Key = string;
@@ -113,7 +155,7 @@ function holdsForProxy(pod: KubeObject): boolean {
  */
 export function meshRuntimes(options: MeshOptions = {}): ContainerRuntime[] {
   const proxies = new ProxyTable();
-  const ctxFor = (run: ContainerRun): PathContext => ({ world: run.world, proxies, random: options.random, trace: [] });
+  const ctxFor = (run: ContainerRun): PathContext => ({ world: pushedView(run.world, options.pushDelayMs ?? 0), proxies, random: options.random, trace: [] });
 
   const proxyRuntime: ContainerRuntime = (run) => {
     if (!isProxyImage(run.container.image) || isInitContainer(run)) return undefined;
