@@ -3,7 +3,7 @@ import { admitImportRequest, parseImportRequest, readExportRecords, serializeDoc
 import { gatherCluster, readGatewayAddress } from '../kube/gather.js';
 import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
 import { checkWritablePath, readDocument, writeDocument } from './import.js';
-import { chooseContext, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
+import { chooseContext, gatewayOptions, istioNamespaceFlag, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
@@ -60,7 +60,7 @@ async function admit(session: Session, args: AdmitArgs): Promise<void> {
 /** `kubectl meshfed admit`: the provider's step of the three-step flow. */
 export const admitCommand: CommandBody<AdmitArgs> = {
   builder: (yargs) =>
-    gatewayFlags(mutationOptions(yargs))
+    istioNamespaceFlag(mutationOptions(yargs))
       // nargs: 1 makes yargs take "-" (stdin/stdout) as the value instead of a stray argument.
       .option('request', { type: 'string', nargs: 1, describe: 'The import request file from the consumer (- for stdin)' })
       .option('bundle-out', { type: 'string', nargs: 1, describe: 'Where to write the export bundle for the consumer (- for stdout)' })

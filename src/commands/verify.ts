@@ -14,8 +14,9 @@ import { startProgress } from '../ui/progress.js';
 import type { GlobalArgs, Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
+import { givenName, namePositional, type NameArgs } from './shared.js';
 
-interface VerifyArgs extends GlobalArgs {
+interface VerifyArgs extends GlobalArgs, NameArgs {
   import?: string;
   from?: string;
   path: string;
@@ -140,7 +141,7 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
     throw new UsageError(`--from "${providerContext}" is the consumer context itself`, { hint: 'pass the provider cluster\'s context with --from, or omit it to check the consumer side only' });
   }
   const provider = providerContext !== undefined ? new ClusterWriter(session.client(providerContext, '--from', requestTimeoutMs, deadline)) : undefined;
-  const localName = args.import ?? await chooseImport(session, consumer, namespace);
+  const localName = givenName(args.NAME, args.import, '--import') ?? await chooseImport(session, consumer, namespace);
 
   const reading = await startProgress(ui, `Reading import ${namespace}/${localName} from context ${consumerContext}${providerContext ? ` and its export from ${providerContext}` : ''}`);
   let snapshot: VerifySnapshot;
@@ -242,9 +243,9 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
 /** `kubectl meshfed verify`: static checks over both sides of an import, then a call through it from a probe pod (see docs/checks.md). */
 export const verifyCommand: CommandBody<VerifyArgs> = {
   builder: (yargs) =>
-    yargs
+    namePositional(yargs, 'Local name of the import to verify (in -n); asked for on a terminal')
       // --name as in unimport, which takes the same local name.
-      .option('import', { alias: 'name', type: 'string', describe: 'Local name of the import to verify (in -n); asked for on a terminal' })
+      .option('import', { alias: 'name', type: 'string', describe: 'The local name, as NAME' })
       .option('from', { type: 'string', describe: 'kubeconfig context of the provider cluster; without it provider checks are skipped' })
       .option('path', { type: 'string', default: '/', describe: 'HTTP path the probe requests, e.g. /health' })
       .option('send', { type: 'string', describe: 'TCP: bytes the probe sends (escapes \\r \\n \\xNN); default: a greeting for well-known ports (PostgreSQL, Redis…), else a newline' })
@@ -254,9 +255,9 @@ export const verifyCommand: CommandBody<VerifyArgs> = {
       .option('timeout', { type: 'string', default: DEFAULT_TIMEOUT, describe: 'Bound on the whole run, probe included (e.g. 30s, 2m)' })
       .option('istio-namespace', { type: 'string', default: 'istio-system', describe: 'Namespace of istiod and the mesh config (both clusters)' })
       .option('service-account', { type: 'string', describe: 'Service account the probe pod runs as; default: in shared-root mode an account the provider admits, else the namespace\'s default' })
-      .example('kubectl meshfed verify --context cluster1 -n default --import myreviews --from cluster2', 'Check both sides and probe the import')
-      .example('kubectl meshfed verify --context cluster1 -n default --import myreviews --path /reviews/0', 'Consumer side only, probing an HTTP path')
-      .example('kubectl meshfed verify --context ops -n vault --import postgres --from prod -o json', 'The report as JSON (exit code 3 when a check fails)')
+      .example('kubectl meshfed verify myreviews --context cluster1 -n default --from cluster2', 'Check both sides and probe the import')
+      .example('kubectl meshfed verify myreviews --context cluster1 -n default --path /reviews/0', 'Consumer side only, probing an HTTP path')
+      .example('kubectl meshfed verify postgres --context ops -n vault --from prod -o json', 'The report as JSON (exit code 3 when a check fails)')
       .epilogue('Every check has a code (MF0101…); docs/checks.md explains each one and how to fix it.\nExit codes: 0 no error-level check failed, 3 one did, 1 the import or the consumer cannot be read, 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP (the probe pod is deleted first).'),
   handler: withSession(verify),
 };

@@ -75,9 +75,9 @@ test('-v shows each retry and how many requests were retries', async (t) => {
 
 test('without the flag, every request is bounded by the 30s default; the help says so', async (t) => {
   const io = { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough(), env: {} };
-  t.is(new Session({ yes: true, color: false, verbose: false }, io).requestTimeoutMs, 30_000);
+  t.is(new Session({ yes: true, color: false, verbose: 0 }, io).requestTimeoutMs, 30_000);
   t.is(DEFAULT_REQUEST_TIMEOUT_MS, 30_000);
-  t.is(new Session({ 'request-timeout': '0', yes: true, color: false, verbose: false }, io).requestTimeoutMs, 0);
+  t.is(new Session({ 'request-timeout': '0', yes: true, color: false, verbose: 0 }, io).requestTimeoutMs, 0);
   const help = await runMeshfed(['status', '--help']);
   t.regex(help.stdout, /--request-timeout\s+How long to wait for each API request \(e\.g\. 5s, 1m; default 30s; 0 = no\s+limit/);
 });
