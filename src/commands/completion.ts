@@ -1,5 +1,6 @@
 import yargs from 'yargs';
 import { UsageError } from '../errors.js';
+import type { ClusterWriter } from '../kube/apply.js';
 import type { GlobalArgs, Session } from './session.js';
 import { withSession } from './run.js';
 import { commandName, commands, type CommandBody } from './index.js';
@@ -86,7 +87,7 @@ async function flagsOf(command: string | undefined): Promise<FlagInfo> {
 }
 
 /** Names read from a cluster, or nothing when it is slow or refuses (completion never reports errors). */
-async function fromCluster(env: Record<string, string | undefined>, kubeconfigPath: string | undefined, contextName: string | undefined, read: (writer: import('../kube/apply.js').ClusterWriter, namespace: string) => Promise<string[]>, namespace?: string): Promise<string[]> {
+async function fromCluster(env: Record<string, string | undefined>, kubeconfigPath: string | undefined, contextName: string | undefined, read: (writer: ClusterWriter, namespace: string) => Promise<string[]>, namespace?: string): Promise<string[]> {
   let timer: NodeJS.Timeout | undefined;
   try {
     const [{ loadKubeconfig }, { KubeClient }, { ClusterWriter }] = await Promise.all([import('../kube/kubeconfig.js'), import('../kube/client.js'), import('../kube/apply.js')]);
@@ -106,7 +107,7 @@ async function fromCluster(env: Record<string, string | undefined>, kubeconfigPa
 }
 
 /** Export (`exportName`) or import (`localName`) names of the records meshfed keeps in a cluster, in `namespace` or, without one, as `namespace/name`. */
-async function recordNames(writer: import('../kube/apply.js').ClusterWriter, kind: 'export' | 'import', namespace: string | undefined): Promise<string[]> {
+async function recordNames(writer: ClusterWriter, kind: 'export' | 'import', namespace: string | undefined): Promise<string[]> {
   const { LABELS, MANAGED_BY, MANAGED_BY_LABEL, readExportRecords, readImportRecords } = await import('../federation/index.js');
   const existing = await writer.list('v1', 'ConfigMap', undefined, `${MANAGED_BY_LABEL}=${MANAGED_BY},${LABELS.role}=${kind}-record`);
   // The readers of the core take a snapshot; only its objects matter to them.
@@ -150,7 +151,7 @@ export async function completeWords(words: readonly string[], env: Record<string
   }
   const filter = (candidates: string[]) => [...new Set(candidates)].filter((candidate) => candidate.startsWith(current)).sort();
   if (current.startsWith('-')) return filter(flags.names.map((name) => `--${name}`));
-  const cluster = (contextName: string | undefined, read: (writer: import('../kube/apply.js').ClusterWriter, namespace: string) => Promise<string[]>) =>
+  const cluster = (contextName: string | undefined, read: (writer: ClusterWriter, namespace: string) => Promise<string[]>) =>
     fromCluster(env, given.get('kubeconfig'), contextName, read, given.get('namespace'));
   if (pendingFlag) {
     if (['context', 'from', 'to'].includes(pendingFlag)) {
