@@ -162,7 +162,10 @@ export async function main(rawArgv: readonly string[], io: TerminalIO): Promise<
       }
       const unknown = /^Unknown arguments?: (.*)$/.exec(message ?? '');
       if (unknown) {
-        const flags = unknown[1]!.split(', ').map(flagName);
+        // yargs names an unknown --gateway-selector twice, also as its camel-case twin: keep the form typed.
+        const names = unknown[1]!.split(', ');
+        const kebab = (name: string) => name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+        const flags = names.filter((name) => !(/[A-Z]/.test(name) && names.includes(kebab(name)))).map(flagName);
         // While a command is parsed the parser holds that command's flags: the ones a typo can be close to.
         // getOptions exists at run time but is missing from @types/yargs.
         const known = Object.keys((parser as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);
