@@ -80,7 +80,10 @@ async function flagsOf(command: string | undefined): Promise<FlagInfo> {
   const options = (parser as unknown as { getOptions(): { key: Record<string, unknown>; alias: Record<string, string[]>; boolean: string[]; hiddenOptions: string[] } }).getOptions();
   const canonical = new Map<string, string>();
   for (const [name, aliases] of Object.entries(options.alias)) for (const alias of aliases) if (alias.length === 1) canonical.set(alias, name);
-  const longNames = Object.keys(options.key).filter((name) => name.length > 1 && !/[A-Z]/.test(name) && !canonical.has(name) && !options.hiddenOptions.includes(name));
+  // Positional arguments (`completion [shell]`) are words, not flags.
+  const positionals = new Set([...(entry?.command ?? '').matchAll(/[[<]([^\]>]+)[\]>]/g)].map((m) => m[1]!));
+  const longNames = Object.keys(options.key).filter((name) => name.length > 1 && !/[A-Z]/.test(name) && !canonical.has(name)
+    && !options.hiddenOptions.includes(name) && !positionals.has(name));
   const booleans = new Set(options.boolean);
   const takesValue = new Set([...longNames, ...canonical.keys()].filter((name) => !booleans.has(canonical.get(name) ?? name)));
   return { names: [...longNames, 'help'], takesValue, canonical };
@@ -188,6 +191,8 @@ export const completionCommand: CommandBody<CompletionArgs> = {
   builder: (yargs) =>
     yargs
       .positional('shell', { type: 'string', describe: 'bash or zsh (default: from $SHELL)' })
+      // Global flags that mean nothing to a script printed without a cluster.
+      .hide('kubeconfig').hide('context').hide('namespace').hide('request-timeout').hide('output').hide('yes')
       .example('kubectl meshfed completion bash > ~/.local/share/bash-completion/completions/kubectl-meshfed', 'Install bash completion'),
   handler: withSession(printCompletion),
 };
