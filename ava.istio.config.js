@@ -8,4 +8,6 @@ export default {
   workerThreads: false,
   timeout: '10m',
   concurrency: 2,
+  // Messages must not depend on the machine's locale.
+  environmentVariables: { LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' },
 };

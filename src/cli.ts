@@ -10,7 +10,8 @@ declare const __MESHFED_VERSION__: string;
 /** Set by the bundler from package.json; "dev" when run from source. */
 export const VERSION = typeof __MESHFED_VERSION__ === 'string' ? __MESHFED_VERSION__ : 'dev';
 
-function globalOptions(parser: Argv) {
+/** The flags every command has (also read by shell completion). */
+export function globalOptions(parser: Argv) {
   return impersonationOptions(parser)
     .option('kubeconfig', { type: 'string', global: true, describe: 'Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)' })
     .option('context', { type: 'string', global: true, describe: 'The kubeconfig context to act on (default: the current context)' })
@@ -19,26 +20,43 @@ function globalOptions(parser: Argv) {
     .option('output', { alias: 'o', type: 'string', global: true, describe: 'Output format: json|yaml (and others where a command says so)' })
     .option('yes', { alias: 'y', type: 'boolean', global: true, default: false, describe: 'Never ask: fail on missing values, skip confirmations' })
     .option('color', { type: 'boolean', global: true, default: true, describe: 'Colour output on a terminal (--no-color to disable; NO_COLOR is honoured)' })
-    .option('verbose', { alias: 'v', type: 'boolean', global: true, default: false, describe: 'Print details, request counts and stack traces' });
+    .option('verbose', {
+      alias: 'v', type: 'number', global: true, default: 0,
+      describe: 'Log level, as kubectl\'s -v=N (-v alone: 1). 1: details, request counts and stack traces; 6: every API request; 8: also request and response bodies (Secret data redacted)',
+    });
 }
 
-/** Candidates for shell completion: context names after --context/--from/--to, else yargs' own. */
-function completeWords(io: TerminalIO, rawArgs: string[]) {
-  type Done = (completions: string[]) => void;
-  type Default = (cb: (err: Error | null, completions: string[] | undefined) => void) => void;
-  // Not async: yargs would take a returned promise for the list of completions.
-  return (current: string, argv: Record<string, unknown>, defaultCompletion: Default, done: Done): void => {
-    // The shell's words follow --get-yargs-completions; the flag before the current word decides what to offer.
-    const words = rawArgs.slice(rawArgs.indexOf('--get-yargs-completions') + 1);
-    const previous = words[words.length - 2] ?? '';
-    if (['--context', '--from', '--to'].includes(previous)) {
-      import('./kube/kubeconfig.js')
-        .then(({ loadKubeconfig }) => loadKubeconfig({ explicitPath: argv.kubeconfig as string | undefined, env: io.env }))
-        .then((kubeconfig) => done(kubeconfig.contextNames().filter((name) => name.startsWith(current))), () => done([]));
-      return;
+/** Highest `-v` level that shows more than the one below it (see {@link normalizeVerbosity}). */
+const MAX_VERBOSITY = 10;
+
+/**
+ * kubectl's spellings of the log level (`-v=6`, `-v 6`, `-v6`, `--v=6`, `--v 6`) and meshfed's own (`-v`,
+ * `--verbose`, alone meaning 1) → `--verbose=N`, which yargs parses as a number. Anything else given as a level is a
+ * usage error naming it. Words after `--` are left alone.
+ */
+export function normalizeVerbosity(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (word === '--') {
+      out.push(...argv.slice(i));
+      break;
     }
-    defaultCompletion((_err, completions) => done(completions ?? []));
-  };
+    const match = /^(?:-v|--v|--verbose)(?:(=)(.*)|(\d+))?$/.exec(word);
+    if (!match) {
+      out.push(word);
+      continue;
+    }
+    let value = match[1] ? match[2]! : match[3];
+    if (value === undefined && /^\d+$/.test(argv[i + 1] ?? '')) value = argv[++i]!;
+    if (value === undefined || value === 'true') value = '1';
+    if (value === 'false') value = '0';
+    if (!/^\d+$/.test(value) || Number(value) > MAX_VERBOSITY) {
+      throw new UsageError(`invalid log level "${value}" for ${word.replace(/[=\d].*$/, '')}`, { hint: `give a level from 0 to ${MAX_VERBOSITY}, e.g. -v=6 (every API request) or -v alone` });
+    }
+    out.push(`--verbose=${Number(value)}`);
+  }
+  return out;
 }
 
 /** kubectl's wording for a mistyped command, with a suggestion when one is close. */
@@ -75,9 +93,25 @@ function editDistance(a: string, b: string): number {
  * Runs the plugin with `argv` (without node and script) and returns the exit code. This is the only place that
  * turns errors into messages and exit codes.
  */
-export async function main(argv: string[], io: TerminalIO): Promise<number> {
+export async function main(rawArgv: readonly string[], io: TerminalIO): Promise<number> {
+  // Shell completion (`--get-yargs-completions <program> <words…>`, as the completion scripts call it) is meshfed's
+  // own: it filters by prefix and reads names from the cluster (bounded, silent on errors).
+  if (rawArgv[0] === '--get-yargs-completions') {
+    const { completeWords } = await import('./commands/completion.js');
+    const candidates = await completeWords(rawArgv.slice(2), io.env);
+    if (candidates.length) io.stdout.write(candidates.join('\n') + '\n');
+    return ExitCode.ok;
+  }
+  let argv: string[];
+  try {
+    argv = normalizeVerbosity(rawArgv);
+  } catch (error) {
+    new Ui(io, { noColor: rawArgv.includes('--no-color'), yes: true, verbose: false }).error((error as UsageError).message, (error as UsageError).hint);
+    io.stderr.write("See 'kubectl meshfed --help' for usage.\n");
+    return ExitCode.usage;
+  }
   // A UI for errors that happen before the session exists (flag parsing), honouring --no-color and -v already.
-  const fallbackUi = new Ui(io, { noColor: argv.includes('--no-color'), yes: true, verbose: argv.includes('-v') || argv.includes('--verbose') });
+  const fallbackUi = new Ui(io, { noColor: argv.includes('--no-color'), yes: true, verbose: argv.some((arg) => /^--verbose=[1-9]/.test(arg)) });
   let session: Session | undefined;
   // Only the commands the command line names are loaded (see commands); a session exists only to run one of them.
   const [modules, sessionModule] = await Promise.all([
@@ -88,8 +122,6 @@ export async function main(argv: string[], io: TerminalIO): Promise<number> {
     .scriptName('kubectl meshfed')
     .usage('Federate independent Istio meshes one service at a time, with mutual TLS and least privilege.\n\nUsage: $0 <command> [flags]')
     .middleware((args) => {
-      // yargs (with exitProcess off) still dispatches to the command after printing completions: run nothing.
-      if (argv.includes('--get-yargs-completions')) return;
       // No command named: yargs prints help, the version or a usage error, and runs no handler.
       if (!sessionModule) return;
       // A flag given twice with different values (two --context) must not be guessed: it picks a cluster to write to.
@@ -109,9 +141,10 @@ export async function main(argv: string[], io: TerminalIO): Promise<number> {
     })
     .command(modules)
     .demandCommand(1, 'a command is required')
-    // Completion requests carry the shell's partial words, which strict parsing would reject.
-    .strict(!argv.includes('--get-yargs-completions'))
-    .completion('__complete', false, completeWords(io, argv) as never)
+    .strict()
+    // Messages in English whatever LANG/LC_ALL say: they are the plugin's (kubectl's are English too), and the usage
+    // errors below are recognised by their English text.
+    .locale('en')
     .help('help')
     .alias('help', 'h')
     .version('version', 'Show the plugin version', VERSION)
@@ -132,7 +165,10 @@ export async function main(argv: string[], io: TerminalIO): Promise<number> {
       }
       const unknown = /^Unknown arguments?: (.*)$/.exec(message ?? '');
       if (unknown) {
-        const flags = unknown[1]!.split(', ').map(flagName);
+        // yargs names an unknown --gateway-selector twice, also as its camel-case twin: keep the form typed.
+        const names = unknown[1]!.split(', ');
+        const kebab = (name: string) => name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+        const flags = names.filter((name) => !(/[A-Z]/.test(name) && names.includes(kebab(name)))).map(flagName);
         // While a command is parsed the parser holds that command's flags: the ones a typo can be close to.
         // getOptions exists at run time but is missing from @types/yargs.
         const known = Object.keys((parser as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);

@@ -1,9 +1,10 @@
-import { InputError } from '../errors.js';
+import { readFileSync } from 'node:fs';
+import { InputError, MeshfedError } from '../errors.js';
 import { admitImportRequest, parseImportRequest, readExportRecords, serializeDocument } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress } from '../kube/gather.js';
-import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs, printOptions } from './federate.js';
-import { checkWritablePath, readDocument, refuseTwoDocuments, writeDocument } from './import.js';
-import { chooseContext, contextOfCluster, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
+import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, translateCoreError, withCoreErrors, writerFor, type MutationArgs, printOptions } from './federate.js';
+import { checkWritablePath, fileProblem, readDocument, refuseTwoDocuments, usageProblem, writeDocument } from './import.js';
+import { chooseContext, contextOfCluster, gatewayOptions, istioNamespaceFlag, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
@@ -18,6 +19,28 @@ const FLAGS = { '--from': '--context', '--consumer': '--request', '--consumer-na
 async function admit(session: Session, args: AdmitArgs): Promise<void> {
   const output = session.outputFormat(['json', 'yaml', 'name'] as const);
   const dryRun = dryRunMode(args['dry-run']);
+  if (session.ui.interactive) {
+    // Each answer is checked as it is given: the request must be a readable import request, the bundle's path writable.
+    args.request ??= await session.prompter.input('--request', 'Import request file from the consumer', {
+      validate: async (value) => {
+        const problem = fileProblem(value);
+        if (problem !== true) return problem;
+        try {
+          parseImportRequest(readFileSync(value, 'utf8'));
+          return true;
+        } catch (error) {
+          const translated = translateCoreError(error, FLAGS);
+          if (translated instanceof MeshfedError) return translated.message;
+          throw error;
+        }
+      },
+    });
+    if (!args['bundle-out'] && dryRun === 'none') {
+      args['bundle-out'] = await session.prompter.input('--bundle-out', 'Write the export bundle for the consumer to', {
+        default: 'bundle.yaml', validate: (value) => usageProblem(() => checkWritablePath(value, '--bundle-out')),
+      });
+    }
+  }
   refuseTwoDocuments(output, args['bundle-out'], '--bundle-out', 'bundle', 'bundle.yaml');
   requireFlags([['--request', !args.request], ['--bundle-out', !args['bundle-out'] && dryRun === 'none']], 'kubectl meshfed admit --context cluster2 --request request.yaml --bundle-out bundle.yaml');
   // The bundle is written after the admission is applied: a path that cannot be written stops the command first.
@@ -61,7 +84,7 @@ async function admit(session: Session, args: AdmitArgs): Promise<void> {
 /** `kubectl meshfed admit`: the provider's step of the three-step flow. */
 export const admitCommand: CommandBody<AdmitArgs> = {
   builder: (yargs) =>
-    gatewayFlags(mutationOptions(yargs))
+    istioNamespaceFlag(mutationOptions(yargs))
       // nargs: 1 makes yargs take "-" (stdin/stdout) as the value instead of a stray argument.
       .option('request', { type: 'string', nargs: 1, describe: 'The import request file from the consumer (- for stdin)' })
       .option('bundle-out', { type: 'string', nargs: 1, describe: 'Where to write the export bundle for the consumer (- for stdout)' })

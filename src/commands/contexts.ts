@@ -97,6 +97,8 @@ async function listContexts(session: Session, args: ContextsArgs): Promise<void>
 export const contextsCommand: CommandBody<ContextsArgs> = {
   builder: (yargs) =>
     yargs
+      // It lists contexts (or probes them): no namespace, nothing to confirm.
+      .hide('namespace').hide('yes')
       .option('probe', { type: 'boolean', default: false, describe: 'Contact each cluster in parallel: reachability, Kubernetes and Istio versions, trust domain, root CA' })
       .option('istio-namespace', { type: 'string', default: 'istio-system', describe: 'Namespace of istiod and the mesh config' })
       .example('kubectl meshfed contexts', 'List contexts, the current one marked with *')

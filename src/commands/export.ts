@@ -1,10 +1,10 @@
 import { InputError, UsageError } from '../errors.js';
-import { federationCaFingerprint, FEDERATION_PORT, GATEWAY_NAMES, planExport, subsetChoices, TRUST_MODES, type ExportPlan, type KubeObject, type TrustMode } from '../federation/index.js';
+import { federationCaFingerprint, FEDERATION_PORT, FederationInputError, GATEWAY_NAMES, planExport, subsetChoices, TRUST_MODES, type ExportPlan, type KubeObject, type TrustMode } from '../federation/index.js';
 import { gatherCluster, type GatherOptions } from '../kube/gather.js';
 import type { PodSnapshot, ServiceSnapshot } from '../federation/index.js';
 import { KeyPool, type KeySource } from '../pki/index.js';
 import {
-  applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, requireFlags, waitTimeoutMs, withCoreErrors,
+  applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, requireFlags, translateCoreError, waitTimeoutMs, withCoreErrors,
   writerFor, type MutationArgs, printOptions,
 } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGateway, waitForGatewayReady } from './shared.js';
@@ -50,8 +50,7 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
   const writer = writerFor(session, context, '--context');
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace of the Service to export');
 
-  const role = args.mode === 'shared-root' ? 'eastwest' : 'ingress';
-  const gatherOptions: GatherOptions = { namespaces: [namespace], ...gatewayOptions(args), addressOf: role };
+  let gatherOptions: GatherOptions = { namespaces: [namespace], ...gatewayOptions(args), addressOf: args.mode === 'shared-root' ? 'eastwest' : 'ingress' };
   let gathered = await gatherCluster(writer, gatherOptions);
   const services = gathered.snapshot.services.filter((s) => s.namespace === namespace);
   let serviceName = args.service;
@@ -76,20 +75,32 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
   if (!chosenSubset && !args.subset && ui.interactive && service?.selector) {
     chosenSubset = await askSubset(session, gathered.snapshot.pods ?? [], service);
   }
-  const exportName = args.name ?? (ui.interactive
-    ? await session.prompter.input('--name', 'Export name (consumers refer to it)', { default: serviceName })
-    : undefined);
-
-  const build = (source: KeySource): ExportPlan => planExport(gathered.snapshot, {
+  const planWith = (name: string | undefined, mode: string | undefined, source?: KeySource): ExportPlan => planExport(gathered.snapshot, {
     providerContext: context,
     providerClusterId: gathered.identity.clusterId,
     namespace,
     service: serviceName!,
     port: { number: portNumber ?? Number.NaN },
     ...(chosenSubset ? { subset: chosenSubset } : {}),
-    ...(exportName ? { exportName } : {}),
-    ...(args.mode ? { mode: args.mode as TrustMode } : {}),
-  }, { allowGatewayMove: args.force, keys: source });
+    ...(name ? { exportName: name } : {}),
+    ...(mode ? { mode: mode as TrustMode } : {}),
+  }, { allowGatewayMove: args.force, ...(source ? { keys: source } : {}) });
+  // Asked only when a port is known (else the core says what is wrong with the Service first); each answer is checked
+  // by the planner as it is given, so a name another Service's export has is refused at the name prompt.
+  const asking = ui.interactive && portNumber !== undefined && service !== undefined;
+  const exportName = args.name ?? (asking
+    ? await session.prompter.input('--name', 'Export name (consumers refer to it)', { default: serviceName, validate: (value) => plannerProblem(() => planWith(value, args.mode), '--name') })
+    : undefined);
+  let mode = args.mode;
+  if (mode === undefined && asking) {
+    mode = await askMode(session, TRUST_MODES.filter((candidate) => plannerProblem(() => planWith(exportName, candidate)) === true));
+    // The shared-root gateway is the east-west one: its address is read again.
+    if (mode === 'shared-root') {
+      gatherOptions = { ...gatherOptions, addressOf: 'eastwest' };
+      gathered = await gatherCluster(writer, gatherOptions);
+    }
+  }
+  const build = (source: KeySource): ExportPlan => planWith(exportName, mode, source);
   const planFor = async (attempt: number) => {
     // After a write conflict: read the cluster again (the planner is pure: the same inputs on a fresh snapshot).
     if (attempt > 1) gathered = await gatherCluster(writer, gatherOptions);
@@ -116,6 +127,7 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
 
   // The gateway gets its address after the apply: wait for it (bounded) so that consumers can import right away.
   let address = gathered.snapshot.gatewayAddress;
+  const role = plan.record.mode === 'shared-root' ? 'eastwest' : 'ingress';
   const deployed = work.objects.some((o) => o.kind === 'Deployment' && o.metadata.name === GATEWAY_NAMES[role]);
   if (deployed && timeoutMs > 0 && dryRun === 'none') await waitForGatewayReady(session, writer, GATEWAY_NAMES[role], timeoutMs);
   if (!address && !plan.overlay && timeoutMs > 0) {
@@ -130,6 +142,30 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
     if (plan.record.consumers.length === 0) {
       ui.info(`Next: in the consumer cluster, kubectl meshfed import --context <consumer> -n <namespace> --from ${context} --export ${name}`);
     }
+  }
+}
+
+/** One line on what each mode means, for the question. */
+const MODE_CHOICES: Record<TrustMode, string> = {
+  boundary: 'boundary: gateway-to-gateway mutual TLS with a federation CA; the meshes keep their own roots (works between any meshes)',
+  'shared-root': 'shared-root: workloads call each other through the east-west gateway; only for meshes that share a root CA',
+};
+
+/** Asks the mode among those the planner accepts (none: boundary, whose error the planner then reports). */
+async function askMode(session: Session, possible: TrustMode[]): Promise<TrustMode> {
+  if (possible.length === 0) return 'boundary';
+  return session.prompter.select('--mode', 'Trust mode', possible.map((value) => ({ value, name: MODE_CHOICES[value] })), 'boundary');
+}
+
+/** true when `work` plans, else the planner's message — only for errors about `flag` when one is given. */
+function plannerProblem(work: () => unknown, flag?: string): true | string {
+  try {
+    work();
+    return true;
+  } catch (error) {
+    // An error about another value is reported where it belongs, after the questions.
+    if (flag !== undefined && !(error instanceof FederationInputError && error.flag === flag)) return true;
+    return (translateCoreError(error, FLAGS) as Error).message;
   }
 }
 

@@ -2,14 +2,14 @@ import { accessSync, constants, readFileSync, statSync, writeFileSync } from 'no
 import { dirname, resolve } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
 import {
-  bundleCredentials, certificateFingerprint, checkExchangeDocument, claimedExport, importBeingRekeyed, consumerGatewaySpiffeId, createImportRequest, directCredentials, GATEWAY_NAMES,
+  bundleCredentials, certificateFingerprint, checkLocalName, isDnsLabel, checkExchangeDocument, claimedExport, importBeingRekeyed, consumerGatewaySpiffeId, createImportRequest, directCredentials, GATEWAY_NAMES,
   homeNamespaceOf, names, noteClientRenewal, pendingServiceAccounts, providerCaTrust, sameFingerprint, type ProviderCaTrust, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
   type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
 } from '../federation/index.js';
 import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
 import { KeyPool } from '../pki/index.js';
 import {
-  applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, parseNamespacedName, requireFlags,
+  applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, parseNamespacedName, requireFlags, translateCoreError,
   waitTimeoutMs, withCoreErrors, writerFor, type ClusterWork, type MutationArgs, printOptions,
 } from './federate.js';
 import { chooseContext, chooseNamespace, contextOfCluster, gatewayFlags, gatewayOptions, type GatewayArgs, waitForGatewayReady } from './shared.js';
@@ -163,7 +163,7 @@ export async function importExport(session: Session, args: ImportArgs): Promise<
   // Local steps that can fail come before the first cluster write: the request file is written after the key Secret.
   if (args['request-out']) checkWritablePath(args['request-out'], '--request-out');
   refuseTwoDocuments(output, args['request-out'], '--request-out', 'import request', 'request.yaml');
-  const ref = exportRef(args);
+  let ref = exportRef(args);
   if (!ui.interactive) {
     if (args['request-out']) {
       requireFlags([['--from', !ref?.providerClusterId && !args.from], ['--export', !ref]], 'kubectl meshfed import -n default --from cluster2 --export bookinfo/reviews --request-out request.yaml');
@@ -176,6 +176,10 @@ export async function importExport(session: Session, args: ImportArgs): Promise<
   // (a re-run that keeps its certificate generates none). A bundle's import uses the key its request stored.
   const keys = args['request-out'] ? KeyPool.start(1) : KeyPool.whenNeeded(1);
   const context = await chooseContext(session, args.context, '--context', 'Consumer context (the cluster that imports)');
+  if (ui.interactive && !args['request-out'] && !args.bundle && args.from === undefined) {
+    await askRoute(session, args, context);
+    ref = exportRef(args);
+  }
   const writer = writerFor(session, context, '--context');
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace to import into (where apps call it)');
   // The bundle is read before the cluster: in `import --request-out - | admit … | import --bundle -` the pending
@@ -188,6 +192,73 @@ export async function importExport(session: Session, args: ImportArgs): Promise<
   if (args['request-out']) return requestImport(session, args, consumer, writer, namespace, ref, output, dryRun, keys);
   if (bundleText !== undefined) return completeImport(session, args, bundleText, consumer, writer, namespace, ref, output, dryRun);
   return importDirect(session, args, consumer, writer, namespace, ref, output, dryRun, keys);
+}
+
+/**
+ * On a terminal without --from, --request-out or --bundle: how the provider is reached. With its context in the
+ * kubeconfig, one command does both sides; without (the usual case between teams), the three-step flow: write an
+ * import request for the provider to admit, or complete an import with the bundle the provider sent back. The
+ * answers fill in the flags they stand for, each checked as it is given.
+ */
+async function askRoute(session: Session, args: ImportArgs, consumerContext: string): Promise<void> {
+  const others = session.kubeconfig().contextNames().filter((name) => name !== consumerContext);
+  const route = await session.prompter.select('--from', 'How is the provider reached?', [
+    ...(others.length > 0 ? [{ value: 'direct', name: 'its context is in this kubeconfig: admit there and import here in one command' }] : []),
+    { value: 'request', name: 'no access to its cluster: write an import request for the provider to admit (step 1 of 3)' },
+    { value: 'bundle', name: 'complete an import with the bundle the provider sent (step 3 of 3)' },
+  ]);
+  const prompter = session.prompter;
+  if (route === 'request') {
+    if (!exportRef(args)?.providerClusterId && args.from === undefined) {
+      args.from = await prompter.input('--from', 'Provider cluster id (as its kubectl meshfed status shows)', {
+        validate: (value) => isDnsLabel(value) || 'a cluster id is a DNS label: lower-case letters, digits and "-"',
+      });
+    }
+    if (args.export === undefined) {
+      args.export = await prompter.input('--export', 'Export to import (<namespace>/<name>)', { validate: (value) => usageProblem(() => parseNamespacedName(value, '--export', 'bookinfo/reviews')) });
+    }
+    args['request-out'] = await prompter.input('--request-out', 'Write the import request to', {
+      default: 'request.yaml', validate: (value) => usageProblem(() => checkWritablePath(value, '--request-out')),
+    });
+  } else if (route === 'bundle') {
+    args.bundle = await prompter.input('--bundle', 'Export bundle from the provider (file)', { validate: (value) => fileProblem(value) });
+  }
+}
+
+/** true, or the message of the error `check` throws (for a prompt's validation). */
+export function usageProblem(check: () => unknown): true | string {
+  try {
+    check();
+    return true;
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof InputError) return error.message;
+    throw error;
+  }
+}
+
+/** true when `path` is a readable file, else why not. */
+export function fileProblem(path: string): true | string {
+  if (!path.trim()) return 'give the path of a file';
+  try {
+    accessSync(path, constants.R_OK);
+    return statSync(path).isFile() ? true : `${path} is not a file`;
+  } catch {
+    return `cannot read ${path}: no such file, or not readable`;
+  }
+}
+
+/** A prompt validation of an import's local name: true, or why the name cannot be used (see checkLocalName). */
+export function localNameProblem(snapshot: GatheredCluster['snapshot'], namespace: string, source: { providerClusterId: string; namespace: string; exportName: string }) {
+  return (value: string): true | string => {
+    try {
+      checkLocalName(snapshot, namespace, value, source);
+      return true;
+    } catch (error) {
+      const translated = translateCoreError(error, FLAGS);
+      if (translated instanceof InputError) return translated.message;
+      throw error;
+    }
+  };
 }
 
 type Output = 'json' | 'yaml' | 'name' | undefined;
@@ -293,7 +364,7 @@ async function completeImport(
   // accounts and attach split, unless flags say otherwise.
   const rekeyed = args.as === undefined ? await withCoreErrors(FLAGS, () => importBeingRekeyed(snapshot, target, namespace)) : undefined;
   const localName = args.as ?? rekeyed?.localName
-    ?? (session.ui.interactive ? await session.prompter.input('--as', 'Local name apps will call', { default: endpoint.exportName }) : undefined);
+    ?? (session.ui.interactive ? await session.prompter.input('--as', 'Local name apps will call', { default: endpoint.exportName, validate: localNameProblem(snapshot, namespace, endpoint) }) : undefined);
   const attach = attachSpec(args, endpoint.exportName) ?? rekeyed?.attach;
   const planFor = async (attempt: number) => {
     // After a write conflict: the cluster is read again and the import planned again from the fresh read.
@@ -406,7 +477,9 @@ async function importDirect(
       hint: `export it first: kubectl meshfed export --context ${providerContext} -n ${target.namespace} --service <service> --port <port> --name ${target.exportName}`,
     });
   }
-  const localName = args.as ?? (session.ui.interactive ? await session.prompter.input('--as', 'Local name apps will call', { default: record.exportName }) : undefined);
+  const localName = args.as ?? (session.ui.interactive ? await session.prompter.input('--as', 'Local name apps will call', {
+    default: record.exportName, validate: localNameProblem(consumer.snapshot, namespace, { providerClusterId: provider.identity.clusterId, namespace: record.namespace, exportName: record.exportName }),
+  }) : undefined);
   const consumerGather = { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) };
   const providerGather = { namespaces: [target.namespace], istioNamespace: args['istio-namespace'] };
   const planFor = async (attempt: number) => {

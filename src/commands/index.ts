@@ -53,17 +53,17 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import('./status.js')).statusCommand,
   },
   {
-    command: 'revoke',
+    command: 'revoke [NAME]',
     describe: 'Withdraw a consumer\'s admission to an export (its certificate is no longer accepted)',
     load: async () => (await import('./revoke.js')).revokeCommand,
   },
   {
-    command: 'unexport',
+    command: 'unexport [NAME]',
     describe: 'Remove an export: exactly the objects meshfed created for it (gateway and federation CA stay)',
     load: async () => (await import('./unexport.js')).unexportCommand,
   },
   {
-    command: 'unimport',
+    command: 'unimport [NAME]',
     describe: 'Remove an import: exactly the objects meshfed created for it (the egress gateway stays)',
     load: async () => (await import('./unimport.js')).unimportCommand,
   },
@@ -78,7 +78,7 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import('./uninstall.js')).uninstallCommand,
   },
   {
-    command: 'verify',
+    command: 'verify [NAME]',
     describe: 'Check an import across both clusters (a catalogue of checks with hints) and call it from a probe pod',
     load: async () => (await import('./verify.js')).verifyCommand,
   },

@@ -2,12 +2,12 @@ import { MeshfedError } from '../errors.js';
 import { planRevoke, readExportRecords } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
 import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs, printOptions } from './federate.js';
-import { chooseContext, chooseNamespace, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
+import { chooseContext, chooseNamespace, gatewayOptions, givenName, istioNamespaceFlag, namePositional, type GatewayArgs, type NameArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
 
-interface RevokeArgs extends MutationArgs, GatewayArgs {
+interface RevokeArgs extends MutationArgs, GatewayArgs, NameArgs {
   name?: string;
   consumer?: string;
 }
@@ -15,15 +15,18 @@ interface RevokeArgs extends MutationArgs, GatewayArgs {
 async function revoke(session: Session, args: RevokeArgs): Promise<void> {
   const output = session.outputFormat(['json', 'yaml', 'name'] as const);
   const dryRun = dryRunMode(args['dry-run']);
-  if (!session.ui.interactive) requireFlags([['--name', !args.name], ['--consumer', !args.consumer]], 'kubectl meshfed revoke -n db --name postgres --consumer operations');
+  const name = givenName(args.NAME, args.name, '--name');
+  if (!session.ui.interactive) requireFlags([['NAME', !name], ['--consumer', !args.consumer]], 'kubectl meshfed revoke postgres -n db --consumer operations');
   const context = await chooseContext(session, args.context, '--context', 'Provider context');
   const writer = writerFor(session, context, '--context');
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace of the export');
   const gathered = await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
   const records = readExportRecords(gathered.snapshot).filter((r) => r.namespace === namespace);
-  const exportName = args.name ?? await session.prompter.select('--name', 'Export', records.map((r) => ({ value: r.exportName, name: r.exportName })));
+  const exportName = name ?? await session.prompter.select('NAME', 'Export', records.map((r) => ({ value: r.exportName, name: `${r.exportName} (consumers: ${r.consumers.map((c) => c.clusterId).join(', ') || 'none'})` })),
+    undefined, { none: `namespace "${namespace}" of context "${context}" has no export` });
   const record = records.find((r) => r.exportName === exportName);
-  const consumer = args.consumer ?? await session.prompter.select('--consumer', 'Consumer to revoke', (record?.consumers ?? []).map((c) => ({ value: c.clusterId, name: c.clusterId })));
+  const consumer = args.consumer ?? await session.prompter.select('--consumer', 'Consumer to revoke', [...new Set((record?.consumers ?? []).map((c) => c.clusterId))].map((id) => ({ value: id, name: id })),
+    undefined, { none: `export ${namespace}/${exportName} admits no consumer` });
   // Revoking what is not admitted succeeds, so that a revoke run twice (or by a script) is not an error; the admitted
   // list still shows a mistyped --consumer. A missing export stays an error (planRevoke below).
   if (record && !record.consumers.some((c) => c.clusterId === consumer)) {
@@ -56,9 +59,9 @@ async function revoke(session: Session, args: RevokeArgs): Promise<void> {
 /** `kubectl meshfed revoke`: withdraw a consumer's admission. */
 export const revokeCommand: CommandBody<RevokeArgs> = {
   builder: (yargs) =>
-    gatewayFlags(mutationOptions(yargs))
-      .option('name', { type: 'string', describe: 'The export name (in -n)' })
+    istioNamespaceFlag(namePositional(mutationOptions(yargs), 'The export name (in -n)'))
+      .option('name', { type: 'string', describe: 'The export name, as NAME' })
       .option('consumer', { type: 'string', describe: 'The consumer\'s cluster id' })
-      .example('kubectl meshfed revoke --context production -n db --name postgres --consumer operations', 'operations loses access to postgres'),
+      .example('kubectl meshfed revoke postgres --context production -n db --consumer operations', 'operations loses access to postgres'),
   handler: withSession(revoke),
 };

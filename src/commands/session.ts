@@ -30,8 +30,8 @@ export interface GlobalArgs {
   yes: boolean;
   /** false with `--no-color`. */
   color: boolean;
-  /** `-v/--verbose`. */
-  verbose: boolean;
+  /** `-v/--verbose`: the log level, kubectl's `-v=N` (0 when not given, 1 for `-v` alone). */
+  verbose: number;
 }
 
 /** Writes sent once a command started applying, for the message an interrupt ends with. */
@@ -43,18 +43,56 @@ export interface WriteJournal {
   unanswered: string[];
 }
 
+/** `-v` level from which every API request is logged, and from which their bodies are too (as kubectl's). */
+export const LOG_REQUESTS_LEVEL = 6;
+export const LOG_BODIES_LEVEL = 8;
+
+/** A body for the log: Secret data (any Secret, also inside lists) replaced by its size, never its value. */
+export function redactSecrets(body: unknown): unknown {
+  if (Array.isArray(body)) return body.map(redactSecrets);
+  if (!body || typeof body !== 'object') return body;
+  const object = body as Record<string, unknown>;
+  const redactValues = (values: unknown) => values && typeof values === 'object'
+    ? Object.fromEntries(Object.entries(values).map(([key, value]) => [key, `<redacted: ${String(value).length} characters>`]))
+    : values;
+  const copy: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(object)) {
+    copy[key] = object.kind === 'Secret' && (key === 'data' || key === 'stringData') ? redactValues(value)
+      : key === 'metadata' ? value : redactSecrets(value);
+  }
+  return copy;
+}
+
 const PAST: Record<KubeRequest['method'], string> = { GET: 'read', POST: 'created', PUT: 'replaced', PATCH: 'applied', DELETE: 'deleted' };
 
 /** A client that notes, in the session's journal, every write it sends while the journal records. */
 class JournalingClient extends KubeClient {
   private readonly interruptSignal: AbortSignal | undefined;
 
-  constructor(context: ResolvedContext, options: KubeClientOptions, private readonly journal: WriteJournal) {
+  constructor(context: ResolvedContext, options: KubeClientOptions, private readonly journal: WriteJournal, private readonly level = 0, private readonly logLine?: (line: string) => void) {
     super(context, options);
     this.interruptSignal = options.signal;
   }
 
   override async request<T = unknown>(req: KubeRequest): Promise<KubeResponse<T>> {
+    if (this.level < LOG_REQUESTS_LEVEL || !this.logLine) return this.journaled(req);
+    const log = this.logLine;
+    const query = new URLSearchParams(Object.entries(req.query ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined)).toString();
+    const line = `${req.method} ${req.path}${query ? `?${query}` : ''} (context "${this.context.name}")`;
+    if (this.level >= LOG_BODIES_LEVEL && req.body !== undefined) log(`Request body: ${JSON.stringify(redactSecrets(req.body))}`);
+    const started = Date.now();
+    try {
+      const response = await this.journaled<T>(req);
+      log(`${line} ${response.status} in ${Date.now() - started} milliseconds`);
+      if (this.level >= LOG_BODIES_LEVEL) log(`Response body: ${JSON.stringify(redactSecrets(response.body))}`);
+      return response;
+    } catch (error) {
+      log(`${line} failed in ${Date.now() - started} milliseconds: ${(error as Error).message}`);
+      throw error;
+    }
+  }
+
+  private async journaled<T>(req: KubeRequest): Promise<KubeResponse<T>> {
     const signal = req.signal ?? this.interruptSignal;
     // Questions (SelfSubjectAccessReviews) and dry runs write nothing.
     const question = req.path.endsWith('/selfsubjectaccessreviews');
@@ -96,7 +134,7 @@ export class Session {
   constructor(readonly args: GlobalArgs, readonly io: TerminalIO) {
     // Every request in flight listens to the interrupt: a plan applies many objects at once.
     setMaxListeners(0, this.interruption.signal);
-    this.ui = new Ui(io, { noColor: args.color === false, yes: args.yes, verbose: args.verbose });
+    this.ui = new Ui(io, { noColor: args.color === false, yes: args.yes, verbose: (args.verbose ?? 0) >= 1 });
     this.prompter = new Prompter(this.ui);
     const flag = args['request-timeout'];
     this.requestTimeoutMs = flag === undefined ? DEFAULT_REQUEST_TIMEOUT_MS : parseDuration(flag, '--request-timeout');
@@ -140,7 +178,7 @@ export class Session {
         timeoutMs, userAgent: userAgent(), signal: this.interruption.signal, deadline: retryDeadline, env: this.io.env,
         impersonate: impersonationFromArgs(this.args as Parameters<typeof impersonationFromArgs>[0], typeof command === 'string' ? command : undefined),
         log: (message) => this.ui.debug(message),
-      }, this.journal);
+      }, this.journal, this.args.verbose ?? 0, (line) => this.ui.debug(line));
       this.clients.set(key, client);
     }
     return client;

@@ -3,7 +3,7 @@
  * and waiting for a gateway to get its address.
  */
 import type { Argv } from 'yargs';
-import { ClusterError } from '../errors.js';
+import { ClusterError, UsageError } from '../errors.js';
 import { DEFAULT_GATEWAY_NAMESPACE, type ExistingGateway } from '../federation/index.js';
 import type { ClusterWriter } from '../kube/apply.js';
 import { serviceAddress, type GatherOptions } from '../kube/gather.js';
@@ -11,6 +11,33 @@ import type { KubeObject } from '../kube/resources.js';
 import { startProgress } from '../ui/progress.js';
 import { parseKeyValues } from './federate.js';
 import type { GlobalArgs, Session } from './session.js';
+
+/** Commands that act on one export or import take its name as kubectl does: `unexport NAME` (and `--name NAME`). */
+export interface NameArgs {
+  /** The positional NAME. */
+  NAME?: string;
+}
+
+/** Declares the positional NAME of a command (`unexport [NAME]`); `what` says what it names. */
+export function namePositional<T>(yargs: Argv<T>, what: string) {
+  return yargs.positional('NAME', { type: 'string', describe: what });
+}
+
+/**
+ * The name a command acts on: the positional NAME or the flag that also gives it (`--name`); both given with
+ * different values is a usage error rather than a guess.
+ */
+export function givenName(positional: string | undefined, flagValue: string | undefined, flag: string): string | undefined {
+  if (positional !== undefined && flagValue !== undefined && positional !== flagValue) {
+    throw new UsageError(`NAME "${positional}" and ${flag} ${flagValue} name different objects`, { hint: `give the name once: as NAME or with ${flag}` });
+  }
+  return positional ?? flagValue;
+}
+
+/** Adds `--istio-namespace` alone, for commands that find the gateway from what meshfed recorded. */
+export function istioNamespaceFlag<T>(yargs: Argv<T>) {
+  return yargs.option('istio-namespace', { type: 'string', default: 'istio-system', describe: 'Namespace of istiod and the mesh config' });
+}
 
 /** Flags that choose where Istio and an existing gateway are. */
 export interface GatewayArgs extends GlobalArgs {

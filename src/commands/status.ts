@@ -240,7 +240,7 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
     const unknown = status.exports.some((e) => Object.values(e.consumerUse ?? {}).includes('cannot-tell'));
     if (unknown) ui.data(c.dim('(?) cannot tell whether it still imports: no reachable kubeconfig context is named as its cluster id\n'));
     const stale = status.exports.flatMap((e) => Object.entries(e.consumerUse ?? {}).filter(([, use]) => use === 'no-longer-imports')
-      .map(([id]) => `kubectl meshfed revoke --context ${status.context} -n ${e.namespace} --name ${e.name} --consumer ${id}`));
+      .map(([id]) => `kubectl meshfed revoke ${e.name} --context ${status.context} -n ${e.namespace} --consumer ${id}`));
     if (stale.length) ui.warn(`admitted consumers that no longer import: withdraw their admission with ${stale.join('; ')}`);
   }
   if (status.federationCa) {

@@ -6,12 +6,12 @@ import { gatherCluster, type GatheredCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
 import type { OutputFormat } from '../ui/format.js';
 import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs, printOptions } from './federate.js';
-import { chooseContext, chooseNamespace, contextOfCluster, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
+import { chooseContext, chooseNamespace, contextOfCluster, gatewayOptions, givenName, istioNamespaceFlag, namePositional, type GatewayArgs, type NameArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
 
-interface UnimportArgs extends MutationArgs, GatewayArgs {
+interface UnimportArgs extends MutationArgs, GatewayArgs, NameArgs {
   name?: string;
   export?: string;
   from?: string;
@@ -36,9 +36,10 @@ function parseExportRef(value: string): ExportRef {
 async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   const output = session.outputFormat(['json', 'yaml', 'name'] as const);
   const dryRun = dryRunMode(args['dry-run']);
-  if (args.name && args.export) throw new UsageError('--name and --export exclude each other: --name removes an import, --export cancels a pending import request');
+  const name = givenName(args.NAME, args.name, '--name');
+  if (name && args.export) throw new UsageError('NAME and --export exclude each other: NAME removes an import, --export cancels a pending import request');
   const requested = args.export !== undefined ? parseExportRef(args.export) : undefined;
-  if (!session.ui.interactive && !requested) requireFlags([['--name', !args.name]], 'kubectl meshfed unimport -n default --name myreviews');
+  if (!session.ui.interactive && !requested) requireFlags([['NAME', !name]], 'kubectl meshfed unimport myreviews -n default');
   const context = await chooseContext(session, args.context, '--context', 'Consumer context');
   const writer = writerFor(session, context, '--context');
   // A pending request lives in meshfed's own namespace: cancelling one by --export needs no import namespace.
@@ -49,10 +50,10 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   const pending = pendingRequests(gathered.snapshot);
   // A request is offered under -n when it imports there (requests of earlier versions did not record where).
   const pendingHere = pending.filter((p) => (p.importNamespace ?? namespace) === namespace);
-  const localName = args.name ?? await session.prompter.select('--name', 'Import to remove', [
+  const localName = name ?? await session.prompter.select('NAME', 'Import to remove', [
     ...records.filter((r) => r.namespace === namespace).map((r) => ({ value: r.localName, name: `${r.localName} (from ${r.endpoint.providerClusterId}/${r.endpoint.namespace}/${r.endpoint.exportName})` })),
     ...pendingHere.map((p) => ({ value: `${PENDING_CHOICE}${refText(p)}`, name: `${p.exportName} (import request for ${refText(p)}, pending)` })),
-  ]);
+  ], undefined, { none: `namespace "${namespace}" of context "${context}" has no import and no pending import request` });
   if (localName.startsWith(PENDING_CHOICE)) return cancelRequest(session, args, gathered, writer, parseExportRef(localName.slice(PENDING_CHOICE.length)), output, dryRun);
   const record = records.find((r) => r.namespace === namespace && r.localName === localName);
   if (!record) {
@@ -60,7 +61,7 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
     const named = pendingHere.filter((p) => p.exportName === localName);
     if (named.length === 1) return cancelRequest(session, args, gathered, writer, named[0]!, output, dryRun);
     if (named.length > 1) {
-      throw new InputError(`--name ${localName} matches ${named.length} pending import requests (${named.map(refText).join(', ')})`, { hint: 'name the one to cancel with --export <provider cluster id>/<namespace>/<name>' });
+      throw new InputError(`NAME ${localName} matches ${named.length} pending import requests (${named.map(refText).join(', ')})`, { hint: 'name the one to cancel with --export <provider cluster id>/<namespace>/<name>' });
     }
     throw notFound(namespace, localName, records.map((r) => `${r.namespace}/${r.localName}`), pending);
   }
@@ -119,7 +120,7 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
  * is the context name meshfed derives it from by default.
  */
 function revokeCommand(session: Session, ref: ExportRef, consumerClusterId: string): string {
-  return `kubectl meshfed revoke --context ${contextOfCluster(session, ref.providerClusterId)} -n ${ref.namespace} --name ${ref.exportName} --consumer ${consumerClusterId}`;
+  return `kubectl meshfed revoke ${ref.exportName} --context ${contextOfCluster(session, ref.providerClusterId)} -n ${ref.namespace} --consumer ${consumerClusterId}`;
 }
 
 function notFound(namespace: string, localName: string, imports: string[], pending: PendingRequest[]): InputError {
@@ -148,12 +149,12 @@ async function cancelRequest(
 /** `kubectl meshfed unimport`: remove an import's own objects, or cancel an import request that was never completed. */
 export const unimportCommand: CommandBody<UnimportArgs> = {
   builder: (yargs) =>
-    gatewayFlags(mutationOptions(yargs))
-      .option('name', { alias: 'as', type: 'string', describe: 'The local name of the import (in -n); for an import request never completed, the export name' })
+    istioNamespaceFlag(namePositional(mutationOptions(yargs), 'The local name of the import (in -n); for an import request never completed, the export name'))
+      .option('name', { alias: 'as', type: 'string', describe: 'The local name, as NAME' })
       .option('export', { type: 'string', describe: 'Cancel the pending import request for <provider cluster id>/<namespace>/<name> (as status shows it)' })
       .option('from', { type: 'string', describe: 'The provider\'s context: also withdraw this cluster\'s admission there (as import --from granted it)' })
-      .example('kubectl meshfed unimport --context cluster1 -n default --name myreviews', 'Remove an import')
-      .example('kubectl meshfed unimport --context cluster1 -n default --name myreviews --from cluster2', 'Remove an import and its admission on the provider')
+      .example('kubectl meshfed unimport myreviews --context cluster1 -n default', 'Remove an import')
+      .example('kubectl meshfed unimport myreviews --context cluster1 -n default --from cluster2', 'Remove an import and its admission on the provider')
       .example('kubectl meshfed unimport --context operations --export production/db/postgres', 'Cancel an import request that was never completed'),
   handler: withSession(unimport),
 };

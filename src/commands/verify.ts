@@ -16,8 +16,9 @@ import { startProgress } from '../ui/progress.js';
 import type { GlobalArgs, Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
+import { givenName, namePositional, type NameArgs } from './shared.js';
 
-interface VerifyArgs extends GlobalArgs {
+interface VerifyArgs extends GlobalArgs, NameArgs {
   import?: string;
   from?: string;
   path: string;
@@ -190,7 +191,7 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
       providerContext = found.writer?.contextName;
       return found;
     };
-  const localName = args.import ?? await chooseImport(session, consumer, namespace);
+  const localName = givenName(args.NAME, args.import, '--import') ?? await chooseImport(session, consumer, namespace);
 
   const reading = await startProgress(ui, `Reading import ${namespace}/${localName} from context ${consumerContext}${providerContext ? ` and its export from ${providerContext}` : ' and its export from the provider it names'}`);
   let snapshot: VerifySnapshot;
@@ -278,7 +279,7 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
       tries += 1;
     }
     if (failed(probe.results) && waitMs === 0) {
-      ui.info(`The probe failed. Right after an import, Istio may not have pushed the configuration yet: kubectl meshfed verify --context ${consumerContext} -n ${namespace} --import ${localName} --wait 60s probes again until it passes.`);
+      ui.info(`The probe failed. Right after an import, Istio may not have pushed the configuration yet: kubectl meshfed verify ${localName} --context ${consumerContext} -n ${namespace} --wait 60s probes again until it passes.`);
     } else if (failed(probe.results)) {
       ui.info(`The probe still failed after --wait ${args.wait}.`);
     }
@@ -321,9 +322,9 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
 /** `kubectl meshfed verify`: static checks over both sides of an import, then a call through it from a probe pod (see docs/checks.md). */
 export const verifyCommand: CommandBody<VerifyArgs> = {
   builder: (yargs) =>
-    yargs
+    namePositional(yargs, 'Local name of the import to verify (in -n); asked for on a terminal')
       // --name as in unimport, which takes the same local name.
-      .option('import', { alias: 'name', type: 'string', describe: 'Local name of the import to verify (in -n); asked for on a terminal' })
+      .option('import', { alias: 'name', type: 'string', describe: 'The local name, as NAME' })
       .option('from', { type: 'string', describe: 'kubeconfig context of the provider cluster; default: the context whose cluster is the provider the import\'s record names (provider checks are skipped when there is none)' })
       .option('path', { type: 'string', default: '/', describe: 'HTTP path the probe requests, e.g. /health' })
       .option('send', { type: 'string', describe: 'TCP: bytes the probe sends (escapes \\r \\n \\xNN); default: a greeting for well-known ports (PostgreSQL, Redis…), else a newline' })
@@ -334,9 +335,9 @@ export const verifyCommand: CommandBody<VerifyArgs> = {
       .option('wait', { type: 'string', describe: 'When the probe fails, probe again (1s, 2s, 4s… at most 10s apart) until it passes or this much time has passed, e.g. 60s: Istio applies a new import some seconds after it is written' })
       .option('istio-namespace', { type: 'string', default: 'istio-system', describe: 'Namespace of istiod and the mesh config (both clusters)' })
       .option('service-account', { type: 'string', describe: 'Service account the probe pod runs as; default: in shared-root mode an account the provider admits, else the namespace\'s default' })
-      .example('kubectl meshfed verify --context cluster1 -n default --import myreviews --from cluster2', 'Check both sides and probe the import')
-      .example('kubectl meshfed verify --context cluster1 -n default --import myreviews --path /reviews/0', 'Consumer side only, probing an HTTP path')
-      .example('kubectl meshfed verify --context ops -n vault --import postgres --from prod -o json', 'The report as JSON (exit code 3 when a check fails)')
+      .example('kubectl meshfed verify myreviews --context cluster1 -n default --from cluster2', 'Check both sides and probe the import')
+      .example('kubectl meshfed verify myreviews --context cluster1 -n default --path /reviews/0', 'Consumer side only, probing an HTTP path')
+      .example('kubectl meshfed verify postgres --context ops -n vault --from prod -o json', 'The report as JSON (exit code 3 when a check fails)')
       .epilogue('Every check has a code (MF0101…); docs/checks.md explains each one and how to fix it.\nExit codes: 0 no error-level check failed, 3 one did, 1 the import or the consumer cannot be read, 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP (the probe pod is deleted first).'),
   handler: withSession(verify),
 };

@@ -89,6 +89,25 @@ function checkEndpoint(endpoint: ExportEndpoint): void {
 }
 
 /**
+ * Checks the local name of an import of `source` in `namespace`: a DNS label that no other import of the namespace
+ * uses (an import of the same export may keep it: that is a re-import), and that no object meshfed does not manage
+ * already takes as a Service. Returns the name.
+ * @throws FederationInputError
+ */
+export function checkLocalName(snapshot: ConsumerSnapshot, namespace: string, localName: string, source: { providerClusterId: string; namespace: string; exportName: string }): string {
+  checkDnsLabel(localName, 'local name', '--local-name');
+  const existing = readImportRecords(snapshot).find((r) => r.namespace === namespace && r.localName === localName);
+  if (existing && bindingLabel(existing.endpoint.providerClusterId, existing.endpoint.namespace, existing.endpoint.exportName)
+    !== bindingLabel(source.providerClusterId, source.namespace, source.exportName)) {
+    throw new FederationInputError(
+      `${namespace}/${localName} already imports ${existing.endpoint.providerClusterId}/${existing.endpoint.namespace}/${existing.endpoint.exportName}; ` +
+      'choose another local name (--local-name) or unimport it first', '--local-name');
+  }
+  checkNotForeign(snapshot, [kubeObject('v1', 'Service', localName, namespace, {}, {})]);
+  return localName;
+}
+
+/**
  * Plans an import. Boundary mode needs the binding's credentials (from the export bundle and the pending key);
  * shared-root mode needs none.
  *
@@ -110,10 +129,9 @@ export function planImport(
   checkEndpoint(endpoint);
   checkDnsLabel(spec.consumerClusterId, 'consumer cluster id', '--to');
   checkDnsLabel(spec.namespace, 'namespace', '--namespace');
-  const localName = checkDnsLabel(spec.localName ?? endpoint.exportName, 'local name', '--local-name');
+  const localName = checkLocalName(snapshot, spec.namespace, spec.localName ?? endpoint.exportName, endpoint);
   for (const sa of spec.serviceAccounts ?? []) checkDnsLabel(sa, 'service account', '--service-account');
   const accounts = [...new Set(spec.serviceAccounts ?? [])].sort();
-  const existing = readImportRecords(snapshot).find((r) => r.namespace === spec.namespace && r.localName === localName);
   const record: ImportRecord = {
     consumerClusterId: spec.consumerClusterId,
     namespace: spec.namespace,
@@ -122,12 +140,6 @@ export function planImport(
     ...(spec.attach ? { attach: spec.attach } : {}),
     ...(accounts.length ? { serviceAccounts: accounts } : {}),
   };
-  if (existing && bindingLabel(existing.endpoint.providerClusterId, existing.endpoint.namespace, existing.endpoint.exportName)
-    !== bindingLabel(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName)) {
-    throw new FederationInputError(
-      `${spec.namespace}/${localName} already imports ${existing.endpoint.providerClusterId}/${existing.endpoint.namespace}/${existing.endpoint.exportName}; ` +
-      'choose another local name (--local-name) or unimport it first', '--local-name');
-  }
   const home = homeNamespaceOf(snapshot);
   const plan = emptyPlan(snapshot.clusterId);
   const others = readImportRecords(snapshot).filter((r) => !(r.namespace === spec.namespace && r.localName === localName));

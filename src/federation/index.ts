@@ -22,7 +22,7 @@ export {
   effectiveDestinationRule, ownerDestinationRule, sameLabels, type DestinationRuleSubset, type EffectiveDestinationRule,
 } from './destination-rules.js';
 export {
-  importObjectRefs, importState, localServicePort, planImport, winningVirtualService, planUnimport, sharedRootWarnings, type ImportCredentials, type ImportObjectRef, type ImportPlan,
+  checkLocalName, importObjectRefs, importState, localServicePort, planImport, winningVirtualService, planUnimport, sharedRootWarnings, type ImportCredentials, type ImportObjectRef, type ImportPlan,
   type ImportState,
 } from './consumer.js';
 export {

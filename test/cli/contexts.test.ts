@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFederationCA, issueServerCertificate, inspectCertificate } from '../../src/pki/index.js';
-import { runMeshfed, writeKubeconfig } from '../support/cli.js';
+import { runCli, writeKubeconfig } from '../support/cli.js';
 
 test('contexts merges a multi-file KUBECONFIG first-wins, marks the current context, and -o json parses', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'meshfed-merge-'));
@@ -42,7 +42,7 @@ contexts:
   context: {cluster: prod, user: u}
 `);
   const env = { KUBECONFIG: `${first}:${join(dir, 'missing.yaml')}:${second}` };
-  const table = await runMeshfed(['contexts'], { env });
+  const table = await runCli(['contexts'], { env });
   t.is(table.code, 0, table.stderr);
   const lines = table.stdout.trimEnd().split('\n');
   t.regex(lines[0]!, /^CURRENT\s+NAME\s+CLUSTER\s+SERVER\s+NAMESPACE$/);
@@ -52,7 +52,7 @@ contexts:
   const nameColumn = lines[0]!.indexOf('NAME');
   for (const line of lines.slice(1)) t.is(line.slice(nameColumn).search(/\S/), 0, line);
 
-  const json = await runMeshfed(['contexts', '-o', 'json'], { env });
+  const json = await runCli(['contexts', '-o', 'json'], { env });
   t.is(json.code, 0);
   const parsed = JSON.parse(json.stdout);
   t.is(parsed.currentContext, 'staging');
@@ -60,9 +60,9 @@ contexts:
   t.is(parsed.contexts[0].server, 'https://first.example:6443', 'the first file to define cluster "shared" wins');
   t.false('probe' in parsed.contexts[0]);
 
-  const yaml = await runMeshfed(['contexts', '-o', 'yaml', '--kubeconfig', second]);
+  const yaml = await runCli(['contexts', '-o', 'yaml', '--kubeconfig', second]);
   t.regex(yaml.stdout, /currentContext: production/);
-  const bad = await runMeshfed(['contexts', '-o', 'xml'], { env });
+  const bad = await runCli(['contexts', '-o', 'xml'], { env });
   t.is(bad.code, 2);
   t.regex(bad.stderr, /unsupported output format "xml" for -o\/--output/);
 });
@@ -133,7 +133,7 @@ test('contexts --probe reports reachable clusters, unreachable ones fast, and 40
     { name: 'hanging', server: `https://127.0.0.1:${(silent.address() as AddressInfo).port}` },
   ], 'production');
 
-  const result = await runMeshfed(['contexts', '--probe', '--request-timeout', '1500ms', '-o', 'json'], { env: { KUBECONFIG: kubeconfig } });
+  const result = await runCli(['contexts', '--probe', '--request-timeout', '1500ms', '-o', 'json'], { env: { KUBECONFIG: kubeconfig } });
   t.is(result.code, 0, result.stderr);
   // Each probe gives up after two attempts of --request-timeout (silent) or five refused ones (3 s of backoff): run
   // one after another, the six would take far longer.
@@ -160,7 +160,7 @@ test('contexts --probe reports reachable clusters, unreachable ones fast, and 40
   t.false(probes.hanging.reachable);
   t.regex(probes.hanging.reason, /the TLS handshake did not complete within 1500ms \(--request-timeout\)/);
 
-  const table = await runMeshfed(['contexts', '--probe', '--request-timeout', '1s'], { env: { KUBECONFIG: kubeconfig } });
+  const table = await runCli(['contexts', '--probe', '--request-timeout', '1s'], { env: { KUBECONFIG: kubeconfig } });
   t.regex(table.stdout, /^\*\s+production\s.*Reachable\s+v1\.30\.2\s+1\.18\.0\s+production\.local\s+[0-9A-F:]+…$/m);
   t.regex(table.stdout, /^\s+down\s.*Unreachable/m);
   t.regex(table.stderr, /Warning: context "hanging": cannot reach .* the TLS handshake did not complete within 1s/);
@@ -171,7 +171,7 @@ test('contexts --probe without a timeout flag still gives up on a silent server'
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   t.teardown(() => silent.close());
   const kubeconfig = writeKubeconfig([{ name: 'hanging', server: `https://127.0.0.1:${(silent.address() as AddressInfo).port}` }], 'hanging');
-  const result = await runMeshfed(['contexts', '--probe', '-o', 'json'], { env: { KUBECONFIG: kubeconfig } });
+  const result = await runCli(['contexts', '--probe', '-o', 'json'], { env: { KUBECONFIG: kubeconfig } });
   t.is(result.code, 0);
   t.regex(JSON.parse(result.stdout).contexts[0].probe.reason, /the TLS handshake did not complete within 5s/);
 });

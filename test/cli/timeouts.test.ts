@@ -11,7 +11,7 @@ import { createServer as createTcpServer, type AddressInfo, type Socket } from '
 import { DEFAULT_REQUEST_TIMEOUT_MS } from '../../src/kube/client.js';
 import { Session } from '../../src/commands/session.js';
 import { createFederationCA, issueServerCertificate } from '../../src/pki/index.js';
-import { runMeshfed, writeKubeconfig } from '../support/cli.js';
+import { runCli, writeKubeconfig } from '../support/cli.js';
 
 /** An HTTPS server that completes the handshake, reads requests and never answers them. */
 async function hangingApi(t: ExecutionContext) {
@@ -41,7 +41,7 @@ test('status against a server that never answers: a clear timeout error naming t
   t.timeout(60_000);
   const api = await hangingApi(t);
   const kubeconfig = writeKubeconfig([{ name: 'hanging', server: api.url, caPem: api.caPem, tlsServerName: 'kubernetes.test' }], 'hanging');
-  const result = await runMeshfed(['status', '--request-timeout', '3s'], { env: { KUBECONFIG: kubeconfig }, timeoutMs: 50_000 });
+  const result = await runCli(['status', '--request-timeout', '3s'], { env: { KUBECONFIG: kubeconfig } });
   t.is(result.signal, null, 'it ended by itself');
   t.is(result.code, 1);
   const [message, hint] = result.stderr.trim().split('\n');
@@ -54,7 +54,7 @@ test('--request-timeout 0 lifts the per-request limit, as kubectl\'s does, but t
   t.timeout(90_000);
   const silent = await silentTcp(t);
   const kubeconfig = writeKubeconfig([{ name: 'silent', server: silent.url }], 'silent');
-  const result = await runMeshfed(['status', '--request-timeout', '0'], { env: { KUBECONFIG: kubeconfig }, timeoutMs: 80_000 });
+  const result = await runCli(['status', '--request-timeout', '0'], { env: { KUBECONFIG: kubeconfig } });
   t.is(result.signal, null, 'it ended by itself');
   t.is(result.code, 1);
   t.regex(result.stderr, /^error: cannot reach https:\/\/127\.0\.0\.1:\d+ \(context "silent"\): the TLS handshake did not complete within 10s, 2 attempts to \w+ /);
@@ -64,7 +64,7 @@ test('-v shows each retry and how many requests were retries', async (t) => {
   t.timeout(60_000);
   const api = await hangingApi(t);
   const kubeconfig = writeKubeconfig([{ name: 'hanging', server: api.url, caPem: api.caPem, tlsServerName: 'kubernetes.test' }], 'hanging');
-  const result = await runMeshfed(['status', '--request-timeout', '2s', '-v'], { env: { KUBECONFIG: kubeconfig }, timeoutMs: 50_000 });
+  const result = await runCli(['status', '--request-timeout', '2s', '-v'], { env: { KUBECONFIG: kubeconfig } });
   t.is(result.code, 1);
   t.regex(result.stderr, /retrying GET \/\S+ \(context "hanging"\) after no answer within 2s \(--request-timeout\) \(attempt 2\/5, waiting \d+ms\)/);
   const [, sent, retried] = /(\d+) API request\(s\), (\d+) of them retries/.exec(result.stderr) ?? [];
@@ -75,9 +75,9 @@ test('-v shows each retry and how many requests were retries', async (t) => {
 
 test('without the flag, every request is bounded by the 30s default; the help says so', async (t) => {
   const io = { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough(), env: {} };
-  t.is(new Session({ yes: true, color: false, verbose: false }, io).requestTimeoutMs, 30_000);
+  t.is(new Session({ yes: true, color: false, verbose: 0 }, io).requestTimeoutMs, 30_000);
   t.is(DEFAULT_REQUEST_TIMEOUT_MS, 30_000);
-  t.is(new Session({ 'request-timeout': '0', yes: true, color: false, verbose: false }, io).requestTimeoutMs, 0);
-  const help = await runMeshfed(['status', '--help']);
+  t.is(new Session({ 'request-timeout': '0', yes: true, color: false, verbose: 0 }, io).requestTimeoutMs, 0);
+  const help = await runCli(['status', '--help']);
   t.regex(help.stdout, /--request-timeout\s+How long to wait for each API request \(e\.g\. 5s, 1m; default 30s; 0 = no\s+limit/);
 });

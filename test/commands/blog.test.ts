@@ -235,7 +235,7 @@ test.serial('unexport refuses while a consumer is admitted; unimport, revoke and
 
   const unimport = await fed.run(['unimport', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews']);
   t.is(unimport.code, 0, unimport.stderr);
-  t.regex(unimport.stderr, /cluster2\/bookinfo\/reviews still admits this cluster until its operator runs: kubectl meshfed revoke --context cluster2 -n bookinfo --name reviews --consumer cluster1/);
+  t.regex(unimport.stderr, /cluster2\/bookinfo\/reviews still admits this cluster until its operator runs: kubectl meshfed revoke reviews --context cluster2 -n bookinfo --consumer cluster1/);
   const revoke = await fed.run(['revoke', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews', '--consumer', 'cluster1']);
   t.is(revoke.code, 0, revoke.stderr);
   const unexport = await fed.run(['unexport', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews']);

@@ -1,8 +1,10 @@
 /**
- * Runs the built plugin the way a user does: `kubectl meshfed …` with the repo's bin/ first on PATH, as a
- * subprocess, capturing stdout, stderr and the exit code. (Build first: `npm test` does.)
+ * Runs the plugin: {@link runMeshfed} the way a user does (`kubectl meshfed …` with the repo's bin/ first on PATH,
+ * as a subprocess of the build; build first: `npm test` does), {@link runCli} in this process (the CLI's `main` from
+ * the sources, with its own streams and environment: no process to start, so most CLI tests use it).
  */
 import { spawn } from 'node:child_process';
+import { PassThrough, Readable } from 'node:stream';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -29,21 +31,63 @@ export interface CliOptions {
   direct?: boolean;
   /** Kill the process after this long (default 60 s). */
   timeoutMs?: number;
+  /** Where a runner could do either: run a subprocess of the build rather than in this process. */
+  subprocess?: boolean;
 }
 
-/** Runs `kubectl meshfed <args>` and resolves with what the user would see. */
-export function runMeshfed(args: string[], options: CliOptions = {}): Promise<CliResult> {
+/**
+ * The environment of a CLI run: this process's, without the variables that change what the CLI prints (colour, the
+ * user's kubeconfig), with a home of its own and the locale pinned (messages must not depend on the machine's), then
+ * `extra`. Variables set to undefined are removed.
+ */
+function cliEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
   const env: Record<string, string | undefined> = {
     ...process.env,
     NO_COLOR: undefined,
     FORCE_COLOR: undefined,
     KUBECONFIG: undefined,
+    LANG: 'C.UTF-8',
+    LC_ALL: 'C.UTF-8',
+    LC_MESSAGES: undefined,
+    LANGUAGE: undefined,
     HOME: mkdtempSync(join(tmpdir(), 'meshfed-home-')),
-    ...options.env,
+    ...extra,
     PATH: `${binDir}${delimiter}${process.env.PATH ?? ''}`,
   };
-  // Remove variables set to undefined: spawn would pass the string "undefined".
   for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
+  return env as Record<string, string>;
+}
+
+/**
+ * Runs `kubectl meshfed <args>` in this process: the CLI's `main` with streams of its own (no terminal) and the
+ * environment of {@link cliEnv}; resolves with what the user would see, as {@link runMeshfed} does. For what a
+ * subprocess adds nothing to: not for the launcher, signals, or the process's locale (see runMeshfed).
+ */
+export async function runCli(args: string[], options: Omit<CliOptions, 'direct' | 'timeoutMs'> = {}): Promise<CliResult> {
+  const { main } = await import('../../src/cli.js');
+  const collect = () => {
+    const stream = new PassThrough();
+    let text = '';
+    stream.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+    return { stream, text: () => text };
+  };
+  const stdout = collect();
+  const stderr = collect();
+  const started = Date.now();
+  const code = await main(args, {
+    stdin: Readable.from(options.input ? [options.input] : []),
+    stdout: stdout.stream,
+    stderr: stderr.stream,
+    env: cliEnv(options.env),
+  });
+  // Let the collectors take the last chunks written.
+  await new Promise((resolve) => setImmediate(resolve));
+  return { code, signal: null, stdout: stdout.text(), stderr: stderr.text(), durationMs: Date.now() - started };
+}
+
+/** Runs `kubectl meshfed <args>` as a subprocess and resolves with what the user would see. */
+export function runMeshfed(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  const env = cliEnv(options.env);
   const [command, argv] = options.direct ? [join(binDir, 'kubectl-meshfed'), args] : ['kubectl', ['meshfed', ...args]];
   const started = Date.now();
   return new Promise((resolve, reject) => {

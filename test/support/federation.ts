@@ -4,7 +4,7 @@
  * requests each command sent, and sends requests from pods through the modelled data path.
  */
 import type { IstioVersion } from './crd-schema.js';
-import { runMeshfed, type CliOptions, type CliResult } from './cli.js';
+import { runCli, runMeshfed, type CliOptions, type CliResult } from './cli.js';
 import { startWorld, type ClusterOptions, type KubeObject, type RequestRecord, type SeedName, type World } from './emulator/index.js';
 import { meshRuntimes, simulateCurl } from './mesh/index.js';
 import type { MeshOptions } from './mesh/runtime.js';
@@ -14,7 +14,10 @@ export interface FederationWorld {
   readonly world: World;
   /** The kubeconfig with one context per cluster. */
   readonly kubeconfig: string;
-  /** Runs `kubectl meshfed <args> --kubeconfig <world>` (no terminal). */
+  /**
+   * Runs `kubectl meshfed <args> --kubeconfig <world>` (no terminal): in this process, or as a subprocess of the
+   * build with `direct` (the launcher itself) or `subprocess`.
+   */
   run(args: string[], options?: CliOptions): Promise<CliResult>;
   /** Runs a command and also returns the write requests it sent, per cluster. */
   runCounting(args: string[], options?: CliOptions): Promise<CliResult & { writes: Record<string, RequestRecord[]>; reads: Record<string, number> }>;
@@ -86,7 +89,9 @@ export async function startFederationWorld(options: FederationWorldOptions): Pro
   });
   await untilPodsRun(world);
   const kubeconfig = world.kubeconfigPath;
-  const run = (args: string[], runOptions: CliOptions = {}) => runMeshfed([...args, '--kubeconfig', kubeconfig], runOptions);
+  const run = (args: string[], runOptions: CliOptions = {}) => runOptions.direct || runOptions.subprocess
+    ? runMeshfed([...args, '--kubeconfig', kubeconfig], runOptions)
+    : runCli([...args, '--kubeconfig', kubeconfig], runOptions);
   return {
     world,
     kubeconfig,
