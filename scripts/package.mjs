@@ -8,15 +8,16 @@
 // timestamp — building the same commit twice gives the same bytes. Builds on linux/amd64 (CI's machine); the only
 // downloads are npm registry packages (scripts/release-targets.mjs).
 //
-//   node scripts/package.mjs            → release/kubectl-meshfed-v<version>-<os>-<arch>.tar.gz + krew-manifest.yaml
-//   node scripts/package.mjs --check    → builds into release/, exit 1 if krew-manifest.yaml differs from the build's
-//   node scripts/package.mjs --out DIR --no-manifest [--platform linux/amd64 …]  → only archives, in DIR (tests)
+//   node scripts/package.mjs          → release/kubectl-meshfed-v<version>-<os>-<arch>.tar.gz, release/meshfed.yaml
+//                                       (the krew manifest) and release/SHA256SUMS
+//   node scripts/package.mjs --check  → the same, then krew's validate-krew-manifest on the manifest (CI)
+//   node scripts/package.mjs --out DIR [--no-manifest] [--platform linux/amd64 …]  → in DIR (tests)
 import { build } from 'esbuild';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { seaBuildOptions, pkg } from './esbuild-options.mjs';
+import { SEA_ASSETS, pkg, seaAssetBuildOptions, seaBuildOptions } from './esbuild-options.mjs';
 import { adHocSign, removeSignature } from './macho-sign.mjs';
 import { TARGETS, archiveName, executableName, homepage, hostNode, nodeBinary, releaseUrl, root, targetName } from './release-targets.mjs';
 
@@ -38,10 +39,12 @@ const work = join(outDir, 'work');
 rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 
-// 1. The plugin as one script, and the SEA blob the pinned Node makes of it. The linux/amd64 executable also carries
-// V8's code cache for the script (made by the same Node binary, so it is valid there); the other platforms' blob has
-// none, as a code cache is only accepted by the binary that made it.
+// 1. The plugin as one script plus its SEA assets, and the SEA blob the pinned Node makes of them. The blob carries
+// V8's code cache of the main script (start-up is parsing, without it), made with a fixed --random-seed so that it is
+// the same at every build (V8 leaves the seed out of the flags a cache must match); Node accepts the cache only in the
+// binary that made it, so the other platforms get a blob without one (they would warn "Code cache data rejected").
 await build(seaBuildOptions(join(work, 'main.cjs')));
+for (const [module, asset] of Object.entries(SEA_ASSETS)) await build(seaAssetBuildOptions(module, join(work, asset)));
 const node = hostNode();
 /** Runs a build tool, showing its output only when it fails (postject's parser warns about every ELF note). */
 function quiet(command, args) {
@@ -49,13 +52,14 @@ function quiet(command, args) {
   if (result.status !== 0) throw new Error(`${[command, ...args].join(' ')} failed:\n${result.stdout}${result.stderr}`);
 }
 function seaBlob(name, useCodeCache) {
-  const config = join(work, `${name}.json`);
-  const blob = join(work, `${name}.blob`);
-  writeFileSync(config, JSON.stringify({ main: join(work, 'main.cjs'), output: blob, disableExperimentalSEAWarning: true, useCodeCache }));
-  quiet(node, ['--experimental-sea-config', config]);
-  return blob;
+  // Relative paths (run in `work`): the blob records the main script's path as given, and it must not depend on
+  // where the build runs.
+  const assets = Object.fromEntries(Object.values(SEA_ASSETS).map((asset) => [asset, asset]));
+  writeFileSync(join(work, `${name}.json`), JSON.stringify({ main: 'main.cjs', output: `${name}.blob`, disableExperimentalSEAWarning: true, useCodeCache, assets }));
+  quiet(node, ['--random-seed=1', '--experimental-sea-config', `${name}.json`]);
+  return join(work, `${name}.blob`);
 }
-const blobs = { portable: seaBlob('portable', false), native: seaBlob('native', true) };
+const blobs = { native: seaBlob('native', true), portable: seaBlob('portable', false) };
 
 // 2. Per platform: Node's binary with the blob injected, then the archive.
 const postject = join(root, 'node_modules/postject/dist/cli.js');
@@ -97,12 +101,12 @@ if (targets.length !== TARGETS.length) {
   process.exit(2);
 }
 
-// 3. The krew manifest (https://krew.sigs.k8s.io/docs/developer-guide/plugin-manifest/). krew links only `bin`, so the
-// caveats say how to put the completion helper beside it.
-const store = `"\${KREW_ROOT:-$HOME/.krew}`;
-const manifest = `# krew plugin manifest for kubectl meshfed, written by \`npm run package\` from the archives it builds
-# (reproducibly) for package.json's version; \`npm run package:check\` (CI) fails when it differs from a fresh build.
-apiVersion: krew.googlecontainertools.github.com/v1alpha2
+// 3. The krew manifest (https://krew.sigs.k8s.io/docs/developer-guide/plugin-manifest/), written beside the
+// archives at each build rather than committed: every sha256 depends on every byte of the bundle, so a committed one
+// would be stale after the next change to the source. krew links only `bin`, so the caveats say how to put the
+// completion helper beside it.
+const store = '"${KREW_ROOT:-$HOME/.krew}';
+const manifest = `apiVersion: krew.googlecontainertools.github.com/v1alpha2
 kind: Plugin
 metadata:
   name: meshfed
@@ -118,7 +122,7 @@ spec:
   caveats: |
     Shell completion of \`kubectl meshfed …\` (kubectl >= 1.26) needs the completion helper on your PATH too;
     krew links only the plugin. On Linux and macOS:
-      ln -sf ${store}/store/meshfed/${version}/kubectl_complete-meshfed" ${store}/bin/kubectl_complete-meshfed"
+      ln -sf ${store}/store/meshfed/${version}/kubectl_complete-meshfed" ${store}/bin/"
     Start with: kubectl meshfed contexts --probe
   platforms:
 ${archives.map((a) => `  - selector:
@@ -129,15 +133,39 @@ ${archives.map((a) => `  - selector:
     sha256: ${a.sha256}
     bin: ${executableName(a.target)}
 `).join('')}`;
+// krew's index wants the manifest named after the plugin.
+const manifestPath = join(outDir, 'meshfed.yaml');
+writeFileSync(manifestPath, manifest);
+writeFileSync(join(outDir, 'SHA256SUMS'), archives.map((a) => `${a.sha256}  ${archiveName(a.target)}\n`).join(''));
+console.log(`${manifestPath.replace(root, '')}`);
 
-const manifestPath = join(root, 'krew-manifest.yaml');
+// --check (CI): the manifest passes krew's own validation (its validate-krew-manifest program, which CI builds from
+// krew's module), and each archive holds exactly the executable, LICENSE and the completion helper.
 if (check) {
-  if (readFileSync(manifestPath, 'utf8') !== manifest) {
-    console.error(`krew-manifest.yaml is stale: it differs from the manifest of this build of ${version}; run npm run package and commit it`);
+  const validator = findValidator();
+  if (!validator) {
+    console.error('--check needs krew\'s validate-krew-manifest: go install sigs.k8s.io/krew/cmd/validate-krew-manifest@v0.4.3');
     process.exit(1);
   }
-  console.log(`krew-manifest.yaml matches this build of ${version}`);
-} else {
-  writeFileSync(manifestPath, manifest);
-  console.log('wrote krew-manifest.yaml');
+  // Installing every platform would download the uris, which exist only once the release is published.
+  const validation = spawnSync(validator, ['-manifest', manifestPath, '-skip-install'], { encoding: 'utf8' });
+  if (validation.status !== 0) {
+    console.error(`krew rejects ${manifestPath}:\n${validation.stdout}${validation.stderr}`);
+    process.exit(1);
+  }
+  for (const a of archives) {
+    const files = execFileSync('tar', ['tzf', a.path], { encoding: 'utf8', maxBuffer: 1 << 20 }).split('\n').filter((f) => f && f !== './').sort();
+    const expected = ['./LICENSE', `./${executableName(a.target)}`, './kubectl_complete-meshfed'].sort();
+    if (files.join() !== expected.join()) {
+      console.error(`${archiveName(a.target)} holds ${files.join(', ')}, not ${expected.join(', ')}`);
+      process.exit(1);
+    }
+  }
+  console.log(`krew accepts the manifest of ${version}; every archive holds ${['executable', 'LICENSE', 'kubectl_complete-meshfed'].join(', ')}`);
+}
+
+/** validate-krew-manifest on PATH or where `go install` puts it. */
+function findValidator() {
+  const candidates = [process.env.GOBIN, process.env.GOPATH && join(process.env.GOPATH, 'bin'), process.env.HOME && join(process.env.HOME, 'go', 'bin'), ...(process.env.PATH ?? '').split(':')];
+  return candidates.filter(Boolean).map((dir) => join(dir, 'validate-krew-manifest')).find((file) => existsSync(file));
 }
