@@ -26,7 +26,7 @@ import {
 } from './objects.js';
 import { importRecordObject, readImportRecords, type ImportRecord } from './records.js';
 import {
-  SERVICE_EXPORT_TO_ANNOTATION, serviceVisibleTo, sidecarFix, sidecarFor, unmetEgressNeeds, type EgressNeed,
+  SERVICE_EXPORT_TO_ANNOTATION, serviceVisibleTo, describeNeeds, importEgressNeeds, sidecarFix, sidecarsScoping, unmetEgressNeeds, type EgressNeed,
 } from './visibility.js';
 
 /** The consumer's half of a boundary-mode binding: its client certificate, its key, and the provider's federation CA. */
@@ -253,11 +253,10 @@ function importObjects(snapshot: ConsumerSnapshot, record: ImportRecord, placeme
     spec: { hosts: [serviceFqdn(record.localName, record.namespace)], exportTo: ['.'], ...routesTo(endpoint, remote, endpoint.port.number) },
   }));
   const localHost = serviceFqdn(record.localName, record.namespace);
-  warnings.push(...visibilityWarnings(snapshot, record.namespace, [
-    { namespace: record.namespace, host: localHost, port: endpoint.port.number, ports: [endpoint.port.number] },
-    // Reached through the import's VirtualService: a listener that selects it takes its destination in too.
-    { namespace: remote.namespace, host: remote.destination.host, ports: [remote.destination.port.number], via: { namespace: record.namespace, host: localHost } },
-  ]));
+  warnings.push(...visibilityWarnings(snapshot, record.namespace, importEgressNeeds(
+    { namespace: record.namespace, host: localHost, port: endpoint.port.number },
+    { namespace: remote.namespace, host: remote.destination.host, ports: [remote.destination.port.number] },
+  )));
   if (record.attach) out.push(attachObject(snapshot, record, remote, labels, warnings));
   return out;
 }
@@ -311,19 +310,14 @@ function describePlacement(p: GatewayPlacement): string {
  */
 function visibilityWarnings(snapshot: ConsumerSnapshot, namespace: string, needs: EgressNeed[]): string[] {
   const root = snapshot.rootNamespace ?? 'istio-system';
-  const labelSets = (snapshot.pods ?? []).filter((p) => p.namespace === namespace).map((p) => p.labels);
-  const sidecars = new Map<string, KubeObject>();
-  for (const labels of labelSets.length ? labelSets : [undefined]) {
-    const sidecar = sidecarFor(snapshot.existing, namespace, root, labels);
-    if (sidecar) sidecars.set(`${sidecar.metadata.namespace}/${sidecar.metadata.name}`, sidecar);
-  }
+  const labelSets = (snapshot.pods ?? []).filter((p) => p.namespace === namespace).map((p) => p.labels ?? {});
   const warnings: string[] = [];
-  for (const sidecar of sidecars.values()) {
+  for (const sidecar of sidecarsScoping(snapshot.existing, namespace, root, labelSets)) {
     const unmet = unmetEgressNeeds(sidecar, needs);
     if (unmet.length === 0) continue;
     warnings.push(
       `Sidecar ${sidecar.metadata.namespace}/${sidecar.metadata.name} limits what the workloads of namespace ${namespace} reach, and not to ` +
-      `${unmet.map((n) => `${n.namespace}/${n.host}${n.port !== undefined ? ` (port ${n.port})` : ''}`).join(', ')}: their calls to the import will not leave the pod. ` +
+      `${describeNeeds(unmet)}: their calls to the import will not leave the pod. ` +
       `Fix: ${sidecarFix(sidecar, unmet)} (verify reports it as MF0322)`,
     );
   }

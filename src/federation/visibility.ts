@@ -118,6 +118,35 @@ function inferred(listener: Listener, need: EgressNeed): boolean {
     && (listener.port === undefined || need.ports.includes(listener.port));
 }
 
+/**
+ * What the workloads of an import's namespace must reach: the import's local Service (`host`, on the port they call)
+ * and the next hop its VirtualService routes to, which a listener selecting the local host takes in too.
+ */
+export function importEgressNeeds(local: { namespace: string; host: string; port: number }, next: { namespace: string; host: string; ports: number[] }): EgressNeed[] {
+  return [
+    { namespace: local.namespace, host: local.host, port: local.port, ports: [local.port] },
+    { ...next, via: { namespace: local.namespace, host: local.host } },
+  ];
+}
+
+/**
+ * The Sidecar resources that scope the workloads of `namespace`, one per distinct resource chosen for their label
+ * sets (or for the namespace as a whole when no labels are known), keyed by `namespace/name`.
+ */
+export function sidecarsScoping(objects: KubeObject[], namespace: string, rootNamespace: string, labelSets: Array<Record<string, string>>): KubeObject[] {
+  const sidecars = new Map<string, KubeObject>();
+  for (const labels of labelSets.length ? labelSets : [undefined]) {
+    const sidecar = sidecarFor(objects, namespace, rootNamespace, labels);
+    if (sidecar) sidecars.set(`${sidecar.metadata.namespace}/${sidecar.metadata.name}`, sidecar);
+  }
+  return [...sidecars.values()];
+}
+
+/** Unmet needs as `namespace/host (port N)`, comma-separated. */
+export function describeNeeds(unmet: EgressNeed[]): string {
+  return unmet.map((n) => `${n.namespace}/${n.host}${n.port !== undefined ? ` (port ${n.port})` : ''}`).join(', ');
+}
+
 /** How to fix unmet needs: the egress hosts to add (and listeners to add for ports no listener covers). */
 export function sidecarFix(sidecar: KubeObject, unmet: EgressNeed[]): string {
   const listeners = listenersOf(sidecar);

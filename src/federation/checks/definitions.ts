@@ -20,7 +20,7 @@ import {
 } from './facts.js';
 import { fail, ok, skip, type CheckDefinition, type Finding } from './runner.js';
 import {
-  SERVICE_EXPORT_TO_ANNOTATION, serviceExportTo, serviceVisibleTo, sidecarFix, sidecarFor, unmetEgressNeeds, widenedExportTo,
+  SERVICE_EXPORT_TO_ANNOTATION, serviceExportTo, serviceVisibleTo, describeNeeds, importEgressNeeds, sidecarFix, sidecarsScoping, unmetEgressNeeds, widenedExportTo,
 } from '../visibility.js';
 import type { SideSnapshot } from './types.js';
 
@@ -1095,25 +1095,18 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       const r = f.record;
       const e = f.endpoint;
       const root = f.consumer.mesh.rootNamespace ?? 'istio-system';
-      // The import's VirtualService (host: the local name) routes to the next hop: selecting it brings that hop in.
-      const via = { namespace: r.namespace, host: serviceFqdn(r.localName, r.namespace) };
-      const remote = e.mode === 'shared-root'
-        ? { namespace: r.namespace, host: importHost(r.namespace, r.localName), ports: [FEDERATION_PORT], via }
-        : { namespace: f.egressNamespace, host: serviceFqdn(f.egressGateway.service?.metadata.name ?? GATEWAY_NAMES.egress, f.egressNamespace), ports: [federationServicePort(f.egressGateway)], via };
-      const needs = [{ namespace: r.namespace, host: serviceFqdn(r.localName, r.namespace), port: e.port.number, ports: [e.port.number] }, remote];
-      const labelSets = f.callerPods.map((p) => p.metadata.labels ?? {});
-      const sidecars = new Map<string, KubeObject>();
-      for (const labels of labelSets.length ? labelSets : [undefined]) {
-        const sidecar = sidecarFor(f.consumer.objects, r.namespace, root, labels);
-        if (sidecar) sidecars.set(describeObject(sidecar), sidecar);
-      }
-      if (sidecars.size === 0) return [ok(`namespace ${r.namespace}`, 'no Sidecar resource limits its egress')];
-      return [...sidecars.values()].map((sidecar) => {
+      const next = e.mode === 'shared-root'
+        ? { namespace: r.namespace, host: importHost(r.namespace, r.localName), ports: [FEDERATION_PORT] }
+        : { namespace: f.egressNamespace, host: serviceFqdn(f.egressGateway.service?.metadata.name ?? GATEWAY_NAMES.egress, f.egressNamespace), ports: [federationServicePort(f.egressGateway)] };
+      const needs = importEgressNeeds({ namespace: r.namespace, host: serviceFqdn(r.localName, r.namespace), port: e.port.number }, next);
+      const sidecars = sidecarsScoping(f.consumer.objects, r.namespace, root, f.callerPods.map((p) => p.metadata.labels ?? {}));
+      if (sidecars.length === 0) return [ok(`namespace ${r.namespace}`, 'no Sidecar resource limits its egress')];
+      return sidecars.map((sidecar) => {
         const unmet = unmetEgressNeeds(sidecar, needs);
         const object = describeObject(sidecar);
         return unmet.length === 0 ? ok(object) : fail({
           sidecar: object, namespace: r.namespace,
-          hosts: unmet.map((n) => `${n.namespace}/${n.host}${n.port !== undefined ? ` (port ${n.port})` : ''}`).join(', '),
+          hosts: describeNeeds(unmet),
           fix: sidecarFix(sidecar, unmet),
         }, object);
       });

@@ -9,11 +9,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
 	"net/url"
 	"time"
+
+	"meshfed.test/istio/oracle"
 )
 
 // CA is a mesh CA as Istio's plug-in CA Secret istio-system/cacerts holds it: ca-cert.pem (the signing
@@ -35,11 +36,11 @@ func LoadCA(data map[string][]byte) (*CA, error) {
 			return nil, fmt.Errorf("cacerts has no %s", k)
 		}
 	}
-	cert, err := parseCert(data["ca-cert.pem"])
+	cert, err := oracle.FirstCertificate(data["ca-cert.pem"])
 	if err != nil {
 		return nil, fmt.Errorf("cacerts ca-cert.pem: %v", err)
 	}
-	key, err := parseKey(data["ca-key.pem"])
+	key, err := oracle.ParsePrivateKey(data["ca-key.pem"])
 	if err != nil {
 		return nil, fmt.Errorf("cacerts ca-key.pem: %v", err)
 	}
@@ -140,31 +141,4 @@ func serial() *big.Int {
 
 func pemCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-func parseCert(p []byte) (*x509.Certificate, error) {
-	b, _ := pem.Decode(p)
-	if b == nil || b.Type != "CERTIFICATE" {
-		return nil, errors.New("no PEM certificate")
-	}
-	return x509.ParseCertificate(b.Bytes)
-}
-
-func parseKey(p []byte) (crypto.Signer, error) {
-	b, _ := pem.Decode(p)
-	if b == nil {
-		return nil, errors.New("no PEM key")
-	}
-	if k, err := x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
-		if s, ok := k.(crypto.Signer); ok {
-			return s, nil
-		}
-	}
-	if k, err := x509.ParsePKCS1PrivateKey(b.Bytes); err == nil {
-		return k, nil
-	}
-	if k, err := x509.ParseECPrivateKey(b.Bytes); err == nil {
-		return k, nil
-	}
-	return nil, errors.New("unsupported private key (want PKCS#8, PKCS#1 RSA or SEC1 EC)")
 }

@@ -46,11 +46,11 @@ func clusterMeshCA(c *Cluster) (*meshCA, error) {
 	}
 	var ca *meshCA
 	if d, ok := c.Secret("istio-system", "cacerts"); ok && len(d["ca-cert.pem"]) > 0 && len(d["ca-key.pem"]) > 0 {
-		cert, err := firstCert(d["ca-cert.pem"])
+		cert, err := FirstCertificate(d["ca-cert.pem"])
 		if err != nil {
 			return nil, fmt.Errorf("Secret istio-system/cacerts ca-cert.pem: %v", err)
 		}
-		key, err := parseKey(d["ca-key.pem"])
+		key, err := ParsePrivateKey(d["ca-key.pem"])
 		if err != nil {
 			return nil, fmt.Errorf("Secret istio-system/cacerts ca-key.pem: %v", err)
 		}
@@ -60,11 +60,11 @@ func clusterMeshCA(c *Cluster) (*meshCA, error) {
 		}
 		ca = &meshCA{cert: cert, key: key, chain: d["cert-chain.pem"], rootPEM: root, source: "Secret istio-system/cacerts"}
 	} else if d, ok := c.Secret("istio-system", "istio-ca-secret"); ok && len(d["ca-cert.pem"]) > 0 && len(d["ca-key.pem"]) > 0 {
-		cert, err := firstCert(d["ca-cert.pem"])
+		cert, err := FirstCertificate(d["ca-cert.pem"])
 		if err != nil {
 			return nil, fmt.Errorf("Secret istio-system/istio-ca-secret ca-cert.pem: %v", err)
 		}
-		key, err := parseKey(d["ca-key.pem"])
+		key, err := ParsePrivateKey(d["ca-key.pem"])
 		if err != nil {
 			return nil, fmt.Errorf("Secret istio-system/istio-ca-secret ca-key.pem: %v", err)
 		}
@@ -234,7 +234,8 @@ func parseCerts(p []byte) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
-func firstCert(p []byte) (*x509.Certificate, error) {
+// FirstCertificate parses the first certificate of a PEM bundle.
+func FirstCertificate(p []byte) (*x509.Certificate, error) {
 	cs, err := parseCerts(p)
 	if err != nil {
 		return nil, err
@@ -242,7 +243,8 @@ func firstCert(p []byte) (*x509.Certificate, error) {
 	return cs[0], nil
 }
 
-func parseKey(p []byte) (crypto.Signer, error) {
+// ParsePrivateKey parses a PEM private key: PKCS#8, PKCS#1 RSA or SEC1 EC.
+func ParsePrivateKey(p []byte) (crypto.Signer, error) {
 	b, _ := pem.Decode(p)
 	if b == nil {
 		return nil, errors.New("no PEM key")
@@ -258,7 +260,7 @@ func parseKey(p []byte) (crypto.Signer, error) {
 	if k, err := x509.ParseECPrivateKey(b.Bytes); err == nil {
 		return k, nil
 	}
-	return nil, errors.New("unsupported private key")
+	return nil, errors.New("unsupported private key (want PKCS#8, PKCS#1 RSA or SEC1 EC)")
 }
 
 var _ = rsa.PublicKey{}

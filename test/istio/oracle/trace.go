@@ -760,7 +760,7 @@ func (t *tracer) checkHandshake(c *Cluster, pod *corev1.Pod, x *ProxyXDS, ts *co
 		}
 	}
 	if cl.vc != nil {
-		leaf, err := firstCert(server.CertChainPEM)
+		leaf, err := FirstCertificate(server.CertChainPEM)
 		if err != nil {
 			return "tls-untrusted-peer", err.Error(), "", ""
 		}
@@ -799,7 +799,7 @@ func (t *tracer) checkHandshake(c *Cluster, pod *corev1.Pod, x *ProxyXDS, ts *co
 			return "tls-untrusted-peer", fmt.Sprintf("the server's CA %s (%s) does not trust the client certificate %s of %s: %v", caName, ca.Source, cl.clientSDS, cl.origin, err), "", ""
 		}
 	}
-	leaf, err := firstCert(cl.clientCert.CertChainPEM)
+	leaf, err := FirstCertificate(cl.clientCert.CertChainPEM)
 	if err != nil {
 		return "tls-untrusted-peer", err.Error(), "", ""
 	}
@@ -1000,7 +1000,7 @@ func (t *tracer) upstreamTLS(c *Cluster, pod *corev1.Pod, x *ProxyXDS, utc *tlsv
 			return nil, "tls-untrusted-peer", err.Error()
 		}
 		st.clientCert = m
-		leaf, err := firstCert(m.CertChainPEM)
+		leaf, err := FirstCertificate(m.CertChainPEM)
 		if err != nil {
 			return nil, "tls-untrusted-peer", fmt.Sprintf("client certificate %s (%s): %v", st.clientSDS, m.Source, err)
 		}
