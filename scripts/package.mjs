@@ -1,67 +1,177 @@
-// Builds the release archive that krew installs, and writes its sha256 into krew-manifest.yaml.
+// Builds the release: one self-contained executable per platform (Node's single-executable application: the bundled
+// plugin injected into Node's official binary for that platform, so no Node on the user's machine), one archive per
+// platform with the executable, LICENSE and the completion helper, and the krew manifest naming every archive's
+// address and sha256.
 //
-// The archive is self-contained (every dependency bundled into dist/, so no npm install on the user's machine;
-// Node >= 20.19 is the only requirement) and reproducible: files sorted, fixed mtimes, owner 0, gzip without a
-// timestamp — building the same commit twice gives the same sha256.
+// Reproducible: the bundle (esbuild), the SEA blob (the pinned Node), the injection (postject) and the macOS ad hoc
+// signature are deterministic, and the archives are tar with sorted names, fixed mtimes, owner 0 and gzip without a
+// timestamp — building the same commit twice gives the same bytes. Builds on linux/amd64 (CI's machine); the only
+// downloads are npm registry packages (scripts/release-targets.mjs).
 //
-//   node scripts/package.mjs            → release/kubectl-meshfed-v<version>.tar.gz + updated krew-manifest.yaml
-//   node scripts/package.mjs --check    → exit 1 if krew-manifest.yaml does not match a fresh build
-//   node scripts/package.mjs --out DIR --no-manifest → only the archive, in DIR (tests)
+//   node scripts/package.mjs          → release/kubectl-meshfed-v<version>-<os>-<arch>.tar.gz, release/meshfed.yaml
+//                                       (the krew manifest) and release/SHA256SUMS
+//   node scripts/package.mjs --check  → the same, then krew's validate-krew-manifest on the manifest (CI)
+//   node scripts/package.mjs --out DIR [--no-manifest] [--platform linux/amd64 …]  → in DIR (tests)
 import { build } from 'esbuild';
-import { cliBuildOptions, pkg } from './esbuild-options.mjs';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { SEA_ASSETS, pkg, seaAssetBuildOptions, seaBuildOptions } from './esbuild-options.mjs';
+import { adHocSign, removeSignature } from './macho-sign.mjs';
+import { KREW_VERSION, TARGETS, archiveName, executableName, homepage, hostNode, krewTools, nodeBinary, releaseUrl, root, targetName } from './release-targets.mjs';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+const argv = process.argv.slice(2);
+const option = (name) => argv.flatMap((arg, i) => (arg === name ? [argv[i + 1]] : []));
+const outDir = option('--out')[0] ?? join(root, 'release');
+const check = argv.includes('--check');
+const platforms = option('--platform');
+const targets = platforms.length ? TARGETS.filter((t) => platforms.includes(`${t.os}/${t.arch}`)) : TARGETS;
+if (targets.length !== (platforms.length || TARGETS.length)) {
+  console.error(`--platform: one of ${TARGETS.map((t) => `${t.os}/${t.arch}`).join(', ')}`);
+  process.exit(2);
+}
 const version = `v${pkg.version}`;
-const outIndex = process.argv.indexOf('--out');
-const outDir = outIndex > 0 ? process.argv[outIndex + 1] : join(root, 'release');
-const stage = join(outDir, 'stage');
-const archive = join(outDir, `kubectl-meshfed-${version}.tar.gz`);
+// The SEA blob's resource name and the fuse Node looks for (Node's documentation, "Single executable applications").
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
-rmSync(stage, { recursive: true, force: true });
-mkdirSync(join(stage, 'bin'), { recursive: true });
+const work = join(outDir, 'work');
+rmSync(work, { recursive: true, force: true });
+mkdirSync(work, { recursive: true });
 
-await build({
-  ...cliBuildOptions(join(stage, 'dist')),
-  legalComments: 'eof',
-  // Bundled CommonJS dependencies call require() for Node built-ins.
-  banner: { js: "import { createRequire as __meshfedCreateRequire } from 'node:module'; const require = __meshfedCreateRequire(import.meta.url);" },
-});
+// 1. The plugin as one script plus its SEA assets, and the SEA blob the pinned Node makes of them. The blob carries
+// V8's code cache of the main script (start-up is parsing, without it), made with a fixed --random-seed so that it is
+// the same at every build (V8 leaves the seed out of the flags a cache must match); Node accepts the cache only in the
+// binary that made it, so the other platforms get a blob without one (they would warn "Code cache data rejected").
+await build(seaBuildOptions(join(work, 'main.cjs')));
+for (const [module, asset] of Object.entries(SEA_ASSETS)) await build(seaAssetBuildOptions(module, join(work, asset)));
+const node = hostNode();
+/** Runs a build tool, showing its output only when it fails (postject's parser warns about every ELF note). */
+function quiet(command, args) {
+  const result = spawnSync(command, args, { cwd: work, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`${[command, ...args].join(' ')} failed:\n${result.stdout}${result.stderr}`);
+}
+function seaBlob(name, useCodeCache) {
+  // Relative paths (run in `work`): the blob records the main script's path as given, and it must not depend on
+  // where the build runs.
+  const assets = Object.fromEntries(Object.values(SEA_ASSETS).map((asset) => [asset, asset]));
+  writeFileSync(join(work, `${name}.json`), JSON.stringify({ main: 'main.cjs', output: `${name}.blob`, disableExperimentalSEAWarning: true, useCodeCache, assets }));
+  quiet(node, ['--random-seed=1', '--experimental-sea-config', `${name}.json`]);
+  return join(work, `${name}.blob`);
+}
+const blobs = { native: seaBlob('native', true), portable: seaBlob('portable', false) };
 
-copyFileSync(join(root, 'bin/kubectl-meshfed'), join(stage, 'bin/kubectl-meshfed'));
-copyFileSync(join(root, 'bin/kubectl_complete-meshfed'), join(stage, 'bin/kubectl_complete-meshfed'));
-chmodSync(join(stage, 'bin/kubectl-meshfed'), 0o755);
-chmodSync(join(stage, 'bin/kubectl_complete-meshfed'), 0o755);
-copyFileSync(join(root, 'README.md'), join(stage, 'README.md'));
-copyFileSync(join(root, 'LICENSE'), join(stage, 'LICENSE'));
-// The launcher is an ES module without extension: Node needs "type": "module" beside it.
-writeFileSync(join(stage, 'package.json'), JSON.stringify({ name: pkg.name, version: pkg.version, type: 'module', engines: pkg.engines }, null, 2) + '\n');
+// 2. Per platform: Node's binary with the blob injected, then the archive; two platforms at a time (postject and
+// gzip are single-threaded).
+const postject = join(root, 'node_modules/postject/dist/cli.js');
+const execAsync = promisify(execFile);
+async function executable(target, stage) {
+  const file = join(stage, executableName(target));
+  if (target.os === 'darwin') writeFileSync(file, removeSignature(readFileSync(nodeBinary(target))));
+  else copyFileSync(nodeBinary(target), file);
+  chmodSync(file, 0o755);
+  const blob = target === TARGETS[0] ? blobs.native : blobs.portable;
+  const args = [postject, file, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE, ...(target.os === 'darwin' ? ['--macho-segment-name', 'NODE_SEA'] : [])];
+  await execAsync(process.execPath, args, { cwd: work, maxBuffer: 1 << 26 }).catch((error) => {
+    throw new Error(`postject ${targetName(target)} failed:\n${error.stdout}${error.stderr}`);
+  });
+  // macOS on Apple silicon runs only signed code; an ad hoc signature (no identity) is what `codesign -s -` makes.
+  if (target.os === 'darwin') writeFileSync(file, adHocSign(readFileSync(file), 'kubectl-meshfed'));
+  return file;
+}
 
-const tar = execFileSync('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '--mode=u+rw,go+r,go-w', '-C', stage, '-cf', '-', '.'], { maxBuffer: 1 << 28 });
-const gz = execFileSync('gzip', ['-n', '-9'], { input: tar, maxBuffer: 1 << 28 });
-const sha256 = createHash('sha256').update(gz).digest('hex');
+async function archive(target) {
+  const stage = join(work, targetName(target));
+  mkdirSync(stage);
+  await executable(target, stage);
+  copyFileSync(join(root, 'bin/kubectl_complete-meshfed'), join(stage, 'kubectl_complete-meshfed'));
+  chmodSync(join(stage, 'kubectl_complete-meshfed'), 0o755);
+  copyFileSync(join(root, 'LICENSE'), join(stage, 'LICENSE'));
+  const path = join(outDir, archiveName(target));
+  const tar = ['tar', '--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '--mode=u+rw,go+r,go-w', '-C', stage, '-cf', '-', '.'];
+  await execAsync('bash', ['-o', 'pipefail', '-c', `${tar.map((a) => `'${a}'`).join(' ')} | gzip -n -6 > '${path}'`]);
+  rmSync(stage, { recursive: true, force: true });
+  const gz = readFileSync(path);
+  return { target, path, sha256: createHash('sha256').update(gz).digest('hex'), bytes: gz.length };
+}
 
-const manifestPath = join(root, 'krew-manifest.yaml');
-const manifest = readFileSync(manifestPath, 'utf8');
-const updated = manifest
-  .replace(/^(\s*version:\s*).*$/m, `$1${version}`)
-  .replace(/(download\/)v[^/]+(\/kubectl-meshfed-)v[^/]+?(\.tar\.gz)/g, `$1${version}$2${version}$3`)
-  .replace(/(sha256:\s*)"?[0-9a-f]{64}"?/g, `$1${sha256}`);
+mkdirSync(outDir, { recursive: true });
+for (const target of targets) nodeBinary(target); // fetched one at a time
+const archives = [];
+const queue = [...targets];
+await Promise.all([0, 1].map(async () => {
+  for (let target = queue.shift(); target; target = queue.shift()) archives.push(await archive(target));
+}));
+archives.sort((a, b) => targets.indexOf(a.target) - targets.indexOf(b.target));
+rmSync(work, { recursive: true, force: true });
+for (const a of archives) console.log(`${a.path.replace(root, '')}  ${(a.bytes / 1e6).toFixed(1)} MB  sha256 ${a.sha256}`);
 
-if (process.argv.includes('--check')) {
-  if (updated !== manifest) {
-    console.error(`krew-manifest.yaml is stale: the archive of ${version} has sha256 ${sha256}; run node scripts/package.mjs`);
+if (argv.includes('--no-manifest')) process.exit(0);
+if (targets.length !== TARGETS.length) {
+  console.error('the manifest names every platform: build them all (no --platform) or pass --no-manifest');
+  process.exit(2);
+}
+
+// 3. The krew manifest (https://krew.sigs.k8s.io/docs/developer-guide/plugin-manifest/), written beside the
+// archives at each build rather than committed: every sha256 depends on every byte of the bundle, so a committed one
+// would be stale after the next change to the source. krew links only `bin`, so the caveats say how to put the
+// completion helper beside it.
+const store = '"${KREW_ROOT:-$HOME/.krew}';
+const manifest = `apiVersion: krew.googlecontainertools.github.com/v1alpha2
+kind: Plugin
+metadata:
+  name: meshfed
+spec:
+  version: ${version}
+  homepage: ${homepage}
+  shortDescription: Federate Istio meshes one service at a time
+  description: |
+    Exports a Service from one cluster's Istio mesh and imports it into another's under a local name, with
+    mutual TLS between the meshes, only the named services exposed to only the named consumers, no automatic
+    endpoint discovery, and no kubeconfig or API credentials copied between clusters. \`verify\` checks both sides
+    and proves the path with a short-lived curl probe pod.
+  caveats: |
+    Shell completion of \`kubectl meshfed …\` (kubectl >= 1.26) needs the completion helper on your PATH too;
+    krew links only the plugin. On Linux and macOS:
+      ln -sf ${store}/store/meshfed/${version}/kubectl_complete-meshfed" ${store}/bin/"
+    Start with: kubectl meshfed contexts --probe
+  platforms:
+${archives.map((a) => `  - selector:
+      matchLabels:
+        os: ${a.target.os}
+        arch: ${a.target.arch}
+    uri: ${releaseUrl(a.target)}
+    sha256: ${a.sha256}
+    bin: ${executableName(a.target)}
+`).join('')}`;
+// krew's index wants the manifest named after the plugin.
+const manifestPath = join(outDir, 'meshfed.yaml');
+writeFileSync(manifestPath, manifest);
+writeFileSync(join(outDir, 'SHA256SUMS'), archives.map((a) => `${a.sha256}  ${archiveName(a.target)}\n`).join(''));
+console.log(`${manifestPath.replace(root, '')}`);
+
+// --check (CI): the manifest passes krew's own validation (its validate-krew-manifest program, which CI builds from
+// krew's module), and each archive holds exactly the executable, LICENSE and the completion helper.
+if (check) {
+  const validator = krewTools()?.validate;
+  if (!validator) {
+    console.error(`--check needs Go, to build krew's validate-krew-manifest (sigs.k8s.io/krew ${KREW_VERSION})`);
     process.exit(1);
   }
-  console.log(`krew-manifest.yaml matches ${archive.replace(root, '')} (sha256 ${sha256})`);
-} else {
-  mkdirSync(outDir, { recursive: true });
-  writeFileSync(archive, gz);
-  if (!process.argv.includes('--no-manifest')) writeFileSync(manifestPath, updated);
-  console.log(`${archive.replace(root, '')}\nsha256 ${sha256}`);
+  // Installing every platform would download the uris, which exist only once the release is published.
+  const validation = spawnSync(validator, ['-manifest', manifestPath, '-skip-install'], { encoding: 'utf8' });
+  if (validation.status !== 0) {
+    console.error(`krew rejects ${manifestPath}:\n${validation.stdout}${validation.stderr}`);
+    process.exit(1);
+  }
+  for (const a of archives) {
+    const files = execFileSync('tar', ['tzf', a.path], { encoding: 'utf8', maxBuffer: 1 << 20 }).split('\n').filter((f) => f && f !== './').sort();
+    const expected = ['./LICENSE', `./${executableName(a.target)}`, './kubectl_complete-meshfed'].sort();
+    if (files.join() !== expected.join()) {
+      console.error(`${archiveName(a.target)} holds ${files.join(', ')}, not ${expected.join(', ')}`);
+      process.exit(1);
+    }
+  }
+  console.log(`krew accepts the manifest of ${version}; every archive holds ${['executable', 'LICENSE', 'kubectl_complete-meshfed'].join(', ')}`);
 }
-rmSync(stage, { recursive: true, force: true });

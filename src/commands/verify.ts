@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ChecksFailedError, ClusterError, InputError, InterruptedError, UsageError } from '../errors.js';
 import {
-  DEFAULT_PROBE_IMAGE, parseProbeLog, probeIdentityFor, probePod, probeRunResults, resultOf, runChecks, STATIC_CHECKS, tcpGreeting,
+  DEFAULT_PROBE_IMAGE, docsUrl, parseProbeLog, probeIdentityFor, probePod, probeRunResults, resultOf, runChecks, STATIC_CHECKS, tcpGreeting,
   type CheckResult, type ProbeTarget, type VerifySnapshot,
 } from '../federation/checks/index.js';
 import type { ImportRecord } from '../federation/index.js';
@@ -338,6 +338,7 @@ export const verifyCommand: CommandBody<VerifyArgs> = {
       .example('kubectl meshfed verify myreviews --context cluster1 -n default --from cluster2', 'Check both sides and probe the import')
       .example('kubectl meshfed verify myreviews --context cluster1 -n default --path /reviews/0', 'Consumer side only, probing an HTTP path')
       .example('kubectl meshfed verify postgres --context ops -n vault --from prod -o json', 'The report as JSON (exit code 3 when a check fails)')
-      .epilogue('Every check has a code (MF0101…); docs/checks.md explains each one and how to fix it.\nExit codes: 0 no error-level check failed, 3 one did, 1 the import or the consumer cannot be read, 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP (the probe pod is deleted first).'),
+      .epilogue(`Every check has a code (MF0101…); ${docsUrl('docs/checks.md')} explains each one and how to fix it.\n`
+        + 'Exit codes: 0 no error-level check failed, 3 one did, 1 the import or the consumer cannot be read, 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP (the probe pod is deleted first).'),
   handler: withSession(verify),
 };

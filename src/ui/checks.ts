@@ -4,7 +4,7 @@
  * (`VerifyReport`) for scripts. Only this module formats check results.
  */
 import type { ChalkInstance } from 'chalk';
-import { CATEGORIES, type CheckResult } from '../federation/checks/index.js';
+import { CATEGORIES, docsUrl, type CheckResult } from '../federation/checks/index.js';
 
 /** Counts of checks (by code: a code with several objects counts once, by its worst outcome). */
 export interface CheckSummary {
@@ -67,7 +67,8 @@ export interface RenderOptions {
 
 /**
  * Text for a person: per category a heading, then one line per check (`√` passed, `‼` warning, `×` error, `-`
- * skipped); failures are shown per object with the message, the hint and `see docs/checks.md#mfNNNN`.
+ * skipped); failures are shown per object with the message, the hint and `see <docs>/checks.md#mfNNNN` (the docs of this
+ * version, {@link docsUrl}).
  */
 export function renderChecks(results: readonly CheckResult[], c: ChalkInstance, options: RenderOptions = {}): string {
   const out: string[] = [];
@@ -111,7 +112,7 @@ export function renderChecks(results: readonly CheckResult[], c: ChalkInstance, 
         if (r.outcome.hint !== lastHint) out.push(`    ${c.cyan('hint:')} ${r.outcome.hint}`);
         lastHint = r.outcome.hint;
       }
-      out.push(`    see ${first.docs}`);
+      out.push(`    see ${docsUrl(first.docs)}`);
     }
   }
   return out.join('\n') + '\n';
@@ -152,6 +153,6 @@ export function reportChecks(results: readonly CheckResult[]): ReportCheck[] {
     hint: r.outcome.status === 'fail' ? r.outcome.hint : null,
     reason: r.outcome.status === 'skip' ? r.outcome.reason : null,
     note: r.outcome.status === 'ok' ? r.outcome.note ?? null : null,
-    docs: r.docs,
+    docs: docsUrl(r.docs),
   }));
 }

@@ -1,10 +1,12 @@
 /**
  * The catalogue tests itself: codes unique and well-formed, every check described and hinted, every code documented
- * in docs/checks.md and every documented code in the catalogue, every check of the list in the catalogue.
+ * in docs/checks.md and every documented code in the catalogue, every check of the list in the catalogue; the links the
+ * plugin prints are the docs of its own version (a tag of the repository), at anchors that exist.
  */
 import test from 'ava';
-import { readFileSync } from 'node:fs';
-import { CATALOGUE, CATEGORIES, docsAnchor, STATIC_CHECKS } from '../../src/federation/checks/index.js';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { CATALOGUE, CATEGORIES, docsAnchor, docsUrl, STATIC_CHECKS } from '../../src/federation/checks/index.js';
+import { docsBase, pkg } from '../../scripts/esbuild-options.mjs';
 import { repoRoot } from '../support/cli.js';
 
 const docs = readFileSync(`${repoRoot}docs/checks.md`, 'utf8');
@@ -53,4 +55,24 @@ test('every static check is in the catalogue, once', (t) => {
   for (const check of STATIC_CHECKS) for (const required of check.requires ?? []) t.truthy(CATALOGUE.get(required), `${check.code} requires ${required}`);
   const probeCodes = entries.filter((e) => e.category === 'probe').map((e) => e.code);
   t.false(codes.some((c) => probeCodes.includes(c)), 'probe codes come from the probe, not the static list');
+});
+
+test('the links the plugin prints are the docs of its version, and the docs exist at those anchors', (t) => {
+  // docsBase is what the bundler gives the plugin (scripts/esbuild-options.mjs), from package.json.
+  t.is(docsBase, `${pkg.homepage}/blob/v${pkg.version}/`);
+  t.regex(docsBase, /^https:\/\/github\.com\/[^/]+\/kubectl-meshfed\/blob\/v\d+\.\d+\.\d+\/$/);
+  for (const entry of entries) {
+    const url = docsUrl(docsAnchor(entry.code), docsBase);
+    t.is(url, `${docsBase}docs/checks.md#${entry.code.toLowerCase()}`);
+    // What follows the tag is a path in this repository, and the anchor is in that file.
+    const [path, anchor] = url.slice(docsBase.length).split('#') as [string, string];
+    t.true(existsSync(`${repoRoot}${path}`), path);
+    t.true(readFileSync(`${repoRoot}${path}`, 'utf8').includes(`<a id="${anchor}"></a>`), `${path}#${anchor}`);
+  }
+});
+
+test('the built plugin prints those links: the bundle carries the versioned docs address', (t) => {
+  const dist = `${repoRoot}dist`;
+  const bundle = readdirSync(dist).filter((f) => f.endsWith('.mjs')).map((f) => readFileSync(`${dist}/${f}`, 'utf8')).join('\n');
+  t.true(bundle.includes(JSON.stringify(docsBase)), 'build first (node scripts/build.mjs): the bundle names the docs of its version');
 });

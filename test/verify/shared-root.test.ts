@@ -7,6 +7,7 @@
  */
 import test from 'ava';
 import YAML from 'yaml';
+import { docsBase } from '../../scripts/esbuild-options.mjs';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
 import { assertFails, failing, failingCodes, probePods, verifyJson } from './helpers.js';
 
@@ -83,7 +84,9 @@ test('distinct roots and one trust domain: MF0405 and MF0406 (errors), the consu
   t.deepEqual(probePods(distinct, 'cluster1'), []);
   const text = await distinct.run(['verify', ...VERIFY]);
   t.is(text.code, 3);
-  t.regex(text.stdout, /^× in shared-root mode, the two meshes share a root CA \[MF0405\]\n {4}the root CAs differ: consumer [0-9A-F:]+, provider [0-9A-F:]+\n {4}hint: .*\n {4}see docs\/checks\.md#mf0405$/m);
+  t.regex(text.stdout, /^× in shared-root mode, the two meshes share a root CA \[MF0405\]\n {4}the root CAs differ: consumer [0-9A-F:]+, provider [0-9A-F:]+\n {4}hint: .*\n {4}see (\S+)$/m);
+  // The link is the docs of this version (a tag of the repository), which exist after a krew install.
+  t.regex(text.stdout, new RegExp(`\n {4}see ${docsBase.replace(/[.?+/]/g, '\\$&')}docs/checks\\.md#mf0405\n`));
   t.regex(text.stdout, /^× in shared-root mode, the two meshes have distinct trust domains \[MF0406\]$/m);
   t.regex(text.stdout, /\n× verify failed: 5 errors \(\d+ passed.*\)\n$/);
   t.regex(text.stderr, /error: 5 checks failed for import default\/myreviews/);

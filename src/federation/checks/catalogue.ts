@@ -38,6 +38,22 @@ export function docsAnchor(code: string): string {
   return `docs/checks.md#${code.toLowerCase()}`;
 }
 
+declare const __MESHFED_DOCS__: string | undefined;
+/**
+ * Where this build's docs are read: the repository at this release's tag, `<homepage>/blob/v<version>/` (the bundler
+ * sets it from package.json); undefined when running from source, where the docs are in the checkout.
+ */
+export const DOCS_BASE = typeof __MESHFED_DOCS__ === 'string' ? __MESHFED_DOCS__ : undefined;
+
+/**
+ * A docs path or anchor as a reader follows it: `docs/checks.md#mf0206` →
+ * `https://github.com/…/blob/v0.1.0/docs/checks.md#mf0206`, the docs of the version that printed it (they exist after a
+ * krew install, which has no docs/). From source, the repository-relative path.
+ */
+export function docsUrl(path: string, base: string | undefined = DOCS_BASE): string {
+  return base ? `${base}${path}` : path;
+}
+
 const entries: CheckInfo[] = [
   // contexts and mesh
   {

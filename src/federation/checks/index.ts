@@ -1,7 +1,7 @@
 // The checks of `kubectl meshfed verify`: catalogue, snapshot types, the static checks and their runner, and the
 // probe as data. Pure: the snapshots are gathered by src/kube/verify-gather.ts, results printed by src/ui/checks.ts.
 export {
-  CATALOGUE, CATEGORIES, checkInfo, docsAnchor, fillTemplate, type CheckCategory, type CheckInfo, type CheckLevel,
+  CATALOGUE, CATEGORIES, checkInfo, docsAnchor, docsUrl, fillTemplate, type CheckCategory, type CheckInfo, type CheckLevel,
 } from './catalogue.js';
 export type { CheckResult, MeshFacts, Outcome, ProviderSide, SideSnapshot, VerifySnapshot } from './types.js';
 export { failure, resultOf, runChecks, type CheckDefinition, type Finding } from './runner.js';
