@@ -25,6 +25,7 @@ export function scrub(text: string): string {
     .replace(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g, '<time>')
     .replace(/\b20\d\d-\d\d-\d\d\b/g, '<date>')
     .replace(/\b\d+ days left\b/g, '<n> days left')
+    .replace(/SHA256:[0-9A-F]{2}(:[0-9A-F]{2}){31}/g, 'SHA256:<fingerprint>')
     .replace(/meshfed-probe-[0-9a-f]{5}/g, 'meshfed-probe-<id>')
     .replace(/https:\/\/127\.0\.0\.1:\d+/g, 'https://127.0.0.1:<port>')
     .replace(/\b\d+(\.\d+)?\s?(ms|milliseconds)\b/g, '<n> ms')
