@@ -17,7 +17,7 @@
  * `--quick` makes fewer rounds (for a smoke test); `--json <file>` also writes the report as JSON.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,6 +102,17 @@ function byContext(text: string, only?: string): Map<string, string> {
   return parts;
 }
 
+/** What a two-cluster command would apply, per context: `--output-dir` writes one file per context. */
+async function plannedByContext(args: string[], env: Record<string, string>, what: string): Promise<Map<string, string>> {
+  const dir = mkdtempSync(join(tmpdir(), 'meshfed-bench-'));
+  try {
+    must(await meshfed([...args, ...dryRun, '--output-dir', dir], env), what);
+    return new Map(readdirSync(dir).filter((f) => f.endsWith('.yaml')).map((f) => [f.slice(0, -'.yaml'.length), readFileSync(join(dir, f), 'utf8')]));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Applies each context's objects with `kubectl apply --server-side`, one after the other, as a user would. */
 async function kubectlApply(parts: Map<string, string>, env: Record<string, string>): Promise<number> {
   let ms = 0;
@@ -150,7 +161,7 @@ async function flows(samples: Samples, rounds: number): Promise<void> {
 
       // The gateway's LoadBalancer address, which an import needs, comes from the emulator's controllers.
       await Promise.all([mine.waitIdle(), theirs.waitIdle()]);
-      const importObjects = byContext(must(await meshfed([...importArgs('myreviews'), ...dryRun], env), 'import --dry-run').stdout);
+      const importObjects = await plannedByContext(importArgs('myreviews'), env, 'import --dry-run');
       record(samples, 'meshfed import (first)', must(await meshfed(importArgs('myreviews'), env), 'import').ms);
       record(samples, 'kubectl apply import objects (first)', await kubectlApply(importObjects, kubectlEnv));
       record(samples, 'meshfed import (again)', must(await meshfed(importArgs('myreviews'), env), 'import again').ms);
@@ -212,7 +223,7 @@ async function scaling(sizes: number[]): Promise<Traffic[]> {
     const planned = [byContext(must(await meshfed([...exportArgs('benchx'), ...dryRun], env), 'export --dry-run').stdout, 'cluster2')];
     must(await meshfed(exportArgs('benchx'), env), 'export');
     await world.waitIdle();
-    planned.push(byContext(must(await meshfed([...importArgs('benchx'), ...dryRun], env), 'import --dry-run').stdout));
+    planned.push(await plannedByContext(importArgs('benchx'), env, 'import --dry-run'));
     must(await meshfed(importArgs('benchx'), env), 'import');
     await world.waitIdle();
     const templates = objectsOf(world, 'benchx', planned);

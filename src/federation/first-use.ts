@@ -4,6 +4,7 @@
  * consumer compares the CA's fingerprint with the one the provider shows (`export`, `status`), out of band. Later
  * bundles from the same provider must carry a CA the consumer already trusts, or be confirmed again. Pure.
  */
+import { splitPemBundle } from '../pki/index.js';
 import { certificateFingerprint } from './bundle.js';
 import { FEDERATION_CA_SECRET, LABELS, MANAGED_BY, MANAGED_BY_LABEL } from './naming.js';
 import type { ClusterSnapshot, KubeObject } from './model.js';
@@ -40,7 +41,9 @@ export function providerCaTrust(snapshot: ClusterSnapshot, providerClusterId: st
     const ca = readSecret(object)?.['ca.crt'];
     if (!ca) continue;
     try {
-      known.add(caFingerprint(ca));
+      // During and after a federation CA rotation a binding trusts two CAs (the next one vouched for by the current
+      // one in a signed bundle): each of them is known.
+      for (const pem of splitPemBundle(ca)) known.add(caFingerprint(pem));
     } catch {
       // A Secret whose CA cannot be read trusts nothing.
     }

@@ -151,7 +151,10 @@ export function conditionalPatch(desired: KubeObject, live: KubeObject): Array<{
     const kept = Object.fromEntries(Object.entries(current).filter(([key]) => !(key in wanted) && !ownsField(live, ['metadata', field, key])));
     const next = { ...kept, ...wanted };
     if (sameValue(next, current) && sameValue(current, next)) continue;
-    ops.push({ op: 'add', path: `/metadata/${field}`, value: next });
+    // None left: the field goes, as an apply that no longer sets it leaves none (an empty map would stay meshfed's
+    // field and count as a change on every later run).
+    if (Object.keys(next).length === 0) ops.push({ op: 'remove', path: `/metadata/${field}` });
+    else ops.push({ op: 'add', path: `/metadata/${field}`, value: next });
   }
   for (const [key, value] of Object.entries(desired)) {
     if (NOT_CONTENT.has(key)) continue;

@@ -32,7 +32,7 @@ async function complete(words: string[], kubeconfig = fed.kubeconfig): Promise<s
 }
 
 test('commands and flags are filtered by the prefix; flags are long forms only', async (t) => {
-  t.deepEqual(await complete(['un']), ['unexport', 'unimport']);
+  t.deepEqual(await complete(['un']), ['unexport', 'unimport', 'uninstall']);
   t.deepEqual(await complete(['unexport', '--n']), ['--name', '--namespace']);
   const flags = await complete(['unimport', '-']);
   t.true(flags.includes('--export') && flags.includes('--kubeconfig'), flags.join(' '));

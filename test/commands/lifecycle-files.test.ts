@@ -74,7 +74,7 @@ async function exchange(t: ExecutionContext, renew: boolean): Promise<void> {
   t.deepEqual(admit.writes.cluster1, [], 'the provider step never touches the consumer');
   const complete = await fed.runCounting(renew
     ? ['rotate', '--context', 'cluster1', '--bundle', file(`bundle-${round}.yaml`)]
-    : ['import', '--context', 'cluster1', '-n', 'default', '--bundle', file(`bundle-${round}.yaml`), '--as', 'myreviews']);
+    : ['import', '--context', 'cluster1', '-n', 'default', '--bundle', file(`bundle-${round}.yaml`), '--as', 'myreviews', '--ca-fingerprint', await fed.caFingerprint('cluster2')]);
   t.is(complete.code, 0, complete.stderr);
   t.deepEqual(complete.writes.cluster2, []);
 }
@@ -138,11 +138,11 @@ test.serial('unimport without the provider names the exact revoke command; then 
   const unimport = await fed.runCounting(['unimport', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews']);
   t.is(unimport.code, 0, unimport.stderr);
   t.deepEqual(unimport.writes.cluster2, []);
-  const command = /kubectl meshfed revoke --context cluster2 -n bookinfo --name reviews --consumer cluster1/.exec(unimport.stderr);
+  const command = /kubectl meshfed revoke reviews --context cluster2 -n bookinfo --consumer cluster1/.exec(unimport.stderr);
   t.truthy(command, unimport.stderr);
   const status = await fed.run(['status', '--context', 'cluster2', '--check-consumers']);
   t.regex(status.stdout, /cluster1 \(no longer imports\)/, 'the provider sees an admitted consumer that no longer imports');
-  t.regex(status.stderr, /withdraw their admission with kubectl meshfed revoke --context cluster2 -n bookinfo --name reviews --consumer cluster1/);
+  t.regex(status.stderr, /withdraw their admission with kubectl meshfed revoke reviews --context cluster2 -n bookinfo --consumer cluster1/);
   const revoke = await fed.run(command![0].split(' ').slice(2));
   t.is(revoke.code, 0, revoke.stderr);
   t.is((await fed.run(['unexport', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews'])).code, 0);

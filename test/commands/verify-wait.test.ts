@@ -37,7 +37,7 @@ test.serial('right after the import, verify without --wait probes once: the conf
   t.regex(result.stdout, /√ the provider gateway has an external address .*\[MF0206\]/);
   // The call fails at some hop (which one depends on what was not pushed yet): an error in the probe section.
   t.regex(result.stdout.slice(result.stdout.indexOf('probe (http://myreviews.default:9080/reviews/0)')), /\n× /);
-  t.regex(result.stderr, /kubectl meshfed verify --context cluster1 -n default --import myreviews --wait 60s probes again until it passes/);
+  t.regex(result.stderr, /kubectl meshfed verify myreviews --context cluster1 -n default --wait 60s probes again until it passes/);
 });
 
 test.serial('verify --wait probes again, with pauses, until the pushed configuration lets the call through', async (t) => {
@@ -65,6 +65,6 @@ test.serial('without --from and without a context of the provider cluster in the
 test.serial('hints name the real consumers and contexts: unexport lists a revoke command per admitted consumer', async (t) => {
   const refused = await fed.run(['unexport', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews']);
   t.is(refused.code, 1);
-  t.regex(refused.stderr, /revoke them first \(kubectl meshfed revoke --context cluster2 -n bookinfo --name reviews --consumer cluster1\), or pass --force/);
+  t.regex(refused.stderr, /revoke them first \(kubectl meshfed revoke reviews --context cluster2 -n bookinfo --consumer cluster1\), or pass --force/);
   t.notRegex(refused.stderr, /<id>/);
 });
