@@ -9,7 +9,7 @@ import test, { type ExecutionContext } from 'ava';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+import { countCertificates, managedObjectNames, secretText, startFederationWorld, userObjects, type FederationWorld } from '../support/federation.js';
 
 let fed: FederationWorld;
 const dir = mkdtempSync(join(tmpdir(), 'meshfed-lifecycle-files-'));
@@ -18,37 +18,6 @@ const file = (name: string) => join(dir, name);
 const EXPORT = ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--subset', 'version=v2', '--name', 'reviews'];
 // Without --from: provider checks are skipped, the probe still runs.
 const VERIFY = ['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--path', '/reviews/0', '--timeout', '2m'];
-const MANAGED = 'app.kubernetes.io/managed-by';
-
-/** Every kind meshfed may create, and the kinds of the user's objects it must never touch. */
-const KINDS: Array<[string, string]> = [
-  ['v1', 'Namespace'], ['v1', 'Service'], ['v1', 'ServiceAccount'], ['v1', 'ConfigMap'], ['v1', 'Secret'], ['apps/v1', 'Deployment'],
-  ['rbac.authorization.k8s.io/v1', 'Role'], ['rbac.authorization.k8s.io/v1', 'RoleBinding'],
-  ['networking.istio.io/v1beta1', 'VirtualService'], ['networking.istio.io/v1beta1', 'DestinationRule'], ['networking.istio.io/v1beta1', 'Gateway'],
-  ['networking.istio.io/v1beta1', 'ServiceEntry'], ['security.istio.io/v1beta1', 'AuthorizationPolicy'],
-];
-
-function everything(cluster: string) {
-  return KINDS.flatMap(([apiVersion, kind]) => fed.world.cluster(cluster).list(apiVersion, kind));
-}
-
-/** The user's objects (not meshfed's), as `Kind namespace/name` → resourceVersion. */
-function userObjects(cluster: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const o of everything(cluster)) {
-    if (o.metadata.labels?.[MANAGED] === 'kubectl-meshfed') continue;
-    out.set(`${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`, o.metadata.resourceVersion ?? '');
-  }
-  return out;
-}
-
-function secretText(cluster: string, namespace: string, name: string, key: string): string {
-  const data = fed.world.cluster(cluster).get('v1', 'Secret', namespace, name)?.data as Record<string, string> | undefined;
-  return Buffer.from(String(data?.[key] ?? ''), 'base64').toString('utf8');
-}
-
-const certificates = (pem: string): number => (pem.match(/BEGIN CERTIFICATE/g) ?? []).length;
-
 async function probePasses(t: ExecutionContext, when: string): Promise<void> {
   const verify = await fed.run(VERIFY);
   t.is(verify.code, 0, `${when}: ${verify.stdout}\n${verify.stderr}`);
@@ -88,7 +57,7 @@ test.after.always(async () => {
 });
 
 test.serial('export, then import in three steps through the exchange files; the probe passes', async (t) => {
-  before = { cluster1: userObjects('cluster1'), cluster2: userObjects('cluster2') };
+  before = { cluster1: userObjects(fed.world, 'cluster1'), cluster2: userObjects(fed.world, 'cluster2') };
   t.is((await fed.run(EXPORT)).code, 0);
   await exchange(t, false);
   await probePasses(t, 'after the import');
@@ -97,21 +66,21 @@ test.serial('export, then import in three steps through the exchange files; the 
 });
 
 test.serial('server rotation on the provider alone; client rotation through the same files (re-keying request)', async (t) => {
-  const server = secretText('cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'tls.key');
+  const server = secretText(fed.world, 'cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'tls.key');
   const rotated = await fed.runCounting(['rotate', '--context', 'cluster2']);
   t.is(rotated.code, 0, rotated.stderr);
   t.deepEqual(rotated.writes.cluster1, []);
-  t.not(secretText('cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'tls.key'), server);
+  t.not(secretText(fed.world, 'cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'tls.key'), server);
   await probePasses(t, 'after the server rotation');
 
-  const client = secretText('cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'tls.key');
+  const client = secretText(fed.world, 'cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'tls.key');
   await exchange(t, true);
-  t.not(secretText('cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'tls.key'), client);
+  t.not(secretText(fed.world, 'cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'tls.key'), client);
   await probePasses(t, 'after the client rotation');
 });
 
 test.serial('CA rotation through the files: both CAs trusted during the overlap, the probe passes at every step', async (t) => {
-  const oldCa = secretText('cluster2', 'meshfed-ca', 'meshfed-federation-ca', 'ca.crt');
+  const oldCa = secretText(fed.world, 'cluster2', 'meshfed-ca', 'meshfed-federation-ca', 'ca.crt');
   const start = await fed.runCounting(['rotate', '--context', 'cluster2', '--ca']);
   t.is(start.code, 0, start.stderr);
   t.deepEqual(start.writes.cluster1, []);
@@ -119,18 +88,18 @@ test.serial('CA rotation through the files: both CAs trusted during the overlap,
   await probePasses(t, 'after the CA rotation started');
 
   await exchange(t, true);
-  t.is(certificates(secretText('cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'ca.crt')), 2, 'the bundle brought the next CA beside the current one');
+  t.is(countCertificates(secretText(fed.world, 'cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'ca.crt')), 2, 'the bundle brought the next CA beside the current one');
   await probePasses(t, 'during the CA rotation, the consumer renewed under the next CA');
 
   const finish = await fed.runCounting(['rotate', '--context', 'cluster2', '--ca', '--finish']);
   t.is(finish.code, 0, finish.stderr);
   t.deepEqual(finish.writes.cluster1, []);
-  t.not(secretText('cluster2', 'meshfed-ca', 'meshfed-federation-ca', 'ca.crt'), oldCa);
+  t.not(secretText(fed.world, 'cluster2', 'meshfed-ca', 'meshfed-federation-ca', 'ca.crt'), oldCa);
   await probePasses(t, 'after the CA rotation finished');
 
   // A bundle signed by the new CA is accepted by the consumer that trusts it beside the old one, and drops the old.
   await exchange(t, true);
-  t.is(certificates(secretText('cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'ca.crt')), 1);
+  t.is(countCertificates(secretText(fed.world, 'cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'ca.crt')), 1);
   await probePasses(t, 'after the consumer dropped the old CA');
 });
 
@@ -149,9 +118,9 @@ test.serial('unimport without the provider names the exact revoke command; then 
   for (const cluster of ['cluster1', 'cluster2']) {
     const removed = await fed.run(['uninstall', '--context', cluster]);
     t.is(removed.code, 0, removed.stderr);
-    t.deepEqual(everything(cluster).filter((o) => o.metadata.labels?.[MANAGED] === 'kubectl-meshfed').map((o) => `${o.kind} ${o.metadata.name}`), [], `${cluster}: nothing of meshfed is left`);
+    t.deepEqual(managedObjectNames(fed.world, cluster), [], `${cluster}: nothing of meshfed is left`);
     for (const ns of ['istio-meshfed', 'meshfed-ca']) t.falsy(fed.world.cluster(cluster).get('v1', 'Namespace', undefined, ns), `${cluster}: namespace ${ns} is gone`);
-    const after = userObjects(cluster);
+    const after = userObjects(fed.world, cluster);
     for (const [key, version] of before[cluster]!) t.is(after.get(key), version, `${cluster}: ${key} untouched`);
   }
 });

@@ -5,44 +5,13 @@
  * sides: nothing meshfed manages is left in either cluster, and the user's own objects are untouched.
  */
 import test, { type ExecutionContext } from 'ava';
-import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+import { countCertificates, managedObjectNames, secretText, startFederationWorld, userObjects, type FederationWorld } from '../support/federation.js';
 
 let fed: FederationWorld;
 
 const EXPORT = ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--subset', 'version=v2', '--name', 'reviews'];
 const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews', '--attach', 'reviews', '--weight', '50'];
 const VERIFY = ['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--from', 'cluster2', '--path', '/reviews/0', '--timeout', '2m'];
-const MANAGED = 'app.kubernetes.io/managed-by';
-
-/** Every kind meshfed may create, and the kinds of the user's objects it must never touch. */
-const KINDS: Array<[string, string]> = [
-  ['v1', 'Namespace'], ['v1', 'Service'], ['v1', 'ServiceAccount'], ['v1', 'ConfigMap'], ['v1', 'Secret'], ['apps/v1', 'Deployment'],
-  ['rbac.authorization.k8s.io/v1', 'Role'], ['rbac.authorization.k8s.io/v1', 'RoleBinding'],
-  ['networking.istio.io/v1beta1', 'VirtualService'], ['networking.istio.io/v1beta1', 'DestinationRule'], ['networking.istio.io/v1beta1', 'Gateway'],
-  ['networking.istio.io/v1beta1', 'ServiceEntry'], ['security.istio.io/v1beta1', 'AuthorizationPolicy'],
-];
-
-function everything(cluster: string) {
-  return KINDS.flatMap(([apiVersion, kind]) => fed.world.cluster(cluster).list(apiVersion, kind));
-}
-
-/** The user's objects (not meshfed's), as `Kind namespace/name` → resourceVersion. */
-function userObjects(cluster: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const o of everything(cluster)) {
-    if (o.metadata.labels?.[MANAGED] === 'kubectl-meshfed') continue;
-    out.set(`${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`, o.metadata.resourceVersion ?? '');
-  }
-  return out;
-}
-
-function secretText(cluster: string, namespace: string, name: string, key: string): string {
-  const data = fed.world.cluster(cluster).get('v1', 'Secret', namespace, name)?.data as Record<string, string> | undefined;
-  return Buffer.from(String(data?.[key] ?? ''), 'base64').toString('utf8');
-}
-
-const certificates = (pem: string): number => (pem.match(/BEGIN CERTIFICATE/g) ?? []).length;
-
 async function probePasses(t: ExecutionContext, when: string): Promise<void> {
   const verify = await fed.run(VERIFY);
   t.is(verify.code, 0, `${when}: ${verify.stdout}\n${verify.stderr}`);
@@ -60,28 +29,28 @@ test.after.always(async () => {
 });
 
 test.serial('export and import, then a re-run of each re-keys nothing', async (t) => {
-  before = { cluster1: userObjects('cluster1'), cluster2: userObjects('cluster2') };
+  before = { cluster1: userObjects(fed.world, 'cluster1'), cluster2: userObjects(fed.world, 'cluster2') };
   t.is((await fed.run(EXPORT)).code, 0);
   const imported = await fed.run(IMPORT);
   t.is(imported.code, 0, imported.stderr);
-  const server = secretText('cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'tls.key');
-  const client = secretText('cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'tls.key');
+  const server = secretText(fed.world, 'cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'tls.key');
+  const client = secretText(fed.world, 'cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'tls.key');
   const again = await fed.runCounting(EXPORT);
   const againImport = await fed.runCounting(IMPORT);
   t.deepEqual(again.writes.cluster2, []);
   t.deepEqual(againImport.writes, { cluster1: [], cluster2: [] });
-  t.is(secretText('cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'tls.key'), server, 'the server key is kept');
-  t.is(secretText('cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'tls.key'), client, 'the client key is kept');
+  t.is(secretText(fed.world, 'cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'tls.key'), server, 'the server key is kept');
+  t.is(secretText(fed.world, 'cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'tls.key'), client, 'the client key is kept');
   await probePasses(t, 'before any rotation');
 });
 
 test.serial('rotate renews the server certificate (new key, same CA); the probe passes after', async (t) => {
-  const key = secretText('cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'tls.key');
+  const key = secretText(fed.world, 'cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'tls.key');
   const rotated = await fed.runCounting(['rotate', '--context', 'cluster2', '--validity', '90d']);
   t.is(rotated.code, 0, rotated.stderr);
   t.regex(rotated.stderr, /Renewed the server certificates of bookinfo\/reviews/);
   t.deepEqual(rotated.writes.cluster1, []);
-  t.not(secretText('cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'tls.key'), key);
+  t.not(secretText(fed.world, 'cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'tls.key'), key);
   const status = JSON.parse((await fed.run(['status', '--context', 'cluster2', '-o', 'json'])).stdout);
   const days = (Date.parse(status.exports[0].certificateExpires) - Date.now()) / 86_400_000;
   t.true(days > 88 && days <= 90, `--validity 90d gives 90 days (${days})`);
@@ -95,12 +64,12 @@ test.serial('rotate renews the server certificate (new key, same CA); the probe 
 });
 
 test.serial('rotate --from renews the client certificate (new key kept in the consumer); the probe passes after', async (t) => {
-  const key = secretText('cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'tls.key');
+  const key = secretText(fed.world, 'cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'tls.key');
   const rotated = await fed.runCounting(['rotate', '--context', 'cluster1', '--from', 'cluster2']);
   t.is(rotated.code, 0, rotated.stderr);
   t.regex(rotated.stderr, /Renewed the client certificates of default\/myreviews/);
   t.deepEqual(rotated.writes.cluster2, [], 'outside a CA rotation the provider is not written');
-  const renewed = secretText('cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'tls.key');
+  const renewed = secretText(fed.world, 'cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'tls.key');
   t.not(renewed, key);
   for (const secret of fed.world.cluster('cluster2').list('v1', 'Secret')) {
     t.false(Buffer.from(String((secret.data as Record<string, string> | undefined)?.['tls.key'] ?? ''), 'base64').toString().includes(renewed.split('\n')[1]!), 'the new key is only in the consumer');
@@ -109,7 +78,7 @@ test.serial('rotate --from renews the client certificate (new key kept in the co
 });
 
 test.serial('rotate --ca: both CAs trusted during the overlap, the probe passes at every step, finish drops the old CA', async (t) => {
-  const oldCa = secretText('cluster2', 'meshfed-ca', 'meshfed-federation-ca', 'ca.crt');
+  const oldCa = secretText(fed.world, 'cluster2', 'meshfed-ca', 'meshfed-federation-ca', 'ca.crt');
   const early = await fed.run(['rotate', '--context', 'cluster2', '--ca', '--finish']);
   t.is(early.code, 1, 'finishing a rotation never started is refused');
   t.regex(early.stderr, /no federation CA rotation is under way/);
@@ -118,8 +87,8 @@ test.serial('rotate --ca: both CAs trusted during the overlap, the probe passes 
   t.is(start.code, 0, start.stderr);
   t.regex(start.stderr, /kubectl meshfed rotate --context cluster1 --from cluster2/);
   t.regex(start.stderr, /kubectl meshfed rotate --context cluster2 --ca --finish/);
-  t.is(certificates(secretText('cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'ca.crt')), 2, 'the provider gateway trusts both CAs');
-  t.is(secretText('cluster2', 'meshfed-ca', 'meshfed-federation-ca', 'ca.crt'), oldCa, 'the current CA stays until the finish');
+  t.is(countCertificates(secretText(fed.world, 'cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'ca.crt')), 2, 'the provider gateway trusts both CAs');
+  t.is(secretText(fed.world, 'cluster2', 'meshfed-ca', 'meshfed-federation-ca', 'ca.crt'), oldCa, 'the current CA stays until the finish');
   await probePasses(t, 'after the CA rotation started');
 
   const refused = await fed.runCounting(['rotate', '--context', 'cluster2', '--ca', '--finish']);
@@ -134,20 +103,20 @@ test.serial('rotate --ca: both CAs trusted during the overlap, the probe passes 
   t.is(consumer.code, 0, consumer.stderr);
   t.deepEqual(JSON.parse((await fed.run(['status', '--context', 'cluster2', '-o', 'json'])).stdout).federationCa.rotation.renewedConsumers, ['cluster1']);
   t.regex((await fed.run(['status', '--context', 'cluster2'])).stdout, /rotation under way .*renewed consumers: cluster1; finish: kubectl meshfed rotate --context cluster2 --ca --finish/);
-  t.is(certificates(secretText('cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'ca.crt')), 2, 'the consumer trusts both CAs');
+  t.is(countCertificates(secretText(fed.world, 'cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'ca.crt')), 2, 'the consumer trusts both CAs');
   await probePasses(t, 'during the CA rotation, the consumer renewed under the next CA');
 
   const finish = await fed.run(['rotate', '--context', 'cluster2', '--ca', '--finish']);
   t.is(finish.code, 0, finish.stderr);
-  const newCa = secretText('cluster2', 'meshfed-ca', 'meshfed-federation-ca', 'ca.crt');
+  const newCa = secretText(fed.world, 'cluster2', 'meshfed-ca', 'meshfed-federation-ca', 'ca.crt');
   t.not(newCa, oldCa);
-  t.is(secretText('cluster2', 'meshfed-ca', 'meshfed-federation-ca', 'next.crt'), '', 'no next CA is left');
-  t.is(certificates(secretText('cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'ca.crt')), 1, 'the provider trusts the new CA only');
+  t.is(secretText(fed.world, 'cluster2', 'meshfed-ca', 'meshfed-federation-ca', 'next.crt'), '', 'no next CA is left');
+  t.is(countCertificates(secretText(fed.world, 'cluster2', 'istio-meshfed', 'mf-export-bookinfo-reviews', 'ca.crt')), 1, 'the provider trusts the new CA only');
   await probePasses(t, 'after the CA rotation finished');
 
   const drop = await fed.run(['rotate', '--context', 'cluster1', '--from', 'cluster2']);
   t.is(drop.code, 0, drop.stderr);
-  t.is(certificates(secretText('cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'ca.crt')), 1, 'the consumer dropped the old CA');
+  t.is(countCertificates(secretText(fed.world, 'cluster1', 'istio-meshfed', 'mf-bind-cluster2-bookinfo-reviews', 'ca.crt')), 1, 'the consumer dropped the old CA');
   await probePasses(t, 'after the consumer dropped the old CA');
 });
 
@@ -187,9 +156,9 @@ test.serial('unimport --from withdraws the admission on the provider; unexport a
     t.is(removed.code, 0, removed.stderr);
     t.regex(removed.stderr, /meshfed is uninstalled/);
     t.deepEqual(fed.managedObjects(cluster), [], `${cluster}: nothing managed by meshfed is left`);
-    t.deepEqual(everything(cluster).filter((o) => o.metadata.labels?.[MANAGED] === 'kubectl-meshfed').map((o) => `${o.kind} ${o.metadata.name}`), []);
+    t.deepEqual(managedObjectNames(fed.world, cluster), []);
     for (const ns of ['istio-meshfed', 'meshfed-ca']) t.falsy(fed.world.cluster(cluster).get('v1', 'Namespace', undefined, ns), `${cluster}: namespace ${ns} is gone`);
-    const after = userObjects(cluster);
+    const after = userObjects(fed.world, cluster);
     for (const [key, version] of before[cluster]!) t.is(after.get(key), version, `${cluster}: ${key} untouched`);
   }
 });

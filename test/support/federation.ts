@@ -56,6 +56,37 @@ export const MESHFED_KINDS: ReadonlyArray<readonly [string, string]> = [
   ['security.istio.io/v1beta1', 'AuthorizationPolicy'],
 ];
 
+const MANAGED_BY = 'app.kubernetes.io/managed-by';
+
+/** Every object of the kinds meshfed may create in one cluster of the world, meshfed's and the user's. */
+export function clusterObjects(world: World, cluster: string): KubeObject[] {
+  return MESHFED_KINDS.flatMap(([apiVersion, kind]) => world.cluster(cluster).list(apiVersion, kind));
+}
+
+/** meshfed's objects (its managed-by label) in one cluster, as `Kind name`. */
+export function managedObjectNames(world: World, cluster: string): string[] {
+  return clusterObjects(world, cluster).filter((o) => o.metadata.labels?.[MANAGED_BY] === 'kubectl-meshfed').map((o) => `${o.kind} ${o.metadata.name}`);
+}
+
+/** The user's objects (not meshfed's) in one cluster, as `Kind namespace/name` → resourceVersion. */
+export function userObjects(world: World, cluster: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const o of clusterObjects(world, cluster)) {
+    if (o.metadata.labels?.[MANAGED_BY] === 'kubectl-meshfed') continue;
+    out.set(`${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`, o.metadata.resourceVersion ?? '');
+  }
+  return out;
+}
+
+/** One key of a Secret, decoded ('' when the Secret or the key is missing). */
+export function secretText(world: World, cluster: string, namespace: string, name: string, key: string): string {
+  const data = world.cluster(cluster).get('v1', 'Secret', namespace, name)?.data as Record<string, string> | undefined;
+  return Buffer.from(String(data?.[key] ?? ''), 'base64').toString('utf8');
+}
+
+/** How many certificates a PEM bundle holds. */
+export const countCertificates = (pem: string): number => (pem.match(/BEGIN CERTIFICATE/g) ?? []).length;
+
 function isRunning(pod: KubeObject): boolean {
   return (pod.status as { phase?: string } | undefined)?.phase === 'Running';
 }
