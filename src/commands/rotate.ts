@@ -4,7 +4,7 @@ import {
   type ExportRecord,
 } from '../federation/index.js';
 import { gatherCluster, type GatheredCluster } from '../kube/gather.js';
-import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, withCoreErrors, writerFor, type MutationArgs } from './federate.js';
+import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, withCoreErrors, writerFor, type MutationArgs, printOptions } from './federate.js';
 import { chooseContext, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
@@ -82,7 +82,7 @@ async function rotate(session: Session, args: RotateArgs): Promise<void> {
       : `provider: renew the server certificates of ${plan.exports.join(', ') || 'no boundary export'}`;
     return { works: [clusterWork({ ...read, identity: { ...read.identity, objects: [] } }, writer, plan, role)], value: plan };
   };
-  const { result, value: plan } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: phase ? `rotate --ca${phase === 'finish' ? ' --finish' : ''}` : 'rotate' });
+  const { result, value: plan } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), title: phase ? `rotate --ca${phase === 'finish' ? ' --finish' : ''}` : 'rotate' });
   if (!result.applied || output) return;
   if (phase === 'start') {
     session.ui.info(`Started the federation CA rotation of cluster ${gathered.identity.clusterId}: its gateway trusts client certificates of the current and the next CA, and new client certificates come from the next CA.`);
@@ -182,7 +182,7 @@ async function rotateClients(
     ].filter((w) => w.objects.length > 0);
     return { works, value: plan };
   };
-  const { result, value: plan } = await applyWithReplan(session, planFor, { dryRun: how.dryRun, output: how.output, showSecrets: args['show-secrets'], title: 'rotate' });
+  const { result, value: plan } = await applyWithReplan(session, planFor, { dryRun: how.dryRun, output: how.output, ...printOptions(args), title: 'rotate' });
   if (!result.applied || how.output) return;
   if (plan.skipped.length) session.ui.info(`${plan.skipped.join(', ')}: shared-root, no federation certificate to renew (the meshes' own CA issues the workload certificates).`);
   if (plan.imports.length) session.ui.info(`Renewed the client certificates of ${plan.imports.join(', ')} (new keys, kept in this cluster), signed by the federation CA of ${provider.identity.clusterId}.`);

@@ -2,7 +2,7 @@ import { InputError, UsageError } from '../errors.js';
 import { hasDependents, isManaged, MANAGED_KINDS, planUninstall, type UninstallDependents } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
-import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, writerFor, type MutationArgs } from './federate.js';
+import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, writerFor, type MutationArgs, printOptions } from './federate.js';
 import { chooseContext, gatewayFlags, gatewayOptions, type GatewayArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
@@ -61,7 +61,7 @@ async function uninstall(session: Session, args: UninstallArgs): Promise<void> {
       throw new UsageError(`--force removes ${describeDependents(plan.dependents)}: without a terminal to confirm on, pass --yes as well`);
     }
   }
-  const { result, value: plan } = await applyWithReplan(session, planFor, { dryRun, output, showSecrets: args['show-secrets'], title: 'uninstall' });
+  const { result, value: plan } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), title: 'uninstall' });
   if (!result.applied || output) return;
   const kept = Object.keys(plan.keptNamespaces);
   session.ui.info(`meshfed is uninstalled from context "${context}": ${plan.remove.length} object${plan.remove.length === 1 ? '' : 's'} removed${plan.namespaces.length ? ` (namespaces ${plan.namespaces.join(', ')} included)` : ''}${kept.length ? `; namespaces ${kept.join(', ')} stay (they hold objects of others)` : ''}.`);
