@@ -1,6 +1,6 @@
 import { InputError, UsageError } from '../errors.js';
-import { federationCaFingerprint, FEDERATION_PORT, FederationInputError, GATEWAY_NAMES, planExport, subsetChoices, TRUST_MODES, type ExportPlan, type KubeObject, type TrustMode } from '../federation/index.js';
-import { gatherCluster, type GatherOptions } from '../kube/gather.js';
+import { federationCaFingerprint, FEDERATION_PORT, FederationInputError, GATEWAY_NAMES, isDnsLabel, planExport, subsetChoices, TRUST_MODES, type ExportPlan, type KubeObject, type TrustMode } from '../federation/index.js';
+import { exportScope, gatherCluster, type GatherOptions } from '../kube/gather.js';
 import type { PodSnapshot, ServiceSnapshot } from '../federation/index.js';
 import { KeyPool, type KeySource } from '../pki/index.js';
 import {
@@ -50,7 +50,11 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
   const writer = writerFor(session, context, '--context');
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace of the Service to export');
 
-  let gatherOptions: GatherOptions = { namespaces: [namespace], ...gatewayOptions(args), addressOf: args.mode === 'shared-root' ? 'eastwest' : 'ingress' };
+  // Named by its flags, the export is read alone (its objects, the shared ones, the records): what it reads does not
+  // grow with the cluster's other exports. Chosen at prompts, it is read with everything the prompts offer.
+  const named = args.name ?? (ui.interactive ? undefined : args.service);
+  const scope = named && isDnsLabel(named) && isDnsLabel(namespace) ? { scope: exportScope(namespace, named) } : {};
+  let gatherOptions: GatherOptions = { namespaces: [namespace], ...gatewayOptions(args), addressOf: args.mode === 'shared-root' ? 'eastwest' : 'ingress', ...scope };
   let gathered = await gatherCluster(writer, gatherOptions);
   const services = gathered.snapshot.services.filter((s) => s.namespace === namespace);
   let serviceName = args.service;

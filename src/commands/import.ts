@@ -6,7 +6,7 @@ import {
   homeNamespaceOf, names, noteClientRenewal, pendingServiceAccounts, providerCaTrust, sameFingerprint, type ProviderCaTrust, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
   type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
 } from '../federation/index.js';
-import { gatherCluster, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
+import { exportScope, gatherCluster, importScope, readGatewayAddress, requireNamespaces, type GatheredCluster, type GatherOptions } from '../kube/gather.js';
 import { KeyPool } from '../pki/index.js';
 import {
   applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, parseNamespacedName, requireFlags, translateCoreError,
@@ -187,11 +187,17 @@ export async function importExport(session: Session, args: ImportArgs): Promise<
   const bundleText = args.bundle ? args[BUNDLE_TEXT] ?? await readDocument(session, args.bundle, '--bundle') : undefined;
   // A file that is not a bundle is named as such, before the clusters are read.
   if (bundleText !== undefined) await withCoreErrors(FLAGS, () => checkExchangeDocument(bundleText, 'ExportBundle'));
-  const consumer = await gatherCluster(writer, { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) });
+  const consumerGather: GatherOptions = { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) };
+  // A direct import named by its flags reads the consumer once the import is known, for that import alone.
+  if (!args['request-out'] && bundleText === undefined && !ui.interactive) {
+    await requireNamespaces(writer, [namespace]);
+    return importDirect(session, args, undefined, writer, namespace, ref, output, dryRun, keys, consumerGather);
+  }
+  const consumer = await gatherCluster(writer, consumerGather);
 
   if (args['request-out']) return requestImport(session, args, consumer, writer, namespace, ref, output, dryRun, keys);
   if (bundleText !== undefined) return completeImport(session, args, bundleText, consumer, writer, namespace, ref, output, dryRun);
-  return importDirect(session, args, consumer, writer, namespace, ref, output, dryRun, keys);
+  return importDirect(session, args, consumer, writer, namespace, ref, output, dryRun, keys, consumerGather);
 }
 
 /**
@@ -450,13 +456,14 @@ function announce(session: Session, host: string, port: number, protocol: string
 
 /** With both contexts: admit on the provider and apply the consumer side, in one command. */
 async function importDirect(
-  session: Session, args: ImportArgs, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, namespace: string,
-  ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue, keys: KeyPool,
+  session: Session, args: ImportArgs, early: GatheredCluster | undefined, writer: ReturnType<typeof writerFor>, namespace: string,
+  ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue, keys: KeyPool, consumerOptions: GatherOptions,
 ): Promise<void> {
-  const providerContext = await chooseContext(session, args.from, '--from', 'Provider context (the cluster that exports)', consumer.context);
-  if (providerContext === consumer.context) throw new UsageError(`--from "${providerContext}" is the consumer context itself: import from another cluster`);
+  const providerContext = await chooseContext(session, args.from, '--from', 'Provider context (the cluster that exports)', writer.contextName);
+  if (providerContext === writer.contextName) throw new UsageError(`--from "${providerContext}" is the consumer context itself: import from another cluster`);
   const providerWriter = writerFor(session, providerContext, '--from');
-  let provider = await gatherCluster(providerWriter, { namespaces: ref ? [ref.namespace] : [], istioNamespace: args['istio-namespace'] });
+  const exportScoped = (target: { namespace: string; exportName: string }) => isDnsLabel(target.namespace) && isDnsLabel(target.exportName) ? { scope: exportScope(target.namespace, target.exportName) } : {};
+  let provider = await gatherCluster(providerWriter, { namespaces: ref ? [ref.namespace] : [], istioNamespace: args['istio-namespace'], ...(ref ? exportScoped(ref) : {}) });
   const records = readExportRecords(provider.snapshot);
   let target = ref;
   if (!target) {
@@ -465,7 +472,7 @@ async function importDirect(
       value: `${r.namespace}/${r.exportName}`, name: `${r.namespace}/${r.exportName}  (Service ${r.service}:${r.port.number}, ${r.protocol}, ${r.mode})`,
     })));
     target = { namespace: chosen.split('/')[0]!, exportName: chosen.split('/')[1]! };
-    provider = await gatherCluster(providerWriter, { namespaces: [target.namespace], istioNamespace: args['istio-namespace'] });
+    provider = await gatherCluster(providerWriter, { namespaces: [target.namespace], istioNamespace: args['istio-namespace'], ...exportScoped(target) });
   }
   if (target.providerClusterId && target.providerClusterId !== provider.identity.clusterId) {
     throw new UsageError(`--export names provider ${target.providerClusterId}, but context "${providerContext}" is cluster ${provider.identity.clusterId}`);
@@ -477,11 +484,15 @@ async function importDirect(
       hint: `export it first: kubectl meshfed export --context ${providerContext} -n ${target.namespace} --service <service> --port <port> --name ${target.exportName}`,
     });
   }
-  const localName = args.as ?? (session.ui.interactive ? await session.prompter.input('--as', 'Local name apps will call', {
-    default: record.exportName, validate: localNameProblem(consumer.snapshot, namespace, { providerClusterId: provider.identity.clusterId, namespace: record.namespace, exportName: record.exportName }),
+  const binding = { providerClusterId: provider.identity.clusterId, namespace: record.namespace, exportName: record.exportName };
+  const localName = args.as ?? (session.ui.interactive && early ? await session.prompter.input('--as', 'Local name apps will call', {
+    default: record.exportName, validate: localNameProblem(early.snapshot, namespace, binding),
   }) : undefined);
-  const consumerGather = { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) };
-  const providerGather = { namespaces: [target.namespace], istioNamespace: args['istio-namespace'] };
+  // The import's own objects, its binding's (shared with other imports of the export) and the shared ones.
+  const imported = localName ?? record.exportName;
+  const consumerGather: GatherOptions = { ...consumerOptions, ...(isDnsLabel(imported) ? { scope: importScope(namespace, imported, binding) } : {}) };
+  let consumer = early ?? await gatherCluster(writer, { ...consumerGather, requireNamespaces: false });
+  const providerGather = { namespaces: [target.namespace], istioNamespace: args['istio-namespace'], ...exportScoped(target) };
   const planFor = async (attempt: number) => {
     if (attempt > 1) {
       // After a write conflict: both clusters are read again and both sides planned again from the fresh reads.

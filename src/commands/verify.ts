@@ -2,13 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { ChecksFailedError, ClusterError, InputError, InterruptedError, UsageError } from '../errors.js';
 import {
   DEFAULT_PROBE_IMAGE, docsUrl, parseProbeLog, probeIdentityFor, probePod, probeRunResults, resultOf, runChecks, STATIC_CHECKS, tcpGreeting,
-  type CheckResult, type ProbeTarget, type VerifySnapshot,
+  type CheckResult, type ProbeIdentity, type ProbeTarget, type VerifySnapshot,
 } from '../federation/checks/index.js';
 import type { ImportRecord } from '../federation/index.js';
 import { ClusterWriter } from '../kube/apply.js';
 import { runProbePod, type ProbePodRun } from '../kube/probe-pod.js';
 import { checkPermissions } from '../kube/preflight.js';
-import { findClusterContext, gatherVerify, listImports } from '../kube/verify-gather.js';
+import { findClusterContext, findImport, gatherVerify, listImports } from '../kube/verify-gather.js';
 import { parseDuration } from '../options.js';
 import { renderChecks, reportChecks, REPORT_API_VERSION, REPORT_KIND, summarize, summaryLine } from '../ui/checks.js';
 import { formatData } from '../ui/format.js';
@@ -108,8 +108,8 @@ async function chooseImport(session: Session, writer: ClusterWriter, namespace: 
   })));
 }
 
-function probeTarget(snapshot: VerifySnapshot, args: VerifyArgs): ProbeTarget {
-  const r = snapshot.record;
+function probeTarget(found: { record: ImportRecord; home: string }, consumerContext: string, args: VerifyArgs): ProbeTarget {
+  const r = found.record;
   const e = r.endpoint;
   return {
     host: `${r.localName}.${r.namespace}`,
@@ -118,9 +118,15 @@ function probeTarget(snapshot: VerifySnapshot, args: VerifyArgs): ProbeTarget {
     path: args.path.startsWith('/') ? args.path : `/${args.path}`,
     ...(e.protocol === 'TCP' ? { send: args.send !== undefined ? unescapeSend(args.send) : tcpGreeting(e) } : {}),
     gateways: e.mode === 'boundary'
-      ? `the egress gateway in namespace ${snapshot.consumerHome} of context ${snapshot.consumer.context} and the federation gateway of cluster ${e.providerClusterId} (kubectl meshfed status shows both)`
+      ? `the egress gateway in namespace ${found.home} of context ${consumerContext} and the federation gateway of cluster ${e.providerClusterId} (kubectl meshfed status shows both)`
       : `the east-west gateway of cluster ${e.providerClusterId} (shared-root: it passes TLS through, so the provider workload's sidecar logs the refusal) and the probe's sidecar (verify --keep-probe keeps the pod and prints how to read it)`,
   };
+}
+
+/** A probe pod being run: its name, and the run, which ends with the pod deleted (unless kept). */
+interface Launched {
+  name: string;
+  run: Promise<ProbePodRun>;
 }
 
 /** Longest pause between two probes of `--wait`. */
@@ -193,12 +199,64 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
     };
   const localName = givenName(args.NAME, args.import, '--import') ?? await chooseImport(session, consumer, namespace);
 
+  /** Starts a probe pod: its run ends when the pod completes, times out, or `stop` (or a signal) stops it. */
+  const launchProbe = (to: ProbeTarget, account: string | undefined, stop?: AbortSignal): Launched => {
+    const name = `meshfed-probe-${randomBytes(4).toString('hex').slice(0, 5)}`;
+    const remainingMs = Math.max(1000, deadline - Date.now());
+    const pod = probePod({
+      name, namespace, localName, image: args['probe-image'], target: to, ...(account ? { serviceAccount: account } : {}),
+      maxTimeSeconds: Math.max(1, Math.min(15, Math.floor(remainingMs / 3000))),
+      activeDeadlineSeconds: Math.ceil(remainingMs / 1000) + 30,
+    });
+    // A signal while the probe pod may exist (from its creation on) stops the probe, which deletes the pod, with a
+    // deadline of its own, before verify exits with the signal's code.
+    const run = session.withCleanup((signal) => runProbePod(consumer, {
+      pod, timeoutMs: remainingMs, keep: args['keep-probe'], signal: stop ? AbortSignal.any([signal, stop]) : signal,
+      onLeftBehind: (reason) => ui.warn(`the probe pod ${namespace}/${name} could not be deleted (${reason}): kubectl delete pod ${name} -n ${namespace} --context ${consumerContext}`),
+    }));
+    // Awaited by whoever reports the run; not left unhandled meanwhile.
+    run.catch(() => undefined);
+    return { name, run };
+  };
+  // The probe pod is verify's one write: its permissions are checked before it is created, so a missing one is said
+  // in full and no pod is left behind (a pod created but not deletable, or not watchable).
+  const podPermission = (verb: string, resource = 'pods') => ({ verb, group: '', resource, namespace });
+  const checkProbePermissions = () => checkPermissions([{
+    client: consumer.client, contextName: consumerContext,
+    permissions: [podPermission('create'), podPermission('watch'), podPermission('get', 'pods/log'), ...(args['keep-probe'] ? [] : [podPermission('delete')])],
+  }]);
+
   const reading = await startProgress(ui, `Reading import ${namespace}/${localName} from context ${consumerContext}${providerContext ? ` and its export from ${providerContext}` : ' and its export from the provider it names'}`);
   let snapshot: VerifySnapshot;
+  let target: ProbeTarget;
+  // A probe started while the static checks read the clusters (its pod takes seconds to start), and how to stop it
+  // when the reads fail.
+  let early: { launched: Launched; stop: AbortController } | undefined;
   try {
-    snapshot = await beforeDeadline(gatherVerify({
-      consumer, provider, namespace, localName, istioNamespace: args['istio-namespace'], now: new Date(),
+    const found = await beforeDeadline(findImport(consumer, namespace, localName), deadline, 'reading the clusters', args.timeout);
+    target = probeTarget(found, consumerContext, args);
+    const reads = beforeDeadline(gatherVerify({
+      consumer, provider, namespace, localName, found, istioNamespace: args['istio-namespace'], now: new Date(),
     }), deadline, 'reading the clusters', args.timeout);
+    // Not left unhandled while the probe starts: awaited below.
+    reads.catch(() => undefined);
+    try {
+      // In boundary mode the probe runs as the namespace's default account unless one is asked for: it needs nothing
+      // the static reads bring, so its pod starts now. Otherwise the reads say which account may call the import.
+      if (args.probe && found.record.endpoint.mode === 'boundary' && args['service-account'] === undefined) {
+        await checkProbePermissions();
+        const stop = new AbortController();
+        early = { launched: launchProbe(target, undefined, stop.signal), stop };
+      }
+      snapshot = await reads;
+    } catch (error) {
+      if (early) {
+        // The pod goes before the error is reported (or the signal's exit code given).
+        early.stop.abort();
+        await early.launched.run.catch(() => undefined);
+      }
+      throw error;
+    }
     reading.stop();
     if (fromRecord && providerContext) ui.info(`Provider: context ${providerContext} (federation cluster ${snapshot.record.endpoint.providerClusterId}, named by the import's record)`);
   } catch (error) {
@@ -206,40 +264,22 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
     throw error;
   }
   const results = runChecks(snapshot, STATIC_CHECKS);
-  const target = probeTarget(snapshot, args);
 
   let probeReport: ProbeReport | null = null;
-  const identity = probeIdentityFor(snapshot, args['service-account']);
+  const identity: ProbeIdentity = early ? { results: [], runnable: true } : probeIdentityFor(snapshot, args['service-account']);
   if (!args.probe) {
     results.push(resultOf('MF0503', { status: 'skip', reason: 'not run: --no-probe' }));
   } else if (!identity.runnable) {
     results.push(...identity.results, resultOf('MF0503', { status: 'skip', reason: 'the probe\'s service account does not exist (MF0516)' }));
   } else {
     results.push(...identity.results);
-    // The probe pod is verify's one write: its permissions are checked before it is created, so a missing one is said
-    // in full and no pod is left behind (a pod created but not deletable, or not watchable).
-    const podPermission = (verb: string, resource = 'pods') => ({ verb, group: '', resource, namespace });
-    await checkPermissions([{
-      client: consumer.client, contextName: consumerContext,
-      permissions: [podPermission('create'), podPermission('watch'), podPermission('get', 'pods/log'), ...(args['keep-probe'] ? [] : [podPermission('delete')])],
-    }]);
-    const probeOnce = async (): Promise<{ results: CheckResult[]; report: ProbeReport }> => {
-      const name = `meshfed-probe-${randomBytes(4).toString('hex').slice(0, 5)}`;
-      const remainingMs = Math.max(1000, deadline - Date.now());
-      const pod = probePod({
-        name, namespace, localName, image: args['probe-image'], target, ...(identity.account ? { serviceAccount: identity.account } : {}),
-        maxTimeSeconds: Math.max(1, Math.min(15, Math.floor(remainingMs / 3000))),
-        activeDeadlineSeconds: Math.ceil(remainingMs / 1000) + 30,
-      });
+    if (!early) await checkProbePermissions();
+    const probeOnce = async (launched: Launched): Promise<{ results: CheckResult[]; report: ProbeReport }> => {
+      const { name } = launched;
       const progress = await startProgress(ui, `Probing ${targetUrl(target)} from pod ${namespace}/${name}`);
       let run: ProbePodRun;
       try {
-        // A signal while the probe pod may exist (from its creation on) stops the probe, which deletes the pod, with a
-        // deadline of its own, before verify exits with the signal's code.
-        run = await session.withCleanup((signal) => runProbePod(consumer, {
-          pod, timeoutMs: remainingMs, keep: args['keep-probe'], signal,
-          onLeftBehind: (reason) => ui.warn(`the probe pod ${namespace}/${name} could not be deleted (${reason}): kubectl delete pod ${name} -n ${namespace} --context ${consumerContext}`),
-        }));
+        run = await launched.run;
       } catch (error) {
         progress.fail();
         throw error;
@@ -269,13 +309,13 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
       };
     };
     const waitUntil = Date.now() + waitMs;
-    let probe = await probeOnce();
+    let probe = await probeOnce(early?.launched ?? launchProbe(target, identity.account));
     // --wait: Istio pushes a new configuration to the proxies some time after it is written (istiod debounces
     // changes, up to PILOT_DEBOUNCE_MAX, 10 s by default), so a probe right after an import may fail and pass later.
     for (let pauseMs = 1000, tries = 1; failed(probe.results) && Date.now() + pauseMs < waitUntil; pauseMs = Math.min(pauseMs * 2, MAX_WAIT_PAUSE_MS)) {
       ui.info(`probe ${tries} failed (${firstFailure(probe.results)}); probing again in ${pauseMs / 1000}s (--wait ${args.wait})`);
       await pause(pauseMs, session);
-      probe = await probeOnce();
+      probe = await probeOnce(launchProbe(target, identity.account));
       tries += 1;
     }
     if (failed(probe.results) && waitMs === 0) {

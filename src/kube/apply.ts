@@ -24,6 +24,14 @@ export interface Change {
  * Deployment's or a LoadBalancer Service's status bumps the resourceVersion), so a precondition would only make
  * them conflict with the cluster itself. Every other meshfed object is guarded (see {@link ClusterWriter.apply}).
  */
+/**
+ * The `Accept` header of a metadata-only list, as client-go's metadata client sends it (JSON only): kube-apiserver
+ * answers a `meta.k8s.io/v1` PartialObjectMetadataList (`asPartialObjectMetadataList` in
+ * `staging/src/k8s.io/apiserver/pkg/endpoints/handlers/response.go`); the plain `application/json` fallback lets a
+ * server that cannot convert answer the full list (then each item is cut to its metadata here).
+ */
+const METADATA_LIST_ACCEPT = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
+
 const UNGUARDED_KINDS = new Set(['Namespace', 'Deployment', 'Service', 'ServiceAccount']);
 
 /** Roles of the records of exports and imports (deleted after everything else, see {@link ClusterWriter.delete}). */
@@ -248,6 +256,17 @@ export class ClusterWriter {
     const path = await this.mapper.collectionPath(apiVersion, kind, namespace);
     const { body } = await this.client.request<{ items?: KubeObject[] }>({ method: 'GET', path, query: { labelSelector } });
     return (body.items ?? []).map((item) => ({ ...item, apiVersion, kind }));
+  }
+
+  /**
+   * Objects of a kind as metadata only (`PartialObjectMetadataList`, as kubectl and client-go's metadata client ask
+   * for it): names, labels and annotations without the rest, so that listing Secrets returns no data. Each item has
+   * `apiVersion` and `kind` of the listed kind and carries no `data` or `spec`.
+   */
+  async listMetadata(apiVersion: string, kind: string, namespace: string | undefined, labelSelector?: string): Promise<KubeObject[]> {
+    const path = await this.mapper.collectionPath(apiVersion, kind, namespace);
+    const { body } = await this.client.request<{ items?: Array<{ metadata: KubeObject['metadata'] }> }>({ method: 'GET', path, query: { labelSelector }, accept: METADATA_LIST_ACCEPT });
+    return (body.items ?? []).map((item) => ({ apiVersion, kind, metadata: item.metadata }));
   }
 
   /**

@@ -83,6 +83,8 @@ export interface KubeRequest {
   body?: unknown;
   /** Defaults to application/json when there is a body. */
   contentType?: string;
+  /** The `Accept` header; default `application/json`. */
+  accept?: string;
   /** Overrides the client's timeout for this request (ms; 0 = none). */
   timeoutMs?: number;
   /**
@@ -455,7 +457,7 @@ export class KubeClient {
     for (const [key, value] of Object.entries(req.query ?? {})) if (value !== undefined) url.searchParams.set(key, value);
     const payload = req.body === undefined ? undefined : typeof req.body === 'string' ? req.body : JSON.stringify(req.body);
     const headers: Record<string, string | string[]> = {
-      accept: 'application/json',
+      accept: req.accept ?? 'application/json',
       'user-agent': this.options.userAgent ?? userAgent(),
       ...transport.headers,
     };

@@ -6,7 +6,7 @@
 import YAML from 'yaml';
 import { ClusterError, InputError, UsageError } from '../errors.js';
 import {
-  DEFAULT_GATEWAY_NAMESPACE, FEDERATION_CA_NAMESPACE, FEDERATION_PORT, GATEWAY_NAMES, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL,
+  bindingLabel, DEFAULT_GATEWAY_NAMESPACE, exportLabel, FEDERATION_CA_NAMESPACE, FEDERATION_PORT, GATEWAY_NAMES, importLabel, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL,
   MANAGED_KINDS, coverOf, serviceExportTo, type ExistingGateway, type GatewayRole, type PodSnapshot, type ProviderSnapshot, type ServicePort,
   type ServiceSnapshot,
 } from '../federation/index.js';
@@ -96,6 +96,10 @@ export interface GatherOptions {
   istioOptional?: boolean;
   /** Fail (before anything is written) when one of `namespaces` does not exist. Default false. */
   requireNamespaces?: boolean;
+  /** Read only the objects of one export or import and the shared ones (see {@link ReadScope}); default everything. */
+  scope?: ReadScope;
+  /** Which Secrets' data to read (see {@link ManagedReadOptions}); default every Secret read. */
+  secretData?: (secret: KubeObject) => boolean;
 }
 
 /** A snapshot with the facts the command layer needs besides it. */
@@ -172,22 +176,105 @@ export function secretNamespaces(managed: readonly KubeObject[]): string[] {
 }
 
 /**
- * Every object meshfed manages in the cluster (kinds the cluster does not serve are skipped): each kind listed by
- * meshfed's label across namespaces, except Secrets, which are listed (by the same label) only in
- * {@link secretNamespaces}, so that meshfed never needs to read Secrets cluster-wide. The federation CA's namespace
- * exists on providers only: a consumer's user, who has no business there, may be refused it (then it holds nothing
- * of the consumer's); a provider's user who may not read it may not write it either, which the preflight says.
+ * Which of meshfed's objects a command reads. Without a scope, every object meshfed manages; with one, the objects of
+ * one export or import (by the labels that name it), the shared ones (no export, import or binding label: gateways,
+ * the federation CA, the cluster identity, the egress routes, subsets), and every record of the scope's kind, which the
+ * shared objects are recomputed from. What a command reads then does not grow with the other exports and imports.
  */
-export async function managedObjects(writer: ClusterWriter): Promise<KubeObject[]> {
-  const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
-  const lists = await Promise.all(MANAGED_KINDS.filter(({ kind }) => kind !== 'Secret').map(({ apiVersion, kind }) =>
-    optional(writer.list(apiVersion, kind, undefined, selector), [] as KubeObject[])));
-  const objects = lists.flat();
-  const secrets = await Promise.all(secretNamespaces(objects).map((ns) => optional(writer.list('v1', 'Secret', ns, selector), [] as KubeObject[]).catch((error: unknown) => {
-    if (ns === FEDERATION_CA_NAMESPACE && error instanceof ClusterError && error.status === 403) return [] as KubeObject[];
-    throw error;
-  })));
-  return [...objects, ...secrets.flat()];
+export interface ReadScope {
+  /** Labels naming the command's objects, each read by its own selector (an import's: its import and binding labels). */
+  own: Array<{ key: string; value: string }>;
+  /** The records the planner recomputes shared objects from. */
+  records: 'export-record' | 'import-record';
+}
+
+/** The read scope of one export (provider side: export, admit, revoke, the provider half of `import --from`). */
+export function exportScope(namespace: string, exportName: string): ReadScope {
+  return { own: [{ key: LABELS.export, value: exportLabel(namespace, exportName) }], records: 'export-record' };
+}
+
+/** The read scope of one import and its binding (the objects it shares with other imports of the same export). */
+export function importScope(namespace: string, localName: string, binding?: { providerClusterId: string; namespace: string; exportName: string }): ReadScope {
+  return {
+    own: [
+      { key: LABELS.import, value: importLabel(namespace, localName) },
+      ...(binding ? [{ key: LABELS.binding, value: bindingLabel(binding.providerClusterId, binding.namespace, binding.exportName) }] : []),
+    ],
+    records: 'import-record',
+  };
+}
+
+/** Options of {@link managedObjects}. */
+export interface ManagedReadOptions {
+  scope?: ReadScope;
+  /**
+   * Which Secrets' data to read (each by name: Secrets are listed as metadata only); default every Secret. Those left
+   * out stay metadata only in the result (names, labels, annotations).
+   */
+  secretData?: (secret: KubeObject) => boolean;
+}
+
+const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+/** Objects meshfed does not manage (the user's), which meshfed's own must agree with. */
+const NOT_MANAGED_SELECTOR = `${MANAGED_BY_LABEL}!=${MANAGED_BY}`;
+/** Objects that belong to no one export, import or binding. */
+const SHARED_SELECTOR = `${MANAGED_SELECTOR},!${LABELS.export},!${LABELS.import},!${LABELS.binding}`;
+
+/**
+ * Every object meshfed manages in the cluster, or those of a {@link ReadScope} (kinds the cluster does not serve are
+ * skipped): each kind listed by meshfed's label across namespaces, except Secrets, which are listed as metadata only
+ * and only in {@link secretNamespaces}, so that meshfed never reads Secrets cluster-wide, then read one by one by name
+ * where their data is needed (`secretData`). The federation CA's namespace exists on providers only: a consumer's
+ * user, who has no business there, may be refused it (then it holds nothing of the consumer's); a provider's user who
+ * may not read it may not write it either, which the preflight says.
+ *
+ * A scoped read falls back to reading everything when a record lies outside meshfed's own namespace (an existing
+ * gateway chosen by `--gateway-selector`, or objects left behind by a gateway move): the planners then look at every
+ * export or import served from there.
+ */
+export async function managedObjects(writer: ClusterWriter, options: ManagedReadOptions = {}): Promise<KubeObject[]> {
+  const scope = options.scope;
+  const selectors = scope
+    ? [SHARED_SELECTOR, ...scope.own.map(({ key, value }) => `${MANAGED_SELECTOR},${key}=${value}`)]
+    : [MANAGED_SELECTOR];
+  const kinds = MANAGED_KINDS.filter(({ kind }) => kind !== 'Secret');
+  const listed = await Promise.all([
+    ...kinds.flatMap(({ apiVersion, kind }) => selectors.map((selector) => optional(writer.list(apiVersion, kind, undefined, selector), [] as KubeObject[]))),
+    ...(scope ? [writer.list('v1', 'ConfigMap', undefined, `${MANAGED_SELECTOR},${LABELS.role}=${scope.records}`)] : []),
+  ]);
+  const objects = distinct(listed.flat());
+  if (scope && objects.some((o) => o.kind === 'ConfigMap' && isRecordObject(o) && o.metadata.namespace !== DEFAULT_GATEWAY_NAMESPACE)) {
+    return managedObjects(writer, { ...options, scope: undefined });
+  }
+  const secrets = await Promise.all(secretNamespaces(objects).flatMap((ns) => selectors.map((selector) =>
+    optional(writer.listMetadata('v1', 'Secret', ns, selector), [] as KubeObject[]).catch((error: unknown) => {
+      if (ns === FEDERATION_CA_NAMESPACE && error instanceof ClusterError && error.status === 403) return [] as KubeObject[];
+      throw error;
+    }))));
+  const wanted = options.secretData ?? (() => true);
+  const read = await Promise.all(distinct(secrets.flat()).map(async (secret) => {
+    if (!wanted(secret)) return secret;
+    // Deleted since it was listed: gone from the snapshot too.
+    const full = await writer.get('v1', 'Secret', secret.metadata.namespace, secret.metadata.name);
+    return full ? { ...full, apiVersion: 'v1', kind: 'Secret' } : undefined;
+  }));
+  return [...objects, ...read.filter((o): o is KubeObject => o !== undefined)];
+}
+
+function isRecordObject(object: KubeObject): boolean {
+  const role = object.metadata.labels?.[LABELS.role];
+  return role === 'export-record' || role === 'import-record';
+}
+
+/** Objects listed by more than one selector, once. */
+function distinct(objects: KubeObject[]): KubeObject[] {
+  const seen = new Set<string>();
+  return objects.filter((o) => {
+    const key = `${o.apiVersion}/${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /**
@@ -198,7 +285,8 @@ export async function managedObjects(writer: ClusterWriter): Promise<KubeObject[
  */
 export async function listGateways(writer: ClusterWriter): Promise<KubeObject[]> {
   try {
-    return await writer.list('networking.istio.io/v1beta1', 'Gateway', undefined);
+    // meshfed's own Gateways come with its objects (managedObjects).
+    return await writer.list('networking.istio.io/v1beta1', 'Gateway', undefined, NOT_MANAGED_SELECTOR);
   } catch (error) {
     if (error instanceof ClusterError && (error.status === 403 || error.status === 404)) return [];
     throw error;
@@ -263,6 +351,20 @@ export async function readMesh(writer: ClusterWriter, istioNamespace: string): P
 }
 
 /**
+ * Fails when one of `namespaces` does not exist (an import goes into a namespace where the calling apps run).
+ * @throws InputError naming the namespace
+ */
+export async function requireNamespaces(writer: ClusterWriter, namespaces: string[]): Promise<void> {
+  const found = await Promise.all(namespaces.map((ns) => writer.get('v1', 'Namespace', undefined, ns)));
+  const missing = namespaces.find((_, i) => !found[i]);
+  if (missing !== undefined) {
+    throw new InputError(`namespace "${missing}" does not exist in context "${writer.contextName}" (-n)`, {
+      hint: 'import into a namespace where the calling apps run (with sidecar injection)',
+    });
+  }
+}
+
+/**
  * Reads one cluster for the planners: its id, Istio version, trust domain and root CA, the Services and pods of
  * the given namespaces, every object meshfed manages there (any namespace), the VirtualServices of the given
  * namespaces, and the external address of a meshfed gateway. Only reads.
@@ -271,19 +373,16 @@ export async function readMesh(writer: ClusterWriter, istioNamespace: string): P
 export async function gatherCluster(writer: ClusterWriter, options: GatherOptions): Promise<GatheredCluster> {
   const istioNamespace = options.istioNamespace ?? 'istio-system';
   const meshP = readMesh(writer, istioNamespace);
-  const managedP = managedObjects(writer);
+  const managedP = managedObjects(writer, { ...(options.scope && !options.gatewaySelector ? { scope: options.scope } : {}), ...(options.secretData ? { secretData: options.secretData } : {}) });
   const identityP = readClusterIdentity(writer, options.clusterIdOverride, managedP);
   const namespaces = [...new Set(options.namespaces)];
   const perNamespaceP = Promise.all(namespaces.map(async (ns) => {
-    if (options.requireNamespaces && !(await writer.get('v1', 'Namespace', undefined, ns))) {
-      throw new InputError(`namespace "${ns}" does not exist in context "${writer.contextName}" (-n)`, {
-        hint: 'import into a namespace where the calling apps run (with sidecar injection)',
-      });
-    }
+    if (options.requireNamespaces) await requireNamespaces(writer, [ns]);
     const [services, pods, virtualServices, sidecars] = await Promise.all([
-      writer.list('v1', 'Service', ns),
+      // meshfed's own Services and VirtualServices (an import's) come with its objects, the command's only when scoped.
+      writer.list('v1', 'Service', ns, options.scope ? NOT_MANAGED_SELECTOR : undefined),
       writer.list('v1', 'Pod', ns),
-      optional(writer.list('networking.istio.io/v1beta1', 'VirtualService', ns), [] as KubeObject[]),
+      optional(writer.list('networking.istio.io/v1beta1', 'VirtualService', ns, NOT_MANAGED_SELECTOR), [] as KubeObject[]),
       // Sidecar resources scope what the namespace's workloads reach (an import's objects included).
       optional(writer.list('networking.istio.io/v1beta1', 'Sidecar', ns), [] as KubeObject[]),
     ]);
@@ -299,7 +398,7 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
     });
 
   // The user's DestinationRules: meshfed's own rule for a Service carries its owner's (Istio never merges the two).
-  const destinationRulesP = optional(writer.list('networking.istio.io/v1beta1', 'DestinationRule', undefined), [] as KubeObject[]);
+  const destinationRulesP = optional(writer.list('networking.istio.io/v1beta1', 'DestinationRule', undefined, NOT_MANAGED_SELECTOR), [] as KubeObject[]);
   // Gateways meshfed does not manage, in every namespace (see listGateways).
   const gatewaysP = listGateways(writer);
   // The mesh root namespace's selector-less Sidecar applies to every namespace without one of its own.

@@ -79,6 +79,8 @@ export interface VerifyGatherOptions {
   provider?: ClusterWriter | ((record: ImportRecord) => Promise<{ writer?: ClusterWriter; searched: string[] }>);
   namespace: string;
   localName: string;
+  /** The import's record and home, when already read ({@link findImport}). */
+  found?: { record: ImportRecord; home: string };
   istioNamespace: string;
   now: Date;
 }
@@ -142,7 +144,7 @@ async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istio
 export async function gatherVerify(options: VerifyGatherOptions): Promise<VerifySnapshot> {
   const { consumer, namespace, localName, istioNamespace } = options;
   const [{ record, home }, managed] = await Promise.all([
-    findImport(consumer, namespace, localName),
+    options.found ?? findImport(consumer, namespace, localName),
     managedObjects(consumer),
   ]);
   const found = typeof options.provider === 'function' ? await options.provider(record) : { writer: options.provider, searched: [] };

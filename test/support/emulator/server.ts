@@ -269,14 +269,55 @@ function servedAs(obj: KubeObject, r: Route): KubeObject {
   return { ...obj, apiVersion: r.group ? `${r.group}/${r.version}` : r.version };
 }
 
-function wantsTable(req: IncomingMessage): boolean {
-  return /as=Table/.test(req.headers.accept ?? '');
+/** What a response is converted to: a `meta.k8s.io` Table, PartialObjectMetadata or PartialObjectMetadataList. */
+interface Conversion {
+  kind: 'Table' | 'PartialObjectMetadata' | 'PartialObjectMetadataList';
+  /** `v1` or `v1beta1` of `meta.k8s.io`. */
+  version: string;
 }
 
-function wantsMetadata(req: IncomingMessage): 'PartialObjectMetadata' | 'PartialObjectMetadataList' | undefined {
+const CONVERSIONS = new Set(['Table', 'PartialObjectMetadata', 'PartialObjectMetadataList']);
+
+/**
+ * The conversion an `Accept` header asks for, negotiated as kube-apiserver does: the clauses are tried in order and
+ * the first one the endpoint serves wins (`negotiation.NegotiateOutputMediaType`); a clause with `as=` is served only
+ * for `g=meta.k8s.io`, `v=v1` or `v1beta1` and one of the three kinds (`AllowsMediaTypeTransform` in
+ * `staging/src/k8s.io/apiserver/pkg/endpoints/handlers/rest.go`). Protobuf clauses are passed over (the emulator speaks
+ * JSON); when clauses ask for conversions and none can be served, the answer is 406 NotAcceptable.
+ */
+function conversionOf(req: IncomingMessage): Conversion | undefined {
   const accept = req.headers.accept ?? '';
-  if (/as=PartialObjectMetadataList/.test(accept)) return 'PartialObjectMetadataList';
-  if (/as=PartialObjectMetadata(?!List)/.test(accept)) return 'PartialObjectMetadata';
+  let refused = false;
+  for (const clause of accept.split(',').map((c) => c.trim()).filter(Boolean)) {
+    const [type = '', ...rest] = clause.split(';').map((p) => p.trim());
+    if (type.includes('protobuf')) continue;
+    const params = Object.fromEntries(rest.map((p) => [p.slice(0, p.indexOf('=')).trim(), p.slice(p.indexOf('=') + 1).trim()]));
+    if (params.as === undefined) return undefined;
+    if (params.g === 'meta.k8s.io' && (params.v === 'v1' || params.v === 'v1beta1') && CONVERSIONS.has(params.as)) {
+      return { kind: params.as as Conversion['kind'], version: params.v };
+    }
+    refused = true;
+  }
+  if (refused) throw new ApiError(406, 'NotAcceptable', 'only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf');
+  return undefined;
+}
+
+/**
+ * An object as PartialObjectMetadata (`meta.AsPartialObjectMetadata`: the whole `metadata`, managedFields included).
+ * A list asked for as one object, or one object asked for as a list, is 406 (`asPartialObjectMetadata`,
+ * `asPartialObjectMetadataList` in `staging/src/k8s.io/apiserver/pkg/endpoints/handlers/response.go`).
+ */
+function partialMetadata(obj: KubeObject, version: string): Record<string, unknown> {
+  return { kind: 'PartialObjectMetadata', apiVersion: `meta.k8s.io/${version}`, metadata: obj.metadata };
+}
+
+function notAList(conversion: Conversion, list: boolean): ApiError | undefined {
+  if (conversion.kind === 'PartialObjectMetadata' && list) {
+    return new ApiError(406, 'NotAcceptable', 'you requested PartialObjectMetadata, but the requested object is a list (*unstructured.UnstructuredList)');
+  }
+  if (conversion.kind === 'PartialObjectMetadataList' && !list) {
+    return new ApiError(406, 'NotAcceptable', 'you requested PartialObjectMetadataList, but the requested object is not a list (*unstructured.Unstructured)');
+  }
   return undefined;
 }
 
@@ -485,9 +526,12 @@ async function serve(ctx: ServerContext, who: Subject, req: IncomingMessage, res
         return;
       }
       if (r.name) {
+        const conversion = conversionOf(req);
         const obj = servedAs(api.get(type, r.namespace, r.name), r);
-        if (wantsTable(req)) send(res, 200, toTable(type, r.version, [obj], obj.metadata.resourceVersion ?? '', q.get('includeObject') ?? 'Metadata'));
-        else if (wantsMetadata(req)) send(res, 200, { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: obj.metadata });
+        const refused = conversion && notAList(conversion, false);
+        if (refused) throw refused;
+        if (conversion?.kind === 'Table') send(res, 200, toTable(type, r.version, [obj], obj.metadata.resourceVersion ?? '', q.get('includeObject') ?? 'Metadata'));
+        else if (conversion) send(res, 200, partialMetadata(obj, conversion.version));
         else send(res, 200, obj);
         return;
       }
@@ -589,6 +633,9 @@ function unsupportedMediaType(contentType: string, accepted = ['application/json
 
 function serveList(ctx: ServerContext, r: Route, q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
   const { api } = ctx;
+  const conversion = conversionOf(req);
+  const refused = conversion && notAList(conversion, true);
+  if (refused) throw refused;
   const labels = parseLabelSelector(q.get('labelSelector') ?? undefined);
   const fields = parseFieldSelector(q.get('fieldSelector') ?? undefined);
   const all = api.list(r.type, r.namespace).filter((o) => labels(o) && fields(o)).map((o) => servedAs(o, r));
@@ -601,12 +648,12 @@ function serveList(ctx: ServerContext, r: Route, q: URLSearchParams, req: Incomi
     meta.continue = Buffer.from(`${api.store.revision}:${offset + limit}`).toString('base64');
     meta.remainingItemCount = all.length - offset - limit;
   }
-  if (wantsTable(req)) {
+  if (conversion?.kind === 'Table') {
     send(res, 200, toTable(r.type, r.version, items, String(api.store.revision), q.get('includeObject') ?? 'Metadata', more ? { continue: meta.continue } : {}));
     return;
   }
-  if (wantsMetadata(req)) {
-    send(res, 200, { kind: 'PartialObjectMetadataList', apiVersion: 'meta.k8s.io/v1', metadata: meta, items: items.map((o) => ({ kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata })) });
+  if (conversion) {
+    send(res, 200, { kind: 'PartialObjectMetadataList', apiVersion: `meta.k8s.io/${conversion.version}`, metadata: meta, items: items.map((o) => partialMetadata(o, conversion.version)) });
     return;
   }
   send(res, 200, { kind: r.type.listKind, apiVersion: r.group ? `${r.group}/${r.version}` : r.version, metadata: meta, items });
@@ -621,12 +668,17 @@ function serveWatch(ctx: ServerContext, r: Route, q: URLSearchParams, req: Incom
     fields = (o) => o.metadata.name === r.name && byName(o);
   }
   const matches = (o: KubeObject | undefined): boolean => o !== undefined && (r.namespace === undefined || o.metadata.namespace === r.namespace) && labels(o) && fields(o);
-  const table = wantsTable(req);
+  // Each event's object is converted as a single object would be (`watchEmbeddedEncoder` in response.go), so a
+  // watch asks for PartialObjectMetadata, not the list kind.
+  const conversion = conversionOf(req);
+  const refused = conversion && notAList(conversion, false);
+  if (refused) throw refused;
+  const table = conversion?.kind === 'Table';
   const bookmarks = q.get('allowWatchBookmarks') === 'true';
   const key = typeKey(r.type);
   const encode = (type: string, obj: KubeObject): string => {
     const served = servedAs(obj, r);
-    const object = table ? toTable(r.type, r.version, [served], served.metadata.resourceVersion ?? '', q.get('includeObject') ?? 'Metadata') : served;
+    const object = table ? toTable(r.type, r.version, [served], served.metadata.resourceVersion ?? '', q.get('includeObject') ?? 'Metadata') : conversion ? partialMetadata(served, conversion.version) : served;
     return `${JSON.stringify({ type, object })}\n`;
   };
   const rvParam = q.get('resourceVersion');
