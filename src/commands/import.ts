@@ -479,7 +479,9 @@ async function importDirect(
   }
   const record = records.find((r) => r.namespace === target!.namespace && r.exportName === target!.exportName);
   if (!record) {
-    const known = records.map((r) => `${r.namespace}/${r.exportName}`).join(', ') || 'none';
+    // A read scoped to the export has the records of some exports only: the message names them all.
+    const all = readExportRecords((await gatherCluster(providerWriter, { namespaces: [], istioNamespace: args['istio-namespace'] })).snapshot);
+    const known = all.map((r) => `${r.namespace}/${r.exportName}`).join(', ') || 'none';
     throw new InputError(`export ${target.namespace}/${target.exportName} does not exist in context "${providerContext}" (exports: ${known})`, {
       hint: `export it first: kubectl meshfed export --context ${providerContext} -n ${target.namespace} --service <service> --port <port> --name ${target.exportName}`,
     });

@@ -8,7 +8,7 @@ import type { ImportRecord } from '../federation/index.js';
 import { ClusterWriter } from '../kube/apply.js';
 import { runProbePod, type ProbePodRun } from '../kube/probe-pod.js';
 import { checkPermissions } from '../kube/preflight.js';
-import { findClusterContext, findImport, gatherVerify, listImports } from '../kube/verify-gather.js';
+import { findClusterContext, findImport, listImports, startGatherVerify } from '../kube/verify-gather.js';
 import { parseDuration } from '../options.js';
 import { renderChecks, reportChecks, REPORT_API_VERSION, REPORT_KIND, summarize, summaryLine } from '../ui/checks.js';
 import { formatData } from '../ui/format.js';
@@ -235,20 +235,21 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
   try {
     const found = await beforeDeadline(findImport(consumer, namespace, localName), deadline, 'reading the clusters', args.timeout);
     target = probeTarget(found, consumerContext, args);
-    const reads = beforeDeadline(gatherVerify({
-      consumer, provider, namespace, localName, found, istioNamespace: args['istio-namespace'], now: new Date(),
-    }), deadline, 'reading the clusters', args.timeout);
+    const reads = startGatherVerify({ consumer, provider, namespace, localName, found, istioNamespace: args['istio-namespace'], now: new Date() });
+    const both = beforeDeadline(reads.snapshot, deadline, 'reading the clusters', args.timeout);
     // Not left unhandled while the probe starts: awaited below.
-    reads.catch(() => undefined);
+    both.catch(() => undefined);
     try {
       // In boundary mode the probe runs as the namespace's default account unless one is asked for: it needs nothing
-      // the static reads bring, so its pod starts now. Otherwise the reads say which account may call the import.
+      // the checks read, so its pod starts once the consumer is read (a read the user may not make stops verify
+      // before it writes), while the provider is read.
       if (args.probe && found.record.endpoint.mode === 'boundary' && args['service-account'] === undefined) {
+        await beforeDeadline(reads.consumer, deadline, 'reading the clusters', args.timeout);
         await checkProbePermissions();
         const stop = new AbortController();
         early = { launched: launchProbe(target, undefined, stop.signal), stop };
       }
-      snapshot = await reads;
+      snapshot = await both;
     } catch (error) {
       if (early) {
         // The pod goes before the error is reported (or the signal's exit code given).

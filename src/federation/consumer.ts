@@ -158,7 +158,7 @@ export function planImport(
     plan.objects.push(...setup.objects);
     plan.objects.push(...bindingObjects(endpoint, input.credentials, placement, all, snapshot, options.now));
     plan.secretsWithPrivateKeys.push(`${placement.namespace}/${names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName)}`);
-    plan.objects.push(egressRoutes(all, placement));
+    plan.objects.push(egressRoutes(all, placement, snapshot.partialImportRecords ? findObject(snapshot, 'DestinationRule', placement.namespace, names.egressRoutes()) : undefined));
     // Sidecars of the import namespace route to the egress gateway's Service: it must be exported to them.
     const egressService = setup.objects.find((o) => o.kind === 'Service' && o.metadata.name === placement!.serviceName);
     if (!serviceVisibleTo({ namespace: placement.namespace }, snapshot.defaultServiceExportTo, spec.namespace)) {
@@ -487,26 +487,32 @@ function egressAdmission(
  * egress gateway's Gateway server for that export matches. One object, recomputed from every import, visible to
  * the importing namespaces only.
  */
-function egressRoutes(records: ImportRecord[], placement: GatewayPlacement): KubeObject {
-  const subsets = new Map<string, { sni: string; http: boolean }>();
+/**
+ * @param kept the egress routes in the cluster, when `records` are not every import's (see
+ *   {@link ClusterSnapshot.partialImportRecords}): their subsets and namespaces stay, those of `records` are recomputed
+ */
+function egressRoutes(records: ImportRecord[], placement: GatewayPlacement, kept?: KubeObject): KubeObject {
+  const keptSpec = (kept?.spec ?? {}) as { exportTo?: string[]; subsets?: Array<{ name: string }> };
+  const subsets = new Map<string, unknown>((keptSpec.subsets ?? []).map((s) => [s.name, structuredClone(s)]));
   for (const r of records) {
     if (r.endpoint.mode !== 'boundary') continue;
     const e = r.endpoint;
-    subsets.set(names.bindingSubset(e.providerClusterId, e.namespace, e.exportName), { sni: e.sni, http: e.protocol === 'HTTP' });
+    const name = names.bindingSubset(e.providerClusterId, e.namespace, e.exportName);
+    subsets.set(name, {
+      name,
+      trafficPolicy: {
+        // HTTP/2 and gRPC stay HTTP/2 on the way to the egress gateway, whose port is not an HTTP port.
+        ...(e.protocol === 'HTTP' ? { connectionPool: { http: { useClientProtocol: true } } } : {}),
+        tls: { mode: 'ISTIO_MUTUAL', sni: e.sni },
+      },
+    });
   }
   return kubeObject(API.networking, 'DestinationRule', names.egressRoutes(), placement.namespace, meshfedLabels('egress-routes'), {
     spec: {
       host: serviceFqdn(placement.serviceName, placement.namespace),
       // Only the namespaces with a boundary import see it (and so can reach the bindings at all).
-      exportTo: [...new Set(records.filter((r) => r.endpoint.mode === 'boundary').map((r) => r.namespace))].sort(),
-      subsets: [...subsets.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, s]) => ({
-        name,
-        trafficPolicy: {
-          // HTTP/2 and gRPC stay HTTP/2 on the way to the egress gateway, whose port is not an HTTP port.
-          ...(s.http ? { connectionPool: { http: { useClientProtocol: true } } } : {}),
-          tls: { mode: 'ISTIO_MUTUAL', sni: s.sni },
-        },
-      })),
+      exportTo: [...new Set([...(keptSpec.exportTo ?? []), ...records.filter((r) => r.endpoint.mode === 'boundary').map((r) => r.namespace)])].sort(),
+      subsets: [...subsets.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, subset]) => subset),
     },
   });
 }

@@ -270,6 +270,11 @@ export interface ClusterSnapshot {
    * PeerAuthentications).
    */
   existing: KubeObject[];
+  /**
+   * `existing` holds the import records of one import and of its binding only (a read scoped to that import): what
+   * is recomputed from every import (the egress routes) keeps what the cluster holds for the others. Default false.
+   */
+  partialImportRecords?: boolean;
 }
 
 /** A provider cluster as the export and admission planners see it. */

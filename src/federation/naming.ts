@@ -40,6 +40,12 @@ export const LABELS = {
   binding: 'meshfed.io/binding',
   /** The Service a shared object is computed for: `<namespace>.<service>`. */
   service: 'meshfed.io/service',
+  /**
+   * On an export record: `true` when the export has a part in objects it shares with other exports (a subset in the
+   * Service's DestinationRule, a host of the passthrough Gateway, the workload guard), else `false`. Planning one
+   * export reads the records that say `true` (or that predate the label), not every record.
+   */
+  shares: 'meshfed.io/shares',
 } as const;
 
 /** Values of the {@link LABELS.role} label. */

@@ -65,7 +65,10 @@ const COMMON_READS: RbacRule[] = [
     scope: 'cluster', apiGroups: [SECURITY], resources: ['authorizationpolicies'], verbs: ['list'],
     why: 'meshfed\'s policies by its label; for verify, the policies that decide who may call the exported Service and its gateway',
   },
-  { scope: 'home', apiGroups: [CORE], resources: ['secrets'], verbs: ['list'], why: 'certificates and the federation CA (Secrets are read in meshfed\'s namespaces only)' },
+  {
+    scope: 'home', apiGroups: [CORE], resources: ['secrets'], verbs: ['list'],
+    why: 'which certificates and CA meshfed keeps, listed as metadata only (Secrets are read in meshfed\'s namespaces only)',
+  },
   { scope: 'istio', apiGroups: [CORE], resources: ['configmaps'], verbs: ['get'], why: 'the mesh config (trust domain, root namespace) and the root CA' },
   { scope: 'istio', apiGroups: [NETWORKING], resources: ['sidecars'], verbs: ['list'], why: 'the mesh-wide default Sidecar' },
 ];
@@ -88,6 +91,7 @@ const VERIFY_READS: RbacRule[] = [
   { scope: 'apps', apiGroups: [CORE], resources: ['services', 'pods', 'serviceaccounts'], verbs: ['list'], why: 'the exported and calling workloads and their service accounts' },
   { scope: 'apps', apiGroups: [NETWORKING], resources: ['sidecars'], verbs: ['list'], why: 'Sidecar scopes of the import\'s namespace' },
   { scope: 'home', apiGroups: [CORE], resources: ['services', 'pods'], verbs: ['list'], why: 'the federation gateways and their pods' },
+  { scope: 'home', apiGroups: [CORE], resources: ['secrets'], verbs: ['get'], why: 'the certificates (expiry, chain, CA fingerprint), each Secret read by name' },
 ];
 
 const WRITE = ['create', 'patch', 'delete'];

@@ -68,8 +68,13 @@ const IMPORT_KEY = 'import.json';
 /** The ConfigMap that stores an export record. */
 export function exportRecordObject(record: ExportRecord, namespace: string): KubeObject {
   return kubeObject('v1', 'ConfigMap', names.export(record.namespace, record.exportName), namespace,
-    meshfedLabels('export-record', { [LABELS.export]: exportLabel(record.namespace, record.exportName) }),
+    meshfedLabels('export-record', { [LABELS.export]: exportLabel(record.namespace, record.exportName), [LABELS.shares]: String(sharesObjects(record)) }),
     { data: { [EXPORT_KEY]: `${JSON.stringify(record, null, 2)}\n` } });
+}
+
+/** Whether an export has a part in objects recomputed from several exports' records (see {@link LABELS.shares}). */
+export function sharesObjects(record: Pick<ExportRecord, 'mode' | 'subset'>): boolean {
+  return record.mode === 'shared-root' || record.subset !== undefined;
 }
 
 /** The ConfigMap that stores an import record. */

@@ -252,9 +252,12 @@ export class ClusterWriter {
   }
 
   /** Objects of a kind in a namespace (or all namespaces), optionally filtered by a label selector. */
-  async list(apiVersion: string, kind: string, namespace: string | undefined, labelSelector?: string): Promise<KubeObject[]> {
+  async list(
+    apiVersion: string, kind: string, namespace: string | undefined, labelSelector?: string, more: { fieldSelector?: string; limit?: number } = {},
+  ): Promise<KubeObject[]> {
     const path = await this.mapper.collectionPath(apiVersion, kind, namespace);
-    const { body } = await this.client.request<{ items?: KubeObject[] }>({ method: 'GET', path, query: { labelSelector } });
+    const query = { labelSelector, fieldSelector: more.fieldSelector, limit: more.limit !== undefined ? String(more.limit) : undefined };
+    const { body } = await this.client.request<{ items?: KubeObject[] }>({ method: 'GET', path, query });
     return (body.items ?? []).map((item) => ({ ...item, apiVersion, kind }));
   }
 

@@ -178,19 +178,23 @@ export function secretNamespaces(managed: readonly KubeObject[]): string[] {
 /**
  * Which of meshfed's objects a command reads. Without a scope, every object meshfed manages; with one, the objects of
  * one export or import (by the labels that name it), the shared ones (no export, import or binding label: gateways,
- * the federation CA, the cluster identity, the egress routes, subsets), and every record of the scope's kind, which the
- * shared objects are recomputed from. What a command reads then does not grow with the other exports and imports.
+ * the federation CA, the cluster identity, the egress routes, subsets), and the other records the shared objects are
+ * recomputed from: the exports that have a part in them ({@link LABELS.shares}), every import (the egress routes).
  */
 export interface ReadScope {
   /** Labels naming the command's objects, each read by its own selector (an import's: its import and binding labels). */
   own: Array<{ key: string; value: string }>;
-  /** The records the planner recomputes shared objects from. */
-  records: 'export-record' | 'import-record';
+  /**
+   * The label selector of the other records the planner recomputes shared objects from (its own come with its
+   * objects); none: the shared objects that depend on every record are recomputed from what the cluster holds.
+   */
+  records?: string;
 }
 
 /** The read scope of one export (provider side: export, admit, revoke, the provider half of `import --from`). */
 export function exportScope(namespace: string, exportName: string): ReadScope {
-  return { own: [{ key: LABELS.export, value: exportLabel(namespace, exportName) }], records: 'export-record' };
+  // The exports with a part in shared objects; a record written before the label says nothing, and is read too.
+  return { own: [{ key: LABELS.export, value: exportLabel(namespace, exportName) }], records: `${LABELS.role}=export-record,${LABELS.shares}!=false` };
 }
 
 /** The read scope of one import and its binding (the objects it shares with other imports of the same export). */
@@ -200,7 +204,7 @@ export function importScope(namespace: string, localName: string, binding?: { pr
       { key: LABELS.import, value: importLabel(namespace, localName) },
       ...(binding ? [{ key: LABELS.binding, value: bindingLabel(binding.providerClusterId, binding.namespace, binding.exportName) }] : []),
     ],
-    records: 'import-record',
+    // The egress routes, shared by every import, keep what the cluster holds for the others (partialImportRecords).
   };
 }
 
@@ -228,24 +232,28 @@ const SHARED_SELECTOR = `${MANAGED_SELECTOR},!${LABELS.export},!${LABELS.import}
  * user, who has no business there, may be refused it (then it holds nothing of the consumer's); a provider's user who
  * may not read it may not write it either, which the preflight says.
  *
- * A scoped read falls back to reading everything when a record lies outside meshfed's own namespace (an existing
- * gateway chosen by `--gateway-selector`, or objects left behind by a gateway move): the planners then look at every
- * export or import served from there.
+ * A scoped read falls back to reading everything when a record or a Gateway of meshfed's lies outside its own
+ * namespace (an existing gateway chosen by `--gateway-selector`, or objects left behind by a gateway move): the
+ * planners then look at every export or import served from there.
  */
 export async function managedObjects(writer: ClusterWriter, options: ManagedReadOptions = {}): Promise<KubeObject[]> {
+  return (await readManaged(writer, options)).objects;
+}
+
+/** {@link managedObjects}, and whether the read kept to its scope (false: everything was read). */
+async function readManaged(writer: ClusterWriter, options: ManagedReadOptions): Promise<{ objects: KubeObject[]; scoped: boolean }> {
   const scope = options.scope;
   const selectors = scope
     ? [SHARED_SELECTOR, ...scope.own.map(({ key, value }) => `${MANAGED_SELECTOR},${key}=${value}`)]
     : [MANAGED_SELECTOR];
   const kinds = MANAGED_KINDS.filter(({ kind }) => kind !== 'Secret');
+  const elsewhereP = scope ? placedElsewhere(writer) : Promise.resolve(false);
   const listed = await Promise.all([
     ...kinds.flatMap(({ apiVersion, kind }) => selectors.map((selector) => optional(writer.list(apiVersion, kind, undefined, selector), [] as KubeObject[]))),
-    ...(scope ? [writer.list('v1', 'ConfigMap', undefined, `${MANAGED_SELECTOR},${LABELS.role}=${scope.records}`)] : []),
+    ...(scope?.records ? [writer.list('v1', 'ConfigMap', undefined, `${MANAGED_SELECTOR},${scope.records}`)] : []),
   ]);
   const objects = distinct(listed.flat());
-  if (scope && objects.some((o) => o.kind === 'ConfigMap' && isRecordObject(o) && o.metadata.namespace !== DEFAULT_GATEWAY_NAMESPACE)) {
-    return managedObjects(writer, { ...options, scope: undefined });
-  }
+  if (await elsewhereP) return readManaged(writer, { ...options, scope: undefined });
   const secrets = await Promise.all(secretNamespaces(objects).flatMap((ns) => selectors.map((selector) =>
     optional(writer.listMetadata('v1', 'Secret', ns, selector), [] as KubeObject[]).catch((error: unknown) => {
       if (ns === FEDERATION_CA_NAMESPACE && error instanceof ClusterError && error.status === 403) return [] as KubeObject[];
@@ -258,12 +266,20 @@ export async function managedObjects(writer: ClusterWriter, options: ManagedRead
     const full = await writer.get('v1', 'Secret', secret.metadata.namespace, secret.metadata.name);
     return full ? { ...full, apiVersion: 'v1', kind: 'Secret' } : undefined;
   }));
-  return [...objects, ...read.filter((o): o is KubeObject => o !== undefined)];
+  return { objects: [...objects, ...read.filter((o): o is KubeObject => o !== undefined)], scoped: scope !== undefined };
 }
 
-function isRecordObject(object: KubeObject): boolean {
-  const role = object.metadata.labels?.[LABELS.role];
-  return role === 'export-record' || role === 'import-record';
+/**
+ * Whether meshfed keeps records or Gateways outside its own namespace: exports or imports on an existing gateway
+ * (`--gateway-selector`), or left behind by a gateway move. One item of each is enough to tell.
+ */
+async function placedElsewhere(writer: ClusterWriter): Promise<boolean> {
+  const elsewhere = { fieldSelector: `metadata.namespace!=${DEFAULT_GATEWAY_NAMESPACE}`, limit: 1 };
+  const found = await Promise.all([
+    writer.list('v1', 'ConfigMap', undefined, `${MANAGED_SELECTOR},${LABELS.role} in (export-record,import-record)`, elsewhere),
+    optional(writer.list('networking.istio.io/v1beta1', 'Gateway', undefined, MANAGED_SELECTOR, elsewhere), [] as KubeObject[]),
+  ]);
+  return found.some((items) => items.length > 0);
 }
 
 /** Objects listed by more than one selector, once. */
@@ -373,7 +389,9 @@ export async function requireNamespaces(writer: ClusterWriter, namespaces: strin
 export async function gatherCluster(writer: ClusterWriter, options: GatherOptions): Promise<GatheredCluster> {
   const istioNamespace = options.istioNamespace ?? 'istio-system';
   const meshP = readMesh(writer, istioNamespace);
-  const managedP = managedObjects(writer, { ...(options.scope && !options.gatewaySelector ? { scope: options.scope } : {}), ...(options.secretData ? { secretData: options.secretData } : {}) });
+  const scope = options.scope && !options.gatewaySelector ? options.scope : undefined;
+  const readP = readManaged(writer, { ...(scope ? { scope } : {}), ...(options.secretData ? { secretData: options.secretData } : {}) });
+  const managedP = readP.then((read) => read.objects);
   const identityP = readClusterIdentity(writer, options.clusterIdOverride, managedP);
   const namespaces = [...new Set(options.namespaces)];
   const perNamespaceP = Promise.all(namespaces.map(async (ns) => {
@@ -468,6 +486,7 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
     pods,
     existing,
     ...(gatewayAddress ? { gatewayAddress } : {}),
+    ...((await readP).scoped && scope?.records === undefined ? { partialImportRecords: true } : {}),
   };
   return { context: writer.contextName, identity, snapshot };
 }

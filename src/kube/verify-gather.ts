@@ -136,23 +136,43 @@ async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istio
   }
 }
 
+/** The two halves of {@link gatherVerify}, each as soon as it is read. */
+export interface VerifyReads {
+  /** The consumer's side: the import's record, where its egress gateway lives, and what the checks need there. */
+  consumer: Promise<{ record: ImportRecord; home: string; side: SideSnapshot }>;
+  /** Both sides (the provider's, whose failure to answer is part of the snapshot). */
+  snapshot: Promise<VerifySnapshot>;
+}
+
 /**
- * Reads both clusters for the checks: the consumer (which must be reachable and hold the import) and, with a
- * provider writer, the provider — whose failure to answer becomes part of the snapshot.
+ * Starts reading both clusters for the checks: the consumer (which must be reachable and hold the import) and, with
+ * a provider writer, the provider, in parallel. `consumer` fails when the consumer cannot be read (ClusterError) or
+ * the import does not exist (InputError); `snapshot` then fails with the same error.
+ */
+export function startGatherVerify(options: VerifyGatherOptions): VerifyReads {
+  const { consumer, namespace, localName, istioNamespace } = options;
+  const first = Promise.all([options.found ?? findImport(consumer, namespace, localName), managedObjects(consumer)]);
+  const consumerSide = first.then(async ([{ record, home }, managed]) => ({ record, home, side: await gatherConsumer(consumer, [namespace, home], istioNamespace, managed) }));
+  const providerSide = first.then(async ([{ record }]): Promise<ProviderSide> => {
+    const found = typeof options.provider === 'function' ? await options.provider(record) : { writer: options.provider, searched: [] };
+    return found.writer ? gatherProvider(found.writer, record, istioNamespace) : { status: 'absent', searched: found.searched };
+  });
+  // Each is awaited by the caller; a failure of one is not left unhandled while the other is awaited.
+  providerSide.catch(() => undefined);
+  const snapshot = Promise.all([consumerSide, providerSide]).then(([{ record, home, side }, provider]) => ({
+    now: options.now, consumer: side, consumerHome: home, record, provider,
+  }));
+  consumerSide.catch(() => undefined);
+  snapshot.catch(() => undefined);
+  return { consumer: consumerSide, snapshot };
+}
+
+/**
+ * Reads both clusters for the checks (see {@link startGatherVerify}).
  * @throws ClusterError when the consumer cannot be read; InputError when the import does not exist
  */
 export async function gatherVerify(options: VerifyGatherOptions): Promise<VerifySnapshot> {
-  const { consumer, namespace, localName, istioNamespace } = options;
-  const [{ record, home }, managed] = await Promise.all([
-    options.found ?? findImport(consumer, namespace, localName),
-    managedObjects(consumer),
-  ]);
-  const found = typeof options.provider === 'function' ? await options.provider(record) : { writer: options.provider, searched: [] };
-  const [consumerSide, provider] = await Promise.all([
-    gatherConsumer(consumer, [namespace, home], istioNamespace, managed),
-    found.writer ? gatherProvider(found.writer, record, istioNamespace) : Promise.resolve<ProviderSide>({ status: 'absent', searched: found.searched }),
-  ]);
-  return { now: options.now, consumer: consumerSide, consumerHome: home, record, provider };
+  return startGatherVerify(options).snapshot;
 }
 
 /** The federation cluster id stored in a cluster (ConfigMap istio-meshfed/meshfed-cluster), or undefined. */
