@@ -1,5 +1,5 @@
 import {
-  federationCaFingerprint, FEDERATION_PORT, federationCaStateIn, homeNamespaceOf, RENEW_BEFORE_DAYS, importState, names, pendingRequests, readExportRecords, readImportRecords, readSecret, winningVirtualService,
+  federationCaCertificates, federationCaFingerprint, FEDERATION_PORT, homeNamespaceOf, RENEW_BEFORE_DAYS, importState, names, pendingRequests, readExportRecords, readImportRecords, readSecret, winningVirtualService,
   type ImportRecord, type KubeObject as CoreObject,
 } from '../federation/index.js';
 import { gatherCluster, optional, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
@@ -171,9 +171,10 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
       namespace: '-', localName: '-', source: `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`, mode: '-', protocol: '-', port: 0, gateway: '-', state: 'pending',
     });
   }
-  const ca = federationCaStateIn(snapshot);
-  const caExpiry = ca ? expiry(ca.current.certificatePem) : {};
-  const nextExpiry = ca?.next ? expiry(ca.next.certificatePem) : {};
+  // The certificates only: status reads no key (the viewer role may not read the CA's Secret).
+  const ca = federationCaCertificates(snapshot.existing);
+  const caExpiry = ca ? expiry(ca.current) : {};
+  const nextExpiry = ca?.next ? expiry(ca.next) : {};
   return {
     apiVersion: REPORT_API_VERSION,
     kind: 'Status',

@@ -6,7 +6,8 @@
  */
 import { splitPemBundle } from '../pki/index.js';
 import { certificateFingerprint } from './bundle.js';
-import { FEDERATION_CA_SECRET, LABELS, MANAGED_BY, MANAGED_BY_LABEL } from './naming.js';
+import { FEDERATION_CA_CERTIFICATES, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, LABELS, MANAGED_BY, MANAGED_BY_LABEL } from './naming.js';
+import { NEXT_CA_KEYS } from './relocation.js';
 import type { ClusterSnapshot, KubeObject } from './model.js';
 import { readSecret } from './objects.js';
 
@@ -55,7 +56,40 @@ export function providerCaTrust(snapshot: ClusterSnapshot, providerClusterId: st
 
 /** The fingerprint of the provider's federation CA among `objects` (planned or read), if there is one. */
 export function federationCaFingerprint(objects: readonly KubeObject[]): string | undefined {
-  const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === FEDERATION_CA_SECRET && o.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY);
-  const pem = readSecret(secret)?.['ca.crt'];
+  const pem = federationCaCertificates(objects)?.current;
   return pem ? caFingerprint(pem) : undefined;
+}
+
+/** A provider's federation CA as whoever may only look sees it: certificates, no keys. */
+export interface FederationCaCertificates {
+  /** PEM of the CA that signs server certificates. */
+  current: string;
+  /** PEM of the next CA, during a CA rotation. */
+  next?: string;
+  /** The consumers whose client certificates the next CA signed (during a CA rotation). */
+  renewed: string[];
+}
+
+/**
+ * The federation CA's certificates among `objects` (planned or read): from its Secret when its data was read, else
+ * from the ConfigMap that holds the certificates alone ({@link FEDERATION_CA_CERTIFICATES}), which is what a user who
+ * may not read the CA's key sees.
+ */
+export function federationCaCertificates(objects: readonly KubeObject[]): FederationCaCertificates | undefined {
+  const managed = (o: KubeObject): boolean => o.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;
+  // In its own namespace; beside a gateway where versions before that kept it.
+  const secret = readSecret(objects.filter((o) => o.kind === 'Secret' && o.metadata.name === FEDERATION_CA_SECRET && managed(o))
+    .sort((a, b) => Number(b.metadata.namespace === FEDERATION_CA_NAMESPACE) - Number(a.metadata.namespace === FEDERATION_CA_NAMESPACE))[0]);
+  const published = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === FEDERATION_CA_CERTIFICATES && managed(o))?.data as Record<string, string> | undefined;
+  const data = secret?.['ca.crt'] ? secret : published;
+  const current = data?.['ca.crt'];
+  if (!data || !current) return undefined;
+  let renewed: string[] = [];
+  try {
+    renewed = JSON.parse(data[NEXT_CA_KEYS.renewed] ?? '[]') as string[];
+  } catch {
+    renewed = [];
+  }
+  const next = data[NEXT_CA_KEYS.certificate];
+  return { current, ...(next ? { next } : {}), renewed: next ? renewed : [] };
 }

@@ -37,4 +37,4 @@ export {
 } from './trust.js';
 export { planClientRotation, type ClientRotation, type ClientRotationPlan } from './rotation.js';
 export { hasDependents, planUninstall, type UninstallDependents, type UninstallPlan } from './uninstall.js';
-export { caFingerprint, federationCaFingerprint, providerCaTrust, sameFingerprint, type ProviderCaTrust } from './first-use.js';
+export { caFingerprint, federationCaCertificates, federationCaFingerprint, providerCaTrust, sameFingerprint, type FederationCaCertificates, type ProviderCaTrust } from './first-use.js';

@@ -79,6 +79,12 @@ export type GatewayRole = keyof typeof GATEWAY_NAMES;
 export const FEDERATION_CA_SECRET = 'meshfed-federation-ca';
 
 /**
+ * ConfigMap (in meshfed's own namespace, like Kubernetes' `kube-root-ca.crt`) with the federation CA's certificates
+ * only: what `status` and `verify` show of the CA (expiry, fingerprint, a rotation under way) without reading its key.
+ */
+export const FEDERATION_CA_CERTIFICATES = 'meshfed-federation-ca.crt';
+
+/**
  * Namespace of the federation CA Secret, where no gateway runs: a gateway's Role (which istiod's SDS check requires
  * for `credentialName`) lets it read every Secret of its own namespace, and only export and admit need the CA key.
  */

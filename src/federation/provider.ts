@@ -12,7 +12,7 @@ import {
   type GatewayPlacement, type ProviderSnapshot, type ServicePort, type ServiceSnapshot,
 } from './model.js';
 import {
-  checkDnsLabel, consumerGatewaySpiffeId, exportHost, exportLabel, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, isLabelValue,
+  checkDnsLabel, consumerGatewaySpiffeId, DEFAULT_GATEWAY_NAMESPACE, exportHost, exportLabel, FEDERATION_CA_CERTIFICATES, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, isLabelValue,
   LABELS, MANAGED_BY, MANAGED_BY_LABEL, names, passthroughSni, principalOf, serviceFqdn, serviceLabel, subsetName,
   workloadPrincipal,
 } from './naming.js';
@@ -90,6 +90,22 @@ export function federationCaSecret(state: FederationCaState): KubeObject {
     values[NEXT_CA_KEYS.renewed] = JSON.stringify([...new Set(state.renewed)].sort());
   }
   return kubeObject('v1', 'Secret', FEDERATION_CA_SECRET, FEDERATION_CA_NAMESPACE, meshfedLabels('federation-ca'), { type: 'Opaque', data: secretData(values) });
+}
+
+/**
+ * The federation CA's objects: the Secret with its keys (in {@link FEDERATION_CA_NAMESPACE}), and the ConfigMap with
+ * its certificates alone (in meshfed's own namespace), which whoever may only look reads instead.
+ */
+export function federationCaObjects(state: FederationCaState): KubeObject[] {
+  const certificates: Record<string, string> = { 'ca.crt': state.current.certificatePem };
+  if (state.next) {
+    certificates[NEXT_CA_KEYS.certificate] = state.next.certificatePem;
+    certificates[NEXT_CA_KEYS.renewed] = JSON.stringify([...new Set(state.renewed)].sort());
+  }
+  return [
+    federationCaSecret(state),
+    kubeObject('v1', 'ConfigMap', FEDERATION_CA_CERTIFICATES, DEFAULT_GATEWAY_NAMESPACE, meshfedLabels('federation-ca'), { data: certificates }),
+  ];
 }
 
 /** A provider plan for one export. */
@@ -451,7 +467,7 @@ function planProvider(
   };
   const ca = caState.current;
   plan.objects.push(kubeObject('v1', 'Namespace', caNamespace, undefined, { [MANAGED_BY_LABEL]: MANAGED_BY }, {}));
-  plan.objects.push(federationCaSecret(caState));
+  plan.objects.push(...federationCaObjects(caState));
   plan.secretsWithPrivateKeys.push(`${caNamespace}/${FEDERATION_CA_SECRET}`);
   for (const copy of found.copies) {
     // Left beside a gateway by an earlier version: the key moves out of the gateway's reach.
@@ -586,8 +602,8 @@ export function federationCaStateOf(plan: ClusterPlan): FederationCaState {
 export function noteClientRenewal(plan: ClusterPlan, consumerClusterId: string): void {
   const state = federationCaStateOf(plan);
   if (!state.next || state.renewed.includes(consumerClusterId)) return;
-  const index = plan.objects.findIndex((o) => o.kind === 'Secret' && o.metadata.name === FEDERATION_CA_SECRET);
-  plan.objects[index] = federationCaSecret({ ...state, renewed: [...state.renewed, consumerClusterId] });
+  const noted = federationCaObjects({ ...state, renewed: [...state.renewed, consumerClusterId] });
+  plan.objects = plan.objects.map((o) => noted.find((n) => n.kind === o.kind && n.metadata.name === o.metadata.name && n.metadata.namespace === o.metadata.namespace) ?? o);
 }
 
 /**
@@ -1124,7 +1140,7 @@ export function planProviderRotation(snapshot: ProviderSnapshot, rotation: Provi
     byKey.set(objectKey(o), o);
   };
   push(kubeObject('v1', 'Namespace', FEDERATION_CA_NAMESPACE, undefined, { [MANAGED_BY_LABEL]: MANAGED_BY }, {}));
-  push(federationCaSecret(next));
+  for (const o of federationCaObjects(next)) push(o);
   plan.secretsWithPrivateKeys.push(`${FEDERATION_CA_NAMESPACE}/${FEDERATION_CA_SECRET}`);
   for (const record of planned) {
     const renew = selected.includes(record) ? options : { ...options, renewServerCertificates: rotation.ca === 'finish' };

@@ -173,7 +173,9 @@ export function rulesOf(role: RbacRole, options: Pick<RbacOptions, 'noProbe'> = 
 
 /** meshfed's namespaces for a role: where its `home` rules are bound. */
 export function homeNamespaces(role: RbacRole, options: Pick<RbacOptions, 'gatewayNamespace'> = {}): string[] {
-  const own = role === 'consumer' ? [DEFAULT_GATEWAY_NAMESPACE] : [DEFAULT_GATEWAY_NAMESPACE, FEDERATION_CA_NAMESPACE];
+  // The federation CA's namespace holds its key: the provider's alone (the viewer reads the CA's certificates from
+  // their ConfigMap in meshfed's namespace).
+  const own = role === 'provider' ? [DEFAULT_GATEWAY_NAMESPACE, FEDERATION_CA_NAMESPACE] : [DEFAULT_GATEWAY_NAMESPACE];
   return [...new Set([...own, ...(options.gatewayNamespace ? [options.gatewayNamespace] : [])])];
 }
 

@@ -8,7 +8,7 @@ import { FederationInputError } from './errors.js';
 import type { ClusterPlan, ConsumerSnapshot, KubeObject, ProviderSnapshot } from './model.js';
 import { FEDERATION_CA_SECRET, names } from './naming.js';
 import { emptyPlan, finishPlan, homeNamespaceOf, readSecret, secretData } from './objects.js';
-import { clientSigner, federationCaSecret, federationCaStateIn, trustBundle, type FederationCaState } from './provider.js';
+import { clientSigner, federationCaObjects, federationCaSecret, federationCaStateIn, trustBundle, type FederationCaState } from './provider.js';
 import { readImportRecords, type ImportRecord } from './records.js';
 
 /** What a consumer's rotation renews. */
@@ -63,7 +63,7 @@ export function planClientRotation(consumer: ConsumerSnapshot, provider: Provide
   }
   const providerPlan = emptyPlan(provider.clusterId);
   if (ca.next && boundary.length > 0 && !ca.renewed.includes(rotation.consumerClusterId)) {
-    providerPlan.objects.push(federationCaSecret({ ...ca, renewed: [...ca.renewed, rotation.consumerClusterId] }));
+    providerPlan.objects.push(...federationCaObjects({ ...ca, renewed: [...ca.renewed, rotation.consumerClusterId] }));
     providerPlan.secretsWithPrivateKeys.push(`${federationCaSecret(ca).metadata.namespace}/${FEDERATION_CA_SECRET}`);
   }
   return {

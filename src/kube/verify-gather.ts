@@ -6,7 +6,7 @@
  */
 import { ClusterError, InputError } from '../errors.js';
 import {
-  exportLabel, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, type ImportRecord,
+  bindingLabel, exportLabel, FEDERATION_CA_SECRET, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, type ImportRecord,
 } from '../federation/index.js';
 import type { ProviderSide, SideSnapshot, VerifySnapshot } from '../federation/checks/index.js';
 import type { ClusterWriter } from './apply.js';
@@ -107,7 +107,11 @@ async function gatherConsumer(writer: ClusterWriter, namespaces: string[], istio
 
 async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istioNamespace: string): Promise<ProviderSide> {
   try {
-    const managed = await managedObjects(writer);
+    // The data of the export's Secret (its gateway's certificate) and of the federation CA's; the others as metadata.
+    const exported = exportLabel(record.endpoint.namespace, record.endpoint.exportName);
+    const managed = await managedObjects(writer, {
+      secretData: (secret) => secret.metadata.labels?.[LABELS.export] === exported || secret.metadata.name === FEDERATION_CA_SECRET,
+    });
     // The export record says where meshfed's home namespace is in this cluster (the gateway's namespace).
     const exportRecord = managed.find((o) => o.kind === 'ConfigMap' && o.metadata.labels?.[LABELS.role] === 'export-record'
       && o.metadata.labels?.[LABELS.export] === exportLabel(record.endpoint.namespace, record.endpoint.exportName));
@@ -116,10 +120,11 @@ async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istio
     // Authorization policies of the exported workload's namespace, of the gateway's and of the mesh root namespace
     // decide who may call them.
     const policyNamespaces = [...new Set([record.endpoint.namespace, home, mesh.rootNamespace ?? 'istio-system'])];
-    // Where federation CA Secrets are, and whether a gateway runs there.
+    // Where federation CA Secrets are, and whether a gateway runs there (a user who may not read the CA's namespace,
+    // as the viewer role, sees no Secret there and reads nothing else of it).
     const caNamespaces = managed.filter((o) => o.kind === 'Secret' && o.metadata.name === FEDERATION_CA_SECRET).map((o) => o.metadata.namespace!);
     const [extra, gateways, destinationRules, ...policies] = await Promise.all([
-      namespaceObjects(writer, [record.endpoint.namespace, home, FEDERATION_CA_NAMESPACE, ...caNamespaces]),
+      namespaceObjects(writer, [record.endpoint.namespace, home, ...caNamespaces]),
       // Every Gateway: another's Gateway selecting the federation gateway's pods shares it with other traffic, and
       // may serve the same gateway workload and port (MF0225, MF0226).
       listGateways(writer),
@@ -151,7 +156,12 @@ export interface VerifyReads {
  */
 export function startGatherVerify(options: VerifyGatherOptions): VerifyReads {
   const { consumer, namespace, localName, istioNamespace } = options;
-  const first = Promise.all([options.found ?? findImport(consumer, namespace, localName), managedObjects(consumer)]);
+  // Given the import, the data of its binding's Secret only (its client certificate); the others as metadata.
+  const binding = options.found && bindingLabel(options.found.record.endpoint.providerClusterId, options.found.record.endpoint.namespace, options.found.record.endpoint.exportName);
+  const first = Promise.all([
+    options.found ?? findImport(consumer, namespace, localName),
+    managedObjects(consumer, binding ? { secretData: (secret) => secret.metadata.labels?.[LABELS.binding] === binding } : {}),
+  ]);
   const consumerSide = first.then(async ([{ record, home }, managed]) => ({ record, home, side: await gatherConsumer(consumer, [namespace, home], istioNamespace, managed) }));
   const providerSide = first.then(async ([{ record }]): Promise<ProviderSide> => {
     const found = typeof options.provider === 'function' ? await options.provider(record) : { writer: options.provider, searched: [] };

@@ -147,8 +147,8 @@ export function normalise(value: unknown, now: Date): unknown {
         if (k === 'data' && kind === 'Secret' && x && typeof x === 'object') {
           out[k] = Object.fromEntries(Object.entries(x as Record<string, string>).map(([dk, dv]) => [dk, describePem(Buffer.from(dv, 'base64').toString('utf8'), now)]));
         } else if (k === 'data' && kind === 'ConfigMap' && x && typeof x === 'object') {
-          // Records are JSON inside a ConfigMap: compare them as data.
-          out[k] = Object.fromEntries(Object.entries(x as Record<string, string>).map(([dk, dv]) => [dk, walk(JSON.parse(dv), undefined, undefined)]));
+          // Records are JSON inside a ConfigMap: compare them as data (certificates as what they say).
+          out[k] = Object.fromEntries(Object.entries(x as Record<string, string>).map(([dk, dv]) => [dk, dv.includes('-----BEGIN') ? walk(dv, dk, kind) : walk(JSON.parse(dv), undefined, undefined)]));
         } else {
           out[k] = walk(x, k, kind);
         }

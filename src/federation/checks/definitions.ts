@@ -7,11 +7,12 @@
 import { keyMatchesCertificate, verifyCertificateChain } from '../../pki/index.js';
 import { detectProtocol, type KubeObject } from '../model.js';
 import {
-  consumerGatewaySpiffeId, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, LABELS, names, principalOf,
+  consumerGatewaySpiffeId, DEFAULT_GATEWAY_NAMESPACE, FEDERATION_CA_CERTIFICATES, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, LABELS, names, principalOf,
   serviceFqdn, workloadPrincipal,
 } from '../naming.js';
 import { winningVirtualService } from '../consumer.js';
 import { effectiveDestinationRule, ownerDestinationRule, sameLabels } from '../destination-rules.js';
+import { federationCaCertificates } from '../first-use.js';
 import { autoPassthroughMatchesLiteralHosts, gatewayHttpSeesClientPrincipal, istioMinor, needsSniDnatRouterMode, readSecret } from '../objects.js';
 import type { ExportRecord } from '../records.js';
 import {
@@ -194,8 +195,13 @@ function providerExpected(f: VerifyFacts): Expected[] {
     const destination = { host: fqdn, port: { number: x.port.number }, ...(x.subsetName ? { subset: x.subsetName } : {}) };
     // On a gateway meshfed does not own, the export's policy denies (scoped to its SNI host) rather than allows.
     const action = ownGateway(selector) ? 'ALLOW' : 'DENY';
+    // A user who may not read the CA's namespace (the viewer role) sees its certificates' ConfigMap instead.
+    const caSeen = f.provider!.objects.some((o) => o.kind === 'Secret' && o.metadata.namespace === FEDERATION_CA_NAMESPACE && o.metadata.name === FEDERATION_CA_SECRET);
+    const caPublished = f.provider!.objects.some((o) => o.kind === 'ConfigMap' && o.metadata.name === FEDERATION_CA_CERTIFICATES);
     list.push(
-      { kind: 'Secret', namespace: FEDERATION_CA_NAMESPACE, name: FEDERATION_CA_SECRET },
+      caSeen || !caPublished
+        ? { kind: 'Secret', namespace: FEDERATION_CA_NAMESPACE, name: FEDERATION_CA_SECRET }
+        : { kind: 'ConfigMap', namespace: DEFAULT_GATEWAY_NAMESPACE, name: FEDERATION_CA_CERTIFICATES },
       { kind: 'Secret', namespace: home, name },
       { kind: 'Gateway', namespace: home, name, fields: { spec: { servers: [{ hosts: [`./${x.host}`], tls: { mode: 'MUTUAL', credentialName: name } }] } } },
       { kind: 'VirtualService', namespace: home, name, fields: { spec: { hosts: [x.host], gateways: [name], [x.protocol === 'HTTP' ? 'http' : 'tcp']: [{ route: [{ destination }] }] } } },
@@ -721,7 +727,12 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     run: (f) => {
       const provider = f.provider!;
       const secrets = provider.objects.filter((o) => o.kind === 'Secret' && o.metadata.name === FEDERATION_CA_SECRET && isManaged(o));
-      if (secrets.length === 0) return [skip('no federation CA Secret in the provider cluster')];
+      if (secrets.length === 0) {
+        // The viewer role reads the CA's certificates (their ConfigMap), not the namespace of its key.
+        return [skip(federationCaCertificates(provider.objects)
+          ? `the federation CA's Secret is not readable with these permissions (namespace ${FEDERATION_CA_NAMESPACE}); no copy of it is beside a gateway`
+          : 'no federation CA Secret in the provider cluster')];
+      }
       return secrets.map((secret) => {
         const object = describeObject(secret);
         const ns = secret.metadata.namespace!;

@@ -5,8 +5,9 @@
 import { inspectCertificate, type CertificateInfo } from '../../pki/index.js';
 import type { KubeObject } from '../model.js';
 import {
-  bindingLabel, exportLabel, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, LABELS, names,
+  bindingLabel, exportLabel, FEDERATION_CA_CERTIFICATES, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, LABELS, names,
 } from '../naming.js';
+import { federationCaCertificates } from '../first-use.js';
 import { isManaged, readSecret } from '../objects.js';
 import type { ExportRecord } from '../records.js';
 import type { SideSnapshot, VerifySnapshot } from './types.js';
@@ -67,10 +68,15 @@ export function certificateIn(secret: KubeObject | undefined, key: string, now: 
   if (!secret) return { ok: false, reason: 'the Secret does not exist' };
   const pem = readSecret(secret)?.[key];
   if (!pem) return { ok: false, reason: `Secret ${secret.metadata.namespace}/${secret.metadata.name} has no ${key}` };
+  return certificateOf(pem, `${key} of Secret ${secret.metadata.namespace}/${secret.metadata.name}`, now);
+}
+
+/** A certificate's PEM, inspected at `now`; `where` names it in the reason it cannot be read. */
+function certificateOf(pem: string, where: string, now: Date): CertificateRead {
   try {
     return { ok: true, pem, info: inspectCertificate(pem, now) };
   } catch (error) {
-    return { ok: false, reason: `${key} of Secret ${secret.metadata.namespace}/${secret.metadata.name} is not a readable certificate: ${(error as Error).message}` };
+    return { ok: false, reason: `${where} is not a readable certificate: ${(error as Error).message}` };
   }
 }
 
@@ -314,21 +320,28 @@ export class VerifyFacts {
     return provider.objects.filter((o) => o.kind === 'Pod' && o.metadata.namespace === service.metadata.namespace && labelsMatch(selector, o.metadata.labels));
   }
 
-  /** The federation CA certificate of the provider (boundary mode). */
+  /**
+   * The federation CA certificate of the provider (boundary mode): from its Secret when that was read, else from the
+   * ConfigMap with its certificates alone (what the viewer role reads).
+   */
   get federationCa(): CertificateRead {
     const provider = this.provider;
     if (!provider) return { ok: false, reason: 'no provider' };
     // In its own namespace; beside the gateway where versions before that kept it (MF0216 reports that).
     const secret = find(provider, 'Secret', FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET) ?? find(provider, 'Secret', this.providerHome, FEDERATION_CA_SECRET);
-    return this.memo('ca', () => certificateIn(secret, 'ca.crt', this.snapshot.now));
+    const published = federationCaCertificates(provider.objects)?.current;
+    return this.memo('ca', () => readSecret(secret)?.['ca.crt'] || !published
+      ? certificateIn(secret, 'ca.crt', this.snapshot.now)
+      : certificateOf(published, `ConfigMap ${FEDERATION_CA_CERTIFICATES}`, this.snapshot.now));
   }
 
   /** During a federation CA rotation (`rotate --ca`): the next CA, trusted beside the current one. */
   get nextFederationCa(): CertificateRead | undefined {
     const provider = this.provider;
     if (!provider) return undefined;
-    const secret = find(provider, 'Secret', FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET);
-    const next = this.memo('nextCa', () => certificateIn(secret, 'next.crt', this.snapshot.now));
+    const pem = federationCaCertificates(provider.objects)?.next;
+    if (!pem) return undefined;
+    const next = this.memo('nextCa', () => certificateOf(pem, 'next.crt', this.snapshot.now));
     return next.ok ? next : undefined;
   }
 
