@@ -94,9 +94,9 @@ export function federationCaSecret(state: FederationCaState): KubeObject {
 
 /**
  * The federation CA's objects: the Secret with its keys (in {@link FEDERATION_CA_NAMESPACE}), and the ConfigMap with
- * its certificates alone (in meshfed's own namespace), which whoever may only look reads instead.
+ * its certificates alone (in meshfed's namespace `home`, beside its records), which whoever may only look reads instead.
  */
-export function federationCaObjects(state: FederationCaState): KubeObject[] {
+export function federationCaObjects(state: FederationCaState, home: string): KubeObject[] {
   const certificates: Record<string, string> = { 'ca.crt': state.current.certificatePem };
   if (state.next) {
     certificates[NEXT_CA_KEYS.certificate] = state.next.certificatePem;
@@ -104,7 +104,7 @@ export function federationCaObjects(state: FederationCaState): KubeObject[] {
   }
   return [
     federationCaSecret(state),
-    kubeObject('v1', 'ConfigMap', FEDERATION_CA_CERTIFICATES, DEFAULT_GATEWAY_NAMESPACE, meshfedLabels('federation-ca'), { data: certificates }),
+    kubeObject('v1', 'ConfigMap', FEDERATION_CA_CERTIFICATES, home, meshfedLabels('federation-ca'), { data: certificates }),
   ];
 }
 
@@ -467,7 +467,7 @@ function planProvider(
   };
   const ca = caState.current;
   plan.objects.push(kubeObject('v1', 'Namespace', caNamespace, undefined, { [MANAGED_BY_LABEL]: MANAGED_BY }, {}));
-  plan.objects.push(...federationCaObjects(caState));
+  plan.objects.push(...federationCaObjects(caState, home));
   plan.secretsWithPrivateKeys.push(`${caNamespace}/${FEDERATION_CA_SECRET}`);
   for (const copy of found.copies) {
     // Left beside a gateway by an earlier version: the key moves out of the gateway's reach.
@@ -602,7 +602,8 @@ export function federationCaStateOf(plan: ClusterPlan): FederationCaState {
 export function noteClientRenewal(plan: ClusterPlan, consumerClusterId: string): void {
   const state = federationCaStateOf(plan);
   if (!state.next || state.renewed.includes(consumerClusterId)) return;
-  const noted = federationCaObjects({ ...state, renewed: [...state.renewed, consumerClusterId] });
+  const home = plan.objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === FEDERATION_CA_CERTIFICATES)?.metadata.namespace ?? DEFAULT_GATEWAY_NAMESPACE;
+  const noted = federationCaObjects({ ...state, renewed: [...state.renewed, consumerClusterId] }, home);
   plan.objects = plan.objects.map((o) => noted.find((n) => n.kind === o.kind && n.metadata.name === o.metadata.name && n.metadata.namespace === o.metadata.namespace) ?? o);
 }
 
@@ -1140,7 +1141,7 @@ export function planProviderRotation(snapshot: ProviderSnapshot, rotation: Provi
     byKey.set(objectKey(o), o);
   };
   push(kubeObject('v1', 'Namespace', FEDERATION_CA_NAMESPACE, undefined, { [MANAGED_BY_LABEL]: MANAGED_BY }, {}));
-  for (const o of federationCaObjects(next)) push(o);
+  for (const o of federationCaObjects(next, homeNamespaceOf(snapshot))) push(o);
   plan.secretsWithPrivateKeys.push(`${FEDERATION_CA_NAMESPACE}/${FEDERATION_CA_SECRET}`);
   for (const record of planned) {
     const renew = selected.includes(record) ? options : { ...options, renewServerCertificates: rotation.ca === 'finish' };

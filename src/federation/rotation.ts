@@ -63,7 +63,7 @@ export function planClientRotation(consumer: ConsumerSnapshot, provider: Provide
   }
   const providerPlan = emptyPlan(provider.clusterId);
   if (ca.next && boundary.length > 0 && !ca.renewed.includes(rotation.consumerClusterId)) {
-    providerPlan.objects.push(...federationCaObjects({ ...ca, renewed: [...ca.renewed, rotation.consumerClusterId] }));
+    providerPlan.objects.push(...federationCaObjects({ ...ca, renewed: [...ca.renewed, rotation.consumerClusterId] }, homeNamespaceOf(provider)));
     providerPlan.secretsWithPrivateKeys.push(`${federationCaSecret(ca).metadata.namespace}/${FEDERATION_CA_SECRET}`);
   }
   return {

@@ -7,7 +7,7 @@
 import { keyMatchesCertificate, verifyCertificateChain } from '../../pki/index.js';
 import { detectProtocol, type KubeObject } from '../model.js';
 import {
-  consumerGatewaySpiffeId, DEFAULT_GATEWAY_NAMESPACE, FEDERATION_CA_CERTIFICATES, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, LABELS, names, principalOf,
+  consumerGatewaySpiffeId, FEDERATION_CA_CERTIFICATES, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, LABELS, names, principalOf,
   serviceFqdn, workloadPrincipal,
 } from '../naming.js';
 import { winningVirtualService } from '../consumer.js';
@@ -201,7 +201,7 @@ function providerExpected(f: VerifyFacts): Expected[] {
     list.push(
       caSeen || !caPublished
         ? { kind: 'Secret', namespace: FEDERATION_CA_NAMESPACE, name: FEDERATION_CA_SECRET }
-        : { kind: 'ConfigMap', namespace: DEFAULT_GATEWAY_NAMESPACE, name: FEDERATION_CA_CERTIFICATES },
+        : { kind: 'ConfigMap', namespace: home, name: FEDERATION_CA_CERTIFICATES },
       { kind: 'Secret', namespace: home, name },
       { kind: 'Gateway', namespace: home, name, fields: { spec: { servers: [{ hosts: [`./${x.host}`], tls: { mode: 'MUTUAL', credentialName: name } }] } } },
       { kind: 'VirtualService', namespace: home, name, fields: { spec: { hosts: [x.host], gateways: [name], [x.protocol === 'HTTP' ? 'http' : 'tcp']: [{ route: [{ destination }] }] } } },
