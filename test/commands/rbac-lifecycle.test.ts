@@ -7,7 +7,7 @@
  *
  * Users: alice is the provider operator (cluster2), bob the consumer operator (cluster1; on cluster2 he acts as alice).
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,7 +117,7 @@ test.serial('rotate (server, client, federation CA) and uninstall run as users b
  * For each rule of `role`: bound without it, `command` either does not need it (it succeeds) or fails before writing
  * and names it; `setup` (with the full roles) first brings the clusters where the command has work to do.
  */
-async function withoutEachRule(t: import('ava').ExecutionContext, role: Operator, setup: Array<[Operator, string[]]>, command: string[], options: { again: boolean }): Promise<void> {
+async function withoutEachRule(t: ExecutionContext, role: Operator, setup: Array<[Operator, string[]]>, command: string[], options: { again: boolean }): Promise<void> {
   t.timeout(900_000);
   const w = await world();
   try {
