@@ -2,22 +2,25 @@
 // stays, marked as being removed. `status` says so and names the command that finishes it, an import or export of the
 // same name is refused until then, commands planning shared objects leave it out, and running the removal again
 // finishes it.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { names } from '../../src/federation/naming.js';
-import { startFederationWorld } from '../support/federation.js';
+import { startFederationWorld, type FederationWorld } from '../support/federation.js';
 
 const CLUSTERS = [{ name: 'production' }, { name: 'operations' }, { name: 'staging' }];
 const exportOf = (name: string) => ['export', '--name', name, '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432'];
 const importOf = (name: string) => ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', `db/${name}`];
 
+/** Runs a command that must succeed. */
+const succeeds = (t: ExecutionContext, fed: FederationWorld) => async (args: string[]) => {
+  const run = await fed.run(args);
+  t.is(run.code, 0, `kubectl meshfed ${args.join(' ')}\n${run.stdout}${run.stderr}`);
+  return run;
+};
+
 test('an unimport stopped before its record is deleted: status shows it being removed, a new import leaves it out, a re-run finishes', async (t) => {
   const fed = await startFederationWorld({ seed: 'federation', clusters: CLUSTERS });
   try {
-    const ok = async (args: string[]) => {
-      const run = await fed.run(args);
-      t.is(run.code, 0, `kubectl meshfed ${args.join(' ')}\n${run.stdout}${run.stderr}`);
-      return run;
-    };
+    const ok = succeeds(t, fed);
     for (const args of [exportOf('pg1'), exportOf('pg2'), importOf('pg1')]) await ok(args);
     const operations = fed.world.cluster('operations');
     operations.faults.add({ method: 'DELETE', path: `/api/v1/namespaces/istio-meshfed/configmaps/${names.importRecord('vault', 'pg1')}`, status: 503, times: 1000 });
@@ -54,11 +57,7 @@ test('an unimport stopped before its record is deleted: status shows it being re
 test('an unexport stopped before its record is deleted: status shows it being removed, an export of the name is refused, a re-run finishes', async (t) => {
   const fed = await startFederationWorld({ seed: 'federation', clusters: CLUSTERS });
   try {
-    const ok = async (args: string[]) => {
-      const run = await fed.run(args);
-      t.is(run.code, 0, `kubectl meshfed ${args.join(' ')}\n${run.stdout}${run.stderr}`);
-      return run;
-    };
+    const ok = succeeds(t, fed);
     await ok(exportOf('pg1'));
     const production = fed.world.cluster('production');
     production.faults.add({ method: 'DELETE', path: `/api/v1/namespaces/istio-meshfed/configmaps/${names.export('db', 'pg1')}`, status: 503, times: 1000 });
