@@ -5,6 +5,7 @@
  */
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import forge from 'node-forge';
+import { DEFAULT_KEY_BITS, generateOnDemand } from '../../../src/pki/index.js';
 import type { ClusterView } from '../emulator/runtime.js';
 import { meshSettings, secretData } from './world.js';
 
@@ -41,7 +42,8 @@ export interface IssueOptions {
 let serial = 1;
 
 function newKey(bits: number): { forgeKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rsa.PublicKey; pem: string } {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: bits });
+  // The core's key source for the default size: the test key pool when a test installed it (../keys.ts).
+  const privateKey = bits === DEFAULT_KEY_BITS ? generateOnDemand.take(bits) : generateKeyPairSync('rsa', { modulusLength: bits }).privateKey;
   const pem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
   const forgeKey = forge.pki.privateKeyFromPem(pem);
   return { forgeKey, publicKey: forge.pki.setRsaPublicKey(forgeKey.n, forgeKey.e), pem };
