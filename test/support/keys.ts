@@ -17,7 +17,8 @@ import { DEFAULT_KEY_BITS, generateOnDemand } from '../../src/pki/index.js';
 
 /** Keys kept at most: more than the most key-hungry test file takes. */
 const KEPT_AT_MOST = 400;
-const KEY_FILE = join(tmpdir(), `meshfed-test-keys-rsa${DEFAULT_KEY_BITS}.pem`);
+// One file per user: keys another user left are not taken.
+const KEY_FILE = join(tmpdir(), `meshfed-test-keys-rsa${DEFAULT_KEY_BITS}-${process.getuid?.() ?? 'user'}.pem`);
 const PEM = /-----BEGIN PRIVATE KEY-----\n[\s\S]+?\n-----END PRIVATE KEY-----\n/g;
 
 function readKept(): string[] {
