@@ -20,12 +20,15 @@ const define = { __MESHFED_VERSION__: JSON.stringify(pkg.version), __MESHFED_DOC
 export const MAIN_SCRIPT = 'kubectl-meshfed.cjs';
 
 /**
- * The modules the plugin keeps out of its main script: @kubernetes/client-node is 14 of its 18 MB, and V8 reads the
- * whole main script at every start. Each is a CommonJS file of its own: a SEA asset in the executable, a file beside
- * the main script in dist/, compiled the first time a command imports it (only for kubeconfig users whose credentials
- * come from an `auth-provider`).
+ * The modules the plugin keeps out of its main script, because Node reads the whole main script at every start and
+ * few runs need them: @kubernetes/client-node (14 MB: only for kubeconfig users whose credentials come from an
+ * `auth-provider`) and @inquirer/prompts (0.8 MB with the character set tables of its editor prompt: only when a
+ * command asks a question on a terminal). Each is a CommonJS file of its own — a SEA asset in the executable, a file
+ * beside the main script in dist/ — compiled the first time a command imports it. Only modules imported by name fit:
+ * the plugin's ES modules see a CommonJS module's `module.exports` as its default export (Node's rule, which esbuild
+ * follows in a `"type": "module"` package), so a module used through its default export (ora) stays in the script.
  */
-export const SEA_ASSETS = { '@kubernetes/client-node': 'client-node.cjs' };
+export const SEA_ASSETS = { '@kubernetes/client-node': 'client-node.cjs', '@inquirer/prompts': 'prompts.cjs' };
 
 const seaAssets = {
   name: 'sea-assets',
@@ -41,11 +44,18 @@ const seaAssets = {
  * uses (build/lib/usage.js, `help()`), and each of them builds an `Intl.Segmenter` and Unicode property regular
  * expressions (RGI_Emoji) as it loads: about as much CPU as all the rest of a `--version`. In the bundle they are
  * loaded when the help is first rendered. (The shim's own `require`, kept for yargs' `extends` of config files, is
- * renamed so that the bundler sees these two `require` calls.) Each text replaced must be found, so that a yargs
- * update that moves it fails the build instead of silently loading them again.
+ * renamed so that the bundler sees these two `require` calls.)
+ *
+ * And yargs' factory guesses a version from the nearest package.json (build/lib/yargs-factory.js, `YargsFactory` calls
+ * `version()`, which reads `pkgUp`): outside node_modules it starts from the working directory and lists every
+ * directory up to the root until one has a package.json (55 ms in a /tmp of 10,000 entries), for a version the plugin
+ * replaces with its own at once. Its `findUp` finds nothing instead (the plugin reads no package.json configuration).
+ *
+ * Each text replaced must be found, so that a yargs update that moves it fails the build rather than silently
+ * bringing the cost back.
  */
-const yargsHelpOnDemand = {
-  name: 'yargs-help-on-demand',
+const yargsOnDemand = {
+  name: 'yargs-on-demand',
   setup(build) {
     build.onLoad({ filter: /[\\/]yargs[\\/]lib[\\/]platform-shims[\\/]esm\.mjs$/ }, async (args) => {
       let text = await readFile(args.path, 'utf8');
@@ -53,10 +63,12 @@ const yargsHelpOnDemand = {
         ["import cliui from 'cliui'", "const cliui = (options) => require('cliui').default(options)"],
         ["import stringWidth from 'string-width';", "const stringWidth = (text) => require('string-width').default(text);"],
         ['const require = createRequire(import.meta.url);', 'const requireFromShim = createRequire(import.meta.url);'],
+        ["import escalade from 'escalade/sync'\n", ''],
+        ['  findUp: escalade,\n', '  findUp: () => undefined,\n'],
         ['  require,\n', '  require: requireFromShim,\n'],
       ];
       for (const [from, to] of swaps) {
-        if (!text.includes(from)) throw new Error(`yargs-help-on-demand: "${from}" is no longer in ${args.path}`);
+        if (!text.includes(from)) throw new Error(`yargs-on-demand: "${from}" is no longer in ${args.path}`);
         text = text.replace(from, to);
       }
       return { contents: text, loader: 'js' };
@@ -85,7 +97,7 @@ export function mainBuildOptions(outfile) {
     stdin: { contents: "import { run } from './src/cli.ts';\nvoid run();\n", resolveDir: new URL('..', import.meta.url).pathname, loader: 'ts', sourcefile: 'main.ts' },
     outfile,
     define: { ...define, 'import.meta.url': '__meshfedImportMetaUrl' },
-    plugins: [seaAssets, yargsHelpOnDemand],
+    plugins: [seaAssets, yargsOnDemand],
     banner: {
       js: [
         "const __meshfedSea = require('node:sea').isSea();",
