@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import { ClusterError, InputError, MeshfedError, UsageError } from '../errors.js';
-import { BundleError, FederationInputError, objectKey as coreKey, type ClusterPlan, type KubeObject as CoreObject } from '../federation/index.js';
+import { BundleError, FederationInputError, objectKey as coreKey, REMOVING_ANNOTATION, type ClusterPlan, type KubeObject as CoreObject } from '../federation/index.js';
 import { ClusterWriter, WriteConflictError, type Change } from '../kube/apply.js';
 import type { GatheredCluster } from '../kube/gather.js';
 import { describeObject, objectKey, type KubeObject } from '../kube/resources.js';
@@ -468,6 +468,18 @@ function persistent(error: unknown, attempts: number): unknown {
     status: 409, reason: 'Conflict', cause: error,
     hint: 'another meshfed command (or a controller) keeps writing the same objects: wait for it to finish, then run this command again (it continues from where it stopped)',
   });
+}
+
+/**
+ * Marks the record of the export or import a removal is about as being removed (`REMOVING_ANNOTATION`) before the
+ * removal writes anything else, so that commands reading meanwhile leave it out of the shared objects they compute;
+ * returns the read with the marked record (its new resourceVersion guards the record's own deletion, last). A dry run
+ * marks nothing; a record marked already (a removal stopped half-way) stays as it is.
+ */
+export async function markRemoving<T extends GatheredCluster>(read: T, writer: ClusterWriter, record: CoreObject | undefined, dryRun: DryRun): Promise<T> {
+  if (!record || dryRun !== 'none') return read;
+  const marked = await writer.annotate(record as KubeObject, { [REMOVING_ANNOTATION]: new Date().toISOString() });
+  return { ...read, snapshot: { ...read.snapshot, existing: read.snapshot.existing.map((o) => (o === record ? marked : o)) } };
 }
 
 /** `--timeout` → ms (0 = do not wait). */

@@ -36,6 +36,8 @@ export interface ExportStatus {
   /** `address:port` of the provider gateway, or null while it has none. */
   gateway: string | null;
   consumers: string[];
+  /** True while an unexport is removing it (or after one stopped half-way: run it again to finish). */
+  removing?: boolean;
   /**
    * With `--check-consumers`: per admitted consumer, whether it still imports the export (read from the consumer's
    * import records through the kubeconfig context named as its cluster id), or `cannot-tell` without that context.
@@ -57,8 +59,11 @@ export interface ImportStatus {
   protocol: string;
   port: number;
   gateway: string;
-  /** `active`, `incomplete` (objects missing: run import again) or `pending` (request sent, bundle not imported). */
-  state: 'active' | 'incomplete' | 'pending';
+  /**
+   * `active`, `incomplete` (objects missing: run import again), `pending` (request sent, bundle not imported) or
+   * `removing` (an unimport is removing it, or one stopped half-way: run it again to finish).
+   */
+  state: 'active' | 'incomplete' | 'pending' | 'removing';
   attach?: string;
   /**
    * The VirtualService sidecars use for the attached Service (`namespace/name`): Istio keeps the oldest one of a host,
@@ -132,7 +137,7 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
   const snapshot = gathered.snapshot;
   const existing = snapshot.existing;
   const home = homeNamespaceOf(snapshot);
-  const exportsRecords = await withCoreErrors({}, () => readExportRecords(snapshot));
+  const exportsRecords = await withCoreErrors({}, () => readExportRecords(snapshot, { removing: true }));
   const addresses = new Map<string, string | undefined>();
   for (const role of new Set(exportsRecords.map((r) => (r.mode === 'boundary' ? 'ingress' : 'eastwest') as 'ingress' | 'eastwest'))) {
     addresses.set(role, await readGatewayAddress(writer, snapshot, role));
@@ -146,10 +151,11 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
       host: r.host,
       gateway: address ? `${address}:${snapshot.existingGateway?.port ?? FEDERATION_PORT}` : null,
       consumers: [...new Set(r.consumers.map((c) => c.clusterId))],
+      ...(r.removing ? { removing: true } : {}),
       ...expiry(certificate),
     };
   });
-  const importRecords = await withCoreErrors({}, () => readImportRecords(snapshot));
+  const importRecords = await withCoreErrors({}, () => readImportRecords(snapshot, { removing: true }));
   // The user's VirtualServices of attached Services' namespaces: which one wins for the host on sidecars.
   const attachNamespaces = [...new Set(importRecords.filter((r) => r.attach).map((r) => r.namespace))];
   const userRoutes = (await Promise.all(attachNamespaces.map((ns) => optional(writer.list('networking.istio.io/v1beta1', 'VirtualService', ns), [] as KubeObject[])))).flat();
@@ -160,7 +166,7 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
     return {
       namespace: r.namespace, localName: r.localName, source: `${e.providerClusterId}/${e.namespace}/${e.exportName}`,
       mode: e.mode, protocol: e.protocol, port: e.port.number, gateway: `${e.gateway.address}:${e.gateway.port}`,
-      state,
+      state: r.removing ? 'removing' : state,
       ...(r.attach ? { attach: 'weight' in r.attach ? `${r.attach.service} (${r.attach.weight}%)` : `${r.attach.service} (${r.attach.header.name}: ${r.attach.header.value})` } : {}),
       ...(r.attach ? { attachRoute: attachRoute(routed, r) } : {}),
       ...expiry(certificate),
@@ -228,7 +234,7 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
   ui.data(`\nExports (${status.exports.length})\n`);
   if (status.exports.length) {
     ui.data(renderTable(['name', 'service', 'port', 'mode', 'gateway', 'consumers', 'cert expires'], status.exports.map((e) => [
-      `${e.namespace}/${e.name}`,
+      `${e.namespace}/${e.name}${e.removing ? c.yellow(' (being removed)') : ''}`,
       `${e.service}${e.subset ? ` [${Object.entries(e.subset).map(([k, v]) => `${k}=${v}`).join(',')}]` : ''}`,
       `${e.port}/${e.protocol}`,
       e.mode,
@@ -242,6 +248,8 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
     const stale = status.exports.flatMap((e) => Object.entries(e.consumerUse ?? {}).filter(([, use]) => use === 'no-longer-imports')
       .map(([id]) => `kubectl meshfed revoke ${e.name} --context ${status.context} -n ${e.namespace} --consumer ${id}`));
     if (stale.length) ui.warn(`admitted consumers that no longer import: withdraw their admission with ${stale.join('; ')}`);
+    const removing = status.exports.filter((e) => e.removing).map((e) => `kubectl meshfed unexport ${e.name} --context ${status.context} -n ${e.namespace}`);
+    if (removing.length) ui.warn(`exports being removed (if no unexport is running, one stopped half-way): finish with ${removing.join('; ')}`);
   }
   if (status.federationCa) {
     const ca = status.federationCa;
@@ -259,6 +267,8 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
       i.attach ? `${i.attach}${i.attachRoute && !i.attachRoute.used ? ` ignored: ${i.attachRoute.virtualService} wins` : ''}` : '-',
       expiryCell(c, i.certificateExpires, i.certificateExpired),
     ])));
+    const removing = status.imports.filter((i) => i.state === 'removing').map((i) => `kubectl meshfed unimport ${i.localName} --context ${status.context} -n ${i.namespace}`);
+    if (removing.length) ui.warn(`imports being removed (if no unimport is running, one stopped half-way): finish with ${removing.join('; ')}`);
   }
 }
 

@@ -1,7 +1,7 @@
 import { InputError } from '../errors.js';
-import { planUnexport, readExportRecords } from '../federation/index.js';
+import { planUnexport, readExportRecords, recordToMark } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
-import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs, printOptions } from './federate.js';
+import { applyWithReplan, clusterWork, dryRunMode, markRemoving, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs, printOptions } from './federate.js';
 import { chooseContext, chooseNamespace, gatewayOptions, givenName, istioNamespaceFlag, namePositional, type GatewayArgs, type NameArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
@@ -21,7 +21,8 @@ async function unexport(session: Session, args: UnexportArgs): Promise<void> {
   const writer = writerFor(session, context, '--context');
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace of the export');
   const gathered = await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
-  const records = readExportRecords(gathered.snapshot);
+  // An export whose removal stopped half-way is still there to remove (its record marked).
+  const records = readExportRecords(gathered.snapshot, { removing: true });
   const exportName = name ?? await session.prompter.select('NAME', 'Export to remove',
     records.filter((r) => r.namespace === namespace).map((r) => ({ value: r.exportName, name: `${r.exportName} (Service ${r.service}:${r.port.number})` })),
     undefined, { none: `namespace "${namespace}" of context "${context}" has no export` });
@@ -33,7 +34,10 @@ async function unexport(session: Session, args: UnexportArgs): Promise<void> {
   }
   const planFor = async (attempt: number) => {
     // After a write conflict: the cluster is read again and the removal planned again from the fresh read.
-    const read = attempt === 1 ? gathered : await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
+    const fresh = attempt === 1 ? gathered : await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
+    // Planned once before the mark, so that a removal that cannot be planned marks nothing.
+    await withCoreErrors({ '--name': '--name' }, () => planUnexport(fresh.snapshot, { namespace, exportName }));
+    const read = await markRemoving(fresh, writer, recordToMark(fresh.snapshot, { export: { namespace, exportName } }), dryRun);
     const plan = await withCoreErrors({ '--name': '--name' }, () => planUnexport(read.snapshot, { namespace, exportName }));
     return { works: [clusterWork({ ...read, identity: { ...read.identity, objects: [] } }, writer, plan, `provider: remove export ${namespace}/${exportName}`)], value: plan };
   };

@@ -1,11 +1,11 @@
 import { InputError, UsageError } from '../errors.js';
 import {
-  bindingLabel, homeNamespaceOf, LABELS, pendingRequests, planCancelRequest, planRevoke, planUnimport, readExportRecords, readImportRecords, type ExportRef, type PendingRequest,
+  bindingLabel, homeNamespaceOf, LABELS, pendingRequests, planCancelRequest, planRevoke, planUnimport, readExportRecords, readImportRecords, recordToMark, type ExportRef, type PendingRequest,
 } from '../federation/index.js';
 import { gatherCluster, type GatheredCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
 import type { OutputFormat } from '../ui/format.js';
-import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs, printOptions } from './federate.js';
+import { applyWithReplan, clusterWork, dryRunMode, markRemoving, mutationOptions, requireFlags, withCoreErrors, writerFor, type MutationArgs, printOptions } from './federate.js';
 import { chooseContext, chooseNamespace, contextOfCluster, gatewayOptions, givenName, istioNamespaceFlag, namePositional, type GatewayArgs, type NameArgs } from './shared.js';
 import type { Session } from './session.js';
 import { withSession } from './run.js';
@@ -46,7 +46,8 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   if (requested) return cancelRequest(session, args, await gatherCluster(writer, { namespaces: [], ...gatewayOptions(args) }), writer, requested, output, dryRun);
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace of the import');
   const gathered = await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
-  const records = readImportRecords(gathered.snapshot);
+  // An import whose removal stopped half-way is still there to remove (its record marked).
+  const records = readImportRecords(gathered.snapshot, { removing: true });
   const pending = pendingRequests(gathered.snapshot);
   // A request is offered under -n when it imports there (requests of earlier versions did not record where).
   const pendingHere = pending.filter((p) => (p.importNamespace ?? namespace) === namespace);
@@ -79,7 +80,10 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   const binding = bindingLabel(record.endpoint.providerClusterId, record.endpoint.namespace, record.endpoint.exportName);
   const planFor = async (attempt: number) => {
     // After a write conflict: the cluster is read again and the removal planned again from the fresh read.
-    const read = attempt === 1 ? gathered : await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
+    const fresh = attempt === 1 ? gathered : await gatherCluster(writer, { namespaces: [namespace], ...gatewayOptions(args) });
+    // Planned once before the mark, so that a removal that cannot be planned marks nothing.
+    await withCoreErrors({ '--local-name': '--name' }, () => planUnimport(fresh.snapshot, { namespace, localName }));
+    const read = await markRemoving(fresh, writer, recordToMark(fresh.snapshot, { import: { namespace, localName } }), dryRun);
     const plan = await withCoreErrors({ '--local-name': '--name' }, () => planUnimport(read.snapshot, { namespace, localName }));
     const others = readImportRecords(read.snapshot).filter((r) => !(r.namespace === namespace && r.localName === localName)
       && bindingLabel(r.endpoint.providerClusterId, r.endpoint.namespace, r.endpoint.exportName) === binding);

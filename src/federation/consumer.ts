@@ -96,7 +96,12 @@ function checkEndpoint(endpoint: ExportEndpoint): void {
  */
 export function checkLocalName(snapshot: ConsumerSnapshot, namespace: string, localName: string, source: { providerClusterId: string; namespace: string; exportName: string }): string {
   checkDnsLabel(localName, 'local name', '--local-name');
-  const existing = readImportRecords(snapshot).find((r) => r.namespace === namespace && r.localName === localName);
+  const existing = readImportRecords(snapshot, { removing: true }).find((r) => r.namespace === namespace && r.localName === localName);
+  if (existing?.removing) {
+    throw new FederationInputError(
+      `import ${namespace}/${localName} is being removed (an unimport is running, or one stopped half-way); ` +
+      `finish it with kubectl meshfed unimport ${localName} -n ${namespace}, then import again, or choose another local name (--local-name)`, '--local-name');
+  }
   if (existing && bindingLabel(existing.endpoint.providerClusterId, existing.endpoint.namespace, existing.endpoint.exportName)
     !== bindingLabel(source.providerClusterId, source.namespace, source.exportName)) {
     throw new FederationInputError(
@@ -692,14 +697,15 @@ function mergeAttach(
  * @throws FederationInputError when the import does not exist
  */
 export function planUnimport(snapshot: ConsumerSnapshot, input: { namespace: string; localName: string }): ClusterPlan {
-  const records = readImportRecords(snapshot);
+  // Its own record may be marked as being removed (see REMOVING_ANNOTATION); imports others are removing are gone.
+  const records = readImportRecords(snapshot, { removing: true });
   const record = records.find((r) => r.namespace === input.namespace && r.localName === input.localName);
   if (!record) {
     const known = records.map((r) => `${r.namespace}/${r.localName}`).join(', ') || 'none';
     throw new FederationInputError(`import ${input.namespace}/${input.localName} does not exist in cluster ${snapshot.clusterId} (imports: ${known})`, '--local-name');
   }
   const e = record.endpoint;
-  const remaining = records.filter((r) => r !== record);
+  const remaining = records.filter((r) => r !== record && !r.removing);
   const home = homeNamespaceOf(snapshot);
   const plan = emptyPlan(snapshot.clusterId);
   const del = (apiVersion: string, kind: string, namespace: string, name: string): void => {

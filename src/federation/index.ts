@@ -7,7 +7,7 @@ export {
   API, autoPassthroughMatchesLiteralHosts, MANAGED_KINDS, PRUNABLE_KINDS, gatewaySetup, homeNamespaceOf, inApplyOrder, isManaged, istioMinor, needsSniDnatRouterMode,
   objectKey, readSecret, supportsGatewayInjection, type GatewaySetup,
 } from './objects.js';
-export { readExportRecords, readImportRecords, type ExportRecord, type ImportRecord, type PassthroughCover } from './records.js';
+export { readExportRecords, readImportRecords, recordToMark, REMOVING_ANNOTATION, type ExportRecord, type ImportRecord, type PassthroughCover, type Read } from './records.js';
 export { coverOf } from './relocation.js';
 export {
   serviceExportTo, serviceVisibleTo, sidecarFix, sidecarFor, SERVICE_EXPORT_TO_ANNOTATION, unmetEgressNeeds, widenedExportTo, type EgressNeed,

@@ -23,7 +23,7 @@ import {
 } from './objects.js';
 import { ownerDestinationRule, sameLabels, type EffectiveDestinationRule } from './destination-rules.js';
 import { SERVICE_EXPORT_TO_ANNOTATION, serviceVisibleTo, widenedExportTo } from './visibility.js';
-import { exportRecordObject, readExportRecords, type ExportRecord, type PassthroughCover } from './records.js';
+import { exportRecordObject, readExportRecords, type ExportRecord, type PassthroughCover, type RecordQuery } from './records.js';
 import {
   checkTrustDomain, guardRules, inseparableReason, revocationEffect, trustDomainAcceptance, trustDomainAdvice, type GuardEntry,
   type ProviderTrust, type RevocationEffect,
@@ -222,7 +222,12 @@ export function resolveExport(snapshot: ProviderSnapshot, spec: ExportSpec): Exp
     }
   }
   const subset = spec.subset && Object.keys(spec.subset).length > 0 ? { ...spec.subset } : undefined;
-  const existing = readExportRecords(snapshot).find((r) => r.namespace === spec.namespace && r.exportName === exportName);
+  const existing = readExportRecords(snapshot, { removing: true }).find((r) => r.namespace === spec.namespace && r.exportName === exportName);
+  if (existing?.removing) {
+    throw new FederationInputError(
+      `export ${spec.namespace}/${exportName} is being removed (an unexport is running, or one stopped half-way); ` +
+      `finish it with kubectl meshfed unexport ${exportName} -n ${spec.namespace}, then export again, or choose another export name (--name)`, '--name');
+  }
   if (existing && existing.service !== spec.service) {
     throw new FederationInputError(
       `export ${spec.namespace}/${exportName} already exports Service ${existing.service}; choose another export name (--name) or unexport it first`,
@@ -330,7 +335,8 @@ export function planRevoke(
  * subsets, workload guard), which are recomputed from the remaining exports. Gateways and the federation CA stay.
  */
 export function planUnexport(snapshot: ProviderSnapshot, input: { namespace: string; exportName: string }): ClusterPlan {
-  const record = existingRecord(snapshot, input.namespace, input.exportName, 'remove');
+  // Its own record may be marked as being removed (see REMOVING_ANNOTATION); exports others are removing are gone.
+  const record = existingRecord(snapshot, input.namespace, input.exportName, 'remove', { removing: true });
   const remaining = readExportRecords(snapshot).filter((r) => !(r.namespace === record.namespace && r.exportName === record.exportName));
   // Where the export is served, which need not be where this command would place a new one.
   const home = exportLocation(snapshot, record)?.namespace ?? homeNamespaceOf(snapshot);
@@ -346,8 +352,8 @@ export function planUnexport(snapshot: ProviderSnapshot, input: { namespace: str
 }
 
 /** @param purpose what the caller does with the export: admitting to it needs it exported first; removing does not. */
-function existingRecord(snapshot: ProviderSnapshot, namespace: string, exportName: string, purpose: 'admit' | 'remove'): ExportRecord {
-  const record = readExportRecords(snapshot).find((r) => r.namespace === namespace && r.exportName === exportName);
+function existingRecord(snapshot: ProviderSnapshot, namespace: string, exportName: string, purpose: 'admit' | 'remove', query: RecordQuery = {}): ExportRecord {
+  const record = readExportRecords(snapshot, query).find((r) => r.namespace === namespace && r.exportName === exportName);
   if (!record) {
     const known = readExportRecords(snapshot).map((r) => `${r.namespace}/${r.exportName}`).join(', ') || 'none';
     const next = purpose === 'admit' ? 'run kubectl meshfed export first' : 'check -n and --name (kubectl meshfed status lists the exports)';

@@ -62,18 +62,38 @@ export interface ImportRecord {
   mergedInto?: { namespace: string; name: string; originalSpec: Record<string, unknown> };
 }
 
+/**
+ * Set on a record before a removal (unexport, unimport) changes anything else: the export or import is going away.
+ * Commands that plan the shared objects from every record (the consumer's egress routes, the provider's host list and
+ * subsets) leave a marked record out, so a command that reads while the removal is half-way never writes the removed
+ * export or import back into a shared object the removal has just rewritten or deleted. The record itself is still
+ * deleted last: a removal stopped half-way finds it, marked, and finishes when run again.
+ */
+export const REMOVING_ANNOTATION = 'meshfed.io/removing';
+
+/** Which records to read: by default those of exports and imports that are not being removed. */
+export interface RecordQuery {
+  /** Also the records marked with {@link REMOVING_ANNOTATION}, with `removing: true`. */
+  removing?: boolean;
+}
+
+/** A record as read from the cluster: `removing` when a removal has marked it (never stored in the record). */
+export type Read<T> = T & { removing?: true };
+
 const EXPORT_KEY = 'export.json';
 const IMPORT_KEY = 'import.json';
 
 /** The ConfigMap that stores an export record. */
-export function exportRecordObject(record: ExportRecord, namespace: string): KubeObject {
+export function exportRecordObject(read: Read<ExportRecord>, namespace: string): KubeObject {
+  const { removing: _, ...record } = read;
   return kubeObject('v1', 'ConfigMap', names.export(record.namespace, record.exportName), namespace,
     meshfedLabels('export-record', { [LABELS.export]: exportLabel(record.namespace, record.exportName) }),
     { data: { [EXPORT_KEY]: `${JSON.stringify(record, null, 2)}\n` } });
 }
 
 /** The ConfigMap that stores an import record. */
-export function importRecordObject(record: ImportRecord, namespace: string): KubeObject {
+export function importRecordObject(read: Read<ImportRecord>, namespace: string): KubeObject {
+  const { removing: _, ...record } = read;
   const e = record.endpoint;
   return kubeObject('v1', 'ConfigMap', names.importRecord(record.namespace, record.localName), namespace,
     meshfedLabels('import-record', {
@@ -84,14 +104,34 @@ export function importRecordObject(record: ImportRecord, namespace: string): Kub
     { data: { [IMPORT_KEY]: `${JSON.stringify(record, null, 2)}\n` } });
 }
 
-function recordsOf<T>(snapshot: ClusterSnapshot, role: string, key: string): T[] {
-  const out: T[] = [];
+/** Whether a removal has marked this record (see {@link REMOVING_ANNOTATION}). */
+export function isMarkedRemoving(object: KubeObject): boolean {
+  return object.metadata.annotations?.[REMOVING_ANNOTATION] !== undefined;
+}
+
+/**
+ * The ConfigMap of the record a removal is about, when it still has to be marked (see {@link REMOVING_ANNOTATION}):
+ * undefined when it is marked already, or gone.
+ */
+export function recordToMark(snapshot: ClusterSnapshot, of: { export: { namespace: string; exportName: string } } | { import: { namespace: string; localName: string } }): KubeObject | undefined {
+  const [role, label, value] = 'export' in of
+    ? ['export-record', LABELS.export, exportLabel(of.export.namespace, of.export.exportName)]
+    : ['import-record', LABELS.import, importLabel(of.import.namespace, of.import.localName)];
+  return snapshot.existing.find((o) => o.kind === 'ConfigMap' && isManaged(o) && o.metadata.labels?.[LABELS.role] === role
+    && o.metadata.labels?.[label] === value && !isMarkedRemoving(o));
+}
+
+function recordsOf<T>(snapshot: ClusterSnapshot, role: string, key: string, query: RecordQuery): Array<Read<T>> {
+  const out: Array<Read<T>> = [];
   for (const o of snapshot.existing) {
     if (o.kind !== 'ConfigMap' || !isManaged(o) || o.metadata.labels?.[LABELS.role] !== role) continue;
+    const removing = isMarkedRemoving(o);
+    if (removing && !query.removing) continue;
     const text = (o.data as Record<string, string> | undefined)?.[key];
     try {
       if (text === undefined) throw new Error('missing');
-      out.push(JSON.parse(text) as T);
+      const record = JSON.parse(text) as T;
+      out.push(removing ? { ...record, removing: true as const } : record as Read<T>);
     } catch {
       throw new FederationInputError(
         `ConfigMap ${o.metadata.namespace}/${o.metadata.name} is a meshfed ${role} but its ${key} is missing or not JSON; ` +
@@ -102,14 +142,14 @@ function recordsOf<T>(snapshot: ClusterSnapshot, role: string, key: string): T[]
   return out;
 }
 
-/** Every export record in a provider snapshot, sorted by namespace and name. */
-export function readExportRecords(snapshot: ClusterSnapshot): ExportRecord[] {
-  return recordsOf<ExportRecord>(snapshot, 'export-record', EXPORT_KEY)
+/** Every export record in a provider snapshot (see {@link RecordQuery}), sorted by namespace and name. */
+export function readExportRecords(snapshot: ClusterSnapshot, query: RecordQuery = {}): Array<Read<ExportRecord>> {
+  return recordsOf<ExportRecord>(snapshot, 'export-record', EXPORT_KEY, query)
     .sort((a, b) => `${a.namespace}/${a.exportName}`.localeCompare(`${b.namespace}/${b.exportName}`));
 }
 
-/** Every import record in a consumer snapshot, sorted by namespace and local name. */
-export function readImportRecords(snapshot: ClusterSnapshot): ImportRecord[] {
-  return recordsOf<ImportRecord>(snapshot, 'import-record', IMPORT_KEY)
+/** Every import record in a consumer snapshot (see {@link RecordQuery}), sorted by namespace and local name. */
+export function readImportRecords(snapshot: ClusterSnapshot, query: RecordQuery = {}): Array<Read<ImportRecord>> {
+  return recordsOf<ImportRecord>(snapshot, 'import-record', IMPORT_KEY, query)
     .sort((a, b) => `${a.namespace}/${a.localName}`.localeCompare(`${b.namespace}/${b.localName}`));
 }

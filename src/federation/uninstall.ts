@@ -39,8 +39,9 @@ export function hasDependents(d: UninstallDependents): boolean {
  * @param input.foreign for each of meshfed's namespaces, the objects in it that meshfed does not manage (`Kind/name`)
  */
 export function planUninstall(snapshot: ClusterSnapshot, input: { foreign: Record<string, string[]> }): UninstallPlan {
-  const exports = readExportRecords(snapshot);
-  const imports = readImportRecords(snapshot);
+  // Removals stopped half-way still have objects here: they count.
+  const exports = readExportRecords(snapshot, { removing: true });
+  const imports = readImportRecords(snapshot, { removing: true });
   const dependents: UninstallDependents = {
     exports: exports.map((r) => `${r.namespace}/${r.exportName}`),
     imports: imports.map((r) => `${r.namespace}/${r.localName} (from ${r.endpoint.providerClusterId}/${r.endpoint.namespace}/${r.endpoint.exportName})`),

@@ -416,6 +416,15 @@ export class ClusterWriter {
   }
 
   /**
+   * Adds annotations to an object meshfed read, only if it is still the version read (a lost race is a
+   * {@link WriteConflictError}, which re-plans). Returns the object as written, with its new resourceVersion.
+   */
+  async annotate(live: KubeObject, annotations: Record<string, string>): Promise<KubeObject> {
+    const desired: KubeObject = { ...live, metadata: { ...live.metadata, annotations: { ...live.metadata.annotations, ...annotations } } };
+    return (await this.patchIfUnchanged(desired, live, false)).object;
+  }
+
+  /**
    * Updates a guarded object with {@link conditionalPatch}: 409 Conflict when it changed or was replaced since
    * `live` was read, 404 NotFound when it was deleted (a patch that is not an apply never creates; the API server's
    * patch handler allows a create only for apply patches, `staging/src/k8s.io/apiserver/pkg/endpoints/handlers/

@@ -372,6 +372,51 @@ test.serial('an unimport racing an import of another export on the same consumer
   }
 });
 
+test.serial('an import that reads while an unimport is half-way (the shared rule deleted, the record not yet) leaves the removed import out', async (t) => {
+  const fed = await startFederationWorld({ seed: 'federation', clusters: [{ name: 'production' }, { name: 'operations' }, { name: 'staging' }] });
+  try {
+    const ok = async (args: string[], result?: Promise<CliResult>) => {
+      const done = await (result ?? fed.run(args));
+      t.is(done.code, 0, `kubectl meshfed ${args.join(' ')}\n${done.stderr}`);
+    };
+    const setup = [
+      ...['pg1', 'pg2'].map((name) => ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432', '--name', name]),
+      ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/pg1'],
+    ];
+    const unimport = ['unimport', 'pg1', '--context', 'operations', '-n', 'vault'];
+    const importPg2 = ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/pg2'];
+    for (const args of [...setup, unimport, importPg2]) await ok(args);
+    const expected = state(fed.world);
+    await reset(fed.world);
+    for (const args of setup) await ok(args);
+
+    // The unimport deletes the egress routes rule (its last import goes), then the import record, last. The record's
+    // delete waits until the import of pg2 has run from start to end: that import reads the cluster in between.
+    const operations = fed.world.cluster('operations');
+    const routes = `/apis/networking.istio.io/v1beta1/namespaces/istio-meshfed/destinationrules/${names.egressRoutes()}`;
+    const record = `/api/v1/namespaces/istio-meshfed/configmaps/${names.importRecord('vault', 'pg1')}`;
+    let importDone!: (value: boolean) => void;
+    operations.faults.add({ method: 'DELETE', path: record, hold: new Promise<boolean>((resolve) => { importDone = resolve; }) });
+    try {
+      const mark = operations.requests.length;
+      const removal = runMeshfed([...unimport, '--kubeconfig', partyKubeconfig(fed.world)], { timeoutMs: 90_000 });
+      t.true(await answered(fed.world, 'operations', { method: 'DELETE', path: routes }, mark, 45_000), 'the unimport deleted the egress routes rule');
+      await ok(importPg2, runMeshfed([...importPg2, '--kubeconfig', partyKubeconfig(fed.world)], { timeoutMs: 90_000 }));
+      importDone(true);
+      await ok(unimport, removal);
+    } finally {
+      importDone(true);
+      operations.faults.clear();
+    }
+    const live = operations.get('networking.istio.io/v1beta1', 'DestinationRule', 'istio-meshfed', names.egressRoutes())!;
+    t.deepEqual((live.spec as { subsets: Array<{ name: string }> }).subsets.map((s) => s.name).filter((n) => n.includes('pg1')), [], 'no route to the removed import');
+    t.deepEqual(state(fed.world), expected, 'the same state as the unimport then the import, one after the other');
+    await ok(['verify', 'pg2', '--context', 'operations', '-n', 'vault', '--from', 'production', '--no-probe']);
+  } finally {
+    await fed.stop();
+  }
+});
+
 test.serial('an unexport racing an export of another subset of the same Service: the update of a deleted subsets rule re-plans instead of re-creating it', async (t) => {
   const fed = await startFederationWorld({ seed: 'federation', clusters: [{ name: 'production' }, { name: 'operations' }, { name: 'staging' }] });
   try {

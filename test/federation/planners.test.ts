@@ -3,7 +3,7 @@
 import test from 'ava';
 import {
   createImportRequest, FederationInputError, names, parseImportRequest, pendingRequestOf, planAdmission, planExport,
-  noteClientRenewal, planImport, planProviderRotation, planRevoke, planUninstall, hasDependents, planClientRotation, directCredentials, planUnexport, planUnimport, readSecret, serializeDocument, admitImportRequest, bundleCredentials,
+  noteClientRenewal, planImport, planProviderRotation, planRevoke, planUninstall, hasDependents, planClientRotation, directCredentials, planUnexport, planUnimport, readExportRecords, readImportRecords, readSecret, REMOVING_ANNOTATION, serializeDocument, admitImportRequest, bundleCredentials,
   type ClusterPlan, type ConsumerSnapshot, type ExportSpec, type KubeObject, type ProviderSnapshot,
 } from '../../src/federation/index.js';
 import { applyPlan } from './scenario.js';
@@ -453,4 +453,45 @@ test('client rotation: new keys for the provider\'s boundary imports, the CAs th
   const next = readSecret(find(p.existing, 'Secret', 'meshfed-federation-ca'))!['next.crt']!;
   t.true(verifyCertificateChain(readSecret(during.consumer.objects[0])!['tls.crt']!, [next], now).ok, 'signed by the next CA');
   t.deepEqual(JSON.parse(readSecret(during.provider.objects[0])!['next-consumers.json']!), ['ops']);
+});
+
+/** The snapshot with the record ConfigMap of `role` (`export-record`, `import-record`) marked as being removed. */
+function marked<T extends ProviderSnapshot | ConsumerSnapshot>(snapshot: T, role: string): T {
+  return {
+    ...snapshot,
+    existing: snapshot.existing.map((o) => o.kind === 'ConfigMap' && o.metadata.labels?.['meshfed.io/role'] === role
+      ? { ...o, metadata: { ...o.metadata, annotations: { ...o.metadata.annotations, [REMOVING_ANNOTATION]: now.toISOString() } } } : o),
+  };
+}
+
+test('an import being removed is left out of the shared objects, refused as a local name, and still found by its removal', (t) => {
+  const { consumer: c, bundle, pending } = imported(undefined);
+  const removing = marked(c, 'import-record');
+  t.deepEqual(readImportRecords(removing), [], 'planners do not see it');
+  t.deepEqual(readImportRecords(removing, { removing: true }).map((r) => [r.localName, r.removing]), [['remote-api', true]]);
+  const credentials = bundleCredentials(bundle, pending.privateKeyPem);
+  // Another import planned meanwhile routes only itself (it reads while the removal is half-way).
+  const other = planImport(removing, { endpoint: bundle.spec.endpoint, credentials }, { consumerClusterId: 'ops', namespace: 'other', localName: 'api' }, { now });
+  t.deepEqual(specOf(find(other, 'DestinationRule', names.egressRoutes())).subsets.length, 1);
+  t.deepEqual(specOf(find(other, 'AuthorizationPolicy', names.binding('prod', 'shop', 'api'))).rules[0].from[0].source.notNamespaces, ['other'],
+    'the egress gateway admits only the import that stays, not the namespace of the one being removed');
+  t.throws(() => planImport(removing, { endpoint: bundle.spec.endpoint, credentials }, { consumerClusterId: 'ops', namespace: 'apps', localName: 'remote-api' }, { now }),
+    { instanceOf: FederationInputError, message: /import apps\/remote-api is being removed .*kubectl meshfed unimport remote-api -n apps/ });
+  const removal = planUnimport(removing, { namespace: 'apps', localName: 'remote-api' });
+  t.true(removal.remove.some((r) => r.name === names.egressRoutes()), 'its removal finishes: the last import\'s routes go');
+  t.true(removal.remove.some((r) => r.name === names.importRecord('apps', 'remote-api')), 'and its record, last');
+});
+
+test('an export being removed is left out of the shared objects, refused as an export name, and still found by its removal', (t) => {
+  let p = applyPlan(provider(), planExport(provider(), spec({ exportName: 'pg1', namespace: 'db', service: 'postgres', port: { number: 5432 }, subset: { app: 'postgres' } }), { now }));
+  const removing = marked(p, 'export-record');
+  t.deepEqual(readExportRecords(removing), []);
+  const second = planExport(removing, spec({ exportName: 'pg2', namespace: 'db', service: 'postgres', port: { number: 5432 }, subset: { app: 'postgres', tier: 'primary' } }), { now });
+  const subsets = second.objects.filter((o) => o.kind === 'DestinationRule').flatMap((o) => (specOf(o).subsets ?? []) as Spec[]);
+  t.deepEqual(subsets.map((s) => s.labels), [{ app: 'postgres', tier: 'primary' }], 'only the export that stays has a subset');
+  t.throws(() => planExport(removing, spec({ exportName: 'pg1', namespace: 'db', service: 'postgres', port: { number: 5432 } }), { now }),
+    { instanceOf: FederationInputError, message: /export db\/pg1 is being removed .*kubectl meshfed unexport pg1 -n db/ });
+  t.throws(() => planAdmission(removing, { namespace: 'db', exportName: 'pg1', consumer: { clusterId: 'ops', trustDomain: 'ops.local', namespace: 'apps' } as never }, { now }), { message: /does not exist/ });
+  p = applyPlan(removing, planUnexport(removing, { namespace: 'db', exportName: 'pg1' }));
+  t.deepEqual(readExportRecords(p, { removing: true }), [], 'its removal finishes');
 });
