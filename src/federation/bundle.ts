@@ -510,9 +510,13 @@ export function parseExportBundle(
     throw new BundleError('malformed', `the ExportBundle's federation CA is unreadable: ${(err as Error).message}`);
   }
   if (!signed) {
-    throw options.trustedCaPem && !samePem(options.trustedCaPem, spec.federationCaPem)
-      ? new BundleError('foreign', `the ExportBundle was not signed by the federation CA of ${e.providerClusterId} this cluster already trusts; make sure it comes from that provider`)
-      : new BundleError('bad-signature', 'the ExportBundle\'s signature does not match its content: it was altered after the provider made it; ask for a new one');
+    if (options.trustedCaPem && !samePem(options.trustedCaPem, spec.federationCaPem)) {
+      const fingerprints = (pem: string) => splitPemBundle(pem).map((ca) => `SHA256:${certificateFingerprint(ca)}`).join(', ');
+      const carried = fingerprints(spec.federationCaPem);
+      throw new BundleError('foreign', `the ExportBundle carries federation CA ${carried} for provider ${e.providerClusterId}, and the CA this cluster already trusts for it (${fingerprints(options.trustedCaPem)}) did not sign it; `
+        + `compare ${carried} with the fingerprint the provider's status prints: if the provider has a new federation CA, remove this cluster's imports from ${e.providerClusterId} (unimport) and import again, confirming the new CA; otherwise the bundle does not come from that provider`);
+    }
+    throw new BundleError('bad-signature', 'the ExportBundle\'s signature does not match its content: it was altered after the provider made it; ask for a new one');
   }
   checkTimes(spec, 'ExportBundle', now);
   if (spec.consumerClusterId !== options.expect.consumerClusterId) {

@@ -4,7 +4,8 @@
  * (one 503, one 500, one 429 with Retry-After, one connection reset, one attempt that times out) are survived: exit
  * 0, each retry visible with -v, and the end state is the clean run's (for import, `verify` passes too). A persistent
  * 503 fails with exit 1, a message naming the object and telling to run again; the re-run without faults converges
- * to the clean run's objects. One world per command, reset between cases.
+ * to the clean run's objects. One world per command, reset between cases. The commands run in this process (the
+ * retries are the API client's, not the process's): the launcher adds nothing here but its start-up time.
  */
 import test, { type ExecutionContext } from 'ava';
 import { X509Certificate } from 'node:crypto';
@@ -120,7 +121,7 @@ async function faultMatrix(
 ): Promise<Figures> {
   const world = fed.world;
   const before = marks(world);
-  const clean = await fed.run(command, { direct: true });
+  const clean = await fed.run(command);
   t.is(clean.code, 0, clean.stderr);
   const writes = writesSince(world, before);
   t.true(writes.length >= minWrites, `a clean run writes enough to pick positions (${writes.length})`);
@@ -137,7 +138,7 @@ async function faultMatrix(
       await reset();
       world.cluster(write.cluster).faults.add({ method: write.method, path: write.path, ...kind.fault });
       figures.injected += 1;
-      const run = await fed.run([...command, '-v', ...(kind.args ?? [])], { direct: true, timeoutMs: 90_000 });
+      const run = await fed.run([...command, '-v', ...(kind.args ?? [])]);
       await settle(world);
       t.regex(run.stderr, kind.retried, `${label}: the retry is visible with -v`);
       if (kind.transient) {
@@ -154,7 +155,7 @@ async function faultMatrix(
           : write.path.endsWith(`/${m[2]}`));
         t.true(match !== null && names(match) && match[4] === write.cluster, `${label}: the object named is the one that failed\n${run.stderr}`);
         if (match) figures.failedCleanly += 1;
-        const again = await fed.run(command, { direct: true });
+        const again = await fed.run(command);
         await settle(world);
         t.is(again.code, 0, `${label}: the re-run succeeds\n${again.stderr}`);
       }
@@ -199,7 +200,7 @@ test('export survives transient API faults at its first, middle and last write; 
 test('import --from survives transient API faults at its first, middle and last write (both clusters); a persistent one fails cleanly and a re-run converges', async (t) => {
   t.timeout(240_000);
   const fed = importWorld = await startFederationWorld({ seed: 'federation', clusters: CLUSTERS });
-  const exported = await fed.run(EXPORT, { direct: true });
+  const exported = await fed.run(EXPORT);
   t.is(exported.code, 0, exported.stderr);
   // The provider's objects the import changes (its admission), as the export left them.
   const production = fed.world.cluster('production');
@@ -222,7 +223,7 @@ test('import --from survives transient API faults at its first, middle and last 
     t.is(JSON.stringify(managedState(fed.world, 'production')), providerAfterExport, 'the reset takes the provider back to the export alone');
   };
   const verifies = async () => {
-    const verified = await fed.run(VERIFY, { direct: true });
+    const verified = await fed.run(VERIFY);
     if (verified.code !== 0) t.log(verified.stdout, verified.stderr);
     return verified.code === 0;
   };
@@ -248,13 +249,13 @@ test('unimport and unexport survive transient API faults at their deletes (those
   t.timeout(900_000);
   const fed = removalWorld = await startFederationWorld({ seed: 'federation', clusters: CLUSTERS });
   for (const args of [EXPORT, IMPORT]) {
-    const run = await fed.run(args, { direct: true });
+    const run = await fed.run(args);
     t.is(run.code, 0, run.stderr);
   }
   const UNIMPORT = ['unimport', '--context', 'operations', '-n', 'vault', '--name', 'postgres'];
   // Imported again before each case (the provider still admits the consumer: unimport does not revoke).
   const reimport = async () => {
-    const run = await fed.run(IMPORT, { direct: true });
+    const run = await fed.run(IMPORT);
     t.is(run.code, 0, run.stderr);
     await fed.world.waitIdle();
   };
@@ -264,11 +265,11 @@ test('unimport and unexport survive transient API faults at their deletes (those
   t.true(unimported.positions > 3, 'the delete of the import\'s Service (no resourceVersion precondition) is a position');
 
   // With the consumer revoked and gone, the export is removed (its gateway stays) and exported again before each case.
-  const revoked = await fed.run(['revoke', '--context', 'production', '-n', 'db', '--name', 'postgres', '--consumer', 'operations'], { direct: true });
+  const revoked = await fed.run(['revoke', '--context', 'production', '-n', 'db', '--name', 'postgres', '--consumer', 'operations']);
   t.is(revoked.code, 0, revoked.stderr);
   const UNEXPORT = ['unexport', '--context', 'production', '-n', 'db', '--name', 'postgres'];
   const reexport = async () => {
-    const run = await fed.run(EXPORT, { direct: true });
+    const run = await fed.run(EXPORT);
     t.is(run.code, 0, run.stderr);
     await fed.world.waitIdle();
   };
@@ -282,13 +283,13 @@ test('verify: the probe pod\'s create and delete survive transient API faults; a
   t.timeout(480_000);
   const fed = probeWorld = await startFederationWorld({ seed: 'federation', clusters: CLUSTERS });
   for (const args of [EXPORT, IMPORT]) {
-    const run = await fed.run(args, { direct: true });
+    const run = await fed.run(args);
     t.is(run.code, 0, run.stderr);
   }
   const PROBE = ['verify', '--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'production'];
   const operations = fed.world.cluster('operations');
   const probePods = () => operations.list('v1', 'Pod', 'vault').filter((p) => p.metadata.labels?.app === 'meshfed-probe').map((p) => p.metadata.name);
-  const clean = await fed.run(PROBE, { direct: true });
+  const clean = await fed.run(PROBE);
   t.is(clean.code, 0, clean.stdout + clean.stderr);
   t.deepEqual(probePods(), [], 'a clean run leaves no probe pod');
   const positions: Array<[string, { method: string; path: string | RegExp }]> = [
@@ -301,7 +302,7 @@ test('verify: the probe pod\'s create and delete survive transient API faults; a
       const label = `${kind.name} at the probe pod's ${position} (${write.method})`;
       operations.faults.add({ ...write, ...kind.fault });
       figures.injected += 1;
-      const run = await fed.run([...PROBE, '-v', ...(kind.args ?? [])], { direct: true, timeoutMs: 120_000 });
+      const run = await fed.run([...PROBE, '-v', ...(kind.args ?? [])]);
       await settle(fed.world);
       t.regex(run.stderr, kind.retried, `${label}: the retry is visible with -v`);
       if (kind.transient) {
@@ -325,11 +326,11 @@ test('verify: the probe pod\'s create and delete survive transient API faults; a
         await fed.world.waitIdle();
       }
       if (!kind.transient) {
-        const again = await fed.run(PROBE, { direct: true });
+        const again = await fed.run(PROBE);
         t.is(again.code, 0, `${label}: the re-run passes\n${again.stdout}${again.stderr}`);
         await settle(fed.world);
       }
-      const converged = probePods().length === 0 && (await fed.run([...PROBE, '--no-probe'], { direct: true })).code === 0;
+      const converged = probePods().length === 0 && (await fed.run([...PROBE, '--no-probe'])).code === 0;
       t.true(converged, `${label}: no probe pod is left and verify passes`);
       if (converged) figures.converged += 1;
     }

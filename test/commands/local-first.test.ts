@@ -8,7 +8,7 @@ import test from 'ava';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runMeshfed, writeKubeconfig } from '../support/cli.js';
+import { runCli, writeKubeconfig } from '../support/cli.js';
 import type { EmulatedCluster, RequestRecord } from '../support/emulator/index.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
 import { grant } from '../support/rbac.js';
@@ -121,7 +121,7 @@ test.serial('preflight: a user who may not patch DestinationRules in istio-meshf
   const exported = await fed.run(['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432', '--name', 'pf']);
   t.is(exported.code, 0, exported.stderr);
   const marks = new Map([operations, production].map((c) => [c, c.requests.length]));
-  const run = await runMeshfed(['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/pf', '--as', 'pf', '--kubeconfig', kubeconfig]);
+  const run = await runCli(['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/pf', '--as', 'pf', '--kubeconfig', kubeconfig]);
   t.is(run.code, 1, run.stderr);
   t.regex(run.stderr, /missing permission in context "operations"; nothing was written/);
   t.regex(run.stderr, /- patch destinationrules\.networking\.istio\.io in namespace "istio-meshfed" \(context "operations", user "limited"\)/);

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { runMeshfed } from '../support/cli.js';
+import { runCli } from '../support/cli.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
 
 let fed: FederationWorld;
@@ -182,7 +182,7 @@ test.serial('a cluster id is stored in the cluster the first time, never renamed
   config.contexts = config.contexts.map((c) => (c.name === 'cluster2' ? { ...c, name: 'prod-eu-west' } : c));
   const renamed = join(dir, 'kubeconfig-renamed.yaml');
   writeFileSync(renamed, YAML.stringify(config));
-  const status = await runMeshfed(['status', '--context', 'prod-eu-west', '-o', 'json', '--kubeconfig', renamed]);
+  const status = await runCli(['status', '--context', 'prod-eu-west', '-o', 'json', '--kubeconfig', renamed]);
   t.is(status.code, 0, status.stderr);
   t.is(JSON.parse(status.stdout).clusterId, 'cluster2');
 });

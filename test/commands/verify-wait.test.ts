@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { runMeshfed } from '../support/cli.js';
+import { runCli } from '../support/cli.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
 
 const PUSH_DELAY_MS = 30_000;
@@ -57,7 +57,7 @@ test.serial('without --from and without a context of the provider cluster in the
   kubeconfig['current-context'] = 'cluster1';
   const path = join(mkdtempSync(join(tmpdir(), 'meshfed-verify-')), 'kubeconfig');
   writeFileSync(path, YAML.stringify(kubeconfig));
-  const result = await runMeshfed(['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--no-probe', '--kubeconfig', path]);
+  const result = await runCli(['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--no-probe', '--kubeconfig', path]);
   t.is(result.code, 0, `${result.stdout}\n${result.stderr}`);
   t.regex(result.stdout, /no context of the kubeconfig is the provider cluster cluster2: pass --from <the context of cluster2> to check the provider side/);
 });

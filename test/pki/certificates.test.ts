@@ -1,4 +1,6 @@
 import test from 'ava';
+// Keys of the certificates under test come from the test key pool (not a test of key generation).
+import '../support/keys.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import forge from 'node-forge';
 import {

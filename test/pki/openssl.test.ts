@@ -1,6 +1,8 @@
 // The openssl binary as an independent implementation: it must agree with inspectCertificate, accept
 // our CSRs and certificates, and complete (or refuse) the same mutual-TLS handshakes as Node does.
 import test from 'ava';
+// Keys of the certificates under test come from the test key pool (not a test of key generation).
+import '../support/keys.js';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { binDir, runMeshfed } from '../support/cli.js';
+import { binDir, runCli } from '../support/cli.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
 import { assertFails, breakObject, failingCodes, probePods, verifyJson } from './helpers.js';
 
@@ -92,7 +92,7 @@ test.serial('an unreachable provider is reported (MF0102), its checks are skippe
   config.contexts.push({ name: 'gone', context: { cluster: 'gone', user: config.users[0]!.name } });
   const path = join(fed.kubeconfig, '..', 'with-gone.yaml');
   writeFileSync(path, YAML.stringify(config));
-  const result = await runMeshfed(['verify', '--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'gone', '-o', 'json', '--kubeconfig', path]);
+  const result = await runCli(['verify', '--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'gone', '-o', 'json', '--kubeconfig', path]);
   t.is(result.code, 3, result.stderr);
   const report = JSON.parse(result.stdout) as { checks: Array<{ code: string; status: string; message: string | null; reason: string | null }>; probe: { answered: boolean } };
   const reachability = report.checks.find((c) => c.code === 'MF0102')!;
@@ -101,7 +101,7 @@ test.serial('an unreachable provider is reported (MF0102), its checks are skippe
   t.true(report.checks.filter((c) => c.code.startsWith('MF02')).every((c) => c.status === 'skip' && /"gone" is not reachable \(MF0102\)/.test(c.reason ?? '')));
   t.is(report.probe.answered, true);
 
-  const consumerGone = await runMeshfed(['verify', '--context', 'gone', '-n', 'vault', '--import', 'postgres', '--kubeconfig', path]);
+  const consumerGone = await runCli(['verify', '--context', 'gone', '-n', 'vault', '--import', 'postgres', '--kubeconfig', path]);
   t.is(consumerGone.code, 1, 'without the consumer there is nothing to verify');
   t.regex(consumerGone.stderr, /error: cannot reach https:\/\/127\.0\.0\.1:9 \(context "gone"\): connection refused, 5 attempts to list \S+\n {2}check that the cluster is running/);
 });

@@ -1,10 +1,13 @@
 /**
  * Certificates for the model: Istio workload certificates issued from each cluster's `cacerts` plug-in CA
  * (cached), and a small certificate factory that tests use to build CAs, gateway and client certificates.
- * Keys come from node:crypto (fast, native) and certificates are signed with node-forge.
+ * Keys come from node:crypto (fast, native), reused between test processes (../keys.ts), and certificates are
+ * signed with node-forge.
  */
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import forge from 'node-forge';
+import { DEFAULT_KEY_BITS, generateOnDemand } from '../../../src/pki/index.js';
+import '../keys.js';
 import type { ClusterView } from '../emulator/runtime.js';
 import { meshSettings, secretData } from './world.js';
 
@@ -41,7 +44,8 @@ export interface IssueOptions {
 let serial = 1;
 
 function newKey(bits: number): { forgeKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rsa.PublicKey; pem: string } {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: bits });
+  // The core's key source, which ../keys.ts makes hand out reused keys.
+  const privateKey = bits === DEFAULT_KEY_BITS ? generateOnDemand.take(bits) : generateKeyPairSync('rsa', { modulusLength: bits }).privateKey;
   const pem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
   const forgeKey = forge.pki.privateKeyFromPem(pem);
   return { forgeKey, publicKey: forge.pki.setRsaPublicKey(forgeKey.n, forgeKey.e), pem };
