@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: how kubectl meshfed compares, in one run on one machine, with what a user already runs.
  *
- *   npm run bench -- [--quick] [--rounds <n>] [--json <file>]
+ *   npm run bench -- [--quick] [--rounds <n>] [--json <file>] [--requests]
  *
  * Every figure is a ratio between runs made side by side (paired: round i of meshfed against round i of its
  * baseline), reported as min/median/max, so that the machine's speed and load cancel out:
@@ -10,11 +10,15 @@
  * - first and repeated runs of export and import against `kubectl apply --server-side` of the very same objects
  *   (meshfed's own `--dry-run -o yaml --show-secrets` output) on emulated clusters of the same kind, the kubectl
  *   discovery cache warm as a user's is (KUBECACHEDIR in a temporary directory, filled before timing);
- * - API requests and response bytes per command with N = 1, 10, 50, 200 exports and imports already in place.
+ * - API requests and response bytes per command — export and import (first run and again), status on each side,
+ *   verify — with N = 1, 10, 50, 200 exports and imports already in place; `--requests` also prints the distinct
+ *   requests (method, path, label selector) each of them sent at the smallest N;
+ * - the JavaScript files each start-up command loads (one bundle: the launcher and dist/kubectl-meshfed.cjs).
  *
  * The clusters are the API emulator of the tests (test/support/emulator), two clusters with Istio 1.18 and the
  * bookinfo seed; meshfed runs as built (bin/kubectl-meshfed, run `npm run build` first: `npm run bench` does).
  * `--quick` makes fewer rounds (for a smoke test); `--json <file>` also writes the report as JSON.
+ * Start-up alone, or other launchers side by side (the release executable): scripts/startup.mjs.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,7 +27,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
-import { startWorld, type EmulatedCluster, type World } from '../test/support/emulator/index.js';
+import { startWorld, type EmulatedCluster, type RequestRecord, type World } from '../test/support/emulator/index.js';
 import { kubectlBinary } from '../test/support/emulator/kubectl.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -35,11 +39,12 @@ interface Options {
   startupRounds: number;
   sizes: number[];
   json?: string;
+  requests: boolean;
 }
 
 function options(): Options {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean', default: false }, rounds: { type: 'string' }, json: { type: 'string' } },
+    options: { quick: { type: 'boolean', default: false }, rounds: { type: 'string' }, json: { type: 'string' }, requests: { type: 'boolean', default: false } },
     strict: true,
   });
   const rounds = values.rounds === undefined ? (values.quick ? 1 : 5) : Number(values.rounds);
@@ -49,6 +54,7 @@ function options(): Options {
     startupRounds: values.quick ? 3 : Math.max(10, 2 * rounds),
     sizes: [1, 10, 50, 200],
     ...(values.json ? { json: values.json } : {}),
+    requests: values.requests,
   };
 }
 
@@ -174,12 +180,23 @@ async function flows(samples: Samples, rounds: number): Promise<void> {
 
 interface Traffic { command: string; n: number; requests: number; bytes: number }
 
-/** Requests and response bytes of one meshfed run, over every cluster. */
-async function traffic(world: World, env: Record<string, string>, args: string[]): Promise<{ requests: number; bytes: number }> {
+/** One request as `--requests` lists it: the cluster, method, path and label selector. */
+const requestLine = (cluster: string, r: RequestRecord) => `${cluster} ${r.method} ${r.path}${r.query.labelSelector ? ` ?labelSelector=${r.query.labelSelector}` : ''}`;
+
+/**
+ * Requests and response bytes of one meshfed run, over every cluster, and the distinct requests it sent. verify may
+ * end with 3, checks failed (the copies' gateway is not ready for the probe): its reads are what is measured.
+ */
+async function traffic(world: World, env: Record<string, string>, args: string[]): Promise<{ requests: number; bytes: number; lines: string[] }> {
   const marks = world.clusters.map((cluster) => cluster.requests.length);
-  must(await meshfed(args, env), args.slice(0, 2).join(' '));
-  const records = world.clusters.flatMap((cluster, i) => cluster.requests.slice(marks[i]));
-  return { requests: records.length, bytes: records.reduce((sum, r) => sum + r.bytes, 0) };
+  const result = await meshfed(args, env);
+  if (!(result.code === 0 || (args[0] === 'verify' && result.code === 3))) must(result, args.slice(0, 2).join(' '));
+  const records = world.clusters.flatMap((cluster, i) => cluster.requests.slice(marks[i]).map((r) => ({ cluster: cluster.name, r })));
+  return {
+    requests: records.length,
+    bytes: records.reduce((sum, { r }) => sum + r.bytes, 0),
+    lines: [...new Set(records.map(({ cluster, r }) => requestLine(cluster, r)))].sort(),
+  };
 }
 
 interface Stored { cluster: EmulatedCluster; object: Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } } }
@@ -214,8 +231,11 @@ function addCopy(templates: Stored[], name: string, copy: string): void {
   }
 }
 
-/** Requests and bytes per command with N exports and imports in place (copies of a real pair). */
-async function scaling(sizes: number[]): Promise<Traffic[]> {
+/**
+ * Requests and bytes per command with N exports and imports in place (copies of a real pair). With `listRequests`,
+ * the distinct requests of each command at the first N go to stderr.
+ */
+async function scaling(sizes: number[], listRequests: boolean): Promise<Traffic[]> {
   const world = await newWorld();
   const env = environment(world);
   const out: Traffic[] = [];
@@ -231,12 +251,19 @@ async function scaling(sizes: number[]): Promise<Traffic[]> {
     for (const n of sizes) {
       for (; count < n; count++) addCopy(templates, 'benchx', `benchx${count}`);
       await world.waitIdle();
-      const measure = async (command: string, args: string[]) => { out.push({ command, n, ...(await traffic(world, env, args)) }); };
+      const measure = async (command: string, args: string[]) => {
+        const { lines, ...counts } = await traffic(world, env, args);
+        out.push({ command, n, ...counts });
+        if (listRequests && n === sizes[0]) process.stderr.write(`\n## ${command} (N=${n})\n${lines.join('\n')}\n`);
+      };
       await measure('export (first)', exportArgs('benchnew'));
       await measure('export (again)', exportArgs('benchx'));
       await world.waitIdle();
       await measure('import (first)', importArgs('benchnew'));
       await measure('import (again)', importArgs('benchx'));
+      await measure('status (provider)', ['status', '--context', 'cluster2']);
+      await measure('status (consumer)', ['status', '--context', 'cluster1']);
+      await measure('verify', ['verify', 'benchx', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2']);
       // The next size starts from the benchx family only: benchnew made the same objects as benchx, renamed.
       for (const { cluster, object } of templates.filter((t) => t.object.metadata.name.includes('benchx'))) {
         cluster.delete(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name.replaceAll('benchx', 'benchnew'));
@@ -248,7 +275,10 @@ async function scaling(sizes: number[]): Promise<Traffic[]> {
   return out;
 }
 
-/** How many JavaScript modules each start-up command loads (scripts/count-modules.mjs). */
+/**
+ * How many JavaScript files each start-up command loads (scripts/count-modules.mjs): the launcher and the bundle, and
+ * more only if a dependency were left out of the bundle again.
+ */
 async function moduleCounts(): Promise<Record<string, number>> {
   const world = await newWorld();
   const env = environment(world);
@@ -314,7 +344,7 @@ function render(report: Report): string {
     `${'meshfed command'.padEnd(16)}${'baseline'.padEnd(44)}${'ratio'.padEnd(22)}${'meshfed ms'.padEnd(22)}baseline ms`,
     ...report.ratios.map((r) => `${r.command.padEnd(16)}${r.baseline.padEnd(44)}${fmt(r.ratio, 2).padEnd(22)}${fmt(r.meshfedMs, 0).padEnd(22)}${fmt(r.baselineMs, 0)}`),
     '',
-    `modules loaded: ${Object.entries(report.modules).map(([k, v]) => `${k.replace('meshfed ', '')} ${v}`).join(', ')}`,
+    `JavaScript files loaded: ${Object.entries(report.modules).map(([k, v]) => `${k.replace('meshfed ', '')} ${v}`).join(', ')}`,
     '',
     `${'requests / KiB read'.padEnd(20)}${report.sizes.map((n) => `N=${n}`.padEnd(16)).join('')}`,
     ...[...new Set(report.traffic.map((t) => t.command))].map((command) => `${command.padEnd(20)}${report.sizes.map((n) => {
@@ -348,7 +378,7 @@ async function main(): Promise<void> {
   process.stderr.write('bench: export and import against kubectl apply…\n');
   await flows(samples, opts.rounds);
   process.stderr.write('bench: requests and bytes with N exports and imports…\n');
-  const traffic = await scaling(opts.sizes);
+  const traffic = await scaling(opts.sizes, opts.requests);
   const modules = await moduleCounts();
   const report: Report = {
     kubectl: version, cpus: cpus().length, load, rounds: opts.rounds, startupRounds: opts.startupRounds, sizes: opts.sizes,

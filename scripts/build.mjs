@@ -1,10 +1,12 @@
-// Bundles the CLI into dist/ (dist/cli.mjs and one chunk per command) so that the plugin starts fast: a small
-// entry, and each command's code and heavy dependencies loaded only when that command runs. Dependencies stay in
-// node_modules here; the release archive (scripts/package.mjs) bundles them too. Type checking is separate (npm run
-// lint). dist/ is emptied first: chunk names carry content hashes, so old ones would pile up (and be packed).
-import { build } from 'esbuild';
+// Builds the plugin into dist/: dist/kubectl-meshfed.cjs, the same script every release executable carries
+// (scripts/esbuild-options.mjs, buildPlugin), and its SEA assets beside it. bin/kubectl-meshfed runs it. Type
+// checking is separate (npm run lint). dist/ is emptied first, so that nothing of an older build stays (and is packed).
+// Last, one `--version` run writes V8's code cache of the script (bin/kubectl-meshfed), as the executable has its own.
+import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { cliBuildOptions } from './esbuild-options.mjs';
+import { fileURLToPath } from 'node:url';
+import { buildPlugin } from './esbuild-options.mjs';
 
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
-await build({ ...cliBuildOptions('dist'), sourcemap: 'linked', packages: 'external' });
+await buildPlugin(fileURLToPath(new URL('../dist', import.meta.url)));
+execFileSync(process.execPath, [fileURLToPath(new URL('../bin/kubectl-meshfed', import.meta.url)), '--version'], { stdio: 'ignore' });

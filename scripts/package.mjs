@@ -12,13 +12,12 @@
 //                                       (the krew manifest) and release/SHA256SUMS
 //   node scripts/package.mjs --check  → the same, then krew's validate-krew-manifest on the manifest (CI)
 //   node scripts/package.mjs --out DIR [--no-manifest] [--platform linux/amd64 …]  → in DIR (tests)
-import { build } from 'esbuild';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { SEA_ASSETS, pkg, seaAssetBuildOptions, seaBuildOptions } from './esbuild-options.mjs';
+import { MAIN_SCRIPT, SEA_ASSETS, buildPlugin, pkg } from './esbuild-options.mjs';
 import { adHocSign, removeSignature } from './macho-sign.mjs';
 import { KREW_VERSION, TARGETS, archiveName, executableName, homepage, hostNode, krewTools, nodeBinary, releaseUrl, root, targetName } from './release-targets.mjs';
 
@@ -40,12 +39,13 @@ const work = join(outDir, 'work');
 rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 
-// 1. The plugin as one script plus its SEA assets, and the SEA blob the pinned Node makes of them. The blob carries
-// V8's code cache of the main script (start-up is parsing, without it), made with a fixed --random-seed so that it is
-// the same at every build (V8 leaves the seed out of the flags a cache must match); Node accepts the cache only in the
-// binary that made it, so the other platforms get a blob without one (they would warn "Code cache data rejected").
-await build(seaBuildOptions(join(work, 'main.cjs')));
-for (const [module, asset] of Object.entries(SEA_ASSETS)) await build(seaAssetBuildOptions(module, join(work, asset)));
+// 1. The plugin as one script plus its SEA assets — the same build as dist/ (scripts/build.mjs), made here rather than
+// copied so that a release never picks up a stale dist/ — and the SEA blob the pinned Node makes of them. The blob
+// carries V8's code cache of the main script (start-up is parsing, without it), made with a fixed --random-seed so
+// that it is the same at every build (V8 leaves the seed out of the flags a cache must match); Node accepts the cache
+// only in the binary that made it, so the other platforms get a blob without one (they would warn "Code cache data
+// rejected").
+await buildPlugin(work);
 const node = hostNode();
 /** Runs a build tool, showing its output only when it fails (postject's parser warns about every ELF note). */
 function quiet(command, args) {
@@ -56,7 +56,7 @@ function seaBlob(name, useCodeCache) {
   // Relative paths (run in `work`): the blob records the main script's path as given, and it must not depend on
   // where the build runs.
   const assets = Object.fromEntries(Object.values(SEA_ASSETS).map((asset) => [asset, asset]));
-  writeFileSync(join(work, `${name}.json`), JSON.stringify({ main: 'main.cjs', output: `${name}.blob`, disableExperimentalSEAWarning: true, useCodeCache, assets }));
+  writeFileSync(join(work, `${name}.json`), JSON.stringify({ main: MAIN_SCRIPT, output: `${name}.blob`, disableExperimentalSEAWarning: true, useCodeCache, assets }));
   quiet(node, ['--random-seed=1', '--experimental-sea-config', `${name}.json`]);
   return join(work, `${name}.blob`);
 }

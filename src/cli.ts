@@ -90,6 +90,20 @@ function editDistance(a: string, b: string): number {
 }
 
 /**
+ * Stops yargs from rendering a command's whole help each time it runs that command. yargs 18 renders it as soon as
+ * it has started the handler (build/lib/command.js, `CommandInstance.handleValidationAndGetResult` calls
+ * `usage.cacheHelpMessage()`), only so that a `showHelp()` from the handler after parsing would still print that
+ * command's help. No handler here shows help (`--help` and usage errors are handled while parsing, before any handler),
+ * and the rendering — every flag of the command, measured and wrapped — took more time than the parse itself. The
+ * usage instance is the parser's for its whole life (`reset` empties it, never replaces it), so one override lasts.
+ * `getInternalMethods` exists at run time but is missing from @types/yargs.
+ */
+function skipHelpCache(parser: Argv): void {
+  const usage = (parser as unknown as { getInternalMethods(): { getUsageInstance(): { cacheHelpMessage(): void } } }).getInternalMethods().getUsageInstance();
+  usage.cacheHelpMessage = () => undefined;
+}
+
+/**
  * Runs the plugin with `argv` (without node and script) and returns the exit code. This is the only place that
  * turns errors into messages and exit codes.
  */
@@ -180,6 +194,7 @@ export async function main(rawArgv: readonly string[], io: TerminalIO): Promise<
       throw unknownCommand(argv) ?? new UsageError(message);
     });
   parser.showHelpOnFail(false);
+  skipHelpCache(parser);
 
   try {
     await parser.parseAsync(argv, {}, (error, _parsed, output) => {

@@ -35,6 +35,13 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
 /** Bound on the TLS handshake, whatever `--request-timeout` says (client-go `transport/cache.go`: `TLSHandshakeTimeout: 10s`). */
 export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * Connections kept to one cluster (HTTP/1.1 with keep-alive: one request at a time on each). A command sends its reads
+ * together — twenty and more — and without a bound each would open a connection of its own, every one a TLS handshake
+ * for both sides and much of a re-run's CPU; six (a browser's bound per host) still send them in parallel, reused by every
+ * later request. kubectl speaks HTTP/2, one connection for everything, where the server offers it.
+ */
+export const MAX_CONNECTIONS = 6;
 
 /**
  * When and how a failed request is sent again. Modelled on client-go (kubernetes/client-go at 32ce75a, July 2026):
@@ -469,8 +476,8 @@ export class KubeClient {
     if (isHttps && !this.agent) {
       const proxy = proxyFor(url, this.context.cluster?.['proxy-url'], this.options.env ?? process.env);
       this.agent = proxy
-        ? new TunnelAgent(proxy, { keepAlive: true, ...transport.agentOptions }, this.options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS)
-        : new Agent({ keepAlive: true, ...transport.agentOptions });
+        ? new TunnelAgent(proxy, { keepAlive: true, maxSockets: MAX_CONNECTIONS, ...transport.agentOptions }, this.options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS)
+        : new Agent({ keepAlive: true, maxSockets: MAX_CONNECTIONS, ...transport.agentOptions });
     }
     return { url, headers, payload, isHttps };
   }
