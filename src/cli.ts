@@ -181,6 +181,15 @@ export async function main(rawArgv: readonly string[], io: TerminalIO): Promise<
       if (unknown) {
         // yargs names an unknown --gateway-selector twice, also as its camel-case twin: keep the form typed.
         const names = unknown[1]!.split(', ');
+        // A word the command takes no positional argument for (`export postgres`): yargs reports it with the flags.
+        const typedAsFlag = (name: string) => argv.some((arg) => arg === flagName(name) || arg.startsWith(`${flagName(name)}=`));
+        const words = names.filter((name) => argv.includes(name) && !typedAsFlag(name));
+        if (words.length) {
+          const command = argv.find((arg) => !arg.startsWith('-'));
+          throw unknownCommand(argv) ?? new UsageError(`unexpected argument${words.length > 1 ? 's' : ''} ${words.map((word) => `"${word}"`).join(', ')}: ${command} takes its values as flags`, {
+            hint: `see the flags with kubectl meshfed ${command} --help`,
+          });
+        }
         const kebab = (name: string) => name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
         const flags = names.filter((name) => !(/[A-Z]/.test(name) && names.includes(kebab(name)))).map(flagName);
         // While a command is parsed the parser holds that command's flags: the ones a typo can be close to.

@@ -57,6 +57,11 @@ test('an unknown flag and a missing command are usage errors (exit 2)', async (t
   const none = await runCli([]);
   t.is(none.code, 2);
   t.regex(none.stderr, /a command is required/);
+  // A positional word a command does not take is not called a flag.
+  const word = await runCli(['export', 'postgres', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432']);
+  t.is(word.code, 2);
+  t.regex(word.stderr, /unexpected argument "postgres": export takes its values as flags\n {2}see the flags with kubectl meshfed export --help/);
+  t.false(word.stderr.includes('--postgres'), word.stderr);
 });
 
 test('flag mistakes name the flag, suggest a close one and point at the command\'s help (exit 2, nothing on stdout)', async (t) => {
