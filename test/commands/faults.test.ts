@@ -11,6 +11,7 @@ import test, { type ExecutionContext } from 'ava';
 import { X509Certificate } from 'node:crypto';
 import type { Fault, KubeObject, RequestRecord, World } from '../support/emulator/index.js';
 import { MESHFED_KINDS, startFederationWorld, type FederationWorld } from '../support/federation.js';
+import { FEDERATION_CA_CERTIFICATES } from '../../src/federation/naming.js';
 
 const EXPORT = ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432'];
 const IMPORT = ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres'];
@@ -50,7 +51,9 @@ function managedState(world: World, cluster: string): Record<string, unknown> {
       if (object.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'kubectl-meshfed') continue;
       const { metadata, status: _status, ...rest } = object as KubeObject & { status?: unknown };
       const content = JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
-      if (kind === 'Secret') content.data = Object.keys((content.data ?? {}) as object).sort();
+      // The federation CA's certificates (beside the records, for readers without access to its key) are new each
+      // run too; serverCertificateChains checks that they are the CA's.
+      if (kind === 'Secret' || metadata.name === FEDERATION_CA_CERTIFICATES) content.data = Object.keys((content.data ?? {}) as object).sort();
       if (kind === 'Service') {
         const spec = content.spec as { clusterIP?: string; clusterIPs?: string[]; ports?: Array<{ nodePort?: number }> };
         delete spec.clusterIP;
@@ -63,13 +66,24 @@ function managedState(world: World, cluster: string): Record<string, unknown> {
   return state;
 }
 
+/** The objects whose state differs from `expected` (per cluster), for a failure's message. */
+function differences(world: World, expected: Record<string, Record<string, unknown>>): string[] {
+  return world.clusters.flatMap((c) => {
+    const now = managedState(world, c.name);
+    const was = expected[c.name] ?? {};
+    return [...new Set([...Object.keys(now), ...Object.keys(was)])].filter((key) => JSON.stringify(now[key]) !== JSON.stringify(was[key]))
+      .map((key) => `${c.name} ${key}: ${JSON.stringify(was[key]) ?? 'absent'} → ${JSON.stringify(now[key]) ?? 'absent'}`.slice(0, 600));
+  });
+}
+
 /** The provider's server certificate chains to the federation CA stored beside it (key material is per run). */
 function serverCertificateChains(world: World): boolean {
   const c = world.cluster('production');
   const pem = (name: string, namespace: string, key: string) => Buffer.from((c.get('v1', 'Secret', namespace, name)?.data as Record<string, string>)[key]!, 'base64').toString('utf8');
   const ca = new X509Certificate(pem('meshfed-federation-ca', 'meshfed-ca', 'ca.crt'));
   const server = new X509Certificate(pem('mf-export-db-postgres', 'istio-meshfed', 'tls.crt'));
-  return server.verify(ca.publicKey);
+  const published = (c.get('v1', 'ConfigMap', 'istio-meshfed', FEDERATION_CA_CERTIFICATES)?.data as Record<string, string> | undefined)?.['ca.crt'];
+  return server.verify(ca.publicKey) && published !== undefined && new X509Certificate(published).fingerprint256 === ca.fingerprint256;
 }
 
 /** Writes meshfed sent since `marks`, in the order the servers received them (access reviews ask, they write nothing). */
@@ -161,7 +175,7 @@ async function faultMatrix(
       }
       const same = converged();
       const checked = same && await check();
-      t.true(same, `${label}: the end state is the clean run's`);
+      t.true(same, `${label}: the end state is the clean run's${same ? '' : ` (differs: ${differences(world, cleanState).join('; ')})`}`);
       t.true(checked, `${label}: the end state passes the check`);
       if (same && checked) figures.converged += 1;
     }
