@@ -363,6 +363,11 @@ export function planUnexport(snapshot: ProviderSnapshot, input: { namespace: str
   const shared = sharedObjects(snapshot, record, remaining, home, servingPlacement(snapshot, served, home), served);
   plan.objects.push(...shared.objects);
   plan.remove.push(...shared.remove);
+  // The CA's published certificates go with the last export served from here when others are served elsewhere (a
+  // copy is beside their records); after the very last export they stay, as the CA does.
+  if (!served.length && remaining.length && findObject(snapshot, 'ConfigMap', home, FEDERATION_CA_CERTIFICATES)) {
+    plan.remove.push({ apiVersion: 'v1', kind: 'ConfigMap', namespace: home, name: FEDERATION_CA_CERTIFICATES });
+  }
   plan.prune.push(pruneSpec({ [LABELS.export]: exportLabel(record.namespace, record.exportName) }, []));
   return finishPlan(plan);
 }
@@ -507,6 +512,12 @@ function planProvider(
     const behind = sharedObjects(snapshot, record, all, from.namespace, servingPlacement(snapshot, left, from.namespace), left, false);
     plan.objects.push(...behind.objects);
     plan.remove.push(...behind.remove);
+    // The CA's published certificates stay beside the records left there, and go with the last of them.
+    const publishedThere = federationCaObjects(caState, from.namespace).find((o) => o.kind === 'ConfigMap')!;
+    if (left.length) plan.objects.push(publishedThere);
+    else if (findObject(snapshot, 'ConfigMap', from.namespace, FEDERATION_CA_CERTIFICATES)) {
+      plan.remove.push({ apiVersion: 'v1', kind: 'ConfigMap', namespace: from.namespace, name: FEDERATION_CA_CERTIFICATES });
+    }
   }
   if (record.consumers.length === 0) {
     plan.warnings.push(`export ${record.namespace}/${record.exportName} admits no consumer: a consumer is admitted when it imports the export (kubectl meshfed import --from <provider context>) or when you answer its import request (kubectl meshfed admit)`);

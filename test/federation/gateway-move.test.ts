@@ -74,7 +74,7 @@ test('an export moved to an existing gateway keeps the federation CA in its own 
   t.is(plan.federationCaPem, ca!);
   t.deepEqual(keys(after, 'istio-meshfed'), [], 'no export object or subsets DestinationRule is left behind');
   t.deepEqual(keys(after, 'istio-system'), [
-    'AuthorizationPolicy/istio-system/mf-export-shop-api', 'ConfigMap/istio-system/mf-export-shop-api',
+    'AuthorizationPolicy/istio-system/mf-export-shop-api', 'ConfigMap/istio-system/meshfed-federation-ca.crt', 'ConfigMap/istio-system/mf-export-shop-api',
     'Gateway/istio-system/mf-export-shop-api',
     'Secret/istio-system/mf-export-shop-api', 'VirtualService/istio-system/mf-export-shop-api',
   ]);
