@@ -11,15 +11,14 @@ import test, { type ExecutionContext } from 'ava';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RBAC_RULES, rbacObjects, type RbacRole, type RbacRule } from '../../src/federation/rbac.js';
+import { RBAC_RULES, type RbacRole, type RbacRule } from '../../src/federation/rbac.js';
 import { runCli, writeKubeconfig, type CliResult } from '../support/cli.js';
 import type { EmulatedCluster } from '../support/emulator/index.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+import { bindRole, describeRule, namesRule, withWrites } from '../support/rbac.js';
 
 type Operator = Exclude<RbacRole, 'viewer'>;
 const USERS: Record<Operator, string> = { provider: 'alice', consumer: 'bob' };
-const RBAC = 'rbac.authorization.k8s.io/v1';
-const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 const EXPORT = ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--name', 'reviews'];
 const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews'];
@@ -51,44 +50,14 @@ async function world(): Promise<World> {
   return { fed, kubeconfigs };
 }
 
-/** Binds `role` to its user in `cluster` with exactly `rules` (the role's by default), replacing an earlier binding. */
-async function bind(fed: FederationWorld, cluster: EmulatedCluster, role: Operator, rules?: readonly RbacRule[]): Promise<void> {
-  for (const kind of ['ClusterRoleBinding', 'RoleBinding', 'ClusterRole']) {
-    for (const o of cluster.list(RBAC, kind)) {
-      if (o.metadata.labels?.['meshfed.io/rbac-role'] === role) cluster.delete(RBAC, kind, o.metadata.namespace, o.metadata.name);
-    }
-  }
-  const namespaces = role === 'provider' ? ['bookinfo'] : ['default'];
-  for (const object of rbacObjects(role, { subject: { kind: 'User', name: USERS[role] }, namespaces, ...(rules ? { rules } : {}) })) {
-    if (object.kind === 'Namespace' && cluster.get('v1', 'Namespace', undefined, object.metadata.name)) continue;
-    if (object.kind === 'RoleBinding' && !cluster.get('v1', 'Namespace', undefined, object.metadata.namespace!)) continue;
-    cluster.apply(object, 'cluster-admin');
-  }
-  await fed.world.waitIdle();
+/** Binds `role` to its user in `cluster` with exactly `rules` (the role's by default), in the scenario's application namespace. */
+function bind(fed: FederationWorld, cluster: EmulatedCluster, role: Operator, rules?: readonly RbacRule[]): Promise<void> {
+  return bindRole(fed.world, cluster, role, USERS[role], { namespaces: role === 'provider' ? ['bookinfo'] : ['default'], ...(rules ? { rules } : {}) });
 }
 
-/** Runs a command as `role`'s user; also returns the writes the clusters received from it. */
-async function as(w: World, role: Operator, args: string[]): Promise<CliResult & { writes: string[] }> {
-  const marks = new Map(w.fed.world.clusters.map((c) => [c.name, c.requests.length]));
-  const result = await runCli([...args, '--kubeconfig', w.kubeconfigs[role]]);
-  const writes = w.fed.world.clusters.flatMap((c) => c.requests.slice(marks.get(c.name))
-    .filter((r) => r.userAgent?.startsWith('kubectl-meshfed') && WRITES.has(r.method) && !r.path.endsWith('/selfsubjectaccessreviews') && r.query.dryRun === undefined)
-    .map((r) => `${c.name} ${r.method} ${r.path}`));
-  return { ...result, writes };
-}
-
-/** A message naming one of the rule's verbs and one of its resources. */
-function namesRule(rule: RbacRule): RegExp {
-  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const resources = rule.resources.map((r) => {
-    const [plural, sub] = r.split('/');
-    return escape(`${plural}${rule.apiGroups[0] ? `.${rule.apiGroups[0]}` : ''}${sub ? `/${sub}` : ''}`);
-  });
-  return new RegExp(`(?:${rule.verbs.join('|')}) (?:${resources.join('|')})(?: "[^"]+")? (?:\\(cluster-wide\\)|in namespace "[^"]+")`);
-}
-
-function describeRule(rule: RbacRule): string {
-  return `${rule.scope}: ${rule.verbs.join(',')} ${rule.resources.join(',')}${rule.apiGroups[0] ? `.${rule.apiGroups[0]}` : ''}`;
+/** Runs a command as `role`'s user, in this process; also returns the writes the clusters received from it. */
+function as(w: World, role: Operator, args: string[]): Promise<CliResult & { writes: string[] }> {
+  return withWrites(w.fed.world, () => runCli([...args, '--kubeconfig', w.kubeconfigs[role]]));
 }
 
 test.serial('rotate (server, client, federation CA) and uninstall run as users bound only to their roles', async (t) => {

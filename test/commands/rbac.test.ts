@@ -17,10 +17,10 @@ import { RBAC_RULES, rbacObjects, type RbacRole, type RbacRule } from '../../src
 import { runMeshfed, writeKubeconfig, type CliResult } from '../support/cli.js';
 import type { EmulatedCluster, KubeObject } from '../support/emulator/index.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+import { bindRole, describeRule, namesRule, withWrites } from '../support/rbac.js';
 
 const USERS: Record<RbacRole, string> = { provider: 'alice', consumer: 'bob', viewer: 'carol' };
 const RBAC = 'rbac.authorization.k8s.io/v1';
-const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 let fed: FederationWorld;
 let dir: string;
@@ -31,23 +31,6 @@ const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'c
 const STATUS1 = ['status', '--context', 'cluster1'];
 const STATUS2 = ['status', '--context', 'cluster2'];
 const VERIFY = ['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--from', 'cluster2'];
-
-/** Binds `role` to its user in `cluster` with exactly `rules` (the role's by default), replacing an earlier binding. */
-async function bind(cluster: EmulatedCluster, role: RbacRole, rules?: readonly RbacRule[], namespaces?: string[]): Promise<void> {
-  for (const kind of ['ClusterRoleBinding', 'RoleBinding', 'ClusterRole']) {
-    for (const o of cluster.list(RBAC, kind)) {
-      if (o.metadata.labels?.['meshfed.io/rbac-role'] === role) cluster.delete(RBAC, kind, o.metadata.namespace, o.metadata.name);
-    }
-  }
-  for (const object of rbacObjects(role, { subject: { kind: 'User', name: USERS[role] }, ...(rules ? { rules } : {}), ...(namespaces ? { namespaces } : {}) })) {
-    if (object.kind === 'Namespace' && cluster.get('v1', 'Namespace', undefined, object.metadata.name)) continue;
-    // Bindings for the scenario's application namespaces that this cluster does not have.
-    if (object.kind === 'RoleBinding' && !cluster.get('v1', 'Namespace', undefined, object.metadata.namespace!)) continue;
-    cluster.apply(object, 'cluster-admin');
-  }
-  // A new namespace gets its service account and root CA ConfigMap from controllers: let them finish.
-  await fed.world.waitIdle();
-}
 
 /** Every object of the kinds a command could write, with its resourceVersion: equal before and after means nothing was written. */
 function store(cluster: EmulatedCluster): Map<string, string> {
@@ -65,13 +48,13 @@ function store(cluster: EmulatedCluster): Map<string, string> {
 }
 
 /** Runs a command as `role`'s user; also returns the writes the clusters received from it. */
-async function as(role: RbacRole | 'admit', args: string[]): Promise<CliResult & { writes: string[] }> {
-  const marks = new Map(fed.world.clusters.map((c) => [c.name, c.requests.length]));
-  const result = await runMeshfed([...args, '--kubeconfig', kubeconfigs[role]]);
-  const writes = fed.world.clusters.flatMap((c) => c.requests.slice(marks.get(c.name))
-    .filter((r) => r.userAgent?.startsWith('kubectl-meshfed') && WRITES.has(r.method) && !r.path.endsWith('/selfsubjectaccessreviews') && r.query.dryRun === undefined)
-    .map((r) => `${c.name} ${r.method} ${r.path}`));
-  return { ...result, writes };
+function as(role: RbacRole | 'admit', args: string[]): Promise<CliResult & { writes: string[] }> {
+  return withWrites(fed.world, () => runMeshfed([...args, '--kubeconfig', kubeconfigs[role]]));
+}
+
+/** Binds `role` to its user in `cluster` with exactly `rules` (the role's by default), replacing an earlier binding. */
+function bind(cluster: EmulatedCluster, role: RbacRole, rules?: readonly RbacRule[], namespaces?: string[]): Promise<void> {
+  return bindRole(fed.world, cluster, role, USERS[role], { ...(rules ? { rules } : {}), ...(namespaces ? { namespaces } : {}) });
 }
 
 /** The namespaces a rule of `scope` applies to in this scenario, as messages name them. */
@@ -82,24 +65,6 @@ function namespacesOf(rule: RbacRule, app: string[]): string[] {
     case 'istio': return ['istio-system'];
     default: return [];
   }
-}
-
-/** A message naming one of the rule's verbs and resources, and its namespace (or cluster-wide). */
-function namesRule(rule: RbacRule, app: string[]): RegExp {
-  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const resources = rule.resources.map((r) => {
-    const [plural, sub] = r.split('/');
-    return escape(`${plural}${rule.apiGroups[0] ? `.${rule.apiGroups[0]}` : ''}${sub ? `/${sub}` : ''}`);
-  });
-  // A cluster-wide rule also grants what a command reads in one namespace (istiod's Deployment in Istio's).
-  const where = rule.scope === 'cluster'
-    ? '(?:\\(cluster-wide\\)|in namespace "[^"]+")'
-    : `in namespace "(?:${namespacesOf(rule, app).map(escape).join('|')})"`;
-  return new RegExp(`(?:${rule.verbs.join('|')}) (?:${resources.join('|')})(?: "[^"]+")? ${where}`);
-}
-
-function describeRule(rule: RbacRule): string {
-  return `${rule.scope}: ${rule.verbs.join(',')} ${rule.resources.join(',')}${rule.apiGroups[0] ? `.${rule.apiGroups[0]}` : ''}`;
 }
 
 test.before(async () => {
@@ -150,7 +115,7 @@ function removalTests(role: RbacRole, commands: string[][], app: string[], clust
       for (const args of commands) results.push(await as(role, args));
       const failed = results.filter((r) => r.code !== 0);
       t.true(failed.length > 0, `some command needs the rule:\n${results.map((r) => r.stderr).join('\n')}`);
-      t.true(failed.some((r) => namesRule(rule, app).test(r.stderr)), `the message names the rule (${namesRule(rule, app)}):\n${failed.map((r) => r.stderr).join('\n')}`);
+      t.true(failed.some((r) => namesRule(rule, namespacesOf(rule, app)).test(r.stderr)), `the message names the rule (${namesRule(rule, namespacesOf(rule, app))}):\n${failed.map((r) => r.stderr).join('\n')}`);
       for (const r of results) t.deepEqual(r.writes, [], 'nothing was sent');
       t.deepEqual(fed.world.clusters.map(store), before, 'nothing was written');
     });
