@@ -1,8 +1,8 @@
-import { createHash, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import * as der from './der.js';
 import { PkiError } from './errors.js';
 import { checkCertificateRequest, checkCommonName, createCertificateRequest, MAX_COMMON_NAME } from './csr.js';
-import { checkKey, generateKeyPair, generatePrivateKey, keyMatchesCertificate, privateKeyToPem, signatureAlgorithmOf, signingKey, signWith } from './keys.js';
+import { checkKey, generateKeyPair, generatePrivateKey, privateKeyToPem, samePublicKey, signatureAlgorithmOf, signingKey, signWith, spkiOf } from './keys.js';
 import { normaliseDnsName } from './names.js';
 import { describeParsed, parseCertificate, subjectKeyIdentifierOf } from './inspect.js';
 
@@ -41,11 +41,6 @@ function serialNumber(): Buffer {
   return bytes;
 }
 
-/** The SubjectPublicKeyInfo of a key, as DER. */
-function spkiOf(key: KeyObject): Buffer {
-  return createPublicKey(key).export({ type: 'spki', format: 'der' });
-}
-
 interface CertificateFields {
   serial: Buffer;
   issuer: Buffer;
@@ -81,9 +76,8 @@ const KEY_USAGE_BIT = { digitalSignature: 0, keyEncipherment: 2, keyCertSign: 5,
  * A leaf's key usage, by the type of its key: digitalSignature for an EC key (RFC 5480 3 forbids keyEncipherment for
  * one; TLS needs only signatures from it), digitalSignature and keyEncipherment for an RSA key.
  */
-function leafKeyUsage(spki: Buffer): number[] {
-  const type = createPublicKey({ key: spki, format: 'der', type: 'spki' }).asymmetricKeyType;
-  return type === 'ec' ? [KEY_USAGE_BIT.digitalSignature] : [KEY_USAGE_BIT.digitalSignature, KEY_USAGE_BIT.keyEncipherment];
+function leafKeyUsage(key: KeyObject): number[] {
+  return key.asymmetricKeyType === 'ec' ? [KEY_USAGE_BIT.digitalSignature] : [KEY_USAGE_BIT.digitalSignature, KEY_USAGE_BIT.keyEncipherment];
 }
 
 function validityWindow(options: ValidityOptions, defaultDays: number): { notBefore: Date; notAfter: Date } {
@@ -152,14 +146,14 @@ function loadCA(ca: CertificateAndKey, now: Date): SigningCA {
   // rotation replaces it with an ECDSA one.
   const remedy = 'rotate to a new federation CA (kubectl meshfed rotate --ca), which meshfed creates with an ECDSA P-256 key';
   const what = `the federation CA ${info.subject}`;
-  checkKey(parsed.x509.publicKey, what, remedy);
+  const publicKey = checkKey(parsed.x509.publicKey, what, remedy);
   const privateKey = signingKey(ca.privateKeyPem, `the key of ${what}`, remedy);
-  if (!keyMatchesCertificate(ca.privateKeyPem, ca.certificatePem)) {
+  if (!samePublicKey(privateKey, publicKey)) {
     throw new PkiError(`the private key given for ${info.subject} does not belong to that certificate`);
   }
   return {
     subject: parsed.subjectDer,
-    keyIdentifier: parsed.subjectKeyIdentifier ?? subjectKeyIdentifierOf(parsed.x509.publicKey.export({ type: 'spki', format: 'der' })),
+    keyIdentifier: parsed.subjectKeyIdentifier ?? subjectKeyIdentifierOf(publicKey.export({ type: 'spki', format: 'der' })),
     privateKey,
     notAfter: info.notAfter,
   };
@@ -167,7 +161,7 @@ function loadCA(ca: CertificateAndKey, now: Date): SigningCA {
 
 function signLeaf(
   ca: SigningCA,
-  spki: Buffer,
+  subjectKey: KeyObject,
   subject: Buffer,
   usage: { extKeyUsage: 'serverAuth' | 'clientAuth'; altNames: Buffer[] },
   options: ValidityOptions,
@@ -175,11 +169,12 @@ function signLeaf(
   const window = validityWindow(options, DEFAULT_LEAF_VALIDITY_DAYS);
   // A leaf outliving its CA would look valid but fail every handshake after the CA expires.
   const notAfter = window.notAfter > ca.notAfter ? ca.notAfter : window.notAfter;
+  const spki = spkiOf(subjectKey);
   return signCertificate({
     serial: serialNumber(), issuer: ca.subject, subject, notBefore: window.notBefore, notAfter, spki,
     extensions: [
       der.extension(der.OID.basicConstraints, true, der.sequence()),
-      der.extension(der.OID.keyUsage, true, der.namedBits(leafKeyUsage(spki))),
+      der.extension(der.OID.keyUsage, true, der.namedBits(leafKeyUsage(subjectKey))),
       der.extension(der.OID.extKeyUsage, false, der.sequence(der.oid(der.OID[usage.extKeyUsage]))),
       der.extension(der.OID.subjectAltName, false, der.sequence(...usage.altNames)),
       der.extension(der.OID.subjectKeyIdentifier, false, der.octetString(subjectKeyIdentifierOf(spki))),
@@ -206,7 +201,7 @@ export function issueServerCertificate(options: { ca: CertificateAndKey; hosts: 
   const subject = der.name([[der.OID.organizationName, ORGANISATION], [der.OID.commonName, checkCommonName(commonName)]]);
   const key = generatePrivateKey();
   const certificatePem = signLeaf(
-    ca, spkiOf(key), subject,
+    ca, key, subject,
     { extKeyUsage: 'serverAuth', altNames: hosts.map((host) => der.implicitPrimitive(2, Buffer.from(host, 'ascii'))) },
     options,
   );
@@ -230,7 +225,7 @@ export function signClientCertificate(options: { ca: CertificateAndKey; csrPem: 
   }
   const ca = loadCA(options.ca, options.now ?? new Date());
   return signLeaf(
-    ca, request.spki,
+    ca, request.publicKey,
     der.name([[der.OID.organizationName, ORGANISATION], [der.OID.commonName, request.commonName]]),
     { extKeyUsage: 'clientAuth', altNames: [der.implicitPrimitive(6, Buffer.from(request.spiffeId, 'ascii'))] },
     options,

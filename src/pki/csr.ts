@@ -47,6 +47,8 @@ export interface CheckedRequest {
   publicKeyFingerprint: string;
   /** The request's SubjectPublicKeyInfo, DER: what the certificate certifies. */
   spki: Buffer;
+  /** The same key, read. */
+  publicKey: KeyObject;
 }
 
 /** Signature algorithms a request may be signed with, by OID: the key type they need and their hash. */
@@ -139,7 +141,7 @@ export function checkCertificateRequest(csrPem: string): CheckedRequest {
     throw new PkiError('the certificate signing request has DNS, IP or e-mail subjectAltNames; a consumer gateway identity is its SPIFFE URI only');
   }
   const spiffeId = checkSpiffeId(uris[0]!);
-  return { commonName, spiffeId, publicKeyFingerprint: colonHex(createHash('sha256').update(parts.spki.raw).digest()), spki: Buffer.from(parts.spki.raw) };
+  return { commonName, spiffeId, publicKeyFingerprint: colonHex(createHash('sha256').update(parts.spki.raw).digest()), spki: Buffer.from(parts.spki.raw), publicKey };
 }
 
 /**

@@ -129,10 +129,19 @@ export function keyMatchesCertificate(privateKeyPem: string, certificatePem: str
   } catch {
     throw new PkiError('the certificate is not a readable PEM certificate');
   }
+  return samePublicKey(fromKey, fromCert);
+}
+
+/** The SubjectPublicKeyInfo of a public or private key, as DER. */
+export function spkiOf(key: KeyObject): Buffer {
+  return (key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
+}
+
+/** Are these (public or private) keys one key pair? */
+export function samePublicKey(a: KeyObject, b: KeyObject): boolean {
   // Not KeyObject.equals: for keys of different types it leaves an error on OpenSSL's queue in Node 20,
   // which makes the next unrelated createPrivateKey call fail with "different key types".
-  const spki = (key: KeyObject) => key.export({ type: 'spki', format: 'der' });
-  return fromKey.asymmetricKeyType === fromCert.asymmetricKeyType && spki(fromKey).equals(spki(fromCert));
+  return a.asymmetricKeyType === b.asymmetricKeyType && spkiOf(a).equals(spkiOf(b));
 }
 
 /**
