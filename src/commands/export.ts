@@ -105,7 +105,7 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
     if (attempt > 1) gathered = await gatherCluster(writer, gatherOptions);
     const plan = await withCoreErrors(FLAGS, () => {
       const built = planWith(exportName, mode);
-      // The core said what is wrong with the Service (not found, no selector) before a port is asked for.
+      // Planned first, so that the core says what is wrong with the Service (not found, no selector) before --port is asked for.
       if (portNumber === undefined) throw new UsageError('missing value for --port', { hint: 'pass --port' });
       return built;
     });
