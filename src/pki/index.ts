@@ -9,5 +9,5 @@ export {
 export { createCertificateRequest, inspectCertificateRequest } from './csr.js';
 export type { CertificateInfo } from './inspect.js';
 export { inspectCertificate, splitPemBundle, verifyCertificateChain } from './inspect.js';
-export { ACCEPTED_KEYS, generateKeyPair, KEY_CURVE, keyMatchesCertificate, MIN_RSA_BITS, signDetached, verifyDetached } from './keys.js';
+export { generateKeyPair, keyMatchesCertificate, signDetached, verifyDetached } from './keys.js';
 export { checkSpiffeId } from './names.js';
