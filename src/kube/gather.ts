@@ -276,7 +276,8 @@ export async function readManaged(writer: ClusterWriter, options: ManagedReadOpt
   const secrets = await Promise.all(secretNamespaces(objects).flatMap((ns) => selectorsOf(ns === FEDERATION_CA_NAMESPACE ? 'shared' : 'both').map((selector) =>
     optional(writer.listMetadata('v1', 'Secret', ns, selector), [] as KubeObject[]).catch((error: unknown) => {
       if (error instanceof ClusterError && error.status === 403 && (ns === FEDERATION_CA_NAMESPACE || options.secretsOptional)) {
-        if (options.secretsOptional) unreadableSecrets.add(ns);
+        // The CA's namespace holds no gateway's certificate (whoever may only look reads its published certificates).
+        if (ns !== FEDERATION_CA_NAMESPACE) unreadableSecrets.add(ns);
         return [] as KubeObject[];
       }
       throw error;
