@@ -824,12 +824,13 @@ export function importState(snapshot: ConsumerSnapshot, record: ImportRecord): I
     const live = findObject(snapshot, ref.kind, ref.namespace, ref.name);
     if (ref.kind !== 'Secret') return !live;
     // The certificate from the Secret's data when it was read, else as published beside it (status reads no Secret data).
-    const stored = live?.data !== undefined ? readSecret(live)?.['tls.crt'] : undefined;
-    clientCertificatePem = stored || readPublishedCertificates(snapshot.existing, ref.namespace, ref.name)?.['tls.crt'] || undefined;
+    const dataRead = live?.data !== undefined;
+    const stored = dataRead ? readSecret(live)?.['tls.crt'] || undefined : undefined;
+    clientCertificatePem = dataRead ? stored : readPublishedCertificates(snapshot.existing, ref.namespace, ref.name)?.['tls.crt'] || undefined;
     // Who may not list Secrets there (the viewer role) sees the published certificate only.
     if (snapshot.unreadableSecrets?.includes(ref.namespace)) return !clientCertificatePem;
     if (!live) return true;
-    if (live.data !== undefined) return !stored;
+    if (dataRead) return !stored;
     // Listed as metadata: a Secret that only keeps a pending request's key has no certificate (and none is published).
     return !clientCertificatePem && live.metadata.annotations?.[REQUEST_NONCE_ANNOTATION] !== undefined;
   });
