@@ -131,16 +131,6 @@ function publishedOnly(credential: Credential, again: string): Finding[] {
   ];
 }
 
-/** Why the certificates published beside a Secret are not those it holds (`data`); undefined when they are, or none are published. */
-function stalePublication(credential: Credential, data: Record<string, string>, again: string): string | undefined {
-  const published = (credential.published?.data ?? {}) as Record<string, string>;
-  if (!credential.published) return undefined;
-  const differ = PUBLISHED_CERTIFICATE_KEYS.filter((k) => (published[k] ?? '').trim() !== (data[k] ?? '').trim());
-  if (differ.length === 0) return undefined;
-  return `${describe('ConfigMap', credential.namespace, publishedCertificatesName(credential.name))} publishes another ${differ.join(' and ')} than ${describe('Secret', credential.namespace, credential.name)} holds: ` +
-    `status and verify show the wrong certificate to users who may not read Secrets; run ${again} again`;
-}
-
 function federationServicePort(gw: GatewayFacts | undefined): number {
   const ports = gw?.service ? servicePorts(gw.service) : [];
   return (ports.find((p) => p.targetPort === FEDERATION_PORT) ?? ports.find((p) => p.port === FEDERATION_PORT) ?? ports[0])?.port ?? FEDERATION_PORT;
@@ -652,8 +642,7 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
         matches = false;
       }
       if (!matches) return [fail({ detail: `tls.key of Secret ${namespace}/${name} is not the key of its tls.crt` }, object)];
-      const stale = stalePublication(credential, data, 'kubectl meshfed export');
-      return stale ? [fail({ detail: stale }, object)] : [ok(object)];
+      return [ok(object)];
     },
   },
   {
@@ -989,8 +978,6 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       }
       if (!matches) return [fail({ detail: `tls.key of Secret ${f.egressNamespace}/${f.bindingName} is not the key of its client certificate` }, object)];
       if (!cert.info.uris.some((u) => u.startsWith('spiffe://'))) return [fail({ detail: 'the client certificate carries no SPIFFE id' }, object)];
-      const stale = stalePublication(credential, data, 'kubectl meshfed import');
-      if (stale) return [fail({ detail: stale }, object)];
       return [ok(object, `${cert.info.uris[0]}, valid until ${cert.info.notAfter.toISOString().slice(0, 10)}`)];
     },
   },
