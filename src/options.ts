@@ -57,7 +57,7 @@ export function withLocalNameHint(error: unknown, args: { as?: unknown; name?: u
   if (args.name !== undefined || args.NAME !== undefined) return error;
   return new ClusterError(error.message, {
     status: error.status, ...(error.reason ? { reason: error.reason } : {}), cause: error,
-    hint: `${error.hint ? `${error.hint}; ` : ''}--as impersonates the user "${user}", as in kubectl: to name the local Service ${user}, use --name ${user} instead`,
+    hint: `--as impersonates the user "${user}", as kubectl's does: if you meant ${user} as the local Service's name, use --name ${user}${error.hint ? `; otherwise ${error.hint}` : ''}`,
   });
 }
 
