@@ -46,7 +46,7 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   if (!session.ui.interactive && !requested && !name && args.as !== undefined) {
     // unimport --as NAME once named the import: --as impersonates now, as in kubectl.
     throw new UsageError('missing value for NAME: --as impersonates a user (as in kubectl), it does not name the import', {
-      hint: `name the import to remove as NAME or with --name (e.g. kubectl meshfed unimport ${args.as} -n ${args.namespace ?? 'default'})`,
+      hint: `name the import to remove as NAME or with --name (e.g. kubectl meshfed unimport ${args.as}${args.context ? ` --context ${args.context}` : ''}${args.namespace ? ` -n ${args.namespace}` : ''})`,
     });
   }
   if (!session.ui.interactive && !requested) requireFlags([['NAME', !name]], 'kubectl meshfed unimport myreviews -n default');

@@ -94,7 +94,7 @@ test.serial('unimport --as NAME without NAME says --as impersonates; unimport NA
   const old = await asOps(['unimport', '--context', 'cluster1', '-n', 'default', '--as', 'myreviews']);
   t.is(old.code, 2);
   t.regex(old.stderr, /missing value for NAME: --as impersonates a user \(as in kubectl\), it does not name the import/);
-  t.regex(old.stderr, /kubectl meshfed unimport myreviews -n default/);
+  t.regex(old.stderr, /name the import to remove as NAME or with --name \(e\.g\. kubectl meshfed unimport myreviews --context cluster1 -n default\)/);
   t.deepEqual(old.sent, [], 'refused before any request');
 
   const removed = await asOps(['unimport', 'myreviews', '--context', 'cluster1', '-n', 'default', '--as', 'bob']);
