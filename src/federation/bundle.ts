@@ -17,7 +17,7 @@ import type { ImportCredentials } from './consumer.js';
 import { BundleError, FederationInputError } from './errors.js';
 import type { ClusterPlan, ConsumerIdentity, ConsumerSnapshot, ExportEndpoint, KubeObject, ProviderSnapshot } from './model.js';
 import {
-  bindingLabel, checkDnsLabel, consumerGatewaySpiffeId, FEDERATION_DOMAIN, GATEWAY_NAMES, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
+  bindingLabel, checkDnsLabel, consumerGatewaySpiffeId, FEDERATION_DOMAIN, GATEWAY_NAMES, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names, REQUEST_NONCE_ANNOTATION,
 } from './naming.js';
 import { checkSupportedIstio, emptyPlan, findObject, finishPlan, gatewayNamespaceOf, homeNamespaceOf, kubeObject, meshfedLabels, readSecret, secretData } from './objects.js';
 import { clientSigner, federationCaStateOf, noteClientRenewal, planAdmission, trustBundle, type ExportPlan, type PlanOptions } from './provider.js';
@@ -202,7 +202,7 @@ function keyData(current: Record<string, string> | undefined, privateKeyPem: str
   return { 'tls.key': privateKeyPem };
 }
 
-const PENDING_NONCE = 'meshfed.io/request-nonce';
+const PENDING_NONCE = REQUEST_NONCE_ANNOTATION;
 const PENDING_CONSUMER = 'meshfed.io/request-consumer';
 const PENDING_EXPIRES = 'meshfed.io/request-expires';
 /** `<provider>/<namespace>/<export>` the request asks for, in full: the binding label may be shortened with a hash. */
@@ -269,7 +269,11 @@ export function pendingRequests(snapshot: ConsumerSnapshot): PendingRequest[] {
     if (secret.kind !== 'Secret' || !provider || secret.metadata.namespace !== home || !secret.metadata.annotations?.[PENDING_NONCE]) continue;
     const ref = requestedExport(secret, provider);
     const importNamespace = secret.metadata.annotations[PENDING_NAMESPACE];
-    if (pendingRequestOf(snapshot, ref)) refs.push({ ...ref, ...(importNamespace ? { importNamespace } : {}) });
+    // Listed as metadata (status reads no Secret data): its annotations tell a pending request; with its data, its key too.
+    const pending = secret.data === undefined
+      ? secret.metadata.annotations[PENDING_CONSUMER] !== undefined && findObject(snapshot, 'Secret', home, names.binding(ref.providerClusterId, ref.namespace, ref.exportName)) === secret
+      : pendingRequestOf(snapshot, ref) !== undefined;
+    if (pending) refs.push({ ...ref, ...(importNamespace ? { importNamespace } : {}) });
   }
   return refs;
 }
@@ -662,15 +666,17 @@ export interface VerifiedBundle {
  * The import a bundle completes a re-keying of: the consumer's import of the same export in `namespace`, whose
  * binding (one per export: {@link names.binding}) the `--force` request replaced the key of. Completing the re-key
  * keeps that import's local name, admitted accounts and attach split unless the command says otherwise, instead of
- * planning a second import under the default name next to it.
- * @returns undefined when the export is not imported in that namespace (a first import)
- * @throws FederationInputError (flag `--as`) when it is imported there under several local names
+ * planning a second import under the default name next to it. With `localName` (the one the command names), only the
+ * import of that name is the one re-keyed.
+ * @returns undefined when the export is not imported in that namespace (under `localName`, when given): a first import
+ * @throws FederationInputError (flag `--local-name`) when it is imported there under several local names and none is named
  */
-export function importBeingRekeyed(snapshot: ConsumerSnapshot, target: ExportRef, namespace: string): ImportRecord | undefined {
+export function importBeingRekeyed(snapshot: ConsumerSnapshot, target: ExportRef, namespace: string, localName?: string): ImportRecord | undefined {
   const wanted = exportRefText(target);
-  const imports = readImportRecords(snapshot).filter((r) => r.namespace === namespace && exportRefText(r.endpoint) === wanted);
+  const imports = readImportRecords(snapshot).filter((r) => r.namespace === namespace && exportRefText(r.endpoint) === wanted
+    && (localName === undefined || r.localName === localName));
   if (imports.length > 1) {
-    throw new FederationInputError(`${wanted} is imported in namespace ${namespace} under several local names (${imports.map((r) => r.localName).join(', ')}): say which one the bundle re-keys with --as`, '--as');
+    throw new FederationInputError(`${wanted} is imported in namespace ${namespace} under several local names (${imports.map((r) => r.localName).join(', ')}): say which one the bundle re-keys with --local-name`, '--local-name');
   }
   return imports[0];
 }
