@@ -1,11 +1,14 @@
 /**
  * The seed blog scenario (boundary trust: consumer sidecar -> egress gateway over Istio mTLS -> mutual TLS with
  * the federation client certificate and SNI -> provider ingress gateway -> reviews v2), end to end, and the single
- * faults that break it, each with the failure a real mesh gives.
+ * faults that break it, each with the failure a real mesh gives, and the certificate keys Envoy refuses to load.
  */
 import test from 'ava';
+import type { ExecutionContext } from 'ava';
 import { faultyWorld } from '../support/mesh/faults.js';
-import { BOUNDARY_HOST, boundaryWorld } from '../support/mesh/scenarios.js';
+import { issueCertificate } from '../support/mesh/pki.js';
+import type { IssueOptions } from '../support/mesh/pki.js';
+import { BOUNDARY_CLIENT_ID, BOUNDARY_HOST, boundaryWorld, clientCredential, getBoundaryPki, secret } from '../support/mesh/scenarios.js';
 import { edit, run } from './helpers.js';
 import type { World } from './helpers.js';
 
@@ -172,4 +175,75 @@ test('a per-destination Host header set works like an authority rewrite', async 
   });
   const r = await probe(world);
   t.is(r.status, '200');
+});
+
+// Envoy loads only P-256 ECDSA and RSA >= 2048-bit certificates into a TLS context (source/extensions/transport_sockets/
+// tls/context_impl.cc, ContextImpl::ContextImpl); node:tls would take the others, the model must not.
+type KeyType = NonNullable<IssueOptions['keyType']>;
+
+/** The boundary scenario with the provider gateway's server certificate re-issued on a key of `keyType`. */
+function withServerKey(keyType: KeyType): World {
+  const world = boundaryWorld();
+  const { federation } = getBoundaryPki();
+  const server = issueCertificate({ commonName: BOUNDARY_HOST, dnsNames: [BOUNDARY_HOST], keyType }, federation);
+  world.add('cluster2', secret('istio-meshfed', 'federation-server', { 'tls.crt': server.certChain, 'tls.key': server.key, 'ca.crt': federation.cert }, 'kubernetes.io/tls'));
+  return world;
+}
+
+/** The boundary scenario with the consumer gateway's client certificate re-issued on a key of `keyType`. */
+function withClientKey(keyType: KeyType): World {
+  const world = boundaryWorld();
+  const { federation } = getBoundaryPki();
+  world.add('cluster1', clientCredential(issueCertificate({ commonName: 'cluster1 egress', uris: [BOUNDARY_CLIENT_ID], keyType }, federation), federation.cert));
+  return world;
+}
+
+const P256_ONLY = 'Failed to load certificate chain from <inline>, only P-256 ECDSA certificates are supported';
+const RSA_2048 = 'Failed to load certificate chain from <inline>, only RSA certificates with 2048-bit or larger keys are supported';
+const RSA_OR_EC = 'Failed to load certificate chain from <inline>, only RSA and ECDSA certificates are supported';
+
+function refusedAtProvider(t: ExecutionContext, r: Awaited<ReturnType<typeof probe>>, reason: string): void {
+  t.is(r.status, '503');
+  t.regex(r.body, /Connection reset by peer/);
+  t.true(r.trace.some((h) => h.includes(`credentialName federation-server refused: ${reason}`)), r.trace.join('\n'));
+  t.true(r.proxies.logOf('istio-federation-ingressgateway-7c9f2').includes(`rejected (federation-server): ${reason}`));
+}
+
+function refusedAtConsumer(t: ExecutionContext, r: Awaited<ReturnType<typeof probe>>, reason: string): void {
+  t.is(r.status, '503');
+  t.regex(r.body, /TLS error: Secret is not supplied by SDS \(cluster2-federation-client\)/);
+  t.true(r.trace.some((h) => h.includes(`credentialName cluster2-federation-client refused: ${reason}`)), r.trace.join('\n'));
+  t.true(r.proxies.logOf('istio-federation-egressgateway-5d8c7').includes(`rejected (cluster2-federation-client): ${reason}`));
+  t.false(r.proxies.logOf('istio-federation-ingressgateway-7c9f2').includes('GET /reviews/0'), 'nothing reached the provider');
+}
+
+test('key types: a P-384 server certificate is refused by the provider gateway (only P-256 ECDSA)', async (t) => {
+  refusedAtProvider(t, await probe(withServerKey({ kind: 'ec', curve: 'P-384' })), P256_ONLY);
+});
+
+test('key types: an RSA-1024 server certificate is refused by the provider gateway (RSA below 2048 bits)', async (t) => {
+  refusedAtProvider(t, await probe(withServerKey({ kind: 'rsa', bits: 1024 })), RSA_2048);
+});
+
+test('key types: a P-384 client certificate is refused by the consumer gateway (only P-256 ECDSA)', async (t) => {
+  refusedAtConsumer(t, await probe(withClientKey({ kind: 'ec', curve: 'P-384' })), P256_ONLY);
+});
+
+test('key types: an RSA-1024 client certificate is refused by the consumer gateway (RSA below 2048 bits)', async (t) => {
+  refusedAtConsumer(t, await probe(withClientKey({ kind: 'rsa', bits: 1024 })), RSA_2048);
+});
+
+test('key types: an Ed25519 server or client certificate is refused (only RSA and ECDSA)', async (t) => {
+  refusedAtProvider(t, await probe(withServerKey({ kind: 'ed25519' })), RSA_OR_EC);
+  refusedAtConsumer(t, await probe(withClientKey({ kind: 'ed25519' })), RSA_OR_EC);
+});
+
+test('key types: P-256 and RSA-2048 server and client certificates carry the call', async (t) => {
+  for (const keyType of [{ kind: 'ec', curve: 'P-256' }, { kind: 'rsa', bits: 2048 }] as KeyType[]) {
+    for (const world of [withServerKey(keyType), withClientKey(keyType)]) {
+      const r = await probe(world);
+      t.is(r.status, '200', `${JSON.stringify(keyType)}: ${r.body}\n${r.trace.join('\n')}`);
+      t.false(r.trace.some((h) => h.includes('refused:')));
+    }
+  }
 });

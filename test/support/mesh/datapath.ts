@@ -18,7 +18,7 @@ import {
   normaliseGatewayRef, peerAuthenticationMode, registry, serviceByHost, virtualServiceFor, visibleTo,
 } from './istio.js';
 import type { RegistryService, ServicePort } from './istio.js';
-import { workloadCertificate } from './pki.js';
+import { envoyKeyRefusal, workloadCertificate } from './pki.js';
 import { handshake } from './tls.js';
 import type { TlsClientSide, TlsServerSide } from './tls.js';
 import {
@@ -44,8 +44,11 @@ export type Failure =
   | { kind: 'handshake-reset'; reason: string }
   /** A TLS handshake was refused: `side: 'client'` means the connecting side rejected the server's certificate. */
   | { kind: 'tls'; side: 'client' | 'server'; code: string; message: string }
-  /** The client's own TLS material is missing (Envoy: secret not supplied by SDS). */
-  | { kind: 'sds'; secret: string }
+  /**
+   * The client's own TLS material is missing, or Envoy refused to load it into the TLS context (`reason`): Envoy
+   * has no client context and reports the secret as not supplied by SDS.
+   */
+  | { kind: 'sds'; secret: string; reason?: string }
   /** The peer reset the connection after it was established and before answering. */
   | { kind: 'reset' };
 
@@ -83,6 +86,11 @@ export function sidecarRunning(ctx: PathContext, cluster: ClusterView, pod: Kube
 
 function log(ctx: PathContext, cluster: ClusterView, pod: KubeObject, line: string): void {
   ctx.proxies?.accessLog(...podKey(cluster, pod), `[${new Date().toISOString()}] ${line}`);
+}
+
+/** Envoy's warning when it NACKs an SDS secret it cannot load (the update is rejected; no TLS context is built). */
+function secretRejected(name: string, reason: string): string {
+  return `warning envoy config gRPC config for type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret rejected (${name}): ${reason}`;
 }
 
 function httpLogLine(req: HttpRequest, status: number, flags: string, upstream: string, cluster: string): string {
@@ -351,7 +359,7 @@ function credential(cluster: ClusterView, namespace: string, name: string): { ce
   };
 }
 
-function clientTls(proxy: Proxy, dest: { host: string; port: number; subset?: string }, tls: Spec | undefined, autoMtls: boolean, svc: RegistryService): { tls?: Conn['tls'] } | { sds: string } {
+function clientTls(proxy: Proxy, dest: { host: string; port: number; subset?: string }, tls: Spec | undefined, autoMtls: boolean, svc: RegistryService): { tls?: Conn['tls'] } | { sds: string; reason?: string } {
   const mode = (tls?.['mode'] as string | undefined) ?? (autoMtls ? 'ISTIO_MUTUAL' : 'DISABLE');
   for (const k of Object.keys(tls ?? {})) {
     if (!['mode', 'sni', 'subjectAltNames', 'credentialName', 'insecureSkipVerify'].includes(k)) unmodelled(`DestinationRule for ${dest.host}: tls.${k} (file-mounted certificates are not modelled; use credentialName)`);
@@ -369,6 +377,9 @@ function clientTls(proxy: Proxy, dest: { host: string; port: number; subset?: st
     const cred = name ? credential(proxy.cluster, proxy.namespace, name) : undefined;
     if (mode === 'MUTUAL' && (!cred?.cert || !cred.key)) return { sds: name ?? '(no credentialName)' };
     if (name && !cred) return { sds: name };
+    // Envoy refuses a client certificate whose key it does not support (envoyKeyRefusal) and keeps no client context.
+    const refusal = mode === 'MUTUAL' ? envoyKeyRefusal(cred!.cert!) : undefined;
+    if (refusal) return { sds: name ?? '(no credentialName)', reason: refusal };
     const insecure = tls?.['insecureSkipVerify'] === true;
     return { tls: { servername: sni, certChain: mode === 'MUTUAL' ? cred!.cert : undefined, key: mode === 'MUTUAL' ? cred!.key : undefined, ca: insecure ? undefined : cred?.ca, verifySans: sans } };
   }
@@ -425,7 +436,13 @@ async function toUpstream(ctx: PathContext, proxy: Proxy, dest: Destination, def
     const epPod = 'pod' in ep ? (ep as { pod?: KubeObject }).pod : undefined;
     const auto = epPod !== undefined && (hasSidecar(epPod) || epPod.metadata.labels?.['security.istio.io/tlsMode'] === 'istio');
     const tls = clientTls(proxy, { host: dest.host, port, subset: dest.subset }, tlsSettingsFor(dr, dest.subset, port), auto, svc);
-    if ('sds' in tls) return { ok: false, failure: { kind: 'sds', secret: tls.sds }, upstream };
+    if ('sds' in tls) {
+      if (tls.reason) {
+        ctx.trace.push(`${proxy.kind} ${proxy.pod.metadata.name}: credentialName ${tls.sds} refused: ${tls.reason}`);
+        log(ctx, proxy.cluster, proxy.pod, secretRejected(tls.sds, tls.reason));
+      }
+      return { ok: false, failure: { kind: 'sds', secret: tls.sds, reason: tls.reason }, upstream };
+    }
     conn = { tls: tls.tls, payload };
   }
   const result = await connectTo(ctx, proxy.cluster, ep.address, ep.port, conn);
@@ -865,6 +882,14 @@ async function gatewayInbound(ctx: PathContext, cluster: ClusterView, pod: KubeO
     if (!cred?.cert || !cred.key || (mode === 'MUTUAL' && !cred.ca)) {
       ctx.trace.push(`gateway ${pod.metadata.name}: credentialName ${name} not found or incomplete in ${ns}`);
       return { ok: false, failure: { kind: 'handshake-reset', reason: `credential ${ns}/${name} not found or incomplete` } };
+    }
+    // Envoy refuses a server certificate whose key it does not support (envoyKeyRefusal): the filter chain has no
+    // TLS context and closes the connection, as for a missing credential.
+    const refusal = envoyKeyRefusal(cred.cert);
+    if (refusal) {
+      ctx.trace.push(`gateway ${pod.metadata.name}: credentialName ${name} refused: ${refusal}`);
+      log(ctx, cluster, pod, secretRejected(name, refusal));
+      return { ok: false, failure: { kind: 'handshake-reset', reason: `credential ${ns}/${name}: ${refusal}` } };
     }
     server = { certChain: cred.cert, key: cred.key, clientCa: mode === 'MUTUAL' ? cred.ca : undefined, requireClientCert: mode === 'MUTUAL' };
   } else {

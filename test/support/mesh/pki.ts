@@ -6,6 +6,7 @@
  * of the emulator signs with RSA).
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, X509Certificate } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import * as der from '../../../src/pki/der.js';
 import type { ClusterView } from '../emulator/runtime.js';
 import { meshSettings, secretData } from './world.js';
@@ -36,6 +37,21 @@ export interface IssueOptions {
   notBefore?: Date;
   /** Validity end. Default: one year after now. */
   notAfter?: Date;
+  /**
+   * The new certificate's key. Default ECDSA P-256. Other keys exist to test what Envoy refuses
+   * ({@link envoyKeyRefusal}).
+   */
+  keyType?: { kind: 'ec'; curve: 'P-256' | 'P-384' } | { kind: 'rsa'; bits: number } | { kind: 'ed25519' };
+}
+
+/** A new private key of the given type. */
+function newKey(keyType: IssueOptions['keyType']): KeyObject {
+  switch (keyType?.kind) {
+    case 'rsa': return generateKeyPairSync('rsa', { modulusLength: keyType.bits }).privateKey;
+    case 'ed25519': return generateKeyPairSync('ed25519').privateKey;
+    case 'ec': return generateKeyPairSync('ec', { namedCurve: keyType.curve === 'P-384' ? 'secp384r1' : 'prime256v1' }).privateKey;
+    default: return generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  }
 }
 
 /** keyUsage bits (RFC 5280 4.2.1.3). */
@@ -58,10 +74,10 @@ function keyIdOf(spki: Buffer): Buffer {
 
 /**
  * Issues a certificate signed by `issuer`, or self-signed when `issuer` is undefined. Returns the chain leaf
- * first followed by the issuer's chain, and the new key (ECDSA P-256, PKCS#8 PEM).
+ * first followed by the issuer's chain, and the new key (ECDSA P-256 unless `keyType` says otherwise; PKCS#8 PEM).
  */
 export function issueCertificate(options: IssueOptions, issuer?: CertificateAuthority): CertificateAuthority {
-  const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  const key = newKey(options.keyType);
   const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });
   // Istio workload certificates carry no subject, only a critical URI SAN.
   const subject = der.name(options.commonName ? [[der.OID.commonName, options.commonName], [der.OID.organizationName, 'meshfed-test']] : []);
@@ -80,6 +96,7 @@ export function issueCertificate(options: IssueOptions, issuer?: CertificateAuth
     ...(options.isCA ? [] : [der.extension(der.OID.extKeyUsage, false, der.sequence(der.oid(der.OID.serverAuth), der.oid(der.OID.clientAuth)))]),
     ...(altNames.length > 0 ? [der.extension(der.OID.subjectAltName, !options.commonName, der.sequence(...altNames))] : []),
   ];
+  if (signer.key.asymmetricKeyType === 'ed25519') throw new Error('issueCertificate: an Ed25519 key does not sign here; issue Ed25519 certificates from an EC or RSA CA');
   const algorithm = signer.key.asymmetricKeyType === 'ec' ? der.ecdsaWithSha256() : der.sha256WithRsa();
   const tbs = der.sequence(
     der.explicit(0, der.integer(2)),
@@ -168,4 +185,26 @@ export function workloadCertificate(cluster: ClusterView, namespace: string, ser
 export function uriSans(subjectaltname: string | undefined): string[] {
   if (!subjectaltname) return [];
   return subjectaltname.split(/,\s*/).filter((s) => s.startsWith('URI:')).map((s) => s.slice(4));
+}
+
+/**
+ * Why Envoy refuses to load a certificate chain into a TLS context, or undefined when it accepts it. Envoy looks at
+ * the public key of the leaf certificate only: `source/extensions/transport_sockets/tls/context_impl.cc`,
+ * `ContextImpl::ContextImpl`, the `switch (pkey_id)` (Envoy 1.17, the release Istio 1.9 ships, and the releases
+ * after it): `EVP_PKEY_EC` other than P-256 -> "only P-256 ECDSA certificates are supported"; `EVP_PKEY_RSA` below
+ * 2048 bits -> "only RSA certificates with 2048-bit or larger keys are supported"; any other key type -> "only RSA
+ * and ECDSA certificates are supported". Secrets from SDS are inline, hence `<inline>`.
+ */
+export function envoyKeyRefusal(certChain: string): string | undefined {
+  let key: KeyObject;
+  try {
+    key = new X509Certificate(certChain).publicKey;
+  } catch {
+    return undefined; // Not a certificate: the handshake reports it as node:tls does.
+  }
+  const details = key.asymmetricKeyDetails ?? {};
+  const prefix = 'Failed to load certificate chain from <inline>, ';
+  if (key.asymmetricKeyType === 'ec') return details.namedCurve === 'prime256v1' ? undefined : `${prefix}only P-256 ECDSA certificates are supported`;
+  if (key.asymmetricKeyType === 'rsa') return (details.modulusLength ?? 0) >= 2048 ? undefined : `${prefix}only RSA certificates with 2048-bit or larger keys are supported`;
+  return `${prefix}only RSA and ECDSA certificates are supported`;
 }
