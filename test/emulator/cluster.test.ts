@@ -1,5 +1,5 @@
 import test from 'ava';
-import forge from 'node-forge';
+import { X509Certificate } from 'node:crypto';
 import YAML from 'yaml';
 import { startWorld } from '../support/emulator/index.js';
 import { apiRequest } from '../support/emulator/request.js';
@@ -11,7 +11,7 @@ function decodeSecret(secret: KubeObject | undefined): Record<string, string> {
 
 function verifies(childPem: string, issuerPem: string): boolean {
   try {
-    return forge.pki.certificateFromPem(issuerPem).verify(forge.pki.certificateFromPem(childPem));
+    return new X509Certificate(childPem).verify(new X509Certificate(issuerPem).publicKey);
   } catch {
     return false;
   }

@@ -27,8 +27,12 @@ export interface CertificateAuthority extends KeyPair {
 export interface IssueOptions {
   /** Subject common name. */
   commonName: string;
+  /** The whole subject as (attribute OID, value) pairs, instead of CN `commonName`, O meshfed-test. */
+  subject?: Array<[oid: string, value: string]>;
   /** DNS subject alternative names. Default: none. */
   dnsNames?: string[];
+  /** IPv4 address subject alternative names. Default: none. */
+  ipAddresses?: string[];
   /** URI subject alternative names (SPIFFE identities). Default: none. */
   uris?: string[];
   /** Makes a CA certificate. Default false. */
@@ -80,12 +84,13 @@ export function issueCertificate(options: IssueOptions, issuer?: CertificateAuth
   const key = newKey(options.keyType);
   const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });
   // Istio workload certificates carry no subject, only a critical URI SAN.
-  const subject = der.name(options.commonName ? [[der.OID.commonName, options.commonName], [der.OID.organizationName, 'meshfed-test']] : []);
+  const subject = der.name(options.subject ?? (options.commonName ? [[der.OID.commonName, options.commonName], [der.OID.organizationName, 'meshfed-test']] : []));
   const signer = issuer ? issuerOf(issuer) : { subject, keyId: keyIdOf(spki), key };
   const serial = randomBytes(12);
   serial[0] = (serial[0]! & 0x3f) | 0x40;
   const altNames = [
     ...(options.dnsNames ?? []).map((value) => der.implicitPrimitive(2, Buffer.from(value, 'ascii'))),
+    ...(options.ipAddresses ?? []).map((ip) => der.implicitPrimitive(7, Buffer.from(ip.split('.').map(Number)))),
     ...(options.uris ?? []).map((value) => der.implicitPrimitive(6, Buffer.from(value, 'ascii'))),
   ];
   const extensions = [
@@ -94,7 +99,7 @@ export function issueCertificate(options: IssueOptions, issuer?: CertificateAuth
     der.extension(der.OID.subjectKeyIdentifier, false, der.octetString(keyIdOf(spki))),
     der.extension(der.OID.authorityKeyIdentifier, false, der.sequence(der.implicitPrimitive(0, signer.keyId))),
     ...(options.isCA ? [] : [der.extension(der.OID.extKeyUsage, false, der.sequence(der.oid(der.OID.serverAuth), der.oid(der.OID.clientAuth)))]),
-    ...(altNames.length > 0 ? [der.extension(der.OID.subjectAltName, !options.commonName, der.sequence(...altNames))] : []),
+    ...(altNames.length > 0 ? [der.extension(der.OID.subjectAltName, !options.commonName && !options.subject?.length, der.sequence(...altNames))] : []),
   ];
   if (signer.key.asymmetricKeyType === 'ed25519') throw new Error('issueCertificate: an Ed25519 key does not sign here; issue Ed25519 certificates from an EC or RSA CA');
   const algorithm = signer.key.asymmetricKeyType === 'ec' ? der.ecdsaWithSha256() : der.sha256WithRsa();
