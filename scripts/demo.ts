@@ -46,9 +46,9 @@ async function main(): Promise<void> {
     await step(fed, '1. In the provider cluster (cluster2), export port 9080 of Service myreviews, only the pods labelled version=v2, under the name "reviews".\n   meshfed deploys a federation gateway, creates a federation CA and a certificate for the gateway, and routes the export host to reviews v2; nobody is admitted yet.',
       ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--subset', 'version=v2', '--name', 'reviews']);
     await step(fed, '2. In the consumer cluster (cluster1), import it as "myreviews" in namespace default.\n   With access to both clusters, meshfed admits cluster1 on cluster2 (signs its egress gateway\'s certificate; the key never leaves cluster1) and sets up cluster1\'s side.',
-      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews']);
+      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews']);
     await step(fed, '3. Run the same import again: nothing changes, no object is written.',
-      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews']);
+      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews']);
     await step(fed, '4. What each cluster now exports and imports:', ['status', '--context', 'cluster2']);
     await meshfed(fed.kubeconfig, ['status', '--context', 'cluster1']).then((code) => { if (code !== 0) throw new Error('status failed'); });
 

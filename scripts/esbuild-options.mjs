@@ -84,6 +84,11 @@ const common = {
   target: 'node20',
   legalComments: 'eof',
   logLevel: 'warning',
+  // tr46 and whatwg-url (under @kubernetes/client-node) require Node's built-in `punycode`, which Node 22 (the
+  // executables') deprecates with a warning printed at every run that loads them (DEP0040). The userland package of
+  // the same code (the `punycode` devDependency) is bundled instead: the trailing slash names the package, not the
+  // built-in.
+  alias: { punycode: 'punycode/' },
 };
 
 /**

@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
-import { UsageError } from './errors.js';
+import { ClusterError, UsageError } from './errors.js';
+import { isDnsLabel } from './federation/naming.js';
 
 /**
  * Parses a kubectl-style duration (`--request-timeout`, `--timeout`): `0` (no limit), a bare number of seconds, or
@@ -28,25 +29,45 @@ export function parseDuration(value: string | number, flag: string): number {
 
 /**
  * Global flags that say whom to act as, as kubectl's (`--as`, `--as-group`, `--as-uid`): they override the kubeconfig
- * user's `as`, `as-groups` and `as-uid`. `import --as` and `unimport --as` name the import's local Service instead;
- * `--as-user` is the same as `--as` for every command, those included.
+ * user's `as`, `as-groups` and `as-uid`, for every command (an import's local Service is named with `--name`).
  */
 export function impersonationOptions<T>(parser: Argv<T>) {
   return parser
-    .option('as', { type: 'string', global: true, describe: 'Username to impersonate for the operation (import, unimport: the local Service name; use --as-user there)' })
-    .option('as-user', { type: 'string', global: true, describe: 'Username to impersonate for the operation (same as --as, for every command)' })
+    .option('as', { type: 'string', global: true, describe: 'Username to impersonate for the operation' })
     .option('as-group', { type: 'string', array: true, global: true, describe: 'Group to impersonate for the operation (repeat for several)' })
     .option('as-uid', { type: 'string', global: true, describe: 'UID to impersonate for the operation' });
 }
 
-/** Commands whose own `--as` names an import's local Service (not whom to act as). */
-export const COMMANDS_WITH_OWN_AS: readonly string[] = ['import', 'unimport'];
-
-/** What the impersonation flags ask for; `command` is the command run (its own `--as` may mean something else). */
-export function impersonationFromArgs(args: { as?: unknown; 'as-user'?: unknown; 'as-group'?: unknown; 'as-uid'?: unknown }, command: string | undefined): { user?: string; groups?: string[]; uid?: string } {
-  const asFlag = command !== undefined && COMMANDS_WITH_OWN_AS.includes(command) ? undefined : args.as;
-  const user = typeof args['as-user'] === 'string' ? args['as-user'] : typeof asFlag === 'string' ? asFlag : undefined;
+/** What the impersonation flags ask for. */
+export function impersonationFromArgs(args: { as?: unknown; 'as-group'?: unknown; 'as-uid'?: unknown }): { user?: string; groups?: string[]; uid?: string } {
+  const user = typeof args.as === 'string' ? args.as : undefined;
   const groups = Array.isArray(args['as-group']) ? args['as-group'].map(String).filter((g) => g !== '') : [];
   const uid = typeof args['as-uid'] === 'string' ? args['as-uid'] : undefined;
   return { ...(user ? { user } : {}), ...(groups.length ? { groups } : {}), ...(uid ? { uid } : {}) };
+}
+
+/**
+ * `import` and `unimport` once took the local Service name as `--as`; it impersonates now, as in kubectl. A run of
+ * either that the API server refused while `--as` named a valid Service name and no local name was given may be the
+ * old habit: the error's hint then says how to name the local Service. (Only a hint: the refusal stands.)
+ */
+export function withLocalNameHint(error: unknown, args: { as?: unknown; name?: unknown; NAME?: unknown }): unknown {
+  const user = args.as;
+  if (!(error instanceof ClusterError) || error.status !== 403 || typeof user !== 'string' || !isDnsLabel(user)) return error;
+  if (args.name !== undefined || args.NAME !== undefined) return error;
+  return new ClusterError(error.message, {
+    status: error.status, ...(error.reason ? { reason: error.reason } : {}), cause: error,
+    hint: `--as impersonates the user "${user}", as kubectl's does: if you meant ${user} as the local Service's name, use --name ${user}${error.hint ? `; otherwise ${error.hint}` : ''}`,
+  });
+}
+
+/** Wraps the handler of `import` or `unimport` so that its errors go through {@link withLocalNameHint}. */
+export function hintingLocalName<S, A extends { as?: unknown; name?: unknown; NAME?: unknown }>(handler: (session: S, args: A) => Promise<void>) {
+  return async (session: S, args: A): Promise<void> => {
+    try {
+      await handler(session, args);
+    } catch (error) {
+      throw withLocalNameHint(error, args);
+    }
+  };
 }

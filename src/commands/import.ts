@@ -16,6 +16,7 @@ import { chooseContext, chooseNamespace, contextOfCluster, gatewayFlags, gateway
 import type { Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
+import { hintingLocalName } from '../options.js';
 
 /** An export bundle already read by the caller (`rotate --bundle -`: standard input can be read only once). */
 export const BUNDLE_TEXT = Symbol('bundle text');
@@ -26,7 +27,8 @@ export interface ImportArgs extends MutationArgs, GatewayArgs {
   /** `--ca-fingerprint SHA256:…`: the provider federation CA a bundle must carry (trust on first use). */
   'ca-fingerprint'?: string;
   export?: string;
-  as?: string;
+  /** `--name`: the local Service apps call (default: the export name). */
+  name?: string;
   attach?: string;
   weight?: number;
   'match-header'?: string;
@@ -39,8 +41,11 @@ export interface ImportArgs extends MutationArgs, GatewayArgs {
   timeout: string;
 }
 
-/** How core messages name flags → how `import` spells them. */
-const FLAGS = { '--local-name': '--as', '--header': '--match-header', '--to': '--cluster-id', '--consumer': '--cluster-id', '--export-namespace': '--export', '--name': '--export' };
+/**
+ * How core messages name flags → how `import` spells them (one pass: the core's `--name`, an export's name, is
+ * `--export` here, and its `--local-name` is `--name`).
+ */
+const FLAGS = { '--local-name': '--name', '--header': '--match-header', '--to': '--cluster-id', '--consumer': '--cluster-id', '--export-namespace': '--export', '--name': '--export' };
 
 function attachSpec(args: ImportArgs, exportName: string): AttachSpec | undefined {
   if (args.attach === undefined) {
@@ -368,9 +373,9 @@ async function completeImport(
   const credentials: ImportCredentials | undefined = endpoint.mode === 'boundary' && privateKeyPem ? bundleCredentials(bundle, privateKeyPem) : undefined;
   // A bundle answering a re-keying request (--request-out --force) completes the import it re-keys: same local name,
   // accounts and attach split, unless flags say otherwise.
-  const rekeyed = args.as === undefined ? await withCoreErrors(FLAGS, () => importBeingRekeyed(snapshot, target, namespace)) : undefined;
-  const localName = args.as ?? rekeyed?.localName
-    ?? (session.ui.interactive ? await session.prompter.input('--as', 'Local name apps will call', { default: endpoint.exportName, validate: localNameProblem(snapshot, namespace, endpoint) }) : undefined);
+  const rekeyed = await withCoreErrors(FLAGS, () => importBeingRekeyed(snapshot, target, namespace, args.name));
+  const localName = args.name ?? rekeyed?.localName
+    ?? (session.ui.interactive ? await session.prompter.input('--name', 'Local name apps will call', { default: endpoint.exportName, validate: localNameProblem(snapshot, namespace, endpoint) }) : undefined);
   const attach = attachSpec(args, endpoint.exportName) ?? rekeyed?.attach;
   const planFor = async (attempt: number) => {
     // After a write conflict: the cluster is read again and the import planned again from the fresh read.
@@ -487,7 +492,7 @@ async function importDirect(
     });
   }
   const binding = { providerClusterId: provider.identity.clusterId, namespace: record.namespace, exportName: record.exportName };
-  const localName = args.as ?? (session.ui.interactive && early ? await session.prompter.input('--as', 'Local name apps will call', {
+  const localName = args.name ?? (session.ui.interactive && early ? await session.prompter.input('--name', 'Local name apps will call', {
     default: record.exportName, validate: localNameProblem(early.snapshot, namespace, binding),
   }) : undefined);
   // The import's own objects, its binding's (shared with other imports of the export) and the shared ones.
@@ -592,7 +597,8 @@ export const importCommand: CommandBody<ImportArgs> = {
     gatewayFlags(mutationOptions(yargs))
       .option('from', { type: 'string', describe: 'The provider: its kubeconfig context (or, with --request-out, its cluster id)' })
       .option('export', { type: 'string', describe: 'The export: <namespace>/<name> (or <provider cluster id>/<namespace>/<name>)' })
-      .option('as', { type: 'string', describe: 'Local Service name apps call (default: the export name)' })
+      // --name, as kubectl expose names the Service it creates (--as impersonates, as in kubectl).
+      .option('name', { type: 'string', describe: 'Local Service name apps call (default: the export name)' })
       .option('attach', { type: 'string', describe: 'Send part of an existing local Service\'s traffic to the import (default Service: the export name)' })
       .option('weight', { type: 'number', describe: 'With --attach: percentage of the traffic for the import (default 50)' })
       .option('match-header', { type: 'string', describe: 'With --attach: only requests with this header, e.g. x-federate=yes (HTTP)' })
@@ -606,11 +612,11 @@ export const importCommand: CommandBody<ImportArgs> = {
       .option('cluster-id', { type: 'string', describe: 'This cluster\'s federation id, the first time meshfed acts here (default: from the context name)' })
       .option('timeout', { type: 'string', default: '2m', describe: 'How long to wait for the egress gateway to be ready (0: do not wait)' })
       .option('force', { type: 'boolean', default: false, describe: 'With --request-out: make a new request even though the export is already imported (re-keys it)' })
-      .example('kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews --as myreviews', 'Import with access to both clusters')
-      .example('kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews --as myreviews --attach reviews --weight 50', 'Send half of reviews\' traffic to the import')
+      .example('kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews --name myreviews', 'Import with access to both clusters')
+      .example('kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews --name myreviews --attach reviews --weight 50', 'Send half of reviews\' traffic to the import')
       .example('kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews --attach reviews --weight 20 --merge-into default/reviews', 'Fold the split into your own VirtualService of reviews')
       .example('kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews --service-account productpage', 'Only productpage\'s workloads may call the import')
       .example('kubectl meshfed import --context operations -n vault --from production --export db/postgres --request-out request.yaml', 'Three-step flow, step 1 (no access to the provider)')
       .example('kubectl meshfed import --context operations -n vault --bundle bundle.yaml', 'Three-step flow, step 3'),
-  handler: withSession(importExport),
+  handler: withSession(hintingLocalName(importExport)),
 };

@@ -180,10 +180,9 @@ export class Session {
     const key = `${context.name}\u0000${timeoutMs}\u0000${retryDeadline}`;
     let client = this.clients.get(key);
     if (!client) {
-      const command = (this.args as { _?: unknown[] })._?.[0];
       client = new JournalingClient(context, {
         timeoutMs, userAgent: userAgent(), signal: this.interruption.signal, deadline: retryDeadline, env: this.io.env,
-        impersonate: impersonationFromArgs(this.args as Parameters<typeof impersonationFromArgs>[0], typeof command === 'string' ? command : undefined),
+        impersonate: impersonationFromArgs(this.args as Parameters<typeof impersonationFromArgs>[0]),
         log: (message) => this.ui.debug(message),
         ...this.clientOptions,
       }, this.journal, this.args.verbose ?? 0, (line) => this.ui.debug(line));

@@ -10,9 +10,13 @@ import { chooseContext, chooseNamespace, contextOfCluster, gatewayOptions, given
 import type { Session } from './session.js';
 import { withSession } from './run.js';
 import type { CommandBody } from './index.js';
+import { hintingLocalName } from '../options.js';
 
 interface UnimportArgs extends MutationArgs, GatewayArgs, NameArgs {
+  /** `--name`: the local name, as NAME. */
   name?: string;
+  /** The global `--as` (impersonation), read here only for the hints of an old `unimport --as NAME`. */
+  as?: string;
   export?: string;
   from?: string;
 }
@@ -39,6 +43,12 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   const name = givenName(args.NAME, args.name, '--name');
   if (name && args.export) throw new UsageError('NAME and --export exclude each other: NAME removes an import, --export cancels a pending import request');
   const requested = args.export !== undefined ? parseExportRef(args.export) : undefined;
+  if (!session.ui.interactive && !requested && !name && args.as !== undefined) {
+    // unimport --as NAME once named the import: --as impersonates now, as in kubectl.
+    throw new UsageError('missing value for NAME: --as impersonates a user (as in kubectl), it does not name the import', {
+      hint: `name the import to remove as NAME or with --name (e.g. kubectl meshfed unimport ${args.as}${args.context ? ` --context ${args.context}` : ''}${args.namespace ? ` -n ${args.namespace}` : ''})`,
+    });
+  }
   if (!session.ui.interactive && !requested) requireFlags([['NAME', !name]], 'kubectl meshfed unimport myreviews -n default');
   const context = await chooseContext(session, args.context, '--context', 'Consumer context');
   const writer = writerFor(session, context, '--context');
@@ -154,11 +164,11 @@ async function cancelRequest(
 export const unimportCommand: CommandBody<UnimportArgs> = {
   builder: (yargs) =>
     istioNamespaceFlag(namePositional(mutationOptions(yargs), 'The local name of the import (in -n); for an import request never completed, the export name'))
-      .option('name', { alias: 'as', type: 'string', describe: 'The local name, as NAME' })
+      .option('name', { type: 'string', describe: 'The local name, as NAME' })
       .option('export', { type: 'string', describe: 'Cancel the pending import request for <provider cluster id>/<namespace>/<name> (as status shows it)' })
       .option('from', { type: 'string', describe: 'The provider\'s context: also withdraw this cluster\'s admission there (as import --from granted it)' })
       .example('kubectl meshfed unimport myreviews --context cluster1 -n default', 'Remove an import')
       .example('kubectl meshfed unimport myreviews --context cluster1 -n default --from cluster2', 'Remove an import and its admission on the provider')
       .example('kubectl meshfed unimport --context operations --export production/db/postgres', 'Cancel an import request that was never completed'),
-  handler: withSession(unimport),
+  handler: withSession(hintingLocalName(unimport)),
 };

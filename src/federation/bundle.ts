@@ -662,15 +662,17 @@ export interface VerifiedBundle {
  * The import a bundle completes a re-keying of: the consumer's import of the same export in `namespace`, whose
  * binding (one per export: {@link names.binding}) the `--force` request replaced the key of. Completing the re-key
  * keeps that import's local name, admitted accounts and attach split unless the command says otherwise, instead of
- * planning a second import under the default name next to it.
- * @returns undefined when the export is not imported in that namespace (a first import)
- * @throws FederationInputError (flag `--as`) when it is imported there under several local names
+ * planning a second import under the default name next to it. With `localName` (the one the command names), only the
+ * import of that name is the one re-keyed.
+ * @returns undefined when the export is not imported in that namespace (under `localName`, when given): a first import
+ * @throws FederationInputError (flag `--local-name`) when it is imported there under several local names and none is named
  */
-export function importBeingRekeyed(snapshot: ConsumerSnapshot, target: ExportRef, namespace: string): ImportRecord | undefined {
+export function importBeingRekeyed(snapshot: ConsumerSnapshot, target: ExportRef, namespace: string, localName?: string): ImportRecord | undefined {
   const wanted = exportRefText(target);
-  const imports = readImportRecords(snapshot).filter((r) => r.namespace === namespace && exportRefText(r.endpoint) === wanted);
+  const imports = readImportRecords(snapshot).filter((r) => r.namespace === namespace && exportRefText(r.endpoint) === wanted
+    && (localName === undefined || r.localName === localName));
   if (imports.length > 1) {
-    throw new FederationInputError(`${wanted} is imported in namespace ${namespace} under several local names (${imports.map((r) => r.localName).join(', ')}): say which one the bundle re-keys with --as`, '--as');
+    throw new FederationInputError(`${wanted} is imported in namespace ${namespace} under several local names (${imports.map((r) => r.localName).join(', ')}): say which one the bundle re-keys with --local-name`, '--local-name');
   }
   return imports[0];
 }

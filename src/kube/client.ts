@@ -779,7 +779,10 @@ export class KubeClient {
     if (status === 403) {
       // A request without a namespace reads across namespaces (or a cluster-scoped kind): a ClusterRole grants it.
       const scope = ns || ' (cluster-wide)';
-      return new ClusterError(`user "${this.context.userName}" (context "${this.context.name}") is forbidden to ${what.verb} ${target}${scope}`, {
+      // The API server judged the impersonated user (--as, or the kubeconfig's as): named, as its own message does.
+      const actingAs = this.options.impersonate?.user ?? (typeof this.context.user?.as === 'string' && this.context.user.as ? this.context.user.as : undefined);
+      const who = `user "${this.context.userName}"${actingAs ? ` acting as "${actingAs}"` : ''}`;
+      return new ClusterError(`${who} (context "${this.context.name}") is forbidden to ${what.verb} ${target}${scope}`, {
         ...options, hint: `ask a cluster admin for RBAC permission to ${what.verb} ${what.resource}${scope} (kubectl meshfed rbac prints the roles meshfed needs)`,
       });
     }

@@ -13,7 +13,7 @@ test.before(async () => {
   fed = await startFederationWorld({ seed: 'bookinfo', clusters: [{ name: 'cluster1' }, { name: 'cluster2' }] });
   for (const args of [
     ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--name', 'reviews'],
-    ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews'],
+    ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews'],
   ]) {
     const result = await fed.run(args);
     if (result.code !== 0) throw new Error(result.stderr);

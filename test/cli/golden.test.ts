@@ -50,7 +50,7 @@ const FLOW: string[][] = [
   ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--subset', 'version=v2', '--name', 'reviews'],
   ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'ratings', '--port', '9080', '--name', 'reviews'],
   ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/nosuch'],
-  ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews'],
+  ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews'],
   ['status', '--context', 'cluster2'],
   ['status', '--context', 'cluster1'],
   ['verify', 'myreviews', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--path', '/reviews/0'],

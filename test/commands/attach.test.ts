@@ -31,7 +31,7 @@ test.after.always(async () => {
 
 test.serial('attach to reviews with bookinfo\'s virtual-service-all-v1: refused, then folded in with --merge-into, and restored by unimport', async (t) => {
   t.is((await fed.run(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--subset', 'version=v2', '--name', 'reviews'])).code, 0);
-  const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews', '--attach', 'reviews', '--weight', '50'];
+  const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews', '--attach', 'reviews', '--weight', '50'];
   const refused = await fed.runCounting(IMPORT);
   t.is(refused.code, 1, refused.stderr);
   t.regex(refused.stderr, /VirtualService default\/reviews already routes reviews\.default\.svc\.cluster\.local .*oldest.*--merge-into default\/reviews/);

@@ -17,7 +17,7 @@ import { startFederationWorld, type FederationWorld } from '../support/federatio
 let fed: FederationWorld;
 
 const EXPORT = ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--subset', 'version=v2', '--name', 'reviews'];
-const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews', '--attach', 'reviews', '--weight', '50'];
+const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews', '--attach', 'reviews', '--weight', '50'];
 
 /** Kinds whose objects no controller rewrites: their resourceVersion changes only if someone writes them. */
 const STABLE_KINDS: Array<[string, string]> = [
@@ -113,7 +113,7 @@ test.serial('import refuses to overwrite a Service meshfed does not manage, or t
   t.regex(badTimeout.stderr, /invalid --timeout "soon"/);
   t.deepEqual(badTimeout.writes, { cluster1: [], cluster2: [] });
   fed.world.cluster('cluster1').create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'legacy', namespace: 'default' }, spec: { ports: [{ name: 'http', port: 9080 }] } });
-  const refused = await fed.runCounting(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'legacy']);
+  const refused = await fed.runCounting(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'legacy']);
   t.is(refused.code, 1);
   t.regex(refused.stderr, /Service default\/legacy already exists .* not managed by kubectl-meshfed/);
   t.regex(refused.stderr, /rename or delete it|another/);
@@ -191,7 +191,7 @@ test.serial('a curl pod started with kubectl run in cluster1 gets its answer fro
 
 test.serial('import --dry-run=server -o json --output-dir: both API servers validate the objects, nothing is stored, one List per cluster in its own file', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'meshfed-blog-objects-'));
-  const dry = await fed.runCounting(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'reviews-two', '--dry-run=server', '-o', 'json', '--output-dir', out]);
+  const dry = await fed.runCounting(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'reviews-two', '--dry-run=server', '-o', 'json', '--output-dir', out]);
   t.is(dry.code, 0, dry.stderr);
   t.deepEqual(dry.writes, { cluster1: [], cluster2: [] }, 'no stored write');
   const validated = fed.world.cluster('cluster1').requests.filter((r) => r.query.dryRun === 'All');
@@ -219,7 +219,7 @@ test.serial('status shows the export with its consumer and the import as active,
 });
 
 test.serial('unimporting one of two imports of the same export does not tell the user to revoke the admission the other uses', async (t) => {
-  const second = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews2']);
+  const second = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews2']);
   t.is(second.code, 0, second.stderr);
   const removed = await fed.run(['unimport', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews2']);
   t.is(removed.code, 0, removed.stderr);

@@ -86,7 +86,7 @@ test.serial('a federation CA left beside the gateway by an earlier version moves
   const cluster = fed.world.cluster('own');
   const exported = await fed.run(['export', '--context', 'own', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--name', 'moved', '--timeout', '0']);
   t.is(exported.code, 0, exported.stderr);
-  t.is((await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'own', '--export', 'bookinfo/moved', '--as', 'moved'])).code, 0);
+  t.is((await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'own', '--export', 'bookinfo/moved', '--name', 'moved'])).code, 0);
   // The layout of earlier versions: the CA Secret in the gateway's namespace only.
   const ca = cluster.get('v1', 'Secret', 'meshfed-ca', 'meshfed-federation-ca')!;
   cluster.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: ca.metadata.name, namespace: 'istio-meshfed', labels: ca.metadata.labels }, type: ca.type, data: ca.data } as KubeObject);
@@ -126,7 +126,7 @@ test.serial('Istio older than 1.9 is refused before anything is written', async 
   t.not(exported.code, 0);
   t.regex(exported.stderr, /Istio 1\.7\.8, older than 1\.9.*upgrade Istio/);
   t.deepEqual(exported.writes.old, []);
-  const imported = await fed.runCounting(['import', '--context', 'old', '-n', 'bookinfo', '--from', 'own', '--export', 'bookinfo/ratings', '--as', 'old-ratings']);
+  const imported = await fed.runCounting(['import', '--context', 'old', '-n', 'bookinfo', '--from', 'own', '--export', 'bookinfo/ratings', '--name', 'old-ratings']);
   t.not(imported.code, 0);
   t.regex(imported.stderr, /Istio 1\.7\.8, older than 1\.9/);
   t.deepEqual(imported.writes.old, []);
@@ -140,7 +140,7 @@ for (const [provider, version] of Object.entries(PROVIDERS) as Array<[Provider, 
     const local = `reviews-${provider}`;
     const exported = await fed.run(['export', '--context', provider, '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--gateway-selector', 'istio=ingressgateway', '--timeout', '0']);
     t.is(exported.code, 0, exported.stderr);
-    const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', provider, '--export', 'bookinfo/myreviews', '--as', local]);
+    const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', provider, '--export', 'bookinfo/myreviews', '--name', local]);
     t.is(imported.code, 0, imported.stderr);
     const admitted = await call(`http://${local}.default:9080/reviews/0`);
     t.is(admitted.status, '200', admitted.trace);

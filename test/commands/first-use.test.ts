@@ -117,10 +117,10 @@ test.serial('a bundle carrying another CA for a provider this cluster already tr
   t.is(requestedAgain.code, 0, requestedAgain.stderr);
   const admittedAgain = await fed.run(['admit', '--context', 'production', '--request', file('request-3.yaml'), '--bundle-out', file('bundle-3.yaml')]);
   t.is(admittedAgain.code, 0, admittedAgain.stderr);
-  const unconfirmed = await fed.run(['import', '--context', 'operations', '-n', 'vault', '--bundle', file('bundle-3.yaml'), '--as', 'postgres']);
+  const unconfirmed = await fed.run(['import', '--context', 'operations', '-n', 'vault', '--bundle', file('bundle-3.yaml'), '--name', 'postgres']);
   t.is(unconfirmed.code, 1, unconfirmed.stderr);
   t.regex(unconfirmed.stderr, /imports from provider production for the first time/);
-  const confirmed = await fed.run(['import', '--context', 'operations', '-n', 'vault', '--bundle', file('bundle-3.yaml'), '--as', 'postgres', '--ca-fingerprint', other]);
+  const confirmed = await fed.run(['import', '--context', 'operations', '-n', 'vault', '--bundle', file('bundle-3.yaml'), '--name', 'postgres', '--ca-fingerprint', other]);
   t.is(confirmed.code, 0, confirmed.stderr);
   t.truthy(fed.world.cluster('operations').get('v1', 'Service', 'vault', 'postgres'));
 });

@@ -47,7 +47,7 @@ test.serial('Istio 1.9: an export moved onto the existing ingress gateway leaves
 
 test.serial('a move that would cut admitted consumers off is refused; with --force they are told to import again, and then reach it', async (t) => {
   const EXPORT = ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--subset', 'version=v2', '--name', 'reviews'];
-  const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'reviews-v2'];
+  const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'reviews-v2'];
   const CALL = ['curl', '-sS', 'http://reviews-v2.default:9080/reviews/0'];
   t.is((await fed.run(EXPORT)).code, 0);
   const imported = await fed.run(IMPORT);
@@ -83,7 +83,7 @@ test.serial('a provider serving exports from both meshfed\'s gateway and an exis
   t.is(own.code, 0, own.stderr);
   const existing = await fed.run(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'ratings', '--port', '9080', '--name', 'ratings', '--gateway-selector', 'istio=ingressgateway']);
   t.is(existing.code, 0, existing.stderr);
-  const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/ratings', '--as', 'remote-ratings']);
+  const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/ratings', '--name', 'remote-ratings']);
   t.is(imported.code, 0, imported.stderr);
   const call = await fed.curl('cluster1', 'default', 'sleep', ['curl', '-sS', 'http://remote-ratings.default:9080/ratings/0']);
   t.is(call.code, 0, call.stderr + call.trace.join('\n'));
@@ -93,7 +93,7 @@ test.serial('a provider serving exports from both meshfed\'s gateway and an exis
 
 test.serial('the consumer\'s egress gateway moves: every import goes along, nothing is left behind, calls still answer', async (t) => {
   t.is((await fed.run(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'ratings', '--port', '9080', '--name', 'moving'])).code, 0);
-  const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/moving', '--as', 'moving'];
+  const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/moving', '--name', 'moving'];
   t.is((await fed.run(IMPORT)).code, 0);
   const moved = await fed.run([...IMPORT, '--gateway-selector', 'istio=ingressgateway']);
   t.is(moved.code, 0, moved.stderr);
@@ -109,7 +109,7 @@ test.serial('the consumer\'s egress gateway moves: every import goes along, noth
 test.serial('Istio 1.9 consumer without an egress gateway: the import is applied and says it cannot work yet (exit 1)', async (t) => {
   // Nothing of meshfed's on legacy's ingress gateway any more, so the import would use meshfed's own egress gateway.
   t.is((await fed.run(['unexport', '--context', 'legacy', '-n', 'bookinfo', '--name', 'reviews'])).code, 0);
-  const r = await fed.run(['import', '--context', 'legacy', '-n', 'bookinfo', '--from', 'cluster2', '--export', 'bookinfo/moving', '--as', 'remote', '--timeout', '0']);
+  const r = await fed.run(['import', '--context', 'legacy', '-n', 'bookinfo', '--from', 'cluster2', '--export', 'bookinfo/moving', '--name', 'remote', '--timeout', '0']);
   t.is(r.code, 1, r.stderr);
   t.regex(r.stderr, /the import is applied but cannot work yet: no egress gateway pod labelled istio=meshfed-egress runs in namespace istio-meshfed/);
   t.regex(r.stderr, /IstioOperator overlay/);

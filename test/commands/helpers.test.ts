@@ -51,9 +51,9 @@ test('missing flags are named all at once', (t) => {
 });
 
 test('core errors become input errors naming the flags as the command spells them', (t) => {
-  const renamed = translateCoreError(new FederationInputError('local name "A" is not a DNS-1123 label (--local-name)', '--local-name'), { '--local-name': '--as' });
+  const renamed = translateCoreError(new FederationInputError('local name "A" is not a DNS-1123 label (--local-name)', '--local-name'), { '--local-name': '--name' });
   t.true(renamed instanceof InputError);
-  t.is((renamed as Error).message, 'local name "A" is not a DNS-1123 label (--as)');
+  t.is((renamed as Error).message, 'local name "A" is not a DNS-1123 label (--name)');
   const bundle = translateCoreError(new BundleError('expired', 'the ExportBundle expired at 2020-01-01T00:00:00Z; ask for a new one'));
   t.true(bundle instanceof InputError);
   t.is((bundle as InputError).hint, 'ask the other side for a new file');

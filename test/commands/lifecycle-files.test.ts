@@ -43,7 +43,7 @@ async function exchange(t: ExecutionContext, renew: boolean): Promise<void> {
   t.deepEqual(admit.writes.cluster1, [], 'the provider step never touches the consumer');
   const complete = await fed.runCounting(renew
     ? ['rotate', '--context', 'cluster1', '--bundle', file(`bundle-${round}.yaml`)]
-    : ['import', '--context', 'cluster1', '-n', 'default', '--bundle', file(`bundle-${round}.yaml`), '--as', 'myreviews', '--ca-fingerprint', await fed.caFingerprint('cluster2')]);
+    : ['import', '--context', 'cluster1', '-n', 'default', '--bundle', file(`bundle-${round}.yaml`), '--name', 'myreviews', '--ca-fingerprint', await fed.caFingerprint('cluster2')]);
   t.is(complete.code, 0, complete.stderr);
   t.deepEqual(complete.writes.cluster2, []);
 }

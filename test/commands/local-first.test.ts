@@ -66,7 +66,7 @@ test.serial('re-keying (--request-out --force, admit, import --bundle) completes
   const steps = [
     ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres', '--request-out', file('r1.yaml')],
     ['admit', '--context', 'production', '--request', file('r1.yaml'), '--bundle-out', file('b1.yaml')],
-    ['import', '--context', 'operations', '-n', 'vault', '--bundle', file('b1.yaml'), '--as', 'pg', '--ca-fingerprint', await fed.caFingerprint('production')],
+    ['import', '--context', 'operations', '-n', 'vault', '--bundle', file('b1.yaml'), '--name', 'pg', '--ca-fingerprint', await fed.caFingerprint('production')],
   ];
   for (const step of steps) {
     const result = await fed.run(step);
@@ -121,7 +121,7 @@ test.serial('preflight: a user who may not patch DestinationRules in istio-meshf
   const exported = await fed.run(['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432', '--name', 'pf']);
   t.is(exported.code, 0, exported.stderr);
   const marks = new Map([operations, production].map((c) => [c, c.requests.length]));
-  const run = await runCli(['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/pf', '--as', 'pf', '--kubeconfig', kubeconfig]);
+  const run = await runCli(['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/pf', '--name', 'pf', '--kubeconfig', kubeconfig]);
   t.is(run.code, 1, run.stderr);
   t.regex(run.stderr, /missing permission in context "operations"; nothing was written/);
   t.regex(run.stderr, /- patch destinationrules\.networking\.istio\.io in namespace "istio-meshfed" \(context "operations", user "limited"\)/);

@@ -42,7 +42,7 @@ test.serial('shared-root HTTP, direct: end-to-end Istio mTLS from cluster1\'s si
   t.deepEqual((gateway.spec as { servers: Array<{ hosts: string[]; tls: { mode: string } }> }).servers[0], {
     port: { number: 15443, name: 'tls-passthrough', protocol: 'TLS' }, hosts: ['myreviews.bookinfo.svc.cluster.local'], tls: { mode: 'AUTO_PASSTHROUGH' },
   });
-  const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews-v3', '--as', 'reviews-v3'];
+  const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews-v3', '--name', 'reviews-v3'];
   const dry = await fed.run([...IMPORT, '--dry-run']);
   t.is(dry.code, 0, dry.stderr);
   t.regex(dry.stderr, /only service account default of namespace default, but its pods run as .*sleep.*--service-account/, 'warns that the default identity admits none of the callers');
@@ -76,7 +76,7 @@ test.serial('shared-root TCP, three-step: request and bundle files, then bytes r
   t.is(admit.code, 0, admit.stderr);
   t.regex(readFileSync(join(dir, 'bundle.yaml'), 'utf8'), /mode: shared-root/);
   const fingerprint = await fed.caFingerprint('cluster2');
-  const complete = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--bundle', join(dir, 'bundle.yaml'), '--as', 'echo-sr', '--ca-fingerprint', fingerprint]);
+  const complete = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--bundle', join(dir, 'bundle.yaml'), '--name', 'echo-sr', '--ca-fingerprint', fingerprint]);
   t.is(complete.code, 0, complete.stderr);
   t.false(complete.stderr.includes('root CA'), 'one root: nothing to warn about');
   // The bundle carries the provider's root fingerprint: a consumer mesh on another root hears about it at once.
@@ -84,7 +84,7 @@ test.serial('shared-root TCP, three-step: request and bundle files, then bytes r
   const rootConfig = c1.get('v1', 'ConfigMap', 'istio-system', 'istio-ca-root-cert')!;
   const otherRoot = Buffer.from((c1.get('v1', 'Secret', 'istio-system', 'cacerts')!.data as Record<string, string>)['ca-cert.pem']!, 'base64').toString('utf8');
   c1.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio-ca-root-cert', namespace: 'istio-system' }, data: { 'root-cert.pem': otherRoot } }, 'test');
-  const otherMesh = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--bundle', join(dir, 'bundle.yaml'), '--as', 'echo-sr', '--dry-run', '--ca-fingerprint', fingerprint]);
+  const otherMesh = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--bundle', join(dir, 'bundle.yaml'), '--name', 'echo-sr', '--dry-run', '--ca-fingerprint', fingerprint]);
   c1.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio-ca-root-cert', namespace: 'istio-system' }, data: rootConfig.data as Record<string, string> }, 'test');
   t.is(otherMesh.code, 0, otherMesh.stderr);
   t.regex(otherMesh.stderr, /shared-root needs one root CA, but this mesh's root .* is not that of cluster cluster2/);

@@ -12,7 +12,7 @@ import { startFederationWorld, type FederationWorld } from '../support/federatio
 
 let fed: FederationWorld;
 const dir = mkdtempSync(join(tmpdir(), 'meshfed-output-'));
-const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews', '--dry-run'];
+const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews', '--dry-run'];
 
 interface Doc { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }
 

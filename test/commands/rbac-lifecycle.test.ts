@@ -21,7 +21,7 @@ type Operator = Exclude<RbacRole, 'viewer'>;
 const USERS: Record<Operator, string> = { provider: 'alice', consumer: 'bob' };
 
 const EXPORT = ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--name', 'reviews'];
-const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews'];
+const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews'];
 const ROTATE_SERVER = ['rotate', '--context', 'cluster2'];
 const ROTATE_CLIENT = ['rotate', '--context', 'cluster1', '--from', 'cluster2'];
 const ROTATE_CA = ['rotate', '--context', 'cluster2', '--ca'];

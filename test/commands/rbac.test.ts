@@ -27,7 +27,7 @@ let dir: string;
 const kubeconfigs = {} as Record<RbacRole | 'admit', string>;
 
 const EXPORT = ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--subset', 'version=v2', '--name', 'reviews'];
-const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews', '--attach', 'reviews', '--weight', '50'];
+const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews', '--attach', 'reviews', '--weight', '50'];
 const STATUS1 = ['status', '--context', 'cluster1'];
 const STATUS2 = ['status', '--context', 'cluster2'];
 const VERIFY = ['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--from', 'cluster2'];
@@ -150,7 +150,7 @@ test.serial('every command runs as a user bound only to its role', async (t) => 
     ['provider', ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--name', 'reviews-b']],
     ['consumer', ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews-b', '--request-out', join(dir, 'request.yaml')]],
     ['admit', ['admit', '--context', 'cluster2', '--request', join(dir, 'request.yaml'), '--bundle-out', join(dir, 'bundle.yaml')]],
-    ['consumer', ['import', '--context', 'cluster1', '-n', 'default', '--bundle', join(dir, 'bundle.yaml'), '--as', 'myreviews-b']],
+    ['consumer', ['import', '--context', 'cluster1', '-n', 'default', '--bundle', join(dir, 'bundle.yaml'), '--name', 'myreviews-b']],
     ['viewer', ['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews-b', '--from', 'cluster2']],
     ['consumer', ['unimport', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews']],
     ['provider', ['revoke', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews', '--consumer', 'cluster1']],

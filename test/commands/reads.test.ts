@@ -20,7 +20,7 @@ function exportArgs(i: number): string[] {
 }
 
 function importArgs(i: number): string[] {
-  return ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', `bookinfo/reviews-${i}`, '--as', `myreviews-${i}`];
+  return ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', `bookinfo/reviews-${i}`, '--name', `myreviews-${i}`];
 }
 
 async function must(args: string[]): Promise<void> {

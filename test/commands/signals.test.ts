@@ -173,7 +173,7 @@ for (const signal of SIGNALS) {
     const operations = fed.world.cluster('operations');
     const name = `imp-${signal.toLowerCase()}`;
     await must(['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432', '--name', name]);
-    const args = ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', `db/${name}`, '--as', name];
+    const args = ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', `db/${name}`, '--name', name];
     const held = hold(operations, 'PATCH', /\/virtualservices\//);
     const running = start(args);
     try {

@@ -19,7 +19,7 @@ test.after.always(async () => {
 
 test.serial('uninstall --force removes exports and imports too, after the plan; keeps a namespace holding the user\'s object, and the object', async (t) => {
   t.is((await fed.run(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--name', 'reviews'])).code, 0);
-  const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews']);
+  const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews']);
   t.is(imported.code, 0, imported.stderr);
   // The user keeps a ConfigMap of their own in meshfed's namespace.
   fed.world.cluster('cluster1').create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'notes', namespace: 'istio-meshfed' }, data: { mine: 'yes' } });

@@ -20,7 +20,7 @@ test.before(async () => {
   fed = await startFederationWorld({ seed: 'bookinfo', clusters: [{ name: 'cluster1' }, { name: 'cluster2' }], mesh: { pushDelayMs: PUSH_DELAY_MS } });
   const exported = await fed.run(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--subset', 'version=v2', '--name', 'reviews']);
   if (exported.code !== 0) throw new Error(exported.stderr);
-  const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews']);
+  const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews']);
   if (imported.code !== 0) throw new Error(imported.stderr);
 });
 
@@ -42,7 +42,7 @@ test.serial('right after the import, verify without --wait probes once: the conf
 
 test.serial('verify --wait probes again, with pauses, until the pushed configuration lets the call through', async (t) => {
   // A fresh import, so that its configuration is certainly not pushed when the first probe runs.
-  const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews2']);
+  const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews2']);
   t.is(imported.code, 0, imported.stderr);
   const result = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews2', '--path', '/reviews/0', '--wait', '100s'], { timeoutMs: 170_000 });
   t.is(result.code, 0, `${result.stdout}\n${result.stderr}`);

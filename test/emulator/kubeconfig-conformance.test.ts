@@ -1,6 +1,6 @@
 /**
- * Acting as the kubeconfig says, compared with the real kubectl: for the same kubeconfig (and flags), meshfed sends the
- * emulator the same impersonation headers (Impersonate-User, -Group, -Uid, -Extra-*), the same Authorization, a
+ * Acting as the kubeconfig says, compared with the real kubectl: for the same kubeconfig (and flags, `--as` included on
+ * every command), meshfed sends the emulator the same impersonation headers (Impersonate-User, -Group, -Uid, -Extra-*), the same Authorization, a
  * User-Agent of the same shape, and the same route and label selector for the same list; it honours
  * `tls-server-name`, `proxy-url` (through a CONNECT proxy), HTTPS_PROXY/NO_PROXY as Go does, and an exec plugin whose
  * `command` is relative to the kubeconfig file, whose stderr (a device-code prompt) reaches the user.
@@ -16,7 +16,7 @@ import { runMeshfed } from '../support/cli.js';
 import { startWorld, type EmulatedCluster, type RequestRecord, type World } from '../support/emulator/index.js';
 import { runKubectl } from '../support/emulator/kubectl.js';
 import { startConnectProxy } from '../support/proxy.js';
-import { grant } from '../support/rbac.js';
+import { bindRole, grant } from '../support/rbac.js';
 
 let world: World;
 let cluster: EmulatedCluster;
@@ -105,7 +105,7 @@ test.serial('impersonation from the kubeconfig (as, as-groups, as-uid, as-user-e
   t.regex(fromMeshfed!.userAgent ?? '', shape);
 });
 
-test.serial('--as, --as-group, --as-uid override the kubeconfig as they do for kubectl; --as-user also works for import', async (t) => {
+test.serial('--as, --as-group, --as-uid override the kubeconfig as they do for kubectl', async (t) => {
   const kubeconfig = kubeconfigWith({ token: 'alice-token', as: 'bob', 'as-groups': ['team-a'] });
   const flags = ['--as', 'carol', '--as-group', 'g1', '--as-group', 'g2', '--as-uid', '42'];
   const run = await both(kubeconfig, flags, flags);
@@ -113,11 +113,43 @@ test.serial('--as, --as-group, --as-uid override the kubeconfig as they do for k
   t.is(run.meshfed.code, 0, run.meshfed.stderr);
   t.deepEqual(impersonation(run.meshfedRequests[0]!), impersonation(run.kubectlRequests.find((r) => r.path === '/api/v1/configmaps')!));
   t.deepEqual(impersonation(run.meshfedRequests[0]!), { 'impersonate-group': 'g1, g2', 'impersonate-uid': '42', 'impersonate-user': 'carol' });
-  const asUser = await both(kubeconfig, ['--as', 'carol'], ['--as-user', 'carol']);
-  t.is(asUser.meshfedRequests[0]!.headers['impersonate-user'], 'carol');
   const groupsAlone = await runMeshfed(['status', '--kubeconfig', kubeconfigWith({ token: 'alice-token' }), '--as-group', 'g1']);
   t.is(groupsAlone.code, 2, 'a group without a user to impersonate is refused, as kubectl refuses it');
   t.regex(groupsAlone.stderr, /requesting uid, groups or user-extra without impersonating a user/);
+});
+
+test.serial('--as on import and unimport impersonates, as on every command and as kubectl\'s: the same headers, acting as that user', async (t) => {
+  const kubeconfig = kubeconfigWith({ token: 'alice-token' });
+  // dave is a consumer operator (the documented role, in namespace default); alice acts as him.
+  await bindRole(world, cluster, 'consumer', 'dave', { namespaces: ['default'] });
+  const flags = ['--as', 'dave', '--as-group', 'g1', '--as-uid', '42'];
+  let mark = cluster.requests.length;
+  const kubectl = await runKubectl(['get', 'configmaps', '-A', '-l', SELECTOR, ...flags], { kubeconfig, cacheDir: mkdtempSync(join(dir, 'cache-')) });
+  t.is(kubectl.code, 0, kubectl.stderr);
+  const expected = impersonation(sentBy(mark, 'kubectl/').find((r) => r.path === '/api/v1/configmaps')!);
+  t.deepEqual(expected, { 'impersonate-group': 'g1', 'impersonate-uid': '42', 'impersonate-user': 'dave' });
+  const runs: Array<[string, string[]]> = [
+    // Step 1 of the three-step flow, planned only: it reads the consumer cluster.
+    ['import', ['import', '--context', 'c1', '-n', 'default', '--from', 'production', '--export', 'production/db/postgres', '--request-out', join(dir, 'request.yaml'), '--dry-run']],
+    ['unimport', ['unimport', 'myreviews', '--context', 'c1', '-n', 'default']],
+  ];
+  for (const [command, args] of runs) {
+    mark = cluster.requests.length;
+    const run = await runMeshfed([...args, '--kubeconfig', kubeconfig, ...flags], { env: { KUBECACHEDIR: mkdtempSync(join(dir, 'cache-')) } });
+    const sent = sentBy(mark, 'kubectl-meshfed/');
+    t.true(sent.length > 0, `${command} read the cluster: ${run.stderr}`);
+    for (const record of sent) {
+      t.deepEqual(impersonation(record), expected, `${command}: ${record.method} ${record.path} impersonates as kubectl does`);
+      t.is(record.user, 'dave', `${command}: ${record.method} ${record.path} acted as dave`);
+    }
+    // Acting as dave, the import plans its request; the unimport finds no import of that name (--as is not taken
+    // as the import's name).
+    if (command === 'import') t.is(run.code, 0, run.stderr);
+    else t.regex(run.stderr, /import default\/myreviews does not exist/);
+  }
+  const removed = await runMeshfed(['status', '--kubeconfig', kubeconfig, '--as-user', 'dave']);
+  t.is(removed.code, 2, 'kubectl has no --as-user, nor has meshfed any more');
+  t.regex(removed.stderr, /unknown flag: --as-user/);
 });
 
 test.serial('a user who may not impersonate is refused by the API server for both, naming the impersonation', async (t) => {

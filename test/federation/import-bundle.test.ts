@@ -3,8 +3,8 @@
 import test from 'ava';
 import YAML from 'yaml';
 import {
-  admitImportRequest, BundleError, claimedExport, createImportRequest, homeNamespaceOf, LABELS, parseImportRequest, pendingRequestOf, samePem,
-  serializeDocument, trustedFederationCa, verifyBundleForImport, type ConsumerSnapshot, type KubeObject,
+  admitImportRequest, BundleError, claimedExport, createImportRequest, homeNamespaceOf, importBeingRekeyed, LABELS, parseImportRequest, pendingRequestOf,
+  planImport, readImportRecords, samePem, serializeDocument, trustedFederationCa, verifyBundleForImport, type ConsumerSnapshot, type KubeObject,
 } from '../../src/federation/index.js';
 import { applyPlan, runScenario, seedBlogExchange } from './scenario.js';
 
@@ -103,4 +103,22 @@ test('a bundle edited to claim another export is not checked against this export
   const edited = YAML.stringify({ ...bundle, spec: { ...bundle.spec, endpoint: { ...bundle.spec.endpoint, exportName: 'ratings' } } }, { lineWidth: 0 });
   t.deepEqual(claimedExport(edited).export, { ...ref, exportName: 'ratings' });
   t.is(verifyBundleForImport(consumerPending, edited, { consumerClusterId: 'cluster1', now }), undefined);
+});
+
+test('the import a re-keying bundle completes: the one of its export in the namespace; of several, the one the command names', (t) => {
+  const [record] = readImportRecords(consumerImported);
+  const target = record!.endpoint;
+  t.is(importBeingRekeyed(consumerImported, target, record!.namespace)?.localName, record!.localName);
+  t.is(importBeingRekeyed(consumerImported, target, record!.namespace, record!.localName)?.localName, record!.localName);
+  t.is(importBeingRekeyed(consumerImported, target, record!.namespace, 'elsewhere'), undefined, 'a name no import of the export has: a new import');
+  t.is(importBeingRekeyed(consumerImported, target, 'other'), undefined, 'not imported in that namespace');
+  // A second import of the same export shares its binding: the credentials stored there.
+  const binding = consumerImported.existing.find((o) => o.kind === 'Secret' && o.metadata.labels?.[LABELS.binding] && o.data && 'tls.crt' in (o.data as object))!;
+  const pem = (key: string) => Buffer.from((binding.data as Record<string, string>)[key]!, 'base64').toString('utf8');
+  const credentials = { certificatePem: pem('tls.crt'), privateKeyPem: pem('tls.key'), caCertificatePem: pem('ca.crt') };
+  const second = planImport(consumerImported, { endpoint: target, credentials }, { consumerClusterId: 'cluster1', namespace: record!.namespace, localName: 'second' }, { now });
+  const twice = applyPlan(consumerImported, second);
+  t.throws(() => importBeingRekeyed(twice, target, record!.namespace), { message: new RegExp(`under several local names \\((${record!.localName}, second|second, ${record!.localName})\\): say which one the bundle re-keys with --local-name`) });
+  t.is(importBeingRekeyed(twice, target, record!.namespace, 'second')?.localName, 'second');
+  t.is(importBeingRekeyed(twice, target, record!.namespace, record!.localName)?.localName, record!.localName);
 });

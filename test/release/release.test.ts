@@ -215,7 +215,7 @@ test.serial('krew installs the linux/amd64 release, and the plugin runs with no 
     t.regex(contexts.stdout, /cluster2/);
     const exported = await kubectlIn(['meshfed', 'export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--subset', 'version=v2', '--name', 'reviews'], withKubeconfig);
     t.is(exported.code, 0, exported.stderr);
-    const imported = await kubectlIn(['meshfed', 'import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews'], withKubeconfig);
+    const imported = await kubectlIn(['meshfed', 'import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews'], withKubeconfig);
     t.is(imported.code, 0, imported.stderr);
     t.truthy(fed.world.cluster('cluster1').get('v1', 'Service', 'default', 'myreviews'), 'the import created the local Service');
     t.true(fed.managedObjects('cluster2').some((o) => o.startsWith('Gateway ')), 'the export created its gateway configuration');

@@ -29,7 +29,7 @@ async function federate(fed: FederationWorld): Promise<string> {
   for (const args of [
     ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--subset', 'version=v2', '--name', 'reviews', '--mode', 'shared-root'],
     // The sleep client calls it: shared-root admits it by its service account.
-    ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews', '--service-account', 'sleep'],
+    ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews', '--service-account', 'sleep'],
   ]) {
     const result = await fed.run(args);
     if (result.code !== 0) throw new Error(`${args.join(' ')}: ${result.stderr}`);

@@ -29,7 +29,7 @@ test.before(async () => {
   await must(['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432']);
   await must(['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres']);
   await must(['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432', '--name', 'pgshared', '--mode', 'shared-root']);
-  await must(['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/pgshared', '--as', 'pgshared', '--service-account', 'vault']);
+  await must(['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/pgshared', '--name', 'pgshared', '--service-account', 'vault']);
 });
 
 test.after.always(async () => {

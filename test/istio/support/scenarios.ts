@@ -176,7 +176,7 @@ const BLOG_EXPORT = ['export', '--context', 'cluster2', '-n', 'bookinfo', '--ser
 /** Shared-root HTTP export of reviews v3 on an existing east-west gateway, imported with a header attach. */
 const SHARED_ROOT_EXISTING = [
   ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--subset', 'version=v3', '--name', 'reviews-v3', '--mode', 'shared-root', '--gateway-selector', 'istio=eastwestgateway'],
-  ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews-v3', '--as', 'reviews-v3', '--attach', 'reviews', '--match-header', 'x-federate=yes', '--service-account', 'sleep'],
+  ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews-v3', '--name', 'reviews-v3', '--attach', 'reviews', '--match-header', 'x-federate=yes', '--service-account', 'sleep'],
 ];
 
 export const SCENARIOS: Scenario[] = [
@@ -184,7 +184,7 @@ export const SCENARIOS: Scenario[] = [
     name: 'seed-blog-boundary-http',
     description: 'the seed blog post: cluster2 exports myreviews v2 (boundary, HTTP), cluster1 imports it and attaches it to its reviews by weight (50%)',
     seed: 'bookinfo', clusters: BOOKINFO,
-    commands: [BLOG_EXPORT, ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews', '--attach', 'reviews', '--weight', '50']],
+    commands: [BLOG_EXPORT, ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews', '--attach', 'reviews', '--weight', '50']],
     calls: [
       { title: 'the imported name reaches reviews v2 in cluster2 (live Envoy gateways)', from: SLEEP1, url: 'http://myreviews.default:9080/reviews/0', expect: { reached: true, cluster: 'cluster2' }, live: true },
       { title: 'the attached Service (by weight) still answers', from: SLEEP1, url: 'http://reviews.default:9080/reviews/0', expect: { reached: true } },
@@ -196,7 +196,7 @@ export const SCENARIOS: Scenario[] = [
     seed: 'bookinfo', clusters: BOOKINFO,
     commands: [
       BLOG_EXPORT,
-      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews'],
+      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews'],
       ['revoke', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews', '--consumer', 'cluster1'],
     ],
     calls: [{ title: 'the revoked consumer is refused by the provider gateway (live Envoy gateways)', from: SLEEP1, url: 'http://myreviews.default:9080/reviews/0', expect: { refusedAt: 'provider-gateway' }, live: true }],
@@ -207,7 +207,7 @@ export const SCENARIOS: Scenario[] = [
     seed: 'federation', clusters: ['operations', 'staging', 'production'],
     commands: [
       ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432', '--mode', 'boundary'],
-      ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres', '--as', 'postgres'],
+      ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres', '--name', 'postgres'],
     ],
     calls: [{ title: 'vault reaches postgres through both federation gateways (live Envoy gateways)', from: VAULT, url: 'tcp://postgres.vault:5432', expect: { reached: true, cluster: 'production' }, live: true }],
   },
@@ -217,7 +217,7 @@ export const SCENARIOS: Scenario[] = [
     seed: 'federation', clusters: ['operations', 'staging', 'production'],
     commands: [
       ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432', '--mode', 'boundary'],
-      ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres', '--as', 'postgres'],
+      ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres', '--name', 'postgres'],
       ['revoke', '--context', 'production', '-n', 'db', '--name', 'postgres', '--consumer', 'operations'],
     ],
     calls: [{ title: 'the revoked consumer\'s connection is closed by the provider gateway (live Envoy gateways)', from: VAULT, url: 'tcp://postgres.vault:5432', expect: { refusedAt: 'provider-gateway' }, live: true }],
@@ -229,7 +229,7 @@ export const SCENARIOS: Scenario[] = [
     prepare: (fed) => editMesh(fed.world.cluster('production'), addAlias('operations.local')),
     commands: [
       ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432', '--mode', 'shared-root'],
-      ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres', '--as', 'postgres', '--service-account', 'vault'],
+      ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres', '--name', 'postgres', '--service-account', 'vault'],
     ],
     calls: [{ title: 'vault reaches postgres through the passthrough gateway', from: VAULT, url: 'tcp://postgres.vault:5432', expect: { reached: true, cluster: 'production' } }],
   },
@@ -271,7 +271,7 @@ export const SCENARIOS: Scenario[] = [
     },
     commands: [
       ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'ratings', '--port', '9080', '--name', 'ratings', '--gateway-selector', 'istio=ingressgateway'],
-      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/ratings', '--as', 'remote-ratings'],
+      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/ratings', '--name', 'remote-ratings'],
     ],
     calls: [
       { title: 'the federation reaches ratings', from: SLEEP1, url: 'http://remote-ratings.default:9080/ratings/0', expect: { reached: true, cluster: 'cluster2' } },
@@ -291,7 +291,7 @@ export const SCENARIOS: Scenario[] = [
     },
     commands: [
       [...BLOG_EXPORT, '--gateway-selector', 'istio=ingressgateway'],
-      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews'],
+      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews'],
     ],
     calls: [
       { title: 'the federation reaches reviews v2', from: SLEEP1, url: 'http://myreviews.default:9080/reviews/0', expect: { reached: true, cluster: 'cluster2' } },
@@ -309,7 +309,7 @@ export const SCENARIOS: Scenario[] = [
       { apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', metadata: { name: 'reviews', namespace: 'default' }, spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v1' } }] }] } },
       { apiVersion: 'networking.istio.io/v1beta1', kind: 'DestinationRule', metadata: { name: 'reviews', namespace: 'default' }, spec: { host: 'reviews', subsets: [{ name: 'v1', labels: { version: 'v1' } }] } },
     ]),
-    commands: [BLOG_EXPORT, ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews', '--attach', 'reviews', '--match-header', 'x-federate=yes', '--merge-into', 'default/reviews']],
+    commands: [BLOG_EXPORT, ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews', '--attach', 'reviews', '--match-header', 'x-federate=yes', '--merge-into', 'default/reviews']],
     calls: [
       { title: 'the user\'s own route still answers', from: SLEEP1, url: 'http://reviews.default:9080/reviews/0', expect: { reached: true, cluster: 'cluster1' } },
       {
@@ -328,7 +328,7 @@ export const SCENARIOS: Scenario[] = [
     },
     commands: [
       ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--subset', 'version=v3', '--name', 'reviews-v3', '--mode', 'shared-root'],
-      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews-v3', '--as', 'reviews-v3', '--service-account', 'sleep'],
+      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews-v3', '--name', 'reviews-v3', '--service-account', 'sleep'],
     ],
     refused: { command: 1, error: /consumer cluster1 has trust domain cluster\.local, which Istio reads in a policy as this mesh's own trust domain/ },
     calls: [{
@@ -349,7 +349,7 @@ export const SCENARIOS: Scenario[] = [
     },
     commands: [
       ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--subset', 'version=v3', '--name', 'reviews-v3', '--mode', 'shared-root'],
-      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews-v3', '--as', 'reviews-v3', '--service-account', 'sleep'],
+      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews-v3', '--name', 'reviews-v3', '--service-account', 'sleep'],
     ],
     calls: [
       { title: 'the admitted consumer reaches reviews v3', from: SLEEP1, url: 'http://reviews-v3.default:9080/reviews/0', expect: { reached: true, cluster: 'cluster2' } },
@@ -375,9 +375,9 @@ export const SCENARIOS: Scenario[] = [
     },
     commands: [
       ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'tcp-echo', '--port', '9000', '--mode', 'shared-root'],
-      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/tcp-echo', '--as', 'tcp-echo', '--service-account', 'sleep'],
+      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/tcp-echo', '--name', 'tcp-echo', '--service-account', 'sleep'],
       ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'ratings-web', '--port', 'web', '--mode', 'shared-root'],
-      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/ratings-web', '--as', 'ratings-web', '--service-account', 'sleep'],
+      ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/ratings-web', '--name', 'ratings-web', '--service-account', 'sleep'],
     ],
     calls: [
       { title: 'bytes reach tcp-echo', from: SLEEP1, url: 'tcp://tcp-echo.default:9000', expect: { reached: true, cluster: 'cluster2' } },
@@ -394,7 +394,7 @@ export const SCENARIOS: Scenario[] = [
       apiVersion: 'networking.istio.io/v1beta1', kind: 'Sidecar', metadata: { name: 'default', namespace: 'default' },
       spec: { egress: [{ hosts: ['./*', 'istio-system/*'] }] },
     }]),
-    commands: [BLOG_EXPORT, ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--as', 'myreviews']],
+    commands: [BLOG_EXPORT, ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews']],
     // Istio adds the destinations of the VirtualServices a Sidecar imports to its scope ("Infer more possible
     // destinations from virtual services", pilot/pkg/model/sidecar.go `collectImportedServices`, Istio main
     // eed52ebb66ad), so the egress gateway stays reachable although the Sidecar does not list istio-meshfed.
