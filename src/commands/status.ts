@@ -1,6 +1,6 @@
 import {
-  federationCaCertificates, federationCaFingerprint, FEDERATION_PORT, homeNamespaceOf, RENEW_BEFORE_DAYS, importState, names, pendingRequests, readExportRecords, readImportRecords, readSecret, winningVirtualService,
-  type ImportRecord, type KubeObject as CoreObject,
+  credentialCertificates, federationCaCertificates, federationCaFingerprint, FEDERATION_PORT, homeNamespaceOf, RENEW_BEFORE_DAYS, importState, names, pendingRequests, readExportRecords, readImportRecords, winningVirtualService,
+  type ImportRecord,
 } from '../federation/index.js';
 import { gatherCluster, optional, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
@@ -100,6 +100,11 @@ export interface ClusterStatus {
   federationCaFingerprint: string | null;
   exports: ExportStatus[];
   imports: ImportStatus[];
+  /**
+   * Namespaces of meshfed's where this user may not list Secrets (the viewer role): import requests still pending
+   * there (kept as Secrets with their keys) are not among `imports`. Absent when there is none.
+   */
+  unreadableSecrets?: string[];
 }
 
 /** When a certificate expires (ISO 8601) and whether it has, as status fields. */
@@ -121,10 +126,6 @@ function expiryCell(c: Session['ui']['out'], expires: string | undefined, expire
   return days < RENEW_BEFORE_DAYS ? c.yellow(`${expires.slice(0, 10)} (${days}d)`) : expires.slice(0, 10);
 }
 
-function find(existing: CoreObject[], kind: string, namespace: string, name: string): CoreObject | undefined {
-  return existing.find((o) => o.kind === kind && o.metadata.namespace === namespace && o.metadata.name === name);
-}
-
 function attachRoute(snapshot: Parameters<typeof winningVirtualService>[0], r: ImportRecord): { virtualService: string; used: boolean } {
   const expected = r.mergedInto ?? { namespace: r.namespace, name: names.attach(r.attach!.service) };
   const winner = winningVirtualService(snapshot, r.namespace, r.attach!.service);
@@ -144,7 +145,8 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
   }
   const exports: ExportStatus[] = exportsRecords.map((r) => {
     const address = addresses.get(r.mode === 'boundary' ? 'ingress' : 'eastwest');
-    const certificate = r.mode === 'boundary' ? readSecret(find(existing, 'Secret', home, names.export(r.namespace, r.exportName)))?.['tls.crt'] : undefined;
+    // As published beside its Secret: status reads no Secret's data.
+    const certificate = r.mode === 'boundary' ? credentialCertificates(existing, home, names.export(r.namespace, r.exportName))['tls.crt'] : undefined;
     return {
       namespace: r.namespace, name: r.exportName, service: r.service, port: r.port.number, protocol: r.protocol, mode: r.mode,
       ...(r.subset ? { subset: r.subset } : {}),
@@ -197,6 +199,7 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
     federationCaFingerprint: federationCaFingerprint(snapshot.existing) ?? null,
     exports,
     imports,
+    ...(snapshot.unreadableSecrets ? { unreadableSecrets: snapshot.unreadableSecrets } : {}),
   };
 }
 
@@ -216,7 +219,9 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
   const format = session.outputFormat(['json', 'yaml', 'name'] as const);
   const context = await chooseContext(session, args.context, '--context', 'Context');
   const writer = writerFor(session, context, '--context');
-  const gathered = await gatherCluster(writer, { namespaces: [], istioNamespace: args['istio-namespace'], istioOptional: true });
+  // No Secret's data: the certificates are published beside their Secrets (ConfigMaps), the CA's too; a user who may
+  // not list Secrets (the viewer role) sees everything but pending import requests.
+  const gathered = await gatherCluster(writer, { namespaces: [], istioNamespace: args['istio-namespace'], istioOptional: true, secretData: () => false, secretsOptional: true });
   const status = await clusterStatus(gathered, writer);
   if (args['check-consumers']) await checkConsumers(session, status);
   if (format === 'name') {
@@ -268,8 +273,11 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
       i.attach ? `${i.attach}${i.attachRoute && !i.attachRoute.used ? ` ignored: ${i.attachRoute.virtualService} wins` : ''}` : '-',
       expiryCell(c, i.certificateExpires, i.certificateExpired),
     ])));
-    const removing = status.imports.filter((i) => i.state === 'removing').map((i) => `kubectl meshfed unimport ${i.localName} --context ${status.context} -n ${i.namespace}`);
-    if (removing.length) ui.warn(`imports being removed (if no unimport is running, one stopped half-way): finish with ${removing.join('; ')}`);
+    const removingImports = status.imports.filter((i) => i.state === 'removing').map((i) => `kubectl meshfed unimport ${i.localName} --context ${status.context} -n ${i.namespace}`);
+    if (removingImports.length) ui.warn(`imports being removed (if no unimport is running, one stopped half-way): finish with ${removingImports.join('; ')}`);
+  }
+  if (status.unreadableSecrets) {
+    ui.data(c.dim(`(import requests still pending are not shown: this user may not list Secrets in ${status.unreadableSecrets.join(', ')})\n`));
   }
 }
 

@@ -17,7 +17,7 @@ import type { ImportCredentials } from './consumer.js';
 import { BundleError, FederationInputError } from './errors.js';
 import type { ClusterPlan, ConsumerIdentity, ConsumerSnapshot, ExportEndpoint, KubeObject, ProviderSnapshot } from './model.js';
 import {
-  bindingLabel, checkDnsLabel, consumerGatewaySpiffeId, FEDERATION_DOMAIN, GATEWAY_NAMES, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
+  bindingLabel, checkDnsLabel, consumerGatewaySpiffeId, FEDERATION_DOMAIN, GATEWAY_NAMES, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names, REQUEST_NONCE_ANNOTATION,
 } from './naming.js';
 import { checkSupportedIstio, emptyPlan, findObject, finishPlan, gatewayNamespaceOf, homeNamespaceOf, kubeObject, meshfedLabels, readSecret, secretData } from './objects.js';
 import { clientSigner, federationCaStateOf, noteClientRenewal, planAdmission, trustBundle, type ExportPlan, type PlanOptions } from './provider.js';
@@ -202,7 +202,7 @@ function keyData(current: Record<string, string> | undefined, privateKeyPem: str
   return { 'tls.key': privateKeyPem };
 }
 
-const PENDING_NONCE = 'meshfed.io/request-nonce';
+const PENDING_NONCE = REQUEST_NONCE_ANNOTATION;
 const PENDING_CONSUMER = 'meshfed.io/request-consumer';
 const PENDING_EXPIRES = 'meshfed.io/request-expires';
 /** `<provider>/<namespace>/<export>` the request asks for, in full: the binding label may be shortened with a hash. */
@@ -269,7 +269,11 @@ export function pendingRequests(snapshot: ConsumerSnapshot): PendingRequest[] {
     if (secret.kind !== 'Secret' || !provider || secret.metadata.namespace !== home || !secret.metadata.annotations?.[PENDING_NONCE]) continue;
     const ref = requestedExport(secret, provider);
     const importNamespace = secret.metadata.annotations[PENDING_NAMESPACE];
-    if (pendingRequestOf(snapshot, ref)) refs.push({ ...ref, ...(importNamespace ? { importNamespace } : {}) });
+    // Listed as metadata (status reads no Secret data): its annotations tell a pending request; with its data, its key too.
+    const pending = secret.data === undefined
+      ? secret.metadata.annotations[PENDING_CONSUMER] !== undefined && findObject(snapshot, 'Secret', home, names.binding(ref.providerClusterId, ref.namespace, ref.exportName)) === secret
+      : pendingRequestOf(snapshot, ref) !== undefined;
+    if (pending) refs.push({ ...ref, ...(importNamespace ? { importNamespace } : {}) });
   }
   return refs;
 }

@@ -11,13 +11,14 @@
  * (DestinationRule) → provider AUTO_PASSTHROUGH gateway → provider workload.
  */
 import { inspectCertificate, keyMatchesCertificate, verifyCertificateChain } from '../pki/index.js';
+import { publishedCertificatesName, readPublishedCertificates, withPublishedCertificates } from './certificates.js';
 import { FederationInputError } from './errors.js';
 import {
   detectProtocol, type ClusterPlan, type ConsumerSnapshot, type ExportEndpoint, type GatewayPlacement, type ImportSpec,
   type KubeObject, type ServicePort,
 } from './model.js';
 import {
-  bindingLabel, checkDnsLabel, EXPORT_TO_ANNOTATION, type Role, FEDERATION_PORT, importHost, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names,
+  bindingLabel, checkDnsLabel, EXPORT_TO_ANNOTATION, type Role, FEDERATION_PORT, importHost, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names, REQUEST_NONCE_ANNOTATION,
   serviceFqdn, workloadPrincipal,
 } from './naming.js';
 import {
@@ -410,11 +411,12 @@ function bindingObjects(
   const attached = attachHosts(records, endpoint);
   const toProvider = { destination: { host, port: { number: endpoint.gateway.port } } };
   return [
-    kubeObject('v1', 'Secret', name, namespace, labels, {
+    // The certificates are also published beside it (no key), for whoever may only look (status, verify).
+    ...withPublishedCertificates(kubeObject('v1', 'Secret', name, namespace, labels, {
       // Opaque, like the pending key Secret it replaces: a Secret's type cannot change.
       type: 'Opaque',
       data: secretData({ 'tls.crt': credentials.certificatePem, 'tls.key': credentials.privateKeyPem, 'ca.crt': credentials.caCertificatePem }),
-    }),
+    })),
     kubeObject(API.networking, 'ServiceEntry', name, namespace, labels, {
       spec: {
         hosts: [host],
@@ -745,6 +747,7 @@ export function planUnimport(snapshot: ConsumerSnapshot, input: { namespace: str
       del(API.networking, 'ServiceEntry', placement.namespace, name);
       del(API.security, 'AuthorizationPolicy', placement.namespace, name);
       del('v1', 'Secret', placement.namespace, name);
+      del('v1', 'ConfigMap', placement.namespace, publishedCertificatesName(name));
     } else {
       // The binding's hosts (attached Services) and its admitted namespaces are recomputed from the imports left.
       const credentials = readSecret(findObject(snapshot, 'Secret', placement.namespace, names.binding(e.providerClusterId, e.namespace, e.exportName)));
@@ -819,11 +822,17 @@ export function importState(snapshot: ConsumerSnapshot, record: ImportRecord): I
   let clientCertificatePem: string | undefined;
   const missing = importObjectRefs(snapshot, record).filter((ref) => {
     const live = findObject(snapshot, ref.kind, ref.namespace, ref.name);
-    if (live && ref.kind === 'Secret') {
-      clientCertificatePem = readSecret(live)?.['tls.crt'] || undefined;
-      return !clientCertificatePem;
-    }
-    return !live;
+    if (ref.kind !== 'Secret') return !live;
+    // The certificate from the Secret's data when it was read, else as published beside it (status reads no Secret data).
+    const dataRead = live?.data !== undefined;
+    const stored = dataRead ? readSecret(live)?.['tls.crt'] || undefined : undefined;
+    clientCertificatePem = dataRead ? stored : readPublishedCertificates(snapshot.existing, ref.namespace, ref.name)?.['tls.crt'] || undefined;
+    // Who may not list Secrets there (the viewer role) sees the published certificate only.
+    if (snapshot.unreadableSecrets?.includes(ref.namespace)) return !clientCertificatePem;
+    if (!live) return true;
+    if (dataRead) return !stored;
+    // Listed as metadata: a Secret that only keeps a pending request's key has no certificate (and none is published).
+    return !clientCertificatePem && live.metadata.annotations?.[REQUEST_NONCE_ANNOTATION] !== undefined;
   });
   return { state: missing.length === 0 ? 'active' : 'incomplete', missing, ...(clientCertificatePem ? { clientCertificatePem } : {}) };
 }

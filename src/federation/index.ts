@@ -4,7 +4,7 @@ export * from './errors.js';
 export * from './model.js';
 export * from './naming.js';
 export {
-  API, autoPassthroughMatchesLiteralHosts, MANAGED_KINDS, PRUNABLE_KINDS, gatewaySetup, homeNamespaceOf, inApplyOrder, isManaged, istioMinor, needsSniDnatRouterMode,
+  API, autoPassthroughMatchesLiteralHosts, holdsOwn, MANAGED_KINDS, type KindHolds, PRUNABLE_KINDS, gatewaySetup, homeNamespaceOf, inApplyOrder, isManaged, istioMinor, needsSniDnatRouterMode,
   objectKey, readSecret, supportsGatewayInjection, type GatewaySetup,
 } from './objects.js';
 export { readExportRecords, readImportRecords, recordToMark, REMOVING_ANNOTATION, type ExportRecord, type ImportRecord, type PassthroughCover, type Read } from './records.js';
@@ -38,3 +38,7 @@ export {
 export { planClientRotation, type ClientRotation, type ClientRotationPlan } from './rotation.js';
 export { hasDependents, planUninstall, type UninstallDependents, type UninstallPlan } from './uninstall.js';
 export { caFingerprint, federationCaCertificates, federationCaFingerprint, providerCaTrust, sameFingerprint, type FederationCaCertificates, type ProviderCaTrust } from './first-use.js';
+export {
+  credentialCertificates, PUBLISHED_CERTIFICATE_KEYS, publishedCertificates, publishedCertificatesName, readPublishedCertificates, withPublishedCertificates,
+  type PublishedCertificates,
+} from './certificates.js';

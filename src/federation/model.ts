@@ -275,6 +275,11 @@ export interface ClusterSnapshot {
    * is recomputed from every import (the egress routes) keeps what the cluster holds for the others. Default false.
    */
   partialImportRecords?: boolean;
+  /**
+   * Namespaces where meshfed keeps Secrets that the user may not list (the viewer role, which reads no Secret): what
+   * is known of the gateways' certificates there comes from the ConfigMaps that publish them. Default none.
+   */
+  unreadableSecrets?: string[];
 }
 
 /** A provider cluster as the export and admission planners see it. */

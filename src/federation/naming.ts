@@ -48,6 +48,12 @@ export const LABELS = {
   shares: 'meshfed.io/shares',
 } as const;
 
+/**
+ * Annotation of the Secret that keeps an import request's key until its bundle is imported (a nonce of the request):
+ * it marks a request still pending.
+ */
+export const REQUEST_NONCE_ANNOTATION = 'meshfed.io/request-nonce';
+
 /** Values of the {@link LABELS.role} label. */
 export type Role =
   | 'gateway'

@@ -16,25 +16,40 @@ export const API = {
   operator: 'install.istio.io/v1alpha1',
 } as const;
 
-/** Every kind meshfed may create, with its apiVersion, in dependency (apply) order. */
-export const MANAGED_KINDS: ReadonlyArray<{ apiVersion: string; kind: string }> = [
-  { apiVersion: 'v1', kind: 'Namespace' },
-  { apiVersion: 'v1', kind: 'ServiceAccount' },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role' },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding' },
-  { apiVersion: 'v1', kind: 'Secret' },
-  { apiVersion: 'v1', kind: 'ConfigMap' },
-  { apiVersion: 'apps/v1', kind: 'Deployment' },
-  { apiVersion: 'v1', kind: 'Service' },
-  { apiVersion: API.networking, kind: 'ServiceEntry' },
-  { apiVersion: API.networking, kind: 'DestinationRule' },
-  { apiVersion: API.networking, kind: 'Gateway' },
-  { apiVersion: API.networking, kind: 'VirtualService' },
-  { apiVersion: API.security, kind: 'AuthorizationPolicy' },
+/**
+ * Which of meshfed's objects a kind can hold, as the planners label them: `shared` ones carry no export, import or
+ * binding label (gateways and their accounts, the federation CA, the cluster identity, the egress routes, subsets,
+ * workload guards); `own` ones belong to one export, import or binding (they carry its label). A read scoped to one
+ * export or import lists a kind only with the selectors it can match; the planners' tests check every planned object
+ * against it.
+ */
+export type KindHolds = 'shared' | 'own' | 'both';
+
+/** Every kind meshfed may create, with its apiVersion, in dependency (apply) order, and what it holds ({@link KindHolds}). */
+export const MANAGED_KINDS: ReadonlyArray<{ apiVersion: string; kind: string; holds: KindHolds }> = [
+  { apiVersion: 'v1', kind: 'Namespace', holds: 'shared' },
+  { apiVersion: 'v1', kind: 'ServiceAccount', holds: 'shared' },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', holds: 'shared' },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', holds: 'shared' },
+  { apiVersion: 'v1', kind: 'Secret', holds: 'both' },
+  { apiVersion: 'v1', kind: 'ConfigMap', holds: 'both' },
+  { apiVersion: 'apps/v1', kind: 'Deployment', holds: 'shared' },
+  { apiVersion: 'v1', kind: 'Service', holds: 'both' },
+  { apiVersion: API.networking, kind: 'ServiceEntry', holds: 'own' },
+  { apiVersion: API.networking, kind: 'DestinationRule', holds: 'both' },
+  { apiVersion: API.networking, kind: 'Gateway', holds: 'both' },
+  { apiVersion: API.networking, kind: 'VirtualService', holds: 'both' },
+  { apiVersion: API.security, kind: 'AuthorizationPolicy', holds: 'both' },
 ];
 
+/** Whether a planned object of meshfed's is one of its `own` objects ({@link KindHolds}): it carries an export, import or binding label. */
+export function holdsOwn(o: KubeObject): boolean {
+  const labels = o.metadata.labels ?? {};
+  return labels[LABELS.export] !== undefined || labels[LABELS.import] !== undefined || labels[LABELS.binding] !== undefined;
+}
+
 /** The kinds label-selected pruning considers: every managed kind but Namespace, which is never pruned. */
-export const PRUNABLE_KINDS: ReadonlyArray<{ apiVersion: string; kind: string }> = MANAGED_KINDS.filter((k) => k.kind !== 'Namespace');
+export const PRUNABLE_KINDS: ReadonlyArray<{ apiVersion: string; kind: string }> = MANAGED_KINDS.filter((k) => k.kind !== 'Namespace').map(({ apiVersion, kind }) => ({ apiVersion, kind }));
 
 const ORDER = new Map(MANAGED_KINDS.map((k, i) => [k.kind, i]));
 
@@ -87,7 +102,12 @@ export function isManaged(o: KubeObject): boolean {
 
 /** Finds an object of a snapshot by kind, namespace and name. */
 export function findObject(snapshot: ClusterSnapshot, kind: string, namespace: string | undefined, name: string): KubeObject | undefined {
-  return snapshot.existing.find((o) => o.kind === kind && o.metadata.name === name && (o.metadata.namespace ?? undefined) === namespace);
+  return findObjectIn(snapshot.existing, kind, namespace, name);
+}
+
+/** Finds an object among `objects` by kind, namespace and name. */
+export function findObjectIn(objects: readonly KubeObject[], kind: string, namespace: string | undefined, name: string): KubeObject | undefined {
+  return objects.find((o) => o.kind === kind && o.metadata.name === name && (o.metadata.namespace ?? undefined) === namespace);
 }
 
 /**

@@ -6,6 +6,7 @@ import {
   createFederationCA, inspectCertificate, issueServerCertificate, keyMatchesCertificate, verifyCertificateChain,
   type CertificateAndKey, type KeySource,
 } from '../pki/index.js';
+import { publishedCertificatesName, withPublishedCertificates } from './certificates.js';
 import { FederationInputError } from './errors.js';
 import {
   detectProtocol, type ClusterPlan, type ConsumerIdentity, type ExportEndpoint, type ExportSpec, type KubeObject,
@@ -359,6 +360,9 @@ export function planUnexport(snapshot: ProviderSnapshot, input: { namespace: str
   const plan = emptyPlan(snapshot.clusterId);
   const own = exportOwnObjects(snapshot, record, home, { placement: undefined });
   plan.remove.push(...own.map((o) => ({ apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name })).reverse());
+  // The server certificate's published copy, when there is one (an export made by an earlier version has none).
+  const published = publishedCertificatesName(names.export(record.namespace, record.exportName));
+  if (findObject(snapshot, 'ConfigMap', home, published)) plan.remove.push({ apiVersion: 'v1', kind: 'ConfigMap', namespace: home, name: published });
   const served = exportsServedFrom(snapshot, remaining, home);
   const shared = sharedObjects(snapshot, record, remaining, home, servingPlacement(snapshot, served, home), served);
   plan.objects.push(...shared.objects);
@@ -714,11 +718,12 @@ function exportOwnObjects(
     const placement = context.placement ?? gatewaySetup(snapshot, 'ingress').placement;
     if (context.ca) {
       const cert = serverCertificate(snapshot, home, name, record.host, context.ca, context.options ?? {}, context.warnings);
-      out.push(kubeObject('v1', 'Secret', name, home, labels, {
+      // Its certificates are also published beside it (no key), for whoever may only look (status, verify).
+      out.push(...withPublishedCertificates(kubeObject('v1', 'Secret', name, home, labels, {
         type: 'kubernetes.io/tls',
         // The SDS layout Istio reads for MUTUAL gateways: certificate, key and the CA that signs client certificates.
         data: secretData({ 'tls.crt': cert.certificatePem, 'tls.key': cert.privateKeyPem, 'ca.crt': context.trust ?? context.ca.certificatePem }),
-      }));
+      })));
     } else {
       out.push(kubeObject('v1', 'Secret', name, home, labels, {}));
     }

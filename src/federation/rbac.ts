@@ -65,16 +65,16 @@ const COMMON_READS: RbacRule[] = [
     scope: 'cluster', apiGroups: [SECURITY], resources: ['authorizationpolicies'], verbs: ['list'],
     why: 'meshfed\'s policies by its label; for verify, the policies that decide who may call the exported Service and its gateway',
   },
-  {
-    scope: 'home', apiGroups: [CORE], resources: ['secrets'], verbs: ['list'],
-    why: 'which certificates and CA meshfed keeps, listed as metadata only (Secrets are read in meshfed\'s namespaces only)',
-  },
   { scope: 'istio', apiGroups: [CORE], resources: ['configmaps'], verbs: ['get'], why: 'the mesh config (trust domain, root namespace) and the root CA' },
   { scope: 'istio', apiGroups: [NETWORKING], resources: ['sidecars'], verbs: ['list'], why: 'the mesh-wide default Sidecar' },
 ];
 
 /** What export and import read besides: the applications involved, and each planned object by name (the diff). */
 const OPERATOR_READS: RbacRule[] = [
+  {
+    scope: 'home', apiGroups: [CORE], resources: ['secrets'], verbs: ['list'],
+    why: 'which certificates, keys and CA meshfed keeps, listed as metadata only (Secrets are read in meshfed\'s namespaces only)',
+  },
   { scope: 'apps', apiGroups: [CORE], resources: ['services', 'pods'], verbs: ['list'], why: 'the exported Service and its pods; the calling apps of an import' },
   { scope: 'apps', apiGroups: [NETWORKING], resources: ['virtualservices', 'sidecars'], verbs: ['list'], why: 'the user\'s routes and Sidecar scopes in the namespaces involved' },
   {
@@ -91,7 +91,8 @@ const VERIFY_READS: RbacRule[] = [
   { scope: 'apps', apiGroups: [CORE], resources: ['services', 'pods', 'serviceaccounts'], verbs: ['list'], why: 'the exported and calling workloads and their service accounts' },
   { scope: 'apps', apiGroups: [NETWORKING], resources: ['sidecars'], verbs: ['list'], why: 'Sidecar scopes of the import\'s namespace' },
   { scope: 'home', apiGroups: [CORE], resources: ['services', 'pods'], verbs: ['list'], why: 'the federation gateways and their pods' },
-  { scope: 'home', apiGroups: [CORE], resources: ['secrets'], verbs: ['get'], why: 'the certificates (expiry, chain, CA fingerprint), each Secret read by name' },
+  // No Secret: the gateways' certificates and the federation CA's are published without their keys in ConfigMaps
+  // (`<secret>.crt`, `meshfed-federation-ca.crt`), which the cluster-wide `list configmaps` reads.
 ];
 
 const WRITE = ['create', 'patch', 'delete'];

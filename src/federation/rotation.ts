@@ -4,6 +4,7 @@
  * trusts. Pure: the provider's CA comes in as data ({@link federationCaStateIn}).
  */
 import { createCertificateRequest, generateKeyPair, inspectCertificate, signClientCertificate } from '../pki/index.js';
+import { withPublishedCertificates } from './certificates.js';
 import { FederationInputError } from './errors.js';
 import type { ClusterPlan, ConsumerSnapshot, KubeObject, ProviderSnapshot } from './model.js';
 import { FEDERATION_CA_SECRET, names } from './naming.js';
@@ -58,7 +59,7 @@ export function planClientRotation(consumer: ConsumerSnapshot, provider: Provide
     const name = names.binding(record.endpoint.providerClusterId, record.endpoint.namespace, record.endpoint.exportName);
     if (done.has(name)) continue;
     done.add(name);
-    plan.objects.push(renewedBinding(consumer, home, name, record, ca, rotation));
+    plan.objects.push(...withPublishedCertificates(renewedBinding(consumer, home, name, record, ca, rotation)));
     plan.secretsWithPrivateKeys.push(`${home}/${name}`);
   }
   const providerPlan = emptyPlan(provider.clusterId);

@@ -7,7 +7,7 @@ import YAML from 'yaml';
 import { ClusterError, InputError, UsageError } from '../errors.js';
 import {
   bindingLabel, DEFAULT_GATEWAY_NAMESPACE, exportLabel, FEDERATION_CA_NAMESPACE, FEDERATION_PORT, GATEWAY_NAMES, importLabel, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL,
-  MANAGED_KINDS, coverOf, serviceExportTo, type ExistingGateway, type GatewayRole, type PodSnapshot, type ProviderSnapshot, type ServicePort,
+  MANAGED_KINDS, coverOf, serviceExportTo, type ExistingGateway, type KindHolds, type GatewayRole, type PodSnapshot, type ProviderSnapshot, type ServicePort,
   type ServiceSnapshot,
 } from '../federation/index.js';
 import type { MeshFacts } from '../federation/checks/index.js';
@@ -100,6 +100,8 @@ export interface GatherOptions {
   scope?: ReadScope;
   /** Which Secrets' data to read (see {@link ManagedReadOptions}); default every Secret read. */
   secretData?: (secret: KubeObject) => boolean;
+  /** Read on without the Secrets of a namespace the user may not list them in (see {@link ManagedReadOptions}). */
+  secretsOptional?: boolean;
 }
 
 /** A snapshot with the facts the command layer needs besides it. */
@@ -216,6 +218,20 @@ export interface ManagedReadOptions {
    * out stay metadata only in the result (names, labels, annotations).
    */
   secretData?: (secret: KubeObject) => boolean;
+  /**
+   * A user who may not list Secrets in a namespace (the viewer role, which reads no Secret) reads on without them: the
+   * namespace is reported in `unreadableSecrets`. Default false: such a refusal is an error.
+   */
+  secretsOptional?: boolean;
+}
+
+/** What {@link readManaged} read. */
+export interface ManagedRead {
+  objects: KubeObject[];
+  /** False when the read fell back to everything (see {@link managedObjects}). */
+  scoped: boolean;
+  /** Namespaces whose Secrets the user may not list (with `secretsOptional`). */
+  unreadableSecrets: string[];
 }
 
 const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
@@ -240,23 +256,30 @@ export async function managedObjects(writer: ClusterWriter, options: ManagedRead
   return (await readManaged(writer, options)).objects;
 }
 
-/** {@link managedObjects}, and whether the read kept to its scope (false: everything was read). */
-async function readManaged(writer: ClusterWriter, options: ManagedReadOptions): Promise<{ objects: KubeObject[]; scoped: boolean }> {
+/** {@link managedObjects}, whether the read kept to its scope (false: everything was read) and what it could not read. */
+export async function readManaged(writer: ClusterWriter, options: ManagedReadOptions): Promise<ManagedRead> {
   const scope = options.scope;
-  const selectors = scope
-    ? [SHARED_SELECTOR, ...scope.own.map(({ key, value }) => `${MANAGED_SELECTOR},${key}=${value}`)]
-    : [MANAGED_SELECTOR];
+  const own = scope ? scope.own.map(({ key, value }) => `${MANAGED_SELECTOR},${key}=${value}`) : [];
+  // Scoped: each kind once per selector it can match (MANAGED_KINDS says which of meshfed's objects a kind holds).
+  const selectorsOf = (holds: KindHolds): string[] => !scope ? [MANAGED_SELECTOR]
+    : holds === 'shared' ? [SHARED_SELECTOR] : holds === 'own' ? own : [SHARED_SELECTOR, ...own];
   const kinds = MANAGED_KINDS.filter(({ kind }) => kind !== 'Secret');
   const elsewhereP = scope ? placedElsewhere(writer) : Promise.resolve(false);
   const listed = await Promise.all([
-    ...kinds.flatMap(({ apiVersion, kind }) => selectors.map((selector) => optional(writer.list(apiVersion, kind, undefined, selector), [] as KubeObject[]))),
+    ...kinds.flatMap(({ apiVersion, kind, holds }) => selectorsOf(holds).map((selector) => optional(writer.list(apiVersion, kind, undefined, selector), [] as KubeObject[]))),
     ...(scope?.records ? [writer.list('v1', 'ConfigMap', undefined, `${MANAGED_SELECTOR},${scope.records}`)] : []),
   ]);
   const objects = distinct(listed.flat());
   if (await elsewhereP) return readManaged(writer, { ...options, scope: undefined });
-  const secrets = await Promise.all(secretNamespaces(objects).flatMap((ns) => selectors.map((selector) =>
+  const unreadableSecrets = new Set<string>();
+  // The federation CA's namespace holds the CA's Secret alone, which is shared.
+  const secrets = await Promise.all(secretNamespaces(objects).flatMap((ns) => selectorsOf(ns === FEDERATION_CA_NAMESPACE ? 'shared' : 'both').map((selector) =>
     optional(writer.listMetadata('v1', 'Secret', ns, selector), [] as KubeObject[]).catch((error: unknown) => {
-      if (ns === FEDERATION_CA_NAMESPACE && error instanceof ClusterError && error.status === 403) return [] as KubeObject[];
+      if (error instanceof ClusterError && error.status === 403 && (ns === FEDERATION_CA_NAMESPACE || options.secretsOptional)) {
+        // The CA's namespace holds no gateway's certificate (whoever may only look reads its published certificates).
+        if (ns !== FEDERATION_CA_NAMESPACE) unreadableSecrets.add(ns);
+        return [] as KubeObject[];
+      }
       throw error;
     }))));
   const wanted = options.secretData ?? (() => true);
@@ -266,7 +289,11 @@ async function readManaged(writer: ClusterWriter, options: ManagedReadOptions): 
     const full = await writer.get('v1', 'Secret', secret.metadata.namespace, secret.metadata.name);
     return full ? { ...full, apiVersion: 'v1', kind: 'Secret' } : undefined;
   }));
-  return { objects: [...objects, ...read.filter((o): o is KubeObject => o !== undefined)], scoped: scope !== undefined };
+  return {
+    objects: [...objects, ...read.filter((o): o is KubeObject => o !== undefined)],
+    scoped: scope !== undefined,
+    unreadableSecrets: [...unreadableSecrets].sort(),
+  };
 }
 
 /**
@@ -390,7 +417,9 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
   const istioNamespace = options.istioNamespace ?? 'istio-system';
   const meshP = readMesh(writer, istioNamespace);
   const scope = options.scope && !options.gatewaySelector ? options.scope : undefined;
-  const readP = readManaged(writer, { ...(scope ? { scope } : {}), ...(options.secretData ? { secretData: options.secretData } : {}) });
+  const readP = readManaged(writer, {
+    ...(scope ? { scope } : {}), ...(options.secretData ? { secretData: options.secretData } : {}), ...(options.secretsOptional ? { secretsOptional: true } : {}),
+  });
   const managedP = readP.then((read) => read.objects);
   const identityP = readClusterIdentity(writer, options.clusterIdOverride, managedP);
   const namespaces = [...new Set(options.namespaces)];
@@ -487,6 +516,7 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
     existing,
     ...(gatewayAddress ? { gatewayAddress } : {}),
     ...((await readP).scoped && scope?.records === undefined ? { partialImportRecords: true } : {}),
+    ...((await readP).unreadableSecrets.length ? { unreadableSecrets: (await readP).unreadableSecrets } : {}),
   };
   return { context: writer.contextName, identity, snapshot };
 }

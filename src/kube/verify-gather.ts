@@ -10,7 +10,7 @@ import {
 } from '../federation/index.js';
 import type { ProviderSide, SideSnapshot, VerifySnapshot } from '../federation/checks/index.js';
 import type { ClusterWriter } from './apply.js';
-import { IDENTITY_CONFIGMAP, IDENTITY_NAMESPACE, listGateways, managedObjects, optional, readMesh } from './gather.js';
+import { IDENTITY_CONFIGMAP, IDENTITY_NAMESPACE, listGateways, optional, readManaged, readMesh, type ManagedRead } from './gather.js';
 import type { KubeObject } from './resources.js';
 
 /** Services, pods and the Namespace object of each namespace. */
@@ -85,7 +85,8 @@ export interface VerifyGatherOptions {
   now: Date;
 }
 
-async function gatherConsumer(writer: ClusterWriter, namespaces: string[], istioNamespace: string, managed: KubeObject[]): Promise<SideSnapshot> {
+async function gatherConsumer(writer: ClusterWriter, namespaces: string[], istioNamespace: string, read: ManagedRead): Promise<SideSnapshot> {
+  const managed = read.objects;
   const [mesh, extra, virtualServices, accounts] = await Promise.all([
     readMesh(writer, istioNamespace).then((read) => read.facts),
     namespaceObjects(writer, namespaces),
@@ -102,16 +103,22 @@ async function gatherConsumer(writer: ClusterWriter, namespaces: string[], istio
   const sidecars = (await Promise.all([...new Set([namespaces[0]!, mesh.rootNamespace ?? istioNamespace])].map((ns) =>
     optional(writer.list('networking.istio.io/v1beta1', 'Sidecar', ns), [] as KubeObject[])))).flat();
   const serviceAccounts = accounts.map((a) => ({ ...a, apiVersion: 'v1', kind: 'ServiceAccount' }));
-  return { context: writer.contextName, mesh, objects: merge(merge(merge(merge(managed, extra), virtualServices), serviceAccounts), sidecars) };
+  return {
+    context: writer.contextName, mesh, objects: merge(merge(merge(merge(managed, extra), virtualServices), serviceAccounts), sidecars),
+    ...(read.unreadableSecrets.length ? { unreadableSecrets: read.unreadableSecrets } : {}),
+  };
 }
 
 async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istioNamespace: string): Promise<ProviderSide> {
   try {
     // The data of the export's Secret (its gateway's certificate) and of the federation CA's; the others as metadata.
     const exported = exportLabel(record.endpoint.namespace, record.endpoint.exportName);
-    const managed = await managedObjects(writer, {
+    // A user who may not list Secrets (the viewer role) reads the certificates published beside them instead.
+    const read = await readManaged(writer, {
       secretData: (secret) => secret.metadata.labels?.[LABELS.export] === exported || secret.metadata.name === FEDERATION_CA_SECRET,
+      secretsOptional: true,
     });
+    const managed = read.objects;
     // The export record says where meshfed's home namespace is in this cluster (the gateway's namespace).
     const exportRecord = managed.find((o) => o.kind === 'ConfigMap' && o.metadata.labels?.[LABELS.role] === 'export-record'
       && o.metadata.labels?.[LABELS.export] === exportLabel(record.endpoint.namespace, record.endpoint.exportName));
@@ -132,7 +139,13 @@ async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istio
       optional(writer.list('networking.istio.io/v1beta1', 'DestinationRule', undefined), [] as KubeObject[]),
       ...policyNamespaces.map((ns) => optional(writer.list('security.istio.io/v1beta1', 'AuthorizationPolicy', ns), [] as KubeObject[])),
     ]);
-    return { status: 'present', snapshot: { context: writer.contextName, mesh, objects: merge(merge(merge(merge(managed, extra), policies.flat()), gateways), destinationRules) } };
+    return {
+      status: 'present',
+      snapshot: {
+        context: writer.contextName, mesh, objects: merge(merge(merge(merge(managed, extra), policies.flat()), gateways), destinationRules),
+        ...(read.unreadableSecrets.length ? { unreadableSecrets: read.unreadableSecrets } : {}),
+      },
+    };
   } catch (error) {
     if (error instanceof ClusterError) {
       return { status: 'unreachable', context: writer.contextName, message: error.message };
@@ -160,7 +173,7 @@ export function startGatherVerify(options: VerifyGatherOptions): VerifyReads {
   const binding = options.found && bindingLabel(options.found.record.endpoint.providerClusterId, options.found.record.endpoint.namespace, options.found.record.endpoint.exportName);
   const first = Promise.all([
     options.found ?? findImport(consumer, namespace, localName),
-    managedObjects(consumer, binding ? { secretData: (secret) => secret.metadata.labels?.[LABELS.binding] === binding } : {}),
+    readManaged(consumer, { ...(binding ? { secretData: (secret) => secret.metadata.labels?.[LABELS.binding] === binding } : {}), secretsOptional: true }),
   ]);
   const consumerSide = first.then(async ([{ record, home }, managed]) => ({ record, home, side: await gatherConsumer(consumer, [namespace, home], istioNamespace, managed) }));
   const providerSide = first.then(async ([{ record }]): Promise<ProviderSide> => {

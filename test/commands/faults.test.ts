@@ -51,9 +51,9 @@ function managedState(world: World, cluster: string): Record<string, unknown> {
       if (object.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'kubectl-meshfed') continue;
       const { metadata, status: _status, ...rest } = object as KubeObject & { status?: unknown };
       const content = JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
-      // The federation CA's certificates (beside the records, for readers without access to its key) are new each
-      // run too; serverCertificateChains checks that they are the CA's.
-      if (kind === 'Secret' || metadata.name === FEDERATION_CA_CERTIFICATES) content.data = Object.keys((content.data ?? {}) as object).sort();
+      // The federation CA's certificates (beside the records, for readers without access to its key) and the gateways'
+      // (beside their Secrets) are new each run too; serverCertificateChains and publishedAsStored check what they are.
+      if (kind === 'Secret' || metadata.name === FEDERATION_CA_CERTIFICATES || metadata.name.endsWith('.crt')) content.data = Object.keys((content.data ?? {}) as object).sort();
       if (kind === 'Service') {
         const spec = content.spec as { clusterIP?: string; clusterIPs?: string[]; ports?: Array<{ nodePort?: number }> };
         delete spec.clusterIP;
@@ -84,6 +84,23 @@ function serverCertificateChains(world: World): boolean {
   const server = new X509Certificate(pem('mf-export-db-postgres', 'istio-meshfed', 'tls.crt'));
   const published = (c.get('v1', 'ConfigMap', 'istio-meshfed', FEDERATION_CA_CERTIFICATES)?.data as Record<string, string> | undefined)?.['ca.crt'];
   return server.verify(ca.publicKey) && published !== undefined && new X509Certificate(published).fingerprint256 === ca.fingerprint256;
+}
+
+/**
+ * Every gateway certificate ConfigMap of meshfed's (`<secret>.crt`) publishes what its Secret holds, without the key:
+ * a fault between the two writes leaves no stale copy once the command has converged.
+ */
+function publishedAsStored(world: World): boolean {
+  for (const c of world.clusters) {
+    for (const copy of c.list('v1', 'ConfigMap').filter((o) => o.metadata.name.endsWith('.crt') && o.metadata.name !== FEDERATION_CA_CERTIFICATES)) {
+      const secret = c.get('v1', 'Secret', copy.metadata.namespace, copy.metadata.name.slice(0, -'.crt'.length));
+      const stored = Object.fromEntries(Object.entries((secret?.data ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+      const data = (copy.data ?? {}) as Record<string, string>;
+      if (!secret || JSON.stringify(Object.keys(data).sort()) !== JSON.stringify(['ca.crt', 'tls.crt'])) return false;
+      if (data['tls.crt'] !== stored['tls.crt'] || data['ca.crt'] !== stored['ca.crt'] || /PRIVATE KEY/.test(JSON.stringify(data))) return false;
+    }
+  }
+  return true;
 }
 
 /** Writes meshfed sent since `marks`, in the order the servers received them (access reviews ask, they write nothing). */
@@ -204,7 +221,7 @@ test('export survives transient API faults at its first, middle and last write; 
     production.delete('v1', 'Namespace', undefined, 'meshfed-ca');
     await fed.world.waitIdle();
   };
-  const figures = await faultMatrix(t, fed, EXPORT, reset, async () => serverCertificateChains(fed.world));
+  const figures = await faultMatrix(t, fed, EXPORT, reset, async () => serverCertificateChains(fed.world) && publishedAsStored(fed.world));
   report(t, 'export', figures);
 });
 
@@ -236,7 +253,7 @@ test('import --from survives transient API faults at its first, middle and last 
   const verifies = async () => {
     const verified = await fed.run(VERIFY);
     if (verified.code !== 0) t.log(verified.stdout, verified.stderr);
-    return verified.code === 0;
+    return verified.code === 0 && publishedAsStored(fed.world);
   };
   const figures = await faultMatrix(t, fed, IMPORT, reset, verifies);
   report(t, 'import --from', figures);

@@ -101,6 +101,16 @@ test.serial('rbac prints, as YAML a cluster admin applies, exactly the documente
   t.regex(none.stderr, /say whom the role is for: --user, --group or --service-account/);
 });
 
+test.serial('the viewer role has no rule about Secrets at all: the certificates it shows are published without their keys', (t) => {
+  t.deepEqual(RBAC_RULES.viewer.filter((rule) => rule.resources.some((r) => r === 'secrets' || r.startsWith('secrets/') || r === '*')), []);
+  const printed = rbacObjects('viewer', { subject: { kind: 'User', name: USERS.viewer } });
+  const rules = printed.flatMap((o) => ((o as unknown as { rules?: Array<{ resources: string[] }> }).rules ?? []));
+  t.true(rules.length > 0);
+  t.false(rules.some((rule) => rule.resources.includes('secrets')), 'no printed ClusterRole of the viewer names secrets');
+  // The operators' roles still list Secrets (as metadata) in meshfed's namespaces: their commands write them.
+  for (const role of ['provider', 'consumer'] as const) t.true(RBAC_RULES[role].some((rule) => rule.resources.includes('secrets') && rule.verbs.includes('list')));
+});
+
 /** One test per rule: the role without it, the commands that need it fail before writing and say what is missing. */
 function removalTests(role: RbacRole, commands: string[][], app: string[], cluster: () => EmulatedCluster[]): void {
   RBAC_RULES[role].forEach((rule, index) => {
@@ -161,9 +171,16 @@ test.serial('every command runs as a user bound only to its role', async (t) => 
     ['viewer', STATUS1],
     ['viewer', STATUS2],
   ];
+  const marks = new Map(fed.world.clusters.map((c) => [c.name, c.requests.length]));
   for (const [role, args] of steps) {
     const result = await as(role, args);
     t.is(result.code, 0, `${role}: kubectl meshfed ${args.join(' ')}\n${result.stderr}`);
+    // status and verify as the viewer: every check on the certificates runs from what is published.
+    if (role === 'viewer' && args[0] === 'verify') t.notRegex(result.stdout, /not readable with these permissions and no ConfigMap/);
   }
+  // The viewer read no Secret: none was answered to it, not even as a list of names (its lists are refused, and said so).
+  const viewerSecrets = fed.world.clusters.flatMap((c) => c.requests.slice(marks.get(c.name)))
+    .filter((r) => r.user === USERS.viewer && /\/secrets(\/|$)/.test(r.path) && r.status >= 200 && r.status < 300);
+  t.deepEqual(viewerSecrets.map((r) => `${r.method} ${r.path}`), []);
   writeFileSync(join(dir, 'done'), '');
 });

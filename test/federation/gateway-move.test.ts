@@ -75,7 +75,7 @@ test('an export moved to an existing gateway keeps the federation CA in its own 
   t.deepEqual(keys(after, 'istio-meshfed'), [], 'no export object or subsets DestinationRule is left behind');
   t.deepEqual(keys(after, 'istio-system'), [
     'AuthorizationPolicy/istio-system/mf-export-shop-api', 'ConfigMap/istio-system/meshfed-federation-ca.crt', 'ConfigMap/istio-system/mf-export-shop-api',
-    'Gateway/istio-system/mf-export-shop-api',
+    'ConfigMap/istio-system/mf-export-shop-api.crt', 'Gateway/istio-system/mf-export-shop-api',
     'Secret/istio-system/mf-export-shop-api', 'VirtualService/istio-system/mf-export-shop-api',
   ]);
   t.is(readSecret(after.existing.find((o) => objectKey(o) === 'Secret/istio-system/mf-export-shop-api'))?.['ca.crt'], ca, 'the gateway trusts client certificates of the same CA');

@@ -1,9 +1,10 @@
 // Planner behaviour beyond the golden scenarios: refusals with actionable messages, objects shared between
 // exports and imports, removal, revocation, attach variants, existing gateways, certificate reuse.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import {
   createImportRequest, FederationInputError, names, parseImportRequest, pendingRequestOf, planAdmission, planExport,
   noteClientRenewal, planImport, planProviderRotation, planRevoke, planUninstall, hasDependents, planClientRotation, directCredentials, planUnexport, planUnimport, readExportRecords, readImportRecords, readSecret, REMOVING_ANNOTATION, serializeDocument, admitImportRequest, bundleCredentials,
+  holdsOwn, importState, MANAGED_KINDS, pendingRequests, publishedCertificatesName,
   type ClusterPlan, type ConsumerSnapshot, type ExportSpec, type KubeObject, type ProviderSnapshot,
 } from '../../src/federation/index.js';
 import { applyPlan } from './scenario.js';
@@ -494,4 +495,96 @@ test('an export being removed is left out of the shared objects, refused as an e
   t.throws(() => planAdmission(removing, { namespace: 'db', exportName: 'pg1', consumer: { clusterId: 'ops', trustDomain: 'ops.local', namespace: 'apps' } as never }, { now }), { message: /does not exist/ });
   p = applyPlan(removing, planUnexport(removing, { namespace: 'db', exportName: 'pg1' }));
   t.deepEqual(readExportRecords(p, { removing: true }), [], 'its removal finishes');
+});
+
+/** The published copy of Secret `name` among `objects`, and what it holds. */
+function published(objects: KubeObject[], name: string): Record<string, string> | undefined {
+  return objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === publishedCertificatesName(name))?.data as Record<string, string> | undefined;
+}
+
+/** Every ConfigMap of the plans holds no private key, and each published copy holds exactly its Secret's certificates. */
+function publishesWithoutKeys(t: ExecutionContext, plans: ClusterPlan[]): void {
+  for (const plan of plans) {
+    for (const o of plan.objects.filter((x) => x.kind === 'ConfigMap')) {
+      t.false(/PRIVATE KEY/.test(JSON.stringify(o.data ?? {})), `ConfigMap ${o.metadata.name} holds no key`);
+    }
+    for (const secret of plan.objects.filter((o) => o.kind === 'Secret' && readSecret(o)?.['tls.crt'])) {
+      const copy = plan.objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === publishedCertificatesName(secret.metadata.name));
+      t.truthy(copy, `Secret ${secret.metadata.name} is published`);
+      t.is(copy!.metadata.namespace, secret.metadata.namespace);
+      t.deepEqual(copy!.metadata.labels, secret.metadata.labels, 'same labels: pruned, moved and removed with its Secret');
+      const data = readSecret(secret)!;
+      t.deepEqual(copy!.data, { 'tls.crt': data['tls.crt'], 'ca.crt': data['ca.crt'] });
+    }
+  }
+}
+
+test('gateway certificates are published beside their Secrets without keys, follow rotation and go with unexport and unimport', (t) => {
+  const p = applyPlan(provider(), planExport(provider(), spec(), { now }));
+  const exportName = names.export('shop', 'api');
+  const exportPlan = planExport(p, spec(), { now });
+  const { consumer: c, importPlan } = imported(undefined);
+  const binding = names.binding('prod', 'shop', 'api');
+  publishesWithoutKeys(t, [exportPlan, importPlan]);
+  t.truthy(published(exportPlan.objects, exportName));
+  t.truthy(published(importPlan.objects, binding));
+  t.deepEqual(exportPlan.prune[0]!.keep!.filter((k) => k.startsWith('ConfigMap/')).sort(), [`ConfigMap/istio-meshfed/${exportName}`, `ConfigMap/istio-meshfed/${exportName}.crt`],
+    'kept by the export\'s prune');
+
+  // A rotation publishes the new certificates.
+  const rotated = planProviderRotation(p, { servers: true, now });
+  publishesWithoutKeys(t, [rotated]);
+  t.not(published(rotated.objects, exportName)!['tls.crt'], published(exportPlan.objects, exportName)!['tls.crt']);
+  const spiffeId = inspectCertificate(readSecret(find(c.existing, 'Secret', binding))!['tls.crt']!, now).uris[0]!;
+  const renewed = planClientRotation(c, applyPlan(p, exportPlan), { consumerClusterId: 'ops', providerClusterId: 'prod', spiffeId, now });
+  publishesWithoutKeys(t, [renewed.consumer]);
+  t.is(published(renewed.consumer.objects, binding)!['tls.crt'], readSecret(find(renewed.consumer, 'Secret', binding))!['tls.crt']);
+
+  // Removal takes the published copies with their Secrets; nothing is published for a key alone.
+  t.true(planUnexport(p, { namespace: 'shop', exportName: 'api' }).remove.some((r) => r.kind === 'ConfigMap' && r.name === `${exportName}.crt`));
+  t.true(planUnimport(c, { namespace: 'apps', localName: 'remote-api' }).remove.some((r) => r.kind === 'ConfigMap' && r.name === `${binding}.crt`));
+  const { plan: requestPlan } = createImportRequest(consumer(), { consumerClusterId: 'ops', namespace: 'apps', export: { providerClusterId: 'prod', namespace: 'shop', exportName: 'api' } }, { now });
+  t.deepEqual(requestPlan.objects.filter((o) => o.kind === 'ConfigMap'), [], 'a pending key publishes nothing');
+});
+
+test('import state and pending requests read from metadata and published certificates alone (status reads no Secret data)', (t) => {
+  const { consumer: c } = imported(undefined);
+  const binding = names.binding('prod', 'shop', 'api');
+  const record = readImportRecords(c)[0]!;
+  const metadataOnly = (s: ConsumerSnapshot): ConsumerSnapshot => ({ ...s, existing: s.existing.map((o) => (o.kind === 'Secret' ? { ...o, data: undefined } as unknown as KubeObject : o)) });
+  const withData = importState(c, record);
+  t.is(withData.state, 'active');
+  const seen = importState(metadataOnly(c), record);
+  t.is(seen.state, 'active');
+  t.is(seen.clientCertificatePem, withData.clientCertificatePem, 'the published certificate is the Secret\'s');
+  // The viewer lists no Secret: the published certificate alone tells.
+  const viewer = { ...c, existing: c.existing.filter((o) => o.kind !== 'Secret'), unreadableSecrets: ['istio-meshfed'] };
+  t.is(importState(viewer, record).state, 'active');
+  t.is(importState({ ...viewer, existing: viewer.existing.filter((o) => o.metadata.name !== `${binding}.crt`) }, record).state, 'incomplete');
+  // Who may list Secrets sees one that is missing, whatever is published.
+  t.is(importState(metadataOnly({ ...c, existing: c.existing.filter((o) => o.kind !== 'Secret') }), record).state, 'incomplete');
+  // A pending request, told by its Secret's annotations.
+  const { plan } = createImportRequest(consumer(), { consumerClusterId: 'ops', namespace: 'apps', export: { providerClusterId: 'prod', namespace: 'other', exportName: 'db' } }, { now });
+  const waiting = applyPlan(consumer(), plan) as ConsumerSnapshot;
+  t.deepEqual(pendingRequests(metadataOnly(waiting)).map((r) => `${r.providerClusterId}/${r.namespace}/${r.exportName}`), ['prod/other/db']);
+  t.deepEqual(pendingRequests(metadataOnly(waiting)), pendingRequests(waiting));
+});
+
+test('what each kind holds (MANAGED_KINDS) is what the planners write: scoped reads list a kind only with the selectors it can match', (t) => {
+  const p = applyPlan(provider(), planExport(provider(), spec({ subset: { version: 'v1' } }), { now }));
+  const { importPlan } = imported({ service: 'api', weight: 50 });
+  const plans: ClusterPlan[] = [
+    planExport(p, spec({ subset: { version: 'v1' } }), { now }),
+    planExport(provider(), spec({ namespace: 'db', service: 'postgres', port: { number: 5432 }, mode: 'shared-root', consumers: [{ clusterId: 'ops', namespace: 'vault', trustDomain: 'ops.local' }] }), { now }),
+    planAdmission(p, { namespace: 'shop', exportName: 'api', consumer: { clusterId: 'ops' } }, { now }),
+    importPlan,
+    createImportRequest(consumer(), { consumerClusterId: 'ops', namespace: 'apps', export: { providerClusterId: 'prod', namespace: 'shop', exportName: 'api' } }, { now }).plan,
+  ];
+  const holds = new Map(MANAGED_KINDS.map((k) => [k.kind, k.holds]));
+  for (const o of plans.flatMap((plan) => plan.objects).filter((x) => x.metadata.labels?.['app.kubernetes.io/managed-by'] === 'kubectl-meshfed' || x.kind === 'Namespace')) {
+    const kind = holds.get(o.kind);
+    t.truthy(kind, `${o.kind} is a managed kind`);
+    if (kind === 'shared') t.false(holdsOwn(o), `${o.kind} ${o.metadata.name} holds shared objects only`);
+    if (kind === 'own') t.true(holdsOwn(o), `${o.kind} ${o.metadata.name} belongs to an export, import or binding`);
+  }
 });

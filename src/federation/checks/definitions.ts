@@ -10,6 +10,7 @@ import {
   consumerGatewaySpiffeId, FEDERATION_CA_CERTIFICATES, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, importHost, LABELS, names, principalOf,
   serviceFqdn, workloadPrincipal,
 } from '../naming.js';
+import { PUBLISHED_CERTIFICATE_KEYS, publishedCertificatesName } from '../certificates.js';
 import { winningVirtualService } from '../consumer.js';
 import { effectiveDestinationRule, ownerDestinationRule, sameLabels } from '../destination-rules.js';
 import { federationCaCertificates } from '../first-use.js';
@@ -17,7 +18,7 @@ import { autoPassthroughMatchesLiteralHosts, gatewayHttpSeesClientPrincipal, ist
 import type { ExportRecord } from '../records.js';
 import {
   describe, describeObject, find, isManaged, isPodReady, labelsMatch, loadBalancerAddress, servicePorts, specOf,
-  type CertificateRead, type GatewayFacts, type Spec, type VerifyFacts,
+  type CertificateRead, type Credential, type GatewayFacts, type Spec, type VerifyFacts,
 } from './facts.js';
 import { fail, ok, providerAbsentReason, skip, type CheckDefinition, type Finding } from './runner.js';
 import {
@@ -108,6 +109,28 @@ function expiry(cert: CertificateRead, secret: string, rotate: string): Finding[
     : ok(object, `${cert.info.daysLeft} days left`)];
 }
 
+/**
+ * A gateway credential seen by a user who may not list Secrets in its namespace (the viewer role): its certificates
+ * as published beside the Secret are checked for what they show; whether the key matches is not (only the Secret
+ * holds the key), which the skipped finding says.
+ * @param again the command that publishes them (a gateway set up by an earlier version has no published copy)
+ */
+function publishedOnly(credential: Credential, again: string): Finding[] {
+  const secret = describe('Secret', credential.namespace, credential.name);
+  const where = describe('ConfigMap', credential.namespace, publishedCertificatesName(credential.name));
+  const missing = PUBLISHED_CERTIFICATE_KEYS.filter((k) => !credential.certificates[k]);
+  if (!credential.published || missing.length) {
+    return [fail({
+      detail: `the Secrets of namespace ${credential.namespace} are not readable with these permissions, and ${credential.published ? `${where} has no ${missing.join(', ')}` : `no ${where} publishes the certificates of ${secret}`}: ` +
+        `run ${again} again (it publishes them), or verify as a user who may read ${secret}`,
+    }, where)];
+  }
+  return [
+    ok(where, 'tls.crt and ca.crt published'),
+    skip(`the Secrets of namespace ${credential.namespace} are not readable with these permissions: whether ${secret} holds the key of its certificate is not checked`, secret),
+  ];
+}
+
 function federationServicePort(gw: GatewayFacts | undefined): number {
   const ports = gw?.service ? servicePorts(gw.service) : [];
   return (ports.find((p) => p.targetPort === FEDERATION_PORT) ?? ports.find((p) => p.port === FEDERATION_PORT) ?? ports[0])?.port ?? FEDERATION_PORT;
@@ -142,7 +165,10 @@ function consumerExpected(f: VerifyFacts): Expected[] {
           return differences({ tls: { mode: 'ISTIO_MUTUAL', sni: e.sni } }, found.trafficPolicy, `spec.subsets[${subset}].trafficPolicy`);
         },
       },
-      { kind: 'Secret', namespace: egressNs, name: binding },
+      // Who may not list Secrets there (the viewer role) sees the certificates published beside the Secret instead.
+      f.clientCredential.secretUnreadable
+        ? { kind: 'ConfigMap', namespace: egressNs, name: publishedCertificatesName(binding) }
+        : { kind: 'Secret', namespace: egressNs, name: binding },
       { kind: 'ServiceEntry', namespace: egressNs, name: binding, fields: { spec: { hosts: [e.sni], ports: [{ number: e.gateway.port }], endpoints: [{ address: e.gateway.address }] } } },
       { kind: 'DestinationRule', namespace: egressNs, name: binding, fields: { spec: { host: e.sni, trafficPolicy: { tls: { mode: 'MUTUAL', credentialName: binding, sni: e.sni } } } } },
       // The first host is the SNI; the others are attached Services' names (a weighted attach's split share).
@@ -202,7 +228,9 @@ function providerExpected(f: VerifyFacts): Expected[] {
       caSeen || !caPublished
         ? { kind: 'Secret', namespace: FEDERATION_CA_NAMESPACE, name: FEDERATION_CA_SECRET }
         : { kind: 'ConfigMap', namespace: home, name: FEDERATION_CA_CERTIFICATES },
-      { kind: 'Secret', namespace: home, name },
+      f.serverCredential?.secretUnreadable
+        ? { kind: 'ConfigMap', namespace: home, name: publishedCertificatesName(name) }
+        : { kind: 'Secret', namespace: home, name },
       { kind: 'Gateway', namespace: home, name, fields: { spec: { servers: [{ hosts: [`./${x.host}`], tls: { mode: 'MUTUAL', credentialName: name } }] } } },
       { kind: 'VirtualService', namespace: home, name, fields: { spec: { hosts: [x.host], gateways: [name], [x.protocol === 'HTTP' ? 'http' : 'tcp']: [{ route: [{ destination }] }] } } },
       { kind: 'AuthorizationPolicy', namespace: home, name, fields: { spec: { action, ...(selector ? { selector: { matchLabels: selector } } : {}) } } },
@@ -600,7 +628,9 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
       const namespace = gateway.metadata.namespace!;
       if (!name) return [fail({ detail: `${describeObject(gateway)} has no tls.credentialName` }, describeObject(gateway))];
       const object = describe('Secret', namespace, name);
-      const secret = f.serverCredentialSecret;
+      const credential = f.serverCredential!;
+      if (credential.secretUnreadable) return publishedOnly(credential, 'kubectl meshfed export');
+      const secret = credential.secret;
       if (!secret) return [fail({ detail: `${describeObject(gateway)} names credentialName "${name}", but there is no Secret ${namespace}/${name}: the gateway cannot complete a TLS handshake` }, object)];
       const data = readSecret(secret) ?? {};
       const missing = ['tls.crt', 'tls.key', 'ca.crt'].filter((k) => !data[k]);
@@ -622,8 +652,8 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     requires: ['MF0209'],
     run: (f) => {
       const x = f.exportRecord!;
-      const secret = f.serverCredentialSecret!;
-      const object = `certificate in Secret ${secret.metadata.namespace}/${secret.metadata.name}`;
+      const credential = f.serverCredential!;
+      const object = `certificate in Secret ${credential.namespace}/${credential.name}`;
       const cert = f.serverCertificate;
       if (!cert.ok) return [fail({ detail: cert.reason }, object)];
       const ca = f.federationCa;
@@ -642,9 +672,9 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     mode: 'boundary',
     requires: ['MF0210'],
     run: (f) => {
-      const secret = f.serverCredentialSecret!;
+      const credential = f.serverCredential!;
       const x = f.exportRecord!;
-      return expiry(f.serverCertificate, `${secret.metadata.namespace}/${secret.metadata.name}`, `kubectl meshfed rotate --context ${f.provider!.context} -n ${x.namespace} --name ${x.exportName}`);
+      return expiry(f.serverCertificate, `${credential.namespace}/${credential.name}`, `kubectl meshfed rotate --context ${f.provider!.context} -n ${x.namespace} --name ${x.exportName}`);
     },
   },
   {
@@ -921,8 +951,18 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     code: 'MF0305',
     mode: 'boundary',
     run: (f) => {
-      const secret = f.bindingObject('Secret');
-      const object = describe('Secret', f.egressNamespace, f.bindingName);
+      const credential = f.clientCredential;
+      const object = describe('Secret', credential.namespace, credential.name);
+      if (credential.secretUnreadable) {
+        const cert = f.clientCertificate;
+        const seen = publishedOnly(credential, 'kubectl meshfed import');
+        if (!cert.ok || seen.some((finding) => finding.status === 'fail')) return seen;
+        if (!cert.info.uris.some((u) => u.startsWith('spiffe://'))) return [fail({ detail: 'the client certificate carries no SPIFFE id' }, object)];
+        const chain = verifyCertificateChain(cert.pem, [credential.certificates['ca.crt']!], f.snapshot.now);
+        if (!chain.ok) return [fail({ detail: `the client certificate is not valid under the CA stored with it: ${chain.reason}` }, object)];
+        return seen;
+      }
+      const secret = credential.secret;
       if (!secret) return [skip(`Secret ${f.egressNamespace}/${f.bindingName} is missing (MF0302)`, object)];
       const data = readSecret(secret) ?? {};
       const cert = f.clientCertificate;
@@ -1244,8 +1284,7 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
     mode: 'boundary',
     requires: ['MF0209'],
     run: (f) => {
-      const secret = f.bindingObject('Secret');
-      const trusted = readSecret(secret)?.['ca.crt'];
+      const trusted = f.clientCredential.certificates['ca.crt'];
       const cert = f.serverCertificate;
       const object = `server certificate of ${f.exportName}`;
       if (!trusted) return [skip(`Secret ${f.egressNamespace}/${f.bindingName} has no ca.crt (MF0305)`, object)];

@@ -7,6 +7,7 @@ import type { KubeObject } from '../model.js';
 import {
   bindingLabel, exportLabel, FEDERATION_CA_CERTIFICATES, FEDERATION_CA_NAMESPACE, FEDERATION_CA_SECRET, FEDERATION_PORT, GATEWAY_NAMES, LABELS, names,
 } from '../naming.js';
+import { credentialCertificates, publishedCertificatesName, type PublishedCertificates } from '../certificates.js';
 import { federationCaCertificates } from '../first-use.js';
 import { isManaged, readSecret } from '../objects.js';
 import type { ExportRecord } from '../records.js';
@@ -176,9 +177,20 @@ export class VerifyFacts {
     return this.memo('egress', () => gatewayFacts(this.consumer, this.bindingObject('Gateway'), this.egressNamespace, GATEWAY_NAMES.egress, false));
   }
 
-  /** The client certificate of the binding Secret (boundary mode). */
+  /**
+   * The binding's credential (boundary mode): where its Secret is (the egress gateway's namespace) and its
+   * certificates, from the Secret's data when it was read, else as published beside it.
+   */
+  get clientCredential(): Credential {
+    return this.memo('clientCredential', () => {
+      const namespace = this.bindingObject('Secret')?.metadata.namespace ?? this.egressNamespace;
+      return credentialOf(this.consumer, namespace, this.bindingName);
+    });
+  }
+
+  /** The client certificate of the binding (boundary mode): from its Secret, else as published beside it. */
   get clientCertificate(): CertificateRead {
-    return this.memo('clientCert', () => certificateIn(this.bindingObject('Secret'), 'tls.crt', this.snapshot.now));
+    return this.memo('clientCert', () => credentialCertificate(this.clientCredential, this.snapshot.now));
   }
 
   /** The provider's export record, found by its export label; undefined without a provider or when it is missing. */
@@ -345,19 +357,68 @@ export class VerifyFacts {
     return next.ok ? next : undefined;
   }
 
-  /** The provider gateway's server certificate (boundary mode). */
+  /** The provider gateway's server certificate (boundary mode): from its Secret, else as published beside it. */
   get serverCertificate(): CertificateRead {
-    const provider = this.provider;
-    if (!provider) return { ok: false, reason: 'no provider' };
-    return this.memo('serverCert', () => certificateIn(this.serverCredentialSecret, 'tls.crt', this.snapshot.now));
+    const credential = this.serverCredential;
+    if (!credential) return { ok: false, reason: 'no provider' };
+    return this.memo('serverCert', () => credentialCertificate(credential, this.snapshot.now));
   }
 
-  /** The Secret the provider Gateway's `credentialName` names (boundary mode). */
-  get serverCredentialSecret(): KubeObject | undefined {
+  /** The credential the provider Gateway's `credentialName` names (boundary mode): its Secret and its certificates. */
+  get serverCredential(): Credential | undefined {
     const provider = this.provider;
     if (!provider) return undefined;
-    const servers = (specOf(this.providerGatewayObject).servers as Spec[] | undefined) ?? [];
-    const name = ((servers[0]?.tls as Spec | undefined)?.credentialName as string | undefined) ?? this.exportObjectName;
-    return find(provider, 'Secret', this.providerGatewayObject?.metadata.namespace ?? this.providerHome, name);
+    return this.memo('serverCredential', () => {
+      const servers = (specOf(this.providerGatewayObject).servers as Spec[] | undefined) ?? [];
+      const name = ((servers[0]?.tls as Spec | undefined)?.credentialName as string | undefined) ?? this.exportObjectName;
+      return credentialOf(provider, this.providerGatewayObject?.metadata.namespace ?? this.providerHome, name);
+    });
   }
+
+  /** The Secret the provider Gateway's `credentialName` names (boundary mode), when the user may see it. */
+  get serverCredentialSecret(): KubeObject | undefined {
+    return this.serverCredential?.secret;
+  }
+}
+
+/**
+ * A gateway credential as the checks see it: its Secret (when the user may list Secrets there), the certificates
+ * (`tls.crt`, `ca.crt`) from the Secret's data when it was read, else from the ConfigMap that publishes them.
+ */
+export interface Credential {
+  namespace: string;
+  /** The Secret's name. */
+  name: string;
+  secret?: KubeObject;
+  /** The ConfigMap that publishes its certificates, if any. */
+  published?: KubeObject;
+  /** The user may not list Secrets in `namespace` (the viewer role): only the published certificates are seen. */
+  secretUnreadable: boolean;
+  certificates: PublishedCertificates & { from?: 'Secret' | 'ConfigMap' };
+}
+
+function credentialOf(side: SideSnapshot, namespace: string, name: string): Credential {
+  const secret = find(side, 'Secret', namespace, name);
+  const published = find(side, 'ConfigMap', namespace, publishedCertificatesName(name));
+  return {
+    namespace, name, ...(secret ? { secret } : {}), ...(published ? { published } : {}),
+    secretUnreadable: side.unreadableSecrets?.includes(namespace) ?? false,
+    certificates: credentialCertificates(side.objects, namespace, name),
+  };
+}
+
+/** The certificate (`tls.crt`) of a credential, inspected at `now`. */
+function credentialCertificate(credential: Credential, now: Date): CertificateRead {
+  const pem = credential.certificates['tls.crt'];
+  if (pem) {
+    const where = credential.certificates.from === 'ConfigMap' ? `ConfigMap ${credential.namespace}/${publishedCertificatesName(credential.name)}` : `Secret ${credential.namespace}/${credential.name}`;
+    return certificateOf(pem, `tls.crt of ${where}`, now);
+  }
+  if (credential.secret) return certificateIn(credential.secret, 'tls.crt', now);
+  return {
+    ok: false,
+    reason: credential.secretUnreadable
+      ? `the Secrets of namespace ${credential.namespace} are not readable with these permissions and no ConfigMap ${credential.namespace}/${publishedCertificatesName(credential.name)} publishes the certificate`
+      : 'the Secret does not exist',
+  };
 }

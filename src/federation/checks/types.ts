@@ -56,6 +56,12 @@ export interface SideSnapshot {
    * checks inspect certificates; their data is never printed.
    */
   objects: KubeObject[];
+  /**
+   * Namespaces of meshfed's where the user may not list Secrets (the viewer role reads none): the gateways'
+   * certificates there are read from the ConfigMaps that publish them, and what only a Secret shows (that its key
+   * matches its certificate) is skipped. Default none.
+   */
+  unreadableSecrets?: string[];
 }
 
 /** The provider side: read, not asked for (no `--from`), or not reachable. */
