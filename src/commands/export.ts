@@ -2,7 +2,6 @@ import { InputError, UsageError } from '../errors.js';
 import { federationCaFingerprint, FEDERATION_PORT, FederationInputError, GATEWAY_NAMES, isDnsLabel, planExport, subsetChoices, TRUST_MODES, type ExportPlan, type KubeObject, type TrustMode } from '../federation/index.js';
 import { exportScope, gatherCluster, type GatherOptions } from '../kube/gather.js';
 import type { PodSnapshot, ServiceSnapshot } from '../federation/index.js';
-import { KeyPool, type KeySource } from '../pki/index.js';
 import {
   applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, requireFlags, translateCoreError, waitTimeoutMs, withCoreErrors,
   writerFor, type MutationArgs, printOptions,
@@ -43,9 +42,6 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
     requireFlags([['--service', !args.service], ['--port', !args.port]], 'kubectl meshfed export -n bookinfo --service reviews --port 9080');
   }
 
-  // A first export needs new keys (the federation CA's, and in boundary mode the gateway certificate's): generated
-  // together, off the main thread, once the plan asks for one; a re-run that issues nothing generates none.
-  const keys = KeyPool.whenNeeded(args.mode === 'shared-root' ? 1 : 2);
   const context = await chooseContext(session, args.context, '--context', 'Provider context (the cluster that exports)');
   const writer = writerFor(session, context, '--context');
   const namespace = await chooseNamespace(session, writer, args.namespace, context, 'Namespace of the Service to export');
@@ -79,7 +75,7 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
   if (!chosenSubset && !args.subset && ui.interactive && service?.selector) {
     chosenSubset = await askSubset(session, gathered.snapshot.pods ?? [], service);
   }
-  const planWith = (name: string | undefined, mode: string | undefined, source?: KeySource): ExportPlan => planExport(gathered.snapshot, {
+  const planWith = (name: string | undefined, mode: string | undefined): ExportPlan => planExport(gathered.snapshot, {
     providerContext: context,
     providerClusterId: gathered.identity.clusterId,
     namespace,
@@ -88,7 +84,7 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
     ...(chosenSubset ? { subset: chosenSubset } : {}),
     ...(name ? { exportName: name } : {}),
     ...(mode ? { mode: mode as TrustMode } : {}),
-  }, { allowGatewayMove: args.force, ...(source ? { keys: source } : {}) });
+  }, { allowGatewayMove: args.force });
   // Asked only when a port is known (else the core says what is wrong with the Service first); each answer is checked
   // by the planner as it is given, so a name another Service's export has is refused at the name prompt.
   const asking = ui.interactive && portNumber !== undefined && service !== undefined;
@@ -104,18 +100,15 @@ async function exportService(session: Session, args: ExportArgs): Promise<void> 
       gathered = await gatherCluster(writer, gatherOptions);
     }
   }
-  const build = (source: KeySource): ExportPlan => planWith(exportName, mode, source);
   const planFor = async (attempt: number) => {
     // After a write conflict: read the cluster again (the planner is pure: the same inputs on a fresh snapshot).
     if (attempt > 1) gathered = await gatherCluster(writer, gatherOptions);
-    const plan = await withCoreErrors(FLAGS, () => keys.plan((source) => {
-      if (portNumber === undefined) {
-        // Let the core say what is wrong with the Service (not found, no selector) before asking for a port.
-        build(source);
-        throw new UsageError('missing value for --port', { hint: 'pass --port' });
-      }
-      return build(source);
-    }));
+    const plan = await withCoreErrors(FLAGS, () => {
+      const built = planWith(exportName, mode);
+      // Planned first, so that the core says what is wrong with the Service (not found, no selector) before --port is asked for.
+      if (portNumber === undefined) throw new UsageError('missing value for --port', { hint: 'pass --port' });
+      return built;
+    });
     const name = `${plan.record.namespace}/${plan.record.exportName}`;
     const work = clusterWork(gathered, writer, plan, `provider: export ${name} (Service ${plan.record.service}:${plan.record.port.number}, ${plan.record.protocol}, ${plan.record.mode})`);
     work.warnings = work.warnings.filter((w) => !w.includes('has no external address yet'));

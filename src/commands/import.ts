@@ -7,7 +7,6 @@ import {
   type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
 } from '../federation/index.js';
 import { exportScope, gatherCluster, importScope, readGatewayAddress, requireNamespaces, type GatheredCluster, type GatherOptions } from '../kube/gather.js';
-import { KeyPool } from '../pki/index.js';
 import {
   applyWithReplan, clusterWork, dryRunMode, mutationOptions, parseKeyValues, parseNamespacedName, requireFlags, translateCoreError,
   waitTimeoutMs, withCoreErrors, writerFor, type ClusterWork, type MutationArgs, printOptions,
@@ -176,10 +175,6 @@ export async function importExport(session: Session, args: ImportArgs): Promise<
       requireFlags([['--from', !args.from], ['--export', !ref]], 'kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo/reviews');
     }
   }
-  // A request, or a direct import the first time, needs a new key for the egress gateway, generated off the main
-  // thread: for a request (always a new key) while the cluster is read; for a direct import once the plan asks for it
-  // (a re-run that keeps its certificate generates none). A bundle's import uses the key its request stored.
-  const keys = args['request-out'] ? KeyPool.start(1) : KeyPool.whenNeeded(1);
   const context = await chooseContext(session, args.context, '--context', 'Consumer context (the cluster that imports)');
   if (ui.interactive && !args['request-out'] && !args.bundle && args.from === undefined) {
     await askRoute(session, args, context);
@@ -196,13 +191,13 @@ export async function importExport(session: Session, args: ImportArgs): Promise<
   // A direct import named by its flags reads the consumer once the import is known, for that import alone.
   if (!args['request-out'] && bundleText === undefined && !ui.interactive) {
     await requireNamespaces(writer, [namespace]);
-    return importDirect(session, args, undefined, writer, namespace, ref, output, dryRun, keys, consumerGather);
+    return importDirect(session, args, undefined, writer, namespace, ref, output, dryRun, consumerGather);
   }
   const consumer = await gatherCluster(writer, consumerGather);
 
-  if (args['request-out']) return requestImport(session, args, consumer, writer, namespace, ref, output, dryRun, keys);
+  if (args['request-out']) return requestImport(session, args, consumer, writer, namespace, ref, output, dryRun);
   if (bundleText !== undefined) return completeImport(session, args, bundleText, consumer, writer, namespace, ref, output, dryRun);
-  return importDirect(session, args, consumer, writer, namespace, ref, output, dryRun, keys, consumerGather);
+  return importDirect(session, args, consumer, writer, namespace, ref, output, dryRun, consumerGather);
 }
 
 /**
@@ -278,7 +273,7 @@ type DryRunValue = ReturnType<typeof dryRunMode>;
 /** Step 1 of 3: a key pair for the egress gateway, stored in this cluster only, and a request file with its CSR. */
 async function requestImport(
   session: Session, args: ImportArgs, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, namespace: string,
-  ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue, keys: KeyPool,
+  ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue,
 ): Promise<void> {
   const providerClusterId = ref?.providerClusterId ?? args.from;
   if (!providerClusterId || !ref) throw new UsageError('missing value for --from or --export', { hint: 'e.g. --from cluster2 --export bookinfo/reviews (the provider\'s cluster id, as its `kubectl meshfed status` shows)' });
@@ -297,12 +292,12 @@ async function requestImport(
   const planFor = async (attempt: number) => {
     // After a write conflict: the cluster is read again and the request planned again (with a key of its own).
     if (attempt > 1) consumer = await gatherCluster(writer, { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) });
-    const { request, plan } = await withCoreErrors(FLAGS, () => keys.plan((source) => createImportRequest(consumer.snapshot, {
+    const { request, plan } = await withCoreErrors(FLAGS, () => createImportRequest(consumer.snapshot, {
       consumerClusterId: consumer.identity.clusterId,
       namespace,
       ...(args['service-account']?.length ? { serviceAccounts: args['service-account'] } : {}),
       export: target,
-    }, { keys: source })));
+    }));
     const work = clusterWork(consumer, writer, plan, `consumer: import request for ${target.providerClusterId}/${target.namespace}/${target.exportName}`);
     return { works: [work], value: request };
   };
@@ -462,7 +457,7 @@ function announce(session: Session, host: string, port: number, protocol: string
 /** With both contexts: admit on the provider and apply the consumer side, in one command. */
 async function importDirect(
   session: Session, args: ImportArgs, early: GatheredCluster | undefined, writer: ReturnType<typeof writerFor>, namespace: string,
-  ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue, keys: KeyPool, consumerOptions: GatherOptions,
+  ref: ReturnType<typeof exportRef>, output: Output, dryRun: DryRunValue, consumerOptions: GatherOptions,
 ): Promise<void> {
   const providerContext = await chooseContext(session, args.from, '--from', 'Provider context (the cluster that exports)', writer.contextName);
   if (providerContext === writer.contextName) throw new UsageError(`--from "${providerContext}" is the consumer context itself: import from another cluster`);
@@ -505,7 +500,7 @@ async function importDirect(
       // After a write conflict: both clusters are read again and both sides planned again from the fresh reads.
       [consumer, provider] = await Promise.all([gatherCluster(writer, consumerGather), gatherCluster(providerWriter, providerGather)]);
     }
-    return planDirect(session, args, consumer, writer, provider, providerWriter, target!, namespace, localName, keys);
+    return planDirect(session, args, consumer, writer, provider, providerWriter, target!, namespace, localName);
   };
   const first = await planFor(1);
   const { result, works, value: { consumerPlan, endpoint } } = await applyWithReplan(session, async (attempt) => attempt === 1 ? first : planFor(attempt), {
@@ -523,7 +518,6 @@ async function importDirect(
 async function planDirect(
   session: Session, args: ImportArgs, consumer: GatheredCluster, writer: ReturnType<typeof writerFor>, providerRead: GatheredCluster,
   providerWriter: ReturnType<typeof writerFor>, target: { namespace: string; exportName: string }, namespace: string, localName: string | undefined,
-  keys: KeyPool,
 ) {
   let provider = providerRead;
   const providerContext = provider.context;
@@ -556,7 +550,7 @@ async function planDirect(
   const endpoint = providerPlan.endpoint;
 
   const issued = endpoint.mode === 'boundary'
-    ? await withCoreErrors(FLAGS, () => keys.plan((source) => directCredentials(consumerSnapshot, providerPlan, { consumerClusterId: consumer.identity.clusterId, spiffeId, endpoint }, { keys: source })))
+    ? await withCoreErrors(FLAGS, () => directCredentials(consumerSnapshot, providerPlan, { consumerClusterId: consumer.identity.clusterId, spiffeId, endpoint }))
     : undefined;
   const credentials = issued ? { certificatePem: issued.certificatePem, privateKeyPem: issued.privateKeyPem, caCertificatePem: issued.caCertificatePem } : undefined;
   // During a CA rotation a new certificate comes from the next CA: the provider notes it (rotate --ca --finish checks).

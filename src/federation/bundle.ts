@@ -11,7 +11,7 @@ import { createHash, createPublicKey } from 'node:crypto';
 import YAML from 'yaml';
 import {
   createCertificateRequest, generateKeyPair, inspectCertificate, inspectCertificateRequest, keyMatchesCertificate,
-  PkiError, signClientCertificate, signDetached, splitPemBundle, verifyCertificateChain, verifyDetached, type KeySource,
+  PkiError, signClientCertificate, signDetached, splitPemBundle, verifyCertificateChain, verifyDetached,
 } from '../pki/index.js';
 import type { ImportCredentials } from './consumer.js';
 import { BundleError, FederationInputError } from './errors.js';
@@ -137,7 +137,7 @@ export function certificateFingerprint(pem: string): string {
 export function createImportRequest(
   snapshot: ConsumerSnapshot,
   input: { consumerClusterId: string; namespace: string; serviceAccounts?: string[]; export: ExportRef },
-  options: { now?: Date; ttlHours?: number; keys?: KeySource } = {},
+  options: { now?: Date; ttlHours?: number } = {},
 ): { request: ImportRequest; plan: ClusterPlan } {
   checkSupportedIstio(snapshot);
   checkDnsLabel(input.consumerClusterId, 'consumer cluster id', '--to');
@@ -149,7 +149,7 @@ export function createImportRequest(
   for (const sa of serviceAccounts) checkDnsLabel(sa, 'service account', '--service-account');
   const now = options.now ?? new Date();
   const expires = new Date(now.getTime() + (options.ttlHours ?? DEFAULT_REQUEST_TTL_HOURS) * 3_600_000);
-  const keys = generateKeyPair(options.keys ? { keys: options.keys } : {});
+  const keys = generateKeyPair();
   const gatewayNamespace = snapshot.existingGateway?.namespace ?? gatewayNamespaceOf(snapshot);
   const spiffeId = consumerGatewaySpiffeId(input.consumerClusterId, gatewayNamespace, GATEWAY_NAMES.egress);
   const csr = createCertificateRequest({ privateKeyPem: keys.privateKeyPem, commonName: `${input.consumerClusterId} federation egress`, spiffeId });
@@ -555,7 +555,7 @@ export const RENEW_BEFORE_DAYS = 30;
  */
 export function directCredentials(
   consumer: ConsumerSnapshot, admission: ClusterPlan, input: { consumerClusterId: string; spiffeId: string; endpoint: Pick<ExportEndpoint, 'providerClusterId' | 'namespace' | 'exportName'> },
-  options: { renew?: boolean; now?: Date; validityDays?: number; keys?: KeySource } = {},
+  options: { renew?: boolean; now?: Date; validityDays?: number } = {},
 ): ImportCredentials & { renewed: boolean; reason?: string } {
   const state = federationCaStateOf(admission);
   const ca = clientSigner(state);
@@ -578,7 +578,7 @@ export function directCredentials(
       // An unreadable stored certificate is replaced below.
     }
   }
-  const keys = generateKeyPair(options.keys ? { keys: options.keys } : {});
+  const keys = generateKeyPair();
   const csrPem = createCertificateRequest({ privateKeyPem: keys.privateKeyPem, commonName: `${input.consumerClusterId} federation egress`, spiffeId: input.spiffeId });
   return {
     certificatePem: signClientCertificate({

@@ -4,7 +4,7 @@
  */
 import {
   createFederationCA, inspectCertificate, issueServerCertificate, keyMatchesCertificate, verifyCertificateChain,
-  type CertificateAndKey, type KeySource,
+  type CertificateAndKey,
 } from '../pki/index.js';
 import { publishedCertificatesName, withPublishedCertificates } from './certificates.js';
 import { FederationInputError } from './errors.js';
@@ -53,8 +53,6 @@ export interface PlanOptions {
    * again once they import it anew, since the gateway's address changes). Default false: such a move is refused.
    */
   allowGatewayMove?: boolean;
-  /** Where new private keys (federation CA, gateway certificates) come from; default: generated when needed. */
-  keys?: KeySource;
 }
 
 /**
@@ -476,7 +474,7 @@ function planProvider(
   const caNamespace = FEDERATION_CA_NAMESPACE;
   const found = chooseFederationCa(snapshot, home, options.now);
   const caState: FederationCaState = options.federationCa ?? {
-    current: found.ca ?? createFederationCA({ provider: snapshot.clusterId, ...(options.now ? { now: options.now } : {}), ...(options.keys ? { keys: options.keys } : {}) }),
+    current: found.ca ?? createFederationCA({ provider: snapshot.clusterId, ...(options.now ? { now: options.now } : {}) }),
     ...(found.next ? { next: found.next } : {}),
     renewed: found.renewed,
   };
@@ -702,7 +700,7 @@ function serverCertificate(snapshot: ProviderSnapshot, home: string, name: strin
     warnings?.push(`the server certificate in Secret ${home}/${name} is replaced (new key): ${why}`);
   }
   return issueServerCertificate({
-    ca, hosts: [host], now, ...(options.certificateValidityDays ? { validityDays: options.certificateValidityDays } : {}), ...(options.keys ? { keys: options.keys } : {}),
+    ca, hosts: [host], now, ...(options.certificateValidityDays ? { validityDays: options.certificateValidityDays } : {}),
   });
 }
 

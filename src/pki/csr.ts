@@ -1,7 +1,7 @@
-import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import * as der from './der.js';
 import { PkiError } from './errors.js';
-import { colonHex, rsaPrivateKey } from './keys.js';
+import { checkKey, colonHex, signatureAlgorithmOf, signingKey, signWith } from './keys.js';
 import { checkSpiffeId } from './names.js';
 import { readGeneralNames, readName } from './inspect.js';
 
@@ -17,16 +17,17 @@ export function checkCommonName(commonName: string): string {
 }
 
 /**
- * A PKCS#10 certificate signing request for a consumer gateway's client certificate, signed with
- * SHA-256: subject `CN=<commonName>`, and the SPIFFE ID as the only URI subjectAltName in the
- * extensionRequest attribute. Only the request travels to the provider; the key stays where it is.
- * @param options.privateKeyPem RSA private key (PKCS#1 or PKCS#8 PEM), e.g. from generateKeyPair
+ * A PKCS#10 certificate signing request for a consumer gateway's client certificate, signed with SHA-256 and the key's
+ * algorithm (ecdsa-with-SHA256 for the keys meshfed generates): subject `CN=<commonName>`, and the SPIFFE ID as the
+ * only URI subjectAltName in the extensionRequest attribute. Only the request travels to the provider; the key stays
+ * where it is.
+ * @param options.privateKeyPem ECDSA P-256 (or RSA, 2048 bits or more) private key, PEM, e.g. from generateKeyPair
  * @param options.commonName e.g. `meshfed-egress.operations` (1-64 characters)
  * @param options.spiffeId e.g. `spiffe://meshfed.operations/ns/istio-meshfed/sa/meshfed-egress`
  * @returns the request as PEM (`BEGIN CERTIFICATE REQUEST`)
  */
 export function createCertificateRequest(options: { privateKeyPem: string; commonName: string; spiffeId: string }): string {
-  const privateKey = rsaPrivateKey(options.privateKeyPem, 'the consumer private key');
+  const privateKey = signingKey(options.privateKeyPem, 'the consumer private key', 'use a key from generateKeyPair');
   const subject = der.name([[der.OID.commonName, checkCommonName(options.commonName)]]);
   const san = der.sequence(der.implicitPrimitive(6, Buffer.from(checkSpiffeId(options.spiffeId), 'ascii')));
   const info = der.sequence(
@@ -36,8 +37,7 @@ export function createCertificateRequest(options: { privateKeyPem: string; commo
     // attributes [0] IMPLICIT SET OF Attribute: one extensionRequest holding the subjectAltName.
     der.tlv(0xa0, der.sequence(der.oid(der.OID.extensionRequest), der.set(der.sequence(der.extension(der.OID.subjectAltName, false, san))))),
   );
-  const signature = sign('sha256', info, privateKey);
-  return der.toPem('CERTIFICATE REQUEST', der.sequence(info, der.sha256WithRsa(), der.bitString(signature)));
+  return der.toPem('CERTIFICATE REQUEST', der.sequence(info, signatureAlgorithmOf(privateKey), der.bitString(signWith(privateKey, info))));
 }
 
 /** A request that passed {@link inspectCertificateRequest}, with its key for signing. */
@@ -47,12 +47,17 @@ export interface CheckedRequest {
   publicKeyFingerprint: string;
   /** The request's SubjectPublicKeyInfo, DER: what the certificate certifies. */
   spki: Buffer;
+  /** The same key, read. */
+  publicKey: KeyObject;
 }
 
-/** RSA signature algorithms a request may be signed with, by OID. */
-const RSA_SIGNATURE_HASHES: Record<string, string> = {
-  '1.2.840.113549.1.1.5': 'sha1', '1.2.840.113549.1.1.14': 'sha224', [der.OID.sha256WithRSAEncryption]: 'sha256',
-  '1.2.840.113549.1.1.12': 'sha384', '1.2.840.113549.1.1.13': 'sha512',
+/** Signature algorithms a request may be signed with, by OID: the key type they need and their hash. */
+const SIGNATURE_ALGORITHMS: Record<string, { keyType: 'rsa' | 'ec'; hash: string }> = {
+  '1.2.840.113549.1.1.5': { keyType: 'rsa', hash: 'sha1' }, '1.2.840.113549.1.1.14': { keyType: 'rsa', hash: 'sha224' },
+  [der.OID.sha256WithRSAEncryption]: { keyType: 'rsa', hash: 'sha256' }, '1.2.840.113549.1.1.12': { keyType: 'rsa', hash: 'sha384' },
+  '1.2.840.113549.1.1.13': { keyType: 'rsa', hash: 'sha512' },
+  '1.2.840.10045.4.3.1': { keyType: 'ec', hash: 'sha224' }, [der.OID.ecdsaWithSHA256]: { keyType: 'ec', hash: 'sha256' },
+  '1.2.840.10045.4.3.3': { keyType: 'ec', hash: 'sha384' }, '1.2.840.10045.4.3.4': { keyType: 'ec', hash: 'sha512' },
 };
 
 interface RequestParts {
@@ -110,25 +115,19 @@ export function checkCertificateRequest(csrPem: string): CheckedRequest {
   } catch {
     throw new PkiError('the certificate signing request is unusable: it cannot be parsed');
   }
-  if (publicKey.asymmetricKeyType !== 'rsa') {
-    throw new PkiError('the certificate signing request is unusable: its key is not an RSA key (meshfed issues RSA certificates only)');
-  }
-  const hash = RSA_SIGNATURE_HASHES[parts.algorithm];
-  if (hash === undefined) {
-    throw new PkiError(`the certificate signing request is unusable: its signature algorithm ${parts.algorithm} is not RSA with SHA-1 or SHA-2`);
+  checkKey(publicKey, 'the certificate signing request', 'make the request again with kubectl meshfed import --request-out, which uses an ECDSA P-256 key');
+  const algorithm = SIGNATURE_ALGORITHMS[parts.algorithm];
+  if (algorithm?.keyType !== publicKey.asymmetricKeyType) {
+    throw new PkiError(`the certificate signing request is unusable: its signature algorithm ${parts.algorithm} is not ${publicKey.asymmetricKeyType === 'ec' ? 'ECDSA with SHA-2' : 'RSA with SHA-1 or SHA-2'}, which its key needs`);
   }
   let signatureValid = false;
   try {
-    signatureValid = verify(hash, parts.info.raw, publicKey, parts.signature);
+    signatureValid = verify(algorithm.hash, parts.info.raw, { key: publicKey, dsaEncoding: 'der' }, parts.signature);
   } catch {
     signatureValid = false;
   }
   if (!signatureValid) {
     throw new PkiError('the certificate signing request is forged or damaged: its signature does not match its content and key');
-  }
-  const bits = publicKey.asymmetricKeyDetails?.modulusLength ?? 0;
-  if (bits < 2048) {
-    throw new PkiError(`the certificate signing request has a ${bits}-bit key; at least 2048 bits are required`);
   }
   if (commonName === undefined || commonName === '') throw new PkiError('the certificate signing request has no subject common name (CN)');
   checkCommonName(commonName);
@@ -142,13 +141,13 @@ export function checkCertificateRequest(csrPem: string): CheckedRequest {
     throw new PkiError('the certificate signing request has DNS, IP or e-mail subjectAltNames; a consumer gateway identity is its SPIFFE URI only');
   }
   const spiffeId = checkSpiffeId(uris[0]!);
-  return { commonName, spiffeId, publicKeyFingerprint: colonHex(createHash('sha256').update(parts.spki.raw).digest()), spki: Buffer.from(parts.spki.raw) };
+  return { commonName, spiffeId, publicKeyFingerprint: colonHex(createHash('sha256').update(parts.spki.raw).digest()), spki: Buffer.from(parts.spki.raw), publicKey };
 }
 
 /**
- * Parses and checks a consumer's certificate signing request: the signature must verify with the
- * request's own key (so it was not altered in transit), the key must be RSA of at least 2048 bits, and
- * it must carry exactly one subjectAltName, a valid SPIFFE URI.
+ * Parses and checks a consumer's certificate signing request: the key must be ECDSA P-256 (what meshfed generates) or
+ * RSA of at least 2048 bits (what earlier versions generated), the signature must verify with the request's own key
+ * (so it was not altered in transit), and it must carry exactly one subjectAltName, a valid SPIFFE URI.
  * @returns the subject common name, the SPIFFE ID and the SHA-256 fingerprint of the public key
  *   (`AB:CD:...` over the DER SubjectPublicKeyInfo, the same value inspectCertificate reports)
  * @throws PkiError saying what is wrong when the request is malformed, forged or not acceptable

@@ -14,6 +14,9 @@ export const TAG = {
 export const OID = {
   rsaEncryption: '1.2.840.113549.1.1.1',
   sha256WithRSAEncryption: '1.2.840.113549.1.1.11',
+  ecPublicKey: '1.2.840.10045.2.1',
+  prime256v1: '1.2.840.10045.3.1.7',
+  ecdsaWithSHA256: '1.2.840.10045.4.3.2',
   extensionRequest: '1.2.840.113549.1.9.14',
   commonName: '2.5.4.3',
   organizationName: '2.5.4.10',
@@ -94,6 +97,8 @@ export function time(date: Date): Buffer {
 
 /** AlgorithmIdentifier of sha256WithRSAEncryption (parameters NULL, as RFC 4055 requires). */
 export const sha256WithRsa = (): Buffer => sequence(oid(OID.sha256WithRSAEncryption), nullValue());
+/** AlgorithmIdentifier of ecdsa-with-SHA256: the parameters field is absent (RFC 5758 3.2), not NULL. */
+export const ecdsaWithSha256 = (): Buffer => sequence(oid(OID.ecdsaWithSHA256));
 
 /** An X.509 Name of UTF8String attributes (RFC 5280 4.1.2.4), one per RDN, in the given (DER) order. */
 export function name(attributes: Array<[type: string, value: string]>): Buffer {

@@ -1,7 +1,7 @@
 // The federation PKI: CAs, gateway certificates, CSRs, inspection and detached signatures (node:crypto; DER by der.ts).
 // Pure: no file, network, cluster or terminal I/O; "now" is always a parameter.
 export { PkiError } from './errors.js';
-export type { CertificateAndKey, KeyOptions, ValidityOptions } from './certificates.js';
+export type { CertificateAndKey, ValidityOptions } from './certificates.js';
 export {
   CLOCK_SKEW_MS, DEFAULT_CA_VALIDITY_DAYS, DEFAULT_LEAF_VALIDITY_DAYS, ORGANISATION,
   createFederationCA, issueClientCertificate, issueServerCertificate, signClientCertificate,
@@ -9,6 +9,5 @@ export {
 export { createCertificateRequest, inspectCertificateRequest } from './csr.js';
 export type { CertificateInfo } from './inspect.js';
 export { inspectCertificate, splitPemBundle, verifyCertificateChain } from './inspect.js';
-export type { KeySource } from './keys.js';
-export { DEFAULT_KEY_BITS, generateKeyPair, generateOnDemand, KeyPool, keyMatchesCertificate, signDetached, verifyDetached } from './keys.js';
+export { generateKeyPair, keyMatchesCertificate, signDetached, verifyDetached } from './keys.js';
 export { checkSpiffeId } from './names.js';

@@ -1,9 +1,7 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPair as generateKeyPairNative, generateKeyPairSync, sign, verify, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, X509Certificate } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import * as der from './der.js';
 import { PkiError } from './errors.js';
-
-/** Default RSA modulus size for every key meshfed generates. */
-export const DEFAULT_KEY_BITS = 2048;
 
 /** `AB:CD:...`: the notation `openssl x509 -fingerprint` prints, so users can compare by eye. */
 export function colonHex(bytes: Uint8Array): string {
@@ -15,116 +13,62 @@ export function fingerprintPublicKey(key: KeyObject): string {
   return colonHex(createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest());
 }
 
-function checkBits(bits: number): number {
-  if (!Number.isInteger(bits) || bits < 2048 || bits > 8192) {
-    throw new PkiError(`RSA key size ${bits} is not supported: use 2048 to 8192 bits`);
+/**
+ * The curve of every key meshfed generates: NIST P-256 (OpenSSL's `prime256v1`, `secp256r1`), the one ECDSA curve
+ * Envoy accepts for the certificates it presents.
+ */
+export const KEY_CURVE = 'prime256v1';
+/** The smallest RSA key meshfed accepts from an existing federation (it generates none). */
+export const MIN_RSA_BITS = 2048;
+/** The keys meshfed accepts, in words, for messages. */
+export const ACCEPTED_KEYS = `ECDSA P-256 (${KEY_CURVE}) keys or RSA keys of at least ${MIN_RSA_BITS} bits`;
+
+/**
+ * A fresh ECDSA P-256 private key (native, synchronous: about a tenth of a millisecond). Every key meshfed makes is
+ * one: federation CAs, gateway server and client keys, import requests' keys.
+ */
+export function generatePrivateKey(): KeyObject {
+  return generateKeyPairSync('ec', { namedCurve: KEY_CURVE }).privateKey;
+}
+
+/** Why meshfed does not use `key` (public or private), in words after "it has", or undefined when it does. */
+function keyProblem(key: KeyObject): string | undefined {
+  const type = key.asymmetricKeyType;
+  if (type === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve ?? 'unknown';
+    return curve === KEY_CURVE ? undefined : `an EC key on curve ${curve}`;
   }
-  return bits;
+  if (type === 'rsa') {
+    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+    return bits >= MIN_RSA_BITS ? undefined : `a ${bits}-bit RSA key`;
+  }
+  return `a key of type ${type ?? 'unknown'}`;
 }
 
 /**
- * Where fresh private keys come from. Generating an RSA key is the slowest step of issuing a certificate (0.1-0.5 s
- * of CPU for 2048 bits), so a command may have keys generated in the background while it reads its clusters
- * ({@link KeyPool}) and hand them to the (synchronous) planners through this interface.
+ * Returns `key` when meshfed uses keys of its kind: ECDSA P-256 (what it generates) or RSA of 2048 bits or more (what
+ * earlier versions generated). Envoy presents no ECDSA certificate on another curve.
+ * @param what names the object, e.g. "the federation CA CN=…" (the message starts with it)
+ * @param remedy what to do instead, e.g. "make the request again with kubectl meshfed"
+ * @throws PkiError naming the object, its key and what to do
  */
-export interface KeySource {
-  /** A fresh RSA private key of `bits` bits, never handed out before. */
-  take(bits: number): KeyObject;
+export function checkKey(key: KeyObject, what: string, remedy: string): KeyObject {
+  const problem = keyProblem(key);
+  if (problem) throw new PkiError(`${what} has ${problem}; meshfed accepts only ${ACCEPTED_KEYS}: ${remedy}`);
+  return key;
 }
 
-/** Generates each key when it is asked for (synchronously, natively). */
-export const generateOnDemand: KeySource = {
-  take: (bits) => generateKeyPairSync('rsa', { modulusLength: checkBits(bits), publicExponent: 0x10001 }).privateKey,
-};
-
-/** Raised inside {@link KeyPool.plan} when a planner asks for a key still being generated. */
-class KeysPending extends Error {}
+/** The AlgorithmIdentifier of what {@link signWith} makes with `key`: ecdsa-with-SHA256 or sha256WithRSAEncryption. */
+export function signatureAlgorithmOf(key: KeyObject): Buffer {
+  return key.asymmetricKeyType === 'ec' ? der.ecdsaWithSha256() : der.sha256WithRsa();
+}
 
 /**
- * RSA keys generated off the main thread (node:crypto's asynchronous generateKeyPair runs in libuv's thread pool,
- * several keys at once). Keys are handed to a synchronous planner through {@link plan}, which waits for the pool
- * only when the planner needs more keys than are ready. A pool made with {@link start} begins at once (for keys a
- * command is sure to need, generated while it reads its clusters); one made with {@link whenNeeded} begins the first
- * time a planner asks for a key, so that a run that issues nothing (a re-run) spends no CPU on keys.
+ * Signs `data` with SHA-256 and the signer's own algorithm: ECDSA (the DER `Ecdsa-Sig-Value` that X.509 and PKCS#10
+ * carry) for an EC key, RSA PKCS#1 v1.5 for an RSA key.
  */
-export class KeyPool implements KeySource {
-  private readonly ready: KeyObject[] = [];
-  private settled = false;
-  private pending: Promise<void> | undefined;
-  private planning = false;
-
-  private constructor(private readonly count: number, private readonly bits: number) {}
-
-  /** Starts generating `count` keys of `bits` bits (default 2048) in the background now. */
-  static start(count: number, bits: number = DEFAULT_KEY_BITS): KeyPool {
-    const pool = new KeyPool(count, checkBits(bits));
-    pool.begin();
-    return pool;
-  }
-
-  /** A pool that generates `count` keys of `bits` bits at once, in the background, when a planner first needs one. */
-  static whenNeeded(count: number, bits: number = DEFAULT_KEY_BITS): KeyPool {
-    return new KeyPool(count, checkBits(bits));
-  }
-
-  private begin(): Promise<void> {
-    this.pending ??= Promise.all(Array.from({ length: this.count }, () => new Promise<void>((resolve) => {
-      generateKeyPairNative('rsa', { modulusLength: this.bits, publicExponent: 0x10001 }, (error, _publicKey, privateKey) => {
-        // A failure here only means the key is generated on demand instead.
-        if (!error) this.ready.push(privateKey);
-        resolve();
-      });
-    }))).then(() => {
-      this.settled = true;
-    });
-    return this.pending;
-  }
-
-  /** Resolves once every key of the pool is ready (or failed: it is then generated on demand); never rejects. */
-  async prepared(): Promise<this> {
-    await this.begin();
-    return this;
-  }
-
-  /**
-   * A prepared key when one of that size is ready; otherwise, outside {@link plan} or once the pool has settled, a
-   * key generated on the spot.
-   */
-  take(bits: number): KeyObject {
-    if (bits !== this.bits) return generateOnDemand.take(bits);
-    const key = this.ready.shift();
-    if (key) return key;
-    if (this.planning && !this.settled) throw new KeysPending('a key is still being generated');
-    return generateOnDemand.take(bits);
-  }
-
-  /**
-   * Runs a pure, synchronous planner with keys from this pool. When it asks for a key that is not ready, its result
-   * is discarded, the keys it took are put back, the pool's keys are generated (if they were not being generated
-   * yet), and it runs again once they are (a pure planner computes the same plan again; only its CPU time, a few
-   * milliseconds, is spent twice).
-   */
-  async plan<T>(run: (keys: KeySource) => T): Promise<T> {
-    const taken: KeyObject[] = [];
-    const source: KeySource = {
-      take: (bits) => {
-        const key = this.take(bits);
-        taken.push(key);
-        return key;
-      },
-    };
-    this.planning = true;
-    try {
-      return run(source);
-    } catch (error) {
-      if (!(error instanceof KeysPending)) throw error;
-    } finally {
-      this.planning = false;
-    }
-    this.ready.unshift(...taken.filter((key) => key.asymmetricKeyDetails?.modulusLength === this.bits));
-    await this.begin();
-    return run(this);
-  }
+export function signWith(key: KeyObject, data: Uint8Array): Buffer {
+  return sign('sha256', data, { key, dsaEncoding: 'der' });
 }
 
 /** PKCS#8 (`BEGIN PRIVATE KEY`), what openssl writes by default and Envoy/Istio read. */
@@ -132,18 +76,19 @@ export function privateKeyToPem(key: KeyObject): string {
   return key.export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
-/** Reads an unencrypted RSA private key (PKCS#1 or PKCS#8 PEM) for signing. */
-export function rsaPrivateKey(privateKeyPem: string, what: string): KeyObject {
+/**
+ * Reads an unencrypted private key (PKCS#8, SEC1 or PKCS#1 PEM) for signing: ECDSA P-256 or RSA of 2048 bits or more.
+ * @param what names the key in messages, e.g. "the federation CA key"
+ * @param remedy what to do about a key of another kind (see {@link checkKey})
+ */
+export function signingKey(privateKeyPem: string, what: string, remedy: string): KeyObject {
   let key: KeyObject;
   try {
     key = createPrivateKey({ key: privateKeyPem, format: 'pem' });
   } catch {
     throw new PkiError(`${what} is not a readable unencrypted PEM private key`);
   }
-  if (key.asymmetricKeyType !== 'rsa') {
-    throw new PkiError(`${what} is a ${key.asymmetricKeyType ?? 'unknown'} key; meshfed signs with RSA keys only`);
-  }
-  return key;
+  return checkKey(key, what, remedy);
 }
 
 /** The public key of a certificate, a public key or a private key PEM. */
@@ -158,14 +103,12 @@ export function publicKeyOf(pem: string, what: string): KeyObject {
 }
 
 /**
- * Generates an RSA key pair for a consumer gateway (the key never leaves the consumer's cluster).
- * Native generation (node:crypto); about 0.05-0.3 s of CPU for 2048 bits, unless `keys` prepared it.
- * @param options.bits modulus size, default 2048 (2048-8192 accepted)
- * @param options.keys where the key comes from; default: generated now
+ * Generates a key pair (ECDSA P-256, see {@link generatePrivateKey}), e.g. for a consumer gateway: its key never
+ * leaves the consumer's cluster.
  * @returns the private key as PKCS#8 PEM and the public key as SubjectPublicKeyInfo PEM
  */
-export function generateKeyPair(options: { bits?: number; keys?: KeySource } = {}): { privateKeyPem: string; publicKeyPem: string } {
-  const privateKey = (options.keys ?? generateOnDemand).take(checkBits(options.bits ?? DEFAULT_KEY_BITS));
+export function generateKeyPair(): { privateKeyPem: string; publicKeyPem: string } {
+  const privateKey = generatePrivateKey();
   return { privateKeyPem: privateKeyToPem(privateKey), publicKeyPem: createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString() };
 }
 
@@ -186,40 +129,45 @@ export function keyMatchesCertificate(privateKeyPem: string, certificatePem: str
   } catch {
     throw new PkiError('the certificate is not a readable PEM certificate');
   }
+  return samePublicKey(fromKey, fromCert);
+}
+
+/** The SubjectPublicKeyInfo of a public or private key, as DER. */
+export function spkiOf(key: KeyObject): Buffer {
+  return (key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
+}
+
+/** Are these (public or private) keys one key pair? */
+export function samePublicKey(a: KeyObject, b: KeyObject): boolean {
   // Not KeyObject.equals: for keys of different types it leaves an error on OpenSSL's queue in Node 20,
   // which makes the next unrelated createPrivateKey call fail with "different key types".
-  const spki = (key: KeyObject) => key.export({ type: 'spki', format: 'der' });
-  return fromKey.asymmetricKeyType === fromCert.asymmetricKeyType && spki(fromKey).equals(spki(fromCert));
+  return a.asymmetricKeyType === b.asymmetricKeyType && spkiOf(a).equals(spkiOf(b));
 }
 
 /**
- * Detached signature over the UTF-8 bytes of `data`: RSA PKCS#1 v1.5 with SHA-256 for RSA keys
- * (the algorithm follows the key type for others), base64-encoded.
+ * Detached signature over the UTF-8 bytes of `data`, base64-encoded: SHA-256 with the key's own algorithm, ECDSA (DER
+ * signature) for an EC key, RSA PKCS#1 v1.5 for an RSA key (see {@link signWith}).
  */
 export function signDetached(privateKeyPem: string, data: string): string {
-  let key: KeyObject;
-  try {
-    key = createPrivateKey({ key: privateKeyPem, format: 'pem' });
-  } catch {
-    throw new PkiError('the signing key is not a readable unencrypted PEM private key');
-  }
-  return sign('sha256', Buffer.from(data, 'utf8'), key).toString('base64');
+  const key = signingKey(privateKeyPem, 'the signing key', 'sign with the key meshfed generated');
+  return signWith(key, Buffer.from(data, 'utf8')).toString('base64');
 }
 
 /**
  * Verifies a {@link signDetached} signature with a certificate PEM or a public key PEM. Only the
  * signature is checked, not the certificate's validity or chain (use verifyCertificateChain for that).
+ * ECDSA P-256 and RSA (2048 bits or more) keys are accepted, whichever made the signature.
  * @returns false for a wrong, truncated or malformed signature; never throws for those
- * @throws PkiError when the certificate or public key itself cannot be read
+ * @throws PkiError when the certificate or public key itself cannot be read or is of a kind meshfed does not accept
  */
 export function verifyDetached(certificateOrPublicKeyPem: string, data: string, signatureBase64: string): boolean {
   if (/PRIVATE KEY-----/.test(certificateOrPublicKeyPem)) {
     throw new PkiError('verify signatures with a certificate or public key, not a private key');
   }
-  const key = publicKeyOf(certificateOrPublicKeyPem, 'the verification key');
+  const key = checkKey(publicKeyOf(certificateOrPublicKeyPem, 'the verification key'), 'the verification key', 'kubectl meshfed makes and signs exchange files with such keys only; ask for a new file');
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(signatureBase64.trim())) return false;
   try {
-    return verify('sha256', Buffer.from(data, 'utf8'), key, Buffer.from(signatureBase64.trim(), 'base64'));
+    return verify('sha256', Buffer.from(data, 'utf8'), { key, dsaEncoding: 'der' }, Buffer.from(signatureBase64.trim(), 'base64'));
   } catch {
     return false;
   }

@@ -1,8 +1,6 @@
 // Moving an export to another gateway: one federation CA per provider wherever its gateways live, nothing left in
 // the namespace it moved from, and no silent move while consumers are admitted.
 import test from 'ava';
-// Plans take their keys from the test key pool.
-import '../support/keys.js';
 import {
   FederationInputError, objectKey, planAdmission, planExport, planRevoke, planUnexport, readSecret,
   type ClusterPlan, type ExistingGateway, type ExportSpec, type KubeObject, type ProviderSnapshot,

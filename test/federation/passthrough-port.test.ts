@@ -3,8 +3,6 @@
 // chains), the others keep theirs; a plain-text server on that port is refused (Istio skips one of the two); the
 // static checks say the same (MF0225, MF0226, MF0228).
 import test from 'ava';
-// Plans take their keys from the test key pool.
-import '../support/keys.js';
 import { runChecks, STATIC_CHECKS } from '../../src/federation/checks/index.js';
 import { FederationInputError, planExport, type KubeObject, type ProviderSnapshot } from '../../src/federation/index.js';
 

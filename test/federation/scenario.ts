@@ -6,8 +6,6 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-// Plans take their keys from the test key pool.
-import '../support/keys.js';
 import { inspectCertificate } from '../../src/pki/index.js';
 import {
   admitImportRequest, bundleCredentials, createImportRequest, objectKey, parseExportBundle, parseImportRequest,

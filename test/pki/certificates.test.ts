@@ -1,6 +1,5 @@
 import test from 'ava';
-// Keys of the certificates under test come from the test key pool (not a test of key generation).
-import '../support/keys.js';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import forge from 'node-forge';
 import {
@@ -8,7 +7,8 @@ import {
   issueClientCertificate, issueServerCertificate, keyMatchesCertificate, PkiError, signClientCertificate, signDetached,
   splitPemBundle, verifyCertificateChain, verifyDetached,
 } from '../../src/pki/index.js';
-import { consumerSpiffeId, DAY, exportHosts, getWorld } from './helpers.js';
+import { issueCertificate } from '../support/mesh/pki.js';
+import { consumerSpiffeId, DAY, exportHosts, federationCAWithKey, getWorld, rsaFederationCA, signatureAlgorithm } from './helpers.js';
 
 const world = getWorld();
 const now = new Date('2026-03-01T12:00:00Z');
@@ -39,12 +39,11 @@ test('long provider names are shortened to a 64-character common name that stays
   t.true(a.startsWith('meshfed federation CA arn:aws:eks'));
 });
 
-test('validity and key size options are checked', (t) => {
+test('validity options are checked', (t) => {
   t.is(inspectCertificate(createFederationCA({ provider: 'p', now, validityDays: 30 }).certificatePem, now).daysLeft, 30);
   for (const validityDays of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
     t.throws(() => createFederationCA({ provider: 'p', validityDays }), { instanceOf: PkiError, message: /positive number of days/ });
   }
-  t.throws(() => createFederationCA({ provider: 'p', keyBits: 1024 }), { instanceOf: PkiError, message: /1024/ });
   t.throws(() => createFederationCA({ provider: ' ' }), { instanceOf: PkiError });
   t.throws(() => createFederationCA({ provider: 'p', now: new Date('not a date') }), { instanceOf: PkiError });
 });
@@ -56,7 +55,8 @@ test('the gateway server certificate names every export host, for server authent
   t.is(info.commonName, 'b.example.internal');
   t.is(info.issuer, 'CN=meshfed federation CA production,O=kubectl-meshfed');
   t.false(info.isCA);
-  t.deepEqual(info.keyUsage, ['digitalSignature', 'keyEncipherment']);
+  // An EC key signs only (RFC 5480 3: no keyEncipherment).
+  t.deepEqual(info.keyUsage, ['digitalSignature']);
   t.deepEqual(info.extKeyUsage, ['serverAuth']);
   t.deepEqual(info.uris, []);
   t.is(info.daysLeft, 365);
@@ -104,7 +104,7 @@ test('a client certificate is signed from the consumer CSR and carries its SPIFF
   t.deepEqual(info.uris, [consumerSpiffeId]);
   t.deepEqual(info.dnsNames, []);
   t.deepEqual(info.extKeyUsage, ['clientAuth']);
-  t.deepEqual(info.keyUsage, ['digitalSignature', 'keyEncipherment']);
+  t.deepEqual(info.keyUsage, ['digitalSignature']);
   t.false(info.isCA);
   t.is(info.daysLeft, 90);
   t.is(info.publicKeyFingerprint, request.publicKeyFingerprint);
@@ -128,8 +128,13 @@ test('SPIFFE IDs and common names are checked when the CSR is made', (t) => {
   t.throws(() => createCertificateRequest({ privateKeyPem: 'not a key', commonName: 'c', spiffeId: consumerSpiffeId }), { instanceOf: PkiError, message: /not a readable/ });
 });
 
-function forgeCsr(altNames: { type: number; value: string }[], commonName = 'c'): string {
-  const key = forge.pki.privateKeyFromPem(world.client.privateKeyPem) as forge.pki.rsa.PrivateKey;
+const rsaKeyPem = (bits: number) => generateKeyPairSync('rsa', { modulusLength: bits }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+/** An RSA key, PKCS#8 PEM, as earlier versions of meshfed generated for consumers (node-forge reads RSA keys only). */
+const rsaConsumerKey = rsaKeyPem(2048);
+
+/** A CSR made by node-forge (an RSA one), an implementation other than ours. */
+function forgeCsr(altNames: { type: number; value: string }[], commonName = 'c', keyPem = rsaConsumerKey): string {
+  const key = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
   const csr = forge.pki.createCertificationRequest();
   csr.publicKey = forge.pki.rsa.setPublicKey(key.n, key.e);
   csr.setSubject(commonName ? [{ name: 'commonName', value: commonName }] : []);
@@ -148,6 +153,79 @@ test('inspectCertificateRequest refuses requests that do not name exactly one SP
   t.throws(() => inspectCertificateRequest('garbage'), { instanceOf: PkiError, message: /not a PEM/ });
   t.throws(() => inspectCertificateRequest('-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n'), { instanceOf: PkiError, message: /cannot be parsed/ });
   t.is(inspectCertificateRequest(forgeCsr([{ type: 6, value: consumerSpiffeId }])).spiffeId, consumerSpiffeId);
+});
+
+const ECDSA_WITH_SHA256 = { oid: '1.2.840.10045.4.3.2', parameters: false };
+const SHA256_WITH_RSA = { oid: '1.2.840.113549.1.1.11', parameters: true };
+
+/** Type and curve (or size) of a PEM private key. */
+function keyKind(privateKeyPem: string): string {
+  const key = createPrivateKey(privateKeyPem);
+  return `${key.asymmetricKeyType} ${key.asymmetricKeyDetails?.namedCurve ?? key.asymmetricKeyDetails?.modulusLength}`;
+}
+
+test('every key meshfed generates is ECDSA P-256 (PKCS#8), and it signs with ecdsa-with-SHA256 without parameters', (t) => {
+  const client = issueClientCertificate({ ca: freshCA, commonName: 'meshfed-egress.cluster1', spiffeId: consumerSpiffeId, now });
+  const server = issueServerCertificate({ ca: freshCA, hosts: exportHosts, now });
+  const pair = generateKeyPair();
+  for (const { certificatePem, privateKeyPem } of [freshCA, server, client]) {
+    t.is(keyKind(privateKeyPem), 'ec prime256v1');
+    t.regex(privateKeyPem, /^-----BEGIN PRIVATE KEY-----\n/);
+    t.deepEqual(signatureAlgorithm(certificatePem), ECDSA_WITH_SHA256);
+    // The certificate carries the key's SubjectPublicKeyInfo as node:crypto exports it.
+    t.deepEqual(new X509Certificate(certificatePem).publicKey.export({ type: 'spki', format: 'der' }), createPublicKey(privateKeyPem).export({ type: 'spki', format: 'der' }));
+  }
+  t.is(keyKind(pair.privateKeyPem), 'ec prime256v1');
+  t.deepEqual(createPublicKey(pair.publicKeyPem).export({ type: 'spki', format: 'der' }), createPublicKey(pair.privateKeyPem).export({ type: 'spki', format: 'der' }));
+  t.deepEqual(signatureAlgorithm(createCertificateRequest({ privateKeyPem: pair.privateKeyPem, commonName: 'c', spiffeId: consumerSpiffeId })), ECDSA_WITH_SHA256);
+  t.is(new Set([freshCA, server, client, pair].map((k) => k.privateKeyPem)).size, 4, 'every key is new');
+});
+
+test('an RSA federation CA of an existing federation still signs, with sha256WithRSAEncryption, certificates for ECDSA keys', (t) => {
+  const rsaCA = rsaFederationCA('legacy', now);
+  const server = issueServerCertificate({ ca: rsaCA, hosts: exportHosts, now });
+  t.deepEqual(signatureAlgorithm(server.certificatePem), SHA256_WITH_RSA);
+  t.is(keyKind(server.privateKeyPem), 'ec prime256v1');
+  t.deepEqual(inspectCertificate(server.certificatePem, now).keyUsage, ['digitalSignature']);
+  t.deepEqual(verifyCertificateChain(server.certificatePem, [rsaCA.certificatePem], now), { ok: true });
+  const client = issueClientCertificate({ ca: rsaCA, commonName: 'meshfed-egress.cluster1', spiffeId: consumerSpiffeId, now });
+  t.deepEqual(signatureAlgorithm(client.certificatePem), SHA256_WITH_RSA);
+  t.deepEqual(verifyCertificateChain(client.certificatePem, [rsaCA.certificatePem + freshCA.certificatePem], now), { ok: true });
+  // Exchange files signed by that CA's key verify with its certificate; a signature by another key does not.
+  const text = 'kind: ExportBundle\n';
+  t.true(verifyDetached(rsaCA.certificatePem, text, signDetached(rsaCA.privateKeyPem, text)));
+  t.false(verifyDetached(rsaCA.certificatePem, text, signDetached(freshCA.privateKeyPem, text)));
+  t.false(verifyDetached(freshCA.certificatePem, text, signDetached(rsaCA.privateKeyPem, text)));
+});
+
+test('an RSA CSR (an earlier consumer\'s key) is signed by an ECDSA CA with the key usage of an RSA key', (t) => {
+  const csrPem = forgeCsr([{ type: 6, value: consumerSpiffeId }], 'meshfed-egress.cluster1');
+  const certificatePem = signClientCertificate({ ca: freshCA, csrPem, expectSpiffeId: consumerSpiffeId, now });
+  t.deepEqual(signatureAlgorithm(certificatePem), ECDSA_WITH_SHA256);
+  t.deepEqual(inspectCertificate(certificatePem, now).keyUsage, ['digitalSignature', 'keyEncipherment']);
+  t.true(keyMatchesCertificate(rsaConsumerKey, certificatePem));
+  t.deepEqual(verifyCertificateChain(certificatePem, [freshCA.certificatePem], now), { ok: true });
+});
+
+test('keys meshfed does not use are refused, naming the object and what to do', (t) => {
+  const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey;
+  const p384Pem = p384.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const rsa1024 = rsaKeyPem(1024);
+  const ed25519Pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+
+  t.throws(() => issueServerCertificate({ ca: federationCAWithKey('odd', p384, now), hosts: exportHosts, now }),
+    { instanceOf: PkiError, message: /^the federation CA CN=meshfed federation CA odd,O=kubectl-meshfed has an EC key on curve secp384r1; meshfed accepts only ECDSA P-256 \(prime256v1\) keys or RSA keys of at least 2048 bits: rotate to a new federation CA \(kubectl meshfed rotate --ca\)/ });
+  t.throws(() => signClientCertificate({ ca: federationCAWithKey('small', createPrivateKey(rsa1024), now), csrPem: forgeCsr([{ type: 6, value: consumerSpiffeId }]), now }),
+    { instanceOf: PkiError, message: /federation CA .* has a 1024-bit RSA key; .*rotate --ca/ });
+  t.throws(() => inspectCertificateRequest(forgeCsr([{ type: 6, value: consumerSpiffeId }], 'c', rsa1024)),
+    { instanceOf: PkiError, message: /^the certificate signing request has a 1024-bit RSA key; .*make the request again with kubectl meshfed import --request-out/ });
+  for (const [pem, kind] of [[p384Pem, 'an EC key on curve secp384r1'], [rsa1024, 'a 1024-bit RSA key'], [ed25519Pem, 'a key of type ed25519']] as const) {
+    t.throws(() => createCertificateRequest({ privateKeyPem: pem, commonName: 'c', spiffeId: consumerSpiffeId }), { instanceOf: PkiError, message: new RegExp(`^the consumer private key has ${kind}; meshfed accepts only`) });
+    t.throws(() => signDetached(pem, 'text'), { instanceOf: PkiError, message: new RegExp(`^the signing key has ${kind};`) });
+  }
+  const p384Public = createPublicKey(p384).export({ type: 'spki', format: 'pem' }).toString();
+  t.throws(() => verifyDetached(p384Public, 'text', 'AAAA'), { instanceOf: PkiError, message: /^the verification key has an EC key on curve secp384r1; .*ask for a new file/ });
+  t.false(/PRIVATE KEY|BEGIN/.test(String(t.throws(() => signDetached(p384Pem, 'text'))?.message)), 'no key material in the message');
 });
 
 test('verifyCertificateChain accepts the right CA and explains every refusal', (t) => {
@@ -177,24 +255,15 @@ test('verifyCertificateChain accepts the right CA and explains every refusal', (
 });
 
 test('a certificate signed by a non-CA certificate does not chain, even with a matching name', (t) => {
-  const issuer = forge.pki.certificateFromPem(world.server.certificatePem);
-  const issuerKey = forge.pki.privateKeyFromPem(world.server.privateKeyPem);
-  const subjectKey = forge.pki.privateKeyFromPem(world.client.privateKeyPem) as forge.pki.rsa.PrivateKey;
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.rsa.setPublicKey(subjectKey.n, subjectKey.e);
-  cert.serialNumber = '01';
-  cert.validity.notBefore = new Date(Date.now() - DAY);
-  cert.validity.notAfter = new Date(Date.now() + DAY);
-  cert.setSubject([{ name: 'commonName', value: 'sneaky' }]);
-  cert.setIssuer(issuer.subject.attributes);
-  cert.sign(issuerKey, forge.md.sha256.create());
-  const pem = forge.pki.certificateToPem(cert);
+  const server = world.server;
+  const { cert: pem } = issueCertificate({ commonName: 'sneaky', notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + DAY) },
+    { cert: server.certificatePem, key: server.privateKeyPem, certChain: server.certificatePem, root: server.certificatePem });
   // Presented with its "issuer" as intermediate, and with the issuer trusted directly.
   const viaIntermediate = verifyCertificateChain(pem + world.server.certificatePem, [world.ca.certificatePem]);
   t.false(viaIntermediate.ok);
   const direct = verifyCertificateChain(pem, [world.server.certificatePem]);
   t.false(direct.ok);
-  if (!direct.ok) t.regex(direct.reason, /CN=myreviews\.bookinfo\.cluster2\.meshfed\.internal,O=kubectl-meshfed signed CN=sneaky but is not a CA/);
+  if (!direct.ok) t.regex(direct.reason, /CN=myreviews\.bookinfo\.cluster2\.meshfed\.internal,O=kubectl-meshfed signed O=meshfed-test,CN=sneaky but is not a CA/);
 });
 
 test('inspectCertificate reports days left relative to now, negative once expired', (t) => {

@@ -1,6 +1,6 @@
 // The certificates meshfed encodes itself (src/pki/der.ts) and signs with node:crypto, checked by two independent
 // implementations: Node's X509Certificate (OpenSSL inside Node) and the openssl binary with strict X.509 checks
-// (chain, subjectAltName, key usage, validity). Also the background key pool the commands use.
+// (chain, subjectAltName, key usage, validity, ECDSA P-256 keys and signatures; an RSA CA of an existing federation).
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -8,11 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  createFederationCA, generateKeyPair, inspectCertificate, issueServerCertificate, KeyPool, keyMatchesCertificate, PkiError,
-  signClientCertificate, createCertificateRequest,
+  createFederationCA, inspectCertificate, issueClientCertificate, issueServerCertificate,
 } from '../../src/pki/index.js';
 import * as der from '../../src/pki/der.js';
-import { consumerSpiffeId, DAY, exportHosts, getWorld } from './helpers.js';
+import { consumerSpiffeId, DAY, exportHosts, getWorld, rsaFederationCA } from './helpers.js';
 
 const world = getWorld();
 const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
@@ -94,70 +93,54 @@ osTest('openssl reads the key usage and key identifiers meshfed writes', (t) => 
   t.truthy(caKeyId);
   for (const pem of [world.server.certificatePem, world.client.certificatePem]) {
     const leafText = text(pem);
-    t.regex(leafText, /X509v3 Key Usage: critical\n\s*Digital Signature, Key Encipherment\n/);
+    t.regex(leafText, /X509v3 Key Usage: critical\n\s*Digital Signature\n/);
     t.regex(leafText, /X509v3 Basic Constraints: critical\n\s*CA:FALSE\n/);
     t.true(leafText.includes(caKeyId!), 'the authority key identifier is the CA\'s subject key identifier');
-    t.regex(leafText, /Signature Algorithm: sha256WithRSAEncryption/);
   }
 });
 
-test('a key pool hands out its prepared keys, then generates on demand', async (t) => {
-  const pool = await KeyPool.start(2).prepared();
-  const a = pool.take(2048);
-  const b = pool.take(2048);
-  const c = pool.take(2048);
-  t.is(a.asymmetricKeyDetails?.modulusLength, 2048);
-  t.is(c.asymmetricKeyDetails?.modulusLength, 2048);
-  t.is(new Set([a, b, c].map((key) => key.export({ type: 'pkcs1', format: 'der' }).toString('hex'))).size, 3);
-  t.is(pool.take(3072).asymmetricKeyDetails?.modulusLength, 3072);
-  t.throws(() => KeyPool.start(1, 1024), { instanceOf: PkiError, message: /1024/ });
+osTest('openssl x509 -text: ECDSA P-256 keys (id-ecPublicKey, prime256v1) and ecdsa-with-SHA256 signatures', (t) => {
+  for (const pem of [world.ca.certificatePem, world.server.certificatePem, world.client.certificatePem]) {
+    const text = spawnSync('openssl', ['x509', '-in', file(pem), '-noout', '-text'], { encoding: 'utf8', timeout: 10_000 }).stdout;
+    t.regex(text, /Public Key Algorithm: id-ecPublicKey\n\s*Public-Key: \(256 bit\)/);
+    t.regex(text, /ASN1 OID: prime256v1\n\s*NIST CURVE: P-256/);
+    t.is(text.match(/Signature Algorithm: ecdsa-with-SHA256/g)?.length, 2, 'in the certificate and over it');
+    t.notRegex(text, /rsaEncryption|sha256WithRSAEncryption/);
+  }
+  const key = spawnSync('openssl', ['pkey', '-in', file(world.server.privateKeyPem), '-noout', '-text'], { encoding: 'utf8', timeout: 10_000 }).stdout;
+  t.regex(key, /ASN1 OID: prime256v1/);
 });
 
-test('a planner run through a key pool gets its keys whether or not they were ready, and a second run gets fresh ones', async (t) => {
-  const pool = KeyPool.start(2);
-  // Planned at once: the keys are still being generated, so the planner runs again once they are.
-  let runs = 0;
-  const ca = await pool.plan((keys) => {
-    runs += 1;
-    return createFederationCA({ provider: 'cluster2', keys });
-  });
-  t.true(runs >= 1 && runs <= 2);
-  const server = await pool.plan((keys) => issueServerCertificate({ ca, hosts: exportHosts, keys }));
-  t.true(keyMatchesCertificate(server.privateKeyPem, server.certificatePem));
-  t.not(server.privateKeyPem, ca.privateKeyPem);
-  const { privateKeyPem } = generateKeyPair({ keys: pool });
-  t.not(privateKeyPem, server.privateKeyPem);
-  const csrPem = createCertificateRequest({ privateKeyPem, commonName: 'meshfed-egress.cluster1', spiffeId: consumerSpiffeId });
-  t.deepEqual(inspectCertificate(signClientCertificate({ ca, csrPem })).uris, [consumerSpiffeId]);
-  // Errors of the planner itself are not mistaken for a missing key.
-  await t.throwsAsync(pool.plan(() => createFederationCA({ provider: ' ' })), { instanceOf: PkiError });
+osTest('openssl verify -x509_strict accepts ECDSA leaves signed by an RSA federation CA of an existing federation', (t) => {
+  const rsaCA = rsaFederationCA('cluster2');
+  const server = issueServerCertificate({ ca: rsaCA, hosts: exportHosts });
+  const client = issueClientCertificate({ ca: rsaCA, commonName: 'meshfed-egress.cluster1', spiffeId: consumerSpiffeId });
+  const ca = file(rsaCA.certificatePem);
+  const verify = (pem: string, purpose: string) => spawnSync('openssl', ['verify', '-x509_strict', '-CAfile', ca, '-purpose', purpose, file(pem)], { encoding: 'utf8', timeout: 10_000 });
+  t.is(verify(server.certificatePem, 'sslserver').status, 0);
+  t.is(verify(client.certificatePem, 'sslclient').status, 0);
+  const text = spawnSync('openssl', ['x509', '-in', file(server.certificatePem), '-noout', '-text'], { encoding: 'utf8', timeout: 10_000 }).stdout;
+  t.regex(text, /Signature Algorithm: sha256WithRSAEncryption/);
+  t.regex(text, /Public Key Algorithm: id-ecPublicKey/);
+  // Both CAs in one trust bundle (a CA rotation): each leaf finds its own.
+  const both = file(rsaCA.certificatePem + world.ca.certificatePem);
+  for (const [pem, purpose] of [[server.certificatePem, 'sslserver'], [world.client.certificatePem, 'sslclient']] as const) {
+    t.is(spawnSync('openssl', ['verify', '-x509_strict', '-CAfile', both, '-purpose', purpose, file(pem)], { timeout: 10_000 }).status, 0);
+  }
 });
 
-test('a pool made for when keys are needed begins when a planner asks for one, and the planner runs again with it', async (t) => {
-  const pool = KeyPool.whenNeeded(2);
-  t.true((await pool.plan(() => inspectCertificate(world.ca.certificatePem))).isCA);
-  let runs = 0;
-  const ca = await pool.plan((keys) => {
-    runs += 1;
-    return createFederationCA({ provider: 'cluster2', keys });
-  });
-  // The first run met no ready key: the pool began generating, and the planner ran again with one of its keys.
-  t.is(runs, 2);
-  t.true(keyMatchesCertificate(ca.privateKeyPem, ca.certificatePem));
-  const server = await pool.plan((keys) => issueServerCertificate({ ca, hosts: exportHosts, keys }));
-  t.true(keyMatchesCertificate(server.privateKeyPem, server.certificatePem));
-  t.not(server.privateKeyPem, ca.privateKeyPem);
-});
-
-test('a planner that needs no key never waits for the pool', async (t) => {
-  const pool = KeyPool.start(1);
-  let settled = false;
-  void pool.prepared().then(() => { settled = true; });
-  const info = await pool.plan(() => inspectCertificate(world.ca.certificatePem));
-  t.true(info.isCA);
-  // The plan resolved through promise jobs alone; a generated key arrives from the thread pool through the event loop,
-  // which runs only after them: the plan did not wait for it.
-  t.false(settled);
-  await pool.prepared();
-  t.true(settled);
+test('the signature algorithm of what an ECDSA key signs is ecdsa-with-SHA256 with absent parameters (RFC 5758), DER signature', (t) => {
+  for (const pem of [world.ca.certificatePem, world.server.certificatePem]) {
+    const root = der.decode(der.fromPem(pem, 'CERTIFICATE')!);
+    const outer = der.child(root, 1, der.TAG.sequence);
+    const inner = der.child(der.child(root, 0, der.TAG.sequence), 2, der.TAG.sequence);
+    for (const algorithm of [outer, inner]) {
+      t.is(algorithm.children.length, 1);
+      t.is(der.readOid(der.child(algorithm, 0)), '1.2.840.10045.4.3.2');
+    }
+    // Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }
+    const signature = der.decode(der.readBitStringBytes(der.child(root, 2)));
+    t.is(signature.tag, der.TAG.sequence);
+    t.deepEqual(signature.children.map((c) => c.tag), [der.TAG.integer, der.TAG.integer]);
+  }
 });

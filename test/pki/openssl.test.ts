@@ -1,8 +1,6 @@
 // The openssl binary as an independent implementation: it must agree with inspectCertificate, accept
 // our CSRs and certificates, and complete (or refuse) the same mutual-TLS handshakes as Node does.
 import test from 'ava';
-// Keys of the certificates under test come from the test key pool (not a test of key generation).
-import '../support/keys.js';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -84,6 +82,9 @@ osTest('openssl req accepts our CSR and sees the SPIFFE ID', (t) => {
   const text = openssl(['req', '-in', csr, '-noout', '-text', '-nameopt', 'RFC2253']).out;
   t.regex(text, /Subject: CN=meshfed-egress\.cluster1\n/);
   t.true(text.includes(`URI:${consumerSpiffeId}`), text);
+  t.regex(text, /Public Key Algorithm: id-ecPublicKey\n\s*Public-Key: \(256 bit\)/);
+  t.regex(text, /ASN1 OID: prime256v1/);
+  t.regex(text, /Signature Algorithm: ecdsa-with-SHA256/);
 });
 
 osTest('a tampered CSR is refused by inspectCertificateRequest and by openssl', (t) => {
@@ -101,16 +102,18 @@ osTest('a tampered CSR is refused by inspectCertificateRequest and by openssl', 
   t.regex(openssl(['req', '-in', file(forged), '-noout', '-verify']).out, /did not match|verify failure|bad signature/i);
 });
 
-osTest('a CSR made by openssl is accepted and signed; an EC one is refused with a reason', (t) => {
-  const key = file(generateKeyPair().privateKeyPem);
-  const csrPem = execFileSync('openssl', ['req', '-new', '-key', key, '-subj', '/CN=vault-egress', '-addext', `subjectAltName=URI:${consumerSpiffeId}`], { encoding: 'utf8', timeout: 10_000 });
-  t.is(inspectCertificateRequest(csrPem).spiffeId, consumerSpiffeId);
-  const cert = signClientCertificate({ ca: world.ca, csrPem, expectSpiffeId: consumerSpiffeId });
-  t.is(openssl(['verify', '-CAfile', file(world.ca.certificatePem), '-purpose', 'sslclient', file(cert)]).status, 0);
-
-  const ecKey = file(execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'], { encoding: 'utf8', timeout: 10_000 }));
-  const ecCsr = execFileSync('openssl', ['req', '-new', '-key', ecKey, '-subj', '/CN=vault-egress', '-addext', `subjectAltName=URI:${consumerSpiffeId}`], { encoding: 'utf8', timeout: 10_000 });
-  t.throws(() => inspectCertificateRequest(ecCsr), { instanceOf: PkiError, message: /not an RSA key/ });
+osTest('CSRs made by openssl with P-256 and RSA keys are accepted and signed; one with a P-384 key is refused with a reason', (t) => {
+  const csrWith = (keyPem: string) => execFileSync('openssl', ['req', '-new', '-key', file(keyPem), '-subj', '/CN=vault-egress', '-addext', `subjectAltName=URI:${consumerSpiffeId}`], { encoding: 'utf8', timeout: 10_000 });
+  const genpkey = (...args: string[]) => execFileSync('openssl', ['genpkey', ...args], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'ignore'] });
+  for (const keyPem of [generateKeyPair().privateKeyPem, genpkey('-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'), genpkey('-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048')]) {
+    const csrPem = csrWith(keyPem);
+    t.is(inspectCertificateRequest(csrPem).spiffeId, consumerSpiffeId);
+    const cert = signClientCertificate({ ca: world.ca, csrPem, expectSpiffeId: consumerSpiffeId });
+    t.is(openssl(['verify', '-x509_strict', '-CAfile', file(world.ca.certificatePem), '-purpose', 'sslclient', file(cert)]).status, 0);
+    t.true(keyMatchesCertificate(keyPem, cert));
+  }
+  const p384Csr = csrWith(genpkey('-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384'));
+  t.throws(() => inspectCertificateRequest(p384Csr), { instanceOf: PkiError, message: /^the certificate signing request has an EC key on curve secp384r1; meshfed accepts only ECDSA P-256 \(prime256v1\) keys or RSA keys of at least 2048 bits: make the request again/ });
 });
 
 interface Session { clientStatus: number | null; clientOut: string; serverOut: string; served: boolean }

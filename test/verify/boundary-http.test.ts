@@ -5,12 +5,11 @@
  * is affected, by the probe — with exit code 3 and no probe pod left behind.
  */
 import test, { type ExecutionContext } from 'ava';
-import { generateKeyPairSync } from 'node:crypto';
-import forge from 'node-forge';
-import { createFederationCA, issueClientCertificate } from '../../src/pki/index.js';
+import { createFederationCA, inspectCertificate, issueClientCertificate } from '../../src/pki/index.js';
 import { readSecret } from '../../src/federation/index.js';
 import type { KubeObject } from '../support/emulator/index.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+import { issueCertificate } from '../support/mesh/pki.js';
 import { assertFails, breakObject, failingCodes, probePods, verifyJson, type VerifyRun } from './helpers.js';
 import { converse } from '../support/cli.js';
 
@@ -40,23 +39,11 @@ test.after.always(async () => {
  * CA's start to a second ago (the CA is minutes old, and src/pki rightly refuses to issue such a certificate).
  */
 function expiredServerCertificate(caPem: string, caKeyPem: string, host: string): { certificatePem: string; privateKeyPem: string } {
-  const ca = forge.pki.certificateFromPem(caPem);
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
-  cert.serialNumber = '0badc0de';
-  cert.validity.notBefore = new Date(ca.validity.notBefore.getTime() + 1000);
-  cert.validity.notAfter = new Date(Date.now() - 1000);
-  cert.setSubject([{ name: 'commonName', value: host }]);
-  cert.setIssuer(ca.subject.attributes);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-    { name: 'extKeyUsage', serverAuth: true },
-    { name: 'subjectAltName', altNames: [{ type: 2, value: host }] },
-  ]);
-  cert.sign(forge.pki.privateKeyFromPem(caKeyPem), forge.md.sha256.create());
-  return { certificatePem: forge.pki.certificateToPem(cert), privateKeyPem: privateKey };
+  const { cert, key } = issueCertificate(
+    { commonName: host, dnsNames: [host], notBefore: new Date(inspectCertificate(caPem).notBefore.getTime() + 1000), notAfter: new Date(Date.now() - 1000) },
+    { cert: caPem, key: caKeyPem, certChain: caPem, root: caPem },
+  );
+  return { certificatePem: cert, privateKeyPem: key };
 }
 
 function assertCleanFailure(t: ExecutionContext, run: VerifyRun): void {

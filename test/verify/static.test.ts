@@ -6,13 +6,12 @@
  * under another trust domain — are reported with their codes, as (code, object) pairs.
  */
 import test from 'ava';
-import forge from 'node-forge';
-import { generateKeyPairSync } from 'node:crypto';
 import {
   runChecks, STATIC_CHECKS, type CheckResult, type SideSnapshot, type VerifySnapshot,
 } from '../../src/federation/checks/index.js';
 import { autoPassthroughMatchesLiteralHosts, readImportRecords, readSecret, type KubeObject } from '../../src/federation/index.js';
 import { runScenario, scenarioNames, type ScenarioResult } from '../federation/scenario.js';
+import { issueCertificate } from '../support/mesh/pki.js';
 
 const ready = { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] };
 
@@ -167,20 +166,14 @@ test('a server certificate that does not name the export host is MF0210 and MF04
   const base = snapshotOf(result);
   if (base.provider.status !== 'present') throw new Error('no provider');
   const caData = readSecret(base.provider.snapshot.objects.find((o) => o.kind === 'Secret' && o.metadata.name === 'meshfed-federation-ca'))!;
-  const ca = forge.pki.certificateFromPem(caData['ca.crt']!);
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
-  cert.serialNumber = '0c';
-  cert.validity.notBefore = new Date(base.now.getTime() - 60_000);
-  cert.validity.notAfter = new Date(base.now.getTime() + 90 * 86_400_000);
-  cert.setSubject([{ name: 'commonName', value: 'elsewhere.example' }]);
-  cert.setIssuer(ca.subject.attributes);
-  cert.setExtensions([{ name: 'subjectAltName', altNames: [{ type: 2, value: 'elsewhere.example' }] }]);
-  cert.sign(forge.pki.privateKeyFromPem(caData['ca.key']!), forge.md.sha256.create());
+  const ca = { cert: caData['ca.crt']!, key: caData['ca.key']!, certChain: caData['ca.crt']!, root: caData['ca.crt']! };
+  const elsewhere = issueCertificate({
+    commonName: 'elsewhere.example', dnsNames: ['elsewhere.example'],
+    notBefore: new Date(base.now.getTime() - 60_000), notAfter: new Date(base.now.getTime() + 90 * 86_400_000),
+  }, ca);
   const b64 = (text: string) => Buffer.from(text).toString('base64');
   const objects = base.provider.snapshot.objects.map((o) => (o.kind === 'Secret' && o.metadata.name === 'mf-export-bookinfo-myreviews'
-    ? { ...o, data: { ...(o.data as object), 'tls.crt': b64(forge.pki.certificateToPem(cert)), 'tls.key': b64(privateKey) } } : o));
+    ? { ...o, data: { ...(o.data as object), 'tls.crt': b64(elsewhere.cert), 'tls.key': b64(elsewhere.key) } } : o));
   const codes = failures(runChecks({ ...base, provider: { status: 'present', snapshot: { ...base.provider.snapshot, objects } } }, STATIC_CHECKS));
   t.deepEqual(codes.map(([code]) => code).sort(), ['MF0210', 'MF0404']);
 });
