@@ -1,7 +1,7 @@
 import yargs, { type Argv } from 'yargs';
 import { commandModules, commandName, commands, namedCommands } from './commands/index.js';
 import { SESSION } from './commands/run.js';
-import type { GlobalArgs, Session } from './commands/session.js';
+import type { GlobalArgs, Session, SessionOptions } from './commands/session.js';
 import { ExitCode, InterruptedError, MeshfedError, SIGNAL_EXIT_CODES, UsageError, exitCodeFor, type HandledSignal } from './errors.js';
 import { Ui, type TerminalIO } from './ui/terminal.js';
 import { impersonationOptions } from './options.js';
@@ -105,9 +105,9 @@ function skipHelpCache(parser: Argv): void {
 
 /**
  * Runs the plugin with `argv` (without node and script) and returns the exit code. This is the only place that
- * turns errors into messages and exit codes.
+ * turns errors into messages and exit codes. `options` go to the command's clients (tests; the program passes none).
  */
-export async function main(rawArgv: readonly string[], io: TerminalIO): Promise<number> {
+export async function main(rawArgv: readonly string[], io: TerminalIO, options: SessionOptions = {}): Promise<number> {
   // Shell completion (`--get-yargs-completions <program> <words…>`, as the completion scripts call it) is meshfed's
   // own: it filters by prefix and reads names from the cluster (bounded, silent on errors).
   if (rawArgv[0] === '--get-yargs-completions') {
@@ -149,7 +149,7 @@ export async function main(rawArgv: readonly string[], io: TerminalIO): Promise<
         if (values.length > 1) throw new UsageError(`${flagName(key)} was given more than once (${values.join(', ')})`, { hint: `give ${flagName(key)} once` });
         args[key] = value[0];
       }
-      session = new sessionModule.Session(args as unknown as GlobalArgs, io);
+      session = new sessionModule.Session(args as unknown as GlobalArgs, io, options);
       activeSession = session;
       (args as Record<symbol, unknown>)[SESSION] = session;
     })

@@ -34,6 +34,9 @@ export interface GlobalArgs {
   verbose: number;
 }
 
+/** What a caller of `main` other than the program itself may change in the session's clients (tests). */
+export type SessionOptions = Pick<KubeClientOptions, 'retryWait'>;
+
 /** Writes sent once a command started applying, for the message an interrupt ends with. */
 export interface WriteJournal {
   recording: boolean;
@@ -131,7 +134,11 @@ export class Session {
   private waitedForCleanup = false;
   readonly journal: WriteJournal = { recording: false, done: [], unanswered: [] };
 
-  constructor(readonly args: GlobalArgs, readonly io: TerminalIO) {
+  /**
+   * @param clientOptions given to every client of the session (`main`'s {@link SessionOptions}): none when run as a
+   * program.
+   */
+  constructor(readonly args: GlobalArgs, readonly io: TerminalIO, private readonly clientOptions: SessionOptions = {}) {
     // Every request in flight listens to the interrupt: a plan applies many objects at once.
     setMaxListeners(0, this.interruption.signal);
     this.ui = new Ui(io, { noColor: args.color === false, yes: args.yes, verbose: (args.verbose ?? 0) >= 1 });
@@ -177,6 +184,7 @@ export class Session {
         timeoutMs, userAgent: userAgent(), signal: this.interruption.signal, deadline: retryDeadline, env: this.io.env,
         impersonate: impersonationFromArgs(this.args as Parameters<typeof impersonationFromArgs>[0]),
         log: (message) => this.ui.debug(message),
+        ...this.clientOptions,
       }, this.journal, this.args.verbose ?? 0, (line) => this.ui.debug(line));
       this.clients.set(key, client);
     }

@@ -140,6 +140,12 @@ export interface KubeClientOptions {
   signal?: AbortSignal;
   /** Source of randomness for the jitter (tests). Default Math.random. */
   random?: () => number;
+  /**
+   * Waits out a retry's backoff (or `Retry-After`) before the next attempt: `ms` as {@link retryVerdict} decided it,
+   * and `signal` to abort the wait. Default {@link waitTimer}, the real delay. Tests pass one that returns at once:
+   * every decision, attempt and `-v` line is the same, without the seconds of waiting.
+   */
+  retryWait?: RetryWait;
   /** User agent sent with every request. */
   userAgent?: string;
   /** `--as`, `--as-group`, `--as-uid`: override the kubeconfig user's impersonation. */
@@ -319,8 +325,11 @@ function abortError(signal: AbortSignal): Error {
   return signal.reason instanceof Error && signal.reason.name !== 'AbortError' ? signal.reason : new InterruptedError();
 }
 
-/** Waits `ms`, or rejects as soon as `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+/** How a client waits before a retry (see {@link KubeClientOptions.retryWait}); rejects when `signal` aborts. */
+export type RetryWait = (ms: number, signal: AbortSignal | undefined) => Promise<void>;
+
+/** Waits `ms`, or rejects as soon as `signal` aborts: the real delay before a retry. */
+function waitTimer(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     if (signal?.aborted) return reject(abortError(signal));
     const onAbort = () => {
@@ -615,7 +624,7 @@ export class KubeClient {
       this.options.log?.(`retrying ${req.method} ${req.path} (context "${this.context.name}") after ${verdict.reason} (attempt ${n + 1}/${policy.maxAttempts}, waiting ${formatMs(verdict.waitMs)})`);
       if (verdict.timeout) timeouts += 1;
       this.retryCount += 1;
-      await sleep(verdict.waitMs, signal);
+      await (this.options.retryWait ?? waitTimer)(verdict.waitMs, signal);
       n += 1;
     }
   }

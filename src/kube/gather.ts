@@ -264,13 +264,16 @@ export async function readManaged(writer: ClusterWriter, options: ManagedReadOpt
   const selectorsOf = (holds: KindHolds): string[] => !scope ? [MANAGED_SELECTOR]
     : holds === 'shared' ? [SHARED_SELECTOR] : holds === 'own' ? own : [SHARED_SELECTOR, ...own];
   const kinds = MANAGED_KINDS.filter(({ kind }) => kind !== 'Secret');
-  const elsewhereP = scope ? placedElsewhere(writer) : Promise.resolve(false);
-  const listed = await Promise.all([
-    ...kinds.flatMap(({ apiVersion, kind, holds }) => selectorsOf(holds).map((selector) => optional(writer.list(apiVersion, kind, undefined, selector), [] as KubeObject[]))),
-    ...(scope?.records ? [writer.list('v1', 'ConfigMap', undefined, `${MANAGED_SELECTOR},${scope.records}`)] : []),
+  // Awaited together with the lists: a refused list must not leave the probe's own refusal unhandled.
+  const [elsewhere, listed] = await Promise.all([
+    scope ? placedElsewhere(writer) : false,
+    Promise.all([
+      ...kinds.flatMap(({ apiVersion, kind, holds }) => selectorsOf(holds).map((selector) => optional(writer.list(apiVersion, kind, undefined, selector), [] as KubeObject[]))),
+      ...(scope?.records ? [writer.list('v1', 'ConfigMap', undefined, `${MANAGED_SELECTOR},${scope.records}`)] : []),
+    ]),
   ]);
   const objects = distinct(listed.flat());
-  if (await elsewhereP) return readManaged(writer, { ...options, scope: undefined });
+  if (elsewhere) return readManaged(writer, { ...options, scope: undefined });
   const unreadableSecrets = new Set<string>();
   // The federation CA's namespace holds the CA's Secret alone, which is shared.
   const secrets = await Promise.all(secretNamespaces(objects).flatMap((ns) => selectorsOf(ns === FEDERATION_CA_NAMESPACE ? 'shared' : 'both').map((selector) =>

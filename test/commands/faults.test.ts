@@ -10,7 +10,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { X509Certificate } from 'node:crypto';
 import type { Fault, KubeObject, RequestRecord, World } from '../support/emulator/index.js';
-import { MESHFED_KINDS, startFederationWorld, type FederationWorld } from '../support/federation.js';
+import { MESHFED_KINDS, startFederationWorld, untilAnswered, type FederationWorld } from '../support/federation.js';
 import { FEDERATION_CA_CERTIFICATES } from '../../src/federation/naming.js';
 
 const EXPORT = ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432'];
@@ -117,10 +117,7 @@ function marks(world: World): Map<string, number> {
 
 /** Waits until no request is pending (a delayed one may still write after its client gave up), then for controllers. */
 async function settle(world: World): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (world.clusters.some((c) => c.requests.some((r) => r.status === 0 && r.query.watch === undefined)) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await untilAnswered(world);
   for (const c of world.clusters) c.faults.clear();
   await world.waitIdle();
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, writeKubeconfig } from '../support/cli.js';
 import type { EmulatedCluster, RequestRecord } from '../support/emulator/index.js';
-import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+import { startFederationWorld, untilAnswered, type FederationWorld } from '../support/federation.js';
 import { grant } from '../support/rbac.js';
 
 let fed: FederationWorld;
@@ -143,6 +143,7 @@ test.serial('preflight: a cluster whose access reviews keep failing stops the co
     t.regex(run.stderr, /could not check permissions in context "production" before writing \(SelfSubjectAccessReview\): create selfsubjectaccessreviews\.authorization\.k8s\.io failed \(context "production"\): The server is currently unable to handle the request \(5 attempts\); nothing was written/);
     t.deepEqual(changes(run.writes.production), [], 'nothing written');
   } finally {
+    await untilAnswered(fed.world);
     production.faults.clear();
   }
   production.faults.add({ method: 'POST', path: reviews, status: 503 });

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { DEFAULT_GATEWAY_NAMESPACE, FEDERATION_CA_NAMESPACE } from '../../src/federation/naming.js';
 import { RBAC_RULES, rbacObjects, type RbacRole, type RbacRule } from '../../src/federation/rbac.js';
-import { runMeshfed, writeKubeconfig, type CliResult } from '../support/cli.js';
+import { runCli, writeKubeconfig, type CliResult } from '../support/cli.js';
 import type { EmulatedCluster, KubeObject } from '../support/emulator/index.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
 import { bindRole, describeRule, namesRule, withWrites } from '../support/rbac.js';
@@ -49,7 +49,7 @@ function store(cluster: EmulatedCluster): Map<string, string> {
 
 /** Runs a command as `role`'s user; also returns the writes the clusters received from it. */
 function as(role: RbacRole | 'admit', args: string[]): Promise<CliResult & { writes: string[] }> {
-  return withWrites(fed.world, () => runMeshfed([...args, '--kubeconfig', kubeconfigs[role]]));
+  return withWrites(fed.world, () => runCli([...args, '--kubeconfig', kubeconfigs[role]]));
 }
 
 /** Binds `role` to its user in `cluster` with exactly `rules` (the role's by default), replacing an earlier binding. */
@@ -86,17 +86,17 @@ test.after.always(async () => {
 
 test.serial('rbac prints, as YAML a cluster admin applies, exactly the documented rules of each role', async (t) => {
   for (const role of ['provider', 'consumer', 'viewer'] as const) {
-    const printed = await runMeshfed(['rbac', '--role', role, '--user', USERS[role]]);
+    const printed = await runCli(['rbac', '--role', role, '--user', USERS[role]]);
     t.is(printed.code, 0, printed.stderr);
     const objects = YAML.parseAllDocuments(printed.stdout).map((d) => d.toJS() as KubeObject);
     t.deepEqual(objects, rbacObjects(role, { subject: { kind: 'User', name: USERS[role] } }));
   }
-  const scoped = await runMeshfed(['rbac', '--role', 'consumer', '--service-account', 'ops/deployer', '-n', 'shop,web']);
+  const scoped = await runCli(['rbac', '--role', 'consumer', '--service-account', 'ops/deployer', '-n', 'shop,web']);
   t.is(scoped.code, 0, scoped.stderr);
   const bindings = YAML.parseAllDocuments(scoped.stdout).map((d) => d.toJS() as KubeObject).filter((o) => o.kind.endsWith('Binding'));
   t.deepEqual(bindings.filter((o) => o.metadata.name.endsWith('-apps')).map((o) => `${o.kind} ${o.metadata.namespace}`), ['RoleBinding shop', 'RoleBinding web']);
   t.deepEqual((bindings[0] as unknown as { subjects: unknown[] }).subjects, [{ kind: 'ServiceAccount', name: 'deployer', namespace: 'ops' }]);
-  const none = await runMeshfed(['rbac', '--role', 'viewer']);
+  const none = await runCli(['rbac', '--role', 'viewer']);
   t.is(none.code, 2);
   t.regex(none.stderr, /say whom the role is for: --user, --group or --service-account/);
 });

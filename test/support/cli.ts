@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import type { RetryWait } from '../../src/kube/client.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const binDir = join(repoRoot, 'bin');
@@ -33,6 +34,11 @@ export interface CliOptions {
   timeoutMs?: number;
   /** Where a runner could do either: run a subprocess of the build rather than in this process. */
   subprocess?: boolean;
+  /**
+   * In this process ({@link runCli}): wait out each retry's backoff and `Retry-After` as the program does. Default:
+   * retries go at once — the client still decides each retry and its wait, and `-v` says so, but does not wait it.
+   */
+  realRetryWaits?: boolean;
 }
 
 /**
@@ -61,7 +67,8 @@ function cliEnv(extra: Record<string, string | undefined> = {}): Record<string, 
 /**
  * Runs `kubectl meshfed <args>` in this process: the CLI's `main` with streams of its own (no terminal) and the
  * environment of {@link cliEnv}; resolves with what the user would see, as {@link runMeshfed} does. For what a
- * subprocess adds nothing to: not for the launcher, signals, or the process's locale (see runMeshfed).
+ * subprocess adds nothing to: not for the launcher, signals, or the process's locale (see runMeshfed). Failed requests
+ * are retried as the program retries them, without waiting out the backoff (see {@link CliOptions.realRetryWaits}).
  */
 export async function runCli(args: string[], options: Omit<CliOptions, 'direct' | 'timeoutMs'> = {}): Promise<CliResult> {
   const { main } = await import('../../src/cli.js');
@@ -79,11 +86,14 @@ export async function runCli(args: string[], options: Omit<CliOptions, 'direct' 
     stdout: stdout.stream,
     stderr: stderr.stream,
     env: cliEnv(options.env),
-  });
+  }, options.realRetryWaits ? {} : { retryWait: retryAtOnce });
   // Let the collectors take the last chunks written.
   await new Promise((resolve) => setImmediate(resolve));
   return { code, signal: null, stdout: stdout.text(), stderr: stderr.text(), durationMs: Date.now() - started };
 }
+
+/** A retry's wait that is not waited: the next attempt goes at once (an interrupt is still seen before it). */
+const retryAtOnce: RetryWait = async () => undefined;
 
 /** Runs `kubectl meshfed <args>` as a subprocess and resolves with what the user would see. */
 export function runMeshfed(args: string[], options: CliOptions = {}): Promise<CliResult> {

@@ -8,7 +8,9 @@
  * integer: "string"`.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
@@ -179,14 +181,39 @@ export function loadIstioCrds(istio: IstioVersion): KubeObject[] {
   const version = crdReleaseFor(istio);
   let crds = crdCache.get(version);
   if (!crds) {
-    const text = readFileSync(istioCrdSource(version).file, 'utf8');
-    crds = YAML.parseAllDocuments(text)
-      .map((doc) => doc.toJS() as KubeObject | null)
-      .filter((obj): obj is KubeObject => obj?.kind === 'CustomResourceDefinition')
-      .map(crdToV1);
+    crds = parseCrdFile(istioCrdSource(version).file).map(crdToV1);
     crdCache.set(version, crds);
   }
   return structuredClone(crds);
+}
+
+/**
+ * The CustomResourceDefinitions a YAML file holds. Parsing the YAML (0.1–0.9 MB) takes a second or more of CPU in
+ * every process that starts a cluster with Istio, so the parse is kept as JSON in the temporary directory, named after
+ * the SHA-256 of the file's text: a changed file is parsed again, and what is read back is the parse of those bytes.
+ */
+function parseCrdFile(file: string): KubeObject[] {
+  const text = readFileSync(file, 'utf8');
+  const digest = createHash('sha256').update(text).digest('hex');
+  // One file per user, as the test keys: a file another user left is not taken.
+  const kept = join(tmpdir(), `meshfed-test-crds-${digest}-${process.getuid?.() ?? 'user'}.json`);
+  try {
+    return JSON.parse(readFileSync(kept, 'utf8')) as KubeObject[];
+  } catch {
+    // Not kept yet (or cut short): parse it.
+  }
+  const crds = YAML.parseAllDocuments(text)
+    .map((doc) => doc.toJS() as KubeObject | null)
+    .filter((obj): obj is KubeObject => obj?.kind === 'CustomResourceDefinition');
+  try {
+    // Written whole, then renamed: a process reading at the same time sees the whole file or none.
+    const partial = `${kept}.${process.pid}`;
+    writeFileSync(partial, JSON.stringify(crds), { mode: 0o600 });
+    renameSync(partial, kept);
+  } catch {
+    // Not kept: the next process parses the file too.
+  }
+  return crds;
 }
 
 /** Converts an apiextensions.k8s.io/v1beta1 CRD to its v1 form; v1 CRDs are returned unchanged. */

@@ -109,6 +109,23 @@ async function untilPodsRun(world: World, timeoutMs = 20_000): Promise<void> {
   }
 }
 
+/**
+ * Waits until every request the clusters have received is answered and no new one has come in for a moment (watches
+ * aside): requests a command sent just before it ended — retries of a failed one — reach the server after the command
+ * returned, and would take a fault a test adds next.
+ */
+export async function untilAnswered(world: World, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const pending = () => world.clusters.some((c) => c.requests.some((r) => r.status === 0 && r.query.watch === undefined));
+  const count = () => world.clusters.reduce((n, c) => n + c.requests.length, 0);
+  for (let seen = -1; Date.now() < deadline;) {
+    const now = count();
+    if (now === seen && !pending()) return;
+    seen = now;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Starts a world for federation tests; stop it in `test.after.always`. */
 export async function startFederationWorld(options: FederationWorldOptions): Promise<FederationWorld> {
   const world = await startWorld({
