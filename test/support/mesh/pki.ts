@@ -1,6 +1,7 @@
 /**
  * Certificates for the model: Istio workload certificates issued from each cluster's `cacerts` plug-in CA
- * (cached), and a small certificate factory that tests use to build CAs, gateway and client certificates.
+ * (cached), and a small certificate factory that tests use to build CAs, gateway and client certificates (and the
+ * emulator its API-server and Istio CA certificates, test/support/emulator/pki.ts).
  * New keys are ECDSA P-256 (node:crypto, a tenth of a millisecond each); certificates are encoded with the DER
  * writer of src/pki and signed with node:crypto by the issuer's key of any type meshfed accepts (an RSA `cacerts` CA
  * of the emulator signs with RSA).
