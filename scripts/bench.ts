@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: how kubectl meshfed compares, in one run on one machine, with what a user already runs.
  *
- *   npm run bench -- [--quick] [--rounds <n>] [--json <file>] [--requests]
+ *   npm run bench -- [--quick] [--rounds <n>] [--sizes <n,n,…>] [--json <file>] [--requests]
  *
  * Every figure is a ratio between runs made side by side (paired: round i of meshfed against round i of its
  * baseline), reported as min/median/max, so that the machine's speed and load cancel out:
@@ -17,14 +17,15 @@
  *
  * The clusters are the API emulator of the tests (test/support/emulator), two clusters with Istio 1.18 and the
  * bookinfo seed; meshfed runs as built (bin/kubectl-meshfed, run `npm run build` first: `npm run bench` does).
- * `--quick` makes fewer rounds (for a smoke test); `--json <file>` also writes the report as JSON.
+ * `--quick` makes fewer rounds (for a smoke test); `--sizes` replaces the N of the requests and bytes (default 1, 10,
+ * 50, 200); `--json <file>` also writes the report as JSON.
  * Start-up alone, or other launchers side by side (the release executable): scripts/startup.mjs.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import { startWorld, type EmulatedCluster, type RequestRecord, type World } from '../test/support/emulator/index.js';
@@ -42,17 +43,28 @@ interface Options {
   requests: boolean;
 }
 
-function options(): Options {
+/** The N of existing exports and imports at which requests and bytes are counted, unless `--sizes` says otherwise. */
+export const DEFAULT_SIZES = [1, 10, 50, 200];
+
+export function options(args: string[] = process.argv.slice(2)): Options {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean', default: false }, rounds: { type: 'string' }, json: { type: 'string' }, requests: { type: 'boolean', default: false } },
+    args,
+    options: {
+      quick: { type: 'boolean', default: false }, rounds: { type: 'string' }, sizes: { type: 'string' }, json: { type: 'string' },
+      requests: { type: 'boolean', default: false },
+    },
     strict: true,
   });
+  const sizes = values.sizes === undefined ? DEFAULT_SIZES : values.sizes.split(',').map(Number);
+  if (!sizes.length || sizes.some((n, i) => !Number.isInteger(n) || n < 1 || (i > 0 && n <= sizes[i - 1]!))) {
+    throw new Error(`--sizes must list increasing positive integers, e.g. 1,10,50,200, not "${values.sizes}"`);
+  }
   const rounds = values.rounds === undefined ? (values.quick ? 1 : 5) : Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, not "${values.rounds}"`);
   return {
     rounds,
     startupRounds: values.quick ? 3 : Math.max(10, 2 * rounds),
-    sizes: [1, 10, 50, 200],
+    sizes,
     ...(values.json ? { json: values.json } : {}),
     requests: values.requests,
   };
@@ -388,7 +400,10 @@ async function main(): Promise<void> {
   if (opts.json) writeFileSync(opts.json, `${JSON.stringify(report, null, 2)}\n`);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+// Run as a script (`npm run bench`); imported (by its test), it only exports its options.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
+}

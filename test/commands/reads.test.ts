@@ -13,7 +13,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_GATEWAY_NAMESPACE, MANAGED_KINDS, names } from '../../src/federation/index.js';
-import { runMeshfed, writeKubeconfig } from '../support/cli.js';
+import { runCli, writeKubeconfig } from '../support/cli.js';
 import type { RequestRecord } from '../support/emulator/index.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
 import { bindRole } from '../support/rbac.js';
@@ -151,7 +151,7 @@ test.serial('the viewer (no rule about Secrets) runs status and verify: no Secre
   const kubeconfig = writeKubeconfig(entries, 'cluster1', dir);
   const outputs: string[] = [];
   const asViewer = async (args: string[]): Promise<void> => {
-    const result = await runMeshfed([...args, '--kubeconfig', kubeconfig]);
+    const result = await runCli([...args, '--kubeconfig', kubeconfig]);
     if (result.code !== 0) throw new Error(`as the viewer: kubectl meshfed ${args.join(' ')}: exit ${result.code}\n${result.stdout}${result.stderr}`);
     outputs.push(result.stdout);
   };
