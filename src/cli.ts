@@ -317,4 +317,7 @@ export async function run(): Promise<void> {
     });
   }
   process.exitCode = await main(process.argv.slice(2), io);
+  // The command that ran, for bin/kubectl-meshfed's code cache of that command (written as the process exits).
+  const named = namedCommands(process.argv.slice(2));
+  if (named.length === 1) (globalThis as Record<symbol, unknown>)[Symbol.for('kubectl-meshfed.command')] = commandName(named[0]!);
 }
