@@ -45,9 +45,7 @@ export interface CheckedRequest {
   commonName: string;
   spiffeId: string;
   publicKeyFingerprint: string;
-  /** The request's SubjectPublicKeyInfo, DER: what the certificate certifies. */
-  spki: Buffer;
-  /** The same key, read. */
+  /** The request's public key: what the certificate certifies. */
   publicKey: KeyObject;
 }
 
@@ -141,7 +139,7 @@ export function checkCertificateRequest(csrPem: string): CheckedRequest {
     throw new PkiError('the certificate signing request has DNS, IP or e-mail subjectAltNames; a consumer gateway identity is its SPIFFE URI only');
   }
   const spiffeId = checkSpiffeId(uris[0]!);
-  return { commonName, spiffeId, publicKeyFingerprint: colonHex(createHash('sha256').update(parts.spki.raw).digest()), spki: Buffer.from(parts.spki.raw), publicKey };
+  return { commonName, spiffeId, publicKeyFingerprint: colonHex(createHash('sha256').update(parts.spki.raw).digest()), publicKey };
 }
 
 /**
