@@ -19,12 +19,6 @@ export interface Change {
 }
 
 /**
- * Kinds written without a resourceVersion precondition: their content does not depend on which exports or imports
- * exist (a gateway's Deployment, Service and ServiceAccount, a Namespace), and controllers keep changing them (a
- * Deployment's or a LoadBalancer Service's status bumps the resourceVersion), so a precondition would only make
- * them conflict with the cluster itself. Every other meshfed object is guarded (see {@link ClusterWriter.apply}).
- */
-/**
  * The `Accept` header of a metadata-only list, as client-go's metadata client sends it (JSON only): kube-apiserver
  * answers a `meta.k8s.io/v1` PartialObjectMetadataList (`asPartialObjectMetadataList` in
  * `staging/src/k8s.io/apiserver/pkg/endpoints/handlers/response.go`); the plain `application/json` fallback lets a
@@ -32,6 +26,12 @@ export interface Change {
  */
 const METADATA_LIST_ACCEPT = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
 
+/**
+ * Kinds written without a resourceVersion precondition: their content does not depend on which exports or imports
+ * exist (a gateway's Deployment, Service and ServiceAccount, a Namespace), and controllers keep changing them (a
+ * Deployment's or a LoadBalancer Service's status bumps the resourceVersion), so a precondition would only make
+ * them conflict with the cluster itself. Every other meshfed object is guarded (see {@link ClusterWriter.apply}).
+ */
 const UNGUARDED_KINDS = new Set(['Namespace', 'Deployment', 'Service', 'ServiceAccount']);
 
 /** Roles of the records of exports and imports (deleted after everything else, see {@link ClusterWriter.delete}). */

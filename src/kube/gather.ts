@@ -453,9 +453,10 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
   const gatewaysP = listGateways(writer);
   // The mesh root namespace's selector-less Sidecar applies to every namespace without one of its own.
   const rootSidecarsP = meshP.then((m) => optional(writer.list('networking.istio.io/v1beta1', 'Sidecar', m.facts.rootNamespace ?? istioNamespace), [] as KubeObject[]));
-  const [identity, mesh, managed, perNamespace, existingGateway, destinationRules, gateways, rootSidecars] = await Promise.all([
-    identityP, meshP, managedP, perNamespaceP, existingGatewayP, destinationRulesP, gatewaysP, rootSidecarsP,
+  const [identity, mesh, read, perNamespace, existingGateway, destinationRules, gateways, rootSidecars] = await Promise.all([
+    identityP, meshP, readP, perNamespaceP, existingGatewayP, destinationRulesP, gatewaysP, rootSidecarsP,
   ]);
+  const managed = read.objects;
 
   const { facts } = mesh;
   if (!facts.istioVersion && !options.istioOptional) {
@@ -518,8 +519,8 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
     pods,
     existing,
     ...(gatewayAddress ? { gatewayAddress } : {}),
-    ...((await readP).scoped && scope?.records === undefined ? { partialImportRecords: true } : {}),
-    ...((await readP).unreadableSecrets.length ? { unreadableSecrets: (await readP).unreadableSecrets } : {}),
+    ...(read.scoped && scope?.records === undefined ? { partialImportRecords: true } : {}),
+    ...(read.unreadableSecrets.length ? { unreadableSecrets: read.unreadableSecrets } : {}),
   };
   return { context: writer.contextName, identity, snapshot };
 }
