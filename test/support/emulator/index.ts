@@ -166,8 +166,8 @@ export async function startWorld(options: WorldOptions): Promise<World> {
   const runtimes = options.runtimes ?? [];
   const istioOf = (c: ClusterOptions): IstioVersion | null => (c.istio === undefined ? (options.istio ?? null) : c.istio);
   const needsIstio = options.clusters.some((c) => istioOf(c) !== null);
-  const rootCa = needsIstio && (options.root ?? 'shared') === 'shared' ? await createRootCa('Root CA', 0) : undefined;
-  const caCerts = await Promise.all(options.clusters.map((c, i) => (istioOf(c) ? createIstioCaCerts(c.name, rootCa, i + 1) : Promise.resolve(undefined))));
+  const rootCa = needsIstio && (options.root ?? 'shared') === 'shared' ? await createRootCa() : undefined;
+  const caCerts = await Promise.all(options.clusters.map((c) => (istioOf(c) ? createIstioCaCerts(c.name, rootCa) : Promise.resolve(undefined))));
 
   const clusters: EmulatedCluster[] = [];
   const stops: Array<() => Promise<void> | void> = [];
