@@ -49,8 +49,19 @@ export interface IssueOptions {
   keyType?: { kind: 'ec'; curve: 'P-256' | 'P-384' } | { kind: 'rsa'; bits: number } | { kind: 'ed25519' };
 }
 
+let keysMade = 0;
+
+/**
+ * How many private keys this process has generated here: one per certificate {@link issueCertificate} issued. The
+ * emulator reports them with the rest of what starting worlds costs (test/support/emulator/index.ts `emulatorWork`).
+ */
+export function keysGenerated(): number {
+  return keysMade;
+}
+
 /** A new private key of the given type. */
 function newKey(keyType: IssueOptions['keyType']): KeyObject {
+  keysMade++;
   switch (keyType?.kind) {
     case 'rsa': return generateKeyPairSync('rsa', { modulusLength: keyType.bits }).privateKey;
     case 'ed25519': return generateKeyPairSync('ed25519').privateKey;
