@@ -183,7 +183,7 @@ export function createImportRequest(
     [LABELS.provider]: input.export.providerClusterId,
   }), { type: 'Opaque', data: secretData(keyData(readSecret(findObject(snapshot, 'Secret', home, name)), keys.privateKeyPem)) });
   secret.metadata.annotations = {
-    [PENDING_NONCE]: nonce, [PENDING_CONSUMER]: input.consumerClusterId, [PENDING_EXPIRES]: spec.expiresAt,
+    [REQUEST_NONCE_ANNOTATION]: nonce, [PENDING_CONSUMER]: input.consumerClusterId, [PENDING_EXPIRES]: spec.expiresAt,
     [PENDING_EXPORT]: exportRefText(input.export), [PENDING_NAMESPACE]: input.namespace,
     [PENDING_ACCOUNTS]: serviceAccounts.join(','),
     ...(input.localName !== undefined ? { [PENDING_LOCAL_NAME]: input.localName } : {}),
@@ -207,7 +207,6 @@ function keyData(current: Record<string, string> | undefined, privateKeyPem: str
   return { 'tls.key': privateKeyPem };
 }
 
-const PENDING_NONCE = REQUEST_NONCE_ANNOTATION;
 const PENDING_CONSUMER = 'meshfed.io/request-consumer';
 const PENDING_EXPIRES = 'meshfed.io/request-expires';
 /** `<provider>/<namespace>/<export>` the request asks for, in full: the binding label may be shortened with a hash. */
@@ -275,8 +274,8 @@ export function pendingRequestOf(snapshot: ConsumerSnapshot, ref: ExportRef): { 
   const data = readSecret(secret);
   const key = data?.[PENDING_KEY] ?? data?.['tls.key'];
   const annotations = secret?.metadata.annotations ?? {};
-  if (!key || !annotations[PENDING_NONCE] || !annotations[PENDING_CONSUMER]) return undefined;
-  return { privateKeyPem: key, nonce: annotations[PENDING_NONCE]!, consumerClusterId: annotations[PENDING_CONSUMER]! };
+  if (!key || !annotations[REQUEST_NONCE_ANNOTATION] || !annotations[PENDING_CONSUMER]) return undefined;
+  return { privateKeyPem: key, nonce: annotations[REQUEST_NONCE_ANNOTATION]!, consumerClusterId: annotations[PENDING_CONSUMER]! };
 }
 
 /** An import request this consumer cluster has sent and not completed: the export it asks for. */
@@ -296,7 +295,7 @@ export function pendingRequests(snapshot: ConsumerSnapshot): PendingRequest[] {
   const refs: PendingRequest[] = [];
   for (const secret of snapshot.existing) {
     const provider = secret.metadata.labels?.[LABELS.provider];
-    if (secret.kind !== 'Secret' || !provider || secret.metadata.namespace !== home || !secret.metadata.annotations?.[PENDING_NONCE]) continue;
+    if (secret.kind !== 'Secret' || !provider || secret.metadata.namespace !== home || !secret.metadata.annotations?.[REQUEST_NONCE_ANNOTATION]) continue;
     const ref = requestedExport(secret, provider);
     const importNamespace = secret.metadata.annotations[PENDING_NAMESPACE];
     const localName = secret.metadata.annotations[PENDING_LOCAL_NAME];

@@ -17,7 +17,7 @@ const file = (name: string) => join(dir, name);
 
 const EXPORT = ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--subset', 'version=v2', '--name', 'reviews'];
 // Without --from: provider checks are skipped, the probe still runs.
-const VERIFY = ['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--path', '/reviews/0', '--timeout', '2m'];
+const VERIFY = ['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews', '--path', '/reviews/0', '--timeout', '2m'];
 async function probePasses(t: ExecutionContext, when: string): Promise<void> {
   const verify = await fed.run(VERIFY);
   t.is(verify.code, 0, `${when}: ${verify.stdout}\n${verify.stderr}`);

@@ -52,8 +52,19 @@ export interface IssueOptions {
 /** OpenSSL's names of the NIST curves. */
 const EC_CURVES = { 'P-224': 'secp224r1', 'P-256': 'prime256v1', 'P-384': 'secp384r1', 'P-521': 'secp521r1' } as const;
 
+let keysMade = 0;
+
+/**
+ * How many private keys this process has generated here: one per certificate {@link issueCertificate} issued. The
+ * emulator reports them with the rest of what starting worlds costs (test/support/emulator/index.ts `emulatorWork`).
+ */
+export function keysGenerated(): number {
+  return keysMade;
+}
+
 /** A new private key of the given type. */
 function newKey(keyType: IssueOptions['keyType']): KeyObject {
+  keysMade++;
   switch (keyType?.kind) {
     case 'rsa': return generateKeyPairSync('rsa', { modulusLength: keyType.bits }).privateKey;
     case 'ed25519': return generateKeyPairSync('ed25519').privateKey;
