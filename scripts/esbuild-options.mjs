@@ -3,6 +3,7 @@
 // kubectl-meshfed.cjs, one CommonJS script with every dependency bundled (Node's single-executable support runs one
 // CommonJS script), and each SEA asset beside it. The tests and the benchmark therefore run the very bytes users run.
 import { build } from 'esbuild';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -126,8 +127,28 @@ export function assetBuildOptions(module, outfile) {
   return { ...common, stdin: { contents: `module.exports = require(${JSON.stringify(module)});`, resolveDir: new URL('..', import.meta.url).pathname, loader: 'js' }, outfile };
 }
 
-/** Builds the plugin into `outdir`: {@link MAIN_SCRIPT} and the SEA assets. */
+/**
+ * What runs the main script with its code cache (src/launch/code-cache.ts), for the launcher from source
+ * (bin/kubectl-meshfed) and for the build of the executable's start-up cache (scripts/package.mjs).
+ */
+export const LAUNCH_SCRIPT = 'launch.cjs';
+
+/** Builds the plugin into `outdir`: {@link MAIN_SCRIPT}, the SEA assets and {@link LAUNCH_SCRIPT}. */
 export async function buildPlugin(outdir) {
   await build(mainBuildOptions(join(outdir, MAIN_SCRIPT)));
   for (const [module, asset] of Object.entries(SEA_ASSETS)) await build(assetBuildOptions(module, join(outdir, asset)));
+  await build({ ...common, entryPoints: [new URL('../src/launch/code-cache.ts', import.meta.url).pathname], outfile: join(outdir, LAUNCH_SCRIPT) });
+}
+
+/** The executable's SEA main script. */
+export const SEA_MAIN = 'sea-main.cjs';
+
+/**
+ * The executable's SEA main script (src/launch/sea-main.ts), which runs the main script (a SEA asset) with a code
+ * cache per command in the user's cache directory. `script` is the main script's text: its hash names the build in
+ * the cache directory's path, so that no other build reads its caches.
+ */
+export function seaMainBuildOptions(outfile, script) {
+  const hash = createHash('sha256').update(script).digest('hex').slice(0, 12);
+  return { ...common, entryPoints: [new URL('../src/launch/sea-main.ts', import.meta.url).pathname], outfile, define: { __MESHFED_BUILD__: JSON.stringify(`${pkg.version}-${hash}`) } };
 }

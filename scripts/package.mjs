@@ -17,7 +17,8 @@ import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { MAIN_SCRIPT, SEA_ASSETS, buildPlugin, pkg } from './esbuild-options.mjs';
+import { build as esbuild } from 'esbuild';
+import { LAUNCH_SCRIPT, MAIN_SCRIPT, SEA_ASSETS, SEA_MAIN, buildPlugin, pkg, seaMainBuildOptions } from './esbuild-options.mjs';
 import { adHocSign, removeSignature } from './macho-sign.mjs';
 import { KREW_VERSION, TARGETS, archiveName, executableName, homepage, hostNode, krewTools, nodeBinary, releaseUrl, root, targetName } from './release-targets.mjs';
 
@@ -40,23 +41,33 @@ rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 
 // 1. The plugin as one script plus its SEA assets — the same build as dist/ (scripts/build.mjs), made here rather than
-// copied so that a release never picks up a stale dist/ — and the SEA blob the pinned Node makes of them. The blob
-// carries V8's code cache of the main script (start-up is parsing, without it), made with a fixed --random-seed so
-// that it is the same at every build (V8 leaves the seed out of the flags a cache must match); Node accepts the cache
-// only in the binary that made it, so the other platforms get a blob without one (they would warn "Code cache data
-// rejected").
+// copied so that a release never picks up a stale dist/ — and the SEA blob the pinned Node makes of them. The blob's
+// main script is a small one (src/launch/sea-main.ts) that runs the plugin's script, an asset, with V8's code cache of
+// it: per command, kept in the user's cache directory, and for start-up one made here, by a `--version` run of the
+// pinned Node (as scripts/build.mjs makes dist/'s), with a fixed --random-seed so that it is the same at every build
+// (V8 leaves the seed out of the flags a cache must match). Node accepts a cache only in the binary that made it, so
+// only the linux/amd64 blob carries it; the other platforms' executables write their start-up cache in the user's
+// cache directory at their first run.
 await buildPlugin(work);
+await esbuild(seaMainBuildOptions(join(work, SEA_MAIN), readFileSync(join(work, MAIN_SCRIPT))));
 const node = hostNode();
 /** Runs a build tool, showing its output only when it fails (postject's parser warns about every ELF note). */
 function quiet(command, args) {
   const result = spawnSync(command, args, { cwd: work, encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`${[command, ...args].join(' ')} failed:\n${result.stdout}${result.stderr}`);
 }
-function seaBlob(name, useCodeCache) {
-  // Relative paths (run in `work`): the blob records the main script's path as given, and it must not depend on
+// The cache depends on the script's file name (not only on its text): a fixed one, not the build directory's.
+writeFileSync(join(work, 'startup-cache.cjs'), `const { besideScript, launch } = require('./${LAUNCH_SCRIPT}');
+const script = require('node:path').join(__dirname, '${MAIN_SCRIPT}');
+launch({ filename: '/${MAIN_SCRIPT}', source: require('node:fs').readFileSync(script, 'utf8'), require, dirname: '/', args: process.argv.slice(2), store: besideScript(script) });
+`);
+quiet(node, ['--random-seed=1', 'startup-cache.cjs', '--version']);
+const STARTUP_CACHE = `${MAIN_SCRIPT}.cache`;
+function seaBlob(name, native) {
+  // Relative paths (run in \`work\`): the blob records the main script's path as given, and it must not depend on
   // where the build runs.
-  const assets = Object.fromEntries(Object.values(SEA_ASSETS).map((asset) => [asset, asset]));
-  writeFileSync(join(work, `${name}.json`), JSON.stringify({ main: MAIN_SCRIPT, output: `${name}.blob`, disableExperimentalSEAWarning: true, useCodeCache, assets }));
+  const assets = Object.fromEntries([...Object.values(SEA_ASSETS), MAIN_SCRIPT, ...(native ? [STARTUP_CACHE] : [])].map((asset) => [asset, asset]));
+  writeFileSync(join(work, `${name}.json`), JSON.stringify({ main: SEA_MAIN, output: `${name}.blob`, disableExperimentalSEAWarning: true, useCodeCache: native, assets }));
   quiet(node, ['--random-seed=1', '--experimental-sea-config', `${name}.json`]);
   return join(work, `${name}.blob`);
 }
