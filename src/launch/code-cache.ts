@@ -230,35 +230,31 @@ export function userCacheStore(base: string | undefined, build: string): CacheSt
   if (base === undefined) return undefined;
   const app = join(base, 'kubectl-meshfed');
   const dir = join(app, build);
-  const safe = () => [app, dir].every((path) => {
+  const safe = (path: string) => {
     try {
       return trusted(lstatSync(path), 'dir');
     } catch {
       return false;
     }
-  });
+  };
   const file = (name: string) => join(dir, `${name === START ? 'start' : name}.cache`);
   return {
     file,
-    readable: safe,
+    readable: () => safe(app) && safe(dir),
     exists: (name) => existsSync(file(name)),
     writable: () => {
-      try {
-        // The base (~/.cache) only if its parent exists: a missing home stays missing.
-        mkdirSync(base, { mode: 0o700 });
-      } catch {
-        // it exists, or cannot be made (then neither can the rest)
-      }
+      // The base (~/.cache) only if its parent exists: a missing home stays missing. Each directory is checked before
+      // anything is made in it.
       let made = false;
-      for (const path of [app, dir]) {
+      for (const path of [base, app, dir]) {
         try {
           mkdirSync(path, { mode: 0o700 });
           made = path === dir;
         } catch {
           // exists (checked below) or cannot be made
         }
+        if (path !== base && !safe(path)) return false;
       }
-      if (!safe()) return false;
       if (made) {
         for (const other of readdirSync(app)) {
           if (other !== build) rmSync(join(app, other), { recursive: true, force: true });
