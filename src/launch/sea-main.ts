@@ -6,7 +6,7 @@
  */
 import { getRawAsset } from 'node:sea';
 import { dirname } from 'node:path';
-import { launch, userCacheDir, userCacheStore } from './code-cache.ts';
+import { launch, userCacheDir, userCacheStore } from './code-cache.js';
 
 /** The plugin's version and its script's hash (scripts/esbuild-options.mjs, seaMainBuildOptions). */
 declare const __MESHFED_BUILD__: string;
