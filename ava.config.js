@@ -8,6 +8,7 @@
 const LONGEST_FIRST = [
   'test/commands/faults.test.ts',
   'test/release/release.test.ts',
+  'test/release/code-cache.test.ts',
   'test/commands/concurrency.test.ts',
   'test/commands/verify-wait.test.ts',
   'test/verify/tcp.test.ts',

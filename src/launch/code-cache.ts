@@ -12,8 +12,8 @@
  * run exits, atomically (another run may be reading it). Nothing here prints (but for {@link DEBUG_ENV}) or changes
  * an exit code: a cache that cannot be read or written is a run without one.
  */
-import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Script } from 'node:vm';
 import { crc32 } from 'node:zlib';
 
@@ -46,7 +46,10 @@ export interface CacheStore {
   readable(): boolean;
   /** Whether cache `name` has a file (sound or not). */
   exists(name: string): boolean;
-  /** Makes the directory if need be; false when it cannot be made or is not safe to use. */
+  /**
+   * Makes the directory if need be; false when it cannot be made, is not safe to use, or is read-only (checked before
+   * the cache is made: that takes tens of milliseconds).
+   */
   writable(): boolean;
   /** The permission bits of a file it writes. */
   fileMode: number;
@@ -181,9 +184,8 @@ export function launch(options: LaunchOptions): void {
       else target = command ?? START;
       if (target === undefined) return;
       try {
-        if (!store.writable()) return;
-        const written = writeCache(store.file(target), script.createCachedData(), store.fileMode);
-        debug?.(`${written ? 'wrote' : 'could not write'} ${store.file(target)}`);
+        const written = store.writable() && writeCache(store.file(target), script.createCachedData(), store.fileMode);
+        debug?.(`${written ? 'wrote' : 'cannot write'} ${store.file(target)}`);
       } catch {
         // no cache this time
       }
@@ -193,6 +195,16 @@ export function launch(options: LaunchOptions): void {
   (script.runInThisContext() as (...args: unknown[]) => void)(module.exports, options.require, module, options.filename, options.dirname);
 }
 
+/** Whether this process may make files in `dir`. */
+function mayWrite(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The caches beside the script, as the launcher from source keeps them (dist/ is the developer's own). */
 export function besideScript(script: string): CacheStore {
   const file = (name: string) => (name === START ? `${script}.cache` : `${script}.${name}.cache`);
@@ -200,7 +212,7 @@ export function besideScript(script: string): CacheStore {
     file,
     readable: () => true,
     exists: (name) => existsSync(file(name)),
-    writable: () => true,
+    writable: () => mayWrite(dirname(script)),
     fileMode: 0o644,
   };
 }
@@ -255,6 +267,7 @@ export function userCacheStore(base: string | undefined, build: string): CacheSt
         }
         if (path !== base && !safe(path)) return false;
       }
+      if (!mayWrite(dir)) return false;
       if (made) {
         for (const other of readdirSync(app)) {
           if (other !== build) rmSync(join(app, other), { recursive: true, force: true });

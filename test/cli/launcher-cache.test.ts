@@ -1,9 +1,10 @@
 // bin/kubectl-meshfed keeps V8's code cache per command (the functions a command compiles as it runs are cached only
 // once it has run): a command that succeeds writes its own cache as it exits, a later run of it loads that cache (and
-// Node accepts it: no "Code cache data rejected"), and a failed run or a run that names no command writes none.
+// Node accepts it: no "Code cache data rejected"), a failed run or a run that names no command writes none, and a
+// corrupt cache is neither run nor kept.
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -38,4 +39,14 @@ test('a command that succeeds writes its code cache once; later runs load it; fa
   t.is(second.code, 0);
   t.is(second.stdout, first.stdout);
   t.is(second.stderr, '', 'Node accepts the command\'s cache and says nothing');
+
+  // A corrupt cache (one flipped byte, which V8 would run or crash on) is not used, and is written again.
+  const file = join(dir, 'dist', 'kubectl-meshfed.cjs.completion.cache');
+  const corrupt = readFileSync(file);
+  corrupt[corrupt.length >> 1] ^= 0xff;
+  writeFileSync(file, corrupt);
+  const third = await run(['completion', 'bash']);
+  t.is(third.code, 0);
+  t.is(third.stdout, first.stdout);
+  t.notDeepEqual(readFileSync(file), corrupt, 'written again');
 });

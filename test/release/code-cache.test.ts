@@ -201,7 +201,7 @@ test.serial('a read-only or missing home runs without a cache, with the same out
   const rbacRun = run(rbac, { HOME: dir }, options);
   t.is(rbacRun.status, 0, rbacRun.stderr);
   t.is(rbacRun.stdout, rbacReference.stdout);
-  t.regex(rbacRun.stderr, /^code cache: could not write \S+\/rbac\.cache$/m);
+  t.regex(rbacRun.stderr, /^code cache: cannot write \S+\/rbac\.cache$/m);
   t.deepEqual(readdirSync(build), ['completion.cache']);
   t.is(verdict(run(['completion', 'bash'], { HOME: dir }, options), 'completion'), 'accepted');
 });
