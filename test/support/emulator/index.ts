@@ -101,6 +101,11 @@ export interface EmulatedCluster {
     add(fault: Fault): void;
     clear(): void;
   };
+  /**
+   * Resolves with the next request with this method and path (a RegExp is tested against the path) that the server
+   * starts to answer from now on: e.g. a client's retry of a request a fault holds.
+   */
+  nextAnswer(method: string, path: string | RegExp): Promise<RequestRecord>;
   /** Holds requests until several users each have one waiting (holds.ts): deterministic interleavings. */
   readonly holds: {
     add(hold: Hold): HoldHandle;
@@ -220,6 +225,8 @@ export async function startWorld(options: WorldOptions): Promise<World> {
         follow: (ns, pod, o, write, end) => kubelet.followLog(ns, pod, o, write, end),
       },
       openStreams: new Set(),
+      delays: new Set(),
+      answered: new Set(),
       execHandlers: () => options.execHandlers ?? [],
       exec: { cluster: view, world: () => worldView },
     };
@@ -257,6 +264,14 @@ export async function startWorld(options: WorldOptions): Promise<World> {
           ctx.faults.length = 0;
         },
       },
+      nextAnswer: (method, path) => new Promise<RequestRecord>((resolve) => {
+        const listener = (record: RequestRecord) => {
+          if (record.method !== method.toUpperCase() || !(typeof path === 'string' ? record.path === path : path.test(record.path))) return;
+          ctx.answered.delete(listener);
+          resolve(record);
+        };
+        ctx.answered.add(listener);
+      }),
       create: (obj) => api.create(api.typeOfObject(obj), obj.metadata.namespace, obj, { fieldManager: 'test' }, obj.apiVersion.split('/').pop()),
       apply: (obj, fieldManager = 'test') =>
         api.patch(api.typeOfObject(obj), obj.metadata.namespace, obj.metadata.name, 'application/apply-patch+yaml', structuredClone(obj), { fieldManager, force: true }, obj.apiVersion.split('/').pop()),
