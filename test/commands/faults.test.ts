@@ -10,7 +10,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { X509Certificate } from 'node:crypto';
 import type { EmulatedCluster, Fault, KubeObject, RequestRecord, World } from '../support/emulator/index.js';
-import { BoundClock, ofRequest, toServer } from '../support/clock.js';
+import { BoundClock, ofRecord } from '../support/clock.js';
 import { MESHFED_KINDS, startFederationWorld, untilAnswered, type FederationWorld } from '../support/federation.js';
 import { FEDERATION_CA_CERTIFICATES } from '../../src/federation/naming.js';
 
@@ -51,7 +51,7 @@ function faultOf(kind: FaultKind, cluster: EmulatedCluster, method: string, path
   return {
     method,
     path,
-    held: (record) => clock.elapse((bound) => toServer(cluster.server)(bound) && ofRequest(record.method, record.path)(bound)),
+    held: (record) => clock.elapse(ofRecord(cluster.server, record)),
     hold: cluster.nextAnswer(method, path),
   };
 }

@@ -6,6 +6,7 @@
  * bound also keeps its real timer: a test whose event never comes is slow, not wrong.
  */
 import { realBoundTimer, type AttemptBound, type BoundTimer } from '../../src/kube/client.js';
+import type { RequestRecord } from './emulator/index.js';
 
 interface Running {
   bound: AttemptBound;
@@ -73,8 +74,10 @@ export class BoundClock {
 /** The bounds of attempts sent to `server` (`https://host:port`). */
 export const toServer = (server: string) => (bound: AttemptBound): boolean => new URL(bound.url).origin === new URL(server).origin;
 
-/** The bounds of attempts of one request: method and path (a RegExp is tested against the path, without query). */
-export const ofRequest = (method: string, path: string | RegExp) => (bound: AttemptBound): boolean => {
-  const pathname = new URL(bound.url).pathname;
-  return bound.method === method.toUpperCase() && (typeof path === 'string' ? pathname === path : path.test(pathname));
+/** The bounds of attempts of the request an emulated cluster at `server` logged as `record` (method, path and query). */
+export const ofRecord = (server: string, record: Pick<RequestRecord, 'method' | 'path' | 'query'>) => (bound: AttemptBound): boolean => {
+  const url = new URL(bound.url);
+  const query = [...url.searchParams.entries()].sort();
+  return url.origin === new URL(server).origin && bound.method === record.method && url.pathname === record.path
+    && JSON.stringify(query) === JSON.stringify(Object.entries(record.query).sort());
 };
