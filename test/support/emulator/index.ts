@@ -128,6 +128,8 @@ export interface EmulatedCluster {
   clientCertificate(user: string, groups?: string[]): Promise<PemPair>;
   /** Sets a Service's load balancer address (an IPv4 address or a hostname), as a cloud LB that changed would. */
   setLoadBalancerAddress(namespace: string, name: string, address: string): KubeObject;
+  /** The last resourceVersion handed out (one counter for all kinds, as etcd's revision). */
+  resourceVersion(): number;
   /** Forgets the watch history: watches from an older resourceVersion get 410 Expired. */
   compactHistory(): void;
   /** Resolves when controllers and the kubelet have nothing left to do right now. */
@@ -296,6 +298,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
         const entry = /^\d+\.\d+\.\d+\.\d+$/.test(address) ? { ip: address, ipMode: 'VIP' } : { hostname: address };
         return structuredClone(api.writeAsController(t, { ...svc, status: { loadBalancer: { ingress: [entry] } } }, 'cloud-controller-manager', 'status'));
       },
+      resourceVersion: () => api.store.revision,
       compactHistory: () => api.store.compact(),
       waitIdle,
     };
