@@ -249,9 +249,9 @@ test.serial('three consumers importing one export at once are all admitted', asy
       // Each import first writes the export record (a ConfigMap) on the provider, then the admission policy.
       interleavings: [readAllThenWrite('production'), sharedObject('production', /\/authorizationpolicies/), free],
       verify: [
-        ['verify', '--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'production'],
-        ['verify', '--context', 'staging', '-n', 'apps', '--import', 'postgres', '--from', 'production', '--no-probe'],
-        ['verify', '--context', 'qa', '-n', 'apps', '--import', 'postgres', '--from', 'production', '--no-probe'],
+        ['verify', '--context', 'operations', '-n', 'vault', '--name', 'postgres', '--from', 'production'],
+        ['verify', '--context', 'staging', '-n', 'apps', '--name', 'postgres', '--from', 'production', '--no-probe'],
+        ['verify', '--context', 'qa', '-n', 'apps', '--name', 'postgres', '--from', 'production', '--no-probe'],
       ],
     });
   } finally {
@@ -270,7 +270,7 @@ test.serial('one consumer importing three exports at once keeps every route', as
       // The egress routes DestinationRule is shared by every import of the consumer.
       interleavings: [readAllThenWrite('operations'), sharedObject('operations', /\/destinationrules/)],
       // The probe for one import, the static checks (both sides' objects) for the others.
-      verify: names.map((name, i) => ['verify', '--context', 'operations', '-n', 'vault', '--import', name, '--from', 'production', ...(i > 0 ? ['--no-probe'] : [])]),
+      verify: names.map((name, i) => ['verify', '--context', 'operations', '-n', 'vault', '--name', name, '--from', 'production', ...(i > 0 ? ['--no-probe'] : [])]),
     });
   } finally {
     await fed.stop();
@@ -290,7 +290,7 @@ test.serial('four exports at once on a fresh provider make one federation CA tha
       finish: [['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/pg4']],
       // The CA Secret is created (POST) in its own namespace by every export.
       interleavings: [readAllThenWrite('production'), sharedObject('production', /^\/api\/v1\/namespaces\/meshfed-ca\/secrets$/, 'POST'), free],
-      verify: [['verify', '--context', 'operations', '-n', 'vault', '--import', 'pg4', '--from', 'production']],
+      verify: [['verify', '--context', 'operations', '-n', 'vault', '--name', 'pg4', '--from', 'production']],
     });
   } finally {
     await fed.stop();
@@ -318,7 +318,7 @@ test.serial('an export racing an admission and a revocation of the same export l
       // A second export of the same gateway, the admission of staging and the revocation of operations all rewrite
       // objects of the provider gateway (its Gateway, its admission policy) and the export record.
       interleavings: [readAllThenWrite('production'), sharedObject('production', /\/authorizationpolicies/)],
-      verify: [['verify', '--context', 'staging', '-n', 'apps', '--import', 'postgres', '--from', 'production']],
+      verify: [['verify', '--context', 'staging', '-n', 'apps', '--name', 'postgres', '--from', 'production']],
     });
   } finally {
     await fed.stop();
@@ -341,7 +341,7 @@ test.serial('a conflict that persists is reported with the object that kept chan
     production.faults.clear();
     const again = await fed.run(['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres']);
     t.is(again.code, 0, again.stderr);
-    const verified = await fed.run(['verify', '--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'production', '--no-probe']);
+    const verified = await fed.run(['verify', '--context', 'operations', '-n', 'vault', '--name', 'postgres', '--from', 'production', '--no-probe']);
     t.is(verified.code, 0, verified.stdout + verified.stderr);
   } finally {
     await fed.stop();
@@ -365,7 +365,7 @@ test.serial('an unimport racing an import of another export on the same consumer
         ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/pg2'],
       ],
       interleavings: [deleteThenUpdate('operations', routes), readAllThenWrite('operations'), free],
-      verify: [['verify', '--context', 'operations', '-n', 'vault', '--import', 'pg2', '--from', 'production', '--no-probe']],
+      verify: [['verify', '--context', 'operations', '-n', 'vault', '--name', 'pg2', '--from', 'production', '--no-probe']],
     });
   } finally {
     await fed.stop();

@@ -32,7 +32,7 @@ test.after.always(async () => {
 });
 
 test.serial('right after the import, verify without --wait probes once: the configuration is not pushed yet, the probe fails and the hint names --wait', async (t) => {
-  const result = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--path', '/reviews/0']);
+  const result = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews', '--path', '/reviews/0']);
   t.is(result.code, 3, `${result.stdout}\n${result.stderr}`);
   // No --from: the provider was found from the import's record, and its checks ran.
   t.regex(result.stderr, /Provider: context cluster2 \(federation cluster cluster2, named by the import's record\)/);
@@ -53,7 +53,7 @@ test.serial('verify --wait probes again, with pauses, until the pushed configura
     pauses.push(ms);
     pushes.push(fed.world.clusters);
   };
-  const result = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews2', '--path', '/reviews/0', '--wait', '100s'], { session: { pause: pushWhilePaused } });
+  const result = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews2', '--path', '/reviews/0', '--wait', '100s'], { session: { pause: pushWhilePaused } });
   t.is(result.code, 0, `${result.stdout}\n${result.stderr}`);
   t.deepEqual(pauses, [1000], 'one pause, after the first probe failed; the second probe, after the push, passed');
   t.is(pushes.count, pushesBefore + 1);
@@ -69,7 +69,7 @@ test.serial('without --from and without a context of the provider cluster in the
   kubeconfig['current-context'] = 'cluster1';
   const path = join(mkdtempSync(join(tmpdir(), 'meshfed-verify-')), 'kubeconfig');
   writeFileSync(path, YAML.stringify(kubeconfig));
-  const result = await runCli(['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--no-probe', '--kubeconfig', path]);
+  const result = await runCli(['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews', '--no-probe', '--kubeconfig', path]);
   t.is(result.code, 0, `${result.stdout}\n${result.stderr}`);
   t.regex(result.stdout, /no context of the kubeconfig is the provider cluster cluster2: pass --from <the context of cluster2> to check the provider side/);
 });
