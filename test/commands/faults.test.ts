@@ -213,6 +213,7 @@ async function faultMatrix(
       if (same && checked) figures.converged += 1;
     }
   }
+  t.is(clock.elapsed.length, KINDS.filter((k) => k.stall).length * positions.length, 'each held attempt was cut on its event, none waited out its bound');
   return figures;
 }
 
@@ -383,5 +384,6 @@ test('verify: the probe pod\'s create and delete survive transient API faults; a
       if (converged) figures.converged += 1;
     }
   }
+  t.is(clock.elapsed.length, KINDS.filter((k) => k.stall).length * positions.length, 'each held attempt was cut on its event, none waited out its bound');
   report(t, 'verify (probe pod)', figures);
 });
