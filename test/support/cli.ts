@@ -41,8 +41,9 @@ export interface CliOptions {
    */
   realRetryWaits?: boolean;
   /**
-   * In this process ({@link runCli}): the session's timers, e.g. a {@link BoundClock}'s `timer` as `boundTimer` (bounds
-   * that also run out on the test's events) or a `pause` that makes the event a paused command waits for happen.
+   * In this process ({@link runCli}): the session's timers, e.g. a `BoundClock`'s `timer` (test/support/clock.ts) as
+   * `boundTimer` (bounds that also run out on the test's events), or a `pause` during which the test makes happen what
+   * the paused command waits for.
    */
   session?: Omit<SessionOptions, 'retryWait'>;
 }
