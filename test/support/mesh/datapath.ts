@@ -472,10 +472,14 @@ export function envoyFailureReason(f: Failure): string {
             : `268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED (${f.code})`;
         return `remote connection failure, transport failure reason: TLS_error:|${what}:TLS_error_end`;
       }
+      // BoringSSL packs an error as (ERR_LIB_SSL = 16) << 24 | reason (include/openssl/err.h ERR_PACK), and a TLS alert
+      // received as reason SSL_AD_REASON_OFFSET (1000) + the alert's number (include/openssl/ssl.h): handshake_failure
+      // 40 → 268436496, certificate_expired 45 → 268436501, unknown_ca 48 → 268436504, certificate_required 116 →
+      // 268436572 (RFC 8446 section 6 numbers the alerts).
       const alert = f.code === 'NO_COMMON_SIGNATURE_ALGORITHMS' ? '268436496:SSL routines:OPENSSL_internal:SSLV3_ALERT_HANDSHAKE_FAILURE'
         : /expired/i.test(f.code + f.message) ? '268436501:SSL routines:OPENSSL_internal:SSLV3_ALERT_CERTIFICATE_EXPIRED'
-          : /did not return a certificate|CERTIFICATE_REQUIRED/i.test(f.code + f.message) ? '268436566:SSL routines:OPENSSL_internal:TLSV1_ALERT_CERTIFICATE_REQUIRED'
-            : '268436536:SSL routines:OPENSSL_internal:TLSV1_ALERT_UNKNOWN_CA';
+          : /did not return a certificate|CERTIFICATE_REQUIRED/i.test(f.code + f.message) ? '268436572:SSL routines:OPENSSL_internal:TLSV1_ALERT_CERTIFICATE_REQUIRED'
+            : '268436504:SSL routines:OPENSSL_internal:TLSV1_ALERT_UNKNOWN_CA';
       return `remote connection failure, transport failure reason: TLS_error:|${alert}:TLS_error_end`;
     }
   }
