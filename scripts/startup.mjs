@@ -24,7 +24,7 @@ for (const args of cases) {
       const result = spawnSync(l.file, [...l.prefix, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       if (result.status !== 0) throw new Error(`${l.name} ${args.join(' ')}: exit ${result.status}\n${result.stderr}`);
-      if (round > 0) times.get(l.name).push(ms); // the first round warms the page cache
+      if (round > 0) times.get(l.name).push(ms); // the first round warms the page cache and writes the code caches
     }
   }
   for (const l of launchers) {
