@@ -176,7 +176,10 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
   });
   for (const ref of pendingRequests(snapshot)) {
     imports.push({
-      namespace: '-', localName: '-', source: `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`, mode: '-', protocol: '-', port: 0, gateway: '-', state: 'pending',
+      // Where and as what the bundle will import it (the export's name unless the request named another); requests of
+      // earlier versions did not record the namespace.
+      namespace: ref.importNamespace ?? '-', localName: ref.localName ?? ref.exportName,
+      source: `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`, mode: '-', protocol: '-', port: 0, gateway: '-', state: 'pending',
     });
   }
   // The certificates only: status reads no key (the viewer role may not read the CA's Secret).

@@ -19,7 +19,8 @@ import type { CommandBody } from './index.js';
 import { givenName, namePositional, type NameArgs } from './shared.js';
 
 interface VerifyArgs extends GlobalArgs, NameArgs {
-  import?: string;
+  /** `--name` (alias `--import`): the local name, as NAME. */
+  name?: string;
   from?: string;
   path: string;
   send?: string;
@@ -99,9 +100,9 @@ async function chooseImport(session: Session, writer: ClusterWriter, namespace: 
     });
   }
   if (!session.ui.interactive) {
-    throw new UsageError('missing value for --import', { hint: `imports in namespace "${namespace}": ${imports.map((r) => r.localName).join(', ')}` });
+    throw new UsageError('missing value for --name', { hint: `imports in namespace "${namespace}": ${imports.map((r) => r.localName).join(', ')}` });
   }
-  return session.prompter.select('--import', 'Which import do you want to verify?', imports.map((r) => ({
+  return session.prompter.select('--name', 'Which import do you want to verify?', imports.map((r) => ({
     value: r.localName,
     name: r.localName,
     description: `${r.endpoint.providerClusterId}/${r.endpoint.namespace}/${r.endpoint.exportName} (${r.endpoint.mode}, ${r.endpoint.protocol})`,
@@ -146,20 +147,6 @@ function firstFailure(results: readonly CheckResult[]): string {
   return failure && failure.outcome.status === 'fail' ? `${failure.code}: ${failure.outcome.message}` : 'no result';
 }
 
-/** Waits `ms`, or until the command is interrupted (then throws, as the probe would). */
-async function pause(ms: number, session: Session): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      session.signal.removeEventListener('abort', done);
-      resolve();
-    }
-    session.signal.addEventListener('abort', done, { once: true });
-  });
-  if (session.signal.aborted) throw new InterruptedError('interrupted', session.interruptedBy);
-}
-
 /** `--send` takes C-style escapes (`\r\n`, `\x00`, `\0`) so that binary greetings fit on a command line. */
 function unescapeSend(text: string): string {
   return text.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|[rnt\\])/g, (_m, e: string) => {
@@ -197,7 +184,7 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
       providerContext = found.writer?.contextName;
       return found;
     };
-  const localName = givenName(args.NAME, args.import, '--import') ?? await chooseImport(session, consumer, namespace);
+  const localName = givenName(args.NAME, args.name, '--name') ?? await chooseImport(session, consumer, namespace);
 
   /** Starts a probe pod: its run ends when the pod completes, times out, or `stop` (or a signal) stops it. */
   const launchProbe = (to: ProbeTarget, account: string | undefined, stop?: AbortSignal): Launched => {
@@ -315,7 +302,7 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
     // changes, up to PILOT_DEBOUNCE_MAX, 10 s by default), so a probe right after an import may fail and pass later.
     for (let pauseMs = 1000, tries = 1; failed(probe.results) && Date.now() + pauseMs < waitUntil; pauseMs = Math.min(pauseMs * 2, MAX_WAIT_PAUSE_MS)) {
       ui.info(`probe ${tries} failed (${firstFailure(probe.results)}); probing again in ${pauseMs / 1000}s (--wait ${args.wait})`);
-      await pause(pauseMs, session);
+      await session.pause(pauseMs);
       probe = await probeOnce(launchProbe(target, identity.account));
       tries += 1;
     }
@@ -364,8 +351,8 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
 export const verifyCommand: CommandBody<VerifyArgs> = {
   builder: (yargs) =>
     namePositional(yargs, 'Local name of the import to verify (in -n); asked for on a terminal')
-      // --name as in unimport, which takes the same local name.
-      .option('import', { alias: 'name', type: 'string', describe: 'The local name, as NAME' })
+      // --name as in unimport, which takes the same local name; --import, its first spelling, is kept for scripts.
+      .option('name', { alias: 'import', type: 'string', describe: 'The local name, as NAME' })
       .option('from', { type: 'string', describe: 'kubeconfig context of the provider cluster; default: the context whose cluster is the provider the import\'s record names (provider checks are skipped when there is none)' })
       .option('path', { type: 'string', default: '/', describe: 'HTTP path the probe requests, e.g. /health' })
       .option('send', { type: 'string', describe: 'TCP: bytes the probe sends (escapes \\r \\n \\xNN); default: a greeting for well-known ports (PostgreSQL, Redis…), else a newline' })

@@ -13,7 +13,7 @@ import {
   createCertificateRequest, generateKeyPair, inspectCertificate, inspectCertificateRequest, keyMatchesCertificate,
   PkiError, signClientCertificate, signDetached, splitPemBundle, verifyCertificateChain, verifyDetached,
 } from '../pki/index.js';
-import type { ImportCredentials } from './consumer.js';
+import { checkLocalName, type ImportCredentials } from './consumer.js';
 import { BundleError, FederationInputError } from './errors.js';
 import type { ClusterPlan, ConsumerIdentity, ConsumerSnapshot, ExportEndpoint, KubeObject, ProviderSnapshot } from './model.js';
 import {
@@ -136,7 +136,7 @@ export function certificateFingerprint(pem: string): string {
  */
 export function createImportRequest(
   snapshot: ConsumerSnapshot,
-  input: { consumerClusterId: string; namespace: string; serviceAccounts?: string[]; export: ExportRef },
+  input: { consumerClusterId: string; namespace: string; serviceAccounts?: string[]; export: ExportRef; localName?: string },
   options: { now?: Date; ttlHours?: number } = {},
 ): { request: ImportRequest; plan: ClusterPlan } {
   checkSupportedIstio(snapshot);
@@ -147,6 +147,10 @@ export function createImportRequest(
   checkDnsLabel(input.export.exportName, 'export name', '--export');
   const serviceAccounts = input.serviceAccounts?.length ? input.serviceAccounts : ['default'];
   for (const sa of serviceAccounts) checkDnsLabel(sa, 'service account', '--service-account');
+  // The name apps will call, checked now rather than when the bundle comes back: a clash found then would cost the
+  // provider's admin a round for nothing.
+  const localName = requestLocalName(snapshot, input);
+  if (localName) checkLocalName(snapshot, input.namespace, localName, input.export);
   const now = options.now ?? new Date();
   const expires = new Date(now.getTime() + (options.ttlHours ?? DEFAULT_REQUEST_TTL_HOURS) * 3_600_000);
   const keys = generateKeyPair();
@@ -179,9 +183,10 @@ export function createImportRequest(
     [LABELS.provider]: input.export.providerClusterId,
   }), { type: 'Opaque', data: secretData(keyData(readSecret(findObject(snapshot, 'Secret', home, name)), keys.privateKeyPem)) });
   secret.metadata.annotations = {
-    [PENDING_NONCE]: nonce, [PENDING_CONSUMER]: input.consumerClusterId, [PENDING_EXPIRES]: spec.expiresAt,
+    [REQUEST_NONCE_ANNOTATION]: nonce, [PENDING_CONSUMER]: input.consumerClusterId, [PENDING_EXPIRES]: spec.expiresAt,
     [PENDING_EXPORT]: exportRefText(input.export), [PENDING_NAMESPACE]: input.namespace,
     [PENDING_ACCOUNTS]: serviceAccounts.join(','),
+    ...(input.localName !== undefined ? { [PENDING_LOCAL_NAME]: input.localName } : {}),
   };
   plan.objects.push(secret);
   plan.secretsWithPrivateKeys.push(`${home}/${name}`);
@@ -202,7 +207,6 @@ function keyData(current: Record<string, string> | undefined, privateKeyPem: str
   return { 'tls.key': privateKeyPem };
 }
 
-const PENDING_NONCE = REQUEST_NONCE_ANNOTATION;
 const PENDING_CONSUMER = 'meshfed.io/request-consumer';
 const PENDING_EXPIRES = 'meshfed.io/request-expires';
 /** `<provider>/<namespace>/<export>` the request asks for, in full: the binding label may be shortened with a hash. */
@@ -211,6 +215,29 @@ const PENDING_EXPORT = 'meshfed.io/request-export';
 const PENDING_NAMESPACE = 'meshfed.io/request-namespace';
 /** The service accounts the request asks to admit (comma-separated), recorded with the import for verify's probe. */
 const PENDING_ACCOUNTS = 'meshfed.io/request-service-accounts';
+
+/** The local name the request was made for (`import --name … --request-out`), which `import --bundle` then uses. */
+const PENDING_LOCAL_NAME = 'meshfed.io/request-local-name';
+
+/**
+ * The local name an import request reserves: `--name`, else the export's name; none for a request that re-keys an
+ * import of the export in that namespace without `--name` (the import keeps its name).
+ */
+export function requestLocalName(snapshot: ConsumerSnapshot, input: { namespace: string; export: ExportRef; localName?: string }): string | undefined {
+  if (input.localName !== undefined) return input.localName;
+  const rekeys = readImportRecords(snapshot).some((r) => r.namespace === input.namespace && exportRefText(r.endpoint) === exportRefText(input.export));
+  return rekeys ? undefined : input.export.exportName;
+}
+
+/**
+ * The local name a pending import request was made for (`--name` with `--request-out`), as recorded by
+ * {@link createImportRequest}; undefined when none was given (the export's name applies), for no pending request, or
+ * for one made by an earlier version.
+ */
+export function pendingLocalName(snapshot: ConsumerSnapshot, ref: ExportRef): string | undefined {
+  const secret = findObject(snapshot, 'Secret', homeNamespaceOf(snapshot), names.binding(ref.providerClusterId, ref.namespace, ref.exportName));
+  return secret?.metadata.annotations?.[PENDING_LOCAL_NAME] || undefined;
+}
 
 /**
  * The service accounts a pending import request asked the provider to admit (shared-root), as recorded by
@@ -247,14 +274,16 @@ export function pendingRequestOf(snapshot: ConsumerSnapshot, ref: ExportRef): { 
   const data = readSecret(secret);
   const key = data?.[PENDING_KEY] ?? data?.['tls.key'];
   const annotations = secret?.metadata.annotations ?? {};
-  if (!key || !annotations[PENDING_NONCE] || !annotations[PENDING_CONSUMER]) return undefined;
-  return { privateKeyPem: key, nonce: annotations[PENDING_NONCE]!, consumerClusterId: annotations[PENDING_CONSUMER]! };
+  if (!key || !annotations[REQUEST_NONCE_ANNOTATION] || !annotations[PENDING_CONSUMER]) return undefined;
+  return { privateKeyPem: key, nonce: annotations[REQUEST_NONCE_ANNOTATION]!, consumerClusterId: annotations[PENDING_CONSUMER]! };
 }
 
 /** An import request this consumer cluster has sent and not completed: the export it asks for. */
 export interface PendingRequest extends ExportRef {
   /** The namespace it imports into; absent for requests made by earlier versions, which did not record it. */
   importNamespace?: string;
+  /** The local name it was made for (`--name`); absent when none was given (the export's name applies). */
+  localName?: string;
 }
 
 /**
@@ -266,14 +295,15 @@ export function pendingRequests(snapshot: ConsumerSnapshot): PendingRequest[] {
   const refs: PendingRequest[] = [];
   for (const secret of snapshot.existing) {
     const provider = secret.metadata.labels?.[LABELS.provider];
-    if (secret.kind !== 'Secret' || !provider || secret.metadata.namespace !== home || !secret.metadata.annotations?.[PENDING_NONCE]) continue;
+    if (secret.kind !== 'Secret' || !provider || secret.metadata.namespace !== home || !secret.metadata.annotations?.[REQUEST_NONCE_ANNOTATION]) continue;
     const ref = requestedExport(secret, provider);
     const importNamespace = secret.metadata.annotations[PENDING_NAMESPACE];
+    const localName = secret.metadata.annotations[PENDING_LOCAL_NAME];
     // Listed as metadata (status reads no Secret data): its annotations tell a pending request; with its data, its key too.
     const pending = secret.data === undefined
       ? secret.metadata.annotations[PENDING_CONSUMER] !== undefined && findObject(snapshot, 'Secret', home, names.binding(ref.providerClusterId, ref.namespace, ref.exportName)) === secret
       : pendingRequestOf(snapshot, ref) !== undefined;
-    if (pending) refs.push({ ...ref, ...(importNamespace ? { importNamespace } : {}) });
+    if (pending) refs.push({ ...ref, ...(importNamespace ? { importNamespace } : {}), ...(localName ? { localName } : {}) });
   }
   return refs;
 }

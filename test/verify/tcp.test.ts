@@ -10,12 +10,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { binDir, runCli } from '../support/cli.js';
+import { BoundClock, ofRecord } from '../support/clock.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
 import { assertFails, breakObject, failingCodes, probePods, verifyJson } from './helpers.js';
 
 let fed: FederationWorld;
-const BOUNDARY = ['--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'production'];
-const SHARED = ['--context', 'operations', '-n', 'vault', '--import', 'pgshared', '--from', 'production'];
+const BOUNDARY = ['--context', 'operations', '-n', 'vault', '--name', 'postgres', '--from', 'production'];
+const SHARED = ['--context', 'operations', '-n', 'vault', '--name', 'pgshared', '--from', 'production'];
 /** An image the kubelet pulls whose container neither calls out nor ends: the probe never completes. */
 const IDLE_IMAGE = 'nginx:1.27';
 
@@ -92,7 +93,7 @@ test.serial('an unreachable provider is reported (MF0102), its checks are skippe
   config.contexts.push({ name: 'gone', context: { cluster: 'gone', user: config.users[0]!.name } });
   const path = join(fed.kubeconfig, '..', 'with-gone.yaml');
   writeFileSync(path, YAML.stringify(config));
-  const result = await runCli(['verify', '--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'gone', '-o', 'json', '--kubeconfig', path]);
+  const result = await runCli(['verify', '--context', 'operations', '-n', 'vault', '--name', 'postgres', '--from', 'gone', '-o', 'json', '--kubeconfig', path]);
   t.is(result.code, 3, result.stderr);
   const report = JSON.parse(result.stdout) as { checks: Array<{ code: string; status: string; message: string | null; reason: string | null }>; probe: { answered: boolean } };
   const reachability = report.checks.find((c) => c.code === 'MF0102')!;
@@ -101,13 +102,13 @@ test.serial('an unreachable provider is reported (MF0102), its checks are skippe
   t.true(report.checks.filter((c) => c.code.startsWith('MF02')).every((c) => c.status === 'skip' && /"gone" is not reachable \(MF0102\)/.test(c.reason ?? '')));
   t.is(report.probe.answered, true);
 
-  const consumerGone = await runCli(['verify', '--context', 'gone', '-n', 'vault', '--import', 'postgres', '--kubeconfig', path]);
+  const consumerGone = await runCli(['verify', '--context', 'gone', '-n', 'vault', '--name', 'postgres', '--kubeconfig', path]);
   t.is(consumerGone.code, 1, 'without the consumer there is nothing to verify');
   t.regex(consumerGone.stderr, /error: cannot reach https:\/\/127\.0\.0\.1:9 \(context "gone"\): connection refused, 5 attempts to list \S+\n {2}check that the cluster is running/);
 });
 
 test.serial('--from naming another cluster than the import\'s provider: MF0201 names the right one, the rest is skipped', async (t) => {
-  const run = await verifyJson(fed, ['--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'staging']);
+  const run = await verifyJson(fed, ['--context', 'operations', '-n', 'vault', '--name', 'postgres', '--from', 'staging']);
   t.is(run.code, 3);
   const missing = run.report.checks.find((c) => c.code === 'MF0201')!;
   t.like(missing, { status: 'fail', object: 'export db/postgres', message: 'context "staging" has no export db/postgres (exports: none)' });
@@ -117,11 +118,13 @@ test.serial('--from naming another cluster than the import\'s provider: MF0201 n
 });
 
 test.serial('a provider API server that does not answer in time is MF0102, not a hang', async (t) => {
+  // Every request to the provider is held; once the server holds one, the client's bound of it runs out on the clock.
   const production = fed.world.cluster('production');
   const mark = production.requests.length;
-  production.faults.add({ path: /.*/, delayMs: 30_000, times: 100 });
+  const clock = new BoundClock();
+  production.faults.add({ path: /.*/, delayMs: 30_000, held: (record) => clock.elapse(ofRecord(production.server, record)), times: 100 });
   try {
-    const run = await verifyJson(fed, [...BOUNDARY, '--timeout', '6s']);
+    const run = await verifyJson(fed, [...BOUNDARY, '--timeout', '6s'], { session: { boundTimer: clock.timer } });
     t.is(run.code, 3);
     t.deepEqual(failingCodes(run), ['MF0102']);
     t.regex(run.report.checks.find((c) => c.code === 'MF0102')!.message!, /no answer within 3s \(--request-timeout\)/);
