@@ -240,7 +240,8 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
   const writer = writerFor(session, context, '--context');
   // No Secret's data: the certificates are published beside their Secrets (ConfigMaps), the CA's too; a user who may
   // not list Secrets (the viewer role) sees everything but pending import requests.
-  const gathered = await gatherCluster(writer, { namespaces: [], istioNamespace: args['istio-namespace'], istioOptional: true, secretData: () => false, secretsOptional: true });
+  // What it shows and no more: records and published certificates and requests, the gateways' Services, the rest as metadata.
+  const gathered = await gatherCluster(writer, { namespaces: [], istioNamespace: args['istio-namespace'], istioOptional: true, secretsOptional: true, overview: true });
   const status = await clusterStatus(gathered, writer);
   if (args['check-consumers']) await checkConsumers(session, status);
   if (format === 'name') {
