@@ -304,19 +304,24 @@ const OVERVIEW_METADATA_KINDS = MANAGED_KINDS.filter(({ kind }) => ['Service', '
  * certificates published beside the Secrets, the published import requests, the cluster identity), the Services that
  * belong to no export or import with their content (the gateways', whose address it shows), the Gateways placed outside
  * meshfed's namespace with their content (they select the existing gateway whose address it shows), and as metadata
- * only (names, labels and annotations) the Secrets and the kinds whose existence tells whether an import is complete.
- * meshfed's Namespaces, accounts, Roles, Deployments and policies, which it does not show, are not read.
+ * only (names, labels and annotations) the bindings' Secrets and the objects whose existence tells whether an import is
+ * complete. meshfed's Namespaces, accounts, Roles, Deployments and policies, an export's objects other than its
+ * records and published certificates, and the federation CA's Secrets, which it does not show, are not read.
  */
 async function readOverview(writer: ClusterWriter, options: ManagedReadOptions): Promise<ManagedRead> {
   const [configMaps, gatewayServices, placed, ...existence] = await Promise.all([
     writer.list('v1', 'ConfigMap', undefined, MANAGED_SELECTOR),
     writer.list('v1', 'Service', undefined, SHARED_SELECTOR),
     optional(writer.list('networking.istio.io/v1beta1', 'Gateway', undefined, MANAGED_SELECTOR, { fieldSelector: `metadata.namespace!=${DEFAULT_GATEWAY_NAMESPACE}` }), [] as KubeObject[]),
-    ...OVERVIEW_METADATA_KINDS.map(({ apiVersion, kind }) => optional(writer.listMetadata(apiVersion, kind, undefined, MANAGED_SELECTOR), [] as KubeObject[])),
+    // An export's objects (its Gateway, routes and policy) tell nothing status shows: not listed.
+    ...OVERVIEW_METADATA_KINDS.map(({ apiVersion, kind }) => optional(writer.listMetadata(apiVersion, kind, undefined, `${MANAGED_SELECTOR},!${LABELS.export}`), [] as KubeObject[])),
   ]);
   // Content first: an object also listed as metadata is kept with its content.
   const objects = distinct([...configMaps, ...gatewayServices, ...placed, ...existence.flat()]);
-  const { secrets, unreadableSecrets } = await listSecretMetadata(writer, secretNamespaces(objects), () => [MANAGED_SELECTOR], options.secretsOptional);
+  // The bindings' Secrets (an import's client certificate, a pending request's key); not the federation CA's, nor the
+  // exports' certificates, whose published copies status reads.
+  const { secrets, unreadableSecrets } = await listSecretMetadata(writer, secretNamespaces(objects).filter((ns) => ns !== FEDERATION_CA_NAMESPACE),
+    () => [`${MANAGED_SELECTOR},${LABELS.binding}`], options.secretsOptional);
   return { objects: [...objects, ...secrets], scoped: false, unreadableSecrets };
 }
 
