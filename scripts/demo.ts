@@ -53,7 +53,7 @@ async function main(): Promise<void> {
     await meshfed(fed.kubeconfig, ['status', '--context', 'cluster1']).then((code) => { if (code !== 0) throw new Error('status failed'); });
 
     await step(fed, '5. Verify both sides and send a request through the federation with a short-lived probe pod:',
-      ['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--from', 'cluster2', '--path', '/reviews/0']);
+      ['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews', '--from', 'cluster2', '--path', '/reviews/0']);
 
     say('Finally, a request from the sleep pod in cluster1 to http://myreviews.default:9080/reviews/0:');
     const call = await fed.curl('cluster1', 'default', 'sleep', ['curl', '-sS', 'http://myreviews.default:9080/reviews/0']);

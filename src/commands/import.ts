@@ -2,8 +2,8 @@ import { accessSync, constants, readFileSync, statSync, writeFileSync } from 'no
 import { dirname, resolve } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
 import {
-  bundleCredentials, certificateFingerprint, checkLocalName, isDnsLabel, checkExchangeDocument, claimedExport, importBeingRekeyed, consumerGatewaySpiffeId, createImportRequest, directCredentials, GATEWAY_NAMES,
-  homeNamespaceOf, names, noteClientRenewal, pendingServiceAccounts, providerCaTrust, sameFingerprint, type ProviderCaTrust, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
+  bundleCredentials, certificateFingerprint, checkLocalName, isDnsLabel, isManaged, checkExchangeDocument, claimedExport, importBeingRekeyed, consumerGatewaySpiffeId, createImportRequest, directCredentials, GATEWAY_NAMES,
+  homeNamespaceOf, names, noteClientRenewal, pendingLocalName, requestLocalName, pendingServiceAccounts, providerCaTrust, sameFingerprint, type ProviderCaTrust, planAdmission, planImport, readExportRecords, readSecret, serializeDocument, sharedRootWarnings, verifyBundleForImport,
   type AttachSpec, type ConsumerIdentity, type ExportRef, type ImportCredentials,
 } from '../federation/index.js';
 import { exportScope, gatherCluster, importScope, readGatewayAddress, requireNamespaces, type GatheredCluster, type GatherOptions } from '../kube/gather.js';
@@ -289,6 +289,15 @@ async function requestImport(
       hint: 'to renew the certificate anyway, pass --force; to import under another local name, run import --bundle with the bundle you have',
     });
   }
+  // The Service the bundle will create must not be someone else's: found now, not after the provider's admin has
+  // admitted the request (the read of the cluster holds meshfed's objects only).
+  const localName = requestLocalName(snapshot, { namespace, export: target, ...(args.name !== undefined ? { localName: args.name } : {}) });
+  const taken = localName && isDnsLabel(localName) ? await writer.get('v1', 'Service', namespace, localName) : undefined;
+  if (taken && !isManaged(taken)) {
+    throw new InputError(`Service ${namespace}/${localName} already exists in context "${consumer.context}" and is not managed by kubectl-meshfed, so the import cannot take that name; nothing was written`, {
+      hint: `pass --name <another local name> (the name apps will call): the bundle will then import under it`,
+    });
+  }
   const planFor = async (attempt: number) => {
     // After a write conflict: the cluster is read again and the request planned again (with a key of its own).
     if (attempt > 1) consumer = await gatherCluster(writer, { namespaces: [namespace], requireNamespaces: true, ...gatewayOptions(args) });
@@ -297,8 +306,9 @@ async function requestImport(
       namespace,
       ...(args['service-account']?.length ? { serviceAccounts: args['service-account'] } : {}),
       export: target,
+      ...(args.name !== undefined ? { localName: args.name } : {}),
     }));
-    const work = clusterWork(consumer, writer, plan, `consumer: import request for ${target.providerClusterId}/${target.namespace}/${target.exportName}`);
+    const work = clusterWork(consumer, writer, plan, `consumer: import request for ${target.providerClusterId}/${target.namespace}/${target.exportName}${localName ? ` as ${namespace}/${localName}` : ''}`);
     return { works: [work], value: request };
   };
   const { result, value: request } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), stdoutTaken: args['request-out'] === '-', title: 'import request' });
@@ -369,7 +379,9 @@ async function completeImport(
   // A bundle answering a re-keying request (--request-out --force) completes the import it re-keys: same local name,
   // accounts and attach split, unless flags say otherwise.
   const rekeyed = await withCoreErrors(FLAGS, () => importBeingRekeyed(snapshot, target, namespace, args.name));
-  const localName = args.name ?? rekeyed?.localName
+  // The name the request was made for (import --name … --request-out) holds unless --name says otherwise.
+  const requested = pendingLocalName(snapshot, target);
+  const localName = args.name ?? rekeyed?.localName ?? requested
     ?? (session.ui.interactive ? await session.prompter.input('--name', 'Local name apps will call', { default: endpoint.exportName, validate: localNameProblem(snapshot, namespace, endpoint) }) : undefined);
   const attach = attachSpec(args, endpoint.exportName) ?? rekeyed?.attach;
   const planFor = async (attempt: number) => {

@@ -191,7 +191,10 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
   const requests = snapshot.unreadableSecrets?.includes(home) ? publishedRequests(snapshot) : pendingRequests(snapshot);
   for (const ref of requests) {
     imports.push({
-      namespace: ref.importNamespace ?? '-', localName: '-', source: `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`, mode: '-', protocol: '-', port: 0, gateway: '-', state: 'pending',
+      // Where and as what the bundle will import it (the export's name unless the request named another); requests of
+      // earlier versions did not record the namespace.
+      namespace: ref.importNamespace ?? '-', localName: ref.localName ?? ref.exportName,
+      source: `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`, mode: '-', protocol: '-', port: 0, gateway: '-', state: 'pending',
       ...(ref.expiresAt ? { requestExpires: ref.expiresAt } : {}),
       ...(ref.published === false ? { published: false as const } : {}),
     });
@@ -239,7 +242,7 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
   const context = await chooseContext(session, args.context, '--context', 'Context');
   const writer = writerFor(session, context, '--context');
   // No Secret's data: the certificates are published beside their Secrets (ConfigMaps), the CA's too; a user who may
-  // not list Secrets (the viewer role) sees everything but pending import requests.
+  // not list Secrets (the viewer role) sees pending import requests as published beside their Secrets.
   // What it shows and no more: records and published certificates and requests, the gateways' Services, the rest as metadata.
   const gathered = await gatherCluster(writer, { namespaces: [], istioNamespace: args['istio-namespace'], istioOptional: true, secretsOptional: true, overview: true });
   const status = await clusterStatus(gathered, writer);
@@ -285,7 +288,7 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
   ui.data(`\nImports (${status.imports.length})\n`);
   if (status.imports.length) {
     ui.data(renderTable(['local name', 'source', 'port', 'mode', 'state', 'attach', 'cert expires'], status.imports.map((i) => [
-      i.state === 'pending' ? (i.namespace === '-' ? '-' : `${i.namespace}/-`) : `${i.namespace}/${i.localName}`,
+      i.state === 'pending' && i.namespace === '-' ? '-' : `${i.namespace}/${i.localName}`,
       i.source,
       i.port ? `${i.port}/${i.protocol}` : '-',
       i.mode,
@@ -313,7 +316,8 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
 /** The command that makes a pending request again, which publishes it. */
 function requestAgain(context: string, i: ImportStatus): string {
   const [provider, namespace, exportName] = i.source.split('/');
-  return `kubectl meshfed import --context ${context} -n ${i.namespace === '-' ? '<namespace>' : i.namespace} --from ${provider} --export ${namespace}/${exportName} --request-out request.yaml`;
+  return `kubectl meshfed import --context ${context} -n ${i.namespace === '-' ? '<namespace>' : i.namespace} --from ${provider} --export ${namespace}/${exportName}` +
+    `${i.localName !== exportName ? ` --name ${i.localName}` : ''} --request-out request.yaml`;
 }
 
 /**

@@ -63,13 +63,13 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   const pendingHere = pending.filter((p) => (p.importNamespace ?? namespace) === namespace);
   const localName = name ?? await session.prompter.select('NAME', 'Import to remove', [
     ...records.filter((r) => r.namespace === namespace).map((r) => ({ value: r.localName, name: `${r.localName} (from ${r.endpoint.providerClusterId}/${r.endpoint.namespace}/${r.endpoint.exportName})` })),
-    ...pendingHere.map((p) => ({ value: `${PENDING_CHOICE}${refText(p)}`, name: `${p.exportName} (import request for ${refText(p)}, pending)` })),
+    ...pendingHere.map((p) => ({ value: `${PENDING_CHOICE}${refText(p)}`, name: `${p.localName ?? p.exportName} (import request for ${refText(p)}, pending)` })),
   ], undefined, { none: `namespace "${namespace}" of context "${context}" has no import and no pending import request` });
   if (localName.startsWith(PENDING_CHOICE)) return cancelRequest(session, args, gathered, writer, parseExportRef(localName.slice(PENDING_CHOICE.length)), output, dryRun);
   const record = records.find((r) => r.namespace === namespace && r.localName === localName);
   if (!record) {
-    // An import that never got past its request has no local name yet: --name then means the export it asks for.
-    const named = pendingHere.filter((p) => p.exportName === localName);
+    // An import that never got past its request: NAME is the local name it was made for (the export's name if none).
+    const named = pendingHere.filter((p) => (p.localName ?? p.exportName) === localName);
     if (named.length === 1) return cancelRequest(session, args, gathered, writer, named[0]!, output, dryRun);
     if (named.length > 1) {
       throw new InputError(`NAME ${localName} matches ${named.length} pending import requests (${named.map(refText).join(', ')})`, { hint: 'name the one to cancel with --export <provider cluster id>/<namespace>/<name>' });

@@ -1,5 +1,5 @@
 import { InputError, UsageError } from '../errors.js';
-import { hasDependents, isManaged, MANAGED_KINDS, planUninstall, type UninstallDependents } from '../federation/index.js';
+import { hasDependents, isManaged, MANAGED_KINDS, planUninstall, type ExportRef, type UninstallDependents } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
 import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, writerFor, type MutationArgs, printOptions } from './federate.js';
@@ -27,12 +27,23 @@ async function foreignObjects(writer: ReturnType<typeof writerFor>, namespace: s
   return lists.flat().filter((o) => !isManaged(o)).map((o) => `${o.kind}/${o.metadata.name}`).filter((k) => !NAMESPACE_DEFAULTS.has(k)).sort();
 }
 
+const refText = (ref: ExportRef) => `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`;
+
 function describeDependents(d: UninstallDependents): string {
   return [
-    d.exports.length ? `exports ${d.exports.join(', ')}` : '',
-    d.imports.length ? `imports ${d.imports.join(', ')}` : '',
-    d.pending.length ? `pending import requests ${d.pending.join(', ')}` : '',
+    d.exports.length ? `exports ${d.exports.map((e) => `${e.namespace}/${e.exportName}`).join(', ')}` : '',
+    d.imports.length ? `imports ${d.imports.map((i) => `${i.namespace}/${i.localName} (from ${refText(i.from)})`).join(', ')}` : '',
+    d.pending.length ? `pending import requests ${d.pending.map(refText).join(', ')}` : '',
   ].filter(Boolean).join('; ');
+}
+
+/** The commands that remove what still uses meshfed, one per dependent (an export with consumers asks for revoke first). */
+function removalCommands(d: UninstallDependents, context: string): string[] {
+  return [
+    ...d.imports.map((i) => `kubectl meshfed unimport ${i.localName} --context ${context} -n ${i.namespace}`),
+    ...d.pending.map((p) => `kubectl meshfed unimport --context ${context} --export ${refText(p)}`),
+    ...d.exports.map((e) => `kubectl meshfed unexport ${e.exportName} --context ${context} -n ${e.namespace}`),
+  ];
 }
 
 async function uninstall(session: Session, args: UninstallArgs): Promise<void> {
@@ -49,7 +60,7 @@ async function uninstall(session: Session, args: UninstallArgs): Promise<void> {
     const plan = planUninstall(read.snapshot, { foreign });
     if (hasDependents(plan.dependents) && !args.force) {
       throw new InputError(`context "${context}" still uses meshfed: ${describeDependents(plan.dependents)}; uninstalling now breaks them`, {
-        hint: `remove them first (kubectl meshfed unexport / unimport --context ${context} …), or pass --force to remove them too`,
+        hint: `remove them first (${removalCommands(plan.dependents, context).join('; ')}), or pass --force to remove them too`,
       });
     }
     return { works: [clusterWork({ ...read, identity: { ...read.identity, objects: [] } }, writer, plan, `uninstall meshfed from cluster ${read.identity.clusterId}`)], value: plan };

@@ -19,7 +19,8 @@ import type { CommandBody } from './index.js';
 import { givenName, namePositional, type NameArgs } from './shared.js';
 
 interface VerifyArgs extends GlobalArgs, NameArgs {
-  import?: string;
+  /** `--name` (alias `--import`): the local name, as NAME. */
+  name?: string;
   from?: string;
   path: string;
   send?: string;
@@ -99,9 +100,9 @@ async function chooseImport(session: Session, writer: ClusterWriter, namespace: 
     });
   }
   if (!session.ui.interactive) {
-    throw new UsageError('missing value for --import', { hint: `imports in namespace "${namespace}": ${imports.map((r) => r.localName).join(', ')}` });
+    throw new UsageError('missing value for --name', { hint: `imports in namespace "${namespace}": ${imports.map((r) => r.localName).join(', ')}` });
   }
-  return session.prompter.select('--import', 'Which import do you want to verify?', imports.map((r) => ({
+  return session.prompter.select('--name', 'Which import do you want to verify?', imports.map((r) => ({
     value: r.localName,
     name: r.localName,
     description: `${r.endpoint.providerClusterId}/${r.endpoint.namespace}/${r.endpoint.exportName} (${r.endpoint.mode}, ${r.endpoint.protocol})`,
@@ -197,7 +198,7 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
       providerContext = found.writer?.contextName;
       return found;
     };
-  const localName = givenName(args.NAME, args.import, '--import') ?? await chooseImport(session, consumer, namespace);
+  const localName = givenName(args.NAME, args.name, '--name') ?? await chooseImport(session, consumer, namespace);
 
   /** Starts a probe pod: its run ends when the pod completes, times out, or `stop` (or a signal) stops it. */
   const launchProbe = (to: ProbeTarget, account: string | undefined, stop?: AbortSignal): Launched => {
@@ -364,8 +365,8 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
 export const verifyCommand: CommandBody<VerifyArgs> = {
   builder: (yargs) =>
     namePositional(yargs, 'Local name of the import to verify (in -n); asked for on a terminal')
-      // --name as in unimport, which takes the same local name.
-      .option('import', { alias: 'name', type: 'string', describe: 'The local name, as NAME' })
+      // --name as in unimport, which takes the same local name; --import, its first spelling, is kept for scripts.
+      .option('name', { alias: 'import', type: 'string', describe: 'The local name, as NAME' })
       .option('from', { type: 'string', describe: 'kubeconfig context of the provider cluster; default: the context whose cluster is the provider the import\'s record names (provider checks are skipped when there is none)' })
       .option('path', { type: 'string', default: '/', describe: 'HTTP path the probe requests, e.g. /health' })
       .option('send', { type: 'string', describe: 'TCP: bytes the probe sends (escapes \\r \\n \\xNN); default: a greeting for well-known ports (PostgreSQL, Redis…), else a newline' })

@@ -13,7 +13,7 @@ import {
   createCertificateRequest, generateKeyPair, inspectCertificate, inspectCertificateRequest, keyMatchesCertificate,
   PkiError, signClientCertificate, signDetached, splitPemBundle, verifyCertificateChain, verifyDetached,
 } from '../pki/index.js';
-import type { ImportCredentials } from './consumer.js';
+import { checkLocalName, type ImportCredentials } from './consumer.js';
 import { BundleError, FederationInputError } from './errors.js';
 import type { ClusterPlan, ClusterSnapshot, ConsumerIdentity, ConsumerSnapshot, ExportEndpoint, KubeObject, ProviderSnapshot } from './model.js';
 import {
@@ -136,7 +136,7 @@ export function certificateFingerprint(pem: string): string {
  */
 export function createImportRequest(
   snapshot: ConsumerSnapshot,
-  input: { consumerClusterId: string; namespace: string; serviceAccounts?: string[]; export: ExportRef },
+  input: { consumerClusterId: string; namespace: string; serviceAccounts?: string[]; export: ExportRef; localName?: string },
   options: { now?: Date; ttlHours?: number } = {},
 ): { request: ImportRequest; plan: ClusterPlan } {
   checkSupportedIstio(snapshot);
@@ -147,6 +147,10 @@ export function createImportRequest(
   checkDnsLabel(input.export.exportName, 'export name', '--export');
   const serviceAccounts = input.serviceAccounts?.length ? input.serviceAccounts : ['default'];
   for (const sa of serviceAccounts) checkDnsLabel(sa, 'service account', '--service-account');
+  // The name apps will call, checked now rather than when the bundle comes back: a clash found then would cost the
+  // provider's admin a round for nothing.
+  const localName = requestLocalName(snapshot, input);
+  if (localName) checkLocalName(snapshot, input.namespace, localName, input.export);
   const now = options.now ?? new Date();
   const expires = new Date(now.getTime() + (options.ttlHours ?? DEFAULT_REQUEST_TTL_HOURS) * 3_600_000);
   const keys = generateKeyPair();
@@ -179,9 +183,10 @@ export function createImportRequest(
     [LABELS.provider]: input.export.providerClusterId,
   }), { type: 'Opaque', data: secretData(keyData(readSecret(findObject(snapshot, 'Secret', home, name)), keys.privateKeyPem)) });
   secret.metadata.annotations = {
-    [PENDING_NONCE]: nonce, [PENDING_CONSUMER]: input.consumerClusterId, [PENDING_EXPIRES]: spec.expiresAt,
+    [REQUEST_NONCE_ANNOTATION]: nonce, [PENDING_CONSUMER]: input.consumerClusterId, [PENDING_EXPIRES]: spec.expiresAt,
     [PENDING_EXPORT]: exportRefText(input.export), [PENDING_NAMESPACE]: input.namespace,
     [PENDING_ACCOUNTS]: serviceAccounts.join(','),
+    ...(input.localName !== undefined ? { [PENDING_LOCAL_NAME]: input.localName } : {}),
   };
   // What a viewer may see of the request (no key) is published beside the Secret, written with it.
   plan.objects.push(secret, publishedRequest(secret));
@@ -203,7 +208,6 @@ function keyData(current: Record<string, string> | undefined, privateKeyPem: str
   return { 'tls.key': privateKeyPem };
 }
 
-const PENDING_NONCE = REQUEST_NONCE_ANNOTATION;
 const PENDING_CONSUMER = 'meshfed.io/request-consumer';
 const PENDING_EXPIRES = 'meshfed.io/request-expires';
 /** `<provider>/<namespace>/<export>` the request asks for, in full: the binding label may be shortened with a hash. */
@@ -212,6 +216,29 @@ const PENDING_EXPORT = 'meshfed.io/request-export';
 const PENDING_NAMESPACE = 'meshfed.io/request-namespace';
 /** The service accounts the request asks to admit (comma-separated), recorded with the import for verify's probe. */
 const PENDING_ACCOUNTS = 'meshfed.io/request-service-accounts';
+
+/** The local name the request was made for (`import --name … --request-out`), which `import --bundle` then uses. */
+const PENDING_LOCAL_NAME = 'meshfed.io/request-local-name';
+
+/**
+ * The local name an import request reserves: `--name`, else the export's name; none for a request that re-keys an
+ * import of the export in that namespace without `--name` (the import keeps its name).
+ */
+export function requestLocalName(snapshot: ConsumerSnapshot, input: { namespace: string; export: ExportRef; localName?: string }): string | undefined {
+  if (input.localName !== undefined) return input.localName;
+  const rekeys = readImportRecords(snapshot).some((r) => r.namespace === input.namespace && exportRefText(r.endpoint) === exportRefText(input.export));
+  return rekeys ? undefined : input.export.exportName;
+}
+
+/**
+ * The local name a pending import request was made for (`--name` with `--request-out`), as recorded by
+ * {@link createImportRequest}; undefined when none was given (the export's name applies), for no pending request, or
+ * for one made by an earlier version.
+ */
+export function pendingLocalName(snapshot: ConsumerSnapshot, ref: ExportRef): string | undefined {
+  const secret = findObject(snapshot, 'Secret', homeNamespaceOf(snapshot), names.binding(ref.providerClusterId, ref.namespace, ref.exportName));
+  return secret?.metadata.annotations?.[PENDING_LOCAL_NAME] || undefined;
+}
 
 /**
  * The service accounts a pending import request asked the provider to admit (shared-root), as recorded by
@@ -248,14 +275,16 @@ export function pendingRequestOf(snapshot: ConsumerSnapshot, ref: ExportRef): { 
   const data = readSecret(secret);
   const key = data?.[PENDING_KEY] ?? data?.['tls.key'];
   const annotations = secret?.metadata.annotations ?? {};
-  if (!key || !annotations[PENDING_NONCE] || !annotations[PENDING_CONSUMER]) return undefined;
-  return { privateKeyPem: key, nonce: annotations[PENDING_NONCE]!, consumerClusterId: annotations[PENDING_CONSUMER]! };
+  if (!key || !annotations[REQUEST_NONCE_ANNOTATION] || !annotations[PENDING_CONSUMER]) return undefined;
+  return { privateKeyPem: key, nonce: annotations[REQUEST_NONCE_ANNOTATION]!, consumerClusterId: annotations[PENDING_CONSUMER]! };
 }
 
 /** An import request this consumer cluster has sent and not completed: the export it asks for. */
 export interface PendingRequest extends ExportRef {
   /** The namespace it imports into; absent for requests made by earlier versions, which did not record it. */
   importNamespace?: string;
+  /** The local name it was made for (`--name`); absent when none was given (the export's name applies). */
+  localName?: string;
   /** When the request expires (ISO 8601); absent for requests made by earlier versions. */
   expiresAt?: string;
   /**
@@ -282,6 +311,8 @@ interface PublishedRequestData {
   export: ExportRef;
   /** The namespace it imports into. */
   namespace?: string;
+  /** The local name it was made for (`--name`), when one was given. */
+  localName?: string;
   consumerClusterId: string;
   serviceAccounts?: string[];
   expiresAt?: string;
@@ -303,10 +334,11 @@ export function publishedRequest(secret: KubeObject): KubeObject {
   const data: PublishedRequestData = {
     export: requestedExport(secret, provider),
     ...(annotations[PENDING_NAMESPACE] ? { namespace: annotations[PENDING_NAMESPACE] } : {}),
+    ...(annotations[PENDING_LOCAL_NAME] ? { localName: annotations[PENDING_LOCAL_NAME] } : {}),
     consumerClusterId: annotations[PENDING_CONSUMER] ?? '',
     ...(accounts?.length ? { serviceAccounts: accounts } : {}),
     ...(annotations[PENDING_EXPIRES] ? { expiresAt: annotations[PENDING_EXPIRES] } : {}),
-    nonce: annotations[PENDING_NONCE] ?? '',
+    nonce: annotations[REQUEST_NONCE_ANNOTATION] ?? '',
   };
   const text = `${JSON.stringify(data, null, 2)}\n`;
   if (PRIVATE_KEY.test(text)) throw new Error(`the import request of Secret ${secret.metadata.namespace}/${secret.metadata.name} holds a private key: it is not published`);
@@ -340,7 +372,10 @@ export function publishedRequestsIn(objects: readonly KubeObject[], namespace?: 
   return objects.filter((o) => namespace === undefined || o.metadata.namespace === namespace).flatMap((o) => {
     const data = readPublishedRequest(o);
     if (!data) return [];
-    return [{ ...data.export, ...(data.namespace ? { importNamespace: data.namespace } : {}), ...(data.expiresAt ? { expiresAt: data.expiresAt } : {}) }];
+    return [{
+      ...data.export, ...(data.namespace ? { importNamespace: data.namespace } : {}), ...(data.localName ? { localName: data.localName } : {}),
+      ...(data.expiresAt ? { expiresAt: data.expiresAt } : {}),
+    }];
   });
 }
 
@@ -355,7 +390,7 @@ export function stalePublishedRequests(snapshot: ClusterSnapshot): ExportRef[] {
     const data = readPublishedRequest(o);
     if (!data) return [];
     const secret = findObject(snapshot, 'Secret', home, o.metadata.name.slice(0, -'.request'.length));
-    return secret?.metadata.annotations?.[PENDING_NONCE] === data.nonce ? [] : [data.export];
+    return secret?.metadata.annotations?.[REQUEST_NONCE_ANNOTATION] === data.nonce ? [] : [data.export];
   });
 }
 
@@ -374,9 +409,10 @@ export function pendingRequests(snapshot: ConsumerSnapshot): PendingRequest[] {
   const refs: PendingRequest[] = [];
   for (const secret of snapshot.existing) {
     const provider = secret.metadata.labels?.[LABELS.provider];
-    if (secret.kind !== 'Secret' || !provider || secret.metadata.namespace !== home || !secret.metadata.annotations?.[PENDING_NONCE]) continue;
+    if (secret.kind !== 'Secret' || !provider || secret.metadata.namespace !== home || !secret.metadata.annotations?.[REQUEST_NONCE_ANNOTATION]) continue;
     const ref = requestedExport(secret, provider);
     const importNamespace = secret.metadata.annotations[PENDING_NAMESPACE];
+    const localName = secret.metadata.annotations[PENDING_LOCAL_NAME];
     // Listed as metadata (status reads no Secret data): its annotations tell a pending request; with its data, its key too.
     const pending = secret.data === undefined
       ? secret.metadata.annotations[PENDING_CONSUMER] !== undefined && findObject(snapshot, 'Secret', home, names.binding(ref.providerClusterId, ref.namespace, ref.exportName)) === secret
@@ -385,8 +421,8 @@ export function pendingRequests(snapshot: ConsumerSnapshot): PendingRequest[] {
     const expiresAt = secret.metadata.annotations[PENDING_EXPIRES];
     const copy = findObject(snapshot, 'ConfigMap', home, publishedRequestName(secret.metadata.name));
     refs.push({
-      ...ref, ...(importNamespace ? { importNamespace } : {}), ...(expiresAt ? { expiresAt } : {}),
-      published: copy !== undefined && readPublishedRequest(copy)?.nonce === secret.metadata.annotations[PENDING_NONCE],
+      ...ref, ...(importNamespace ? { importNamespace } : {}), ...(localName ? { localName } : {}), ...(expiresAt ? { expiresAt } : {}),
+      published: copy !== undefined && readPublishedRequest(copy)?.nonce === secret.metadata.annotations[REQUEST_NONCE_ANNOTATION],
     });
   }
   return refs;

@@ -48,8 +48,8 @@ export function planClientRotation(consumer: ConsumerSnapshot, provider: Provide
   const all = readImportRecords(consumer).filter((r) => r.endpoint.providerClusterId === rotation.providerClusterId);
   const chosen = rotation.only ? all.filter((r) => r.namespace === rotation.only!.namespace && r.localName === rotation.only!.localName) : all;
   if (chosen.length === 0) {
-    const what = rotation.only ? `import ${rotation.only.namespace}/${rotation.only.localName} of ${rotation.providerClusterId}` : `any import of ${rotation.providerClusterId}`;
-    throw new FederationInputError(`cluster ${consumer.clusterId} has no ${what} (imports of it: ${all.map((r) => `${r.namespace}/${r.localName}`).join(', ') || 'none'})`, '--name');
+    if (!rotation.only) throw new FederationInputError(`cluster ${consumer.clusterId} imports nothing from ${rotation.providerClusterId}: there is no client certificate to renew`, '--from');
+    throw new FederationInputError(`cluster ${consumer.clusterId} has no import ${rotation.only.namespace}/${rotation.only.localName} of ${rotation.providerClusterId} (its imports of it: ${all.map((r) => `${r.namespace}/${r.localName}`).join(', ') || 'none'})`, '--name');
   }
   const boundary = chosen.filter((r) => r.endpoint.mode === 'boundary');
   const plan = emptyPlan(consumer.clusterId);

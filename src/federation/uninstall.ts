@@ -3,19 +3,19 @@
  * (or, forced, with what still does). Pure: the command layer says which of meshfed's namespaces hold objects of
  * others, which are never deleted.
  */
-import { pendingRequests } from './bundle.js';
+import { pendingRequests, type ExportRef } from './bundle.js';
 import type { ClusterPlan, ClusterSnapshot } from './model.js';
 import { API, emptyPlan, isManaged, objectKey } from './objects.js';
 import { readExportRecords, readImportRecords } from './records.js';
 
 /** What still uses meshfed in a cluster. */
 export interface UninstallDependents {
-  /** Exports, as `namespace/name`. */
-  exports: string[];
-  /** Imports, as `namespace/localName` (from `provider/namespace/export`). */
-  imports: string[];
-  /** Import requests never completed, as `provider/namespace/export`. */
-  pending: string[];
+  /** Exports. */
+  exports: Array<{ namespace: string; exportName: string }>;
+  /** Imports, with the export each imports. */
+  imports: Array<{ namespace: string; localName: string; from: ExportRef }>;
+  /** Import requests never completed. */
+  pending: ExportRef[];
 }
 
 /** An uninstall plan. */
@@ -43,9 +43,9 @@ export function planUninstall(snapshot: ClusterSnapshot, input: { foreign: Recor
   const exports = readExportRecords(snapshot, { removing: true });
   const imports = readImportRecords(snapshot, { removing: true });
   const dependents: UninstallDependents = {
-    exports: exports.map((r) => `${r.namespace}/${r.exportName}`),
-    imports: imports.map((r) => `${r.namespace}/${r.localName} (from ${r.endpoint.providerClusterId}/${r.endpoint.namespace}/${r.endpoint.exportName})`),
-    pending: pendingRequests(snapshot).map((p) => `${p.providerClusterId}/${p.namespace}/${p.exportName}`),
+    exports: exports.map((r) => ({ namespace: r.namespace, exportName: r.exportName })),
+    imports: imports.map((r) => ({ namespace: r.namespace, localName: r.localName, from: { providerClusterId: r.endpoint.providerClusterId, namespace: r.endpoint.namespace, exportName: r.endpoint.exportName } })),
+    pending: pendingRequests(snapshot).map((p) => ({ providerClusterId: p.providerClusterId, namespace: p.namespace, exportName: p.exportName })),
   };
   const plan = emptyPlan(snapshot.clusterId);
   for (const record of imports) {

@@ -85,7 +85,7 @@ export async function findImport(writer: ClusterWriter, namespace: string, local
     const elsewhere = imports.filter(({ record }) => record.namespace !== namespace).map(({ record }) => `${record.namespace}/${record.localName}`).sort();
     const known = here.length ? `imports in namespace "${namespace}": ${here.join(', ')}` : `no import in namespace "${namespace}"${elsewhere.length ? `; elsewhere: ${elsewhere.join(', ')}` : ''}`;
     throw new InputError(`import "${localName}" does not exist in namespace "${namespace}" of context "${writer.contextName}" (${known})`, {
-      hint: 'check --import and -n, or import the service first: kubectl meshfed import',
+      hint: 'check --name and -n, or import the service first: kubectl meshfed import',
     });
   }
   return { record: found.record, home: found.object.metadata.namespace ?? 'istio-meshfed' };

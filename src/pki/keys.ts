@@ -15,7 +15,8 @@ export function fingerprintPublicKey(key: KeyObject): string {
 
 /**
  * The curve of every key meshfed generates: NIST P-256 (OpenSSL's `prime256v1`, `secp256r1`), the one ECDSA curve
- * Envoy accepts for the certificates it presents.
+ * the Envoy of every supported Istio release accepts for the certificates it presents (Envoy 1.32, Istio 1.24, and
+ * earlier take no other; docs/pki.md, Keys).
  */
 export const KEY_CURVE = 'prime256v1';
 /** The smallest RSA key meshfed accepts from an existing federation (it generates none). */
@@ -47,7 +48,8 @@ function keyProblem(key: KeyObject): string | undefined {
 
 /**
  * Returns `key` when meshfed uses keys of its kind: ECDSA P-256 (what it generates) or RSA of 2048 bits or more (what
- * earlier versions generated). Envoy presents no ECDSA certificate on another curve.
+ * earlier versions generated). The Envoy of Istio 1.9 to 1.24 presents no ECDSA certificate on another curve; later
+ * ones also take P-384, which meshfed still refuses (docs/pki.md, Keys).
  * @param what names the object, e.g. "the federation CA CN=…" (the message starts with it)
  * @param remedy what to do instead, e.g. "make the request again with kubectl meshfed"
  * @throws PkiError naming the object, its key and what to do

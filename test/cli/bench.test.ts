@@ -48,7 +48,7 @@ test('npm run bench -- --quick --sizes 1,3 reports every row with finite ratios,
     t.true(stdout.includes(`${row.command.padEnd(16)}${row.baseline}`), `the printed table has ${row.command} vs ${row.baseline}`);
   }
   t.deepEqual(report.sizes, [1, 3]);
-  for (const command of ['export (first)', 'export (again)', 'import (first)', 'import (again)']) {
+  for (const command of ['export (first)', 'export (again)', 'import (first)', 'import (again)', 'status (provider)', 'status (consumer)', 'verify']) {
     t.true(stdout.includes(command));
     for (const n of report.sizes) {
       const row = report.traffic.find((r) => r.command === command && r.n === n);

@@ -18,7 +18,7 @@ import { FEDERATION_CA_CERTIFICATES } from '../../src/federation/naming.js';
 
 const EXPORT = ['export', '--context', 'production', '-n', 'db', '--service', 'postgres', '--port', '5432'];
 const IMPORT = ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres'];
-const VERIFY = ['verify', '--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'production', '--no-probe'];
+const VERIFY = ['verify', '--context', 'operations', '-n', 'vault', '--name', 'postgres', '--from', 'production', '--no-probe'];
 const CLUSTERS = [{ name: 'operations' }, { name: 'staging' }, { name: 'production' }];
 
 /** A fault kind: what the server does to the chosen write, and what the user sees. */
@@ -345,7 +345,7 @@ test('verify: the probe pod\'s create and delete survive transient API faults; a
     const run = await fed.run(args);
     t.is(run.code, 0, run.stderr);
   }
-  const PROBE = ['verify', '--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'production'];
+  const PROBE = ['verify', '--context', 'operations', '-n', 'vault', '--name', 'postgres', '--from', 'production'];
   const operations = fed.world.cluster('operations');
   const probePods = () => operations.list('v1', 'Pod', 'vault').filter((p) => p.metadata.labels?.app === 'meshfed-probe').map((p) => p.metadata.name);
   const clean = await fed.run(PROBE);

@@ -6,7 +6,7 @@
  * provider's operator gets the exact revoke command), unexport, and uninstall on both sides.
  */
 import test, { type ExecutionContext } from 'ava';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { countCertificates, managedObjectNames, secretText, startFederationWorld, userObjects, type FederationWorld } from '../support/federation.js';
@@ -17,7 +17,7 @@ const file = (name: string) => join(dir, name);
 
 const EXPORT = ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--subset', 'version=v2', '--name', 'reviews'];
 // Without --from: provider checks are skipped, the probe still runs.
-const VERIFY = ['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--path', '/reviews/0', '--timeout', '2m'];
+const VERIFY = ['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews', '--path', '/reviews/0', '--timeout', '2m'];
 async function probePasses(t: ExecutionContext, when: string): Promise<void> {
   const verify = await fed.run(VERIFY);
   t.is(verify.code, 0, `${when}: ${verify.stdout}\n${verify.stderr}`);
@@ -35,7 +35,7 @@ async function exchange(t: ExecutionContext, renew: boolean): Promise<void> {
   round += 1;
   const request = await fed.runCounting(renew
     ? ['rotate', '--context', 'cluster1', '--from', 'cluster2', '--request-out', file(`request-${round}.yaml`)]
-    : ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'cluster2/bookinfo/reviews', '--request-out', file(`request-${round}.yaml`)]);
+    : ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'cluster2/bookinfo/reviews', '--name', 'myreviews', '--request-out', file(`request-${round}.yaml`)]);
   t.is(request.code, 0, request.stderr);
   t.deepEqual(request.writes.cluster2, [], 'the consumer step never touches the provider');
   const admit = await fed.runCounting(['admit', '--context', 'cluster2', '--request', file(`request-${round}.yaml`), '--bundle-out', file(`bundle-${round}.yaml`)]);
@@ -43,8 +43,10 @@ async function exchange(t: ExecutionContext, renew: boolean): Promise<void> {
   t.deepEqual(admit.writes.cluster1, [], 'the provider step never touches the consumer');
   const complete = await fed.runCounting(renew
     ? ['rotate', '--context', 'cluster1', '--bundle', file(`bundle-${round}.yaml`)]
-    : ['import', '--context', 'cluster1', '-n', 'default', '--bundle', file(`bundle-${round}.yaml`), '--name', 'myreviews', '--ca-fingerprint', await fed.caFingerprint('cluster2')]);
+    // No --name: the bundle imports under the name the request was made for.
+    : ['import', '--context', 'cluster1', '-n', 'default', '--bundle', file(`bundle-${round}.yaml`), '--ca-fingerprint', await fed.caFingerprint('cluster2')]);
   t.is(complete.code, 0, complete.stderr);
+  if (!renew) t.regex(complete.stderr, /Imported: apps in the mesh call http:\/\/myreviews\.default:9080\//);
   t.deepEqual(complete.writes.cluster2, []);
 }
 
@@ -56,8 +58,30 @@ test.after.always(async () => {
   await fed?.stop();
 });
 
-test.serial('export, then import in three steps through the exchange files; the probe passes', async (t) => {
+test.serial('an import request for a local name someone else\'s Service has is refused at once, naming the Service and --name', async (t) => {
   before = { cluster1: userObjects(fed.world, 'cluster1'), cluster2: userObjects(fed.world, 'cluster2') };
+  const exported = await fed.run(EXPORT);
+  t.is(exported.code, 0, exported.stderr);
+  // bookinfo's own reviews Service of cluster1 has the export's name.
+  t.truthy(fed.world.cluster('cluster1').get('v1', 'Service', 'default', 'reviews'));
+  const refused = await fed.runCounting(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'cluster2/bookinfo/reviews', '--request-out', file('refused.yaml')]);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /^error: Service default\/reviews already exists in context "cluster1" and is not managed by kubectl-meshfed, so the import cannot take that name; nothing was written\n\s+pass --name <another local name>/);
+  t.deepEqual(refused.writes, { cluster1: [], cluster2: [] }, 'nothing was written');
+  t.false(existsSync(file('refused.yaml')), 'no request file');
+
+  // A request made with --name: status shows it pending under that name, and unimport NAME cancels it.
+  const requested = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'cluster2/bookinfo/reviews', '--name', 'other', '--request-out', file('other.yaml')]);
+  t.is(requested.code, 0, requested.stderr);
+  const status = JSON.parse((await fed.run(['status', '--context', 'cluster1', '-o', 'json'])).stdout) as { imports: Array<Record<string, unknown>> };
+  t.like(status.imports.find((i) => i.state === 'pending'), { namespace: 'default', localName: 'other', source: 'cluster2/bookinfo/reviews' });
+  const cancelled = await fed.run(['unimport', 'other', '--context', 'cluster1', '-n', 'default']);
+  t.is(cancelled.code, 0, cancelled.stderr);
+  const after = JSON.parse((await fed.run(['status', '--context', 'cluster1', '-o', 'json'])).stdout) as { imports: unknown[] };
+  t.deepEqual(after.imports, [], 'the pending request is gone');
+});
+
+test.serial('export, then import in three steps through the exchange files; the probe passes', async (t) => {
   t.is((await fed.run(EXPORT)).code, 0);
   await exchange(t, false);
   await probePasses(t, 'after the import');

@@ -11,7 +11,7 @@ let fed: FederationWorld;
 
 const EXPORT = ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--subset', 'version=v2', '--name', 'reviews'];
 const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews', '--attach', 'reviews', '--weight', '50'];
-const VERIFY = ['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--from', 'cluster2', '--path', '/reviews/0', '--timeout', '2m'];
+const VERIFY = ['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews', '--from', 'cluster2', '--path', '/reviews/0', '--timeout', '2m'];
 async function probePasses(t: ExecutionContext, when: string): Promise<void> {
   const verify = await fed.run(VERIFY);
   t.is(verify.code, 0, `${when}: ${verify.stdout}\n${verify.stderr}`);

@@ -92,7 +92,7 @@ test.serial('re-keying (--request-out --force, admit, import --bundle) completes
   const bundle2 = readFileSync(file('b2.yaml'), 'utf8');
   const certificate = Buffer.from((binding.data as Record<string, string>)['tls.crt']!, 'base64').toString('utf8').trim();
   t.true(bundle2.includes(certificate.split('\n')[1]!), 'the binding holds the renewed certificate');
-  const verify = await fed.run(['verify', '--context', 'operations', '-n', 'vault', '--import', 'pg', '--from', 'production']);
+  const verify = await fed.run(['verify', '--context', 'operations', '-n', 'vault', '--name', 'pg', '--from', 'production']);
   t.is(verify.code, 0, verify.stdout + verify.stderr);
 });
 

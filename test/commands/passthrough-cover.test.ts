@@ -44,7 +44,7 @@ test.serial('the consumer imports without naming the gateway, and Vault reaches 
   t.is(imported.code, 0, imported.stderr);
   const probe = await fed.curl('operations', 'vault', 'vault', ['sh', '-c', POSTGRES_PROBE]);
   t.is(probe.code, 0, probe.stdout + probe.stderr + probe.trace.join('\n'));
-  const run = await verifyJson(fed, ['--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'production']);
+  const run = await verifyJson(fed, ['--context', 'operations', '-n', 'vault', '--name', 'postgres', '--from', 'production']);
   t.is(run.code, 0, JSON.stringify(failing(run)));
   t.deepEqual(failingCodes(run), ['MF0225'], 'a warning: every *.local service passes through that gateway');
   t.regex(run.report.checks.find((c) => c.code === 'MF0225')!.message!, /Gateway istio-system\/cross-network-gateway passes \*\.local through/);
@@ -61,7 +61,7 @@ test.serial('a passthrough server of meshfed beside the *.local one (as earlier 
   try {
     const probe = await fed.curl('operations', 'vault', 'vault', ['sh', '-c', POSTGRES_PROBE]);
     t.is(probe.code, 1, 'Envoy rejects the listener with duplicate filter chain matches');
-    const run = await verifyJson(fed, ['--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'production']);
+    const run = await verifyJson(fed, ['--context', 'operations', '-n', 'vault', '--name', 'postgres', '--from', 'production']);
     t.true(failingCodes(run).includes('MF0226'), JSON.stringify(failing(run)));
     t.regex(run.report.checks.find((c) => c.code === 'MF0226')!.message!, /Istio 1\.18\.0 builds a filter chain per covered service and server/);
     // export again repairs it: the host is left to the *.local server.

@@ -30,7 +30,7 @@ const EXPORT = ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service'
 const IMPORT = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews', '--attach', 'reviews', '--weight', '50'];
 const STATUS1 = ['status', '--context', 'cluster1'];
 const STATUS2 = ['status', '--context', 'cluster2'];
-const VERIFY = ['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--from', 'cluster2'];
+const VERIFY = ['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews', '--from', 'cluster2'];
 
 /** Every object of the kinds a command could write, with its resourceVersion: equal before and after means nothing was written. */
 function store(cluster: EmulatedCluster): Map<string, string> {
@@ -161,7 +161,7 @@ test.serial('every command runs as a user bound only to its role', async (t) => 
     ['consumer', ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews-b', '--request-out', join(dir, 'request.yaml')]],
     ['admit', ['admit', '--context', 'cluster2', '--request', join(dir, 'request.yaml'), '--bundle-out', join(dir, 'bundle.yaml')]],
     ['consumer', ['import', '--context', 'cluster1', '-n', 'default', '--bundle', join(dir, 'bundle.yaml'), '--name', 'myreviews-b']],
-    ['viewer', ['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews-b', '--from', 'cluster2']],
+    ['viewer', ['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews-b', '--from', 'cluster2']],
     ['consumer', ['unimport', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews']],
     ['provider', ['revoke', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews', '--consumer', 'cluster1']],
     ['provider', ['unexport', '--context', 'cluster2', '-n', 'bookinfo', '--name', 'reviews']],

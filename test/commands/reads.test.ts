@@ -127,7 +127,7 @@ test.serial(`export and import re-runs, and verify, read as many bytes with ${MA
 
 test.serial('the other exports and imports still work after the narrowed re-runs (their shared objects are kept)', async (t) => {
   // The egress routes and the provider's shared objects were re-planned by runs that read only export 1 and import 1.
-  const verify = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--import', `myreviews-${MANY}`, '--from', 'cluster2']);
+  const verify = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--name', `myreviews-${MANY}`, '--from', 'cluster2']);
   t.is(verify.code, 0, verify.stdout + verify.stderr);
   const routes = fed.world.cluster('cluster1').get('networking.istio.io/v1beta1', 'DestinationRule', DEFAULT_GATEWAY_NAMESPACE, names.egressRoutes());
   t.is(((routes?.spec as { subsets?: unknown[] } | undefined)?.subsets ?? []).length, MANY, 'one egress subset per imported export');
@@ -183,7 +183,7 @@ test.serial('the viewer (no rule about Secrets) runs status and verify: no Secre
   const sent = [
     ...await sentBy(['status', '--context', 'cluster1'], asViewer),
     ...await sentBy(['status', '--context', 'cluster2', '-o', 'json'], asViewer),
-    ...await sentBy(['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews-1', '--from', 'cluster2', '--no-probe', '-o', 'json'], asViewer),
+    ...await sentBy(['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews-1', '--from', 'cluster2', '--no-probe', '-o', 'json'], asViewer),
   ];
   t.deepEqual(sent.filter((r) => /\/secrets(\/|$)/.test(r.path) && r.status >= 200 && r.status < 300).map((r) => `${r.cluster} ${r.method} ${r.path}`), []);
   const status = JSON.parse(outputs[1]!) as { exports: Array<{ certificateExpires?: string }>; unreadableSecrets?: string[] };
@@ -219,7 +219,7 @@ test.serial('the viewer sees pending import requests from their published copies
   });
   t.deepEqual(sent.filter((r) => /\/secrets(\/|$)/.test(r.path) && r.status >= 200 && r.status < 300).map((r) => r.path), [], 'no Secret answered to the viewer');
   const text = await asViewer(['status', '--context', 'cluster1']);
-  t.regex(text.stdout, /default\/-\s+cluster2\/bookinfo\/later\s.*pending/);
+  t.regex(text.stdout, /default\/later\s+cluster2\/bookinfo\/later\s.*pending/);
   // verify of the request's name says the import is still a pending request, not just that it does not exist.
   const verify = await asViewer(['verify', '--context', 'cluster1', '-n', 'default', '--import', 'later', '--from', 'cluster2', '--no-probe']);
   t.is(verify.code, 1, verify.stderr);

@@ -17,7 +17,7 @@ import { startFederationWorld, type FederationWorld } from '../support/federatio
 let fed: FederationWorld;
 /** An image whose container neither calls out nor ends: the probe runs until it is stopped. */
 const IDLE_IMAGE = 'nginx:1.27';
-const VERIFY = ['verify', '--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'production'];
+const VERIFY = ['verify', '--context', 'operations', '-n', 'vault', '--name', 'postgres', '--from', 'production'];
 const EXIT: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
@@ -187,7 +187,7 @@ for (const signal of SIGNALS) {
       held.release();
     }
     await converges(t, args);
-    const verify = await fed.run(['verify', '--context', 'operations', '-n', 'vault', '--import', name, '--from', 'production']);
+    const verify = await fed.run(['verify', '--context', 'operations', '-n', 'vault', '--name', name, '--from', 'production']);
     t.is(verify.code, 0, verify.stdout + verify.stderr);
   });
 

@@ -177,7 +177,7 @@ for (const version of ['1.9.1', '1.30.3'] as IstioVersion[]) {
     await expectReach(t, fed, 'operations', 'vault', true, 'Vault\'s own pod');
     await expectReach(t, fed, 'operations', 'intruder', false, 'another service account in vault');
     await expectReach(t, fed, 'staging', 'vault-twin', false, 'staging with a twin of Vault\'s identity');
-    const verify = await fed.run(['verify', '--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'production', '--no-probe', '-o', 'json']);
+    const verify = await fed.run(['verify', '--context', 'operations', '-n', 'vault', '--name', 'postgres', '--from', 'production', '--no-probe', '-o', 'json']);
     const checks = (JSON.parse(verify.stdout) as { checks: Array<{ code: string; status: string; message: string | null }> }).checks;
     const status = (code: string): string | undefined => checks.find((c) => c.code === code)?.status;
     t.is(status('MF0407'), 'ok', 'verify accepts PILOT_SKIP_VALIDATE_TRUST_DOMAIN as import said');

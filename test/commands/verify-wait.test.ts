@@ -29,7 +29,7 @@ test.after.always(async () => {
 });
 
 test.serial('right after the import, verify without --wait probes once: the configuration is not pushed yet, the probe fails and the hint names --wait', async (t) => {
-  const result = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--path', '/reviews/0']);
+  const result = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews', '--path', '/reviews/0']);
   t.is(result.code, 3, `${result.stdout}\n${result.stderr}`);
   // No --from: the provider was found from the import's record, and its checks ran.
   t.regex(result.stderr, /Provider: context cluster2 \(federation cluster cluster2, named by the import's record\)/);
@@ -44,7 +44,7 @@ test.serial('verify --wait probes again, with pauses, until the pushed configura
   // A fresh import, so that its configuration is certainly not pushed when the first probe runs.
   const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews2']);
   t.is(imported.code, 0, imported.stderr);
-  const result = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews2', '--path', '/reviews/0', '--wait', '100s'], { timeoutMs: 170_000 });
+  const result = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews2', '--path', '/reviews/0', '--wait', '100s'], { timeoutMs: 170_000 });
   t.is(result.code, 0, `${result.stdout}\n${result.stderr}`);
   t.regex(result.stderr, /probe 1 failed \(MF05\d\d: .*\); probing again in 1s \(--wait 100s\)/);
   t.regex(result.stdout, /√ the probe calls the imported service through the federation \(http:\/\/myreviews2\.default:9080\/reviews\/0: HTTP 200/);
@@ -57,7 +57,7 @@ test.serial('without --from and without a context of the provider cluster in the
   kubeconfig['current-context'] = 'cluster1';
   const path = join(mkdtempSync(join(tmpdir(), 'meshfed-verify-')), 'kubeconfig');
   writeFileSync(path, YAML.stringify(kubeconfig));
-  const result = await runCli(['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--no-probe', '--kubeconfig', path]);
+  const result = await runCli(['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews', '--no-probe', '--kubeconfig', path]);
   t.is(result.code, 0, `${result.stdout}\n${result.stderr}`);
   t.regex(result.stdout, /no context of the kubeconfig is the provider cluster cluster2: pass --from <the context of cluster2> to check the provider side/);
 });

@@ -420,7 +420,7 @@ test('shared-root guard: identities admitted to different ports of one Service a
 test('uninstall: every meshfed object, its own namespaces unless they hold objects of others; dependents listed', (t) => {
   const p = applyPlan(provider(), planExport(provider(), spec({ consumers: [{ clusterId: 'c1' }] }), { now }));
   const plan = planUninstall(p, { foreign: { 'istio-meshfed': ['ConfigMap/notes'] } });
-  t.deepEqual(plan.dependents, { exports: ['shop/api'], imports: [], pending: [] });
+  t.deepEqual(plan.dependents, { exports: [{ namespace: 'shop', exportName: 'api' }], imports: [], pending: [] });
   t.true(hasDependents(plan.dependents));
   t.true(plan.remove.some((r) => r.kind === 'Secret' && r.name === 'meshfed-federation-ca'));
   t.true(plan.remove.some((r) => r.kind === 'Namespace' && r.name === 'meshfed-ca'));
@@ -437,9 +437,11 @@ test('client rotation: new keys for the provider\'s boundary imports, the CAs th
   const spiffeId = 'spiffe://ops.meshfed.internal/ns/istio-meshfed/sa/meshfed-egress';
   const admission = planAdmission(p, { namespace: 'shop', exportName: 'api', consumer: { clusterId: 'ops', gatewaySpiffeId: spiffeId } }, { now });
   const first = directCredentials(consumer(), admission, { consumerClusterId: 'ops', spiffeId, endpoint: admission.endpoint! }, { now });
+  t.throws(() => planClientRotation(consumer(), p, { consumerClusterId: 'ops', providerClusterId: 'prod', spiffeId, now }),
+    { instanceOf: FederationInputError, message: 'cluster ops imports nothing from prod: there is no client certificate to renew' });
   const imported = planImport(consumer(), { endpoint: admission.endpoint!, credentials: first }, { consumerClusterId: 'ops', namespace: 'apps' }, { now });
   let c = applyPlan(consumer(), imported) as ConsumerSnapshot;
-  t.throws(() => planClientRotation(c, p, { consumerClusterId: 'ops', providerClusterId: 'prod', spiffeId, now, only: { namespace: 'apps', localName: 'nope' } }), { instanceOf: FederationInputError, message: /has no import apps\/nope of prod/ });
+  t.throws(() => planClientRotation(c, p, { consumerClusterId: 'ops', providerClusterId: 'prod', spiffeId, now, only: { namespace: 'apps', localName: 'nope' } }), { instanceOf: FederationInputError, message: /has no import apps\/nope of prod \(its imports of it: apps\/api\)/ });
   const plain = planClientRotation(c, p, { consumerClusterId: 'ops', providerClusterId: 'prod', spiffeId, now });
   t.deepEqual(plain.imports, ['apps/api']);
   t.deepEqual(plain.provider.objects, [], 'outside a CA rotation the provider is not written');

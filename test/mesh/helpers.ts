@@ -40,3 +40,19 @@ export async function run(world: World, cluster: string, namespace: string, pod:
   const result = await simulateCurl(world, { cluster, namespace, pod }, argv, { proxies, random });
   return { ...result, proxies };
 }
+
+/**
+ * Runs every Istio proxy of the world (sidecars, gateways) and istiod on Istio `version`: the model follows the release
+ * of each pod's proxyv2 image.
+ */
+export function onIstio(world: World, version: string): World {
+  for (const cluster of world.clusters()) {
+    for (const pod of cluster.list('', 'Pod')) {
+      const spec = pod.spec as { containers?: Array<{ image: string }> };
+      if (!spec.containers?.some((c) => /(^|\/)(proxyv2|pilot):/.test(c.image))) continue;
+      for (const c of spec.containers) c.image = c.image.replace(/(^|\/)(proxyv2|pilot):[^@\s]+$/, `$1$2:${version}`);
+      world.add(cluster.name, pod);
+    }
+  }
+  return world;
+}

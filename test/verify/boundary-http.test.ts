@@ -14,7 +14,7 @@ import { assertFails, breakObject, failingCodes, probePods, verifyJson, type Ver
 import { converse } from '../support/cli.js';
 
 let fed: FederationWorld;
-const VERIFY = ['--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--from', 'cluster2', '--path', '/reviews/0'];
+const VERIFY = ['--context', 'cluster1', '-n', 'default', '--name', 'myreviews', '--from', 'cluster2', '--path', '/reviews/0'];
 const HOME = 'istio-meshfed';
 const EXPORT = 'mf-export-bookinfo-reviews';
 const BINDING = 'mf-bind-cluster2-bookinfo-reviews';
@@ -99,19 +99,22 @@ test.serial('without --from, the provider context is found from the import\'s re
 });
 
 test.serial('an import that does not exist is a clear error (exit 1) naming the imports there are', async (t) => {
-  const run = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--import', 'nosuch']);
+  const run = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--name', 'nosuch']);
   t.is(run.code, 1);
-  t.regex(run.stderr, /error: import "nosuch" does not exist in namespace "default" of context "cluster1" \(imports in namespace "default": myreviews\)/);
+  t.regex(run.stderr, /error: import "nosuch" does not exist in namespace "default" of context "cluster1" \(imports in namespace "default": myreviews\)\n {2}check --name and -n/);
   t.deepEqual(probePods(fed, 'cluster1'), []);
 });
 
-test.serial('--name names the import as in unimport (an alias of --import)', async (t) => {
-  const run = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews', '--no-probe']);
+test.serial('--import, the first spelling of --name, still names the import (scripts use it)', async (t) => {
+  const run = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--no-probe']);
   t.is(run.code, 0, run.stderr);
   t.regex(run.stdout, /^Import default\/myreviews in context cluster1/);
+  const both = await fed.run(['verify', 'myreviews', '--context', 'cluster1', '-n', 'default', '--import', 'other', '--no-probe']);
+  t.is(both.code, 2);
+  t.regex(both.stderr, /error: NAME "myreviews" and --name other name different objects\n {2}give the name once: as NAME or with --name/);
 });
 
-test.serial('on a terminal, a missing --import is asked for among the namespace\'s imports; without one it is a usage error', async (t) => {
+test.serial('on a terminal, a missing --name is asked for among the namespace\'s imports; without one it is a usage error', async (t) => {
   const asked = await converse(fed.kubeconfig, ['verify', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--path', '/reviews/0'], [
     { expect: /Which import do you want to verify\?[\s\S]*myreviews[\s\S]*cluster2\/bookinfo\/reviews \(boundary, HTTP\)/, keys: '\r' },
   ]);
@@ -119,7 +122,7 @@ test.serial('on a terminal, a missing --import is asked for among the namespace\
   t.regex(asked.screen, /verify passed: all \d+ checks passed/);
   const missing = await fed.run(['verify', '--context', 'cluster1', '-n', 'default']);
   t.is(missing.code, 2);
-  t.regex(missing.stderr, /error: missing value for --import\n {2}imports in namespace "default": myreviews/);
+  t.regex(missing.stderr, /error: missing value for --name\n {2}imports in namespace "default": myreviews/);
 });
 
 test.serial('fault: the provider Gateway is missing', async (t) => {

@@ -10,7 +10,7 @@ import { startFederationWorld, type FederationWorld } from '../support/federatio
 import { assertFails, breakObject, failing, failingCodes, verifyJson } from './helpers.js';
 
 let fed: FederationWorld;
-const VERIFY = ['--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--from', 'legacy', '--path', '/reviews/0'];
+const VERIFY = ['--context', 'cluster1', '-n', 'default', '--name', 'myreviews', '--from', 'legacy', '--path', '/reviews/0'];
 const NAME = 'mf-export-bookinfo-myreviews';
 const HOST = 'myreviews.bookinfo.legacy.export.meshfed.internal';
 const CONSUMER = 'spiffe://cluster1.meshfed.internal/ns/istio-meshfed/sa/meshfed-egress';

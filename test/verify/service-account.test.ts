@@ -10,8 +10,8 @@ import { startFederationWorld, type FederationWorld } from '../support/federatio
 import { failing, failingCodes, probePods, verifyJson } from './helpers.js';
 
 let fed: FederationWorld;
-const VAULT = ['--context', 'operations', '-n', 'vault', '--import', 'pg-vault', '--from', 'production'];
-const DEFAULT = ['--context', 'operations', '-n', 'vault', '--import', 'pg-default', '--from', 'production'];
+const VAULT = ['--context', 'operations', '-n', 'vault', '--name', 'pg-vault', '--from', 'production'];
+const DEFAULT = ['--context', 'operations', '-n', 'vault', '--name', 'pg-default', '--from', 'production'];
 
 async function must(args: string[]): Promise<void> {
   const result = await fed.run(args);

@@ -13,7 +13,7 @@ import { assertFails, failing, failingCodes, probePods, verifyJson } from './hel
 
 let shared: FederationWorld;
 let distinct: FederationWorld;
-const VERIFY = ['--context', 'cluster1', '-n', 'default', '--import', 'myreviews', '--from', 'cluster2', '--path', '/reviews/0'];
+const VERIFY = ['--context', 'cluster1', '-n', 'default', '--name', 'myreviews', '--from', 'cluster2', '--path', '/reviews/0'];
 const PROBE = 'http://myreviews.default:9080/reviews/0';
 
 /** Changes the mesh config (ConfigMap istio-system/istio) of a cluster, as an operator would. */

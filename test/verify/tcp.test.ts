@@ -14,8 +14,8 @@ import { startFederationWorld, type FederationWorld } from '../support/federatio
 import { assertFails, breakObject, failingCodes, probePods, verifyJson } from './helpers.js';
 
 let fed: FederationWorld;
-const BOUNDARY = ['--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'production'];
-const SHARED = ['--context', 'operations', '-n', 'vault', '--import', 'pgshared', '--from', 'production'];
+const BOUNDARY = ['--context', 'operations', '-n', 'vault', '--name', 'postgres', '--from', 'production'];
+const SHARED = ['--context', 'operations', '-n', 'vault', '--name', 'pgshared', '--from', 'production'];
 /** An image the kubelet pulls whose container neither calls out nor ends: the probe never completes. */
 const IDLE_IMAGE = 'nginx:1.27';
 
@@ -92,7 +92,7 @@ test.serial('an unreachable provider is reported (MF0102), its checks are skippe
   config.contexts.push({ name: 'gone', context: { cluster: 'gone', user: config.users[0]!.name } });
   const path = join(fed.kubeconfig, '..', 'with-gone.yaml');
   writeFileSync(path, YAML.stringify(config));
-  const result = await runCli(['verify', '--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'gone', '-o', 'json', '--kubeconfig', path]);
+  const result = await runCli(['verify', '--context', 'operations', '-n', 'vault', '--name', 'postgres', '--from', 'gone', '-o', 'json', '--kubeconfig', path]);
   t.is(result.code, 3, result.stderr);
   const report = JSON.parse(result.stdout) as { checks: Array<{ code: string; status: string; message: string | null; reason: string | null }>; probe: { answered: boolean } };
   const reachability = report.checks.find((c) => c.code === 'MF0102')!;
@@ -101,13 +101,13 @@ test.serial('an unreachable provider is reported (MF0102), its checks are skippe
   t.true(report.checks.filter((c) => c.code.startsWith('MF02')).every((c) => c.status === 'skip' && /"gone" is not reachable \(MF0102\)/.test(c.reason ?? '')));
   t.is(report.probe.answered, true);
 
-  const consumerGone = await runCli(['verify', '--context', 'gone', '-n', 'vault', '--import', 'postgres', '--kubeconfig', path]);
+  const consumerGone = await runCli(['verify', '--context', 'gone', '-n', 'vault', '--name', 'postgres', '--kubeconfig', path]);
   t.is(consumerGone.code, 1, 'without the consumer there is nothing to verify');
   t.regex(consumerGone.stderr, /error: cannot reach https:\/\/127\.0\.0\.1:9 \(context "gone"\): connection refused, 5 attempts to list \S+\n {2}check that the cluster is running/);
 });
 
 test.serial('--from naming another cluster than the import\'s provider: MF0201 names the right one, the rest is skipped', async (t) => {
-  const run = await verifyJson(fed, ['--context', 'operations', '-n', 'vault', '--import', 'postgres', '--from', 'staging']);
+  const run = await verifyJson(fed, ['--context', 'operations', '-n', 'vault', '--name', 'postgres', '--from', 'staging']);
   t.is(run.code, 3);
   const missing = run.report.checks.find((c) => c.code === 'MF0201')!;
   t.like(missing, { status: 'fail', object: 'export db/postgres', message: 'context "staging" has no export db/postgres (exports: none)' });

@@ -65,11 +65,8 @@ export function clientCertificate(ca: PemPair, user: string, groups: readonly st
   return Promise.resolve({ certPem: cert.cert, keyPem: cert.key });
 }
 
-/**
- * A self-signed root CA as Istio's `tools/certs` Makefile makes it (O=Istio, CN=Root CA). `_keyIndex` is no longer
- * used: keys are cheap, every CA gets its own.
- */
-export function createRootCa(commonName = 'Root CA', _keyIndex = 0): Promise<PemPair> {
+/** A self-signed root CA as Istio's `tools/certs` Makefile makes it (O=Istio, CN=Root CA), with a key of its own. */
+export function createRootCa(commonName = 'Root CA'): Promise<PemPair> {
   const root = issueCertificate({
     commonName, subject: [[der.OID.organizationName, 'Istio'], [der.OID.commonName, commonName]], isCA: true, notAfter: new Date(Date.now() + 3650 * DAY_MS),
   });
@@ -79,9 +76,9 @@ export function createRootCa(commonName = 'Root CA', _keyIndex = 0): Promise<Pem
 /**
  * The `cacerts` material of one cluster. With a shared `root`, a per-cluster intermediate CA signed by it
  * (O=Istio, CN=Intermediate CA, L=<cluster>); without, a self-signed root of its own that is also the
- * signing CA. `keyIndex` is no longer used (see {@link createRootCa}).
+ * signing CA. Every CA gets a key of its own.
  */
-export async function createIstioCaCerts(cluster: string, root: PemPair | undefined, _keyIndex: number): Promise<IstioCaCerts> {
+export async function createIstioCaCerts(cluster: string, root: PemPair | undefined): Promise<IstioCaCerts> {
   if (!root) {
     const own = await createRootCa(`Root CA ${cluster}`);
     return { 'ca-cert.pem': own.certPem, 'ca-key.pem': own.keyPem, 'root-cert.pem': own.certPem, 'cert-chain.pem': own.certPem };

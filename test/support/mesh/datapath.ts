@@ -18,12 +18,12 @@ import {
   normaliseGatewayRef, peerAuthenticationMode, registry, serviceByHost, virtualServiceFor, visibleTo,
 } from './istio.js';
 import type { RegistryService, ServicePort } from './istio.js';
-import { envoyKeyRefusal, workloadCertificate } from './pki.js';
-import { handshake } from './tls.js';
+import { envoyKeyRefusal, envoyOfIstio, workloadCertificate } from './pki.js';
+import { ENVOY_CLIENT_SIGALGS, handshake } from './tls.js';
 import type { TlsClientSide, TlsServerSide } from './tls.js';
 import {
   CLUSTER_DOMAIN, envBool, findPodByIp, istiodSettings, skipsTrustDomainValidation, hasSidecar, isGatewayPod, isPodReady, labelsMatch, meshSettings, podIp, proxyVersion,
-  containersOf, ref, secretData, serviceAccountOf, specOf, unmodelled,
+  containersOf, isProxyImage, ref, secretData, serviceAccountOf, specOf, unmodelled,
 } from './world.js';
 import type { Spec } from './world.js';
 
@@ -86,6 +86,12 @@ export function sidecarRunning(ctx: PathContext, cluster: ClusterView, pod: Kube
 
 function log(ctx: PathContext, cluster: ClusterView, pod: KubeObject, line: string): void {
   ctx.proxies?.accessLog(...podKey(cluster, pod), `[${new Date().toISOString()}] ${line}`);
+}
+
+/** The Envoy release a proxy pod runs: that of the Istio release of its proxyv2 image (an image without a tag is current). */
+function envoyOf(pod: KubeObject): [number, number] {
+  const proxy = containersOf(pod).find((c) => isProxyImage(c.image));
+  return envoyOfIstio(proxyVersion(proxy?.image ?? ''));
 }
 
 /** Envoy's warning when it NACKs an SDS secret it cannot load (the update is rejected; no TLS context is built). */
@@ -369,7 +375,7 @@ function clientTls(proxy: Proxy, dest: { host: string; port: number; subset?: st
   if (mode === 'DISABLE') return {};
   if (mode === 'ISTIO_MUTUAL') {
     const cert = workloadCertificate(proxy.cluster, proxy.namespace, serviceAccountOf(proxy.pod));
-    return { tls: { istio: true, servername: sni ?? `outbound_.${dest.port}_.${dest.subset ?? ''}_.${dest.host}`, certChain: cert.certChain, key: cert.key, ca: cert.root, verifySans: sans } };
+    return { tls: { istio: true, servername: sni ?? `outbound_.${dest.port}_.${dest.subset ?? ''}_.${dest.host}`, certChain: cert.certChain, key: cert.key, ca: cert.root, verifySans: sans, sigalgs: ENVOY_CLIENT_SIGALGS } };
   }
   if (mode === 'SIMPLE' || mode === 'MUTUAL') {
     const name = tls?.['credentialName'] as string | undefined;
@@ -377,11 +383,12 @@ function clientTls(proxy: Proxy, dest: { host: string; port: number; subset?: st
     const cred = name ? credential(proxy.cluster, proxy.namespace, name) : undefined;
     if (mode === 'MUTUAL' && (!cred?.cert || !cred.key)) return { sds: name ?? '(no credentialName)' };
     if (name && !cred) return { sds: name };
-    // Envoy refuses a client certificate whose key it does not support (envoyKeyRefusal) and keeps no client context.
-    const refusal = mode === 'MUTUAL' ? envoyKeyRefusal(cred!.cert!) : undefined;
+    // Envoy refuses a client certificate whose key its release does not support (envoyKeyRefusal) and keeps no client
+    // context.
+    const refusal = mode === 'MUTUAL' ? envoyKeyRefusal(cred!.cert!, envoyOf(proxy.pod)) : undefined;
     if (refusal) return { sds: name ?? '(no credentialName)', reason: refusal };
     const insecure = tls?.['insecureSkipVerify'] === true;
-    return { tls: { servername: sni, certChain: mode === 'MUTUAL' ? cred!.cert : undefined, key: mode === 'MUTUAL' ? cred!.key : undefined, ca: insecure ? undefined : cred?.ca, verifySans: sans } };
+    return { tls: { servername: sni, certChain: mode === 'MUTUAL' ? cred!.cert : undefined, key: mode === 'MUTUAL' ? cred!.key : undefined, ca: insecure ? undefined : cred?.ca, verifySans: sans, sigalgs: ENVOY_CLIENT_SIGALGS } };
   }
   return unmodelled(`DestinationRule tls mode ${mode}`);
 }
@@ -460,12 +467,19 @@ export function envoyFailureReason(f: Failure): string {
     case 'sds': return `remote connection failure, transport failure reason: TLS error: Secret is not supplied by SDS (${f.secret})`;
     case 'tls': {
       if (f.side === 'client') {
-        const what = f.code === 'WRONG_VERSION_NUMBER' ? '268435703:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER' : `268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED (${f.code})`;
+        const what = f.code === 'WRONG_VERSION_NUMBER' ? '268435703:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER'
+          : f.code === 'NO_COMMON_SIGNATURE_ALGORITHMS' ? '268435709:SSL routines:OPENSSL_internal:NO_COMMON_SIGNATURE_ALGORITHMS'
+            : `268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED (${f.code})`;
         return `remote connection failure, transport failure reason: TLS_error:|${what}:TLS_error_end`;
       }
-      const alert = /expired/i.test(f.code + f.message) ? '268436501:SSL routines:OPENSSL_internal:SSLV3_ALERT_CERTIFICATE_EXPIRED'
-        : /did not return a certificate|CERTIFICATE_REQUIRED/i.test(f.code + f.message) ? '268436566:SSL routines:OPENSSL_internal:TLSV1_ALERT_CERTIFICATE_REQUIRED'
-          : '268436536:SSL routines:OPENSSL_internal:TLSV1_ALERT_UNKNOWN_CA';
+      // BoringSSL packs an error as (ERR_LIB_SSL = 16) << 24 | reason (include/openssl/err.h ERR_PACK), and a TLS alert
+      // received as reason SSL_AD_REASON_OFFSET (1000) + the alert's number (include/openssl/ssl.h): handshake_failure
+      // 40 → 268436496, certificate_expired 45 → 268436501, unknown_ca 48 → 268436504, certificate_required 116 →
+      // 268436572 (RFC 8446 section 6 numbers the alerts).
+      const alert = f.code === 'NO_COMMON_SIGNATURE_ALGORITHMS' ? '268436496:SSL routines:OPENSSL_internal:SSLV3_ALERT_HANDSHAKE_FAILURE'
+        : /expired/i.test(f.code + f.message) ? '268436501:SSL routines:OPENSSL_internal:SSLV3_ALERT_CERTIFICATE_EXPIRED'
+          : /did not return a certificate|CERTIFICATE_REQUIRED/i.test(f.code + f.message) ? '268436572:SSL routines:OPENSSL_internal:TLSV1_ALERT_CERTIFICATE_REQUIRED'
+            : '268436504:SSL routines:OPENSSL_internal:TLSV1_ALERT_UNKNOWN_CA';
       return `remote connection failure, transport failure reason: TLS_error:|${alert}:TLS_error_end`;
     }
   }
@@ -883,9 +897,9 @@ async function gatewayInbound(ctx: PathContext, cluster: ClusterView, pod: KubeO
       ctx.trace.push(`gateway ${pod.metadata.name}: credentialName ${name} not found or incomplete in ${ns}`);
       return { ok: false, failure: { kind: 'handshake-reset', reason: `credential ${ns}/${name} not found or incomplete` } };
     }
-    // Envoy refuses a server certificate whose key it does not support (envoyKeyRefusal): the filter chain has no
-    // TLS context and closes the connection, as for a missing credential.
-    const refusal = envoyKeyRefusal(cred.cert);
+    // Envoy refuses a server certificate whose key its release does not support (envoyKeyRefusal): the filter chain
+    // has no TLS context and closes the connection, as for a missing credential.
+    const refusal = envoyKeyRefusal(cred.cert, envoyOf(pod));
     if (refusal) {
       ctx.trace.push(`gateway ${pod.metadata.name}: credentialName ${name} refused: ${refusal}`);
       log(ctx, cluster, pod, secretRejected(name, refusal));

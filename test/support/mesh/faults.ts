@@ -7,7 +7,8 @@
  */
 import type { KubeObject } from '../emulator/runtime.js';
 import { cacertsData, createRootCA, issueCertificate } from './pki.js';
-import { boundaryWorld, clientCredential, getBoundaryPki, getSharedRootPki, secret, sharedRootWorld } from './scenarios.js';
+import type { IssueOptions } from './pki.js';
+import { BOUNDARY_CLIENT_ID, BOUNDARY_HOST, boundaryWorld, clientCredential, getBoundaryPki, getSharedRootPki, secret, sharedRootWorld } from './scenarios.js';
 import type { staticWorld } from './world.js';
 
 export type FaultWorld = ReturnType<typeof staticWorld>;
@@ -73,6 +74,22 @@ function edit(world: FaultWorld, cluster: string, group: string, kind: string, n
   if (!obj) throw new Error(`no ${kind} ${namespace}/${name} in ${cluster}`);
   change(obj as Loose);
   world.add(cluster, obj);
+}
+
+/** A certificate key: ECDSA on a curve, RSA of a size, or Ed25519. */
+export type KeyType = NonNullable<IssueOptions['keyType']>;
+
+/** The boundary scenario's provider gateway server certificate re-issued by the federation CA on a key of `keyType`. */
+export function withServerKey(world: FaultWorld, keyType: KeyType): void {
+  const { federation } = getBoundaryPki();
+  const server = issueCertificate({ commonName: BOUNDARY_HOST, dnsNames: [BOUNDARY_HOST], keyType }, federation);
+  world.add('cluster2', secret('istio-meshfed', 'federation-server', { 'tls.crt': server.certChain, 'tls.key': server.key, 'ca.crt': federation.cert }, 'kubernetes.io/tls'));
+}
+
+/** The boundary scenario's consumer gateway client certificate re-issued by the federation CA on a key of `keyType`. */
+export function withClientKey(world: FaultWorld, keyType: KeyType): void {
+  const { federation } = getBoundaryPki();
+  world.add('cluster1', clientCredential(issueCertificate({ commonName: 'cluster1 egress', uris: [BOUNDARY_CLIENT_ID], keyType }, federation), federation.cert));
 }
 
 const B = BOUNDARY_SCENARIO;
@@ -190,6 +207,28 @@ export const MODEL_FAULTS: readonly ModelFault[] = [
     id: 'boundary/authority-not-rewritten', scenario: B, hop: 'egress-gateway',
     description: 'the consumer route does not rewrite the authority to the federation host: the egress gateway has no route for it',
     apply: (w) => edit(w, 'cluster1', 'networking.istio.io', 'VirtualService', 'default', 'reviews', (vs) => { delete vs.spec.http[0].rewrite; }),
+  },
+  // Keys Envoy does not load (test/support/mesh/pki.ts envoyKeyRefusal): a refused server certificate leaves the
+  // provider's filter chain without a TLS context, a refused client certificate the egress gateway without one.
+  {
+    id: 'boundary/server-key-p384', scenario: B, hop: 'provider-gateway', before: [1, 25],
+    description: 'the provider gateway certificate has an ECDSA P-384 key (Envoy takes P-384 from 1.33, Istio 1.25)',
+    apply: (w) => withServerKey(w, { kind: 'ec', curve: 'P-384' }),
+  },
+  {
+    id: 'boundary/client-key-p384', scenario: B, hop: 'egress-gateway', before: [1, 25],
+    description: 'the consumer gateway certificate has an ECDSA P-384 key (Envoy takes P-384 from 1.33, Istio 1.25)',
+    apply: (w) => withClientKey(w, { kind: 'ec', curve: 'P-384' }),
+  },
+  {
+    id: 'boundary/server-key-rsa1024', scenario: B, hop: 'provider-gateway',
+    description: 'the provider gateway certificate has an RSA key of 1024 bits (Envoy takes 2048 or more)',
+    apply: (w) => withServerKey(w, { kind: 'rsa', bits: 1024 }),
+  },
+  {
+    id: 'boundary/client-key-rsa1024', scenario: B, hop: 'egress-gateway',
+    description: 'the consumer gateway certificate has an RSA key of 1024 bits (Envoy takes 2048 or more)',
+    apply: (w) => withClientKey(w, { kind: 'rsa', bits: 1024 }),
   },
   {
     id: 'shared-root/distinct-roots', scenario: S, hop: 'workload',

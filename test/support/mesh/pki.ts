@@ -46,15 +46,29 @@ export interface IssueOptions {
    * The new certificate's key. Default ECDSA P-256. Other keys exist to test what Envoy refuses
    * ({@link envoyKeyRefusal}).
    */
-  keyType?: { kind: 'ec'; curve: 'P-256' | 'P-384' } | { kind: 'rsa'; bits: number } | { kind: 'ed25519' };
+  keyType?: { kind: 'ec'; curve: 'P-224' | 'P-256' | 'P-384' | 'P-521' } | { kind: 'rsa'; bits: number } | { kind: 'ed25519' };
+}
+
+/** OpenSSL's names of the NIST curves. */
+const EC_CURVES = { 'P-224': 'secp224r1', 'P-256': 'prime256v1', 'P-384': 'secp384r1', 'P-521': 'secp521r1' } as const;
+
+let keysMade = 0;
+
+/**
+ * How many private keys this process has generated here: one per certificate {@link issueCertificate} issued. The
+ * emulator reports them with the rest of what starting worlds costs (test/support/emulator/index.ts `emulatorWork`).
+ */
+export function keysGenerated(): number {
+  return keysMade;
 }
 
 /** A new private key of the given type. */
 function newKey(keyType: IssueOptions['keyType']): KeyObject {
+  keysMade++;
   switch (keyType?.kind) {
     case 'rsa': return generateKeyPairSync('rsa', { modulusLength: keyType.bits }).privateKey;
     case 'ed25519': return generateKeyPairSync('ed25519').privateKey;
-    case 'ec': return generateKeyPairSync('ec', { namedCurve: keyType.curve === 'P-384' ? 'secp384r1' : 'prime256v1' }).privateKey;
+    case 'ec': return generateKeyPairSync('ec', { namedCurve: EC_CURVES[keyType.curve] }).privateKey;
     default: return generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
   }
 }
@@ -194,14 +208,40 @@ export function uriSans(subjectaltname: string | undefined): string[] {
 }
 
 /**
- * Why Envoy refuses to load a certificate chain into a TLS context, or undefined when it accepts it. Envoy looks at
- * the public key of the leaf certificate only: `source/extensions/transport_sockets/tls/context_impl.cc`,
- * `ContextImpl::ContextImpl`, the `switch (pkey_id)` (Envoy 1.17, the release Istio 1.9 ships, and the releases
- * after it): `EVP_PKEY_EC` other than P-256 -> "only P-256 ECDSA certificates are supported"; `EVP_PKEY_RSA` below
- * 2048 bits -> "only RSA certificates with 2048-bit or larger keys are supported"; any other key type -> "only RSA
- * and ECDSA certificates are supported". Secrets from SDS are inline, hence `<inline>`.
+ * The Envoy release (`[major, minor]`) an Istio release's proxy is built from: Istio 1.x ships Envoy 1.(x+8) from 1.9
+ * on. istio/proxy pins the Envoy commit in `WORKSPACE` (`ENVOY_SHA`, with its commit date) at each release tag; from
+ * the release branch on it follows Envoy's release branch of that line: tag 1.9.0 has envoy@16d4f652 of 2021-01-25
+ * (Envoy 1.17.0 was released on 2021-01-11), 1.24.0 envoy@75d1643e of 2024-10-30 (Envoy 1.32.0: 2024-10-15), 1.25.0
+ * envoy@64859b2d of 2025-02-15 (Envoy 1.33.0: 2025-01-14, `changelogs/1.33.0.yaml`), 1.30.0 envoy@15d1f0bf of
+ * 2026-05-15. A proxy without a version (an image without a tag) counts as current: Istio main, whose proxy is newer
+ * than every release here (the oracle's Envoy is 1.40).
  */
-export function envoyKeyRefusal(certChain: string): string | undefined {
+export function envoyOfIstio(istio: [number, number] | undefined): [number, number] {
+  if (!istio || istio[0] !== 1) return [1, 40];
+  return [1, istio[1] + 8];
+}
+
+/** Envoy >= major.minor. */
+function envoyAtLeast(envoy: [number, number], major: number, minor: number): boolean {
+  return envoy[0] > major || (envoy[0] === major && envoy[1] >= minor);
+}
+
+/**
+ * Why Envoy refuses to load a certificate chain into a TLS context, or undefined when it loads it. Envoy looks at the
+ * public key of the leaf certificate only, in `ContextImpl::ContextImpl`, the `switch (pkey_id)`, which builds the
+ * server (downstream) and client (upstream) contexts alike:
+ * - `EVP_PKEY_EC`: up to Envoy 1.32 (Istio 1.24) only P-256, "only P-256 ECDSA certificates are supported"
+ *   (`source/extensions/transport_sockets/tls/context_impl.cc`, Envoy 1.17 as Istio 1.9 ships it); from Envoy 1.33
+ *   (Istio 1.25) P-256, P-384 and P-521, "only P-256, P-384 or P-521 ECDSA certificates are supported"
+ *   (`source/common/tls/context_impl.cc`; envoyproxy/envoy#36369, `changelogs/1.33.0.yaml` "Added support for P-384
+ *   and P-521 curves for TLS server certificates").
+ * - `EVP_PKEY_RSA` below 2048 bits: "only RSA certificates with 2048-bit or larger keys are supported", on every
+ *   release; there is no upper limit (2048, 3072 or 4096 bits only in FIPS builds, which Istio's proxy is not).
+ * - Any other key type (Ed25519): refused only in FIPS builds (`default:` under `#ifdef BORINGSSL_FIPS`), so Istio's
+ *   proxy loads it; the handshake then fails (`ENVOY_CLIENT_SIGALGS` in tls.ts).
+ * Secrets from SDS are inline, hence `<inline>`. `envoy` is the release ({@link envoyOfIstio}).
+ */
+export function envoyKeyRefusal(certChain: string, envoy: [number, number]): string | undefined {
   let key: KeyObject;
   try {
     key = new X509Certificate(certChain).publicKey;
@@ -210,7 +250,10 @@ export function envoyKeyRefusal(certChain: string): string | undefined {
   }
   const details = key.asymmetricKeyDetails ?? {};
   const prefix = 'Failed to load certificate chain from <inline>, ';
-  if (key.asymmetricKeyType === 'ec') return details.namedCurve === 'prime256v1' ? undefined : `${prefix}only P-256 ECDSA certificates are supported`;
+  if (key.asymmetricKeyType === 'ec') {
+    if (!envoyAtLeast(envoy, 1, 33)) return details.namedCurve === 'prime256v1' ? undefined : `${prefix}only P-256 ECDSA certificates are supported`;
+    return ['prime256v1', 'secp384r1', 'secp521r1'].includes(details.namedCurve ?? '') ? undefined : `${prefix}only P-256, P-384 or P-521 ECDSA certificates are supported`;
+  }
   if (key.asymmetricKeyType === 'rsa') return (details.modulusLength ?? 0) >= 2048 ? undefined : `${prefix}only RSA certificates with 2048-bit or larger keys are supported`;
-  return `${prefix}only RSA and ECDSA certificates are supported`;
+  return undefined;
 }

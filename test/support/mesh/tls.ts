@@ -3,6 +3,7 @@
  * the certificates, keys and trust anchors the Istio configuration gives them, and node:tls decides whether
  * the handshake succeeds (chain, expiry, client certificate required). Only 127.0.0.1 ephemeral ports are used.
  */
+import { createPrivateKey } from 'node:crypto';
 import { createServer, connect } from 'node:tls';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { uriSans } from './pki.js';
@@ -30,6 +31,11 @@ export interface TlsClientSide {
   verifySans?: string[];
   /** A hostname the server certificate must be valid for (what curl checks for an https:// URL). */
   verifyHostname?: string;
+  /**
+   * The signature algorithms the client offers (OpenSSL's colon-separated names), which also bound what it signs
+   * with. Default: OpenSSL's. An Envoy client offers BoringSSL's ({@link ENVOY_CLIENT_SIGALGS}).
+   */
+  sigalgs?: string;
 }
 
 /** What one side learnt about its peer. */
@@ -43,6 +49,35 @@ export type HandshakeResult =
   | { ok: true; clientCertificate?: PeerInfo; serverCertificate: PeerInfo }
   /** `side` is the side that refused the handshake; `code` is node's/OpenSSL's reason. */
   | { ok: false; side: 'client' | 'server'; code: string; message: string };
+
+/**
+ * The signature algorithms an Envoy client offers, in OpenSSL's names: BoringSSL's default verification list
+ * (`ssl/extensions.cc` `kVerifySignatureAlgorithms`: ECDSA P-256/SHA-256, RSA-PSS and PKCS#1 with SHA-256, ECDSA
+ * P-384/SHA-384, RSA with SHA-384 and SHA-512, RSA PKCS#1 SHA-1), which Envoy keeps unless a TLS context sets
+ * `signature_algorithms` (`ContextImpl::ContextImpl`: "otherwise fall back to BoringSSL defaults"); Istio sets none.
+ * Neither Ed25519 nor ECDSA P-521 is in it, so an Envoy client takes no server certificate with such a key (the
+ * server finds no common algorithm and sends a handshake_failure alert), and cannot sign with such a client
+ * certificate for an Envoy server, which asks for the same list (BoringSSL fails NO_COMMON_SIGNATURE_ALGORITHMS).
+ * Measured with the Istio oracle's live Envoy 1.40 gateways: P-384 and RSA-4096 certificates carry the federated call,
+ * P-521 and Ed25519 ones (loaded without complaint) fail every handshake between the two gateways.
+ */
+export const ENVOY_CLIENT_SIGALGS = [
+  'ecdsa_secp256r1_sha256', 'rsa_pss_rsae_sha256', 'rsa_pkcs1_sha256',
+  'ecdsa_secp384r1_sha384', 'rsa_pss_rsae_sha384', 'rsa_pkcs1_sha384',
+  'rsa_pss_rsae_sha512', 'rsa_pkcs1_sha512', 'rsa_pkcs1_sha1',
+].join(':');
+
+/** Whether a client holding `key` can sign a CertificateVerify with one of `sigalgs` (OpenSSL names). */
+function canSignWith(key: string, sigalgs: string): boolean {
+  const k = createPrivateKey(key);
+  const offered = sigalgs.split(':');
+  if (k.asymmetricKeyType === 'rsa') return offered.some((a) => a.startsWith('rsa_'));
+  if (k.asymmetricKeyType === 'ec') {
+    const curve = { prime256v1: 'secp256r1', secp384r1: 'secp384r1', secp521r1: 'secp521r1' }[k.asymmetricKeyDetails?.namedCurve ?? ''];
+    return curve !== undefined && offered.some((a) => a.startsWith(`ecdsa_${curve}_`));
+  }
+  return offered.includes(k.asymmetricKeyType ?? '');
+}
 
 const CLIENT_VERIFY_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED',
@@ -126,6 +161,7 @@ export async function handshake(client: TlsClientSide, server: TlsServerSide): P
         key: client.key,
         rejectUnauthorized: client.ca !== undefined,
         minVersion: 'TLSv1.2',
+        ...(client.sigalgs ? { sigalgs: client.sigalgs } : {}),
         checkServerIdentity: (_host, cert) => {
           const info = peerInfo(cert);
           if (client.verifySans && client.verifySans.length > 0) {
@@ -163,6 +199,13 @@ export async function handshake(client: TlsClientSide, server: TlsServerSide): P
   await new Promise<void>((resolve) => srv.close(() => resolve()));
   const c = clientOutcome!;
   const s = serverOutcome!;
+  // Asked for a certificate it cannot sign for with the algorithms it takes, OpenSSL's client sends none; BoringSSL's
+  // (Envoy's) fails the handshake itself (`tls1_choose_signature_algorithm`).
+  if (!s.ok && s.code === 'CERTIFICATE_REQUIRED' && client.certChain && client.key && client.sigalgs && !canSignWith(client.key, client.sigalgs)) {
+    return { ok: false, side: 'client', code: 'NO_COMMON_SIGNATURE_ALGORITHMS', message: 'no signature algorithm the server takes fits the client certificate\'s key' };
+  }
+  // BoringSSL's name of a server that can sign with none of the algorithms the client offers.
+  if (!s.ok && s.code === 'ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM') return { ok: false, side: 'server', code: 'NO_COMMON_SIGNATURE_ALGORITHMS', message: s.message };
   if (!c.ok && CLIENT_VERIFY_CODES.has(c.code)) return { ok: false, side: 'client', code: c.code, message: c.message };
   if (!s.ok) return { ok: false, side: 'server', code: s.code, message: s.message };
   if (!c.ok) return { ok: false, side: 'client', code: c.code, message: c.message };
