@@ -6,14 +6,11 @@
 // jobs onto a few workers). Measured per file, one file at a time on an idle 2-core machine (`/usr/bin/time npx ava
 // <file>`); a file missing here just sorts by name after these.
 const LONGEST_FIRST = [
+  'test/commands/concurrency.test.ts',
   'test/commands/faults.test.ts',
   'test/release/release.test.ts',
-  'test/commands/concurrency.test.ts',
-  'test/commands/verify-wait.test.ts',
-  'test/verify/tcp.test.ts',
-  'test/cli/timeouts.test.ts',
   'test/cli/bench.test.ts',
-  'test/cli/contexts.test.ts',
+  'test/verify/tcp.test.ts',
   'test/commands/reads.test.ts',
   'test/commands/interactive.test.ts',
   'test/commands/signals.test.ts',

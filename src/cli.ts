@@ -105,7 +105,8 @@ function skipHelpCache(parser: Argv): void {
 
 /**
  * Runs the plugin with `argv` (without node and script) and returns the exit code. This is the only place that
- * turns errors into messages and exit codes. `options` go to the command's clients (tests; the program passes none).
+ * turns errors into messages and exit codes. `options` go to the session: its clients' timers and its pause (tests;
+ * the program passes none).
  */
 export async function main(rawArgv: readonly string[], io: TerminalIO, options: SessionOptions = {}): Promise<number> {
   // Shell completion (`--get-yargs-completions <program> <words…>`, as the completion scripts call it) is meshfed's

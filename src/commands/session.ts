@@ -34,8 +34,28 @@ export interface GlobalArgs {
   verbose: number;
 }
 
-/** What a caller of `main` other than the program itself may change in the session's clients (tests). */
-export type SessionOptions = Pick<KubeClientOptions, 'retryWait'>;
+/** How a command pauses (`verify --wait` between two probes): `ms`, ended early when `signal` aborts (an interrupt). */
+export type Pause = (ms: number, signal: AbortSignal) => Promise<void>;
+
+/**
+ * What a caller of `main` other than the program itself may change (tests): how the session's clients wait before a
+ * retry and time the bounds of an attempt, and how commands pause. The program passes none: real timers.
+ */
+export interface SessionOptions extends Pick<KubeClientOptions, 'retryWait' | 'boundTimer'> {
+  /** Default: a real timer ({@link pauseTimer}). */
+  pause?: Pause;
+}
+
+/** The real pause: resolves after `ms`, or at once when `signal` aborts. */
+export const pauseTimer: Pause = (ms, signal) => new Promise<void>((resolve) => {
+  const done = () => {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', done);
+    resolve();
+  };
+  const timer = setTimeout(done, ms);
+  signal.addEventListener('abort', done, { once: true });
+});
 
 /** Writes sent once a command started applying, for the message an interrupt ends with. */
 export interface WriteJournal {
@@ -135,10 +155,10 @@ export class Session {
   readonly journal: WriteJournal = { recording: false, done: [], unanswered: [] };
 
   /**
-   * @param clientOptions given to every client of the session (`main`'s {@link SessionOptions}): none when run as a
-   * program.
+   * @param options `main`'s {@link SessionOptions}, the client options given to every client of the session: none when
+   * run as a program.
    */
-  constructor(readonly args: GlobalArgs, readonly io: TerminalIO, private readonly clientOptions: SessionOptions = {}) {
+  constructor(readonly args: GlobalArgs, readonly io: TerminalIO, private readonly options: SessionOptions = {}) {
     // Every request in flight listens to the interrupt: a plan applies many objects at once.
     setMaxListeners(0, this.interruption.signal);
     this.ui = new Ui(io, { noColor: args.color === false, yes: args.yes, verbose: (args.verbose ?? 0) >= 1 });
@@ -184,11 +204,18 @@ export class Session {
         timeoutMs, userAgent: userAgent(), signal: this.interruption.signal, deadline: retryDeadline, env: this.io.env,
         impersonate: impersonationFromArgs(this.args as Parameters<typeof impersonationFromArgs>[0]),
         log: (message) => this.ui.debug(message),
-        ...this.clientOptions,
+        ...(this.options.retryWait ? { retryWait: this.options.retryWait } : {}),
+        ...(this.options.boundTimer ? { boundTimer: this.options.boundTimer } : {}),
       }, this.journal, this.args.verbose ?? 0, (line) => this.ui.debug(line));
       this.clients.set(key, client);
     }
     return client;
+  }
+
+  /** Waits `ms` ({@link SessionOptions.pause}), or until the command is interrupted: then throws, as a request would. */
+  async pause(ms: number): Promise<void> {
+    await (this.options.pause ?? pauseTimer)(ms, this.interruption.signal);
+    if (this.interruption.signal.aborted) throw new InterruptedError('interrupted', this.received);
   }
 
   /** The namespace a command acts in: `-n`, else the context's default namespace, else `default`. */

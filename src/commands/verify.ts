@@ -147,20 +147,6 @@ function firstFailure(results: readonly CheckResult[]): string {
   return failure && failure.outcome.status === 'fail' ? `${failure.code}: ${failure.outcome.message}` : 'no result';
 }
 
-/** Waits `ms`, or until the command is interrupted (then throws, as the probe would). */
-async function pause(ms: number, session: Session): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      session.signal.removeEventListener('abort', done);
-      resolve();
-    }
-    session.signal.addEventListener('abort', done, { once: true });
-  });
-  if (session.signal.aborted) throw new InterruptedError('interrupted', session.interruptedBy);
-}
-
 /** `--send` takes C-style escapes (`\r\n`, `\x00`, `\0`) so that binary greetings fit on a command line. */
 function unescapeSend(text: string): string {
   return text.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|[rnt\\])/g, (_m, e: string) => {
@@ -316,7 +302,7 @@ async function verify(session: Session, args: VerifyArgs): Promise<void> {
     // changes, up to PILOT_DEBOUNCE_MAX, 10 s by default), so a probe right after an import may fail and pass later.
     for (let pauseMs = 1000, tries = 1; failed(probe.results) && Date.now() + pauseMs < waitUntil; pauseMs = Math.min(pauseMs * 2, MAX_WAIT_PAUSE_MS)) {
       ui.info(`probe ${tries} failed (${firstFailure(probe.results)}); probing again in ${pauseMs / 1000}s (--wait ${args.wait})`);
-      await pause(pauseMs, session);
+      await session.pause(pauseMs);
       probe = await probeOnce(launchProbe(target, identity.account));
       tries += 1;
     }

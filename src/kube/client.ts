@@ -148,6 +148,13 @@ export interface KubeClientOptions {
    * every decision, attempt and `-v` line is the same, without the seconds of waiting.
    */
   retryWait?: RetryWait;
+  /**
+   * Runs the timer of each bound of an attempt (connect, TLS handshake, `--request-timeout`). Default
+   * {@link realBoundTimer}, the real delay. Tests pass one that also lets a bound run out on an event (the server holds
+   * the request, or got the handshake and stays silent): the attempt is cut, retried and reported as after the real
+   * delay, without waiting it.
+   */
+  boundTimer?: BoundTimer;
   /** User agent sent with every request. */
   userAgent?: string;
   /** `--as`, `--as-group`, `--as-uid`: override the kubeconfig user's impersonation. */
@@ -345,6 +352,26 @@ function waitTimer(ms: number, signal: AbortSignal | undefined): Promise<void> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/** One bound of an attempt whose timer runs. */
+export interface AttemptBound {
+  /** `dial`: opening the connection; `tls`: the TLS handshake; `request`: the whole attempt (`--request-timeout`). */
+  kind: 'dial' | 'tls' | 'request';
+  /** How long the bound allows (ms). */
+  ms: number;
+  method: string;
+  /** The request's URL (server, path and query; never credentials). */
+  url: string;
+}
+
+/** Starts the timer of one bound: `elapse` cuts the attempt once the bound has run out. Returns what stops the timer. */
+export type BoundTimer = (bound: AttemptBound, elapse: () => void) => () => void;
+
+/** The real timer of a bound (see {@link KubeClientOptions.boundTimer}). */
+export const realBoundTimer: BoundTimer = (bound, elapse) => {
+  const timer = setTimeout(elapse, bound.ms);
+  return () => clearTimeout(timer);
+};
 
 /** The first of several optional signals to abort. */
 function anySignal(signals: Array<AbortSignal | undefined>): AbortSignal | undefined {
@@ -639,16 +666,19 @@ export class KubeClient {
   private open(prepared: Prepared, method: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<Opened> {
     const dialMs = this.options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
     const tlsMs = this.options.tlsHandshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
+    const startTimer = this.options.boundTimer ?? realBoundTimer;
+    const url = prepared.url.href;
+    const noTimer = () => undefined;
     return new Promise<Opened>((resolvePromise, reject) => {
       let phase: Phase = 'connect';
       let cutError: AttemptError | undefined;
-      let dialTimer: NodeJS.Timeout | undefined;
-      let tlsTimer: NodeJS.Timeout | undefined;
-      let requestTimer: NodeJS.Timeout | undefined;
+      let stopDial: () => void = noTimer;
+      let stopTls: () => void = noTimer;
+      let stopRequest: () => void = noTimer;
       const finish = () => {
-        clearTimeout(dialTimer);
-        clearTimeout(tlsTimer);
-        clearTimeout(requestTimer);
+        stopDial();
+        stopTls();
+        stopRequest();
         signal?.removeEventListener('abort', onAbort);
       };
       const cut = (code: string, limitMs: number, limitName?: string) => {
@@ -658,14 +688,14 @@ export class KubeClient {
       };
       const request = this.send(prepared.url, method, prepared.headers, prepared.isHttps, (response) => {
         phase = 'response';
-        clearTimeout(dialTimer);
-        clearTimeout(tlsTimer);
-        resolvePromise({ request, response, stopTimer: () => clearTimeout(requestTimer), finish, cutBy: () => cutError });
+        stopDial();
+        stopTls();
+        resolvePromise({ request, response, stopTimer: () => stopRequest(), finish, cutBy: () => cutError });
       });
       if (timeoutMs > 0) {
-        requestTimer = setTimeout(() => {
+        stopRequest = startTimer({ kind: 'request', ms: timeoutMs, method, url }, () => {
           cut(phase === 'connect' ? 'MESHFED_DIAL_TIMEOUT' : phase === 'tls' ? 'MESHFED_TLS_TIMEOUT' : 'MESHFED_TIMEOUT', timeoutMs, '--request-timeout');
-        }, timeoutMs);
+        });
       }
       request.on('socket', (socket: Socket) => {
         // A kept-alive socket is connected (and through TLS) already.
@@ -673,17 +703,17 @@ export class KubeClient {
           phase = 'sent';
           return;
         }
-        dialTimer = setTimeout(() => cut('MESHFED_DIAL_TIMEOUT', dialMs), dialMs);
+        stopDial = startTimer({ kind: 'dial', ms: dialMs, method, url }, () => cut('MESHFED_DIAL_TIMEOUT', dialMs));
         socket.once('connect', () => {
-          clearTimeout(dialTimer);
+          stopDial();
           if (!prepared.isHttps) {
             phase = 'sent';
             return;
           }
           phase = 'tls';
-          tlsTimer = setTimeout(() => cut('MESHFED_TLS_TIMEOUT', tlsMs), tlsMs);
+          stopTls = startTimer({ kind: 'tls', ms: tlsMs, method, url }, () => cut('MESHFED_TLS_TIMEOUT', tlsMs));
           socket.once('secureConnect', () => {
-            clearTimeout(tlsTimer);
+            stopTls();
             phase = 'sent';
           });
         });

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFederationCA, issueServerCertificate, inspectCertificate } from '../../src/pki/index.js';
 import { runCli, writeKubeconfig } from '../support/cli.js';
+import { BoundClock, toServer } from '../support/clock.js';
 
 test('contexts merges a multi-file KUBECONFIG first-wins, marks the current context, and -o json parses', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'meshfed-merge-'));
@@ -115,9 +116,14 @@ async function startFakeApi(gate: Promise<unknown> = Promise.resolve()): Promise
 test('contexts --probe reports reachable clusters, unreachable ones fast, and 401/403 with their meaning', async (t) => {
   // A port that accepts TCP but never answers (so never completes TLS): --request-timeout ends the wait. The first
   // context's cluster answers only once the last one's probe has connected: the probes must run at the same time.
+  // Once the hanging context's hello has arrived, the bound it waits on runs out on the clock (not after 1.5 s).
   let connected: () => void = () => undefined;
   const api = await startFakeApi(new Promise<void>((resolve) => (connected = resolve)));
-  const silent = createTcpServer(() => connected());
+  const clock = new BoundClock();
+  const silent = createTcpServer((socket) => {
+    connected();
+    socket.once('data', () => clock.elapse(toServer(hanging)));
+  });
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   // A port with nothing listening: connection refused.
   const closed = createTcpServer();
@@ -126,6 +132,7 @@ test('contexts --probe reports reachable clusters, unreachable ones fast, and 40
   await new Promise((resolve) => closed.close(resolve));
   t.teardown(() => { api.server.close(); silent.close(); });
 
+  const hanging = `https://127.0.0.1:${(silent.address() as AddressInfo).port}`;
   const common = { caPem: api.caPem, tlsServerName: 'kubernetes.test' };
   const kubeconfig = writeKubeconfig([
     { name: 'production', server: api.url, token: 'good', ...common },
@@ -133,10 +140,10 @@ test('contexts --probe reports reachable clusters, unreachable ones fast, and 40
     { name: 'limited', server: api.url, token: 'limited', ...common },
     { name: 'bare', server: api.url, token: 'bare', ...common },
     { name: 'down', server: `https://127.0.0.1:${closedPort}` },
-    { name: 'hanging', server: `https://127.0.0.1:${(silent.address() as AddressInfo).port}` },
+    { name: 'hanging', server: hanging },
   ], 'production');
 
-  const result = await runCli(['contexts', '--probe', '--request-timeout', '1500ms', '-o', 'json'], { env: { KUBECONFIG: kubeconfig } });
+  const result = await runCli(['contexts', '--probe', '--request-timeout', '1500ms', '-o', 'json'], { env: { KUBECONFIG: kubeconfig }, session: { boundTimer: clock.timer } });
   t.is(result.code, 0, result.stderr);
   const probes = Object.fromEntries(JSON.parse(result.stdout).contexts.map((c: { name: string; probe: unknown }) => [c.name, c.probe]));
 
@@ -160,18 +167,23 @@ test('contexts --probe reports reachable clusters, unreachable ones fast, and 40
   t.false(probes.hanging.reachable);
   t.regex(probes.hanging.reason, /the TLS handshake did not complete within 1500ms \(--request-timeout\)/);
 
-  const table = await runCli(['contexts', '--probe', '--request-timeout', '1s'], { env: { KUBECONFIG: kubeconfig } });
+  const table = await runCli(['contexts', '--probe', '--request-timeout', '1s'], { env: { KUBECONFIG: kubeconfig }, session: { boundTimer: clock.timer } });
   t.regex(table.stdout, /^\*\s+production\s.*Reachable\s+v1\.30\.2\s+1\.18\.0\s+production\.local\s+[0-9A-F:]+…$/m);
   t.regex(table.stdout, /^\s+down\s.*Unreachable/m);
   t.regex(table.stderr, /Warning: context "hanging": cannot reach .* the TLS handshake did not complete within 1s/);
 });
 
 test('contexts --probe without a timeout flag still gives up on a silent server', async (t) => {
-  const silent = createTcpServer(() => {});
+  // Once the client's hello has arrived, the bound the probe waits on runs out on the clock, not after 5 s: the
+  // probe's own default (5s) before the handshake's (10s), as the wall clock would have it.
+  const clock = new BoundClock();
+  const silent = createTcpServer((socket) => socket.once('data', () => clock.elapse(toServer(server))));
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   t.teardown(() => silent.close());
-  const kubeconfig = writeKubeconfig([{ name: 'hanging', server: `https://127.0.0.1:${(silent.address() as AddressInfo).port}` }], 'hanging');
-  const result = await runCli(['contexts', '--probe', '-o', 'json'], { env: { KUBECONFIG: kubeconfig } });
+  const server = `https://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const kubeconfig = writeKubeconfig([{ name: 'hanging', server }], 'hanging');
+  const result = await runCli(['contexts', '--probe', '-o', 'json'], { env: { KUBECONFIG: kubeconfig }, session: { boundTimer: clock.timer } });
   t.is(result.code, 0);
   t.regex(JSON.parse(result.stdout).contexts[0].probe.reason, /the TLS handshake did not complete within 5s/);
+  t.true(clock.elapsed.length > 0 && clock.elapsed.every((bound) => bound.kind === 'request' && bound.ms === 5000), 'the probe\'s bound ran out');
 });

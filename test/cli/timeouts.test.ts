@@ -2,24 +2,31 @@
  * Bounded waits as the user meets them: a server that accepts connections and never answers, and one that never
  * completes TLS, end `status` with a clear error naming the context, the server and `--request-timeout` — by default
  * too, and with `--request-timeout 0` (kubectl's "no per-request limit") the TLS handshake bound still applies.
- * The bounds are set with the flag users have; the asserts are on the messages, with generous test timeouts.
+ * The bounds are set with the flag users have, or are the program's defaults; the asserts are on the messages. The
+ * bounds run out when the server has the request (or the handshake) and stays silent, on a {@link BoundClock}, rather
+ * than after seconds of waiting: the client cuts, retries and reports each attempt as after the real delay.
  */
 import test, { type ExecutionContext } from 'ava';
 import { createServer as createHttpsServer } from 'node:https';
 import { PassThrough } from 'node:stream';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
-import { DEFAULT_REQUEST_TIMEOUT_MS } from '../../src/kube/client.js';
+import { DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS } from '../../src/kube/client.js';
 import { Session } from '../../src/commands/session.js';
 import { createFederationCA, issueServerCertificate } from '../../src/pki/index.js';
 import { runCli, writeKubeconfig } from '../support/cli.js';
+import { BoundClock, toServer } from '../support/clock.js';
 
-/** An HTTPS server that completes the handshake, reads requests and never answers them. */
-async function hangingApi(t: ExecutionContext) {
+/**
+ * An HTTPS server that completes the handshake, reads requests and never answers them: once it has a request, the
+ * client's bound of that attempt runs out on `clock`.
+ */
+async function hangingApi(t: ExecutionContext, clock: BoundClock) {
   const ca = createFederationCA({ provider: 'apiserver-test' });
   const cert = issueServerCertificate({ ca, hosts: ['kubernetes.test'] });
   const requests = new Map<string, number>();
   const server = createHttpsServer({ cert: cert.certificatePem, key: cert.privateKeyPem }, (req) => {
     requests.set(req.url!, (requests.get(req.url!) ?? 0) + 1);
+    clock.elapse((bound) => bound.method === req.method && bound.url === url + req.url);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => { server.closeAllConnections(); server.close(); });
@@ -28,20 +35,28 @@ async function hangingApi(t: ExecutionContext) {
   return { url, caPem: ca.certificatePem, mostSent: () => Math.max(...requests.values()) };
 }
 
-/** A TCP server that accepts connections and never says a word: a TLS handshake never completes. */
-async function silentTcp(t: ExecutionContext) {
+/**
+ * A TCP server that accepts connections and never says a word: a TLS handshake never completes. Once a connection
+ * has brought the client's hello, the bound the client waits on runs out on `clock`.
+ */
+async function silentTcp(t: ExecutionContext, clock: BoundClock) {
   const sockets = new Set<Socket>();
-  const server = createTcpServer((socket) => { sockets.add(socket); socket.on('error', () => {}); });
+  const server = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.once('data', () => clock.elapse(toServer(url)));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => { for (const socket of sockets) socket.destroy(); server.close(); });
-  return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url };
 }
 
 test('status against a server that never answers: a clear timeout error naming the context and --request-timeout', async (t) => {
-  t.timeout(60_000);
-  const api = await hangingApi(t);
+  const clock = new BoundClock();
+  const api = await hangingApi(t, clock);
   const kubeconfig = writeKubeconfig([{ name: 'hanging', server: api.url, caPem: api.caPem, tlsServerName: 'kubernetes.test' }], 'hanging');
-  const result = await runCli(['status', '--request-timeout', '3s'], { env: { KUBECONFIG: kubeconfig } });
+  const result = await runCli(['status', '--request-timeout', '3s'], { env: { KUBECONFIG: kubeconfig }, session: { boundTimer: clock.timer } });
   t.is(result.signal, null, 'it ended by itself');
   t.is(result.code, 1);
   const [message, hint] = result.stderr.trim().split('\n');
@@ -51,20 +66,21 @@ test('status against a server that never answers: a clear timeout error naming t
 });
 
 test('--request-timeout 0 lifts the per-request limit, as kubectl\'s does, but the TLS handshake stays bounded (10s)', async (t) => {
-  t.timeout(90_000);
-  const silent = await silentTcp(t);
+  const clock = new BoundClock();
+  const silent = await silentTcp(t, clock);
   const kubeconfig = writeKubeconfig([{ name: 'silent', server: silent.url }], 'silent');
-  const result = await runCli(['status', '--request-timeout', '0'], { env: { KUBECONFIG: kubeconfig } });
+  const result = await runCli(['status', '--request-timeout', '0'], { env: { KUBECONFIG: kubeconfig }, session: { boundTimer: clock.timer } });
   t.is(result.signal, null, 'it ended by itself');
   t.is(result.code, 1);
   t.regex(result.stderr, /^error: cannot reach https:\/\/127\.0\.0\.1:\d+ \(context "silent"\): the TLS handshake did not complete within 10s, 2 attempts to \w+ /);
+  t.true(clock.elapsed.length > 0 && clock.elapsed.every((bound) => bound.kind === 'tls' && bound.ms === 10_000), 'only the handshake bound, the default, ran out');
 });
 
 test('-v shows each retry and how many requests were retries', async (t) => {
-  t.timeout(60_000);
-  const api = await hangingApi(t);
+  const clock = new BoundClock();
+  const api = await hangingApi(t, clock);
   const kubeconfig = writeKubeconfig([{ name: 'hanging', server: api.url, caPem: api.caPem, tlsServerName: 'kubernetes.test' }], 'hanging');
-  const result = await runCli(['status', '--request-timeout', '2s', '-v'], { env: { KUBECONFIG: kubeconfig } });
+  const result = await runCli(['status', '--request-timeout', '2s', '-v'], { env: { KUBECONFIG: kubeconfig }, session: { boundTimer: clock.timer } });
   t.is(result.code, 1);
   t.regex(result.stderr, /retrying GET \/\S+ \(context "hanging"\) after no answer within 2s \(--request-timeout\) \(attempt 2\/5, waiting \d+ms\)/);
   const [, sent, retried] = /(\d+) API request\(s\), (\d+) of them retries/.exec(result.stderr) ?? [];
@@ -77,6 +93,9 @@ test('without the flag, every request is bounded by the 30s default; the help sa
   const io = { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough(), env: {} };
   t.is(new Session({ yes: true, color: false, verbose: 0 }, io).requestTimeoutMs, 30_000);
   t.is(DEFAULT_REQUEST_TIMEOUT_MS, 30_000);
+  // client-go's bounds (transport/cache.go: net.Dialer{Timeout: 30s}, TLSHandshakeTimeout: 10s), whatever the flag says.
+  t.is(DEFAULT_DIAL_TIMEOUT_MS, 30_000);
+  t.is(DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, 10_000);
   t.is(new Session({ 'request-timeout': '0', yes: true, color: false, verbose: 0 }, io).requestTimeoutMs, 0);
   const help = await runCli(['status', '--help']);
   t.regex(help.stdout, /--request-timeout\s+How long to wait for each API request \(e\.g\. 5s, 1m; default 30s; 0 = no\s+limit/);

@@ -12,7 +12,8 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Fault, KubeObject, RequestRecord, World } from '../support/emulator/index.js';
+import type { EmulatedCluster, Fault, KubeObject, RequestRecord, World } from '../support/emulator/index.js';
+import { BoundClock, ofRecord } from '../support/clock.js';
 import { MESHFED_KINDS, startFederationWorld, untilAnswered, type FederationWorld } from '../support/federation.js';
 import { FEDERATION_CA_CERTIFICATES } from '../../src/federation/naming.js';
 
@@ -25,10 +26,15 @@ const CLUSTERS = [{ name: 'operations' }, { name: 'staging' }, { name: 'producti
 interface FaultKind {
   name: string;
   fault: Omit<Fault, 'path' | 'method'>;
+  /**
+   * The server holds the write unanswered: the client's request timeout runs out (on the test's clock, as soon as
+   * the server holds it), the client sends the write again, and the server applies the first copy only once it has
+   * answered the retry, as a slow server whose first copy lands last.
+   */
+  stall?: boolean;
   transient: boolean;
   /** What -v says about the retry. */
   retried: RegExp;
-  args?: string[];
 }
 
 const KINDS: FaultKind[] = [
@@ -37,10 +43,21 @@ const KINDS: FaultKind[] = [
   { name: 'one 429 with Retry-After', fault: { status: 429, retryAfter: 1 }, transient: true, retried: /after 429 Too Many Requests, Retry-After 1s \(attempt 2\/5, waiting 1s\)/ },
   // A reset on a kept-alive connection is sent again at once; on a fresh one, after a backoff: either way, visible.
   { name: 'one connection reset', fault: { drop: true }, transient: true, retried: /(after connection reset \(attempt 2\/5|at once: the server had closed the kept-alive connection)/ },
-  // The server answers after 2.5 s; the client gives that attempt 2 s, then sends the apply again.
-  { name: 'one timeout, then OK', fault: { delayMs: 2500 }, transient: true, retried: /after no answer within 2s \(--request-timeout\) \(attempt 2\/5/, args: ['--request-timeout', '2s'] },
+  // No answer within the request timeout (the default, 30s; verify's probe pod requests, 10s): the client sends the write again.
+  { name: 'one timeout, then OK', fault: {}, stall: true, transient: true, retried: /after no answer within (30|10)s \(--request-timeout\) \(attempt 2\/5/ },
   { name: 'a persistent 503', fault: { status: 503, times: 1000 }, transient: false, retried: /after 503 Service Unavailable \(attempt 5\/5/ },
 ];
+
+/** The fault of `kind` for the requests of `method` and `path` to `cluster`; a stall runs the client's bound out on `clock`. */
+function faultOf(kind: FaultKind, cluster: EmulatedCluster, method: string, path: string | RegExp, clock: BoundClock): Fault {
+  if (!kind.stall) return { method, path, ...kind.fault };
+  return {
+    method,
+    path,
+    held: (record) => clock.elapse(ofRecord(cluster.server, record)),
+    hold: cluster.nextAnswer(method, path),
+  };
+}
 
 /**
  * meshfed's objects in a cluster, as they would compare between two clean runs: key material differs per run (only
@@ -191,13 +208,15 @@ async function faultMatrix(
   const converged = () => world.clusters.every((c) => JSON.stringify(managedState(world, c.name)) === JSON.stringify(cleanState[c.name]));
 
   const figures: Figures = { injected: 0, survived: 0, failedCleanly: 0, converged: 0, positions: positions.length };
+  const clock = new BoundClock();
   for (const kind of KINDS) {
     for (const [position, write] of positions) {
       const label = `${kind.name} at the ${position} write (${write.method} ${write.path}, context ${write.cluster})`;
       await reset();
-      world.cluster(write.cluster).faults.add({ method: write.method, path: write.path, ...kind.fault });
+      const cluster = world.cluster(write.cluster);
+      cluster.faults.add(faultOf(kind, cluster, write.method, write.path, clock));
       figures.injected += 1;
-      const run = await fed.run([...command, '-v', ...(kind.args ?? [])]);
+      const run = await fed.run([...command, '-v'], { session: { boundTimer: clock.timer } });
       await settle(world);
       t.regex(run.stderr, kind.retried, `${label}: the retry is visible with -v`);
       if (kind.transient) {
@@ -225,6 +244,7 @@ async function faultMatrix(
       if (same && checked) figures.converged += 1;
     }
   }
+  t.is(clock.elapsed.length, KINDS.filter((k) => k.stall).length * positions.length, 'each held attempt was cut on its event, none waited out its bound');
   return figures;
 }
 
@@ -356,12 +376,13 @@ test('verify: the probe pod\'s create and delete survive transient API faults; a
     ['delete', { method: 'DELETE', path: /^\/api\/v1\/namespaces\/vault\/pods\/meshfed-probe-[0-9a-f]+$/ }],
   ];
   const figures: Figures = { injected: 0, survived: 0, failedCleanly: 0, converged: 0, positions: positions.length };
+  const clock = new BoundClock();
   for (const kind of KINDS) {
     for (const [position, write] of positions) {
       const label = `${kind.name} at the probe pod's ${position} (${write.method})`;
-      operations.faults.add({ ...write, ...kind.fault });
+      operations.faults.add(faultOf(kind, operations, write.method, write.path, clock));
       figures.injected += 1;
-      const run = await fed.run([...PROBE, '-v', ...(kind.args ?? [])]);
+      const run = await fed.run([...PROBE, '-v'], { session: { boundTimer: clock.timer } });
       await settle(fed.world);
       t.regex(run.stderr, kind.retried, `${label}: the retry is visible with -v`);
       if (kind.transient) {
@@ -394,6 +415,7 @@ test('verify: the probe pod\'s create and delete survive transient API faults; a
       if (converged) figures.converged += 1;
     }
   }
+  t.is(clock.elapsed.length, KINDS.filter((k) => k.stall).length * positions.length, 'each held attempt was cut on its event, none waited out its bound');
   report(t, 'verify (probe pod)', figures);
 });
 

@@ -1,9 +1,9 @@
 /**
- * `verify` right after an import, as on a real mesh where istiod pushes new configuration some seconds after it is
- * written: the data-path model here applies Istio objects only 30 s after they are written (`pushDelayMs`). Without
- * `--wait` the probe meets the old configuration and fails (and says to use --wait); with `--wait` it probes again
- * until the configuration is in effect. `verify` finds the provider's context from the import's record, without
- * `--from`.
+ * `verify` right after an import, as on a real mesh where istiod pushes new configuration some time after it is
+ * written: the data-path model here applies Istio objects only once istiod has pushed them (`pushes`), and the test
+ * makes that push happen on an event of the run: when `verify --wait` pauses between two probes. Without `--wait` the
+ * probe meets the old configuration and fails (and says to use --wait); with `--wait` it probes again after its pause
+ * and passes. `verify` finds the provider's context from the import's record, without `--from`.
  */
 import test from 'ava';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,12 +12,15 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { runCli } from '../support/cli.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
+import { ConfigPushes } from '../support/mesh/index.js';
 
-const PUSH_DELAY_MS = 30_000;
+const pushes = new ConfigPushes();
 let fed: FederationWorld;
 
 test.before(async () => {
-  fed = await startFederationWorld({ seed: 'bookinfo', clusters: [{ name: 'cluster1' }, { name: 'cluster2' }], mesh: { pushDelayMs: PUSH_DELAY_MS } });
+  fed = await startFederationWorld({ seed: 'bookinfo', clusters: [{ name: 'cluster1' }, { name: 'cluster2' }], mesh: { pushes } });
+  // The seed's own Istio configuration is in effect; what meshfed writes from now on is not, until the next push.
+  pushes.push(fed.world.clusters);
   const exported = await fed.run(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', '9080', '--subset', 'version=v2', '--name', 'reviews']);
   if (exported.code !== 0) throw new Error(exported.stderr);
   const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews']);
@@ -41,12 +44,21 @@ test.serial('right after the import, verify without --wait probes once: the conf
 });
 
 test.serial('verify --wait probes again, with pauses, until the pushed configuration lets the call through', async (t) => {
-  // A fresh import, so that its configuration is certainly not pushed when the first probe runs.
+  // A fresh import, not pushed when the first probe runs; istiod pushes while verify pauses after it.
   const imported = await fed.run(['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/reviews', '--name', 'myreviews2']);
   t.is(imported.code, 0, imported.stderr);
-  const result = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews2', '--path', '/reviews/0', '--wait', '100s'], { timeoutMs: 170_000 });
+  const pushesBefore = pushes.count;
+  const pauses: number[] = [];
+  const pushWhilePaused = async (ms: number) => {
+    pauses.push(ms);
+    pushes.push(fed.world.clusters);
+  };
+  const result = await fed.run(['verify', '--context', 'cluster1', '-n', 'default', '--name', 'myreviews2', '--path', '/reviews/0', '--wait', '100s'], { session: { pause: pushWhilePaused } });
   t.is(result.code, 0, `${result.stdout}\n${result.stderr}`);
+  t.deepEqual(pauses, [1000], 'one pause, after the first probe failed; the second probe, after the push, passed');
+  t.is(pushes.count, pushesBefore + 1);
   t.regex(result.stderr, /probe 1 failed \(MF05\d\d: .*\); probing again in 1s \(--wait 100s\)/);
+  t.notRegex(result.stderr, /probe 2 failed/);
   t.regex(result.stdout, /√ the probe calls the imported service through the federation \(http:\/\/myreviews2\.default:9080\/reviews\/0: HTTP 200/);
   t.regex(result.stdout, /verify passed/);
 });

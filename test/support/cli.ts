@@ -11,6 +11,7 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import type { RetryWait } from '../../src/kube/client.js';
+import type { SessionOptions } from '../../src/commands/session.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const binDir = join(repoRoot, 'bin');
@@ -39,6 +40,12 @@ export interface CliOptions {
    * retries go at once — the client still decides each retry and its wait, and `-v` says so, but does not wait it.
    */
   realRetryWaits?: boolean;
+  /**
+   * In this process ({@link runCli}): the session's timers, e.g. a `BoundClock`'s `timer` (test/support/clock.ts) as
+   * `boundTimer` (bounds that also run out on the test's events), or a `pause` during which the test makes happen what
+   * the paused command waits for.
+   */
+  session?: Omit<SessionOptions, 'retryWait'>;
 }
 
 /**
@@ -86,7 +93,7 @@ export async function runCli(args: string[], options: Omit<CliOptions, 'direct' 
     stdout: stdout.stream,
     stderr: stderr.stream,
     env: cliEnv(options.env),
-  }, options.realRetryWaits ? {} : { retryWait: retryAtOnce });
+  }, { ...options.session, ...(options.realRetryWaits ? {} : { retryWait: retryAtOnce }) });
   // Let the collectors take the last chunks written.
   await new Promise((resolve) => setImmediate(resolve));
   return { code, signal: null, stdout: stdout.text(), stderr: stderr.text(), durationMs: Date.now() - started };

@@ -41,7 +41,7 @@ export interface FederationWorldOptions {
   /** Istio for clusters that do not say; default 1.18.0. */
   istio?: IstioVersion;
   root?: 'shared' | 'distinct';
-  /** Options of the mesh data-path model (e.g. `pushDelayMs`); `random` is always 0.5. */
+  /** Options of the mesh data-path model (e.g. `pushes`); `random` is always 0.5. */
   mesh?: Omit<MeshOptions, 'random'>;
 }
 

@@ -10,6 +10,8 @@ import { ClusterError, InterruptedError } from '../../src/errors.js';
 import { KubeClient } from '../../src/kube/client.js';
 import type { ResolvedContext } from '../../src/kube/kubeconfig.js';
 import { missingPermissionsError } from '../../src/kube/preflight.js';
+import { Session, type Pause } from '../../src/commands/session.js';
+import { PassThrough } from 'node:stream';
 import { createRootCA } from '../support/mesh/pki.js';
 
 const tls = createRootCA('127.0.0.1');
@@ -75,6 +77,34 @@ test('a request with a signal of its own (a cleanup) is sent after the interrupt
     client.close();
     await server.close();
   }
+});
+
+const sessionIo = () => ({ stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough(), env: {} });
+
+test('a command\'s pause (verify --wait between probes) is a real timer in the program, and an interrupt ends it', async (t) => {
+  // The program passes no pause: a pause of a minute must end at the interrupt, not after the minute.
+  t.timeout(20_000);
+  const session = new Session({ yes: true, color: false, verbose: 0 }, sessionIo());
+  const paused = session.pause(60_000);
+  session.interrupt('SIGINT');
+  const error = await t.throwsAsync(paused, { instanceOf: InterruptedError });
+  t.is(error?.signal, 'SIGINT');
+  await t.notThrowsAsync(new Session({ yes: true, color: false, verbose: 0 }, sessionIo()).pause(1), 'it ends by itself');
+});
+
+test('a pause given to the session (tests) is waited with the session\'s interrupt signal', async (t) => {
+  const calls: Array<{ ms: number; aborted: boolean }> = [];
+  let signalSeen: AbortSignal | undefined;
+  const pause: Pause = async (ms, signal) => {
+    calls.push({ ms, aborted: signal.aborted });
+    signalSeen = signal;
+  };
+  const session = new Session({ yes: true, color: false, verbose: 0 }, sessionIo(), { pause });
+  await session.pause(4000);
+  t.deepEqual(calls, [{ ms: 4000, aborted: false }]);
+  session.interrupt('SIGTERM');
+  t.true(signalSeen?.aborted, 'the signal it was given is the interrupt');
+  await t.throwsAsync(session.pause(4000), { instanceOf: InterruptedError }, 'an interrupted command does not go on after its pause');
 });
 
 test('missing permissions are listed together, with one Role per namespace and a ClusterRole for cluster-wide ones', (t) => {

@@ -14,6 +14,7 @@ import {
 import type { ResolvedContext } from '../../src/kube/kubeconfig.js';
 import { ClusterError, InterruptedError } from '../../src/errors.js';
 import { createRootCA } from '../support/mesh/pki.js';
+import { BoundClock, toServer } from '../support/clock.js';
 
 const tls = createRootCA('127.0.0.1');
 
@@ -132,8 +133,11 @@ function contextFor(url: string): ResolvedContext {
   };
 }
 
-/** An HTTPS server that handles request i with steps[i] (then answers 200 with a Namespace). */
-async function scripted(steps: Step[]): Promise<Scripted> {
+/**
+ * An HTTPS server that handles request i with steps[i] (then answers 200 with a Namespace). With `clock`, the client's
+ * bound of a request the server hangs runs out on it as soon as the server has the request.
+ */
+async function scripted(steps: Step[], clock?: BoundClock): Promise<Scripted> {
   const seen: string[] = [];
   const hanging = new Set<ServerResponse>();
   const clients: KubeClient[] = [];
@@ -143,6 +147,7 @@ async function scripted(steps: Step[]): Promise<Scripted> {
     req.resume();
     if (step === 'hang') {
       hanging.add(res);
+      clock?.elapse((bound) => bound.method === req.method && bound.url === url + req.url);
       return;
     }
     if (step === 'reset') {
@@ -277,36 +282,46 @@ test('an attempt without an answer within the request timeout is retried once fo
   t.regex(log[0]!, /after no answer within 1s \(--request-timeout\) \(attempt 2\/5/);
 });
 
+// The bounds below run out on a clock when the server holds the request (or the handshake); the tests above and the
+// 300ms handshake one run on the real timer.
+
 test('a server that accepts and never answers: a clear error naming the server, the bound and the flag', async (t) => {
-  const s = await scripted(['hang', 'hang', 'hang']);
+  const clock = new BoundClock();
+  const s = await scripted(['hang', 'hang', 'hang'], clock);
   t.teardown(() => s.close());
-  const error = await t.throwsAsync(s.client({ timeoutMs: 2000 }).request(GET), { instanceOf: ClusterError });
+  const error = await t.throwsAsync(s.client({ timeoutMs: 2000, boundTimer: clock.timer }).request(GET), { instanceOf: ClusterError });
   t.is(error!.message, `cannot reach ${s.url} (context "test"): no answer within 2s (--request-timeout), 2 attempts to get namespaces "default"`);
   t.regex((error as ClusterError).hint!, /--request-timeout/);
   t.is(s.seen.length, 2, 'a server that never answers is given up after two attempts');
 });
 
 test('a create without an answer is not sent again', async (t) => {
-  const s = await scripted(['hang', 'hang']);
+  const clock = new BoundClock();
+  const s = await scripted(['hang', 'hang'], clock);
   t.teardown(() => s.close());
-  const error = await t.throwsAsync(s.client({ timeoutMs: 2000 }).request(CREATE), { instanceOf: ClusterError });
+  const error = await t.throwsAsync(s.client({ timeoutMs: 2000, boundTimer: clock.timer }).request(CREATE), { instanceOf: ClusterError });
   t.regex(error!.message, /no answer within 2s \(--request-timeout\), trying to create pods in namespace "default"$/);
   t.is(s.seen.length, 1);
 });
 
-/** A TCP server that accepts connections and never says a word (so never completes a TLS handshake). */
-async function silentServer(): Promise<{ server: Server; url: string; connections: number; close(): void }> {
+/**
+ * A TCP server that accepts connections and never says a word (so never completes a TLS handshake). With `clock`, the
+ * bound the client waits on runs out on it once the client's hello has arrived.
+ */
+async function silentServer(clock?: BoundClock): Promise<{ server: Server; url: string; connections: number; close(): void }> {
   const sockets = new Set<Socket>();
   const state = { connections: 0 };
   const server = createTcpServer((socket) => {
     state.connections += 1;
     sockets.add(socket);
     socket.on('error', () => {});
+    if (clock) socket.once('data', () => clock.elapse(toServer(url)));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     server,
-    url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url,
     get connections() { return state.connections; },
     close() {
       for (const socket of sockets) socket.destroy();
@@ -326,25 +341,35 @@ test('a server that never completes TLS: the handshake bound applies even with n
 });
 
 test('with a request timeout shorter than the handshake bound, the message says which phase it cut', async (t) => {
-  const silent = await silentServer();
+  const clock = new BoundClock();
+  const silent = await silentServer(clock);
   t.teardown(() => silent.close());
-  const client = new KubeClient(contextFor(silent.url), { timeoutMs: 1500, retry: { initialBackoffMs: 5 } });
+  const client = new KubeClient(contextFor(silent.url), { timeoutMs: 1500, retry: { initialBackoffMs: 5 }, boundTimer: clock.timer });
   t.teardown(() => client.close());
   const error = await t.throwsAsync(client.request(GET), { instanceOf: ClusterError });
   t.regex(error!.message, /: the TLS handshake did not complete within 1500ms \(--request-timeout\), 2 attempts to get namespaces "default"$/);
 });
 
 test('a stream is not cut by the request timeout once its answer has started; failures before it starts are retried', async (t) => {
+  let endStream = () => undefined as unknown;
   const s = await scripted([{ status: 503 }, (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.write('{"type":"ADDED"}\n');
-    // Well past the client's 1 s request timeout.
-    setTimeout(() => res.end('{"type":"MODIFIED"}\n'), 2500);
+    endStream = () => res.end('{"type":"MODIFIED"}\n');
   }]);
   t.teardown(() => s.close());
+  const clock = new BoundClock();
   const lines: string[] = [];
-  await s.client({ timeoutMs: 1000 }).stream({ path: '/api/v1/pods', query: { watch: '1' } }, (line) => lines.push(line));
+  await s.client({ timeoutMs: 1000, boundTimer: clock.timer }).stream({ path: '/api/v1/pods', query: { watch: '1' } }, (line) => {
+    lines.push(line);
+    if (lines.length > 1) return;
+    // The stream has started: the client's 1 s request timeout runs out now (if it still ran, it would cut the
+    // stream here), and only then does the server send the last line.
+    clock.elapse((bound) => bound.kind === 'request' && toServer(s.url)(bound));
+    setImmediate(endStream);
+  });
   t.deepEqual(lines, ['{"type":"ADDED"}', '{"type":"MODIFIED"}']);
+  t.deepEqual(clock.elapsed, [], 'no request timeout ran any more once the answer had started');
   t.is(s.seen.length, 2);
 });
 

@@ -5,6 +5,7 @@
  */
 import type { ExecutionContext } from 'ava';
 import type { KubeObject } from '../support/emulator/index.js';
+import type { CliOptions } from '../support/cli.js';
 import type { FederationWorld } from '../support/federation.js';
 
 /** A parsed `verify -o json` run. */
@@ -22,8 +23,8 @@ export interface VerifyRun {
 }
 
 /** Runs `kubectl meshfed verify <args> -o json` and parses the report (stdout must be JSON whatever the exit code). */
-export async function verifyJson(fed: FederationWorld, args: string[]): Promise<VerifyRun> {
-  const result = await fed.run(['verify', ...args, '-o', 'json']);
+export async function verifyJson(fed: FederationWorld, args: string[], options?: CliOptions): Promise<VerifyRun> {
+  const result = await fed.run(['verify', ...args, '-o', 'json'], options);
   let report: VerifyRun['report'];
   try {
     report = JSON.parse(result.stdout) as VerifyRun['report'];

@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { binDir, runCli } from '../support/cli.js';
+import { BoundClock, ofRecord } from '../support/clock.js';
 import { startFederationWorld, type FederationWorld } from '../support/federation.js';
 import { assertFails, breakObject, failingCodes, probePods, verifyJson } from './helpers.js';
 
@@ -117,11 +118,13 @@ test.serial('--from naming another cluster than the import\'s provider: MF0201 n
 });
 
 test.serial('a provider API server that does not answer in time is MF0102, not a hang', async (t) => {
+  // Every request to the provider is held; once the server holds one, the client's bound of it runs out on the clock.
   const production = fed.world.cluster('production');
   const mark = production.requests.length;
-  production.faults.add({ path: /.*/, delayMs: 30_000, times: 100 });
+  const clock = new BoundClock();
+  production.faults.add({ path: /.*/, delayMs: 30_000, held: (record) => clock.elapse(ofRecord(production.server, record)), times: 100 });
   try {
-    const run = await verifyJson(fed, [...BOUNDARY, '--timeout', '6s']);
+    const run = await verifyJson(fed, [...BOUNDARY, '--timeout', '6s'], { session: { boundTimer: clock.timer } });
     t.is(run.code, 3);
     t.deepEqual(failingCodes(run), ['MF0102']);
     t.regex(run.report.checks.find((c) => c.code === 'MF0102')!.message!, /no answer within 3s \(--request-timeout\)/);

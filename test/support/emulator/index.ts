@@ -103,6 +103,11 @@ export interface EmulatedCluster {
     add(fault: Fault): void;
     clear(): void;
   };
+  /**
+   * Resolves with the next request with this method and path (a RegExp is tested against the path) that the server
+   * starts to answer from now on: e.g. a client's retry of a request a fault holds.
+   */
+  nextAnswer(method: string, path: string | RegExp): Promise<RequestRecord>;
   /** Holds requests until several users each have one waiting (holds.ts): deterministic interleavings. */
   readonly holds: {
     add(hold: Hold): HoldHandle;
@@ -125,6 +130,8 @@ export interface EmulatedCluster {
   clientCertificate(user: string, groups?: string[]): Promise<PemPair>;
   /** Sets a Service's load balancer address (an IPv4 address or a hostname), as a cloud LB that changed would. */
   setLoadBalancerAddress(namespace: string, name: string, address: string): KubeObject;
+  /** The last resourceVersion handed out (one counter for all kinds, as etcd's revision). */
+  resourceVersion(): number;
   /** Forgets the watch history: watches from an older resourceVersion get 410 Expired. */
   compactHistory(): void;
   /** Resolves when controllers and the kubelet have nothing left to do right now. */
@@ -243,6 +250,8 @@ export async function startWorld(options: WorldOptions): Promise<World> {
         follow: (ns, pod, o, write, end) => kubelet.followLog(ns, pod, o, write, end),
       },
       openStreams: new Set(),
+      delays: new Set(),
+      answered: new Set(),
       execHandlers: () => options.execHandlers ?? [],
       exec: { cluster: view, world: () => worldView },
     };
@@ -280,6 +289,14 @@ export async function startWorld(options: WorldOptions): Promise<World> {
           ctx.faults.length = 0;
         },
       },
+      nextAnswer: (method, path) => new Promise<RequestRecord>((resolve) => {
+        const listener = (record: RequestRecord) => {
+          if (record.method !== method.toUpperCase() || !(typeof path === 'string' ? record.path === path : path.test(record.path))) return;
+          ctx.answered.delete(listener);
+          resolve(record);
+        };
+        ctx.answered.add(listener);
+      }),
       create: (obj) => api.create(api.typeOfObject(obj), obj.metadata.namespace, obj, { fieldManager: 'test' }, obj.apiVersion.split('/').pop()),
       apply: (obj, fieldManager = 'test') =>
         api.patch(api.typeOfObject(obj), obj.metadata.namespace, obj.metadata.name, 'application/apply-patch+yaml', structuredClone(obj), { fieldManager, force: true }, obj.apiVersion.split('/').pop()),
@@ -304,6 +321,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
         const entry = /^\d+\.\d+\.\d+\.\d+$/.test(address) ? { ip: address, ipMode: 'VIP' } : { hostname: address };
         return structuredClone(api.writeAsController(t, { ...svc, status: { loadBalancer: { ingress: [entry] } } }, 'cloud-controller-manager', 'status'));
       },
+      resourceVersion: () => api.store.revision,
       compactHistory: () => api.store.compact(),
       waitIdle,
     };

@@ -53,6 +53,11 @@ export interface Fault {
    */
   hold?: Promise<unknown>;
   /**
+   * Called when a request that got this fault starts waiting (`delayMs` or `hold`): a test tells the client's clock
+   * that this attempt will not be answered in time (test/support/clock.ts).
+   */
+  held?: (record: RequestRecord) => void;
+  /**
    * With `status`: a `Retry-After` header, in seconds (also `details.retryAfterSeconds`, as the apiserver's 429s carry
    * it) or as given (an HTTP date).
    */
@@ -101,6 +106,10 @@ export interface ServerContext {
   };
   /** Watches in flight, so a stopping server can end them. */
   openStreams: Set<ServerResponse>;
+  /** Faults' delays running, so a stopping server can drop them (a long delay must not keep the process alive). */
+  delays: Set<NodeJS.Timeout>;
+  /** Called with every request whose answer starts (its status sent). */
+  answered: Set<(record: RequestRecord) => void>;
   /** Handlers of `kubectl exec`, tried in order. */
   execHandlers: () => ExecHandler[];
   exec: ExecContext;
@@ -354,6 +363,9 @@ export async function startServer(ctx: ServerContext, tls: { certPem: string; ke
       new Promise<void>((resolve) => {
         for (const res of ctx.openStreams) res.end();
         ctx.openStreams.clear();
+        // A delayed request is never answered now: its connection is closed below.
+        for (const timer of ctx.delays) clearTimeout(timer);
+        ctx.delays.clear();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
@@ -396,6 +408,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
   const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
   (res as unknown as { writeHead: (...args: unknown[]) => ServerResponse }).writeHead = (...args: unknown[]) => {
     record.status = args[0] as number;
+    for (const listener of [...ctx.answered]) listener(record);
     return writeHead(...args);
   };
   try {
@@ -403,7 +416,16 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     if (fault) {
       fault.remaining -= 1;
       if (fault.remaining <= 0) ctx.faults.splice(ctx.faults.indexOf(fault), 1);
-      if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+      if (fault.delayMs || fault.hold) fault.held?.(record);
+      if (fault.delayMs) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            ctx.delays.delete(timer);
+            resolve();
+          }, fault.delayMs);
+          ctx.delays.add(timer);
+        });
+      }
       if (fault.hold) await fault.hold.catch(() => undefined);
       if (fault.drop) {
         record.status = -1;

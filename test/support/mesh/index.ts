@@ -2,7 +2,7 @@
  * The Istio data-path model for the emulated clusters. The emulator's sandbox imports {@link meshRuntimes};
  * tests use {@link simulateCurl} and {@link staticWorld} directly. See README.md for what is modelled.
  */
-export { meshRuntimes, simulateCurl, clientArgv, ProxyTable, UNMODELLED_EXIT_CODE } from './runtime.js';
+export { meshRuntimes, simulateCurl, clientArgv, ProxyTable, ConfigPushes, UNMODELLED_EXIT_CODE } from './runtime.js';
 export type { MeshOptions, PodRef } from './runtime.js';
 export { staticWorld, UnmodelledFeatureError, meshSettings } from './world.js';
 export { runCurl, CURL_VERSION } from './curl.js';

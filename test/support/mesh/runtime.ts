@@ -20,38 +20,47 @@ export interface MeshOptions {
   /** How long a client waits for its pod's sidecar with holdApplicationUntilProxyStarts, in ms. Default 10000. */
   proxyStartTimeoutMs?: number;
   /**
-   * Istio's push delay, in ms: how long after an Istio object (`*.istio.io`) is written the proxies apply it. Until
-   * then the data path does not see it (a changed object is absent until pushed, not in its old form). Default 0:
-   * every write is in effect at once. istiod debounces config events (`DebounceAfter`, PILOT_DEBOUNCE_AFTER 100 ms,
-   * up to `DebounceMax`, PILOT_DEBOUNCE_MAX 10 s: istio.io/istio pilot/pkg/features/tuning.go, and `debounce` in
-   * pilot/pkg/xds/discovery.go, at the commit test/istio/go.mod pins) and then pushes to every proxy, so a probe
-   * right after an import can meet the old configuration on a real mesh.
+   * istiod's pushes: when given, an Istio object (`*.istio.io`) is in effect in the data path only once a push came
+   * after its last write; until then the proxies do not see it (a changed object is absent until pushed, not in its
+   * old form). Default: none, every write is in effect at once. istiod debounces config events (`DebounceAfter`,
+   * PILOT_DEBOUNCE_AFTER 100 ms, up to `DebounceMax`, PILOT_DEBOUNCE_MAX 10 s: istio.io/istio
+   * pilot/pkg/features/tuning.go, and `debounce` in pilot/pkg/xds/discovery.go, at the commit test/istio/go.mod pins)
+   * and then pushes to every proxy, so a probe right after an import can meet the old configuration on a real mesh.
+   * The test decides when the push happens (an event of the run, not seconds of waiting).
    */
-  pushDelayMs?: number;
-}
-
-/** When an object was last written: the newest of its creation time and its managed fields' times (seconds). */
-function writtenAt(object: KubeObject): number {
-  const managed = (object.metadata.managedFields as Array<{ time?: string }> | undefined) ?? [];
-  const times = [object.metadata.creationTimestamp as string | undefined, ...managed.map((m) => m.time)]
-    .filter((t): t is string => typeof t === 'string').map((t) => Date.parse(t)).filter((t) => !Number.isNaN(t));
-  return times.length ? Math.max(...times) : 0;
+  pushes?: ConfigPushes;
 }
 
 /**
- * The world as the proxies see it with a push delay ({@link MeshOptions.pushDelayMs}): Istio objects written less
- * than `delayMs` ago are not there yet. Timestamps have a precision of one second, so the delay is `delayMs` minus
- * up to one second.
+ * istiod's pushes, made when a test says so ({@link MeshOptions.pushes}): an Istio object is in effect once a push
+ * came after its last write (its resourceVersion is at most the cluster's at the push).
  */
-export function pushedView(world: WorldView, delayMs: number, now: () => number = Date.now): WorldView {
-  if (delayMs <= 0) return world;
-  const pushed = (group: string, object: KubeObject) => !group.endsWith('istio.io') || now() - writtenAt(object) >= delayMs;
+export class ConfigPushes {
+  private readonly pushedUpTo = new Map<string, number>();
+  /** How many pushes were made. */
+  count = 0;
+
+  /** istiod pushes now: everything each cluster holds (`resourceVersion()`: the last one handed out) is in effect. */
+  push(clusters: ReadonlyArray<{ name: string; resourceVersion(): number }>): void {
+    for (const cluster of clusters) this.pushedUpTo.set(cluster.name, cluster.resourceVersion());
+    this.count += 1;
+  }
+
+  /** Whether the proxies of `cluster` see `object`, an Istio object, as it is stored. */
+  pushed(cluster: string, object: KubeObject): boolean {
+    return Number(object.metadata.resourceVersion) <= (this.pushedUpTo.get(cluster) ?? 0);
+  }
+}
+
+/** The world as the proxies see it with pushes ({@link MeshOptions.pushes}): Istio objects not pushed yet are not there. */
+export function pushedView(world: WorldView, pushes: ConfigPushes): WorldView {
+  const pushed = (cluster: string, group: string, object: KubeObject) => !group.endsWith('istio.io') || pushes.pushed(cluster, object);
   const wrap = (cluster: ClusterView): ClusterView => ({
     name: cluster.name,
-    list: (group, kind, namespace) => cluster.list(group, kind, namespace).filter((o) => pushed(group, o)),
+    list: (group, kind, namespace) => cluster.list(group, kind, namespace).filter((o) => pushed(cluster.name, group, o)),
     get: (group, kind, namespace, name) => {
       const object = cluster.get(group, kind, namespace, name);
-      return object && pushed(group, object) ? object : undefined;
+      return object && pushed(cluster.name, group, object) ? object : undefined;
     },
   });
   return {
@@ -155,7 +164,7 @@ function holdsForProxy(pod: KubeObject): boolean {
  */
 export function meshRuntimes(options: MeshOptions = {}): ContainerRuntime[] {
   const proxies = new ProxyTable();
-  const ctxFor = (run: ContainerRun): PathContext => ({ world: pushedView(run.world, options.pushDelayMs ?? 0), proxies, random: options.random, trace: [] });
+  const ctxFor = (run: ContainerRun): PathContext => ({ world: options.pushes ? pushedView(run.world, options.pushes) : run.world, proxies, random: options.random, trace: [] });
 
   const proxyRuntime: ContainerRuntime = (run) => {
     if (!isProxyImage(run.container.image) || isInitContainer(run)) return undefined;
