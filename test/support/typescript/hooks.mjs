@@ -5,7 +5,7 @@
 // system's temporary directory, keyed by everything it depends on, so esbuild runs (and is loaded) only for a file
 // that changed; a cache that cannot be written is skipped. See ./register.mjs.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +28,19 @@ const salt = createHash('sha256')
   .update(readFileSync(fileURLToPath(import.meta.url)))
   .digest('hex');
 const cacheDir = join(tmpdir(), `meshfed-ts-${process.getuid?.() ?? 'user'}`);
+/**
+ * The cache is code this process runs: it is used only in a directory of this user's that no one else may write to
+ * (not a symlink), made so if missing; otherwise every file is compiled again.
+ */
+const cacheUsable = (() => {
+  try {
+    mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+    const stat = lstatSync(cacheDir);
+    return stat.isDirectory() && (process.getuid === undefined || stat.uid === process.getuid()) && (stat.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+})();
 let esbuild;
 
 /** `./x.js` from a .ts module is `./x.ts` when there is no x.js (tsc's NodeNext resolution of TypeScript sources). */
@@ -50,6 +63,7 @@ export async function load(url, context, next) {
   const cached = join(cacheDir, `${createHash('sha256').update(salt).update(file).update('\0').update(text).digest('hex')}.js`);
   let source;
   try {
+    if (!cacheUsable) throw new Error('no cache');
     source = readFileSync(cached, 'utf8');
   } catch {
     esbuild ??= await import('esbuild');
@@ -57,8 +71,8 @@ export async function load(url, context, next) {
     // Atomically: other test processes read the cache meanwhile.
     const partial = `${cached}.${process.pid}`;
     try {
-      mkdirSync(cacheDir, { recursive: true });
-      writeFileSync(partial, source);
+      if (!cacheUsable) throw new Error('no cache');
+      writeFileSync(partial, source, { mode: 0o600 });
       renameSync(partial, cached);
     } catch {
       rmSync(partial, { force: true });
