@@ -4,7 +4,8 @@
 export default {
   files: ['test/istio/**/*.test.ts'],
   extensions: { ts: 'module' },
-  nodeArguments: ['--import=tsx'],
+  // TypeScript: see test/support/typescript/register.mjs.
+  require: ['./test/support/typescript/register.mjs'],
   workerThreads: false,
   timeout: '10m',
   concurrency: 2,

@@ -1,5 +1,5 @@
 import {
-  credentialCertificates, federationCaCertificates, federationCaFingerprint, FEDERATION_PORT, homeNamespaceOf, RENEW_BEFORE_DAYS, importState, names, pendingRequests, readExportRecords, readImportRecords, winningVirtualService,
+  credentialCertificates, federationCaCertificates, federationCaFingerprint, FEDERATION_PORT, homeNamespaceOf, RENEW_BEFORE_DAYS, importState, names, pendingRequests, publishedRequests, readExportRecords, stalePublishedRequests, readImportRecords, winningVirtualService,
   type ImportRecord,
 } from '../federation/index.js';
 import { gatherCluster, optional, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
@@ -74,6 +74,13 @@ export interface ImportStatus {
   certificateExpires?: string;
   /** True when that certificate has expired. */
   certificateExpired?: boolean;
+  /** A pending request: when it expires (ISO 8601), when it says. */
+  requestExpires?: string;
+  /**
+   * A pending request made by a version that did not publish requests: who may not read Secrets (the viewer role)
+   * does not see it until it is made again (`import --request-out`).
+   */
+  published?: false;
 }
 
 /** The provider's federation CA in `status -o json|yaml`. */
@@ -101,10 +108,16 @@ export interface ClusterStatus {
   exports: ExportStatus[];
   imports: ImportStatus[];
   /**
-   * Namespaces of meshfed's where this user may not list Secrets (the viewer role): import requests still pending
-   * there (kept as Secrets with their keys) are not among `imports`. Absent when there is none.
+   * Namespaces of meshfed's where this user may not list Secrets (the viewer role): the import requests still pending
+   * there are read from the copies published beside their Secrets; one made by a version that did not publish
+   * requests is not among `imports`. Absent when there is none.
    */
   unreadableSecrets?: string[];
+  /**
+   * Who may list the Secrets: `<provider>/<namespace>/<export>` of published copies of import requests that are no
+   * longer pending (a completion or cancellation stopped half-way; `unimport --export` removes them). Absent when none.
+   */
+  staleRequestCopies?: string[];
 }
 
 /** When a certificate expires (ISO 8601) and whether it has, as status fields. */
@@ -174,14 +187,19 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
       ...expiry(certificate),
     };
   });
-  for (const ref of pendingRequests(snapshot)) {
+  // Pending requests from their Secrets; who may not list those (the viewer role) reads the copies published beside them.
+  const requests = snapshot.unreadableSecrets?.includes(home) ? publishedRequests(snapshot) : pendingRequests(snapshot);
+  for (const ref of requests) {
     imports.push({
       // Where and as what the bundle will import it (the export's name unless the request named another); requests of
       // earlier versions did not record the namespace.
       namespace: ref.importNamespace ?? '-', localName: ref.localName ?? ref.exportName,
       source: `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`, mode: '-', protocol: '-', port: 0, gateway: '-', state: 'pending',
+      ...(ref.expiresAt ? { requestExpires: ref.expiresAt } : {}),
+      ...(ref.published === false ? { published: false as const } : {}),
     });
   }
+  const stale = stalePublishedRequests(snapshot).map((ref) => `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`);
   // The certificates only: status reads no key (the viewer role may not read the CA's Secret).
   const ca = federationCaCertificates(snapshot.existing);
   const caExpiry = ca ? expiry(ca.current) : {};
@@ -203,6 +221,7 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
     exports,
     imports,
     ...(snapshot.unreadableSecrets ? { unreadableSecrets: snapshot.unreadableSecrets } : {}),
+    ...(stale.length ? { staleRequestCopies: stale } : {}),
   };
 }
 
@@ -223,8 +242,9 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
   const context = await chooseContext(session, args.context, '--context', 'Context');
   const writer = writerFor(session, context, '--context');
   // No Secret's data: the certificates are published beside their Secrets (ConfigMaps), the CA's too; a user who may
-  // not list Secrets (the viewer role) sees everything but pending import requests.
-  const gathered = await gatherCluster(writer, { namespaces: [], istioNamespace: args['istio-namespace'], istioOptional: true, secretData: () => false, secretsOptional: true });
+  // not list Secrets (the viewer role) sees pending import requests as published beside their Secrets.
+  // What it shows and no more: records and published certificates and requests, the gateways' Services, the rest as metadata.
+  const gathered = await gatherCluster(writer, { namespaces: [], istioNamespace: args['istio-namespace'], istioOptional: true, secretsOptional: true, overview: true });
   const status = await clusterStatus(gathered, writer);
   if (args['check-consumers']) await checkConsumers(session, status);
   if (format === 'name') {
@@ -268,20 +288,36 @@ async function showStatus(session: Session, args: StatusArgs): Promise<void> {
   ui.data(`\nImports (${status.imports.length})\n`);
   if (status.imports.length) {
     ui.data(renderTable(['local name', 'source', 'port', 'mode', 'state', 'attach', 'cert expires'], status.imports.map((i) => [
-      i.state === 'pending' ? '-' : `${i.namespace}/${i.localName}`,
+      i.state === 'pending' && i.namespace === '-' ? '-' : `${i.namespace}/${i.localName}`,
       i.source,
       i.port ? `${i.port}/${i.protocol}` : '-',
       i.mode,
       i.state === 'active' ? c.green(i.state) : c.yellow(i.state),
       i.attach ? `${i.attach}${i.attachRoute && !i.attachRoute.used ? ` ignored: ${i.attachRoute.virtualService} wins` : ''}` : '-',
-      expiryCell(c, i.certificateExpires, i.certificateExpired),
+      i.state === 'pending' ? (i.requestExpires ? `request ${expiryCell(c, i.requestExpires, Date.parse(i.requestExpires) < Date.now())}` : '-') : expiryCell(c, i.certificateExpires, i.certificateExpired),
     ])));
     const removingImports = status.imports.filter((i) => i.state === 'removing').map((i) => `kubectl meshfed unimport ${i.localName} --context ${status.context} -n ${i.namespace}`);
     if (removingImports.length) ui.warn(`imports being removed (if no unimport is running, one stopped half-way): finish with ${removingImports.join('; ')}`);
   }
-  if (status.unreadableSecrets) {
-    ui.data(c.dim(`(import requests still pending are not shown: this user may not list Secrets in ${status.unreadableSecrets.join(', ')})\n`));
+  const unpublished = status.imports.filter((i) => i.state === 'pending' && i.published === false);
+  if (unpublished.length) {
+    ui.warn(`import requests made by a version of meshfed that did not publish them are not shown to users who may not read Secrets (the viewer role): ${unpublished.map((i) => i.source).join(', ')}; ` +
+      `publish one by making it again (a new request, for the provider to admit instead): ${unpublished.map((i) => requestAgain(status.context, i)).join('; ')}`);
   }
+  if (status.staleRequestCopies) {
+    ui.warn(`published copies of import requests that are no longer pending (a completion or cancellation stopped half-way): remove them with ${status.staleRequestCopies.map((s) => `kubectl meshfed unimport --context ${status.context} --export ${s}`).join('; ')}`);
+  }
+  if (status.unreadableSecrets) {
+    ui.data(c.dim(`(this user may not list Secrets in ${status.unreadableSecrets.join(', ')}: pending import requests are read from the copies published beside them; ` +
+      `one made by an earlier version of meshfed has none until it is made again, and kubectl meshfed status --context ${status.context} as the consumer's operator lists it)\n`));
+  }
+}
+
+/** The command that makes a pending request again, which publishes it. */
+function requestAgain(context: string, i: ImportStatus): string {
+  const [provider, namespace, exportName] = i.source.split('/');
+  return `kubectl meshfed import --context ${context} -n ${i.namespace === '-' ? '<namespace>' : i.namespace} --from ${provider} --export ${namespace}/${exportName}` +
+    `${i.localName !== exportName ? ` --name ${i.localName}` : ''} --request-out request.yaml`;
 }
 
 /**

@@ -97,7 +97,8 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
     const plan = await withCoreErrors({ '--local-name': '--name' }, () => planUnimport(read.snapshot, { namespace, localName }));
     const others = readImportRecords(read.snapshot).filter((r) => !(r.namespace === namespace && r.localName === localName)
       && bindingLabel(r.endpoint.providerClusterId, r.endpoint.namespace, r.endpoint.exportName) === binding);
-    const leftovers = others.length > 0 ? [] : read.snapshot.existing.filter((o) => o.kind === 'Secret'
+    // With the request's published copy (a ConfigMap with the Secret's labels).
+    const leftovers = others.length > 0 ? [] : read.snapshot.existing.filter((o) => (o.kind === 'Secret' || (o.kind === 'ConfigMap' && o.metadata.name.endsWith('.request')))
       && o.metadata.namespace === homeNamespaceOf(read.snapshot) && o.metadata.labels?.[LABELS.binding] === binding) as KubeObject[];
     const work = clusterWork({ ...read, identity: { ...read.identity, objects: [] } }, writer, plan, `consumer: remove import ${namespace}/${localName}`, { deletions: leftovers });
     const works = [work];

@@ -15,7 +15,7 @@ import {
 } from '../pki/index.js';
 import { checkLocalName, type ImportCredentials } from './consumer.js';
 import { BundleError, FederationInputError } from './errors.js';
-import type { ClusterPlan, ConsumerIdentity, ConsumerSnapshot, ExportEndpoint, KubeObject, ProviderSnapshot } from './model.js';
+import type { ClusterPlan, ClusterSnapshot, ConsumerIdentity, ConsumerSnapshot, ExportEndpoint, KubeObject, ProviderSnapshot } from './model.js';
 import {
   bindingLabel, checkDnsLabel, consumerGatewaySpiffeId, FEDERATION_DOMAIN, GATEWAY_NAMES, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, names, REQUEST_NONCE_ANNOTATION,
 } from './naming.js';
@@ -188,7 +188,8 @@ export function createImportRequest(
     [PENDING_ACCOUNTS]: serviceAccounts.join(','),
     ...(input.localName !== undefined ? { [PENDING_LOCAL_NAME]: input.localName } : {}),
   };
-  plan.objects.push(secret);
+  // What a viewer may see of the request (no key) is published beside the Secret, written with it.
+  plan.objects.push(secret, publishedRequest(secret));
   plan.secretsWithPrivateKeys.push(`${home}/${name}`);
   return { request, plan: finishPlan(plan) };
 }
@@ -284,6 +285,119 @@ export interface PendingRequest extends ExportRef {
   importNamespace?: string;
   /** The local name it was made for (`--name`); absent when none was given (the export's name applies). */
   localName?: string;
+  /** When the request expires (ISO 8601); absent for requests made by earlier versions. */
+  expiresAt?: string;
+  /**
+   * Whether the request is published beside its Secret ({@link publishedRequest}), as who may not read Secrets (the
+   * viewer role) sees it: false for a request made by a version that did not publish requests. Absent when the
+   * request was read from its copy.
+   */
+  published?: boolean;
+}
+
+/**
+ * The name of the ConfigMap that publishes the pending import request kept in Secret `secretName` (same namespace),
+ * as `<secret>.crt` publishes a gateway's certificates.
+ */
+export function publishedRequestName(secretName: string): string {
+  return `${secretName}.request`;
+}
+
+/** The key of a published request's ConfigMap. */
+const PUBLISHED_REQUEST_KEY = 'request.json';
+
+/** What a published import request says: what a viewer needs to see about it (never a key, nor the CSR). */
+interface PublishedRequestData {
+  export: ExportRef;
+  /** The namespace it imports into. */
+  namespace?: string;
+  /** The local name it was made for (`--name`), when one was given. */
+  localName?: string;
+  consumerClusterId: string;
+  serviceAccounts?: string[];
+  expiresAt?: string;
+  /** The request's nonce: which request of the Secret the copy is of. */
+  nonce: string;
+}
+
+/**
+ * The ConfigMap that publishes a pending import request kept in `secret` (same namespace and labels): the export it
+ * asks for, the namespace it imports into, the consumer, the service accounts, its expiry and nonce, all from the
+ * Secret's annotations. Written and removed with the Secret, so that `status` and `verify` show pending requests to a
+ * user who may not read Secrets (the viewer role), which RBAC cannot grant without their private keys.
+ * @throws Error when a value to publish holds a private key: that is a planner's bug, and nothing may be written
+ */
+export function publishedRequest(secret: KubeObject): KubeObject {
+  const annotations = secret.metadata.annotations ?? {};
+  const provider = secret.metadata.labels?.[LABELS.provider] ?? '';
+  const accounts = annotations[PENDING_ACCOUNTS]?.split(',').filter(Boolean);
+  const data: PublishedRequestData = {
+    export: requestedExport(secret, provider),
+    ...(annotations[PENDING_NAMESPACE] ? { namespace: annotations[PENDING_NAMESPACE] } : {}),
+    ...(annotations[PENDING_LOCAL_NAME] ? { localName: annotations[PENDING_LOCAL_NAME] } : {}),
+    consumerClusterId: annotations[PENDING_CONSUMER] ?? '',
+    ...(accounts?.length ? { serviceAccounts: accounts } : {}),
+    ...(annotations[PENDING_EXPIRES] ? { expiresAt: annotations[PENDING_EXPIRES] } : {}),
+    nonce: annotations[REQUEST_NONCE_ANNOTATION] ?? '',
+  };
+  const text = `${JSON.stringify(data, null, 2)}\n`;
+  if (PRIVATE_KEY.test(text)) throw new Error(`the import request of Secret ${secret.metadata.namespace}/${secret.metadata.name} holds a private key: it is not published`);
+  return kubeObject('v1', 'ConfigMap', publishedRequestName(secret.metadata.name), secret.metadata.namespace, { ...(secret.metadata.labels ?? {}) }, {
+    data: { [PUBLISHED_REQUEST_KEY]: text },
+  });
+}
+
+/** The published request a ConfigMap holds, or undefined when it is not one (or not readable as one). */
+function readPublishedRequest(object: KubeObject): PublishedRequestData | undefined {
+  if (object.kind !== 'ConfigMap' || !object.metadata.name.endsWith('.request') || object.metadata.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY) return undefined;
+  try {
+    const data = JSON.parse((object.data as Record<string, string> | undefined)?.[PUBLISHED_REQUEST_KEY] ?? '') as PublishedRequestData;
+    const e = data.export;
+    return e && typeof e.providerClusterId === 'string' && typeof e.namespace === 'string' && typeof e.exportName === 'string' && typeof data.nonce === 'string' ? data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The import requests published in the meshfed home namespace ({@link publishedRequest}), as who may not read Secrets
+ * (the viewer role) sees pending requests. A request made by a version that did not publish requests has no copy.
+ */
+export function publishedRequests(snapshot: ClusterSnapshot): PendingRequest[] {
+  return publishedRequestsIn(snapshot.existing, homeNamespaceOf(snapshot));
+}
+
+/** The import requests published among `objects` (in `namespace`, or in any). */
+export function publishedRequestsIn(objects: readonly KubeObject[], namespace?: string): PendingRequest[] {
+  return objects.filter((o) => namespace === undefined || o.metadata.namespace === namespace).flatMap((o) => {
+    const data = readPublishedRequest(o);
+    if (!data) return [];
+    return [{
+      ...data.export, ...(data.namespace ? { importNamespace: data.namespace } : {}), ...(data.localName ? { localName: data.localName } : {}),
+      ...(data.expiresAt ? { expiresAt: data.expiresAt } : {}),
+    }];
+  });
+}
+
+/**
+ * Copies of import requests that are no longer pending: the request was completed or cancelled and the copy was left
+ * (its removal failed; the next run of the same command removes it). Only who may list the Secrets can tell.
+ */
+export function stalePublishedRequests(snapshot: ClusterSnapshot): ExportRef[] {
+  const home = homeNamespaceOf(snapshot);
+  if (snapshot.unreadableSecrets?.includes(home)) return [];
+  return snapshot.existing.filter((o) => o.metadata.namespace === home).flatMap((o) => {
+    const data = readPublishedRequest(o);
+    if (!data) return [];
+    const secret = findObject(snapshot, 'Secret', home, o.metadata.name.slice(0, -'.request'.length));
+    return secret?.metadata.annotations?.[REQUEST_NONCE_ANNOTATION] === data.nonce ? [] : [data.export];
+  });
+}
+
+/** The removal of the published copy of the request kept in Secret `home/name`, when there is one. */
+export function removePublishedRequest(snapshot: ClusterSnapshot, plan: ClusterPlan, home: string, name: string): void {
+  const copy = publishedRequestName(name);
+  if (findObject(snapshot, 'ConfigMap', home, copy)) plan.remove.push({ apiVersion: 'v1', kind: 'ConfigMap', namespace: home, name: copy });
 }
 
 /**
@@ -303,13 +417,20 @@ export function pendingRequests(snapshot: ConsumerSnapshot): PendingRequest[] {
     const pending = secret.data === undefined
       ? secret.metadata.annotations[PENDING_CONSUMER] !== undefined && findObject(snapshot, 'Secret', home, names.binding(ref.providerClusterId, ref.namespace, ref.exportName)) === secret
       : pendingRequestOf(snapshot, ref) !== undefined;
-    if (pending) refs.push({ ...ref, ...(importNamespace ? { importNamespace } : {}), ...(localName ? { localName } : {}) });
+    if (!pending) continue;
+    const expiresAt = secret.metadata.annotations[PENDING_EXPIRES];
+    const copy = findObject(snapshot, 'ConfigMap', home, publishedRequestName(secret.metadata.name));
+    refs.push({
+      ...ref, ...(importNamespace ? { importNamespace } : {}), ...(localName ? { localName } : {}), ...(expiresAt ? { expiresAt } : {}),
+      published: copy !== undefined && readPublishedRequest(copy)?.nonce === secret.metadata.annotations[REQUEST_NONCE_ANNOTATION],
+    });
   }
   return refs;
 }
 
 /**
- * Cancels an import request that was never completed: deletes the Secret that keeps its key, so that no bundle made
+ * Cancels an import request that was never completed: deletes the Secret that keeps its key (and the request's
+ * published copy; a copy left by a cancellation or completion stopped half-way alone), so that no bundle made
  * for it can be imported any more. A provider that admitted the request already keeps admitting this cluster until
  * it revokes it.
  *
@@ -322,6 +443,14 @@ export function pendingRequests(snapshot: ConsumerSnapshot): PendingRequest[] {
 export function planCancelRequest(snapshot: ConsumerSnapshot, ref: ExportRef): ClusterPlan {
   const wanted = exportRefText(ref);
   const pending = pendingRequests(snapshot);
+  const home = homeNamespaceOf(snapshot);
+  const name = names.binding(ref.providerClusterId, ref.namespace, ref.exportName);
+  if (!pending.some((p) => exportRefText(p) === wanted) && stalePublishedRequests(snapshot).some((p) => exportRefText(p) === wanted)) {
+    // A cancellation (or completion) that removed the Secret and not its copy: removing the copy finishes it.
+    const plan = emptyPlan(snapshot.clusterId);
+    removePublishedRequest(snapshot, plan, home, name);
+    return finishPlan(plan);
+  }
   if (!pending.some((p) => exportRefText(p) === wanted)) {
     const known = pending.map(exportRefText).join(', ') || 'none';
     throw new FederationInputError(`no import request for ${wanted} is pending in cluster ${snapshot.clusterId} (pending: ${known})`, '--export');
@@ -333,7 +462,8 @@ export function planCancelRequest(snapshot: ConsumerSnapshot, ref: ExportRef): C
       + 'complete it with import --bundle, or remove the import with unimport -n <namespace> --name <local name>', '--export');
   }
   const plan = emptyPlan(snapshot.clusterId);
-  plan.remove.push({ apiVersion: 'v1', kind: 'Secret', namespace: homeNamespaceOf(snapshot), name: names.binding(ref.providerClusterId, ref.namespace, ref.exportName) });
+  removePublishedRequest(snapshot, plan, home, name);
+  plan.remove.push({ apiVersion: 'v1', kind: 'Secret', namespace: home, name });
   return finishPlan(plan);
 }
 

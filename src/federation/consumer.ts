@@ -11,6 +11,7 @@
  * (DestinationRule) → provider AUTO_PASSTHROUGH gateway → provider workload.
  */
 import { inspectCertificate, keyMatchesCertificate, verifyCertificateChain } from '../pki/index.js';
+import { publishedRequestName, removePublishedRequest } from './bundle.js';
 import { publishedCertificatesName, readPublishedCertificates, withPublishedCertificates } from './certificates.js';
 import { FederationInputError } from './errors.js';
 import {
@@ -182,6 +183,8 @@ export function planImport(
     const pendingKey = names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName);
     if (findObject(snapshot, 'Secret', home, pendingKey)) plan.remove.push({ apiVersion: 'v1', kind: 'Secret', namespace: home, name: pendingKey });
   }
+  // The request is complete: its published copy goes (a re-run of the same import removes one a failed run left).
+  removePublishedRequest(snapshot, plan, home, names.binding(endpoint.providerClusterId, endpoint.namespace, endpoint.exportName));
   plan.objects.push(...importObjects(snapshot, record, placement, plan.warnings));
   // mergeAttach records the user's VirtualService it changes (with consent) in the record.
   if (record.mergedInto) plan.consented = [`VirtualService/${record.mergedInto.namespace}/${record.mergedInto.name}`];
@@ -748,6 +751,7 @@ export function planUnimport(snapshot: ConsumerSnapshot, input: { namespace: str
       del(API.security, 'AuthorizationPolicy', placement.namespace, name);
       del('v1', 'Secret', placement.namespace, name);
       del('v1', 'ConfigMap', placement.namespace, publishedCertificatesName(name));
+      del('v1', 'ConfigMap', placement.namespace, publishedRequestName(name));
     } else {
       // The binding's hosts (attached Services) and its admitted namespaces are recomputed from the imports left.
       const credentials = readSecret(findObject(snapshot, 'Secret', placement.namespace, names.binding(e.providerClusterId, e.namespace, e.exportName)));
@@ -756,6 +760,8 @@ export function planUnimport(snapshot: ConsumerSnapshot, input: { namespace: str
         try {
           plan.objects.push(...bindingObjects(survivor.endpoint, { certificatePem: credentials['tls.crt'], privateKeyPem: credentials['tls.key'], caCertificatePem: credentials['ca.crt'] }, placement, remaining, snapshot));
           plan.secretsWithPrivateKeys.push(`${placement.namespace}/${names.binding(e.providerClusterId, e.namespace, e.exportName)}`);
+          // Rewritten without a pending request's key: its published copy goes too.
+          del('v1', 'ConfigMap', placement.namespace, publishedRequestName(names.binding(e.providerClusterId, e.namespace, e.exportName)));
         } catch (error) {
           if (!(error instanceof FederationInputError)) throw error;
           plan.warnings.push(`the routes of ${binding} at the egress gateway were left as they are: ${error.message}`);

@@ -365,6 +365,7 @@ export class ClusterWriter {
         method: 'POST', path: collection,
         query: { fieldManager: FIELD_MANAGER, fieldValidation: 'Strict', dryRun: dryRun ? 'All' : undefined },
         body: object,
+        objectName: object.metadata.name,
         // Safe to send again after a 5xx or a timeout: a create of a named object cannot happen twice; a repeat
         // whose first copy did land meets 409 AlreadyExists, and the conflict re-plans from a fresh read.
         idempotent: true,

@@ -102,6 +102,11 @@ export interface GatherOptions {
   secretData?: (secret: KubeObject) => boolean;
   /** Read on without the Secrets of a namespace the user may not list them in (see {@link ManagedReadOptions}). */
   secretsOptional?: boolean;
+  /**
+   * Read what `status` shows and no more (see {@link readOverview}): meshfed's ConfigMaps, its gateways' Services and
+   * the other objects an import needs as metadata only; no user objects. Default false.
+   */
+  overview?: boolean;
 }
 
 /** A snapshot with the facts the command layer needs besides it. */
@@ -274,19 +279,11 @@ export async function readManaged(writer: ClusterWriter, options: ManagedReadOpt
   ]);
   const objects = distinct(listed.flat());
   if (elsewhere) return readManaged(writer, { ...options, scope: undefined });
-  const unreadableSecrets = new Set<string>();
   // The federation CA's namespace holds the CA's Secret alone, which is shared.
-  const secrets = await Promise.all(secretNamespaces(objects).flatMap((ns) => selectorsOf(ns === FEDERATION_CA_NAMESPACE ? 'shared' : 'both').map((selector) =>
-    optional(writer.listMetadata('v1', 'Secret', ns, selector), [] as KubeObject[]).catch((error: unknown) => {
-      if (error instanceof ClusterError && error.status === 403 && (ns === FEDERATION_CA_NAMESPACE || options.secretsOptional)) {
-        // The CA's namespace holds no gateway's certificate (whoever may only look reads its published certificates).
-        if (ns !== FEDERATION_CA_NAMESPACE) unreadableSecrets.add(ns);
-        return [] as KubeObject[];
-      }
-      throw error;
-    }))));
+  const { secrets, unreadableSecrets } = await listSecretMetadata(writer, secretNamespaces(objects),
+    (ns) => selectorsOf(ns === FEDERATION_CA_NAMESPACE ? 'shared' : 'both'), options.secretsOptional);
   const wanted = options.secretData ?? (() => true);
-  const read = await Promise.all(distinct(secrets.flat()).map(async (secret) => {
+  const read = await Promise.all(secrets.map(async (secret) => {
     if (!wanted(secret)) return secret;
     // Deleted since it was listed: gone from the snapshot too.
     const full = await writer.get('v1', 'Secret', secret.metadata.namespace, secret.metadata.name);
@@ -295,8 +292,58 @@ export async function readManaged(writer: ClusterWriter, options: ManagedReadOpt
   return {
     objects: [...objects, ...read.filter((o): o is KubeObject => o !== undefined)],
     scoped: scope !== undefined,
-    unreadableSecrets: [...unreadableSecrets].sort(),
+    unreadableSecrets,
   };
+}
+
+/** The kinds of an import's objects whose existence `status` shows (importState), read as metadata only. */
+const OVERVIEW_METADATA_KINDS = MANAGED_KINDS.filter(({ kind }) => ['Service', 'ServiceEntry', 'DestinationRule', 'Gateway', 'VirtualService'].includes(kind));
+
+/**
+ * What `status` reads of meshfed's objects, no more than it shows: every ConfigMap with its data (records, the
+ * certificates published beside the Secrets, the published import requests, the cluster identity), the Services that
+ * belong to no export or import with their content (the gateways', whose address it shows), the Gateways placed outside
+ * meshfed's namespace with their content (they select the existing gateway whose address it shows), and as metadata
+ * only (names, labels and annotations) the bindings' Secrets and the objects whose existence tells whether an import is
+ * complete. meshfed's Namespaces, accounts, Roles, Deployments and policies, an export's objects other than its
+ * records and published certificates, and the federation CA's Secrets, which it does not show, are not read.
+ */
+async function readOverview(writer: ClusterWriter, options: ManagedReadOptions): Promise<ManagedRead> {
+  const [configMaps, gatewayServices, placed, ...existence] = await Promise.all([
+    writer.list('v1', 'ConfigMap', undefined, MANAGED_SELECTOR),
+    writer.list('v1', 'Service', undefined, SHARED_SELECTOR),
+    optional(writer.list('networking.istio.io/v1beta1', 'Gateway', undefined, MANAGED_SELECTOR, { fieldSelector: `metadata.namespace!=${DEFAULT_GATEWAY_NAMESPACE}` }), [] as KubeObject[]),
+    // An export's objects (its Gateway, routes and policy) tell nothing status shows: not listed.
+    ...OVERVIEW_METADATA_KINDS.map(({ apiVersion, kind }) => optional(writer.listMetadata(apiVersion, kind, undefined, `${MANAGED_SELECTOR},!${LABELS.export}`), [] as KubeObject[])),
+  ]);
+  // Content first: an object also listed as metadata is kept with its content.
+  const objects = distinct([...configMaps, ...gatewayServices, ...placed, ...existence.flat()]);
+  // The bindings' Secrets (an import's client certificate, a pending request's key); not the federation CA's, nor the
+  // exports' certificates, whose published copies status reads.
+  const { secrets, unreadableSecrets } = await listSecretMetadata(writer, secretNamespaces(objects).filter((ns) => ns !== FEDERATION_CA_NAMESPACE),
+    () => [`${MANAGED_SELECTOR},${LABELS.binding}`], options.secretsOptional);
+  return { objects: [...objects, ...secrets], scoped: false, unreadableSecrets };
+}
+
+/**
+ * meshfed's Secrets in `namespaces` as metadata only, by the selectors `selectorsOf` gives each namespace. The
+ * federation CA's namespace holds no gateway's certificate: a user refused it (a consumer's, the viewer) reads on;
+ * with `optional`, also a user refused another namespace (the viewer role), which `unreadableSecrets` then names.
+ */
+async function listSecretMetadata(
+  writer: ClusterWriter, namespaces: string[], selectorsOf: (namespace: string) => string[], optionalSecrets: boolean | undefined,
+): Promise<{ secrets: KubeObject[]; unreadableSecrets: string[] }> {
+  const unreadableSecrets = new Set<string>();
+  const secrets = await Promise.all(namespaces.flatMap((ns) => selectorsOf(ns).map((selector) =>
+    optional(writer.listMetadata('v1', 'Secret', ns, selector), [] as KubeObject[]).catch((error: unknown) => {
+      if (error instanceof ClusterError && error.status === 403 && (ns === FEDERATION_CA_NAMESPACE || optionalSecrets)) {
+        // The CA's namespace holds no gateway's certificate (whoever may only look reads its published certificates).
+        if (ns !== FEDERATION_CA_NAMESPACE) unreadableSecrets.add(ns);
+        return [] as KubeObject[];
+      }
+      throw error;
+    }))));
+  return { secrets: distinct(secrets.flat()), unreadableSecrets: [...unreadableSecrets].sort() };
 }
 
 /**
@@ -420,7 +467,7 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
   const istioNamespace = options.istioNamespace ?? 'istio-system';
   const meshP = readMesh(writer, istioNamespace);
   const scope = options.scope && !options.gatewaySelector ? options.scope : undefined;
-  const readP = readManaged(writer, {
+  const readP = options.overview ? readOverview(writer, { ...(options.secretsOptional ? { secretsOptional: true } : {}) }) : readManaged(writer, {
     ...(scope ? { scope } : {}), ...(options.secretData ? { secretData: options.secretData } : {}), ...(options.secretsOptional ? { secretsOptional: true } : {}),
   });
   const managedP = readP.then((read) => read.objects);
@@ -448,11 +495,13 @@ export async function gatherCluster(writer: ClusterWriter, options: GatherOption
     });
 
   // The user's DestinationRules: meshfed's own rule for a Service carries its owner's (Istio never merges the two).
-  const destinationRulesP = optional(writer.list('networking.istio.io/v1beta1', 'DestinationRule', undefined, NOT_MANAGED_SELECTOR), [] as KubeObject[]);
+  // (status plans nothing: it reads none of the user's objects.)
+  const none = Promise.resolve([] as KubeObject[]);
+  const destinationRulesP = options.overview ? none : optional(writer.list('networking.istio.io/v1beta1', 'DestinationRule', undefined, NOT_MANAGED_SELECTOR), [] as KubeObject[]);
   // Gateways meshfed does not manage, in every namespace (see listGateways).
-  const gatewaysP = listGateways(writer);
+  const gatewaysP = options.overview ? none : listGateways(writer);
   // The mesh root namespace's selector-less Sidecar applies to every namespace without one of its own.
-  const rootSidecarsP = meshP.then((m) => optional(writer.list('networking.istio.io/v1beta1', 'Sidecar', m.facts.rootNamespace ?? istioNamespace), [] as KubeObject[]));
+  const rootSidecarsP = options.overview ? none : meshP.then((m) => optional(writer.list('networking.istio.io/v1beta1', 'Sidecar', m.facts.rootNamespace ?? istioNamespace), [] as KubeObject[]));
   const [identity, mesh, read, perNamespace, existingGateway, destinationRules, gateways, rootSidecars] = await Promise.all([
     identityP, meshP, readP, perNamespaceP, existingGatewayP, destinationRulesP, gatewaysP, rootSidecarsP,
   ]);

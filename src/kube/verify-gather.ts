@@ -6,19 +6,26 @@
  */
 import { ClusterError, InputError } from '../errors.js';
 import {
-  bindingLabel, exportLabel, FEDERATION_CA_SECRET, importLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, type ImportRecord,
+  bindingLabel, exportLabel, FEDERATION_CA_SECRET, importLabel, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, publishedRequestsIn, type ImportRecord, type PendingRequest,
 } from '../federation/index.js';
 import type { ProviderSide, SideSnapshot, VerifySnapshot } from '../federation/checks/index.js';
 import type { ClusterWriter } from './apply.js';
-import { IDENTITY_CONFIGMAP, IDENTITY_NAMESPACE, listGateways, optional, readManaged, readMesh, type ManagedRead } from './gather.js';
+import { exportScope, IDENTITY_CONFIGMAP, IDENTITY_NAMESPACE, importScope, listGateways, optional, readManaged, readMesh, type ManagedRead } from './gather.js';
 import type { KubeObject } from './resources.js';
 
-/** Services, pods and the Namespace object of each namespace. */
+/** Objects meshfed does not manage (the user's): meshfed's own come with the read scoped to the import or export. */
+const NOT_MANAGED = `${MANAGED_BY_LABEL}!=${MANAGED_BY}`;
+
+/**
+ * Services, pods and the Namespace object of each namespace. The Services are the user's: meshfed's own (an import's
+ * local Service, its gateways') come with the scoped read of its objects, so the other imports' local Services of the
+ * namespace are not read.
+ */
 async function namespaceObjects(writer: ClusterWriter, namespaces: string[]): Promise<KubeObject[]> {
   const lists = await Promise.all([...new Set(namespaces)].map(async (ns) => {
     const [namespace, services, pods] = await Promise.all([
       writer.get('v1', 'Namespace', undefined, ns),
-      writer.list('v1', 'Service', ns),
+      writer.list('v1', 'Service', ns, NOT_MANAGED),
       writer.list('v1', 'Pod', ns),
     ]);
     return [...(namespace ? [{ ...namespace, apiVersion: 'v1', kind: 'Namespace' }] : []), ...services, ...pods];
@@ -41,9 +48,12 @@ function parseRecord(object: KubeObject): ImportRecord | undefined {
   }
 }
 
-/** The import records of a consumer cluster (ConfigMaps labelled as meshfed import records, any namespace). */
-export async function listImports(writer: ClusterWriter): Promise<Array<{ record: ImportRecord; object: KubeObject }>> {
-  const objects = await writer.list('v1', 'ConfigMap', undefined, `${MANAGED_BY_LABEL}=${MANAGED_BY},${LABELS.role}=import-record`);
+/**
+ * The import records of a consumer cluster (ConfigMaps labelled as meshfed import records, any namespace); with
+ * `selector`, those it also selects.
+ */
+export async function listImports(writer: ClusterWriter, selector?: string): Promise<Array<{ record: ImportRecord; object: KubeObject }>> {
+  const objects = await writer.list('v1', 'ConfigMap', undefined, `${MANAGED_BY_LABEL}=${MANAGED_BY},${LABELS.role}=import-record${selector ? `,${selector}` : ''}`);
   return objects.flatMap((object) => {
     const record = parseRecord(object);
     return record ? [{ record, object }] : [];
@@ -51,14 +61,26 @@ export async function listImports(writer: ClusterWriter): Promise<Array<{ record
 }
 
 /**
- * The import record of `<namespace>/<localName>`.
- * @throws InputError naming the imports that do exist when there is no such import
+ * The import record of `<namespace>/<localName>`, read by the label that names it (the other imports' records only
+ * when there is no such import, for the message).
+ * @throws InputError naming the imports that do exist, and the import requests still pending for the namespace, when
+ *   there is no such import
  */
 export async function findImport(writer: ClusterWriter, namespace: string, localName: string): Promise<{ record: ImportRecord; home: string }> {
   const label = importLabel(namespace, localName);
+  const named = await listImports(writer, `${LABELS.import}=${label}`);
+  const own = named.find(({ record }) => record.namespace === namespace && record.localName === localName) ?? named[0];
+  if (own) return { record: own.record, home: own.object.metadata.namespace ?? 'istio-meshfed' };
   const imports = await listImports(writer);
   const found = imports.find(({ record, object }) => object.metadata.labels?.[LABELS.import] === label || (record.namespace === namespace && record.localName === localName));
   if (!found) {
+    const requests = await pendingRequestsFor(writer, namespace, localName);
+    if (requests.length) {
+      const listed = requests.map((r) => `${r.providerClusterId}/${r.namespace}/${r.exportName}${r.expiresAt ? ` (expires ${r.expiresAt.slice(0, 10)})` : ''}`).join(', ');
+      throw new InputError(`import "${localName}" does not exist in namespace "${namespace}" of context "${writer.contextName}" yet: an import request for ${listed} is pending`, {
+        hint: 'the provider admits the request (kubectl meshfed admit --request <file> --bundle-out bundle.yaml); kubectl meshfed import --bundle bundle.yaml then completes the import, and verify checks it',
+      });
+    }
     const here = imports.filter(({ record }) => record.namespace === namespace).map(({ record }) => record.localName).sort();
     const elsewhere = imports.filter(({ record }) => record.namespace !== namespace).map(({ record }) => `${record.namespace}/${record.localName}`).sort();
     const known = here.length ? `imports in namespace "${namespace}": ${here.join(', ')}` : `no import in namespace "${namespace}"${elsewhere.length ? `; elsewhere: ${elsewhere.join(', ')}` : ''}`;
@@ -67,6 +89,17 @@ export async function findImport(writer: ClusterWriter, namespace: string, local
     });
   }
   return { record: found.record, home: found.object.metadata.namespace ?? 'istio-meshfed' };
+}
+
+/**
+ * The import requests pending for `namespace`, as published beside their Secrets (what the viewer role reads): those
+ * that import into the namespace and ask for export `exportName`, else every one that imports into the namespace.
+ */
+async function pendingRequestsFor(writer: ClusterWriter, namespace: string, exportName: string): Promise<PendingRequest[]> {
+  const copies = await optional(writer.list('v1', 'ConfigMap', undefined, `${MANAGED_BY_LABEL}=${MANAGED_BY},${LABELS.role}=binding`), [] as KubeObject[]).catch(() => [] as KubeObject[]);
+  const here = publishedRequestsIn(copies).filter((r) => r.importNamespace === namespace);
+  const named = here.filter((r) => r.exportName === exportName);
+  return named.length ? named : here;
 }
 
 /** Options of {@link gatherVerify}. */
@@ -91,7 +124,8 @@ async function gatherConsumer(writer: ClusterWriter, namespaces: string[], istio
     readMesh(writer, istioNamespace).then((read) => read.facts),
     namespaceObjects(writer, namespaces),
     // The user's VirtualServices too: which one sidecars use for an attached Service (MF0308).
-    optional(writer.list('networking.istio.io/v1beta1', 'VirtualService', undefined), [] as KubeObject[]),
+    // meshfed's own (the import's) come with the scoped read: the other imports' are not read.
+    optional(writer.list('networking.istio.io/v1beta1', 'VirtualService', undefined, NOT_MANAGED), [] as KubeObject[]),
     // The probe runs as one of the import namespace's service accounts; a cluster that does not let us list them
     // leaves the list empty (every namespace has at least `default`, so empty means unknown).
     writer.list('v1', 'ServiceAccount', namespaces[0]).catch((error: unknown) => {
@@ -113,15 +147,20 @@ async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istio
   try {
     // The data of the export's Secret (its gateway's certificate) and of the federation CA's; the others as metadata.
     const exported = exportLabel(record.endpoint.namespace, record.endpoint.exportName);
+    const isExportRecord = (o: KubeObject) => o.kind === 'ConfigMap' && o.metadata.labels?.[LABELS.role] === 'export-record' && o.metadata.labels?.[LABELS.export] === exported;
     // A user who may not list Secrets (the viewer role) reads the certificates published beside them instead.
-    const read = await readManaged(writer, {
-      secretData: (secret) => secret.metadata.labels?.[LABELS.export] === exported || secret.metadata.name === FEDERATION_CA_SECRET,
+    const options = {
+      secretData: (secret: KubeObject) => secret.metadata.labels?.[LABELS.export] === exported || secret.metadata.name === FEDERATION_CA_SECRET,
       secretsOptional: true,
-    });
+    };
+    // The export's objects and the shared ones (its gateway, the federation CA, subsets): not the other exports'. Without
+    // its record (MF0202), everything, so that the finding can name the exports there are.
+    const scoped = isDnsLabel(record.endpoint.namespace) && isDnsLabel(record.endpoint.exportName)
+      ? await readManaged(writer, { ...options, scope: exportScope(record.endpoint.namespace, record.endpoint.exportName) }) : undefined;
+    const read = scoped?.objects.some(isExportRecord) ? scoped : await readManaged(writer, options);
     const managed = read.objects;
     // The export record says where meshfed's home namespace is in this cluster (the gateway's namespace).
-    const exportRecord = managed.find((o) => o.kind === 'ConfigMap' && o.metadata.labels?.[LABELS.role] === 'export-record'
-      && o.metadata.labels?.[LABELS.export] === exportLabel(record.endpoint.namespace, record.endpoint.exportName));
+    const exportRecord = managed.find(isExportRecord);
     const home = exportRecord?.metadata.namespace ?? 'istio-meshfed';
     const { facts: mesh } = await readMesh(writer, istioNamespace);
     // Authorization policies of the exported workload's namespace, of the gateway's and of the mesh root namespace
@@ -136,8 +175,9 @@ async function gatherProvider(writer: ClusterWriter, record: ImportRecord, istio
       // may serve the same gateway workload and port (MF0225, MF0226).
       listGateways(writer),
       // The user's DestinationRules too: the rule the gateway gets for the Service, and the owner's (MF0220–MF0222).
-      optional(writer.list('networking.istio.io/v1beta1', 'DestinationRule', undefined), [] as KubeObject[]),
-      ...policyNamespaces.map((ns) => optional(writer.list('security.istio.io/v1beta1', 'AuthorizationPolicy', ns), [] as KubeObject[])),
+      optional(writer.list('networking.istio.io/v1beta1', 'DestinationRule', undefined, NOT_MANAGED), [] as KubeObject[]),
+      // The user's: meshfed's own (the export's admission, the workload guard) come with its objects.
+      ...policyNamespaces.map((ns) => optional(writer.list('security.istio.io/v1beta1', 'AuthorizationPolicy', ns, NOT_MANAGED), [] as KubeObject[])),
     ]);
     return {
       status: 'present',
@@ -169,12 +209,16 @@ export interface VerifyReads {
  */
 export function startGatherVerify(options: VerifyGatherOptions): VerifyReads {
   const { consumer, namespace, localName, istioNamespace } = options;
-  // Given the import, the data of its binding's Secret only (its client certificate); the others as metadata.
-  const binding = options.found && bindingLabel(options.found.record.endpoint.providerClusterId, options.found.record.endpoint.namespace, options.found.record.endpoint.exportName);
-  const first = Promise.all([
-    options.found ?? findImport(consumer, namespace, localName),
-    readManaged(consumer, { ...(binding ? { secretData: (secret) => secret.metadata.labels?.[LABELS.binding] === binding } : {}), secretsOptional: true }),
-  ]);
+  // The import's objects, its binding's and the shared ones (the egress gateway, its routes), not the other imports':
+  // the data of its binding's Secret only (its client certificate), the others as metadata.
+  const first = (options.found ? Promise.resolve(options.found) : findImport(consumer, namespace, localName)).then(async (found) => {
+    const e = found.record.endpoint;
+    const binding = bindingLabel(e.providerClusterId, e.namespace, e.exportName);
+    const scope = isDnsLabel(found.record.namespace) && isDnsLabel(found.record.localName)
+      ? { scope: importScope(found.record.namespace, found.record.localName, { providerClusterId: e.providerClusterId, namespace: e.namespace, exportName: e.exportName }) } : {};
+    const managed = await readManaged(consumer, { ...scope, secretData: (secret) => secret.metadata.labels?.[LABELS.binding] === binding, secretsOptional: true });
+    return [found, managed] as const;
+  });
   const consumerSide = first.then(async ([{ record, home }, managed]) => ({ record, home, side: await gatherConsumer(consumer, [namespace, home], istioNamespace, managed) }));
   const providerSide = first.then(async ([{ record }]): Promise<ProviderSide> => {
     const found = typeof options.provider === 'function' ? await options.provider(record) : { writer: options.provider, searched: [] };

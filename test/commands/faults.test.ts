@@ -9,6 +9,9 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { X509Certificate } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { EmulatedCluster, Fault, KubeObject, RequestRecord, World } from '../support/emulator/index.js';
 import { BoundClock, ofRecord } from '../support/clock.js';
 import { MESHFED_KINDS, startFederationWorld, untilAnswered, type FederationWorld } from '../support/federation.js';
@@ -71,13 +74,18 @@ function managedState(world: World, cluster: string): Record<string, unknown> {
       // The federation CA's certificates (beside the records, for readers without access to its key) and the gateways'
       // (beside their Secrets) are new each run too; serverCertificateChains and publishedAsStored check what they are.
       if (kind === 'Secret' || metadata.name === FEDERATION_CA_CERTIFICATES || metadata.name.endsWith('.crt')) content.data = Object.keys((content.data ?? {}) as object).sort();
+      // An import request's nonce and expiry (and its published copy, which says them) are new each run too:
+      // requestsPublishedAsStored checks what they are.
+      if (metadata.name.endsWith('.request')) content.data = Object.keys((content.data ?? {}) as object).sort();
+      const annotations = metadata.annotations && Object.fromEntries(Object.entries(metadata.annotations)
+        .map(([k, v]) => [k, /^meshfed\.io\/request-(nonce|expires)$/.test(k) ? '<per run>' : v]));
       if (kind === 'Service') {
         const spec = content.spec as { clusterIP?: string; clusterIPs?: string[]; ports?: Array<{ nodePort?: number }> };
         delete spec.clusterIP;
         delete spec.clusterIPs;
         for (const port of spec.ports ?? []) delete port.nodePort;
       }
-      state[`${kind} ${metadata.namespace ?? ''}/${metadata.name}`] = { labels: metadata.labels, annotations: metadata.annotations, ...content };
+      state[`${kind} ${metadata.namespace ?? ''}/${metadata.name}`] = { labels: metadata.labels, annotations, ...content };
     }
   }
   return state;
@@ -115,6 +123,29 @@ function publishedAsStored(world: World): boolean {
       const data = (copy.data ?? {}) as Record<string, string>;
       if (!secret || JSON.stringify(Object.keys(data).sort()) !== JSON.stringify(['ca.crt', 'tls.crt'])) return false;
       if (data['tls.crt'] !== stored['tls.crt'] || data['ca.crt'] !== stored['ca.crt'] || /PRIVATE KEY/.test(JSON.stringify(data))) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Every published import request of meshfed's (`<secret>.request`) says what its Secret's request is (the same nonce,
+ * export, namespace and expiry) with its labels, and holds no key; and every pending request is published.
+ */
+function requestsPublishedAsStored(world: World): boolean {
+  for (const c of world.clusters) {
+    const copies = c.list('v1', 'ConfigMap').filter((o) => o.metadata.name.endsWith('.request'));
+    const pending = c.list('v1', 'Secret').filter((o) => o.metadata.annotations?.['meshfed.io/request-nonce']);
+    if (copies.length !== pending.length) return false;
+    for (const copy of copies) {
+      const secret = pending.find((o) => o.metadata.namespace === copy.metadata.namespace && `${o.metadata.name}.request` === copy.metadata.name);
+      const text = (copy.data as Record<string, string> | undefined)?.['request.json'] ?? '';
+      if (!secret || /PRIVATE KEY/.test(text) || JSON.stringify(copy.metadata.labels) !== JSON.stringify(secret.metadata.labels)) return false;
+      const published = JSON.parse(text) as { export: { providerClusterId: string; namespace: string; exportName: string }; namespace?: string; expiresAt?: string; nonce: string };
+      const a = secret.metadata.annotations!;
+      const e = published.export;
+      if (published.nonce !== a['meshfed.io/request-nonce'] || published.expiresAt !== a['meshfed.io/request-expires'] || published.namespace !== a['meshfed.io/request-namespace']
+        || `${e.providerClusterId}/${e.namespace}/${e.exportName}` !== a['meshfed.io/request-export']) return false;
     }
   }
   return true;
@@ -386,4 +417,37 @@ test('verify: the probe pod\'s create and delete survive transient API faults; a
   }
   t.is(clock.elapsed.length, KINDS.filter((k) => k.stall).length * positions.length, 'each held attempt was cut on its event, none waited out its bound');
   report(t, 'verify (probe pod)', figures);
+});
+
+let requestWorld: FederationWorld | undefined;
+
+test.after.always(async () => {
+  await requestWorld?.stop();
+});
+
+test('an import request and its cancellation survive transient API faults at their writes; a persistent one fails cleanly and a re-run converges, the request published as stored', async (t) => {
+  t.timeout(600_000);
+  const fed = requestWorld = await startFederationWorld({ seed: 'federation', clusters: CLUSTERS });
+  const dir = mkdtempSync(join(tmpdir(), 'meshfed-faults-request-'));
+  const REQUEST = ['import', '--context', 'operations', '-n', 'vault', '--from', 'production', '--export', 'db/postgres', '--request-out', join(dir, 'request.yaml')];
+  const operations = fed.world.cluster('operations');
+  const reset = async () => {
+    operations.delete('v1', 'Namespace', undefined, 'istio-meshfed');
+    await fed.world.waitIdle();
+  };
+  // The request's Secret and its copy (and the cluster's identity and namespace the first time).
+  const requested = await faultMatrix(t, fed, REQUEST, reset, async () => requestsPublishedAsStored(fed.world)
+    && operations.list('v1', 'ConfigMap').filter((o) => o.metadata.name.endsWith('.request')).length === 1, firstMiddleLast, 3);
+  report(t, 'import --request-out', requested);
+
+  // Cancelled: the copy and the Secret go in one tier; a re-run removes the one a persistent fault left.
+  const CANCEL = ['unimport', '--context', 'operations', '--export', 'production/db/postgres'];
+  const requestAgain = async () => {
+    const run = await fed.run(REQUEST);
+    t.is(run.code, 0, run.stderr);
+    await fed.world.waitIdle();
+  };
+  const nothingPending = async () => requestsPublishedAsStored(fed.world) && !fed.managedObjects('operations').some((o) => /mf-bind-/.test(o));
+  const cancelled = await faultMatrix(t, fed, CANCEL, requestAgain, nothingPending, firstMiddleLast, 2);
+  report(t, 'unimport --export', cancelled);
 });

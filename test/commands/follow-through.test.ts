@@ -65,14 +65,18 @@ test.serial('an import request that is never answered is cancelled by unimport, 
   const byName = await fed.runCounting(['unimport', '--context', 'staging', '-n', 'apps', '--name', 'nothere']);
   t.is(byName.code, 0, byName.stderr);
   t.regex(byName.stderr, /Cancelled the import request for production\/db\/nothere/);
-  t.deepEqual(byName.writes.staging!.map((w) => `${w.method} ${w.path}`), ['DELETE /api/v1/namespaces/istio-meshfed/secrets/mf-bind-production-db-nothere']);
+  // The Secret that keeps the request's key, and the request's published copy (no key).
+  t.deepEqual(byName.writes.staging!.map((w) => `${w.method} ${w.path}`).sort(), [
+    'DELETE /api/v1/namespaces/istio-meshfed/configmaps/mf-bind-production-db-nothere.request',
+    'DELETE /api/v1/namespaces/istio-meshfed/secrets/mf-bind-production-db-nothere',
+  ]);
   t.deepEqual(byName.writes.production, []);
   t.deepEqual(await pendingSources(), ['production/db/gone']);
 
   const byExport = await fed.run(['unimport', '--context', 'staging', '--export', 'production/db/gone']);
   t.is(byExport.code, 0, byExport.stderr);
   t.deepEqual(await pendingSources(), []);
-  t.false(fed.managedObjects('staging').some((o) => o.startsWith('Secret istio-meshfed/mf-bind-')), fed.managedObjects('staging').join('\n'));
+  t.false(fed.managedObjects('staging').some((o) => o.startsWith('Secret istio-meshfed/mf-bind-') || /^ConfigMap istio-meshfed\/mf-bind-.*\.request$/.test(o)), fed.managedObjects('staging').join('\n'));
 
   const again = await fed.run(['unimport', '--context', 'staging', '--export', 'production/db/gone']);
   t.is(again.code, 1, again.stderr);

@@ -24,6 +24,8 @@ const MANY = 30;
 const TOLERANCE = 0.05;
 
 let fed: FederationWorld;
+/** A kubeconfig of user vera, bound to the viewer role in both clusters (by the viewer test). */
+let viewerKubeconfig: string | undefined;
 
 function exportArgs(i: number): string[] {
   return ['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myreviews', '--port', 'http', '--name', `reviews-${i}`];
@@ -74,18 +76,30 @@ test.after.always(async () => {
   await fed?.stop();
 });
 
-test.serial(`export and import re-runs read as many bytes with ${MANY} existing exports and imports as with 1`, async (t) => {
+/** verify of import 1, without the probe (its pod's polling depends on timing): the reads of the checks. */
+const VERIFY = ['verify', '--context', 'cluster1', '-n', 'default', '--import', 'myreviews-1', '--from', 'cluster2', '--no-probe'];
+
+test.serial(`export and import re-runs, and verify, read as many bytes with ${MANY} existing exports and imports as with 1`, async (t) => {
   t.timeout(30 * 60_000);
   await must(exportArgs(1));
   await must(importArgs(1));
   const exportOne = await bytesRead(exportArgs(1));
   const importOne = await bytesRead(importArgs(1));
+  const verifyOne = await bytesRead(VERIFY);
   for (let i = 2; i <= MANY; i++) {
     await must(exportArgs(i));
     await must(importArgs(i));
   }
   const exportMany = await bytesRead(exportArgs(1));
   const importMany = await bytesRead(importArgs(1));
+  const verifyMany = await bytesRead(VERIFY);
+  // verify reads the import's objects, its binding's and the shared ones, and its export's on the provider: by the
+  // labels that name them, and the user's objects by managed-by!=, never the other imports' and exports'.
+  t.log(`verify: ${verifyOne.requests} requests, ${(verifyOne.bytes / 1024).toFixed(1)} KiB at N=1; ${verifyMany.requests}, ${(verifyMany.bytes / 1024).toFixed(1)} KiB at N=${MANY}`);
+  t.is(verifyMany.requests, verifyOne.requests, 'verify: requests flat in N');
+  t.true(verifyMany.bytes <= verifyOne.bytes * (1 + TOLERANCE), `verify: ${verifyOne.bytes} bytes at N=1, ${verifyMany.bytes} at N=${MANY}`);
+  t.deepEqual(verifyMany.secretsWithData, verifyOne.secretsWithData);
+  t.true(verifyOne.secretsWithData.every((s) => /reviews-1|federation-ca/.test(s)), verifyOne.secretsWithData.join('\n'));
   const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
   t.log(`export re-run: ${kib(exportOne.bytes)} at N=1, ${kib(exportMany.bytes)} at N=${MANY}; import re-run: ${kib(importOne.bytes)}, ${kib(importMany.bytes)}`);
   t.true(exportMany.bytes <= exportOne.bytes * (1 + TOLERANCE), `export: ${kib(exportOne.bytes)} at N=1, ${kib(exportMany.bytes)} at N=${MANY}`);
@@ -138,7 +152,18 @@ test.serial(`status sends as many requests with ${MANY} exports and imports as w
   const one = { provider: await sentBy(['status', '--context', 'cluster2']), consumer: await sentBy(['status', '--context', 'cluster1']) };
   t.is(many.provider.length, one.provider.length, `status (provider): ${one.provider.length} requests at N=1, ${many.provider.length} at N=${MANY}`);
   t.is(many.consumer.length, one.consumer.length, `status (consumer): ${one.consumer.length} requests at N=1, ${many.consumer.length} at N=${MANY}`);
-  t.log(`status requests: provider ${one.provider.length}, consumer ${one.consumer.length} (N=1 and N=${MANY})`);
+  const kib = (sent: Sent[]) => (sent.reduce((n, r) => n + r.bytes, 0) / 1024).toFixed(1);
+  t.log(`status requests: provider ${one.provider.length}, consumer ${one.consumer.length} (N=1 and N=${MANY}); KiB read: provider ${kib(one.provider)} at N=1, ${kib(many.provider)} at N=${MANY}; consumer ${kib(one.consumer)}, ${kib(many.consumer)}`);
+  // No more than it shows: none of meshfed's accounts, Roles, Deployments, Namespaces or policies, nor the user's
+  // objects; the objects whose existence tells whether an import is complete as metadata only (no spec).
+  for (const sent of [...Object.values(many), ...Object.values(one)]) {
+    const paths = sent.filter((r) => r.method === 'GET').map((r) => r.path);
+    // (istiod's Deployment, in Istio's namespace, tells the Istio version it shows.)
+    t.deepEqual(paths.filter((path) => (!path.includes('/namespaces/') && /\/(serviceaccounts|roles|rolebindings|deployments|authorizationpolicies)$/.test(path)) || path === '/api/v1/namespaces'), []);
+    t.false(sent.some((r) => (r.query.labelSelector ?? '').includes('managed-by!=')), 'no user object is read');
+    const existence = sent.filter((r) => /\/(virtualservices|destinationrules|serviceentries)$/.test(r.path));
+    t.true(existence.length === 3 && existence.every((r) => /as=PartialObjectMetadataList/.test(String(r.headers.accept))), existence.map((r) => `${r.path} ${r.headers.accept}`).join('\n'));
+  }
 });
 
 test.serial('the viewer (no rule about Secrets) runs status and verify: no Secret is answered to it, and the certificates are checked from their published copies', async (t) => {
@@ -148,7 +173,7 @@ test.serial('the viewer (no rule about Secrets) runs status and verify: no Secre
     return { name: c.name, server: c.server, caPem: c.caPem, token: 'viewer-token', user: `vera-${c.name}` };
   });
   for (const c of fed.world.clusters) await bindRole(fed.world, c, 'viewer', 'vera');
-  const kubeconfig = writeKubeconfig(entries, 'cluster1', dir);
+  const kubeconfig = viewerKubeconfig = writeKubeconfig(entries, 'cluster1', dir);
   const outputs: string[] = [];
   const asViewer = async (args: string[]): Promise<void> => {
     const result = await runCli([...args, '--kubeconfig', kubeconfig]);
@@ -170,4 +195,52 @@ test.serial('the viewer (no rule about Secrets) runs status and verify: no Secre
   t.true(byCode('MF0209').includes('ok') && byCode('MF0305').includes('ok'), 'what is published is checked');
   t.true(report.checks.some((r) => r.code === 'MF0209' && r.status === 'skip' && /key/.test(r.reason ?? '')), 'the key is not checked, and that is said');
   t.false(report.checks.some((r) => r.status === 'fail'), JSON.stringify(report.checks.filter((r) => r.status === 'fail')));
+});
+
+test.serial('the viewer sees pending import requests from their published copies (no key in any ConfigMap); one of an earlier version is named with the command that publishes it', async (t) => {
+  t.truthy(viewerKubeconfig, 'the viewer test ran first');
+  const dir = mkdtempSync(join(tmpdir(), 'meshfed-reads-request-'));
+  const request = ['import', '--context', 'cluster1', '-n', 'default', '--from', 'cluster2', '--export', 'bookinfo/later', '--request-out', join(dir, 'request.yaml')];
+  await must(request);
+  const consumer = fed.world.cluster('cluster1');
+  const copies = consumer.list('v1', 'ConfigMap').filter((o) => o.metadata.name.endsWith('.request'));
+  t.deepEqual(copies.map((o) => o.metadata.name), [names.binding('cluster2', 'bookinfo', 'later') + '.request']);
+  // Private keys stay in Secrets: no ConfigMap of either cluster holds one.
+  for (const c of fed.world.clusters) t.false(c.list('v1', 'ConfigMap').some((o) => /PRIVATE KEY/.test(JSON.stringify(o.data ?? {}))), `${c.name}: no private key in a ConfigMap`);
+  const asViewer = (args: string[]) => runCli([...args, '--kubeconfig', viewerKubeconfig!]);
+  const sent = await sentBy(['status', '--context', 'cluster1', '-o', 'json'], async (args) => {
+    const result = await asViewer(args);
+    t.is(result.code, 0, result.stderr);
+    const status = JSON.parse(result.stdout) as { imports: Array<{ source: string; state: string; namespace: string; requestExpires?: string }> };
+    const pending = status.imports.filter((i) => i.state === 'pending');
+    t.is(pending.length, 1);
+    t.like(pending[0], { source: 'cluster2/bookinfo/later', state: 'pending', namespace: 'default' });
+    t.true(Date.parse(pending[0]!.requestExpires ?? '') > Date.now(), 'with the request\'s expiry');
+  });
+  t.deepEqual(sent.filter((r) => /\/secrets(\/|$)/.test(r.path) && r.status >= 200 && r.status < 300).map((r) => r.path), [], 'no Secret answered to the viewer');
+  const text = await asViewer(['status', '--context', 'cluster1']);
+  t.regex(text.stdout, /default\/later\s+cluster2\/bookinfo\/later\s.*pending/);
+  // verify of the request's name says the import is still a pending request, not just that it does not exist.
+  const verify = await asViewer(['verify', '--context', 'cluster1', '-n', 'default', '--import', 'later', '--from', 'cluster2', '--no-probe']);
+  t.is(verify.code, 1, verify.stderr);
+  t.regex(verify.stderr, /import "later" does not exist in namespace "default" of context "cluster1" yet: an import request for cluster2\/bookinfo\/later \(expires \d{4}-\d\d-\d\d\) is pending/);
+  t.regex(verify.stderr, /kubectl meshfed import --bundle bundle\.yaml then completes the import/);
+
+  // A request made by a version that did not publish requests: the copy is not there.
+  consumer.delete('v1', 'ConfigMap', copies[0]!.metadata.namespace, copies[0]!.metadata.name);
+  const viewerStatus = JSON.parse((await asViewer(['status', '--context', 'cluster1', '-o', 'json'])).stdout) as { imports: Array<{ state: string }> };
+  t.false(viewerStatus.imports.some((i) => i.state === 'pending'), 'the viewer cannot see it');
+  const viewerText = await asViewer(['status', '--context', 'cluster1']);
+  t.regex(viewerText.stdout, /one made by an earlier version of meshfed has none until it is made again, and kubectl meshfed status --context cluster1 as the consumer's operator lists it/);
+  const operator = await fed.run(['status', '--context', 'cluster1']);
+  t.is(operator.code, 0, operator.stderr);
+  t.regex(operator.stderr, /import requests made by a version of meshfed that did not publish them are not shown to users who may not read Secrets \(the viewer role\): cluster2\/bookinfo\/later; publish one by making it again .*: kubectl meshfed import --context cluster1 -n default --from cluster2 --export bookinfo\/later --request-out request\.yaml/);
+  const operatorJson = JSON.parse((await fed.run(['status', '--context', 'cluster1', '-o', 'json'])).stdout) as { imports: Array<{ source: string; state: string; published?: boolean }> };
+  t.like(operatorJson.imports.find((i) => i.state === 'pending'), { source: 'cluster2/bookinfo/later', published: false });
+  // Running the command the hint names publishes it; cancelling the request removes both.
+  await must(request);
+  t.like((JSON.parse((await asViewer(['status', '--context', 'cluster1', '-o', 'json'])).stdout) as { imports: Array<{ state: string }> }).imports.find((i) => i.state === 'pending'), { source: 'cluster2/bookinfo/later' });
+  await must(['unimport', '--context', 'cluster1', '--export', 'cluster2/bookinfo/later']);
+  t.deepEqual(consumer.list('v1', 'ConfigMap').filter((o) => o.metadata.name.endsWith('.request')).map((o) => o.metadata.name), []);
+  t.deepEqual(consumer.list('v1', 'Secret').filter((o) => o.metadata.name === names.binding('cluster2', 'bookinfo', 'later')).map((o) => o.metadata.name), []);
 });

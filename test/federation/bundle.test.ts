@@ -5,7 +5,7 @@ import YAML from 'yaml';
 import { generateKeyPair, inspectCertificate, keyMatchesCertificate, verifyCertificateChain } from '../../src/pki/index.js';
 import {
   admitImportRequest, BundleError, checkExchangeDocument, createImportRequest, directCredentials, homeNamespaceOf, names, planAdmission, parseExportBundle, parseImportRequest, pendingRequestOf, pendingRequests,
-  planCancelRequest, FederationInputError,
+  planCancelRequest, FederationInputError, planImport, planUnimport, publishedRequest, publishedRequests, stalePublishedRequests, bundleCredentials,
   samePem, serializeDocument, type BundleErrorCode, type ConsumerSnapshot, type ImportRequest, type ProviderSnapshot,
 } from '../../src/federation/index.js';
 import { applyPlan, runScenario, seedBlogExchange } from './scenario.js';
@@ -20,6 +20,8 @@ function newRequest(at = now) {
 
 const { request, pending } = newRequest();
 const requestText = serializeDocument(request);
+/** When a request made at `now` expires (the default lifetime, 72 hours). */
+const requestExpiry = new Date(now.getTime() + 72 * 3_600_000).toISOString();
 const { bundle } = admitImportRequest(provider, parseImportRequest(requestText, { now }), { now });
 const bundleText = serializeDocument(bundle);
 
@@ -129,7 +131,7 @@ test('a request admitted in another provider names the cluster it is for', (t) =
 test('pendingRequests lists the exports a consumer has asked for and not imported yet', (t) => {
   t.deepEqual(pendingRequests(consumerStart), []);
   const { consumer } = newRequest();
-  t.deepEqual(pendingRequests(consumer), [{ ...ref, importNamespace: 'default' }]);
+  t.deepEqual(pendingRequests(consumer), [{ ...ref, importNamespace: 'default', expiresAt: requestExpiry, published: true }]);
   const other = { providerClusterId: 'cluster3', namespace: 'db', exportName: 'postgres' };
   const second = applyPlan(consumer, createImportRequest(consumer, { consumerClusterId: 'cluster1', namespace: 'default', export: other }, { now }).plan);
   t.deepEqual(new Set(pendingRequests(second).map((r) => `${r.providerClusterId}/${r.namespace}/${r.exportName}`)), new Set(['cluster2/bookinfo/myreviews', 'cluster3/db/postgres']));
@@ -140,7 +142,9 @@ test('pendingRequests reads back a request whose export name is too long for the
   const consumer = applyPlan(consumerStart, createImportRequest(consumerStart, { consumerClusterId: 'cluster1', namespace: 'default', export: long }, { now }).plan);
   const secret = consumer.existing.find((o) => o.kind === 'Secret' && o.metadata.name === names.binding(long.providerClusterId, long.namespace, long.exportName))!;
   t.not(secret.metadata.labels?.['meshfed.io/binding'], `${long.providerClusterId}.${long.namespace}.${long.exportName}`, 'the label is shortened');
-  t.deepEqual(pendingRequests(consumer), [{ ...long, importNamespace: 'default' }]);
+  t.deepEqual(pendingRequests(consumer), [{ ...long, importNamespace: 'default', expiresAt: requestExpiry, published: true }]);
+  // Its published copy names the export in full too (the viewer role reads it).
+  t.deepEqual(publishedRequests(consumer), [{ ...long, importNamespace: 'default', expiresAt: requestExpiry }]);
   t.truthy(pendingRequestOf(consumer, long));
 });
 
@@ -148,13 +152,15 @@ test('pendingRequests still reads requests recorded by label only (Secrets of ea
   const { consumer } = newRequest();
   const old = {
     ...consumer,
-    existing: consumer.existing.map((o) => {
+    // Nor was a request published beside its Secret.
+    existing: consumer.existing.filter((o) => !(o.kind === 'ConfigMap' && o.metadata.name.endsWith('.request'))).map((o) => {
       if (o.kind !== 'Secret' || !o.metadata.annotations) return o;
       const annotations = Object.fromEntries(Object.entries(o.metadata.annotations).filter(([k]) => k !== 'meshfed.io/request-export' && k !== 'meshfed.io/request-namespace'));
       return { ...o, metadata: { ...o.metadata, annotations } };
     }),
   };
-  t.deepEqual(pendingRequests(old), [ref]);
+  t.deepEqual(pendingRequests(old), [{ ...ref, expiresAt: requestExpiry, published: false }]);
+  t.deepEqual(publishedRequests(old), []);
 });
 
 test('planCancelRequest deletes the pending key of a request never completed, and only that', (t) => {
@@ -162,10 +168,15 @@ test('planCancelRequest deletes the pending key of a request never completed, an
   const other = { providerClusterId: 'cluster3', namespace: 'db', exportName: 'postgres' };
   const both = applyPlan(consumer, createImportRequest(consumer, { consumerClusterId: 'cluster1', namespace: 'default', export: other }, { now }).plan);
   const plan = planCancelRequest(both, ref);
-  t.deepEqual(plan.remove, [{ apiVersion: 'v1', kind: 'Secret', namespace: homeNamespaceOf(both), name: names.binding(ref.providerClusterId, ref.namespace, ref.exportName) }]);
+  const name = names.binding(ref.providerClusterId, ref.namespace, ref.exportName);
+  t.deepEqual(plan.remove, [
+    { apiVersion: 'v1', kind: 'ConfigMap', namespace: homeNamespaceOf(both), name: `${name}.request` },
+    { apiVersion: 'v1', kind: 'Secret', namespace: homeNamespaceOf(both), name },
+  ]);
   t.deepEqual(plan.objects, []);
   const after = applyPlan(both, plan);
-  t.deepEqual(pendingRequests(after), [{ ...other, importNamespace: 'default' }]);
+  t.deepEqual(pendingRequests(after), [{ ...other, importNamespace: 'default', expiresAt: requestExpiry, published: true }]);
+  t.deepEqual(publishedRequests(after), [{ ...other, importNamespace: 'default', expiresAt: requestExpiry }]);
   t.is(pendingRequestOf(after, ref), undefined);
   const error = t.throws(() => planCancelRequest(after, ref), { instanceOf: FederationInputError });
   t.is(error?.message, 'no import request for cluster2/bookinfo/myreviews is pending in cluster cluster1 (pending: cluster3/db/postgres)');
@@ -174,7 +185,7 @@ test('planCancelRequest deletes the pending key of a request never completed, an
 test('planCancelRequest refuses a request that re-keys a working import (its Secret holds the key in use)', (t) => {
   const imported: ConsumerSnapshot = { ...base.input.consumer, existing: base.consumerObjects };
   const rekeying = applyPlan(imported, createImportRequest(imported, { consumerClusterId: 'cluster1', namespace: 'default', export: ref }, { now }).plan);
-  t.deepEqual(pendingRequests(rekeying), [{ ...ref, importNamespace: 'default' }]);
+  t.deepEqual(pendingRequests(rekeying), [{ ...ref, importNamespace: 'default', expiresAt: requestExpiry, published: true }]);
   const error = t.throws(() => planCancelRequest(rekeying, ref), { instanceOf: FederationInputError });
   t.regex(error!.message, /cluster2\/bookinfo\/myreviews is imported already \(as default\/myreviews\)/);
 });
@@ -242,4 +253,65 @@ test('import request: a signed request with a wildcard or malformed trust domain
   t.notThrows(() => parseImportRequest(signed('operations.nrc.example'), { now }));
   // createImportRequest checks names itself; a request written by something else is checked on reading.
   refused(t, () => parseImportRequest(edit(requestText, (d) => { d.spec.serviceAccounts = ['*']; }), { now }), 'malformed', /service account "\*" is not a DNS-1123 label/);
+});
+
+/** Every value of every ConfigMap in a plan's objects or a snapshot, as one text. */
+function configMapText(objects: ReadonlyArray<{ kind: string; data?: unknown }>): string {
+  return JSON.stringify(objects.filter((o) => o.kind === 'ConfigMap').map((o) => o.data ?? {}));
+}
+
+test('a pending request is published beside its Secret without any key, and its copy goes with it (completed, cancelled, unimported)', (t) => {
+  const { consumer, request: mine, pending: key } = newRequest();
+  const home = homeNamespaceOf(consumer);
+  const name = names.binding(ref.providerClusterId, ref.namespace, ref.exportName);
+  const copy = consumer.existing.find((o) => o.kind === 'ConfigMap' && o.metadata.name === `${name}.request`);
+  t.truthy(copy, 'the request is published beside its Secret');
+  t.is(copy!.metadata.namespace, home);
+  const secret = consumer.existing.find((o) => o.kind === 'Secret' && o.metadata.name === name)!;
+  t.deepEqual(copy!.metadata.labels, secret.metadata.labels, 'with the Secret\'s labels (scoped reads of the binding find it)');
+  const published = JSON.parse((copy!.data as Record<string, string>)['request.json']!) as Record<string, unknown>;
+  t.deepEqual(published, {
+    export: ref, namespace: 'default', consumerClusterId: 'cluster1', serviceAccounts: ['default'], expiresAt: requestExpiry, nonce: mine.spec.nonce,
+  });
+  // No key, nor the CSR: the request's private key stays in the Secret.
+  t.false(/PRIVATE KEY|CERTIFICATE REQUEST/.test(configMapText(consumer.existing)));
+  t.true(/PRIVATE KEY/.test(Buffer.from((secret.data as Record<string, string>)['tls.key']!, 'base64').toString('utf8')), 'the key is in the Secret');
+  // A Secret whose annotations (what is published) hold a key is a planner's bug: nothing is published.
+  const leaking = { ...secret, metadata: { ...secret.metadata, annotations: { ...secret.metadata.annotations, 'meshfed.io/request-namespace': key.privateKeyPem } } };
+  t.throws(() => publishedRequest(leaking), { message: /holds a private key: it is not published/ });
+
+  // Completing the import removes the copy; the binding Secret then holds the key, no ConfigMap does.
+  const { bundle } = admitImportRequest(provider, parseImportRequest(serializeDocument(mine), { now }), { now });
+  const credentials = bundleCredentials(bundle, key.privateKeyPem);
+  const plan = planImport(consumer, { endpoint: bundle.spec.endpoint, credentials }, { consumerClusterId: 'cluster1', namespace: 'default', localName: 'myreviews' }, { now });
+  t.deepEqual(plan.remove, [{ apiVersion: 'v1', kind: 'ConfigMap', namespace: home, name: `${name}.request` }]);
+  t.false(/PRIVATE KEY/.test(configMapText(plan.objects)));
+  const imported = applyPlan(consumer, plan);
+  t.deepEqual(publishedRequests(imported), []);
+  t.deepEqual(pendingRequests(imported), []);
+
+  // A re-keying request (import --request-out --force) is published too, and goes with the last import of its export.
+  const rekeying = applyPlan(imported, createImportRequest(imported, { consumerClusterId: 'cluster1', namespace: 'default', export: ref }, { now }).plan);
+  t.deepEqual(publishedRequests(rekeying), [{ ...ref, importNamespace: 'default', expiresAt: requestExpiry }]);
+  t.false(/PRIVATE KEY/.test(configMapText(rekeying.existing)));
+  const removed = planUnimport(rekeying, { namespace: 'default', localName: 'myreviews' });
+  t.true(removed.remove.some((r) => r.kind === 'ConfigMap' && r.name === `${name}.request`), 'unimport removes the published request');
+});
+
+test('a copy left by a cancellation stopped half-way is stale for who reads the Secrets, and cancelling again removes it', (t) => {
+  const { consumer } = newRequest();
+  const name = names.binding(ref.providerClusterId, ref.namespace, ref.exportName);
+  // The Secret's delete landed, the copy's did not.
+  const halfWay = { ...consumer, existing: consumer.existing.filter((o) => !(o.kind === 'Secret' && o.metadata.name === name)) };
+  t.deepEqual(pendingRequests(halfWay), []);
+  t.deepEqual(stalePublishedRequests(halfWay), [ref]);
+  // Who may not read the Secrets cannot tell it from a pending one: it sees the copy until the re-run removes it.
+  t.deepEqual(stalePublishedRequests({ ...halfWay, unreadableSecrets: [homeNamespaceOf(halfWay)] }), []);
+  t.deepEqual(publishedRequests(halfWay), [{ ...ref, importNamespace: 'default', expiresAt: requestExpiry }]);
+  const again = planCancelRequest(halfWay, ref);
+  t.deepEqual(again.remove, [{ apiVersion: 'v1', kind: 'ConfigMap', namespace: homeNamespaceOf(halfWay), name: `${name}.request` }]);
+  t.deepEqual(publishedRequests(applyPlan(halfWay, again)), []);
+  // A copy of an older request of the same Secret (another nonce) is stale too.
+  const newer = applyPlan(halfWay, createImportRequest(halfWay, { consumerClusterId: 'cluster1', namespace: 'default', export: ref }, { now: new Date(now.getTime() + 1000) }).plan);
+  t.deepEqual(stalePublishedRequests(newer), [], 'a new request rewrites its copy');
 });

@@ -546,7 +546,9 @@ test('gateway certificates are published beside their Secrets without keys, foll
   t.true(planUnexport(p, { namespace: 'shop', exportName: 'api' }).remove.some((r) => r.kind === 'ConfigMap' && r.name === `${exportName}.crt`));
   t.true(planUnimport(c, { namespace: 'apps', localName: 'remote-api' }).remove.some((r) => r.kind === 'ConfigMap' && r.name === `${binding}.crt`));
   const { plan: requestPlan } = createImportRequest(consumer(), { consumerClusterId: 'ops', namespace: 'apps', export: { providerClusterId: 'prod', namespace: 'shop', exportName: 'api' } }, { now });
-  t.deepEqual(requestPlan.objects.filter((o) => o.kind === 'ConfigMap'), [], 'a pending key publishes nothing');
+  // A pending key publishes no certificate: only the request (what it asks for, no key) is published beside it.
+  t.deepEqual(requestPlan.objects.filter((o) => o.kind === 'ConfigMap').map((o) => o.metadata.name), [`${names.binding('prod', 'shop', 'api')}.request`], 'a pending key publishes no certificate');
+  t.false(/PRIVATE KEY/.test(JSON.stringify(requestPlan.objects.filter((o) => o.kind === 'ConfigMap'))));
 });
 
 test('import state and pending requests read from metadata and published certificates alone (status reads no Secret data)', (t) => {

@@ -37,7 +37,7 @@ export function scrub(text: string): string {
 export function renderGolden(shown: readonly string[], result: CliResult): string {
   const quote = (word: string) => /^[A-Za-z0-9._=/:,@-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
   return [
-    `$ kubectl meshfed ${shown.map(quote).join(' ')}`.trimEnd(),
+    scrub(`$ kubectl meshfed ${shown.map(quote).join(' ')}`).trimEnd(),
     `exit: ${result.code}`,
     '--- stdout',
     scrub(result.stdout).trimEnd(),

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import YAML from 'yaml';
 import type { ClusterApi, WriteOptions } from './api.js';
@@ -168,6 +168,14 @@ function parseBody(text: string, contentType: string): unknown {
   }
 }
 
+/** The client certificate of each kept-alive connection, read once: Node builds a new object at every call. */
+const peers = new WeakMap<TLSSocket, PeerCertificate | undefined>();
+function peerOf(socket: TLSSocket): PeerCertificate | undefined {
+  if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return undefined;
+  if (!peers.has(socket)) peers.set(socket, socket.getPeerCertificate());
+  return peers.get(socket);
+}
+
 /**
  * Who sent a request: a bearer token the cluster knows, or a client certificate its CA signed (CN the user, O the
  * groups), then the impersonation headers if any, each checked against RBAC as kube-apiserver's impersonation
@@ -182,8 +190,7 @@ export function authenticate(ctx: ServerContext, req: IncomingMessage): Subject 
     const grant = ctx.tokens.get(token);
     if (grant) who = { user: grant.user, groups: withImpliedGroups(grant.user, grant.groups ?? []), ...(grant.uid ? { uid: grant.uid } : {}) };
   } else {
-    const socket = req.socket as TLSSocket;
-    const peer = typeof socket.getPeerCertificate === 'function' && socket.authorized ? socket.getPeerCertificate() : undefined;
+    const peer = peerOf(req.socket as TLSSocket);
     if (peer?.subject?.CN) {
       const orgs = peer.subject.O === undefined ? [] : Array.isArray(peer.subject.O) ? peer.subject.O : [peer.subject.O];
       who = { user: String(peer.subject.CN), groups: withImpliedGroups(String(peer.subject.CN), orgs.map(String)) };
