@@ -171,6 +171,11 @@ export async function completeWords(words: readonly string[], env: Record<string
     if (pendingFlag === 'service' && command === 'export') {
       return filter(await cluster(given.get('context'), async (writer, namespace) => (await writer.list('v1', 'Service', namespace)).map((s) => s.metadata.name)));
     }
+    // --name (verify's --import too) names what NAME names: an export or an import of the namespace.
+    const named = NAME_KIND[command ?? ''];
+    if (named && (pendingFlag === 'name' || (pendingFlag === 'import' && command === 'verify'))) {
+      return filter(await cluster(given.get('context'), (writer, namespace) => recordNames(writer, named, namespace)));
+    }
     if (pendingFlag === 'export' && command === 'import' && given.has('from')) {
       return filter(await cluster(given.get('from'), (writer) => recordNames(writer, 'export', undefined)));
     }

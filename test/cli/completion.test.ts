@@ -54,13 +54,18 @@ test('contexts, namespaces and Services come from the kubeconfig and the cluster
   t.deepEqual(await complete(['export', '--context', 'cluster2', '-n', 'bookinfo', '--service', 'myr']), ['myreviews']);
 });
 
-test('export and import names: NAME of unexport, revoke, unimport and verify, and --export of import', async (t) => {
+test('export and import names: NAME (and --name) of unexport, revoke, unimport and verify, and --export of import', async (t) => {
   t.deepEqual(await complete(['unexport', '--context', 'cluster2', '-n', 'bookinfo', '']), ['reviews']);
   t.deepEqual(await complete(['revoke', '--context', 'cluster2', '-n', 'bookinfo', 'r']), ['reviews']);
   t.deepEqual(await complete(['unimport', '--context', 'cluster1', '-n', 'default', '']), ['myreviews']);
   t.deepEqual(await complete(['verify', '-n', 'default', '--context', 'cluster1', 'my']), ['myreviews']);
   t.deepEqual(await complete(['verify', '--context', 'cluster1', '-n', 'other', '']), []);
   t.deepEqual(await complete(['import', '--context', 'cluster1', '--from', 'cluster2', '--export', '']), ['bookinfo/reviews']);
+  // The same names after --name (and verify's --import, its alias).
+  t.deepEqual(await complete(['unexport', '--context', 'cluster2', '-n', 'bookinfo', '--name', '']), ['reviews']);
+  t.deepEqual(await complete(['unimport', '--context', 'cluster1', '-n', 'default', '--name', 'my']), ['myreviews']);
+  t.deepEqual(await complete(['verify', '--context', 'cluster1', '-n', 'default', '--name', '']), ['myreviews']);
+  t.deepEqual(await complete(['verify', '--context', 'cluster1', '-n', 'default', '--import', '']), ['myreviews']);
 });
 
 test('a cluster that does not answer gives no candidates and no error', async (t) => {
