@@ -118,9 +118,13 @@ export async function untilAnswered(world: World, timeoutMs = 15_000): Promise<v
   const deadline = Date.now() + timeoutMs;
   const pending = () => world.clusters.some((c) => c.requests.some((r) => r.status === 0 && r.query.watch === undefined));
   const count = () => world.clusters.reduce((n, c) => n + c.requests.length, 0);
+  // A request written just before the command closed its connection is read by the server before it sees the close:
+  // once no connection is open, every request sent is in the log (a quiet moment alone was not enough on a loaded
+  // machine).
+  const connected = () => world.clusters.some((c) => c.openConnections() > 0);
   for (let seen = -1; Date.now() < deadline;) {
     const now = count();
-    if (now === seen && !pending()) return;
+    if (now === seen && !pending() && !connected()) return;
     seen = now;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

@@ -98,6 +98,11 @@ export interface EmulatedCluster {
   readonly view: ClusterView;
   /** Every request received, in order. */
   readonly requests: RequestRecord[];
+  /**
+   * Client connections open now (TCP). Every request a client wrote on a connection is in {@link requests} once that
+   * connection has closed: a command in this process closes its connections as it ends.
+   */
+  openConnections(): number;
   readonly faults: {
     /** Adds a fault for the next `times` (default 1) matching requests. */
     add(fault: Fault): void;
@@ -278,6 +283,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       trustDomain,
       view,
       requests: ctx.requests,
+      openConnections: () => server.openConnections(),
       holds: {
         add: (hold) => ctx.holds.add(hold),
       },

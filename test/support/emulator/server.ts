@@ -344,12 +344,18 @@ function defaultManager(userAgent: string | undefined): string {
 }
 
 /** Starts the HTTPS server of one cluster on 127.0.0.1 and an ephemeral port. */
-export async function startServer(ctx: ServerContext, tls: { certPem: string; keyPem: string; clientCaPem: string }): Promise<{ port: number; close: () => Promise<void> }> {
+export async function startServer(ctx: ServerContext, tls: { certPem: string; keyPem: string; clientCaPem: string }): Promise<{ port: number; close: () => Promise<void>; openConnections: () => number }> {
   // Client certificates are asked for, not required: a request without one authenticates with its bearer token.
   const server = https.createServer({ cert: tls.certPem, key: tls.keyPem, ca: tls.clientCaPem, requestCert: true, rejectUnauthorized: false }, (req, res) => {
     void handle(ctx, req, res);
   });
   server.keepAliveTimeout = 5000;
+  // Client connections still open: a request a client wrote before it closed its connection is read before the close.
+  const connections = new Set<Duplex>();
+  server.on('connection', (socket: Duplex) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
     const record: RequestRecord = {
@@ -366,6 +372,7 @@ export async function startServer(ctx: ServerContext, tls: { certPem: string; ke
   const port = (server.address() as AddressInfo).port;
   return {
     port,
+    openConnections: () => connections.size,
     close: () =>
       new Promise<void>((resolve) => {
         for (const res of ctx.openStreams) res.end();
