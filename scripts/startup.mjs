@@ -8,7 +8,8 @@ import { spawnSync } from 'node:child_process';
 const argv = process.argv.slice(2);
 const runsAt = argv.indexOf('--runs');
 const runs = runsAt >= 0 ? Number(argv[runsAt + 1]) : 15;
-const launchers = argv.filter((a, i) => a.includes('=') && i !== runsAt + 1).map((spec) => {
+// The value of --runs is not a launcher (without --runs, every argument is one).
+const launchers = argv.filter((a, i) => a.includes('=') && !(runsAt >= 0 && i === runsAt + 1)).map((spec) => {
   const [name, command] = spec.split(/=(.*)/s);
   const [file, ...prefix] = command.split(',');
   return { name, file, prefix };
