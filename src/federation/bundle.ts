@@ -13,6 +13,7 @@ import {
   createCertificateRequest, generateKeyPair, inspectCertificate, inspectCertificateRequest, keyMatchesCertificate,
   PkiError, signClientCertificate, signDetached, splitPemBundle, verifyCertificateChain, verifyDetached,
 } from '../pki/index.js';
+import { publishedBeside } from './certificates.js';
 import { checkLocalName, type ImportCredentials } from './consumer.js';
 import { BundleError, FederationInputError } from './errors.js';
 import type { ClusterPlan, ClusterSnapshot, ConsumerIdentity, ConsumerSnapshot, ExportEndpoint, KubeObject, ProviderSnapshot } from './model.js';
@@ -300,8 +301,10 @@ export interface PendingRequest extends ExportRef {
  * as `<secret>.crt` publishes a gateway's certificates.
  */
 export function publishedRequestName(secretName: string): string {
-  return `${secretName}.request`;
+  return `${secretName}${REQUEST_SUFFIX}`;
 }
+
+const REQUEST_SUFFIX = '.request';
 
 /** The key of a published request's ConfigMap. */
 const PUBLISHED_REQUEST_KEY = 'request.json';
@@ -340,16 +343,12 @@ export function publishedRequest(secret: KubeObject): KubeObject {
     ...(annotations[PENDING_EXPIRES] ? { expiresAt: annotations[PENDING_EXPIRES] } : {}),
     nonce: annotations[REQUEST_NONCE_ANNOTATION] ?? '',
   };
-  const text = `${JSON.stringify(data, null, 2)}\n`;
-  if (PRIVATE_KEY.test(text)) throw new Error(`the import request of Secret ${secret.metadata.namespace}/${secret.metadata.name} holds a private key: it is not published`);
-  return kubeObject('v1', 'ConfigMap', publishedRequestName(secret.metadata.name), secret.metadata.namespace, { ...(secret.metadata.labels ?? {}) }, {
-    data: { [PUBLISHED_REQUEST_KEY]: text },
-  });
+  return publishedBeside(secret, REQUEST_SUFFIX, { [PUBLISHED_REQUEST_KEY]: `${JSON.stringify(data, null, 2)}\n` }, 'the import request');
 }
 
 /** The published request a ConfigMap holds, or undefined when it is not one (or not readable as one). */
 function readPublishedRequest(object: KubeObject): PublishedRequestData | undefined {
-  if (object.kind !== 'ConfigMap' || !object.metadata.name.endsWith('.request') || object.metadata.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY) return undefined;
+  if (object.kind !== 'ConfigMap' || !object.metadata.name.endsWith(REQUEST_SUFFIX) || object.metadata.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY) return undefined;
   try {
     const data = JSON.parse((object.data as Record<string, string> | undefined)?.[PUBLISHED_REQUEST_KEY] ?? '') as PublishedRequestData;
     const e = data.export;
@@ -389,7 +388,7 @@ export function stalePublishedRequests(snapshot: ClusterSnapshot): ExportRef[] {
   return snapshot.existing.filter((o) => o.metadata.namespace === home).flatMap((o) => {
     const data = readPublishedRequest(o);
     if (!data) return [];
-    const secret = findObject(snapshot, 'Secret', home, o.metadata.name.slice(0, -'.request'.length));
+    const secret = findObject(snapshot, 'Secret', home, o.metadata.name.slice(0, -REQUEST_SUFFIX.length));
     return secret?.metadata.annotations?.[REQUEST_NONCE_ANNOTATION] === data.nonce ? [] : [data.export];
   });
 }

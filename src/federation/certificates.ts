@@ -20,7 +20,20 @@ export type PublishedCertificates = Partial<Record<(typeof PUBLISHED_CERTIFICATE
 
 /** The name of the ConfigMap that publishes the certificates of Secret `secretName` (in the same namespace). */
 export function publishedCertificatesName(secretName: string): string {
-  return `${secretName}.crt`;
+  return `${secretName}${CERTIFICATES_SUFFIX}`;
+}
+
+const CERTIFICATES_SUFFIX = '.crt';
+
+/**
+ * A ConfigMap published beside `secret`: named `<secret><suffix>`, in its namespace, with its labels (so that it is
+ * planned, pruned and removed with it), holding `data` (`what` names it in the error).
+ * @throws Error when a value holds a private key: that is a planner's bug, and nothing may be written
+ */
+export function publishedBeside(secret: KubeObject, suffix: string, data: Record<string, string>, what: string): KubeObject {
+  const leaking = Object.keys(data).find((key) => /PRIVATE KEY/.test(data[key]!));
+  if (leaking !== undefined) throw new Error(`${what.replace('%s', leaking)} of Secret ${secret.metadata.namespace}/${secret.metadata.name} holds a private key: it is not published`);
+  return kubeObject('v1', 'ConfigMap', `${secret.metadata.name}${suffix}`, secret.metadata.namespace, { ...(secret.metadata.labels ?? {}) }, { data });
 }
 
 /**
@@ -31,14 +44,8 @@ export function publishedCertificatesName(secretName: string): string {
 export function publishedCertificates(secret: KubeObject): KubeObject | undefined {
   const stored = readSecret(secret) ?? {};
   if (!stored['tls.crt']) return undefined;
-  const data: Record<string, string> = {};
-  for (const key of PUBLISHED_CERTIFICATE_KEYS) {
-    const value = stored[key];
-    if (value === undefined) continue;
-    if (/PRIVATE KEY/.test(value)) throw new Error(`${key} of Secret ${secret.metadata.namespace}/${secret.metadata.name} holds a private key: it is not published`);
-    data[key] = value;
-  }
-  return kubeObject('v1', 'ConfigMap', publishedCertificatesName(secret.metadata.name), secret.metadata.namespace, { ...(secret.metadata.labels ?? {}) }, { data });
+  const data = Object.fromEntries(PUBLISHED_CERTIFICATE_KEYS.filter((key) => stored[key] !== undefined).map((key) => [key, stored[key]!]));
+  return publishedBeside(secret, CERTIFICATES_SUFFIX, data, '%s');
 }
 
 /** A planned certificate Secret and, once it holds a certificate, the ConfigMap that publishes it. */
