@@ -1,5 +1,5 @@
 import {
-  credentialCertificates, federationCaCertificates, federationCaFingerprint, FEDERATION_PORT, homeNamespaceOf, RENEW_BEFORE_DAYS, importState, names, pendingRequests, publishedRequests, readExportRecords, stalePublishedRequests, readImportRecords, winningVirtualService,
+  credentialCertificates, exportRefText, federationCaCertificates, federationCaFingerprint, FEDERATION_PORT, homeNamespaceOf, RENEW_BEFORE_DAYS, importState, names, pendingRequests, publishedRequests, readExportRecords, stalePublishedRequests, readImportRecords, winningVirtualService,
   type ImportRecord,
 } from '../federation/index.js';
 import { gatherCluster, optional, readGatewayAddress, type GatheredCluster } from '../kube/gather.js';
@@ -194,12 +194,12 @@ export async function clusterStatus(gathered: GatheredCluster, writer: ReturnTyp
       // Where and as what the bundle will import it (the export's name unless the request named another); requests of
       // earlier versions did not record the namespace.
       namespace: ref.importNamespace ?? '-', localName: ref.localName ?? ref.exportName,
-      source: `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`, mode: '-', protocol: '-', port: 0, gateway: '-', state: 'pending',
+      source: exportRefText(ref), mode: '-', protocol: '-', port: 0, gateway: '-', state: 'pending',
       ...(ref.expiresAt ? { requestExpires: ref.expiresAt } : {}),
       ...(ref.published === false ? { published: false as const } : {}),
     });
   }
-  const stale = stalePublishedRequests(snapshot).map((ref) => `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`);
+  const stale = stalePublishedRequests(snapshot).map(exportRefText);
   // The certificates only: status reads no key (the viewer role may not read the CA's Secret).
   const ca = federationCaCertificates(snapshot.existing);
   const caExpiry = ca ? expiry(ca.current) : {};

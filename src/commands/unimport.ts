@@ -1,6 +1,6 @@
 import { InputError, UsageError } from '../errors.js';
 import {
-  bindingLabel, homeNamespaceOf, LABELS, pendingRequests, planCancelRequest, planRevoke, planUnimport, readExportRecords, readImportRecords, recordToMark, type ExportRef, type PendingRequest,
+  bindingLabel, exportRefText, homeNamespaceOf, LABELS, pendingRequests, planCancelRequest, planRevoke, planUnimport, readExportRecords, readImportRecords, recordToMark, type ExportRef, type PendingRequest,
 } from '../federation/index.js';
 import { gatherCluster, type GatheredCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
@@ -23,10 +23,6 @@ interface UnimportArgs extends MutationArgs, GatewayArgs, NameArgs {
 
 /** Prefix of prompt choices that stand for a pending request rather than an import's local name. */
 const PENDING_CHOICE = 'pending:';
-
-function refText(ref: ExportRef): string {
-  return `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`;
-}
 
 /** `--export <provider cluster id>/<namespace>/<name>`, as status shows the source of a pending request. */
 function parseExportRef(value: string): ExportRef {
@@ -63,7 +59,7 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   const pendingHere = pending.filter((p) => (p.importNamespace ?? namespace) === namespace);
   const localName = name ?? await session.prompter.select('NAME', 'Import to remove', [
     ...records.filter((r) => r.namespace === namespace).map((r) => ({ value: r.localName, name: `${r.localName} (from ${r.endpoint.providerClusterId}/${r.endpoint.namespace}/${r.endpoint.exportName})` })),
-    ...pendingHere.map((p) => ({ value: `${PENDING_CHOICE}${refText(p)}`, name: `${p.localName ?? p.exportName} (import request for ${refText(p)}, pending)` })),
+    ...pendingHere.map((p) => ({ value: `${PENDING_CHOICE}${exportRefText(p)}`, name: `${p.localName ?? p.exportName} (import request for ${exportRefText(p)}, pending)` })),
   ], undefined, { none: `namespace "${namespace}" of context "${context}" has no import and no pending import request` });
   if (localName.startsWith(PENDING_CHOICE)) return cancelRequest(session, args, gathered, writer, parseExportRef(localName.slice(PENDING_CHOICE.length)), output, dryRun);
   const record = records.find((r) => r.namespace === namespace && r.localName === localName);
@@ -72,7 +68,7 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
     const named = pendingHere.filter((p) => (p.localName ?? p.exportName) === localName);
     if (named.length === 1) return cancelRequest(session, args, gathered, writer, named[0]!, output, dryRun);
     if (named.length > 1) {
-      throw new InputError(`NAME ${localName} matches ${named.length} pending import requests (${named.map(refText).join(', ')})`, { hint: 'name the one to cancel with --export <provider cluster id>/<namespace>/<name>' });
+      throw new InputError(`NAME ${localName} matches ${named.length} pending import requests (${named.map(exportRefText).join(', ')})`, { hint: 'name the one to cancel with --export <provider cluster id>/<namespace>/<name>' });
     }
     throw notFound(namespace, localName, records.map((r) => `${r.namespace}/${r.localName}`), pending);
   }
@@ -119,7 +115,7 @@ async function unimport(session: Session, args: UnimportArgs): Promise<void> {
   };
   const { result, value: others } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), title: `unimport ${namespace}/${localName}` });
   if (output || !result.applied) return;
-  const source = refText(record.endpoint);
+  const source = exportRefText(record.endpoint);
   // Revoking is only right once no import of this cluster uses the admission any more.
   if (others.length > 0) {
     session.ui.info(`${others.map((r) => `${r.namespace}/${r.localName}`).join(', ')} still import${others.length === 1 ? 's' : ''} ${source}: keep the provider's admission of this cluster.`);
@@ -139,7 +135,7 @@ function revokeCommand(session: Session, ref: ExportRef, consumerClusterId: stri
 }
 
 function notFound(namespace: string, localName: string, imports: string[], pending: PendingRequest[]): InputError {
-  return new InputError(`import ${namespace}/${localName} does not exist (imports: ${imports.join(', ') || 'none'}; pending import requests: ${pending.map((p) => `${refText(p)}${p.importNamespace ? ` into ${p.importNamespace}` : ''}`).join(', ') || 'none'})`, {
+  return new InputError(`import ${namespace}/${localName} does not exist (imports: ${imports.join(', ') || 'none'}; pending import requests: ${pending.map((p) => `${exportRefText(p)}${p.importNamespace ? ` into ${p.importNamespace}` : ''}`).join(', ') || 'none'})`, {
     hint: pending.length > 0 ? 'to cancel a pending import request, pass --export <provider cluster id>/<namespace>/<name>' : 'check -n and --name (kubectl meshfed status lists the imports)',
   });
 }
@@ -153,11 +149,11 @@ async function cancelRequest(
     // After a write conflict: the cluster is read again and the cancellation planned again from the fresh read.
     const read = attempt === 1 ? gathered : await gatherCluster(writer, { namespaces: [], ...gatewayOptions(args) });
     const plan = await withCoreErrors({}, () => planCancelRequest(read.snapshot, ref));
-    return { works: [clusterWork({ ...read, identity: { ...read.identity, objects: [] } }, writer, plan, `consumer: cancel the import request for ${refText(ref)}`)], value: plan };
+    return { works: [clusterWork({ ...read, identity: { ...read.identity, objects: [] } }, writer, plan, `consumer: cancel the import request for ${exportRefText(ref)}`)], value: plan };
   };
-  const { result } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), title: `cancel import request ${refText(ref)}` });
+  const { result } = await applyWithReplan(session, planFor, { dryRun, output, ...printOptions(args), title: `cancel import request ${exportRefText(ref)}` });
   if (output || !result.applied) return;
-  session.ui.info(`Cancelled the import request for ${refText(ref)}: its key is deleted, so a bundle made for it can no longer be imported.`);
+  session.ui.info(`Cancelled the import request for ${exportRefText(ref)}: its key is deleted, so a bundle made for it can no longer be imported.`);
   session.ui.info(`If the provider admitted it already, it admits this cluster until its operator runs: ${revokeCommand(session, ref, gathered.identity.clusterId)}`);
 }
 

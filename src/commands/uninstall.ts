@@ -1,5 +1,5 @@
 import { InputError, UsageError } from '../errors.js';
-import { hasDependents, isManaged, MANAGED_KINDS, planUninstall, type ExportRef, type UninstallDependents } from '../federation/index.js';
+import { exportRefText, hasDependents, isManaged, MANAGED_KINDS, planUninstall, type UninstallDependents } from '../federation/index.js';
 import { gatherCluster } from '../kube/gather.js';
 import type { KubeObject } from '../kube/resources.js';
 import { applyWithReplan, clusterWork, dryRunMode, mutationOptions, writerFor, type MutationArgs, printOptions } from './federate.js';
@@ -27,13 +27,11 @@ async function foreignObjects(writer: ReturnType<typeof writerFor>, namespace: s
   return lists.flat().filter((o) => !isManaged(o)).map((o) => `${o.kind}/${o.metadata.name}`).filter((k) => !NAMESPACE_DEFAULTS.has(k)).sort();
 }
 
-const refText = (ref: ExportRef) => `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`;
-
 function describeDependents(d: UninstallDependents): string {
   return [
     d.exports.length ? `exports ${d.exports.map((e) => `${e.namespace}/${e.exportName}`).join(', ')}` : '',
-    d.imports.length ? `imports ${d.imports.map((i) => `${i.namespace}/${i.localName} (from ${refText(i.from)})`).join(', ')}` : '',
-    d.pending.length ? `pending import requests ${d.pending.map(refText).join(', ')}` : '',
+    d.imports.length ? `imports ${d.imports.map((i) => `${i.namespace}/${i.localName} (from ${exportRefText(i.from)})`).join(', ')}` : '',
+    d.pending.length ? `pending import requests ${d.pending.map(exportRefText).join(', ')}` : '',
   ].filter(Boolean).join('; ');
 }
 
@@ -41,7 +39,7 @@ function describeDependents(d: UninstallDependents): string {
 function removalCommands(d: UninstallDependents, context: string): string[] {
   return [
     ...d.imports.map((i) => `kubectl meshfed unimport ${i.localName} --context ${context} -n ${i.namespace}`),
-    ...d.pending.map((p) => `kubectl meshfed unimport --context ${context} --export ${refText(p)}`),
+    ...d.pending.map((p) => `kubectl meshfed unimport --context ${context} --export ${exportRefText(p)}`),
     ...d.exports.map((e) => `kubectl meshfed unexport ${e.exportName} --context ${context} -n ${e.namespace}`),
   ];
 }

@@ -251,7 +251,8 @@ export function pendingServiceAccounts(snapshot: ConsumerSnapshot, ref: ExportRe
   return text ? text.split(',').filter(Boolean) : undefined;
 }
 
-function exportRefText(ref: ExportRef): string {
+/** `<provider>/<namespace>/<export>`: how messages, status and `--export` name an export of another cluster. */
+export function exportRefText(ref: ExportRef): string {
   return `${ref.providerClusterId}/${ref.namespace}/${ref.exportName}`;
 }
 

@@ -27,7 +27,7 @@ export {
 } from './consumer.js';
 export {
   admitImportRequest, bundleCredentials, directCredentials, RENEW_BEFORE_DAYS, canonicalJson, checkExchangeDocument, certificateFingerprint, createImportRequest, DEFAULT_BUNDLE_TTL_HOURS,
-  DEFAULT_REQUEST_TTL_HOURS, EXCHANGE_API_VERSION, parseExportBundle, parseImportRequest, pendingLocalName, pendingRequestOf, requestLocalName, pendingServiceAccounts, planCancelRequest, samePem, type PendingRequest,
+  DEFAULT_REQUEST_TTL_HOURS, EXCHANGE_API_VERSION, parseExportBundle, parseImportRequest, exportRefText, pendingLocalName, pendingRequestOf, requestLocalName, pendingServiceAccounts, planCancelRequest, samePem, type PendingRequest,
   pendingRequests, publishedRequest, publishedRequestName, publishedRequests, publishedRequestsIn, stalePublishedRequests, serializeDocument, claimedExport, importBeingRekeyed, trustedFederationCa, verifyBundleForImport, type BundleClaim, type ExportBundle,
   type ExportRef, type ImportRequest, type VerifiedBundle,
 } from './bundle.js';

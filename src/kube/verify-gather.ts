@@ -6,7 +6,7 @@
  */
 import { ClusterError, InputError } from '../errors.js';
 import {
-  bindingLabel, exportLabel, FEDERATION_CA_SECRET, importLabel, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, publishedRequestsIn, type ImportRecord, type PendingRequest,
+  bindingLabel, exportLabel, exportRefText, FEDERATION_CA_SECRET, importLabel, isDnsLabel, LABELS, MANAGED_BY, MANAGED_BY_LABEL, publishedRequestsIn, type ImportRecord, type PendingRequest,
 } from '../federation/index.js';
 import type { ProviderSide, SideSnapshot, VerifySnapshot } from '../federation/checks/index.js';
 import type { ClusterWriter } from './apply.js';
@@ -76,7 +76,7 @@ export async function findImport(writer: ClusterWriter, namespace: string, local
   if (!found) {
     const requests = await pendingRequestsFor(writer, namespace, localName);
     if (requests.length) {
-      const listed = requests.map((r) => `${r.providerClusterId}/${r.namespace}/${r.exportName}${r.expiresAt ? ` (expires ${r.expiresAt.slice(0, 10)})` : ''}`).join(', ');
+      const listed = requests.map((r) => `${exportRefText(r)}${r.expiresAt ? ` (expires ${r.expiresAt.slice(0, 10)})` : ''}`).join(', ');
       throw new InputError(`import "${localName}" does not exist in namespace "${namespace}" of context "${writer.contextName}" yet: an import request for ${listed} is pending`, {
         hint: 'the provider admits the request (kubectl meshfed admit --request <file> --bundle-out bundle.yaml); kubectl meshfed import --bundle bundle.yaml then completes the import, and verify checks it',
       });
